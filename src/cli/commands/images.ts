@@ -1,0 +1,14 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { ImgbuildError } from '../../errors.js';
+
+export default function register(program: Command, _ctx: CliContext): void {
+  program
+    .command('images')
+    .description('images (not implemented yet)')
+    .allowUnknownOption()
+    .argument('[args...]')
+    .action(() => {
+      throw new ImgbuildError('NOT_IMPLEMENTED', 'images is not implemented yet');
+    });
+}

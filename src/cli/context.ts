@@ -1,0 +1,19 @@
+/**
+ * What every command receives: the resolved store root, output streams and the cancellation
+ * signal wired to SIGINT/SIGTERM in main.ts. Commands never read globals or call process.exit.
+ */
+import type { Writable } from 'node:stream';
+import type { OciStore } from '../layers/store.js';
+
+export interface CliContext {
+  /** The store root after `--root` / IMGBUILD_ROOT / default resolution. */
+  root(): string;
+  /** Opens the image store lazily (creating it on first use). */
+  store(): Promise<OciStore>;
+  readonly stdout: Writable;
+  readonly stderr: Writable;
+  readonly env: NodeJS.ProcessEnv;
+  readonly signal: AbortSignal;
+  /** Whether stdout is a terminal (progress style, table widths). */
+  readonly isTTY: boolean;
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+/**
+ * The CLI entry point and the only place that formats errors and exits.
+ * Exit codes: the command's own status via ExitError; 1 for imgbuild errors; 2 for usage errors;
+ * 125 is reserved for `run` failures of imgbuild itself (the run command maps those).
+ */
+import { ExitError, isImgbuildError, type ImgbuildError } from '../errors.js';
+import type { CliContext } from './context.js';
+
+const HINTS: Partial<Record<ImgbuildError['code'], string>> = {
+  PERMISSION_DENIED: 'hint: run as root, or set up a user namespace (subuid/subgid) for rootless use',
+  UNAUTHORIZED: 'hint: log in with `imgbuild login <registry>`',
+};
+
+function describe(e: ImgbuildError): string {
+  const extra = (e as unknown as { location?: string }).location;
+  return `${e.code}: ${e.message}${extra ? ` (${extra})` : ''}`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.kill(process.pid, sig);
+    controller.abort(new Error(`received ${sig}`));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  let root: string | undefined;
+  let storePromise: Promise<import('../layers/store.js').OciStore> | undefined;
+  const { defaultRoot } = await import('../layers/store.js');
+  const ctx: CliContext = {
+    root: () => root ?? defaultRoot(process.env),
+    store: () => {
+      storePromise ??= import('../layers/store.js').then((m) => m.OciStore.open(ctx.root()));
+      return storePromise;
+    },
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    signal: controller.signal,
+    isTTY: Boolean(process.stdout.isTTY),
+  };
+  const { buildProgram, CommanderError } = await import('./index.js');
+  const program = buildProgram(ctx, (r) => {
+    root = r;
+  });
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof ExitError) return e.exitCode;
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    if (isImgbuildError(e)) {
+      process.stderr.write(`imgbuild: ${describe(e)}\n`);
+      const hint = HINTS[e.code];
+      if (hint) process.stderr.write(`${hint}\n`);
+      if (e.code === 'INTERNAL') process.stderr.write(`${e.stack ?? ''}\nThis is a bug in imgbuild; please report it with the output above.\n`);
+      return (e as unknown as { exitCode?: number }).exitCode ?? 1;
+    }
+    const err = e as NodeJS.ErrnoException;
+    if (err && typeof err.code === 'string' && typeof err.syscall === 'string') {
+      process.stderr.write(`imgbuild: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`imgbuild: INTERNAL: ${err?.stack ?? String(e)}\nThis is a bug in imgbuild; please report it with the output above.\n`);
+    return 1;
+  } finally {
+    if (storePromise) await storePromise.then((s) => s.release()).catch(() => {});
+  }
+}
+
+main(process.argv)
+  .catch((e: unknown) => {
+    process.stderr.write(`imgbuild: INTERNAL: ${String(e)}\n`);
+    return 1;
+  })
+  .then((code) => {
+    // Leave once output is flushed; a lingering handle (a lock refresher, a socket) must not keep us alive.
+    const flush = (): void => {
+      process.exit(code);
+    };
+    if (process.stdout.writableNeedDrain) process.stdout.once('drain', flush);
+    else setImmediate(flush);
+  });

@@ -1,0 +1,468 @@
+/**
+ * The local image store: an OCI image layout (`oci-layout`, `index.json`, `blobs/<alg>/<hex>`) with
+ * room beside it for snapshots and containers. Blobs are content-addressed and written through
+ * `ingest/` (temp file → verify size and digest → rename), read back through a verifying stream,
+ * and `index.json` is only rewritten atomically under a lock, so concurrent imgbuild processes never
+ * lose a tag. Garbage collection spares blobs that a live process may be about to reference (leases).
+ */
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, readdir, utimes, writeFile, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { homedir } from 'node:os';
+import type { Readable } from 'node:stream';
+import { createHasher, parseDigest, algorithmOf, hexOf, isDigest, type Digest, type Hasher } from './digest.js';
+import { isIndex, isImage, MediaTypes } from './media-types.js';
+import type { Descriptor, Index, Manifest } from './types.js';
+import { REF_NAME_ANNOTATION, IMAGE_NAME_ANNOTATION } from './types.js';
+import {
+  BlobNotFoundError,
+  CorruptStoreError,
+  DigestMismatchError,
+  SizeMismatchError,
+  StoreVersionError,
+} from './errors.js';
+import { VerifyingStream } from './verify.js';
+import { writeFileAtomic, withLock } from './atomic.js';
+import { ImgbuildError } from '../errors.js';
+
+/** The on-disk format this code writes and understands. Bump on incompatible layout changes. */
+export const STORE_VERSION = 1;
+
+export interface BlobWriter {
+  write(chunk: Uint8Array): Promise<void>;
+  /** Verifies and moves the blob into place; "already exists" is success. */
+  commit(size: number, expected: Digest): Promise<void>;
+  abort(): Promise<void>;
+  /** Bytes written so far, and the digest of them (valid once all bytes are written). */
+  readonly offset: number;
+  digest(): Digest;
+}
+
+export interface ImageStore {
+  readonly root: string;
+  info(d: Digest): Promise<{ digest: Digest; size: number } | undefined>;
+  reader(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Readable>;
+  writer(ref: string, opts?: { expected?: Digest; total?: number }): Promise<BlobWriter>;
+  delete(d: Digest): Promise<void>;
+  resolve(ref: string): Promise<Descriptor | undefined>;
+  tag(ref: string, desc: Descriptor): Promise<void>;
+  gc(): Promise<{ removed: Digest[]; bytes: number }>;
+}
+
+export interface IndexEntry {
+  /** Full normalised reference, or undefined for an untagged (dangling) image kept in the store. */
+  ref?: string;
+  descriptor: Descriptor;
+}
+
+/** Resolves the store root: explicit option, then IMGBUILD_ROOT, then the per-user default. */
+export function defaultRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.IMGBUILD_ROOT) return env.IMGBUILD_ROOT;
+  if (process.getuid?.() === 0) return '/var/lib/imgbuild';
+  const xdg = env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share');
+  return join(xdg, 'imgbuild');
+}
+
+function blobPath(root: string, d: Digest): string {
+  return join(root, 'blobs', algorithmOf(d), hexOf(d));
+}
+
+class FileBlobWriter implements BlobWriter {
+  private readonly hasher: Hasher;
+  private n = 0;
+  private closed = false;
+
+  constructor(
+    private readonly store: OciStore,
+    private readonly path: string,
+    private readonly out: WriteStream,
+    private readonly opts: { expected?: Digest; total?: number },
+  ) {
+    this.hasher = createHasher(opts.expected ? algorithmOf(opts.expected) : 'sha256');
+  }
+
+  get offset(): number {
+    return this.n;
+  }
+
+  digest(): Digest {
+    return this.hasher.digest();
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.hasher.update(chunk);
+    this.n += chunk.length;
+    if (this.opts.total !== undefined && this.n > this.opts.total) {
+      await this.abort();
+      throw new SizeMismatchError(this.opts.total, this.n, this.opts.expected ?? 'blob');
+    }
+    if (!this.out.write(chunk)) await new Promise<void>((res, rej) => {
+      const onErr = (e: Error): void => rej(e);
+      this.out.once('error', onErr);
+      this.out.once('drain', () => { this.out.off('error', onErr); res(); });
+    });
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await new Promise<void>((res, rej) => this.out.end((e?: Error | null) => (e ? rej(e) : res())));
+  }
+
+  async commit(size: number, expected: Digest): Promise<void> {
+    await this.close();
+    const actual = this.hasher.digest();
+    try {
+      if (this.n !== size) throw new SizeMismatchError(size, this.n, expected);
+      if (actual !== expected) throw new DigestMismatchError(expected, actual, this.n, 'blob');
+      const fh = await open(this.path, 'r');
+      await fh.sync().finally(() => fh.close());
+      await this.store.place(this.path, expected);
+    } finally {
+      await rm(this.path, { force: true });
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.close().catch(() => {});
+    await rm(this.path, { force: true });
+  }
+}
+
+export class OciStore implements ImageStore {
+  private readonly leaseFile: string;
+  private leased = false;
+
+  private constructor(readonly root: string) {
+    this.leaseFile = join(root, 'leases', `${process.pid}-${randomBytes(4).toString('hex')}`);
+  }
+
+  /** Opens (creating when missing) the store at `root`; refuses a store written by a newer version. */
+  static async open(root: string): Promise<OciStore> {
+    const s = new OciStore(root);
+    await s.init();
+    return s;
+  }
+
+  private async init(): Promise<void> {
+    const versionFile = join(this.root, 'imgbuild.json');
+    let existing: string | undefined;
+    try {
+      existing = await readFile(versionFile, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (existing !== undefined) {
+      let v: unknown;
+      try {
+        v = (JSON.parse(existing) as { version?: unknown }).version;
+      } catch (e) {
+        throw new CorruptStoreError(versionFile, 'not valid JSON', { cause: e });
+      }
+      if (typeof v !== 'number') throw new CorruptStoreError(versionFile, 'missing numeric "version"');
+      if (v > STORE_VERSION) throw new StoreVersionError(this.root, v, STORE_VERSION);
+      return;
+    }
+    for (const d of ['blobs/sha256', 'ingest', 'leases']) await mkdir(join(this.root, d), { recursive: true });
+    await withLock(join(this.root, 'index.json'), async () => {
+      try {
+        await stat(join(this.root, 'index.json'));
+      } catch {
+        await writeFileAtomic(join(this.root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+        await writeFileAtomic(join(this.root, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: [] }));
+      }
+      await writeFileAtomic(versionFile, JSON.stringify({ version: STORE_VERSION }));
+    });
+  }
+
+  /** Marks this process as one that may reference fresh blobs, so a concurrent gc spares them. */
+  private async lease(): Promise<void> {
+    if (this.leased) return;
+    await mkdir(join(this.root, 'leases'), { recursive: true });
+    await writeFile(this.leaseFile, String(process.pid));
+    this.leased = true;
+  }
+
+  /** Drops this process's lease (call when an operation that wrote blobs has tagged what it needs). */
+  async release(): Promise<void> {
+    if (!this.leased) return;
+    this.leased = false;
+    await rm(this.leaseFile, { force: true });
+  }
+
+  blobPath(d: Digest): string {
+    return blobPath(this.root, d);
+  }
+
+  async info(d: Digest): Promise<{ digest: Digest; size: number } | undefined> {
+    try {
+      const st = await stat(blobPath(this.root, d));
+      return { digest: d, size: st.size };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async reader(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Readable> {
+    const p = blobPath(this.root, desc.digest);
+    try {
+      await stat(p);
+    } catch {
+      throw new BlobNotFoundError(desc.digest);
+    }
+    return createReadStream(p).pipe(new VerifyingStream(desc.digest, desc.size));
+  }
+
+  /** Reads a whole (small) blob and verifies it. */
+  async read(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Buffer> {
+    const p = blobPath(this.root, desc.digest);
+    let data: Buffer;
+    try {
+      data = await readFile(p);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobNotFoundError(desc.digest);
+      throw e;
+    }
+    if (desc.size >= 0 && data.length !== desc.size) throw new SizeMismatchError(desc.size, data.length, desc.digest);
+    const h = createHasher(algorithmOf(desc.digest));
+    h.update(data);
+    const actual = h.digest();
+    if (actual !== desc.digest) throw new DigestMismatchError(desc.digest, actual, data.length, `blob ${p}`);
+    return data;
+  }
+
+  async writer(_ref: string, opts: { expected?: Digest; total?: number } = {}): Promise<BlobWriter> {
+    await this.lease();
+    const path = join(this.root, 'ingest', `${process.pid}-${randomBytes(8).toString('hex')}`);
+    await mkdir(join(this.root, 'ingest'), { recursive: true });
+    const out = createWriteStream(path, { flags: 'wx' });
+    await new Promise<void>((res, rej) => { out.once('open', () => res()); out.once('error', rej); });
+    return new FileBlobWriter(this, path, out, opts);
+  }
+
+  /** Writes a whole buffer as a blob and returns its descriptor. */
+  async put(data: Uint8Array, mediaType: string): Promise<Descriptor> {
+    const h = createHasher('sha256');
+    h.update(data);
+    const digest = h.digest();
+    if (await this.info(digest)) {
+      await this.touch(digest);
+      return { mediaType, digest, size: data.length };
+    }
+    const w = await this.writer(digest);
+    await w.write(data);
+    await w.commit(data.length, digest);
+    return { mediaType, digest, size: data.length };
+  }
+
+  /** Moves a verified ingest file into `blobs/`; internal to writers. */
+  async place(tmp: string, d: Digest): Promise<void> {
+    await this.lease();
+    const dest = blobPath(this.root, d);
+    await mkdir(join(this.root, 'blobs', algorithmOf(d)), { recursive: true });
+    if (await this.info(d)) {
+      await this.touch(d);
+      return;
+    }
+    await rename(tmp, dest);
+  }
+
+  private async touch(d: Digest): Promise<void> {
+    const now = new Date();
+    await utimes(blobPath(this.root, d), now, now).catch(() => {});
+  }
+
+  async delete(d: Digest): Promise<void> {
+    await rm(blobPath(this.root, d), { force: true });
+  }
+
+  async readIndex(): Promise<Index> {
+    const p = join(this.root, 'index.json');
+    let text: string;
+    try {
+      text = await readFile(p, 'utf8');
+    } catch (e) {
+      throw new CorruptStoreError(p, (e as Error).message, { cause: e });
+    }
+    let idx: Index;
+    try {
+      idx = JSON.parse(text) as Index;
+    } catch (e) {
+      throw new CorruptStoreError(p, 'not valid JSON', { cause: e });
+    }
+    if (!idx || !Array.isArray(idx.manifests)) throw new CorruptStoreError(p, 'no "manifests" array');
+    return idx;
+  }
+
+  /** One read-modify-write of index.json under the store lock. */
+  async updateIndex(fn: (entries: Descriptor[]) => Descriptor[] | Promise<Descriptor[]>): Promise<void> {
+    const p = join(this.root, 'index.json');
+    await withLock(p, async () => {
+      const idx = await this.readIndex();
+      const manifests = await fn(idx.manifests.slice());
+      await writeFileAtomic(p, JSON.stringify({ ...idx, manifests }, null, 0));
+    });
+  }
+
+  async list(): Promise<IndexEntry[]> {
+    const idx = await this.readIndex();
+    return idx.manifests.map((descriptor) => {
+      const ref = descriptor.annotations?.[IMAGE_NAME_ANNOTATION] ?? descriptor.annotations?.[REF_NAME_ANNOTATION];
+      return ref !== undefined ? { ref, descriptor } : { descriptor };
+    });
+  }
+
+  /** `ref` is a full normalised reference (`docker.io/library/busybox:latest`). */
+  async resolve(ref: string): Promise<Descriptor | undefined> {
+    const all = await this.list();
+    return all.find((e) => e.ref === ref)?.descriptor;
+  }
+
+  async tag(ref: string, desc: Descriptor): Promise<void> {
+    const annotations = { ...(desc.annotations ?? {}) };
+    delete annotations[REF_NAME_ANNOTATION];
+    delete annotations[IMAGE_NAME_ANNOTATION];
+    const entry: Descriptor = {
+      mediaType: desc.mediaType,
+      digest: desc.digest,
+      size: desc.size,
+      ...(desc.platform ? { platform: desc.platform } : {}),
+      annotations: { ...annotations, [IMAGE_NAME_ANNOTATION]: ref, [REF_NAME_ANNOTATION]: ref },
+    };
+    await this.updateIndex((ms) => {
+      const out = ms.filter((m) => refOf(m) !== ref && !(refOf(m) === undefined && m.digest === desc.digest));
+      out.push(entry);
+      return out;
+    });
+  }
+
+  /** Keeps an untagged image (a build without -t) alive until pruned, like Docker's dangling images. */
+  async keepUntagged(desc: Descriptor): Promise<void> {
+    await this.updateIndex((ms) => {
+      if (ms.some((m) => m.digest === desc.digest)) return ms;
+      return [...ms, { mediaType: desc.mediaType, digest: desc.digest, size: desc.size }];
+    });
+  }
+
+  /** Removes a tag; returns the descriptor it pointed at. */
+  async untag(ref: string): Promise<Descriptor | undefined> {
+    let removed: Descriptor | undefined;
+    await this.updateIndex((ms) => ms.filter((m) => {
+      if (refOf(m) === ref) {
+        removed = m;
+        return false;
+      }
+      return true;
+    }));
+    return removed;
+  }
+
+  /** Removes every index entry for a manifest digest (tagged or not). */
+  async removeManifest(d: Digest): Promise<Descriptor[]> {
+    const removed: Descriptor[] = [];
+    await this.updateIndex((ms) => ms.filter((m) => {
+      if (m.digest === d) {
+        removed.push(m);
+        return false;
+      }
+      return true;
+    }));
+    return removed;
+  }
+
+  /** Digests reachable from a manifest or index (itself included), read from the store. */
+  async reachable(root: Descriptor, into = new Set<Digest>()): Promise<Set<Digest>> {
+    if (into.has(root.digest)) return into;
+    into.add(root.digest);
+    if (!(await this.info(root.digest))) return into;
+    if (isIndex(root.mediaType) || isImage(root.mediaType)) {
+      let doc: Manifest & Index;
+      try {
+        doc = JSON.parse((await this.read(root)).toString('utf8')) as Manifest & Index;
+      } catch {
+        return into; // a corrupt manifest keeps what it names unknown; gc must not guess
+      }
+      if (Array.isArray(doc.manifests)) for (const m of doc.manifests) await this.reachable(m, into);
+      if (doc.config) into.add(doc.config.digest);
+      if (Array.isArray(doc.layers)) for (const l of doc.layers) into.add(l.digest);
+      if (doc.subject) into.add(doc.subject.digest);
+    }
+    return into;
+  }
+
+  /** The earliest start of a live process's lease; blobs newer than it are spared by gc. */
+  private async oldestLiveLease(): Promise<number | undefined> {
+    let oldest: number | undefined;
+    let names: string[] = [];
+    try {
+      names = await readdir(join(this.root, 'leases'));
+    } catch {
+      return undefined;
+    }
+    for (const n of names) {
+      const p = join(this.root, 'leases', n);
+      const pid = Number(n.split('-')[0]);
+      if (pid === process.pid && p !== this.leaseFile) continue;
+      if (!isAlive(pid)) {
+        await rm(p, { force: true });
+        continue;
+      }
+      if (p === this.leaseFile) continue;
+      const st = await stat(p).catch(() => undefined);
+      if (st && (oldest === undefined || st.mtimeMs < oldest)) oldest = st.mtimeMs;
+    }
+    return oldest;
+  }
+
+  /** Removes blobs that no index entry reaches, and stale ingest files of dead processes. */
+  async gc(opts: { keep?: Iterable<Digest> } = {}): Promise<{ removed: Digest[]; bytes: number }> {
+    const removed: Digest[] = [];
+    let bytes = 0;
+    await withLock(join(this.root, 'index.json'), async () => {
+      const idx = await this.readIndex();
+      const live = new Set<Digest>(opts.keep ?? []);
+      for (const m of idx.manifests) await this.reachable(m, live);
+      const since = await this.oldestLiveLease();
+      for (const alg of await readdir(join(this.root, 'blobs')).catch(() => [] as string[])) {
+        for (const hex of await readdir(join(this.root, 'blobs', alg))) {
+          const d = `${alg}:${hex}`;
+          if (!isDigest(d) || live.has(d as Digest)) continue;
+          const p = join(this.root, 'blobs', alg, hex);
+          const st = await stat(p).catch(() => undefined);
+          if (!st) continue;
+          if (since !== undefined && st.mtimeMs >= since - 1000) continue;
+          await rm(p, { force: true });
+          removed.push(parseDigest(d));
+          bytes += st.size;
+        }
+      }
+      for (const n of await readdir(join(this.root, 'ingest')).catch(() => [] as string[])) {
+        const pid = Number(n.split('-')[0]);
+        if (!isAlive(pid)) {
+          const p = join(this.root, 'ingest', n);
+          const st = await stat(p).catch(() => undefined);
+          bytes += st?.size ?? 0;
+          await rm(p, { force: true });
+        }
+      }
+    });
+    return { removed, bytes };
+  }
+}
+
+export function refOf(d: Descriptor): string | undefined {
+  return d.annotations?.[IMAGE_NAME_ANNOTATION] ?? d.annotations?.[REF_NAME_ANNOTATION];
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
