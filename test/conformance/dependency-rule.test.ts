@@ -1,0 +1,59 @@
+/**
+ * Enforces DESIGN.md's dependency rule on the source tree:
+ * cli → builder/containers → overlay → layers; runner depends on nothing internal (but errors.ts);
+ * overlay may import runner/spec.ts for types only; nothing imports cli.
+ */
+import { describe, expect, it } from 'vitest';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative, dirname, resolve } from 'node:path';
+
+const SRC = join(import.meta.dirname, '..', '..', 'src');
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+function area(file: string): string {
+  const rel = relative(SRC, file).split('/');
+  return rel.length === 1 ? 'root' : rel[0]!;
+}
+
+// Which areas each area may import (besides itself and src/errors.ts).
+const ALLOWED: Record<string, string[]> = {
+  layers: [],
+  runner: [],
+  overlay: ['layers'],
+  containers: ['overlay', 'layers', 'runner'],
+  builder: ['overlay', 'layers', 'runner', 'containers'],
+  cli: ['builder', 'containers', 'overlay', 'layers', 'runner', 'root'],
+  root: ['builder', 'containers', 'overlay', 'layers', 'runner'],
+};
+
+describe('dependency rule', () => {
+  const all = files(SRC);
+  it('finds the source tree', () => {
+    expect(all.length).toBeGreaterThan(5);
+  });
+  for (const f of all) {
+    const from = area(f);
+    it(`${relative(SRC, f)} imports only what ${from} may`, () => {
+      const text = readFileSync(f, 'utf8');
+      const bad: string[] = [];
+      for (const m of text.matchAll(/(import|export)\s+(type\s+)?[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g)) {
+        const spec = m[3] ?? m[4]!;
+        const typeOnly = Boolean(m[2]);
+        const target = resolve(dirname(f), spec).replace(/\.js$/, '.ts');
+        const rel = relative(SRC, target);
+        if (rel === 'errors.ts') continue;
+        const to = area(target);
+        if (to === from) continue;
+        if (from === 'overlay' && to === 'runner' && typeOnly && rel === 'runner/spec.ts') continue;
+        if (!(ALLOWED[from] ?? []).includes(to)) bad.push(`${spec} (${to})`);
+      }
+      expect(bad, `forbidden imports in ${relative(SRC, f)}`).toEqual([]);
+    });
+  }
+});
