@@ -1,0 +1,92 @@
+/**
+ * The sandbox specification: a strict subset of the OCI runtime-spec `config.json` vocabulary, so
+ * that a runc/crun backend can consume the same data (see oci-config.ts). Snapshotters return
+ * `Mount[]` and never mount; the runner consumes them.
+ */
+
+export interface Mount {
+  type: 'overlay' | 'bind' | 'tmpfs' | 'proc' | 'sysfs' | 'devpts' | 'mqueue';
+  source: string;
+  target?: string;
+  options: string[];
+  /**
+   * Directory the mount is performed from: overlay snapshotters give RELATIVE lowerdir/upperdir/
+   * workdir paths (resolved against `<overlay root>/snapshots`) to stay under the mount-data
+   * page limit; the helper chdir()s here before mount(2).
+   */
+  cwd?: string;
+}
+
+export interface IdMap {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
+export interface Rlimit {
+  /** runtime-spec name, e.g. `RLIMIT_NOFILE`. */
+  type: string;
+  soft: number;
+  hard: number;
+}
+
+export type NamespaceKind = 'user' | 'mount' | 'pid' | 'ipc' | 'uts' | 'net' | 'cgroup';
+
+export interface ProcessSpec {
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number; additionalGids?: number[] };
+  noNewPrivileges?: boolean;
+  rlimits?: Rlimit[];
+  /** Capabilities kept (names like `CAP_CHOWN`); default: Docker's default set. */
+  capabilities?: string[];
+  /** Allocate a pseudo-terminal for stdin/stdout/stderr (`-t`). */
+  terminal?: boolean;
+}
+
+export interface SandboxSpec {
+  process: ProcessSpec;
+  /** Mounts that make up `/` (straight from Snapshotter.prepare()); mounted in order on the rootfs dir. */
+  rootfs: Mount[];
+  mounts: (Mount & { destination: string })[];
+  namespaces: NamespaceKind[];
+  uidMappings?: IdMap[];
+  gidMappings?: IdMap[];
+  hostname?: string;
+  readonlyRootfs?: boolean;
+  /** Paths hidden (bind of /dev/null, or an empty read-only tmpfs for dirs). Omitted: DEFAULT_MASKED_PATHS. */
+  maskedPaths?: string[];
+  /** Paths remounted read-only. Omitted: DEFAULT_READONLY_PATHS. */
+  readonlyPaths?: string[];
+  /** Join this network namespace (e.g. /run/netns/x) instead of creating one. */
+  netnsPath?: string;
+  /** cgroup dirs the process is placed in before exec (v1: one per controller; v2: one). */
+  cgroupPaths?: string[];
+  /** A minimal reaper runs as pid 1 and the app as its child (`--init`). */
+  init?: boolean;
+}
+
+/** Default masked paths (as Docker's, moby oci/defaults.go). */
+export const DEFAULT_MASKED_PATHS: readonly string[] = [
+  '/proc/acpi',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
+];
+
+/** Default read-only paths. */
+export const DEFAULT_READONLY_PATHS: readonly string[] = [
+  '/proc/asound',
+  '/proc/bus',
+  '/proc/fs',
+  '/proc/irq',
+  '/proc/sys',
+  '/proc/sysrq-trigger',
+];
