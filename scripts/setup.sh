@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what imgbuild and its tests need on a fresh Debian 12 machine (as root), then builds
+# with `npm ci` (TypeScript to dist/, the native sandbox helper with the system C compiler).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+PACKAGES=(build-essential busybox-static skopeo umoci docker-registry buildah podman runc oci-image-tool
+  zstd pigz iproute2 iptables uidmap apache2-utils jq attr hyperfine util-linux)
+missing=()
+for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "setup: missing Debian packages (${missing[*]}); run as root" >&2; exit 1; fi
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ "${IMGBUILD_FORCE_NPM_CI:-}" = 1 ]; then
+  npm ci --no-audit --no-fund
+else
+  npm run -s build
+fi
