@@ -1,14 +1,84 @@
+/**
+ * `imgbuild history IMAGE`: the image's build steps newest first, as Docker shows them
+ * (IMAGE CREATED CREATED BY SIZE COMMENT). Only the top step carries the image id; earlier steps
+ * are `<missing>` because their intermediate images are not kept, exactly as with pulled images.
+ */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+interface Opts {
+  noTrunc?: boolean;
+  quiet?: boolean;
+  human?: boolean;
+  format?: string;
+}
+
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('history')
-    .description('history (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'history is not implemented yet');
+    .description('show the history of an image')
+    .argument('<image>')
+    .option('--no-trunc', 'do not truncate output')
+    .option('-q, --quiet', 'only show image ids')
+    .option('-H, --human [bool]', 'print sizes and dates in human readable format (default true)', (v: string) => v !== 'false', true)
+    .option('--format <format>', "output format: 'table' (default) or 'json'")
+    .action(async (input: string, opts: Opts) => {
+      const { findImage, imageId } = await import('../../layers/image.js');
+      const { formatSize, formatAgo, shortId, ellipsis, table } = await import('../format.js');
+      const { InvalidArgumentError } = await import('../../errors.js');
+      const format = opts.format ?? 'table';
+      if (format !== 'table' && format !== 'json') throw new InvalidArgumentError(`unsupported --format ${JSON.stringify(format)}: use table or json`);
+      const store = await ctx.store();
+      const img = await findImage(store, input);
+      const layers = img.manifest.layers;
+      let history = img.config.history ?? [];
+      if (history.length === 0) history = layers.map(() => ({}));
+      let li = 0;
+      const steps = history.map((h) => {
+        const layer = h.empty_layer ? undefined : layers[li++];
+        return { h, size: layer?.size ?? 0 };
+      });
+      steps.reverse();
+      const id = imageId(img);
+      const rows = steps.map((s, i) => ({
+        id: i === 0 ? id : '<missing>',
+        created: s.h.created,
+        createdBy: s.h.created_by ?? '',
+        size: s.size,
+        comment: s.h.comment ?? '',
+      }));
+      const human = opts.human !== false;
+      const idOf = (v: string): string => (v === '<missing>' || opts.noTrunc ? v : shortId(v));
+      if (opts.quiet) {
+        for (const r of rows) ctx.stdout.write(`${idOf(r.id)}\n`);
+        return;
+      }
+      if (format === 'json') {
+        for (const r of rows) {
+          ctx.stdout.write(
+            `${JSON.stringify({
+              Comment: r.comment,
+              CreatedAt: r.created ?? '',
+              CreatedBy: r.createdBy,
+              CreatedSince: formatAgo(r.created),
+              ID: idOf(r.id),
+              Size: human ? formatSize(r.size) : String(r.size),
+            })}\n`,
+          );
+        }
+        return;
+      }
+      ctx.stdout.write(
+        table([
+          ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
+          ...rows.map((r) => [
+            idOf(r.id),
+            human ? formatAgo(r.created) : (r.created ?? ''),
+            opts.noTrunc ? r.createdBy : ellipsis(r.createdBy.replace(/\s+/g, ' '), 45),
+            human ? formatSize(r.size) : String(r.size),
+            r.comment,
+          ]),
+        ]),
+      );
     });
 }

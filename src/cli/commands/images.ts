@@ -1,14 +1,105 @@
+/**
+ * `imgbuild images [REPOSITORY[:TAG]]`: the local images as Docker lists them
+ * (REPOSITORY TAG IMAGE ID CREATED SIZE), newest first; `-q` ids only, `--digests` adds the manifest
+ * digest, `--format json` prints one JSON object per line with Docker's field names.
+ */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+interface Opts {
+  quiet?: boolean;
+  digests?: boolean;
+  noTrunc?: boolean;
+  all?: boolean;
+  format?: string;
+}
+
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('images')
-    .description('images (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'images is not implemented yet');
+    .alias('image-ls')
+    .description('list images in the local store')
+    .argument('[repository]', 'only images of this repository (optionally with :tag)')
+    .option('-q, --quiet', 'only show image ids')
+    .option('--digests', 'show manifest digests')
+    .option('--no-trunc', 'do not truncate ids')
+    .option('-a, --all', 'show all images (accepted for compatibility; there are no intermediate images)')
+    .option('--format <format>', "output format: 'table' (default) or 'json'")
+    .action(async (repository: string | undefined, opts: Opts) => {
+      const { listImages, imageSize, imageId } = await import('../../layers/image.js');
+      const { parseReference, familiarName, repositoryName } = await import('../../layers/reference.js');
+      const { formatSize, formatAgo, shortId, table } = await import('../format.js');
+      const { InvalidArgumentError } = await import('../../errors.js');
+      const format = opts.format ?? 'table';
+      if (format !== 'table' && format !== 'json') throw new InvalidArgumentError(`unsupported --format ${JSON.stringify(format)}: use table or json`);
+      const store = await ctx.store();
+      let filter: { repo: string; tag?: string } | undefined;
+      if (repository) {
+        const r = parseReference(repository);
+        const explicitTag = /:[\w][\w.-]*$/.test(repository.split('/').pop() ?? '');
+        filter = { repo: repositoryName(r), ...(explicitTag && r.tag ? { tag: r.tag } : {}) };
+      }
+      const rows: { repo: string; tag: string; digest: string; id: string; created?: string; size: number }[] = [];
+      for (const li of await listImages(store)) {
+        if (!li.image) {
+          ctx.stderr.write(`imgbuild: warning: cannot read image ${li.entry.ref ?? li.entry.descriptor.digest}: ${li.error?.message ?? 'unknown error'}\n`);
+          continue;
+        }
+        let repo = '<none>';
+        let tag = '<none>';
+        if (li.entry.ref) {
+          const r = parseReference(li.entry.ref);
+          if (filter && (repositoryName(r) !== filter.repo || (filter.tag !== undefined && r.tag !== filter.tag))) continue;
+          repo = familiarName(r);
+          tag = r.tag ?? '<none>';
+        } else if (filter) continue;
+        const created = li.image.config.created;
+        rows.push({
+          repo,
+          tag,
+          digest: li.entry.descriptor.digest,
+          id: imageId(li.image),
+          ...(created !== undefined ? { created } : {}),
+          size: imageSize(li.image),
+        });
+      }
+      rows.sort((a, b) => (Date.parse(b.created ?? '') || 0) - (Date.parse(a.created ?? '') || 0) || a.repo.localeCompare(b.repo) || a.tag.localeCompare(b.tag));
+      const idOf = (id: string): string => (opts.noTrunc ? id : shortId(id));
+      if (opts.quiet) {
+        const seen = new Set<string>();
+        for (const r of rows) {
+          if (seen.has(r.id)) continue;
+          seen.add(r.id);
+          ctx.stdout.write(`${idOf(r.id)}\n`);
+        }
+        return;
+      }
+      if (format === 'json') {
+        for (const r of rows) {
+          ctx.stdout.write(
+            `${JSON.stringify({
+              Containers: 'N/A',
+              CreatedAt: r.created ?? '',
+              CreatedSince: formatAgo(r.created),
+              Digest: r.digest,
+              ID: idOf(r.id),
+              Repository: r.repo,
+              SharedSize: 'N/A',
+              Size: formatSize(r.size),
+              Tag: r.tag,
+              UniqueSize: 'N/A',
+              VirtualSize: formatSize(r.size),
+            })}\n`,
+          );
+        }
+        return;
+      }
+      const header = ['REPOSITORY', 'TAG', ...(opts.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
+      ctx.stdout.write(
+        table([
+          header,
+          ...rows.map((r) => [r.repo, r.tag, ...(opts.digests ? [r.digest] : []), idOf(r.id), formatAgo(r.created), formatSize(r.size)]),
+        ]),
+      );
     });
 }

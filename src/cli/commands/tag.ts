@@ -1,14 +1,21 @@
+/** `imgbuild tag SOURCE TARGET`: gives an image another name (an index.json entry). */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('tag')
-    .description('tag (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'tag is not implemented yet');
+    .description('create a tag TARGET that refers to SOURCE')
+    .argument('<source>', 'image name, name@digest or image id')
+    .argument('<target>', 'new name[:tag]')
+    .action(async (source: string, target: string) => {
+      const { findImage } = await import('../../layers/image.js');
+      const { parseReference, formatReference } = await import('../../layers/reference.js');
+      const { InvalidReferenceError } = await import('../../layers/errors.js');
+      const dest = parseReference(target);
+      if (dest.digest) throw new InvalidReferenceError(target, 'a tag cannot contain a digest');
+      const store = await ctx.store();
+      const img = await findImage(store, source);
+      await store.tag(formatReference(dest), img.indexDescriptor ?? img.descriptor);
     });
 }
