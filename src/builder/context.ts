@@ -1,0 +1,147 @@
+/**
+ * The build context on the host: `.dockerignore` filtering and content hashing of the files a
+ * COPY/ADD reads. Hashes are blake3 and kept in a stat cache (dev, ino, size, mtime, ctime → hash)
+ * under `<root>/cache/build/`, so a rebuild with an unchanged context stats files but never reads
+ * their contents.
+ */
+import { open, readFile, mkdir, lstat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { join, dirname } from 'node:path';
+import dockerignoreModule from '@balena/dockerignore';
+import { createHasher, type Digest } from '../layers/digest.js';
+import { writeFileAtomic } from '../layers/atomic.js';
+
+export interface StatCacheEntry { dev: number; ino: number; size: number; mtime: number; ctime: number; hash: Digest }
+
+/** Files at most this big are hashed from one read; larger ones are streamed in chunks. */
+const WHOLE_READ_LIMIT = 4 << 20;
+
+export async function hashFile(path: string): Promise<Digest> {
+  const h = createHasher('blake3');
+  const fh = await open(path, 'r');
+  try {
+    const st = await fh.stat();
+    if (st.size <= WHOLE_READ_LIMIT) {
+      h.update(await fh.readFile());
+    } else {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        h.update(buf.subarray(0, bytesRead));
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return h.digest();
+}
+
+/**
+ * A persistent map from a file's identity and times to its content hash. A file whose inode,
+ * size, mtime and ctime are unchanged is not read again (git's index and BuildKit's contenthash
+ * use the same idea); ctime catches in-place rewrites that restore the mtime.
+ */
+export class StatCache {
+  private entries = new Map<string, StatCacheEntry>();
+  private dirty = false;
+  hits = 0;
+  misses = 0;
+
+  private constructor(private readonly file: string | undefined) {}
+
+  static async open(file: string | undefined): Promise<StatCache> {
+    const c = new StatCache(file);
+    if (file) {
+      try {
+        const data = JSON.parse(await readFile(file, 'utf8')) as Record<string, StatCacheEntry>;
+        c.entries = new Map(Object.entries(data));
+      } catch {
+        // missing or unreadable: start empty (the cache only saves work)
+      }
+    }
+    return c;
+  }
+
+  async hash(path: string, st: Stats): Promise<Digest> {
+    const e = this.entries.get(path);
+    if (e && e.dev === st.dev && e.ino === st.ino && e.size === st.size && e.mtime === st.mtimeMs && e.ctime === st.ctimeMs) {
+      this.hits++;
+      return e.hash;
+    }
+    this.misses++;
+    const hash = await hashFile(path);
+    this.entries.set(path, { dev: st.dev, ino: st.ino, size: st.size, mtime: st.mtimeMs, ctime: st.ctimeMs, hash });
+    this.dirty = true;
+    return hash;
+  }
+
+  async save(): Promise<void> {
+    if (!this.file || !this.dirty) return;
+    await mkdir(dirname(this.file), { recursive: true });
+    await writeFileAtomic(this.file, JSON.stringify(Object.fromEntries(this.entries)));
+    this.dirty = false;
+  }
+}
+
+type IgnoreFactory = (o?: { ignorecase?: boolean }) => { add(p: string[]): { ignores(p: string): boolean } };
+/** The CommonJS factory of @balena/dockerignore (its typings declare a default export it nests). */
+const dockerignore: IgnoreFactory = ((dockerignoreModule as unknown as { default?: IgnoreFactory }).default
+  ?? (dockerignoreModule as unknown as IgnoreFactory));
+
+/** A matcher of Docker ignore patterns (also used for COPY --exclude). */
+export function patternMatcher(patterns: string[]): { ignores(p: string): boolean } {
+  return dockerignore({ ignorecase: false }).add(patterns);
+}
+
+/** Matches context-relative paths against `.dockerignore` patterns (Docker's pattern rules). */
+export interface IgnoreMatcher {
+  /** True when `rel` (slash-separated, relative to the context root, no leading `./`) is excluded. */
+  ignores(rel: string): boolean;
+  /** True when some exception (`!pattern`) exists, so an excluded dir may still hold included files. */
+  readonly hasExceptions: boolean;
+}
+
+export function ignoreMatcher(patterns: string[]): IgnoreMatcher {
+  const clean = patterns
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => {
+      const neg = l.startsWith('!');
+      let p = neg ? l.slice(1).trim() : l;
+      p = p.replace(/^\/+/, '').replace(/^(\.\/)+/, '');
+      return neg ? `!${p}` : p;
+    })
+    .filter((l) => l !== '' && l !== '!');
+  if (clean.length === 0) return { ignores: () => false, hasExceptions: false };
+  const ig = dockerignore({ ignorecase: false }).add(clean);
+  return { ignores: (rel: string) => rel !== '' && ig.ignores(rel), hasExceptions: clean.some((p) => p.startsWith('!')) };
+}
+
+/** Reads `<context>/.dockerignore` (or `<Dockerfile>.dockerignore` when given) into a matcher. */
+export async function loadIgnore(contextDir: string, dockerfilePath?: string): Promise<IgnoreMatcher> {
+  const candidates = dockerfilePath ? [`${dockerfilePath}.dockerignore`, join(contextDir, '.dockerignore')] : [join(contextDir, '.dockerignore')];
+  for (const f of candidates) {
+    try {
+      return ignoreMatcher((await readFile(f, 'utf8')).split(/\r?\n/));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+  return ignoreMatcher([]);
+}
+
+/** The host-side build context handed to COPY/ADD. */
+export interface BuildContext {
+  /** Absolute host path of the context root; undefined for a context-less build (`-` Dockerfile). */
+  dir: string | undefined;
+  ignore: IgnoreMatcher;
+  stat: StatCache;
+}
+
+export async function openContext(dir: string | undefined, o: { cacheDir?: string; dockerfilePath?: string } = {}): Promise<BuildContext> {
+  const ignore = dir ? await loadIgnore(dir, o.dockerfilePath) : ignoreMatcher([]);
+  const stat = await StatCache.open(o.cacheDir ? join(o.cacheDir, 'stat-cache.json') : undefined);
+  if (dir) await lstat(dir);
+  return { dir, ignore, stat };
+}

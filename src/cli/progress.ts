@@ -1,0 +1,156 @@
+/**
+ * Build progress on the terminal. Two views:
+ *  - plain: one line per event, BuildKit style (`#3 [build 2/4] RUN make`, prefixed output lines,
+ *    `#3 CACHED`, `#3 DONE 0.3s`), suitable for logs and CI;
+ *  - tty: one line per running step with its elapsed time, redrawn in place; output lines of a
+ *    step are printed above the live block so nothing is lost, and finished steps stay as one line.
+ * `quiet` prints nothing. Library code never imports this: it reports through callbacks that the
+ * CLI maps onto these tasks.
+ */
+import type { Writable } from 'node:stream';
+
+export type ProgressMode = 'auto' | 'tty' | 'plain' | 'quiet';
+
+export interface ProgressTask {
+  log(line: string): void;
+  update(detail: string): void;
+  done(note?: string): void;
+  fail(msg?: string): void;
+}
+
+export interface Progress {
+  task(label: string): ProgressTask;
+  close(): void;
+}
+
+export interface ProgressOptions {
+  mode: ProgressMode;
+  out: Writable;
+  isTTY: boolean;
+  /** Clock, injectable so that tests can give fixed durations. */
+  now?: () => number;
+  /** Redraw interval of the tty view in ms. */
+  interval?: number;
+}
+
+function secs(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+export function createProgress(o: ProgressOptions): Progress {
+  const mode = o.mode === 'auto' ? (o.isTTY ? 'tty' : 'plain') : o.mode;
+  const now = o.now ?? (() => performance.now());
+  if (mode === 'quiet') {
+    const noop: ProgressTask = { log() {}, update() {}, done() {}, fail() {} };
+    return { task: () => noop, close() {} };
+  }
+  if (mode === 'plain') return plainProgress(o.out, now);
+  return ttyProgress(o.out, now, o.interval ?? 100);
+}
+
+function plainProgress(out: Writable, now: () => number): Progress {
+  let n = 0;
+  return {
+    task(label: string): ProgressTask {
+      const id = ++n;
+      const start = now();
+      let finished = false;
+      out.write(`#${id} ${label}\n`);
+      return {
+        log(line) {
+          out.write(`#${id} ${secs(now() - start)} ${line}\n`);
+        },
+        update(detail) {
+          out.write(`#${id} ${detail}\n`);
+        },
+        done(note) {
+          if (finished) return;
+          finished = true;
+          out.write(note ? `#${id} ${note}\n` : `#${id} DONE ${secs(now() - start)}\n`);
+        },
+        fail(msg) {
+          if (finished) return;
+          finished = true;
+          out.write(`#${id} ERROR${msg ? `: ${msg}` : ''}\n`);
+        },
+      };
+    },
+    close() {},
+  };
+}
+
+interface LiveTask {
+  id: number;
+  label: string;
+  detail: string;
+  start: number;
+}
+
+function ttyProgress(out: Writable, now: () => number, interval: number): Progress {
+  let n = 0;
+  const live: LiveTask[] = [];
+  let drawn = 0; // lines of the live block currently on screen
+  let timer: NodeJS.Timeout | undefined;
+  const width = (): number => (out as unknown as { columns?: number }).columns ?? 100;
+  const clip = (s: string): string => (s.length > width() - 1 ? `${s.slice(0, width() - 2)}…` : s);
+
+  const erase = (): string => (drawn > 0 ? `\x1b[${drawn}A\x1b[0J` : '');
+  const block = (): string => {
+    const t = now();
+    return live.map((l) => `${clip(`=> ${l.label}${l.detail ? ` ${l.detail}` : ''} ${secs(t - l.start)}`)}\n`).join('');
+  };
+  const redraw = (above = ''): void => {
+    const text = erase() + above + block();
+    drawn = live.length;
+    out.write(text);
+  };
+  const ensureTimer = (): void => {
+    if (timer || live.length === 0) return;
+    timer = setInterval(() => redraw(), interval);
+    timer.unref();
+  };
+  const stopTimerIfIdle = (): void => {
+    if (live.length === 0 && timer) {
+      clearInterval(timer);
+      timer = undefined;
+    }
+  };
+
+  return {
+    task(label: string): ProgressTask {
+      const t: LiveTask = { id: ++n, label, detail: '', start: now() };
+      live.push(t);
+      redraw();
+      ensureTimer();
+      let finished = false;
+      const finish = (line: string): void => {
+        if (finished) return;
+        finished = true;
+        const i = live.indexOf(t);
+        if (i >= 0) live.splice(i, 1);
+        redraw(`${line}\n`);
+        stopTimerIfIdle();
+      };
+      return {
+        log(line) {
+          redraw(`${line}\n`);
+        },
+        update(detail) {
+          t.detail = detail;
+          redraw();
+        },
+        done(note) {
+          finish(`=> ${note ? `${note} ` : ''}${label} ${secs(now() - t.start)}`);
+        },
+        fail(msg) {
+          finish(`=> ERROR ${label}${msg ? `: ${msg}` : ''}`);
+        },
+      };
+    },
+    close() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      if (live.length) redraw();
+    },
+  };
+}

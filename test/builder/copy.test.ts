@@ -1,0 +1,241 @@
+import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import { mkdir, writeFile, symlink, link, lstat, readFile, readlink, readdir, chmod, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeTmp } from '../helpers/tmp.js';
+import { planCopy, applyCopy, planDigest, globToRegExp, parseChmod, CopySourceNotFoundError, CopyDestinationError, type SourceTree } from '../../src/builder/copy.js';
+import { ignoreMatcher, StatCache } from '../../src/builder/context.js';
+import { resolveInRoot, resolveChown, resolveProcessUser } from '../../src/builder/fs-root.js';
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let ctx: string;
+let rootfs: string;
+
+async function tree(dir: string, base = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of (await readdir(join(dir, base))).sort()) {
+    const rel = base ? `${base}/${n}` : n;
+    const st = await lstat(join(dir, rel));
+    if (st.isDirectory()) {
+      out.push(`${rel}/`);
+      out.push(...(await tree(dir, rel)));
+    } else if (st.isSymbolicLink()) out.push(`${rel} -> ${await readlink(join(dir, rel))}`);
+    else out.push(rel);
+  }
+  return out;
+}
+
+async function copy(sources: string[], dest: string, o: { workdir?: string; tree?: SourceTree; chown?: { uid: number; gid: number }; chmod?: number; exclude?: string[]; parents?: boolean } = {}): Promise<void> {
+  const t = o.tree ?? { root: ctx, kind: 'context' as const };
+  const plan = await planCopy({ sources, tree: t, ...(o.exclude ? { exclude: o.exclude } : {}), ...(o.parents ? { parents: true } : {}) });
+  await applyCopy(plan, { root: rootfs, dest, workdir: o.workdir ?? '/', ...(o.chown ? { chown: o.chown } : {}), ...(o.chmod !== undefined ? { chmod: o.chmod } : {}) });
+}
+
+beforeEach(async () => {
+  tmp = await makeTmp();
+  ctx = join(tmp.dir, 'ctx');
+  rootfs = join(tmp.dir, 'rootfs');
+  await mkdir(join(ctx, 'dir/sub'), { recursive: true });
+  await writeFile(join(ctx, 'a.txt'), 'A');
+  await writeFile(join(ctx, 'b.txt'), 'B');
+  await writeFile(join(ctx, 'c.md'), 'C');
+  await writeFile(join(ctx, 'dir/x'), 'X');
+  await writeFile(join(ctx, 'dir/sub/y'), 'Y');
+  await mkdir(join(rootfs, 'etc'), { recursive: true });
+  await mkdir(join(rootfs, 'existing'));
+  await writeFile(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n');
+  await writeFile(join(rootfs, 'etc/group'), 'root:x:0:\napps:x:1001:\nextra:x:1500:app\n');
+});
+afterEach(async () => {
+  await tmp.cleanup();
+});
+
+describe('COPY destination rules', () => {
+  it('file to a path without trailing slash becomes that file', async () => {
+    await copy(['a.txt'], '/new');
+    expect(await readFile(join(rootfs, 'new'), 'utf8')).toBe('A');
+  });
+  it('file to a path with trailing slash goes inside (dir created)', async () => {
+    await copy(['a.txt'], '/new/');
+    expect(await readFile(join(rootfs, 'new/a.txt'), 'utf8')).toBe('A');
+  });
+  it('file to an existing directory goes inside', async () => {
+    await copy(['a.txt'], '/existing');
+    expect(await readFile(join(rootfs, 'existing/a.txt'), 'utf8')).toBe('A');
+  });
+  it('a directory contributes its contents, not itself', async () => {
+    await copy(['dir'], '/d');
+    expect(await tree(join(rootfs, 'd'))).toEqual(['sub/', 'sub/y', 'x']);
+  });
+  it('dir contents merge into an existing dir', async () => {
+    await writeFile(join(rootfs, 'existing/keep'), 'k');
+    await copy(['dir/'], '/existing/');
+    expect(await tree(join(rootfs, 'existing'))).toEqual(['keep', 'sub/', 'sub/y', 'x']);
+  });
+  it('relative dest is relative to WORKDIR; missing parents are created', async () => {
+    await copy(['a.txt'], 'deep/er/', { workdir: '/app' });
+    expect(await readFile(join(rootfs, 'app/deep/er/a.txt'), 'utf8')).toBe('A');
+    expect((await lstat(join(rootfs, 'app'))).mode & 0o7777).toBe(0o755);
+  });
+  it('dot dest means WORKDIR', async () => {
+    await copy(['a.txt', 'b.txt'], '.', { workdir: '/w' });
+    expect(await tree(join(rootfs, 'w'))).toEqual(['a.txt', 'b.txt']);
+  });
+  it('several sources need a directory destination', async () => {
+    await expect(copy(['a.txt', 'b.txt'], '/nodir')).rejects.toBeInstanceOf(CopyDestinationError);
+    await copy(['a.txt', 'b.txt'], '/existing');
+    expect(await tree(join(rootfs, 'existing'))).toEqual(['a.txt', 'b.txt']);
+  });
+  it('wildcards match per component; multiple matches need a dir dest', async () => {
+    await copy(['*.txt'], '/w/');
+    expect(await tree(join(rootfs, 'w'))).toEqual(['a.txt', 'b.txt']);
+    await expect(copy(['*.txt'], '/nodir')).rejects.toBeInstanceOf(CopyDestinationError);
+    await copy(['[ab].t?t', 'c.*'], '/v/');
+    expect(await tree(join(rootfs, 'v'))).toEqual(['a.txt', 'b.txt', 'c.md']);
+  });
+  it('a missing literal source is an error; an empty wildcard is not', async () => {
+    await expect(copy(['nope'], '/x')).rejects.toBeInstanceOf(CopySourceNotFoundError);
+    await copy(['*.none'], '/x/');
+  });
+  it('files from the context become root-owned and keep their mode and mtime', async () => {
+    await chmod(join(ctx, 'a.txt'), 0o751);
+    await utimes(join(ctx, 'a.txt'), 1000, 1234);
+    await copy(['a.txt'], '/f');
+    const st = await lstat(join(rootfs, 'f'));
+    expect([st.uid, st.gid, st.mode & 0o7777, Math.round(st.mtimeMs / 1000)]).toEqual([0, 0, 0o751, 1234]);
+  });
+  it('--chown and --chmod apply to everything copied', async () => {
+    const owner = await resolveChown(rootfs, 'app:apps');
+    expect(owner).toEqual({ uid: 1000, gid: 1001 });
+    await copy(['dir'], '/o', { chown: owner, chmod: parseChmod('700') });
+    for (const p of ['o/x', 'o/sub', 'o/sub/y']) {
+      const st = await lstat(join(rootfs, p));
+      expect([p, st.uid, st.gid, st.mode & 0o777]).toEqual([p, 1000, 1001, 0o700]);
+    }
+    expect(await resolveChown(rootfs, '42')).toEqual({ uid: 42, gid: 42 });
+    await expect(resolveChown(rootfs, 'ghost')).rejects.toThrow(/ghost/);
+    expect(() => parseChmod('u+x')).toThrow(/octal/);
+  });
+  it('USER resolution uses the primary and supplementary groups', async () => {
+    expect(await resolveProcessUser(rootfs, 'app')).toMatchObject({ uid: 1000, gid: 1001, additionalGids: [1500] });
+    expect(await resolveProcessUser(rootfs, '1000:5')).toMatchObject({ uid: 1000, gid: 5, additionalGids: [] });
+    expect(await resolveProcessUser(rootfs, '4242')).toMatchObject({ uid: 4242, gid: 0 });
+  });
+  it('copies from an image keep their owner', async () => {
+    const img = join(tmp.dir, 'img');
+    await mkdir(join(img, 'opt'), { recursive: true });
+    await writeFile(join(img, 'opt/f'), 'f');
+    const { lchown } = await import('node:fs/promises');
+    await lchown(join(img, 'opt/f'), 7, 8);
+    await copy(['/opt/f'], '/g', { tree: { root: img, kind: 'image' } });
+    const st = await lstat(join(rootfs, 'g'));
+    expect([st.uid, st.gid]).toEqual([7, 8]);
+  });
+  it('symlinks inside a tree stay symlinks; a named symlink source is followed', async () => {
+    await symlink('x', join(ctx, 'dir/lnk'));
+    await symlink('dir/x', join(ctx, 'top'));
+    await copy(['dir'], '/s');
+    expect(await readlink(join(rootfs, 's/lnk'))).toBe('x');
+    await copy(['top'], '/t');
+    expect((await lstat(join(rootfs, 't'))).isFile()).toBe(true);
+    expect(await readFile(join(rootfs, 't'), 'utf8')).toBe('X');
+  });
+  it('hard links inside one COPY stay hard links', async () => {
+    await link(join(ctx, 'dir/x'), join(ctx, 'dir/x2'));
+    await copy(['dir'], '/h');
+    const a = await lstat(join(rootfs, 'h/x'));
+    const b = await lstat(join(rootfs, 'h/x2'));
+    expect(a.ino).toBe(b.ino);
+  });
+  it('--parents keeps the source path, with a /./ pivot', async () => {
+    await copy(['dir/sub/y', 'a.txt'], '/p/', { parents: true });
+    expect(await tree(join(rootfs, 'p'))).toEqual(['a.txt', 'dir/', 'dir/sub/', 'dir/sub/y']);
+    await copy(['dir/./sub/y'], '/q/', { parents: true });
+    expect(await tree(join(rootfs, 'q'))).toEqual(['sub/', 'sub/y']);
+  });
+  it('--exclude drops matching paths', async () => {
+    await copy(['dir'], '/e', { exclude: ['sub'] });
+    expect(await tree(join(rootfs, 'e'))).toEqual(['x']);
+    await copy(['.'], '/e2', { exclude: ['*.txt', 'dir/sub/*'] });
+    expect(await tree(join(rootfs, 'e2'))).toEqual(['c.md', 'dir/', 'dir/sub/', 'dir/x']);
+  });
+  it('.dockerignore hides files, with exceptions', async () => {
+    const t: SourceTree = { root: ctx, kind: 'context', ignore: ignoreMatcher(['*.txt', 'dir', '!dir/sub']) };
+    await copy(['.'], '/i', { tree: t });
+    expect(await tree(join(rootfs, 'i'))).toEqual(['c.md', 'dir/', 'dir/sub/', 'dir/sub/y']);
+    await expect(copy(['a.txt'], '/j', { tree: t })).rejects.toBeInstanceOf(CopySourceNotFoundError);
+  });
+});
+
+describe('COPY confinement', () => {
+  it('sources cannot climb out of the context', async () => {
+    await writeFile(join(tmp.dir, 'secret'), 'S');
+    await expect(copy(['../secret'], '/x')).rejects.toBeInstanceOf(CopySourceNotFoundError);
+    await copy(['../../a.txt'], '/clamped');
+    expect(await readFile(join(rootfs, 'clamped'), 'utf8')).toBe('A');
+  });
+  it('a context symlink pointing outside is resolved inside the context', async () => {
+    await writeFile(join(tmp.dir, 'outside'), 'O');
+    await symlink(join(tmp.dir, 'outside'), join(ctx, 'abs-out'));
+    await symlink('../outside', join(ctx, 'rel-out'));
+    await expect(copy(['abs-out'], '/x')).rejects.toBeInstanceOf(CopySourceNotFoundError);
+    await expect(copy(['rel-out'], '/x')).rejects.toBeInstanceOf(CopySourceNotFoundError);
+    // and inside a copied tree it stays a link (never read through)
+    await symlink('/etc/shadow', join(ctx, 'dir/abs'));
+    await copy(['dir'], '/k');
+    expect(await readlink(join(rootfs, 'k/abs'))).toBe('/etc/shadow');
+  });
+  it('destination symlinks are followed but clamped at the rootfs', async () => {
+    await symlink('/', join(rootfs, 'up'));
+    await symlink('../../../../..', join(rootfs, 'dots'));
+    await symlink(tmp.dir, join(rootfs, 'host'));
+    await copy(['a.txt'], '/up/a1');
+    await copy(['a.txt'], '/dots/a2');
+    await copy(['a.txt'], '/host/a3');
+    expect(await readFile(join(rootfs, 'a1'), 'utf8')).toBe('A');
+    expect(await readFile(join(rootfs, 'a2'), 'utf8')).toBe('A');
+    expect(await readFile(join(rootfs, tmp.dir, 'a3'), 'utf8')).toBe('A');
+    await expect(lstat(join(tmp.dir, 'a3'))).rejects.toThrow();
+  });
+  it('an existing destination file that is a symlink is replaced, not written through', async () => {
+    await writeFile(join(tmp.dir, 'victim'), 'V');
+    await symlink(join(tmp.dir, 'victim'), join(rootfs, 'f'));
+    await copy(['a.txt'], '/f');
+    expect(await readFile(join(tmp.dir, 'victim'), 'utf8')).toBe('V');
+    expect((await lstat(join(rootfs, 'f'))).isFile()).toBe(true);
+  });
+  it('resolveInRoot never leaves the root', async () => {
+    await symlink('../../../../etc', join(rootfs, 'l'));
+    expect(await resolveInRoot(rootfs, '/l/passwd')).toBe(join(rootfs, 'etc/passwd'));
+    expect(await resolveInRoot(rootfs, '/../../x')).toBe(join(rootfs, 'x'));
+  });
+});
+
+describe('COPY content digest', () => {
+  it('changes with content and mode, not with mtime; uses the stat cache', async () => {
+    const sc = await StatCache.open(join(tmp.dir, 'sc.json'));
+    const t: SourceTree = { root: ctx, kind: 'context', statCache: sc };
+    const d1 = planDigest(await planCopy({ sources: ['.'], tree: t, hash: true }));
+    expect(sc.misses).toBe(5);
+    const d2 = planDigest(await planCopy({ sources: ['.'], tree: t, hash: true }));
+    expect(d2).toBe(d1);
+    expect(sc.hits).toBe(5);
+    await utimes(join(ctx, 'a.txt'), 5, 5);
+    expect(planDigest(await planCopy({ sources: ['.'], tree: t, hash: true }))).toBe(d1);
+    await writeFile(join(ctx, 'a.txt'), 'A2');
+    const d3 = planDigest(await planCopy({ sources: ['.'], tree: t, hash: true }));
+    expect(d3).not.toBe(d1);
+    await chmod(join(ctx, 'b.txt'), 0o600);
+    expect(planDigest(await planCopy({ sources: ['.'], tree: t, hash: true }))).not.toBe(d3);
+    await sc.save();
+    const sc2 = await StatCache.open(join(tmp.dir, 'sc.json'));
+    await planCopy({ sources: ['.'], tree: { ...t, statCache: sc2 }, hash: true });
+    expect(sc2.misses).toBe(0);
+  });
+  it('glob translation follows Go filepath.Match', () => {
+    expect(globToRegExp('*.txt').test('a.txt')).toBe(true);
+    expect(globToRegExp('*.txt').test('a/b.txt')).toBe(false);
+    expect(globToRegExp('[^a]*').test('abc')).toBe(false);
+    expect(globToRegExp('f?o').test('foo')).toBe(true);
+    expect(globToRegExp('a\\*').test('a*')).toBe(true);
+  });
+});
