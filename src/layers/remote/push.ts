@@ -1,0 +1,364 @@
+/**
+ * Push: upload an image's blobs (in parallel, skipping what the registry has, mounting from another
+ * repository of the same registry when we know one that holds the blob), then PUT the manifest.
+ *
+ * Layers are sent in the compression asked for: stored images may hold uncompressed layers (builds
+ * keep them so), which go out gzip-compressed by default; conversion goes through
+ * `ensureCompressed`, which remembers its result so later pushes reuse it. When no layer changes the
+ * stored manifest bytes are pushed unchanged, so the pushed digest equals the local one.
+ *
+ * Uploads are monolithic (POST + PUT) below a size threshold and chunked (PATCH ranges + PUT) above
+ * it; a registry that refuses one style gets the other.
+ */
+import { createReadStream } from 'node:fs';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import pLimit from 'p-limit';
+import { createHasher, type Digest } from '../digest.js';
+import { isIndex, layerCompression, MediaTypes, type Compression } from '../media-types.js';
+import { formatReference, parseReference, type Reference } from '../reference.js';
+import type { OciStore } from '../store.js';
+import type { Descriptor, Manifest } from '../types.js';
+import { DigestMismatchError } from '../errors.js';
+import { InvalidArgumentError, throwIfAborted } from '../../errors.js';
+import { findImage, type LoadedImage } from '../image.js';
+import { RegistryError, ProtocolError } from './errors.js';
+import { BlobMeter, type PushEvent } from './progress.js';
+import { sessionFor, type RemoteOptions } from './pull.js';
+import {
+  describeNetworkError,
+  isRetryableNetworkError,
+  repositoryScope,
+  responseHeader,
+  sleep,
+  type RegistryClient,
+} from './transport.js';
+
+export interface PushOptions extends RemoteOptions {
+  /**
+   * Compression of the pushed layers. Default: compressed layers go as stored, uncompressed ones
+   * are gzip-compressed. Given explicitly, every layer is converted to it.
+   */
+  compression?: Compression;
+  onProgress?: (e: PushEvent) => void;
+  /** Parallel blob uploads (default 4). */
+  concurrency?: number;
+  /** Blobs of at least this many bytes are uploaded in chunks (default 256 MiB). */
+  chunkThreshold?: number;
+  /** Chunk size of chunked uploads (default 32 MiB). */
+  chunkSize?: number;
+  /** Repositories (on the destination registry) that may hold our blobs, for cross-repo mounts. */
+  mountFrom?: string[];
+  /** Converts a layer to another compression (default: `ensureCompressed` of layers/compress.ts). */
+  convert?: (store: OciStore, layer: Descriptor, c: Compression, o: { format: 'oci' | 'docker'; signal?: AbortSignal }) => Promise<Descriptor>;
+}
+
+/** Counts bytes flowing to the registry for progress. */
+class Counter extends Transform {
+  n = 0;
+  constructor(private readonly onBytes: (n: number) => void) {
+    super({ highWaterMark: 1 << 20 });
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.n += chunk.length;
+    this.onBytes(this.n);
+    cb(null, chunk);
+  }
+}
+
+/** Statuses with which a registry says it does not do this upload style (vs. a transient failure). */
+const REFUSED = new Set([400, 405, 411, 413, 416, 501]);
+
+interface UploadCtx {
+  store: OciStore;
+  client: RegistryClient;
+  repo: string;
+  scopes: string[];
+  mountFrom: string[];
+  chunkThreshold: number;
+  chunkSize: number;
+  attempts: number;
+  /** Styles the registry refused during this push; never tried again. */
+  refused: Set<'chunked' | 'monolithic'>;
+  signal?: AbortSignal;
+}
+
+function blobStream(store: OciStore, d: Digest, start?: number, end?: number): Readable {
+  // Read straight from the store: the registry recomputes and checks the digest on commit.
+  return createReadStream(store.blobPath(d), { highWaterMark: 1 << 20, ...(start !== undefined ? { start } : {}), ...(end !== undefined ? { end } : {}) });
+}
+
+async function blobExists(ctx: UploadCtx, d: Descriptor): Promise<boolean> {
+  const res = await ctx.client.request({
+    method: 'HEAD',
+    path: `/v2/${ctx.repo}/blobs/${d.digest}`,
+    scopes: ctx.scopes,
+    expect: [200, 404],
+    what: `HEAD blob ${d.digest}`,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+  await res.body.dump().catch(() => {});
+  return res.status === 200;
+}
+
+/** Starts an upload session, or mounts the blob from `from` (returns undefined when mounted). */
+async function startUpload(ctx: UploadCtx, d: Descriptor, from?: string): Promise<URL | undefined> {
+  const q = from ? `?mount=${encodeURIComponent(d.digest)}&from=${encodeURIComponent(from)}` : '';
+  const res = await ctx.client.request({
+    method: 'POST',
+    path: `/v2/${ctx.repo}/blobs/uploads/${q}`,
+    scopes: from ? [...ctx.scopes, repositoryScope(from, ['pull'])] : ctx.scopes,
+    headers: { 'content-length': '0' },
+    expect: from ? [201, 202] : [202],
+    what: from ? `mount blob ${d.digest} from ${from}` : `start upload of ${d.digest}`,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+  await res.body.dump().catch(() => {});
+  if (res.status === 201) return undefined;
+  return location(ctx, res, `start upload of ${d.digest}`);
+}
+
+async function location(ctx: UploadCtx, res: { headers: Record<string, string | string[] | undefined>; url: URL }, what: string): Promise<URL> {
+  const loc = responseHeader(res.headers, 'location');
+  if (!loc) throw new ProtocolError(`${what}: registry sent no Location`);
+  const u = new URL(loc, res.url);
+  return ctx.client.resolveUrl(u.href, ctx.signal);
+}
+
+async function putMonolithic(ctx: UploadCtx, d: Descriptor, loc: URL, meter: BlobMeter): Promise<void> {
+  const u = new URL(loc);
+  u.searchParams.set('digest', d.digest);
+  const res = await ctx.client.request({
+    method: 'PUT',
+    path: u.href,
+    scopes: ctx.scopes,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(d.size) },
+    body: () => blobStream(ctx.store, d.digest).pipe(new Counter((n) => meter.bytes(n))),
+    expect: [201],
+    what: `upload blob ${d.digest}`,
+    retry: false,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+  await res.body.dump().catch(() => {});
+}
+
+async function putChunked(ctx: UploadCtx, d: Descriptor, loc: URL, meter: BlobMeter): Promise<void> {
+  let url = loc;
+  for (let start = 0; start < d.size; start += ctx.chunkSize) {
+    throwIfAborted(ctx.signal);
+    const end = Math.min(d.size, start + ctx.chunkSize) - 1;
+    const base = start;
+    const res = await ctx.client.request({
+      method: 'PATCH',
+      path: url.href,
+      scopes: ctx.scopes,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `${start}-${end}` },
+      body: () => blobStream(ctx.store, d.digest, start, end).pipe(new Counter((n) => meter.bytes(base + n))),
+      expect: [202, 204],
+      what: `upload chunk ${start}-${end} of ${d.digest}`,
+      retry: false,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+    await res.body.dump().catch(() => {});
+    url = await location(ctx, res, `upload chunk of ${d.digest}`);
+  }
+  const u = new URL(url);
+  u.searchParams.set('digest', d.digest);
+  const res = await ctx.client.request({
+    method: 'PUT',
+    path: u.href,
+    scopes: ctx.scopes,
+    headers: { 'content-length': '0' },
+    expect: [201],
+    what: `finish upload of ${d.digest}`,
+    retry: false,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+  await res.body.dump().catch(() => {});
+}
+
+/** Makes one blob present in the destination repository. */
+async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter): Promise<void> {
+  if (await blobExists(ctx, d)) {
+    meter.phase('exists', d.size);
+    return;
+  }
+  let loc: URL | undefined;
+  for (const from of ctx.mountFrom) {
+    if (from === ctx.repo) continue;
+    try {
+      loc = await startUpload(ctx, d, from);
+      if (!loc) {
+        meter.phase('mounted', d.size);
+        return;
+      }
+      break; // the registry opened a normal upload instead; use it
+    } catch (e) {
+      // a refused mount (no access to the source) is not fatal: upload instead
+      if (!(e instanceof RegistryError)) throw e;
+    }
+  }
+  for (let attempt = 1; ; attempt++) {
+    loc ??= await startUpload(ctx, d);
+    if (!loc) return;
+    const chunked = d.size >= ctx.chunkThreshold ? !ctx.refused.has('chunked') : ctx.refused.has('monolithic');
+    try {
+      if (chunked) await putChunked(ctx, d, loc, meter);
+      else await putMonolithic(ctx, d, loc, meter);
+      return;
+    } catch (e) {
+      loc = undefined; // an upload session that failed is not reused
+      if (ctx.signal?.aborted) throw e;
+      const style = chunked ? 'chunked' : 'monolithic';
+      if (e instanceof RegistryError && REFUSED.has(e.status) && !e.codes.includes('DIGEST_INVALID') && !ctx.refused.has(style) && !ctx.refused.has(chunked ? 'monolithic' : 'chunked')) {
+        ctx.refused.add(style);
+        meter.phase('retry', 0, `registry refused ${style} upload (HTTP ${e.status}); trying ${chunked ? 'monolithic' : 'chunked'}`);
+        attempt--;
+        continue;
+      }
+      const temporary = (e instanceof RegistryError && e.temporary) || isRetryableNetworkError(e) || (e as { code?: string }).code === 'UNAVAILABLE';
+      if (temporary && attempt < ctx.attempts) {
+        meter.phase('retry', 0, describeNetworkError(e));
+        await sleep(Math.min(5000, 200 * 2 ** (attempt - 1)), ctx.signal);
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+async function defaultConvert(store: OciStore, layer: Descriptor, c: Compression, o: { format: 'oci' | 'docker'; signal?: AbortSignal }): Promise<Descriptor> {
+  const { ensureCompressed } = await import('../compress.js');
+  return ensureCompressed(store, layer, c, o);
+}
+
+/** The layers to push, converted to the wanted compression; `changed` when the manifest must be rewritten. */
+async function prepareLayers(store: OciStore, img: LoadedImage, o: PushOptions): Promise<{ layers: Descriptor[]; changed: boolean }> {
+  const format = img.descriptor.mediaType === MediaTypes.DOCKER_MANIFEST ? 'docker' : 'oci';
+  const convert = o.convert ?? defaultConvert;
+  let changed = false;
+  const layers: Descriptor[] = [];
+  for (const l of img.manifest.layers) {
+    const have = layerCompression(l.mediaType) ?? 'none';
+    const want = o.compression ?? (have === 'none' ? 'gzip' : have);
+    if (want === have) {
+      layers.push(l);
+      continue;
+    }
+    new BlobMeter(o.onProgress, 'layer', l.digest, l.size).phase('compressing', 0, `${have} → ${want}`);
+    const c = await convert(store, l, want, { format, ...(o.signal ? { signal: o.signal } : {}) });
+    const out: Descriptor = { ...c, ...(l.annotations ? { annotations: l.annotations } : {}) };
+    if (c.digest !== l.digest || c.mediaType !== l.mediaType) changed = true;
+    layers.push(out);
+  }
+  return { layers, changed };
+}
+
+async function putManifest(client: RegistryClient, repo: string, reference: string, raw: Buffer, mediaType: string, digest: Digest, scopes: string[], signal?: AbortSignal): Promise<void> {
+  const res = await client.request({
+    method: 'PUT',
+    path: `/v2/${repo}/manifests/${reference}`,
+    scopes,
+    headers: { 'content-type': mediaType },
+    body: raw,
+    expect: [201, 200],
+    what: `PUT manifest ${repo}:${reference}`,
+    ...(signal ? { signal } : {}),
+  });
+  await res.body.dump().catch(() => {});
+  const got = responseHeader(res.headers, 'docker-content-digest');
+  if (got && got.startsWith('sha256:') && got !== digest) {
+    throw new DigestMismatchError(digest, got, raw.length, `manifest pushed to ${repo}:${reference} (registry's Docker-Content-Digest)`);
+  }
+}
+
+/**
+ * Pushes the stored image `src` (anything `findImage` accepts) to `dest` (default: `src`'s own
+ * name). Returns the descriptor of the manifest as pushed.
+ */
+export async function pushImage(store: OciStore, src: string, dest?: string, o: PushOptions = {}): Promise<Descriptor> {
+  const img = await findImage(store, src);
+  let destRef: Reference;
+  if (dest !== undefined) destRef = parseReference(dest);
+  else if (img.ref) destRef = parseReference(img.ref);
+  else throw new InvalidArgumentError(`${src} has no name to push to; give a destination reference`);
+  if (isIndex(img.descriptor.mediaType)) throw new InvalidArgumentError(`${src}: pushing an image index is not supported`);
+  const display = formatReference(destRef);
+  const { session, owned } = sessionFor(o);
+  const signal = o.signal;
+  try {
+    const client = session.client(destRef.registry, o.insecure !== undefined ? { insecure: o.insecure } : {});
+    const { layers, changed } = await prepareLayers(store, img, o);
+    let raw = img.rawManifest;
+    if (changed) {
+      const m: Manifest = { ...img.manifest, layers };
+      raw = Buffer.from(JSON.stringify(m));
+    }
+    const h = createHasher('sha256');
+    h.update(raw);
+    const digest = h.digest();
+    if (destRef.digest && destRef.digest !== digest) {
+      throw new InvalidArgumentError(`cannot push to ${display}: the manifest to push has digest ${digest}`);
+    }
+    o.onProgress?.({ type: 'resolved', ref: display, digest, mediaType: img.descriptor.mediaType, blobs: layers.length + 1 });
+
+    const mountFrom: string[] = [];
+    const addMount = (r: string): void => {
+      try {
+        const p = parseReference(r);
+        if (p.registry === destRef.registry && p.repository !== destRef.repository && !mountFrom.includes(p.repository)) mountFrom.push(p.repository);
+      } catch {
+        if (!mountFrom.includes(r)) mountFrom.push(r);
+      }
+    };
+    if (img.ref) addMount(img.ref);
+    for (const r of o.mountFrom ?? []) addMount(r.includes('/') && r.split('/')[0]!.match(/[.:]/) ? r : `${destRef.registry}/${r}`);
+
+    const scopes = [repositoryScope(destRef.repository, ['pull', 'push'])];
+    const ctx: UploadCtx = {
+      store,
+      client,
+      repo: destRef.repository,
+      scopes,
+      mountFrom,
+      chunkThreshold: o.chunkThreshold ?? 256 * 1024 * 1024,
+      chunkSize: Math.max(1, o.chunkSize ?? 32 * 1024 * 1024),
+      attempts: session.retry.attempts,
+      refused: new Set(),
+      ...(signal ? { signal } : {}),
+    };
+    const limit = pLimit(Math.max(1, o.concurrency ?? 4));
+    const seen = new Set<string>();
+    const blobs: { d: Descriptor; kind: 'layer' | 'config' }[] = [
+      ...layers.filter((l) => (seen.has(l.digest) ? false : (seen.add(l.digest), true))).map((d) => ({ d, kind: 'layer' as const })),
+      { d: img.manifest.config, kind: 'config' as const },
+    ];
+    for (const b of blobs) {
+      const info = await store.info(b.d.digest);
+      if (!info) throw new InvalidArgumentError(`blob ${b.d.digest} of ${src} is missing from the store`);
+      if (info.size !== b.d.size) throw new InvalidArgumentError(`blob ${b.d.digest} is ${info.size} bytes in the store, manifest says ${b.d.size}`);
+    }
+    try {
+      await Promise.all(
+        blobs.map((b) =>
+          limit(async () => {
+            const meter = new BlobMeter(o.onProgress, b.kind, b.d.digest, b.d.size);
+            meter.phase('waiting');
+            await uploadBlob(ctx, b.d, meter);
+            meter.phase('done', b.d.size);
+          }),
+        ),
+      );
+    } catch (e) {
+      limit.clearQueue();
+      throw e;
+    }
+    throwIfAborted(signal);
+    const reference = destRef.tag ?? destRef.digest ?? 'latest';
+    await putManifest(client, destRef.repository, reference, raw, img.descriptor.mediaType, digest, scopes, signal);
+    o.onProgress?.({ type: 'manifest', ref: display, digest, size: raw.length });
+    o.onProgress?.({ type: 'done', ref: display, digest });
+    return { mediaType: img.descriptor.mediaType, digest, size: raw.length };
+  } finally {
+    if (owned) await session.close();
+  }
+}
