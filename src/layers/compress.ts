@@ -1,0 +1,217 @@
+/**
+ * Layer compression: detect, decompress, and write a layer blob in one pass (diffID of the tar,
+ * compression, digest and size of the blob), plus the conversion cache used by push/save.
+ *
+ * Build results stay uncompressed (DESIGN.md §3: compress on export, once); `ensureCompressed`
+ * converts a stored layer to the wanted compression the first time it is needed and remembers the
+ * result under `<root>/cache/compressed/`, so later pushes and saves reuse the blob.
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough, Readable, Transform, Writable, type Duplex, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import { throwIfAborted } from '../errors.js';
+import { writeFileAtomic } from './atomic.js';
+import { createHasher, hexOf, algorithmOf, parseDigest, type Digest } from './digest.js';
+import { isDockerType, layerCompression, layerMediaType, type Compression } from './media-types.js';
+import type { OciStore } from './store.js';
+import type { Descriptor } from './types.js';
+import { UnsupportedMediaTypeError } from './errors.js';
+import { ParallelGzip } from './compress/gzip-parallel.js';
+import { ParallelZstd, createZstdDecompressor } from './compress/zstd.js';
+
+export type { Compression } from './media-types.js';
+
+export interface LayerBlob extends Descriptor {
+  /** sha256 of the uncompressed tar. */
+  diffId: Digest;
+  uncompressedSize: number;
+}
+
+/** By magic bytes: gzip `1f 8b`, zstd frame `28 b5 2f fd` (or a skippable frame `5? 2a 4d 18`). */
+export function detectCompression(head: Uint8Array): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+  if (head.length >= 4 && (head[0]! & 0xf0) === 0x50 && head[1] === 0x2a && head[2] === 0x4d && head[3] === 0x18) return 'zstd';
+  return 'none';
+}
+
+function decoderFor(c: Compression, signal?: AbortSignal): Transform | Duplex {
+  switch (c) {
+    // Node's gunzip reads concatenated members (multi-member gzip) to the end.
+    case 'gzip': return zlib.createGunzip({ chunkSize: 128 * 1024 });
+    case 'zstd': return createZstdDecompressor(signal);
+    case 'none': return new PassThrough();
+  }
+}
+
+/**
+ * An uncompressed view of `input`; the compression is detected from the first bytes when `c` is
+ * omitted. Errors of the input (e.g. a digest mismatch at EOF) surface on the returned stream.
+ */
+export function decompress(input: Readable, c?: Compression, opts: { signal?: AbortSignal } = {}): Readable {
+  const out = new PassThrough({ highWaterMark: 256 * 1024 });
+  const run = async (): Promise<void> => {
+    let comp = c;
+    let source: Readable = input;
+    if (comp === undefined) {
+      const it = input[Symbol.asyncIterator]();
+      const head: Buffer[] = [];
+      let n = 0;
+      let done = false;
+      while (n < 4) {
+        const r = await it.next();
+        if (r.done) { done = true; break; }
+        const b = r.value as Buffer;
+        head.push(b);
+        n += b.length;
+      }
+      comp = detectCompression(Buffer.concat(head));
+      source = Readable.from((async function* () {
+        yield* head;
+        if (!done) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value as Buffer;
+      })(), { objectMode: false });
+    }
+    await pipeline(source, decoderFor(comp, opts.signal), out, ...(opts.signal ? [{ signal: opts.signal }] : []));
+  };
+  run().catch((e: unknown) => {
+    input.destroy();
+    out.destroy(e as Error);
+  });
+  return out;
+}
+
+function compressorFor(c: Compression, level?: number): Transform | undefined {
+  switch (c) {
+    case 'gzip': return new ParallelGzip(level !== undefined ? { level } : {});
+    case 'zstd': return new ParallelZstd(level !== undefined ? { level } : {});
+    case 'none': return undefined;
+  }
+}
+
+/** Hashes (sha256) and counts bytes flowing through. */
+class Tee extends Transform {
+  private readonly h = createHasher('sha256');
+  n = 0;
+  private d: Digest | undefined;
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.h.update(chunk);
+    this.n += chunk.length;
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    this.d = this.h.digest();
+    cb();
+  }
+  digest(): Digest {
+    if (!this.d) throw new Error('digest requested before the stream ended');
+    return this.d;
+  }
+}
+
+/**
+ * One pass over `tar`: sha256 of the tar (diffID), compression (parallel gzip / zstd / none),
+ * sha256 and size of the blob, streamed into the store and committed with the computed digest
+ * (the store re-verifies at commit).
+ */
+export async function writeLayerBlob(
+  store: OciStore,
+  tar: Readable,
+  opts: { compression: Compression; format?: 'oci' | 'docker'; level?: number; signal?: AbortSignal },
+): Promise<LayerBlob> {
+  throwIfAborted(opts.signal);
+  const w = await store.writer(`layer-${Date.now()}`);
+  const diff = new Tee();
+  // The blob digest is computed here rather than read from the writer: BlobWriter.digest()
+  // finalizes the writer's hash, after which commit() cannot re-verify.
+  const blob = new Tee();
+  const comp = compressorFor(opts.compression, opts.level);
+  const sink = new Writable({
+    highWaterMark: 1024 * 1024,
+    write(chunk: Buffer, _e, cb) {
+      w.write(chunk).then(() => cb(), cb);
+    },
+  });
+  try {
+    const stages: (Readable | Transform | Writable)[] = [tar, diff];
+    if (comp) stages.push(comp, blob);
+    stages.push(sink);
+    await (pipeline as (...a: unknown[]) => Promise<void>)(...stages, ...(opts.signal ? [{ signal: opts.signal }] : []));
+    const diffId = diff.digest();
+    const digest = comp ? blob.digest() : diffId;
+    const size = w.offset;
+    await w.commit(size, digest);
+    return {
+      mediaType: layerMediaType(opts.compression, opts.format ?? 'oci'),
+      digest,
+      size,
+      diffId,
+      uncompressedSize: diff.n,
+    };
+  } catch (e) {
+    await w.abort().catch(() => {});
+    throw e;
+  }
+}
+
+/** Opens a stored layer blob as an uncompressed tar stream; the blob digest is verified at EOF. */
+export async function openLayerTar(store: OciStore, layer: Descriptor, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+  throwIfAborted(opts.signal);
+  const c = layerCompression(layer.mediaType);
+  const raw = await store.reader(layer);
+  return decompress(raw, c, opts);
+}
+
+interface CacheRecord { source: Descriptor; converted: Descriptor; diffId?: Digest }
+
+function cachePath(root: string, d: Digest, c: Compression): string {
+  return join(root, 'cache', 'compressed', `${algorithmOf(d)}-${hexOf(d)}.${c}.json`);
+}
+
+async function readCache(store: OciStore, d: Digest, c: Compression): Promise<Descriptor | undefined> {
+  let rec: CacheRecord;
+  try {
+    rec = JSON.parse(await readFile(cachePath(store.root, d, c), 'utf8')) as CacheRecord;
+    parseDigest(rec.converted.digest);
+  } catch {
+    return undefined; // missing or unreadable: convert again
+  }
+  const info = await store.info(rec.converted.digest);
+  if (!info || info.size !== rec.converted.size) return undefined; // blob gc'ed since
+  return rec.converted;
+}
+
+/**
+ * A descriptor of the same layer content in `compression` (converting once, cached under
+ * `<root>/cache/compressed/<alg>-<hex>.<compression>.json`). The media type follows `format`,
+ * or the source's vocabulary (Docker or OCI) when omitted.
+ */
+export async function ensureCompressed(
+  store: OciStore,
+  layer: Descriptor,
+  compression: Compression,
+  opts: { format?: 'oci' | 'docker'; signal?: AbortSignal } = {},
+): Promise<Descriptor> {
+  const have = layerCompression(layer.mediaType);
+  if (have === undefined) throw new UnsupportedMediaTypeError(layer.mediaType, 'layer media type');
+  const format = opts.format ?? (isDockerType(layer.mediaType) ? 'docker' : 'oci');
+  const mediaType = layerMediaType(compression, format);
+  if (have === compression) return mediaType === layer.mediaType ? layer : { ...layer, mediaType };
+  const cached = await readCache(store, layer.digest, compression);
+  if (cached) return { ...cached, mediaType };
+  const tar = await openLayerTar(store, layer, opts);
+  const blob = await writeLayerBlob(store, tar, { compression, format, ...(opts.signal ? { signal: opts.signal } : {}) });
+  const converted: Descriptor = { mediaType, digest: blob.digest, size: blob.size };
+  await mkdir(join(store.root, 'cache', 'compressed'), { recursive: true });
+  await writeFileAtomic(cachePath(store.root, layer.digest, compression),
+    JSON.stringify({ source: stripDesc(layer), converted, diffId: blob.diffId } satisfies CacheRecord));
+  // The reverse direction is known too: converting back needs no work.
+  await writeFileAtomic(cachePath(store.root, blob.digest, have),
+    JSON.stringify({ source: converted, converted: stripDesc(layer), diffId: blob.diffId } satisfies CacheRecord));
+  return converted;
+}
+
+function stripDesc(d: Descriptor): Descriptor {
+  return { mediaType: d.mediaType, digest: d.digest, size: d.size };
+}
