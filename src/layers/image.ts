@@ -9,7 +9,7 @@ import type { OciStore, IndexEntry } from './store.js';
 import { refOf } from './store.js';
 import { isDigest, parseDigest, type Digest } from './digest.js';
 import { isImage, isIndex, isLayer, layerCompression, layerMediaType, MediaTypes } from './media-types.js';
-import type { Descriptor, ImageConfig, Index, Manifest, Platform } from './types.js';
+import type { ContainerConfig, Descriptor, ImageConfig, Index, Manifest, Platform } from './types.js';
 import { formatReference, parseReference } from './reference.js';
 import { BlobNotFoundError, ImageNotFoundError, InvalidReferenceError, UnsupportedMediaTypeError } from './errors.js';
 import { ImgbuildError, InvalidArgumentError } from '../errors.js';
@@ -285,6 +285,24 @@ export async function writeImage(
     throw new InvalidArgumentError(`image config lists ${diffIds.length} diff_ids but ${layers.length} layers were given`);
   }
   for (const d of diffIds) if (!isDigest(d)) throw new InvalidArgumentError(`invalid diff_id ${JSON.stringify(d)}`);
+  const rawConfig = Buffer.from(JSON.stringify(config));
+  const configDesc = await store.put(rawConfig, format === 'docker' ? MediaTypes.DOCKER_CONFIG : MediaTypes.OCI_CONFIG);
+  return writeManifest(store, configDesc, layers, opts);
+}
+
+/**
+ * Writes a manifest around a config blob already in the store (keeping its bytes, hence the image
+ * id, as they are: `load` uses this for configs that come from an archive).
+ */
+export async function writeManifest(
+  store: OciStore,
+  configDesc: Descriptor,
+  layers: Descriptor[],
+  opts: { format?: 'oci' | 'docker'; annotations?: Record<string, string> } = {},
+): Promise<Descriptor> {
+  const format = opts.format ?? 'oci';
+  const cinfo = await store.info(configDesc.digest);
+  if (!cinfo) throw new BlobNotFoundError(configDesc.digest);
   const outLayers: Descriptor[] = [];
   for (const l of layers) {
     if (!isLayer(l.mediaType)) throw new UnsupportedMediaTypeError(l.mediaType, 'layer media type');
@@ -296,12 +314,11 @@ export async function writeImage(
     const mediaType = nondist ? l.mediaType : layerMediaType(c, format);
     outLayers.push(cleanDescriptor({ ...l, mediaType }));
   }
-  const rawConfig = Buffer.from(JSON.stringify(config));
-  const configDesc = await store.put(rawConfig, format === 'docker' ? MediaTypes.DOCKER_CONFIG : MediaTypes.OCI_CONFIG);
+  const configType = format === 'docker' ? MediaTypes.DOCKER_CONFIG : MediaTypes.OCI_CONFIG;
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: format === 'docker' ? MediaTypes.DOCKER_MANIFEST : MediaTypes.OCI_MANIFEST,
-    config: { mediaType: configDesc.mediaType, digest: configDesc.digest, size: configDesc.size },
+    config: { mediaType: configType, digest: configDesc.digest, size: cinfo.size },
     layers: outLayers,
     ...(opts.annotations && Object.keys(opts.annotations).length && format === 'oci' ? { annotations: opts.annotations } : {}),
   };
@@ -334,3 +351,132 @@ export function imageSize(img: LoadedImage): number {
 }
 
 export { refOf };
+
+/** Splits Dockerfile-style words (`k=v "a b" 'c'`), removing quotes and backslash escapes. */
+function words(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let any = false;
+  let q: string | undefined;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i]!;
+    if (q) {
+      if (ch === q) q = undefined;
+      else if (ch === '\\' && q === '"' && i + 1 < s.length) cur += s[++i];
+      else cur += ch;
+    } else if (ch === '"' || ch === "'") {
+      q = ch;
+      any = true;
+    } else if (ch === '\\' && i + 1 < s.length) {
+      cur += s[++i];
+      any = true;
+    } else if (/\s/.test(ch)) {
+      if (any || cur) out.push(cur);
+      cur = '';
+      any = false;
+    } else {
+      cur += ch;
+      any = true;
+    }
+  }
+  if (q) throw new InvalidArgumentError(`unterminated quote in ${JSON.stringify(s)}`);
+  if (any || cur) out.push(cur);
+  return out;
+}
+
+function jsonArray(rest: string): string[] | undefined {
+  if (!rest.trimStart().startsWith('[')) return undefined;
+  try {
+    const v = JSON.parse(rest) as unknown;
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  } catch {
+    // not JSON: shell form
+  }
+  return undefined;
+}
+
+function keyValues(kw: string, rest: string): [string, string][] {
+  const ws = words(rest);
+  if (ws.length === 0) throw new InvalidArgumentError(`${kw} needs at least one argument`);
+  if (!ws[0]!.includes('=')) {
+    // legacy `ENV key value with spaces`
+    const m = /^\s*(\S+)\s+([\s\S]*)$/.exec(rest);
+    if (!m) throw new InvalidArgumentError(`${kw} ${rest}: expected key=value or "key value"`);
+    return [[m[1]!, m[2]!.trim()]];
+  }
+  return ws.map((w) => {
+    const i = w.indexOf('=');
+    if (i <= 0) throw new InvalidArgumentError(`${kw}: ${JSON.stringify(w)} is not key=value`);
+    return [w.slice(0, i), w.slice(i + 1)];
+  });
+}
+
+/**
+ * Applies Dockerfile instructions to a container config, as `docker import/commit --change` does:
+ * CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL. Returns a new object.
+ */
+export function applyConfigChanges(base: ContainerConfig | undefined, changes: string[]): ContainerConfig {
+  const c: ContainerConfig = structuredClone(base ?? {});
+  for (const change of changes) {
+    const m = /^\s*(\w+)\s*([\s\S]*)$/.exec(change);
+    if (!m) throw new InvalidArgumentError(`invalid change ${JSON.stringify(change)}`);
+    const kw = m[1]!.toUpperCase();
+    const rest = m[2]!.trim();
+    switch (kw) {
+      case 'CMD':
+      case 'ENTRYPOINT': {
+        const v = jsonArray(rest) ?? (rest === '' ? [] : ['/bin/sh', '-c', rest]);
+        if (kw === 'CMD') c.Cmd = v;
+        else {
+          c.Entrypoint = v;
+          // As in a Dockerfile, a new ENTRYPOINT resets an inherited CMD.
+          if (!changes.some((x) => /^\s*cmd\b/i.test(x))) c.Cmd = null;
+        }
+        break;
+      }
+      case 'ENV': {
+        const env = [...(c.Env ?? [])];
+        for (const [k, v] of keyValues(kw, rest)) {
+          const i = env.findIndex((e) => e.split('=')[0] === k);
+          if (i >= 0) env[i] = `${k}=${v}`;
+          else env.push(`${k}=${v}`);
+        }
+        c.Env = env;
+        break;
+      }
+      case 'LABEL':
+        c.Labels = { ...(c.Labels ?? {}), ...Object.fromEntries(keyValues(kw, rest)) };
+        break;
+      case 'EXPOSE': {
+        const ports = { ...(c.ExposedPorts ?? {}) };
+        for (const p of words(rest)) {
+          if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/i.test(p)) throw new InvalidArgumentError(`EXPOSE: invalid port ${JSON.stringify(p)}`);
+          ports[p.includes('/') ? p.toLowerCase() : `${p}/tcp`] = {};
+        }
+        c.ExposedPorts = ports;
+        break;
+      }
+      case 'VOLUME': {
+        const vols = { ...(c.Volumes ?? {}) };
+        for (const v of jsonArray(rest) ?? words(rest)) vols[v] = {};
+        c.Volumes = vols;
+        break;
+      }
+      case 'USER':
+        c.User = rest;
+        break;
+      case 'WORKDIR':
+        c.WorkingDir = rest.startsWith('/') ? rest : `${(c.WorkingDir ?? '/').replace(/\/$/, '')}/${rest}`;
+        break;
+      case 'STOPSIGNAL':
+        c.StopSignal = rest;
+        break;
+      case 'ONBUILD':
+        c.OnBuild = [...(c.OnBuild ?? []), rest];
+        break;
+      default:
+        throw new InvalidArgumentError(`unsupported change instruction ${JSON.stringify(m[1])}: use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR or STOPSIGNAL`);
+    }
+  }
+  return c;
+}
