@@ -104,7 +104,8 @@ export class OverlaySnapshotter implements Snapshotter {
       const removed: string[] = [];
       const ids = tx.ids();
       for (const name of await readdir(this.root)) {
-        if (name.startsWith('new-') || name.startsWith('rm-')) {
+        // Temp dirs of a create/remove and temp files of a metadata write cut short by a crash.
+        if (name.startsWith('new-') || name.startsWith('rm-') || /^\.metadata\.json\..*\.tmp$/.test(name)) {
           await rm(join(this.root, name), { recursive: true, force: true });
           removed.push(name);
         }

@@ -1,0 +1,115 @@
+/**
+ * Image layers → committed snapshots keyed by chain ID (containerd's unpacker): layer n is
+ * applied, in overlay form, into its own snapshot whose parent is the snapshot of layers 0..n-1.
+ * A chain ID names a whole stack of layers, so images that share base layers share those
+ * snapshots on disk, and a layer already unpacked is never applied again.
+ *
+ * Concurrency: the unpack of one chain ID holds a per-chain lock file; a second process waits
+ * and then finds the snapshot committed. A layer is applied into an active snapshot under a
+ * private key and only committed after the tar was applied completely and its diffID checked,
+ * so a refused, corrupt or interrupted layer leaves no committed snapshot, and the active one is
+ * removed on failure.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { InvalidArgumentError, throwIfAborted } from '../errors.js';
+import { withLock } from '../layers/atomic.js';
+import { openLayerTar } from '../layers/compress.js';
+import { HashingTransform, hexOf, type Digest } from '../layers/digest.js';
+import { DigestMismatchError } from '../layers/errors.js';
+import { chainIds } from '../layers/image.js';
+import type { OciStore } from '../layers/store.js';
+import { applyLayer } from '../layers/tar/apply.js';
+import type { Descriptor } from '../layers/types.js';
+import { SnapshotExistsError, SnapshotNotFoundError } from './errors.js';
+import type { OverlaySnapshotter } from './overlay.js';
+
+/** Label set on every snapshot made by unpack: the diffID of its own layer. */
+export const DIFF_ID_LABEL = 'imgbuild.diffid';
+/** Label on the temporary active snapshot a layer is applied into (value: the chain ID). */
+export const UNPACKING_LABEL = 'imgbuild.unpacking';
+
+async function isCommitted(sn: OverlaySnapshotter, key: string): Promise<boolean> {
+  try {
+    return (await sn.stat(key)).kind === 'committed';
+  } catch (e) {
+    if (e instanceof SnapshotNotFoundError) return false;
+    throw e;
+  }
+}
+
+async function applyOne(
+  store: OciStore,
+  sn: OverlaySnapshotter,
+  layer: Descriptor,
+  diffId: Digest,
+  chainId: Digest,
+  parent: string | undefined,
+  signal?: AbortSignal,
+): Promise<void> {
+  const key = `unpack-${process.pid}-${randomBytes(4).toString('hex')}-${hexOf(chainId).slice(0, 12)}`;
+  await sn.prepare(key, parent, { labels: { [UNPACKING_LABEL]: chainId }, signal });
+  try {
+    const upper = await sn.upperDir(key);
+    const tar = await openLayerTar(store, layer, { signal });
+    const hasher = new HashingTransform('sha256');
+    // applyLayer reads to EOF (past the end-of-archive marker), so the hash covers the whole tar.
+    const piping = pipeline(tar, hasher, { signal });
+    try {
+      await applyLayer(upper, hasher, { mode: 'overlay', opaqueXattr: sn.opaqueXattr, signal });
+    } catch (e) {
+      tar.destroy();
+      hasher.destroy();
+      await piping.catch(() => {});
+      throw e;
+    }
+    await piping;
+    const { digest, size } = hasher.result();
+    if (digest !== diffId) throw new DigestMismatchError(diffId, digest, size, `layer ${layer.digest} diffID`);
+    throwIfAborted(signal);
+    try {
+      await sn.commit(chainId, key, { labels: { [DIFF_ID_LABEL]: diffId }, signal });
+    } catch (e) {
+      // Another unpacker (one that did not share our lock dir) got there first: same content.
+      if (!(e instanceof SnapshotExistsError)) throw e;
+      await sn.remove(key);
+    }
+  } catch (e) {
+    await sn.remove(key).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Unpacks `layers` (with their config diffIDs) into snapshots named by chain ID and returns the
+ * top chain ID (undefined for an image without layers).
+ */
+export async function unpackImage(
+  store: OciStore,
+  sn: OverlaySnapshotter,
+  layers: Descriptor[],
+  diffIds: Digest[],
+  opts: { signal?: AbortSignal } = {},
+): Promise<Digest | undefined> {
+  if (layers.length !== diffIds.length) {
+    throw new InvalidArgumentError(`image has ${layers.length} layers but ${diffIds.length} diff_ids`);
+  }
+  const chain = chainIds(diffIds);
+  let parent: Digest | undefined;
+  for (const [i, chainId] of chain.entries()) {
+    throwIfAborted(opts.signal);
+    if (!(await isCommitted(sn, chainId))) {
+      await withLock(
+        join(sn.root, 'unpack', hexOf(chainId)),
+        async () => {
+          if (await isCommitted(sn, chainId)) return; // a concurrent unpack finished it
+          await applyOne(store, sn, layers[i]!, diffIds[i]!, chainId, parent, opts.signal);
+        },
+        { signal: opts.signal },
+      );
+    }
+    parent = chainId;
+  }
+  return parent;
+}
