@@ -1,0 +1,75 @@
+/*
+ * Wire protocol between src/runner/native.ts and the sandbox helper.
+ *
+ * fd 3 (bootstrap, read to EOF): a flat stream of records {u16 tag; u32 len; u8 value[len]}
+ * in host byte order (the helper always runs on the same machine as Node). Strings are not
+ * NUL-terminated on the wire. Repeated tags (ARGV, ENV, ...) keep their order.
+ *
+ * fd 4 (status): records {u8 stage; i32 err; u32 len; char msg[len]}. A stage below
+ * REC_FIRST_INFO is an error record (err = errno) and the helper exits 1; the others carry a
+ * value in `err` (a pid, a wait status). src/runner/protocol.ts parses this header in a test
+ * to check that its constants match.
+ */
+#ifndef IMGBUILD_PROTOCOL_H
+#define IMGBUILD_PROTOCOL_H
+
+/* Bootstrap tags. u32/u64 values are host-endian. */
+enum boot_tag {
+  TAG_MODE = 1,           /* u32: MODE_* */
+  TAG_ARGV = 2,           /* string, repeated */
+  TAG_ENV = 3,            /* string "K=V", repeated */
+  TAG_CWD = 4,            /* string */
+  TAG_UID = 5,            /* u32 */
+  TAG_GID = 6,            /* u32 */
+  TAG_ADDGID = 7,         /* u32, repeated */
+  TAG_NS_FLAGS = 8,       /* u32: CLONE_NEW* flags of namespaces to create */
+  TAG_UIDMAP = 9,         /* string: uid_map contents ("cid hid size\n"...) */
+  TAG_GIDMAP = 10,        /* string: gid_map contents */
+  TAG_ROOTFS_MOUNT = 11,  /* mount record (below), destination relative to the rootfs */
+  TAG_MOUNT = 12,         /* mount record, destination inside the container */
+  TAG_HOSTNAME = 13,      /* string */
+  TAG_RLIMIT = 14,        /* u32 resource; u32 pad; u64 soft; u64 hard */
+  TAG_CAPS = 15,          /* u64: bit mask of capabilities kept */
+  TAG_NO_NEW_PRIVS = 16,  /* u32 0/1 */
+  TAG_MASKED = 17,        /* string path, repeated */
+  TAG_READONLY = 18,      /* string path, repeated */
+  TAG_NETNS_PATH = 19,    /* string: network namespace to join */
+  TAG_CGROUP_PATH = 20,   /* string: cgroup dir; the process is written to its cgroup.procs */
+  TAG_INIT = 21,          /* u32 0/1: minimal reaper as pid 1 */
+  TAG_TERMINAL = 22,      /* u32 0/1 */
+  TAG_READONLY_ROOTFS = 23, /* u32 0/1 */
+  TAG_ROOTFS_DIR = 24,    /* string: host dir the rootfs is mounted on (private mount ns) */
+  TAG_TARGET_PID = 25,    /* u32: exec mode: host pid whose namespaces are joined */
+  TAG_LOG_PATH = 26,      /* string: detached mode: stdout+stderr file */
+  TAG_STATUS_PATH = 27,   /* string: detached mode: JSON exit status file */
+  TAG_WINSIZE = 28,       /* u16 rows; u16 cols: initial terminal size */
+};
+
+/* Mount record value: u32 flags; u32 propagation; then five NUL-terminated strings:
+ * type, source, destination, data, cwd (cwd may be empty). Flags are MS_* values computed by
+ * the TS side from the runtime-spec option names. */
+
+enum mode {
+  MODE_RUN = 0,
+  MODE_DETACHED = 1,
+  MODE_EXEC = 2,
+};
+
+/* Status record stages. */
+enum stage {
+  STAGE_PARENT = 1, /* the helper itself: bootstrap, clone, id maps, cgroups, monitor */
+  STAGE_CHILD = 2,  /* namespace setup in the child (sync, unshare, setns) */
+  STAGE_INIT = 3,   /* the container's init: mounts, pivot_root, credentials, execve */
+  REC_FIRST_INFO = 64,
+  REC_PID = 64,     /* err = host pid of the container process (sent before execve) */
+  REC_MONITOR = 65, /* err = host pid of the detached monitor */
+  REC_EXIT = 66,    /* err = wait status of the container process */
+};
+
+/* Sync bytes on the internal parent→child pipe (uid/gid-map handshake). */
+enum sync_msg {
+  SYNC_USERMAP_PLS = 0x40, /* child → parent: write my maps (implicit: sent by clone) */
+  SYNC_USERMAP_ACK = 0x41, /* parent → child: maps and cgroups done, go on */
+};
+
+#endif

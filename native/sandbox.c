@@ -1,0 +1,1002 @@
+/*
+ * imgbuild-sandbox: creates the namespaces, mounts and credentials of one container process and
+ * execs it. Exec'd by src/runner/native.ts with fd 3 = bootstrap records (read to EOF) and
+ * fd 4 = status records (see protocol.h). One program, no JSON parser, no libraries.
+ *
+ * Process layout (foreground):  node ─ helper (STAGE_PARENT, monitor) ─ container init
+ *   detached:  node ─ helper (exits) ;  monitor (setsid, orphaned) ─ container init
+ *   exec:      node ─ helper (setns into the target) ─ process
+ * The container init runs STAGE_CHILD (namespace sync) then STAGE_INIT (rootfs, pivot_root,
+ * credentials, execve). Its error records travel over a CLOEXEC pipe to the monitor, which
+ * forwards them to fd 4: an empty pipe at EOF means execve succeeded.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "protocol.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
+#define cleanup_free __attribute__((cleanup(cleanup_freep)))
+#define cleanup_close __attribute__((cleanup(cleanup_closep)))
+static inline void cleanup_freep(void *p) { free(*(void **)p); }
+static inline void cleanup_closep(int *fd) {
+  if (*fd >= 0) close(*fd);
+}
+
+/* ---------- status records and bail ---------- */
+
+static int g_stage = STAGE_PARENT;
+static int g_errfd = 4;      /* where error records go: fd 4, or the exec pipe in children */
+static pid_t g_kill_on_bail; /* child to kill when the parent bails */
+
+static void send_rec(int fd, int stage, int32_t value, const char *msg) {
+  char buf[4096];
+  uint32_t len = msg ? (uint32_t)strnlen(msg, sizeof buf - 9) : 0;
+  buf[0] = (char)stage;
+  memcpy(buf + 1, &value, 4);
+  memcpy(buf + 5, &len, 4);
+  if (len) memcpy(buf + 9, msg, len);
+  /* One write below PIPE_BUF: records never interleave. */
+  ssize_t r;
+  do r = write(fd, buf, 9 + len);
+  while (r < 0 && errno == EINTR);
+}
+
+/* Writes one error record naming the stage, errno and "syscall: detail", then _exit(1). */
+__attribute__((format(printf, 2, 3), noreturn)) static void bail_errno(int err, const char *fmt, ...) {
+  char msg[3000];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (g_kill_on_bail > 0) kill(g_kill_on_bail, SIGKILL);
+  send_rec(g_errfd, g_stage, err, msg);
+  _exit(1);
+}
+#define bail(...) bail_errno(errno, __VA_ARGS__)
+
+static void xwrite_all(int fd, const void *p, size_t n, const char *what) {
+  const char *c = p;
+  while (n) {
+    ssize_t r = write(fd, c, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) bail("write: %s", what);
+    c += r;
+    n -= (size_t)r;
+  }
+}
+
+static void *xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n);
+  if (!q) bail_errno(ENOMEM, "realloc: out of memory");
+  return q;
+}
+
+/* ---------- bootstrap ---------- */
+
+struct mnt {
+  uint32_t flags, prop;
+  char *type, *src, *dst, *data, *cwd;
+};
+struct rl {
+  uint32_t res;
+  uint64_t soft, hard;
+};
+
+struct cfg {
+  uint32_t mode;
+  char **argv; size_t nargv;
+  char **env; size_t nenv;
+  char *cwd;
+  uint32_t uid, gid;
+  gid_t *addgids; size_t naddgids;
+  uint32_t nsflags;
+  char *uidmap, *gidmap;
+  struct mnt *rootfs; size_t nrootfs;
+  struct mnt *mounts; size_t nmounts;
+  char *hostname;
+  struct rl *rl; size_t nrl;
+  uint64_t caps;
+  bool nnp, init, terminal, ro_rootfs;
+  char **masked; size_t nmasked;
+  char **ro; size_t nro;
+  char *netns;
+  char **cgroups; size_t ncgroups;
+  char *rootdir;
+  uint32_t target;
+  char *logpath, *statuspath;
+  uint16_t rows, cols;
+};
+
+#define PUSH(arr, n, v)                                     \
+  do {                                                     \
+    (arr) = xrealloc((arr), ((n) + 2) * sizeof *(arr));    \
+    (arr)[(n)++] = (v);                                    \
+    memset(&(arr)[(n)], 0, sizeof *(arr));                 \
+  } while (0)
+
+static char *dupstr(const char *p, uint32_t len) {
+  char *s = xrealloc(NULL, (size_t)len + 1);
+  memcpy(s, p, len);
+  s[len] = 0;
+  return s;
+}
+
+static uint32_t get_u32(const char *v, uint32_t len, uint16_t tag) {
+  uint32_t x;
+  if (len < 4) bail_errno(EINVAL, "bootstrap: tag %u too short", tag);
+  memcpy(&x, v, 4);
+  return x;
+}
+
+static void parse_mount(struct mnt *m, const char *v, uint32_t len) {
+  if (len < 8) bail_errno(EINVAL, "bootstrap: short mount record");
+  memcpy(&m->flags, v, 4);
+  memcpy(&m->prop, v + 4, 4);
+  char *s = dupstr(v + 8, len - 8), *end = s + (len - 8);
+  char **fields[] = {&m->type, &m->src, &m->dst, &m->data, &m->cwd};
+  for (size_t i = 0; i < 5; i++) {
+    if (s >= end) bail_errno(EINVAL, "bootstrap: mount record has %zu of 5 fields", i);
+    *fields[i] = s;
+    s += strlen(s) + 1;
+  }
+}
+
+static void read_bootstrap(struct cfg *c) {
+  size_t cap = 65536, n = 0;
+  char *buf = xrealloc(NULL, cap);
+  for (;;) {
+    if (n == cap) buf = xrealloc(buf, cap *= 2);
+    ssize_t r = read(3, buf + n, cap - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) bail("read: bootstrap fd 3");
+    if (r == 0) break;
+    n += (size_t)r;
+  }
+  close(3);
+  memset(c, 0, sizeof *c);
+  c->caps = UINT64_MAX;
+  for (size_t off = 0; off < n;) {
+    uint16_t tag;
+    uint32_t len;
+    if (n - off < 6) bail_errno(EINVAL, "bootstrap: truncated record header");
+    memcpy(&tag, buf + off, 2);
+    memcpy(&len, buf + off + 2, 4);
+    off += 6;
+    if (n - off < len) bail_errno(EINVAL, "bootstrap: truncated value of tag %u", tag);
+    const char *v = buf + off;
+    off += len;
+    switch (tag) {
+    case TAG_MODE: c->mode = get_u32(v, len, tag); break;
+    case TAG_ARGV: PUSH(c->argv, c->nargv, dupstr(v, len)); break;
+    case TAG_ENV: PUSH(c->env, c->nenv, dupstr(v, len)); break;
+    case TAG_CWD: c->cwd = dupstr(v, len); break;
+    case TAG_UID: c->uid = get_u32(v, len, tag); break;
+    case TAG_GID: c->gid = get_u32(v, len, tag); break;
+    case TAG_ADDGID: PUSH(c->addgids, c->naddgids, (gid_t)get_u32(v, len, tag)); break;
+    case TAG_NS_FLAGS: c->nsflags = get_u32(v, len, tag); break;
+    case TAG_UIDMAP: c->uidmap = dupstr(v, len); break;
+    case TAG_GIDMAP: c->gidmap = dupstr(v, len); break;
+    case TAG_ROOTFS_MOUNT:
+    case TAG_MOUNT: {
+      struct mnt m;
+      parse_mount(&m, v, len);
+      if (tag == TAG_MOUNT) PUSH(c->mounts, c->nmounts, m);
+      else PUSH(c->rootfs, c->nrootfs, m);
+      break;
+    }
+    case TAG_HOSTNAME: c->hostname = dupstr(v, len); break;
+    case TAG_RLIMIT: {
+      struct rl r;
+      if (len < 24) bail_errno(EINVAL, "bootstrap: short rlimit record");
+      memcpy(&r.res, v, 4);
+      memcpy(&r.soft, v + 8, 8);
+      memcpy(&r.hard, v + 16, 8);
+      PUSH(c->rl, c->nrl, r);
+      break;
+    }
+    case TAG_CAPS:
+      if (len < 8) bail_errno(EINVAL, "bootstrap: short caps record");
+      memcpy(&c->caps, v, 8);
+      break;
+    case TAG_NO_NEW_PRIVS: c->nnp = get_u32(v, len, tag) != 0; break;
+    case TAG_MASKED: PUSH(c->masked, c->nmasked, dupstr(v, len)); break;
+    case TAG_READONLY: PUSH(c->ro, c->nro, dupstr(v, len)); break;
+    case TAG_NETNS_PATH: c->netns = dupstr(v, len); break;
+    case TAG_CGROUP_PATH: PUSH(c->cgroups, c->ncgroups, dupstr(v, len)); break;
+    case TAG_INIT: c->init = get_u32(v, len, tag) != 0; break;
+    case TAG_TERMINAL: c->terminal = get_u32(v, len, tag) != 0; break;
+    case TAG_READONLY_ROOTFS: c->ro_rootfs = get_u32(v, len, tag) != 0; break;
+    case TAG_ROOTFS_DIR: c->rootdir = dupstr(v, len); break;
+    case TAG_TARGET_PID: c->target = get_u32(v, len, tag); break;
+    case TAG_LOG_PATH: c->logpath = dupstr(v, len); break;
+    case TAG_STATUS_PATH: c->statuspath = dupstr(v, len); break;
+    case TAG_WINSIZE:
+      if (len < 4) bail_errno(EINVAL, "bootstrap: short winsize record");
+      memcpy(&c->rows, v, 2);
+      memcpy(&c->cols, v + 2, 2);
+      break;
+    default: bail_errno(EINVAL, "bootstrap: unknown tag %u", tag);
+    }
+  }
+  free(buf);
+  if (c->nargv == 0) bail_errno(EINVAL, "bootstrap: no ARGV");
+  if (!c->cwd) c->cwd = dupstr("/", 1);
+  if (c->mode != MODE_EXEC) {
+    if (!c->rootdir) bail_errno(EINVAL, "bootstrap: no ROOTFS_DIR");
+    if (c->nrootfs == 0) bail_errno(EINVAL, "bootstrap: no ROOTFS_MOUNT");
+  } else if (c->target == 0) {
+    bail_errno(EINVAL, "bootstrap: exec mode without TARGET_PID");
+  }
+  if (c->mode == MODE_DETACHED && (!c->logpath || !c->statuspath))
+    bail_errno(EINVAL, "bootstrap: detached mode needs LOG_PATH and STATUS_PATH");
+}
+
+/* ---------- small helpers ---------- */
+
+static void write_file(const char *path, const char *data, size_t len) {
+  cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) bail("open: %s", path);
+  ssize_t r = write(fd, data, len);
+  if (r < 0 || (size_t)r != len) bail("write: %s", path);
+}
+
+/* Opens `path` inside `rootfd` as if rootfd were "/": symlinks (absolute or `..`) never lead out. */
+static int open_in_root(int rootfd, const char *path, int flags) {
+  struct open_how how = {.flags = (uint64_t)(O_PATH | O_CLOEXEC | flags),
+                         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  while (*path == '/') path++;
+  if (!*path) path = ".";
+  return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+/* Like open_in_root, creating missing components (dirs; a file at the end when `file`). Each
+ * component is created relative to a parent already resolved inside the root, and never
+ * through a symlink (mkdirat / O_NOFOLLOW|O_EXCL), so creation stays confined too. */
+static int mkpath_in_root(int rootfd, const char *path, bool file) {
+  int fd = open_in_root(rootfd, path, 0);
+  if (fd >= 0 || errno != ENOENT) return fd;
+  cleanup_free char *copy = strdup(path);
+  if (!copy) return -1;
+  size_t l = strlen(copy);
+  while (l > 1 && copy[l - 1] == '/') copy[--l] = 0;
+  char *slash = strrchr(copy, '/');
+  const char *base = slash ? slash + 1 : copy;
+  if (slash) *slash = 0;
+  if (!*base || strcmp(base, "..") == 0 || strcmp(base, ".") == 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  cleanup_close int parent = mkpath_in_root(rootfd, slash ? copy : "", false);
+  if (parent < 0) return -1;
+  if (file) {
+    int f = openat(parent, base, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0644);
+    if (f >= 0) close(f);
+    else if (errno != EEXIST) return -1;
+  } else if (mkdirat(parent, base, 0755) < 0 && errno != EEXIST) {
+    return -1;
+  }
+  return open_in_root(rootfd, path, 0);
+}
+
+static void fdpath(char *buf, size_t n, int fd) { snprintf(buf, n, "/proc/self/fd/%d", fd); }
+
+/* Mount flags a remount must keep: in a user namespace the kernel refuses to clear locked ones. */
+static unsigned long kept_flags(const char *path) {
+  struct statvfs s;
+  if (statvfs(path, &s) < 0) return 0;
+  unsigned long f = 0;
+  if (s.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (s.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (s.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (s.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (s.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (s.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  if (s.f_flag & ST_RDONLY) f |= MS_RDONLY;
+  return f;
+}
+
+static void remount_bind(const char *path, unsigned long flags) {
+  unsigned long f = (flags | kept_flags(path)) & ~(unsigned long)(MS_REC | MS_BIND);
+  if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | f, NULL) < 0) bail("mount: remount %s", path);
+}
+
+/* ---------- mounts ---------- */
+
+static void do_rootfs_mounts(const struct cfg *c) {
+  for (size_t i = 0; i < c->nrootfs; i++) {
+    const struct mnt *m = &c->rootfs[i];
+    char target[PATH_MAX];
+    snprintf(target, sizeof target, "%s/%s", c->rootdir, m->dst);
+    if (m->cwd[0] && chdir(m->cwd) < 0) bail("chdir: rootfs mount cwd %s", m->cwd);
+    /* nodev: device nodes in the image or made with mknod are inert; /dev is a separate tmpfs
+     * holding bind mounts of the few host devices a container gets. */
+    unsigned long flags = m->flags | MS_NODEV;
+    int r;
+    if (flags & MS_BIND) {
+      r = mount(m->src, target, NULL, MS_BIND | (flags & MS_REC), NULL);
+      if (r == 0) remount_bind(target, flags);
+    } else {
+      r = mount(m->src, target, m->type, flags, m->data[0] ? m->data : NULL);
+    }
+    if (r < 0) bail("mount: rootfs %s %s on %s", m->type, m->src, target);
+    if (chdir("/") < 0) bail("chdir: /");
+  }
+}
+
+static void mount_in_root(int rootfd, const struct mnt *m, const char *data_override) {
+  bool bind = (m->flags & MS_BIND) != 0, file = false;
+  if (bind) {
+    struct stat st;
+    if (m->cwd[0] && chdir(m->cwd) < 0) bail("chdir: mount cwd %s", m->cwd);
+    if (stat(m->src, &st) < 0) bail("stat: bind source %s", m->src);
+    file = !S_ISDIR(st.st_mode);
+  }
+  cleanup_close int tfd = mkpath_in_root(rootfd, m->dst, file);
+  if (tfd < 0) bail("mkdir: mount target %s", m->dst);
+  char tpath[64];
+  fdpath(tpath, sizeof tpath, tfd);
+  if (m->cwd[0] && chdir(m->cwd) < 0) bail("chdir: mount cwd %s", m->cwd);
+  const char *data = data_override ? data_override : (m->data[0] ? m->data : NULL);
+  if (bind) {
+    if (mount(m->src, tpath, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
+      bail("mount: bind %s on %s", m->src, m->dst);
+  } else if (mount(m->src, tpath, m->type, m->flags, data) < 0) {
+    bail("mount: %s on %s", m->type, m->dst);
+  }
+  if (chdir("/") < 0) bail("chdir: /");
+  if ((bind && (m->flags & ~(uint32_t)(MS_BIND | MS_REC))) || m->prop) {
+    /* Reopen: the old fd names the dir under the new mount, not the mount's root. */
+    cleanup_close int nfd = open_in_root(rootfd, m->dst, 0);
+    if (nfd < 0) bail("open: mount target %s", m->dst);
+    fdpath(tpath, sizeof tpath, nfd);
+    if (bind && (m->flags & ~(uint32_t)(MS_BIND | MS_REC))) remount_bind(tpath, m->flags);
+    if (m->prop && mount(NULL, tpath, NULL, m->prop, NULL) < 0) bail("mount: propagation of %s", m->dst);
+  }
+}
+
+static void std_mount(int rootfd, const char *type, const char *src, const char *dst, unsigned long flags,
+                      const char *data) {
+  struct mnt m = {.flags = (uint32_t)flags, .prop = 0, .type = (char *)type, .src = (char *)src,
+                  .dst = (char *)dst, .data = (char *)(data ? data : ""), .cwd = (char *)""};
+  mount_in_root(rootfd, &m, NULL);
+}
+
+static void setup_dev(int rootfd, const struct cfg *c) {
+  std_mount(rootfd, "tmpfs", "tmpfs", "/dev", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k");
+  static const char *const devs[] = {"null", "zero", "full", "random", "urandom", "tty"};
+  for (size_t i = 0; i < sizeof devs / sizeof *devs; i++) {
+    char src[32], dst[32];
+    snprintf(src, sizeof src, "/dev/%s", devs[i]);
+    snprintf(dst, sizeof dst, "/dev/%s", devs[i]);
+    std_mount(rootfd, "bind", src, dst, MS_BIND, NULL);
+  }
+  struct mnt pts = {.flags = MS_NOSUID | MS_NOEXEC, .prop = 0, .type = "devpts", .src = "devpts",
+                    .dst = "/dev/pts", .data = "newinstance,ptmxmode=0666,mode=0620,gid=5", .cwd = ""};
+  {
+    /* gid=5 (tty) is refused when gid 5 is not mapped in a user namespace. */
+    cleanup_close int t = mkpath_in_root(rootfd, "/dev/pts", false);
+    char tp[64];
+    if (t < 0) bail("mkdir: /dev/pts");
+    fdpath(tp, sizeof tp, t);
+    if (mount("devpts", tp, "devpts", pts.flags, pts.data) < 0 &&
+        mount("devpts", tp, "devpts", pts.flags, "newinstance,ptmxmode=0666,mode=0620") < 0)
+      bail("mount: devpts on /dev/pts");
+  }
+  std_mount(rootfd, "tmpfs", "shm", "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+  if (c->nsflags & CLONE_NEWIPC)
+    std_mount(rootfd, "mqueue", "mqueue", "/dev/mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  cleanup_close int devfd = open_in_root(rootfd, "/dev", O_DIRECTORY);
+  if (devfd < 0) bail("open: /dev");
+  static const char *const links[][2] = {{"pts/ptmx", "ptmx"},         {"/proc/self/fd", "fd"},
+                                         {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+                                         {"/proc/self/fd/2", "stderr"}, {"/proc/kcore", "core"}};
+  for (size_t i = 0; i < sizeof links / sizeof *links; i++)
+    if (symlinkat(links[i][0], devfd, links[i][1]) < 0 && errno != EEXIST) bail("symlink: /dev/%s", links[i][1]);
+}
+
+static void setup_sys(int rootfd) {
+  cleanup_close int t = mkpath_in_root(rootfd, "/sys", false);
+  char tp[64];
+  if (t < 0) bail("mkdir: /sys");
+  fdpath(tp, sizeof tp, t);
+  unsigned long f = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  if (mount("sysfs", tp, "sysfs", f, NULL) == 0) return;
+  /* A user namespace that does not own its network namespace may not mount sysfs: bind the
+   * host's read-only instead (as runc does). */
+  if (errno != EPERM) bail("mount: sysfs on /sys");
+  if (mount("/sys", tp, NULL, MS_BIND | MS_REC, NULL) < 0) bail("mount: bind /sys");
+  cleanup_close int n = open_in_root(rootfd, "/sys", 0);
+  fdpath(tp, sizeof tp, n);
+  remount_bind(tp, f);
+}
+
+static void setup_mounts(const struct cfg *c) {
+  cleanup_close int rootfd = open(c->rootdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) bail("open: rootfs dir %s", c->rootdir);
+  std_mount(rootfd, "proc", "proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  setup_dev(rootfd, c);
+  setup_sys(rootfd);
+  for (size_t i = 0; i < c->nmounts; i++) mount_in_root(rootfd, &c->mounts[i], NULL);
+}
+
+/* crun's do_pivot: pivot_root(".", ".") stacks the old root on the new one; detach it. */
+static void do_pivot(const char *rootdir) {
+  cleanup_close int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (oldroot < 0) bail("open: /");
+  cleanup_close int newroot = open(rootdir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (newroot < 0) bail("open: %s", rootdir);
+  if (fchdir(newroot) < 0) bail("fchdir: new root");
+  if (syscall(SYS_pivot_root, ".", ".") < 0) bail("pivot_root: %s", rootdir);
+  if (fchdir(oldroot) < 0) bail("fchdir: old root");
+  if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) bail("mount: make old root rslave");
+  if (umount2(".", MNT_DETACH) < 0) bail("umount2: old root");
+  if (chdir("/") < 0) bail("chdir: /");
+}
+
+static void mask_paths(const struct cfg *c) {
+  for (size_t i = 0; i < c->nmasked; i++) {
+    const char *p = c->masked[i];
+    struct stat st;
+    if (lstat(p, &st) < 0) {
+      if (errno == ENOENT) continue;
+      bail("stat: masked path %s", p);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=755") < 0)
+        bail("mount: mask %s", p);
+    } else if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0) {
+      bail("mount: mask %s", p);
+    }
+  }
+  for (size_t i = 0; i < c->nro; i++) {
+    const char *p = c->ro[i];
+    if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) {
+      if (errno == ENOENT) continue;
+      bail("mount: bind read-only path %s", p);
+    }
+    remount_bind(p, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  }
+}
+
+/* ---------- process credentials ---------- */
+
+static int last_cap(void) {
+  char buf[16] = {0};
+  cleanup_close int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || read(fd, buf, sizeof buf - 1) <= 0) return 40;
+  return atoi(buf);
+}
+
+static void drop_caps(uint64_t keep, int lastcap) {
+  for (int cap = 0; cap <= lastcap && cap < 64; cap++)
+    if (!(keep & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+      bail("prctl: PR_CAPBSET_DROP %d", cap);
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+    bail("prctl: PR_CAP_AMBIENT_CLEAR_ALL");
+}
+
+static void set_caps(uint64_t keep) {
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &hdr, data) < 0) bail("capget");
+  uint64_t prm = ((uint64_t)data[1].permitted << 32) | data[0].permitted;
+  uint64_t k = keep & prm;
+  for (int i = 0; i < 2; i++) {
+    uint32_t v = (uint32_t)(k >> (32 * i));
+    data[i].effective = v;
+    data[i].permitted = v;
+    data[i].inheritable = v;
+  }
+  if (syscall(SYS_capset, &hdr, data) < 0) bail("capset");
+}
+
+static void setup_pty(const struct cfg *c, int sock) {
+  int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) bail("open: /dev/ptmx");
+  int unlock = 0;
+  if (ioctl(m, TIOCSPTLCK, &unlock) < 0) bail("ioctl: TIOCSPTLCK");
+  int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+  if (s < 0) bail("ioctl: TIOCGPTPEER");
+  if (fchown(s, c->uid, (gid_t)-1) < 0 && errno != EINVAL) bail("fchown: pty");
+  if (c->rows && c->cols) {
+    struct winsize ws = {.ws_row = c->rows, .ws_col = c->cols, .ws_xpixel = 0, .ws_ypixel = 0};
+    ioctl(s, TIOCSWINSZ, &ws);
+  }
+  if (setsid() < 0) bail("setsid");
+  if (ioctl(s, TIOCSCTTY, 0) < 0) bail("ioctl: TIOCSCTTY");
+  for (int fd = 0; fd < 3; fd++)
+    if (dup2(s, fd) < 0) bail("dup2: pty");
+  if (s > 2) close(s);
+  /* Hand the master to the monitor, which proxies it to the helper's stdin/stdout. */
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  memset(cbuf, 0, sizeof cbuf);
+  char byte = 'p';
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &m, sizeof(int));
+  if (sendmsg(sock, &msg, 0) < 0) bail("sendmsg: pty master");
+  close(m);
+  close(sock);
+}
+
+/* PATH lookup inside the container (execvpe semantics with the container's env). */
+__attribute__((noreturn)) static void do_exec(const struct cfg *c) {
+  const char *file = c->argv[0];
+  if (strchr(file, '/')) {
+    execve(file, c->argv, c->env);
+    bail("execve: %s", file);
+  }
+  const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (size_t i = 0; i < c->nenv; i++)
+    if (strncmp(c->env[i], "PATH=", 5) == 0) path = c->env[i] + 5;
+  int err = ENOENT;
+  for (const char *p = path;; p++) {
+    const char *e = strchrnul(p, ':');
+    char full[PATH_MAX];
+    size_t dl = (size_t)(e - p);
+    if (dl == 0) snprintf(full, sizeof full, "%s", file);
+    else snprintf(full, sizeof full, "%.*s/%s", (int)dl, p, file);
+    execve(full, c->argv, c->env);
+    if (errno == EACCES) err = EACCES;
+    else if (errno != ENOENT && errno != ENOTDIR) bail("execve: %s", full);
+    if (!*e) break;
+    p = e;
+  }
+  bail_errno(err, "execve: %s: executable file not found in $PATH", file);
+}
+
+/* Working directory, terminal, rlimits, credentials, capabilities, then execve. */
+__attribute__((noreturn)) static void finish_and_exec(const struct cfg *c, int ptysock, bool foreground) {
+  for (size_t i = 0; i < c->nrl; i++) {
+    struct rlimit cur, want = {.rlim_cur = c->rl[i].soft, .rlim_max = c->rl[i].hard};
+    /* No CAP_SYS_RESOURCE is assumed: a hard limit is never raised above the current one. */
+    if (getrlimit((int)c->rl[i].res, &cur) == 0 && want.rlim_max > cur.rlim_max) want.rlim_max = cur.rlim_max;
+    if (want.rlim_cur > want.rlim_max) want.rlim_cur = want.rlim_max;
+    if (setrlimit((int)c->rl[i].res, &want) < 0) bail("setrlimit: resource %u", c->rl[i].res);
+  }
+  if (chdir(c->cwd) < 0) bail("chdir: %s", c->cwd);
+  if (c->terminal) setup_pty(c, ptysock);
+  drop_caps(c->caps, last_cap());
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) bail("prctl: PR_SET_KEEPCAPS");
+  if (setgroups(c->naddgids, c->addgids) < 0) bail("setgroups");
+  if (setresgid(c->gid, c->gid, c->gid) < 0) bail("setresgid: %u", c->gid);
+  if (setresuid(c->uid, c->uid, c->uid) < 0) bail("setresuid: %u", c->uid);
+  if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) bail("prctl: PR_SET_KEEPCAPS");
+  set_caps(c->caps);
+  if (c->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) bail("prctl: PR_SET_NO_NEW_PRIVS");
+  /* Credential changes clear the parent-death signal; set it last. */
+  if (foreground && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) bail("prctl: PR_SET_PDEATHSIG");
+  /* Nothing inherited from Node beyond stdio and the exec pipe crosses execve. */
+  syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  do_exec(c);
+}
+
+/* ---------- signals ---------- */
+
+static const int fwd_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM};
+
+static void monitor_sigset(sigset_t *s) {
+  sigemptyset(s);
+  for (size_t i = 0; i < sizeof fwd_signals / sizeof *fwd_signals; i++) sigaddset(s, fwd_signals[i]);
+  sigaddset(s, SIGCHLD);
+  sigaddset(s, SIGPIPE);
+}
+
+static void reset_signals(void) {
+  sigset_t empty;
+  sigemptyset(&empty);
+  for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &empty, NULL);
+}
+
+/* `init: true`: pid 1 forwards signals to the app, reaps every orphan, exits with the app. */
+__attribute__((noreturn)) static void reaper(pid_t app) {
+  sigset_t all;
+  sigfillset(&all);
+  for (;;) {
+    siginfo_t si;
+    int sig = sigwaitinfo(&all, &si);
+    if (sig < 0) continue;
+    if (sig == SIGCHLD) {
+      int st;
+      pid_t p;
+      while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+        if (p == app) _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    } else {
+      kill(app, sig);
+    }
+  }
+}
+
+/* ---------- the container side ---------- */
+
+struct chan {
+  int sync_r, exec_w, pty_child, logfd;
+};
+
+__attribute__((noreturn)) static void container_child(const struct cfg *c, struct chan ch) {
+  g_stage = STAGE_CHILD;
+  g_errfd = ch.exec_w;
+  g_kill_on_bail = 0;
+  close(4);
+  bool foreground = c->mode == MODE_RUN;
+  if (foreground && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) bail("prctl: PR_SET_PDEATHSIG");
+  char b = 0;
+  ssize_t r;
+  do r = read(ch.sync_r, &b, 1);
+  while (r < 0 && errno == EINTR);
+  if (r != 1 || b != SYNC_USERMAP_ACK) _exit(1); /* the parent failed and reported it */
+  close(ch.sync_r);
+  if ((c->nsflags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) bail("unshare: CLONE_NEWCGROUP");
+  if (c->nsflags & CLONE_NEWUSER) {
+    if (setresgid(0, 0, 0) < 0) bail("setresgid: 0 (is container gid 0 mapped?)");
+    if (setresuid(0, 0, 0) < 0) bail("setresuid: 0 (is container uid 0 mapped?)");
+  }
+  if (ch.logfd >= 0) {
+    int nul = open("/dev/null", O_RDONLY);
+    if (nul < 0 || dup2(nul, 0) < 0 || dup2(ch.logfd, 1) < 0 || dup2(ch.logfd, 2) < 0) bail("dup2: log file");
+    close(nul);
+    close(ch.logfd);
+  }
+  g_stage = STAGE_INIT;
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
+  if (!(c->nsflags & CLONE_NEWUSER)) do_rootfs_mounts(c);
+  setup_mounts(c);
+  do_pivot(c->rootdir);
+  if (c->ro_rootfs) remount_bind("/", MS_RDONLY);
+  mask_paths(c);
+  if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0) bail("sethostname: %s", c->hostname);
+  if (c->init) {
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t app = fork();
+    if (app < 0) bail("fork: app under init");
+    if (app == 0) {
+      sigprocmask(SIG_SETMASK, &old, NULL);
+      finish_and_exec(c, ch.pty_child, foreground);
+    }
+    close(ch.exec_w);
+    if (ch.pty_child >= 0) close(ch.pty_child);
+    g_errfd = -1;
+    drop_caps(c->caps, last_cap());
+    set_caps(c->caps);
+    reaper(app);
+  }
+  reset_signals();
+  finish_and_exec(c, ch.pty_child, foreground);
+}
+
+/* ---------- the monitor side ---------- */
+
+static int recv_fd(int sock) {
+  char cbuf[CMSG_SPACE(sizeof(int))], byte;
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  ssize_t r;
+  do r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  if (r <= 0) return -1;
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  if (!cm || cm->cmsg_type != SCM_RIGHTS) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+  return fd;
+}
+
+/* Reads the child's exec pipe to EOF. Error records are forwarded to fd 4 (returns false). */
+static bool wait_exec(int exec_r) {
+  char buf[4096];
+  size_t total = 0;
+  for (;;) {
+    ssize_t r = read(exec_r, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    total += (size_t)r;
+    xwrite_all(4, buf, (size_t)r, "status fd 4");
+  }
+  close(exec_r);
+  return total == 0;
+}
+
+static void copy_some(int from, int to, bool *open_from) {
+  char buf[16384];
+  ssize_t r = read(from, buf, sizeof buf);
+  if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (r <= 0) {
+    *open_from = false;
+    return;
+  }
+  for (ssize_t off = 0; off < r;) {
+    ssize_t w = write(to, buf + off, (size_t)(r - off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return; /* reader gone: drop output, keep the container running */
+    off += w;
+  }
+}
+
+/* Forwards signals, proxies the terminal and waits for the child; returns its wait status. */
+static int monitor(pid_t child, int master, int in_fd, int out_fd) {
+  sigset_t set;
+  monitor_sigset(&set);
+  int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+  if (sfd < 0) bail("signalfd");
+  bool master_open = master >= 0, in_open = in_fd >= 0 && master >= 0, exited = false;
+  int status = 0;
+  while (!exited || master_open) {
+    struct pollfd p[3] = {{sfd, POLLIN, 0}, {master_open ? master : -1, POLLIN, 0}, {in_open ? in_fd : -1, POLLIN, 0}};
+    int n = poll(p, 3, exited ? 100 : -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) bail("poll");
+    if (n == 0 && exited) break; /* nothing left in the pty after the container ended */
+    if (p[0].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      if (read(sfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGCHLD) {
+          if (waitpid(child, &status, WNOHANG) == child) exited = true;
+        } else if (si.ssi_signo != SIGPIPE && !exited) {
+          kill(child, (int)si.ssi_signo);
+        }
+      }
+    }
+    if (master_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) copy_some(master, out_fd, &master_open);
+    if (in_open && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) copy_some(in_fd, master, &in_open);
+  }
+  close(sfd);
+  if (master >= 0) close(master);
+  return status;
+}
+
+static void write_status(const struct cfg *c, int st) {
+  bool oom = false;
+  for (size_t i = 0; i < c->ncgroups; i++) {
+    static const char *const files[] = {"memory.oom_control", "memory.events"};
+    for (size_t f = 0; f < 2; f++) {
+      char path[PATH_MAX], buf[1024];
+      snprintf(path, sizeof path, "%s/%s", c->cgroups[i], files[f]);
+      cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ssize_t r = read(fd, buf, sizeof buf - 1);
+      if (r <= 0) continue;
+      buf[r] = 0;
+      char *k = strstr(buf, "oom_kill ");
+      if (k && atol(k + 9) > 0) oom = true;
+    }
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  char when[64], sig[32] = "null", out[512], tmp[PATH_MAX];
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  if (WIFSIGNALED(st)) snprintf(sig, sizeof sig, "\"SIG%s\"", sigabbrev_np(WTERMSIG(st)) ?: "UNKNOWN");
+  int n = snprintf(out, sizeof out, "{\"exitCode\":%d,\"signal\":%s,\"oomKilled\":%s,\"finishedAt\":\"%s.%03ldZ\"}\n",
+                   code, sig, oom ? "true" : "false", when, ts.tv_nsec / 1000000);
+  snprintf(tmp, sizeof tmp, "%s.tmp", c->statuspath);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  if (write(fd, out, (size_t)n) == n && fsync(fd) == 0) {
+    close(fd);
+    rename(tmp, c->statuspath);
+  } else {
+    close(fd);
+  }
+}
+
+static void join_cgroups(const struct cfg *c, pid_t pid) {
+  char num[32];
+  int n = snprintf(num, sizeof num, "%d", pid);
+  for (size_t i = 0; i < c->ncgroups; i++) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/cgroup.procs", c->cgroups[i]);
+    write_file(path, num, (size_t)n);
+  }
+}
+
+static int run_container(const struct cfg *c) {
+  bool detached = c->mode == MODE_DETACHED;
+  int logfd = -1;
+  if (detached) {
+    logfd = open(c->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (logfd < 0) bail("open: log %s", c->logpath);
+    pid_t m = fork();
+    if (m < 0) bail("fork: monitor");
+    if (m > 0) _exit(0); /* Node sees the helper exit; the monitor lives on, orphaned */
+    if (setsid() < 0) bail("setsid: monitor");
+    int nul = open("/dev/null", O_RDWR);
+    if (nul < 0) bail("open: /dev/null");
+    dup2(nul, 0);
+    dup2(nul, 1);
+    dup2(nul, 2);
+    close(nul);
+  } else if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+    bail("prctl: PR_SET_PDEATHSIG");
+  }
+  sigset_t set;
+  monitor_sigset(&set);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+
+  uint32_t ns = c->nsflags;
+  if (c->netns) {
+    cleanup_close int fd = open(c->netns, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) bail("open: netns %s", c->netns);
+    if (setns(fd, CLONE_NEWNET) < 0) bail("setns: netns %s", c->netns);
+    ns &= ~(uint32_t)CLONE_NEWNET;
+  }
+  if (ns & CLONE_NEWUSER) {
+    /* The rootfs (overlay) needs host privileges: mount it in a private mount namespace of the
+     * helper; the container's user-owned mount namespace starts as a copy of it. */
+    if (unshare(CLONE_NEWNS) < 0) bail("unshare: CLONE_NEWNS");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
+    do_rootfs_mounts(c);
+  }
+  int syncp[2], execp[2], ptys[2] = {-1, -1};
+  if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0) bail("pipe2");
+  if (c->terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptys) < 0) bail("socketpair");
+  unsigned long flags = CLONE_NEWNS | (ns & (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET));
+  pid_t child = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+  if (child < 0) bail("clone: namespaces 0x%lx", flags);
+  if (child == 0) {
+    close(syncp[1]);
+    close(execp[0]);
+    if (ptys[0] >= 0) close(ptys[0]);
+    container_child(c, (struct chan){syncp[0], execp[1], ptys[1], logfd});
+  }
+  g_kill_on_bail = child;
+  close(syncp[0]);
+  close(execp[1]);
+  if (ptys[1] >= 0) close(ptys[1]);
+  if (logfd >= 0 && c->terminal == false) close(logfd);
+  if (ns & CLONE_NEWUSER) {
+    char path[64];
+    if (c->uidmap) {
+      snprintf(path, sizeof path, "/proc/%d/uid_map", child);
+      write_file(path, c->uidmap, strlen(c->uidmap));
+    }
+    if (c->gidmap) {
+      snprintf(path, sizeof path, "/proc/%d/gid_map", child);
+      write_file(path, c->gidmap, strlen(c->gidmap));
+    }
+  }
+  join_cgroups(c, child);
+  send_rec(4, REC_PID, child, NULL);
+  if (detached) send_rec(4, REC_MONITOR, getpid(), NULL);
+  char ack = SYNC_USERMAP_ACK;
+  xwrite_all(syncp[1], &ack, 1, "sync pipe");
+  close(syncp[1]);
+  int master = -1;
+  if (ptys[0] >= 0) {
+    master = recv_fd(ptys[0]);
+    close(ptys[0]);
+  }
+  if (!wait_exec(execp[0])) {
+    if (master >= 0) close(master);
+    int st;
+    waitpid(child, &st, 0);
+    return 1;
+  }
+  g_kill_on_bail = 0;
+  if (detached) close(4); /* EOF: Node's startDetached returns */
+  int st = monitor(child, master, detached ? -1 : 0, detached ? logfd : 1);
+  if (detached) write_status(c, st);
+  else send_rec(4, REC_EXIT, st, NULL);
+  return 0;
+}
+
+/* ---------- exec into a running container ---------- */
+
+static int run_exec(const struct cfg *c) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) bail("prctl: PR_SET_PDEATHSIG");
+  sigset_t set;
+  monitor_sigset(&set);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  /* user first (it grants the capabilities for the rest); mnt last (it changes root and cwd). */
+  static const struct {
+    const char *name;
+    int type;
+  } order[] = {{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET},
+               {"cgroup", CLONE_NEWCGROUP}, {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS}};
+  int fds[7];
+  for (size_t i = 0; i < 7; i++) {
+    char path[64], self[64];
+    struct stat a, b;
+    snprintf(path, sizeof path, "/proc/%u/ns/%s", c->target, order[i].name);
+    snprintf(self, sizeof self, "/proc/self/ns/%s", order[i].name);
+    fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) bail("open: %s", path);
+    /* Joining one's own user namespace is EINVAL; skip namespaces already shared. */
+    if (fstat(fds[i], &a) == 0 && stat(self, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+      close(fds[i]);
+      fds[i] = -1;
+    }
+  }
+  join_cgroups(c, getpid());
+  g_stage = STAGE_CHILD;
+  for (size_t i = 0; i < 7; i++) {
+    if (fds[i] < 0) continue;
+    if (setns(fds[i], order[i].type) < 0) bail("setns: %s of pid %u", order[i].name, c->target);
+    close(fds[i]);
+  }
+  int execp[2], ptys[2] = {-1, -1};
+  if (pipe2(execp, O_CLOEXEC) < 0) bail("pipe2");
+  if (c->terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptys) < 0) bail("socketpair");
+  pid_t child = fork(); /* enters the target's pid namespace */
+  if (child < 0) bail("fork");
+  if (child == 0) {
+    g_stage = STAGE_INIT;
+    g_errfd = execp[1];
+    close(execp[0]);
+    close(4);
+    if (ptys[0] >= 0) close(ptys[0]);
+    reset_signals();
+    finish_and_exec(c, ptys[1], true);
+  }
+  g_stage = STAGE_PARENT;
+  g_kill_on_bail = child;
+  close(execp[1]);
+  if (ptys[1] >= 0) close(ptys[1]);
+  send_rec(4, REC_PID, child, NULL);
+  int master = -1;
+  if (ptys[0] >= 0) {
+    master = recv_fd(ptys[0]);
+    close(ptys[0]);
+  }
+  if (!wait_exec(execp[0])) {
+    int st;
+    waitpid(child, &st, 0);
+    return 1;
+  }
+  g_kill_on_bail = 0;
+  int st = monitor(child, master, 0, 1);
+  send_rec(4, REC_EXIT, st, NULL);
+  return 0;
+}
+
+int main(void) {
+  struct cfg c;
+  if (fcntl(4, F_SETFD, FD_CLOEXEC) < 0) {
+    fprintf(stderr, "imgbuild-sandbox: fd 4 (status) is not open; this program is run by imgbuild\n");
+    return 2;
+  }
+  read_bootstrap(&c);
+  return c.mode == MODE_EXEC ? run_exec(&c) : run_container(&c);
+}

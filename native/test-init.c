@@ -1,0 +1,302 @@
+/*
+ * Static multi-call entrypoint for the runner tests, so they need no distro image:
+ *   test-init CMD [ARGS...] [+ CMD [ARGS...]]...
+ * Commands run in order; the status is the last command's. Escape probes print what the kernel
+ * answered ("ok" or the errno name) and exit 0 only when the attempt was refused.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char *ename(int e) { return strerrorname_np(e) ? strerrorname_np(e) : "E?"; }
+
+static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int cat_fd(int fd) {
+  char buf[8192];
+  ssize_t r;
+  while ((r = read(fd, buf, sizeof buf)) > 0)
+    if (write(1, buf, (size_t)r) != r) return 1;
+  return r < 0;
+}
+
+/* Prints "<label>: ok" or "<label>: EPERM"; returns 1 when the attempt succeeded. */
+static int probe(const char *label, int r) {
+  printf("%s: %s\n", label, r == 0 ? "ok" : ename(errno));
+  fflush(stdout);
+  return r == 0;
+}
+
+static int write_str(const char *path, const char *s) {
+  int fd = open(path, O_WRONLY | O_TRUNC);
+  if (fd < 0) return -1;
+  ssize_t n = write(fd, s, strlen(s));
+  int e = errno;
+  close(fd);
+  errno = e;
+  return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+static int status_line(const char *field) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[512];
+  int found = 1;
+  if (!f) return 1;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, field, strlen(field)) == 0 && line[strlen(field)] == ':') {
+      fputs(line, stdout);
+      found = 0;
+    }
+  fclose(f);
+  return found;
+}
+
+static int run(int argc, char **argv) {
+  const char *cmd = argv[0];
+  if (!strcmp(cmd, "echo")) {
+    for (int i = 1; i < argc; i++) printf("%s%s", i > 1 ? " " : "", argv[i]);
+    printf("\n");
+    return 0;
+  }
+  if (!strcmp(cmd, "err")) {
+    for (int i = 1; i < argc; i++) fprintf(stderr, "%s%s", i > 1 ? " " : "", argv[i]);
+    fprintf(stderr, "\n");
+    return 0;
+  }
+  if (!strcmp(cmd, "cat")) {
+    fflush(stdout);
+    if (argc == 1) return cat_fd(0);
+    for (int i = 1; i < argc; i++) {
+      int fd = open(argv[i], O_RDONLY);
+      if (fd < 0) {
+        printf("cat %s: %s\n", argv[i], ename(errno));
+        return 1;
+      }
+      int r = cat_fd(fd);
+      close(fd);
+      if (r) return r;
+    }
+    return 0;
+  }
+  if (!strcmp(cmd, "ls")) {
+    DIR *d = opendir(argc > 1 ? argv[1] : ".");
+    if (!d) {
+      printf("ls: %s\n", ename(errno));
+      return 1;
+    }
+    char *names[4096];
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 4096)
+      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) names[n++] = strdup(e->d_name);
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp);
+    for (size_t i = 0; i < n; i++) printf("%s\n", names[i]);
+    return 0;
+  }
+  if (!strcmp(cmd, "id")) {
+    gid_t g[64];
+    int n = getgroups(64, g);
+    printf("uid=%u gid=%u euid=%u groups=", getuid(), getgid(), geteuid());
+    for (int i = 0; i < n; i++) printf("%s%u", i ? "," : "", g[i]);
+    printf("\n");
+    return 0;
+  }
+  if (!strcmp(cmd, "readlink") && argc > 1) {
+    char buf[4096];
+    ssize_t n = readlink(argv[1], buf, sizeof buf - 1);
+    if (n < 0) {
+      printf("readlink: %s\n", ename(errno));
+      return 1;
+    }
+    buf[n] = 0;
+    printf("%s\n", buf);
+    return 0;
+  }
+  if (!strcmp(cmd, "exit")) return argc > 1 ? atoi(argv[1]) : 0;
+  if (!strcmp(cmd, "mounts")) {
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    char line[4096];
+    if (!f) return 1;
+    while (fgets(line, sizeof line, f)) {
+      char *save, *tok = strtok_r(line, " ", &save);
+      for (int i = 0; tok && i < 4; i++) tok = strtok_r(NULL, " ", &save);
+      char *opts = strtok_r(NULL, " ", &save);
+      if (tok) printf("%s %s\n", tok, opts ? opts : "");
+    }
+    fclose(f);
+    return 0;
+  }
+  if (!strcmp(cmd, "sleep")) {
+    double s = argc > 1 ? atof(argv[1]) : 1;
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+    return 0;
+  }
+  if (!strcmp(cmd, "hostname")) {
+    char h[256];
+    gethostname(h, sizeof h);
+    printf("%s\n", h);
+    return 0;
+  }
+  if (!strcmp(cmd, "pid")) {
+    printf("pid=%d ppid=%d\n", getpid(), getppid());
+    return 0;
+  }
+  if (!strcmp(cmd, "env")) {
+    for (char **e = environ; *e; e++) printf("%s\n", *e);
+    return 0;
+  }
+  if (!strcmp(cmd, "pwd")) {
+    char b[4096];
+    printf("%s\n", getcwd(b, sizeof b) ? b : "?");
+    return 0;
+  }
+  if (!strcmp(cmd, "status") && argc > 1) return status_line(argv[1]);
+  if (!strcmp(cmd, "nnp")) {
+    printf("no_new_privs=%d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+    return 0;
+  }
+  if (!strcmp(cmd, "rlimit")) {
+    struct rlimit r;
+    getrlimit(RLIMIT_NOFILE, &r);
+    printf("nofile=%llu:%llu\n", (unsigned long long)r.rlim_cur, (unsigned long long)r.rlim_max);
+    return 0;
+  }
+  if (!strcmp(cmd, "tty")) {
+    char *t = ttyname(0);
+    printf("%s\n", t ? t : "not a tty");
+    return t ? 0 : 1;
+  }
+  if (!strcmp(cmd, "isatty")) {
+    printf("stdin=%d stdout=%d\n", isatty(0), isatty(1));
+    return isatty(0) && isatty(1) ? 0 : 1;
+  }
+  if (!strcmp(cmd, "kill-self") && argc > 1) {
+    fflush(stdout);
+    signal(atoi(argv[1]), SIG_DFL);
+    kill(getpid(), atoi(argv[1]));
+    sleep(5);
+    return 99;
+  }
+  if (!strcmp(cmd, "wait-signal")) {
+    /* Prints the first catchable signal it receives, then exits with 0. */
+    sigset_t s;
+    sigfillset(&s);
+    sigprocmask(SIG_BLOCK, &s, NULL);
+    printf("ready\n");
+    fflush(stdout);
+    int sig = sigwaitinfo(&s, NULL);
+    printf("got %s\n", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+    return 0;
+  }
+  if (!strcmp(cmd, "write") && argc > 2) return !probe(argv[1], write_str(argv[1], argv[2]));
+  if (!strcmp(cmd, "touch") && argc > 1) {
+    int fd = open(argv[1], O_WRONLY | O_CREAT, 0644);
+    probe(argv[1], fd < 0 ? -1 : 0);
+    return fd < 0;
+  }
+  /* ---- escape probes: exit 0 when every attempt was refused ---- */
+  if (!strcmp(cmd, "try-write") && argc > 2) return probe(argv[1], write_str(argv[1], argv[2]));
+  if (!strcmp(cmd, "try-mount")) {
+    mkdir("/tmp/m", 0755);
+    int bad = probe("mount tmpfs", mount("tmpfs", "/tmp/m", "tmpfs", 0, NULL));
+    bad |= probe("remount / rw", mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND, NULL));
+    bad |= probe("remount /proc/sys rw", mount(NULL, "/proc/sys", NULL, MS_REMOUNT | MS_BIND, NULL));
+    bad |= probe("umount /proc/kcore", umount2("/proc/kcore", MNT_DETACH));
+    return bad;
+  }
+  if (!strcmp(cmd, "try-userns")) {
+    /* Capabilities regained in a fresh user namespace must not reach what the container's own
+     * namespaces (owned by the outer user namespace) protect. */
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) {
+      printf("unshare: %s\n", ename(errno));
+      return 0;
+    }
+    printf("unshare: ok\n");
+    write_str("/proc/self/setgroups", "deny");
+    int bad = probe("write /proc/sys/kernel/hostname", write_str("/proc/sys/kernel/hostname", "x"));
+    bad |= probe("sethostname", sethostname("escaped", 7));
+    bad |= probe("remount /proc/sys rw", mount(NULL, "/proc/sys", NULL, MS_REMOUNT | MS_BIND, NULL));
+    bad |= probe("umount /proc/kcore", umount2("/proc/kcore", MNT_DETACH));
+    bad |= probe("umount /proc/sys", umount2("/proc/sys", MNT_DETACH));
+    mkdir("/tmp/p", 0755);
+    bad |= probe("mount proc", mount("proc", "/tmp/p", "proc", 0, NULL));
+    bad |= probe("mount sysfs", mount("sysfs", "/tmp/p", "sysfs", 0, NULL));
+    bad |= probe("init_module", (int)syscall(SYS_init_module, NULL, 0, ""));
+    return bad;
+  }
+  if (!strcmp(cmd, "try-module")) {
+    int bad = probe("init_module", (int)syscall(SYS_init_module, NULL, 0, ""));
+    int fd = open("/proc/self/exe", O_RDONLY);
+    bad |= probe("finit_module", (int)syscall(SYS_finit_module, fd, "", 0));
+    return bad;
+  }
+  if (!strcmp(cmd, "try-disk") && argc > 1) {
+    /* mknod may be allowed (CAP_MKNOD is in the default set); opening the node must not be. */
+    int made = probe("mknod b 8 0", mknod(argv[1], S_IFBLK | 0600, makedev(8, 0)));
+    if (!made) return 0;
+    int fd = open(argv[1], O_RDONLY);
+    printf("open: %s\n", fd >= 0 ? "ok" : ename(errno));
+    return fd >= 0;
+  }
+  if (!strcmp(cmd, "try-ptrace-host")) {
+    /* Pid 1 is the container's own; the host root is not reachable through it. */
+    char buf[4096];
+    ssize_t n = readlink("/proc/1/root", buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = 0;
+    printf("/proc/1/root -> %s\n", buf);
+    return 0;
+  }
+  if (!strcmp(cmd, "orphans")) {
+    /* Leaves a zombie-to-be grandchild for the init reaper, then sleeps. */
+    pid_t p = fork();
+    if (p == 0) {
+      if (fork() == 0) _exit(0);
+      _exit(0);
+    }
+    waitpid(p, NULL, 0);
+    usleep(200000);
+    return 0;
+  }
+  fprintf(stderr, "test-init: unknown command %s\n", cmd);
+  return 127;
+}
+
+int main(int argc, char **argv) {
+  const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+  if (strcmp(base, "test-init") != 0 && strcmp(base, "init") != 0) return run(argc, argv);
+  int status = 0, start = 1;
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (int i = 1; i <= argc; i++) {
+    if (i == argc || !strcmp(argv[i], "+")) {
+      if (i > start) {
+        char *saved = argv[i];
+        argv[i] = NULL;
+        status = run(i - start, argv + start);
+        argv[i] = saved;
+        fflush(stdout);
+      }
+      start = i + 1;
+    }
+  }
+  return status;
+}
