@@ -351,9 +351,6 @@ class Applier {
     if (this.opts.mode === 'overlay') {
       try {
         const dir = resolveInRootSync(this.root, dirParts.join('/'), { mkdirs: true });
-        const st = this.lstatOrUndef(dir.path);
-        if (!st) mkdirSync(dir.path, { mode: 0o755 });
-        else if (!st.isDirectory()) throw new Error('not a directory');
         setAttributeSync(dir.path, this.opts.opaqueXattr ?? 'trusted.overlay.opaque', 'y');
         if (dir.rel) this.markUnpacked(dir.rel);
       } catch (e) {
@@ -413,7 +410,7 @@ function mknod(path: string, kind: 'c' | 'b' | 'p', major: number, minor: number
 function wrap(entry: string, e: unknown): Error {
   if (e instanceof ImgbuildError) return e;
   const err = e as NodeJS.ErrnoException;
-  return new LayerApplyError(entry, err.code ? `${err.code}: ${err.message}` : String(err.message ?? e), { cause: e });
+  return new LayerApplyError(entry, String(err.message ?? e), { cause: e });
 }
 
 /** Applies an uncompressed layer tar onto `root` (see the module comment for both modes). */

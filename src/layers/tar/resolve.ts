@@ -33,7 +33,7 @@ export class NotADirectoryError extends ImgbuildError {
 export interface ResolveOptions {
   /** Follow a symlink in the last component too (default true). */
   followFinal?: boolean;
-  /** Create missing directories on the way (mode 0755), used for a tar entry's parents. */
+  /** Create missing directories on the way, the last one included (`mkdir -p`, mode 0755): a tar entry's parent. */
   mkdirs?: boolean;
 }
 
@@ -71,7 +71,7 @@ export function resolveInRootSync(root: string, name: string, opts: ResolveOptio
     const isLast = queue.length === 0;
     const host = join(base, ...stack, comp);
     if (missing) {
-      if (opts.mkdirs && !isLast) mkdirSync(host, { mode: 0o755 });
+      if (opts.mkdirs) mkdirSync(host, { mode: 0o755 });
       else {
         stack.push(comp);
         continue;
@@ -86,7 +86,7 @@ export function resolveInRootSync(root: string, name: string, opts: ResolveOptio
         if (code === 'ENOTDIR') throw new NotADirectoryError(name, stack.join('/'));
         throw e;
       }
-      if (opts.mkdirs && !isLast) {
+      if (opts.mkdirs) {
         mkdirSync(host, { mode: 0o755 });
         stack.push(comp);
         continue;
@@ -102,7 +102,7 @@ export function resolveInRootSync(root: string, name: string, opts: ResolveOptio
       queue.unshift(...components(target));
       continue;
     }
-    if (!isLast && !st.isDirectory()) throw new NotADirectoryError(name, [...stack, comp].join('/'));
+    if ((!isLast || opts.mkdirs) && !st.isDirectory()) throw new NotADirectoryError(name, [...stack, comp].join('/'));
     stack.push(comp);
   }
   return { path: join(base, ...stack), rel: stack.join('/') };
