@@ -1,6 +1,6 @@
 /**
  * Container networking with iproute2 and iptables:
- * - `none`: a fresh network namespace with only loopback (created by the sandbox itself);
+ * - `none`: a named network namespace with only loopback, up;
  * - `host`: no network namespace;
  * - `bridge`: a named namespace (`ip netns add imgbuild-<id>`, joined by the sandbox through
  *   spec.netnsPath), a veth pair whose host end sits on the `imgbuild0` bridge and whose other end
@@ -273,9 +273,22 @@ function allocate(t: LeaseTable, id: string): string {
  * spec.netnsPath; for `none` the spec asks for a new net namespace; for `host` for none at all.
  */
 export async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOptions = {}): Promise<NetworkState> {
-  if (mode === 'none' || mode === 'host') return { mode };
-  if (mode !== 'bridge') throw new NetworkError(`unknown network mode ${String(mode)}`);
+  if (mode === 'host') return { mode };
+  if (mode !== 'bridge' && mode !== 'none') throw new NetworkError(`unknown network mode ${String(mode)}`);
   if (!/^[0-9a-f]{12,64}$/.test(id)) throw new NetworkError(`invalid container id ${id}`);
+  if (mode === 'none') {
+    // A named namespace with loopback up: the sandbox joins it (a namespace it made itself would
+    // have lo down, and 127.0.0.1 is what programs in a network-less container still talk to).
+    const state: NetworkState = { mode, netnsName: netnsName(id), netnsPath: netnsPathOf(id) };
+    try {
+      await ip(['netns', 'add', state.netnsName!], { signal: o.signal });
+      await ip(['-n', state.netnsName!, 'link', 'set', 'lo', 'up'], { signal: o.signal });
+      return state;
+    } catch (e) {
+      await teardownNetwork(id, state, o).catch(() => {});
+      throw e;
+    }
+  }
   const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
   const bridge = o.bridge ?? DEFAULT_BRIDGE;
   const ns = netnsName(id);
@@ -333,9 +346,13 @@ export async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOpti
  * Idempotent, and safe to call with a partial state after a crash.
  */
 export async function teardownNetwork(id: string, state: NetworkState | undefined, o: NetworkOptions = {}): Promise<void> {
-  if (!state || state.mode !== 'bridge') return;
+  if (!state || state.mode === 'host') return;
   const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
   const ns = state.netnsName ?? netnsName(id);
+  if (state.mode === 'none') {
+    if (await exists(`/run/netns/${ns}`)) await ip(['netns', 'del', ns]);
+    return;
+  }
   const veth = state.hostVeth ?? hostVethName(id);
   if (await exists(`/run/netns/${ns}`)) await ip(['netns', 'del', ns]).catch(() => {});
   if (await linkExists(veth)) await ip(['link', 'del', veth]).catch(() => {});

@@ -1,0 +1,230 @@
+/**
+ * Container creation: image → unpacked snapshots (shared, keyed by chain id) → an active snapshot
+ * `ctr-<id>` with an init layer of placeholders for the bind-mounted files → the effective config
+ * and the sandbox spec → the container directory. Nothing runs and no kernel objects (cgroup,
+ * netns) exist until start.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { OciStore } from '../layers/store.js';
+import { findImage, imageId } from '../layers/image.js';
+import { OverlaySnapshotter } from '../overlay/overlay.js';
+import { unpackImage } from '../overlay/unpack.js';
+import type { NetworkMode } from '../runner/network.js';
+import type { SandboxSpec } from '../runner/spec.js';
+import { toOciConfig } from '../runner/sandbox.js';
+import { InvalidArgumentError } from '../errors.js';
+import { generateName, newContainerId, shortId, validateName } from './ids.js';
+import { NameInUseError } from './errors.js';
+import {
+  containerDir,
+  listRecords,
+  pathOf,
+  withContainersLock,
+  writeRecord,
+  type ContainerRecord,
+  type HostConfig,
+} from './record.js';
+import {
+  buildSandboxSpec,
+  capabilitySet,
+  composeCommand,
+  DEFAULT_PATH,
+  hostsFile,
+  mergeEnv,
+  parsePublish,
+  parseTmpfs,
+  parseUlimit,
+  parseVolume,
+  readEnvFile,
+  resolvConf,
+  resolveEnvFlags,
+} from './spec.js';
+import { resolveUser } from './users.js';
+
+export interface CreateOptions {
+  image: string;
+  cmd?: string[];
+  name?: string;
+  env?: string[];
+  envFiles?: string[];
+  workdir?: string;
+  user?: string;
+  volumes?: string[];
+  tmpfs?: string[];
+  hostname?: string;
+  network?: NetworkMode;
+  publish?: string[];
+  memory?: number;
+  cpus?: number;
+  pidsLimit?: number;
+  interactive?: boolean;
+  tty?: boolean;
+  entrypoint?: string;
+  init?: boolean;
+  readOnly?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  ulimits?: string[];
+  autoRemove?: boolean;
+  /** Environment `-e NAME` (without a value) is taken from. */
+  hostEnv?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+}
+
+export function overlayRoot(root: string): string {
+  return join(root, 'overlay');
+}
+
+export function snapshotKey(id: string): string {
+  return `ctr-${id}`;
+}
+
+/** The sandbox spec as created (netnsPath / cgroupPaths are added at start). */
+export function specPath(root: string, id: string): string {
+  return join(containerDir(root, id), 'spec.json');
+}
+
+export async function createContainer(store: OciStore, o: CreateOptions): Promise<ContainerRecord> {
+  const root = store.root;
+  const hostEnv = o.hostEnv ?? process.env;
+  const img = await findImage(store, o.image, {});
+  const cfg = img.config.config ?? {};
+  const { entrypoint, cmd, argv } = composeCommand(cfg, { entrypoint: o.entrypoint, cmd: o.cmd });
+  const binds = await Promise.all((o.volumes ?? []).map((v) => parseVolume(v)));
+  const tmpfs = (o.tmpfs ?? []).map(parseTmpfs);
+  const portBindings = (o.publish ?? []).map(parsePublish);
+  const rlimits = (o.ulimits ?? []).map(parseUlimit);
+  const capabilities = capabilitySet(o.capAdd ?? [], o.capDrop ?? []);
+  const networkMode: NetworkMode = o.network ?? (portBindings.length > 0 ? 'bridge' : 'none');
+  if (!['none', 'host', 'bridge'].includes(networkMode)) throw new InvalidArgumentError(`unknown --network ${networkMode}: use none, host or bridge`);
+  if (portBindings.length > 0 && networkMode !== 'bridge') throw new InvalidArgumentError(`-p needs --network bridge (not ${networkMode})`);
+  const fileEnv: string[] = [];
+  for (const f of o.envFiles ?? []) fileEnv.push(...(await readEnvFile(f, hostEnv)));
+  const flagEnv = resolveEnvFlags(o.env ?? [], hostEnv);
+
+  const id = newContainerId();
+  const hostname = o.hostname ?? shortId(id);
+  const env = mergeEnv(
+    [`PATH=${DEFAULT_PATH}`],
+    cfg.Env ?? [],
+    fileEnv,
+    flagEnv,
+    [`HOSTNAME=${hostname}`],
+    o.tty ? ['TERM=xterm'] : [],
+  );
+  const workdir = o.workdir ?? (cfg.WorkingDir || '/');
+  if (!workdir.startsWith('/')) throw new InvalidArgumentError(`the working directory ${JSON.stringify(workdir)} is not absolute`);
+
+  const sn = await OverlaySnapshotter.open(overlayRoot(root), { signal: o.signal });
+  const top = await unpackImage(store, sn, img.manifest.layers, img.config.rootfs.diff_ids, { signal: o.signal });
+
+  // Reserve the name and the directory first, so a concurrent create with the same name fails.
+  const name = await withContainersLock(root, async () => {
+    const all = await listRecords(root);
+    let n = o.name !== undefined ? validateName(o.name) : generateName();
+    if (o.name === undefined) {
+      for (let i = 0; all.some((r) => r.name === n); i++) n = i < 20 ? generateName() : `${generateName()}_${i}`;
+    }
+    const clash = all.find((r) => r.name === n);
+    if (clash) throw new NameInUseError(n, clash.id);
+    await mkdir(containerDir(root, id), { recursive: true });
+    await writeFile(pathOf(root, id, 'state'), JSON.stringify({ id, name: n, image: img.descriptor.digest, state: { status: 'created' } }));
+    return n;
+  });
+
+  try {
+    const key = snapshotKey(id);
+    const volumeDirs = [...binds.map((b) => b.destination), ...tmpfs.map((t) => t.destination)];
+    const rootfs = await sn.prepare(key, top, {
+      labels: { 'imgbuild.container': id },
+      init: { files: ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'], dirs: volumeDirs },
+      signal: o.signal,
+    });
+    const userSpec = o.user ?? cfg.User ?? '';
+    const user = await resolveUser(rootfs, userSpec);
+    if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
+
+    const dir = containerDir(root, id);
+    const etcFiles = { hosts: pathOf(root, id, 'hosts'), hostname: pathOf(root, id, 'hostname'), resolv: pathOf(root, id, 'resolv') };
+    await writeFile(etcFiles.hosts, hostsFile(hostname));
+    await writeFile(etcFiles.hostname, `${hostname}\n`);
+    await writeFile(etcFiles.resolv, await resolvConf(networkMode === 'host'));
+
+    const spec: SandboxSpec = buildSandboxSpec({
+      argv,
+      env,
+      cwd: workdir,
+      user,
+      rootfs,
+      hostname,
+      etcFiles,
+      binds,
+      tmpfs,
+      readOnly: o.readOnly ?? false,
+      capabilities,
+      rlimits,
+      init: o.init ?? false,
+      terminal: o.tty ?? false,
+      hostNetwork: networkMode === 'host',
+    });
+    await writeFile(specPath(root, id), JSON.stringify(spec, null, 2));
+    await writeFile(pathOf(root, id, 'config'), `${JSON.stringify(safeOciConfig(spec), null, 2)}\n`);
+
+    const hostConfig: HostConfig = {
+      autoRemove: o.autoRemove ?? false,
+      networkMode,
+      portBindings,
+      memory: o.memory,
+      cpus: o.cpus,
+      pidsLimit: o.pidsLimit,
+      binds,
+      tmpfs,
+      readOnly: o.readOnly ?? false,
+      capAdd: o.capAdd ?? [],
+      capDrop: o.capDrop ?? [],
+      init: o.init ?? false,
+      tty: o.tty ?? false,
+      interactive: o.interactive ?? false,
+    };
+    const rec: ContainerRecord = {
+      id,
+      name,
+      image: img.descriptor.digest,
+      imageName: o.image,
+      imageId: imageId(img),
+      parentChainId: top,
+      snapshotKey: key,
+      created: new Date().toISOString(),
+      config: {
+        ...cfg,
+        Hostname: hostname,
+        Env: env,
+        Entrypoint: entrypoint.length > 0 ? entrypoint : null,
+        Cmd: cmd,
+        WorkingDir: workdir,
+        User: userSpec,
+      },
+      path: argv[0]!,
+      args: argv.slice(1),
+      hostConfig,
+      state: { status: 'created' },
+    };
+    await writeRecord(root, rec);
+    void dir;
+    return rec;
+  } catch (e) {
+    await sn.remove(snapshotKey(id)).catch(() => {});
+    await rm(containerDir(root, id), { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** toOciConfig may not cover every field; the bundle config is informative, never required to run. */
+function safeOciConfig(spec: SandboxSpec): object {
+  try {
+    return toOciConfig(spec);
+  } catch (e) {
+    return { ociVersion: '1.0.2', error: `not representable: ${(e as Error).message}` };
+  }
+}

@@ -1,0 +1,38 @@
+/** Errors of the container lifecycle, with the container they concern. */
+import { ImgbuildError } from '../errors.js';
+
+export class ContainerNotFoundError extends ImgbuildError {
+  constructor(readonly nameOrId: string) {
+    super('NOT_FOUND', `no such container: ${nameOrId}`);
+    this.name = 'ContainerNotFoundError';
+  }
+}
+
+export class AmbiguousContainerError extends ImgbuildError {
+  constructor(readonly prefix: string, readonly matches: string[]) {
+    super('INVALID_ARGUMENT', `container id prefix ${prefix} matches ${matches.length} containers: ${matches.map((m) => m.slice(0, 12)).join(', ')}`);
+    this.name = 'AmbiguousContainerError';
+  }
+}
+
+export class NameInUseError extends ImgbuildError {
+  constructor(readonly containerName: string, readonly owner: string) {
+    super('ALREADY_EXISTS', `the container name "${containerName}" is already in use by container ${owner.slice(0, 12)}; remove or rename that container first`);
+    this.name = 'NameInUseError';
+  }
+}
+
+export class ContainerStateError extends ImgbuildError {
+  constructor(readonly id: string, message: string) {
+    super('FAILED_PRECONDITION', message);
+    this.name = 'ContainerStateError';
+  }
+}
+
+/** A failure to start the container's process, with the status `run` exits with (125/126/127). */
+export class ContainerStartError extends ImgbuildError {
+  constructor(message: string, readonly exitCode: number, options?: { cause?: unknown }) {
+    super(exitCode === 125 ? 'INTERNAL' : 'FAILED_PRECONDITION', message, options);
+    this.name = 'ContainerStartError';
+  }
+}

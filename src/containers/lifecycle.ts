@@ -1,0 +1,415 @@
+/**
+ * Starting, observing, signalling and removing containers. There is no daemon: the state on disk
+ * plus the kernel (is the pid alive, is anything left in the cgroup) is the truth, and every reader
+ * reconciles state.json with it (refreshState).
+ *
+ * Kernel objects per container: a cgroup (`imgbuild/<id>` per controller) and, for bridge
+ * networking, a named netns with a veth and a lease, plus a port proxy process. They are created at
+ * start and destroyed by removeContainer, which works from the record alone, so it also cleans up
+ * after an imgbuild process that was killed with SIGKILL.
+ */
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { OciStore } from '../layers/store.js';
+import { Cgroup } from '../runner/cgroups.js';
+import { setupNetwork, teardownNetwork } from '../runner/network.js';
+import { runSandbox, startDetached, type SandboxIO } from '../runner/sandbox.js';
+import type { SandboxSpec } from '../runner/spec.js';
+import { OverlaySnapshotter } from '../overlay/overlay.js';
+import { ContainerStartError, ContainerStateError } from './errors.js';
+import { findInitPid, isSameProcess, procStartTime } from './proc.js';
+import {
+  containerDir,
+  listRecords,
+  pathOf,
+  readExitStatus,
+  readRecord,
+  resolveContainer,
+  updateRecord,
+  writeExitStatus,
+  type ContainerRecord,
+  type ExitStatus,
+} from './record.js';
+import { hostsFile } from './spec.js';
+import { overlayRoot, specPath } from './create.js';
+import { startPortProxy } from './ports.js';
+
+export interface LifecycleOptions {
+  /** cgroup hierarchy root (tests); default /sys/fs/cgroup. */
+  cgroupRoot?: string;
+  /** Host-wide network lease dir; default /run/imgbuild/network. */
+  networkStateDir?: string;
+  signal?: AbortSignal;
+}
+
+export function signalNumber(sig: string | number): number {
+  if (typeof sig === 'number') return sig;
+  const s = sig.toUpperCase();
+  if (/^\d+$/.test(s)) return Number(s);
+  const name = (s.startsWith('SIG') ? s : `SIG${s}`) as keyof typeof osConstants.signals;
+  const n = osConstants.signals[name];
+  if (n === undefined) throw new ContainerStateError('', `unknown signal ${sig}`);
+  return n;
+}
+
+function signalName(n: number): string | undefined {
+  return Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0];
+}
+
+async function cgroupOf(rec: ContainerRecord, o: LifecycleOptions): Promise<Cgroup> {
+  return Cgroup.open(rec.id, { cgroupRoot: o.cgroupRoot, version: rec.cgroup?.version });
+}
+
+/** Creates the cgroup and network, finishes the spec; undone by releaseResources on failure. */
+async function acquireResources(root: string, rec: ContainerRecord, o: LifecycleOptions): Promise<SandboxSpec> {
+  const spec = JSON.parse(await readFile(specPath(root, rec.id), 'utf8')) as SandboxSpec;
+  const h = rec.hostConfig;
+  const cg = await Cgroup.create(rec.id, { memory: h.memory, cpus: h.cpus, pidsLimit: h.pidsLimit }, { cgroupRoot: o.cgroupRoot });
+  rec.cgroup = { version: cg.version, paths: cg.paths };
+  spec.cgroupPaths = cg.paths;
+  const net = await setupNetwork(rec.id, h.networkMode, { stateDir: o.networkStateDir, signal: o.signal });
+  rec.network = net;
+  if (net.netnsPath) {
+    spec.netnsPath = net.netnsPath;
+    spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
+  }
+  if (net.ip) await writeFile(pathOf(root, rec.id, 'hosts'), hostsFile(rec.config.Hostname, net.ip));
+  if (h.portBindings.length > 0 && net.ip && net.netnsPath) {
+    rec.state.proxyPid = await startPortProxy({
+      containerIp: net.ip,
+      ports: h.portBindings,
+      netnsPath: net.netnsPath,
+      logPath: pathOf(root, rec.id, 'log'),
+    });
+  }
+  return spec;
+}
+
+/** Stops the port proxy, tears down the network and removes the cgroup (killing what is left in it). */
+async function releaseResources(rec: ContainerRecord, o: LifecycleOptions): Promise<void> {
+  const errors: unknown[] = [];
+  if (rec.state.proxyPid) {
+    try {
+      process.kill(rec.state.proxyPid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  try {
+    const cg = await cgroupOf(rec, o);
+    if (await cg.exists()) {
+      await cg.kill('SIGKILL');
+      await cg.remove();
+    }
+  } catch (e) {
+    errors.push(e);
+  }
+  try {
+    await teardownNetwork(rec.id, rec.network ?? (rec.hostConfig.networkMode === 'host' ? undefined : { mode: rec.hostConfig.networkMode }), {
+      stateDir: o.networkStateDir,
+    });
+  } catch (e) {
+    errors.push(e);
+  }
+  if (errors.length > 0) throw errors[0];
+}
+
+function normaliseExit(r: { exitCode: number; signal?: string | undefined }): { exitCode: number; signal?: string } {
+  if (r.signal) {
+    const n = osConstants.signals[r.signal as keyof typeof osConstants.signals] ?? 9;
+    return { exitCode: 128 + n, signal: r.signal };
+  }
+  return { exitCode: r.exitCode };
+}
+
+/** Maps the sandbox's pre-exec failure to Docker's statuses: 127 not found, 126 not executable, else 125. */
+export function mapStartError(e: unknown, argv0: string): ContainerStartError {
+  const err = e as { code?: string; errno?: number; syscall?: string; stage?: unknown; message?: string };
+  const msg = err?.message ?? String(e);
+  const code = typeof err?.code === 'string' ? err.code : '';
+  const isExec = err?.syscall === 'execve' || /exec/i.test(msg);
+  if (isExec && (code === 'ENOENT' || code === 'ENOTDIR')) return new ContainerStartError(`${argv0}: executable file not found (${msg})`, 127, { cause: e });
+  if (isExec && ['EACCES', 'ENOEXEC', 'EISDIR', 'EPERM', 'ETXTBSY'].includes(code))
+    return new ContainerStartError(`${argv0}: permission denied or not executable (${msg})`, 126, { cause: e });
+  return new ContainerStartError(`starting the container: ${msg}`, 125, { cause: e });
+}
+
+export type RunIO = SandboxIO;
+
+/**
+ * Runs a created container in the foreground with the caller's stdio. Signals delivered through
+ * `o.signal` (Ctrl-C) are forwarded to the container's pid 1 as `forwardSignal`, then after
+ * `killGraceMs` the whole cgroup is killed so the call always returns.
+ */
+export async function runContainer(
+  store: OciStore,
+  id: string,
+  io: RunIO,
+  o: LifecycleOptions & { forward?: () => NodeJS.Signals | undefined; killGraceMs?: number } = {},
+): Promise<ExitStatus> {
+  const root = store.root;
+  const rec0 = await readRecord(root, id);
+  if (!rec0) throw new ContainerStateError(id, `no such container: ${id}`);
+  const rec = rec0;
+  if (rec.state.status !== 'created') throw new ContainerStateError(id, `container ${rec.name} is ${rec.state.status}; only a created container can be started`);
+  let spec: SandboxSpec;
+  try {
+    spec = await acquireResources(root, rec, o);
+  } catch (e) {
+    await releaseResources(rec, o).catch(() => {});
+    throw e;
+  }
+  const startedAt = new Date().toISOString();
+  await updateRecord(root, id, async (r) => {
+    r.cgroup = rec.cgroup;
+    r.network = rec.network;
+    r.state = {
+      ...r.state,
+      status: 'running',
+      proxyPid: rec.state.proxyPid,
+      monitorPid: process.pid,
+      monitorStartTime: await procStartTime(process.pid),
+      startedAt,
+    };
+  });
+  const ctl = new AbortController();
+  const cg = await cgroupOf(rec, o);
+  let killTimer: NodeJS.Timeout | undefined;
+  const onAbort = (): void => {
+    const sig = o.forward?.() ?? 'SIGTERM';
+    void (async () => {
+      const pid = await findInitPid(await cg.pids());
+      if (pid) {
+        try {
+          process.kill(pid, sig);
+        } catch {
+          // exited meanwhile
+        }
+      }
+      killTimer = setTimeout(() => {
+        void cg.kill('SIGKILL').catch(() => {});
+        ctl.abort();
+      }, o.killGraceMs ?? 3_000);
+    })();
+  };
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener('abort', onAbort, { once: true });
+  let status: ExitStatus;
+  try {
+    const r = await runSandbox(spec, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, signal: ctl.signal });
+    const oomKilled = await cg.oomKilled().catch(() => false);
+    const n = normaliseExit(r);
+    status = { ...n, oomKilled, finishedAt: new Date().toISOString() };
+  } catch (e) {
+    const err = mapStartError(e, spec.process.args[0] ?? '');
+    status = { exitCode: err.exitCode, finishedAt: new Date().toISOString() };
+    await finish(root, id, status, err.message).catch(() => {});
+    throw err;
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+    if (killTimer) clearTimeout(killTimer);
+  }
+  await finish(root, id, status);
+  return status;
+}
+
+async function finish(root: string, id: string, status: ExitStatus, error?: string): Promise<void> {
+  await writeExitStatus(root, id, status).catch(() => {});
+  await updateRecord(root, id, (r) => {
+    r.state = {
+      ...r.state,
+      status: 'exited',
+      exitCode: status.exitCode,
+      signal: status.signal,
+      oomKilled: status.oomKilled ?? false,
+      finishedAt: status.finishedAt,
+      pid: undefined,
+      ...(error ? { error } : {}),
+    };
+  });
+}
+
+/** Starts a created container detached: a monitor outlives us and writes status.json. */
+export async function startContainer(store: OciStore, id: string, o: LifecycleOptions = {}): Promise<ContainerRecord> {
+  const root = store.root;
+  const rec = await readRecord(root, id);
+  if (!rec) throw new ContainerStateError(id, `no such container: ${id}`);
+  if (rec.state.status !== 'created') throw new ContainerStateError(id, `container ${rec.name} is ${rec.state.status}; only a created container can be started`);
+  let spec: SandboxSpec;
+  try {
+    spec = await acquireResources(root, rec, o);
+  } catch (e) {
+    await releaseResources(rec, o).catch(() => {});
+    throw e;
+  }
+  let d: { pid: number; monitorPid: number };
+  try {
+    d = await startDetached(spec, { logPath: pathOf(root, id, 'log'), statusPath: pathOf(root, id, 'status'), signal: o.signal });
+  } catch (e) {
+    await releaseResources(rec, o).catch(() => {});
+    const err = mapStartError(e, spec.process.args[0] ?? '');
+    await finish(root, id, { exitCode: err.exitCode, finishedAt: new Date().toISOString() }, err.message).catch(() => {});
+    throw err;
+  }
+  const updated = await updateRecord(root, id, async (r) => {
+    r.cgroup = rec.cgroup;
+    r.network = rec.network;
+    r.state = {
+      ...r.state,
+      status: 'running',
+      pid: d.pid,
+      pidStartTime: await procStartTime(d.pid),
+      monitorPid: d.monitorPid,
+      monitorStartTime: await procStartTime(d.monitorPid),
+      proxyPid: rec.state.proxyPid,
+      startedAt: new Date().toISOString(),
+    };
+  });
+  return updated!;
+}
+
+/** The host pid of the container's pid 1, when it is running. */
+export async function containerPid(rec: ContainerRecord, o: LifecycleOptions = {}): Promise<number | undefined> {
+  if (rec.state.status !== 'running') return undefined;
+  if (rec.state.pid && (await isSameProcess(rec.state.pid, rec.state.pidStartTime))) return rec.state.pid;
+  const cg = await cgroupOf(rec, o);
+  return findInitPid(await cg.pids());
+}
+
+/**
+ * Reconciles a running record with the kernel: an exit status written by the monitor, or a group
+ * that is empty with nobody left to write one, makes the container exited.
+ */
+export async function refreshState(root: string, rec: ContainerRecord, o: LifecycleOptions = {}): Promise<ContainerRecord> {
+  if (rec.state.status !== 'running') return rec;
+  const st = await readExitStatus(root, rec.id);
+  let next: ExitStatus | undefined;
+  let error: string | undefined;
+  if (st) {
+    const n = normaliseExit({ exitCode: st.exitCode, signal: st.signal });
+    next = { ...st, ...n };
+    if (!next.oomKilled) next.oomKilled = await (await cgroupOf(rec, o)).oomKilled().catch(() => false);
+  } else {
+    const watcherAlive = await isSameProcess(rec.state.monitorPid, rec.state.monitorStartTime);
+    if (watcherAlive) return rec;
+    const cg = await cgroupOf(rec, o);
+    if ((await cg.pids()).length > 0) return rec; // orphaned but still running: rm -f / kill can reach it
+    const oom = await cg.oomKilled().catch(() => false);
+    next = { exitCode: 137, oomKilled: oom, finishedAt: new Date().toISOString() };
+    error = 'the process waiting for the container went away before it exited';
+  }
+  const status = next;
+  const updated = await updateRecord(root, rec.id, (r) => {
+    if (r.state.status !== 'running') return;
+    r.state = {
+      ...r.state,
+      status: 'exited',
+      exitCode: status.exitCode,
+      signal: status.signal,
+      oomKilled: status.oomKilled ?? false,
+      finishedAt: status.finishedAt,
+      ...(error ? { error } : {}),
+    };
+  });
+  return updated ?? rec;
+}
+
+/** All containers, reconciled; detached `--rm` containers that have exited are removed here. */
+export async function listContainers(root: string, o: LifecycleOptions = {}): Promise<ContainerRecord[]> {
+  const out: ContainerRecord[] = [];
+  for (const r of await listRecords(root)) {
+    const cur = await refreshState(root, r, o);
+    if (cur.state.status === 'exited' && cur.hostConfig.autoRemove && cur.state.monitorPid !== process.pid) {
+      if (!(await isSameProcess(cur.state.monitorPid, cur.state.monitorStartTime))) {
+        await removeContainer(root, cur.id, { ...o, force: true }).catch(() => {});
+        continue;
+      }
+    }
+    out.push(cur);
+  }
+  return out;
+}
+
+export async function getContainer(root: string, nameOrId: string, o: LifecycleOptions = {}): Promise<ContainerRecord> {
+  return refreshState(root, await resolveContainer(root, nameOrId), o);
+}
+
+/** Sends a signal to the container's pid 1 (SIGKILL: to every process of its cgroup). */
+export async function killContainer(root: string, nameOrId: string, sig: string | number = 'SIGKILL', o: LifecycleOptions = {}): Promise<ContainerRecord> {
+  const rec = await getContainer(root, nameOrId, o);
+  if (rec.state.status !== 'running') throw new ContainerStateError(rec.id, `container ${rec.name} is not running`);
+  const n = signalNumber(sig);
+  if (n === 9) {
+    await (await cgroupOf(rec, o)).kill('SIGKILL');
+    return rec;
+  }
+  const pid = await containerPid(rec, o);
+  if (!pid) throw new ContainerStateError(rec.id, `container ${rec.name} has no running process`);
+  try {
+    process.kill(pid, n);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+  }
+  return rec;
+}
+
+/** Waits until the container is no longer running (polling the kernel and the status file). */
+export async function waitContainer(root: string, id: string, o: LifecycleOptions & { timeoutMs?: number } = {}): Promise<ContainerRecord | undefined> {
+  const deadline = o.timeoutMs === undefined ? Infinity : Date.now() + o.timeoutMs;
+  for (;;) {
+    const r = await readRecord(root, id);
+    if (!r) return undefined;
+    const cur = await refreshState(root, r, o);
+    if (cur.state.status !== 'running') return cur;
+    if (Date.now() >= deadline) return cur;
+    o.signal?.throwIfAborted();
+    await sleep(25);
+  }
+}
+
+/** STOPSIGNAL (default SIGTERM) to pid 1, then SIGKILL to the group after `timeoutSec`. */
+export async function stopContainer(root: string, nameOrId: string, o: LifecycleOptions & { timeoutSec?: number } = {}): Promise<ContainerRecord> {
+  const rec = await getContainer(root, nameOrId, o);
+  if (rec.state.status !== 'running') return rec;
+  const sig = rec.config.StopSignal || 'SIGTERM';
+  const pid = await containerPid(rec, o);
+  if (pid) {
+    try {
+      process.kill(pid, signalNumber(sig));
+    } catch {
+      // already exiting
+    }
+  }
+  let cur = await waitContainer(root, rec.id, { ...o, timeoutMs: (o.timeoutSec ?? 10) * 1000 });
+  if (cur && cur.state.status === 'running') {
+    await (await cgroupOf(rec, o)).kill('SIGKILL').catch(() => {});
+    cur = await waitContainer(root, rec.id, { ...o, timeoutMs: 10_000 });
+  }
+  return cur ?? rec;
+}
+
+/**
+ * Removes a container: kills what is left (force), tears down network and cgroup, removes the
+ * snapshot and the directory. Nothing is mounted on the host for a container (the sandbox mounts
+ * in its own mount namespace), so there is nothing to unmount here.
+ */
+export async function removeContainer(root: string, nameOrId: string, o: LifecycleOptions & { force?: boolean } = {}): Promise<string> {
+  const rec = await refreshState(root, await resolveContainer(root, nameOrId), o);
+  if (rec.state.status === 'running' && !o.force) {
+    throw new ContainerStateError(rec.id, `container ${rec.name} is running: stop it first or use rm -f`);
+  }
+  await releaseResources(rec, o);
+  // The watcher (monitor or a foreground run) goes once the container has; give it a moment.
+  for (let i = 0; i < 100 && rec.state.monitorPid !== process.pid && (await isSameProcess(rec.state.monitorPid, rec.state.monitorStartTime)); i++) {
+    await sleep(20);
+  }
+  const sn = await OverlaySnapshotter.open(overlayRoot(root));
+  await sn.remove(rec.snapshotKey).catch((e: unknown) => {
+    if ((e as { code?: string }).code !== 'NOT_FOUND') throw e;
+  });
+  await rm(containerDir(root, rec.id), { recursive: true, force: true });
+  return rec.id;
+}
+
+export { signalName };

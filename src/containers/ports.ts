@@ -1,0 +1,51 @@
+/**
+ * Published ports: a small detached userland TCP proxy per container (port-proxy.ts) listening on
+ * 127.0.0.1:hostPort and forwarding to containerIP:containerPort over the bridge. Chosen over DNAT
+ * because DNAT of 127.0.0.1 needs the host-wide route_localnet sysctl and a hairpin rule; the proxy
+ * needs neither, and it exits on its own when the container's network namespace goes away.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect } from 'node:net';
+import type { PortBinding } from './record.js';
+import { ImgbuildError } from '../errors.js';
+
+function proxyScript(): { cmd: string; args: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  // Under tsx (bench, tests from source) this module is .ts; the built CLI runs the .js sibling.
+  if (here.endsWith('.ts')) return { cmd: process.execPath, args: ['--import', 'tsx', here.replace(/ports\.ts$/, 'port-proxy.ts')] };
+  return { cmd: process.execPath, args: [here.replace(/ports\.js$/, 'port-proxy.js')] };
+}
+
+/** Starts the proxy and waits until every host port accepts connections. Returns its pid. */
+export async function startPortProxy(o: { containerIp: string; ports: PortBinding[]; netnsPath: string; logPath: string }): Promise<number> {
+  const { cmd, args } = proxyScript();
+  const spec = o.ports.map((p) => `${p.hostIp}:${p.hostPort}:${p.containerPort}`).join(',');
+  const child = spawn(cmd, [...args, o.containerIp, spec, o.netnsPath], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const exited = new Promise<number>((res) => child.once('exit', (c) => res(c ?? 1)));
+  const deadline = Date.now() + 5_000;
+  for (const p of o.ports) {
+    for (;;) {
+      const ok = await new Promise<boolean>((res) => {
+        const s = connect({ host: p.hostIp, port: p.hostPort });
+        s.once('connect', () => {
+          s.destroy();
+          res(true);
+        });
+        s.once('error', () => res(false));
+      });
+      if (ok) break;
+      const code = await Promise.race([exited, sleep(20).then(() => undefined)]);
+      if (code !== undefined || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new ImgbuildError('UNAVAILABLE', `publishing ${p.hostIp}:${p.hostPort}: ${err.trim() || 'the port proxy did not start'}`);
+      }
+    }
+  }
+  child.stderr!.destroy();
+  child.unref();
+  return child.pid!;
+}

@@ -1,0 +1,245 @@
+/**
+ * From an image config and `run` flags to the container's effective config and SandboxSpec,
+ * following Docker's rules: ENTRYPOINT/CMD composition, env precedence (image < --env-file < -e),
+ * `-w`, `-u` against the image's passwd/group, binds, tmpfs, capabilities, rlimits.
+ */
+import { readFile, mkdir, stat } from 'node:fs/promises';
+import { isAbsolute, posix, resolve } from 'node:path';
+import type { ContainerConfig } from '../layers/types.js';
+import type { Mount, Rlimit, SandboxSpec } from '../runner/spec.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { BindSpec, PortBinding } from './record.js';
+import { ContainerStartError } from './errors.js';
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Docker's default capability set (moby oci/caps/defaults.go). */
+export const DEFAULT_CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID',
+  'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+];
+
+/** Every capability of Linux 6.x, in number order. */
+export const ALL_CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
+  'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN',
+  'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE',
+  'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ',
+  'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+];
+
+function capName(c: string): string {
+  const u = c.trim().toUpperCase();
+  const n = u === 'ALL' ? 'ALL' : u.startsWith('CAP_') ? u : `CAP_${u}`;
+  if (n !== 'ALL' && !ALL_CAPABILITIES.includes(n)) throw new InvalidArgumentError(`unknown capability ${JSON.stringify(c)}`);
+  return n;
+}
+
+/** Docker's order: start from the defaults (or ALL), drop, then add. */
+export function capabilitySet(add: string[], drop: string[]): string[] {
+  const a = add.map(capName);
+  const d = drop.map(capName);
+  let set = new Set(DEFAULT_CAPABILITIES);
+  if (d.includes('ALL')) set = new Set();
+  for (const c of d) set.delete(c);
+  if (a.includes('ALL')) set = new Set(ALL_CAPABILITIES);
+  for (const c of a) if (c !== 'ALL') set.add(c);
+  return ALL_CAPABILITIES.filter((c) => set.has(c));
+}
+
+/** ENTRYPOINT/CMD composition: `--entrypoint` replaces the image's and resets its CMD. */
+export function composeCommand(
+  cfg: ContainerConfig,
+  o: { entrypoint?: string; cmd?: string[] },
+): { entrypoint: string[]; cmd: string[]; argv: string[] } {
+  let entrypoint = cfg.Entrypoint ?? [];
+  let cmd = cfg.Cmd ?? [];
+  if (o.entrypoint !== undefined) {
+    entrypoint = o.entrypoint === '' ? [] : [o.entrypoint];
+    cmd = [];
+  }
+  if (o.cmd && o.cmd.length > 0) cmd = o.cmd;
+  const argv = [...entrypoint, ...cmd];
+  if (argv.length === 0) throw new ContainerStartError('no command specified (the image has no CMD or ENTRYPOINT)', 125);
+  return { entrypoint, cmd, argv };
+}
+
+function envKey(e: string): string {
+  const i = e.indexOf('=');
+  return i < 0 ? e : e.slice(0, i);
+}
+
+/** Later entries win by key; the order of first appearance is kept. */
+export function mergeEnv(...lists: string[][]): string[] {
+  const m = new Map<string, string>();
+  for (const l of lists) for (const e of l) m.set(envKey(e), e);
+  return [...m.values()];
+}
+
+/** `-e K=V` as given; `-e K` takes K from the caller's environment, or is dropped when unset. */
+export function resolveEnvFlags(flags: string[], hostEnv: NodeJS.ProcessEnv): string[] {
+  return flags.flatMap((f) => {
+    if (f.includes('=')) {
+      if (f.startsWith('=')) throw new InvalidArgumentError(`invalid environment variable ${JSON.stringify(f)}`);
+      return [f];
+    }
+    const v = hostEnv[f];
+    return v === undefined ? [] : [`${f}=${v}`];
+  });
+}
+
+/** `--env-file`: one `K=V` (or bare `K`) per line; `#` comments and blank lines skipped. */
+export async function readEnvFile(path: string, hostEnv: NodeJS.ProcessEnv): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new InvalidArgumentError(`reading --env-file ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  const lines = text.split(/\r?\n/).map((l) => l.replace(/^\s+/, '')).filter((l) => l !== '' && !l.startsWith('#'));
+  return resolveEnvFlags(lines, hostEnv);
+}
+
+/** `-v /host:/ctr[:ro|rw]` (bind mounts only; the host side must be absolute). */
+export async function parseVolume(v: string, cwd = process.cwd()): Promise<BindSpec> {
+  const parts = v.split(':');
+  if (parts.length < 2 || parts.length > 3) {
+    throw new InvalidArgumentError(`invalid volume ${JSON.stringify(v)}: expected /host/path:/container/path[:ro]`);
+  }
+  const [src = '', dst = '', mode = 'rw'] = parts;
+  if (!src.startsWith('/') && !src.startsWith('.')) {
+    throw new InvalidArgumentError(`invalid volume ${JSON.stringify(v)}: named volumes are not supported, give an absolute host path`);
+  }
+  if (!posix.isAbsolute(dst)) throw new InvalidArgumentError(`invalid volume ${JSON.stringify(v)}: the container path must be absolute`);
+  const modes = mode.split(',');
+  if (modes.some((m) => !['ro', 'rw', 'z', 'Z'].includes(m))) throw new InvalidArgumentError(`invalid volume mode ${JSON.stringify(mode)} in ${v}`);
+  const source = isAbsolute(src) ? src : resolve(cwd, src);
+  // Docker creates a missing host directory for -v.
+  try {
+    await stat(source);
+  } catch {
+    await mkdir(source, { recursive: true });
+  }
+  return { source, destination: posix.normalize(dst), readOnly: modes.includes('ro') };
+}
+
+/** `--tmpfs /path[:opt,opt]`. */
+export function parseTmpfs(t: string): { destination: string; options: string[] } {
+  const i = t.indexOf(':');
+  const dst = i < 0 ? t : t.slice(0, i);
+  const opts = i < 0 ? [] : t.slice(i + 1).split(',').filter(Boolean);
+  if (!posix.isAbsolute(dst)) throw new InvalidArgumentError(`invalid --tmpfs ${JSON.stringify(t)}: the path must be absolute`);
+  return { destination: posix.normalize(dst), options: ['nosuid', 'nodev', ...opts] };
+}
+
+/** `-p [127.0.0.1:]hostPort:containerPort[/tcp]` — published on 127.0.0.1 only. */
+export function parsePublish(p: string): PortBinding {
+  const m = /^(?:(127\.0\.0\.1|localhost):)?(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/.exec(p);
+  if (!m) throw new InvalidArgumentError(`invalid -p ${JSON.stringify(p)}: expected [127.0.0.1:]hostPort:containerPort[/tcp]`);
+  if (m[4] === 'udp') throw new InvalidArgumentError(`-p ${p}: only tcp ports can be published`);
+  const hostPort = Number(m[2]);
+  const containerPort = Number(m[3]);
+  if (hostPort < 1 || hostPort > 65535 || containerPort < 1 || containerPort > 65535) throw new InvalidArgumentError(`-p ${p}: port out of range`);
+  return { hostIp: '127.0.0.1', hostPort, containerPort, protocol: 'tcp' };
+}
+
+const RLIMIT_NAMES: Record<string, string> = {
+  core: 'RLIMIT_CORE', cpu: 'RLIMIT_CPU', data: 'RLIMIT_DATA', fsize: 'RLIMIT_FSIZE', locks: 'RLIMIT_LOCKS',
+  memlock: 'RLIMIT_MEMLOCK', msgqueue: 'RLIMIT_MSGQUEUE', nice: 'RLIMIT_NICE', nofile: 'RLIMIT_NOFILE',
+  nproc: 'RLIMIT_NPROC', rss: 'RLIMIT_RSS', rtprio: 'RLIMIT_RTPRIO', rttime: 'RLIMIT_RTTIME',
+  sigpending: 'RLIMIT_SIGPENDING', stack: 'RLIMIT_STACK',
+};
+
+/** `--ulimit nofile=1024[:2048]`. */
+export function parseUlimit(u: string): Rlimit {
+  const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(u);
+  const type = m && RLIMIT_NAMES[m[1]!];
+  if (!m || !type) throw new InvalidArgumentError(`invalid --ulimit ${JSON.stringify(u)}: expected name=soft[:hard]`);
+  const soft = Number(m[2]);
+  const hard = m[3] === undefined ? soft : Number(m[3]);
+  if (soft > hard && hard >= 0) throw new InvalidArgumentError(`--ulimit ${u}: soft limit above hard limit`);
+  return { type, soft, hard };
+}
+
+export interface SpecInput {
+  argv: string[];
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number; additionalGids: number[] };
+  rootfs: Mount[];
+  hostname: string;
+  etcFiles: { hosts: string; hostname: string; resolv: string };
+  binds: BindSpec[];
+  tmpfs: { destination: string; options: string[] }[];
+  readOnly: boolean;
+  capabilities: string[];
+  rlimits: Rlimit[];
+  init: boolean;
+  terminal: boolean;
+  hostNetwork: boolean;
+}
+
+export function buildSandboxSpec(i: SpecInput): SandboxSpec {
+  // /proc, /dev (with its device binds, pts, shm, mqueue) and /sys are mounted by the sandbox itself.
+  const mounts: (Mount & { destination: string })[] = [];
+  const etc = (destination: string, source: string): Mount & { destination: string } => ({
+    destination,
+    type: 'bind',
+    source,
+    options: ['rbind', 'rprivate', ...(i.readOnly ? ['ro'] : [])],
+  });
+  mounts.push(etc('/etc/hosts', i.etcFiles.hosts), etc('/etc/hostname', i.etcFiles.hostname), etc('/etc/resolv.conf', i.etcFiles.resolv));
+  for (const t of i.tmpfs) mounts.push({ destination: t.destination, type: 'tmpfs', source: 'tmpfs', options: t.options });
+  for (const b of i.binds) {
+    mounts.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', ...(b.readOnly ? ['ro'] : [])] });
+  }
+  return {
+    process: {
+      args: i.argv,
+      env: i.env,
+      cwd: i.cwd,
+      user: { uid: i.user.uid, gid: i.user.gid, additionalGids: i.user.additionalGids },
+      capabilities: i.capabilities,
+      rlimits: i.rlimits,
+      terminal: i.terminal,
+    },
+    rootfs: i.rootfs,
+    mounts,
+    namespaces: i.hostNetwork ? ['mount', 'pid', 'ipc', 'uts'] : ['mount', 'pid', 'ipc', 'uts', 'net'],
+    hostname: i.hostname,
+    readonlyRootfs: i.readOnly,
+    init: i.init,
+  };
+}
+
+/** /etc/hosts of a container: loopback names, plus its own address on a bridge. */
+export function hostsFile(hostname: string, ip?: string): string {
+  return [
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    'fe00::0\tip6-localnet',
+    'ff00::0\tip6-mcastprefix',
+    'ff02::1\tip6-allnodes',
+    'ff02::2\tip6-allrouters',
+    ip ? `${ip}\t${hostname}` : `127.0.1.1\t${hostname}`,
+    '',
+  ].join('\n');
+}
+
+/** The host's resolv.conf without loopback resolvers (unreachable from a separate net namespace). */
+export async function resolvConf(hostNetwork: boolean): Promise<string> {
+  let text = '';
+  try {
+    text = await readFile('/etc/resolv.conf', 'utf8');
+  } catch {
+    return '';
+  }
+  if (hostNetwork) return text;
+  return `${text
+    .split('\n')
+    .filter((l) => !/^\s*nameserver\s+(127\.|::1\s*$)/.test(l))
+    .join('\n')
+    .trim()}\n`;
+}
