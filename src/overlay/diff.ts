@@ -12,6 +12,7 @@ import type { OciStore } from '../layers/store.js';
 import { packDir } from '../layers/tar/pack.js';
 import type { OverlaySnapshotter } from './overlay.js';
 import type { SnapshotInfo } from './snapshotter.js';
+import { isStaleUnpack } from './unpack.js';
 
 export async function diffSnapshot(
   store: OciStore,
@@ -28,7 +29,8 @@ export async function diffSnapshot(
 
 /**
  * Removes every snapshot that is not needed: kept are the committed snapshots named in `keep`,
- * every active snapshot and view, and every ancestor of those. Children are removed before their
+ * every active snapshot and view (except the leftovers of a killed unpack), and every ancestor
+ * of those. Children are removed before their
  * parents. Returns the removed keys and the bytes they held.
  */
 export async function pruneSnapshots(sn: OverlaySnapshotter, keep: Set<string>): Promise<{ removed: string[]; bytes: number }> {
@@ -42,7 +44,7 @@ export async function pruneSnapshots(sn: OverlaySnapshotter, keep: Set<string>):
     }
   };
   for (const [key, info] of all) {
-    if (info.kind !== 'committed' || keep.has(key)) mark(key);
+    if ((info.kind !== 'committed' && !isStaleUnpack(info)) || keep.has(key)) mark(key);
   }
   // Depth of each dead snapshot, so the deepest (children) go first.
   const depth = (key: string): number => {

@@ -8,7 +8,8 @@
  * and then finds the snapshot committed. A layer is applied into an active snapshot under a
  * private key and only committed after the tar was applied completely and its diffID checked,
  * so a refused, corrupt or interrupted layer leaves no committed snapshot, and the active one is
- * removed on failure.
+ * removed on failure. One left by a killed process is recognised by its pid label and removed
+ * by the next unpack of that layer or by pruneSnapshots.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -24,11 +25,29 @@ import { applyLayer } from '../layers/tar/apply.js';
 import type { Descriptor } from '../layers/types.js';
 import { SnapshotExistsError, SnapshotNotFoundError } from './errors.js';
 import type { OverlaySnapshotter } from './overlay.js';
+import type { SnapshotInfo } from './snapshotter.js';
 
 /** Label set on every snapshot made by unpack: the diffID of its own layer. */
 export const DIFF_ID_LABEL = 'imgbuild.diffid';
-/** Label on the temporary active snapshot a layer is applied into (value: the chain ID). */
+/** Labels on the temporary active snapshot a layer is applied into: the chain ID and the pid. */
 export const UNPACKING_LABEL = 'imgbuild.unpacking';
+export const UNPACKING_PID_LABEL = 'imgbuild.unpacking.pid';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** True for the active snapshot of an unpack whose process is gone (killed mid-layer). */
+export function isStaleUnpack(i: SnapshotInfo): boolean {
+  if (i.kind !== 'active' || i.labels[UNPACKING_LABEL] === undefined) return false;
+  const pid = Number(i.labels[UNPACKING_PID_LABEL]);
+  return !Number.isSafeInteger(pid) || pid <= 0 || !alive(pid);
+}
 
 async function isCommitted(sn: OverlaySnapshotter, key: string): Promise<boolean> {
   try {
@@ -49,7 +68,13 @@ async function applyOne(
   signal?: AbortSignal,
 ): Promise<void> {
   const key = `unpack-${process.pid}-${randomBytes(4).toString('hex')}-${hexOf(chainId).slice(0, 12)}`;
-  await sn.prepare(key, parent, { labels: { [UNPACKING_LABEL]: chainId }, signal });
+  // Leftovers of a killed unpack of this same layer would otherwise pin its parent forever.
+  const stale: string[] = [];
+  await sn.walk((i) => {
+    if (i.labels[UNPACKING_LABEL] === chainId && isStaleUnpack(i)) stale.push(i.key);
+  });
+  for (const k of stale) await sn.remove(k).catch(() => {});
+  await sn.prepare(key, parent, { labels: { [UNPACKING_LABEL]: chainId, [UNPACKING_PID_LABEL]: String(process.pid) }, signal });
   try {
     const upper = await sn.upperDir(key);
     const tar = await openLayerTar(store, layer, { signal });

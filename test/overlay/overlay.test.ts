@@ -217,6 +217,19 @@ describe('overlay snapshotter specifics', () => {
     expect(await snapshotDirs(sn)).toEqual(ids.sort());
   }, 60_000);
 
+  it('rootless (user namespace): probe picks userxattr; unpack, whiteouts and diff use user.overlay.*', async () => {
+    const script = join(import.meta.dirname, 'fixtures', 'rootless.ts');
+    const out = await run('unshare', ['--user', '--map-root-user', '--mount', process.execPath, '--import', 'tsx', script, join(dir, 'rootless')], {
+      cwd: join(import.meta.dirname, '../..'),
+    });
+    const r = JSON.parse(out.stdout) as { probe: { userxattr: boolean; opaqueXattr: string; options: string[] }; unpacked: Record<string, string>; names: string[] };
+    expect(r.probe.userxattr).toBe(true);
+    expect(r.probe.opaqueXattr).toBe('user.overlay.opaque');
+    expect(r.probe.options).toContain('userxattr');
+    expect(r.unpacked).toEqual({ d: '<dir>', 'd/new': 'new', k: 'k' });
+    expect(r.names).toEqual(['.wh.k', 'd', 'd/.wh..wh..opq', 'd/again']);
+  }, 60_000);
+
   it('unpacks images into chain-ID snapshots shared between images', async () => {
     const base = await layerOf(store, [
       { name: 'etc/', type: 'directory' },
@@ -349,6 +362,40 @@ describe('overlay snapshotter specifics', () => {
     const r2 = await pruneSnapshots(sn, new Set());
     expect([...r2.removed].sort()).toEqual([topA, base.diffId, topC].sort());
     expect(r2.removed.indexOf(topA)).toBeLessThan(r2.removed.indexOf(base.diffId));
+    expect(await snapshotDirs(sn)).toEqual([]);
+  });
+
+  it('the leftover of a killed unpack is removed by the next unpack of that layer and by prune', async () => {
+    const base = await layerOf(store, [{ name: 'base', body: 'base' }]);
+    const top = await layerOf(store, [{ name: 'top', body: 'top' }]);
+    const [c0, c1] = chainIds([base.diffId, top.diffId]);
+    await unpackImage(store, sn, [base], [base.diffId]);
+    // What a process killed while applying `top` leaves: an active snapshot with a dead pid.
+    const dead = { 'imgbuild.unpacking': c1!, 'imgbuild.unpacking.pid': '2147483646' };
+    await sn.prepare('unpack-dead-1', c0, { labels: dead });
+    await sn.prepare('unpack-dead-2', c0, { labels: { ...dead, 'imgbuild.unpacking': 'sha256:other' } });
+    await sn.prepare('unpack-alive', c0, { labels: { ...dead, 'imgbuild.unpacking.pid': String(process.pid) } });
+    expect(await unpackImage(store, sn, [base, top], [base.diffId, top.diffId])).toBe(c1);
+    const keys = async (): Promise<string[]> => {
+      const k: string[] = [];
+      await sn.walk((i) => void k.push(i.key));
+      return k.sort();
+    };
+    expect(await keys()).toEqual([c0, c1, 'unpack-alive', 'unpack-dead-2'].sort());
+    const r = await pruneSnapshots(sn, new Set());
+    expect(r.removed.sort()).toEqual([c1, 'unpack-dead-2'].sort());
+    expect(await keys()).toEqual([c0, 'unpack-alive'].sort());
+  });
+
+  it('an aborted unpack stops and leaves no snapshot', async () => {
+    const base = await layerOf(store, [{ name: 'base', body: 'base' }]);
+    const ac = new AbortController();
+    ac.abort();
+    const err = await unpackImage(store, sn, [base], [base.diffId], { signal: ac.signal }).then(
+      () => undefined,
+      (e: unknown) => e as { code: string },
+    );
+    expect(err?.code).toBe('ABORTED');
     expect(await snapshotDirs(sn)).toEqual([]);
   });
 });
