@@ -1,0 +1,285 @@
+/**
+ * The build orchestrator: parse the Dockerfile, select the target stage and the stages it needs,
+ * run independent stages concurrently (layer steps share a p-limit), write the final image into
+ * the store (uncompressed layers unless `compression` says otherwise), tag it, and optionally
+ * export it as an OCI layout.
+ */
+import { copyFile, mkdir, readFile, rm, writeFile, link } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join, dirname, resolve } from 'node:path';
+import pLimit from 'p-limit';
+import { availableParallelism } from 'node:os';
+import { OciStore } from '../layers/store.js';
+import type { Descriptor, ImageConfig, Platform } from '../layers/types.js';
+import type { Compression } from '../layers/media-types.js';
+import { MediaTypes } from '../layers/media-types.js';
+import type { Digest } from '../layers/digest.js';
+import { hostPlatform, parsePlatform, writeImage } from '../layers/image.js';
+import { formatReference, parseReference } from '../layers/reference.js';
+import { REF_NAME_ANNOTATION } from '../layers/types.js';
+import type { OverlaySnapshotter } from '../overlay/overlay.js';
+import { ImgbuildError, InvalidArgumentError, throwIfAborted } from '../errors.js';
+import { BuildError } from './errors.js';
+import type { Dockerfile, Stage, Instruction } from './instructions.js';
+import { processWord } from './shell-lex.js';
+import { BuildCache } from './cache.js';
+import { openContext } from './context.js';
+import { dispatchStage, isoTime, platformArgs, type BuildReporter, type DispatchEnv, type ImageState } from './dispatch.js';
+import type { BuildNetwork } from './run-step.js';
+import type { SecretSource } from './mounts.js';
+
+export interface BuildOptions {
+  /** Store root (`<root>/` OCI layout, `<root>/overlay`, `<root>/cache`). */
+  root: string;
+  /** Build context dir; undefined for a context-less build (Dockerfile from stdin). */
+  contextDir?: string;
+  /** Path of the Dockerfile (default `<context>/Dockerfile`). */
+  dockerfile?: string;
+  /** Dockerfile text (wins over `dockerfile`). */
+  dockerfileText?: string;
+  tags?: string[];
+  buildArgs?: Record<string, string>;
+  target?: string;
+  noCache?: boolean;
+  pull?: boolean;
+  secrets?: SecretSource[];
+  network?: BuildNetwork;
+  platform?: string;
+  compression?: Compression;
+  /** Manifest/config vocabulary of the result (default oci). */
+  format?: 'oci' | 'docker';
+  output?: { type: 'oci' | 'docker'; dest: string };
+  iidfile?: string;
+  /** Seconds since the epoch for `created`, history times and clamped layer mtimes. */
+  sourceDateEpoch?: number;
+  reporter?: BuildReporter;
+  /** Concurrent layer steps (default: number of cores). */
+  parallelism?: number;
+  signal?: AbortSignal;
+}
+
+export interface BuildResult {
+  /** The manifest descriptor in the store. */
+  descriptor: Descriptor;
+  /** Docker-style image id (config digest). */
+  imageId: Digest;
+  config: ImageConfig;
+  /** Full references tagged. */
+  tags: string[];
+}
+
+export class StageNotFoundError extends ImgbuildError {
+  constructor(readonly target: string) {
+    super('NOT_FOUND', `target stage ${JSON.stringify(target)} could not be found`);
+    this.name = 'StageNotFoundError';
+  }
+}
+
+const NOOP_REPORTER: BuildReporter = { task: () => ({ log() {}, done() {}, fail() {} }) };
+
+/** Finds a stage by name (case-insensitive) or index among `stages` before `before` (if given). */
+export function findStage(stages: Stage[], ref: string, before?: number): Stage | undefined {
+  const limit = before ?? stages.length;
+  if (/^\d+$/.test(ref)) {
+    const i = Number(ref);
+    return i < limit ? stages[i] : undefined;
+  }
+  const lower = ref.toLowerCase();
+  return stages.slice(0, limit).find((s) => s.name === lower);
+}
+
+/** Stage references a stage makes (FROM, COPY --from, RUN --mount from=), meta-ARG-expanded. */
+export function stageDeps(df: Dockerfile, stage: Stage, meta: ReadonlyMap<string, string>, escape: '\\' | '`'): Stage[] {
+  const refs: string[] = [];
+  const exp = (w: string): string => {
+    try {
+      return processWord(w, (n) => meta.get(n), escape);
+    } catch {
+      return w;
+    }
+  };
+  refs.push(exp(stage.from.image));
+  const visit = (ins: Instruction): void => {
+    if (ins.kind === 'copy' && ins.from) refs.push(exp(ins.from));
+    if (ins.kind === 'run') for (const m of ins.mounts) if ((m.type === 'bind' || m.type === 'cache') && m.from) refs.push(exp(m.from));
+  };
+  stage.instructions.forEach(visit);
+  const out: Stage[] = [];
+  for (const r of refs) {
+    const s = findStage(df.stages, r, stage.index);
+    if (s && !out.includes(s)) out.push(s);
+  }
+  return out;
+}
+
+function metaArgValues(df: Dockerfile, buildArgs: Map<string, string>, platform: Platform, escape: '\\' | '`'): Map<string, string> {
+  const meta = platformArgs(platform);
+  for (const a of df.metaArgs) {
+    for (const d of a.args) {
+      const v = buildArgs.get(d.key) ?? (d.value !== undefined ? processWord(d.value, (n) => meta.get(n), escape) : undefined);
+      if (v !== undefined) meta.set(d.key, v);
+    }
+  }
+  return meta;
+}
+
+/** Writes the image (manifest, config, layers) as an OCI image layout directory at `dest`. */
+export async function writeOciLayout(store: OciStore, desc: Descriptor, dest: string, refName?: string): Promise<void> {
+  await mkdir(join(dest, 'blobs', 'sha256'), { recursive: true });
+  const manifest = JSON.parse((await store.read(desc)).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
+  for (const d of [desc, manifest.config, ...manifest.layers]) {
+    const to = join(dest, 'blobs', 'sha256', d.digest.slice('sha256:'.length));
+    await rm(to, { force: true });
+    await link(store.blobPath(d.digest), to).catch(() => copyFile(store.blobPath(d.digest), to));
+  }
+  await writeFile(join(dest, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, ...(refName ? { annotations: { [REF_NAME_ANNOTATION]: refName } } : {}) };
+  await writeFile(join(dest, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: [entry] }));
+}
+
+export async function build(o: BuildOptions): Promise<BuildResult> {
+  const signal = o.signal;
+  const store = await OciStore.open(o.root);
+  const reporter = o.reporter ?? NOOP_REPORTER;
+  const dockerfilePath = o.dockerfile ?? (o.contextDir ? join(o.contextDir, 'Dockerfile') : undefined);
+  let text = o.dockerfileText;
+  if (text === undefined) {
+    if (!dockerfilePath) throw new InvalidArgumentError('no Dockerfile given');
+    text = await readFile(dockerfilePath, 'utf8');
+  }
+  const { parseDockerfile } = await import('./parse.js');
+  const df = parseDockerfile(text, dockerfilePath ? { file: dockerfilePath } : {});
+  if (df.stages.length === 0) throw new BuildError('the Dockerfile has no FROM instruction');
+  const escape = df.directives.escape;
+  const platform = o.platform ? parsePlatform(o.platform) : hostPlatform();
+  const buildArgs = new Map(Object.entries(o.buildArgs ?? {}));
+  const metaArgs = metaArgValues(df, buildArgs, platform, escape);
+
+  const target = o.target !== undefined ? findStage(df.stages, o.target) : df.stages[df.stages.length - 1];
+  if (!target) throw new StageNotFoundError(o.target ?? '');
+
+  const tmpDir = join(o.root, 'cache', 'build', 'tmp', `${process.pid}-${randomBytes(4).toString('hex')}`);
+  await mkdir(tmpDir, { recursive: true });
+  const context = await openContext(o.contextDir ? resolve(o.contextDir) : undefined, {
+    cacheDir: join(o.root, 'cache', 'build'),
+    ...(dockerfilePath ? { dockerfilePath } : {}),
+  });
+  const cache = await BuildCache.open(store);
+  let snP: Promise<OverlaySnapshotter> | undefined;
+  const results = new Map<Stage, Promise<ImageState>>();
+  let pullImage: DispatchEnv['pullImage'];
+  try {
+    const mod = (await import('../layers/remote/pull.js')) as { pullImage?: (s: OciStore, r: string, o?: { platform?: Platform; signal?: AbortSignal }) => Promise<Descriptor> };
+    if (typeof mod.pullImage === 'function') {
+      const pull = mod.pullImage;
+      pullImage = async (ref, p) => {
+        const task = reporter.task(`pull ${ref}`);
+        try {
+          await pull(store, ref, { platform: p, ...(signal ? { signal } : {}) });
+          task.done();
+        } catch (e) {
+          task.fail(e instanceof Error ? e.message : String(e));
+          throw e;
+        }
+      };
+    }
+  } catch {
+    pullImage = undefined;
+  }
+
+  const env: DispatchEnv = {
+    store,
+    root: o.root,
+    snapshotter: () => {
+      snP ??= import('../overlay/overlay.js').then((m) => m.OverlaySnapshotter.open(join(o.root, 'overlay'), signal ? { signal } : {}));
+      return snP;
+    },
+    cache,
+    noCache: o.noCache ?? false,
+    pull: o.pull ?? false,
+    context,
+    tmpDir,
+    compression: o.compression ?? 'none',
+    ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
+    network: o.network ?? 'none',
+    secrets: new Map((o.secrets ?? []).map((s) => [s.id, s])),
+    buildArgs,
+    metaArgs,
+    platform,
+    escape,
+    dockerfile: df,
+    reporter,
+    stage: (ref, from) => {
+      const st = findStage(df.stages, ref, from.index);
+      return st ? runStage(st) : Promise.resolve(undefined);
+    },
+    stepLimit: pLimit(Math.max(1, o.parallelism ?? availableParallelism())),
+    unpacking: new Map(),
+    ...(signal ? { signal } : {}),
+    ...(pullImage ? { pullImage } : {}),
+  };
+  const runStage = (st: Stage): Promise<ImageState> => {
+    let p = results.get(st);
+    if (!p) {
+      p = dispatchStage(env, st);
+      p.catch(() => {});
+      results.set(st, p);
+    }
+    return p;
+  };
+
+  try {
+    // Start every stage the target needs right away, so independent ones run concurrently.
+    const needed = new Set<Stage>();
+    const walk = (st: Stage): void => {
+      if (needed.has(st)) return;
+      needed.add(st);
+      for (const d of stageDeps(df, st, metaArgs, escape)) walk(d);
+    };
+    walk(target);
+    for (const st of needed) void runStage(st);
+    const finalImage = await runStage(target);
+    throwIfAborted(signal);
+    await Promise.allSettled([...results.values()]);
+
+    const config: ImageConfig = JSON.parse(JSON.stringify(finalImage.config)) as ImageConfig;
+    config.created = isoTime(o.sourceDateEpoch);
+    let layers = [...finalImage.layers];
+    const compression = o.compression ?? 'none';
+    if (compression !== 'none') {
+      const { ensureCompressed } = await import('../layers/compress.js');
+      const task = reporter.task(`compressing ${layers.length} layers (${compression})`);
+      layers = await Promise.all(layers.map((l) => ensureCompressed(store, l, compression, { ...(o.format ? { format: o.format } : {}), ...(signal ? { signal } : {}) })));
+      task.done();
+    }
+    const task = reporter.task('writing image');
+    const descriptor = await writeImage(store, config, layers, o.format ? { format: o.format } : {});
+    const manifest = JSON.parse((await store.read(descriptor)).toString('utf8')) as { config: Descriptor };
+    const imageId = manifest.config.digest;
+    const tags: string[] = [];
+    for (const t of o.tags ?? []) {
+      const full = formatReference(parseReference(t));
+      await store.tag(full, descriptor);
+      tags.push(full);
+    }
+    if (tags.length === 0) await store.keepUntagged(descriptor);
+    task.done(`DONE ${imageId.slice(0, 19)}`);
+    if (o.iidfile) {
+      await mkdir(dirname(resolve(o.iidfile)), { recursive: true });
+      await writeFile(o.iidfile, imageId);
+    }
+    if (o.output) {
+      const t = reporter.task(`exporting to ${o.output.type} ${o.output.dest}`);
+      if (o.output.type === 'docker') throw new ImgbuildError('NOT_IMPLEMENTED', '--output type=docker is not supported; use type=oci or `imgbuild save`');
+      await writeOciLayout(store, descriptor, o.output.dest, tags[0] ? parseReference(tags[0]).tag ?? 'latest' : undefined);
+      t.done();
+    }
+    await context.stat.save();
+    return { descriptor, imageId, config, tags };
+  } finally {
+    await Promise.allSettled([...results.values()]);
+    const { mountPointsUnder, unmount } = await import('../overlay/mount.js');
+    if ((await mountPointsUnder(tmpDir).catch(() => [])).length) await unmount(tmpDir).catch(() => {});
+    if ((await mountPointsUnder(tmpDir).catch(() => [])).length === 0) await rm(tmpDir, { recursive: true, force: true }).catch(() => {});
+  }
+}
