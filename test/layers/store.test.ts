@@ -1,0 +1,209 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readdir, readFile, writeFile, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { makeTmp } from '../helpers/tmp.js';
+import { runCli, REPO_ROOT } from '../helpers/cli.js';
+import { OciStore, STORE_VERSION } from '../../src/layers/store.js';
+import { digestOf } from '../../src/layers/digest.js';
+import { MediaTypes } from '../../src/layers/media-types.js';
+import { DigestMismatchError, SizeMismatchError, StoreVersionError, BlobNotFoundError, CorruptStoreError } from '../../src/layers/errors.js';
+import type { Descriptor } from '../../src/layers/types.js';
+
+let tmp: Awaited<ReturnType<typeof makeTmp>>;
+let store: OciStore;
+
+beforeEach(async () => {
+  tmp = await makeTmp();
+  store = await OciStore.open(join(tmp.dir, 'store'));
+});
+afterEach(async () => {
+  await store.release();
+  await tmp.cleanup();
+});
+
+async function blobFiles(s: OciStore): Promise<string[]> {
+  return readdir(join(s.root, 'blobs', 'sha256'));
+}
+async function ingestFiles(s: OciStore): Promise<string[]> {
+  return readdir(join(s.root, 'ingest'));
+}
+async function flipByte(path: string, at: number): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, at);
+    b[0] = b[0]! ^ 0xff;
+    await fh.write(b, 0, 1, at);
+  } finally {
+    await fh.close();
+  }
+}
+
+describe('OciStore layout', () => {
+  it('creates an OCI image layout with a version file', async () => {
+    expect(JSON.parse(await readFile(join(store.root, 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' });
+    const idx = JSON.parse(await readFile(join(store.root, 'index.json'), 'utf8'));
+    expect(idx).toMatchObject({ schemaVersion: 2, manifests: [] });
+    expect(JSON.parse(await readFile(join(store.root, 'imgbuild.json'), 'utf8'))).toEqual({ version: STORE_VERSION });
+  });
+
+  it('refuses a store written by a newer version', async () => {
+    await writeFile(join(store.root, 'imgbuild.json'), JSON.stringify({ version: 99 }));
+    await expect(OciStore.open(store.root)).rejects.toBeInstanceOf(StoreVersionError);
+    await expect(OciStore.open(store.root)).rejects.toThrow(/format version 99/);
+  });
+
+  it('reports a corrupt version file as a corrupt store', async () => {
+    await writeFile(join(store.root, 'imgbuild.json'), '{nope');
+    await expect(OciStore.open(store.root)).rejects.toBeInstanceOf(CorruptStoreError);
+  });
+});
+
+describe('blob writes are verified', () => {
+  it('commits a blob whose digest and size match', async () => {
+    const data = Buffer.from('hello blobs');
+    const d = digestOf(data);
+    const w = await store.writer('t', { expected: d, total: data.length });
+    await w.write(data);
+    await w.commit(data.length, d);
+    expect(await store.info(d)).toEqual({ digest: d, size: data.length });
+    expect((await store.read({ digest: d, size: data.length })).toString()).toBe('hello blobs');
+    expect(await ingestFiles(store)).toEqual([]);
+  });
+
+  it('refuses a wrong digest and leaves nothing in blobs/ or ingest/', async () => {
+    const data = Buffer.from('payload');
+    const wrong = digestOf('something else');
+    const w = await store.writer('t');
+    await w.write(data);
+    await expect(w.commit(data.length, wrong)).rejects.toBeInstanceOf(DigestMismatchError);
+    expect(await blobFiles(store)).toEqual([]);
+    expect(await ingestFiles(store)).toEqual([]);
+  });
+
+  it('refuses a wrong size at commit and leaves nothing behind', async () => {
+    const data = Buffer.from('payload');
+    const w = await store.writer('t');
+    await w.write(data);
+    await expect(w.commit(data.length + 1, digestOf(data))).rejects.toBeInstanceOf(SizeMismatchError);
+    expect(await blobFiles(store)).toEqual([]);
+    expect(await ingestFiles(store)).toEqual([]);
+  });
+
+  it('refuses writing past the announced total', async () => {
+    const w = await store.writer('t', { total: 4 });
+    await expect(w.write(Buffer.from('12345'))).rejects.toBeInstanceOf(SizeMismatchError);
+    expect(await ingestFiles(store)).toEqual([]);
+  });
+
+  it('treats an existing blob as success (content addressed)', async () => {
+    const a = await store.put(Buffer.from('same'), MediaTypes.OCI_CONFIG);
+    const b = await store.put(Buffer.from('same'), MediaTypes.OCI_CONFIG);
+    expect(b).toEqual(a);
+    expect(await blobFiles(store)).toHaveLength(1);
+  });
+});
+
+describe('verifying reads', () => {
+  it('the streaming reader fails on a flipped byte', async () => {
+    const data = Buffer.alloc(200_000, 7);
+    const desc = await store.put(data, MediaTypes.OCI_LAYER);
+    await flipByte(store.blobPath(desc.digest), 123_456);
+    const r = await store.reader(desc);
+    const consume = async (): Promise<number> => {
+      let n = 0;
+      for await (const c of r) n += (c as Buffer).length;
+      return n;
+    };
+    await expect(consume()).rejects.toBeInstanceOf(DigestMismatchError);
+  });
+
+  it('read() fails on a flipped byte and on a truncated blob', async () => {
+    const desc = await store.put(Buffer.from('{"a":1}'), MediaTypes.OCI_CONFIG);
+    await flipByte(store.blobPath(desc.digest), 2);
+    await expect(store.read(desc)).rejects.toBeInstanceOf(DigestMismatchError);
+    await expect(store.read({ ...desc, size: desc.size + 1 })).rejects.toBeInstanceOf(SizeMismatchError);
+  });
+
+  it('a missing blob is a typed not-found error', async () => {
+    const d = digestOf('absent');
+    await expect(store.reader({ digest: d, size: 6 })).rejects.toBeInstanceOf(BlobNotFoundError);
+    await expect(store.read({ digest: d, size: 6 })).rejects.toBeInstanceOf(BlobNotFoundError);
+  });
+});
+
+describe('index.json refs', () => {
+  const manifest = async (s: OciStore, n: number): Promise<Descriptor> =>
+    s.put(Buffer.from(JSON.stringify({ schemaVersion: 2, n })), MediaTypes.OCI_MANIFEST);
+
+  it('tags, retags, untags and keeps untagged images', async () => {
+    const m1 = await manifest(store, 1);
+    const m2 = await manifest(store, 2);
+    await store.tag('docker.io/library/a:1', m1);
+    await store.tag('docker.io/library/a:1', m2); // moves the tag
+    expect((await store.resolve('docker.io/library/a:1'))?.digest).toBe(m2.digest);
+    await store.keepUntagged(m1);
+    await store.keepUntagged(m1); // idempotent
+    expect((await store.list()).filter((e) => e.ref === undefined)).toHaveLength(1);
+    // tagging an untagged image replaces its untagged entry
+    await store.tag('docker.io/library/b:1', m1);
+    expect((await store.list()).filter((e) => e.ref === undefined)).toHaveLength(0);
+    expect((await store.untag('docker.io/library/b:1'))?.digest).toBe(m1.digest);
+    expect(await store.untag('docker.io/library/b:1')).toBeUndefined();
+    expect(await store.removeManifest(m2.digest)).toHaveLength(1);
+    expect(await store.list()).toEqual([]);
+  });
+
+  it('gc removes unreferenced blobs and keeps what an index entry reaches or keep lists', async () => {
+    const layer = await store.put(Buffer.from('layer'), MediaTypes.OCI_LAYER);
+    const config = await store.put(Buffer.from('{}'), MediaTypes.OCI_CONFIG);
+    const m = await store.put(Buffer.from(JSON.stringify({ schemaVersion: 2, config, layers: [layer] })), MediaTypes.OCI_MANIFEST);
+    const stray = await store.put(Buffer.from('stray'), MediaTypes.OCI_LAYER);
+    const kept = await store.put(Buffer.from('kept'), MediaTypes.OCI_LAYER);
+    await store.tag('docker.io/library/x:1', m);
+    // our own lease protects fresh blobs from concurrent gcs, not from our own
+    const r = await store.gc({ keep: [kept.digest] });
+    expect(r.removed).toEqual([stray.digest]);
+    expect(r.bytes).toBe(5);
+    expect((await blobFiles(store)).sort()).toEqual([layer, config, m, kept].map((d) => d.digest.slice(7)).sort());
+  });
+
+  it('two processes tagging concurrently never lose a tag nor corrupt index.json', async () => {
+    const m = await manifest(store, 1);
+    const script = `
+      const { OciStore } = await import(${JSON.stringify(join(REPO_ROOT, 'dist/layers/store.js'))});
+      const s = await OciStore.open(process.argv[1]);
+      const desc = JSON.parse(process.argv[2]);
+      for (let i = 0; i < 20; i++) await s.tag('docker.io/library/p' + process.argv[3] + ':' + i, desc);
+      await s.release();
+    `;
+    const run = (who: string): Promise<number> =>
+      new Promise((res, rej) => {
+        const c = spawn(process.execPath, ['--input-type=module', '-e', script, store.root, JSON.stringify(m), who], { stdio: 'inherit' });
+        c.on('error', rej);
+        c.on('close', (code) => res(code ?? 1));
+      });
+    expect(await Promise.all([run('a'), run('b')])).toEqual([0, 0]);
+    const idx = JSON.parse(await readFile(join(store.root, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
+    const refs = (await store.list()).map((e) => e.ref).sort();
+    expect(idx.manifests).toHaveLength(40);
+    expect(new Set(refs).size).toBe(40);
+    for (const who of ['a', 'b']) for (let i = 0; i < 20; i++) expect(refs).toContain(`docker.io/library/p${who}:${i}`);
+  });
+
+  it('parallel `imgbuild tag` processes all land their tags', async () => {
+    // `tag` needs a loadable image: give the manifest a config and no layers
+    const config = await store.put(
+      Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })),
+      MediaTypes.OCI_CONFIG,
+    );
+    const img = await store.put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_MANIFEST, config, layers: [] })), MediaTypes.OCI_MANIFEST);
+    await store.tag('docker.io/library/src:1', img);
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => runCli(['tag', 'src:1', `dst:${i}`], { root: store.root })));
+    expect(results.map((r) => r.code)).toEqual(Array(8).fill(0));
+    const refs = (await store.list()).map((e) => e.ref);
+    for (let i = 0; i < 8; i++) expect(refs).toContain(`docker.io/library/dst:${i}`);
+    expect(refs).toHaveLength(9);
+  });
+});
