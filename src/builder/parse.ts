@@ -510,7 +510,8 @@ export function parseAst(text: string, o: { file?: string } = {}): Ast {
     const lineNo = idx + 1;
     idx++;
     if (isComment(raw)) {
-      const c = trimSpace(raw.slice(1));
+      // (buildkit slices the untrimmed line here, so an indented `# x` would keep its `#`)
+      const c = trimSpace(trimLeadingWhitespace(raw).slice(1));
       if (c === '') comments = [];
       else comments.push(c);
     }
@@ -716,8 +717,8 @@ function fail(c: Ctx, msg: string, col?: number): never {
 }
 
 /** Column of a flag on the instruction's first line, for precise error positions. */
-function flagColumn(c: Ctx, flag: string): number | undefined {
-  const i = c.node.original.indexOf(flag);
+function flagColumn(c: Ctx, flag: string, last = false): number | undefined {
+  const i = last ? c.node.original.lastIndexOf(flag) : c.node.original.indexOf(flag);
   if (i < 0) return undefined;
   // `original` starts at the keyword, which sits at startColumn on the first line.
   const firstLineLen = c.node.original.length; // continuation lines are appended; good enough for line 1 hits
@@ -733,7 +734,7 @@ function parseFlags(c: Ctx): ParsedFlags {
     const name = eq < 0 ? f.slice(2) : f.slice(2, eq);
     const value = eq < 0 ? undefined : f.slice(eq + 1);
     const kind = spec[name];
-    const col = flagColumn(c, `--${name}`);
+    const col = flagColumn(c, `--${name}`, out.strings.has(name) || out.bools.has(name));
     if (!kind) {
       const owners = Object.entries(FLAGS)
         .filter(([, s]) => s[name] !== undefined)
