@@ -1,16 +1,38 @@
 /**
- * The sandbox facade: runs a SandboxSpec through the native helper (native/build/imgbuild-sandbox).
+ * The sandbox facade: turns a SandboxSpec into bootstrap records for the native helper
+ * (native/build/imgbuild-sandbox) and runs it in the foreground, detached, or as an exec into
+ * a running container.
  */
+import { mkdirSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SandboxSpec } from './spec.js';
+import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { DEFAULT_CAPABILITIES, capabilityMask } from './capabilities.js';
+import { mapWaitStatus, runHelper } from './native.js';
+import {
+  BootstrapWriter,
+  CloneFlags,
+  Mode,
+  RLIMITS,
+  RLIM_INFINITY,
+  Tag,
+  parseMountOptions,
+} from './protocol.js';
+import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, type IdMap, type SandboxSpec } from './spec.js';
 
 export interface SandboxIO {
   stdin?: Readable;
   stdout?: Writable;
   stderr?: Writable;
   signal?: AbortSignal;
+  /** Called with the host pid of the container process once it exists (before it execs). */
+  onStart?: (info: { pid: number }) => void;
+  /** Relay these signals received by this Node process to the container (`--sig-proxy`). */
+  forwardSignals?: readonly NodeJS.Signals[];
+  /** Initial terminal size when `terminal` is set. */
+  terminalSize?: { rows: number; cols: number };
 }
 
 export interface SandboxResult {
@@ -31,9 +53,13 @@ export interface ExecProcess {
   cwd: string;
   user: { uid: number; gid: number; additionalGids?: number[] };
   terminal?: boolean;
+  /** Kept capabilities; default Docker's default set. */
   capabilities?: string[];
   noNewPrivileges?: boolean;
 }
+
+/** The signals a foreground `run` relays by default. */
+export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
 /** Path of the native helper binary. */
 export function helperPath(): string {
@@ -41,26 +67,185 @@ export function helperPath(): string {
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'imgbuild-sandbox');
 }
 
-export function runSandbox(spec: SandboxSpec, io: SandboxIO): Promise<SandboxResult> {
-  void spec;
-  void io;
-  return Promise.reject(new Error('not implemented yet'));
+function checkedHelper(): string {
+  const h = helperPath();
+  if (!existsSync(h)) throw new NotFoundError(`sandbox helper ${h} is missing; run \`npm run build\` (needs make and a C compiler)`);
+  return h;
 }
 
-export function startDetached(
+/**
+ * The host dir the rootfs is mounted on. Each container mounts it inside its own private mount
+ * namespace, so one shared, never-removed empty dir serves all of them.
+ */
+function rootfsDir(): string {
+  const d = join(tmpdir(), 'imgbuild-sandbox-rootfs');
+  mkdirSync(d, { recursive: true, mode: 0o700 });
+  return d;
+}
+
+function mapText(maps: IdMap[] | undefined, what: string): string {
+  if (!maps || maps.length === 0) throw new InvalidArgumentError(`a user namespace needs ${what}`);
+  return maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+}
+
+function absolute(p: string, what: string): void {
+  if (!isAbsolute(p)) throw new InvalidArgumentError(`${what} must be an absolute path, got ${JSON.stringify(p)}`);
+}
+
+function processRecords(
+  w: BootstrapWriter,
+  p: { args: string[]; env: string[]; cwd: string; user: { uid: number; gid: number; additionalGids?: number[] };
+    capabilities?: string[]; noNewPrivileges?: boolean; terminal?: boolean },
+  size?: { rows: number; cols: number },
+): void {
+  if (p.args.length === 0) throw new InvalidArgumentError('process.args is empty');
+  absolute(p.cwd, 'process.cwd');
+  for (const a of p.args) w.str(Tag.ARGV, a);
+  for (const e of p.env) w.str(Tag.ENV, e);
+  w.str(Tag.CWD, p.cwd);
+  w.u32(Tag.UID, p.user.uid).u32(Tag.GID, p.user.gid);
+  for (const g of p.user.additionalGids ?? []) w.u32(Tag.ADDGID, g);
+  w.u64(Tag.CAPS, capabilityMask(p.capabilities ?? DEFAULT_CAPABILITIES));
+  if (p.noNewPrivileges) w.u32(Tag.NO_NEW_PRIVS, 1);
+  if (p.terminal) {
+    w.u32(Tag.TERMINAL, 1);
+    if (size) w.winsize(size.rows, size.cols);
+  }
+}
+
+function toBigLimit(n: number): bigint {
+  return n < 0 || !Number.isFinite(n) ? RLIM_INFINITY : BigInt(Math.floor(n));
+}
+
+/** Encodes a spec as bootstrap records (exported for tests and debugging). */
+export function encodeSpec(spec: SandboxSpec, mode: number, extra: (w: BootstrapWriter) => void = () => {}, size?: { rows: number; cols: number }): Buffer {
+  const w = new BootstrapWriter();
+  w.u32(Tag.MODE, mode);
+  processRecords(w, spec.process, size);
+  let ns = 0;
+  for (const n of spec.namespaces) ns |= CloneFlags[n];
+  if (spec.namespaces.includes('user')) {
+    w.str(Tag.UIDMAP, mapText(spec.uidMappings, 'uidMappings'));
+    w.str(Tag.GIDMAP, mapText(spec.gidMappings, 'gidMappings'));
+  }
+  if (spec.netnsPath) {
+    absolute(spec.netnsPath, 'netnsPath');
+    w.str(Tag.NETNS_PATH, spec.netnsPath);
+    ns &= ~CloneFlags.net;
+  }
+  w.u32(Tag.NS_FLAGS, ns >>> 0);
+  if (spec.rootfs.length === 0) throw new InvalidArgumentError('spec.rootfs has no mounts');
+  for (const m of spec.rootfs) {
+    const o = parseMountOptions(m.type, m.options);
+    w.mount(Tag.ROOTFS_MOUNT, {
+      flags: o.flags, propagation: o.propagation, type: m.type, source: m.source,
+      destination: (m.target ?? '').replace(/^\/+/, ''), data: o.data, cwd: m.cwd ?? '',
+    });
+  }
+  for (const m of spec.mounts) {
+    absolute(m.destination, 'mount destination');
+    const o = parseMountOptions(m.type, m.options);
+    w.mount(Tag.MOUNT, {
+      flags: o.flags, propagation: o.propagation, type: m.type, source: m.source,
+      destination: m.destination, data: o.data, cwd: m.cwd ?? '',
+    });
+  }
+  if (spec.hostname !== undefined) w.str(Tag.HOSTNAME, spec.hostname);
+  for (const r of spec.process.rlimits ?? []) {
+    const res = RLIMITS[r.type.toUpperCase()];
+    if (res === undefined) throw new InvalidArgumentError(`unknown rlimit ${JSON.stringify(r.type)}`);
+    w.rlimit(res, toBigLimit(r.soft), toBigLimit(r.hard));
+  }
+  for (const p of spec.maskedPaths ?? DEFAULT_MASKED_PATHS) w.str(Tag.MASKED, p);
+  for (const p of spec.readonlyPaths ?? DEFAULT_READONLY_PATHS) w.str(Tag.READONLY, p);
+  for (const c of spec.cgroupPaths ?? []) w.str(Tag.CGROUP_PATH, c);
+  if (spec.init) w.u32(Tag.INIT, 1);
+  if (spec.readonlyRootfs) w.u32(Tag.READONLY_ROOTFS, 1);
+  w.str(Tag.ROOTFS_DIR, rootfsDir());
+  extra(w);
+  return w.finish();
+}
+
+/** Runs the spec's process to completion; stdio are the given streams (or a pty with `terminal`). */
+export async function runSandbox(spec: SandboxSpec, io: SandboxIO): Promise<SandboxResult> {
+  const bootstrap = encodeSpec(spec, Mode.RUN, undefined, io.terminalSize);
+  const out = await runHelper({
+    helper: checkedHelper(),
+    bootstrap,
+    ...(io.stdin ? { stdin: io.stdin } : {}),
+    ...(io.stdout ? { stdout: io.stdout } : {}),
+    ...(io.stderr ? { stderr: io.stderr } : {}),
+    ...(io.signal ? { signal: io.signal } : {}),
+    ...(io.onStart ? { onPid: (pid: number) => io.onStart?.({ pid }) } : {}),
+    ...(io.forwardSignals ? { forwardSignals: io.forwardSignals } : {}),
+  });
+  return mapWaitStatus(out.waitStatus ?? 0);
+}
+
+/**
+ * Starts a container that outlives this process: the helper becomes its monitor (own session),
+ * sends stdout+stderr to logPath and writes {exitCode, signal, oomKilled, finishedAt} JSON to
+ * statusPath when it ends. Resolves once the process has exec'd.
+ */
+export async function startDetached(
   spec: SandboxSpec,
   o: { logPath: string; statusPath: string; signal?: AbortSignal },
 ): Promise<Detached> {
-  void spec;
-  void o;
-  return Promise.reject(new Error('not implemented yet'));
+  absolute(o.logPath, 'logPath');
+  absolute(o.statusPath, 'statusPath');
+  const bootstrap = encodeSpec(spec, Mode.DETACHED, (w) => {
+    w.str(Tag.LOG_PATH, o.logPath).str(Tag.STATUS_PATH, o.statusPath);
+  });
+  const out = await runHelper({
+    helper: checkedHelper(),
+    bootstrap,
+    detached: true,
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
+  if (out.pid === undefined || out.monitorPid === undefined) throw new Error('unreachable: detached start without pids');
+  return { pid: out.pid, monitorPid: out.monitorPid };
 }
 
-export function execIn(pid: number, p: ExecProcess, io: SandboxIO): Promise<SandboxResult> {
-  void pid;
-  void p;
-  void io;
-  return Promise.reject(new Error('not implemented yet'));
+/** cgroup dirs of `pid` that differ from ours (so the exec'd process is accounted with the container). */
+function cgroupsOf(pid: number): string[] {
+  const parse = (p: string) =>
+    readFileSync(p, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [, ctrl = '', path = '/'] = l.match(/^\d+:([^:]*):(.*)$/) ?? [];
+        return { ctrl, path };
+      });
+  const mine = new Map(parse('/proc/self/cgroup').map((c) => [c.ctrl, c.path]));
+  const dirs: string[] = [];
+  for (const { ctrl, path } of parse(`/proc/${pid}/cgroup`)) {
+    if (path === '/' || mine.get(ctrl) === path) continue;
+    const name = ctrl === '' ? (existsSync('/sys/fs/cgroup/unified') ? 'unified' : '') : ctrl.replace(/^name=/, '');
+    const dir = join('/sys/fs/cgroup', name, path);
+    if (existsSync(join(dir, 'cgroup.procs'))) dirs.push(dir);
+  }
+  return dirs;
+}
+
+/** Joins every namespace (and the cgroups) of a running container and runs a process there. */
+export async function execIn(pid: number, p: ExecProcess, io: SandboxIO): Promise<SandboxResult> {
+  if (!Number.isInteger(pid) || pid <= 0) throw new InvalidArgumentError(`bad pid ${pid}`);
+  if (!existsSync(`/proc/${pid}`)) throw new NotFoundError(`no process ${pid} to exec into`);
+  const w = new BootstrapWriter();
+  w.u32(Tag.MODE, Mode.EXEC).u32(Tag.TARGET_PID, pid);
+  processRecords(w, p, io.terminalSize);
+  for (const c of cgroupsOf(pid)) w.str(Tag.CGROUP_PATH, c);
+  const out = await runHelper({
+    helper: checkedHelper(),
+    bootstrap: w.finish(),
+    ...(io.stdin ? { stdin: io.stdin } : {}),
+    ...(io.stdout ? { stdout: io.stdout } : {}),
+    ...(io.stderr ? { stderr: io.stderr } : {}),
+    ...(io.signal ? { signal: io.signal } : {}),
+    ...(io.onStart ? { onPid: (n: number) => io.onStart?.({ pid: n }) } : {}),
+    ...(io.forwardSignals ? { forwardSignals: io.forwardSignals } : {}),
+  });
+  return mapWaitStatus(out.waitStatus ?? 0);
 }
 
 export { toOciConfig } from './oci-config.js';
