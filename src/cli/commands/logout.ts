@@ -1,14 +1,15 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('logout')
-    .description('logout (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'logout is not implemented yet');
+    .description('remove saved credentials for a registry')
+    .argument('[registry]', 'registry host (default docker.io)', 'docker.io')
+    .action(async (registryArg: string) => {
+      const { Keychain, keyHost } = await import('../../layers/remote/auth.js');
+      const registry = keyHost(registryArg);
+      const removed = await new Keychain({ env: ctx.env }).erase(registry);
+      ctx.stdout.write(removed ? `Removing login credentials for ${registry}\n` : `Not logged in to ${registry}\n`);
     });
 }

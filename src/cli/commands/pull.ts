@@ -1,14 +1,48 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+interface PullFlags {
+  platform?: string;
+  insecure?: boolean;
+  quiet?: boolean;
+}
+
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('pull')
-    .description('pull (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'pull is not implemented yet');
+    .description('pull an image from a registry into the store')
+    .argument('<ref>', 'image reference (name[:tag][@digest])')
+    .option('--platform <os/arch[/variant]>', 'platform to pull from a multi-platform image', 'linux/amd64')
+    .option('--insecure', 'allow plain http and unverified TLS for this registry')
+    .option('-q, --quiet', 'print only the image reference')
+    .action(async (ref: string, flags: PullFlags) => {
+      const [{ pullImage }, { parsePlatform }, { createTransferRenderer }, { parseReference, formatReference }] = await Promise.all([
+        import('../../layers/remote/pull.js'),
+        import('../../layers/image.js'),
+        import('../transfer-progress.js'),
+        import('../../layers/reference.js'),
+      ]);
+      const full = formatReference(parseReference(ref));
+      const store = await ctx.store();
+      const quiet = Boolean(flags.quiet);
+      if (!quiet) ctx.stdout.write(`Pulling ${full}\n`);
+      const r = createTransferRenderer({ out: ctx.stdout, isTTY: ctx.isTTY, quiet, direction: 'pull' });
+      let desc;
+      try {
+        desc = await pullImage(store, ref, {
+          platform: parsePlatform(flags.platform ?? 'linux/amd64'),
+          ...(flags.insecure ? { insecure: true } : {}),
+          signal: ctx.signal,
+          env: ctx.env,
+          onProgress: (e) => r.onEvent(e),
+        });
+      } finally {
+        r.close();
+      }
+      if (quiet) {
+        ctx.stdout.write(`${full}\n`);
+        return;
+      }
+      ctx.stdout.write(`Digest: ${desc.digest}\nStatus: Downloaded ${full}\n${full}\n`);
     });
 }

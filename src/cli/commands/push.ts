@@ -1,14 +1,59 @@
 import type { Command } from 'commander';
+import { InvalidArgumentError } from '../../errors.js';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+interface PushFlags {
+  compression?: string;
+  insecure?: boolean;
+  quiet?: boolean;
+}
+
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('push')
-    .description('push (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'push is not implemented yet');
+    .description('push an image from the store to a registry')
+    .argument('<ref>', 'image in the store (name, name:tag, name@digest or id)')
+    .argument('[dest-ref]', 'where to push (default: the image name)')
+    .option('--compression <gzip|zstd|none>', 'layer compression to push (default: keep compressed layers, gzip uncompressed ones)')
+    .option('--insecure', 'allow plain http and unverified TLS for this registry')
+    .option('-q, --quiet', 'print only the pushed digest')
+    .action(async (ref: string, destRef: string | undefined, flags: PushFlags) => {
+      const c = flags.compression;
+      if (c !== undefined && c !== 'gzip' && c !== 'zstd' && c !== 'none') {
+        throw new InvalidArgumentError(`--compression must be gzip, zstd or none, not ${JSON.stringify(c)}`);
+      }
+      const [{ pushImage }, { createTransferRenderer }, { formatReference, parseReference }] = await Promise.all([
+        import('../../layers/remote/push.js'),
+        import('../transfer-progress.js'),
+        import('../../layers/reference.js'),
+      ]);
+      const store = await ctx.store();
+      const quiet = Boolean(flags.quiet);
+      let target: string | undefined;
+      const r = createTransferRenderer({ out: ctx.stdout, isTTY: ctx.isTTY, quiet, direction: 'push' });
+      let desc;
+      try {
+        desc = await pushImage(store, ref, destRef, {
+          ...(c ? { compression: c } : {}),
+          ...(flags.insecure ? { insecure: true } : {}),
+          signal: ctx.signal,
+          env: ctx.env,
+          onProgress: (e) => {
+            if (e.type === 'resolved') {
+              target = e.ref;
+              if (!quiet) ctx.stdout.write(`Pushing ${e.ref}\n`);
+            }
+            r.onEvent(e);
+          },
+        });
+      } finally {
+        r.close();
+      }
+      if (quiet) {
+        ctx.stdout.write(`${desc.digest}\n`);
+        return;
+      }
+      const p = parseReference(target ?? destRef ?? ref);
+      ctx.stdout.write(`${p.tag ?? formatReference(p)}: digest: ${desc.digest} size: ${desc.size}\n`);
     });
 }

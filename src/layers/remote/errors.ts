@@ -83,7 +83,7 @@ export class RegistryError extends ImgbuildError {
   ) {
     const codes = diagnostics.map((d) => d.code);
     const detail = diagnostics.length
-      ? diagnostics.map((d) => `${d.code}${d.message ? `: ${d.message}` : ''}${d.detail !== undefined ? ` (${JSON.stringify(d.detail)})` : ''}`).join('; ')
+      ? diagnostics.map((d) => `${d.code}${d.message ? `: ${d.message}` : ''}${d.detail !== undefined && d.detail !== null ? ` (${JSON.stringify(d.detail)})` : ''}`).join('; ')
       : (options?.body?.trim().slice(0, 200) || 'no error details');
     super(category(status, codes), `${what}: HTTP ${status}: ${detail}`, options);
     this.name = 'RegistryError';

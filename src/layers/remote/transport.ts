@@ -221,7 +221,7 @@ export class RegistrySession {
 
 export class RegistryClient {
   private base: Promise<Base> | undefined;
-  private readonly tokens = new Map<string, Token>();
+  private readonly tokens = new Map<string, Promise<Token>>();
   private credential: Promise<Credential | undefined> | undefined;
 
   constructor(
@@ -311,10 +311,18 @@ export class RegistryClient {
     if (cred?.registryToken) return `Bearer ${cred.registryToken}`;
     const key = [...scopes].sort().join(' ');
     const cached = this.tokens.get(key);
-    if (!force && cached && cached.expires > Date.now()) return `Bearer ${cached.value}`;
-    const token = await this.fetchToken(ch, scopes, cred, signal);
-    this.tokens.set(key, token);
-    return `Bearer ${token.value}`;
+    if (!force && cached) {
+      // concurrent requests share one token fetch per scope
+      const t = await cached.catch(() => undefined);
+      if (t && t.expires > Date.now()) return `Bearer ${t.value}`;
+      if (this.tokens.get(key) !== cached) return this.authorization(scopes, signal);
+    }
+    const p = this.fetchToken(ch, scopes, cred, signal);
+    this.tokens.set(key, p);
+    p.catch(() => {
+      if (this.tokens.get(key) === p) this.tokens.delete(key);
+    });
+    return `Bearer ${(await p).value}`;
   }
 
   private async fetchToken(ch: Challenge, scopes: string[], cred: Credential | undefined, signal?: AbortSignal): Promise<Token> {
@@ -414,6 +422,24 @@ export class RegistryClient {
       if (ms !== undefined) return Math.max(0, Math.min(this.session.retry.maxDelay, ms));
     }
     return this.backoff(attempt);
+  }
+
+  /**
+   * Checks this session's credentials against the registry (for `login`): Basic registries must
+   * answer `/v2/` with 200, token registries must issue a token for them and accept it.
+   * Returns the auth scheme in use ('none' when the registry asks for no credentials).
+   */
+  async verifyCredentials(signal?: AbortSignal): Promise<'none' | 'basic' | 'bearer'> {
+    const base = await this.ping(signal);
+    const scheme = base.challenge?.scheme;
+    if (scheme !== 'basic' && scheme !== 'bearer') return 'none';
+    const cred = await this.cred();
+    if (!cred || (cred.username === undefined && !cred.identityToken && !cred.registryToken)) {
+      throw new AuthError(401, [{ code: 'UNAUTHORIZED', message: 'no credentials given' }], `login to ${this.registry}`, base.challenge?.params.realm);
+    }
+    const res = await this.request({ method: 'GET', path: '/v2/', scopes: [], expect: [200], what: `login to ${this.registry}`, ...(signal ? { signal } : {}) });
+    await res.body.dump().catch(() => {});
+    return scheme;
   }
 
   /** Resolves a path or absolute Location against the registry origin, enforcing the http policy. */

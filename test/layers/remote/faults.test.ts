@@ -1,0 +1,331 @@
+/**
+ * Failure behaviour against the real registry, with a fault proxy for what it cannot do by itself:
+ * typed errors (MANIFEST_UNKNOWN, 401 with realm, DENIED), refused digests and oversized manifests
+ * that leave the store untouched, Range resume after a cut connection (in-process and across
+ * processes), bounded retries on 500/429, and no credentials on a redirect to another host.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { readdir, writeFile, mkdir } from 'node:fs/promises';
+import { makeTmp } from '../../helpers/tmp.js';
+import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { startFaultProxy, startBlobHost, type FaultProxy } from '../../helpers/fault-proxy.js';
+import { ensureBusybox, BUSYBOX_REF } from '../../helpers/base-image.js';
+import { OciStore } from '../../../src/layers/store.js';
+import { loadImage } from '../../../src/layers/image.js';
+import { pullImage, ManifestTooLargeError } from '../../../src/layers/remote/pull.js';
+import { pushImage } from '../../../src/layers/remote/push.js';
+import { StaticAuthenticator } from '../../../src/layers/remote/auth.js';
+import { AuthError, RegistryError, TransportError } from '../../../src/layers/remote/errors.js';
+import { DigestMismatchError } from '../../../src/layers/errors.js';
+import type { TransferEvent } from '../../../src/layers/remote/progress.js';
+import type { Descriptor } from '../../../src/layers/types.js';
+import { assertBlobsIntact, storeSnapshot, testSession, validateStoredImage } from './util.js';
+
+const tmp = await makeTmp('imgbuild-remote-faults-');
+let reg: TestRegistry;
+let proxy: FaultProxy;
+let src: OciStore;
+let pushed: Descriptor;
+let layer: Descriptor;
+let n = 0;
+
+async function emptyStore(): Promise<OciStore> {
+  return OciStore.open(join(tmp.dir, `store-${++n}`));
+}
+
+beforeAll(async () => {
+  reg = await startRegistry({ mode: 'none' });
+  proxy = await startFaultProxy(reg.url);
+  src = await OciStore.open(join(tmp.dir, 'src'));
+  await ensureBusybox(src.root);
+  // uncompressed, so the layer blob is a couple of MB to cut in the middle
+  pushed = await pushImage(src, BUSYBOX_REF, `${reg.host}/faults/bb:1`, { session: testSession(), compression: 'none' });
+  layer = (await loadImage(src, pushed)).manifest.layers[0]!;
+});
+afterAll(async () => {
+  await proxy?.stop();
+  await reg?.stop();
+  await tmp.cleanup();
+});
+
+beforeEach(() => proxy.reset());
+
+const isLayerGet = (r: { method: string; url: string }): boolean => r.method === 'GET' && r.url.endsWith(`/blobs/${layer.digest}`);
+
+describe('registry errors', () => {
+  it('MANIFEST_UNKNOWN for a missing tag, store unchanged', async () => {
+    const store = await emptyStore();
+    const before = await storeSnapshot(store.root);
+    const err = await pullImage(store, `${reg.host}/faults/bb:missing`, { session: testSession() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegistryError);
+    expect((err as RegistryError).status).toBe(404);
+    expect((err as RegistryError).codes).toContain('MANIFEST_UNKNOWN');
+    expect((err as RegistryError).code).toBe('NOT_FOUND');
+    expect(await storeSnapshot(store.root)).toEqual(before);
+  });
+
+  it('DENIED maps to PERMISSION_DENIED with the registry message', async () => {
+    proxy.rule = (r) =>
+      r.method === 'PUT' && r.url.includes('/manifests/')
+        ? { kind: 'respond', status: 403, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'DENIED', message: 'requested access to the resource is denied' }] }) }
+        : undefined;
+    const err = await pushImage(src, BUSYBOX_REF, `${proxy.host}/faults/denied:1`, { session: testSession(), compression: 'none' }).catch((e: unknown) => e);
+    proxy.rule = () => undefined;
+    expect(err).toBeInstanceOf(RegistryError);
+    expect((err as RegistryError).codes).toEqual(['DENIED']);
+    expect((err as RegistryError).code).toBe('PERMISSION_DENIED');
+    expect((err as Error).message).toMatch(/requested access to the resource is denied/);
+  });
+
+  it('refuses a blob whose bytes do not match its digest; nothing reaches blobs/ or index.json', async () => {
+    proxy.rule = (r) => (isLayerGet(r) ? { kind: 'corrupt' } : undefined);
+    const store = await emptyStore();
+    const before = await storeSnapshot(store.root);
+    const err = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() }).catch((e: unknown) => e);
+    proxy.rule = () => undefined;
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    expect((err as DigestMismatchError).expected).toBe(layer.digest);
+    expect(await storeSnapshot(store.root)).toEqual(before);
+    // the bad download is not kept for resuming either
+    expect((await readdir(join(store.root, 'ingest'))).filter((f) => f.includes('remote-'))).toEqual([]);
+  });
+
+  it('refuses a manifest over 4 MiB', async () => {
+    const big = Buffer.alloc(5 * 1024 * 1024, 0x20);
+    big.write('{"schemaVersion":2,');
+    proxy.rule = (r) => (r.method === 'GET' && r.url.includes('/manifests/') ? { kind: 'respond', status: 200, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: big } : undefined);
+    const store = await emptyStore();
+    const before = await storeSnapshot(store.root);
+    const err = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() }).catch((e: unknown) => e);
+    proxy.rule = () => undefined;
+    expect(err).toBeInstanceOf(ManifestTooLargeError);
+    expect(await storeSnapshot(store.root)).toEqual(before);
+  });
+
+  it('refuses a manifest whose bytes do not match the digest asked for', async () => {
+    proxy.rule = (r) => (r.method === 'GET' && r.url.includes('/manifests/') ? { kind: 'corrupt' } : undefined);
+    const store = await emptyStore();
+    const err = await pullImage(store, `${proxy.host}/faults/bb@${pushed.digest}`, { session: testSession() }).catch((e: unknown) => e);
+    proxy.rule = () => undefined;
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    expect((await store.list()).length).toBe(0);
+  });
+});
+
+describe('resume and retry', () => {
+  it('resumes a download cut mid-blob with a Range request', async () => {
+    proxy.reset();
+    proxy.rule = (r, count) => (isLayerGet(r) && count === 1 ? { kind: 'close-after', bytes: 700_000 } : undefined);
+    const store = await emptyStore();
+    const events: TransferEvent[] = [];
+    const d = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession(), onProgress: (e) => events.push(e) });
+    proxy.rule = () => undefined;
+    expect(d.digest).toBe(pushed.digest);
+    const gets = proxy.seen.filter(isLayerGet);
+    expect(gets.length).toBe(2);
+    expect(gets[0]!.range).toBeUndefined();
+    const m = /^bytes=(\d+)-$/.exec(gets[1]!.range ?? '');
+    expect(m).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(0);
+    expect(Number(m![1])).toBeLessThanOrEqual(700_000);
+    expect(events.some((e) => e.type === 'blob' && e.phase === 'retry')).toBe(true);
+    await validateStoredImage(store, d);
+    await assertBlobsIntact(store.root);
+    expect((await readdir(join(store.root, 'ingest'))).filter((f) => f.includes('remote-'))).toEqual([]);
+  });
+
+  it('a failed pull keeps blobs/ and index.json unchanged, and the next pull resumes the partial', async () => {
+    proxy.reset();
+    proxy.rule = (r) => (isLayerGet(r) ? { kind: 'close-after', bytes: 300_000 } : undefined);
+    const store = await emptyStore();
+    const before = await storeSnapshot(store.root);
+    const err = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(await storeSnapshot(store.root)).toEqual(before);
+    const partials = (await readdir(join(store.root, 'ingest'))).filter((f) => f.includes('remote-'));
+    expect(partials.length).toBe(1);
+    // as if left by a process that died: rename it to a pid that cannot be alive
+    const { rename } = await import('node:fs/promises');
+    await rename(join(store.root, 'ingest', partials[0]!), join(store.root, 'ingest', `99999999-dead${partials[0]!.slice(partials[0]!.indexOf('-remote-'))}`));
+    proxy.reset();
+    proxy.rule = () => undefined;
+    const d = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() });
+    expect(d.digest).toBe(pushed.digest);
+    const gets = proxy.seen.filter(isLayerGet);
+    expect(gets.length).toBe(1);
+    expect(gets[0]!.range).toMatch(/^bytes=[1-9]\d*-$/);
+    await validateStoredImage(store, d);
+  });
+
+  it('adopts a partial download left by a dead process', async () => {
+    const store = await emptyStore();
+    const data = await src.read(layer);
+    await mkdir(join(store.root, 'ingest'), { recursive: true });
+    const hex = layer.digest.slice(7);
+    await writeFile(join(store.root, 'ingest', `99999998-abcd-remote-sha256-${hex}`), data.subarray(0, 123_456));
+    proxy.reset();
+    const d = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() });
+    expect(d.digest).toBe(pushed.digest);
+    expect(proxy.seen.filter(isLayerGet).map((r) => r.range)).toEqual(['bytes=123456-']);
+  });
+
+  it('retries after a 500 and succeeds', async () => {
+    proxy.reset();
+    proxy.rule = (r, count) => (r.method === 'GET' && r.url.includes('/manifests/') && count === 1 ? { kind: 'respond', status: 500, body: 'boom' } : undefined);
+    const d = await pullImage(await emptyStore(), `${proxy.host}/faults/bb:1`, { session: testSession() });
+    proxy.rule = () => undefined;
+    expect(d.digest).toBe(pushed.digest);
+    expect(proxy.seen.filter((r) => r.url.includes('/manifests/')).map((r) => r.status)).toEqual([500, 200]);
+  });
+
+  it('honours Retry-After on 429', async () => {
+    proxy.reset();
+    proxy.rule = (r, count) => (isLayerGet(r) && count === 1 ? { kind: 'respond', status: 429, headers: { 'retry-after': '1' }, body: '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}' } : undefined);
+    const t0 = Date.now();
+    const d = await pullImage(await emptyStore(), `${proxy.host}/faults/bb:1`, { session: testSession() });
+    const waited = Date.now() - t0;
+    proxy.rule = () => undefined;
+    expect(d.digest).toBe(pushed.digest);
+    expect(proxy.seen.filter(isLayerGet).map((r) => r.status)).toEqual([429, 200]);
+    expect(waited).toBeGreaterThanOrEqual(900); // the server asked for one second
+  });
+
+  it('gives up after a bounded number of attempts with a temporary RegistryError', async () => {
+    proxy.reset();
+    proxy.rule = (r) => (r.url.includes('/manifests/') ? { kind: 'respond', status: 503, body: '{"errors":[{"code":"UNAVAILABLE","message":"down"}]}' } : undefined);
+    const store = await emptyStore();
+    const err = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() }).catch((e: unknown) => e);
+    proxy.rule = () => undefined;
+    expect(err).toBeInstanceOf(RegistryError);
+    expect((err as RegistryError).temporary).toBe(true);
+    expect((err as RegistryError).code).toBe('UNAVAILABLE');
+    expect(proxy.seen.filter((r) => r.url.includes('/manifests/')).length).toBe(4);
+  });
+
+  it('fails with TransportError when nothing listens', async () => {
+    const { freePort } = await import('../../helpers/registry.js');
+    const port = await freePort();
+    const err = await pullImage(await emptyStore(), `127.0.0.1:${port}/x/y:1`, { session: testSession() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransportError);
+    expect((err as Error).message).toMatch(/ECONNREFUSED/);
+  });
+});
+
+describe('uploads', () => {
+  it('uses chunked uploads above the threshold', async () => {
+    proxy.reset();
+    const d = await pushImage(src, BUSYBOX_REF, `${proxy.host}/faults/chunked:1`, { session: testSession(), compression: 'none', chunkThreshold: 1000, chunkSize: 512 * 1024 });
+    expect(d.digest).toBe(pushed.digest);
+    expect(proxy.seen.filter((r) => r.method === 'PATCH').length).toBeGreaterThanOrEqual(Math.ceil(layer.size / (512 * 1024)));
+    const back = await pullImage(await emptyStore(), `${reg.host}/faults/chunked:1`, { session: testSession() });
+    expect(back.digest).toBe(d.digest);
+  });
+
+  it('falls back to a monolithic upload when the registry refuses PATCH', async () => {
+    proxy.reset();
+    proxy.rule = (r) => (r.method === 'PATCH' ? { kind: 'respond', status: 405, body: '{"errors":[{"code":"UNSUPPORTED","message":"no chunks here"}]}' } : undefined);
+    const d = await pushImage(src, BUSYBOX_REF, `${proxy.host}/faults/mono:1`, { session: testSession(), compression: 'none', chunkThreshold: 1000 });
+    proxy.rule = () => undefined;
+    expect(d.digest).toBe(pushed.digest);
+    expect(proxy.seen.some((r) => r.method === 'PATCH' && r.status === 405)).toBe(true);
+    expect(proxy.seen.some((r) => r.method === 'PUT' && r.url.includes('/blobs/uploads/') && r.url.includes('digest=') && r.status === 201)).toBe(true);
+  });
+
+  it('mounts blobs from the source repository on the same registry', async () => {
+    const store = await emptyStore();
+    await pullImage(store, `${reg.host}/faults/bb:1`, { session: testSession() });
+    const events: TransferEvent[] = [];
+    const d = await pushImage(store, `${reg.host}/faults/bb:1`, `${reg.host}/other/copy:1`, { session: testSession(), compression: 'none', onProgress: (e) => events.push(e) });
+    expect(d.digest).toBe(pushed.digest);
+    expect(events.filter((e) => e.type === 'blob' && e.phase === 'mounted').length).toBe(2);
+    expect(events.some((e) => e.type === 'blob' && e.phase === 'transfer')).toBe(false);
+  });
+});
+
+describe('authentication', () => {
+  let basic: TestRegistry;
+  let token: TestRegistry;
+  beforeAll(async () => {
+    basic = await startRegistry({ mode: 'basic' });
+    token = await startRegistry({ mode: 'token', tokenPolicy: (user, _repo, asked) => (user === 'alice' ? asked : user === 'bob' ? asked.filter((a) => a === 'pull') : []) });
+  });
+  afterAll(async () => {
+    await basic?.stop();
+    await token?.stop();
+  });
+
+  it('bad Basic credentials: AuthError 401 naming the realm', async () => {
+    const session = testSession(new StaticAuthenticator({ [basic.host]: { username: 'alice', password: 'nope' } }));
+    const err = await pushImage(src, BUSYBOX_REF, `${basic.host}/a/b:1`, { session }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuthError);
+    expect((err as AuthError).status).toBe(401);
+    expect((err as AuthError).realm).toBe('imgbuild-test-realm');
+    expect((err as AuthError).code).toBe('UNAUTHORIZED');
+    expect((err as Error).message).toContain('imgbuild-test-realm');
+  });
+
+  it('bad token-server credentials: AuthError 401 naming the token realm', async () => {
+    const session = testSession(new StaticAuthenticator({ [token.host]: { username: 'alice', password: 'nope' } }));
+    const err = await pullImage(await emptyStore(), `${token.host}/a/b:1`, { session }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuthError);
+    expect((err as AuthError).status).toBe(401);
+    expect((err as AuthError).realm).toBe(token.token!.realm);
+    expect((err as Error).message).toContain(token.token!.realm);
+  });
+
+  it('a token without push access is refused by the registry (401 after one fresh token)', async () => {
+    const session = testSession(new StaticAuthenticator({ [token.host]: { username: 'bob', password: 'builder' } }));
+    const err = await pushImage(src, BUSYBOX_REF, `${token.host}/bob/bb:1`, { session, compression: 'none' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuthError);
+    expect((err as AuthError).code).toBe('UNAUTHORIZED');
+    // scopes asked per repository, with push
+    expect(token.token!.log.some((l) => l.scopes.includes('repository:bob/bb:pull,push'))).toBe(true);
+  });
+
+  it('identity tokens are exchanged with the OAuth2 refresh-token POST', async () => {
+    const reg2 = await startRegistry({ mode: 'token', refreshTokens: { 'refresh-abc': 'alice' } });
+    try {
+      const session = testSession(new StaticAuthenticator({ [reg2.host]: { identityToken: 'refresh-abc' } }));
+      const d = await pushImage(src, BUSYBOX_REF, `${reg2.host}/id/bb:1`, { session, compression: 'none' });
+      expect(d.digest).toBe(pushed.digest);
+      expect(reg2.token!.log.some((l) => l.method === 'POST' && l.grant === 'refresh_token' && l.user === 'alice')).toBe(true);
+      expect(reg2.token!.log.some((l) => l.method === 'GET')).toBe(false);
+    } finally {
+      await reg2.stop();
+    }
+  });
+
+  it('tokens are cached per scope for the session', async () => {
+    const session = testSession(new StaticAuthenticator({ [token.host]: { username: 'alice', password: 'wonderland' } }));
+    const before = token.token!.log.length;
+    await pushImage(src, BUSYBOX_REF, `${token.host}/cache/bb:1`, { session, compression: 'none' });
+    await pullImage(await emptyStore(), `${token.host}/cache/bb:1`, { session });
+    await pullImage(await emptyStore(), `${token.host}/cache/bb:1`, { session });
+    const fetched = token.token!.log.slice(before);
+    // one pull,push token for the push, one pull token shared by both pulls
+    expect(fetched.map((l) => l.scopes.join(' '))).toEqual(['repository:cache/bb:pull,push', 'repository:cache/bb:pull']);
+  });
+
+  it('never sends credentials along a redirect to another host', async () => {
+    const bproxy = await startFaultProxy(basic.url);
+    const blobHost = await startBlobHost(basic.url, 'alice:wonderland');
+    try {
+      const session = testSession(new StaticAuthenticator({ [bproxy.host]: { username: 'alice', password: 'wonderland' } }));
+      const d0 = await pushImage(src, BUSYBOX_REF, `${bproxy.host}/redir/bb:1`, { session, compression: 'none' });
+      bproxy.reset();
+      bproxy.rule = (r) => (r.method === 'GET' && r.url.includes('/blobs/sha256:') ? { kind: 'redirect', location: `${blobHost.url}${r.url}` } : undefined);
+      const store = await emptyStore();
+      const d = await pullImage(store, `${bproxy.host}/redir/bb:1`, { session });
+      expect(d.digest).toBe(d0.digest);
+      expect(blobHost.seen.length).toBeGreaterThan(0);
+      expect(blobHost.seen.every((r) => r.authorization === undefined)).toBe(true);
+      // while the registry itself did get them
+      expect(bproxy.seen.filter((r) => r.url.includes('/blobs/')).every((r) => r.authorization?.startsWith('Basic '))).toBe(true);
+      await validateStoredImage(store, d);
+    } finally {
+      await blobHost.stop();
+      await bproxy.stop();
+    }
+  });
+});
