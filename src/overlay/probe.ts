@@ -1,7 +1,8 @@
 /**
  * What the kernel's overlayfs can do for this root, found by trying real mounts in a scratch dir
- * under the root (containerd overlayutils: Supported, NeedsUserXAttr). The result is cached in
- * `<root>/probe.json` and recomputed when the kernel release or the user changes.
+ * under the root (containerd overlayutils: Supported, NeedsUserXAttr). A positive result is cached
+ * in `<root>/probe.json` and recomputed when the kernel release, the user or the user namespace
+ * changes.
  *
  * - `userxattr`: inside a user namespace overlay must keep its private xattrs in `user.overlay.*`
  *   (kernel >= 5.11); whiteouts/opaque markers then use `user.overlay.opaque`.
@@ -172,6 +173,8 @@ export async function probeOverlay(root: string, opts: { refresh?: boolean } = {
     }
   }
   const result = await runProbe(root);
-  await writeFileAtomic(path, JSON.stringify(result, null, 2) + '\n');
+  // Only a positive result is kept: a failure may be passing (a full disk, a module not yet
+  // loaded) and is cheap to find again.
+  if (result.supported) await writeFileAtomic(path, JSON.stringify(result, null, 2) + '\n');
   return result;
 }

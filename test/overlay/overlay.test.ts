@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { snapshotterSuite, readTree, withMount } from '../conformance/snapshotter.js';
 import { OverlaySnapshotter } from '../../src/overlay/overlay.js';
 import { probeOverlay } from '../../src/overlay/probe.js';
+import { OverlayUnsupportedError } from '../../src/overlay/errors.js';
 import { unpackImage } from '../../src/overlay/unpack.js';
 import { diffSnapshot, pruneSnapshots } from '../../src/overlay/diff.js';
 import { OciStore } from '../../src/layers/store.js';
@@ -108,6 +109,24 @@ describe('overlay snapshotter specifics', () => {
     expect((await probeOverlay(sn.root, { refresh: true })).checkedAt).not.toBe(p.checkedAt);
     // No probe scratch dirs are left behind.
     expect((await readdir(sn.root)).filter((n) => n.startsWith('probe-'))).toEqual([]);
+  });
+
+  it('reports a root where overlay cannot work (an overlayfs upper) as OverlayUnsupportedError', async () => {
+    const base = join(dir, 'nested');
+    for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(base, d), { recursive: true });
+    const m = { type: 'overlay' as const, source: 'overlay', cwd: base, options: ['lowerdir=l', 'upperdir=u', 'workdir=w'] };
+    const err = await withMount(base, [m], (target) =>
+      OverlaySnapshotter.open(join(target, 'root')).then(
+        () => undefined,
+        (e: unknown) => e as OverlayUnsupportedError,
+      ),
+    );
+    expect(err).toBeInstanceOf(OverlayUnsupportedError);
+    expect(err?.code).toBe('NOT_IMPLEMENTED');
+    expect(err?.probe.supported).toBe(false);
+    expect(err?.probe.reason).toMatch(/mount .*failed/);
+    // A negative result is not cached.
+    expect(await readdir(join(base, 'u', 'root'))).toEqual(['snapshots']);
   });
 
   it('gives relative overlay options with cwd; 130 layers fit where absolute paths would not', async () => {
