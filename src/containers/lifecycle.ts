@@ -125,9 +125,10 @@ function normaliseExit(r: { exitCode: number; signal?: string | undefined }): { 
 
 /** Maps the sandbox's pre-exec failure to Docker's statuses: 127 not found, 126 not executable, else 125. */
 export function mapStartError(e: unknown, argv0: string): ContainerStartError {
-  const err = e as { code?: string; errno?: number; syscall?: string; stage?: unknown; message?: string };
+  // SandboxError keeps the errno name in errnoCode (its `code` is the error category).
+  const err = e as { code?: string; errnoCode?: string; syscall?: string; message?: string };
   const msg = err?.message ?? String(e);
-  const code = typeof err?.code === 'string' ? err.code : '';
+  const code = err?.errnoCode ?? (typeof err?.code === 'string' ? err.code : '');
   const isExec = err?.syscall === 'execve' || /exec/i.test(msg);
   if (isExec && (code === 'ENOENT' || code === 'ENOTDIR')) return new ContainerStartError(`${argv0}: executable file not found (${msg})`, 127, { cause: e });
   if (isExec && ['EACCES', 'ENOEXEC', 'EISDIR', 'EPERM', 'ETXTBSY'].includes(code))

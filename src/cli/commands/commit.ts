@@ -1,14 +1,23 @@
+/** `imgbuild commit [-m MSG] [-a AUTHOR] [-c INSTR]... CONTAINER [IMAGE]` */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
+import { collect } from './run.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('commit')
-    .description('commit (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'commit is not implemented yet');
+    .description("create an image from a container's changes")
+    .argument('<container>', 'container name or id')
+    .argument('[image]', 'name to tag the new image with')
+    .option('-m, --message <msg>', 'commit message (stored in the history)')
+    .option('-a, --author <author>', 'author')
+    .option('-c, --change <instruction>', 'apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, LABEL, WORKDIR, USER, EXPOSE, STOPSIGNAL, VOLUME)', collect, [])
+    .action(async (container: string, image: string | undefined, f: { message?: string; author?: string; change: string[] }) => {
+      const { commitContainer } = await import('../../containers/commit.js');
+      const { loadImage } = await import('../../layers/image.js');
+      const store = await ctx.store();
+      const desc = await commitContainer(store, container, image, { message: f.message, author: f.author, changes: f.change, signal: ctx.signal });
+      const img = await loadImage(store, desc);
+      ctx.stdout.write(`${img.manifest.config.digest}\n`);
     });
 }

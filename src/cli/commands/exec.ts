@@ -1,14 +1,41 @@
+/** `imgbuild exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] CONTAINER COMMAND...` */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
+import { ExitError } from '../../errors.js';
+import { abortSignalName, collect, withRunStatus } from './run.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('exec')
-    .description('exec (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'exec is not implemented yet');
+    .description('run a command in a running container')
+    .argument('<container>', 'container name or id')
+    .argument('<command...>', 'command and arguments')
+    .option('-i, --interactive', 'pass stdin to the command')
+    .option('-t, --tty', 'allocate a pseudo-terminal')
+    .option('-e, --env <KEY[=VALUE]>', 'set an environment variable (repeatable)', collect, [])
+    .option('-w, --workdir <dir>', 'working directory (default: the container\'s)')
+    .option('-u, --user <user[:group]>', 'user to run as (default: the container\'s)')
+    .passThroughOptions()
+    .action(async (container: string, command: string[], f: { interactive?: boolean; tty?: boolean; env: string[]; workdir?: string; user?: string }) => {
+      const { execContainer } = await import('../../containers/exec.js');
+      const stdin = f.interactive ? process.stdin : undefined;
+      const rawTty = Boolean(f.tty && f.interactive && process.stdin.isTTY);
+      if (rawTty) process.stdin.setRawMode(true);
+      let r;
+      try {
+        r = await execContainer(
+          ctx.root(),
+          container,
+          { args: command, env: f.env, workdir: f.workdir, user: f.user, tty: f.tty, hostEnv: ctx.env, signal: ctx.signal },
+          { stdin, stdout: ctx.stdout, stderr: ctx.stderr, signal: ctx.signal },
+        );
+      } catch (e) {
+        if (ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));
+        throw withRunStatus(e);
+      } finally {
+        if (rawTty) process.stdin.setRawMode(false);
+        if (stdin) stdin.pause();
+      }
+      if (r.exitCode !== 0) throw new ExitError(r.exitCode);
     });
 }

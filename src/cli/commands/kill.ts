@@ -1,14 +1,26 @@
+/** `imgbuild kill [-s SIGNAL] CONTAINER...` */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('kill')
-    .description('kill (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'kill is not implemented yet');
+    .description('send a signal to running containers (default SIGKILL, to every process)')
+    .argument('<containers...>', 'container names or ids')
+    .option('-s, --signal <signal>', 'signal name or number', 'SIGKILL')
+    .action(async (names: string[], f: { signal: string }) => {
+      const { killContainer, signalNumber } = await import('../../containers/lifecycle.js');
+      signalNumber(f.signal); // reject an unknown signal before touching any container
+      let failed: unknown;
+      for (const n of names) {
+        try {
+          await killContainer(ctx.root(), n, f.signal);
+          ctx.stdout.write(`${n}\n`);
+        } catch (e) {
+          failed ??= e;
+          ctx.stderr.write(`imgbuild: ${n}: ${(e as Error).message}\n`);
+        }
+      }
+      if (failed) throw failed;
     });
 }

@@ -1,14 +1,44 @@
+/** `imgbuild ps [-a] [-q]` */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('ps')
-    .description('ps (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'ps is not implemented yet');
+    .description('list containers')
+    .option('-a, --all', 'show all containers (default: running ones)')
+    .option('-q, --quiet', 'only print container ids')
+    .option('--no-trunc', 'do not truncate ids and commands')
+    .action(async (f: { all?: boolean; quiet?: boolean; trunc?: boolean }) => {
+      const { listContainers } = await import('../../containers/lifecycle.js');
+      const { table, formatAgo, ellipsis } = await import('../format.js');
+      const all = (await listContainers(ctx.root())).filter((r) => f.all || r.state.status === 'running');
+      all.sort((a, b) => b.created.localeCompare(a.created));
+      const trunc = f.trunc !== false;
+      if (f.quiet) {
+        for (const r of all) ctx.stdout.write(`${trunc ? r.id.slice(0, 12) : r.id}\n`);
+        return;
+      }
+      const status = (r: (typeof all)[number]): string => {
+        const s = r.state;
+        if (s.status === 'running') return `Up ${formatAgo(s.startedAt).replace(/ ago$/, '')}`;
+        if (s.status === 'exited') return `Exited (${s.exitCode ?? 0})${s.oomKilled ? ' OOMKilled' : ''} ${formatAgo(s.finishedAt)}`;
+        if (s.status === 'created') return 'Created';
+        return s.status;
+      };
+      const rows = [['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES']];
+      for (const r of all) {
+        const cmd = [r.path, ...r.args].join(' ');
+        rows.push([
+          trunc ? r.id.slice(0, 12) : r.id,
+          r.imageName,
+          JSON.stringify(trunc ? ellipsis(cmd, 20) : cmd),
+          formatAgo(r.created),
+          status(r),
+          r.hostConfig.portBindings.map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.protocol}`).join(', '),
+          r.name,
+        ]);
+      }
+      ctx.stdout.write(table(rows));
     });
 }

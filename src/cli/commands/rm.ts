@@ -1,14 +1,25 @@
+/** `imgbuild rm [-f] CONTAINER...` */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('rm')
-    .description('rm (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'rm is not implemented yet');
+    .description('remove containers (their writable layer, cgroup and network)')
+    .argument('<containers...>', 'container names or ids')
+    .option('-f, --force', 'kill a running container first')
+    .action(async (names: string[], f: { force?: boolean }) => {
+      const { removeContainer } = await import('../../containers/lifecycle.js');
+      let failed: unknown;
+      for (const n of names) {
+        try {
+          await removeContainer(ctx.root(), n, { force: f.force });
+          ctx.stdout.write(`${n}\n`);
+        } catch (e) {
+          failed ??= e;
+          ctx.stderr.write(`imgbuild: ${n}: ${(e as Error).message}\n`);
+        }
+      }
+      if (failed) throw failed;
     });
 }

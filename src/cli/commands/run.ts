@@ -1,14 +1,191 @@
+/**
+ * `imgbuild run [flags] IMAGE [COMMAND...]`: create a container and run it in the foreground (or
+ * detached with -d). The app's exit status becomes ours; imgbuild's own failures exit 125, a
+ * command that cannot be executed 126, one that is not found 127 (Docker's convention).
+ */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
+import { ExitError, ImgbuildError, InvalidArgumentError, isImgbuildError } from '../../errors.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+export const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+/** Marks a failure of imgbuild itself (not of the app) with run's status 125, keeping its type. */
+export function withRunStatus(e: unknown): unknown {
+  if (e instanceof ExitError) return e;
+  if (isImgbuildError(e)) {
+    const withCode = e as ImgbuildError & { exitCode?: number };
+    if (withCode.exitCode === undefined) Object.defineProperty(e, 'exitCode', { value: 125, enumerable: false });
+    return e;
+  }
+  const err = new ImgbuildError('INTERNAL', (e as Error)?.message ?? String(e), { cause: e });
+  Object.defineProperty(err, 'exitCode', { value: 125 });
+  return err;
+}
+
+export interface RunFlags {
+  rm?: boolean;
+  detach?: boolean;
+  name?: string;
+  env: string[];
+  envFile: string[];
+  workdir?: string;
+  user?: string;
+  volume: string[];
+  tmpfs: string[];
+  hostname?: string;
+  network?: string;
+  publish: string[];
+  memory?: string;
+  cpus?: string;
+  pidsLimit?: string;
+  interactive?: boolean;
+  tty?: boolean;
+  entrypoint?: string;
+  init?: boolean;
+  readOnly?: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  ulimit: string[];
+}
+
+/** Which signal a Ctrl-C / SIGTERM of ours was (main.ts aborts with "received SIGx"). */
+export function abortSignalName(signal: AbortSignal): NodeJS.Signals {
+  const m = /SIG[A-Z0-9]+/.exec(String((signal.reason as Error | undefined)?.message ?? signal.reason ?? ''));
+  return (m?.[0] as NodeJS.Signals | undefined) ?? 'SIGTERM';
+}
+
+export default function register(program: Command, ctx: CliContext): void {
+  // Options after the image belong to the container's command (`run busybox sh -c ...`); that
+  // needs commander's positional option parsing (global options go before the command name).
+  program.enablePositionalOptions();
   program
     .command('run')
-    .description('run (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'run is not implemented yet');
+    .description('create a container from an image and run a command in it')
+    .argument('<image>', 'image name or id')
+    .argument('[command...]', 'command and arguments (default: the image ENTRYPOINT/CMD)')
+    .option('--rm', 'remove the container when it exits')
+    .option('-d, --detach', 'run in the background and print the container id')
+    .option('--name <name>', 'container name')
+    .option('-e, --env <KEY[=VALUE]>', 'set an environment variable (repeatable)', collect, [])
+    .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user[:group]>', 'user name or uid (and group) to run as')
+    .option('-v, --volume <host:ctr[:ro]>', 'bind-mount a host path (repeatable)', collect, [])
+    .option('--tmpfs <path[:opts]>', 'mount a tmpfs (repeatable)', collect, [])
+    .option('--hostname <name>', 'container host name (default: the short id)')
+    .option('--network <mode>', 'none, host or bridge (default: none; bridge when -p is given)')
+    .option('-p, --publish <[127.0.0.1:]host:ctr[/tcp]>', 'publish a container port on 127.0.0.1 (repeatable)', collect, [])
+    .option('-m, --memory <size>', 'memory limit (e.g. 64m); swap is not used beyond it')
+    .option('--cpus <n>', 'CPU limit (e.g. 0.5)')
+    .option('--pids-limit <n>', 'maximum number of processes/threads')
+    .option('-i, --interactive', 'keep stdin open and pass it to the container')
+    .option('-t, --tty', 'allocate a pseudo-terminal')
+    .option('--entrypoint <cmd>', 'override the image ENTRYPOINT')
+    .option('--init', 'run a minimal init as pid 1 that forwards signals and reaps zombies')
+    .option('--read-only', 'mount the root filesystem read-only')
+    .option('--cap-add <cap>', 'add a capability (repeatable; ALL for every one)', collect, [])
+    .option('--cap-drop <cap>', 'drop a capability (repeatable; ALL for every one)', collect, [])
+    .option('--ulimit <name=soft[:hard]>', 'set a resource limit (repeatable)', collect, [])
+    .passThroughOptions()
+    .action(async (image: string, command: string[], f: RunFlags) => {
+      await runFromCli(ctx, image, command, f);
     });
+}
+
+export function parseNumberFlag(name: string, v: string | undefined, o: { integer?: boolean; min?: number } = {}): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || (o.integer && !Number.isInteger(n)) || n < (o.min ?? 0)) {
+    throw new InvalidArgumentError(`invalid ${name} ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+async function runFromCli(ctx: CliContext, image: string, command: string[], f: RunFlags): Promise<void> {
+  const { createContainer } = await import('../../containers/create.js');
+  const lc = await import('../../containers/lifecycle.js');
+  const { parseMemory } = await import('../../runner/cgroups.js');
+  if (f.detach && f.interactive) throw withRunStatus(new InvalidArgumentError('-d cannot be combined with -i (there is no terminal to attach)'));
+  const store = await ctx.store();
+  const root = ctx.root();
+  let rec;
+  try {
+    rec = await createContainer(store, {
+      image,
+      cmd: command,
+      name: f.name,
+      env: f.env,
+      envFiles: f.envFile,
+      workdir: f.workdir,
+      user: f.user,
+      volumes: f.volume,
+      tmpfs: f.tmpfs,
+      hostname: f.hostname,
+      network: f.network as 'none' | 'host' | 'bridge' | undefined,
+      publish: f.publish,
+      memory: f.memory === undefined ? undefined : parseMemory(f.memory),
+      cpus: parseNumberFlag('--cpus', f.cpus),
+      pidsLimit: parseNumberFlag('--pids-limit', f.pidsLimit, { integer: true, min: 1 }),
+      interactive: f.interactive,
+      tty: f.tty,
+      entrypoint: f.entrypoint,
+      init: f.init,
+      readOnly: f.readOnly,
+      capAdd: f.capAdd,
+      capDrop: f.capDrop,
+      ulimits: f.ulimit,
+      autoRemove: f.rm,
+      hostEnv: ctx.env,
+      signal: ctx.signal,
+    });
+  } catch (e) {
+    throw withRunStatus(e);
+  }
+  const id = rec.id;
+  if (f.detach) {
+    try {
+      await lc.startContainer(store, id, { signal: ctx.signal });
+    } catch (e) {
+      if (f.rm) await lc.removeContainer(root, id, { force: true }).catch(() => {});
+      throw withRunStatus(e);
+    }
+    ctx.stdout.write(`${id}\n`);
+    return;
+  }
+  const stdin = f.interactive ? process.stdin : undefined;
+  const rawTty = Boolean(f.tty && f.interactive && process.stdin.isTTY);
+  if (rawTty) process.stdin.setRawMode(true);
+  // Signals other than INT/TERM (those abort ctx.signal) go straight to the container's pid 1.
+  const relayed: NodeJS.Signals[] = ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT'];
+  const relay = (sig: NodeJS.Signals): void => {
+    void (async () => {
+      const r = await lc.getContainer(root, id).catch(() => undefined);
+      const pid = r && (await lc.containerPid(r));
+      if (pid) {
+        try {
+          process.kill(pid, sig);
+        } catch {
+          // exited meanwhile
+        }
+      }
+    })();
+  };
+  for (const s of relayed) process.on(s, relay);
+  let status;
+  try {
+    status = await lc.runContainer(
+      store,
+      id,
+      { stdin, stdout: ctx.stdout, stderr: ctx.stderr },
+      { signal: ctx.signal, forward: () => abortSignalName(ctx.signal) },
+    );
+  } catch (e) {
+    throw withRunStatus(e);
+  } finally {
+    for (const s of relayed) process.off(s, relay);
+    if (rawTty) process.stdin.setRawMode(false);
+    if (stdin) stdin.pause();
+    if (f.rm) await lc.removeContainer(root, id, { force: true }).catch((e: unknown) => ctx.stderr.write(`imgbuild: removing ${id.slice(0, 12)}: ${(e as Error).message}\n`));
+  }
+  if (status.exitCode !== 0) throw new ExitError(status.exitCode);
 }

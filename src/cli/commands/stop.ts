@@ -1,14 +1,28 @@
+/** `imgbuild stop [-t N] CONTAINER...` */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
+import { InvalidArgumentError } from '../../errors.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('stop')
-    .description('stop (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'stop is not implemented yet');
+    .description('stop running containers: STOPSIGNAL (default SIGTERM), then SIGKILL after the timeout')
+    .argument('<containers...>', 'container names or ids')
+    .option('-t, --time <seconds>', 'seconds to wait before killing', '10')
+    .action(async (names: string[], f: { time: string }) => {
+      const { stopContainer } = await import('../../containers/lifecycle.js');
+      const t = Number(f.time);
+      if (!Number.isFinite(t) || t < 0) throw new InvalidArgumentError(`invalid --time ${JSON.stringify(f.time)}`);
+      let failed: unknown;
+      for (const n of names) {
+        try {
+          await stopContainer(ctx.root(), n, { timeoutSec: t, signal: ctx.signal });
+          ctx.stdout.write(`${n}\n`);
+        } catch (e) {
+          failed ??= e;
+          ctx.stderr.write(`imgbuild: ${n}: ${(e as Error).message}\n`);
+        }
+      }
+      if (failed) throw failed;
     });
 }

@@ -1,0 +1,43 @@
+/** `exec`: a new process in every namespace of a running container, as its configured user by default. */
+import { readFile } from 'node:fs/promises';
+import { execIn, type SandboxIO } from '../runner/sandbox.js';
+import type { SandboxSpec } from '../runner/spec.js';
+import { Cgroup } from '../runner/cgroups.js';
+import { ContainerStateError } from './errors.js';
+import { containerPid, getContainer, mapStartError, type LifecycleOptions } from './lifecycle.js';
+import { specPath } from './create.js';
+import { mergeEnv, resolveEnvFlags } from './spec.js';
+import { resolveUser } from './users.js';
+
+export interface ExecOptions extends LifecycleOptions {
+  args: string[];
+  env?: string[];
+  workdir?: string;
+  user?: string;
+  tty?: boolean;
+  hostEnv?: NodeJS.ProcessEnv;
+}
+
+export async function execContainer(root: string, nameOrId: string, o: ExecOptions, io: SandboxIO): Promise<{ exitCode: number; signal?: string }> {
+  const rec = await getContainer(root, nameOrId, o);
+  if (rec.state.status !== 'running') throw new ContainerStateError(rec.id, `container ${rec.name} is not running`);
+  const pid = await containerPid(rec, o);
+  if (!pid) throw new ContainerStateError(rec.id, `container ${rec.name} has no running process`);
+  const spec = JSON.parse(await readFile(specPath(root, rec.id), 'utf8')) as SandboxSpec;
+  const user = await resolveUser(spec.rootfs, o.user ?? rec.config.User ?? '');
+  const env = mergeEnv(rec.config.Env ?? [], resolveEnvFlags(o.env ?? [], o.hostEnv ?? process.env), o.tty ? ['TERM=xterm'] : []);
+  const proc = {
+    args: o.args,
+    env,
+    cwd: o.workdir ?? rec.config.WorkingDir ?? '/',
+    user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+    terminal: o.tty ?? false,
+    capabilities: spec.process.capabilities,
+    cgroupPaths: (await Cgroup.open(rec.id, { cgroupRoot: o.cgroupRoot, version: rec.cgroup?.version })).paths,
+  };
+  try {
+    return await execIn(pid, proc, io);
+  } catch (e) {
+    throw mapStartError(e, o.args[0] ?? '');
+  }
+}

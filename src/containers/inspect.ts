@@ -1,0 +1,115 @@
+/**
+ * `inspect` of a container: a Docker-shaped document (Id, State, Config, HostConfig, Mounts,
+ * NetworkSettings, GraphDriver) plus the namespace ids of its running pid 1 from /proc/<pid>/ns.
+ */
+import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { containerPid, getContainer, type LifecycleOptions } from './lifecycle.js';
+import { containerDir, pathOf, type ContainerRecord } from './record.js';
+import { namespacesOf } from './proc.js';
+import { specPath } from './create.js';
+import type { SandboxSpec } from '../runner/spec.js';
+import { layerDirs } from './users.js';
+
+export async function inspectContainer(root: string, nameOrId: string, o: LifecycleOptions = {}): Promise<object> {
+  const rec = await getContainer(root, nameOrId, o);
+  return describeContainer(root, rec, o);
+}
+
+export async function describeContainer(root: string, rec: ContainerRecord, o: LifecycleOptions = {}): Promise<object> {
+  const pid = await containerPid(rec, o);
+  const running = rec.state.status === 'running';
+  let spec: SandboxSpec | undefined;
+  try {
+    spec = JSON.parse(await readFile(specPath(root, rec.id), 'utf8')) as SandboxSpec;
+  } catch {
+    spec = undefined;
+  }
+  const dirs = spec ? layerDirs(spec.rootfs) : [];
+  const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of rec.hostConfig.portBindings) (ports[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+  return {
+    Id: rec.id,
+    Created: rec.created,
+    Path: rec.path,
+    Args: rec.args,
+    State: {
+      Status: rec.state.status,
+      Running: running,
+      Paused: false,
+      Restarting: false,
+      OOMKilled: rec.state.oomKilled ?? false,
+      Dead: rec.state.status === 'dead',
+      Pid: running ? (pid ?? 0) : 0,
+      ExitCode: rec.state.exitCode ?? 0,
+      Error: rec.state.error ?? '',
+      StartedAt: rec.state.startedAt ?? '0001-01-01T00:00:00Z',
+      FinishedAt: rec.state.finishedAt ?? '0001-01-01T00:00:00Z',
+    },
+    Image: rec.imageId,
+    ImageManifest: rec.image,
+    ResolvConfPath: pathOf(root, rec.id, 'resolv'),
+    HostnamePath: pathOf(root, rec.id, 'hostname'),
+    HostsPath: pathOf(root, rec.id, 'hosts'),
+    LogPath: pathOf(root, rec.id, 'log'),
+    Name: `/${rec.name}`,
+    Driver: 'overlay',
+    HostConfig: {
+      AutoRemove: rec.hostConfig.autoRemove,
+      NetworkMode: rec.hostConfig.networkMode,
+      PortBindings: ports,
+      Binds: rec.hostConfig.binds.map((b) => `${b.source}:${b.destination}${b.readOnly ? ':ro' : ''}`),
+      Tmpfs: Object.fromEntries(rec.hostConfig.tmpfs.map((t) => [t.destination, t.options.join(',')])),
+      Memory: rec.hostConfig.memory ?? 0,
+      NanoCpus: rec.hostConfig.cpus ? Math.round(rec.hostConfig.cpus * 1e9) : 0,
+      PidsLimit: rec.hostConfig.pidsLimit ?? null,
+      ReadonlyRootfs: rec.hostConfig.readOnly,
+      CapAdd: rec.hostConfig.capAdd,
+      CapDrop: rec.hostConfig.capDrop,
+      Init: rec.hostConfig.init,
+      CgroupParent: 'imgbuild',
+    },
+    GraphDriver: {
+      Name: 'overlay',
+      Data: {
+        SnapshotKey: rec.snapshotKey,
+        UpperDir: dirs[0] ?? '',
+        LowerDir: dirs.slice(1).join(':'),
+      },
+    },
+    Mounts: rec.hostConfig.binds.map((b) => ({
+      Type: 'bind',
+      Source: b.source,
+      Destination: b.destination,
+      Mode: b.readOnly ? 'ro' : '',
+      RW: !b.readOnly,
+      Propagation: 'rprivate',
+    })).concat(rec.hostConfig.tmpfs.map((t) => ({ Type: 'tmpfs', Source: '', Destination: t.destination, Mode: t.options.join(','), RW: true, Propagation: '' }))),
+    Config: {
+      Hostname: rec.config.Hostname,
+      User: rec.config.User ?? '',
+      Tty: rec.hostConfig.tty,
+      OpenStdin: rec.hostConfig.interactive,
+      Env: rec.config.Env ?? [],
+      Cmd: rec.config.Cmd ?? null,
+      Image: rec.imageName,
+      WorkingDir: rec.config.WorkingDir ?? '',
+      Entrypoint: rec.config.Entrypoint ?? null,
+      Labels: rec.config.Labels ?? {},
+      StopSignal: rec.config.StopSignal,
+      ExposedPorts: rec.config.ExposedPorts,
+    },
+    NetworkSettings: {
+      SandboxKey: rec.network?.netnsPath ?? '',
+      IPAddress: rec.network?.ip ?? '',
+      IPPrefixLen: rec.network?.prefixLength ?? 0,
+      Gateway: rec.network?.gateway ?? '',
+      Bridge: rec.network?.bridge ?? '',
+      Ports: ports,
+    },
+    Cgroup: rec.cgroup ?? null,
+    Namespaces: running && pid ? await namespacesOf(pid) : {},
+    Directory: containerDir(root, rec.id),
+    Spec: spec ? join(containerDir(root, rec.id), 'config.json') : undefined,
+  };
+}
