@@ -39,20 +39,19 @@ interface Entry {
 async function tarOf(entries: Entry[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
+  pack.on('data', (c: unknown) => void chunks.push(c as Buffer));
   const ended = new Promise<void>((res, rej) => {
     pack.on('end', () => res());
     pack.on('error', rej);
   });
   for (const e of entries) {
     const type = e.type ?? 'file';
-    await new Promise<void>((res, rej) =>
-      pack.entry(
-        { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(1_700_000_000_000), linkname: e.linkname },
-        type === 'file' ? (e.body ?? '') : undefined,
-        (err) => (err ? rej(err) : res()),
-      ),
-    );
+    const header = { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(1_700_000_000_000), linkname: e.linkname };
+    const cb = (res: () => void, rej: (x: Error) => void) => (err?: Error | null) => (err ? rej(err) : res());
+    await new Promise<void>((res, rej) => {
+      if (type === 'file') pack.entry(header, e.body ?? '', cb(res, rej));
+      else pack.entry(header, cb(res, rej));
+    });
   }
   pack.finalize();
   await ended;
