@@ -686,7 +686,9 @@ async function dispatchInstruction(s: StageCtx, raw: Instruction, label: string)
   const g = getter(s);
   const ins = raw.kind === 'arg' || raw.kind === 'run' ? raw : expandInstruction(raw, (w) => processWord(w, g, esc));
   const cfgStep = (by: string, fn: (c: NonNullable<ImageConfig['config']>) => void): void => {
+    const t = s.env.reporter.task(label);
     s.image = withConfig(s.image, fn, historyEntry(s, by, true));
+    t.done();
   };
   switch (ins.kind) {
     case 'run':

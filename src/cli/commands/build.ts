@@ -1,14 +1,125 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
+import { InvalidArgumentError } from '../../errors.js';
 
-export default function register(program: Command, _ctx: CliContext): void {
+interface BuildFlags {
+  file?: string;
+  tag: string[];
+  buildArg: string[];
+  target?: string;
+  cache: boolean;
+  pull: boolean;
+  progress: string;
+  secret: string[];
+  network: string;
+  platform?: string;
+  output?: string;
+  compression: string;
+  iidfile?: string;
+  quiet?: boolean;
+  format?: string;
+}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+function parseOutput(s: string): { type: 'oci' | 'docker'; dest: string } {
+  const kv = new Map<string, string>();
+  for (const part of s.split(',')) {
+    const i = part.indexOf('=');
+    if (i < 0) {
+      kv.set('dest', part);
+      continue;
+    }
+    kv.set(part.slice(0, i), part.slice(i + 1));
+  }
+  const type = kv.get('type') ?? 'oci';
+  if (type !== 'oci' && type !== 'docker') throw new InvalidArgumentError(`--output: unsupported type ${JSON.stringify(type)} (oci or docker)`);
+  const dest = kv.get('dest');
+  if (!dest) throw new InvalidArgumentError('--output needs dest=');
+  return { type, dest };
+}
+
+export default function register(program: Command, ctx: CliContext): void {
   program
     .command('build')
-    .description('build (not implemented yet)')
-    .allowUnknownOption()
-    .argument('[args...]')
-    .action(() => {
-      throw new ImgbuildError('NOT_IMPLEMENTED', 'build is not implemented yet');
+    .description('build an image from a Dockerfile')
+    .argument('<context>', 'build context directory, or - to read a Dockerfile from stdin (no context)')
+    .option('-f, --file <path>', 'Dockerfile (default: <context>/Dockerfile)')
+    .option('-t, --tag <name>', 'name the image (repeatable)', collect, [])
+    .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect, [])
+    .option('--target <stage>', 'build this stage (and what it needs) only')
+    .option('--no-cache', 'do not use the build cache')
+    .option('--pull', 'always pull base images', false)
+    .option('--progress <mode>', 'progress output: auto, tty, plain or quiet', 'auto')
+    .option('--secret <id=,src=>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
+    .option('--network <mode>', 'RUN networking: none (default) or host', 'none')
+    .option('--platform <os/arch>', 'target platform')
+    .option('--output <type=oci,dest=dir>', 'also export the image')
+    .option('--compression <c>', 'layer compression: none (default), gzip or zstd', 'none')
+    .option('--iidfile <file>', 'write the image id to this file')
+    .option('--format <f>', 'manifest format: oci (default) or docker')
+    .option('-q, --quiet', 'print only the image id')
+    .action(async (contextArg: string, f: BuildFlags) => {
+      const { resolve } = await import('node:path');
+      const { build } = await import('../../builder/build.js');
+      const { parseSecretFlag } = await import('../../builder/mounts.js');
+      const { createProgress } = await import('../progress.js');
+      if (!['none', 'gzip', 'zstd'].includes(f.compression)) throw new InvalidArgumentError(`--compression must be none, gzip or zstd, not ${f.compression}`);
+      if (!['none', 'host', 'default'].includes(f.network)) throw new InvalidArgumentError(`--network must be none or host, not ${f.network}`);
+      if (!['auto', 'tty', 'plain', 'quiet'].includes(f.progress)) throw new InvalidArgumentError(`--progress must be auto, tty, plain or quiet`);
+      if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new InvalidArgumentError('--format must be oci or docker');
+      const buildArgs: Record<string, string> = {};
+      for (const a of f.buildArg) {
+        const i = a.indexOf('=');
+        if (i < 0) {
+          // `--build-arg NAME` takes the value from the environment, like docker.
+          const v = ctx.env[a];
+          if (v !== undefined) buildArgs[a] = v;
+        } else buildArgs[a.slice(0, i)] = a.slice(i + 1);
+      }
+      let contextDir: string | undefined;
+      let dockerfileText: string | undefined;
+      if (contextArg === '-') {
+        const chunks: Buffer[] = [];
+        for await (const c of process.stdin) chunks.push(c as Buffer);
+        dockerfileText = Buffer.concat(chunks).toString('utf8');
+      } else contextDir = resolve(contextArg);
+      const epochText = ctx.env.SOURCE_DATE_EPOCH;
+      let sourceDateEpoch: number | undefined;
+      if (epochText !== undefined && epochText !== '') {
+        if (!/^\d+$/.test(epochText)) throw new InvalidArgumentError(`SOURCE_DATE_EPOCH must be a number of seconds, not ${JSON.stringify(epochText)}`);
+        sourceDateEpoch = Number(epochText);
+      }
+      // Progress goes to stderr so stdout carries only the image id (scriptable, like docker -q).
+      const errTTY = Boolean((ctx.stderr as { isTTY?: boolean }).isTTY);
+      const progress = createProgress({ mode: f.quiet ? 'quiet' : (f.progress as 'auto'), out: ctx.stderr, isTTY: errTTY });
+      try {
+        const r = await build({
+          root: ctx.root(),
+          ...(contextDir ? { contextDir } : {}),
+          ...(f.file ? { dockerfile: resolve(f.file) } : {}),
+          ...(dockerfileText !== undefined ? { dockerfileText } : {}),
+          tags: f.tag,
+          buildArgs,
+          ...(f.target ? { target: f.target } : {}),
+          noCache: !f.cache,
+          pull: f.pull,
+          secrets: f.secret.map(parseSecretFlag),
+          network: f.network === 'host' ? 'host' : 'none',
+          ...(f.platform ? { platform: f.platform } : {}),
+          compression: f.compression as 'none' | 'gzip' | 'zstd',
+          ...(f.format ? { format: f.format as 'oci' | 'docker' } : {}),
+          ...(f.output ? { output: parseOutput(f.output) } : {}),
+          ...(f.iidfile ? { iidfile: f.iidfile } : {}),
+          ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+          reporter: progress,
+          signal: ctx.signal,
+        });
+        progress.close();
+        ctx.stdout.write(`${r.imageId}\n`);
+      } catch (e) {
+        progress.close();
+        throw e;
+      }
     });
 }
