@@ -53,3 +53,11 @@ export function runCli(args: string[], o: CliOptions): Promise<CliResult> {
     else child.stdin.end();
   });
 }
+
+/** Asserts a failed run whose stderr is exactly one line matching `re`. */
+export function expectOneLineError(r: CliResult, re: RegExp): void {
+  if (r.code === 0) throw new Error(`expected a failure, got exit 0 (stdout: ${r.stdout.slice(0, 200)})`);
+  const lines = r.stderr.trim().split('\n');
+  if (lines.length !== 1) throw new Error(`expected a one-line error, got:\n${r.stderr}`);
+  if (!re.test(lines[0]!)) throw new Error(`error line ${JSON.stringify(lines[0])} does not match ${re}`);
+}

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 
 interface Opts {
-  noTrunc?: boolean;
+  trunc?: boolean;
   quiet?: boolean;
   human?: boolean;
   format?: string;
@@ -48,7 +48,7 @@ export default function register(program: Command, ctx: CliContext): void {
         comment: s.h.comment ?? '',
       }));
       const human = opts.human !== false;
-      const idOf = (v: string): string => (v === '<missing>' || opts.noTrunc ? v : shortId(v));
+      const idOf = (v: string): string => (v === '<missing>' || opts.trunc === false ? v : shortId(v));
       if (opts.quiet) {
         for (const r of rows) ctx.stdout.write(`${idOf(r.id)}\n`);
         return;
@@ -74,7 +74,7 @@ export default function register(program: Command, ctx: CliContext): void {
           ...rows.map((r) => [
             idOf(r.id),
             human ? formatAgo(r.created) : (r.created ?? ''),
-            opts.noTrunc ? r.createdBy : ellipsis(r.createdBy.replace(/\s+/g, ' '), 45),
+            opts.trunc === false ? r.createdBy : ellipsis(r.createdBy.replace(/\s+/g, ' '), 45),
             human ? formatSize(r.size) : String(r.size),
             r.comment,
           ]),

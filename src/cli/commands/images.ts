@@ -9,7 +9,7 @@ import type { CliContext } from '../context.js';
 interface Opts {
   quiet?: boolean;
   digests?: boolean;
-  noTrunc?: boolean;
+  trunc?: boolean;
   all?: boolean;
   format?: string;
 }
@@ -64,7 +64,7 @@ export default function register(program: Command, ctx: CliContext): void {
         });
       }
       rows.sort((a, b) => (Date.parse(b.created ?? '') || 0) - (Date.parse(a.created ?? '') || 0) || a.repo.localeCompare(b.repo) || a.tag.localeCompare(b.tag));
-      const idOf = (id: string): string => (opts.noTrunc ? id : shortId(id));
+      const idOf = (id: string): string => (opts.trunc === false ? id : shortId(id));
       if (opts.quiet) {
         const seen = new Set<string>();
         for (const r of rows) {
