@@ -24,7 +24,7 @@ import type { Dockerfile, Stage, Instruction } from './instructions.js';
 import { processWord } from './shell-lex.js';
 import { BuildCache } from './cache.js';
 import { openContext } from './context.js';
-import { dispatchStage, isoTime, platformArgs, type BuildReporter, type DispatchEnv, type ImageState } from './dispatch.js';
+import { dispatchStage, isoTime, latestCreated, platformArgs, type BuildReporter, type DispatchEnv, type ImageState } from './dispatch.js';
 import type { BuildNetwork } from './run-step.js';
 import type { SecretSource } from './mounts.js';
 
@@ -243,7 +243,9 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     await Promise.allSettled([...results.values()]);
 
     const config: ImageConfig = JSON.parse(JSON.stringify(finalImage.config)) as ImageConfig;
-    config.created = isoTime(o.sourceDateEpoch);
+    // Without SOURCE_DATE_EPOCH the image is as new as its newest step, so a fully cached
+    // rebuild gives the same image id.
+    config.created = o.sourceDateEpoch !== undefined ? isoTime(o.sourceDateEpoch) : latestCreated(finalImage) ?? isoTime();
     let layers = [...finalImage.layers];
     const compression = o.compression ?? 'none';
     if (compression !== 'none') {

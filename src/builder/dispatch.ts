@@ -197,8 +197,21 @@ function created(s: StageCtx): string {
   return isoTime(s.env.sourceDateEpoch);
 }
 
+/**
+ * Config-only steps take the time of the newest entry before them rather than the clock, so a
+ * rebuild whose layer steps all hit the cache yields the very same image (and id).
+ */
 function historyEntry(s: StageCtx, createdBy: string, empty: boolean): History {
-  return { created: created(s), created_by: createdBy, comment: 'imgbuild', ...(empty ? { empty_layer: true } : {}) };
+  let when = created(s);
+  if (empty && s.env.sourceDateEpoch === undefined) when = latestCreated(s.image) ?? isoTime(0);
+  return { created: when, created_by: createdBy, comment: 'imgbuild', ...(empty ? { empty_layer: true } : {}) };
+}
+
+/** The newest `created` among the image's history and config (ISO strings compare in order). */
+export function latestCreated(img: ImageState): string | undefined {
+  let best = img.config.created;
+  for (const h of img.config.history ?? []) if (h.created && (!best || h.created > best)) best = h.created;
+  return best;
 }
 
 function commandArgs(s: StageCtx, c: CommandLine): string[] {
@@ -434,6 +447,9 @@ async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> 
   const workdir = s.image.config.config?.WorkingDir || '/';
   const userSpec = s.image.config.config?.User ?? '';
   const stepEnv = runEnv(s);
+  // Mount targets are placeholders in the snapshot's init layer, so the sandbox creating them
+  // never leaves empty dirs or files in the step's layer.
+  const mountInit = await mountPlaceholders(ins, workdir, env.context.dir);
   const workdirPending = s.workdirPending;
   await layerStep(s, label, keyParts, createdBy, async (active, log) => {
     const scratch = await mkdtemp(join(env.tmpDir, 'run-'));
@@ -515,8 +531,31 @@ async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> 
       }
       await rm(scratch, { recursive: true, force: true }).catch(() => {});
     }
-  }, { initFiles: INIT_FILES, initDirs: [] });
+  }, { initFiles: [...INIT_FILES, ...mountInit.files], initDirs: mountInit.dirs });
   s.workdirPending = false;
+}
+
+async function mountPlaceholders(ins: Run, workdir: string, contextDir: string | undefined): Promise<{ files: string[]; dirs: string[] }> {
+  const files: string[] = [];
+  const dirs: string[] = [];
+  for (const m of ins.mounts) {
+    if (m.type === 'secret') {
+      if (m.target || !m.env) files.push(posix.resolve('/', m.target ?? `/run/secrets/${m.id ?? ''}`));
+      continue;
+    }
+    if (m.type === 'ssh') continue;
+    const target = posix.resolve(workdir || '/', m.target);
+    if (m.type === 'bind' && !m.from && contextDir) {
+      const { stat } = await import('node:fs/promises');
+      const st = await stat(await resolveInRoot(contextDir, m.source ?? '/')).catch(() => undefined);
+      if (st && !st.isDirectory()) {
+        files.push(target);
+        continue;
+      }
+    }
+    dirs.push(target);
+  }
+  return { files, dirs };
 }
 
 /** Downloads an ADD URL into `dir`; returns the file path, its name and mtime. */

@@ -40,21 +40,6 @@ export async function networkFiles(dir: string, network: BuildNetwork): Promise<
   ];
 }
 
-/** The standard container mounts (runc/moby defaults), without /sys write access. */
-export function standardMounts(network: BuildNetwork): (Mount & { destination: string })[] {
-  return [
-    { type: 'proc', source: 'proc', destination: '/proc', options: ['nosuid', 'noexec', 'nodev'] },
-    { type: 'tmpfs', source: 'tmpfs', destination: '/dev', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { type: 'devpts', source: 'devpts', destination: '/dev/pts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-    { type: 'tmpfs', source: 'shm', destination: '/dev/shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
-    { type: 'mqueue', source: 'mqueue', destination: '/dev/mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    // A new net namespace may mount its own sysfs; with the host's network, bind the host's read-only.
-    network === 'host'
-      ? { type: 'bind', source: '/sys', destination: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] }
-      : { type: 'sysfs', source: 'sysfs', destination: '/sys', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-  ];
-}
-
 export interface RunStepSpec {
   rootfs: Mount[];
   args: string[];
@@ -72,7 +57,8 @@ export function sandboxSpec(s: RunStepSpec): SandboxSpec {
   return {
     process: { args: s.args, env: s.env, cwd: s.cwd, user: s.user, noNewPrivileges: false },
     rootfs: s.rootfs,
-    mounts: [...standardMounts(s.network), ...s.mounts],
+    // /proc, /dev (device binds, pts, shm, mqueue) and /sys are mounted by the sandbox itself.
+    mounts: s.mounts,
     namespaces,
     hostname: BUILD_HOSTNAME,
   };
