@@ -147,13 +147,15 @@ export class OverlaySnapshotter implements Snapshotter {
         const init = o.init && (o.init.files.length > 0 || o.init.dirs.length > 0);
         if (init) await this.makeInit(join(tmp, 'init'), o.init!, parentIds);
         const rec = tx.create(key, kind, parent, o.labels ?? {}, !!init);
+        // Computed before anything is saved: a stack too deep to mount is refused, not recorded.
+        const mounts = this.mountsFor(rec, parentIds);
         const dest = this.dirOf(rec.id);
         // A dir with this id can only be left by a crash before its metadata was saved.
         await rm(dest, { recursive: true, force: true });
         await rename(tmp, dest);
         placed = dest;
         await save();
-        return this.mountsFor(rec, parentIds);
+        return mounts;
       } catch (e) {
         await rm(placed ?? tmp, { recursive: true, force: true });
         throw e;
@@ -166,13 +168,15 @@ export class OverlaySnapshotter implements Snapshotter {
    * chain (an init `/tmp` must not turn the image's 1777 `/tmp` into 0755 in the merged view).
    */
   private async makeInit(dir: string, init: InitLayer, parentIds: number[]): Promise<void> {
-    await mkdir(dir, { mode: 0o755 });
+    await mkdir(dir);
+    await chmod(dir, 0o755);
     const made = new Set<string>();
     const ensureDir = async (rel: string): Promise<void> => {
       if (rel === '.' || rel === '' || made.has(rel)) return;
       await ensureDir(posix.dirname(rel));
       const p = join(dir, rel);
-      await mkdir(p, { mode: 0o755 });
+      await mkdir(p);
+      await chmod(p, 0o755); // whatever the umask
       made.add(rel);
       for (const id of parentIds) {
         const src = join(this.dirOf(id), 'fs', rel);
@@ -187,9 +191,10 @@ export class OverlaySnapshotter implements Snapshotter {
       const rel = normalizeInitPath(f);
       if (made.has(rel)) continue;
       await ensureDir(posix.dirname(rel));
-      await writeFile(join(dir, rel), '', { mode: 0o644, flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
+      await writeFile(join(dir, rel), '', { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
         if (e.code !== 'EEXIST') throw e;
       });
+      await chmod(join(dir, rel), 0o644);
     }
     // Parent dirs were created before their children changed their mtimes; restore them last.
     for (const rel of [...made].sort((a, b) => b.length - a.length)) {
