@@ -1,8 +1,10 @@
-/** `exec`: a new process in every namespace of a running container, as its configured user by default. */
+/**
+ * `exec`: a new process in every namespace (and the cgroups) of a running container, as the
+ * container's configured user and working directory unless told otherwise.
+ */
 import { readFile } from 'node:fs/promises';
 import { execIn, type SandboxIO } from '../runner/sandbox.js';
 import type { SandboxSpec } from '../runner/spec.js';
-import { Cgroup } from '../runner/cgroups.js';
 import { ContainerStateError } from './errors.js';
 import { containerPid, getContainer, mapStartError, type LifecycleOptions } from './lifecycle.js';
 import { specPath } from './create.js';
@@ -33,7 +35,6 @@ export async function execContainer(root: string, nameOrId: string, o: ExecOptio
     user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
     terminal: o.tty ?? false,
     capabilities: spec.process.capabilities,
-    cgroupPaths: (await Cgroup.open(rec.id, { cgroupRoot: o.cgroupRoot, version: rec.cgroup?.version })).paths,
   };
   try {
     return await execIn(pid, proc, io);

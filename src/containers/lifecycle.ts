@@ -188,9 +188,11 @@ export async function runContainer(
           // exited meanwhile
         }
       }
+      // Still running after the grace period: kill the whole group; the sandbox then reports
+      // the SIGKILL as the exit status. Aborting the sandbox is the last resort.
       killTimer = setTimeout(() => {
-        void cg.kill('SIGKILL').catch(() => {});
-        ctl.abort();
+        void cg.kill('SIGKILL').catch(() => ctl.abort());
+        killTimer = setTimeout(() => ctl.abort(), 5_000);
       }, o.killGraceMs ?? 3_000);
     })();
   };
@@ -198,11 +200,29 @@ export async function runContainer(
   else o.signal?.addEventListener('abort', onAbort, { once: true });
   let status: ExitStatus;
   try {
-    const r = await runSandbox(spec, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, signal: ctl.signal });
+    let recorded: Promise<unknown> = Promise.resolve();
+    const r = await runSandbox(spec, {
+      ...io,
+      signal: ctl.signal,
+      onStart: ({ pid }) => {
+        recorded = (async () => {
+          const t = await procStartTime(pid);
+          await updateRecord(root, id, (x) => {
+            if (x.state.status === 'running') Object.assign(x.state, { pid, pidStartTime: t });
+          });
+        })().catch(() => {});
+      },
+    });
+    await recorded;
     const oomKilled = await cg.oomKilled().catch(() => false);
     const n = normaliseExit(r);
     status = { ...n, oomKilled, finishedAt: new Date().toISOString() };
   } catch (e) {
+    if (ctl.signal.aborted) {
+      status = { exitCode: 137, signal: 'SIGKILL', finishedAt: new Date().toISOString() };
+      await finish(root, id, status).catch(() => {});
+      return status;
+    }
     const err = mapStartError(e, spec.process.args[0] ?? '');
     status = { exitCode: err.exitCode, finishedAt: new Date().toISOString() };
     await finish(root, id, status, err.message).catch(() => {});

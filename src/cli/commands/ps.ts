@@ -39,6 +39,7 @@ export default function register(program: Command, ctx: CliContext): void {
           r.name,
         ]);
       }
-      ctx.stdout.write(table(rows));
+      const text = table(rows);
+      ctx.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
     });
 }

@@ -155,34 +155,25 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   const stdin = f.interactive ? process.stdin : undefined;
   const rawTty = Boolean(f.tty && f.interactive && process.stdin.isTTY);
   if (rawTty) process.stdin.setRawMode(true);
-  // Signals other than INT/TERM (those abort ctx.signal) go straight to the container's pid 1.
-  const relayed: NodeJS.Signals[] = ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT'];
-  const relay = (sig: NodeJS.Signals): void => {
-    void (async () => {
-      const r = await lc.getContainer(root, id).catch(() => undefined);
-      const pid = r && (await lc.containerPid(r));
-      if (pid) {
-        try {
-          process.kill(pid, sig);
-        } catch {
-          // exited meanwhile
-        }
-      }
-    })();
-  };
-  for (const s of relayed) process.on(s, relay);
   let status;
   try {
     status = await lc.runContainer(
       store,
       id,
-      { stdin, stdout: ctx.stdout, stderr: ctx.stderr },
+      {
+        stdin,
+        stdout: ctx.stdout,
+        stderr: ctx.stderr,
+        // INT and TERM abort ctx.signal (main.ts) and are forwarded by runContainer; these go
+        // through the sandbox helper to the container.
+        forwardSignals: ['SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'],
+        ...(f.tty && process.stdout.isTTY ? { terminalSize: { rows: process.stdout.rows, cols: process.stdout.columns } } : {}),
+      },
       { signal: ctx.signal, forward: () => abortSignalName(ctx.signal) },
     );
   } catch (e) {
     throw withRunStatus(e);
   } finally {
-    for (const s of relayed) process.off(s, relay);
     if (rawTty) process.stdin.setRawMode(false);
     if (stdin) stdin.pause();
     if (f.rm) await lc.removeContainer(root, id, { force: true }).catch((e: unknown) => ctx.stderr.write(`imgbuild: removing ${id.slice(0, 12)}: ${(e as Error).message}\n`));
