@@ -30,6 +30,12 @@ export default function register(program: Command, ctx: CliContext): void {
       const store = await ctx.store();
       const quiet = Boolean(flags.quiet);
       let target: string | undefined;
+      try {
+        target = formatReference(parseReference(destRef ?? ref));
+      } catch {
+        /* an image id: the name comes from the store */
+      }
+      if (!quiet && target) ctx.stdout.write(`Pushing ${target}\n`);
       const r = createTransferRenderer({ out: ctx.stdout, isTTY: ctx.isTTY, quiet, direction: 'push' });
       let desc;
       try {
@@ -39,7 +45,7 @@ export default function register(program: Command, ctx: CliContext): void {
           signal: ctx.signal,
           env: ctx.env,
           onProgress: (e) => {
-            if (e.type === 'resolved') {
+            if (e.type === 'resolved' && e.ref !== target) {
               target = e.ref;
               if (!quiet) ctx.stdout.write(`Pushing ${e.ref}\n`);
             }
