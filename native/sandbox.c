@@ -283,33 +283,76 @@ static int open_in_root(int rootfd, const char *path, int flags) {
   return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
 }
 
-/* Like open_in_root, creating missing components (dirs; a file at the end when `file`). Each
- * component is created relative to a parent already resolved inside the root, and never
- * through a symlink (mkdirat / O_NOFOLLOW|O_EXCL), so creation stays confined too. */
+/* Like open_in_root, creating what is missing (dirs; a file at the end when `file`), as
+ * securejoin's MkdirAll does: the path is walked one component at a time inside the root; a
+ * dangling symlink is replaced by its target, read as if the rootfs were "/" (so an absolute or
+ * `..` target stays inside), and each missing component is made with mkdirat/O_EXCL|O_NOFOLLOW
+ * relative to a parent already resolved inside the root. Nothing is ever created outside. */
 static int mkpath_in_root(int rootfd, const char *path, bool file) {
-  int fd = open_in_root(rootfd, path, 0);
-  if (fd >= 0 || errno != ENOENT) return fd;
-  cleanup_free char *copy = strdup(path);
-  if (!copy) return -1;
-  size_t l = strlen(copy);
-  while (l > 1 && copy[l - 1] == '/') copy[--l] = 0;
-  char *slash = strrchr(copy, '/');
-  const char *base = slash ? slash + 1 : copy;
-  if (slash) *slash = 0;
-  if (!*base || strcmp(base, "..") == 0 || strcmp(base, ".") == 0) {
-    errno = EINVAL;
-    return -1;
+  char todo[PATH_MAX];
+  snprintf(todo, sizeof todo, "%s", path);
+  for (int hops = 0; hops < 40; hops++) {
+    int fd = open_in_root(rootfd, todo, 0);
+    if (fd >= 0 || errno != ENOENT) return fd;
+    char done[PATH_MAX] = "", next[PATH_MAX];
+    bool restarted = false;
+    for (char *comp = todo, *end; *comp && !restarted; comp = end) {
+      while (*comp == '/') comp++;
+      end = strchrnul(comp, '/');
+      bool last = *end == 0 || end[strspn(end, "/")] == 0;
+      char name[NAME_MAX + 1];
+      size_t nl = (size_t)(end - comp);
+      if (nl == 0) break;
+      if (nl > NAME_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+      }
+      memcpy(name, comp, nl);
+      name[nl] = 0;
+      char cand[PATH_MAX];
+      int cl = snprintf(cand, sizeof cand, "%s/%s", done, name);
+      if (cl < 0 || (size_t)cl >= sizeof cand) {
+        errno = ENAMETOOLONG;
+        return -1;
+      }
+      int c = open_in_root(rootfd, cand, 0);
+      if (c >= 0) {
+        close(c);
+        memcpy(done, cand, sizeof done);
+        continue;
+      }
+      if (errno != ENOENT) return -1;
+      cleanup_close int parent = open_in_root(rootfd, done, O_DIRECTORY);
+      if (parent < 0) return -1;
+      struct stat st;
+      if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+        char target[PATH_MAX];
+        ssize_t tl = readlinkat(parent, name, target, sizeof target - 1);
+        if (tl < 0) return -1;
+        target[tl] = 0;
+        int n = snprintf(next, sizeof next, "%s%s%s%s", target[0] == '/' ? "" : done, target[0] == '/' ? "" : "/",
+                         target, end);
+        if (n < 0 || (size_t)n >= sizeof next) {
+          errno = ENAMETOOLONG;
+          return -1;
+        }
+        memcpy(todo, next, sizeof todo);
+        restarted = true;
+        break;
+      }
+      if (last && file) {
+        int f = openat(parent, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0644);
+        if (f < 0 && errno != EEXIST) return -1;
+        if (f >= 0) close(f);
+      } else if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST) {
+        return -1;
+      }
+      memcpy(done, cand, sizeof done);
+    }
+    if (!restarted) return open_in_root(rootfd, todo, 0);
   }
-  cleanup_close int parent = mkpath_in_root(rootfd, slash ? copy : "", false);
-  if (parent < 0) return -1;
-  if (file) {
-    int f = openat(parent, base, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0644);
-    if (f >= 0) close(f);
-    else if (errno != EEXIST) return -1;
-  } else if (mkdirat(parent, base, 0755) < 0 && errno != EEXIST) {
-    return -1;
-  }
-  return open_in_root(rootfd, path, 0);
+  errno = ELOOP;
+  return -1;
 }
 
 static void fdpath(char *buf, size_t n, int fd) { snprintf(buf, n, "/proc/self/fd/%d", fd); }
@@ -678,7 +721,13 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
   }
   g_stage = STAGE_INIT;
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
-  if (!(c->nsflags & CLONE_NEWUSER)) do_rootfs_mounts(c);
+  if (!(c->nsflags & CLONE_NEWUSER)) {
+    do_rootfs_mounts(c);
+  } else if (mount(c->rootdir, c->rootdir, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    /* Mounts copied from the helper's more privileged namespace are locked, and pivot_root
+     * refuses a locked new root: bind it onto itself to get a mount of our own. */
+    bail("mount: bind rootfs onto itself");
+  }
   setup_mounts(c);
   do_pivot(c->rootdir);
   if (c->ro_rootfs) remount_bind("/", MS_RDONLY);
