@@ -212,8 +212,8 @@ export async function findImage(store: OciStore, input: string, opts: { platform
     try {
       parsed = parseReference(input);
     } catch (e) {
-      if (!(e instanceof InvalidReferenceError)) throw e;
-      refErr = e;
+      if ((e as Error)?.name !== 'InvalidReferenceError') throw e;
+      refErr = e as InvalidReferenceError;
     }
     if (parsed) {
       if (parsed.digest) {

@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, isImgbuildError } from '../../errors.js';
 
 interface Opts {
   format?: string;
@@ -83,7 +83,7 @@ export default function register(program: Command, ctx: CliContext): void {
             });
             continue;
           } catch (e) {
-            if (!(e instanceof ImageNotFoundError)) throw e;
+            if ((e as Error)?.name !== 'ImageNotFoundError') throw e;
           }
         }
         let container: object | undefined;
@@ -96,7 +96,7 @@ export default function register(program: Command, ctx: CliContext): void {
           } catch (e) {
             // A missing containers module means there are no containers to find; real failures surface.
             const code = (e as NodeJS.ErrnoException).code;
-            if (code !== 'ERR_MODULE_NOT_FOUND' && !(e instanceof NotFoundError)) throw e;
+            if (code !== 'ERR_MODULE_NOT_FOUND' && !(isImgbuildError(e) && e.code === 'NOT_FOUND')) throw e;
           }
         }
         if (container) out.push(container);

@@ -12,7 +12,7 @@
 import type { Command } from 'commander';
 import type { Readable } from 'node:stream';
 import type { CliContext } from '../context.js';
-import { ImgbuildError } from '../../errors.js';
+import { ImgbuildError, isImgbuildError } from '../../errors.js';
 
 export class InvalidArchiveError extends ImgbuildError {
   constructor(readonly source: string, reason: string) {
@@ -90,7 +90,10 @@ export default function register(program: Command, ctx: CliContext): void {
             try {
               await w.commit(w.offset, digest);
             } catch (e) {
-              if (e instanceof DigestMismatchError) throw new DigestMismatchError(e.expected, e.actual, e.size, `archive entry ${name}:`);
+              if ((e as Error)?.name === 'DigestMismatchError') {
+                const m = e as InstanceType<typeof DigestMismatchError>;
+                throw new DigestMismatchError(m.expected, m.actual, m.size, `archive entry ${name}:`);
+              }
               throw e;
             }
             stored.set(name, { digest, size: w.offset });
@@ -103,7 +106,7 @@ export default function register(program: Command, ctx: CliContext): void {
       try {
         await pipeline(input, extract, { signal: ctx.signal });
       } catch (e) {
-        if (e instanceof ImgbuildError) throw e;
+        if (isImgbuildError(e)) throw e;
         throw new InvalidArchiveError(source, (e as Error).message);
       }
 
@@ -139,7 +142,7 @@ export default function register(program: Command, ctx: CliContext): void {
       /** Checks a descriptor's blob is in the store with its size (after pulling it from the archive). */
       const need = async (desc: Descriptor): Promise<void> => {
         const got = await blobAt(pathOf(desc.digest), desc.mediaType, desc.digest).catch((e: unknown) => {
-          if (e instanceof InvalidArchiveError) throw new BlobNotFoundError(`${desc.digest} (archive has no ${pathOf(desc.digest)})`);
+          if ((e as Error)?.name === 'InvalidArchiveError') throw new BlobNotFoundError(`${desc.digest} (archive has no ${pathOf(desc.digest)})`);
           throw e;
         });
         if (desc.size >= 0 && got.size !== desc.size) throw new SizeMismatchError(desc.size, got.size, desc.digest);
