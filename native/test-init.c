@@ -221,7 +221,7 @@ static int run(int argc, char **argv) {
     int bad = probe("mount tmpfs", mount("tmpfs", "/tmp/m", "tmpfs", 0, NULL));
     bad |= probe("remount / rw", mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND, NULL));
     bad |= probe("remount /proc/sys rw", mount(NULL, "/proc/sys", NULL, MS_REMOUNT | MS_BIND, NULL));
-    bad |= probe("umount /proc/kcore", umount2("/proc/kcore", MNT_DETACH));
+    bad |= probe("umount /proc/keys", umount2("/proc/keys", MNT_DETACH));
     return bad;
   }
   if (!strcmp(cmd, "try-userns")) {
@@ -236,7 +236,7 @@ static int run(int argc, char **argv) {
     int bad = probe("write /proc/sys/kernel/hostname", write_str("/proc/sys/kernel/hostname", "x"));
     bad |= probe("sethostname", sethostname("escaped", 7));
     bad |= probe("remount /proc/sys rw", mount(NULL, "/proc/sys", NULL, MS_REMOUNT | MS_BIND, NULL));
-    bad |= probe("umount /proc/kcore", umount2("/proc/kcore", MNT_DETACH));
+    bad |= probe("umount /proc/keys", umount2("/proc/keys", MNT_DETACH));
     bad |= probe("umount /proc/sys", umount2("/proc/sys", MNT_DETACH));
     mkdir("/tmp/p", 0755);
     bad |= probe("mount proc", mount("proc", "/tmp/p", "proc", 0, NULL));
