@@ -86,6 +86,18 @@ describe('applyLayer basics', () => {
     await expect(applyLayer(root, await tar().file('a', 'x').stream(), { mode: 'flat', signal: ac.signal })).rejects.toMatchObject({ code: 'ABORTED' });
   });
 
+  it('accepts a stream ending right after a complete body (umoci 0.4 insert), refuses a cut body', async () => {
+    const full = await tar().file('a', 'x').file('b', 'hello world').buffer();
+    // header a + body block, header b, then only the 11 body bytes: no padding, no end marker
+    await applyLayer(root, Readable.from([full.subarray(0, 512 * 3 + 11)]), { mode: 'flat' });
+    expect(readFileSync(join(root, 'b'), 'utf8')).toBe('hello world');
+    await expect(applyLayer(root, Readable.from([full.subarray(0, 512 * 3 + 5)]), { mode: 'flat' })).rejects.toMatchObject({ name: 'TarFormatError' });
+    await expect(applyLayer(root, Readable.from([full.subarray(0, 1024 + 100)]), { mode: 'flat' })).rejects.toMatchObject({ name: 'TarFormatError' });
+    const bad = Buffer.from(full);
+    bad[10] ^= 0x40; // name byte changed, checksum now wrong
+    await expect(applyLayer(root, Readable.from([bad]), { mode: 'flat' })).rejects.toThrow(/checksum/);
+  });
+
   it('reads the tar to its end so a verifying source gets to check its digest', async () => {
     const buf = Buffer.concat([await tar().file('a', 'x').buffer(), Buffer.alloc(10240)]);
     let ended = false;

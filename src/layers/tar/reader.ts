@@ -97,6 +97,23 @@ class ByteSource {
     for await (const _ of this.stream(n)) { /* discard */ }
   }
 
+  /** Skips up to n bytes; true when all were there, false at EOF (no error). */
+  async skipLenient(n: number): Promise<boolean> {
+    let left = n;
+    while (left > 0) {
+      if (this.len === 0 && !(await this.pull())) return false;
+      if (this.len === 0) continue;
+      const c = this.chunks[0]!;
+      const take = Math.min(c.length, left);
+      if (take === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(take);
+      this.len -= take;
+      this.offset += take;
+      left -= take;
+    }
+    return true;
+  }
+
   async drain(): Promise<void> {
     this.chunks = [];
     this.len = 0;
@@ -193,9 +210,12 @@ export async function* readTar(input: Readable, opts: { signal?: AbortSignal } =
     };
     const before = src.offset;
     yield { header, body };
-    // Whatever the consumer left unread of the body, plus the padding.
+    // Whatever the consumer left unread of the body, then the padding. A stream that ends right
+    // after a complete body, without padding or end marker, is accepted: umoci 0.4 `insert` writes
+    // such layers, and no entry data is missing.
     const read = src.offset - before;
-    await src.skip(bodyLen + paddingFor(bodyLen) - read);
+    if (read < bodyLen) await src.skip(bodyLen - read);
+    if (!(await src.skipLenient(paddingFor(bodyLen)))) break;
   }
   await src.drain();
 }
