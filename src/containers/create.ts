@@ -41,6 +41,7 @@ import {
   resolveEnvFlags,
 } from './spec.js';
 import { resolveUser } from './users.js';
+import { procStartTime } from './proc.js';
 
 export interface CreateOptions {
   image: string;
@@ -129,7 +130,12 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     const clash = all.find((r) => r.name === n);
     if (clash) throw new NameInUseError(n, clash.id);
     await mkdir(containerDir(root, id), { recursive: true });
-    await writeFile(pathOf(root, id, 'state'), JSON.stringify({ id, name: n, image: img.descriptor.digest, state: { status: 'created' } }));
+    // The creator's pid marks a half-created container whose creator died (see listContainers).
+    const creator = { monitorPid: process.pid, monitorStartTime: await procStartTime(process.pid) };
+    await writeFile(
+      pathOf(root, id, 'state'),
+      JSON.stringify({ id, name: n, image: img.descriptor.digest, hostConfig: { autoRemove: o.autoRemove ?? false }, state: { status: 'created', ...creator } }),
+    );
     return n;
   });
 
@@ -208,7 +214,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       path: argv[0]!,
       args: argv.slice(1),
       hostConfig,
-      state: { status: 'created' },
+      state: { status: 'created', monitorPid: process.pid, monitorStartTime: await procStartTime(process.pid) },
     };
     await writeRecord(root, rec);
     void dir;

@@ -17,6 +17,7 @@ import { setupNetwork, teardownNetwork } from '../runner/network.js';
 import { runSandbox, startDetached, type SandboxIO } from '../runner/sandbox.js';
 import type { SandboxSpec } from '../runner/spec.js';
 import { OverlaySnapshotter } from '../overlay/overlay.js';
+import { AbortedError } from '../errors.js';
 import { ContainerStartError, ContainerStateError } from './errors.js';
 import { findInitPid, isSameProcess, procStartTime } from './proc.js';
 import {
@@ -32,7 +33,7 @@ import {
   type ExitStatus,
 } from './record.js';
 import { hostsFile } from './spec.js';
-import { overlayRoot, specPath } from './create.js';
+import { overlayRoot, snapshotKey, specPath } from './create.js';
 import { startPortProxy } from './ports.js';
 
 export interface LifecycleOptions {
@@ -106,7 +107,8 @@ async function releaseResources(rec: ContainerRecord, o: LifecycleOptions): Prom
     errors.push(e);
   }
   try {
-    await teardownNetwork(rec.id, rec.network ?? (rec.hostConfig.networkMode === 'host' ? undefined : { mode: rec.hostConfig.networkMode }), {
+    const mode = rec.hostConfig?.networkMode;
+    await teardownNetwork(rec.id, rec.network ?? (mode && mode !== 'host' ? { mode } : undefined), {
       stateDir: o.networkStateDir,
     });
   } catch (e) {
@@ -160,6 +162,10 @@ export async function runContainer(
   } catch (e) {
     await releaseResources(rec, o).catch(() => {});
     throw e;
+  }
+  if (o.signal?.aborted) {
+    await releaseResources(rec, o).catch(() => {});
+    throw new AbortedError('interrupted before the container started', { cause: o.signal.reason });
   }
   const startedAt = new Date().toISOString();
   await updateRecord(root, id, async (r) => {
@@ -341,7 +347,9 @@ export async function listContainers(root: string, o: LifecycleOptions = {}): Pr
   const out: ContainerRecord[] = [];
   for (const r of await listRecords(root)) {
     const cur = await refreshState(root, r, o);
-    if (cur.state.status === 'exited' && cur.hostConfig.autoRemove && cur.state.monitorPid !== process.pid) {
+    // `--rm` containers whose runner is gone: exited ones, and created ones whose creator died.
+    const orphan = cur.state.status === 'exited' || cur.state.status === 'created';
+    if (orphan && cur.hostConfig?.autoRemove && cur.state.monitorPid !== process.pid) {
       if (!(await isSameProcess(cur.state.monitorPid, cur.state.monitorStartTime))) {
         await removeContainer(root, cur.id, { ...o, force: true }).catch(() => {});
         continue;
@@ -426,7 +434,7 @@ export async function removeContainer(root: string, nameOrId: string, o: Lifecyc
     await sleep(20);
   }
   const sn = await OverlaySnapshotter.open(overlayRoot(root));
-  await sn.remove(rec.snapshotKey).catch((e: unknown) => {
+  await sn.remove(rec.snapshotKey ?? snapshotKey(rec.id)).catch((e: unknown) => {
     if ((e as { code?: string }).code !== 'NOT_FOUND') throw e;
   });
   await rm(containerDir(root, rec.id), { recursive: true, force: true });

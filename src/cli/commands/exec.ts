@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { ExitError } from '../../errors.js';
-import { abortSignalName, collect, withRunStatus } from './run.js';
+import { abortSignalName, collect, guardSignals, withRunStatus } from './run.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -22,6 +22,7 @@ export default function register(program: Command, ctx: CliContext): void {
       const rawTty = Boolean(f.tty && f.interactive && process.stdin.isTTY);
       if (rawTty) process.stdin.setRawMode(true);
       let r;
+      const unguard = guardSignals(() => {});
       try {
         r = await execContainer(
           ctx.root(),
@@ -33,6 +34,7 @@ export default function register(program: Command, ctx: CliContext): void {
         if (ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));
         throw withRunStatus(e);
       } finally {
+        unguard();
         if (rawTty) process.stdin.setRawMode(false);
         if (stdin) stdin.pause();
       }

@@ -13,7 +13,7 @@ export default function register(program: Command, ctx: CliContext): void {
       const { listContainers } = await import('../../containers/lifecycle.js');
       const { table, formatAgo, ellipsis } = await import('../format.js');
       const all = (await listContainers(ctx.root())).filter((r) => f.all || r.state.status === 'running');
-      all.sort((a, b) => b.created.localeCompare(a.created));
+      all.sort((a, b) => (b.created ?? '').localeCompare(a.created ?? ''));
       const trunc = f.trunc !== false;
       if (f.quiet) {
         for (const r of all) ctx.stdout.write(`${trunc ? r.id.slice(0, 12) : r.id}\n`);
@@ -28,14 +28,14 @@ export default function register(program: Command, ctx: CliContext): void {
       };
       const rows = [['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES']];
       for (const r of all) {
-        const cmd = [r.path, ...r.args].join(' ');
+        const cmd = [r.path ?? '', ...(r.args ?? [])].join(' ');
         rows.push([
           trunc ? r.id.slice(0, 12) : r.id,
-          r.imageName,
+          r.imageName ?? r.image,
           JSON.stringify(trunc ? ellipsis(cmd, 20) : cmd),
           formatAgo(r.created),
           status(r),
-          r.hostConfig.portBindings.map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.protocol}`).join(', '),
+          (r.hostConfig?.portBindings ?? []).map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.protocol}`).join(', '),
           r.name,
         ]);
       }

@@ -48,6 +48,26 @@ export interface RunFlags {
   ulimit: string[];
 }
 
+/**
+ * Keeps SIGINT/SIGTERM from killing the process outright while a container runs, so that `--rm`
+ * cleanup happens: main.ts listens with `once`, and proper-lockfile (via signal-exit) re-raises a
+ * signal as soon as it sees no other listener, which after that `once` fired is always the case.
+ * A second Ctrl-C kills the container group at once instead of waiting out the grace period.
+ * Returns the function that removes the guard.
+ */
+export function guardSignals(onRepeat: () => void): () => void {
+  let seen = 0;
+  const h = (): void => {
+    if (++seen > 1) onRepeat();
+  };
+  process.on('SIGINT', h);
+  process.on('SIGTERM', h);
+  return () => {
+    process.off('SIGINT', h);
+    process.off('SIGTERM', h);
+  };
+}
+
 /** Which signal a Ctrl-C / SIGTERM of ours was (main.ts aborts with "received SIGx"). */
 export function abortSignalName(signal: AbortSignal): NodeJS.Signals {
   const m = /SIG[A-Z0-9]+/.exec(String((signal.reason as Error | undefined)?.message ?? signal.reason ?? ''));
@@ -108,75 +128,89 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   if (f.detach && f.interactive) throw withRunStatus(new InvalidArgumentError('-d cannot be combined with -i (there is no terminal to attach)'));
   const store = await ctx.store();
   const root = ctx.root();
-  let rec;
+  let containerId: string | undefined;
+  const unguard = guardSignals(() => {
+    if (containerId) void lc.killContainer(root, containerId, 'SIGKILL').catch(() => {});
+  });
   try {
-    rec = await createContainer(store, {
-      image,
-      cmd: command,
-      name: f.name,
-      env: f.env,
-      envFiles: f.envFile,
-      workdir: f.workdir,
-      user: f.user,
-      volumes: f.volume,
-      tmpfs: f.tmpfs,
-      hostname: f.hostname,
-      network: f.network as 'none' | 'host' | 'bridge' | undefined,
-      publish: f.publish,
-      memory: f.memory === undefined ? undefined : parseMemory(f.memory),
-      cpus: parseNumberFlag('--cpus', f.cpus),
-      pidsLimit: parseNumberFlag('--pids-limit', f.pidsLimit, { integer: true, min: 1 }),
-      interactive: f.interactive,
-      tty: f.tty,
-      entrypoint: f.entrypoint,
-      init: f.init,
-      readOnly: f.readOnly,
-      capAdd: f.capAdd,
-      capDrop: f.capDrop,
-      ulimits: f.ulimit,
-      autoRemove: f.rm,
-      hostEnv: ctx.env,
-      signal: ctx.signal,
-    });
-  } catch (e) {
-    throw withRunStatus(e);
+    await runGuarded();
+  } finally {
+    unguard();
   }
-  const id = rec.id;
-  if (f.detach) {
+
+  async function runGuarded(): Promise<void> {
+    let rec;
     try {
-      await lc.startContainer(store, id, { signal: ctx.signal });
+      rec = await createContainer(store, {
+        image,
+        cmd: command,
+        name: f.name,
+        env: f.env,
+        envFiles: f.envFile,
+        workdir: f.workdir,
+        user: f.user,
+        volumes: f.volume,
+        tmpfs: f.tmpfs,
+        hostname: f.hostname,
+        network: f.network as 'none' | 'host' | 'bridge' | undefined,
+        publish: f.publish,
+        memory: f.memory === undefined ? undefined : parseMemory(f.memory),
+        cpus: parseNumberFlag('--cpus', f.cpus),
+        pidsLimit: parseNumberFlag('--pids-limit', f.pidsLimit, { integer: true, min: 1 }),
+        interactive: f.interactive,
+        tty: f.tty,
+        entrypoint: f.entrypoint,
+        init: f.init,
+        readOnly: f.readOnly,
+        capAdd: f.capAdd,
+        capDrop: f.capDrop,
+        ulimits: f.ulimit,
+        autoRemove: f.rm,
+        hostEnv: ctx.env,
+        signal: ctx.signal,
+      });
     } catch (e) {
-      if (f.rm) await lc.removeContainer(root, id, { force: true }).catch(() => {});
       throw withRunStatus(e);
     }
-    ctx.stdout.write(`${id}\n`);
-    return;
+    const id = rec.id;
+    containerId = id;
+    if (f.detach) {
+      try {
+        await lc.startContainer(store, id, { signal: ctx.signal });
+      } catch (e) {
+        if (f.rm) await lc.removeContainer(root, id, { force: true }).catch(() => {});
+        throw withRunStatus(e);
+      }
+      ctx.stdout.write(`${id}\n`);
+      return;
+    }
+    const stdin = f.interactive ? process.stdin : undefined;
+    const rawTty = Boolean(f.tty && f.interactive && process.stdin.isTTY);
+    if (rawTty) process.stdin.setRawMode(true);
+    let status;
+    try {
+      status = await lc.runContainer(
+        store,
+        id,
+        {
+          stdin,
+          stdout: ctx.stdout,
+          stderr: ctx.stderr,
+          // INT and TERM abort ctx.signal (main.ts) and are forwarded by runContainer; these go
+          // through the sandbox helper to the container.
+          forwardSignals: ['SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'],
+          ...(f.tty && process.stdout.isTTY ? { terminalSize: { rows: process.stdout.rows, cols: process.stdout.columns } } : {}),
+        },
+        { signal: ctx.signal, forward: () => abortSignalName(ctx.signal) },
+      );
+    } catch (e) {
+      if (ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));
+      throw withRunStatus(e);
+    } finally {
+      if (rawTty) process.stdin.setRawMode(false);
+      if (stdin) stdin.pause();
+      if (f.rm) await lc.removeContainer(root, id, { force: true }).catch((e: unknown) => ctx.stderr.write(`imgbuild: removing ${id.slice(0, 12)}: ${(e as Error).message}\n`));
+    }
+    if (status.exitCode !== 0) throw new ExitError(status.exitCode);
   }
-  const stdin = f.interactive ? process.stdin : undefined;
-  const rawTty = Boolean(f.tty && f.interactive && process.stdin.isTTY);
-  if (rawTty) process.stdin.setRawMode(true);
-  let status;
-  try {
-    status = await lc.runContainer(
-      store,
-      id,
-      {
-        stdin,
-        stdout: ctx.stdout,
-        stderr: ctx.stderr,
-        // INT and TERM abort ctx.signal (main.ts) and are forwarded by runContainer; these go
-        // through the sandbox helper to the container.
-        forwardSignals: ['SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'],
-        ...(f.tty && process.stdout.isTTY ? { terminalSize: { rows: process.stdout.rows, cols: process.stdout.columns } } : {}),
-      },
-      { signal: ctx.signal, forward: () => abortSignalName(ctx.signal) },
-    );
-  } catch (e) {
-    throw withRunStatus(e);
-  } finally {
-    if (rawTty) process.stdin.setRawMode(false);
-    if (stdin) stdin.pause();
-    if (f.rm) await lc.removeContainer(root, id, { force: true }).catch((e: unknown) => ctx.stderr.write(`imgbuild: removing ${id.slice(0, 12)}: ${(e as Error).message}\n`));
-  }
-  if (status.exitCode !== 0) throw new ExitError(status.exitCode);
 }
