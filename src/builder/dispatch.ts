@@ -26,7 +26,7 @@ import type { OverlaySnapshotter } from '../overlay/overlay.js';
 import type { Mount } from '../runner/spec.js';
 import { ImgbuildError, throwIfAborted } from '../errors.js';
 import { BuildError, withLocation } from './errors.js';
-import type { Add, Arg, Copy, Dockerfile, Healthcheck, Instruction, Run, Stage, CommandLine } from './instructions.js';
+import type { Add, Arg, Copy, Dockerfile, Healthcheck, Instruction, Run, Stage, CommandLine, SourceRange } from './instructions.js';
 import { expandInstruction } from './instructions.js';
 import { processWord, lex, type EnvGetter, type EscapeChar } from './shell-lex.js';
 import { BuildCache, stepKey, type StepKeyParts } from './cache.js';
@@ -829,6 +829,17 @@ async function dispatchInstruction(s: StageCtx, raw: Instruction, label: string)
   }
 }
 
+/**
+ * Adds the instruction's location to an error. (`instanceof BuildError` is a brand check that any
+ * ImgbuildError passes, so a real BuildError is recognised by its `detail` field.)
+ */
+function locate(e: unknown, range: SourceRange, instruction: string): unknown {
+  const isBuildError = e instanceof ImgbuildError && typeof (e as Partial<BuildError>).detail === 'string';
+  if (isBuildError) return withLocation(e, range, instruction);
+  if (e instanceof ImgbuildError) return new BuildError(e.message, { range, instruction, code: e.code, cause: e });
+  return withLocation(e, range, instruction);
+}
+
 /** Resolves a stage's FROM into its starting image (another stage, scratch, or an image). */
 async function startImage(env: DispatchEnv, stage: Stage): Promise<{ image: ImageState; platform: Platform }> {
   const meta: EnvGetter = (n) => env.metaArgs.get(n);
@@ -851,7 +862,7 @@ export async function dispatchStage(env: DispatchEnv, stage: Stage): Promise<Ima
     fromTask.done();
   } catch (e) {
     fromTask.fail(e instanceof Error ? e.message : String(e));
-    throw withLocation(e, stage.from.range, 'FROM');
+    throw locate(e, stage.from.range, 'FROM');
   }
   const s: StageCtx = { env, stage, label: stageLabel, image: start.image, args: new Map(), cmdSet: false, workdirPending: false, step: 1, steps };
   // Predefined platform args are visible once declared in the stage (ARG TARGETARCH).
@@ -864,7 +875,7 @@ export async function dispatchStage(env: DispatchEnv, stage: Stage): Promise<Ima
     const parsed = parseDockerfile(`FROM scratch\n${onbuild.join('\n')}\n`, { file: 'ONBUILD' });
     for (const ins of parsed.stages[0]?.instructions ?? []) {
       await dispatchInstruction(s, ins, `[${stageLabel} ONBUILD] ${firstLine(ins)}`).catch((e: unknown) => {
-        throw withLocation(e, stage.from.range, 'ONBUILD');
+        throw locate(e, stage.from.range, 'ONBUILD');
       });
     }
   }
@@ -875,7 +886,7 @@ export async function dispatchStage(env: DispatchEnv, stage: Stage): Promise<Ima
     try {
       await dispatchInstruction(s, ins, label);
     } catch (e) {
-      throw withLocation(e, ins.range, ins.kind.toUpperCase());
+      throw locate(e, ins.range, ins.kind.toUpperCase());
     }
   }
   if (s.workdirPending) {

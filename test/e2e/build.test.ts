@@ -1,0 +1,307 @@
+/**
+ * Real builds through the CLI on the local busybox base: RUN in the sandbox, overlay snapshots,
+ * the step cache, multi-stage builds, secrets, exports. Privileged (root), like all of test/e2e.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdir, writeFile, readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeTmp } from '../helpers/tmp.js';
+import { runCli, REPO_ROOT } from '../helpers/cli.js';
+import { ensureBusybox } from '../helpers/base-image.js';
+import { OciStore } from '../../src/layers/store.js';
+import { findImage } from '../../src/layers/image.js';
+import type { Descriptor } from '../../src/layers/types.js';
+import { validateImage } from '../conformance/validate-image.js';
+import { openLayerTar } from '../../src/layers/compress.js';
+import { readTar } from '../../src/layers/tar/reader.js';
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let root: string;
+
+beforeAll(async () => {
+  tmp = await makeTmp('imgbuild-e2e-build-');
+  root = join(tmp.dir, 'root');
+  await ensureBusybox(root);
+});
+afterAll(async () => {
+  await tmp.cleanup();
+});
+
+async function context(name: string, files: Record<string, string>): Promise<string> {
+  const dir = join(tmp.dir, name);
+  for (const [p, content] of Object.entries(files)) {
+    await mkdir(join(dir, p, '..'), { recursive: true });
+    await writeFile(join(dir, p), content);
+  }
+  return dir;
+}
+
+async function imgbuild(args: string[], o: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runCli(args, { root, ...(o.env ? { env: o.env } : {}), ...(o.input !== undefined ? { input: o.input } : {}) });
+}
+
+async function buildOk(args: string[], o: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ id: string; stderr: string }> {
+  const r = await imgbuild(['build', '--progress=plain', ...args], o);
+  if (r.code !== 0) throw new Error(`build failed (${r.code}):\n${r.stderr}`);
+  return { id: r.stdout.trim(), stderr: r.stderr };
+}
+
+async function image(ref: string): Promise<{ store: OciStore; desc: Descriptor; config: import('../../src/layers/types.js').ImageConfig }> {
+  const store = await OciStore.open(root);
+  const img = await findImage(store, ref);
+  await validateImage(store, img.descriptor);
+  return { store, desc: img.descriptor, config: img.config };
+}
+
+/** Every layer's entries: name → content (files) or type marker. */
+async function layerEntries(store: OciStore, desc: Descriptor): Promise<Map<string, string>[]> {
+  const manifest = JSON.parse((await store.read(desc)).toString('utf8')) as { layers: Descriptor[] };
+  const out: Map<string, string>[] = [];
+  for (const l of manifest.layers) {
+    const m = new Map<string, string>();
+    for await (const e of readTar(await openLayerTar(store, l))) {
+      const chunks: Buffer[] = [];
+      if (e.body) for await (const c of e.body) chunks.push(c as Buffer);
+      m.set(e.header.name.replace(/\/$/, ''), e.header.type === 'file' ? Buffer.concat(chunks).toString('utf8') : `<${e.header.type}>`);
+    }
+    out.push(m);
+  }
+  return out;
+}
+
+async function runImage(ref: string, cmd: string[] = []): Promise<string> {
+  const r = await imgbuild(['run', '--rm', ref, ...cmd]);
+  if (r.code !== 0) throw new Error(`run failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+describe('imgbuild build (e2e)', () => {
+  it('builds the demo image, which then runs', async () => {
+    const { id, stderr } = await buildOk(['-t', 'demo', join(REPO_ROOT, 'fixtures', 'demo')]);
+    expect(id).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(stderr).toMatch(/#\d+ \[stage-0 \d+\/\d+\] RUN chmod/);
+    const { config } = await image('demo');
+    expect(config.config?.Cmd).toEqual(['/app/hello.sh']);
+    const out = await runImage('demo');
+    expect(out).toContain('Hello from imgbuild');
+    expect(out).toContain('version 1.0');
+  });
+
+  it('applies every instruction to the config', async () => {
+    const ctx = await context('config', {
+      Dockerfile: [
+        'FROM busybox',
+        'ARG PORT=80',
+        'ARG UNUSED',
+        'ENV APP=/srv/app NAME="a b"',
+        'ENV DERIVED=${APP}/bin',
+        'LABEL com.example.a=1 "com.example.b"="two words"',
+        'WORKDIR $APP',
+        'WORKDIR sub',
+        'USER 1000:1000',
+        'EXPOSE $PORT 53/udp 8000-8001',
+        'VOLUME ["/data", "/logs"]',
+        'STOPSIGNAL SIGQUIT',
+        'HEALTHCHECK --interval=5s --retries=3 CMD wget -q localhost || exit 1',
+        'SHELL ["/bin/sh", "-ec"]',
+        'CMD echo hi',
+        'ENTRYPOINT ["/bin/sh"]',
+        'ONBUILD RUN echo triggered > /tmp/onbuild.txt',
+        'MAINTAINER someone',
+      ].join('\n'),
+    });
+    await buildOk(['-t', 'cfg', ctx]);
+    const { config, store, desc } = await image('cfg');
+    const c = config.config!;
+    expect(c.Env).toEqual(expect.arrayContaining(['APP=/srv/app', 'NAME=a b', 'DERIVED=/srv/app/bin']));
+    expect(c.Env!.some((e) => e.startsWith('PORT='))).toBe(false);
+    expect(c.Labels).toMatchObject({ 'com.example.a': '1', 'com.example.b': 'two words' });
+    expect(c.WorkingDir).toBe('/srv/app/sub');
+    expect(c.User).toBe('1000:1000');
+    expect(Object.keys(c.ExposedPorts!).sort()).toEqual(['53/udp', '80/tcp', '8000/tcp', '8001/tcp']);
+    expect(Object.keys(c.Volumes!).sort()).toEqual(['/data', '/logs']);
+    expect(c.StopSignal).toBe('SIGQUIT');
+    expect(c.Healthcheck).toMatchObject({ Test: ['CMD-SHELL', 'wget -q localhost || exit 1'], Interval: 5_000_000_000, Retries: 3 });
+    expect(c.Shell).toEqual(['/bin/sh', '-ec']);
+    // ENTRYPOINT after CMD in the same stage keeps CMD; CMD shell form used SHELL.
+    expect(c.Cmd).toEqual(['/bin/sh', '-ec', 'echo hi']);
+    expect(c.Entrypoint).toEqual(['/bin/sh']);
+    expect(c.OnBuild).toEqual(['RUN echo triggered > /tmp/onbuild.txt']);
+    expect(config.author).toBe('someone');
+    const hist = config.history!.slice(1);
+    expect(hist.every((h) => h.empty_layer === true || h.created_by?.startsWith('WORKDIR'))).toBe(true);
+    // The trailing WORKDIR created its directory.
+    const layers = await layerEntries(store, desc);
+    expect(layers[layers.length - 1]!.has('srv/app/sub')).toBe(true);
+
+    // A child image: ENTRYPOINT resets the inherited CMD; the ONBUILD trigger runs after FROM.
+    const child = await context('child', { Dockerfile: 'FROM cfg\nENTRYPOINT ["/bin/true"]\n' });
+    await buildOk(['-t', 'cfg-child', child]);
+    const ch = await image('cfg-child');
+    expect(ch.config.config?.Cmd ?? null).toBeNull();
+    expect(ch.config.config?.OnBuild ?? null).toBeNull();
+    const chLayers = await layerEntries(ch.store, ch.desc);
+    expect(chLayers[chLayers.length - 1]!.get('tmp/onbuild.txt')).toBe('triggered\n');
+  });
+
+  it('runs RUN with the stage env, user and workdir, shows its output, and uses build args', async () => {
+    const ctx = await context('run', {
+      Dockerfile: [
+        'FROM busybox',
+        'ARG GREETING=hello',
+        'ENV TARGET=world',
+        "RUN echo 'app:x:1500:1500::/w:/bin/sh' >> /etc/passwd && echo 'app:x:1500:' >> /etc/group && mkdir /w && chown app /w",
+        'WORKDIR /w',
+        'USER app',
+        'RUN echo "$GREETING $TARGET from $(id -u):$(id -g) in $(pwd) on $(hostname)" | tee out.txt',
+        'RUN ["/bin/sh", "-c", "echo exec-form > exec.txt"]',
+        'USER root',
+        'RUN cat /etc/hosts > /hosts-seen && test ! -s /etc/resolv.conf',
+      ].join('\n'),
+    });
+    const { stderr } = await buildOk(['-t', 'runner', '--build-arg', 'GREETING=hi', ctx]);
+    expect(stderr).toMatch(/#\d+ [\d.]+s hi world from 1500:1500 in \/w on imgbuild/);
+    const { store, desc, config } = await image('runner');
+    const layers = await layerEntries(store, desc);
+    const all = new Map(layers.flatMap((m) => [...m]));
+    expect(all.get('w/out.txt')).toBe('hi world from 1500:1500 in /w on imgbuild\n');
+    expect(all.get('w/exec.txt')).toBe('exec-form\n');
+    expect(all.get('hosts-seen')).toContain('localhost');
+    // /etc/hosts etc. are bind-mounted from outside and never land in a layer.
+    for (const l of layers.slice(1)) for (const n of ['etc/hosts', 'etc/resolv.conf', 'etc/hostname']) expect(l.has(n)).toBe(false);
+    expect(config.history!.some((h) => h.created_by?.includes('|1 GREETING=hi'))).toBe(true);
+
+    // A failing RUN fails the build with its exit code and location.
+    const bad = await context('run-bad', { Dockerfile: 'FROM busybox\nRUN echo boom >&2 && exit 3\n' });
+    const r = await imgbuild(['build', '--progress=plain', bad]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('boom');
+    expect(r.stderr).toMatch(/2:1.*exit code: 3/);
+  });
+
+  it('builds only the stages the target needs, copying between stages', async () => {
+    const ctx = await context('multi', {
+      Dockerfile: [
+        'FROM busybox AS base',
+        'RUN echo base > /base.txt',
+        'FROM base AS builder',
+        'RUN mkdir /out && echo built > /out/artifact && chown 33:44 /out/artifact',
+        'FROM busybox AS never',
+        'RUN echo SHOULD-NOT-RUN && exit 1',
+        'FROM busybox AS final',
+        'COPY --from=builder /out/ /opt/',
+        'COPY --from=0 /base.txt /base-copy.txt',
+        'FROM final AS other',
+        'RUN echo other',
+      ].join('\n'),
+    });
+    const { stderr } = await buildOk(['--target', 'final', '-t', 'multi', ctx]);
+    expect(stderr).not.toContain('SHOULD-NOT-RUN');
+    expect(stderr).not.toContain('echo other');
+    const { store, desc } = await image('multi');
+    const layers = await layerEntries(store, desc);
+    const all = new Map(layers.flatMap((m) => [...m]));
+    expect(all.get('opt/artifact')).toBe('built\n');
+    expect(all.get('base-copy.txt')).toBe('base\n');
+    expect(all.has('base.txt')).toBe(false);
+    const out = await runImage('multi', ['stat', '-c', '%u:%g', '/opt/artifact']);
+    expect(out.trim()).toBe('33:44');
+  });
+
+  it('reuses the cache on rebuild and invalidates from a changed file', async () => {
+    const ctx = await context('cache', {
+      Dockerfile: 'FROM busybox\nRUN echo step1 > /s1\nCOPY a.txt /a.txt\nRUN cat /a.txt > /s3\n',
+      'a.txt': 'v1\n',
+    });
+    const first = await buildOk(['-t', 'cached', ctx]);
+    const second = await buildOk(['-t', 'cached', ctx]);
+    expect(second.id).toBe(first.id);
+    expect(second.stderr.match(/CACHED/g)?.length).toBe(3);
+    await writeFile(join(ctx, 'a.txt'), 'v2\n');
+    const third = await buildOk(['-t', 'cached', ctx]);
+    expect(third.stderr.match(/CACHED/g)?.length).toBe(1);
+    expect(third.id).not.toBe(first.id);
+    expect((await runImage('cached', ['cat', '/s3'])).trim()).toBe('v2');
+    const nocache = await buildOk(['--no-cache', '-t', 'cached', ctx]);
+    expect(nocache.stderr).not.toContain('CACHED');
+  });
+
+  it('gives the same digest twice with SOURCE_DATE_EPOCH', async () => {
+    const ctx = await context('repro', {
+      Dockerfile: 'FROM busybox\nRUN mkdir /d && echo fixed > /d/f && touch /d/g\nCOPY x /x\nLABEL a=b\n',
+      x: 'x\n',
+    });
+    const env = { SOURCE_DATE_EPOCH: '1700000000' };
+    const a = await buildOk(['--no-cache', '-t', 'repro:a', ctx], { env });
+    const b = await buildOk(['--no-cache', '-t', 'repro:b', ctx], { env });
+    expect(b.id).toBe(a.id);
+    const { config } = await image('repro:a');
+    expect(config.created).toBe('2023-11-14T22:13:20Z');
+    const ra = await image('repro:a');
+    const rb = await image('repro:b');
+    expect(rb.desc.digest).toBe(ra.desc.digest);
+  });
+
+  it('keeps secrets out of layers and cache keys; cache, bind and tmpfs mounts work', async () => {
+    const secretFile = join(tmp.dir, 'token');
+    await writeFile(secretFile, 'SUPERSECRET-1\n');
+    const ctx = await context('secret', {
+      Dockerfile: [
+        'FROM busybox',
+        'RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /secret-len && grep -q SECRET- /run/secrets/tok',
+        'RUN --mount=type=secret,id=tok,env=TOK test -n "$TOK" && echo ok > /env-ok',
+        'RUN --mount=type=cache,target=/cache echo x >> /cache/log && wc -l < /cache/log > /cache-count',
+        'RUN --mount=type=bind,source=data,target=/mnt/d cat /mnt/d/in > /from-bind',
+        'RUN --mount=type=tmpfs,target=/t echo t > /t/x && ls /t > /tmpfs-ls',
+      ].join('\n'),
+      'data/in': 'bound\n',
+    });
+    const first = await buildOk(['-t', 'sec', '--secret', `id=tok,src=${secretFile}`, ctx]);
+    const { store, desc } = await image('sec');
+    const layers = await layerEntries(store, desc);
+    const all = new Map(layers.flatMap((m) => [...m]));
+    expect(all.get('secret-len')?.trim()).toBe('14');
+    expect(all.get('env-ok')).toBe('ok\n');
+    expect(all.get('cache-count')?.trim()).toBe('1');
+    expect(all.get('from-bind')).toBe('bound\n');
+    expect(all.get('tmpfs-ls')).toBe('x\n');
+    for (const l of layers.slice(1)) {
+      expect(l.has('run/secrets/tok')).toBe(false);
+      expect(l.has('cache/log')).toBe(false);
+      expect(l.has('t/x')).toBe(false);
+    }
+    // The secret's bytes appear in no blob and no cache file.
+    const needle = Buffer.from('SUPERSECRET');
+    for (const dir of [join(root, 'blobs', 'sha256'), join(root, 'cache', 'build', 'steps')]) {
+      for (const f of await readdir(dir)) expect((await readFile(join(dir, f))).includes(needle)).toBe(false);
+    }
+    // A changed secret does not invalidate the cache.
+    await writeFile(secretFile, 'SUPERSECRET-2-longer\n');
+    const second = await buildOk(['-t', 'sec', '--secret', `id=tok,src=${secretFile}`, ctx]);
+    expect(second.id).toBe(first.id);
+    // A required secret that is missing fails the build.
+    const r = await imgbuild(['build', '--no-cache', ctx]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('tok');
+  });
+
+  it('writes --iidfile and --output type=oci, compresses on request, and reads a Dockerfile from stdin', async () => {
+    const ctx = await context('out', { Dockerfile: 'FROM busybox\nRUN echo out > /out.txt\n' });
+    const iid = join(tmp.dir, 'iid');
+    const layout = join(tmp.dir, 'layout');
+    const { id } = await buildOk(['--iidfile', iid, '--output', `type=oci,dest=${layout}`, '--compression', 'gzip', '-t', 'outimg', ctx]);
+    expect((await readFile(iid, 'utf8')).trim()).toBe(id);
+    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
+    expect(index.manifests).toHaveLength(1);
+    const manifest = JSON.parse(await readFile(join(layout, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: Descriptor[] };
+    expect(manifest.layers.every((l) => l.mediaType.endsWith('+gzip'))).toBe(true);
+    for (const l of manifest.layers) expect((await stat(join(layout, 'blobs', 'sha256', l.digest.slice(7)))).size).toBe(l.size);
+    await image('outimg');
+
+    const r = await imgbuild(['build', '--progress=plain', '-t', 'stdin-img', '-'], { input: 'FROM busybox\nRUN echo from-stdin > /s\n' });
+    expect(r.code).toBe(0);
+    const s = await image('stdin-img');
+    const all = new Map((await layerEntries(s.store, s.desc)).flatMap((m) => [...m]));
+    expect(all.get('s')).toBe('from-stdin\n');
+  });
+});
