@@ -62,7 +62,7 @@ export interface Warning {
 
 interface Base {
   range: SourceRange;
-  /** The instruction's source text exactly as written (continuations and heredoc bodies included). */
+  /** The logical line as buildkit keeps it: continuation lines joined, comments and heredoc bodies left out. */
   original: string;
   /** Comment lines directly above the instruction, without the leading `#` and one space. */
   comments: string[];
@@ -351,7 +351,7 @@ export function expandInstruction<T extends Instruction>(ins: T, ex: (word: stri
     case 'arg':
       return {
         ...i,
-        args: i.args.map((a) => (a.value === undefined ? { key: a.key } : { key: a.key, value: ex(a.value) })),
+        args: i.args.map((a) => (a.value === undefined ? { key: ex(a.key) } : { key: ex(a.key), value: ex(a.value) })),
       } as T;
     case 'workdir':
       return { ...i, path: ex(i.path) } as T;

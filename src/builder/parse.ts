@@ -66,6 +66,8 @@ export interface AstNode {
   heredocs: Heredoc[];
   /** Comment lines right above the instruction. */
   comments: string[];
+  /** Where each piece of `original` came from (continuation lines), to map offsets to line:column. */
+  segments: { offset: number; line: number; column: number }[];
 }
 
 export interface Ast {
@@ -413,6 +415,7 @@ function nodeFromLine(line: string, d: DirectiveState, comments: string[]): AstN
     original: line,
     heredocs: [],
     comments,
+    segments: [],
   };
   if (split.trigger) node.trigger = split.trigger;
   return node;
@@ -528,6 +531,7 @@ export function parseAst(text: string, o: { file?: string } = {}): Ast {
     const startColumn = trimNewline(raw).length - trimLeadingWhitespace(trimNewline(raw)).length + 1;
     let [line, endOfLine] = d.trimContinuation(token);
     if (endOfLine && line === '') continue;
+    const segments: AstNode['segments'] = [{ offset: 0, line: lineNo, column: startColumn }];
 
     let emptyContinuation = false;
     let endLine = lineNo;
@@ -550,6 +554,7 @@ export function parseAst(text: string, o: { file?: string } = {}): Ast {
       }
       let part: string;
       [part, endOfLine] = d.trimContinuation(t);
+      segments.push({ offset: line.length, line: endLine, column: 1 });
       line += part;
     }
 
@@ -598,6 +603,7 @@ export function parseAst(text: string, o: { file?: string } = {}): Ast {
       }
     }
 
+    node.segments = segments;
     node.startLine = startLine;
     node.endLine = endLine;
     node.startColumn = startColumn;
@@ -711,18 +717,20 @@ interface Ctx {
   range: SourceRange;
 }
 
-function fail(c: Ctx, msg: string, col?: number): never {
-  const range = col !== undefined ? lineRange(c.file, c.node.startLine, col, c.node.startLine, col) : c.range;
+function fail(c: Ctx, msg: string, at?: { line: number; column: number }): never {
+  const range = at !== undefined ? lineRange(c.file, at.line, at.column, at.line, at.column) : c.range;
   throw new DockerfileSyntaxError(msg, { range, instruction: c.keyword });
 }
 
 /** Column of a flag on the instruction's first line, for precise error positions. */
-function flagColumn(c: Ctx, flag: string, last = false): number | undefined {
+/** Source position of a flag's text, for precise error positions (undefined: use the instruction's). */
+function flagColumn(c: Ctx, flag: string, last = false): { line: number; column: number } | undefined {
   const i = last ? c.node.original.lastIndexOf(flag) : c.node.original.indexOf(flag);
   if (i < 0) return undefined;
-  // `original` starts at the keyword, which sits at startColumn on the first line.
-  const firstLineLen = c.node.original.length; // continuation lines are appended; good enough for line 1 hits
-  return i < firstLineLen ? c.node.startColumn + i : undefined;
+  let seg = c.node.segments[0];
+  for (const s of c.node.segments) if (s.offset <= i) seg = s;
+  if (!seg) return undefined;
+  return { line: seg.line, column: seg.column + (i - seg.offset) };
 }
 
 function parseFlags(c: Ctx): ParsedFlags {
@@ -1144,7 +1152,7 @@ function toInstruction(node: AstNode, file: string | undefined, escape: '\\' | '
       if (tk === 'FROM' || tk === 'MAINTAINER') fail(c, `${tk} isn't allowed as an ONBUILD trigger`);
       // The trigger shares the ONBUILD line's position.
       const inner = toInstruction(
-        { ...t, startLine: node.startLine, endLine: node.endLine, startColumn: node.startColumn, endColumn: node.endColumn, heredocs: node.heredocs },
+        { ...t, startLine: node.startLine, endLine: node.endLine, startColumn: node.startColumn, endColumn: node.endColumn, heredocs: node.heredocs, segments: [] },
         file,
         escape,
       );
