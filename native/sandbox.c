@@ -258,6 +258,8 @@ static void read_bootstrap(struct cfg *c) {
   if (c->mode != MODE_EXEC) {
     if (!c->rootdir) bail_errno(EINVAL, "bootstrap: no ROOTFS_DIR");
     if (c->nrootfs == 0) bail_errno(EINVAL, "bootstrap: no ROOTFS_MOUNT");
+    /* Without its own uts namespace, sethostname would rename the host. */
+    if (c->hostname && !(c->nsflags & CLONE_NEWUTS)) bail_errno(EINVAL, "sethostname: a hostname needs a uts namespace");
   } else if (c->target == 0) {
     bail_errno(EINVAL, "bootstrap: exec mode without TARGET_PID");
   }
