@@ -4,8 +4,66 @@
  * file (plain, gzip or zstd, detected), or `-` for a tar on stdin. Prints the new image id.
  */
 import type { Command } from 'commander';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { CliContext } from '../context.js';
+import { InvalidArgumentError } from '../../errors.js';
+
+/**
+ * Passes a tar stream through, failing when it does not look like one: the first header block must
+ * carry a valid checksum (or be the all-zero end-of-archive block) and the length must be a whole
+ * number of 512-byte blocks. Cheap enough to run on every import, and it stops `import notes.txt`.
+ */
+export class TarCheck extends Transform {
+  private head: Buffer[] = [];
+  private headLen = 0;
+  private checked = false;
+  private n = 0;
+
+  constructor(private readonly source: string) {
+    super();
+  }
+
+  private check(block: Buffer): Error | undefined {
+    if (block.every((b) => b === 0)) return undefined;
+    const field = block.subarray(148, 156).toString('latin1').replace(/\0.*$/s, '').trim();
+    const want = parseInt(field, 8);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : block[i]!;
+    if (!/^[0-7]+$/.test(field) || want !== sum) return new InvalidArgumentError(`${this.source} is not a tar archive (bad header checksum in the first block)`);
+    return undefined;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.n += chunk.length;
+    if (!this.checked) {
+      this.head.push(chunk);
+      this.headLen += chunk.length;
+      if (this.headLen < 512) {
+        cb();
+        return;
+      }
+      this.checked = true;
+      const all = Buffer.concat(this.head);
+      this.head = [];
+      const err = this.check(all.subarray(0, 512));
+      cb(err ?? null, err ? undefined : all);
+      return;
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (!this.checked) {
+      cb(new InvalidArgumentError(`${this.source} is not a tar archive (${this.n} bytes)`));
+      return;
+    }
+    if (this.n % 512 !== 0) {
+      cb(new InvalidArgumentError(`${this.source} is not a tar archive (length ${this.n} is not a multiple of 512)`));
+      return;
+    }
+    cb();
+  }
+}
 
 interface Opts {
   compression: string;
@@ -27,10 +85,11 @@ export default function register(program: Command, ctx: CliContext): void {
     .action(async (source: string, name: string | undefined, opts: Opts) => {
       const { stat } = await import('node:fs/promises');
       const { createReadStream } = await import('node:fs');
+      const { pipeline } = await import('node:stream/promises');
       const { writeImage, loadImage, imageId, applyConfigChanges, hostPlatform, parsePlatform } = await import('../../layers/image.js');
       const { writeLayerBlob, decompress } = await import('../../layers/compress.js');
       const { parseReference, formatReference } = await import('../../layers/reference.js');
-      const { InvalidArgumentError, NotFoundError } = await import('../../errors.js');
+      const { NotFoundError } = await import('../../errors.js');
       const c = opts.compression;
       if (c !== 'none' && c !== 'gzip' && c !== 'zstd') throw new InvalidArgumentError(`unsupported --compression ${JSON.stringify(c)}: use none, gzip or zstd`);
       // Validate everything cheap before reading a possibly large source.
@@ -39,6 +98,8 @@ export default function register(program: Command, ctx: CliContext): void {
       const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
       const containerConfig = applyConfigChanges(undefined, opts.change);
 
+      const store = await ctx.store();
+      let isDir = false;
       let tar: Readable;
       if (source === '-') {
         if (process.stdin.isTTY) throw new InvalidArgumentError('refusing to read a tar from a terminal; pipe one into stdin');
@@ -46,14 +107,20 @@ export default function register(program: Command, ctx: CliContext): void {
       } else {
         const st = await stat(source).catch(() => undefined);
         if (!st) throw new NotFoundError(`import source not found: ${source}`);
-        if (st.isDirectory()) {
+        isDir = st.isDirectory();
+        if (isDir) {
           const { packDir } = await import('../../layers/tar/pack.js');
           tar = packDir(source, { mode: 'plain', signal: ctx.signal });
         } else {
           tar = decompress(createReadStream(source), undefined, { signal: ctx.signal });
         }
       }
-      const store = await ctx.store();
+      if (!isDir) {
+        // pipeline() carries errors both ways and listens at once, so a bad header is never unhandled.
+        const checked = new TarCheck(source === '-' ? 'stdin' : source);
+        pipeline(tar, checked).catch(() => {});
+        tar = checked;
+      }
       const layer = await writeLayerBlob(store, tar, { compression: c, signal: ctx.signal });
       const created = new Date().toISOString();
       const config = {
