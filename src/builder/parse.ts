@@ -1120,7 +1120,6 @@ function toInstruction(node: AstNode, file: string | undefined, escape: '\\' | '
       const typ = a[0]!.toUpperCase();
       if (typ === 'NONE') {
         if (a.length !== 1) fail(c, 'HEALTHCHECK NONE takes no arguments');
-        if (f.raw.length > 0) fail(c, 'HEALTHCHECK NONE takes no options');
         return { ...base, kind: 'healthcheck', test: ['NONE'] };
       }
       if (typ !== 'CMD') fail(c, `Unknown type ${JSON.stringify(typ)} in HEALTHCHECK (try CMD)`);

@@ -105,10 +105,12 @@ export function isSpace(cp: number): boolean {
   return /\p{White_Space}/u.test(String.fromCodePoint(cp));
 }
 function isLetter(cp: number): boolean {
-  return cp >= 0 && /\p{L}/u.test(String.fromCodePoint(cp));
+  if (cp < 0x80) return (cp >= 0x41 && cp <= 0x5a) || (cp >= 0x61 && cp <= 0x7a);
+  return /\p{L}/u.test(String.fromCodePoint(cp));
 }
 function isDigit(cp: number): boolean {
-  return cp >= 0 && /\p{Nd}/u.test(String.fromCodePoint(cp));
+  if (cp < 0x80) return cp >= 0x30 && cp <= 0x39;
+  return /\p{Nd}/u.test(String.fromCodePoint(cp));
 }
 function isSpecialParam(cp: number): boolean {
   return '@*#?-$!0'.includes(String.fromCodePoint(cp));
