@@ -304,9 +304,10 @@ export async function planCopy(o: PlanOptions): Promise<CopyPlan> {
   let count = 0;
   for (const word of o.sources) {
     throwIfAborted(o.signal);
-    if (word.startsWith('<<') && o.inline?.has(word.slice(2))) {
-      const data = o.inline.get(word.slice(2)) as Buffer;
-      const name = word.slice(2);
+    const heredoc = /^<<-?(["']?)([^"']+)\1$/.exec(word);
+    if (heredoc && o.inline?.has(heredoc[2] as string)) {
+      const name = heredoc[2] as string;
+      const data = o.inline.get(name) as Buffer;
       items.push({
         source: word, name, isDir: false,
         entries: [{ rel: '', type: 'file', data, mode: 0o644, uid: 0, gid: 0, mtimeMs: 0, hash: digestData(data) }],
