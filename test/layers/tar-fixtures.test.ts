@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { getAttributeSync } from 'fs-xattr';
 import { applyLayer } from '../../src/layers/tar/apply.js';
-import { UnsafePathError } from '../../src/layers/errors.js';
 import { LAYER_FIXTURES, LOWER } from '../../scripts/make-layer-fixtures.js';
 import { makeTmp } from '../helpers/tmp.js';
 import { listAll } from '../helpers/tar.js';
@@ -66,7 +65,7 @@ describe('layer fixtures', () => {
     });
     for (const name of ['name-escape', 'hardlink-escape']) {
       it(`${name} is refused`, async () => {
-        await expect(applyLayer(root, fixture(name), { mode: 'flat' })).rejects.toBeInstanceOf(UnsafePathError);
+        await expect(applyLayer(root, fixture(name), { mode: 'flat' })).rejects.toMatchObject({ name: 'UnsafePathError' });
         outsideUntouched();
       });
     }
@@ -91,7 +90,7 @@ describe('layer fixtures', () => {
     }
     it('a refused stream is not left half-read', async () => {
       const src = Readable.from([readFileSync(join(FIX, 'name-escape.tar'))]);
-      await expect(applyLayer(root, src, { mode: 'overlay' })).rejects.toBeInstanceOf(UnsafePathError);
+      await expect(applyLayer(root, src, { mode: 'overlay' })).rejects.toMatchObject({ name: 'UnsafePathError' });
       expect(src.destroyed).toBe(true);
     });
   });

@@ -46,7 +46,7 @@ import { ImgbuildError, throwIfAborted } from '../../errors.js';
 import { InvalidWhiteoutError, UnsafePathError } from '../errors.js';
 import type { TarHeader } from './format.js';
 import { readTar } from './reader.js';
-import { NotADirectoryError, resolveInRootSync } from './resolve.js';
+import { NotADirectoryError, SymlinkLoopError, resolveInRootSync } from './resolve.js';
 
 export interface ApplyOptions {
   mode: 'overlay' | 'flat';
@@ -331,7 +331,7 @@ class Applier {
     try {
       parent = resolveInRootSync(this.root, dirParts.join('/'));
     } catch (e) {
-      if (e instanceof NotADirectoryError) return; // nothing below a non-directory to delete
+      if (isError(e, NotADirectoryError)) return; // nothing below a non-directory to delete
       throw e;
     }
     const rel = parent.rel ? `${parent.rel}/${name}` : name;
@@ -407,7 +407,17 @@ function mknod(path: string, kind: 'c' | 'b' | 'p', major: number, minor: number
   if (r.status !== 0) throw new Error(`mknod ${args.join(' ')} failed: ${r.stderr.trim()}`);
 }
 
+/**
+ * Exact class check by name: ImgbuildError's Symbol.hasInstance is a brand check that every
+ * subclass inherits, so `e instanceof NotADirectoryError` is true for ANY ImgbuildError.
+ */
+function isError(e: unknown, cls: { name: string }): boolean {
+  return e instanceof Error && e.name === cls.name;
+}
+
 function wrap(entry: string, e: unknown): Error {
+  // Resolution errors (loops, a file where a directory is needed) get the entry name added.
+  if (isError(e, NotADirectoryError) || isError(e, SymlinkLoopError)) return new LayerApplyError(entry, e.message, { cause: e });
   if (e instanceof ImgbuildError) return e;
   const err = e as NodeJS.ErrnoException;
   return new LayerApplyError(entry, String(err.message ?? e), { cause: e });
