@@ -581,7 +581,7 @@ static void setup_pty(const struct cfg *c, int sock) {
     struct winsize ws = {.ws_row = c->rows, .ws_col = c->cols, .ws_xpixel = 0, .ws_ypixel = 0};
     ioctl(s, TIOCSWINSZ, &ws);
   }
-  if (setsid() < 0) bail("setsid");
+  if (getsid(0) != getpid() && setsid() < 0) bail("setsid");
   if (ioctl(s, TIOCSCTTY, 0) < 0) bail("ioctl: TIOCSCTTY");
   for (int fd = 0; fd < 3; fd++)
     if (dup2(s, fd) < 0) bail("dup2: pty");
@@ -710,6 +710,9 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
   while (r < 0 && errno == EINTR);
   if (r != 1 || b != SYNC_USERMAP_ACK) _exit(1); /* the parent failed and reported it */
   close(ch.sync_r);
+  /* A session of its own: no controlling terminal of the host (/dev/tty gives ENXIO), and
+   * terminal-generated signals reach it only through the monitor's relay. */
+  if (setsid() < 0) bail("setsid");
   if ((c->nsflags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) bail("unshare: CLONE_NEWCGROUP");
   if (c->nsflags & CLONE_NEWUSER) {
     if (setresgid(0, 0, 0) < 0) bail("setresgid: 0 (is container gid 0 mapped?)");
@@ -1019,6 +1022,7 @@ static int run_exec(const struct cfg *c) {
     close(4);
     if (ptys[0] >= 0) close(ptys[0]);
     reset_signals();
+    if (setsid() < 0) bail("setsid");
     finish_and_exec(c, ptys[1], true);
   }
   g_stage = STAGE_PARENT;
