@@ -411,7 +411,7 @@ function mknod(path: string, kind: 'c' | 'b' | 'p', major: number, minor: number
  * Exact class check by name: ImgbuildError's Symbol.hasInstance is a brand check that every
  * subclass inherits, so `e instanceof NotADirectoryError` is true for ANY ImgbuildError.
  */
-function isError(e: unknown, cls: { name: string }): boolean {
+function isError(e: unknown, cls: { name: string }): e is Error {
   return e instanceof Error && e.name === cls.name;
 }
 
