@@ -50,7 +50,7 @@ export default function register(program: Command, ctx: CliContext): void {
         let ref: string | undefined;
         try {
           const r = parseReference(input);
-          if (!r.digest && img.ref !== undefined) ref = formatReference(r);
+          if (!r.digest && img.ref === formatReference(r)) ref = img.ref;
         } catch {
           // an id: saved without a name, as docker does
         }
