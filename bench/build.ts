@@ -1,0 +1,106 @@
+/**
+ * Build speed beside buildah, measured in the same run on the same context and base image.
+ *
+ *   npx tsx bench/build.ts               # 5,000-file context
+ *   BENCH_QUICK=1 npx tsx bench/build.ts # 500 files, to check it works
+ *
+ * Three builds of one Dockerfile (2 RUNs and a COPY of the context):
+ *  - cold: a fresh store that holds only the busybox base (snapshots, layers, cache all empty);
+ *  - no-op rebuild: the same build again, nothing changed;
+ *  - one file changed: one context file rewritten, so the COPY and the RUN after it re-run.
+ * imgbuild is timed through its CLI (`node dist/cli/main.js build`, Node start-up included);
+ * buildah as `buildah build --layers --isolation chroot` on a private vfs store. Each timing is the
+ * median of `BENCH_RUNS` (default 3; 1 when quick) repetitions.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureBusybox, BUSYBOX_REF } from '../test/helpers/base-image.js';
+import { REPO_ROOT, CLI_MAIN } from '../test/helpers/cli.js';
+
+const quick = process.env.BENCH_QUICK === '1';
+const FILES = quick ? 500 : 5000;
+const RUNS = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3));
+
+function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env, maxBuffer: 1 << 26 });
+  const secs = (performance.now() - t0) / 1000;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return secs;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+function makeContext(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < FILES; i++) {
+    const sub = join(dir, 'src', `d${i % 50}`);
+    if (i < 50) mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, `f${i}.txt`), `file ${i}\n${'x'.repeat(1000)}\n`);
+  }
+  writeFileSync(join(dir, 'Dockerfile'), [
+    'FROM busybox',
+    'RUN echo prepare > /prepared',
+    'COPY src/ /app/src/',
+    'RUN find /app/src -type f | wc -l > /app/count',
+    'CMD ["cat", "/app/count"]',
+    '',
+  ].join('\n'));
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(CLI_MAIN)) sh(process.execPath, [join(REPO_ROOT, 'scripts', 'build.mjs')]);
+  const work = mkdtempSync(join(process.env.IMGBUILD_TEST_TMP ?? tmpdir(), 'imgbuild-bench-build-'));
+  try {
+    const ctx = join(work, 'ctx');
+    makeContext(ctx);
+    const base = join(work, 'base');
+    await ensureBusybox(base);
+
+    const results: Record<string, { ours: number[]; buildah: number[] }> = {
+      cold: { ours: [], buildah: [] },
+      'no-op rebuild': { ours: [], buildah: [] },
+      'one file changed': { ours: [], buildah: [] },
+    };
+    for (let run = 0; run < RUNS; run++) {
+      // imgbuild: a fresh store holding only the base image.
+      const root = join(work, `ours-${run}`);
+      sh('cp', ['-a', base, root]);
+      const ours = (): number => sh(process.execPath, [CLI_MAIN, '--root', root, 'build', '-q', '-t', 'bench', ctx]);
+      results.cold!.ours.push(ours());
+      results['no-op rebuild']!.ours.push(ours());
+      writeFileSync(join(ctx, 'src', 'd7', 'f7.txt'), `changed ${run} ${Date.now()}\n`);
+      results['one file changed']!.ours.push(ours());
+
+      // buildah: a fresh vfs store with the same base image.
+      const bRoot = join(work, `buildah-${run}`);
+      const bRun = join(work, `buildah-run-${run}`);
+      sh('skopeo', ['copy', '-q', `oci:${base}:${BUSYBOX_REF}`, `containers-storage:[vfs@${bRoot}+${bRun}]${BUSYBOX_REF}`]);
+      const buildah = (): number => sh('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, 'build', '--layers', '--isolation', 'chroot', '--pull=never', '-q', '-t', 'bench', ctx]);
+      results.cold!.buildah.push(buildah());
+      results['no-op rebuild']!.buildah.push(buildah());
+      writeFileSync(join(ctx, 'src', 'd7', 'f7.txt'), `changed again ${run} ${Date.now()}\n`);
+      results['one file changed']!.buildah.push(buildah());
+      spawnSync('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, 'rm', '--all']);
+      spawnSync('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, 'rmi', '--all', '-f']);
+    }
+    process.stdout.write(`context: ${FILES} files; median of ${RUNS} run(s); load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n\n`);
+    process.stdout.write('| build | imgbuild (s) | buildah --layers (s) | buildah / imgbuild |\n|---|---:|---:|---:|\n');
+    for (const [what, r] of Object.entries(results)) {
+      const o = median(r.ours);
+      const b = median(r.buildah);
+      process.stdout.write(`| ${what} | ${o.toFixed(3)} | ${b.toFixed(3)} | ${(b / o).toFixed(1)}x |\n`);
+    }
+    process.stdout.write('\ngoals: cold build faster than buildah; no-op rebuild < 0.3 s\n');
+  } finally {
+    // Stores hold no live mounts after the CLI exits; buildah vfs neither once containers are removed.
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
