@@ -41,6 +41,7 @@ import {
   resolveEnvFlags,
 } from './spec.js';
 import { resolveUser } from './users.js';
+import { ensureRootfsDir } from './rootfs.js';
 import { procStartTime } from './proc.js';
 
 export interface CreateOptions {
@@ -150,6 +151,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     const userSpec = o.user ?? cfg.User ?? '';
     const user = await resolveUser(rootfs, userSpec);
     if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
+    await ensureRootfsDir(rootfs, workdir);
 
     const dir = containerDir(root, id);
     const etcFiles = { hosts: pathOf(root, id, 'hosts'), hostname: pathOf(root, id, 'hostname'), resolv: pathOf(root, id, 'resolv') };

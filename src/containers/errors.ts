@@ -32,7 +32,10 @@ export class ContainerStateError extends ImgbuildError {
 /** A failure to start the container's process, with the status `run` exits with (125/126/127). */
 export class ContainerStartError extends ImgbuildError {
   constructor(message: string, readonly exitCode: number, options?: { cause?: unknown }) {
-    super(exitCode === 125 ? 'INTERNAL' : 'FAILED_PRECONDITION', message, options);
+    // The sandbox's own category (NOT_FOUND, PERMISSION_DENIED, ...) when it has one.
+    const c = (options?.cause as { code?: unknown } | undefined)?.code;
+    const known = ['NOT_FOUND', 'PERMISSION_DENIED', 'INVALID_ARGUMENT', 'ALREADY_EXISTS', 'NOT_IMPLEMENTED', 'UNAVAILABLE'];
+    super(typeof c === 'string' && known.includes(c) ? (c as ImgbuildError['code']) : 'FAILED_PRECONDITION', message, options);
     this.name = 'ContainerStartError';
   }
 }

@@ -9,7 +9,7 @@ import { containerDir, pathOf, type ContainerRecord } from './record.js';
 import { namespacesOf } from './proc.js';
 import { specPath } from './create.js';
 import type { SandboxSpec } from '../runner/spec.js';
-import { layerDirs } from './users.js';
+import { layerDirs } from './rootfs.js';
 
 export async function inspectContainer(root: string, nameOrId: string, o: LifecycleOptions = {}): Promise<object> {
   const rec = await getContainer(root, nameOrId, o);

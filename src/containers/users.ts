@@ -3,43 +3,9 @@
  * the snapshot's layer dirs (upper first, then each lowerdir top-down, as overlayfs resolves them),
  * so nothing needs to be mounted on the host.
  */
-import { lstat, readFile } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
 import type { Mount } from '../runner/spec.js';
+import { readRootfsFile } from './rootfs.js';
 import { InvalidArgumentError } from '../errors.js';
-
-/** The layer dirs of a rootfs, topmost first. */
-export function layerDirs(rootfs: Mount[]): string[] {
-  const dirs: string[] = [];
-  for (const m of rootfs) {
-    const base = m.cwd ?? '/';
-    const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
-    if (m.type === 'overlay') {
-      const opt = (k: string): string | undefined => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
-      const upper = opt('upperdir');
-      if (upper) dirs.push(abs(upper));
-      for (const l of (opt('lowerdir') ?? '').split(':').filter(Boolean)) dirs.push(abs(l));
-    } else if (m.type === 'bind') dirs.push(abs(m.source));
-  }
-  return dirs;
-}
-
-/** Reads a file of the merged rootfs (no symlink following; a whiteout hides lower copies). */
-export async function readRootfsFile(rootfs: Mount[], path: string): Promise<string | undefined> {
-  for (const d of layerDirs(rootfs)) {
-    const p = join(d, path);
-    try {
-      const st = await lstat(p);
-      if (st.isCharacterDevice() && st.rdev === 0) return undefined; // overlay whiteout
-      if (!st.isFile()) return undefined;
-      return await readFile(p, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') continue;
-      throw e;
-    }
-  }
-  return undefined;
-}
 
 interface Passwd { name: string; uid: number; gid: number; home: string }
 interface Group { name: string; gid: number; members: string[] }
