@@ -496,6 +496,10 @@ static void setup_mounts(const struct cfg *c) {
   setup_dev(rootfd, c);
   setup_sys(rootfd);
   for (size_t i = 0; i < c->nmounts; i++) mount_in_root(rootfd, &c->mounts[i], NULL);
+  /* A missing working directory is created (as runc and Docker do), confined to the rootfs; if
+   * that is impossible (a file in the way, read-only mount) the later chdir reports why. */
+  int cwd = mkpath_in_root(rootfd, c->cwd, false);
+  if (cwd >= 0) close(cwd);
 }
 
 /* crun's do_pivot: pivot_root(".", ".") stacks the old root on the new one; detach it. */

@@ -216,9 +216,15 @@ describe('runSandbox: errors are typed records', () => {
     expect(e).toMatchObject({ stage: 'init', errnoCode: 'ENOENT', syscall: 'mount', code: 'NOT_FOUND' });
   });
 
-  it('bad cwd → chdir ENOENT', async () => {
-    const e = await box.run(box.spec(sh('exit'), { proc: { cwd: '/no/such' } })).catch((x: unknown) => x);
-    expect(e).toMatchObject({ stage: 'init', errnoCode: 'ENOENT', syscall: 'chdir' });
+  it('bad cwd → chdir ENOTDIR; a missing one is created inside the rootfs', async () => {
+    const e = await box.run(box.spec(sh('exit'), { proc: { cwd: '/bin/test-init/sub' } })).catch((x: unknown) => x);
+    expect(e).toMatchObject({ stage: 'init', errnoCode: 'ENOTDIR', syscall: 'chdir' });
+    const outside = join(box.dir, 'outside');
+    mkdirSync(outside);
+    symlinkSync(outside, join(box.rootfs, 'link'));
+    const r = await box.run(box.spec(sh('pwd'), { proc: { cwd: '/link/new/dir' } }));
+    expect(r.stdout).toBe(`${outside}/new/dir\n`);
+    expect(readdirSync(outside)).toEqual([]);
   });
 
   it('bad program → execve ENOENT / EACCES', async () => {
