@@ -6,6 +6,7 @@ import tar from 'tar-stream';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError, REPO_ROOT } from '../helpers/cli.js';
 import { validateImage } from '../conformance/validate-image.js';
+import { ensureBusybox } from '../helpers/base-image.js';
 import { OciStore } from '../../src/layers/store.js';
 import { findImage, type LoadedImage } from '../../src/layers/image.js';
 import { openLayerTar } from '../../src/layers/compress.js';
@@ -111,5 +112,25 @@ describe('imgbuild import', () => {
     expectOneLineError(await runCli(['import', '-c', 'RUN true', rootfs, 'x'], { root }), /unsupported change instruction "RUN"/);
     expectOneLineError(await runCli(['import', rootfs, 'X:Y'], { root }), /invalid reference format "X:Y"/);
     expectOneLineError(await runCli(['import', join(REPO_ROOT, 'package.json'), 'x'], { root }), /package\.json is not a tar archive \(bad header checksum/);
+  });
+});
+
+describe('scripts/base-image.sh', () => {
+  it('imports busybox:latest into --root or $IMGBUILD_ROOT', async () => {
+    const a = join(tmp.dir, 'base-a');
+    const b = join(tmp.dir, 'base-b');
+    const ra = spawnSync('sh', [join(REPO_ROOT, 'scripts', 'base-image.sh'), '--root', a], { encoding: 'utf8' });
+    expect(ra.status, ra.stderr).toBe(0);
+    const rb = spawnSync('sh', [join(REPO_ROOT, 'scripts', 'base-image.sh'), 'bb:2'], { encoding: 'utf8', env: { ...process.env, IMGBUILD_ROOT: b } });
+    expect(rb.status, rb.stderr).toBe(0);
+    await withImage(a, 'busybox:latest', async (_s, img) => {
+      expect(img.config.config).toEqual({ Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'] });
+      // same rootfs, same layer, whichever way it was imported
+      await withImage(b, 'bb:2', async (_s2, img2) => expect(img2.manifest.layers).toEqual(img.manifest.layers));
+      // and the test helper's busybox has that very layer
+      const c = join(tmp.dir, 'base-c');
+      await ensureBusybox(c);
+      await withImage(c, 'busybox', async (_s3, img3) => expect(img3.manifest.layers).toEqual(img.manifest.layers));
+    });
   });
 });
