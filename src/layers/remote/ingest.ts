@@ -10,7 +10,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readdir, rename, rm, stat, truncate, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { algorithmOf, createHasher, hexOf, type Digest, type Hasher } from '../digest.js';
 import { DigestMismatchError, SizeMismatchError } from '../errors.js';
 import type { OciStore } from '../store.js';
@@ -28,6 +29,7 @@ function isAlive(pid: number): boolean {
 export class ResumableIngest {
   private hasher: Hasher;
   private hashed = 0;
+  private synced = false;
 
   private constructor(
     private readonly store: OciStore,
@@ -90,47 +92,31 @@ export class ResumableIngest {
    * (the partial is then discarded, since its bytes cannot be trusted).
    */
   async append(body: Readable, onBytes?: (total: number) => void): Promise<void> {
-    const out = createWriteStream(this.path, { flags: 'a', highWaterMark: 1 << 20 });
-    const opened = new Promise<void>((res, rej) => {
-      out.once('open', () => res());
-      out.once('error', rej);
-    });
-    await opened;
-    let failed: unknown;
-    try {
-      for await (const chunk of body) {
-        const buf = chunk as Buffer;
-        if (this.hashed + buf.length > this.size) {
-          body.destroy();
-          const err = new SizeMismatchError(this.size, this.hashed + buf.length, this.digest);
-          await new Promise<void>((r) => out.end(() => r()));
-          await this.discard();
-          throw err;
+    let tooBig: SizeMismatchError | undefined;
+    const hash = new Transform({
+      highWaterMark: 1 << 20,
+      transform: (chunk: Buffer, _e, cb) => {
+        if (this.hashed + chunk.length > this.size) {
+          tooBig = new SizeMismatchError(this.size, this.hashed + chunk.length, this.digest);
+          cb(tooBig);
+          return;
         }
-        this.hasher.update(buf);
-        this.hashed += buf.length;
-        if (!out.write(buf)) {
-          await new Promise<void>((res, rej) => {
-            const onErr = (e: Error): void => rej(e);
-            out.once('error', onErr);
-            out.once('drain', () => {
-              out.off('error', onErr);
-              res();
-            });
-          });
-        }
+        this.hasher.update(chunk);
+        this.hashed += chunk.length;
         onBytes?.(this.hashed);
-      }
-    } catch (e) {
-      failed = e;
-    }
-    // flush what we have either way: it is the resume point
-    await new Promise<void>((res) => {
-      if (out.destroyed) return res();
-      out.end(() => res());
-      out.once('error', () => res());
+        cb(null, chunk);
+      },
     });
-    if (failed) throw failed;
+    try {
+      // on failure the file keeps what reached it: that is the resume point (offset() rehashes)
+      await pipeline(body, hash, createWriteStream(this.path, { flags: 'a', highWaterMark: 1 << 20 }));
+    } catch (e) {
+      if (tooBig) {
+        await this.discard();
+        throw tooBig;
+      }
+      throw e;
+    }
   }
 
   /** Verifies size and digest of the complete file; a bad file is deleted. */
@@ -147,10 +133,19 @@ export class ResumableIngest {
     }
   }
 
-  /** Moves the verified file into `blobs/` (fsync first so a crash never leaves a torn blob). */
-  async place(): Promise<void> {
+  /**
+   * Flushes the file to disk so a crash never leaves a torn blob behind a name. Done per blob as
+   * soon as it is verified, while other downloads still run, rather than all at the end.
+   */
+  async sync(): Promise<void> {
     const fh = await open(this.path, 'r');
     await fh.sync().finally(() => fh.close());
+    this.synced = true;
+  }
+
+  /** Moves the verified (and synced) file into `blobs/`. */
+  async place(): Promise<void> {
+    if (!this.synced) await this.sync();
     try {
       await this.store.place(this.path, this.digest);
     } finally {

@@ -13,6 +13,7 @@ export type TransferEvent =
         | 'exists' // already present (in the store for pull, in the registry for push)
         | 'mounted' // cross-repository mount
         | 'compressing' // converting to the wanted compression before upload
+        | 'compressed' // converted; the upload continues under the new digest (message names it)
         | 'transfer' // bytes moving (progress)
         | 'retry' // attempt failed, trying again (message says why)
         | 'verifying'

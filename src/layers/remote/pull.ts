@@ -218,6 +218,7 @@ async function downloadBlob(
   }
   meter.phase('verifying', desc.size);
   await ing.verify();
+  await ing.sync();
   return ing;
 }
 

@@ -177,10 +177,10 @@ async function putChunked(ctx: UploadCtx, d: Descriptor, loc: URL, meter: BlobMe
 }
 
 /** Makes one blob present in the destination repository. */
-async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter): Promise<void> {
+async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter): Promise<'exists' | 'mounted' | 'uploaded'> {
   if (await blobExists(ctx, d)) {
     meter.phase('exists', d.size);
-    return;
+    return 'exists';
   }
   let loc: URL | undefined;
   for (const from of ctx.mountFrom) {
@@ -189,7 +189,7 @@ async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter): Prom
       loc = await startUpload(ctx, d, from);
       if (!loc) {
         meter.phase('mounted', d.size);
-        return;
+        return 'mounted';
       }
       break; // the registry opened a normal upload instead; use it
     } catch (e) {
@@ -199,12 +199,12 @@ async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter): Prom
   }
   for (let attempt = 1; ; attempt++) {
     loc ??= await startUpload(ctx, d);
-    if (!loc) return;
+    if (!loc) return 'mounted';
     const chunked = d.size >= ctx.chunkThreshold ? !ctx.refused.has('chunked') : ctx.refused.has('monolithic');
     try {
       if (chunked) await putChunked(ctx, d, loc, meter);
       else await putMonolithic(ctx, d, loc, meter);
-      return;
+      return 'uploaded';
     } catch (e) {
       loc = undefined; // an upload session that failed is not reused
       if (ctx.signal?.aborted) throw e;
@@ -244,8 +244,10 @@ async function prepareLayers(store: OciStore, img: LoadedImage, o: PushOptions):
       layers.push(l);
       continue;
     }
-    new BlobMeter(o.onProgress, 'layer', l.digest, l.size).phase('compressing', 0, `${have} → ${want}`);
+    const meter = new BlobMeter(o.onProgress, 'layer', l.digest, l.size);
+    meter.phase('compressing', 0, `${have} → ${want}`);
     const c = await convert(store, l, want, { format, ...(o.signal ? { signal: o.signal } : {}) });
+    meter.phase('compressed', l.size, `${want} ${c.digest}`);
     const out: Descriptor = { ...c, ...(l.annotations ? { annotations: l.annotations } : {}) };
     if (c.digest !== l.digest || c.mediaType !== l.mediaType) changed = true;
     layers.push(out);
@@ -343,8 +345,7 @@ export async function pushImage(store: OciStore, src: string, dest?: string, o: 
           limit(async () => {
             const meter = new BlobMeter(o.onProgress, b.kind, b.d.digest, b.d.size);
             meter.phase('waiting');
-            await uploadBlob(ctx, b.d, meter);
-            meter.phase('done', b.d.size);
+            if ((await uploadBlob(ctx, b.d, meter)) === 'uploaded') meter.phase('done', b.d.size);
           }),
         ),
       );

@@ -253,6 +253,18 @@ export class RegistryClient {
   }
 
   private async doPing(signal?: AbortSignal): Promise<Base> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.pingOnce(signal);
+      } catch (e) {
+        const retryable = (e instanceof TransportError && isRetryableNetworkError(e.cause)) || (e instanceof RegistryError && e.temporary);
+        if (!retryable || attempt >= this.session.retry.attempts || signal?.aborted) throw e;
+        await sleep(this.backoff(attempt), signal);
+      }
+    }
+  }
+
+  private async pingOnce(signal?: AbortSignal): Promise<Base> {
     const schemes = this.allowHttp ? ['https', 'http'] : ['https'];
     let lastErr: unknown;
     for (const scheme of schemes) {
