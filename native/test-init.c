@@ -266,6 +266,15 @@ static int run(int argc, char **argv) {
     printf("/proc/1/root -> %s\n", buf);
     return 0;
   }
+  if (!strcmp(cmd, "alloc") && argc > 1) {
+    /* Touches N MiB so a memory limit is hit. */
+    size_t n = (size_t)atol(argv[1]) << 20;
+    char *p = malloc(n);
+    if (!p) return 1;
+    for (size_t i = 0; i < n; i += 4096) p[i] = 1;
+    printf("allocated %s MiB\n", argv[1]);
+    return 0;
+  }
   if (!strcmp(cmd, "orphans")) {
     /* Leaves a zombie-to-be grandchild for the init reaper, then sleeps. */
     pid_t p = fork();

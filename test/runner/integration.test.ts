@@ -3,7 +3,7 @@
  * network namespace, a busybox rootfs with a shell, user-namespaced exec.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -56,6 +56,28 @@ describe('host integration', () => {
       box.spec(sh('cat', '/proc/self/cgroup'), { cgroupPaths: [cg], namespaces: ['mount', 'pid', 'uts', 'ipc', 'net', 'cgroup'] }),
     );
     expect(r2.stdout.match(line)?.[1]).toBe('/');
+  });
+
+  it('a detached container killed by the OOM killer is reported as oomKilled', async () => {
+    const mem = '/sys/fs/cgroup/memory';
+    const useV1 = existsSync(join(mem, 'memory.oom_control'));
+    const cg = join(useV1 ? mem : '/sys/fs/cgroup', `imgbuild-test-${basename(box.dir)}`);
+    mkdirSync(cg);
+    cleanups.push(() => rmdirSync(cg));
+    if (useV1) writeFileSync(join(cg, 'memory.limit_in_bytes'), `${16 << 20}`);
+    else writeFileSync(join(cg, 'memory.max'), `${16 << 20}`);
+    const statusPath = join(box.dir, 's.json');
+    const d = await startDetached(box.spec(sh('alloc', '256'), { cgroupPaths: [cg] }), { logPath: join(box.dir, 'log'), statusPath });
+    started.push(d.pid, d.monitorPid);
+    expect(JSON.parse(await waitFile(statusPath))).toMatchObject({ exitCode: 137, signal: 'SIGKILL', oomKilled: true });
+    // and a normal exit in the same kind of cgroup is not
+    const cg2 = `${cg}-ok`;
+    mkdirSync(cg2);
+    cleanups.push(() => rmdirSync(cg2));
+    const s2 = join(box.dir, 's2.json');
+    const d2 = await startDetached(box.spec(sh('alloc', '1'), { cgroupPaths: [cg2] }), { logPath: join(box.dir, 'log2'), statusPath: s2 });
+    started.push(d2.pid, d2.monitorPid);
+    expect(JSON.parse(await waitFile(s2))).toMatchObject({ exitCode: 0, oomKilled: false });
   });
 
   it('joins a prepared network namespace (netnsPath)', async () => {
