@@ -9,6 +9,9 @@
  * REC_FIRST_INFO is an error record (err = errno) and the helper exits 1; the others carry a
  * value in `err` (a pid, a wait status). src/runner/protocol.ts parses this header in a test
  * to check that its constants match.
+ *
+ * fd 5 (optional control stream, terminal mode): further WINSIZE records while the process
+ * runs; each resizes the terminal.
  */
 #ifndef IMGBUILD_PROTOCOL_H
 #define IMGBUILD_PROTOCOL_H

@@ -61,6 +61,7 @@ static inline void cleanup_closep(int *fd) {
 static int g_stage = STAGE_PARENT;
 static int g_errfd = 4;      /* where error records go: fd 4, or the exec pipe in children */
 static pid_t g_kill_on_bail; /* child to kill when the parent bails */
+static int g_ctl = -1;       /* optional control stream (fd 5): WINSIZE records while running */
 
 static void send_rec(int fd, int stage, int32_t value, const char *msg) {
   char buf[4096];
@@ -706,6 +707,7 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
   g_errfd = ch.exec_w;
   g_kill_on_bail = 0;
   close(4);
+  if (g_ctl >= 0) close(g_ctl);
   bool foreground = c->mode == MODE_RUN;
   if (foreground && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) bail("prctl: PR_SET_PDEATHSIG");
   char b = 0;
@@ -811,6 +813,40 @@ static void copy_some(int from, int to, bool *open_from) {
   }
 }
 
+
+static void read_control(int master) {
+  static char buf[256];
+  static size_t have;
+  ssize_t r = read(g_ctl, buf + have, sizeof buf - have);
+  if (r <= 0) {
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    close(g_ctl);
+    g_ctl = -1;
+    return;
+  }
+  have += (size_t)r;
+  while (have >= 6) {
+    uint16_t tag;
+    uint32_t len;
+    memcpy(&tag, buf, 2);
+    memcpy(&len, buf + 2, 4);
+    if (len > sizeof buf - 6) { /* malformed: stop listening */
+      close(g_ctl);
+      g_ctl = -1;
+      return;
+    }
+    if (have < 6 + len) break;
+    if (tag == TAG_WINSIZE && len >= 4 && master >= 0) {
+      struct winsize ws = {0, 0, 0, 0};
+      memcpy(&ws.ws_row, buf + 6, 2);
+      memcpy(&ws.ws_col, buf + 8, 2);
+      ioctl(master, TIOCSWINSZ, &ws); /* the kernel sends SIGWINCH to the foreground group */
+    }
+    memmove(buf, buf + 6 + len, have - 6 - len);
+    have -= 6 + len;
+  }
+}
+
 /* Forwards signals, proxies the terminal and waits for the child; returns its wait status. */
 static int monitor(pid_t child, int master, int in_fd, int out_fd) {
   sigset_t set;
@@ -820,8 +856,11 @@ static int monitor(pid_t child, int master, int in_fd, int out_fd) {
   bool master_open = master >= 0, in_open = in_fd >= 0 && master >= 0, exited = false;
   int status = 0;
   while (!exited || master_open) {
-    struct pollfd p[3] = {{sfd, POLLIN, 0}, {master_open ? master : -1, POLLIN, 0}, {in_open ? in_fd : -1, POLLIN, 0}};
-    int n = poll(p, 3, exited ? 100 : -1);
+    struct pollfd p[4] = {{sfd, POLLIN, 0},
+                          {master_open ? master : -1, POLLIN, 0},
+                          {in_open ? in_fd : -1, POLLIN, 0},
+                          {exited ? -1 : g_ctl, POLLIN, 0}};
+    int n = poll(p, 4, exited ? 100 : -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) bail("poll");
     if (n == 0 && exited) break; /* nothing left in the pty after the container ended */
@@ -837,6 +876,7 @@ static int monitor(pid_t child, int master, int in_fd, int out_fd) {
     }
     if (master_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) copy_some(master, out_fd, &master_open);
     if (in_open && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) copy_some(in_fd, master, &in_open);
+    if (g_ctl >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR))) read_control(master);
   }
   close(sfd);
   if (master >= 0) close(master);
@@ -1024,6 +1064,7 @@ static int run_exec(const struct cfg *c) {
     g_errfd = execp[1];
     close(execp[0]);
     close(4);
+    if (g_ctl >= 0) close(g_ctl);
     if (ptys[0] >= 0) close(ptys[0]);
     reset_signals();
     if (setsid() < 0) bail("setsid");
@@ -1057,5 +1098,6 @@ int main(void) {
     return 2;
   }
   read_bootstrap(&c);
+  if (fcntl(5, F_SETFD, FD_CLOEXEC) == 0) g_ctl = 5;
   return c.mode == MODE_EXEC ? run_exec(&c) : run_container(&c);
 }

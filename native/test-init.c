@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -264,6 +265,21 @@ static int run(int argc, char **argv) {
     ssize_t n = readlink("/proc/1/root", buf, sizeof buf - 1);
     buf[n > 0 ? n : 0] = 0;
     printf("/proc/1/root -> %s\n", buf);
+    return 0;
+  }
+  if (!strcmp(cmd, "winch")) {
+    /* Prints the terminal size, waits for SIGWINCH, prints it again. */
+    struct winsize ws;
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGWINCH);
+    sigprocmask(SIG_BLOCK, &s, NULL);
+    ioctl(0, TIOCGWINSZ, &ws);
+    printf("size %u %u\n", ws.ws_row, ws.ws_col);
+    fflush(stdout);
+    sigwaitinfo(&s, NULL);
+    ioctl(0, TIOCGWINSZ, &ws);
+    printf("size %u %u\n", ws.ws_row, ws.ws_col);
     return 0;
   }
   if (!strcmp(cmd, "alloc") && argc > 1) {

@@ -7,7 +7,7 @@ import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { AbortedError } from '../errors.js';
 import { SandboxError, type SandboxStage } from './errors.js';
-import { RecordDecoder, Stage, type StatusRecord } from './protocol.js';
+import { BootstrapWriter, RecordDecoder, Stage, type StatusRecord } from './protocol.js';
 
 export interface HelperOptions {
   helper: string;
@@ -18,6 +18,9 @@ export interface HelperOptions {
   signal?: AbortSignal;
   /** Called once with the host pid of the container process, before it execs. */
   onPid?: (pid: number) => void;
+  /** Open the control stream (fd 5) for terminal resizes; `onPid` then also gets `resize`. */
+  control?: boolean;
+  onControl?: (resize: (rows: number, cols: number) => void) => void;
   /** Node signals relayed to the helper, which passes them on to the container process. */
   forwardSignals?: readonly NodeJS.Signals[];
   /** Detached mode: resolve as soon as fd 4 reaches EOF and the helper exited. */
@@ -54,7 +57,7 @@ export function runHelper(o: HelperOptions): Promise<HelperOutcome> {
       reject(new AbortedError('sandbox aborted before start', { cause: o.signal.reason }));
       return;
     }
-    const child = spawn(o.helper, [], { stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(o.helper, [], { stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', ...(o.control ? (['pipe'] as const) : [])] });
     const outcome: HelperOutcome = {};
     let error: SandboxError | undefined;
     let spawnError: Error | undefined;
@@ -64,8 +67,14 @@ export function runHelper(o: HelperOptions): Promise<HelperOutcome> {
     let settled = false;
     const decoder = new RecordDecoder();
 
-    const stdio = child.stdio as unknown as [Writable, Readable, Readable, Writable, Readable];
-    const [stdinPipe, stdoutPipe, stderrPipe, bootPipe, statusPipe] = stdio;
+    const stdio = child.stdio as unknown as [Writable, Readable, Readable, Writable, Readable, Writable | undefined];
+    const [stdinPipe, stdoutPipe, stderrPipe, bootPipe, statusPipe, controlPipe] = stdio;
+    if (controlPipe) {
+      controlPipe.on('error', () => {}); // the helper is gone; a late resize is moot
+      o.onControl?.((rows, cols) => {
+        if (exited === undefined && !controlPipe.destroyed) controlPipe.write(new BootstrapWriter().winsize(rows, cols).finish());
+      });
+    }
 
     const killContainer = (sig: NodeJS.Signals) => {
       if (outcome.pid !== undefined && outcome.waitStatus === undefined) {
@@ -97,6 +106,7 @@ export function runHelper(o: HelperOptions): Promise<HelperOutcome> {
       o.signal?.removeEventListener('abort', onAbort);
       for (const [sig, fn] of relays) process.off(sig, fn);
       o.stdin?.unpipe(stdinPipe);
+      controlPipe?.destroy();
       if (spawnError) reject(spawnError);
       else if (error) reject(error);
       else if (aborted) reject(new AbortedError('sandbox aborted', { cause: o.signal?.reason }));

@@ -27,8 +27,11 @@ export interface SandboxIO {
   stdout?: Writable;
   stderr?: Writable;
   signal?: AbortSignal;
-  /** Called with the host pid of the container process once it exists (before it execs). */
-  onStart?: (info: { pid: number }) => void;
+  /**
+   * Called with the host pid of the container process once it exists (before it execs); with a
+   * terminal also a `resize` that changes the pty size (the process gets SIGWINCH).
+   */
+  onStart?: (info: { pid: number; resize?: (rows: number, cols: number) => void }) => void;
   /** Relay these signals received by this Node process to the container (`--sig-proxy`). */
   forwardSignals?: readonly NodeJS.Signals[];
   /** Initial terminal size when `terminal` is set. */
@@ -176,10 +179,24 @@ export async function runSandbox(spec: SandboxSpec, io: SandboxIO): Promise<Sand
     ...(io.stdout ? { stdout: io.stdout } : {}),
     ...(io.stderr ? { stderr: io.stderr } : {}),
     ...(io.signal ? { signal: io.signal } : {}),
-    ...(io.onStart ? { onPid: (pid: number) => io.onStart?.({ pid }) } : {}),
+    ...startHooks(io, spec.process.terminal ?? false),
     ...(io.forwardSignals ? { forwardSignals: io.forwardSignals } : {}),
   });
   return mapWaitStatus(out.waitStatus ?? 0);
+}
+
+/** onStart wiring: with a terminal, the control stream is opened and `resize` handed over. */
+function startHooks(io: SandboxIO, terminal: boolean) {
+  if (!io.onStart) return {};
+  if (!terminal) return { onPid: (pid: number) => io.onStart?.({ pid }) };
+  let resize: ((rows: number, cols: number) => void) | undefined;
+  return {
+    control: true,
+    onControl: (r: (rows: number, cols: number) => void) => {
+      resize = r;
+    },
+    onPid: (pid: number) => io.onStart?.(resize ? { pid, resize } : { pid }),
+  };
 }
 
 /**
@@ -242,7 +259,7 @@ export async function execIn(pid: number, p: ExecProcess, io: SandboxIO): Promis
     ...(io.stdout ? { stdout: io.stdout } : {}),
     ...(io.stderr ? { stderr: io.stderr } : {}),
     ...(io.signal ? { signal: io.signal } : {}),
-    ...(io.onStart ? { onPid: (n: number) => io.onStart?.({ pid: n }) } : {}),
+    ...startHooks(io, p.terminal ?? false),
     ...(io.forwardSignals ? { forwardSignals: io.forwardSignals } : {}),
   });
   return mapWaitStatus(out.waitStatus ?? 0);

@@ -131,6 +131,24 @@ describe('terminal', () => {
     expect(out.text().replace(/\r/g, '')).toMatch(/^typed\n(\^D\x08\x08)?typed\n/);
   });
 
+  it('resizes the terminal while the process runs', async () => {
+    const out = collect();
+    let resize: ((rows: number, cols: number) => void) | undefined;
+    const p = runSandbox(box.spec(sh('winch'), { proc: { terminal: true } }), {
+      stdout: out.stream,
+      terminalSize: { rows: 24, cols: 80 },
+      onStart: (i) => {
+        box.pids.push(i.pid);
+        resize = i.resize;
+      },
+    });
+    while (!out.text().includes('size')) await new Promise((r) => setTimeout(r, 10));
+    expect(resize).toBeTypeOf('function');
+    resize!(50, 132);
+    expect((await p).exitCode).toBe(0);
+    expect(out.text().replace(/\r/g, '')).toBe('size 24 80\nsize 50 132\n');
+  });
+
   it('exec with a terminal', async () => {
     const d = await startDetached(box.spec(sh('sleep', '30')), { logPath: join(box.dir, 'log'), statusPath: join(box.dir, 's.json') });
     started.push(d.pid, d.monitorPid);
