@@ -1,0 +1,59 @@
+/** `imgbuild exec` into a running container (privileged; real sandbox). */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readlinkSync } from 'node:fs';
+import { setupEnv, type Env } from './containers-env.js';
+
+let env: Env;
+let id: string;
+beforeAll(async () => {
+  env = await setupEnv();
+  const r = await env.cli(['run', '-d', '--name', 'target', '-e', 'FROM_RUN=1', '-w', '/srv', '--hostname', 'exec-box', 'busybox', 'sleep', '300']);
+  expect(r.code).toBe(0);
+  id = r.stdout.trim();
+});
+afterAll(async () => {
+  await env?.cli(['rm', '-f', 'target']);
+  await env?.cleanup();
+});
+
+describe('exec', () => {
+  it('runs in the container\'s namespaces with its env, cwd and hostname', async () => {
+    const r = await env.cli(['exec', 'target', 'sh', '-c', 'echo $FROM_RUN; pwd; hostname; cat /proc/1/cmdline | tr "\\0" " "; echo']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('1\n/srv\nexec-box\nsleep 300 \n');
+    const inspect = JSON.parse((await env.cli(['inspect', 'target'])).stdout) as { State: { Pid: number } }[];
+    const pid = inspect[0]!.State.Pid;
+    for (const ns of ['mnt', 'pid', 'net', 'uts', 'ipc']) {
+      const inside = (await env.cli(['exec', 'target', 'readlink', `/proc/self/ns/${ns}`])).stdout.trim();
+      expect(inside).toBe(readlinkSync(`/proc/${pid}/ns/${ns}`));
+      expect(inside).not.toBe(readlinkSync(`/proc/self/ns/${ns}`));
+    }
+  });
+
+  it('is placed in the container\'s cgroup', async () => {
+    const r = await env.cli(['exec', 'target', 'cat', '/proc/self/cgroup']);
+    expect(r.stdout).toMatch(new RegExp(`pids:/imgbuild/${id}`));
+  });
+
+  it('passes -e, -w and -u, and the exit status', async () => {
+    expect((await env.cli(['exec', '-e', 'X=y', '-w', '/tmp', '-u', 'nobody', 'target', 'sh', '-c', 'echo $X $(pwd) $(id -u)'])).stdout).toBe('y /tmp 65534\n');
+    expect((await env.cli(['exec', 'target', 'sh', '-c', 'exit 7'])).code).toBe(7);
+    expect((await env.cli(['exec', 'target', 'nope'])).code).toBe(127);
+  });
+
+  it('-i passes stdin and -t allocates a terminal', async () => {
+    expect((await env.cli(['exec', '-i', 'target', 'cat'], { input: 'hello exec\n' })).stdout).toBe('hello exec\n');
+    const t = await env.cli(['exec', '-t', 'target', 'sh', '-c', 'test -t 0 && echo tty']);
+    expect(t.stdout.replace(/\r/g, '')).toBe('tty\n');
+  });
+
+  it('finds the container by short id and refuses a stopped one', async () => {
+    expect((await env.cli(['exec', id.slice(0, 12), 'true'])).code).toBe(0);
+    await env.cli(['run', '--name', 'done', 'busybox', 'true']);
+    const r = await env.cli(['exec', 'done', 'true']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/not running/);
+    expect((await env.cli(['exec', 'missing', 'true'])).stderr).toMatch(/no such container: missing/);
+    await env.cli(['rm', 'done']);
+  });
+});
