@@ -167,25 +167,19 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   const cache = await BuildCache.open(store);
   let snP: Promise<OverlaySnapshotter> | undefined;
   const results = new Map<Stage, Promise<ImageState>>();
-  let pullImage: DispatchEnv['pullImage'];
-  try {
+  // The registry client is loaded only when a base image is missing (it is heavy to import).
+  const pullImage: DispatchEnv['pullImage'] = async (ref, p) => {
     const mod = (await import('../layers/remote/pull.js')) as { pullImage?: (s: OciStore, r: string, o?: { platform?: Platform; signal?: AbortSignal }) => Promise<Descriptor> };
-    if (typeof mod.pullImage === 'function') {
-      const pull = mod.pullImage;
-      pullImage = async (ref, p) => {
-        const task = reporter.task(`pull ${ref}`);
-        try {
-          await pull(store, ref, { platform: p, ...(signal ? { signal } : {}) });
-          task.done();
-        } catch (e) {
-          task.fail(e instanceof Error ? e.message : String(e));
-          throw e;
-        }
-      };
+    if (typeof mod.pullImage !== 'function') throw new ImgbuildError('NOT_IMPLEMENTED', `image ${ref} is not in the store and pulling is not available`);
+    const task = reporter.task(`pull ${ref}`);
+    try {
+      await mod.pullImage(store, ref, { platform: p, ...(signal ? { signal } : {}) });
+      task.done();
+    } catch (e) {
+      task.fail(e instanceof Error ? e.message : String(e));
+      throw e;
     }
-  } catch {
-    pullImage = undefined;
-  }
+  };
 
   const env: DispatchEnv = {
     store,
@@ -216,7 +210,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     stepLimit: pLimit(Math.max(1, o.parallelism ?? availableParallelism())),
     unpacking: new Map(),
     ...(signal ? { signal } : {}),
-    ...(pullImage ? { pullImage } : {}),
+    pullImage,
   };
   const runStage = (st: Stage): Promise<ImageState> => {
     let p = results.get(st);

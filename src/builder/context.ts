@@ -50,12 +50,15 @@ export class StatCache {
 
   private constructor(private readonly file: string | undefined) {}
 
+  /** Loads the cache file (`{v:1, e:{path:[dev,ino,size,mtime,ctime,hash]}}`); missing = empty. */
   static async open(file: string | undefined): Promise<StatCache> {
     const c = new StatCache(file);
     if (file) {
       try {
-        const data = JSON.parse(await readFile(file, 'utf8')) as Record<string, StatCacheEntry>;
-        c.entries = new Map(Object.entries(data));
+        const data = JSON.parse(await readFile(file, 'utf8')) as { v?: number; e?: Record<string, [number, number, number, number, number, Digest]> };
+        if (data.v === 1 && data.e) {
+          for (const [p, t] of Object.entries(data.e)) c.entries.set(p, { dev: t[0], ino: t[1], size: t[2], mtime: t[3], ctime: t[4], hash: t[5] });
+        }
       } catch {
         // missing or unreadable: start empty (the cache only saves work)
       }
@@ -63,12 +66,19 @@ export class StatCache {
     return c;
   }
 
-  async hash(path: string, st: Stats): Promise<Digest> {
+  /** The cached hash when the file is unchanged (no I/O), else undefined. */
+  lookup(path: string, st: Stats): Digest | undefined {
     const e = this.entries.get(path);
     if (e && e.dev === st.dev && e.ino === st.ino && e.size === st.size && e.mtime === st.mtimeMs && e.ctime === st.ctimeMs) {
       this.hits++;
       return e.hash;
     }
+    return undefined;
+  }
+
+  async hash(path: string, st: Stats): Promise<Digest> {
+    const cached = this.lookup(path, st);
+    if (cached) return cached;
     this.misses++;
     const hash = await hashFile(path);
     this.entries.set(path, { dev: st.dev, ino: st.ino, size: st.size, mtime: st.mtimeMs, ctime: st.ctimeMs, hash });
@@ -79,7 +89,9 @@ export class StatCache {
   async save(): Promise<void> {
     if (!this.file || !this.dirty) return;
     await mkdir(dirname(this.file), { recursive: true });
-    await writeFileAtomic(this.file, JSON.stringify(Object.fromEntries(this.entries)));
+    const e: Record<string, [number, number, number, number, number, Digest]> = {};
+    for (const [p, x] of this.entries) e[p] = [x.dev, x.ino, x.size, x.mtime, x.ctime, x.hash];
+    await writeFileAtomic(this.file, JSON.stringify({ v: 1, e }));
     this.dirty = false;
   }
 }
