@@ -7,7 +7,7 @@
 import { open, readFile, mkdir, lstat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join, dirname } from 'node:path';
-import dockerignoreModule from '@balena/dockerignore';
+import { createMatcher, parseIgnoreFile, loadIgnore as loadDockerignore } from './dockerignore.js';
 import { createHasher, type Digest } from '../layers/digest.js';
 import { writeFileAtomic } from '../layers/atomic.js';
 
@@ -96,51 +96,29 @@ export class StatCache {
   }
 }
 
-type IgnoreFactory = (o?: { ignorecase?: boolean }) => { add(p: string[]): { ignores(p: string): boolean } };
-/** The CommonJS factory of @balena/dockerignore (its typings declare a default export it nests). */
-const dockerignore: IgnoreFactory = ((dockerignoreModule as unknown as { default?: IgnoreFactory }).default
-  ?? (dockerignoreModule as unknown as IgnoreFactory));
-
 /** A matcher of Docker ignore patterns (also used for COPY --exclude). */
 export function patternMatcher(patterns: string[]): { ignores(p: string): boolean } {
-  return dockerignore({ ignorecase: false }).add(patterns);
+  return createMatcher(patterns);
 }
 
-/** Matches context-relative paths against `.dockerignore` patterns (Docker's pattern rules). */
+/** Matches context-relative paths against `.dockerignore` patterns (Docker's patternmatcher rules). */
 export interface IgnoreMatcher {
   /** True when `rel` (slash-separated, relative to the context root, no leading `./`) is excluded. */
   ignores(rel: string): boolean;
-  /** True when some exception (`!pattern`) exists, so an excluded dir may still hold included files. */
-  readonly hasExceptions: boolean;
+  /** True when an exception (`!pattern`) may re-include something below the excluded dir `rel`. */
+  mayReinclude(rel: string): boolean;
 }
 
-export function ignoreMatcher(patterns: string[]): IgnoreMatcher {
-  const clean = patterns
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'))
-    .map((l) => {
-      const neg = l.startsWith('!');
-      let p = neg ? l.slice(1).trim() : l;
-      p = p.replace(/^\/+/, '').replace(/^(\.\/)+/, '');
-      return neg ? `!${p}` : p;
-    })
-    .filter((l) => l !== '' && l !== '!');
-  if (clean.length === 0) return { ignores: () => false, hasExceptions: false };
-  const ig = dockerignore({ ignorecase: false }).add(clean);
-  return { ignores: (rel: string) => rel !== '' && ig.ignores(rel), hasExceptions: clean.some((p) => p.startsWith('!')) };
+/** A matcher from the lines of a `.dockerignore` file. */
+export function ignoreMatcher(lines: string[]): IgnoreMatcher {
+  const m = createMatcher(parseIgnoreFile(lines.join('\n')));
+  return { ignores: (rel) => rel !== '' && m.ignores(rel), mayReinclude: (rel) => m.mayReinclude(rel) };
 }
 
-/** Reads `<context>/.dockerignore` (or `<Dockerfile>.dockerignore` when given) into a matcher. */
+/** Reads `<Dockerfile>.dockerignore` or `<context>/.dockerignore` into a matcher. */
 export async function loadIgnore(contextDir: string, dockerfilePath?: string): Promise<IgnoreMatcher> {
-  const candidates = dockerfilePath ? [`${dockerfilePath}.dockerignore`, join(contextDir, '.dockerignore')] : [join(contextDir, '.dockerignore')];
-  for (const f of candidates) {
-    try {
-      return ignoreMatcher((await readFile(f, 'utf8')).split(/\r?\n/));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-  }
-  return ignoreMatcher([]);
+  const m = await loadDockerignore(contextDir, dockerfilePath);
+  return { ignores: (rel) => rel !== '' && m.ignores(rel), mayReinclude: (rel) => m.mayReinclude(rel) };
 }
 
 /** The host-side build context handed to COPY/ADD. */

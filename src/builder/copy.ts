@@ -275,7 +275,7 @@ async function walkItem(
         const type = typeOf(st);
         if (!type) continue;
         const ignored = (ignore?.ignores(cRel) ?? false) || (o.exclude?.ignores(rel) ?? false);
-        if (ignored && !(type === 'dir' && (ignore?.hasExceptions ?? false))) continue;
+        if (ignored && !(type === 'dir' && (ignore?.mayReinclude(cRel) ?? false))) continue;
         const base = { rel, type, src, st, mode: st.mode & 0o7777, ...ownerOf(st), mtimeMs: st.mtimeMs };
         if (type === 'dir') {
           // An excluded dir is still walked when exceptions exist; it is kept only as the parent
