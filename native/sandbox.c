@@ -745,13 +745,15 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
   mask_paths(c);
   if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0) bail("sethostname: %s", c->hostname);
   if (c->init) {
-    sigset_t all, old;
+    /* Everything stays blocked in the reaper (it takes signals with sigwaitinfo); the app
+     * starts with the default dispositions and an empty mask. */
+    sigset_t all;
     sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
+    sigprocmask(SIG_BLOCK, &all, NULL);
     pid_t app = fork();
     if (app < 0) bail("fork: app under init");
     if (app == 0) {
-      sigprocmask(SIG_SETMASK, &old, NULL);
+      reset_signals();
       finish_and_exec(c, ch.pty_child, foreground);
     }
     close(ch.exec_w);

@@ -48,11 +48,12 @@ describe('runSandbox: process', () => {
   });
 
   it('runs as pid 1 with its own hostname and only lo in a new network namespace', async () => {
-    const r = await box.run(box.spec(sh('pid', '+', 'hostname', '+', 'cat', '/proc/net/dev'), { hostname: 'box1' }));
+    const r = await box.run(box.spec(sh('pid', '+', 'hostname', '+', 'status', 'SigBlk', '+', 'cat', '/proc/net/dev'), { hostname: 'box1' }));
     const lines = r.stdout.split('\n');
     expect(lines[0]).toBe('pid=1 ppid=0');
     expect(lines[1]).toBe('box1');
-    const devs = lines.slice(4).filter(Boolean).map((l) => l.split(':')[0]!.trim());
+    expect(lines[2]).toBe('SigBlk:\t0000000000000000'); // nothing of the helper's signal mask leaks
+    const devs = lines.slice(5).filter(Boolean).map((l) => l.split(':')[0]!.trim());
     expect(devs).toEqual(['lo']);
   });
 
@@ -88,8 +89,8 @@ describe('runSandbox: process', () => {
   });
 
   it('runs a minimal init as pid 1 with init: true', async () => {
-    const r = await box.run(box.spec(sh('pid', '+', 'orphans', '+', 'exit', '3'), { init: true }));
-    expect(r.stdout).toBe('pid=2 ppid=1\n');
+    const r = await box.run(box.spec(sh('pid', '+', 'status', 'SigBlk', '+', 'status', 'SigIgn', '+', 'orphans', '+', 'exit', '3'), { init: true }));
+    expect(r.stdout).toBe('pid=2 ppid=1\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n');
     expect(r.exitCode).toBe(3);
   });
 
