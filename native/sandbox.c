@@ -942,6 +942,8 @@ static int run_container(const struct cfg *c) {
     if (m < 0) bail("fork: monitor");
     if (m > 0) _exit(0); /* Node sees the helper exit; the monitor lives on, orphaned */
     if (setsid() < 0) bail("setsid: monitor");
+    /* A long-lived process must not pin the caller's working directory (or its mount). */
+    if (chdir("/") < 0) bail("chdir: /");
     int nul = open("/dev/null", O_RDWR);
     if (nul < 0) bail("open: /dev/null");
     dup2(nul, 0);
