@@ -54,6 +54,7 @@ export default function register(program: Command, ctx: CliContext): void {
         } catch {
           // an id: saved without a name, as docker does
         }
+        if (images.some((x) => x.img.descriptor.digest === img.descriptor.digest && x.ref === ref)) continue; // named twice
         images.push({ img, ...(ref !== undefined ? { ref } : {}) });
       }
 
@@ -127,7 +128,8 @@ export default function register(program: Command, ctx: CliContext): void {
           await addBuffer('index.json', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests })));
         } else {
           const { ensureCompressed } = await import('../../layers/compress.js');
-          const entries: unknown[] = [];
+          // One entry per image, with all the names it was saved under (as docker save writes).
+          const entries: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
           const repositories: Record<string, Record<string, string>> = {};
           for (const { img, ref } of images) {
             const configName = await addBlob(img.manifest.config);
@@ -143,7 +145,12 @@ export default function register(program: Command, ctx: CliContext): void {
               repoTags.push(familiarReference(r));
               (repositories[familiarName(r)] ??= {})[r.tag ?? 'latest'] = hexOf(imageId(img));
             }
-            entries.push({ Config: configName, RepoTags: repoTags.length ? repoTags : null, Layers: layerNames });
+            const same = entries.find((e) => e.Config === configName);
+            if (same) {
+              for (const t of repoTags) if (!(same.RepoTags ??= []).includes(t)) same.RepoTags.push(t);
+            } else {
+              entries.push({ Config: configName, RepoTags: repoTags.length ? repoTags : null, Layers: layerNames });
+            }
           }
           await addBuffer('manifest.json', Buffer.from(JSON.stringify(entries)));
           if (Object.keys(repositories).length) await addBuffer('repositories', Buffer.from(JSON.stringify(repositories)));
