@@ -4,7 +4,8 @@
  * half, a freshly packed tree the uncompressed half — and the adapter derives the rest, computing
  * a missing digest by streaming the content once and remembering the result.
  */
-import { Readable, Writable } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
+import { ImgbuildError } from '../errors.js';
 import { pipeline } from 'node:stream/promises';
 import { createHasher, type Digest } from './digest.js';
 import { layerCompression, layerMediaType, type Compression, type MediaType } from './media-types.js';
@@ -123,4 +124,68 @@ export function layerFromStore(store: OciStore, desc: Descriptor, diffId?: Diges
     compressed: () => store.reader(desc),
     ...(diffId ? { diffId: async () => diffId } : {}),
   });
+}
+
+export class NotComputedError extends ImgbuildError {
+  constructor(what: string) {
+    super('FAILED_PRECONDITION', `stream layer ${what} is not computed until its compressed stream has been read to the end`);
+    this.name = 'NotComputedError';
+  }
+}
+
+/**
+ * A layer made from a tar stream that can be read only once (ggcr `stream.Layer`): compressed()
+ * compresses while hashing both sides; digest(), diffId() and size() reject with NotComputedError
+ * until that stream has been consumed to its end.
+ */
+export function streamLayer(tar: Readable, opts: { compression?: Compression; level?: number; format?: 'oci' | 'docker' } = {}): Layer {
+  const compression = opts.compression ?? 'gzip';
+  let result: { digest: Digest; diffId: Digest; size: number } | undefined;
+  let used = false;
+  const need = async <T>(what: string, pick: (r: NonNullable<typeof result>) => T): Promise<T> => {
+    if (!result) throw new NotComputedError(what);
+    return pick(result);
+  };
+  return {
+    digest: () => need('digest', (r) => r.digest),
+    diffId: () => need('diffID', (r) => r.diffId),
+    size: () => need('size', (r) => r.size),
+    mediaType: () => layerMediaType(compression, opts.format ?? 'oci'),
+    uncompressed: async () => {
+      throw new ImgbuildError('FAILED_PRECONDITION', 'a stream layer only offers its compressed stream');
+    },
+    compressed: async () => {
+      if (used) throw new ImgbuildError('FAILED_PRECONDITION', 'a stream layer can be read only once');
+      used = true;
+      const diff = createHasher('sha256');
+      const blob = createHasher('sha256');
+      let size = 0;
+      const lvl = opts.level !== undefined ? { level: opts.level } : {};
+      const comp = compression === 'none' ? undefined : compression === 'gzip' ? new ParallelGzip(lvl) : new ParallelZstd(lvl);
+      const tapIn = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          diff.update(chunk);
+          cb(null, chunk);
+        },
+      });
+      const tapOut = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          blob.update(chunk);
+          size += chunk.length;
+          cb(null, chunk);
+        },
+        flush(cb) {
+          const diffId = diff.digest();
+          result = { diffId, digest: comp ? blob.digest() : diffId, size };
+          cb();
+        },
+      });
+      const stages: (Readable | Transform)[] = [tar, tapIn, ...(comp ? [comp] : []), tapOut];
+      for (let i = 0; i < stages.length - 1; i++) {
+        stages[i]!.on('error', (e) => tapOut.destroy(e));
+        stages[i]!.pipe(stages[i + 1] as Transform);
+      }
+      return tapOut;
+    },
+  };
 }
