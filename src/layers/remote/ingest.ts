@@ -1,18 +1,23 @@
 /**
  * Resumable blob ingest for downloads. The store's BlobWriter hashes a stream it sees once; a
  * registry download can break half-way and should continue with a `Range` request, possibly in a
- * later process. So a download writes to `<root>/ingest/<pid>-<rand>-remote-<alg>-<hex>`, the hash
- * state is always derived from the bytes really on disk, and a partial file left by a process that
- * died is adopted (renamed to our name) by the next download of the same digest. Only a fully
- * verified file is handed to `store.place()`; a file that fails verification is deleted.
+ * later process. So a download writes to `<root>/ingest/<pid>-<rand>-remote-<alg>-<hex>`, the
+ * resume offset is the size of what is really on disk, and a partial file left by a process that
+ * died is adopted (renamed to our name) by the next download of the same digest.
+ *
+ * The digest is computed over the complete file once it is there, on a worker thread for large
+ * blobs: the download loop then only moves bytes, hashing runs on the other core while further
+ * layers download, and a resumed download needs no rehash of its prefix. Only a verified file is
+ * handed to `store.place()`; a file that fails verification is deleted.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readdir, rename, rm, stat, truncate, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { algorithmOf, createHasher, hexOf, type Digest, type Hasher } from '../digest.js';
+import { algorithmOf, createHasher, hexOf, type Digest } from '../digest.js';
 import { DigestMismatchError, SizeMismatchError } from '../errors.js';
 import type { OciStore } from '../store.js';
 
@@ -26,9 +31,45 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Blobs at least this large are hashed on a worker thread. */
+const WORKER_HASH_MIN = 4 * 1024 * 1024;
+
+// Plain JS so it runs as an eval'd worker from both the built CLI and TypeScript test runners.
+const HASH_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createReadStream } = require('node:fs');
+const { createHash } = require('node:crypto');
+const h = createHash(workerData.alg);
+let n = 0;
+createReadStream(workerData.path, { highWaterMark: 1 << 20 })
+  .on('data', (c) => { h.update(c); n += c.length; })
+  .on('end', () => parentPort.postMessage({ hex: h.digest('hex'), size: n }))
+  .on('error', (e) => parentPort.postMessage({ error: e.message }));
+`;
+
+/** sha256/sha512 of a file on a worker thread; blake3 (and small files) on this one. */
+export async function hashFile(path: string, alg: 'sha256' | 'sha512' | 'blake3', size: number): Promise<{ digest: Digest; size: number }> {
+  if (alg === 'blake3' || size < WORKER_HASH_MIN) {
+    const h = createHasher(alg);
+    let n = 0;
+    for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) {
+      h.update(c as Buffer);
+      n += (c as Buffer).length;
+    }
+    return { digest: h.digest(), size: n };
+  }
+  return new Promise((resolve, reject) => {
+    const w = new Worker(HASH_WORKER, { eval: true, workerData: { path, alg } });
+    w.once('message', (m: { hex?: string; size?: number; error?: string }) => {
+      void w.terminate();
+      if (m.error !== undefined || m.hex === undefined) reject(new Error(`hashing ${path}: ${m.error ?? 'no result'}`));
+      else resolve({ digest: `${alg}:${m.hex}` as Digest, size: m.size ?? 0 });
+    });
+    w.once('error', reject);
+  });
+}
+
 export class ResumableIngest {
-  private hasher: Hasher;
-  private hashed = 0;
   private synced = false;
 
   private constructor(
@@ -36,9 +77,7 @@ export class ResumableIngest {
     readonly path: string,
     readonly digest: Digest,
     readonly size: number,
-  ) {
-    this.hasher = createHasher(algorithmOf(digest));
-  }
+  ) {}
 
   /** Opens an ingest for `digest`, adopting a partial download left by a dead process. */
   static async open(store: OciStore, digest: Digest, size: number): Promise<ResumableIngest> {
@@ -61,61 +100,45 @@ export class ResumableIngest {
     return new ResumableIngest(store, path, digest, size);
   }
 
-  /**
-   * Bytes already on disk, with the hash brought up to date. After a failed write the file may
-   * hold fewer (or more) bytes than were hashed, so any disagreement rehashes from the file.
-   */
+  /** Bytes already on disk: where a Range request continues. */
   async offset(): Promise<number> {
-    const n = (await stat(this.path)).size;
-    if (n !== this.hashed) {
-      this.hasher = createHasher(algorithmOf(this.digest));
-      this.hashed = 0;
-      if (n > 0) {
-        for await (const chunk of createReadStream(this.path, { start: 0, end: n - 1, highWaterMark: 1 << 20 })) {
-          this.hasher.update(chunk as Buffer);
-          this.hashed += (chunk as Buffer).length;
-        }
-      }
-    }
-    return this.hashed;
+    return (await stat(this.path)).size;
   }
 
   /** Starts over (the server ignored our Range, or the partial is longer than the blob). */
   async reset(): Promise<void> {
     await truncate(this.path, 0);
-    this.hasher = createHasher(algorithmOf(this.digest));
-    this.hashed = 0;
   }
 
   /**
    * Appends a response body. Throws SizeMismatchError as soon as the blob would exceed its size
-   * (the partial is then discarded, since its bytes cannot be trusted).
+   * (the partial is then discarded, since its bytes cannot be trusted). On any other failure the
+   * file keeps what reached it: that is the resume point.
    */
   async append(body: Readable, onBytes?: (total: number) => void): Promise<void> {
+    let n = await this.offset();
     let tooBig: SizeMismatchError | undefined;
-    const hash = new Transform({
-      highWaterMark: 1 << 20,
-      transform: (chunk: Buffer, _e, cb) => {
-        if (this.hashed + chunk.length > this.size) {
-          tooBig = new SizeMismatchError(this.size, this.hashed + chunk.length, this.digest);
-          cb(tooBig);
-          return;
-        }
-        this.hasher.update(chunk);
-        this.hashed += chunk.length;
-        onBytes?.(this.hashed);
-        cb(null, chunk);
-      },
+    body.on('data', (chunk: Buffer) => {
+      n += chunk.length;
+      if (n > this.size && !tooBig) {
+        tooBig = new SizeMismatchError(this.size, n, this.digest);
+        body.destroy(tooBig);
+        return;
+      }
+      onBytes?.(n);
     });
     try {
-      // on failure the file keeps what reached it: that is the resume point (offset() rehashes)
-      await pipeline(body, hash, createWriteStream(this.path, { flags: 'a', highWaterMark: 1 << 20 }));
+      await pipeline(body, createWriteStream(this.path, { flags: 'a', highWaterMark: 1 << 20 }));
     } catch (e) {
       if (tooBig) {
         await this.discard();
         throw tooBig;
       }
       throw e;
+    }
+    if (tooBig) {
+      await this.discard();
+      throw tooBig;
     }
   }
 
@@ -126,7 +149,11 @@ export class ResumableIngest {
       await this.discard();
       throw new SizeMismatchError(this.size, n, this.digest);
     }
-    const actual = this.hasher.digest();
+    const { digest: actual, size } = await hashFile(this.path, algorithmOf(this.digest), n);
+    if (size !== this.size) {
+      await this.discard();
+      throw new SizeMismatchError(this.size, size, this.digest);
+    }
     if (actual !== this.digest) {
       await this.discard();
       throw new DigestMismatchError(this.digest, actual, n, 'downloaded blob');

@@ -52,7 +52,7 @@ export interface PullOptions extends RemoteOptions {
   /** Platform to select from an index (default linux/amd64); a string `os/arch[/variant]` is accepted. */
   platform?: Platform | string;
   onProgress?: (e: PullEvent) => void;
-  /** Parallel blob downloads (default 4). */
+  /** Parallel blob downloads (default 6, as skopeo). */
   concurrency?: number;
 }
 
@@ -296,7 +296,7 @@ export async function pullImage(store: OciStore, refInput: string, o: PullOption
     validateManifest(manifest, display);
     o.onProgress?.({ type: 'resolved', ref: display, digest: image.descriptor.digest, mediaType: image.descriptor.mediaType, blobs: manifest.layers.length + 1 });
 
-    const limit = pLimit(Math.max(1, o.concurrency ?? 4));
+    const limit = pLimit(Math.max(1, o.concurrency ?? 6));
     const ingests: ResumableIngest[] = [];
     const seen = new Set<string>();
     const layers = manifest.layers.filter((l) => (seen.has(l.digest) ? false : (seen.add(l.digest), true)));

@@ -40,7 +40,7 @@ export interface PushOptions extends RemoteOptions {
    */
   compression?: Compression;
   onProgress?: (e: PushEvent) => void;
-  /** Parallel blob uploads (default 4). */
+  /** Parallel blob uploads (default 5, as docker). */
   concurrency?: number;
   /** Blobs of at least this many bytes are uploaded in chunks (default 256 MiB). */
   chunkThreshold?: number;
@@ -328,7 +328,7 @@ export async function pushImage(store: OciStore, src: string, dest?: string, o: 
       refused: new Set(),
       ...(signal ? { signal } : {}),
     };
-    const limit = pLimit(Math.max(1, o.concurrency ?? 4));
+    const limit = pLimit(Math.max(1, o.concurrency ?? 5));
     const seen = new Set<string>();
     const blobs: { d: Descriptor; kind: 'layer' | 'config' }[] = [
       ...layers.filter((l) => (seen.has(l.digest) ? false : (seen.add(l.digest), true))).map((d) => ({ d, kind: 'layer' as const })),
