@@ -57,6 +57,21 @@ describe('imgbuild images', () => {
     expect(full.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
   });
 
+  it('filters on dangling=, reference=', async () => {
+    await ensureBusybox(root);
+    await runCli(['tag', 'busybox', 'app:1'], { root });
+    await runCli(['import', '-', 'ignored-name-none'], { root, input: Buffer.alloc(1024) }); // an empty tar, tagged
+    await runCli(['import', '-'], { root, input: Buffer.alloc(1024) }); // the same empty layer, untagged
+    const dangling = await runCli(['images', '-f', 'dangling=true'], { root });
+    expect(dangling.stdout.trim().split('\n').slice(1)).toHaveLength(1);
+    expect(dangling.stdout).toMatch(/\n<none>\s+<none>\s/);
+    const named = await runCli(['images', '-f', 'dangling=false', '--format', 'json'], { root });
+    expect(named.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { Repository: string }).Repository).sort()).toEqual(['app', 'busybox', 'ignored-name-none']);
+    const ref = await runCli(['images', '-f', 'reference=busy*', '-f', 'reference=app:1'], { root });
+    expect(ref.stdout.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0]).sort()).toEqual(['app', 'busybox']);
+    expectOneLineError(await runCli(['images', '-f', 'label=x'], { root }), /unsupported filter "label=x"/);
+  });
+
   it('refuses a store from a newer imgbuild with a one-line error', async () => {
     await ensureBusybox(root);
     await writeFile(join(root, 'imgbuild.json'), JSON.stringify({ version: 99 }));

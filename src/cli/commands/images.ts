@@ -12,6 +12,13 @@ interface Opts {
   trunc?: boolean;
   all?: boolean;
   format?: string;
+  filter: string[];
+}
+
+/** `reference=` patterns match the familiar name like Docker's: `*` within a path component. */
+function globToRegExp(glob: string): RegExp {
+  const esc = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  return new RegExp(`^${esc}$`);
 }
 
 export default function register(program: Command, ctx: CliContext): void {
@@ -25,6 +32,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--no-trunc', 'do not truncate ids')
     .option('-a, --all', 'show all images (accepted for compatibility; there are no intermediate images)')
     .option('--format <format>', "output format: 'table' (default) or 'json'")
+    .option('-f, --filter <filter>', 'filter: dangling=true|false, reference=PATTERN (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .action(async (repository: string | undefined, opts: Opts) => {
       const { listImages, imageSize, imageId } = await import('../../layers/image.js');
       const { parseReference, familiarName, repositoryName } = await import('../../layers/reference.js');
@@ -32,6 +40,16 @@ export default function register(program: Command, ctx: CliContext): void {
       const { InvalidArgumentError } = await import('../../errors.js');
       const format = opts.format ?? 'table';
       if (format !== 'table' && format !== 'json') throw new InvalidArgumentError(`unsupported --format ${JSON.stringify(format)}: use table or json`);
+      let dangling: boolean | undefined;
+      const refPatterns: RegExp[] = [];
+      for (const f of opts.filter) {
+        const eq = f.indexOf('=');
+        const key = eq > 0 ? f.slice(0, eq) : f;
+        const value = eq > 0 ? f.slice(eq + 1) : '';
+        if (key === 'dangling' && (value === 'true' || value === 'false')) dangling = value === 'true';
+        else if (key === 'reference' && value) refPatterns.push(globToRegExp(value));
+        else throw new InvalidArgumentError(`unsupported filter ${JSON.stringify(f)}: use dangling=true|false or reference=PATTERN`);
+      }
       const store = await ctx.store();
       let filter: { repo: string; tag?: string } | undefined;
       if (repository) {
@@ -53,6 +71,12 @@ export default function register(program: Command, ctx: CliContext): void {
           repo = familiarName(r);
           tag = r.tag ?? '<none>';
         } else if (filter) continue;
+        if (dangling !== undefined && dangling !== (li.entry.ref === undefined)) continue;
+        if (refPatterns.length > 0) {
+          if (li.entry.ref === undefined) continue;
+          const fam = `${repo}:${tag}`;
+          if (!refPatterns.some((re) => re.test(repo) || re.test(fam))) continue;
+        }
         const created = li.image.config.created;
         rows.push({
           repo,
