@@ -9,6 +9,10 @@
  * The container init runs STAGE_CHILD (namespace sync) then STAGE_INIT (rootfs, pivot_root,
  * credentials, execve). Its error records travel over a CLOEXEC pipe to the monitor, which
  * forwards them to fd 4: an empty pipe at EOF means execve succeeded.
+ *
+ * As root with a user namespace the rootfs is mounted by the helper in a private mount
+ * namespace before the clone (overlay needs host privileges for trusted.* xattrs). Rootless
+ * (not root on the host) everything, the rootfs included, is mounted inside the user namespace.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -62,6 +66,7 @@ static int g_stage = STAGE_PARENT;
 static int g_errfd = 4;      /* where error records go: fd 4, or the exec pipe in children */
 static pid_t g_kill_on_bail; /* child to kill when the parent bails */
 static int g_ctl = -1;       /* optional control stream (fd 5): WINSIZE records while running */
+static bool g_rootless;      /* not root on the host: everything happens inside the user namespace */
 
 static void send_rec(int fd, int stage, int32_t value, const char *msg) {
   char buf[4096];
@@ -646,7 +651,8 @@ __attribute__((noreturn)) static void finish_and_exec(const struct cfg *c, int p
   if (c->terminal) setup_pty(c, ptysock);
   drop_caps(c->caps, last_cap());
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) bail("prctl: PR_SET_KEEPCAPS");
-  if (setgroups(c->naddgids, c->addgids) < 0) bail("setgroups");
+  /* Rootless: setgroups is denied in the user namespace; with no extra groups there is nothing to do. */
+  if (setgroups(c->naddgids, c->addgids) < 0 && !(errno == EPERM && g_rootless && c->naddgids == 0)) bail("setgroups");
   if (setresgid(c->gid, c->gid, c->gid) < 0) bail("setresgid: %u", c->gid);
   if (setresuid(c->uid, c->uid, c->uid) < 0) bail("setresuid: %u", c->uid);
   if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) bail("prctl: PR_SET_KEEPCAPS");
@@ -732,7 +738,7 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
   }
   g_stage = STAGE_INIT;
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
-  if (!(c->nsflags & CLONE_NEWUSER)) {
+  if (!(c->nsflags & CLONE_NEWUSER) || g_rootless) {
     do_rootfs_mounts(c);
   } else if (mount(c->rootdir, c->rootdir, NULL, MS_BIND | MS_REC, NULL) < 0) {
     /* Mounts copied from the helper's more privileged namespace are locked, and pivot_root
@@ -964,7 +970,7 @@ static int run_container(const struct cfg *c) {
     if (setns(fd, CLONE_NEWNET) < 0) bail("setns: netns %s", c->netns);
     ns &= ~(uint32_t)CLONE_NEWNET;
   }
-  if (ns & CLONE_NEWUSER) {
+  if ((ns & CLONE_NEWUSER) && !g_rootless) {
     /* The rootfs (overlay) needs host privileges: mount it in a private mount namespace of the
      * helper; the container's user-owned mount namespace starts as a copy of it. */
     if (unshare(CLONE_NEWNS) < 0) bail("unshare: CLONE_NEWNS");
@@ -990,6 +996,11 @@ static int run_container(const struct cfg *c) {
   if (logfd >= 0 && c->terminal == false) close(logfd);
   if (ns & CLONE_NEWUSER) {
     char path[64];
+    if (g_rootless) {
+      /* An unprivileged writer may map only its own ids, and only after denying setgroups. */
+      snprintf(path, sizeof path, "/proc/%d/setgroups", child);
+      write_file(path, "deny", 4);
+    }
     if (c->uidmap) {
       snprintf(path, sizeof path, "/proc/%d/uid_map", child);
       write_file(path, c->uidmap, strlen(c->uidmap));
@@ -1102,6 +1113,7 @@ int main(void) {
     return 2;
   }
   read_bootstrap(&c);
+  g_rootless = geteuid() != 0;
   if (fcntl(5, F_SETFD, FD_CLOEXEC) == 0) g_ctl = 5;
   return c.mode == MODE_EXEC ? run_exec(&c) : run_container(&c);
 }

@@ -81,7 +81,8 @@ function checkedHelper(): string {
  * namespace, so one shared, never-removed empty dir serves all of them.
  */
 function rootfsDir(): string {
-  const d = join(tmpdir(), 'imgbuild-sandbox-rootfs');
+  const uid = process.getuid?.() ?? 0;
+  const d = join(tmpdir(), uid === 0 ? 'imgbuild-sandbox-rootfs' : `imgbuild-sandbox-rootfs-${uid}`);
   mkdirSync(d, { recursive: true, mode: 0o700 });
   return d;
 }
@@ -126,8 +127,15 @@ export function encodeSpec(spec: SandboxSpec, mode: number, extra: (w: Bootstrap
   w.u32(Tag.MODE, mode);
   processRecords(w, spec.process, size);
   let ns = 0;
-  for (const n of spec.namespaces) ns |= CloneFlags[n];
-  if (spec.namespaces.includes('user')) {
+  const uid = process.getuid?.() ?? 0;
+  // Not root: only a user namespace gives the capabilities the setup needs; map our own ids to
+  // the container's root (the one mapping an unprivileged process may write itself).
+  const rootless = uid !== 0 && !spec.namespaces.includes('user');
+  for (const n of rootless ? [...spec.namespaces, 'user' as const] : spec.namespaces) ns |= CloneFlags[n];
+  if (rootless) {
+    w.str(Tag.UIDMAP, `0 ${uid} 1\n`);
+    w.str(Tag.GIDMAP, `0 ${process.getgid?.() ?? 0} 1\n`);
+  } else if (spec.namespaces.includes('user')) {
     w.str(Tag.UIDMAP, mapText(spec.uidMappings, 'uidMappings'));
     w.str(Tag.GIDMAP, mapText(spec.gidMappings, 'gidMappings'));
   }

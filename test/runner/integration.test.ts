@@ -3,7 +3,7 @@
  * network namespace, a busybox rootfs with a shell, user-namespaced exec.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -120,6 +120,35 @@ describe('host integration', () => {
     started.push(d.pid, d.monitorPid);
     expect(JSON.parse(await waitFile(statusPath))).toMatchObject({ exitCode: 0 });
     expect(readFileSync(join(box.dir, 'log'), 'utf8')).toMatch(/^\/dev\/pts\/0\r?\n$/);
+  });
+
+  it('runs rootless: a non-root caller gets a user namespace mapping it to the container root', () => {
+    // The caller runs as nobody; the overlay upper dir is its own, the lower dir is root's.
+    chmodSync(box.dir, 0o755);
+    const ov = join(box.dir, 'ov');
+    for (const d of ['', 'up', 'work']) {
+      mkdirSync(join(ov, d), { recursive: true });
+      chownSync(join(ov, d), 65534, 65534);
+    }
+    const script = join(box.dir, 'rootless.mts');
+    const spec = box.spec(sh('id', '+', 'cat', '/proc/self/uid_map', '+', 'status', 'CapEff', '+', 'pid', '+', 'touch', '/new'), {
+      rootfs: [{ type: 'overlay', source: 'overlay', options: [`lowerdir=${box.rootfs}`, 'upperdir=up', 'workdir=work', 'userxattr'], cwd: ov }],
+    });
+    writeFileSync(
+      script,
+      `import { runSandbox } from ${JSON.stringify(join(repo, 'src', 'runner', 'sandbox.ts'))};\n` +
+        `const r = await runSandbox(${JSON.stringify(spec)}, { stdout: process.stdout, stderr: process.stderr });\n` +
+        'process.exitCode = r.exitCode;\n',
+    );
+    const r = spawnSync(
+      'setpriv',
+      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', script],
+      { cwd: repo, encoding: 'utf8', env: { ...process.env, HOME: box.dir }, timeout: 30_000 },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^uid=0 gid=0 euid=0 groups=\n\s+0\s+65534\s+1\nCapEff:\t00000000a80425fb\npid=1 ppid=0\n\/new: ok\n$/);
+    expect(existsSync(join(ov, 'up', 'new'))).toBe(true);
   });
 
   it('a busybox shell gets a real terminal with -t', async () => {
