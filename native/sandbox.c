@@ -863,10 +863,16 @@ static int monitor(pid_t child, int master, int in_fd, int out_fd) {
   if (sfd < 0) bail("signalfd");
   bool master_open = master >= 0, in_open = in_fd >= 0 && master >= 0, exited = false;
   int status = 0;
+  /* Input to the pty goes through a buffer and a non-blocking master, so a process that does
+   * not read its terminal never stalls the monitor (signals, output, exit). */
+  char inbuf[4096];
+  size_t inlen = 0, inoff = 0;
+  if (master >= 0) fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
   while (!exited || master_open) {
+    short mev = (short)(POLLIN | (inlen > inoff ? POLLOUT : 0));
     struct pollfd p[4] = {{sfd, POLLIN, 0},
-                          {master_open ? master : -1, POLLIN, 0},
-                          {in_open ? in_fd : -1, POLLIN, 0},
+                          {master_open ? master : -1, mev, 0},
+                          {in_open && inlen == inoff ? in_fd : -1, POLLIN, 0},
                           {exited ? -1 : g_ctl, POLLIN, 0}};
     int n = poll(p, 4, exited ? 100 : -1);
     if (n < 0 && errno == EINTR) continue;
@@ -883,7 +889,20 @@ static int monitor(pid_t child, int master, int in_fd, int out_fd) {
       }
     }
     if (master_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) copy_some(master, out_fd, &master_open);
-    if (in_open && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) copy_some(in_fd, master, &in_open);
+    if (master_open && (p[1].revents & POLLOUT) && inlen > inoff) {
+      ssize_t w = write(master, inbuf + inoff, inlen - inoff);
+      if (w > 0) inoff += (size_t)w;
+      else if (w < 0 && errno != EAGAIN && errno != EINTR) inoff = inlen; /* terminal gone: drop input */
+    }
+    if (in_open && inlen == inoff && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t r = read(in_fd, inbuf, sizeof inbuf);
+      if (r > 0) {
+        inlen = (size_t)r;
+        inoff = 0;
+      } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+        in_open = false;
+      }
+    }
     if (g_ctl >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR))) read_control(master);
   }
   close(sfd);

@@ -131,6 +131,17 @@ describe('terminal', () => {
     expect(out.text().replace(/\r/g, '')).toMatch(/^typed\n(\^D\x08\x08)?typed\n/);
   });
 
+  it('input the process never reads does not stall it', async () => {
+    const out = collect();
+    const r = await runSandbox(box.spec(sh('sleep', '0.3', '+', 'echo', 'done'), { proc: { terminal: true } }), {
+      stdout: out.stream,
+      stdin: Readable.from([Buffer.alloc(256 * 1024, 'x')]),
+      onStart: ({ pid }) => box.pids.push(pid),
+    });
+    expect(r.exitCode).toBe(0);
+    expect(out.text()).toContain('done');
+  });
+
   it('resizes the terminal while the process runs', async () => {
     const out = collect();
     let resize: ((rows: number, cols: number) => void) | undefined;
