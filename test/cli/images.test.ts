@@ -79,6 +79,12 @@ describe('imgbuild images', () => {
     expectOneLineError(await runCli(['inspect', 'busybox'], { root }), /format version 99/);
   });
 
+  it('reports a corrupt index.json with one line naming it', async () => {
+    await ensureBusybox(root);
+    await writeFile(join(root, 'index.json'), '{"schemaVersion":2,"manif');
+    expectOneLineError(await runCli(['images'], { root }), /corrupt store file .*index\.json: not valid JSON/);
+  });
+
   it('refuses an unknown --format', async () => {
     expectOneLineError(await runCli(['images', '--format', 'yaml'], { root }), /unsupported --format "yaml"/);
   });

@@ -125,6 +125,18 @@ describe('imgbuild load', () => {
     await inStore(join(tmp.dir, 'd2'), async (s) => expect(await s.list()).toEqual([]));
   });
 
+  it('refuses an OCI archive that lacks a layer blob', async () => {
+    const arc = join(tmp.dir, 'a.tar');
+    await runCli(['save', '-o', arc, 'busybox'], { root });
+    const img = await inStore(root, async (s) => loadImage(s, (await s.resolve(BUSYBOX_REF))!));
+    const layer = img.manifest.layers[0]!.digest.slice(7);
+    const x = join(tmp.dir, 'x');
+    expect(spawnSync('sh', ['-c', `mkdir ${x} && tar -C ${x} -xf ${arc} && rm ${x}/blobs/sha256/${layer} && cd ${x} && tar -cf ../missing.tar *`]).status).toBe(0);
+    const dest = join(tmp.dir, 'dest');
+    expectOneLineError(await runCli(['load', '-i', join(tmp.dir, 'missing.tar')], { root: dest }), new RegExp(`blob not found in store: sha256:${layer} \\(archive has no blobs/sha256/${layer}\\)`));
+    await inStore(dest, async (s) => expect(await s.list()).toEqual([]));
+  });
+
   it('fails with one line for something that is not an image archive', async () => {
     const dest = join(tmp.dir, 'dest');
     expectOneLineError(await runCli(['load', '-i', join(tmp.dir, 'missing.tar')], { root: dest }), /missing\.tar/);
