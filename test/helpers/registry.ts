@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { makeTmp } from './tmp.js';
 import { startTokenServer, type TokenServer, type TokenServerOptions } from './token-server.js';
 
@@ -36,6 +36,8 @@ export interface RegistryOptions {
   users?: Record<string, string>;
   tokenPolicy?: TokenServerOptions['policy'];
   refreshTokens?: Record<string, string>;
+  /** Serve https with a self-signed certificate for 127.0.0.1 (made with openssl). */
+  tls?: boolean;
 }
 
 export function freePort(host = '127.0.0.1'): Promise<number> {
@@ -51,17 +53,22 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 
 async function waitReady(url: string, child: ChildProcess, out: () => string): Promise<void> {
   const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${out()}`);
-    try {
-      const res = await request(`${url}/v2/`);
-      await res.body.dump();
-      if (res.statusCode === 200 || res.statusCode === 401) return;
-    } catch {
-      /* not listening yet */
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
+  try {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${out()}`);
+      try {
+        const res = await request(`${url}/v2/`, { dispatcher });
+        await res.body.dump();
+        if (res.statusCode === 200 || res.statusCode === 401) return;
+      } catch {
+        /* not listening yet */
+      }
+      if (Date.now() > deadline) throw new Error(`docker-registry did not start: ${out()}`);
+      await new Promise((r) => setTimeout(r, 50));
     }
-    if (Date.now() > deadline) throw new Error(`docker-registry did not start: ${out()}`);
-    await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    await dispatcher.close();
   }
 }
 
@@ -93,11 +100,19 @@ export async function startRegistry(o: RegistryOptions = {}): Promise<TestRegist
     auth = { token: { realm: token.realm, service: token.service, issuer: token.issuer, rootcertbundle: token.certBundle } };
   }
   const port = await freePort();
+  let tls: Record<string, string> | undefined;
+  if (o.tls) {
+    const key = join(tmp.dir, 'tls.key');
+    const certificate = join(tmp.dir, 'tls.crt');
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', certificate, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+    tls = { certificate, key };
+  }
   const config = {
     version: 0.1,
     log: { level: 'warn', accesslog: { disabled: true } },
     storage: { filesystem: { rootdirectory: storage }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } },
-    http: { addr: `127.0.0.1:${port}`, secret: 'imgbuild-test-secret' },
+    http: { addr: `127.0.0.1:${port}`, secret: 'imgbuild-test-secret', ...(tls ? { tls } : {}) },
     ...(auth ? { auth } : {}),
   };
   // JSON is YAML, so the config needs no YAML writer.
@@ -107,7 +122,7 @@ export async function startRegistry(o: RegistryOptions = {}): Promise<TestRegist
   let output = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-8000)));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-8000)));
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const stop = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise<void>((r) => child.once('exit', () => r()));

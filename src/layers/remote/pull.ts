@@ -12,7 +12,7 @@ import { formatReference, parseReference, type Reference } from '../reference.js
 import type { OciStore } from '../store.js';
 import type { Descriptor, Index, Manifest, Platform } from '../types.js';
 import { DigestMismatchError, UnsupportedMediaTypeError } from '../errors.js';
-import { ImgbuildError, throwIfAborted } from '../../errors.js';
+import { AbortedError, ImgbuildError, throwIfAborted } from '../../errors.js';
 import { parsePlatform, platformMatches, platformString, PlatformNotFoundError } from '../image.js';
 import { Keychain, type Authenticator } from './auth.js';
 import { ProtocolError } from './errors.js';
@@ -207,7 +207,7 @@ async function downloadBlob(
       await ing.append(res.body, (n) => meter.bytes(n, base));
       break;
     } catch (e) {
-      if (signal?.aborted) throw e;
+      if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
       if (attempt < attempts && isRetryableNetworkError(e)) {
         meter.phase('retry', await ing.offset(), `connection broke (${describeNetworkError(e)}); resuming`);
         await sleep(Math.min(2000, 100 * 2 ** (attempt - 1)), signal);
@@ -328,6 +328,7 @@ export async function pullImage(store: OciStore, refInput: string, o: PullOption
       ]);
     } catch (e) {
       limit.clearQueue();
+      if (signal?.aborted && !(e instanceof AbortedError)) throw new AbortedError('operation aborted', { cause: signal.reason });
       throw e;
     }
     throwIfAborted(signal);

@@ -19,7 +19,7 @@ import { formatReference, parseReference, type Reference } from '../reference.js
 import type { OciStore } from '../store.js';
 import type { Descriptor, Manifest } from '../types.js';
 import { DigestMismatchError } from '../errors.js';
-import { InvalidArgumentError, throwIfAborted } from '../../errors.js';
+import { AbortedError, InvalidArgumentError, throwIfAborted } from '../../errors.js';
 import { findImage, type LoadedImage } from '../image.js';
 import { RegistryError, ProtocolError } from './errors.js';
 import { BlobMeter, type PushEvent } from './progress.js';
@@ -351,6 +351,7 @@ export async function pushImage(store: OciStore, src: string, dest?: string, o: 
       );
     } catch (e) {
       limit.clearQueue();
+      if (signal?.aborted && !(e instanceof AbortedError)) throw new AbortedError('operation aborted', { cause: signal.reason });
       throw e;
     }
     throwIfAborted(signal);

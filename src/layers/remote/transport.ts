@@ -270,7 +270,7 @@ export class RegistryClient {
     for (const scheme of schemes) {
       const origin = `${scheme}://${this.host}`;
       try {
-        const res = await this.send({ method: 'GET', url: new URL('/v2/', origin), headers: {}, signal, agentInsecure: this.insecure || scheme === 'http' });
+        const res = await this.send({ method: 'GET', url: new URL('/v2/', origin), headers: {}, signal });
         await res.body.dump().catch(() => {});
         if (res.status === 401) {
           const challenges = parseChallenges(res.headers['www-authenticate']);
@@ -304,7 +304,8 @@ export class RegistryClient {
       headers: { 'user-agent': this.session.userAgent, ...o.headers },
       body: o.body ?? null,
       signal: o.signal,
-      dispatcher: this.session.agent(Boolean(o.agentInsecure ?? this.insecure)),
+      // TLS is verified except with --insecure or on loopback (as Docker treats 127.0.0.0/8)
+      dispatcher: this.session.agent(Boolean(o.agentInsecure ?? (this.insecure || isLoopbackRegistry(o.url.host)))),
     });
     return { status: res.statusCode, headers: res.headers, body: res.body, url: o.url };
   }
@@ -367,7 +368,6 @@ export class RegistryClient {
             headers: { 'content-type': 'application/x-www-form-urlencoded' },
             body: form.toString(),
             signal,
-            agentInsecure: this.insecure,
           });
         } else {
           const u = new URL(realmUrl);
@@ -378,7 +378,7 @@ export class RegistryClient {
             headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password ?? ''}`).toString('base64')}`;
             u.searchParams.set('account', cred.username);
           }
-          res = await this.send({ method: 'GET', url: u, headers, signal, agentInsecure: this.insecure });
+          res = await this.send({ method: 'GET', url: u, headers, signal });
         }
       } catch (e) {
         if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });

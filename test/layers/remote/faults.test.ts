@@ -329,3 +329,60 @@ describe('authentication', () => {
     }
   });
 });
+
+describe('transport policy', () => {
+  it('speaks https to a TLS registry on loopback (self-signed, as Docker treats 127.0.0.0/8)', async () => {
+    const treg = await startRegistry({ mode: 'basic', tls: true });
+    try {
+      const session = testSession(new StaticAuthenticator({ [treg.host]: { username: 'alice', password: 'wonderland' } }));
+      const d = await pushImage(src, BUSYBOX_REF, `${treg.host}/tls/bb:1`, { session, compression: 'none' });
+      const store = await emptyStore();
+      expect((await pullImage(store, `${treg.host}/tls/bb:1`, { session })).digest).toBe(d.digest);
+      const base = await session.client(treg.host).ping();
+      expect(base.origin).toBe(`https://${treg.host}`);
+      expect(await session.client(treg.host).verifyCredentials()).toBe('basic');
+    } finally {
+      await treg.stop();
+    }
+  });
+
+  it('falls back to plain http only for loopback registries', async () => {
+    const session = testSession();
+    expect((await session.client(reg.host).ping()).origin).toBe(`http://${reg.host}`);
+    // `localhost` counts as loopback too
+    const local = `localhost:${reg.port}`;
+    expect((await session.client(local).ping()).origin).toBe(`http://${local}`);
+    await session.close();
+  });
+
+  it('verifies login credentials against a token server', async () => {
+    const treg = await startRegistry({ mode: 'token' });
+    try {
+      const good = testSession(new StaticAuthenticator({ [treg.host]: { username: 'alice', password: 'wonderland' } }));
+      expect(await good.client(treg.host).verifyCredentials()).toBe('bearer');
+      const bad = testSession(new StaticAuthenticator({ [treg.host]: { username: 'alice', password: 'x' } }));
+      const err = await bad.client(treg.host).verifyCredentials().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuthError);
+      expect((err as AuthError).realm).toBe(treg.token!.realm);
+    } finally {
+      await treg.stop();
+    }
+  });
+
+  it('an aborted pull stops with ABORTED and leaves blobs/ and index.json unchanged', async () => {
+    // slow the layer down so the abort lands mid-transfer
+    proxy.rule = (r) => (isLayerGet(r) ? { kind: 'close-after', bytes: 400_000 } : undefined);
+    const store = await emptyStore();
+    const before = await storeSnapshot(store.root);
+    const ac = new AbortController();
+    const err = await pullImage(store, `${proxy.host}/faults/bb:1`, {
+      session: testSession(),
+      signal: ac.signal,
+      onProgress: (e) => {
+        if (e.type === 'blob' && e.phase === 'transfer') ac.abort(new Error('user pressed ^C'));
+      },
+    }).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('ABORTED');
+    expect(await storeSnapshot(store.root)).toEqual(before);
+  });
+});
