@@ -20,8 +20,8 @@
  * The work is split into `planCopy` (walk the sources, no writes; its digest is the cache key's
  * content part) and `applyCopy` (write into a rootfs mounted on the host).
  */
-import { lstat, stat, readdir, readlink, mkdir, copyFile, symlink, link, lchown, chmod, lutimes, unlink, writeFile, open, rm } from 'node:fs/promises';
-import { constants, lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { lstat, stat, readdir, mkdir, lchown, chmod, lutimes, unlink, open, rm } from 'node:fs/promises';
+import { constants, lstatSync, readdirSync, readlinkSync, unlinkSync, linkSync, symlinkSync, lchownSync, lutimesSync, writeFileSync, copyFileSync, chmodSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import pLimit from 'p-limit';
 import { createHasher, type Digest } from '../layers/digest.js';
@@ -455,7 +455,6 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
   let written = 0;
   const hardlinks = new Map<string, string>();
   const dirTimes: { host: string; mtimeMs: number }[] = [];
-  const limit = pLimit(16);
 
   for (const item of plan.items) {
     throwIfAborted(o.signal);
@@ -523,7 +522,6 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
       dirs.set(e.rel, host);
     }
 
-    const jobs: Promise<void>[] = [];
     for (const e of item.entries) {
       if (e.type === 'dir') continue;
       let host: string;
@@ -536,33 +534,40 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
       const key = e.st && e.st.nlink > 1 && e.type === 'file' ? `${e.st.dev}:${e.st.ino}` : undefined;
       const first = key ? hardlinks.get(key) : undefined;
       if (key && !first) hardlinks.set(key, host);
-      const write = async (): Promise<void> => {
+      // Synchronous calls on purpose: each is a short syscall on local disk, and for the many
+      // small files of a typical context the thread-pool round trips of the async forms cost
+      // more than the calls themselves (the same choice as layers/tar/apply.ts).
+      const write = (): void => {
         throwIfAborted(o.signal);
-        const existing = await lstat(host).catch(() => undefined);
+        let existing: Stats | undefined;
+        try {
+          existing = lstatSync(host);
+        } catch {
+          existing = undefined;
+        }
         if (existing?.isDirectory()) throw new CopyDestinationError(`cannot overwrite directory ${host.slice(o.root.length) || '/'} with a non-directory`);
-        if (existing) await unlink(host);
+        if (existing) unlinkSync(host);
         if (first) {
-          await link(first, host);
+          linkSync(first, host);
           return;
         }
+        const uid = o.chown?.uid ?? e.uid;
+        const gid = o.chown?.gid ?? e.gid;
         if (e.type === 'symlink') {
-          await symlink(e.linkTarget as string, host);
-          await lchown(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
-          await lutimes(host, e.mtimeMs / 1000, e.mtimeMs / 1000);
+          symlinkSync(e.linkTarget as string, host);
+          lchownSync(host, uid, gid);
+          lutimesSync(host, e.mtimeMs / 1000, e.mtimeMs / 1000);
           return;
         }
-        if (e.data) await writeFile(host, e.data, { flag: 'wx' });
-        else await copyFile(e.src as string, host, constants.COPYFILE_EXCL);
-        await lchown(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
-        await chmod(host, o.chmod ?? e.mode);
-        await lutimes(host, e.mtimeMs / 1000, e.mtimeMs / 1000);
+        if (e.data) writeFileSync(host, e.data, { flag: 'wx' });
+        else copyFileSync(e.src as string, host, constants.COPYFILE_EXCL);
+        if (uid !== 0 || gid !== 0) lchownSync(host, uid, gid);
+        chmodSync(host, o.chmod ?? e.mode);
+        lutimesSync(host, e.mtimeMs / 1000, e.mtimeMs / 1000);
       };
       written++;
-      // Hard-link targets must exist before their links: write the first of a set in order.
-      if (key && !first) await write();
-      else jobs.push(limit(write));
+      write();
     }
-    await Promise.all(jobs);
   }
   // Directory times last, deepest first, since writing into a dir updates its mtime.
   dirTimes.sort((a, b) => b.host.length - a.host.length);
