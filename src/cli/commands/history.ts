@@ -20,7 +20,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .argument('<image>')
     .option('--no-trunc', 'do not truncate output')
     .option('-q, --quiet', 'only show image ids')
-    .option('-H, --human [bool]', 'print sizes and dates in human readable format (default true)', (v: string) => v !== 'false', true)
+    .option('-H, --human [bool]', 'print sizes and dates in human readable format', (v: string) => v !== 'false', true)
     .option('--format <format>', "output format: 'table' (default) or 'json'")
     .action(async (input: string, opts: Opts) => {
       const { findImage, imageId } = await import('../../layers/image.js');

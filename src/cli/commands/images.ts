@@ -24,7 +24,6 @@ function globToRegExp(glob: string): RegExp {
 export default function register(program: Command, ctx: CliContext): void {
   program
     .command('images')
-    .alias('image-ls')
     .description('list images in the local store')
     .argument('[repository]', 'only images of this repository (optionally with :tag)')
     .option('-q, --quiet', 'only show image ids')

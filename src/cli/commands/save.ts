@@ -24,7 +24,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .description('save images to a tar archive (OCI layout or docker-archive)')
     .argument('<images...>')
     .option('-o, --output <file>', 'write to this file instead of stdout')
-    .option('--format <format>', 'archive format: oci (default) or docker', 'oci')
+    .option('--format <format>', 'archive format: oci or docker', 'oci')
     .action(async (inputs: string[], opts: Opts) => {
       const { createWriteStream } = await import('node:fs');
       const { rename, rm } = await import('node:fs/promises');
