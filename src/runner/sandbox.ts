@@ -3,9 +3,9 @@
  * (native/build/imgbuild-sandbox) and runs it in the foreground, detached, or as an exec into
  * a running container.
  */
-import { mkdirSync, existsSync, readFileSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
@@ -15,6 +15,7 @@ import {
   BootstrapWriter,
   CloneFlags,
   Mode,
+  MountFlags,
   RLIMITS,
   RLIM_INFINITY,
   Tag,
@@ -117,6 +118,23 @@ function processRecords(
   }
 }
 
+/**
+ * Device nodes under a mount stay inert (nodev) unless the mount is a bind of one device file
+ * (a `--device`-style grant), a devpts, or asks for `dev` explicitly. With CAP_MKNOD in the
+ * default set this, with nodev on the rootfs and /dev, stands in for a devices cgroup: a node
+ * made or found in a volume cannot be opened.
+ */
+function deviceNodesAllowed(m: { type: string; source: string; options: string[]; cwd?: string }): boolean {
+  if (m.type === 'devpts' || m.options.includes('dev')) return true;
+  if (m.type !== 'bind' && !m.options.includes('bind') && !m.options.includes('rbind')) return false;
+  try {
+    const st = statSync(resolve(m.cwd ?? '/', m.source));
+    return st.isCharacterDevice() || st.isBlockDevice();
+  } catch {
+    return false; // the helper reports a missing source
+  }
+}
+
 function toBigLimit(n: number): bigint {
   return n < 0 || !Number.isFinite(n) ? RLIM_INFINITY : BigInt(Math.floor(n));
 }
@@ -157,7 +175,7 @@ export function encodeSpec(spec: SandboxSpec, mode: number, extra: (w: Bootstrap
     absolute(m.destination, 'mount destination');
     const o = parseMountOptions(m.type, m.options);
     w.mount(Tag.MOUNT, {
-      flags: o.flags, propagation: o.propagation, type: m.type, source: m.source,
+      flags: o.flags | (deviceNodesAllowed(m) ? 0 : MountFlags.NODEV), propagation: o.propagation, type: m.type, source: m.source,
       destination: m.destination, data: o.data, cwd: m.cwd ?? '',
     });
   }

@@ -1,7 +1,8 @@
 /**
  * Attempts to break out from inside the sandbox. Every one must be refused by the kernel.
  */
-import { readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeBox, type Box } from './fixture.js';
@@ -76,6 +77,23 @@ describe('escape attempts fail', () => {
       }),
     );
     expect(u.exitCode).toBe(0);
+  });
+
+  it('device nodes in a volume are inert; a bound device file or `dev` works', async () => {
+    const vol = join(box.dir, 'vol');
+    mkdirSync(vol);
+    expect(spawnSync('mknod', [join(vol, 'null'), 'c', '1', '3']).status).toBe(0);
+    const r = await box.run(
+      box.spec(sh('cat', '/vol/null', '+', 'cat', '/devvol/null', '+', 'cat', '/mynull', '+', 'echo', 'end'), {
+        mounts: [
+          { destination: '/vol', type: 'bind', source: vol, options: ['rbind'] },
+          { destination: '/devvol', type: 'bind', source: vol, options: ['rbind', 'dev'] },
+          { destination: '/mynull', type: 'bind', source: '/dev/null', options: ['bind'] },
+        ],
+      }),
+    );
+    // the first cat fails (nodev); the next two read the null device (empty output), then "end"
+    expect(r.stdout).toBe('cat /vol/null: EACCES\nend\n');
   });
 
   it('no host mounts are visible and the old root is gone', async () => {
