@@ -285,6 +285,44 @@ describe('imgbuild build (e2e)', () => {
     expect(r.stderr).toContain('tok');
   });
 
+  it('isolates RUN from the network unless --network=host / RUN --network=host', async () => {
+    const ctx = await context('net', {
+      Dockerfile: [
+        'FROM busybox',
+        'RUN ls /sys/class/net | sort > /isolated-ifaces',
+        'RUN --network=host ls /sys/class/net | sort > /host-ifaces',
+      ].join('\n'),
+    });
+    await buildOk(['-t', 'net', ctx]);
+    const { store, desc } = await image('net');
+    const all = new Map((await layerEntries(store, desc)).flatMap((m) => [...m]));
+    expect(all.get('isolated-ifaces')).toBe('lo\n');
+    const hostIfaces = (await readdir('/sys/class/net')).sort().join('\n') + '\n';
+    expect(all.get('host-ifaces')).toBe(hostIfaces);
+  });
+
+  it('runs independent stages concurrently', async () => {
+    const ctx = await context('parallel', {
+      Dockerfile: [
+        'FROM busybox AS a',
+        "RUN cut -d' ' -f1 /proc/uptime > /start && sleep 1 && cut -d' ' -f1 /proc/uptime > /end",
+        'FROM busybox AS b',
+        "RUN cut -d' ' -f1 /proc/uptime > /start && sleep 1 && cut -d' ' -f1 /proc/uptime > /end",
+        'FROM busybox',
+        'COPY --from=a /start /a-start',
+        'COPY --from=a /end /a-end',
+        'COPY --from=b /start /b-start',
+        'COPY --from=b /end /b-end',
+      ].join('\n'),
+    });
+    await buildOk(['-t', 'parallel', ctx]);
+    const { store, desc } = await image('parallel');
+    const all = new Map((await layerEntries(store, desc)).flatMap((m) => [...m]));
+    const n = (k: string): number => Number(all.get(k)!.trim());
+    // The two sleeps overlap: each stage started before the other finished.
+    expect(n('a-start') < n('b-end') && n('b-start') < n('a-end')).toBe(true);
+  });
+
   it('writes --iidfile and --output type=oci, compresses on request, and reads a Dockerfile from stdin', async () => {
     const ctx = await context('out', { Dockerfile: 'FROM busybox\nRUN echo out > /out.txt\n' });
     const iid = join(tmp.dir, 'iid');
