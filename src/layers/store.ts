@@ -72,6 +72,7 @@ class FileBlobWriter implements BlobWriter {
   private readonly hasher: Hasher;
   private n = 0;
   private closed = false;
+  private final: Digest | undefined;
 
   constructor(
     private readonly store: OciStore,
@@ -86,11 +87,14 @@ class FileBlobWriter implements BlobWriter {
     return this.n;
   }
 
+  /** Finalises the hash once; later calls (and commit) reuse the result, so no write may follow. */
   digest(): Digest {
-    return this.hasher.digest();
+    this.final ??= this.hasher.digest();
+    return this.final;
   }
 
   async write(chunk: Uint8Array): Promise<void> {
+    if (this.final !== undefined) throw new ImgbuildError('FAILED_PRECONDITION', 'blob writer: write after digest()');
     this.hasher.update(chunk);
     this.n += chunk.length;
     if (this.opts.total !== undefined && this.n > this.opts.total) {
@@ -112,7 +116,7 @@ class FileBlobWriter implements BlobWriter {
 
   async commit(size: number, expected: Digest): Promise<void> {
     await this.close();
-    const actual = this.hasher.digest();
+    const actual = this.digest();
     try {
       if (this.n !== size) throw new SizeMismatchError(size, this.n, expected);
       if (actual !== expected) throw new DigestMismatchError(expected, actual, this.n, 'blob');

@@ -96,6 +96,17 @@ describe('blob writes are verified', () => {
     expect(await ingestFiles(store)).toEqual([]);
   });
 
+  it('digest() may be read before commit (computed digests) but ends writing', async () => {
+    const w = await store.writer('t');
+    await w.write(Buffer.from('abc'));
+    const d = w.digest();
+    expect(d).toBe(digestOf('abc'));
+    expect(w.digest()).toBe(d);
+    await expect(w.write(Buffer.from('more'))).rejects.toThrow(/write after digest/);
+    await w.commit(3, d);
+    expect(await store.info(d)).toEqual({ digest: d, size: 3 });
+  });
+
   it('treats an existing blob as success (content addressed)', async () => {
     const a = await store.put(Buffer.from('same'), MediaTypes.OCI_CONFIG);
     const b = await store.put(Buffer.from('same'), MediaTypes.OCI_CONFIG);
