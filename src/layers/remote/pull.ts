@@ -17,6 +17,7 @@ import { parsePlatform, platformMatches, platformString, PlatformNotFoundError }
 import { Keychain, type Authenticator } from './auth.js';
 import { ProtocolError } from './errors.js';
 import { ResumableIngest } from './ingest.js';
+import { recordSources } from './sources.js';
 import { BlobMeter, type PullEvent } from './progress.js';
 import {
   RegistrySession,
@@ -343,6 +344,7 @@ export async function pullImage(store: OciStore, refInput: string, o: PullOption
       ...(image.descriptor.platform ? { platform: image.descriptor.platform } : {}),
     };
     await store.tag(display, tagged);
+    await recordSources(store.root, [manifest.config.digest, ...layers.map((l) => l.digest)], ref.registry, ref.repository).catch(() => {});
     o.onProgress?.({ type: 'done', ref: display, digest: tagged.digest });
     return tagged;
   } finally {

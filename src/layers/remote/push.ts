@@ -24,6 +24,7 @@ import { findImage, type LoadedImage } from '../image.js';
 import { RegistryError, ProtocolError } from './errors.js';
 import { BlobMeter, type PushEvent } from './progress.js';
 import { sessionFor, type RemoteOptions } from './pull.js';
+import { recordSources, sourcesOf } from './sources.js';
 import {
   describeNetworkError,
   isRetryableNetworkError,
@@ -71,6 +72,7 @@ const REFUSED = new Set([400, 405, 411, 413, 416, 501]);
 interface UploadCtx {
   store: OciStore;
   client: RegistryClient;
+  registry: string;
   repo: string;
   scopes: string[];
   mountFrom: string[];
@@ -183,7 +185,8 @@ async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter): Prom
     return 'exists';
   }
   let loc: URL | undefined;
-  for (const from of ctx.mountFrom) {
+  const known = await sourcesOf(ctx.store.root, d.digest, ctx.registry);
+  for (const from of [...new Set([...ctx.mountFrom, ...known])]) {
     if (from === ctx.repo) continue;
     try {
       loc = await startUpload(ctx, d, from);
@@ -319,6 +322,7 @@ export async function pushImage(store: OciStore, src: string, dest?: string, o: 
     const ctx: UploadCtx = {
       store,
       client,
+      registry: destRef.registry,
       repo: destRef.repository,
       scopes,
       mountFrom,
@@ -357,6 +361,7 @@ export async function pushImage(store: OciStore, src: string, dest?: string, o: 
     throwIfAborted(signal);
     const reference = destRef.tag ?? destRef.digest ?? 'latest';
     await putManifest(client, destRef.repository, reference, raw, img.descriptor.mediaType, digest, scopes, signal);
+    await recordSources(store.root, blobs.map((b) => b.d.digest), destRef.registry, destRef.repository).catch(() => {});
     o.onProgress?.({ type: 'manifest', ref: display, digest, size: raw.length });
     o.onProgress?.({ type: 'done', ref: display, digest });
     return { mediaType: img.descriptor.mediaType, digest, size: raw.length };

@@ -215,7 +215,9 @@ describe('resume and retry', () => {
 describe('uploads', () => {
   it('uses chunked uploads above the threshold', async () => {
     proxy.reset();
-    const d = await pushImage(src, BUSYBOX_REF, `${proxy.host}/faults/chunked:1`, { session: testSession(), compression: 'none', chunkThreshold: 1000, chunkSize: 512 * 1024 });
+    const fresh = await emptyStore(); // no source records, so nothing can be mounted
+    await ensureBusybox(fresh.root);
+    const d = await pushImage(fresh, BUSYBOX_REF, `${proxy.host}/faults/chunked:1`, { session: testSession(), compression: 'none', chunkThreshold: 1000, chunkSize: 512 * 1024 });
     expect(d.digest).toBe(pushed.digest);
     expect(proxy.seen.filter((r) => r.method === 'PATCH').length).toBeGreaterThanOrEqual(Math.ceil(layer.size / (512 * 1024)));
     const back = await pullImage(await emptyStore(), `${reg.host}/faults/chunked:1`, { session: testSession() });
@@ -225,7 +227,9 @@ describe('uploads', () => {
   it('falls back to a monolithic upload when the registry refuses PATCH', async () => {
     proxy.reset();
     proxy.rule = (r) => (r.method === 'PATCH' ? { kind: 'respond', status: 405, body: '{"errors":[{"code":"UNSUPPORTED","message":"no chunks here"}]}' } : undefined);
-    const d = await pushImage(src, BUSYBOX_REF, `${proxy.host}/faults/mono:1`, { session: testSession(), compression: 'none', chunkThreshold: 1000 });
+    const fresh = await emptyStore();
+    await ensureBusybox(fresh.root);
+    const d = await pushImage(fresh, BUSYBOX_REF, `${proxy.host}/faults/mono:1`, { session: testSession(), compression: 'none', chunkThreshold: 1000 });
     proxy.rule = () => undefined;
     expect(d.digest).toBe(pushed.digest);
     expect(proxy.seen.some((r) => r.method === 'PATCH' && r.status === 405)).toBe(true);
@@ -240,6 +244,21 @@ describe('uploads', () => {
     expect(d.digest).toBe(pushed.digest);
     expect(events.filter((e) => e.type === 'blob' && e.phase === 'mounted').length).toBe(2);
     expect(events.some((e) => e.type === 'blob' && e.phase === 'transfer')).toBe(false);
+  });
+});
+
+describe('blob sources', () => {
+  it('remembers where pulled blobs came from and mounts them when pushing under another name', async () => {
+    const store = await emptyStore();
+    const d = await pullImage(store, `${reg.host}/faults/bb:1`, { session: testSession() });
+    // a local name on another registry: the image ref gives no mount source, the record does
+    await store.tag('docker.io/library/renamed:1', d);
+    const events: TransferEvent[] = [];
+    const p = await pushImage(store, 'renamed:1', `${reg.host}/elsewhere/renamed:1`, { session: testSession(), compression: 'none', onProgress: (e) => events.push(e) });
+    expect(p.digest).toBe(d.digest);
+    expect(events.filter((e) => e.type === 'blob' && e.phase === 'mounted').length).toBe(2);
+    const { sourcesOf } = await import('../../../src/layers/remote/sources.js');
+    expect(await sourcesOf(store.root, layer.digest, reg.host)).toEqual(['elsewhere/renamed', 'faults/bb']);
   });
 });
 

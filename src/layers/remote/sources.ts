@@ -1,0 +1,46 @@
+/**
+ * Where blobs came from: for each blob, the repositories of each registry known to hold it
+ * (containerd keeps the same as `containerd.io/distribution.source.<registry>` labels). Pulls and
+ * pushes record them; a push to another repository of the same registry then mounts the blob
+ * instead of uploading it — which is what makes `build --push` of an image on a pulled base cheap.
+ * Stored as `<root>/remote/sources/<alg>/<hex>.json` = `{ "<registry>": ["repo", ...] }`; the
+ * records are hints (a lost update only costs an upload), so they are written without a lock.
+ */
+import { readFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { algorithmOf, hexOf, type Digest } from '../digest.js';
+import { writeFileAtomic } from '../atomic.js';
+
+/** Repositories remembered per registry and blob (most recent first). */
+const KEEP = 8;
+
+function sourcePath(root: string, d: Digest): string {
+  return join(root, 'remote', 'sources', algorithmOf(d), `${hexOf(d)}.json`);
+}
+
+async function readSources(root: string, d: Digest): Promise<Record<string, string[]>> {
+  try {
+    const doc = JSON.parse(await readFile(sourcePath(root, d), 'utf8')) as unknown;
+    return typeof doc === 'object' && doc !== null ? (doc as Record<string, string[]>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Repositories on `registry` known to hold blob `d`. */
+export async function sourcesOf(root: string, d: Digest, registry: string): Promise<string[]> {
+  const repos = (await readSources(root, d))[registry];
+  return Array.isArray(repos) ? repos.filter((r) => typeof r === 'string') : [];
+}
+
+/** Remembers that `registry/repo` holds these blobs. */
+export async function recordSources(root: string, digests: Iterable<Digest>, registry: string, repo: string): Promise<void> {
+  for (const d of new Set(digests)) {
+    const doc = await readSources(root, d);
+    const before = doc[registry] ?? [];
+    if (before[0] === repo) continue;
+    doc[registry] = [repo, ...before.filter((r) => r !== repo)].slice(0, KEEP);
+    await mkdir(join(root, 'remote', 'sources', algorithmOf(d)), { recursive: true });
+    await writeFileAtomic(sourcePath(root, d), JSON.stringify(doc));
+  }
+}
