@@ -126,7 +126,7 @@ describe('host integration', () => {
     // The caller runs as nobody; the overlay upper dir is its own, the lower dir is root's.
     chmodSync(box.dir, 0o755);
     const ov = join(box.dir, 'ov');
-    for (const d of ['', 'up', 'work']) {
+    for (const d of ['', 'up', 'work', 'tmp']) {
       mkdirSync(join(ov, d), { recursive: true });
       chownSync(join(ov, d), 65534, 65534);
     }
@@ -143,7 +143,7 @@ describe('host integration', () => {
     const r = spawnSync(
       'setpriv',
       ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', script],
-      { cwd: repo, encoding: 'utf8', env: { ...process.env, HOME: box.dir }, timeout: 30_000 },
+      { cwd: repo, encoding: 'utf8', env: { ...process.env, HOME: join(ov, 'tmp'), TMPDIR: join(ov, 'tmp') }, timeout: 30_000 },
     );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
