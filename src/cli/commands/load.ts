@@ -38,7 +38,7 @@ export default function register(program: Command, ctx: CliContext): void {
       const { loadImage, writeManifest, imageId } = await import('../../layers/image.js');
       const { parseReference, formatReference, familiarReference } = await import('../../layers/reference.js');
       const { MediaTypes, isIndex, isImage, layerMediaType } = await import('../../layers/media-types.js');
-      const { parseDigest, isDigest, digestOf, createHasher, HashingTransform } = await import('../../layers/digest.js');
+      const { parseDigest, isDigest, digestOf, HashingTransform } = await import('../../layers/digest.js');
       const { DigestMismatchError, SizeMismatchError, BlobNotFoundError } = await import('../../layers/errors.js');
       const { InvalidArgumentError } = await import('../../errors.js');
       const { pipeline } = await import('node:stream/promises');
@@ -79,14 +79,10 @@ export default function register(program: Command, ctx: CliContext): void {
             return;
           }
           const w = await store.writer(name, named ? { expected: named, total: size } : { total: size });
-          // Our own hash: BlobWriter.digest() finalizes the writer's, and commit() must re-verify.
-          const h = createHasher('sha256');
           try {
-            for await (const c of stream) {
-              h.update(c as Buffer);
-              await w.write(c as Buffer);
-            }
-            const digest = named ?? h.digest();
+            for await (const c of stream) await w.write(c as Buffer);
+            // A member named by digest is verified against that name at commit; others are named by what they hash to.
+            const digest = named ?? w.digest();
             try {
               await w.commit(w.offset, digest);
             } catch (e) {
