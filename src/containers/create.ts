@@ -71,6 +71,8 @@ export interface CreateOptions {
   autoRemove?: boolean;
   /** Environment `-e NAME` (without a value) is taken from. */
   hostEnv?: NodeJS.ProcessEnv;
+  /** An already open snapshotter of this root (saves re-opening it). */
+  snapshotter?: OverlaySnapshotter;
   signal?: AbortSignal;
 }
 
@@ -118,7 +120,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const workdir = o.workdir ?? (cfg.WorkingDir || '/');
   if (!workdir.startsWith('/')) throw new InvalidArgumentError(`the working directory ${JSON.stringify(workdir)} is not absolute`);
 
-  const sn = await OverlaySnapshotter.open(overlayRoot(root), { signal: o.signal });
+  const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root), { signal: o.signal }));
   const top = await unpackImage(store, sn, img.manifest.layers, img.config.rootfs.diff_ids, { signal: o.signal });
 
   // Reserve the name and the directory first, so a concurrent create with the same name fails.

@@ -41,6 +41,8 @@ export interface LifecycleOptions {
   cgroupRoot?: string;
   /** Host-wide network lease dir; default /run/imgbuild/network. */
   networkStateDir?: string;
+  /** An already open snapshotter of this root (saves re-opening it). */
+  snapshotter?: OverlaySnapshotter;
   signal?: AbortSignal;
 }
 
@@ -66,11 +68,18 @@ async function cgroupOf(rec: ContainerRecord, o: LifecycleOptions): Promise<Cgro
 async function acquireResources(root: string, rec: ContainerRecord, o: LifecycleOptions): Promise<SandboxSpec> {
   const spec = JSON.parse(await readFile(specPath(root, rec.id), 'utf8')) as SandboxSpec;
   const h = rec.hostConfig;
-  const cg = await Cgroup.create(rec.id, { memory: h.memory, cpus: h.cpus, pidsLimit: h.pidsLimit }, { cgroupRoot: o.cgroupRoot });
-  rec.cgroup = { version: cg.version, paths: cg.paths };
+  // Independent kernel objects: create them at once; on failure the caller releases both.
+  const [cgr, netr] = await Promise.allSettled([
+    Cgroup.create(rec.id, { memory: h.memory, cpus: h.cpus, pidsLimit: h.pidsLimit }, { cgroupRoot: o.cgroupRoot }),
+    setupNetwork(rec.id, h.networkMode, { stateDir: o.networkStateDir, signal: o.signal }),
+  ]);
+  if (netr.status === 'fulfilled') rec.network = netr.value;
+  if (cgr.status === 'fulfilled') rec.cgroup = { version: cgr.value.version, paths: cgr.value.paths };
+  if (cgr.status === 'rejected') throw cgr.reason;
+  if (netr.status === 'rejected') throw netr.reason;
+  const cg = cgr.value;
+  const net = netr.value;
   spec.cgroupPaths = cg.paths;
-  const net = await setupNetwork(rec.id, h.networkMode, { stateDir: o.networkStateDir, signal: o.signal });
-  rec.network = net;
   if (net.netnsPath) {
     spec.netnsPath = net.netnsPath;
     spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
@@ -97,23 +106,22 @@ async function releaseResources(rec: ContainerRecord, o: LifecycleOptions): Prom
       // already gone
     }
   }
-  try {
-    const cg = await cgroupOf(rec, o);
-    if (await cg.exists()) {
-      await cg.kill('SIGKILL');
-      await cg.remove();
-    }
-  } catch (e) {
-    errors.push(e);
-  }
-  try {
-    const mode = rec.hostConfig?.networkMode;
-    await teardownNetwork(rec.id, rec.network ?? (mode && mode !== 'host' ? { mode } : undefined), {
-      stateDir: o.networkStateDir,
-    });
-  } catch (e) {
-    errors.push(e);
-  }
+  // The cgroup and the network are independent: take both down at once.
+  await Promise.all([
+    (async () => {
+      const cg = await cgroupOf(rec, o);
+      if (await cg.exists()) {
+        await cg.kill('SIGKILL');
+        await cg.remove();
+      }
+    })().catch((e: unknown) => void errors.push(e)),
+    (async () => {
+      const mode = rec.hostConfig?.networkMode;
+      await teardownNetwork(rec.id, rec.network ?? (mode && mode !== 'host' ? { mode } : undefined), {
+        stateDir: o.networkStateDir,
+      });
+    })().catch((e: unknown) => void errors.push(e)),
+  ]);
   if (errors.length > 0) throw errors[0];
 }
 
@@ -433,7 +441,7 @@ export async function removeContainer(root: string, nameOrId: string, o: Lifecyc
   for (let i = 0; i < 100 && rec.state.monitorPid !== process.pid && (await isSameProcess(rec.state.monitorPid, rec.state.monitorStartTime)); i++) {
     await sleep(20);
   }
-  const sn = await OverlaySnapshotter.open(overlayRoot(root));
+  const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root)));
   await sn.remove(rec.snapshotKey ?? snapshotKey(rec.id)).catch((e: unknown) => {
     if ((e as { code?: string }).code !== 'NOT_FOUND') throw e;
   });

@@ -126,8 +126,11 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   const lc = await import('../../containers/lifecycle.js');
   const { parseMemory } = await import('../../runner/cgroups.js');
   if (f.detach && f.interactive) throw withRunStatus(new InvalidArgumentError('-d cannot be combined with -i (there is no terminal to attach)'));
+  const { OverlaySnapshotter } = await import('../../overlay/overlay.js');
+  const { overlayRoot } = await import('../../containers/create.js');
   const store = await ctx.store();
   const root = ctx.root();
+  const snapshotter = await OverlaySnapshotter.open(overlayRoot(root), { signal: ctx.signal });
   let containerId: string | undefined;
   const unguard = guardSignals(() => {
     if (containerId) void lc.killContainer(root, containerId, 'SIGKILL').catch(() => {});
@@ -167,6 +170,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
         ulimits: f.ulimit,
         autoRemove: f.rm,
         hostEnv: ctx.env,
+        snapshotter,
         signal: ctx.signal,
       });
     } catch (e) {
@@ -178,7 +182,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
       try {
         await lc.startContainer(store, id, { signal: ctx.signal });
       } catch (e) {
-        if (f.rm) await lc.removeContainer(root, id, { force: true }).catch(() => {});
+        if (f.rm) await lc.removeContainer(root, id, { force: true, snapshotter }).catch(() => {});
         throw withRunStatus(e);
       }
       ctx.stdout.write(`${id}\n`);
@@ -209,7 +213,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
     } finally {
       if (rawTty) process.stdin.setRawMode(false);
       if (stdin) stdin.pause();
-      if (f.rm) await lc.removeContainer(root, id, { force: true }).catch((e: unknown) => ctx.stderr.write(`imgbuild: removing ${id.slice(0, 12)}: ${(e as Error).message}\n`));
+      if (f.rm) await lc.removeContainer(root, id, { force: true, snapshotter }).catch((e: unknown) => ctx.stderr.write(`imgbuild: removing ${id.slice(0, 12)}: ${(e as Error).message}\n`));
     }
     if (status.exitCode !== 0) throw new ExitError(status.exitCode);
   }
