@@ -139,6 +139,41 @@ describe('we read what skopeo pushes', () => {
   });
 });
 
+describe('image indexes', () => {
+  it('pushes a stored index: images by digest, then the index by tag', async () => {
+    const store = await fresh();
+    await ensureBusybox(store.root);
+    const img = await loadImage(store, (await store.resolve(BUSYBOX_REF))!);
+    const cfg = await store.put(Buffer.from(JSON.stringify({ ...img.config, architecture: 'arm64', variant: 'v8' })), MediaTypes.OCI_CONFIG);
+    const arm = await store.put(Buffer.from(JSON.stringify({ ...img.manifest, config: cfg })), MediaTypes.OCI_MANIFEST);
+    const index: Index = {
+      schemaVersion: 2,
+      mediaType: MediaTypes.OCI_INDEX,
+      manifests: [
+        { ...img.descriptor, platform: { os: 'linux', architecture: 'amd64' } },
+        { ...arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+      ],
+    };
+    const ix = await store.put(Buffer.from(JSON.stringify(index)), MediaTypes.OCI_INDEX);
+    await store.tag('docker.io/library/multi:1', ix);
+
+    // unchanged layers: the index goes out byte for byte
+    const same = await pushImage(store, 'multi:1', `${reg.host}/interop/multi-ours:1`, { session: testSession(), compression: 'none' });
+    expect(same).toEqual({ mediaType: MediaTypes.OCI_INDEX, digest: ix.digest, size: ix.size });
+    const raw = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/interop/multi-ours:1`])) as Index;
+    expect(raw.manifests.map((m) => m.digest)).toEqual([img.descriptor.digest, arm.digest]);
+
+    // gzip conversion rewrites both images and the index that names them
+    const gz = await pushImage(store, 'multi:1', `${reg.host}/interop/multi-gz:1`, { session: testSession() });
+    expect(gz.digest).not.toBe(ix.digest);
+    const back = await fresh();
+    const a = await pullImage(back, `${reg.host}/interop/multi-gz:1`, { session: testSession(), platform: 'linux/arm64' });
+    expect((await loadImage(back, a)).config.architecture).toBe('arm64');
+    expect((await loadImage(back, a)).manifest.layers[0]!.mediaType).toBe(MediaTypes.OCI_LAYER_GZIP);
+    await validateStoredImage(back, a);
+  });
+});
+
 describe('podman', () => {
   it('pulls and runs what we pushed', async () => {
     const d = await pushImage(src, BUSYBOX_REF, `${reg.host}/interop/podman:1`, { session: testSession() });

@@ -14,13 +14,13 @@ import { createReadStream } from 'node:fs';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import pLimit from 'p-limit';
 import { createHasher, type Digest } from '../digest.js';
-import { isIndex, layerCompression, MediaTypes, type Compression } from '../media-types.js';
+import { isImage, layerCompression, MediaTypes, type Compression } from '../media-types.js';
 import { formatReference, parseReference, type Reference } from '../reference.js';
 import type { OciStore } from '../store.js';
-import type { Descriptor, Manifest } from '../types.js';
+import type { Descriptor, Index, Manifest } from '../types.js';
 import { DigestMismatchError } from '../errors.js';
 import { AbortedError, InvalidArgumentError, throwIfAborted } from '../../errors.js';
-import { findImage, type LoadedImage } from '../image.js';
+import { findImage, loadImage, type LoadedImage } from '../image.js';
 import { RegistryError, ProtocolError } from './errors.js';
 import { BlobMeter, type PushEvent } from './progress.js';
 import { sessionFor, type RemoteOptions } from './pull.js';
@@ -276,9 +276,103 @@ async function putManifest(client: RegistryClient, repo: string, reference: stri
   }
 }
 
+interface PushTarget {
+  store: OciStore;
+  client: RegistryClient;
+  destRef: Reference;
+  display: string;
+  scopes: string[];
+  mountFrom: string[];
+  attempts: number;
+  o: PushOptions;
+}
+
+/** The bytes and digest of an image manifest as it will be pushed (after layer conversion). */
+async function prepareImage(store: OciStore, img: LoadedImage, o: PushOptions): Promise<{ raw: Buffer; digest: Digest; layers: Descriptor[] }> {
+  const { layers, changed } = await prepareLayers(store, img, o);
+  let raw = img.rawManifest;
+  if (changed) {
+    const m: Manifest = { ...img.manifest, layers };
+    raw = Buffer.from(JSON.stringify(m));
+  }
+  const h = createHasher('sha256');
+  h.update(raw);
+  return { raw, digest: h.digest(), layers };
+}
+
+/** Uploads an image's blobs, then PUTs its manifest under `reference` (a tag or its digest). */
+async function pushPrepared(t: PushTarget, img: LoadedImage, prep: { raw: Buffer; digest: Digest; layers: Descriptor[] }, reference: string): Promise<Descriptor> {
+  const { store, o } = t;
+  const signal = o.signal;
+  const ctx: UploadCtx = {
+    store,
+    client: t.client,
+    registry: t.destRef.registry,
+    repo: t.destRef.repository,
+    scopes: t.scopes,
+    mountFrom: t.mountFrom,
+    chunkThreshold: o.chunkThreshold ?? 256 * 1024 * 1024,
+    chunkSize: Math.max(1, o.chunkSize ?? 32 * 1024 * 1024),
+    attempts: t.attempts,
+    refused: new Set(),
+    ...(signal ? { signal } : {}),
+  };
+  const limit = pLimit(Math.max(1, o.concurrency ?? 5));
+  const seen = new Set<string>();
+  const blobs: { d: Descriptor; kind: 'layer' | 'config' }[] = [
+    ...prep.layers.filter((l) => (seen.has(l.digest) ? false : (seen.add(l.digest), true))).map((d) => ({ d, kind: 'layer' as const })),
+    { d: img.manifest.config, kind: 'config' as const },
+  ];
+  for (const b of blobs) {
+    const info = await store.info(b.d.digest);
+    if (!info) throw new InvalidArgumentError(`blob ${b.d.digest} of ${img.ref ?? img.descriptor.digest} is missing from the store`);
+    if (info.size !== b.d.size) throw new InvalidArgumentError(`blob ${b.d.digest} is ${info.size} bytes in the store, manifest says ${b.d.size}`);
+  }
+  try {
+    await Promise.all(
+      blobs.map((b) =>
+        limit(async () => {
+          const meter = new BlobMeter(o.onProgress, b.kind, b.d.digest, b.d.size);
+          meter.phase('waiting');
+          if ((await uploadBlob(ctx, b.d, meter)) === 'uploaded') meter.phase('done', b.d.size);
+        }),
+      ),
+    );
+  } catch (e) {
+    limit.clearQueue();
+    if (signal?.aborted && !(e instanceof AbortedError)) throw new AbortedError('operation aborted', { cause: signal.reason });
+    throw e;
+  }
+  throwIfAborted(signal);
+  await putManifest(t.client, t.destRef.repository, reference, prep.raw, img.descriptor.mediaType, prep.digest, t.scopes, signal);
+  await recordSources(store.root, blobs.map((b) => b.d.digest), t.destRef.registry, t.destRef.repository).catch(() => {});
+  return { mediaType: img.descriptor.mediaType, digest: prep.digest, size: prep.raw.length };
+}
+
+/** The index `img` was found through, when every image it lists is complete in the store. */
+async function completeIndex(store: OciStore, img: LoadedImage): Promise<{ raw: Buffer; index: Index; children: LoadedImage[] } | undefined> {
+  if (!img.indexDescriptor) return undefined;
+  const raw = await store.read(img.indexDescriptor);
+  const index = JSON.parse(raw.toString('utf8')) as Index;
+  const children: LoadedImage[] = [];
+  for (const m of index.manifests ?? []) {
+    if (!isImage(m.mediaType)) return undefined;
+    try {
+      const child = await loadImage(store, m);
+      for (const l of child.manifest.layers) if (!(await store.info(l.digest))) return undefined;
+      children.push(child);
+    } catch {
+      return undefined; // a platform not pulled: push only the selected image
+    }
+  }
+  return { raw, index, children };
+}
+
 /**
  * Pushes the stored image `src` (anything `findImage` accepts) to `dest` (default: `src`'s own
- * name). Returns the descriptor of the manifest as pushed.
+ * name). When `src` names an image index whose images are all in the store, every image is pushed
+ * by digest and then the index by tag; otherwise the selected platform's image is pushed.
+ * Returns the descriptor of the top manifest as pushed.
  */
 export async function pushImage(store: OciStore, src: string, dest?: string, o: PushOptions = {}): Promise<Descriptor> {
   const img = await findImage(store, src);
@@ -286,26 +380,10 @@ export async function pushImage(store: OciStore, src: string, dest?: string, o: 
   if (dest !== undefined) destRef = parseReference(dest);
   else if (img.ref) destRef = parseReference(img.ref);
   else throw new InvalidArgumentError(`${src} has no name to push to; give a destination reference`);
-  if (isIndex(img.descriptor.mediaType)) throw new InvalidArgumentError(`${src}: pushing an image index is not supported`);
   const display = formatReference(destRef);
   const { session, owned } = sessionFor(o);
-  const signal = o.signal;
   try {
     const client = session.client(destRef.registry, o.insecure !== undefined ? { insecure: o.insecure } : {});
-    const { layers, changed } = await prepareLayers(store, img, o);
-    let raw = img.rawManifest;
-    if (changed) {
-      const m: Manifest = { ...img.manifest, layers };
-      raw = Buffer.from(JSON.stringify(m));
-    }
-    const h = createHasher('sha256');
-    h.update(raw);
-    const digest = h.digest();
-    if (destRef.digest && destRef.digest !== digest) {
-      throw new InvalidArgumentError(`cannot push to ${display}: the manifest to push has digest ${digest}`);
-    }
-    o.onProgress?.({ type: 'resolved', ref: display, digest, mediaType: img.descriptor.mediaType, blobs: layers.length + 1 });
-
     const mountFrom: string[] = [];
     const addMount = (r: string): void => {
       try {
@@ -317,54 +395,51 @@ export async function pushImage(store: OciStore, src: string, dest?: string, o: 
     };
     if (img.ref) addMount(img.ref);
     for (const r of o.mountFrom ?? []) addMount(r.includes('/') && r.split('/')[0]!.match(/[.:]/) ? r : `${destRef.registry}/${r}`);
-
-    const scopes = [repositoryScope(destRef.repository, ['pull', 'push'])];
-    const ctx: UploadCtx = {
+    const t: PushTarget = {
       store,
       client,
-      registry: destRef.registry,
-      repo: destRef.repository,
-      scopes,
+      destRef,
+      display,
+      scopes: [repositoryScope(destRef.repository, ['pull', 'push'])],
       mountFrom,
-      chunkThreshold: o.chunkThreshold ?? 256 * 1024 * 1024,
-      chunkSize: Math.max(1, o.chunkSize ?? 32 * 1024 * 1024),
       attempts: session.retry.attempts,
-      refused: new Set(),
-      ...(signal ? { signal } : {}),
+      o,
     };
-    const limit = pLimit(Math.max(1, o.concurrency ?? 5));
-    const seen = new Set<string>();
-    const blobs: { d: Descriptor; kind: 'layer' | 'config' }[] = [
-      ...layers.filter((l) => (seen.has(l.digest) ? false : (seen.add(l.digest), true))).map((d) => ({ d, kind: 'layer' as const })),
-      { d: img.manifest.config, kind: 'config' as const },
-    ];
-    for (const b of blobs) {
-      const info = await store.info(b.d.digest);
-      if (!info) throw new InvalidArgumentError(`blob ${b.d.digest} of ${src} is missing from the store`);
-      if (info.size !== b.d.size) throw new InvalidArgumentError(`blob ${b.d.digest} is ${info.size} bytes in the store, manifest says ${b.d.size}`);
-    }
-    try {
-      await Promise.all(
-        blobs.map((b) =>
-          limit(async () => {
-            const meter = new BlobMeter(o.onProgress, b.kind, b.d.digest, b.d.size);
-            meter.phase('waiting');
-            if ((await uploadBlob(ctx, b.d, meter)) === 'uploaded') meter.phase('done', b.d.size);
-          }),
-        ),
-      );
-    } catch (e) {
-      limit.clearQueue();
-      if (signal?.aborted && !(e instanceof AbortedError)) throw new AbortedError('operation aborted', { cause: signal.reason });
-      throw e;
-    }
-    throwIfAborted(signal);
     const reference = destRef.tag ?? destRef.digest ?? 'latest';
-    await putManifest(client, destRef.repository, reference, raw, img.descriptor.mediaType, digest, scopes, signal);
-    await recordSources(store.root, blobs.map((b) => b.d.digest), destRef.registry, destRef.repository).catch(() => {});
-    o.onProgress?.({ type: 'manifest', ref: display, digest, size: raw.length });
-    o.onProgress?.({ type: 'done', ref: display, digest });
-    return { mediaType: img.descriptor.mediaType, digest, size: raw.length };
+
+    const tree = await completeIndex(store, img);
+    if (tree) {
+      const pushedChildren: Descriptor[] = [];
+      let changed = false;
+      for (const [i, child] of tree.children.entries()) {
+        const prep = await prepareImage(store, child, o);
+        const entry = tree.index.manifests[i]!;
+        if (i === 0) o.onProgress?.({ type: 'resolved', ref: display, digest: img.indexDescriptor!.digest, mediaType: img.indexDescriptor!.mediaType, blobs: prep.layers.length + 1 });
+        const d = await pushPrepared(t, child, prep, prep.digest);
+        if (d.digest !== entry.digest || d.size !== entry.size) changed = true;
+        pushedChildren.push({ ...entry, digest: d.digest, size: d.size });
+      }
+      const raw = changed ? Buffer.from(JSON.stringify({ ...tree.index, manifests: pushedChildren })) : tree.raw;
+      const h = createHasher('sha256');
+      h.update(raw);
+      const digest = h.digest();
+      if (destRef.digest && destRef.digest !== digest) throw new InvalidArgumentError(`cannot push to ${display}: the index to push has digest ${digest}`);
+      const mediaType = tree.index.mediaType ?? img.indexDescriptor!.mediaType;
+      await putManifest(client, destRef.repository, reference, raw, mediaType, digest, t.scopes, o.signal);
+      o.onProgress?.({ type: 'manifest', ref: display, digest, size: raw.length });
+      o.onProgress?.({ type: 'done', ref: display, digest });
+      return { mediaType, digest, size: raw.length };
+    }
+
+    const prep = await prepareImage(store, img, o);
+    if (destRef.digest && destRef.digest !== prep.digest) {
+      throw new InvalidArgumentError(`cannot push to ${display}: the manifest to push has digest ${prep.digest}`);
+    }
+    o.onProgress?.({ type: 'resolved', ref: display, digest: prep.digest, mediaType: img.descriptor.mediaType, blobs: prep.layers.length + 1 });
+    const d = await pushPrepared(t, img, prep, reference);
+    o.onProgress?.({ type: 'manifest', ref: display, digest: d.digest, size: d.size });
+    o.onProgress?.({ type: 'done', ref: display, digest: d.digest });
+    return d;
   } finally {
     if (owned) await session.close();
   }
