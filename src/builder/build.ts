@@ -4,7 +4,7 @@
  * the store (uncompressed layers unless `compression` says otherwise), tag it, and optionally
  * export it as an OCI layout.
  */
-import { copyFile, mkdir, readFile, rm, writeFile, link } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, rm, writeFile, link } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import pLimit from 'p-limit';
@@ -137,6 +137,33 @@ export async function writeOciLayout(store: OciStore, desc: Descriptor, dest: st
   await writeFile(join(dest, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: [entry] }));
 }
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes scratch dirs of builds whose process is gone (unmounting anything left there first). */
+async function removeStaleTmp(base: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(base);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const pid = Number(n.split('-')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || isAlive(pid)) continue;
+    const dir = join(base, n);
+    const { mountPointsUnder, unmount } = await import('../overlay/mount.js');
+    if ((await mountPointsUnder(dir)).length) await unmount(dir).catch(() => {});
+    if ((await mountPointsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
 export async function build(o: BuildOptions): Promise<BuildResult> {
   const signal = o.signal;
   const store = await OciStore.open(o.root);
@@ -158,7 +185,9 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   const target = o.target !== undefined ? findStage(df.stages, o.target) : df.stages[df.stages.length - 1];
   if (!target) throw new StageNotFoundError(o.target ?? '');
 
-  const tmpDir = join(o.root, 'cache', 'build', 'tmp', `${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmpBase = join(o.root, 'cache', 'build', 'tmp');
+  await removeStaleTmp(tmpBase);
+  const tmpDir = join(tmpBase, `${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(tmpDir, { recursive: true });
   const context = await openContext(o.contextDir ? resolve(o.contextDir) : undefined, {
     cacheDir: join(o.root, 'cache', 'build'),

@@ -30,6 +30,7 @@ import type { Add, Arg, Copy, Dockerfile, Healthcheck, Instruction, Run, Stage, 
 import { expandInstruction } from './instructions.js';
 import { processWord, lex, type EnvGetter, type EscapeChar } from './shell-lex.js';
 import { BuildCache, stepKey, type StepKeyParts } from './cache.js';
+import { isProxyArg } from './platform.js';
 import type { BuildContext } from './context.js';
 import { applyCopy, parseChmod, planCopy, planDigest, type CopyPlan, type SourceTree } from './copy.js';
 import { resolveChown, resolveProcessUser, resolveInRoot } from './fs-root.js';
@@ -446,7 +447,9 @@ async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> 
   });
   const workdir = s.image.config.config?.WorkingDir || '/';
   const userSpec = s.image.config.config?.User ?? '';
-  const stepEnv = runEnv(s);
+  // Proxy build args reach RUN without an ARG line and stay out of history and cache keys (BuildKit).
+  const proxyEnv = [...env.buildArgs].filter(([k]) => isProxyArg(k) && !s.args.has(k)).map(([k, v]) => `${k}=${v}`);
+  const stepEnv = [...runEnv(s), ...proxyEnv];
   // Mount targets are placeholders in the snapshot's init layer, so the sandbox creating them
   // never leaves empty dirs or files in the step's layer.
   const mountInit = await mountPlaceholders(ins, workdir, env.context.dir);
