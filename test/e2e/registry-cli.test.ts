@@ -90,6 +90,7 @@ describe('login, push, pull, logout', () => {
     expect(lines.at(-1)).toBe(`${reg.host}/cli/bb:1`);
     const second = await runCli(['pull', `${reg.host}/cli/bb:1`], { root, env });
     expect(second.stdout).toMatch(/Already exists/);
+    expect(second.stdout).toContain(`Status: Image is up to date for ${reg.host}/cli/bb:1`);
   });
 
   it('pull of a missing tag names MANIFEST_UNKNOWN', async () => {

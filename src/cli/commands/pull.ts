@@ -24,6 +24,7 @@ export default function register(program: Command, ctx: CliContext): void {
       ]);
       const full = formatReference(parseReference(ref));
       const store = await ctx.store();
+      const before = await store.resolve(full);
       const quiet = Boolean(flags.quiet);
       if (!quiet) ctx.stdout.write(`Pulling ${full}\n`);
       const r = createTransferRenderer({ out: ctx.stdout, isTTY: ctx.isTTY, quiet, direction: 'pull' });
@@ -43,6 +44,7 @@ export default function register(program: Command, ctx: CliContext): void {
         ctx.stdout.write(`${full}\n`);
         return;
       }
-      ctx.stdout.write(`Digest: ${desc.digest}\nStatus: Downloaded ${full}\n${full}\n`);
+      const status = before?.digest === desc.digest ? `Image is up to date for ${full}` : `Downloaded ${full}`;
+      ctx.stdout.write(`Digest: ${desc.digest}\nStatus: ${status}\n${full}\n`);
     });
 }

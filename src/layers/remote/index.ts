@@ -5,3 +5,4 @@ export { Keychain, StaticAuthenticator, anonymous, dockerConfigPath, configKey, 
 export { RegistrySession, RegistryClient, parseChallenges, repositoryScope, type SessionOptions } from './transport.js';
 export { RegistryError, AuthError, ProtocolError, TransportError, CredentialHelperError, OCI_ERROR_CODES, type OciErrorCode } from './errors.js';
 export type { TransferEvent, PullEvent, PushEvent } from './progress.js';
+export { sourcesOf, recordSources } from './sources.js';
