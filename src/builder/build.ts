@@ -164,6 +164,46 @@ async function removeStaleTmp(base: string): Promise<void> {
   }
 }
 
+/**
+ * Writes the image as a tar: `oci` = an OCI image layout in a tar; `docker` = the `docker save`
+ * format (manifest.json with Config/RepoTags/Layers) which also carries oci-layout and
+ * index.json, as `docker save` does since Docker 25, so either loader accepts it.
+ */
+export async function writeImageTar(store: OciStore, desc: Descriptor, dest: string, type: 'oci' | 'docker', tags: string[]): Promise<void> {
+  const tar = (await import('tar-stream')).default;
+  const { createReadStream, createWriteStream } = await import('node:fs');
+  const { pipeline } = await import('node:stream/promises');
+  const manifest = JSON.parse((await store.read(desc)).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
+  const pack = tar.pack();
+  const out = createWriteStream(`${dest}.tmp`);
+  const done = pipeline(pack, out);
+  const mtime = new Date(0);
+  const addBuffer = (name: string, data: Buffer): Promise<void> =>
+    new Promise((res, rej) => pack.entry({ name, mode: 0o644, mtime, size: data.length }, data, (e) => (e ? rej(e) : res())));
+  const addBlob = async (d: Descriptor): Promise<void> => {
+    const entry = pack.entry({ name: `blobs/sha256/${d.digest.slice(7)}`, mode: 0o644, mtime, size: d.size });
+    await pipeline(createReadStream(store.blobPath(d.digest)), entry);
+  };
+  await addBuffer('oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
+  const refName = tags[0] ? parseReference(tags[0]).tag ?? 'latest' : undefined;
+  const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, ...(refName ? { annotations: { [REF_NAME_ANNOTATION]: type === 'docker' ? tags[0] as string : refName } } : {}) };
+  await addBuffer('index.json', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: [entry] })));
+  for (const d of [desc, manifest.config, ...manifest.layers]) await addBlob(d);
+  if (type === 'docker') {
+    const { familiarReference } = await import('../layers/reference.js');
+    const dm = [{
+      Config: `blobs/sha256/${manifest.config.digest.slice(7)}`,
+      RepoTags: tags.map((t) => familiarReference(parseReference(t))),
+      Layers: manifest.layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`),
+    }];
+    await addBuffer('manifest.json', Buffer.from(JSON.stringify(dm)));
+  }
+  pack.finalize();
+  await done;
+  const { rename } = await import('node:fs/promises');
+  await rename(`${dest}.tmp`, dest);
+}
+
 export async function build(o: BuildOptions): Promise<BuildResult> {
   const signal = o.signal;
   const store = await OciStore.open(o.root);
@@ -295,8 +335,9 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     }
     if (o.output) {
       const t = reporter.task(`exporting to ${o.output.type} ${o.output.dest}`);
-      if (o.output.type === 'docker') throw new ImgbuildError('NOT_IMPLEMENTED', '--output type=docker is not supported; use type=oci or `imgbuild save`');
-      await writeOciLayout(store, descriptor, o.output.dest, tags[0] ? parseReference(tags[0]).tag ?? 'latest' : undefined);
+      // type=oci to a directory writes an OCI layout there; to a `.tar` (or type=docker) a tarball.
+      if (o.output.type === 'docker' || o.output.dest.endsWith('.tar')) await writeImageTar(store, descriptor, o.output.dest, o.output.type, tags);
+      else await writeOciLayout(store, descriptor, o.output.dest, tags[0] ? parseReference(tags[0]).tag ?? 'latest' : undefined);
       t.done();
     }
     await context.stat.save();

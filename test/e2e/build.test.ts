@@ -5,6 +5,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdir, writeFile, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, REPO_ROOT } from '../helpers/cli.js';
 import { ensureBusybox } from '../helpers/base-image.js';
@@ -335,6 +336,17 @@ describe('imgbuild build (e2e)', () => {
     expect(manifest.layers.every((l) => l.mediaType.endsWith('+gzip'))).toBe(true);
     for (const l of manifest.layers) expect((await stat(join(layout, 'blobs', 'sha256', l.digest.slice(7)))).size).toBe(l.size);
     await image('outimg');
+
+    // Tarballs: docker-archive (docker save format) and an OCI layout tar, both readable by skopeo.
+    const dockerTar = join(tmp.dir, 'img-docker.tar');
+    const ociTar = join(tmp.dir, 'img-oci.tar');
+    await buildOk(['--output', `type=docker,dest=${dockerTar}`, '-t', 'outimg', ctx]);
+    await buildOk(['--output', `type=oci,dest=${ociTar}`, '-t', 'outimg', ctx]);
+    for (const src of [`docker-archive:${dockerTar}`, `oci-archive:${ociTar}`]) {
+      const r2 = spawnSync('skopeo', ['inspect', '--raw', src], { encoding: 'utf8' });
+      expect(r2.status, r2.stderr).toBe(0);
+      expect((JSON.parse(r2.stdout) as { layers: unknown[] }).layers.length).toBe(2);
+    }
 
     const r = await imgbuild(['build', '--progress=plain', '-t', 'stdin-img', '-'], { input: 'FROM busybox\nRUN echo from-stdin > /s\n' });
     expect(r.code).toBe(0);

@@ -54,7 +54,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--secret <id=,src=>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--network <mode>', 'RUN networking: none (default) or host', 'none')
     .option('--platform <os/arch>', 'target platform')
-    .option('--output <type=oci,dest=dir>', 'also export the image')
+    .option('--output <type=oci|docker,dest=path>', 'also export the image: an OCI layout dir, or a tarball (dest ending in .tar, or type=docker)')
     .option('--compression <c>', 'layer compression: none (default), gzip or zstd', 'none')
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--format <f>', 'manifest format: oci (default) or docker')
