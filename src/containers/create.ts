@@ -7,9 +7,10 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OciStore } from '../layers/store.js';
-import { findImage, imageId } from '../layers/image.js';
+import type { Descriptor } from '../layers/types.js';
+import type { Digest } from '../layers/digest.js';
+import { chainIds, findImage, imageId } from '../layers/image.js';
 import { OverlaySnapshotter } from '../overlay/overlay.js';
-import { unpackImage } from '../overlay/unpack.js';
 import type { NetworkMode } from '../runner/network.js';
 import type { SandboxSpec } from '../runner/spec.js';
 import { toOciConfig } from '../runner/sandbox.js';
@@ -76,6 +77,26 @@ export interface CreateOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The image's top chain id, unpacking the layers first unless that snapshot is already committed
+ * (the common case; the unpacker and its tar/compression modules are then never even loaded).
+ */
+async function unpacked(
+  store: OciStore,
+  sn: OverlaySnapshotter,
+  layers: Descriptor[],
+  diffIds: Digest[],
+  signal?: AbortSignal,
+): Promise<Digest | undefined> {
+  const top = chainIds(diffIds).at(-1);
+  if (top === undefined) return undefined;
+  const info = await sn.stat(top).catch(() => undefined);
+  // Unpacking commits a chain id's snapshot only once its content is complete.
+  if (info?.kind === 'committed') return top;
+  const { unpackImage } = await import('../overlay/unpack.js');
+  return unpackImage(store, sn, layers, diffIds, { signal });
+}
+
 export function overlayRoot(root: string): string {
   return join(root, 'overlay');
 }
@@ -121,7 +142,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   if (!workdir.startsWith('/')) throw new InvalidArgumentError(`the working directory ${JSON.stringify(workdir)} is not absolute`);
 
   const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root), { signal: o.signal }));
-  const top = await unpackImage(store, sn, img.manifest.layers, img.config.rootfs.diff_ids, { signal: o.signal });
+  const top = await unpacked(store, sn, img.manifest.layers, img.config.rootfs.diff_ids, o.signal);
 
   // Reserve the name and the directory first, so a concurrent create with the same name fails.
   const name = await withContainersLock(root, async () => {
