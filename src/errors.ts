@@ -28,8 +28,12 @@ export class ImgbuildError extends Error {
     this.name = 'ImgbuildError';
   }
 
-  /** Branded so that errors from a second copy of the module are still recognised. */
+  /**
+   * Branded so that errors from a second copy of the module are still recognised. Only the base
+   * class answers by brand; subclasses keep ordinary prototype checks (the static is inherited).
+   */
   static override [Symbol.hasInstance](v: unknown): boolean {
+    if (this !== ImgbuildError) return Function.prototype[Symbol.hasInstance].call(this, v);
     return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[BRAND] === true;
   }
 }
