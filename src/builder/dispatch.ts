@@ -323,16 +323,21 @@ async function layerStep(
   keyParts: StepKeyParts,
   createdBy: string,
   work: (a: ActiveStep, log: (line: string) => void) => Promise<void>,
-  o: { initFiles?: string[]; initDirs?: string[] } = {},
+  o: { initFiles?: string[]; initDirs?: string[]; linked?: boolean } = {},
 ): Promise<void> {
   const env = s.env;
   const key = stepKey(keyParts);
   const task = env.reporter.task(label);
+  const chainOn = (diffId: Digest): Digest => {
+    const ids = [...s.image.config.rootfs.diff_ids, diffId];
+    return chainIds(ids)[ids.length - 1] as Digest;
+  };
   try {
     if (!env.noCache) {
       const rec = await env.cache.get(key);
       if (rec) {
-        s.image = appendLayer(s.image, rec.layer, rec.diffId, rec.chainId, rec.history);
+        // A linked layer is independent of its parent: its chain id depends on where it lands.
+        s.image = appendLayer(s.image, rec.layer, rec.diffId, o.linked ? chainOn(rec.diffId) : rec.chainId, rec.history);
         task.done('CACHED');
         return;
       }
@@ -341,7 +346,8 @@ async function layerStep(
     const result = await env.stepLimit(async () => {
       throwIfAborted(env.signal);
       const sn = await env.snapshotter();
-      const parent = await ensureSnapshot(env, s.image);
+      // COPY --link writes into an empty snapshot; the stacked snapshot is unpacked on demand.
+      const parent = o.linked ? undefined : await ensureSnapshot(env, s.image);
       const activeKey = `build-${randomBytes(8).toString('hex')}`;
       const init = o.initFiles?.length || o.initDirs?.length ? { init: { files: o.initFiles ?? [], dirs: o.initDirs ?? [] } } : {};
       const mounts = await sn.prepare(activeKey, parent, init);
@@ -354,9 +360,8 @@ async function layerStep(
           ...(env.sourceDateEpoch !== undefined ? { sourceDateEpoch: env.sourceDateEpoch } : {}),
           ...(env.signal ? { signal: env.signal } : {}),
         });
-        const diffIds = [...s.image.config.rootfs.diff_ids, blob.diffId];
-        const chainId = chainIds(diffIds)[diffIds.length - 1] as Digest;
-        const exists = await sn.stat(chainId).then(() => true, () => false);
+        const chainId = chainOn(blob.diffId);
+        const exists = o.linked || (await sn.stat(chainId).then(() => true, () => false));
         if (!exists) {
           try {
             await sn.commit(chainId, activeKey);
@@ -651,12 +656,23 @@ async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string): Promis
       link: ins.link, exclude: ins.exclude, parents: ins.parents, checksum: isAdd ? (ins as Add).checksum : undefined,
       unpack: isAdd ? (ins as Add).unpack : undefined,
     }, { content });
+    // --link: the layer does not depend on the parent's files (BuildKit), so neither does its key.
+    if (ins.link) {
+      keyParts.parent = 'link';
+      keyParts.env = [];
+      delete keyParts.user;
+      keyParts.workdir = s.image.config.config?.WorkingDir || '/';
+    }
     const workdir = s.image.config.config?.WorkingDir || '/';
-    const workdirPending = s.workdirPending;
+    const workdirPending = s.workdirPending && !ins.link;
+    const parentImage = s.image;
     await layerStep(s, label, keyParts, createdBy, async (active) => {
       await withHostMount(env, active.mounts, async (root) => {
         if (workdirPending) await createWorkdir(s, root);
-        const chown = ins.chown ? await resolveChown(root, ins.chown) : undefined;
+        // Names in --chown come from the stage's /etc/passwd, also for a linked (empty) layer.
+        const chown = !ins.chown ? undefined
+          : ins.link && !/^\d+(:\d+)?$/.test(ins.chown) ? await withImageRoot(env, parentImage, (r) => resolveChown(r, ins.chown as string))
+            : await resolveChown(root, ins.chown);
         const apply = async (p: CopyPlan): Promise<void> => {
           await applyCopy(p, {
             root, dest: ins.dest, workdir,
@@ -678,8 +694,8 @@ async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string): Promis
           await apply(all);
         }
       });
-    });
-    s.workdirPending = false;
+    }, { linked: ins.link });
+    if (!ins.link) s.workdirPending = false;
   } finally {
     await rm(scratch, { recursive: true, force: true }).catch(() => {});
   }

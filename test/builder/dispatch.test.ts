@@ -165,6 +165,29 @@ describe('COPY into images', () => {
   });
 });
 
+describe('COPY --link', () => {
+  it('makes a layer independent of its parent: reused on another base, still stacked correctly', async () => {
+    await writeFile(join(ctx, 'base-a'), 'A');
+    await writeFile(join(ctx, 'base-b'), 'B');
+    await writeFile(join(ctx, 'f'), 'linked');
+    const events: string[] = [];
+    const reporter = { task: (label: string) => ({ log() {}, done: (n?: string) => void events.push(`${n ?? 'DONE'} ${label}`), fail() {} }) };
+    await dockerfile('FROM scratch\nCOPY base-a /base\nCOPY --link f /app/f\n');
+    const a = await build({ root, contextDir: ctx, reporter });
+    await dockerfile('FROM scratch\nCOPY base-b /base\nCOPY --link f /app/f\n');
+    const b = await build({ root, contextDir: ctx, reporter });
+    expect(events.filter((e) => e.startsWith('CACHED'))).toEqual(['CACHED [stage-0 3/3] COPY --link f /app/f']);
+    expect(b.config.rootfs.diff_ids[1]).toBe(a.config.rootfs.diff_ids[1]);
+    // A following step stacks on the linked layer's chain (unpacked on demand).
+    await dockerfile('FROM scratch\nCOPY base-b /base\nCOPY --link f /app/f\nCOPY base-a /app/g\n');
+    const c = await build({ root, contextDir: ctx });
+    const fs = await rootfsOf(c.descriptor);
+    expect(await readFile(join(fs, 'base'), 'utf8')).toBe('B');
+    expect(await readFile(join(fs, 'app/f'), 'utf8')).toBe('linked');
+    expect(await readFile(join(fs, 'app/g'), 'utf8')).toBe('A');
+  });
+});
+
 describe('progress views', () => {
   function capture(): { out: PassThrough; text: () => string } {
     const out = new PassThrough();
