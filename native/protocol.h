@@ -46,6 +46,7 @@ enum boot_tag {
   TAG_LOG_PATH = 26,      /* string: detached mode: stdout+stderr file */
   TAG_STATUS_PATH = 27,   /* string: detached mode: JSON exit status file */
   TAG_WINSIZE = 28,       /* u16 rows; u16 cols: initial terminal size */
+  TAG_SECCOMP = 29,       /* u32 0/1: install the default syscall filter (sandbox.c) */
 };
 
 /* Mount record value: u32 flags; u32 propagation; then five NUL-terminated strings:

@@ -245,6 +245,20 @@ static int run(int argc, char **argv) {
     bad |= probe("init_module", (int)syscall(SYS_init_module, NULL, 0, ""));
     return bad;
   }
+  if (!strcmp(cmd, "try-seccomp")) {
+    int bad = probe("keyctl", (int)syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* session */, 0) < 0 ? -1 : 0);
+    bad |= probe("unshare user", unshare(CLONE_NEWUSER));
+    bad |= probe("unshare net", unshare(CLONE_NEWNET));
+    bad |= probe("clone3", (int)syscall(SYS_clone3, NULL, 0));
+    bad |= probe("io_uring_setup", (int)syscall(425, 1, NULL));
+    bad |= probe("fsopen", (int)syscall(430, "tmpfs", 0));
+    pid_t p = fork(); /* plain clone stays allowed */
+    if (p == 0) _exit(7);
+    int st = 0;
+    waitpid(p, &st, 0);
+    printf("fork: %s\n", p > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 7 ? "ok" : "failed");
+    return bad;
+  }
   if (!strcmp(cmd, "try-module")) {
     int bad = probe("init_module", (int)syscall(SYS_init_module, NULL, 0, ""));
     int fd = open("/proc/self/exe", O_RDONLY);

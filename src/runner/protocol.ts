@@ -34,6 +34,7 @@ export const Tag = {
   LOG_PATH: 26,
   STATUS_PATH: 27,
   WINSIZE: 28,
+  SECCOMP: 29,
 } as const;
 
 export const Mode = { RUN: 0, DETACHED: 1, EXEC: 2 } as const;

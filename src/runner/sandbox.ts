@@ -60,6 +60,8 @@ export interface ExecProcess {
   /** Kept capabilities; default Docker's default set. */
   capabilities?: string[];
   noNewPrivileges?: boolean;
+  /** The default syscall filter; on unless false. */
+  seccomp?: boolean;
 }
 
 /** The signals a foreground `run` relays by default. */
@@ -102,6 +104,7 @@ function processRecords(
   p: { args: string[]; env: string[]; cwd: string; user: { uid: number; gid: number; additionalGids?: number[] };
     capabilities?: string[]; noNewPrivileges?: boolean; terminal?: boolean },
   size?: { rows: number; cols: number },
+  seccomp = true,
 ): void {
   if (p.args.length === 0) throw new InvalidArgumentError('process.args is empty');
   absolute(p.cwd, 'process.cwd');
@@ -112,6 +115,7 @@ function processRecords(
   for (const g of p.user.additionalGids ?? []) w.u32(Tag.ADDGID, g);
   w.u64(Tag.CAPS, capabilityMask(p.capabilities ?? DEFAULT_CAPABILITIES));
   if (p.noNewPrivileges) w.u32(Tag.NO_NEW_PRIVS, 1);
+  if (seccomp) w.u32(Tag.SECCOMP, 1);
   if (p.terminal) {
     w.u32(Tag.TERMINAL, 1);
     if (size) w.winsize(size.rows, size.cols);
@@ -143,7 +147,7 @@ function toBigLimit(n: number): bigint {
 export function encodeSpec(spec: SandboxSpec, mode: number, extra: (w: BootstrapWriter) => void = () => {}, size?: { rows: number; cols: number }): Buffer {
   const w = new BootstrapWriter();
   w.u32(Tag.MODE, mode);
-  processRecords(w, spec.process, size);
+  processRecords(w, spec.process, size, spec.seccomp !== false);
   let ns = 0;
   const uid = process.getuid?.() ?? 0;
   // Not root: only a user namespace gives the capabilities the setup needs; map our own ids to
@@ -276,7 +280,7 @@ export async function execIn(pid: number, p: ExecProcess, io: SandboxIO): Promis
   if (!existsSync(`/proc/${pid}`)) throw new NotFoundError(`no process ${pid} to exec into`);
   const w = new BootstrapWriter();
   w.u32(Tag.MODE, Mode.EXEC).u32(Tag.TARGET_PID, pid);
-  processRecords(w, p, io.terminalSize);
+  processRecords(w, p, io.terminalSize, p.seccomp !== false);
   for (const c of cgroupsOf(pid)) w.str(Tag.CGROUP_PATH, c);
   const out = await runHelper({
     helper: checkedHelper(),

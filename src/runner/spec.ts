@@ -65,6 +65,11 @@ export interface SandboxSpec {
   cgroupPaths?: string[];
   /** A minimal reaper runs as pid 1 and the app as its child (`--init`). */
   init?: boolean;
+  /**
+   * The default syscall filter (keyrings, new namespaces, mount API, io_uring, bpf, perf, kexec,
+   * modules, clocks, swap: EPERM). On unless false (`--security-opt seccomp=unconfined`).
+   */
+  seccomp?: boolean;
 }
 
 /** Default masked paths (as Docker's, moby oci/defaults.go). */

@@ -53,6 +53,18 @@ describe('escape attempts fail', () => {
     expect(lines.at(-1)).toBe('pid=1 ppid=0');
   });
 
+  it('the default syscall filter refuses keyrings, new namespaces, io_uring and the mount API', async () => {
+    const r = await box.run(box.spec(sh('try-seccomp')));
+    expect(r.stdout).toBe(
+      'keyctl: EPERM\nunshare user: EPERM\nunshare net: EPERM\nclone3: ENOSYS\nio_uring_setup: EPERM\nfsopen: EPERM\nfork: ok\n',
+    );
+    const x = await box.run(box.spec(sh('status', 'Seccomp')));
+    expect(x.stdout).toBe('Seccomp:\t2\n');
+    // the same probes without the filter: keyrings and user namespaces answer
+    const off = await box.run(box.spec(sh('try-seccomp'), { seccomp: false }));
+    expect(off.stdout).toMatch(/^keyctl: ok\nunshare user: ok\n/);
+  });
+
   it('loading kernel modules', async () => {
     const r = await box.run(box.spec(sh('try-module', '+', 'status', 'CapBnd')));
     // ENOSYS where the kernel is built without module support; EPERM otherwise

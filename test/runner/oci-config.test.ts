@@ -54,6 +54,8 @@ describe('toOciConfig', () => {
       '/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/data',
     ]);
     expect(cfg.root).toEqual({ path: 'rootfs', readonly: true });
+    expect(cfg.linux.seccomp.syscalls[0].names).toContain('keyctl');
+    expect((toOciConfig({ ...spec, seccomp: false }) as Record<string, any>).linux.seccomp).toBeUndefined();
     // a deliberately broken config is rejected, so the check above means something
     expect(validate({ ...cfg, process: { ...cfg.process, cwd: 5 } })).toBe(false);
   });
@@ -61,7 +63,7 @@ describe('toOciConfig', () => {
   it('runc runs the same bundle', () => {
     const bundle = join(box.dir, 'bundle');
     mkdirSync(bundle);
-    const spec = box.spec(['test-init', 'hostname', '+', 'pid', '+', 'status', 'CapEff', '+', 'id', '+', 'exit', '3'], {
+    const spec = box.spec(['test-init', 'hostname', '+', 'pid', '+', 'status', 'CapEff', '+', 'id', '+', 'try-seccomp', '+', 'exit', '3'], {
       hostname: 'from-runc',
       proc: { user: { uid: 0, gid: 0, additionalGids: [7] } },
     });
@@ -72,6 +74,10 @@ describe('toOciConfig', () => {
     spawnSync('runc', ['--root', state, 'delete', '-f', id]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(3);
-    expect(r.stdout).toBe('from-runc\npid=1 ppid=0\nCapEff:\t00000000a80425fb\nuid=0 gid=0 euid=0 groups=7\n');
+    expect(r.stdout).toBe(
+      'from-runc\npid=1 ppid=0\nCapEff:\t00000000a80425fb\nuid=0 gid=0 euid=0 groups=7\n' +
+        // the exported seccomp profile refuses what the native filter refuses
+        'keyctl: EPERM\nunshare user: EPERM\nunshare net: EPERM\nclone3: ENOSYS\nio_uring_setup: EPERM\nfsopen: EPERM\nfork: ok\n',
+    );
   });
 });
