@@ -8,7 +8,9 @@
  * start and destroyed by removeContainer, which works from the record alone, so it also cleans up
  * after an imgbuild process that was killed with SIGKILL.
  */
+import { createWriteStream } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 import { constants as osConstants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OciStore } from '../layers/store.js';
@@ -213,10 +215,17 @@ export async function runContainer(
   if (o.signal?.aborted) onAbort();
   else o.signal?.addEventListener('abort', onAbort, { once: true });
   let status: ExitStatus;
+  // A kept container's output also goes to its log (as Docker's json-file log does), so `logs`
+  // shows it later; a --rm container's log would be deleted unread, so it is not written.
+  const log = rec.hostConfig.autoRemove ? undefined : createWriteStream(pathOf(root, id, 'log'), { flags: 'a' });
+  const teeOut = log && io.stdout ? tee(io.stdout, log) : io.stdout;
+  const teeErr = log && io.stderr ? tee(io.stderr, log) : io.stderr;
   try {
     let recorded: Promise<unknown> = Promise.resolve();
     const r = await runSandbox(spec, {
       ...io,
+      ...(teeOut ? { stdout: teeOut } : {}),
+      ...(teeErr ? { stderr: teeErr } : {}),
       signal: ctl.signal,
       onStart: ({ pid }) => {
         recorded = (async () => {
@@ -244,6 +253,7 @@ export async function runContainer(
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
     if (killTimer) clearTimeout(killTimer);
+    if (log) await new Promise<void>((res) => log.end(() => res()));
   }
   await finish(root, id, status);
   return status;
@@ -262,6 +272,17 @@ async function finish(root: string, id: string, status: ExitStatus, error?: stri
       pid: undefined,
       ...(error ? { error } : {}),
     };
+  });
+}
+
+/** A writable that passes every chunk to `main` and copies it to `copy` (never ending `main`). */
+function tee(main: Writable, copy: Writable): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      copy.write(chunk);
+      if (main.write(chunk)) cb();
+      else main.once('drain', () => cb());
+    },
   });
 }
 

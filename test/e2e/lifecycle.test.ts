@@ -63,6 +63,11 @@ describe('lifecycle', () => {
     const ps = await env.cli(['ps', '-a']);
     expect(ps.stdout).toMatch(/Exited \(0\)/);
     await env.cli(['rm', 'talker']);
+    // A foreground run is logged too (unless --rm).
+    const fg = await env.cli(['run', '--name', 'fg', 'busybox', 'sh', '-c', 'echo a; echo b >&2']);
+    expect(fg.stdout).toBe('a\n');
+    expect((await env.cli(['logs', 'fg'])).stdout).toBe('a\nb\n');
+    await env.cli(['rm', 'fg']);
   });
 
   it('stop sends the STOPSIGNAL (default SIGTERM) and SIGKILLs after -t', async () => {
