@@ -87,9 +87,10 @@ export function runHelper(o: HelperOptions): Promise<HelperOutcome> {
     };
     const onAbort = () => {
       aborted = true;
-      if (o.detached && outcome.pid !== undefined) killContainer('SIGKILL');
-      else if (outcome.pid !== undefined) killContainer('SIGKILL');
-      else child.kill('SIGKILL'); // the container init has PDEATHSIG=SIGKILL
+      if (outcome.pid !== undefined) killContainer('SIGKILL');
+      // Before the pid is known: a foreground helper takes its child along (PDEATHSIG); a
+      // detached monitor is not our child, so its container is killed when its pid arrives.
+      else if (!o.detached) child.kill('SIGKILL');
     };
     o.signal?.addEventListener('abort', onAbort, { once: true });
     const relays = (o.forwardSignals ?? []).map((sig) => {
@@ -138,7 +139,8 @@ export function runHelper(o: HelperOptions): Promise<HelperOutcome> {
         if (r.stage < Stage.REC_FIRST_INFO) error ??= recordToError(r);
         else if (r.stage === Stage.REC_PID) {
           outcome.pid = r.value;
-          o.onPid?.(r.value);
+          if (aborted) killContainer('SIGKILL');
+          else o.onPid?.(r.value);
         } else if (r.stage === Stage.REC_MONITOR) outcome.monitorPid = r.value;
         else if (r.stage === Stage.REC_EXIT) outcome.waitStatus = r.value;
       }

@@ -65,6 +65,15 @@ describe('startDetached', () => {
     expect(JSON.parse(await waitFile(statusPath))).toMatchObject({ exitCode: 137, signal: 'SIGKILL' });
   });
 
+  it('an abort during start kills the container, which the monitor then records', async () => {
+    const statusPath = join(box.dir, 'status.json');
+    const ac = new AbortController();
+    const p = startDetached(box.spec(sh('sleep', '30')), { logPath: join(box.dir, 'log'), statusPath, signal: ac.signal });
+    ac.abort();
+    await expect(p).rejects.toThrow(/abort/);
+    expect(JSON.parse(await waitFile(statusPath))).toMatchObject({ exitCode: 137, signal: 'SIGKILL' });
+  });
+
   it('reports setup errors before returning', async () => {
     const e = await startDetached(box.spec(['/bin/none']), {
       logPath: join(box.dir, 'log'),
