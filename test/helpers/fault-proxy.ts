@@ -59,6 +59,12 @@ export async function startFaultProxy(target: string, listenHost = '127.0.0.1'):
         if (fault?.kind === 'close-after') {
           res.writeHead(ur.statusCode ?? 502, ur.headers);
           let sent = 0;
+          if (fault.bytes <= 0) {
+            res.flushHeaders();
+            ur.destroy();
+            setTimeout(() => res.socket?.destroy(), 20);
+            return;
+          }
           ur.on('data', (c: Buffer) => {
             if (sent >= fault.bytes) return;
             const part = c.subarray(0, Math.max(0, fault.bytes - sent));

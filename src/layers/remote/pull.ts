@@ -15,7 +15,7 @@ import { DigestMismatchError, UnsupportedMediaTypeError } from '../errors.js';
 import { AbortedError, ImgbuildError, throwIfAborted } from '../../errors.js';
 import { parsePlatform, platformMatches, platformString, PlatformNotFoundError } from '../image.js';
 import { Keychain, type Authenticator } from './auth.js';
-import { ProtocolError } from './errors.js';
+import { ProtocolError, RegistryError } from './errors.js';
 import { ResumableIngest } from './ingest.js';
 import { recordSources } from './sources.js';
 import { BlobMeter, type PullEvent } from './progress.js';
@@ -176,6 +176,7 @@ async function downloadBlob(
   signal?: AbortSignal,
 ): Promise<ResumableIngest> {
   const ing = await ResumableIngest.open(store, desc.digest, desc.size);
+  let progressAt = -1;
   for (let attempt = 1; ; attempt++) {
     throwIfAborted(signal);
     let offset = await ing.offset();
@@ -184,15 +185,29 @@ async function downloadBlob(
       offset = 0;
     }
     if (offset === desc.size) break;
-    const res = await client.request({
-      method: 'GET',
-      path: `/v2/${repo}/blobs/${desc.digest}`,
-      scopes: [repositoryScope(repo, ['pull'])],
-      headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-      expect: [200, 206],
-      what: `GET blob ${desc.digest}`,
-      ...(signal ? { signal } : {}),
-    });
+    // a transfer that keeps advancing is not failing: only attempts without progress count
+    if (offset > progressAt) {
+      if (progressAt >= 0) attempt = 1;
+      progressAt = offset;
+    }
+    let res;
+    try {
+      res = await client.request({
+        method: 'GET',
+        path: `/v2/${repo}/blobs/${desc.digest}`,
+        scopes: [repositoryScope(repo, ['pull'])],
+        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+        expect: [200, 206],
+        what: `GET blob ${desc.digest}`,
+        ...(signal ? { signal } : {}),
+      });
+    } catch (e) {
+      if (offset > 0 && e instanceof RegistryError && e.status === 416) {
+        await ing.reset(); // the registry will not serve that range: start over
+        continue;
+      }
+      throw e;
+    }
     let base = offset;
     if (res.status === 206) {
       const cr = /^bytes (\d+)-/.exec(responseHeader(res.headers, 'content-range') ?? '');

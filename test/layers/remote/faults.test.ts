@@ -135,9 +135,19 @@ describe('resume and retry', () => {
     expect((await readdir(join(store.root, 'ingest'))).filter((f) => f.includes('remote-'))).toEqual([]);
   });
 
+  it('a download that breaks again and again but advances each time completes', async () => {
+    proxy.rule = (r) => (isLayerGet(r) ? { kind: 'close-after', bytes: 300_000 } : undefined);
+    const store = await emptyStore();
+    const d = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() });
+    expect(d.digest).toBe(pushed.digest);
+    // more breaks than the retry budget: attempts only count when no byte arrived
+    expect(proxy.seen.filter(isLayerGet).length).toBe(Math.ceil(layer.size / 300_000));
+    await validateStoredImage(store, d);
+  });
+
   it('a failed pull keeps blobs/ and index.json unchanged, and the next pull resumes the partial', async () => {
     proxy.reset();
-    proxy.rule = (r) => (isLayerGet(r) ? { kind: 'close-after', bytes: 300_000 } : undefined);
+    proxy.rule = (r, count) => (isLayerGet(r) ? { kind: 'close-after', bytes: count === 1 ? 300_000 : 0 } : undefined);
     const store = await emptyStore();
     const before = await storeSnapshot(store.root);
     const err = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() }).catch((e: unknown) => e);
