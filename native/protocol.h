@@ -5,10 +5,13 @@
  * in host byte order (the helper always runs on the same machine as Node). Strings are not
  * NUL-terminated on the wire. Repeated tags (ARGV, ENV, ...) keep their order.
  *
- * fd 4 (status): records {u8 stage; i32 err; u32 len; char msg[len]}. A stage below
- * REC_FIRST_INFO is an error record (err = errno) and the helper exits 1; the others carry a
- * value in `err` (a pid, a wait status). src/runner/protocol.ts parses this header in a test
- * to check that its constants match.
+ * fd 4 (status, CLOEXEC): records {u8 stage; i32 err; u32 len; char msg[len]}. A stage below
+ * REC_FIRST_INFO is an error record (err = errno, msg = "syscall: detail") and the helper
+ * exits 1; the others carry a value in `err`. Order: REC_PID (and REC_MONITOR when detached)
+ * once the container process exists; then either one error record, or — when execve worked —
+ * REC_EXIT with the wait status (foreground, exec) or plain EOF (detached: the monitor closes
+ * fd 4 right after the execve, so EOF without an error record means the process is running).
+ * src/runner/protocol.ts parses this header in a test to check that its constants match.
  *
  * fd 5 (optional control stream, terminal mode): further WINSIZE records while the process
  * runs; each resizes the terminal.
