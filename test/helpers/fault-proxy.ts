@@ -23,6 +23,8 @@ export type Fault =
   | { kind: 'close-after'; bytes: number }
   /** Forward, but flip one byte of the response body. */
   | { kind: 'corrupt' }
+  /** Drop the connection without answering. */
+  | { kind: 'reset' }
   /** Answer with a redirect. */
   | { kind: 'redirect'; location: string; status?: number };
 
@@ -116,6 +118,11 @@ export async function startFaultProxy(target: string, listenHost = '127.0.0.1'):
       req.resume();
       res.writeHead(fault.status, fault.headers ?? {});
       res.end(fault.body ?? '');
+      return;
+    }
+    if (fault?.kind === 'reset') {
+      seen.status = 0;
+      req.socket.destroy();
       return;
     }
     if (fault?.kind === 'redirect') {

@@ -246,6 +246,26 @@ describe('uploads', () => {
     expect(proxy.seen.some((r) => r.method === 'PUT' && r.url.includes('/blobs/uploads/') && r.url.includes('digest=') && r.status === 201)).toBe(true);
   });
 
+  it('restarts an upload whose connection dropped', async () => {
+    const fresh = await emptyStore();
+    await ensureBusybox(fresh.root);
+    let cut = false;
+    proxy.rule = (r) => {
+      if (!cut && r.method === 'PUT' && r.url.includes('/blobs/uploads/') && r.url.includes(encodeURIComponent(layer.digest))) {
+        cut = true;
+        return { kind: 'reset' };
+      }
+      return undefined;
+    };
+    const events: TransferEvent[] = [];
+    const d = await pushImage(fresh, BUSYBOX_REF, `${proxy.host}/faults/reset:1`, { session: testSession(), compression: 'none', onProgress: (e) => events.push(e) });
+    expect(cut).toBe(true);
+    expect(d.digest).toBe(pushed.digest);
+    expect(events.some((e) => e.type === 'blob' && e.phase === 'retry' && e.digest === layer.digest)).toBe(true);
+    const back = await pullImage(await emptyStore(), `${reg.host}/faults/reset:1`, { session: testSession() });
+    expect(back.digest).toBe(d.digest);
+  });
+
   it('mounts blobs from the source repository on the same registry', async () => {
     const store = await emptyStore();
     await pullImage(store, `${reg.host}/faults/bb:1`, { session: testSession() });
