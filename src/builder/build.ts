@@ -324,7 +324,8 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     const tags: string[] = [];
     for (const t of o.tags ?? []) {
       const full = formatReference(parseReference(t));
-      await store.tag(full, descriptor);
+      // A rebuild that changed nothing leaves index.json alone (no lock, no rewrite).
+      if ((await store.resolve(full))?.digest !== descriptor.digest) await store.tag(full, descriptor);
       tags.push(full);
     }
     if (tags.length === 0) await store.keepUntagged(descriptor);
