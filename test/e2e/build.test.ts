@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, REPO_ROOT } from '../helpers/cli.js';
-import { ensureBusybox } from '../helpers/base-image.js';
+import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
+import { startRegistry } from '../helpers/registry.js';
 import { OciStore } from '../../src/layers/store.js';
 import { findImage } from '../../src/layers/image.js';
 import type { Descriptor } from '../../src/layers/types.js';
@@ -322,6 +323,29 @@ describe('imgbuild build (e2e)', () => {
     const n = (k: string): number => Number(all.get(k)!.trim());
     // The two sleeps overlap: each stage started before the other finished.
     expect(n('a-start') < n('b-end') && n('b-start') < n('a-end')).toBe(true);
+  });
+
+  it('pulls a missing base image from a registry (and again with --pull)', async () => {
+    const reg = await startRegistry();
+    try {
+      const r1 = spawnSync('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${root}:${BUSYBOX_REF}`, `docker://${reg.host}/lib/busybox:1`], { encoding: 'utf8' });
+      expect(r1.status, r1.stderr).toBe(0);
+      const other = join(tmp.dir, 'root-pull');
+      const ctx = await context('pull', { Dockerfile: `FROM ${reg.host}/lib/busybox:1\nRUN echo pulled > /p\n` });
+      const run = (extra: string[]) => runCli(['build', '--progress=plain', ...extra, '-t', 'pulled', ctx], { root: other });
+      const a = await run([]);
+      expect(a.code, a.stderr).toBe(0);
+      expect(a.stderr).toMatch(/pull 127\.0\.0\.1/);
+      const b = await run([]);
+      expect(b.stderr).not.toMatch(/pull 127/);
+      const c = await run(['--pull']);
+      expect(c.code, c.stderr).toBe(0);
+      expect(c.stderr).toMatch(/pull 127\.0\.0\.1/);
+      const store = await OciStore.open(other);
+      await validateImage(store, (await findImage(store, 'pulled')).descriptor);
+    } finally {
+      await reg.stop();
+    }
   });
 
   it('writes --iidfile and --output type=oci, compresses on request, and reads a Dockerfile from stdin', async () => {
