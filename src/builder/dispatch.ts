@@ -35,7 +35,7 @@ import type { BuildContext } from './context.js';
 import { applyCopy, parseChmod, planCopy, planDigest, type CopyPlan, type SourceTree } from './copy.js';
 import { resolveChown, resolveProcessUser, resolveInRoot } from './fs-root.js';
 import { INIT_FILES, lineWriter, networkFiles, RunFailedError, sandboxSpec, type BuildNetwork } from './run-step.js';
-import { prepareRunMounts, secretDirOf, type SecretSource } from './mounts.js';
+import { prepareRunMounts, secretDirOf, withCacheLocks, type SecretSource } from './mounts.js';
 
 /** The image a stage has built so far. Never mutated: handlers return new values. */
 export interface ImageState {
@@ -524,7 +524,7 @@ async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> 
       const { runSandbox } = await import('../runner/sandbox.js');
       try {
         const out = lineWriter(log);
-        const r = await runSandbox(spec, { stdout: out, stderr: out, ...(env.signal ? { signal: env.signal } : {}) });
+        const r = await withCacheLocks(prepared.locks, () => runSandbox(spec, { stdout: out, stderr: out, ...(env.signal ? { signal: env.signal } : {}) }));
         out.end();
         if (r.exitCode !== 0 || r.signal) throw new RunFailedError(stepArgs.join(' '), r.exitCode, r.signal);
       } finally {

@@ -53,6 +53,8 @@ export interface PreparedMounts {
   initFiles: string[];
   /** Environment entries from `type=secret,env=`. */
   env: string[];
+  /** Cache dirs with `sharing=locked` (or `private`): the step holds their lock while it runs. */
+  locks: string[];
 }
 
 export interface MountContext {
@@ -72,7 +74,7 @@ function absTarget(t: string, workdir: string): string {
 }
 
 export async function prepareRunMounts(list: RunMount[], c: MountContext): Promise<PreparedMounts> {
-  const out: PreparedMounts = { mounts: [], initDirs: [], initFiles: [], env: [] };
+  const out: PreparedMounts = { mounts: [], initDirs: [], initFiles: [], env: [], locks: [] };
   let secretDir: string | undefined;
   for (const m of list) {
     switch (m.type) {
@@ -90,9 +92,16 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
         if (created) {
           await chmod(dir, m.mode ?? 0o755);
           await chown(dir, m.uid ?? 0, m.gid ?? 0);
+          // `from=` seeds a new cache with a stage's directory (BuildKit), once.
+          if (m.from) {
+            const seed = await resolveInRoot(await c.fromRoot(m.from), m.source ?? '/');
+            await cp(seed, dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true, force: true });
+          }
         }
         out.mounts.push({ type: 'bind', source: dir, destination: target, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
         out.initDirs.push(target);
+        // `private` would need a second dir per concurrent user; holding the lock is the safe subset.
+        if (m.sharing === 'locked' || m.sharing === 'private') out.locks.push(dir);
         break;
       }
       case 'bind': {
@@ -154,6 +163,14 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
   }
   if (secretDir) (out as PreparedMounts & { secretDir?: string }).secretDir = secretDir;
   return out;
+}
+
+/** Runs fn while holding the locks of `locked` cache mounts (in a fixed order, so no deadlock). */
+export async function withCacheLocks<T>(locks: string[], fn: () => Promise<T>): Promise<T> {
+  const { withLock } = await import('../layers/atomic.js');
+  const sorted = [...new Set(locks)].sort();
+  const step = (i: number): Promise<T> => (i >= sorted.length ? fn() : withLock(sorted[i] as string, () => step(i + 1)));
+  return step(0);
 }
 
 /** The host dir holding secret files of a step, to remove after it (undefined when none). */

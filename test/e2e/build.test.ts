@@ -348,6 +348,18 @@ describe('imgbuild build (e2e)', () => {
     }
   });
 
+  it('serialises steps sharing a cache mount with sharing=locked', async () => {
+    const step = "RUN --mount=type=cache,id=shared-log,target=/c,sharing=locked echo start >> /c/log && sleep 1 && echo end >> /c/log && cp /c/log /seen";
+    const ctx = await context('locked', {
+      Dockerfile: ['FROM busybox AS a', step, 'FROM busybox AS b', step, 'FROM busybox', 'COPY --from=a /seen /a', 'COPY --from=b /seen /b'].join('\n'),
+    });
+    await buildOk(['-t', 'locked', ctx]);
+    const { store, desc } = await image('locked');
+    const all = new Map((await layerEntries(store, desc)).flatMap((m) => [...m]));
+    const logs = [all.get('a')!, all.get('b')!].sort((x, y) => x.length - y.length);
+    expect(logs).toEqual(['start\nend\n', 'start\nend\nstart\nend\n']);
+  });
+
   it('writes --iidfile and --output type=oci, compresses on request, and reads a Dockerfile from stdin', async () => {
     const ctx = await context('out', { Dockerfile: 'FROM busybox\nRUN echo out > /out.txt\n' });
     const iid = join(tmp.dir, 'iid');
