@@ -457,15 +457,21 @@ export async function removeContainer(root: string, nameOrId: string, o: Lifecyc
   if (rec.state.status === 'running' && !o.force) {
     throw new ContainerStateError(rec.id, `container ${rec.name} is running: stop it first or use rm -f`);
   }
-  await releaseResources(rec, o);
+  // The writable snapshot is only mounted inside the container's own mount namespace, so it can
+  // go at the same time as the kernel objects.
+  const releasing = releaseResources(rec, o);
+  const removeSnapshot = (async () => {
+    const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root)));
+    if (rec.state.status === 'running') await releasing; // never pull a layer from under live processes
+    await sn.remove(rec.snapshotKey ?? snapshotKey(rec.id)).catch((e: unknown) => {
+      if ((e as { code?: string }).code !== 'NOT_FOUND') throw e;
+    });
+  })();
+  await Promise.all([releasing, removeSnapshot]);
   // The watcher (monitor or a foreground run) goes once the container has; give it a moment.
   for (let i = 0; i < 100 && rec.state.monitorPid !== process.pid && (await isSameProcess(rec.state.monitorPid, rec.state.monitorStartTime)); i++) {
     await sleep(20);
   }
-  const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root)));
-  await sn.remove(rec.snapshotKey ?? snapshotKey(rec.id)).catch((e: unknown) => {
-    if ((e as { code?: string }).code !== 'NOT_FOUND') throw e;
-  });
   await rm(containerDir(root, rec.id), { recursive: true, force: true });
   return rec.id;
 }

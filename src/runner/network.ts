@@ -281,8 +281,8 @@ export async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOpti
     // have lo down, and 127.0.0.1 is what programs in a network-less container still talk to).
     const state: NetworkState = { mode, netnsName: netnsName(id), netnsPath: netnsPathOf(id) };
     try {
-      await ip(['netns', 'add', state.netnsName!], { signal: o.signal });
-      await ip(['-n', state.netnsName!, 'link', 'set', 'lo', 'up'], { signal: o.signal });
+      // One child process for both steps (this is on the path of every `run`).
+      await run('sh', ['-c', 'ip netns add "$1" && ip -n "$1" link set lo up', 'sh', state.netnsName!], { signal: o.signal });
       return state;
     } catch (e) {
       await teardownNetwork(id, state, o).catch(() => {});
