@@ -611,7 +611,8 @@ export async function extractArchive(archive: string, destDir: string, signal?: 
 async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string): Promise<void> {
   const env = s.env;
   const isAdd = ins.kind === 'add';
-  const from = ins.kind === 'copy' ? ins.from : undefined;
+  // `--from` is expanded with the meta ARGs (the stage graph is fixed before dispatch, as in BuildKit).
+  const from = ins.kind === 'copy' && ins.from !== undefined ? processWord(ins.from, (n) => env.metaArgs.get(n), env.escape) : undefined;
   const chmod = ins.chmod ? parseChmod(ins.chmod) : undefined;
   const inline = new Map<string, Buffer>();
   for (const h of ins.heredocs) {

@@ -64,6 +64,12 @@ describe('ARG scoping', () => {
       'SEEN_META=meta-default', 'SEEN_OTHER=xx', 'SEEN_LOCAL=from-cli', `ARCH=${process.arch === 'x64' ? 'amd64' : process.arch}`, 'UNSET=xx',
     ]));
   });
+  it('COPY --from is expanded with the meta ARGs', async () => {
+    await writeFile(join(ctx, 'x'), 'X');
+    await dockerfile('ARG SRC=one\nFROM scratch AS one\nCOPY x /x\nFROM scratch AS two\nCOPY --from=$SRC /x /y\n');
+    const r = await build({ root, contextDir: ctx });
+    expect(await readFile(join(await rootfsOf(r.descriptor), 'y'), 'utf8')).toBe('X');
+  });
   it('a later ENV shadows an ARG of the same name', async () => {
     await dockerfile('FROM scratch\nARG V=arg\nENV V=env\nENV W=$V\n');
     const r = await build({ root, contextDir: ctx, buildArgs: { V: 'cli' } });
