@@ -32,7 +32,7 @@ function isAlive(pid: number): boolean {
 }
 
 /** Blobs at least this large are hashed on a worker thread. */
-const WORKER_HASH_MIN = 4 * 1024 * 1024;
+const WORKER_HASH_MIN = 32 * 1024 * 1024;
 
 // Plain JS so it runs as an eval'd worker from both the built CLI and TypeScript test runners.
 const HASH_WORKER = `
