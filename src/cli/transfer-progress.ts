@@ -40,6 +40,9 @@ export function createTransferRenderer(o: { out: Writable; isTTY: boolean; quiet
           case 'compressing':
             line(`Compressing${e.message ? ` (${e.message})` : ''}`);
             break;
+          case 'compressed':
+            line(`Compressed${e.message ? ` (${e.message.replace(/sha256:([0-9a-f]{12})[0-9a-f]*/, '$1')})` : ''}`);
+            break;
           case 'retry':
             line(`Retrying: ${e.message ?? ''}`);
             break;
@@ -87,6 +90,9 @@ export function createTransferRenderer(o: { out: Writable; isTTY: boolean; quiet
         }
         case 'compressing':
           t.update('compressing');
+          break;
+        case 'compressed':
+          t.done('Compressed');
           break;
         case 'verifying':
           t.update('verifying');
