@@ -90,6 +90,8 @@ export interface DispatchEnv {
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
+/** Where a `RUN <<EOF` script with a `#!` line is bound: /dev is the sandbox's own tmpfs. */
+const HEREDOC_SCRIPT_PATH = '/dev/.imgbuild-heredoc';
 
 export function isoTime(epoch?: number): string {
   return (epoch !== undefined ? new Date(epoch * 1000) : new Date()).toISOString().replace(/\.000Z$/, 'Z');
@@ -413,6 +415,8 @@ async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> 
   const env = s.env;
   let args: string[];
   let createdBy: string;
+  /** A heredoc script with its own interpreter (`#!`), run as a file bound into /dev. */
+  let script: string | undefined;
   const hd = ins.heredocs;
   if (ins.command.form === 'shell' && hd.length > 0) {
     const cmd = ins.command.command.trim();
@@ -421,14 +425,15 @@ async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> 
       args = [...shellOf(s), only.content];
     } else if (only) {
       // A script with its own interpreter: run it as a file (BuildKit does the same).
-      args = ['__HEREDOC_SCRIPT__'];
+      script = only.content;
+      args = [HEREDOC_SCRIPT_PATH];
     } else {
       args = [...shellOf(s), `${ins.command.command}\n${hd.map((h) => `${h.content}${h.name}\n`).join('')}`];
     }
   } else {
     args = commandArgs(s, ins.command);
   }
-  createdBy = `RUN ${args[0] === '__HEREDOC_SCRIPT__' ? ins.original.split('\n')[0] : args.join(' ')}`;
+  createdBy = `RUN ${script !== undefined ? ins.original.split('\n')[0] : args.join(' ')}`;
   const argNames = [...s.args.keys()].filter((k) => envGet(envList(s.image), k) === undefined);
   if (argNames.length) createdBy = `RUN |${argNames.length} ${argNames.map((k) => `${k}=${s.args.get(k) ?? ''}`).join(' ')} ${createdBy.slice(4)}`;
   const network: BuildNetwork = ins.network === 'host' ? 'host' : ins.network === 'none' ? 'none' : env.network;
@@ -462,7 +467,6 @@ async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> 
   await layerStep(s, label, keyParts, createdBy, async (active, log) => {
     const scratch = await mkdtemp(join(env.tmpDir, 'run-'));
     const viewKeys: { key: string; dir: string }[] = [];
-    let stepArgs = args;
     let scriptFile: string | undefined;
     try {
       const sn = await env.snapshotter();
@@ -478,12 +482,10 @@ async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> 
       } else if (numeric) {
         user = { uid: Number(numeric[1]), gid: Number(numeric[2]), additionalGids: [] };
       }
-      if (args[0] === '__HEREDOC_SCRIPT__') {
-        const h = ins.heredocs[0]!;
+      if (script !== undefined) {
         scriptFile = join(scratch, 'script');
-        await writeFile(scriptFile, h.content);
+        await writeFile(scriptFile, script);
         await chmod(scriptFile, 0o755);
-        stepArgs = ['/dev/.imgbuild-heredoc'];
       }
       const prepared = await prepareRunMounts(ins.mounts, {
         storeRoot: env.root,
@@ -508,11 +510,11 @@ async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> 
       });
       const files = await networkFiles(join(scratch, 'etc'), network);
       const extra = scriptFile
-        ? [{ type: 'bind' as const, source: scriptFile, destination: '/dev/.imgbuild-heredoc', options: ['rbind', 'ro'] }]
+        ? [{ type: 'bind' as const, source: scriptFile, destination: HEREDOC_SCRIPT_PATH, options: ['rbind', 'ro'] }]
         : [];
       const spec = sandboxSpec({
         rootfs: active.mounts,
-        args: stepArgs,
+        args,
         env: [...stepEnv, ...prepared.env],
         cwd: workdir,
         user,
@@ -526,7 +528,7 @@ async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> 
         const out = lineWriter(log);
         const r = await withCacheLocks(prepared.locks, () => runSandbox(spec, { stdout: out, stderr: out, ...(env.signal ? { signal: env.signal } : {}) }));
         out.end();
-        if (r.exitCode !== 0 || r.signal) throw new RunFailedError(stepArgs.join(' '), r.exitCode, r.signal);
+        if (r.exitCode !== 0 || r.signal) throw new RunFailedError(args.join(' '), r.exitCode, r.signal);
       } finally {
         const dir = secretDirOf(prepared);
         if (dir) await rm(dir, { recursive: true, force: true });
