@@ -88,12 +88,14 @@ async function acquireResources(root: string, rec: ContainerRecord, o: Lifecycle
   }
   if (net.ip) await writeFile(pathOf(root, rec.id, 'hosts'), hostsFile(rec.config.Hostname, net.ip));
   if (h.portBindings.length > 0 && net.ip && net.netnsPath) {
-    rec.state.proxyPid = await startPortProxy({
+    const proxyPid = await startPortProxy({
       containerIp: net.ip,
       ports: h.portBindings,
       netnsPath: net.netnsPath,
       logPath: pathOf(root, rec.id, 'log'),
     });
+    rec.state.proxyPid = proxyPid;
+    rec.state.proxyStartTime = await procStartTime(proxyPid);
   }
   return spec;
 }
@@ -101,7 +103,7 @@ async function acquireResources(root: string, rec: ContainerRecord, o: Lifecycle
 /** Stops the port proxy, tears down the network and removes the cgroup (killing what is left in it). */
 async function releaseResources(rec: ContainerRecord, o: LifecycleOptions): Promise<void> {
   const errors: unknown[] = [];
-  if (rec.state.proxyPid) {
+  if (rec.state.proxyPid && (await isSameProcess(rec.state.proxyPid, rec.state.proxyStartTime))) {
     try {
       process.kill(rec.state.proxyPid, 'SIGTERM');
     } catch {
@@ -185,6 +187,7 @@ export async function runContainer(
       ...r.state,
       status: 'running',
       proxyPid: rec.state.proxyPid,
+      proxyStartTime: rec.state.proxyStartTime,
       monitorPid: process.pid,
       monitorStartTime: await procStartTime(process.pid),
       startedAt,
@@ -319,6 +322,7 @@ export async function startContainer(store: OciStore, id: string, o: LifecycleOp
       monitorPid: d.monitorPid,
       monitorStartTime: await procStartTime(d.monitorPid),
       proxyPid: rec.state.proxyPid,
+      proxyStartTime: rec.state.proxyStartTime,
       startedAt: new Date().toISOString(),
     };
   });

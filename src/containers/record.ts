@@ -60,6 +60,7 @@ export interface ContainerState {
   monitorStartTime?: string;
   /** Userland port proxy serving the published ports. */
   proxyPid?: number;
+  proxyStartTime?: string;
   startedAt?: string;
   finishedAt?: string;
   exitCode?: number;

@@ -253,6 +253,27 @@ export class Cgroup {
   }
 
   /**
+   * Freezes (or thaws) every process of the group: v1 freezer.state, v2 cgroup.freeze. Used to
+   * hold a container still while its writable layer is read (commit). Resolves once the kernel
+   * reports the group frozen; a no-op without a freezer.
+   */
+  async freeze(frozen: boolean, o: { timeoutMs?: number } = {}): Promise<boolean> {
+    const v1 = this.version === 1 ? this.dirs.get('freezer') : undefined;
+    const dir = v1 ?? (this.version === 2 ? this.dirs.get('unified') : undefined);
+    if (!dir || !(await exists(join(dir, v1 ? 'freezer.state' : 'cgroup.freeze')))) return false;
+    if (v1) await writeControl(dir, 'freezer.state', frozen ? 'FROZEN' : 'THAWED');
+    else await writeControl(dir, 'cgroup.freeze', frozen ? '1' : '0');
+    if (!frozen) return true;
+    const deadline = Date.now() + (o.timeoutMs ?? 2_000);
+    for (;;) {
+      const st = v1 ? (await readControl(dir, 'freezer.state'))?.trim() : keyed(await readControl(dir, 'cgroup.events')).get('frozen') === 1 ? 'FROZEN' : '';
+      if (st === 'FROZEN') return true;
+      if (Date.now() > deadline) throw new CgroupError(`${dir} did not freeze within ${o.timeoutMs ?? 2_000} ms`, dir);
+      await sleep(5);
+    }
+  }
+
+  /**
    * Sends `signal` to every process in the group. For SIGKILL the group is frozen first (v2
    * cgroup.kill when available, else freezer) so a forking process cannot outrun the loop, and the
    * call returns once the group is empty or `timeoutMs` passes.

@@ -148,4 +148,13 @@ describe('lifecycle', () => {
     expect(hist.stdout).toMatch(/say hi/);
     await env.cli(['rm', 'builder']);
   });
+
+  it('commits a running container (frozen while its layer is read) and leaves it running', async () => {
+    await env.cli(['run', '-d', '--name', 'live', 'busybox', 'sh', '-c', 'echo live > /state; while true; do sleep 0.1; done']);
+    await waitFor(async () => (await env.cli(['exec', 'live', 'cat', '/state'])).stdout === 'live\n' || undefined);
+    expect((await env.cli(['commit', 'live', 'snap:1'])).code).toBe(0);
+    expect((await env.cli(['run', '--rm', 'snap:1', 'cat', '/state'])).stdout).toBe('live\n');
+    expect((await env.cli(['exec', 'live', 'true'])).code).toBe(0);
+    await env.cli(['rm', '-f', 'live']);
+  });
 });

@@ -79,6 +79,19 @@ describe('cgroup v2 (fake tree)', () => {
     await cg.remove(); // idempotent
   });
 
+  it('freezes and thaws through cgroup.freeze, waiting for cgroup.events', async () => {
+    const cg = await Cgroup.create('fz', {}, { cgroupRoot: root });
+    const dir = cg.paths[0]!;
+    await writeFile(join(dir, 'cgroup.freeze'), '0');
+    await writeFile(join(dir, 'cgroup.events'), 'populated 1\nfrozen 1\n');
+    expect(await cg.freeze(true)).toBe(true);
+    expect(await read(join(dir, 'cgroup.freeze'))).toBe('1');
+    expect(await cg.freeze(false)).toBe(true);
+    expect(await read(join(dir, 'cgroup.freeze'))).toBe('0');
+    await writeFile(join(dir, 'cgroup.events'), 'populated 1\nfrozen 0\n');
+    await expect(cg.freeze(true, { timeoutMs: 50 })).rejects.toThrow(/did not freeze/);
+  });
+
   it('refuses names that would escape the parent', async () => {
     await expect(Cgroup.create('../evil', {}, { cgroupRoot: root })).rejects.toThrow(/invalid cgroup name/);
   });

@@ -213,7 +213,12 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
     } finally {
       if (rawTty) process.stdin.setRawMode(false);
       if (stdin) stdin.pause();
-      if (f.rm) await lc.removeContainer(root, id, { force: true, snapshotter }).catch((e: unknown) => ctx.stderr.write(`imgbuild: removing ${id.slice(0, 12)}: ${(e as Error).message}\n`));
+      if (f.rm) {
+        await lc.removeContainer(root, id, { force: true, snapshotter }).catch((e: unknown) => {
+          // Someone else (rm -f) removed it meanwhile: nothing left to do.
+          if ((e as { code?: string }).code !== 'NOT_FOUND') ctx.stderr.write(`imgbuild: removing ${id.slice(0, 12)}: ${(e as Error).message}\n`);
+        });
+      }
     }
     if (status.exitCode !== 0) throw new ExitError(status.exitCode);
   }
