@@ -123,7 +123,13 @@ export async function startRegistry(o: RegistryOptions = {}): Promise<TestRegist
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-8000)));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-8000)));
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  // never outlive the test process, even when a test forgets stop() or the worker dies
+  const onExit = (): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', onExit);
   const stop = async (): Promise<void> => {
+    process.off('exit', onExit);
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       child.kill('SIGTERM');
