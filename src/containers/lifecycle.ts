@@ -480,4 +480,19 @@ export async function removeContainer(root: string, nameOrId: string, o: Lifecyc
   return rec.id;
 }
 
+/**
+ * Removes every container that is not running (Docker's `container prune`), which includes the
+ * ones whose imgbuild process was killed. Returns the removed ids.
+ */
+export async function pruneContainers(root: string, o: LifecycleOptions = {}): Promise<string[]> {
+  const removed: string[] = [];
+  for (const r of await listContainers(root, o)) {
+    if (r.state.status === 'running') continue;
+    // A container being created right now by a live process is not garbage.
+    if (r.state.status === 'created' && r.state.monitorPid !== process.pid && (await isSameProcess(r.state.monitorPid, r.state.monitorStartTime))) continue;
+    removed.push(await removeContainer(root, r.id, { ...o, force: true }));
+  }
+  return removed;
+}
+
 export { signalName };

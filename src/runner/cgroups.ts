@@ -169,12 +169,26 @@ export class Cgroup {
       // Delegate the controllers down to the per-container group: root → parent → group.
       const available = new Set((await readControl(cg.cgroupRoot, 'cgroup.controllers'))?.trim().split(/\s+/) ?? []);
       const wanted = V2_CONTROLLERS.filter((c) => available.has(c));
+      // Needed only for the limits asked for: a root we may not delegate from (a cgroup
+      // namespace whose root holds processes refuses with EBUSY) still runs unlimited containers.
+      const needed = new Set<string>([
+        ...(limits.memory !== undefined ? ['memory'] : []),
+        ...(limits.cpus !== undefined ? ['cpu'] : []),
+        ...(limits.pidsLimit !== undefined ? ['pids'] : []),
+      ]);
+      for (const c of needed) {
+        if (!available.has(c)) throw new CgroupError(`the ${c} controller is not available in ${cg.cgroupRoot}`, cg.cgroupRoot);
+      }
       if (wanted.length > 0) {
         const enable = wanted.map((c) => `+${c}`).join(' ');
         for (const d of [cg.cgroupRoot, parentDir]) {
           const current = new Set((await readControl(d, 'cgroup.subtree_control'))?.trim().split(/\s+/) ?? []);
           if (wanted.every((c) => current.has(c))) continue;
-          await writeControl(d, 'cgroup.subtree_control', enable);
+          try {
+            await writeControl(d, 'cgroup.subtree_control', enable);
+          } catch (e) {
+            if ([...needed].some((c) => !current.has(c))) throw e;
+          }
         }
       }
       await mkdir(dir, { recursive: true });

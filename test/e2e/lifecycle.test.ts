@@ -7,6 +7,7 @@ import { OciStore } from '../../src/layers/store.js';
 import { findImage } from '../../src/layers/image.js';
 import { openLayerTar } from '../../src/layers/compress.js';
 import tar from 'tar-stream';
+import { pruneContainers } from '../../src/containers/lifecycle.js';
 
 let env: Env;
 beforeAll(async () => {
@@ -147,6 +148,15 @@ describe('lifecycle', () => {
     const hist = await env.cli(['history', 'greeter:v1']);
     expect(hist.stdout).toMatch(/say hi/);
     await env.cli(['rm', 'builder']);
+  });
+
+  it('pruneContainers removes stopped containers and keeps running ones', async () => {
+    await env.cli(['run', '--name', 'stopped1', 'busybox', 'true']);
+    const live = (await env.cli(['run', '-d', '--name', 'running1', 'busybox', 'sleep', '300'])).stdout.trim();
+    const removed = await pruneContainers(env.root);
+    expect(removed).toHaveLength(1);
+    expect((await env.cli(['ps', '-aq', '--no-trunc'])).stdout).toBe(`${live}\n`);
+    await env.cli(['rm', '-f', 'running1']);
   });
 
   it('commits a running container (frozen while its layer is read) and leaves it running', async () => {

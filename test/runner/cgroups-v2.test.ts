@@ -54,6 +54,7 @@ describe('cgroup v2 (fake tree)', () => {
     expect((await read(join(root, 'cgroup.subtree_control'))).split(' ').sort()).toEqual(['+cpu', '+pids']);
     expect(await present(join(cg.paths[0]!, 'memory.max'))).toBe(false);
     expect(await present(join(cg.paths[0]!, 'cpu.max'))).toBe(false);
+    await expect(Cgroup.create('x2', { memory: 64 * 1024 * 1024 }, { cgroupRoot: root })).rejects.toThrow(/memory controller is not available/);
   });
 
   it('reads the OOM kill counter from memory.events', async () => {
