@@ -669,8 +669,13 @@ async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string): Promis
     const workdir = s.image.config.config?.WorkingDir || '/';
     const workdirPending = s.workdirPending && !ins.link;
     const parentImage = s.image;
+    // With nothing below (scratch, or --link) the upper dir is the whole rootfs: write into it
+    // directly and skip the host mount (measured at ~30 ms per mount+umount here).
+    const direct = ins.link || !parentImage.chainId;
     await layerStep(s, label, keyParts, createdBy, async (active) => {
-      await withHostMount(env, active.mounts, async (root) => {
+      const inRoot = async <T>(fn: (root: string) => Promise<T>): Promise<T> =>
+        direct ? fn(await (await env.snapshotter()).upperDir(active.key)) : withHostMount(env, active.mounts, fn);
+      await inRoot(async (root) => {
         if (workdirPending) await createWorkdir(s, root);
         // Names in --chown come from the stage's /etc/passwd, also for a linked (empty) layer.
         const chown = !ins.chown ? undefined
