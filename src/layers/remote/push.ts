@@ -234,28 +234,18 @@ async function defaultConvert(store: OciStore, layer: Descriptor, c: Compression
   return ensureCompressed(store, layer, c, o);
 }
 
-/** The layers to push, converted to the wanted compression; `changed` when the manifest must be rewritten. */
-async function prepareLayers(store: OciStore, img: LoadedImage, o: PushOptions): Promise<{ layers: Descriptor[]; changed: boolean }> {
+/** The layer as it will be pushed: converted to the wanted compression when it differs. */
+async function convertLayer(store: OciStore, img: LoadedImage, l: Descriptor, o: PushOptions): Promise<Descriptor> {
   const format = img.descriptor.mediaType === MediaTypes.DOCKER_MANIFEST ? 'docker' : 'oci';
+  const have = layerCompression(l.mediaType) ?? 'none';
+  const want = o.compression ?? (have === 'none' ? 'gzip' : have);
+  if (want === have) return l;
   const convert = o.convert ?? defaultConvert;
-  let changed = false;
-  const layers: Descriptor[] = [];
-  for (const l of img.manifest.layers) {
-    const have = layerCompression(l.mediaType) ?? 'none';
-    const want = o.compression ?? (have === 'none' ? 'gzip' : have);
-    if (want === have) {
-      layers.push(l);
-      continue;
-    }
-    const meter = new BlobMeter(o.onProgress, 'layer', l.digest, l.size);
-    meter.phase('compressing', 0, `${have} → ${want}`);
-    const c = await convert(store, l, want, { format, ...(o.signal ? { signal: o.signal } : {}) });
-    meter.phase('compressed', l.size, `${want} ${c.digest}`);
-    const out: Descriptor = { ...c, ...(l.annotations ? { annotations: l.annotations } : {}) };
-    if (c.digest !== l.digest || c.mediaType !== l.mediaType) changed = true;
-    layers.push(out);
-  }
-  return { layers, changed };
+  const meter = new BlobMeter(o.onProgress, 'layer', l.digest, l.size);
+  meter.phase('compressing', 0, `${have} → ${want}`);
+  const c = await convert(store, l, want, { format, ...(o.signal ? { signal: o.signal } : {}) });
+  meter.phase('compressed', l.size, `${want} ${c.digest}`);
+  return { ...c, ...(l.annotations ? { annotations: l.annotations } : {}) };
 }
 
 async function putManifest(client: RegistryClient, repo: string, reference: string, raw: Buffer, mediaType: string, digest: Digest, scopes: string[], signal?: AbortSignal): Promise<void> {
@@ -287,21 +277,19 @@ interface PushTarget {
   o: PushOptions;
 }
 
-/** The bytes and digest of an image manifest as it will be pushed (after layer conversion). */
-async function prepareImage(store: OciStore, img: LoadedImage, o: PushOptions): Promise<{ raw: Buffer; digest: Digest; layers: Descriptor[] }> {
-  const { layers, changed } = await prepareLayers(store, img, o);
-  let raw = img.rawManifest;
-  if (changed) {
-    const m: Manifest = { ...img.manifest, layers };
-    raw = Buffer.from(JSON.stringify(m));
-  }
+function digestOfBytes(raw: Uint8Array): Digest {
   const h = createHasher('sha256');
   h.update(raw);
-  return { raw, digest: h.digest(), layers };
+  return h.digest();
 }
 
-/** Uploads an image's blobs, then PUTs its manifest under `reference` (a tag or its digest). */
-async function pushPrepared(t: PushTarget, img: LoadedImage, prep: { raw: Buffer; digest: Digest; layers: Descriptor[] }, reference: string): Promise<Descriptor> {
+/**
+ * Pushes one image: every layer is converted (one conversion at a time, each using all cores)
+ * and uploaded as soon as it is ready, so compression of the next layer overlaps the upload of
+ * the previous one; the config goes up alongside. Then the manifest (rewritten only when a layer
+ * changed) is PUT under `reference` — a tag, or undefined for "by its own digest".
+ */
+async function pushOne(t: PushTarget, img: LoadedImage, reference: string | undefined, expected?: Digest): Promise<Descriptor> {
   const { store, o } = t;
   const signal = o.signal;
   const ctx: UploadCtx = {
@@ -317,36 +305,53 @@ async function pushPrepared(t: PushTarget, img: LoadedImage, prep: { raw: Buffer
     refused: new Set(),
     ...(signal ? { signal } : {}),
   };
-  const limit = pLimit(Math.max(1, o.concurrency ?? 5));
-  const seen = new Set<string>();
-  const blobs: { d: Descriptor; kind: 'layer' | 'config' }[] = [
-    ...prep.layers.filter((l) => (seen.has(l.digest) ? false : (seen.add(l.digest), true))).map((d) => ({ d, kind: 'layer' as const })),
-    { d: img.manifest.config, kind: 'config' as const },
-  ];
-  for (const b of blobs) {
-    const info = await store.info(b.d.digest);
-    if (!info) throw new InvalidArgumentError(`blob ${b.d.digest} of ${img.ref ?? img.descriptor.digest} is missing from the store`);
-    if (info.size !== b.d.size) throw new InvalidArgumentError(`blob ${b.d.digest} is ${info.size} bytes in the store, manifest says ${b.d.size}`);
+  for (const l of [...img.manifest.layers, img.manifest.config]) {
+    const info = await store.info(l.digest);
+    if (!info) throw new InvalidArgumentError(`blob ${l.digest} of ${img.ref ?? img.descriptor.digest} is missing from the store`);
+    if (info.size !== l.size) throw new InvalidArgumentError(`blob ${l.digest} is ${info.size} bytes in the store, manifest says ${l.size}`);
   }
+  const uploads = pLimit(Math.max(1, o.concurrency ?? 5));
+  const conversions = pLimit(1);
+  const uploaded = new Map<string, Promise<void>>();
+  const upload = (d: Descriptor, kind: 'layer' | 'config'): Promise<void> => {
+    let p = uploaded.get(d.digest);
+    if (!p) {
+      p = uploads(async () => {
+        const meter = new BlobMeter(o.onProgress, kind, d.digest, d.size);
+        meter.phase('waiting');
+        if ((await uploadBlob(ctx, d, meter)) === 'uploaded') meter.phase('done', d.size);
+      });
+      uploaded.set(d.digest, p);
+    }
+    return p;
+  };
+  let layers: Descriptor[];
   try {
-    await Promise.all(
-      blobs.map((b) =>
-        limit(async () => {
-          const meter = new BlobMeter(o.onProgress, b.kind, b.d.digest, b.d.size);
-          meter.phase('waiting');
-          if ((await uploadBlob(ctx, b.d, meter)) === 'uploaded') meter.phase('done', b.d.size);
-        }),
-      ),
+    const config = upload(img.manifest.config, 'config');
+    layers = await Promise.all(
+      img.manifest.layers.map(async (l) => {
+        const out = await conversions(() => convertLayer(store, img, l, o));
+        await upload(out, 'layer');
+        return out;
+      }),
     );
+    await config;
   } catch (e) {
-    limit.clearQueue();
+    uploads.clearQueue();
+    conversions.clearQueue();
     if (signal?.aborted && !(e instanceof AbortedError)) throw new AbortedError('operation aborted', { cause: signal.reason });
     throw e;
   }
   throwIfAborted(signal);
-  await putManifest(t.client, t.destRef.repository, reference, prep.raw, img.descriptor.mediaType, prep.digest, t.scopes, signal);
-  await recordSources(store.root, blobs.map((b) => b.d.digest), t.destRef.registry, t.destRef.repository).catch(() => {});
-  return { mediaType: img.descriptor.mediaType, digest: prep.digest, size: prep.raw.length };
+  const changed = layers.some((l, i) => l.digest !== img.manifest.layers[i]!.digest || l.mediaType !== img.manifest.layers[i]!.mediaType);
+  const raw = changed ? Buffer.from(JSON.stringify({ ...img.manifest, layers } satisfies Manifest)) : img.rawManifest;
+  const digest = digestOfBytes(raw);
+  if (expected && expected !== digest) {
+    throw new InvalidArgumentError(`cannot push to ${t.display}: the manifest to push has digest ${digest}`);
+  }
+  await putManifest(t.client, t.destRef.repository, reference ?? digest, raw, img.descriptor.mediaType, digest, t.scopes, signal);
+  await recordSources(store.root, [img.manifest.config.digest, ...layers.map((l) => l.digest)], t.destRef.registry, t.destRef.repository).catch(() => {});
+  return { mediaType: img.descriptor.mediaType, digest, size: raw.length };
 }
 
 /** The index `img` was found through, when every image it lists is complete in the store. */
@@ -408,38 +413,29 @@ export async function pushImage(store: OciStore, src: string, dest?: string, o: 
     const reference = destRef.tag ?? destRef.digest ?? 'latest';
 
     const tree = await completeIndex(store, img);
+    const top = tree ? img.indexDescriptor! : img.descriptor;
+    o.onProgress?.({ type: 'resolved', ref: display, digest: top.digest, mediaType: top.mediaType, blobs: img.manifest.layers.length + 1 });
+    let pushed: Descriptor;
     if (tree) {
-      const pushedChildren: Descriptor[] = [];
-      let changed = false;
+      const children: Descriptor[] = [];
       for (const [i, child] of tree.children.entries()) {
-        const prep = await prepareImage(store, child, o);
         const entry = tree.index.manifests[i]!;
-        if (i === 0) o.onProgress?.({ type: 'resolved', ref: display, digest: img.indexDescriptor!.digest, mediaType: img.indexDescriptor!.mediaType, blobs: prep.layers.length + 1 });
-        const d = await pushPrepared(t, child, prep, prep.digest);
-        if (d.digest !== entry.digest || d.size !== entry.size) changed = true;
-        pushedChildren.push({ ...entry, digest: d.digest, size: d.size });
+        const d = await pushOne(t, child, undefined);
+        children.push({ ...entry, digest: d.digest, size: d.size });
       }
-      const raw = changed ? Buffer.from(JSON.stringify({ ...tree.index, manifests: pushedChildren })) : tree.raw;
-      const h = createHasher('sha256');
-      h.update(raw);
-      const digest = h.digest();
+      const changed = children.some((c, i) => c.digest !== tree.index.manifests[i]!.digest);
+      const raw = changed ? Buffer.from(JSON.stringify({ ...tree.index, manifests: children })) : tree.raw;
+      const digest = digestOfBytes(raw);
       if (destRef.digest && destRef.digest !== digest) throw new InvalidArgumentError(`cannot push to ${display}: the index to push has digest ${digest}`);
-      const mediaType = tree.index.mediaType ?? img.indexDescriptor!.mediaType;
+      const mediaType = tree.index.mediaType ?? top.mediaType;
       await putManifest(client, destRef.repository, reference, raw, mediaType, digest, t.scopes, o.signal);
-      o.onProgress?.({ type: 'manifest', ref: display, digest, size: raw.length });
-      o.onProgress?.({ type: 'done', ref: display, digest });
-      return { mediaType, digest, size: raw.length };
+      pushed = { mediaType, digest, size: raw.length };
+    } else {
+      pushed = await pushOne(t, img, reference, destRef.digest);
     }
-
-    const prep = await prepareImage(store, img, o);
-    if (destRef.digest && destRef.digest !== prep.digest) {
-      throw new InvalidArgumentError(`cannot push to ${display}: the manifest to push has digest ${prep.digest}`);
-    }
-    o.onProgress?.({ type: 'resolved', ref: display, digest: prep.digest, mediaType: img.descriptor.mediaType, blobs: prep.layers.length + 1 });
-    const d = await pushPrepared(t, img, prep, reference);
-    o.onProgress?.({ type: 'manifest', ref: display, digest: d.digest, size: d.size });
-    o.onProgress?.({ type: 'done', ref: display, digest: d.digest });
-    return d;
+    o.onProgress?.({ type: 'manifest', ref: display, digest: pushed.digest, size: pushed.size });
+    o.onProgress?.({ type: 'done', ref: display, digest: pushed.digest });
+    return pushed;
   } finally {
     if (owned) await session.close();
   }
