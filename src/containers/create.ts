@@ -46,6 +46,8 @@ import { ensureRootfsDir } from './rootfs.js';
 import { procStartTime } from './proc.js';
 
 export interface CreateOptions {
+  /** The container id to use (64 hex); generated when omitted. */
+  id?: string;
   image: string;
   cmd?: string[];
   name?: string;
@@ -97,6 +99,11 @@ async function unpacked(
   return unpackImage(store, sn, layers, diffIds, { signal });
 }
 
+/** `--network` default: none, or bridge when ports are published. */
+export function defaultNetworkMode(network: NetworkMode | undefined, published: number): NetworkMode {
+  return network ?? (published > 0 ? 'bridge' : 'none');
+}
+
 export function overlayRoot(root: string): string {
   return join(root, 'overlay');
 }
@@ -121,14 +128,15 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const portBindings = (o.publish ?? []).map(parsePublish);
   const rlimits = (o.ulimits ?? []).map(parseUlimit);
   const capabilities = capabilitySet(o.capAdd ?? [], o.capDrop ?? []);
-  const networkMode: NetworkMode = o.network ?? (portBindings.length > 0 ? 'bridge' : 'none');
+  const networkMode = defaultNetworkMode(o.network, portBindings.length);
   if (!['none', 'host', 'bridge'].includes(networkMode)) throw new InvalidArgumentError(`unknown --network ${networkMode}: use none, host or bridge`);
   if (portBindings.length > 0 && networkMode !== 'bridge') throw new InvalidArgumentError(`-p needs --network bridge (not ${networkMode})`);
   const fileEnv: string[] = [];
   for (const f of o.envFiles ?? []) fileEnv.push(...(await readEnvFile(f, hostEnv)));
   const flagEnv = resolveEnvFlags(o.env ?? [], hostEnv);
 
-  const id = newContainerId();
+  const id = o.id ?? newContainerId();
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidArgumentError(`invalid container id ${JSON.stringify(id)}`);
   const hostname = o.hostname ?? shortId(id);
   const env = mergeEnv(
     [`PATH=${DEFAULT_PATH}`],

@@ -15,7 +15,7 @@ import { constants as osConstants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OciStore } from '../layers/store.js';
 import { Cgroup } from '../runner/cgroups.js';
-import { setupNetwork, teardownNetwork } from '../runner/network.js';
+import { setupNetwork, teardownNetwork, type NetworkState } from '../runner/network.js';
 import { runSandbox, startDetached, type SandboxIO } from '../runner/sandbox.js';
 import type { SandboxSpec } from '../runner/spec.js';
 import { OverlaySnapshotter } from '../overlay/overlay.js';
@@ -33,6 +33,7 @@ import {
   writeExitStatus,
   type ContainerRecord,
   type ExitStatus,
+  type HostConfig,
 } from './record.js';
 import { hostsFile } from './spec.js';
 import { overlayRoot, snapshotKey, specPath } from './create.js';
@@ -67,20 +68,47 @@ async function cgroupOf(rec: ContainerRecord, o: LifecycleOptions): Promise<Cgro
 }
 
 /** Creates the cgroup and network, finishes the spec; undone by releaseResources on failure. */
-async function acquireResources(root: string, rec: ContainerRecord, o: LifecycleOptions): Promise<SandboxSpec> {
+export interface KernelObjects {
+  cgroup: Cgroup;
+  network: NetworkState;
+}
+
+/**
+ * Creates a container's cgroup and network namespace. `run` calls this while the container is
+ * still being created (the two are independent) and hands the promise to runContainer.
+ */
+export async function createKernelObjects(
+  id: string,
+  h: Pick<HostConfig, 'memory' | 'cpus' | 'pidsLimit' | 'networkMode'>,
+  o: LifecycleOptions = {},
+): Promise<KernelObjects> {
+  const [cgr, netr] = await Promise.allSettled([
+    Cgroup.create(id, { memory: h.memory, cpus: h.cpus, pidsLimit: h.pidsLimit }, { cgroupRoot: o.cgroupRoot }),
+    setupNetwork(id, h.networkMode, { stateDir: o.networkStateDir, signal: o.signal }),
+  ]);
+  if (cgr.status === 'fulfilled' && netr.status === 'fulfilled') return { cgroup: cgr.value, network: netr.value };
+  // Undo the half that worked.
+  if (cgr.status === 'fulfilled') await cgr.value.kill('SIGKILL').then(() => cgr.value.remove()).catch(() => {});
+  if (netr.status === 'fulfilled') await teardownNetwork(id, netr.value, { stateDir: o.networkStateDir }).catch(() => {});
+  throw cgr.status === 'rejected' ? cgr.reason : (netr as PromiseRejectedResult).reason;
+}
+
+/** Undoes createKernelObjects (for a container that never got created). */
+export async function releaseKernelObjects(id: string, k: KernelObjects, o: LifecycleOptions = {}): Promise<void> {
+  await Promise.all([
+    k.cgroup.kill('SIGKILL').then(() => k.cgroup.remove()),
+    teardownNetwork(id, k.network, { stateDir: o.networkStateDir }),
+  ]);
+}
+
+async function acquireResources(root: string, rec: ContainerRecord, o: LifecycleOptions & { kernel?: Promise<KernelObjects> }): Promise<SandboxSpec> {
   const spec = JSON.parse(await readFile(specPath(root, rec.id), 'utf8')) as SandboxSpec;
   const h = rec.hostConfig;
-  // Independent kernel objects: create them at once; on failure the caller releases both.
-  const [cgr, netr] = await Promise.allSettled([
-    Cgroup.create(rec.id, { memory: h.memory, cpus: h.cpus, pidsLimit: h.pidsLimit }, { cgroupRoot: o.cgroupRoot }),
-    setupNetwork(rec.id, h.networkMode, { stateDir: o.networkStateDir, signal: o.signal }),
-  ]);
-  if (netr.status === 'fulfilled') rec.network = netr.value;
-  if (cgr.status === 'fulfilled') rec.cgroup = { version: cgr.value.version, paths: cgr.value.paths };
-  if (cgr.status === 'rejected') throw cgr.reason;
-  if (netr.status === 'rejected') throw netr.reason;
-  const cg = cgr.value;
-  const net = netr.value;
+  const k = await (o.kernel ?? createKernelObjects(rec.id, h, o));
+  rec.cgroup = { version: k.cgroup.version, paths: k.cgroup.paths };
+  rec.network = k.network;
+  const cg = k.cgroup;
+  const net = k.network;
   spec.cgroupPaths = cg.paths;
   if (net.netnsPath) {
     spec.netnsPath = net.netnsPath;
@@ -161,7 +189,7 @@ export async function runContainer(
   store: OciStore,
   id: string,
   io: RunIO,
-  o: LifecycleOptions & { forward?: () => NodeJS.Signals | undefined; killGraceMs?: number } = {},
+  o: LifecycleOptions & { forward?: () => NodeJS.Signals | undefined; killGraceMs?: number; kernel?: Promise<KernelObjects> } = {},
 ): Promise<ExitStatus> {
   const root = store.root;
   const rec0 = await readRecord(root, id);
@@ -290,7 +318,7 @@ function tee(main: Writable, copy: Writable): Writable {
 }
 
 /** Starts a created container detached: a monitor outlives us and writes status.json. */
-export async function startContainer(store: OciStore, id: string, o: LifecycleOptions = {}): Promise<ContainerRecord> {
+export async function startContainer(store: OciStore, id: string, o: LifecycleOptions & { kernel?: Promise<KernelObjects> } = {}): Promise<ContainerRecord> {
   const root = store.root;
   const rec = await readRecord(root, id);
   if (!rec) throw new ContainerStateError(id, `no such container: ${id}`);

@@ -142,9 +142,27 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   }
 
   async function runGuarded(): Promise<void> {
+    // The cgroup and network namespace do not depend on the image: make them while the
+    // container is being created.
+    const { newContainerId } = await import('../../containers/ids.js');
+    const { defaultNetworkMode } = await import('../../containers/create.js');
+    const preId = newContainerId();
+    let kernel: ReturnType<typeof lc.createKernelObjects> | undefined;
+    try {
+      kernel = lc.createKernelObjects(preId, {
+        memory: f.memory === undefined ? undefined : parseMemory(f.memory),
+        cpus: parseNumberFlag('--cpus', f.cpus),
+        pidsLimit: parseNumberFlag('--pids-limit', f.pidsLimit, { integer: true, min: 1 }),
+        networkMode: defaultNetworkMode(f.network as 'none' | 'host' | 'bridge' | undefined, f.publish.length),
+      });
+    } catch {
+      kernel = undefined; // bad flags: createContainer reports them
+    }
+    kernel?.catch(() => {}); // observed below; avoid an unhandled rejection meanwhile
     let rec;
     try {
       rec = await createContainer(store, {
+        id: preId,
         image,
         cmd: command,
         name: f.name,
@@ -174,13 +192,14 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
         signal: ctx.signal,
       });
     } catch (e) {
+      if (kernel) await kernel.then((k) => lc.releaseKernelObjects(preId, k), () => {}).catch(() => {});
       throw withRunStatus(e);
     }
     const id = rec.id;
     containerId = id;
     if (f.detach) {
       try {
-        await lc.startContainer(store, id, { signal: ctx.signal });
+        await lc.startContainer(store, id, { signal: ctx.signal, ...(kernel ? { kernel } : {}) });
       } catch (e) {
         if (f.rm) await lc.removeContainer(root, id, { force: true, snapshotter }).catch(() => {});
         throw withRunStatus(e);
@@ -205,7 +224,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
           forwardSignals: ['SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'],
           ...(f.tty && process.stdout.isTTY ? { terminalSize: { rows: process.stdout.rows, cols: process.stdout.columns } } : {}),
         },
-        { signal: ctx.signal, forward: () => abortSignalName(ctx.signal) },
+        { signal: ctx.signal, forward: () => abortSignalName(ctx.signal), ...(kernel ? { kernel } : {}) },
       );
     } catch (e) {
       if (ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));
