@@ -237,7 +237,9 @@ async function defaultConvert(store: OciStore, layer: Descriptor, c: Compression
 /** The layer as it will be pushed: converted to the wanted compression when it differs. */
 async function convertLayer(store: OciStore, img: LoadedImage, l: Descriptor, o: PushOptions): Promise<Descriptor> {
   const format = img.descriptor.mediaType === MediaTypes.DOCKER_MANIFEST ? 'docker' : 'oci';
-  const have = layerCompression(l.mediaType) ?? 'none';
+  const have = layerCompression(l.mediaType);
+  // blobs that are not layer tars (attestations, artifacts) go out as they are
+  if (have === undefined || l.mediaType.includes('nondistributable') || l.mediaType.includes('foreign')) return l;
   const want = o.compression ?? (have === 'none' ? 'gzip' : have);
   if (want === have) return l;
   const convert = o.convert ?? defaultConvert;
