@@ -184,7 +184,6 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
     await ensureRootfsDir(rootfs, workdir);
 
-    const dir = containerDir(root, id);
     const etcFiles = { hosts: pathOf(root, id, 'hosts'), hostname: pathOf(root, id, 'hostname'), resolv: pathOf(root, id, 'resolv') };
     await writeFile(etcFiles.hosts, hostsFile(hostname));
     await writeFile(etcFiles.hostname, `${hostname}\n`);
@@ -250,7 +249,6 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       state: { status: 'created', monitorPid: process.pid, monitorStartTime: await procStartTime(process.pid) },
     };
     await writeRecord(root, rec);
-    void dir;
     return rec;
   } catch (e) {
     await sn.remove(snapshotKey(id)).catch(() => {});

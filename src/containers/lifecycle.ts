@@ -120,7 +120,6 @@ async function acquireResources(root: string, rec: ContainerRecord, o: Lifecycle
       containerIp: net.ip,
       ports: h.portBindings,
       netnsPath: net.netnsPath,
-      logPath: pathOf(root, rec.id, 'log'),
     });
     rec.state.proxyPid = proxyPid;
     rec.state.proxyStartTime = await procStartTime(proxyPid);

@@ -19,7 +19,7 @@ function proxyScript(): { cmd: string; args: string[] } {
 }
 
 /** Starts the proxy and waits until every host port accepts connections. Returns its pid. */
-export async function startPortProxy(o: { containerIp: string; ports: PortBinding[]; netnsPath: string; logPath: string }): Promise<number> {
+export async function startPortProxy(o: { containerIp: string; ports: PortBinding[]; netnsPath: string }): Promise<number> {
   const { cmd, args } = proxyScript();
   const spec = o.ports.map((p) => `${p.hostIp}:${p.hostPort}:${p.containerPort}`).join(',');
   const child = spawn(cmd, [...args, o.containerIp, spec, o.netnsPath], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
