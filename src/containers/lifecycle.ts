@@ -223,10 +223,12 @@ export async function runContainer(
   const ctl = new AbortController();
   const cg = await cgroupOf(rec, o);
   let killTimer: NodeJS.Timeout | undefined;
+  let ended = false;
   const onAbort = (): void => {
     const sig = o.forward?.() ?? 'SIGTERM';
     void (async () => {
       const pid = await findInitPid(await cg.pids());
+      if (ended) return;
       if (pid) {
         try {
           process.kill(pid, sig);
@@ -281,6 +283,7 @@ export async function runContainer(
     await finish(root, id, status, err.message).catch(() => {});
     throw err;
   } finally {
+    ended = true;
     o.signal?.removeEventListener('abort', onAbort);
     if (killTimer) clearTimeout(killTimer);
     if (log) await new Promise<void>((res) => log.end(() => res()));
