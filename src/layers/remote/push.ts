@@ -21,7 +21,7 @@ import type { Descriptor, Index, Manifest } from '../types.js';
 import { DigestMismatchError } from '../errors.js';
 import { AbortedError, InvalidArgumentError, throwIfAborted } from '../../errors.js';
 import { findImage, loadImage, type LoadedImage } from '../image.js';
-import { RegistryError, ProtocolError } from './errors.js';
+import { RegistryError, ProtocolError, TransportError } from './errors.js';
 import { BlobMeter, type PushEvent } from './progress.js';
 import { sessionFor, type RemoteOptions } from './pull.js';
 import { recordSources, sourcesOf } from './sources.js';
@@ -143,25 +143,61 @@ async function putMonolithic(ctx: UploadCtx, d: Descriptor, loc: URL, meter: Blo
   await res.body.dump().catch(() => {});
 }
 
+/** Where an upload session stands (`GET <location>` → 204 with `Range: 0-<last byte>`). */
+async function uploadStatus(ctx: UploadCtx, url: URL, d: Descriptor): Promise<{ next: number; url: URL }> {
+  const res = await ctx.client.request({
+    method: 'GET',
+    path: url.href,
+    scopes: ctx.scopes,
+    expect: [204],
+    what: `upload status of ${d.digest}`,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+  await res.body.dump().catch(() => {});
+  const m = /^(?:bytes=)?0-(\d+)$/.exec(responseHeader(res.headers, 'range') ?? '');
+  const next = m ? Number(m[1]) + 1 : 0;
+  const loc = responseHeader(res.headers, 'location') ? await location(ctx, res, `upload status of ${d.digest}`) : url;
+  return { next, url: loc };
+}
+
+/**
+ * Chunked upload. A chunk that fails on the way (dropped connection, 5xx) is not the end of the
+ * upload: the session's status tells how far the registry got, and the upload continues there.
+ */
 async function putChunked(ctx: UploadCtx, d: Descriptor, loc: URL, meter: BlobMeter): Promise<void> {
   let url = loc;
-  for (let start = 0; start < d.size; start += ctx.chunkSize) {
+  let start = 0;
+  let failures = 0;
+  while (start < d.size) {
     throwIfAborted(ctx.signal);
     const end = Math.min(d.size, start + ctx.chunkSize) - 1;
     const base = start;
-    const res = await ctx.client.request({
-      method: 'PATCH',
-      path: url.href,
-      scopes: ctx.scopes,
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `${start}-${end}` },
-      body: () => blobStream(ctx.store, d.digest, start, end).pipe(new Counter((n) => meter.bytes(base + n))),
-      expect: [202, 204],
-      what: `upload chunk ${start}-${end} of ${d.digest}`,
-      retry: false,
-      ...(ctx.signal ? { signal: ctx.signal } : {}),
-    });
-    await res.body.dump().catch(() => {});
-    url = await location(ctx, res, `upload chunk of ${d.digest}`);
+    try {
+      const res = await ctx.client.request({
+        method: 'PATCH',
+        path: url.href,
+        scopes: ctx.scopes,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `${start}-${end}` },
+        body: () => blobStream(ctx.store, d.digest, base, end).pipe(new Counter((n) => meter.bytes(base + n))),
+        expect: [202, 204],
+        what: `upload chunk ${start}-${end} of ${d.digest}`,
+        retry: false,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      });
+      await res.body.dump().catch(() => {});
+      url = await location(ctx, res, `upload chunk of ${d.digest}`);
+      start = end + 1;
+      failures = 0;
+    } catch (e) {
+      if (ctx.signal?.aborted) throw e;
+      const temporary = (e instanceof RegistryError && e.temporary) || isRetryableNetworkError(e) || e instanceof TransportError;
+      if (!temporary || ++failures >= ctx.attempts) throw e;
+      meter.phase('retry', start, `chunk ${start}-${end} failed (${describeNetworkError(e)}); resuming the upload`);
+      await sleep(Math.min(5000, 200 * 2 ** (failures - 1)), ctx.signal);
+      const st = await uploadStatus(ctx, url, d);
+      start = st.next;
+      url = st.url;
+    }
   }
   const u = new URL(url);
   u.searchParams.set('digest', d.digest);
@@ -330,6 +366,7 @@ async function pushOne(t: PushTarget, img: LoadedImage, reference: string | unde
   let layers: Descriptor[];
   try {
     const config = upload(img.manifest.config, 'config');
+    config.catch(() => {}); // awaited below; a layer failing first must not leave it unhandled
     layers = await Promise.all(
       img.manifest.layers.map(async (l) => {
         const out = await conversions(() => convertLayer(store, img, l, o));

@@ -266,6 +266,23 @@ describe('uploads', () => {
     expect(back.digest).toBe(d.digest);
   });
 
+  it('a chunked upload continues where the registry got to after a dropped chunk', async () => {
+    const fresh = await emptyStore();
+    await ensureBusybox(fresh.root);
+    proxy.rule = (r, count) => (r.method === 'PATCH' && count === 2 ? { kind: 'reset' } : undefined);
+    const events: TransferEvent[] = [];
+    const d = await pushImage(fresh, BUSYBOX_REF, `${proxy.host}/faults/chunk-resume:1`, {
+      session: testSession(), compression: 'none', chunkThreshold: 1000, chunkSize: 512 * 1024, onProgress: (e) => events.push(e),
+    });
+    expect(d.digest).toBe(pushed.digest);
+    // one upload session for the layer: resumed, not restarted
+    expect(proxy.seen.filter((r) => r.method === 'POST' && r.url.includes('/blobs/uploads/')).length).toBe(2); // layer + config
+    expect(proxy.seen.some((r) => r.method === 'GET' && r.url.includes('/blobs/uploads/') && r.status === 204)).toBe(true);
+    expect(events.some((e) => e.type === 'blob' && e.phase === 'retry' && /resuming the upload/.test(e.message ?? ''))).toBe(true);
+    const back = await pullImage(await emptyStore(), `${reg.host}/faults/chunk-resume:1`, { session: testSession() });
+    expect(back.digest).toBe(d.digest);
+  });
+
   it('mounts blobs from the source repository on the same registry', async () => {
     const store = await emptyStore();
     await pullImage(store, `${reg.host}/faults/bb:1`, { session: testSession() });
