@@ -30,6 +30,7 @@ import {
   readRecord,
   resolveContainer,
   updateRecord,
+  withContainerLock,
   writeExitStatus,
   type ContainerRecord,
   type ExitStatus,
@@ -506,7 +507,8 @@ export async function removeContainer(root: string, nameOrId: string, o: Lifecyc
   for (let i = 0; i < 100 && rec.state.monitorPid !== process.pid && (await isSameProcess(rec.state.monitorPid, rec.state.monitorStartTime)); i++) {
     await sleep(20);
   }
-  await rm(containerDir(root, rec.id), { recursive: true, force: true });
+  // Under the container's lock, so a concurrent state update cannot write into a half-deleted dir.
+  await withContainerLock(root, rec.id, () => rm(containerDir(root, rec.id), { recursive: true, force: true }));
   return rec.id;
 }
 

@@ -8,7 +8,7 @@
  * state.json is only rewritten atomically under the container's lock; names are unique per root,
  * checked under the root-wide containers lock at creation.
  */
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { withLock } from '../layers/atomic.js';
@@ -148,8 +148,8 @@ async function replaceFile(path: string, data: string): Promise<void> {
   }
 }
 
+/** Writes state.json into the container's existing directory (never recreating a removed one). */
 export async function writeRecord(root: string, rec: ContainerRecord): Promise<void> {
-  await mkdir(containerDir(root, rec.id), { recursive: true });
   await replaceFile(pathOf(root, rec.id, 'state'), `${JSON.stringify(rec, null, 2)}\n`);
 }
 
@@ -172,7 +172,13 @@ export async function updateRecord(
     const r = await readRecord(root, id);
     if (!r) return undefined;
     await fn(r);
-    await writeRecord(root, r);
+    try {
+      await writeRecord(root, r);
+    } catch (e) {
+      // Removed meanwhile (rm takes this lock for the final delete, so only before we read).
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
     return r;
   });
 }
