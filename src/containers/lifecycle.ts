@@ -38,7 +38,6 @@ import {
 } from './record.js';
 import { hostsFile } from './spec.js';
 import { overlayRoot, snapshotKey, specPath } from './create.js';
-import { startPortProxy } from './ports.js';
 
 export interface LifecycleOptions {
   /** cgroup hierarchy root (tests); default /sys/fs/cgroup. */
@@ -117,6 +116,7 @@ async function acquireResources(root: string, rec: ContainerRecord, o: Lifecycle
   }
   if (net.ip) await writeFile(pathOf(root, rec.id, 'hosts'), hostsFile(rec.config.Hostname, net.ip));
   if (h.portBindings.length > 0 && net.ip && net.netnsPath) {
+    const { startPortProxy } = await import('./ports.js');
     const proxyPid = await startPortProxy({
       containerIp: net.ip,
       ports: h.portBindings,
@@ -189,7 +189,13 @@ export async function runContainer(
   store: OciStore,
   id: string,
   io: RunIO,
-  o: LifecycleOptions & { forward?: () => NodeJS.Signals | undefined; killGraceMs?: number; kernel?: Promise<KernelObjects> } = {},
+  o: LifecycleOptions & {
+    forward?: () => NodeJS.Signals | undefined;
+    killGraceMs?: number;
+    kernel?: Promise<KernelObjects>;
+    /** The caller removes the container as soon as this returns (`--rm`): skip the final state write. */
+    skipFinalState?: boolean;
+  } = {},
 ): Promise<ExitStatus> {
   const root = store.root;
   const rec0 = await readRecord(root, id);
@@ -207,20 +213,10 @@ export async function runContainer(
     await releaseResources(rec, o).catch(() => {});
     throw new AbortedError('interrupted before the container started', { cause: o.signal.reason });
   }
-  const startedAt = new Date().toISOString();
-  await updateRecord(root, id, async (r) => {
-    r.cgroup = rec.cgroup;
-    r.network = rec.network;
-    r.state = {
-      ...r.state,
-      status: 'running',
-      proxyPid: rec.state.proxyPid,
-      proxyStartTime: rec.state.proxyStartTime,
-      monitorPid: process.pid,
-      monitorStartTime: await procStartTime(process.pid),
-      startedAt,
-    };
-  });
+  // The record turns `running` once the process exists (onStart below), in one update. Until then
+  // it stays `created` with our pid as its creator, which is what lets a reader tell a container
+  // whose `run` was killed right here from one still starting.
+  const monitorStartTime = await procStartTime(process.pid);
   const ctl = new AbortController();
   const cg = await cgroupOf(rec, o);
   let killTimer: NodeJS.Timeout | undefined;
@@ -262,9 +258,21 @@ export async function runContainer(
       signal: ctl.signal,
       onStart: ({ pid }) => {
         recorded = (async () => {
-          const t = await procStartTime(pid);
-          await updateRecord(root, id, (x) => {
-            if (x.state.status === 'running') Object.assign(x.state, { pid, pidStartTime: t });
+          const pidStartTime = await procStartTime(pid);
+          await updateRecord(root, id, (r) => {
+            r.cgroup = rec.cgroup;
+            r.network = rec.network;
+            r.state = {
+              ...r.state,
+              status: 'running',
+              pid,
+              pidStartTime,
+              proxyPid: rec.state.proxyPid,
+              proxyStartTime: rec.state.proxyStartTime,
+              monitorPid: process.pid,
+              monitorStartTime,
+              startedAt: new Date().toISOString(),
+            };
           });
         })().catch(() => {});
       },
@@ -289,7 +297,9 @@ export async function runContainer(
     if (killTimer) clearTimeout(killTimer);
     if (log) await new Promise<void>((res) => log.end(() => res()));
   }
-  await finish(root, id, status);
+  // A --rm container is removed by the caller right away; its final state would be written only
+  // to be deleted.
+  if (!o.skipFinalState) await finish(root, id, status);
   return status;
 }
 

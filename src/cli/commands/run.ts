@@ -128,9 +128,8 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   if (f.detach && f.interactive) throw withRunStatus(new InvalidArgumentError('-d cannot be combined with -i (there is no terminal to attach)'));
   const { OverlaySnapshotter } = await import('../../overlay/overlay.js');
   const { overlayRoot } = await import('../../containers/create.js');
-  const store = await ctx.store();
   const root = ctx.root();
-  const snapshotter = await OverlaySnapshotter.open(overlayRoot(root), { signal: ctx.signal });
+  const [store, snapshotter] = await Promise.all([ctx.store(), OverlaySnapshotter.open(overlayRoot(root), { signal: ctx.signal })]);
   let containerId: string | undefined;
   const unguard = guardSignals(() => {
     if (containerId) void lc.killContainer(root, containerId, 'SIGKILL').catch(() => {});
@@ -224,7 +223,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
           forwardSignals: ['SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'],
           ...(f.tty && process.stdout.isTTY ? { terminalSize: { rows: process.stdout.rows, cols: process.stdout.columns } } : {}),
         },
-        { signal: ctx.signal, forward: () => abortSignalName(ctx.signal), ...(kernel ? { kernel } : {}) },
+        { signal: ctx.signal, forward: () => abortSignalName(ctx.signal), skipFinalState: Boolean(f.rm), ...(kernel ? { kernel } : {}) },
       );
     } catch (e) {
       if (ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));
