@@ -2,9 +2,9 @@
  * The build orchestrator: parse the Dockerfile, select the target stage and the stages it needs,
  * run independent stages concurrently (layer steps share a p-limit), write the final image into
  * the store (uncompressed layers unless `compression` says otherwise), tag it, and optionally
- * export it as an OCI layout.
+ * export it (src/layers/archive.ts: an OCI layout dir, an OCI layout tar or a docker-archive).
  */
-import { copyFile, mkdir, readFile, readdir, rm, writeFile, link } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import pLimit from 'p-limit';
@@ -12,11 +12,9 @@ import { availableParallelism } from 'node:os';
 import { OciStore } from '../layers/store.js';
 import type { Descriptor, ImageConfig, Platform } from '../layers/types.js';
 import type { Compression } from '../layers/media-types.js';
-import { MediaTypes } from '../layers/media-types.js';
 import type { Digest } from '../layers/digest.js';
-import { hostPlatform, parsePlatform, writeImage } from '../layers/image.js';
+import { hostPlatform, loadImage, parsePlatform, writeImage } from '../layers/image.js';
 import { formatReference, parseReference } from '../layers/reference.js';
-import { REF_NAME_ANNOTATION } from '../layers/types.js';
 import type { OverlaySnapshotter } from '../overlay/overlay.js';
 import { ImgbuildError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import { BuildError } from './errors.js';
@@ -123,20 +121,6 @@ function metaArgValues(df: Dockerfile, buildArgs: Map<string, string>, platform:
   return meta;
 }
 
-/** Writes the image (manifest, config, layers) as an OCI image layout directory at `dest`. */
-export async function writeOciLayout(store: OciStore, desc: Descriptor, dest: string, refName?: string): Promise<void> {
-  await mkdir(join(dest, 'blobs', 'sha256'), { recursive: true });
-  const manifest = JSON.parse((await store.read(desc)).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
-  for (const d of [desc, manifest.config, ...manifest.layers]) {
-    const to = join(dest, 'blobs', 'sha256', d.digest.slice('sha256:'.length));
-    await rm(to, { force: true });
-    await link(store.blobPath(d.digest), to).catch(() => copyFile(store.blobPath(d.digest), to));
-  }
-  await writeFile(join(dest, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, ...(refName ? { annotations: { [REF_NAME_ANNOTATION]: refName } } : {}) };
-  await writeFile(join(dest, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: [entry] }));
-}
-
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -162,46 +146,6 @@ async function removeStaleTmp(base: string): Promise<void> {
     if ((await mountPointsUnder(dir)).length) await unmount(dir).catch(() => {});
     if ((await mountPointsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
-}
-
-/**
- * Writes the image as a tar: `oci` = an OCI image layout in a tar; `docker` = the `docker save`
- * format (manifest.json with Config/RepoTags/Layers) which also carries oci-layout and
- * index.json, as `docker save` does since Docker 25, so either loader accepts it.
- */
-export async function writeImageTar(store: OciStore, desc: Descriptor, dest: string, type: 'oci' | 'docker', tags: string[]): Promise<void> {
-  const tar = (await import('tar-stream')).default;
-  const { createReadStream, createWriteStream } = await import('node:fs');
-  const { pipeline } = await import('node:stream/promises');
-  const manifest = JSON.parse((await store.read(desc)).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
-  const pack = tar.pack();
-  const out = createWriteStream(`${dest}.tmp`);
-  const done = pipeline(pack, out);
-  const mtime = new Date(0);
-  const addBuffer = (name: string, data: Buffer): Promise<void> =>
-    new Promise((res, rej) => pack.entry({ name, mode: 0o644, mtime, size: data.length }, data, (e) => (e ? rej(e) : res())));
-  const addBlob = async (d: Descriptor): Promise<void> => {
-    const entry = pack.entry({ name: `blobs/sha256/${d.digest.slice(7)}`, mode: 0o644, mtime, size: d.size });
-    await pipeline(createReadStream(store.blobPath(d.digest)), entry);
-  };
-  await addBuffer('oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
-  const refName = tags[0] ? parseReference(tags[0]).tag ?? 'latest' : undefined;
-  const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, ...(refName ? { annotations: { [REF_NAME_ANNOTATION]: type === 'docker' ? tags[0] as string : refName } } : {}) };
-  await addBuffer('index.json', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: [entry] })));
-  for (const d of [desc, manifest.config, ...manifest.layers]) await addBlob(d);
-  if (type === 'docker') {
-    const { familiarReference } = await import('../layers/reference.js');
-    const dm = [{
-      Config: `blobs/sha256/${manifest.config.digest.slice(7)}`,
-      RepoTags: tags.map((t) => familiarReference(parseReference(t))),
-      Layers: manifest.layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`),
-    }];
-    await addBuffer('manifest.json', Buffer.from(JSON.stringify(dm)));
-  }
-  pack.finalize();
-  await done;
-  const { rename } = await import('node:fs/promises');
-  await rename(`${dest}.tmp`, dest);
 }
 
 export async function build(o: BuildOptions): Promise<BuildResult> {
@@ -336,9 +280,17 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     }
     if (o.output) {
       const t = reporter.task(`exporting to ${o.output.type} ${o.output.dest}`);
+      const { writeArchiveFile, writeOciLayout } = await import('../layers/archive.js');
+      const image = await loadImage(store, descriptor);
+      const named = tags.length ? tags.map((ref) => ({ image, ref })) : [{ image }];
+      // An OCI layout names the image once (by its first tag): ref.name values must stay unique.
+      const first = named.slice(0, 1);
       // type=oci to a directory writes an OCI layout there; to a `.tar` (or type=docker) a tarball.
-      if (o.output.type === 'docker' || o.output.dest.endsWith('.tar')) await writeImageTar(store, descriptor, o.output.dest, o.output.type, tags);
-      else await writeOciLayout(store, descriptor, o.output.dest, tags[0] ? parseReference(tags[0]).tag ?? 'latest' : undefined);
+      // OCI layouts name the image by its tag in ref.name (what `skopeo oci:DIR:TAG` looks up); the
+      // docker form also carries an OCI layout, as `docker save` does since Docker 25.
+      if (o.output.type === 'docker') await writeArchiveFile(store, named, o.output.dest, { format: 'docker', ociLayout: true, ...(signal ? { signal } : {}) });
+      else if (o.output.dest.endsWith('.tar')) await writeArchiveFile(store, first, o.output.dest, { format: 'oci', refName: 'tag', ...(signal ? { signal } : {}) });
+      else await writeOciLayout(store, first, o.output.dest, { refName: 'tag' });
       t.done();
     }
     await context.stat.save();
