@@ -338,24 +338,27 @@ export class Cgroup {
    */
   async remove(o: { timeoutMs?: number } = {}): Promise<void> {
     const deadline = Date.now() + (o.timeoutMs ?? 3_000);
-    for (const dir of this.paths) {
-      for (;;) {
-        try {
-          await rmdir(dir);
-          break;
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT') break;
-          if (code === 'ENOTEMPTY' && !(await isRealCgroupfs(dir))) {
-            for (const f of await readdir(dir)) await rm(join(dir, f), { force: true });
-            continue;
-          }
-          if ((code === 'EBUSY' || code === 'ENOTEMPTY') && Date.now() < deadline) {
-            await sleep(20);
-            continue;
-          }
-          throw new CgroupError(`removing cgroup ${dir}: ${(e as Error).message}`, dir, { cause: e });
+    // The hierarchies are independent: remove the per-controller dirs at once.
+    await Promise.all(this.paths.map((dir) => this.removeDir(dir, deadline)));
+  }
+
+  private async removeDir(dir: string, deadline: number): Promise<void> {
+    for (;;) {
+      try {
+        await rmdir(dir);
+        return;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return;
+        if (code === 'ENOTEMPTY' && !(await isRealCgroupfs(dir))) {
+          for (const f of await readdir(dir)) await rm(join(dir, f), { force: true });
+          continue;
         }
+        if ((code === 'EBUSY' || code === 'ENOTEMPTY') && Date.now() < deadline) {
+          await sleep(20);
+          continue;
+        }
+        throw new CgroupError(`removing cgroup ${dir}: ${(e as Error).message}`, dir, { cause: e });
       }
     }
   }
