@@ -42,6 +42,10 @@ describe('no leaks', () => {
     // the container's does.
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(`${env.root}/overlay`);
     expect(readFileSync(`/proc/${c.State.Pid}/mountinfo`, 'utf8')).toMatch(/ \/ .* overlay /);
+    // Nor does the monitor that waits for it: it stays in the host's mount namespace.
+    const state = JSON.parse(readFileSync(`${env.root}/containers/${id}/state.json`, 'utf8')) as { state: { monitorPid: number } };
+    expect(state.state.monitorPid).toBeGreaterThan(0);
+    expect(readFileSync(`/proc/${state.state.monitorPid}/mountinfo`, 'utf8')).not.toContain(`${env.root}/overlay`);
     const during = leftovers(id);
     expect(during.cgroups.length).toBeGreaterThan(0);
     expect(during.net.length).toBe(2);

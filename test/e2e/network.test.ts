@@ -64,6 +64,17 @@ describe('network', () => {
     expect(leftovers(b.Id)).toEqual(NOTHING);
   });
 
+  it('concurrent bridge containers get distinct addresses from the shared lease table', async () => {
+    const names = ['c1', 'c2', 'c3', 'c4'];
+    const started = await Promise.all(names.map((n) => env.cli(['run', '-d', '--name', n, '--network', 'bridge', 'busybox', 'sleep', '300'])));
+    expect(started.map((r) => r.code)).toEqual([0, 0, 0, 0]);
+    const ips = await Promise.all(names.map(async (n) => (await inspect(n)).NetworkSettings.IPAddress));
+    expect(new Set(ips).size).toBe(4);
+    const ids = started.map((r) => r.stdout.trim());
+    expect((await env.cli(['rm', '-f', ...names])).code).toBe(0);
+    for (const id of ids) expect(leftovers(id)).toEqual(NOTHING);
+  });
+
   it('-p publishes a container port on 127.0.0.1 and rm takes it down', async () => {
     const port = await freePort();
     await env.cli(['run', '-d', '--name', 'web', '-p', `${port}:8080`, 'busybox', 'sh', '-c',
