@@ -122,12 +122,12 @@ export function parseNumberFlag(name: string, v: string | undefined, o: { intege
 }
 
 async function runFromCli(ctx: CliContext, image: string, command: string[], f: RunFlags): Promise<void> {
-  const { createContainer } = await import('../../containers/create.js');
-  const lc = await import('../../containers/lifecycle.js');
-  const { parseMemory } = await import('../../runner/cgroups.js');
   if (f.detach && f.interactive) throw withRunStatus(new InvalidArgumentError('-d cannot be combined with -i (there is no terminal to attach)'));
+  const { createContainer, defaultNetworkMode, overlayRoot } = await import('../../containers/create.js');
+  const lc = await import('../../containers/lifecycle.js');
+  const { newContainerId } = await import('../../containers/ids.js');
+  const { parseMemory } = await import('../../runner/cgroups.js');
   const { OverlaySnapshotter } = await import('../../overlay/overlay.js');
-  const { overlayRoot } = await import('../../containers/create.js');
   const root = ctx.root();
   const [store, snapshotter] = await Promise.all([ctx.store(), OverlaySnapshotter.open(overlayRoot(root), { signal: ctx.signal })]);
   let containerId: string | undefined;
@@ -143,8 +143,6 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   async function runGuarded(): Promise<void> {
     // The cgroup and network namespace do not depend on the image: make them while the
     // container is being created.
-    const { newContainerId } = await import('../../containers/ids.js');
-    const { defaultNetworkMode } = await import('../../containers/create.js');
     const preId = newContainerId();
     let kernel: ReturnType<typeof lc.createKernelObjects> | undefined;
     try {
