@@ -58,6 +58,11 @@ describe('network', () => {
     expect(addr.stdout).toContain(`inet ${a.NetworkSettings.IPAddress}/`);
     expect(addr.stdout).toContain(`default via ${a.NetworkSettings.Gateway} dev eth0`);
     expect((await env.cli(['exec', 'n1', 'ping', '-c1', '-W2', b.NetworkSettings.IPAddress])).code).toBe(0);
+    // Outbound NAT exists only where the host itself has a default route (checked, never used).
+    const { execFileSync } = await import('node:child_process');
+    const hasDefault = execFileSync('ip', ['-4', 'route', 'show', 'default'], { encoding: 'utf8' }).trim() !== '';
+    const nat = execFileSync('iptables', ['-w', '5', '-t', 'nat', '-S', 'POSTROUTING'], { encoding: 'utf8' });
+    expect(/--comment imgbuild -j MASQUERADE/.test(nat)).toBe(hasDefault);
     expect((await env.cli(['exec', 'n1', 'cat', '/etc/hosts'])).stdout).toMatch(new RegExp(`${a.NetworkSettings.IPAddress.replace(/\./g, '\\.')}\\s`));
     await env.cli(['rm', '-f', 'n1', 'n2']);
     expect(leftovers(a.Id)).toEqual(NOTHING);

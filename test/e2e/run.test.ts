@@ -131,6 +131,24 @@ describe('run', () => {
     expect(r.stdout).toBe('512\n1024\n');
   });
 
+  it('forwards signals sent to imgbuild to the container', async () => {
+    const child = env.spawnCli(['run', '--rm', 'busybox', 'sh', '-c',
+      'trap "echo got-usr1" USR1; trap "echo got-term; exit 7" TERM; echo ready; while true; do sleep 0.1; done']);
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    const until = async (s: string): Promise<void> => {
+      for (let i = 0; i < 200 && !out.includes(s); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toContain(s);
+    };
+    await until('ready');
+    child.kill('SIGUSR1');
+    await until('got-usr1');
+    child.kill('SIGTERM');
+    expect(await exited).toBe(7);
+    expect(out).toContain('got-term');
+  });
+
   it('leaves no container behind with --rm and keeps one without it', async () => {
     await env.cli(['run', '--rm', 'busybox', 'true']);
     expect((await env.cli(['ps', '-aq'])).stdout).toBe('');
