@@ -76,6 +76,19 @@ describe('no leaks', () => {
     expect(containerDirs()).toEqual([]);
   });
 
+  it('a reader that goes away (| head -1) ends the container and --rm still cleans up', async () => {
+    const child = env.spawnCli(['run', '--rm', '--network', 'bridge', 'busybox', 'yes']);
+    const done = exitOf(child);
+    const id = await runningId();
+    await new Promise<void>((r) => child.stdout!.once('data', () => r()));
+    child.stdout!.destroy(); // EPIPE for the CLI's next write
+    const r = await done;
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(137);
+    expect(leftovers(id, env.root)).toEqual(NOTHING);
+    expect(containerDirs()).toEqual([]);
+  });
+
   it('kill -9 of imgbuild run, then rm -f, leaves nothing', async () => {
     const child = env.spawnCli(['run', '--name', 'orphan', '--network', 'bridge', '--pids-limit', '40', 'busybox', 'sh', '-c', 'sleep 300 & sleep 300']);
     const done = exitOf(child);

@@ -4,6 +4,7 @@
  * command that cannot be executed 126, one that is not found 127 (Docker's convention).
  */
 import type { Command } from 'commander';
+import { Writable } from 'node:stream';
 import type { CliContext } from '../context.js';
 import { ExitError, ImgbuildError, InvalidArgumentError, isImgbuildError } from '../../errors.js';
 
@@ -66,6 +67,38 @@ export function guardSignals(onRepeat: () => void): () => void {
     process.off('SIGINT', h);
     process.off('SIGTERM', h);
   };
+}
+
+/**
+ * Wraps an output stream so that a reader going away (`imgbuild run ... | head -1`: EPIPE) does not
+ * crash the CLI before `--rm` cleanup: the rest of the output is dropped and `onBroken` runs once
+ * (run kills the container, as SIGPIPE would end a process writing into a closed pipe).
+ */
+export function pipeGuard(target: Writable, onBroken: () => void): { stream: Writable; release: () => void } {
+  let broken = false;
+  const onError = (e: NodeJS.ErrnoException): void => {
+    if (broken) return;
+    broken = true;
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') process.stderr.write(`imgbuild: output: ${e.message}\n`);
+    onBroken();
+  };
+  target.on('error', onError);
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (broken) return cb();
+      if (target.write(chunk)) cb();
+      else {
+        const done = (): void => {
+          target.off('drain', done);
+          target.off('error', done);
+          cb();
+        };
+        target.once('drain', done);
+        target.once('error', done);
+      }
+    },
+  });
+  return { stream, release: () => void target.off('error', onError) };
 }
 
 /** Which signal a Ctrl-C / SIGTERM of ours was (main.ts aborts with "received SIGx"). */
@@ -208,14 +241,17 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
     const rawTty = Boolean(f.tty && f.interactive && process.stdin.isTTY);
     if (rawTty) process.stdin.setRawMode(true);
     let status;
+    const kill = (): void => void lc.killContainer(root, id, 'SIGKILL').catch(() => {});
+    const out = pipeGuard(ctx.stdout, kill);
+    const err = pipeGuard(ctx.stderr, kill);
     try {
       status = await lc.runContainer(
         store,
         id,
         {
           stdin,
-          stdout: ctx.stdout,
-          stderr: ctx.stderr,
+          stdout: out.stream,
+          stderr: err.stream,
           // INT and TERM abort ctx.signal (main.ts) and are forwarded by runContainer; these go
           // through the sandbox helper to the container.
           forwardSignals: ['SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'],
@@ -227,6 +263,8 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
       if (ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));
       throw withRunStatus(e);
     } finally {
+      out.release();
+      err.release();
       if (rawTty) process.stdin.setRawMode(false);
       if (stdin) stdin.pause();
       if (f.rm) {
