@@ -13,16 +13,17 @@ import { OciStore } from '../layers/store.js';
 import type { Descriptor, ImageConfig, Platform } from '../layers/types.js';
 import type { Compression } from '../layers/media-types.js';
 import type { Digest } from '../layers/digest.js';
-import { hostPlatform, loadImage, parsePlatform, writeImage } from '../layers/image.js';
+import { loadImage, writeImage } from '../layers/image.js';
 import { formatReference, parseReference } from '../layers/reference.js';
 import type { OverlaySnapshotter } from '../overlay/overlay.js';
 import { ImgbuildError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import { BuildError } from './errors.js';
-import type { Dockerfile, Stage, Instruction } from './instructions.js';
-import { processWord } from './shell-lex.js';
+import type { Stage } from './instructions.js';
+import { buildStageGraph, findStageRef } from './stages.js';
+import { hostPlatformOf, parsePlatformSpec } from './platform.js';
 import { BuildCache } from './cache.js';
 import { openContext } from './context.js';
-import { dispatchStage, isoTime, latestCreated, platformArgs, type BuildReporter, type DispatchEnv, type ImageState } from './dispatch.js';
+import { dispatchStage, isoTime, latestCreated, type BuildReporter, type DispatchEnv, type ImageState } from './dispatch.js';
 import type { BuildNetwork } from './run-step.js';
 import type { SecretSource } from './mounts.js';
 
@@ -66,60 +67,9 @@ export interface BuildResult {
   tags: string[];
 }
 
-export class StageNotFoundError extends ImgbuildError {
-  constructor(readonly target: string) {
-    super('NOT_FOUND', `target stage ${JSON.stringify(target)} could not be found`);
-    this.name = 'StageNotFoundError';
-  }
-}
+export { StageNotFoundError } from './stages.js';
 
 const NOOP_REPORTER: BuildReporter = { task: () => ({ log() {}, done() {}, fail() {} }) };
-
-/** Finds a stage by name (case-insensitive) or index among `stages` before `before` (if given). */
-export function findStage(stages: Stage[], ref: string, before?: number): Stage | undefined {
-  const limit = before ?? stages.length;
-  if (/^\d+$/.test(ref)) {
-    const i = Number(ref);
-    return i < limit ? stages[i] : undefined;
-  }
-  const lower = ref.toLowerCase();
-  return stages.slice(0, limit).find((s) => s.name === lower);
-}
-
-/** Stage references a stage makes (FROM, COPY --from, RUN --mount from=), meta-ARG-expanded. */
-export function stageDeps(df: Dockerfile, stage: Stage, meta: ReadonlyMap<string, string>, escape: '\\' | '`'): Stage[] {
-  const refs: string[] = [];
-  const exp = (w: string): string => {
-    try {
-      return processWord(w, (n) => meta.get(n), escape);
-    } catch {
-      return w;
-    }
-  };
-  refs.push(exp(stage.from.image));
-  const visit = (ins: Instruction): void => {
-    if (ins.kind === 'copy' && ins.from) refs.push(exp(ins.from));
-    if (ins.kind === 'run') for (const m of ins.mounts) if ((m.type === 'bind' || m.type === 'cache') && m.from) refs.push(exp(m.from));
-  };
-  stage.instructions.forEach(visit);
-  const out: Stage[] = [];
-  for (const r of refs) {
-    const s = findStage(df.stages, r, stage.index);
-    if (s && !out.includes(s)) out.push(s);
-  }
-  return out;
-}
-
-function metaArgValues(df: Dockerfile, buildArgs: Map<string, string>, platform: Platform, escape: '\\' | '`'): Map<string, string> {
-  const meta = platformArgs(platform);
-  for (const a of df.metaArgs) {
-    for (const d of a.args) {
-      const v = buildArgs.get(d.key) ?? (d.value !== undefined ? processWord(d.value, (n) => meta.get(n), escape) : undefined);
-      if (v !== undefined) meta.set(d.key, v);
-    }
-  }
-  return meta;
-}
 
 function isAlive(pid: number): boolean {
   try {
@@ -162,12 +112,11 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   const df = parseDockerfile(text, dockerfilePath ? { file: dockerfilePath } : {});
   if (df.stages.length === 0) throw new BuildError('the Dockerfile has no FROM instruction');
   const escape = df.directives.escape;
-  const platform = o.platform ? parsePlatform(o.platform) : hostPlatform();
+  const platform = o.platform ? parsePlatformSpec(o.platform) : hostPlatformOf();
   const buildArgs = new Map(Object.entries(o.buildArgs ?? {}));
-  const metaArgs = metaArgValues(df, buildArgs, platform, escape);
-
-  const target = o.target !== undefined ? findStage(df.stages, o.target) : df.stages[df.stages.length - 1];
-  if (!target) throw new StageNotFoundError(o.target ?? '');
+  // Meta ARGs, the target and the stages it needs (throws StageNotFoundError for an unknown target).
+  const graph = buildStageGraph(df, { buildArgs, platform, ...(o.target !== undefined ? { target: o.target } : {}) });
+  const metaArgs = graph.meta;
 
   const tmpBase = join(o.root, 'cache', 'build', 'tmp');
   await removeStaleTmp(tmpBase);
@@ -217,7 +166,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     dockerfile: df,
     reporter,
     stage: (ref, from) => {
-      const st = findStage(df.stages, ref, from.index);
+      const st = findStageRef(df.stages, ref, from.index, true);
       return st ? runStage(st) : Promise.resolve(undefined);
     },
     stepLimit: pLimit(Math.max(1, o.parallelism ?? availableParallelism())),
@@ -237,15 +186,8 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
 
   try {
     // Start every stage the target needs right away, so independent ones run concurrently.
-    const needed = new Set<Stage>();
-    const walk = (st: Stage): void => {
-      if (needed.has(st)) return;
-      needed.add(st);
-      for (const d of stageDeps(df, st, metaArgs, escape)) walk(d);
-    };
-    walk(target);
-    for (const st of needed) void runStage(st);
-    const finalImage = await runStage(target);
+    for (const i of graph.needed) void runStage(df.stages[i]!);
+    const finalImage = await runStage(df.stages[graph.target]!);
     throwIfAborted(signal);
     await Promise.allSettled([...results.values()]);
 

@@ -20,17 +20,17 @@ import type { OciStore } from '../layers/store.js';
 import type { Descriptor, History, ImageConfig, Platform, HealthConfig } from '../layers/types.js';
 import type { Compression } from '../layers/media-types.js';
 import type { Digest } from '../layers/digest.js';
-import { chainIds, findImage, hostPlatform, parsePlatform, platformString, type LoadedImage } from '../layers/image.js';
+import { chainIds, findImage, type LoadedImage } from '../layers/image.js';
 import { ImageNotFoundError } from '../layers/errors.js';
 import type { OverlaySnapshotter } from '../overlay/overlay.js';
 import type { Mount } from '../runner/spec.js';
 import { ImgbuildError, throwIfAborted } from '../errors.js';
 import { BuildError, withLocation } from './errors.js';
-import type { Add, Arg, Copy, Dockerfile, Healthcheck, Instruction, Run, Stage, CommandLine, SourceRange } from './instructions.js';
+import type { Add, Arg, Copy, Dockerfile, Healthcheck, Instruction, Run, Stage, CommandLine } from './instructions.js';
 import { expandInstruction } from './instructions.js';
 import { processWord, lex, type EnvGetter, type EscapeChar } from './shell-lex.js';
 import { BuildCache, stepKey, type StepKeyParts } from './cache.js';
-import { isProxyArg } from './platform.js';
+import { formatPlatform, isProxyArg, parsePlatformSpec } from './platform.js';
 import type { BuildContext } from './context.js';
 import { applyCopy, parseChmod, planCopy, planDigest, type CopyPlan, type SourceTree } from './copy.js';
 import { resolveChown, resolveProcessUser, resolveInRoot } from './fs-root.js';
@@ -95,20 +95,6 @@ const HEREDOC_SCRIPT_PATH = '/dev/.imgbuild-heredoc';
 
 export function isoTime(epoch?: number): string {
   return (epoch !== undefined ? new Date(epoch * 1000) : new Date()).toISOString().replace(/\.000Z$/, 'Z');
-}
-
-/** Predefined platform ARGs (BuildKit's automatic platform args). */
-export function platformArgs(target: Platform, build: Platform = hostPlatform()): Map<string, string> {
-  return new Map([
-    ['TARGETPLATFORM', platformString(target)],
-    ['TARGETOS', target.os],
-    ['TARGETARCH', target.architecture],
-    ['TARGETVARIANT', target.variant ?? ''],
-    ['BUILDPLATFORM', platformString(build)],
-    ['BUILDOS', build.os],
-    ['BUILDARCH', build.architecture],
-    ['BUILDVARIANT', build.variant ?? ''],
-  ]);
 }
 
 export function emptyImage(platform: Platform): ImageState {
@@ -391,7 +377,7 @@ async function layerStep(
 function keyBase(s: StageCtx, instruction: unknown, extra: Partial<StepKeyParts> = {}): StepKeyParts {
   const c = s.image.config.config ?? {};
   return {
-    parent: s.image.chainId ?? `empty:${platformString({ os: s.image.config.os, architecture: s.image.config.architecture })}`,
+    parent: s.image.chainId ?? `empty:${formatPlatform({ os: s.image.config.os, architecture: s.image.config.architecture })}`,
     instruction,
     env: runEnv(s),
     ...(c.User ? { user: c.User } : {}),
@@ -856,22 +842,11 @@ async function dispatchInstruction(s: StageCtx, raw: Instruction, label: string)
   }
 }
 
-/**
- * Adds the instruction's location to an error. (`instanceof BuildError` is a brand check that any
- * ImgbuildError passes, so a real BuildError is recognised by its `detail` field.)
- */
-function locate(e: unknown, range: SourceRange, instruction: string): unknown {
-  const isBuildError = e instanceof ImgbuildError && typeof (e as Partial<BuildError>).detail === 'string';
-  if (isBuildError) return withLocation(e, range, instruction);
-  if (e instanceof ImgbuildError) return new BuildError(e.message, { range, instruction, code: e.code, cause: e });
-  return withLocation(e, range, instruction);
-}
-
 /** Resolves a stage's FROM into its starting image (another stage, scratch, or an image). */
 async function startImage(env: DispatchEnv, stage: Stage): Promise<{ image: ImageState; platform: Platform }> {
   const meta: EnvGetter = (n) => env.metaArgs.get(n);
   const name = processWord(stage.from.image, meta, env.escape);
-  const platform = stage.from.platform ? parsePlatform(processWord(stage.from.platform, meta, env.escape)) : env.platform;
+  const platform = stage.from.platform ? parsePlatformSpec(processWord(stage.from.platform, meta, env.escape)) : env.platform;
   if (name.toLowerCase() === 'scratch') return { image: emptyImage(platform), platform };
   const fromStage = await env.stage(name, stage);
   if (fromStage) return { image: fromStage, platform };
@@ -889,7 +864,7 @@ export async function dispatchStage(env: DispatchEnv, stage: Stage): Promise<Ima
     fromTask.done();
   } catch (e) {
     fromTask.fail(e instanceof Error ? e.message : String(e));
-    throw locate(e, stage.from.range, 'FROM');
+    throw withLocation(e, stage.from.range, 'FROM');
   }
   const s: StageCtx = { env, stage, label: stageLabel, image: start.image, args: new Map(), cmdSet: false, workdirPending: false, step: 1, steps };
   // Predefined platform args are visible once declared in the stage (ARG TARGETARCH).
@@ -902,7 +877,7 @@ export async function dispatchStage(env: DispatchEnv, stage: Stage): Promise<Ima
     const parsed = parseDockerfile(`FROM scratch\n${onbuild.join('\n')}\n`, { file: 'ONBUILD' });
     for (const ins of parsed.stages[0]?.instructions ?? []) {
       await dispatchInstruction(s, ins, `[${stageLabel} ONBUILD] ${firstLine(ins)}`).catch((e: unknown) => {
-        throw locate(e, stage.from.range, 'ONBUILD');
+        throw withLocation(e, stage.from.range, 'ONBUILD');
       });
     }
   }
@@ -913,7 +888,7 @@ export async function dispatchStage(env: DispatchEnv, stage: Stage): Promise<Ima
     try {
       await dispatchInstruction(s, ins, label);
     } catch (e) {
-      throw locate(e, ins.range, ins.kind.toUpperCase());
+      throw withLocation(e, ins.range, ins.kind.toUpperCase());
     }
   }
   if (s.workdirPending) {

@@ -2,8 +2,8 @@
  * Platforms and the ARGs BuildKit predefines: `TARGET*` / `BUILD*` platform args and the proxy args
  * that may be passed with `--build-arg` without an `ARG` line (and are kept out of the image history).
  */
-import { InvalidArgumentError } from '../errors.js';
 import type { Platform } from '../layers/types.js';
+import { formatPlatform, hostPlatform as hostPlatformOf, normalizePlatform } from '../layers/platform.js';
 
 export const PLATFORM_ARGS = [
   'TARGETPLATFORM',
@@ -35,57 +35,8 @@ export function isProxyArg(name: string): boolean {
   return PROXY_SET.has(name);
 }
 
-const ARCH_ALIASES: Record<string, string> = {
-  x86_64: 'amd64',
-  'x86-64': 'amd64',
-  aarch64: 'arm64',
-  armhf: 'arm',
-  armel: 'arm',
-  i386: '386',
-  i686: '386',
-  x86: '386',
-};
-
-/** containerd-style normalisation: arch aliases, arm's default v7, no `v8` on arm64, no `v1` on amd64. */
-export function normalizePlatform(p: Platform): Platform {
-  const os = p.os.toLowerCase();
-  const rawArch = p.architecture.toLowerCase();
-  const architecture = ARCH_ALIASES[rawArch] ?? rawArch;
-  let variant = p.variant?.toLowerCase();
-  if (rawArch === 'armhf') variant ??= 'v7';
-  if (rawArch === 'armel') variant ??= 'v6';
-  if (variant !== undefined && /^\d+(\.\d+)?$/.test(variant)) variant = `v${variant}`;
-  if (architecture === 'arm') variant ??= 'v7';
-  if (architecture === 'arm64' && (variant === 'v8' || variant === 'v8.0')) variant = undefined;
-  if (architecture === 'amd64' && variant === 'v1') variant = undefined;
-  const out: Platform = { os, architecture };
-  if (variant) out.variant = variant;
-  return out;
-}
-
-/** Parses `os/arch[/variant]` (or a bare `arch`, meaning linux) and normalises it. */
-export function parsePlatformSpec(spec: string): Platform {
-  const s = spec.trim();
-  const parts = s.split('/');
-  if (s === '' || parts.some((x) => x === '') || parts.length > 3) {
-    throw new InvalidArgumentError(`invalid platform ${JSON.stringify(spec)}: expected os/arch[/variant]`);
-  }
-  if (parts.length === 1) return normalizePlatform({ os: 'linux', architecture: parts[0]! });
-  const p: Platform = { os: parts[0]!, architecture: parts[1]! };
-  if (parts[2]) p.variant = parts[2];
-  return normalizePlatform(p);
-}
-
-export function formatPlatform(p: Platform): string {
-  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
-}
-
-const NODE_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', loong64: 'loong64' };
-
-/** The platform this process runs on (always linux here), normalised. */
-export function hostPlatformOf(arch: string = process.arch): Platform {
-  return normalizePlatform({ os: 'linux', architecture: NODE_ARCH[arch] ?? arch });
-}
+// The parser and normaliser live with the image model (layers), which needs them too.
+export { normalizePlatform, formatPlatform, parsePlatform as parsePlatformSpec, hostPlatform as hostPlatformOf } from '../layers/platform.js';
 
 /** BuildKit's automatic platform ARGs for a target and a build platform. */
 export function predefinedPlatformArgs(target: Platform, build: Platform = hostPlatformOf()): Map<string, string> {

@@ -155,8 +155,9 @@ export function buildStageGraph(df: Dockerfile, o: StageGraphOptions = {}): Stag
       deps.push({ source: { kind: 'image', ref: image }, via: 'from', range: from.range });
     }
 
-    // Stage-local ARGs (re-declared meta ARGs or new ones) may be used in COPY --from / from=.
-    const local = new Map<string, string>(platformArgs);
+    // COPY --from / from= see the meta ARGs (as dispatch expands them) and stage-local ARGs
+    // (re-declared meta ARGs or new ones), the latter winning.
+    const local = new Map<string, string>(meta);
     const refer = (ref: string, via: 'copy' | 'mount', ins: Instruction): void => {
       const name = expandMeta(ref, ins.range, local);
       if (name === '') throw new BuildError(`${via === 'copy' ? '--from' : 'mount from='} value ${JSON.stringify(ref)} is empty after expansion`, { range: ins.range });

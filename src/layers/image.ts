@@ -11,6 +11,7 @@ import { isDigest, parseDigest, type Digest } from './digest.js';
 import { isImage, isIndex, isLayer, layerCompression, layerMediaType, MediaTypes } from './media-types.js';
 import type { ContainerConfig, Descriptor, ImageConfig, Index, Manifest, Platform } from './types.js';
 import { formatReference, parseReference } from './reference.js';
+import { formatPlatform as platformString, hostPlatform } from './platform.js';
 import { BlobNotFoundError, ImageNotFoundError, InvalidReferenceError, UnsupportedMediaTypeError } from './errors.js';
 import { ImgbuildError, InvalidArgumentError } from '../errors.js';
 
@@ -52,27 +53,8 @@ export class InvalidManifestError extends ImgbuildError {
   }
 }
 
-const GOARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-
-/** The platform of this machine in OCI terms (`linux/amd64`). */
-export function hostPlatform(): Platform {
-  const architecture = GOARCH[process.arch] ?? process.arch;
-  return { os: 'linux', architecture, ...(architecture === 'arm64' ? { variant: 'v8' } : {}) };
-}
-
-export function platformString(p: Platform): string {
-  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
-}
-
-/** Parses `linux/amd64`, `linux/arm64/v8`, `amd64`. */
-export function parsePlatform(s: string): Platform {
-  const parts = s.split('/').filter(Boolean);
-  if (parts.length === 1) return { os: 'linux', architecture: parts[0]! };
-  if (parts.length === 2 || parts.length === 3) {
-    return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) };
-  }
-  throw new InvalidArgumentError(`invalid platform ${JSON.stringify(s)}: expected os/arch[/variant]`);
-}
+// One platform parser for the whole project (src/layers/platform.ts); kept importable from here.
+export { hostPlatform, parsePlatform, formatPlatform as platformString } from './platform.js';
 
 function normVariant(p: Platform): string | undefined {
   if (p.architecture === 'arm64' && (p.variant === undefined || p.variant === 'v8')) return 'v8';
@@ -212,8 +194,8 @@ export async function findImage(store: OciStore, input: string, opts: { platform
     try {
       parsed = parseReference(input);
     } catch (e) {
-      if ((e as Error)?.name !== 'InvalidReferenceError') throw e;
-      refErr = e as InvalidReferenceError;
+      if (!(e instanceof InvalidReferenceError)) throw e;
+      refErr = e;
     }
     if (parsed) {
       if (parsed.digest) {
