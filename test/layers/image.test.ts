@@ -16,12 +16,15 @@ import {
   parsePlatform,
   writeImage,
   writeManifest,
+  AmbiguousImageIdError,
+  PlatformNotFoundError,
 } from '../../src/layers/image.js';
 import { writeLayerBlob } from '../../src/layers/compress.js';
 import { digestOf, type Digest } from '../../src/layers/digest.js';
 import { MediaTypes } from '../../src/layers/media-types.js';
 import type { Descriptor, ImageConfig } from '../../src/layers/types.js';
 import tar from 'tar-stream';
+import { BlobNotFoundError, ImageNotFoundError, InvalidReferenceError } from '../../src/layers/errors.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let store: OciStore;
@@ -110,7 +113,7 @@ describe('writeImage / loadImage', () => {
   it('refuses a diff_ids / layers count mismatch and missing layer blobs', async () => {
     const base: ImageConfig = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digestOf('x')] } };
     await expect(writeImage(store, base, [])).rejects.toThrow(/1 diff_ids but 0 layers/);
-    await expect(writeImage(store, base, [{ mediaType: MediaTypes.OCI_LAYER, digest: digestOf('x'), size: 1 }])).rejects.toMatchObject({ name: 'BlobNotFoundError' });
+    await expect(writeImage(store, base, [{ mediaType: MediaTypes.OCI_LAYER, digest: digestOf('x'), size: 1 }])).rejects.toBeInstanceOf(BlobNotFoundError);
   });
 
   it('a corrupt config is detected on load', async () => {
@@ -136,11 +139,11 @@ describe('findImage', () => {
 
   it('throws ImageNotFoundError for unknown names and ids, InvalidReferenceError for malformed ones', async () => {
     await ensureBusybox(store.root);
-    await expect(findImage(store, 'nope')).rejects.toMatchObject({ name: 'ImageNotFoundError' });
-    await expect(findImage(store, 'busybox:other')).rejects.toMatchObject({ name: 'ImageNotFoundError' });
-    await expect(findImage(store, `sha256:${'0'.repeat(64)}`)).rejects.toMatchObject({ name: 'ImageNotFoundError' });
-    await expect(findImage(store, 'Busybox')).rejects.toMatchObject({ name: 'InvalidReferenceError' });
-    await expect(findImage(store, 'a b')).rejects.toMatchObject({ name: 'InvalidReferenceError' });
+    await expect(findImage(store, 'nope')).rejects.toBeInstanceOf(ImageNotFoundError);
+    await expect(findImage(store, 'busybox:other')).rejects.toBeInstanceOf(ImageNotFoundError);
+    await expect(findImage(store, `sha256:${'0'.repeat(64)}`)).rejects.toBeInstanceOf(ImageNotFoundError);
+    await expect(findImage(store, 'Busybox')).rejects.toBeInstanceOf(InvalidReferenceError);
+    await expect(findImage(store, 'a b')).rejects.toBeInstanceOf(InvalidReferenceError);
   });
 
   it('prefers a tag over an id prefix that looks the same, and refuses ambiguous prefixes', async () => {
@@ -163,7 +166,7 @@ describe('findImage', () => {
     }
     const first = ids.map((x) => x[7]!);
     const shared = first.find((c, i) => first.indexOf(c) !== i)!;
-    await expect(findImage(store, shared)).rejects.toMatchObject({ name: 'AmbiguousImageIdError' });
+    await expect(findImage(store, shared)).rejects.toBeInstanceOf(AmbiguousImageIdError);
     expect(imageId(await findImage(store, id2.slice(7, 20)))).toBe(id2);
   });
 });
@@ -196,7 +199,7 @@ describe('platform selection', () => {
     expect(a.config.architecture).toBe('arm64');
     const b = await findImage(store, 'multi:1', { platform: parsePlatform('linux/amd64') });
     expect(b.descriptor.digest).toBe(amd.digest);
-    await expect(findImage(store, 'multi:1', { platform: parsePlatform('linux/s390x') })).rejects.toMatchObject({ name: 'PlatformNotFoundError' });
+    await expect(findImage(store, 'multi:1', { platform: parsePlatform('linux/s390x') })).rejects.toBeInstanceOf(PlatformNotFoundError);
     await expect(findImage(store, 'multi:1', { platform: parsePlatform('linux/s390x') })).rejects.toThrow(/available: linux\/arm64\/v8, linux\/amd64/);
     // a platform manifest is reachable by digest too
     expect((await findImage(store, `multi@${arm.digest}`)).config.architecture).toBe('arm64');
@@ -213,7 +216,7 @@ describe('platform selection', () => {
     await store.tag('docker.io/library/list:1', list);
     expect((await findImage(store, 'list:1', { platform: { os: 'linux', architecture: 'amd64' } })).descriptor.digest).toBe(amd.digest);
     expect((await findImage(store, 'list:1', { platform: parsePlatform('linux/arm/v7') })).descriptor.digest).toBe(arm.digest);
-    await expect(findImage(store, 'list:1', { platform: parsePlatform('linux/arm/v6') })).rejects.toMatchObject({ name: 'PlatformNotFoundError' });
+    await expect(findImage(store, 'list:1', { platform: parsePlatform('linux/arm/v6') })).rejects.toBeInstanceOf(PlatformNotFoundError);
   });
 });
 

@@ -8,6 +8,7 @@ import { OciStore, STORE_VERSION } from '../../src/layers/store.js';
 import { digestOf } from '../../src/layers/digest.js';
 import { MediaTypes } from '../../src/layers/media-types.js';
 import type { Descriptor } from '../../src/layers/types.js';
+import { BlobNotFoundError, CorruptStoreError, DigestMismatchError, SizeMismatchError, StoreVersionError } from '../../src/layers/errors.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let store: OciStore;
@@ -49,13 +50,13 @@ describe('OciStore layout', () => {
 
   it('refuses a store written by a newer version', async () => {
     await writeFile(join(store.root, 'imgbuild.json'), JSON.stringify({ version: 99 }));
-    await expect(OciStore.open(store.root)).rejects.toMatchObject({ name: 'StoreVersionError' });
+    await expect(OciStore.open(store.root)).rejects.toBeInstanceOf(StoreVersionError);
     await expect(OciStore.open(store.root)).rejects.toThrow(/format version 99/);
   });
 
   it('reports a corrupt version file as a corrupt store', async () => {
     await writeFile(join(store.root, 'imgbuild.json'), '{nope');
-    await expect(OciStore.open(store.root)).rejects.toMatchObject({ name: 'CorruptStoreError' });
+    await expect(OciStore.open(store.root)).rejects.toBeInstanceOf(CorruptStoreError);
   });
 });
 
@@ -76,7 +77,7 @@ describe('blob writes are verified', () => {
     const wrong = digestOf('something else');
     const w = await store.writer('t');
     await w.write(data);
-    await expect(w.commit(data.length, wrong)).rejects.toMatchObject({ name: 'DigestMismatchError' });
+    await expect(w.commit(data.length, wrong)).rejects.toBeInstanceOf(DigestMismatchError);
     expect(await blobFiles(store)).toEqual([]);
     expect(await ingestFiles(store)).toEqual([]);
   });
@@ -85,14 +86,14 @@ describe('blob writes are verified', () => {
     const data = Buffer.from('payload');
     const w = await store.writer('t');
     await w.write(data);
-    await expect(w.commit(data.length + 1, digestOf(data))).rejects.toMatchObject({ name: 'SizeMismatchError' });
+    await expect(w.commit(data.length + 1, digestOf(data))).rejects.toBeInstanceOf(SizeMismatchError);
     expect(await blobFiles(store)).toEqual([]);
     expect(await ingestFiles(store)).toEqual([]);
   });
 
   it('refuses writing past the announced total', async () => {
     const w = await store.writer('t', { total: 4 });
-    await expect(w.write(Buffer.from('12345'))).rejects.toMatchObject({ name: 'SizeMismatchError' });
+    await expect(w.write(Buffer.from('12345'))).rejects.toBeInstanceOf(SizeMismatchError);
     expect(await ingestFiles(store)).toEqual([]);
   });
 
@@ -126,20 +127,20 @@ describe('verifying reads', () => {
       for await (const c of r) n += (c as Buffer).length;
       return n;
     };
-    await expect(consume()).rejects.toMatchObject({ name: 'DigestMismatchError' });
+    await expect(consume()).rejects.toBeInstanceOf(DigestMismatchError);
   });
 
   it('read() fails on a flipped byte and on a truncated blob', async () => {
     const desc = await store.put(Buffer.from('{"a":1}'), MediaTypes.OCI_CONFIG);
     await flipByte(store.blobPath(desc.digest), 2);
-    await expect(store.read(desc)).rejects.toMatchObject({ name: 'DigestMismatchError' });
-    await expect(store.read({ ...desc, size: desc.size + 1 })).rejects.toMatchObject({ name: 'SizeMismatchError' });
+    await expect(store.read(desc)).rejects.toBeInstanceOf(DigestMismatchError);
+    await expect(store.read({ ...desc, size: desc.size + 1 })).rejects.toBeInstanceOf(SizeMismatchError);
   });
 
   it('a missing blob is a typed not-found error', async () => {
     const d = digestOf('absent');
-    await expect(store.reader({ digest: d, size: 6 })).rejects.toMatchObject({ name: 'BlobNotFoundError' });
-    await expect(store.read({ digest: d, size: 6 })).rejects.toMatchObject({ name: 'BlobNotFoundError' });
+    await expect(store.reader({ digest: d, size: 6 })).rejects.toBeInstanceOf(BlobNotFoundError);
+    await expect(store.read({ digest: d, size: 6 })).rejects.toBeInstanceOf(BlobNotFoundError);
   });
 });
 

@@ -83,7 +83,7 @@ export default function register(program: Command, ctx: CliContext): void {
             });
             continue;
           } catch (e) {
-            if ((e as Error)?.name !== 'ImageNotFoundError') throw e;
+            if (!(e instanceof ImageNotFoundError)) throw e;
           }
         }
         let container: object | undefined;

@@ -106,7 +106,7 @@ export default function register(program: Command, ctx: CliContext): void {
             const r = parseReference(input);
             if (!r.digest) full = formatReference(r);
           } catch (e) {
-            if ((e as Error)?.name !== 'InvalidReferenceError') throw e;
+            if (!(e instanceof InvalidReferenceError)) throw e;
           }
           const entries = await store.list();
           const byTag = full !== undefined ? entries.find((e) => e.ref === full) : undefined;

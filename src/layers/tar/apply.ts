@@ -331,7 +331,7 @@ class Applier {
     try {
       parent = resolveInRootSync(this.root, dirParts.join('/'));
     } catch (e) {
-      if (isError(e, NotADirectoryError)) return; // nothing below a non-directory to delete
+      if (e instanceof NotADirectoryError) return; // nothing below a non-directory to delete
       throw e;
     }
     const rel = parent.rel ? `${parent.rel}/${name}` : name;
@@ -407,17 +407,9 @@ function mknod(path: string, kind: 'c' | 'b' | 'p', major: number, minor: number
   if (r.status !== 0) throw new Error(`mknod ${args.join(' ')} failed: ${r.stderr.trim()}`);
 }
 
-/**
- * Exact class check by name: ImgbuildError's Symbol.hasInstance is a brand check that every
- * subclass inherits, so `e instanceof NotADirectoryError` is true for ANY ImgbuildError.
- */
-function isError(e: unknown, cls: { name: string }): e is Error {
-  return e instanceof Error && e.name === cls.name;
-}
-
 function wrap(entry: string, e: unknown): Error {
   // Resolution errors (loops, a file where a directory is needed) get the entry name added.
-  if (isError(e, NotADirectoryError) || isError(e, SymlinkLoopError)) return new LayerApplyError(entry, e.message, { cause: e });
+  if (e instanceof NotADirectoryError || e instanceof SymlinkLoopError) return new LayerApplyError(entry, e.message, { cause: e });
   if (e instanceof ImgbuildError) return e;
   const err = e as NodeJS.ErrnoException;
   return new LayerApplyError(entry, String(err.message ?? e), { cause: e });
