@@ -122,11 +122,11 @@ export async function writeLayerBlob(
 ): Promise<LayerBlob> {
   throwIfAborted(opts.signal);
   const w = await store.writer(`layer-${Date.now()}`);
-  const diff = new Tee();
-  // The blob digest is computed here rather than read from the writer: BlobWriter.digest()
-  // finalizes the writer's hash, after which commit() cannot re-verify.
-  const blob = new Tee();
   const comp = compressorFor(opts.compression, opts.level);
+  // The writer hashes the blob as it is written (its digest() is computed once and reused by
+  // commit), so only a compressed layer needs a second hash: the diffID of the tar before
+  // compression. An uncompressed layer's diffID is its blob digest.
+  const diff = comp ? new Tee() : undefined;
   const sink = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _e, cb) {
@@ -134,20 +134,20 @@ export async function writeLayerBlob(
     },
   });
   try {
-    const stages: (Readable | Transform | Writable)[] = [tar, diff];
-    if (comp) stages.push(comp, blob);
+    const stages: (Readable | Transform | Writable)[] = [tar];
+    if (diff && comp) stages.push(diff, comp);
     stages.push(sink);
     await (pipeline as (...a: unknown[]) => Promise<void>)(...stages, ...(opts.signal ? [{ signal: opts.signal }] : []));
-    const diffId = diff.digest();
-    const digest = comp ? blob.digest() : diffId;
+    const digest = w.digest();
     const size = w.offset;
+    const diffId = diff ? diff.digest() : digest;
     await w.commit(size, digest);
     return {
       mediaType: layerMediaType(opts.compression, opts.format ?? 'oci'),
       digest,
       size,
       diffId,
-      uncompressedSize: diff.n,
+      uncompressedSize: diff ? diff.n : size,
     };
   } catch (e) {
     await w.abort().catch(() => {});
