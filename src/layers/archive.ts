@@ -22,7 +22,7 @@ import { imageId, loadImage, writeManifest, type LoadedImage } from './image.js'
 import { MediaTypes, isImage, isIndex, layerCompression, layerMediaType } from './media-types.js';
 import { familiarName, familiarReference, formatReference, parseReference } from './reference.js';
 import type { OciStore } from './store.js';
-import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig } from './types.js';
+import { IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION, type Descriptor, type ImageConfig } from './types.js';
 
 export class InvalidArchiveError extends ImgbuildError {
   constructor(readonly source: string, reason: string) {
@@ -30,9 +30,6 @@ export class InvalidArchiveError extends ImgbuildError {
     this.name = 'InvalidArchiveError';
   }
 }
-
-/** containerd's (and `docker save`'s) annotation carrying the full image name. */
-export const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
 
 /** One image to archive, and the full reference it is saved under (none: saved without a name). */
 export interface ArchiveImage {
@@ -67,7 +64,7 @@ function indexJson(images: readonly ArchiveImage[], refName: 'reference' | 'tag'
     const entry: Descriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size };
     if (ref !== undefined) {
       const name = refName === 'tag' ? parseReference(ref).tag ?? 'latest' : ref;
-      entry.annotations = { [CONTAINERD_NAME_ANNOTATION]: ref, [REF_NAME_ANNOTATION]: name };
+      entry.annotations = { [IMAGE_NAME_ANNOTATION]: ref, [REF_NAME_ANNOTATION]: name };
     }
     return entry;
   });
@@ -373,7 +370,7 @@ export async function loadArchive(
       await walk(m, 0);
       await loadImage(store, m); // host platform present and readable
       const names: string[] = [];
-      for (const key of [CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION]) {
+      for (const key of [IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION]) {
         const v = m.annotations?.[key];
         // A bare tag ("latest", as some tools write) names no repository; keep the image untagged.
         if (v && (v.includes('/') || v.includes(':'))) {
