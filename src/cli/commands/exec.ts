@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { ExitError } from '../../errors.js';
-import { abortSignalName, collect, guardSignals, withRunStatus } from './run.js';
+import { abortSignalName, collect, guardSignals, pipeGuard, withRunStatus } from './run.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -23,17 +23,27 @@ export default function register(program: Command, ctx: CliContext): void {
       if (rawTty) process.stdin.setRawMode(true);
       let r;
       const unguard = guardSignals(() => {});
+      // Ctrl-C, or the reader of our output going away, ends the exec'd process.
+      const stop = new AbortController();
+      const onAbort = (): void => stop.abort(ctx.signal.reason);
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      const out = pipeGuard(ctx.stdout, () => stop.abort(new Error('output closed')));
+      const err = pipeGuard(ctx.stderr, () => stop.abort(new Error('output closed')));
       try {
         r = await execContainer(
           ctx.root(),
           container,
           { args: command, env: f.env, workdir: f.workdir, user: f.user, tty: f.tty, hostEnv: ctx.env, signal: ctx.signal },
-          { stdin, stdout: ctx.stdout, stderr: ctx.stderr, signal: ctx.signal },
+          { stdin, stdout: out.stream, stderr: err.stream, signal: stop.signal },
         );
       } catch (e) {
         if (ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));
+        if (stop.signal.aborted) throw new ExitError(141); // as a process killed by SIGPIPE
         throw withRunStatus(e);
       } finally {
+        ctx.signal.removeEventListener('abort', onAbort);
+        out.release();
+        err.release();
         unguard();
         if (rawTty) process.stdin.setRawMode(false);
         if (stdin) stdin.pause();
