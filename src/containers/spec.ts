@@ -8,33 +8,18 @@ import { isAbsolute, posix, resolve } from 'node:path';
 import type { ContainerConfig } from '../layers/types.js';
 import type { Mount, Rlimit, SandboxSpec } from '../runner/spec.js';
 import { InvalidArgumentError } from '../errors.js';
+import { CAPABILITIES, DEFAULT_CAPABILITIES as RUNNER_DEFAULT_CAPABILITIES, normalizeCapability } from '../runner/capabilities.js';
 import type { BindSpec, PortBinding } from './record.js';
 import { ContainerStartError } from './errors.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** Docker's default capability set (moby oci/caps/defaults.go). */
-export const DEFAULT_CAPABILITIES = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID',
-  'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
-];
-
-/** Every capability of Linux 6.x, in number order. */
-export const ALL_CAPABILITIES = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
-  'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN',
-  'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE',
-  'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME',
-  'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP',
-  'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ',
-  'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
-];
+/** Docker's default set and every capability, from the runner's table (one source of truth). */
+export const DEFAULT_CAPABILITIES: readonly string[] = RUNNER_DEFAULT_CAPABILITIES;
+export const ALL_CAPABILITIES: readonly string[] = CAPABILITIES;
 
 function capName(c: string): string {
-  const u = c.trim().toUpperCase();
-  const n = u === 'ALL' ? 'ALL' : u.startsWith('CAP_') ? u : `CAP_${u}`;
-  if (n !== 'ALL' && !ALL_CAPABILITIES.includes(n)) throw new InvalidArgumentError(`unknown capability ${JSON.stringify(c)}`);
-  return n;
+  return c.trim().toUpperCase() === 'ALL' ? 'ALL' : normalizeCapability(c);
 }
 
 /** Docker's order: start from the defaults (or ALL), drop, then add. */
