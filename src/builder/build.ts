@@ -10,6 +10,7 @@ import { join, dirname, resolve } from 'node:path';
 import pLimit from 'p-limit';
 import { availableParallelism } from 'node:os';
 import { OciStore } from '../layers/store.js';
+import { isProcessAlive } from '../layers/pid.js';
 import type { Descriptor, ImageConfig, Platform } from '../layers/types.js';
 import type { Compression } from '../layers/media-types.js';
 import type { Digest } from '../layers/digest.js';
@@ -71,15 +72,6 @@ export { StageNotFoundError } from './stages.js';
 
 const NOOP_REPORTER: BuildReporter = { task: () => ({ log() {}, done() {}, fail() {} }) };
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Removes scratch dirs of builds whose process is gone (unmounting anything left there first). */
 async function removeStaleTmp(base: string): Promise<void> {
   let names: string[];
@@ -90,7 +82,7 @@ async function removeStaleTmp(base: string): Promise<void> {
   }
   for (const n of names) {
     const pid = Number(n.split('-')[0]);
-    if (!Number.isInteger(pid) || pid <= 0 || isAlive(pid)) continue;
+    if (!Number.isInteger(pid) || pid <= 0 || isProcessAlive(pid)) continue;
     const dir = join(base, n);
     const { mountPointsUnder, unmount } = await import('../overlay/mount.js');
     if ((await mountPointsUnder(dir)).length) await unmount(dir).catch(() => {});

@@ -8,12 +8,12 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Readable, Transform, Writable, type Duplex, type TransformCallback } from 'node:stream';
+import { PassThrough, Readable, Transform, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { throwIfAborted } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
-import { createHasher, hexOf, algorithmOf, parseDigest, type Digest } from './digest.js';
+import { HashingTransform, hexOf, algorithmOf, parseDigest, type Digest } from './digest.js';
 import { isDockerType, layerCompression, layerMediaType, type Compression } from './media-types.js';
 import type { OciStore } from './store.js';
 import type { Descriptor } from './types.js';
@@ -90,25 +90,6 @@ function compressorFor(c: Compression, level?: number): Transform | undefined {
   }
 }
 
-/** Hashes (sha256) and counts bytes flowing through. */
-class Tee extends Transform {
-  private readonly h = createHasher('sha256');
-  n = 0;
-  private d: Digest | undefined;
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.h.update(chunk);
-    this.n += chunk.length;
-    cb(null, chunk);
-  }
-  override _flush(cb: TransformCallback): void {
-    this.d = this.h.digest();
-    cb();
-  }
-  digest(): Digest {
-    if (!this.d) throw new Error('digest requested before the stream ended');
-    return this.d;
-  }
-}
 
 /**
  * One pass over `tar`: sha256 of the tar (diffID), compression (parallel gzip / zstd / none),
@@ -126,7 +107,7 @@ export async function writeLayerBlob(
   // The writer hashes the blob as it is written (its digest() is computed once and reused by
   // commit), so only a compressed layer needs a second hash: the diffID of the tar before
   // compression. An uncompressed layer's diffID is its blob digest.
-  const diff = comp ? new Tee() : undefined;
+  const diff = comp ? new HashingTransform() : undefined;
   const sink = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _e, cb) {
@@ -140,14 +121,14 @@ export async function writeLayerBlob(
     await (pipeline as (...a: unknown[]) => Promise<void>)(...stages, ...(opts.signal ? [{ signal: opts.signal }] : []));
     const digest = w.digest();
     const size = w.offset;
-    const diffId = diff ? diff.digest() : digest;
+    const diffId = diff ? diff.result().digest : digest;
     await w.commit(size, digest);
     return {
       mediaType: layerMediaType(opts.compression, opts.format ?? 'oci'),
       digest,
       size,
       diffId,
-      uncompressedSize: diff ? diff.n : size,
+      uncompressedSize: diff ? diff.size : size,
     };
   } catch (e) {
     await w.abort().catch(() => {});

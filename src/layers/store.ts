@@ -24,6 +24,7 @@ import {
 } from './errors.js';
 import { VerifyingStream } from './verify.js';
 import { writeFileAtomic, withLock } from './atomic.js';
+import { isProcessAlive } from './pid.js';
 import { ImgbuildError } from '../errors.js';
 
 /** The on-disk format this code writes and understands. Bump on incompatible layout changes. */
@@ -409,7 +410,7 @@ export class OciStore implements ImageStore {
       const p = join(this.root, 'leases', n);
       const pid = Number(n.split('-')[0]);
       if (pid === process.pid && p !== this.leaseFile) continue;
-      if (!isAlive(pid)) {
+      if (!isProcessAlive(pid)) {
         await rm(p, { force: true });
         continue;
       }
@@ -444,7 +445,7 @@ export class OciStore implements ImageStore {
       }
       for (const n of await readdir(join(this.root, 'ingest')).catch(() => [] as string[])) {
         const pid = Number(n.split('-')[0]);
-        if (!isAlive(pid)) {
+        if (!isProcessAlive(pid)) {
           const p = join(this.root, 'ingest', n);
           const st = await stat(p).catch(() => undefined);
           bytes += st?.size ?? 0;
@@ -460,13 +461,4 @@ export function refOf(d: Descriptor): string | undefined {
   return d.annotations?.[IMAGE_NAME_ANNOTATION] ?? d.annotations?.[REF_NAME_ANNOTATION];
 }
 
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 

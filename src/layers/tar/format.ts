@@ -207,18 +207,10 @@ function readNumber(b: Buffer, off: number, width: number, field: string, pos: n
 
 export type RawType = EntryType | 'pax' | 'pax-global' | 'gnu-longname' | 'gnu-longlink' | 'unsupported';
 
-export interface RawHeader {
-  name: string;
+/** One header block as stored: TarHeader's fields before PAX/GNU records are folded in. */
+export interface RawHeader extends Omit<TarHeader, 'type' | 'xattrs'> {
   rawType: RawType;
   typeflag: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  linkname: string;
-  devmajor: number;
-  devminor: number;
 }
 
 /** Decodes one 512-byte header block; undefined for an all-zero block (end of archive). */
