@@ -15,7 +15,7 @@ export interface SourcePosition {
 
 /**
  * Where something sits in the Dockerfile. `start`/`end` are 1-based for people; `start0`/`end0`
- * are the same positions 0-based (LSP style, as dockerfile-ast reports them).
+ * are the same positions 0-based (LSP style).
  */
 export interface SourceRange {
   file?: string;
