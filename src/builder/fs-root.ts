@@ -3,23 +3,13 @@
  * if `root` were `/` (an absolute target or a `..` chain is clamped at the root, like containerd's
  * fs.RootPath / securejoin), and user/group lookup from the image's own /etc/passwd and /etc/group.
  */
-import { lstat, readlink, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { ImgbuildError } from '../errors.js';
+import { resolveInRootSync } from '../layers/tar/resolve.js';
 
-const MAX_LINKS = 255;
-
-export class SymlinkLoopError extends ImgbuildError {
-  constructor(readonly path: string) {
-    super('INVALID_ARGUMENT', `too many levels of symbolic links resolving ${path}`);
-    this.name = 'SymlinkLoopError';
-  }
-}
-
-/** Splits a path into clean components, dropping empty and `.` parts (`..` is kept). */
-function parts(p: string): string[] {
-  return p.split('/').filter((c) => c !== '' && c !== '.');
-}
+// Resolution itself is the one the layer code uses (src/layers/tar/resolve.ts).
+export { SymlinkLoopError } from '../layers/tar/resolve.js';
 
 /**
  * Resolves `p` (absolute or relative to `/`) inside `root` and returns the host path. Symlinks met
@@ -34,41 +24,8 @@ export async function resolveInRoot(root: string, p: string, opts: { followFinal
 
 /** Like resolveInRoot but returns the confined path relative to the root (`''` for the root). */
 export async function resolveRel(root: string, p: string, followFinal = true): Promise<string> {
-  const out: string[] = [];
-  let rest = parts(p);
-  let links = 0;
-  let missing = false;
-  while (rest.length > 0) {
-    const c = rest.shift() as string;
-    if (c === '..') {
-      out.pop();
-      continue;
-    }
-    if (missing) {
-      out.push(c);
-      continue;
-    }
-    const host = `${root}/${[...out, c].join('/')}`;
-    let st;
-    try {
-      st = await lstat(host);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
-      missing = true;
-      out.push(c);
-      continue;
-    }
-    if (st.isSymbolicLink() && (rest.length > 0 || followFinal)) {
-      if (++links > MAX_LINKS) throw new SymlinkLoopError(p);
-      const target = await readlink(host);
-      if (target.startsWith('/')) out.length = 0;
-      rest = [...parts(target), ...rest];
-      continue;
-    }
-    out.push(c);
-  }
-  return out.join('/');
+  // A file met mid-path reads as missing: callers stat the result and report a missing path.
+  return resolveInRootSync(root, p, { followFinal, lenient: true }).rel;
 }
 
 /** Normalises a path inside an image to an absolute, clean form (`a/../b` → `/b`), clamped at `/`. */

@@ -207,6 +207,11 @@ describe('COPY confinement', () => {
     await symlink('../../../../etc', join(rootfs, 'l'));
     expect(await resolveInRoot(rootfs, '/l/passwd')).toBe(join(rootfs, 'etc/passwd'));
     expect(await resolveInRoot(rootfs, '/../../x')).toBe(join(rootfs, 'x'));
+    // A link met after `..` out of a missing dir is still followed (and clamped), never left for the host to follow.
+    expect(await resolveInRoot(rootfs, '/missing/../l/passwd')).toBe(join(rootfs, 'etc/passwd'));
+    // A file mid-path reads as missing rather than failing.
+    await writeFile(join(rootfs, 'plain'), 'p');
+    expect(await resolveInRoot(rootfs, '/plain/x')).toBe(join(rootfs, 'plain/x'));
   });
 });
 

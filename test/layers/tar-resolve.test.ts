@@ -53,6 +53,12 @@ describe('resolveInRoot', () => {
     expect(() => resolveInRootSync(root, 'file/x')).toThrow(NotADirectoryError);
   });
 
+  it('lenient: a file mid-path reads as missing (the rest taken lexically), loops still throw', () => {
+    expect(resolveInRootSync(root, 'file/x/../y', { lenient: true }).rel).toBe('file/y');
+    expect(resolveInRootSync(root, 'file/x/../../lib', { lenient: true }).rel).toBe('usr/lib');
+    expect(() => resolveInRootSync(root, 'loop1/x', { lenient: true })).toThrow(SymlinkLoopError);
+  });
+
   it('mkdirs creates missing parents inside root, through clamped links', () => {
     const r = resolveInRootSync(root, 'evil/a/b', { mkdirs: true });
     expect(r.path.startsWith(`${root}/`)).toBe(true);

@@ -35,6 +35,12 @@ export interface ResolveOptions {
   followFinal?: boolean;
   /** Create missing directories on the way, the last one included (`mkdir -p`, mode 0755): a tar entry's parent. */
   mkdirs?: boolean;
+  /**
+   * Treat a non-directory met mid-path like a missing component (the rest is taken lexically)
+   * instead of throwing NotADirectoryError: for callers that only stat or create the result and
+   * report a missing path their own way. Ignored with `mkdirs`.
+   */
+  lenient?: boolean;
 }
 
 export interface Resolved {
@@ -56,6 +62,7 @@ function components(name: string): string[] {
 export function resolveInRootSync(root: string, name: string, opts: ResolveOptions = {}): Resolved {
   const base = resolvePath(root);
   const followFinal = opts.followFinal ?? true;
+  const lenient = (opts.lenient ?? false) && !opts.mkdirs;
   const stack: string[] = [];
   const queue = components(name);
   let links = 0;
@@ -82,7 +89,7 @@ export function resolveInRootSync(root: string, name: string, opts: ResolveOptio
       st = lstatSync(host);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') {
+      if (code !== 'ENOENT' && !(code === 'ENOTDIR' && lenient)) {
         if (code === 'ENOTDIR') throw new NotADirectoryError(name, stack.join('/'));
         throw e;
       }
@@ -102,7 +109,10 @@ export function resolveInRootSync(root: string, name: string, opts: ResolveOptio
       queue.unshift(...components(target));
       continue;
     }
-    if ((!isLast || opts.mkdirs) && !st.isDirectory()) throw new NotADirectoryError(name, [...stack, comp].join('/'));
+    if ((!isLast || opts.mkdirs) && !st.isDirectory()) {
+      if (!lenient) throw new NotADirectoryError(name, [...stack, comp].join('/'));
+      missing = true;
+    }
     stack.push(comp);
   }
   return { path: join(base, ...stack), rel: stack.join('/') };
