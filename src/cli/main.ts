@@ -19,16 +19,29 @@ function describe(e: ImgbuildError): string {
 
 async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
+  // The first SIGINT/SIGTERM aborts the command so it can clean up (unmount, remove cgroups);
+  // a second one leaves at once with the conventional 128+n status. `on`, not `once`: with no
+  // listener left, a lock library's signal hook would re-raise the signal and kill us mid-cleanup.
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (controller.signal.aborted) process.kill(process.pid, sig);
+    if (controller.signal.aborted) {
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
+      return;
+    }
     controller.abort(new Error(`received ${sig}`));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  // A reader that goes away (`imgbuild images | head -1`) is not a crash: stop writing quietly.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
+  }
 
   let root: string | undefined;
   let storePromise: Promise<import('../layers/store.js').OciStore> | undefined;
-  const { defaultRoot } = await import('../layers/store.js');
+  const { defaultRoot } = await import('../layers/root.js');
   const ctx: CliContext = {
     root: () => root ?? defaultRoot(process.env),
     store: () => {
@@ -79,10 +92,15 @@ main(process.argv)
     return 1;
   })
   .then((code) => {
-    // Leave once output is flushed; a lingering handle (a lock refresher, a socket) must not keep us alive.
-    const flush = (): void => {
-      process.exit(code);
+    // Leave once output is flushed; a lingering handle (a lock refresher, a socket) must not keep
+    // us alive. An empty write's callback runs after everything queued before it, or with an error
+    // when the reader has gone away (EPIPE) — either way the status is kept.
+    let left = 2;
+    const flushed = (): void => {
+      if (--left === 0) process.exit(code);
     };
-    if (process.stdout.writableNeedDrain) process.stdout.once('drain', flush);
-    else setImmediate(flush);
+    for (const stream of [process.stdout, process.stderr]) {
+      if (stream.destroyed || !stream.writable) flushed();
+      else stream.write('', () => flushed());
+    }
   });
