@@ -314,7 +314,7 @@ export class OciStore implements ImageStore {
   async list(): Promise<IndexEntry[]> {
     const idx = await this.readIndex();
     return idx.manifests.map((descriptor) => {
-      const ref = descriptor.annotations?.[IMAGE_NAME_ANNOTATION] ?? descriptor.annotations?.[REF_NAME_ANNOTATION];
+      const ref = refOf(descriptor);
       return ref !== undefined ? { ref, descriptor } : { descriptor };
     });
   }
