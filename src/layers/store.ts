@@ -9,7 +9,6 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, readdir, utimes, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { homedir } from 'node:os';
 import type { Readable } from 'node:stream';
 import { createHasher, parseDigest, algorithmOf, hexOf, isDigest, type Digest, type Hasher } from './digest.js';
 import { isIndex, isImage, MediaTypes } from './media-types.js';
@@ -57,13 +56,7 @@ export interface IndexEntry {
   descriptor: Descriptor;
 }
 
-/** Resolves the store root: explicit option, then IMGBUILD_ROOT, then the per-user default. */
-export function defaultRoot(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.IMGBUILD_ROOT) return env.IMGBUILD_ROOT;
-  if (process.getuid?.() === 0) return '/var/lib/imgbuild';
-  const xdg = env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share');
-  return join(xdg, 'imgbuild');
-}
+export { defaultRoot } from './root.js';
 
 function blobPath(root: string, d: Digest): string {
   return join(root, 'blobs', algorithmOf(d), hexOf(d));
