@@ -423,17 +423,28 @@ export class OciStore implements ImageStore {
       const live = new Set<Digest>(opts.keep ?? []);
       for (const m of idx.manifests) await this.reachable(m, live);
       const since = await this.oldestLiveLease();
+      const kept = new Set<string>();
       for (const alg of await readdir(join(this.root, 'blobs')).catch(() => [] as string[])) {
         for (const hex of await readdir(join(this.root, 'blobs', alg))) {
           const d = `${alg}:${hex}`;
+          kept.add(d);
           if (!isDigest(d) || live.has(d as Digest)) continue;
           const p = join(this.root, 'blobs', alg, hex);
           const st = await stat(p).catch(() => undefined);
           if (!st) continue;
           if (since !== undefined && st.mtimeMs >= since - 1000) continue;
           await rm(p, { force: true });
+          kept.delete(d);
           removed.push(parseDigest(d));
           bytes += st.size;
+        }
+      }
+      // Registry source hints (<root>/remote/sources/<alg>/<hex>.json, see remote/sources.ts) of
+      // blobs that are gone: one readdir per algorithm, no stat, so this stays cheap.
+      const sources = join(this.root, 'remote', 'sources');
+      for (const alg of await readdir(sources).catch(() => [] as string[])) {
+        for (const n of await readdir(join(sources, alg)).catch(() => [] as string[])) {
+          if (n.endsWith('.json') && !kept.has(`${alg}:${n.slice(0, -5)}`)) await rm(join(sources, alg, n), { force: true });
         }
       }
       for (const n of await readdir(join(this.root, 'ingest')).catch(() => [] as string[])) {

@@ -20,16 +20,7 @@ import { pipeline } from 'node:stream/promises';
 import { algorithmOf, createHasher, hexOf, type Digest } from '../digest.js';
 import { DigestMismatchError, SizeMismatchError } from '../errors.js';
 import type { OciStore } from '../store.js';
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+import { isProcessAlive } from '../pid.js';
 
 /** Blobs at least this large are hashed on a worker thread. */
 const WORKER_HASH_MIN = 32 * 1024 * 1024;
@@ -87,7 +78,7 @@ export class ResumableIngest {
     const path = join(dir, `${process.pid}-${randomBytes(4).toString('hex')}${suffix}`);
     for (const n of await readdir(dir).catch(() => [] as string[])) {
       if (!n.endsWith(suffix)) continue;
-      if (isAlive(Number(n.split('-')[0]))) continue;
+      if (isProcessAlive(Number(n.split('-')[0]))) continue;
       try {
         await rename(join(dir, n), path); // atomic: of two adopters only one wins
         break;
