@@ -18,6 +18,8 @@ interface BuildFlags {
   iidfile?: string;
   quiet?: boolean;
   format?: string;
+  push?: boolean;
+  insecure?: boolean;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -59,6 +61,8 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--format <f>', 'manifest format: oci (default) or docker')
     .option('-q, --quiet', 'print only the image id')
+    .option('--push', 'push every -t tag to its registry after a successful build (layers go out compressed: --compression, or gzip)')
+    .option('--insecure', 'with --push: allow plain http and unverified TLS')
     .action(async (contextArg: string, f: BuildFlags) => {
       const { resolve } = await import('node:path');
       const { build } = await import('../../builder/build.js');
@@ -68,6 +72,8 @@ export default function register(program: Command, ctx: CliContext): void {
       if (!['none', 'host', 'default'].includes(f.network)) throw new InvalidArgumentError(`--network must be none or host, not ${f.network}`);
       if (!['auto', 'tty', 'plain', 'quiet'].includes(f.progress)) throw new InvalidArgumentError(`--progress must be auto, tty, plain or quiet`);
       if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new InvalidArgumentError('--format must be oci or docker');
+      if (f.push && f.tag.length === 0) throw new InvalidArgumentError('--push needs at least one -t name to push to');
+      if (f.insecure && !f.push) throw new InvalidArgumentError('--insecure only applies with --push');
       const buildArgs: Record<string, string> = {};
       for (const a of f.buildArg) {
         const i = a.indexOf('=');
@@ -116,10 +122,48 @@ export default function register(program: Command, ctx: CliContext): void {
           signal: ctx.signal,
         });
         progress.close();
+        if (f.push) await pushTags(ctx, r.tags, f);
         ctx.stdout.write(`${r.imageId}\n`);
       } catch (e) {
         progress.close();
         throw e;
       }
     });
+}
+
+/**
+ * `build --push`: each tag goes to its registry in turn. Layers stored uncompressed (the build
+ * default) are converted once by the push (ensureCompressed caches the result), so the second tag
+ * finds the blobs there or mounts them. Progress goes to stderr like the build's, so stdout keeps
+ * only the image id.
+ */
+async function pushTags(ctx: CliContext, tags: string[], f: BuildFlags): Promise<void> {
+  const [{ pushImage }, { createTransferRenderer }] = await Promise.all([
+    import('../../layers/remote/push.js'),
+    import('../transfer-progress.js'),
+  ]);
+  const store = await ctx.store();
+  const quiet = Boolean(f.quiet) || f.progress === 'quiet';
+  const errTTY = Boolean((ctx.stderr as { isTTY?: boolean }).isTTY);
+  // The build's own --compression (how layers are stored) is also what is pushed; `none` there
+  // means "stored uncompressed", which pushes as gzip, the registry default.
+  const compression = f.compression === 'none' ? undefined : (f.compression as 'gzip' | 'zstd');
+  for (const tag of tags) {
+    if (!quiet) ctx.stderr.write(`Pushing ${tag}\n`);
+    const r = createTransferRenderer({ out: ctx.stderr, isTTY: errTTY, quiet, direction: 'push' });
+    try {
+      const desc = await pushImage(store, tag, tag, {
+        ...(compression ? { compression } : {}),
+        ...(f.insecure ? { insecure: true } : {}),
+        signal: ctx.signal,
+        env: ctx.env,
+        onProgress: (e) => r.onEvent(e),
+      });
+      r.close();
+      if (!quiet) ctx.stderr.write(`${tag}: digest: ${desc.digest} size: ${desc.size}\n`);
+    } catch (e) {
+      r.close();
+      throw e;
+    }
+  }
 }
