@@ -90,7 +90,10 @@ async function removeStaleTmp(base: string): Promise<void> {
   }
 }
 
-export async function build(o: BuildOptions): Promise<BuildResult> {
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  // Tmp dirs under the root become bind-mount sources in the sandbox, whose cwd is not ours:
+  // a relative `--root` is resolved once, here.
+  const o: BuildOptions = { ...opts, root: resolve(opts.root) };
   const signal = o.signal;
   const store = await OciStore.open(o.root);
   const reporter = o.reporter ?? NOOP_REPORTER;

@@ -5,7 +5,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { ImgbuildError } from '../errors.js';
+import {
+  parsePasswd, parseGroup, resolveChownIds, resolveExecUser,
+  type PasswdEntry, type GroupEntry, type ExecUser,
+} from '../layers/users.js';
 import { resolveInRootSync } from '../layers/tar/resolve.js';
 
 // Resolution itself is the one the layer code uses (src/layers/tar/resolve.ts).
@@ -33,105 +36,34 @@ export function cleanAbs(p: string): string {
   return posix.resolve('/', p);
 }
 
-export interface PasswdEntry { name: string; uid: number; gid: number; home: string }
-export interface GroupEntry { name: string; gid: number; members: string[] }
+// User and group lookup is shared with container runs (src/layers/users.ts); here the image's
+// files are read from a rootfs dir on the host, resolved inside it.
+export { UnknownUserError, type PasswdEntry, type GroupEntry, type ExecUser } from '../layers/users.js';
 
-async function readLines(root: string, file: string): Promise<string[]> {
+async function readInRoot(root: string, file: string): Promise<string | undefined> {
   try {
-    const host = await resolveInRoot(root, file);
-    return (await readFile(host, 'utf8')).split('\n');
+    return await readFile(await resolveInRoot(root, file), 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return [];
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
     throw e;
   }
 }
 
 export async function readPasswd(root: string): Promise<PasswdEntry[]> {
-  const out: PasswdEntry[] = [];
-  for (const l of await readLines(root, '/etc/passwd')) {
-    const f = l.split(':');
-    if (f.length < 4 || !f[0]) continue;
-    const uid = Number(f[2]);
-    const gid = Number(f[3]);
-    if (!Number.isInteger(uid) || !Number.isInteger(gid)) continue;
-    out.push({ name: f[0], uid, gid, home: f[5] ?? '/' });
-  }
-  return out;
+  return parsePasswd(await readInRoot(root, '/etc/passwd'));
 }
 
 export async function readGroup(root: string): Promise<GroupEntry[]> {
-  const out: GroupEntry[] = [];
-  for (const l of await readLines(root, '/etc/group')) {
-    const f = l.split(':');
-    if (f.length < 3 || !f[0]) continue;
-    const gid = Number(f[2]);
-    if (!Number.isInteger(gid)) continue;
-    out.push({ name: f[0], gid, members: (f[3] ?? '').split(',').filter(Boolean) });
-  }
-  return out;
+  return parseGroup(await readInRoot(root, '/etc/group'));
 }
 
-export class UnknownUserError extends ImgbuildError {
-  constructor(readonly spec: string, what: string) {
-    super('INVALID_ARGUMENT', `unable to find ${what} in the image's /etc/passwd or /etc/group: ${spec}`);
-    this.name = 'UnknownUserError';
-  }
+/** `--chown=` semantics (Docker), names looked up in the rootfs at `root`: see resolveChownIds. */
+export function resolveChown(root: string, spec: string): Promise<{ uid: number; gid: number }> {
+  return resolveChownIds(spec, (f) => readInRoot(root, f));
 }
 
-const isNum = (s: string): boolean => /^\d+$/.test(s);
-
-/**
- * `--chown=` semantics (Docker): `user`, `uid`, `user:group`, `uid:gid`. Names are looked up in the
- * rootfs; a user without a group gets the same numeric id as gid.
- */
-export async function resolveChown(root: string, spec: string): Promise<{ uid: number; gid: number }> {
-  const [u = '', g] = spec.split(':', 2);
-  let uid: number;
-  if (isNum(u)) uid = Number(u);
-  else {
-    const e = (await readPasswd(root)).find((p) => p.name === u);
-    if (!e) throw new UnknownUserError(spec, `user ${JSON.stringify(u)}`);
-    uid = e.uid;
-  }
-  if (g === undefined || g === '') return { uid, gid: uid };
-  if (isNum(g)) return { uid, gid: Number(g) };
-  const ge = (await readGroup(root)).find((x) => x.name === g);
-  if (!ge) throw new UnknownUserError(spec, `group ${JSON.stringify(g)}`);
-  return { uid, gid: ge.gid };
-}
-
-/**
- * `USER` semantics for a process (runc/moby `user.GetExecUser`): a name or uid, optionally with a
- * group; without a group the user's primary group from /etc/passwd (0 when unknown), plus the
- * supplementary groups that list the user.
- */
-export async function resolveProcessUser(root: string, spec: string): Promise<{ uid: number; gid: number; additionalGids: number[]; home: string }> {
-  const s = spec === '' ? 'root' : spec;
-  const [u = '', g] = s.split(':', 2);
-  const passwd = await readPasswd(root);
-  let entry: PasswdEntry | undefined;
-  let uid: number;
-  if (isNum(u)) {
-    uid = Number(u);
-    entry = passwd.find((p) => p.uid === uid);
-  } else {
-    entry = passwd.find((p) => p.name === u);
-    if (!entry) throw new UnknownUserError(spec, `user ${JSON.stringify(u)}`);
-    uid = entry.uid;
-  }
-  const groups = await readGroup(root);
-  let gid = entry?.gid ?? 0;
-  if (g !== undefined && g !== '') {
-    if (isNum(g)) gid = Number(g);
-    else {
-      const ge = groups.find((x) => x.name === g);
-      if (!ge) throw new UnknownUserError(spec, `group ${JSON.stringify(g)}`);
-      gid = ge.gid;
-    }
-  }
-  const additionalGids = entry && (g === undefined || g === '')
-    ? groups.filter((x) => x.members.includes(entry.name) && x.gid !== gid).map((x) => x.gid)
-    : [];
-  return { uid, gid, additionalGids, home: entry?.home ?? '/' };
+/** `USER` semantics for a process, looked up in the rootfs at `root`: see resolveExecUser. */
+export function resolveProcessUser(root: string, spec: string): Promise<ExecUser> {
+  return resolveExecUser(spec, (f) => readInRoot(root, f));
 }

@@ -7,7 +7,7 @@
  */
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, readdir, utimes, writeFile, open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createHasher, parseDigest, algorithmOf, hexOf, isDigest, type Digest, type Hasher } from './digest.js';
@@ -138,7 +138,9 @@ export class OciStore implements ImageStore {
 
   /** Opens (creating when missing) the store at `root`; refuses a store written by a newer version. */
   static async open(root: string): Promise<OciStore> {
-    const s = new OciStore(root);
+    // Resolved once here: paths derived from the root end up in mounts and in a sandbox that
+    // runs with another cwd, where a relative root would mean something else.
+    const s = new OciStore(resolve(root));
     await s.init();
     return s;
   }

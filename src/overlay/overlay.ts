@@ -16,7 +16,7 @@
  * an upper.
  */
 import { chmod, chown, lstat, mkdir, mkdtemp, opendir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { join, posix, resolve } from 'node:path';
 import { ImgbuildError, throwIfAborted } from '../errors.js';
 import type { Mount } from '../runner/spec.js';
 import { OverlayUnsupportedError, SnapshotNotFoundError, SnapshotStateError } from './errors.js';
@@ -80,7 +80,10 @@ export class OverlaySnapshotter implements Snapshotter {
     this.meta = new MetadataStore(root);
   }
 
-  static async open(root: string, opts: OverlayOpenOptions = {}): Promise<OverlaySnapshotter> {
+  static async open(rootArg: string, opts: OverlayOpenOptions = {}): Promise<OverlaySnapshotter> {
+    // Mount options name layer dirs relative to an absolute mount cwd: resolve a relative root
+    // (`--root ./store`) once, against the cwd of the caller.
+    const root = resolve(rootArg);
     await mkdir(join(root, 'snapshots'), { recursive: true });
     const probe = await probeOverlay(root, { refresh: opts.reprobe ?? false });
     if (!probe.supported) throw new OverlayUnsupportedError(probe);
