@@ -22,6 +22,7 @@
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/if.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
@@ -786,9 +787,36 @@ __attribute__((noreturn)) static void reaper(pid_t app) {
 
 /* ---------- the container side ---------- */
 
+/* A new network namespace starts with `lo` down; bring it up (SIOCSIFFLAGS, as `ip link set lo
+ * up` does) so that 127.0.0.1 works in a container without a network, as in Docker's `none`.
+ * Run in the container's net namespace with the capabilities of its user namespace owner. */
+static void loopback_up(void) {
+  cleanup_close int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) bail("socket: AF_INET (loopback)");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) bail("ioctl: SIOCGIFFLAGS lo");
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0) bail("ioctl: SIOCSIFFLAGS lo up");
+}
+
+
 struct chan {
   int sync_r, exec_w, pty_child, logfd;
 };
+
+/* Waits for the parent's SYNC_USERMAP_ACK; then enters a new cgroup namespace (rooted at the
+ * container's cgroup, which is why it waits for the ack). */
+static void wait_ack(const struct cfg *c, int sync_r) {
+  char b = 0;
+  ssize_t r;
+  do r = read(sync_r, &b, 1);
+  while (r < 0 && errno == EINTR);
+  if (r != 1 || b != SYNC_USERMAP_ACK) _exit(1); /* the parent failed and reported it */
+  close(sync_r);
+  if ((c->nsflags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) bail("unshare: CLONE_NEWCGROUP");
+}
 
 __attribute__((noreturn)) static void container_child(const struct cfg *c, struct chan ch) {
   g_stage = STAGE_CHILD;
@@ -798,16 +826,15 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
   if (g_ctl >= 0) close(g_ctl);
   bool foreground = c->mode == MODE_RUN;
   if (foreground && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) bail("prctl: PR_SET_PDEATHSIG");
-  char b = 0;
-  ssize_t r;
-  do r = read(ch.sync_r, &b, 1);
-  while (r < 0 && errno == EINTR);
-  if (r != 1 || b != SYNC_USERMAP_ACK) _exit(1); /* the parent failed and reported it */
-  close(ch.sync_r);
+  /* The parent acks once the id maps are written and the child is in its cgroups. With a user
+   * namespace nothing can be done before the maps exist, so wait right away. Without one, build
+   * the rootfs meanwhile and wait only before anything runs (fork or exec): moving a task into
+   * a cgroup v1 hierarchy can take an RCU grace period, and this overlaps it. */
+  bool early_ack = (c->nsflags & CLONE_NEWUSER) != 0;
+  if (early_ack) wait_ack(c, ch.sync_r);
   /* A session of its own: no controlling terminal of the host (/dev/tty gives ENXIO), and
    * terminal-generated signals reach it only through the monitor's relay. */
   if (setsid() < 0) bail("setsid");
-  if ((c->nsflags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) bail("unshare: CLONE_NEWCGROUP");
   if (c->nsflags & CLONE_NEWUSER) {
     if (setresgid(0, 0, 0) < 0) bail("setresgid: 0 (is container gid 0 mapped?)");
     if (setresuid(0, 0, 0) < 0) bail("setresuid: 0 (is container uid 0 mapped?)");
@@ -819,6 +846,7 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
     close(ch.logfd);
   }
   g_stage = STAGE_INIT;
+  if ((c->nsflags & CLONE_NEWNET) && !c->netns) loopback_up();
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
   if (!(c->nsflags & CLONE_NEWUSER) || g_rootless) {
     do_rootfs_mounts(c);
@@ -832,6 +860,7 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
   if (c->ro_rootfs) remount_bind("/", MS_RDONLY);
   mask_paths(c);
   if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0) bail("sethostname: %s", c->hostname);
+  if (!early_ack) wait_ack(c, ch.sync_r);
   if (c->init) {
     /* Everything stays blocked in the reaper (it takes signals with sigwaitinfo); the app
      * starts with the default dispositions and an empty mask. */
@@ -1115,7 +1144,11 @@ static int run_container(const struct cfg *c) {
   send_rec(4, REC_PID, child, NULL);
   if (detached) send_rec(4, REC_MONITOR, getpid(), NULL);
   char ack = SYNC_USERMAP_ACK;
-  xwrite_all(syncp[1], &ack, 1, "sync pipe");
+  /* EPIPE: the child already failed building the rootfs; its error record follows on execp. */
+  ssize_t wr;
+  do wr = write(syncp[1], &ack, 1);
+  while (wr < 0 && errno == EINTR);
+  if (wr < 0 && errno != EPIPE) bail("write: sync pipe");
   close(syncp[1]);
   int master = -1;
   if (ptys[0] >= 0) {

@@ -1,11 +1,43 @@
 /**
  * The commander program. Each command lives in its own module under commands/ and registers its
- * flags there; those modules import their heavy dependencies lazily inside the action, so that
- * starting the CLI costs only commander and these small files.
+ * flags there. Only the module of the command being run is loaded (help, an unknown command or no
+ * command at all load every one): a module's top-level imports, however small, add up over 22
+ * commands, and some (load's archive code) are not small.
  */
 import { Command, CommanderError } from 'commander';
 import type { CliContext } from './context.js';
-import { commands } from './commands/table.js';
+import { commandModules, loadCommands } from './commands/table.js';
+
+/** Program-level options that take a value (their value is not the command name). */
+const VALUE_OPTIONS = new Set(['--root']);
+
+/**
+ * Which commands' modules a command line needs: `[name]` for `imgbuild [--root D] name ...`,
+ * `[name]` for `imgbuild help name`, none for a bare `--version`, otherwise all (help listing,
+ * unknown command with suggestions).
+ */
+export function commandsFor(args: readonly string[]): string[] | undefined {
+  let version = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return undefined;
+    if (VALUE_OPTIONS.has(a)) {
+      i++;
+      continue;
+    }
+    if (a.startsWith('-')) {
+      if (a === '-h' || a === '--help') return undefined;
+      if (a === '-V' || a === '--version') version = true;
+      continue;
+    }
+    if (a === 'help') {
+      const next = args[i + 1];
+      return next !== undefined && commandModules.has(next) ? [next] : undefined;
+    }
+    return commandModules.has(a) ? [a] : undefined;
+  }
+  return version ? [] : undefined;
+}
 
 export function buildProgram(ctx: CliContext, setRoot: (root: string | undefined) => void): Command {
   const program = new Command('imgbuild')
@@ -14,6 +46,9 @@ export function buildProgram(ctx: CliContext, setRoot: (root: string | undefined
     .option('--root <dir>', 'store root (default: $IMGBUILD_ROOT, /var/lib/imgbuild as root, else $XDG_DATA_HOME/imgbuild)')
     .showHelpAfterError()
     .exitOverride()
+    // Options after a command's operands belong to the container's command (`run busybox sh -c`,
+    // `exec ctr ls -l`): those commands pass them through, which needs positional options here.
+    .enablePositionalOptions()
     .configureOutput({
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
@@ -21,7 +56,20 @@ export function buildProgram(ctx: CliContext, setRoot: (root: string | undefined
   program.hook('preAction', (thisCommand) => {
     setRoot(thisCommand.opts<{ root?: string }>().root);
   });
-  for (const register of commands) register(program, ctx);
+  // Commands are registered when the command line is known: parseAsync loads the modules it needs
+  // first. (The synchronous `parse` is not supported: command modules load asynchronously.)
+  const parseAsync = program.parseAsync.bind(program);
+  let loaded = false;
+  program.parseAsync = async (argv, opts) => {
+    if (!loaded) {
+      loaded = true;
+      const from = opts?.from ?? 'node';
+      const args = argv ?? process.argv;
+      const user = from === 'user' ? args : from === 'electron' ? args.slice(1) : args.slice(2);
+      for (const register of await loadCommands(commandsFor(user))) register(program, ctx);
+    }
+    return parseAsync(argv, opts);
+  };
   return program;
 }
 

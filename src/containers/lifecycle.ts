@@ -101,7 +101,11 @@ export async function releaseKernelObjects(id: string, k: KernelObjects, o: Life
   ]);
 }
 
-async function acquireResources(root: string, rec: ContainerRecord, o: LifecycleOptions & { kernel?: Promise<KernelObjects> }): Promise<SandboxSpec> {
+async function acquireResources(
+  root: string,
+  rec: ContainerRecord,
+  o: LifecycleOptions & { kernel?: Promise<KernelObjects> },
+): Promise<{ spec: SandboxSpec; cgroup: Cgroup }> {
   const spec = JSON.parse(await readFile(specPath(root, rec.id), 'utf8')) as SandboxSpec;
   const h = rec.hostConfig;
   const k = await (o.kernel ?? createKernelObjects(rec.id, h, o));
@@ -125,7 +129,7 @@ async function acquireResources(root: string, rec: ContainerRecord, o: Lifecycle
     rec.state.proxyPid = proxyPid;
     rec.state.proxyStartTime = await procStartTime(proxyPid);
   }
-  return spec;
+  return { spec, cgroup: cg };
 }
 
 /** Stops the port proxy, tears down the network and removes the cgroup (killing what is left in it). */
@@ -203,8 +207,11 @@ export async function runContainer(
   const rec = rec0;
   if (rec.state.status !== 'created') throw new ContainerStateError(id, `container ${rec.name} is ${rec.state.status}; only a created container can be started`);
   let spec: SandboxSpec;
+  let cg: Cgroup;
+  // Our own start time (the record names us as the container's watcher) is read meanwhile.
+  const monitorStartTime = procStartTime(process.pid);
   try {
-    spec = await acquireResources(root, rec, o);
+    ({ spec, cgroup: cg } = await acquireResources(root, rec, o));
   } catch (e) {
     await releaseResources(rec, o).catch(() => {});
     throw e;
@@ -216,9 +223,7 @@ export async function runContainer(
   // The record turns `running` once the process exists (onStart below), in one update. Until then
   // it stays `created` with our pid as its creator, which is what lets a reader tell a container
   // whose `run` was killed right here from one still starting.
-  const monitorStartTime = await procStartTime(process.pid);
   const ctl = new AbortController();
-  const cg = await cgroupOf(rec, o);
   let killTimer: NodeJS.Timeout | undefined;
   let ended = false;
   const onAbort = (): void => {
@@ -256,9 +261,11 @@ export async function runContainer(
       ...(teeOut ? { stdout: teeOut } : {}),
       ...(teeErr ? { stderr: teeErr } : {}),
       signal: ctl.signal,
-      onStart: ({ pid }) => {
+      onStart: (info) => {
+        const { pid } = info;
+        io.onStart?.(info); // the caller's hook too (a terminal's resize)
         recorded = (async () => {
-          const pidStartTime = await procStartTime(pid);
+          const [pidStartTime, ownStartTime] = await Promise.all([procStartTime(pid), monitorStartTime]);
           await updateRecord(root, id, (r) => {
             r.cgroup = rec.cgroup;
             r.network = rec.network;
@@ -270,7 +277,7 @@ export async function runContainer(
               proxyPid: rec.state.proxyPid,
               proxyStartTime: rec.state.proxyStartTime,
               monitorPid: process.pid,
-              monitorStartTime,
+              monitorStartTime: ownStartTime,
               startedAt: new Date().toISOString(),
             };
           });
@@ -338,7 +345,7 @@ export async function startContainer(store: OciStore, id: string, o: LifecycleOp
   if (rec.state.status !== 'created') throw new ContainerStateError(id, `container ${rec.name} is ${rec.state.status}; only a created container can be started`);
   let spec: SandboxSpec;
   try {
-    spec = await acquireResources(root, rec, o);
+    ({ spec } = await acquireResources(root, rec, o));
   } catch (e) {
     await releaseResources(rec, o).catch(() => {});
     throw e;

@@ -1,6 +1,6 @@
 /**
  * Container networking with iproute2 and iptables:
- * - `none`: a named network namespace with only loopback, up;
+ * - `none`: a new network namespace made by the sandbox, with only loopback, up;
  * - `host`: no network namespace;
  * - `bridge`: a named namespace (`ip netns add imgbuild-<id>`, joined by the sandbox through
  *   spec.netnsPath), a veth pair whose host end sits on the `imgbuild0` bridge and whose other end
@@ -276,19 +276,9 @@ export async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOpti
   if (mode === 'host') return { mode };
   if (mode !== 'bridge' && mode !== 'none') throw new NetworkError(`unknown network mode ${String(mode)}`);
   if (!/^[0-9a-f]{12,64}$/.test(id)) throw new NetworkError(`invalid container id ${id}`);
-  if (mode === 'none') {
-    // A named namespace with loopback up: the sandbox joins it (a namespace it made itself would
-    // have lo down, and 127.0.0.1 is what programs in a network-less container still talk to).
-    const state: NetworkState = { mode, netnsName: netnsName(id), netnsPath: netnsPathOf(id) };
-    try {
-      // One child process for both steps (this is on the path of every `run`).
-      await run('sh', ['-c', 'ip netns add "$1" && ip -n "$1" link set lo up', 'sh', state.netnsName!], { signal: o.signal });
-      return state;
-    } catch (e) {
-      await teardownNetwork(id, state, o).catch(() => {});
-      throw e;
-    }
-  }
+  // `none`: the sandbox makes the container a new network namespace and brings its loopback up
+  // itself (native/sandbox.c loopback_up), so nothing is made here and nothing is left to undo.
+  if (mode === 'none') return { mode };
   const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
   const bridge = o.bridge ?? DEFAULT_BRIDGE;
   const ns = netnsName(id);
@@ -350,7 +340,8 @@ export async function teardownNetwork(id: string, state: NetworkState | undefine
   const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
   const ns = state.netnsName ?? netnsName(id);
   if (state.mode === 'none') {
-    if (await exists(`/run/netns/${ns}`)) await ip(['netns', 'del', ns]);
+    // Only records written by earlier versions name a namespace for `none`.
+    if (state.netnsName && (await exists(`/run/netns/${ns}`))) await ip(['netns', 'del', ns]);
     return;
   }
   const veth = state.hostVeth ?? hostVethName(id);

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { ExitError } from '../../errors.js';
-import { abortSignalName, collect, guardSignals, pipeGuard, withRunStatus } from './run.js';
+import { abortSignalName, collect, followWindowSize, guardSignals, pipeGuard, withRunStatus } from './run.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -29,12 +29,20 @@ export default function register(program: Command, ctx: CliContext): void {
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       const out = pipeGuard(ctx.stdout, () => stop.abort(new Error('output closed')));
       const err = pipeGuard(ctx.stderr, () => stop.abort(new Error('output closed')));
+      const win = f.tty ? followWindowSize(process.stdout) : undefined;
       try {
         r = await execContainer(
           ctx.root(),
           container,
           { args: command, env: f.env, workdir: f.workdir, user: f.user, tty: f.tty, hostEnv: ctx.env, signal: ctx.signal },
-          { stdin, stdout: out.stream, stderr: err.stream, signal: stop.signal },
+          {
+            stdin,
+            stdout: out.stream,
+            stderr: err.stream,
+            signal: stop.signal,
+            ...(win?.terminalSize ? { terminalSize: win.terminalSize } : {}),
+            ...(win ? { onStart: win.onStart } : {}),
+          },
         );
       } catch (e) {
         if (ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));
@@ -42,6 +50,7 @@ export default function register(program: Command, ctx: CliContext): void {
         throw withRunStatus(e);
       } finally {
         ctx.signal.removeEventListener('abort', onAbort);
+        win?.release();
         out.release();
         err.release();
         unguard();

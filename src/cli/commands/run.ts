@@ -101,6 +101,32 @@ export function pipeGuard(target: Writable, onBroken: () => void): { stream: Wri
   return { stream, release: () => void target.off('error', onError) };
 }
 
+/**
+ * With `-t` on a terminal, the container's pty follows our window: the size at start, then every
+ * change (a tty stream emits 'resize' after SIGWINCH). Returns the sandbox's onStart hook (which
+ * hands over `resize`) and the function that stops following.
+ */
+export function followWindowSize(out: NodeJS.WriteStream): {
+  terminalSize?: { rows: number; cols: number };
+  onStart: (info: { pid: number; resize?: (rows: number, cols: number) => void }) => void;
+  release: () => void;
+} {
+  if (!out.isTTY) return { onStart: () => {}, release: () => {} };
+  let resize: ((rows: number, cols: number) => void) | undefined;
+  const apply = (): void => {
+    if (resize && out.rows > 0 && out.columns > 0) resize(out.rows, out.columns);
+  };
+  out.on('resize', apply);
+  return {
+    ...(out.rows > 0 && out.columns > 0 ? { terminalSize: { rows: out.rows, cols: out.columns } } : {}),
+    onStart: (info) => {
+      resize = info.resize;
+      apply(); // the window may have changed while the container was starting
+    },
+    release: () => void out.off('resize', apply),
+  };
+}
+
 /** Which signal a Ctrl-C / SIGTERM of ours was (main.ts aborts with "received SIGx"). */
 export function abortSignalName(signal: AbortSignal): NodeJS.Signals {
   const m = /SIG[A-Z0-9]+/.exec(String((signal.reason as Error | undefined)?.message ?? signal.reason ?? ''));
@@ -108,9 +134,9 @@ export function abortSignalName(signal: AbortSignal): NodeJS.Signals {
 }
 
 export default function register(program: Command, ctx: CliContext): void {
-  // Options after the image belong to the container's command (`run busybox sh -c ...`); that
-  // needs commander's positional option parsing (global options go before the command name).
-  program.enablePositionalOptions();
+  // Options after the image belong to the container's command (`run busybox sh -c ...`): they are
+  // passed through, with positional option parsing turned on for the program in ../index.ts
+  // (global options go before the command name).
   program
     .command('run')
     .description('create a container from an image and run a command in it')
@@ -244,6 +270,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
     const kill = (): void => void lc.killContainer(root, id, 'SIGKILL').catch(() => {});
     const out = pipeGuard(ctx.stdout, kill);
     const err = pipeGuard(ctx.stderr, kill);
+    const win = f.tty ? followWindowSize(process.stdout) : undefined;
     try {
       status = await lc.runContainer(
         store,
@@ -255,7 +282,8 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
           // INT and TERM abort ctx.signal (main.ts) and are forwarded by runContainer; these go
           // through the sandbox helper to the container.
           forwardSignals: ['SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'],
-          ...(f.tty && process.stdout.isTTY ? { terminalSize: { rows: process.stdout.rows, cols: process.stdout.columns } } : {}),
+          ...(win?.terminalSize ? { terminalSize: win.terminalSize } : {}),
+          ...(win ? { onStart: win.onStart } : {}),
         },
         { signal: ctx.signal, forward: () => abortSignalName(ctx.signal), skipFinalState: Boolean(f.rm), ...(kernel ? { kernel } : {}) },
       );
@@ -263,6 +291,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
       if (ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));
       throw withRunStatus(e);
     } finally {
+      win?.release();
       out.release();
       err.release();
       if (rawTty) process.stdin.setRawMode(false);

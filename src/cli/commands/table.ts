@@ -1,29 +1,43 @@
-/** The command table: one module per command, each registering its own flags. */
+/**
+ * The command table: one module per command, each registering its own flags. Modules are loaded
+ * on demand (see ../index.ts): a command's own run loads only its module, while help and unknown
+ * commands load them all, so `--help` still lists every command with its usage.
+ */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import build from './build.js';
-import run from './run.js';
-import exec from './exec.js';
-import ps from './ps.js';
-import logs from './logs.js';
-import stop from './stop.js';
-import kill from './kill.js';
-import rm from './rm.js';
-import commit from './commit.js';
-import pull from './pull.js';
-import push from './push.js';
-import login from './login.js';
-import logout from './logout.js';
-import images from './images.js';
-import inspect from './inspect.js';
-import history from './history.js';
-import tag from './tag.js';
-import rmi from './rmi.js';
-import prune from './prune.js';
-import importCmd from './import.js';
-import save from './save.js';
-import load from './load.js';
 
 export type Register = (program: Command, ctx: CliContext) => void;
 
-export const commands: Register[] = [build, run, exec, ps, logs, stop, kill, rm, commit, pull, push, login, logout, images, inspect, history, tag, rmi, prune, importCmd, save, load];
+type Loader = () => Promise<{ default: Register }>;
+
+/** Command name → its module, in the order `--help` lists them. */
+export const commandModules: ReadonlyMap<string, Loader> = new Map<string, Loader>([
+  ['build', () => import('./build.js')],
+  ['run', () => import('./run.js')],
+  ['exec', () => import('./exec.js')],
+  ['ps', () => import('./ps.js')],
+  ['logs', () => import('./logs.js')],
+  ['stop', () => import('./stop.js')],
+  ['kill', () => import('./kill.js')],
+  ['rm', () => import('./rm.js')],
+  ['commit', () => import('./commit.js')],
+  ['pull', () => import('./pull.js')],
+  ['push', () => import('./push.js')],
+  ['login', () => import('./login.js')],
+  ['logout', () => import('./logout.js')],
+  ['images', () => import('./images.js')],
+  ['inspect', () => import('./inspect.js')],
+  ['history', () => import('./history.js')],
+  ['tag', () => import('./tag.js')],
+  ['rmi', () => import('./rmi.js')],
+  ['prune', () => import('./prune.js')],
+  ['import', () => import('./import.js')],
+  ['save', () => import('./save.js')],
+  ['load', () => import('./load.js')],
+]);
+
+/** Loads the register functions of the named commands (all of them when `names` is omitted), in table order. */
+export async function loadCommands(names?: readonly string[]): Promise<Register[]> {
+  const wanted = [...commandModules].filter(([n]) => !names || names.includes(n));
+  return Promise.all(wanted.map(async ([, load]) => (await load()).default));
+}
