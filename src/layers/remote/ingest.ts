@@ -5,9 +5,12 @@
  * resume offset is the size of what is really on disk, and a partial file left by a process that
  * died is adopted (renamed to our name) by the next download of the same digest.
  *
- * The digest is computed over the complete file once it is there, on a worker thread for large
- * blobs: the download loop then only moves bytes, hashing runs on the other core while further
- * layers download, and a resumed download needs no rehash of its prefix. Only a verified file is
+ * The digest is computed as the bytes arrive (sha256 runs at ~1.8 GB/s with SHA-NI, far above
+ * what the network delivers), so a finished download is verified without reading the file back —
+ * the read-back cost a pull of 5 × 20 MB blobs ~60 ms of main-thread time (`node --cpu-prof`).
+ * The running hash covers exactly the bytes known to be in the file; when that is not so (a
+ * partial adopted from a dead process, a write that failed half-way, a reset), the prefix on disk
+ * is hashed from the file once before the download continues. Only a verified file is
  * handed to `store.place()`; a file that fails verification is deleted.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -17,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { algorithmOf, createHasher, hexOf, type Digest } from '../digest.js';
+import { algorithmOf, createHasher, hexOf, type Digest, type Hasher } from '../digest.js';
 import { DigestMismatchError, SizeMismatchError } from '../errors.js';
 import type { OciStore } from '../store.js';
 import { isProcessAlive } from '../pid.js';
@@ -62,6 +65,9 @@ export async function hashFile(path: string, alg: 'sha256' | 'sha512' | 'blake3'
 
 export class ResumableIngest {
   private synced = false;
+  /** Running hash of the first `hashed` bytes of the file (undefined: not started / not trusted). */
+  private hasher: Hasher | undefined;
+  private hashed = 0;
 
   private constructor(
     private readonly store: OciStore,
@@ -99,6 +105,26 @@ export class ResumableIngest {
   /** Starts over (the server ignored our Range, or the partial is longer than the blob). */
   async reset(): Promise<void> {
     await truncate(this.path, 0);
+    this.hasher = undefined;
+    this.hashed = 0;
+  }
+
+  /** A hasher positioned at `offset`: the running one when it covers exactly that prefix. */
+  private async hasherAt(offset: number): Promise<Hasher> {
+    if (this.hasher && this.hashed === offset) return this.hasher;
+    const h = createHasher(algorithmOf(this.digest));
+    if (offset > 0) {
+      // Rare path (adopted or torn partial): hash the prefix from the file.
+      let n = 0;
+      for await (const c of createReadStream(this.path, { highWaterMark: 1 << 20, end: offset - 1 })) {
+        h.update(c as Buffer);
+        n += (c as Buffer).length;
+      }
+      if (n !== offset) throw new SizeMismatchError(offset, n, this.digest);
+    }
+    this.hasher = h;
+    this.hashed = offset;
+    return h;
   }
 
   /**
@@ -108,6 +134,7 @@ export class ResumableIngest {
    */
   async append(body: Readable, onBytes?: (total: number) => void): Promise<void> {
     let n = await this.offset();
+    const h = await this.hasherAt(n).catch(() => undefined);
     let tooBig: SizeMismatchError | undefined;
     body.on('data', (chunk: Buffer) => {
       n += chunk.length;
@@ -116,11 +143,15 @@ export class ResumableIngest {
         body.destroy(tooBig);
         return;
       }
+      h?.update(chunk);
+      this.hashed = n;
       onBytes?.(n);
     });
     try {
       await pipeline(body, createWriteStream(this.path, { flags: 'a', highWaterMark: 1 << 20 }));
     } catch (e) {
+      // Some hashed bytes may not have reached the file: the running hash is no longer trusted
+      // unless its length still matches the file (checked by hasherAt on the next append).
       if (tooBig) {
         await this.discard();
         throw tooBig;
@@ -140,7 +171,11 @@ export class ResumableIngest {
       await this.discard();
       throw new SizeMismatchError(this.size, n, this.digest);
     }
-    const { digest: actual, size } = await hashFile(this.path, algorithmOf(this.digest), n);
+    const { digest: actual, size } = this.hasher && this.hashed === n
+      ? { digest: this.hasher.digest(), size: n }
+      : await hashFile(this.path, algorithmOf(this.digest), n);
+    this.hasher = undefined;
+    this.hashed = 0;
     if (size !== this.size) {
       await this.discard();
       throw new SizeMismatchError(this.size, size, this.digest);
@@ -172,6 +207,8 @@ export class ResumableIngest {
   }
 
   async discard(): Promise<void> {
+    this.hasher = undefined;
+    this.hashed = 0;
     await rm(this.path, { force: true });
   }
 }
