@@ -8,7 +8,8 @@
  * start and destroyed by removeContainer, which works from the record alone, so it also cleans up
  * after an imgbuild process that was killed with SIGKILL.
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { constants as osConstants } from 'node:os';
@@ -101,7 +102,8 @@ export async function releaseKernelObjects(id: string, k: KernelObjects, o: Life
   ]);
 }
 
-async function acquireResources(
+/** Creates (or takes from `o.kernel`) the cgroup and network and completes the spec (for the runtimes). */
+export async function acquireResources(
   root: string,
   rec: ContainerRecord,
   o: LifecycleOptions & { kernel?: Promise<KernelObjects> },
@@ -133,7 +135,7 @@ async function acquireResources(
 }
 
 /** Stops the port proxy, tears down the network and removes the cgroup (killing what is left in it). */
-async function releaseResources(rec: ContainerRecord, o: LifecycleOptions): Promise<void> {
+export async function releaseResources(rec: ContainerRecord, o: LifecycleOptions): Promise<void> {
   const errors: unknown[] = [];
   if (rec.state.proxyPid && (await isSameProcess(rec.state.proxyPid, rec.state.proxyStartTime))) {
     try {
@@ -161,7 +163,7 @@ async function releaseResources(rec: ContainerRecord, o: LifecycleOptions): Prom
   if (errors.length > 0) throw errors[0];
 }
 
-function normaliseExit(r: { exitCode: number; signal?: string | undefined }): { exitCode: number; signal?: string } {
+export function normaliseExit(r: { exitCode: number; signal?: string | undefined }): { exitCode: number; signal?: string } {
   if (r.signal) {
     const n = osConstants.signals[r.signal as keyof typeof osConstants.signals] ?? 9;
     return { exitCode: 128 + n, signal: r.signal };
@@ -310,7 +312,8 @@ export async function runContainer(
   return status;
 }
 
-async function finish(root: string, id: string, status: ExitStatus, error?: string): Promise<void> {
+/** Records a container's end: status file plus `exited` state. */
+export async function finish(root: string, id: string, status: ExitStatus, error?: string): Promise<void> {
   await writeExitStatus(root, id, status).catch(() => {});
   await updateRecord(root, id, (r) => {
     r.state = {
@@ -511,6 +514,10 @@ export async function removeContainer(root: string, nameOrId: string, o: Lifecyc
   }
   // The writable snapshot is only mounted inside the container's own mount namespace, so it can
   // go at the same time as the kernel objects.
+  // A `--runtime runc` run that was killed midway leaves runc state and a host mount of the rootfs.
+  if (existsSync(join(containerDir(root, rec.id), 'rootfs')) || existsSync(join(root, 'runc', rec.id))) {
+    await (await import('./runc.js')).cleanupRuncBundle(root, rec.id);
+  }
   const releasing = releaseResources(rec, o);
   const removeSnapshot = (async () => {
     const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root)));

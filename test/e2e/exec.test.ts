@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readlinkSync } from 'node:fs';
 import { setupEnv, type Env } from './containers-env.js';
+import { onPty } from './pty.js';
 
 let env: Env;
 let id: string;
@@ -45,6 +46,12 @@ describe('exec', () => {
     expect((await env.cli(['exec', '-i', 'target', 'cat'], { input: 'hello exec\n' })).stdout).toBe('hello exec\n');
     const t = await env.cli(['exec', '-t', 'target', 'sh', '-c', 'test -t 0 && echo tty']);
     expect(t.stdout.replace(/\r/g, '')).toBe('tty\n');
+  });
+
+  it('-t on a terminal: the process starts with its size and follows a resize (SIGWINCH)', async () => {
+    const out = await onPty(['--root', env.root, 'exec', '-t', 'target', 'sh', '-c',
+      'stty size; trap "stty size; exit 3" WINCH; echo ready; while :; do sleep 0.05; done']);
+    expect(out).toBe('30 100\nready\n42 132\nEXIT 3');
   });
 
   it('finds the container by short id and refuses a stopped one', async () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setupEnv, type Env } from './containers-env.js';
+import { onPty } from './pty.js';
 
 let env: Env;
 beforeAll(async () => {
@@ -124,6 +125,12 @@ describe('run', () => {
     const r = await env.cli(['run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty; test -t 1 && echo is-a-tty']);
     expect(r.code).toBe(0);
     expect(r.stdout.replace(/\r/g, '')).toBe('/dev/pts/0\nis-a-tty\n');
+  });
+
+  it('-t on a terminal: the container starts with its size and follows a resize (SIGWINCH)', async () => {
+    const out = await onPty(['--root', env.root, 'run', '--rm', '-t', 'busybox', 'sh', '-c',
+      'stty size; trap "stty size; exit 3" WINCH; echo ready; while :; do sleep 0.05; done']);
+    expect(out).toBe('30 100\nready\n42 132\nEXIT 3');
   });
 
   it('--ulimit sets resource limits', async () => {

@@ -47,6 +47,7 @@ export interface RunFlags {
   capAdd: string[];
   capDrop: string[];
   ulimit: string[];
+  runtime?: string;
 }
 
 /**
@@ -165,6 +166,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--cap-add <cap>', 'add a capability (repeatable; ALL for every one)', collect, [])
     .option('--cap-drop <cap>', 'drop a capability (repeatable; ALL for every one)', collect, [])
     .option('--ulimit <name=soft[:hard]>', 'set a resource limit (repeatable)', collect, [])
+    .option('--runtime <name>', 'imgbuild (the built-in sandbox) or runc (runs the container\'s OCI bundle; foreground only)', 'imgbuild')
     .passThroughOptions()
     .action(async (image: string, command: string[], f: RunFlags) => {
       await runFromCli(ctx, image, command, f);
@@ -182,6 +184,10 @@ export function parseNumberFlag(name: string, v: string | undefined, o: { intege
 
 async function runFromCli(ctx: CliContext, image: string, command: string[], f: RunFlags): Promise<void> {
   if (f.detach && f.interactive) throw withRunStatus(new InvalidArgumentError('-d cannot be combined with -i (there is no terminal to attach)'));
+  const runtime = f.runtime ?? 'imgbuild';
+  if (runtime !== 'imgbuild' && runtime !== 'runc') throw withRunStatus(new InvalidArgumentError(`unknown --runtime ${runtime}: use imgbuild or runc`));
+  if (runtime === 'runc' && f.detach) throw withRunStatus(new ImgbuildError('NOT_IMPLEMENTED', '--runtime runc runs in the foreground only (-d is not available)'));
+  if (runtime === 'runc' && f.init) throw withRunStatus(new ImgbuildError('NOT_IMPLEMENTED', '--init is not available with --runtime runc'));
   const { createContainer, defaultNetworkMode, overlayRoot } = await import('../../containers/create.js');
   const lc = await import('../../containers/lifecycle.js');
   const { newContainerId } = await import('../../containers/ids.js');
@@ -271,8 +277,9 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
     const out = pipeGuard(ctx.stdout, kill);
     const err = pipeGuard(ctx.stderr, kill);
     const win = f.tty ? followWindowSize(process.stdout) : undefined;
+    const runContainer = runtime === 'runc' ? (await import('../../containers/runc.js')).runContainerWithRunc : lc.runContainer;
     try {
-      status = await lc.runContainer(
+      status = await runContainer(
         store,
         id,
         {

@@ -1,0 +1,234 @@
+/**
+ * `run --runtime runc`: the same container run by runc instead of the native sandbox. The
+ * container's dir is the OCI bundle: config.json (toOciConfig of the finished spec, joining the
+ * container's own cgroup through cgroupsPath) over the rootfs mounted on the host at
+ * `<dir>/rootfs`. runc keeps its state under `<root>/runc` (its --root), so a store's containers
+ * and their runc state live and go together.
+ *
+ * Foreground only (`runc run`); the exit status is the app's, runc's own failures (read from its
+ * JSON log) map to 125/126/127 like the native sandbox's.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { OciStore } from '../layers/store.js';
+import { mountAll, unmount } from '../overlay/mount.js';
+import { netnsName, netnsPathOf } from '../runner/network.js';
+import { toOciConfig } from '../runner/sandbox.js';
+import { AbortedError, ImgbuildError } from '../errors.js';
+import { ContainerStartError, ContainerStateError } from './errors.js';
+import { acquireResources, finish, releaseResources, type KernelObjects, type LifecycleOptions, type RunIO } from './lifecycle.js';
+import { findInitPid, procStartTime } from './proc.js';
+import { containerDir, readRecord, updateRecord, type ExitStatus } from './record.js';
+
+export type Runtime = 'imgbuild' | 'runc';
+
+/** runc's --root for a store: its state dirs, one per running container. */
+export function runcRoot(root: string): string {
+  return join(root, 'runc');
+}
+
+function bundleRootfs(root: string, id: string): string {
+  return join(containerDir(root, id), 'rootfs');
+}
+
+function exec(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, (err, _stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      resolve({ code, stderr: String(stderr) });
+    });
+  });
+}
+
+/** runc's JSON log → the messages of its error entries. */
+async function runcErrors(logPath: string): Promise<string[]> {
+  const text = await readFile(logPath, 'utf8').catch(() => '');
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const e = JSON.parse(line) as { level?: string; msg?: string };
+      if (e.level === 'error' || e.level === 'fatal') out.push(e.msg ?? line);
+    } catch {
+      // not JSON: a Go panic or the like
+      out.push(line);
+    }
+  }
+  return out;
+}
+
+/** Docker's statuses for a runtime that could not start the app: 127 not found, 126 not executable, else 125. */
+function startError(msg: string, argv0: string): ContainerStartError {
+  if (/executable file not found|no such file or directory/i.test(msg) && /exec/i.test(msg))
+    return new ContainerStartError(`${argv0}: executable file not found (runc: ${msg})`, 127, { cause: new ImgbuildError('NOT_FOUND', msg) });
+  if (/permission denied|exec format error/i.test(msg) && /exec/i.test(msg))
+    return new ContainerStartError(`${argv0}: permission denied or not executable (runc: ${msg})`, 126, { cause: new ImgbuildError('PERMISSION_DENIED', msg) });
+  return new ContainerStartError(`starting the container with runc: ${msg}`, 125);
+}
+
+/**
+ * Undoes what a runc run leaves on the host: runc's state (`runc delete -f`) and the rootfs mount
+ * of the bundle. Idempotent; removeContainer calls it for a run that was killed midway.
+ */
+export async function cleanupRuncBundle(root: string, id: string, o: { runc?: string } = {}): Promise<void> {
+  if (existsSync(join(runcRoot(root), id))) {
+    const r = await exec(o.runc ?? 'runc', ['--root', runcRoot(root), 'delete', '-f', id]);
+    if (r.code !== 0 && existsSync(join(runcRoot(root), id)))
+      throw new ImgbuildError('INTERNAL', `runc delete -f ${id}: ${r.stderr.trim()}`);
+  }
+  const rootfs = bundleRootfs(root, id);
+  if (existsSync(rootfs)) {
+    await unmount(rootfs);
+    await rmdir(rootfs).catch(() => {});
+  }
+}
+
+/**
+ * Runs a created container in the foreground with runc. Mirrors runContainer: the record turns
+ * `running` once runc reports the container's pid, Ctrl-C (o.signal) is passed on to the app (runc
+ * proxies signals) and, after `killGraceMs`, the whole cgroup is killed.
+ */
+export async function runContainerWithRunc(
+  store: OciStore,
+  id: string,
+  io: RunIO,
+  o: LifecycleOptions & {
+    forward?: () => NodeJS.Signals | undefined;
+    killGraceMs?: number;
+    kernel?: Promise<KernelObjects>;
+    skipFinalState?: boolean;
+    /** The runc binary (default `runc` from PATH). */
+    runc?: string;
+  } = {},
+): Promise<ExitStatus> {
+  const root = store.root;
+  const runc = o.runc ?? 'runc';
+  const rec = await readRecord(root, id);
+  if (!rec) throw new ContainerStateError(id, `no such container: ${id}`);
+  if (rec.state.status !== 'created') throw new ContainerStateError(id, `container ${rec.name} is ${rec.state.status}; only a created container can be started`);
+  const cdir = containerDir(root, id);
+  const rootfs = bundleRootfs(root, id);
+  const logPath = join(cdir, 'runc.log');
+  let acquired = false;
+  try {
+    const { spec, cgroup } = await acquireResources(root, rec, o);
+    acquired = true;
+    if (spec.init) throw new ImgbuildError('NOT_IMPLEMENTED', '--init is not available with --runtime runc');
+    // runc leaves a new network namespace's loopback down; `none` means lo up (as with our own
+    // runtime), so runc joins a named namespace made here, removed with the container.
+    if (rec.network?.mode === 'none' && !spec.netnsPath) {
+      const ns = netnsName(id);
+      rec.network = { mode: 'none', netnsName: ns, netnsPath: netnsPathOf(id) };
+      await updateRecord(root, id, (r) => {
+        r.network = rec.network;
+        r.cgroup = rec.cgroup;
+      });
+      const r = await exec('sh', ['-c', 'ip netns add "$1" && ip -n "$1" link set lo up', 'sh', ns]);
+      if (r.code !== 0) throw new ImgbuildError('UNAVAILABLE', `creating network namespace ${ns}: ${r.stderr.trim()}`);
+      spec.netnsPath = netnsPathOf(id);
+      spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
+    }
+    const config = toOciConfig(spec, { rootPath: 'rootfs' }) as { linux: Record<string, unknown>; process: Record<string, unknown> };
+    // The container's own cgroup (made with its limits by acquireResources): runc joins it.
+    config.linux.cgroupsPath = cgroupsPathOf(cgroup.paths[0] ?? '', id);
+    await mkdir(rootfs, { recursive: true });
+    await mountAll(spec.rootfs, rootfs, { signal: o.signal });
+    await writeFile(join(cdir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    await mkdir(runcRoot(root), { recursive: true, mode: 0o700 });
+    await rm(logPath, { force: true });
+    if (o.signal?.aborted) throw new AbortedError('interrupted before the container started', { cause: o.signal.reason });
+    return await runRunc(root, id, runc, logPath, cgroup, spec.process.args[0] ?? '', io, o);
+  } catch (e) {
+    const status = { exitCode: (e as { exitCode?: number }).exitCode ?? 125, finishedAt: new Date().toISOString() };
+    await finish(root, id, status, (e as Error).message).catch(() => {});
+    throw e;
+  } finally {
+    await cleanupRuncBundle(root, id, { runc }).catch(() => {});
+    await rm(logPath, { force: true }).catch(() => {});
+    // A kept container keeps its cgroup and network until `rm`, as with our runtime; a failed start releases them.
+    if (!acquired) await releaseResources(rec, o).catch(() => {});
+  }
+}
+
+/** The cgroup path runc is given: the group dir below its hierarchy's mount. */
+function cgroupsPathOf(dir: string, id: string): string {
+  const m = /^\/sys\/fs\/cgroup\/(?:[^/]+\/)?(imgbuild\/.+)$/.exec(dir);
+  return `/${m?.[1] ?? `imgbuild/${id}`}`;
+}
+
+async function runRunc(
+  root: string,
+  id: string,
+  runc: string,
+  logPath: string,
+  cg: { kill: (s: 'SIGKILL') => Promise<void>; pids: () => Promise<number[]> },
+  argv0: string,
+  io: RunIO,
+  o: { signal?: AbortSignal; forward?: () => NodeJS.Signals | undefined; killGraceMs?: number; skipFinalState?: boolean },
+): Promise<ExitStatus> {
+  const monitorStartTime = await procStartTime(process.pid);
+  const child = spawn(runc, ['--root', runcRoot(root), '--log', logPath, '--log-format', 'json', 'run', '--bundle', containerDir(root, id), id], {
+    stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+  });
+  if (io.stdin && child.stdin) {
+    child.stdin.on('error', () => {}); // the app stopped reading
+    io.stdin.pipe(child.stdin);
+  }
+  const [out, err] = [child.stdout!, child.stderr!]; // both 'pipe' above
+  if (io.stdout) out.pipe(io.stdout, { end: false });
+  else out.resume();
+  if (io.stderr) err.pipe(io.stderr, { end: false });
+  else err.resume();
+  const relays = (io.forwardSignals ?? []).map((sig) => {
+    const fn = (): void => void child.kill(sig); // runc passes signals on to the app
+    process.on(sig, fn);
+    return [sig, fn] as const;
+  });
+  let ended = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const onAbort = (): void => {
+    child.kill(o.forward?.() ?? 'SIGTERM');
+    killTimer = setTimeout(() => void cg.kill('SIGKILL').catch(() => child.kill('SIGKILL')), o.killGraceMs ?? 3_000);
+  };
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener('abort', onAbort, { once: true });
+  // The record turns `running` once the app's process exists (found in the container's cgroup).
+  const recorded = (async () => {
+    for (let i = 0; !ended && i < 400; i++) {
+      const pid = await findInitPid(await cg.pids().catch(() => []));
+      if (pid) {
+        const pidStartTime = await procStartTime(pid);
+        if (ended) return;
+        await updateRecord(root, id, (r) => {
+          r.state = { ...r.state, status: 'running', pid, pidStartTime, monitorPid: process.pid, monitorStartTime, startedAt: new Date().toISOString() };
+        });
+        io.onStart?.({ pid });
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })().catch(() => {});
+  const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (c, s) => resolve({ code: c, signal: s }));
+  }).finally(() => {
+    ended = true;
+    o.signal?.removeEventListener('abort', onAbort);
+    if (killTimer) clearTimeout(killTimer);
+    for (const [sig, fn] of relays) process.off(sig, fn);
+    io.stdin?.unpipe(child.stdin ?? undefined);
+  });
+  await recorded;
+  const errors = await runcErrors(logPath);
+  if (errors.length > 0 && code !== 0) throw startError(errors.join('; '), argv0);
+  if (code === null) throw new ContainerStartError(`runc was killed by ${signal}`, 125);
+  const status: ExitStatus = { exitCode: code, finishedAt: new Date().toISOString() };
+  if (code > 128 && code < 128 + 65) {
+    const name = Object.entries((await import('node:os')).constants.signals).find(([, n]) => n === code - 128)?.[0];
+    if (name) status.signal = name;
+  }
+  if (!o.skipFinalState) await finish(root, id, status);
+  return status;
+}
