@@ -66,6 +66,30 @@ it('build --push pushes every tag; a fresh root pulls the same digest and the im
   expect(m1.headers.get('docker-content-digest')).toBe(m2.headers.get('docker-content-digest'));
 }, 120_000);
 
+it('push --compression-level converts at that level (another layer digest, same diffIDs); out-of-range levels are refused', async () => {
+  const ctx = await context('ctx3', 'FROM busybox\nRUN echo level > /level\n');
+  const ref = `${reg.host}/bp/level:1`;
+  const b = await runCli(['build', '-q', '--push', '-t', ref, ctx], { root });
+  expect(b.code, b.stderr).toBe(0);
+  const bad = await runCli(['push', '--compression-level', '12', ref, `${reg.host}/bp/level:9`], { root });
+  expect(bad.code).not.toBe(0);
+  expect(bad.stderr).toMatch(/--compression-level for gzip must be an integer from 1 to 9, not "12"/);
+  const p9 = await runCli(['push', '-q', '--compression-level', '9', ref, `${reg.host}/bp/level:9`], { root });
+  expect(p9.code, p9.stderr).toBe(0);
+  const manifest = async (tag: string) =>
+    (await (await fetch(`${reg.url}/v2/bp/level/manifests/${tag}`, { headers: { accept: MediaTypes.OCI_MANIFEST } })).json()) as { layers: { digest: string; size: number }[]; config: { digest: string } };
+  const [m4, m9] = [await manifest('1'), await manifest('9')];
+  expect(m9.config.digest).toBe(m4.config.digest);
+  expect(m9.layers.at(-1)!.digest).not.toBe(m4.layers.at(-1)!.digest);
+  const fresh = join(tmp.dir, 'pulled-level');
+  expect((await runCli(['pull', '-q', `${reg.host}/bp/level:9`], { root: fresh })).code).toBe(0);
+  const store = await OciStore.open(fresh);
+  await validateImage(store, (await findImage(store, `${reg.host}/bp/level:9`)).descriptor);
+  await store.release();
+  const noPush = await runCli(['build', '--compression-level', '3', ctx], { root });
+  expect(noPush.stderr).toMatch(/--compression-level only applies with --push/);
+}, 120_000);
+
 it('--push without -t is refused before building', async () => {
   const ctx = await context('ctx2', 'FROM busybox\nRUN true\n');
   const r = await runCli(['build', '--push', ctx], { root });

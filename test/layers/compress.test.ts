@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import {
-  detectCompression, decompress, writeLayerBlob, openLayerTar, ensureCompressed,
+  detectCompression, decompress, writeLayerBlob, openLayerTar, ensureCompressed, DEFAULT_GZIP_LEVEL,
 } from '../../src/layers/compress.js';
 import { ParallelGzip } from '../../src/layers/compress/gzip-parallel.js';
 import { ParallelZstd, FzstdTransform, spawnZstdDecoder, ZstdError } from '../../src/layers/compress/zstd.js';
@@ -200,6 +200,46 @@ describe('writeLayerBlob / openLayerTar / ensureCompressed', () => {
     const zs = await ensureCompressed(s4, gz, 'zstd');
     expect(sha(run('zstd', ['-dc'], readFileSync(s4.blobPath(zs.digest))).stdout)).toBe(plain.diffId);
     await expect(ensureCompressed(s4, { ...src, mediaType: 'application/json' }, 'gzip')).rejects.toBeInstanceOf(UnsupportedMediaTypeError);
+  });
+
+  it('ensureCompressed honours a level: the default level is 4, another level converts again and is cached as such', async () => {
+    const s5 = await OciStore.open(join(tmp.dir, 'store-level'));
+    const plain = await writeLayerBlob(s5, Readable.from([tarBytes]), { compression: 'none' });
+    const src = { mediaType: plain.mediaType, digest: plain.digest, size: plain.size };
+    const def = await ensureCompressed(s5, src, 'gzip');
+    expect(def).toEqual(await ensureCompressed(s5, src, 'gzip', { level: DEFAULT_GZIP_LEVEL })); // same level: cached
+    expect(DEFAULT_GZIP_LEVEL).toBe(4);
+    // the bytes are those of ParallelGzip at the default level
+    const expected = await collect(Readable.from([tarBytes]).pipe(new ParallelGzip({ level: DEFAULT_GZIP_LEVEL })));
+    expect(readFileSync(s5.blobPath(def.digest)).equals(expected)).toBe(true);
+    const l1 = await ensureCompressed(s5, src, 'gzip', { level: 1 });
+    const l9 = await ensureCompressed(s5, src, 'gzip', { level: 9 });
+    expect(new Set([def.digest, l1.digest, l9.digest]).size).toBe(3);
+    expect(l9.size).toBeLessThan(l1.size);
+    for (const d of [l1, l9]) expect(zlib.gunzipSync(readFileSync(s5.blobPath(d.digest))).equals(tarBytes)).toBe(true);
+    // the cache now remembers level 9; asking without a level reuses it, asking 9 again too
+    expect(await ensureCompressed(s5, src, 'gzip')).toEqual(l9);
+    expect(await ensureCompressed(s5, src, 'gzip', { level: 9 })).toEqual(l9);
+  });
+
+  it('writeLayerBlob with a known diffID does not rehash the tar but reports it', async () => {
+    const s6 = await OciStore.open(join(tmp.dir, 'store-known'));
+    const blob = await writeLayerBlob(s6, Readable.from([tarBytes]), { compression: 'gzip', diffId: sha(tarBytes) as never, uncompressedSize: tarBytes.length });
+    expect(blob.diffId).toBe(sha(tarBytes));
+    expect(blob.uncompressedSize).toBe(tarBytes.length);
+    expect(sha(zlib.gunzipSync(readFileSync(s6.blobPath(blob.digest))))).toBe(blob.diffId);
+  });
+
+  it('converting a stored uncompressed layer whose bytes were altered fails with DigestMismatchError', async () => {
+    const s7 = await OciStore.open(join(tmp.dir, 'store-tamper'));
+    const plain = await writeLayerBlob(s7, Readable.from([tarBytes]), { compression: 'none' });
+    const p = s7.blobPath(plain.digest);
+    const bad = Buffer.from(readFileSync(p));
+    bad[1000] = bad[1000]! ^ 0xff;
+    rmSync(p);
+    writeFileSync(p, bad);
+    await expect(ensureCompressed(s7, { mediaType: plain.mediaType, digest: plain.digest, size: plain.size }, 'gzip')).rejects.toBeInstanceOf(DigestMismatchError);
+    expect(existsSync(join(s7.root, 'cache/compressed', `sha256-${plain.digest.slice(7)}.gzip.json`))).toBe(false);
   });
 });
 

@@ -20,6 +20,7 @@ interface BuildFlags {
   format?: string;
   push?: boolean;
   insecure?: boolean;
+  compressionLevel?: string;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -63,6 +64,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-q, --quiet', 'print only the image id')
     .option('--push', 'push every -t tag to its registry after a successful build (layers go out compressed: --compression, or gzip)')
     .option('--insecure', 'with --push: allow plain http and unverified TLS')
+    .option('--compression-level <n>', 'with --push: level of the compression done for the push (gzip 1-9, default 4; zstd 1-22, default 3)')
     .action(async (contextArg: string, f: BuildFlags) => {
       const { resolve } = await import('node:path');
       const { build } = await import('../../builder/build.js');
@@ -74,6 +76,12 @@ export default function register(program: Command, ctx: CliContext): void {
       if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new InvalidArgumentError('--format must be oci or docker');
       if (f.push && f.tag.length === 0) throw new InvalidArgumentError('--push needs at least one -t name to push to');
       if (f.insecure && !f.push) throw new InvalidArgumentError('--insecure only applies with --push');
+      if (f.compressionLevel !== undefined && !f.push) throw new InvalidArgumentError('--compression-level only applies with --push');
+      let level: number | undefined;
+      if (f.compressionLevel !== undefined) {
+        const { parseCompressionLevel } = await import('./push.js');
+        level = parseCompressionLevel(f.compressionLevel, f.compression === 'none' ? 'gzip' : f.compression);
+      }
       const buildArgs: Record<string, string> = {};
       for (const a of f.buildArg) {
         const i = a.indexOf('=');
@@ -122,7 +130,7 @@ export default function register(program: Command, ctx: CliContext): void {
           signal: ctx.signal,
         });
         progress.close();
-        if (f.push) await pushTags(ctx, r.tags, f);
+        if (f.push) await pushTags(ctx, r.tags, f, level);
         ctx.stdout.write(`${r.imageId}\n`);
       } catch (e) {
         progress.close();
@@ -137,7 +145,7 @@ export default function register(program: Command, ctx: CliContext): void {
  * finds the blobs there or mounts them. Progress goes to stderr like the build's, so stdout keeps
  * only the image id.
  */
-async function pushTags(ctx: CliContext, tags: string[], f: BuildFlags): Promise<void> {
+async function pushTags(ctx: CliContext, tags: string[], f: BuildFlags, level: number | undefined): Promise<void> {
   const [{ pushImage }, { createTransferRenderer }] = await Promise.all([
     import('../../layers/remote/push.js'),
     import('../transfer-progress.js'),
@@ -154,6 +162,7 @@ async function pushTags(ctx: CliContext, tags: string[], f: BuildFlags): Promise
     try {
       const desc = await pushImage(store, tag, tag, {
         ...(compression ? { compression } : {}),
+        ...(level !== undefined ? { compressionLevel: level } : {}),
         ...(f.insecure ? { insecure: true } : {}),
         signal: ctx.signal,
         env: ctx.env,

@@ -4,6 +4,7 @@ import type { CliContext } from '../context.js';
 
 interface PushFlags {
   compression?: string;
+  compressionLevel?: string;
   insecure?: boolean;
   quiet?: boolean;
 }
@@ -15,6 +16,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .argument('<ref>', 'image in the store (name, name:tag, name@digest or id)')
     .argument('[dest-ref]', 'where to push (default: the image name)')
     .option('--compression <gzip|zstd|none>', 'layer compression to push (default: keep compressed layers, gzip uncompressed ones)')
+    .option('--compression-level <n>', 'level of the compression done for the push: gzip 1-9 (default 4), zstd 1-22 (default 3)')
     .option('--insecure', 'allow plain http and unverified TLS for this registry')
     .option('-q, --quiet', 'print only the pushed digest')
     .action(async (ref: string, destRef: string | undefined, flags: PushFlags) => {
@@ -22,6 +24,7 @@ export default function register(program: Command, ctx: CliContext): void {
       if (c !== undefined && c !== 'gzip' && c !== 'zstd' && c !== 'none') {
         throw new InvalidArgumentError(`--compression must be gzip, zstd or none, not ${JSON.stringify(c)}`);
       }
+      const level = parseCompressionLevel(flags.compressionLevel, c);
       const [{ pushImage }, { createTransferRenderer }, { formatReference, parseReference }] = await Promise.all([
         import('../../layers/remote/push.js'),
         import('../transfer-progress.js'),
@@ -41,6 +44,7 @@ export default function register(program: Command, ctx: CliContext): void {
       try {
         desc = await pushImage(store, ref, destRef, {
           ...(c ? { compression: c } : {}),
+          ...(level !== undefined ? { compressionLevel: level } : {}),
           ...(flags.insecure ? { insecure: true } : {}),
           signal: ctx.signal,
           env: ctx.env,
@@ -62,4 +66,19 @@ export default function register(program: Command, ctx: CliContext): void {
       const p = parseReference(target ?? destRef ?? ref);
       ctx.stdout.write(`${p.tag ?? formatReference(p)}: digest: ${desc.digest} size: ${desc.size}\n`);
     });
+}
+
+/**
+ * `--compression-level`: an integer in the range of the compression it applies to (the
+ * `--compression` given, or gzip, which uncompressed layers get by default).
+ */
+export function parseCompressionLevel(text: string | undefined, compression: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const c = compression ?? 'gzip';
+  if (c === 'none') throw new InvalidArgumentError('--compression-level does not apply to --compression none');
+  const [lo, hi] = c === 'zstd' ? [1, 22] : [1, 9];
+  if (!/^\d+$/.test(text) || Number(text) < lo || Number(text) > hi) {
+    throw new InvalidArgumentError(`--compression-level for ${c} must be an integer from ${lo} to ${hi}, not ${JSON.stringify(text)}`);
+  }
+  return Number(text);
 }

@@ -40,6 +40,8 @@ export interface PushOptions extends RemoteOptions {
    * are gzip-compressed. Given explicitly, every layer is converted to it.
    */
   compression?: Compression;
+  /** Level of the compression done for the push (gzip 1-9, zstd 1-22); see ensureCompressed. */
+  compressionLevel?: number;
   onProgress?: (e: PushEvent) => void;
   /** Parallel blob uploads (default 5, as docker). */
   concurrency?: number;
@@ -50,7 +52,7 @@ export interface PushOptions extends RemoteOptions {
   /** Repositories (on the destination registry) that may hold our blobs, for cross-repo mounts. */
   mountFrom?: string[];
   /** Converts a layer to another compression (default: `ensureCompressed` of layers/compress.ts). */
-  convert?: (store: OciStore, layer: Descriptor, c: Compression, o: { format: 'oci' | 'docker'; signal?: AbortSignal }) => Promise<Descriptor>;
+  convert?: (store: OciStore, layer: Descriptor, c: Compression, o: { format: 'oci' | 'docker'; level?: number; signal?: AbortSignal }) => Promise<Descriptor>;
 }
 
 /** Counts bytes flowing to the registry for progress. */
@@ -265,7 +267,7 @@ async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter): Prom
   }
 }
 
-async function defaultConvert(store: OciStore, layer: Descriptor, c: Compression, o: { format: 'oci' | 'docker'; signal?: AbortSignal }): Promise<Descriptor> {
+async function defaultConvert(store: OciStore, layer: Descriptor, c: Compression, o: { format: 'oci' | 'docker'; level?: number; signal?: AbortSignal }): Promise<Descriptor> {
   const { ensureCompressed } = await import('../compress.js');
   return ensureCompressed(store, layer, c, o);
 }
@@ -281,7 +283,7 @@ async function convertLayer(store: OciStore, img: LoadedImage, l: Descriptor, o:
   const convert = o.convert ?? defaultConvert;
   const meter = new BlobMeter(o.onProgress, 'layer', l.digest, l.size);
   meter.phase('compressing', 0, `${have} → ${want}`);
-  const c = await convert(store, l, want, { format, ...(o.signal ? { signal: o.signal } : {}) });
+  const c = await convert(store, l, want, { format, ...(o.compressionLevel !== undefined ? { level: o.compressionLevel } : {}), ...(o.signal ? { signal: o.signal } : {}) });
   meter.phase('compressed', l.size, `${want} ${c.digest}`);
   return { ...c, ...(l.annotations ? { annotations: l.annotations } : {}) };
 }

@@ -7,7 +7,8 @@
  *
  * Plain http is used only for loopback registries or when `insecure` is set, after https failed.
  */
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, httpRequest } from './http.js';
 import { Readable } from 'node:stream';
 import { isLoopbackRegistry, registryHost } from '../reference.js';
 import { AbortedError } from '../../errors.js';
@@ -301,7 +302,7 @@ export class RegistryClient {
     signal?: AbortSignal | undefined;
     agentInsecure?: boolean;
   }): Promise<RegistryResponse> {
-    const res = await request(o.url, {
+    const res = await httpRequest(o.url, {
       method: o.method as Dispatcher.HttpMethod,
       headers: { 'user-agent': this.session.userAgent, ...o.headers },
       body: o.body ?? null,
