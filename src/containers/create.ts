@@ -150,9 +150,12 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   if (!workdir.startsWith('/')) throw new InvalidArgumentError(`the working directory ${JSON.stringify(workdir)} is not absolute`);
 
   const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root), { signal: o.signal }));
-  const top = await unpacked(store, sn, img.manifest.layers, img.config.rootfs.diff_ids, o.signal);
+  const ownStartTime = procStartTime(process.pid);
+  const topP = unpacked(store, sn, img.manifest.layers, img.config.rootfs.diff_ids, o.signal);
+  topP.catch(() => {}); // awaited below, after the name is reserved
 
-  // Reserve the name and the directory first, so a concurrent create with the same name fails.
+  // Reserve the name and the directory first, so a concurrent create with the same name fails
+  // (while the image's layers are checked or unpacked).
   const name = await withContainersLock(root, async () => {
     const all = await listRecords(root);
     let n = o.name !== undefined ? validateName(o.name) : generateName();
@@ -163,7 +166,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     if (clash) throw new NameInUseError(n, clash.id);
     await mkdir(containerDir(root, id), { recursive: true });
     // The creator's pid marks a half-created container whose creator died (see listContainers).
-    const creator = { monitorPid: process.pid, monitorStartTime: await procStartTime(process.pid) };
+    const creator = { monitorPid: process.pid, monitorStartTime: await ownStartTime };
     await writeFile(
       pathOf(root, id, 'state'),
       JSON.stringify({ id, name: n, image: img.descriptor.digest, hostConfig: { autoRemove: o.autoRemove ?? false }, state: { status: 'created', ...creator } }),
@@ -172,6 +175,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   });
 
   try {
+    const top = await topP;
     const key = snapshotKey(id);
     const volumeDirs = [...binds.map((b) => b.destination), ...tmpfs.map((t) => t.destination)];
     const rootfs = await sn.prepare(key, top, {
@@ -180,14 +184,16 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       signal: o.signal,
     });
     const userSpec = o.user ?? cfg.User ?? '';
-    const user = await resolveUser(rootfs, userSpec);
-    if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
-    await ensureRootfsDir(rootfs, workdir);
-
     const etcFiles = { hosts: pathOf(root, id, 'hosts'), hostname: pathOf(root, id, 'hostname'), resolv: pathOf(root, id, 'resolv') };
-    await writeFile(etcFiles.hosts, hostsFile(hostname));
-    await writeFile(etcFiles.hostname, `${hostname}\n`);
-    await writeFile(etcFiles.resolv, await resolvConf(networkMode === 'host'));
+    // Independent steps, taken together: the user lookup, the workdir, the container's /etc files.
+    const [user] = await Promise.all([
+      resolveUser(rootfs, userSpec),
+      ensureRootfsDir(rootfs, workdir),
+      writeFile(etcFiles.hosts, hostsFile(hostname)),
+      writeFile(etcFiles.hostname, `${hostname}\n`),
+      resolvConf(networkMode === 'host').then((t) => writeFile(etcFiles.resolv, t)),
+    ]);
+    if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
 
     const spec: SandboxSpec = buildSandboxSpec({
       argv,
@@ -206,8 +212,11 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       terminal: o.tty ?? false,
       hostNetwork: networkMode === 'host',
     });
-    await writeFile(specPath(root, id), JSON.stringify(spec, null, 2));
-    await writeFile(pathOf(root, id, 'config'), `${JSON.stringify(safeOciConfig(spec), null, 2)}\n`);
+    const specWritten = Promise.all([
+      writeFile(specPath(root, id), JSON.stringify(spec, null, 2)),
+      writeFile(pathOf(root, id, 'config'), `${JSON.stringify(safeOciConfig(spec), null, 2)}\n`),
+    ]);
+    specWritten.catch(() => {}); // awaited with the record below
 
     const hostConfig: HostConfig = {
       autoRemove: o.autoRemove ?? false,
@@ -246,9 +255,9 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       path: argv[0]!,
       args: argv.slice(1),
       hostConfig,
-      state: { status: 'created', monitorPid: process.pid, monitorStartTime: await procStartTime(process.pid) },
+      state: { status: 'created', monitorPid: process.pid, monitorStartTime: await ownStartTime },
     };
-    await writeRecord(root, rec);
+    await Promise.all([specWritten, writeRecord(root, rec)]);
     return rec;
   } catch (e) {
     await sn.remove(snapshotKey(id)).catch(() => {});
