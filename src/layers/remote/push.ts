@@ -324,8 +324,8 @@ function digestOfBytes(raw: Uint8Array): Digest {
 }
 
 /**
- * Pushes one image: every layer is converted (one conversion at a time, each using all cores)
- * and uploaded as soon as it is ready, so compression of the next layer overlaps the upload of
+ * Pushes one image: every layer is converted (two conversions at a time, each using all cores)
+ * and uploaded as soon as it is ready, so compression of the next layers overlaps the upload of
  * the previous one; the config goes up alongside. Then the manifest (rewritten only when a layer
  * changed) is PUT under `reference` — a tag, or undefined for "by its own digest".
  */
@@ -351,7 +351,10 @@ async function pushOne(t: PushTarget, img: LoadedImage, reference: string | unde
     if (info.size !== l.size) throw new InvalidArgumentError(`blob ${l.digest} is ${info.size} bytes in the store, manifest says ${l.size}`);
   }
   const uploads = pLimit(Math.max(1, o.concurrency ?? 5));
-  const conversions = pLimit(1);
+  // Two conversions at once, although each already uses every core: the second fills the cores
+  // while the first drains its last blocks and syncs its blob (5 × 60 MB gzip push, fresh
+  // registry each, median of 3: 2.49 s with two, 2.58 s with one).
+  const conversions = pLimit(2);
   const uploaded = new Map<string, Promise<void>>();
   const upload = (d: Descriptor, kind: 'layer' | 'config'): Promise<void> => {
     let p = uploaded.get(d.digest);
