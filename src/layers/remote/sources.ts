@@ -4,12 +4,15 @@
  * pushes record them; a push to another repository of the same registry then mounts the blob
  * instead of uploading it — which is what makes `build --push` of an image on a pulled base cheap.
  * Stored as `<root>/remote/sources/<alg>/<hex>.json` = `{ "<registry>": ["repo", ...] }`; the
- * records are hints (a lost update only costs an upload), so they are written without a lock.
+ * records are hints (a lost update only costs an upload), so they are written without a lock
+ * and without fsync: a temp file renamed over the record (never torn), written for every blob at
+ * once. With writeFileAtomic's two fsyncs per record, one after another, the records of a
+ * 5-layer pull took ~25 ms after the last byte had arrived (strace).
  */
-import { readFile, mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { algorithmOf, hexOf, type Digest } from '../digest.js';
-import { writeFileAtomic } from '../atomic.js';
 
 /** Repositories remembered per registry and blob (most recent first). */
 const KEEP = 8;
@@ -35,12 +38,23 @@ export async function sourcesOf(root: string, d: Digest, registry: string): Prom
 
 /** Remembers that `registry/repo` holds these blobs. */
 export async function recordSources(root: string, digests: Iterable<Digest>, registry: string, repo: string): Promise<void> {
-  for (const d of new Set(digests)) {
+  const dirs = new Map<string, Promise<unknown>>();
+  await Promise.all([...new Set(digests)].map(async (d) => {
     const doc = await readSources(root, d);
     const before = doc[registry] ?? [];
-    if (before[0] === repo) continue;
+    if (before[0] === repo) return;
     doc[registry] = [repo, ...before.filter((r) => r !== repo)].slice(0, KEEP);
-    await mkdir(join(root, 'remote', 'sources', algorithmOf(d)), { recursive: true });
-    await writeFileAtomic(sourcePath(root, d), JSON.stringify(doc));
-  }
+    const dir = join(root, 'remote', 'sources', algorithmOf(d));
+    if (!dirs.has(dir)) dirs.set(dir, mkdir(dir, { recursive: true }));
+    await dirs.get(dir);
+    const path = sourcePath(root, d);
+    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      await writeFile(tmp, JSON.stringify(doc));
+      await rename(tmp, path);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }));
 }
