@@ -16,14 +16,15 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--insecure', 'allow plain http and unverified TLS for this registry')
     .option('-q, --quiet', 'print only the image reference')
     .action(async (ref: string, flags: PullFlags) => {
-      const [{ pullImage }, { parsePlatform }, { createTransferRenderer }, { parseReference, formatReference }] = await Promise.all([
+      // The store opens (and a new root is laid out) while the registry client's modules load.
+      const [store, { pullImage }, { parsePlatform }, { createTransferRenderer }, { parseReference, formatReference }] = await Promise.all([
+        ctx.store(),
         import('../../layers/remote/pull.js'),
         import('../../layers/image.js'),
         import('../transfer-progress.js'),
         import('../../layers/reference.js'),
       ]);
       const full = formatReference(parseReference(ref));
-      const store = await ctx.store();
       const before = await store.resolve(full);
       const quiet = Boolean(flags.quiet);
       if (!quiet) ctx.stdout.write(`Pulling ${full}\n`);

@@ -25,12 +25,13 @@ export default function register(program: Command, ctx: CliContext): void {
         throw new InvalidArgumentError(`--compression must be gzip, zstd or none, not ${JSON.stringify(c)}`);
       }
       const level = parseCompressionLevel(flags.compressionLevel, c);
-      const [{ pushImage }, { createTransferRenderer }, { formatReference, parseReference }] = await Promise.all([
+      // The store opens while the registry client's modules load.
+      const [store, { pushImage }, { createTransferRenderer }, { formatReference, parseReference }] = await Promise.all([
+        ctx.store(),
         import('../../layers/remote/push.js'),
         import('../transfer-progress.js'),
         import('../../layers/reference.js'),
       ]);
-      const store = await ctx.store();
       const quiet = Boolean(flags.quiet);
       let target: string | undefined;
       try {
