@@ -1,10 +1,13 @@
 /**
  * Container start-up latency: `imgbuild run --rm busybox true` beside `podman run --rm` of the
  * same image (private root, vfs, the flags this machine needs) and `runc run` of the same bundle
- * (our container's config.json over its mounted rootfs), measured in one run with hyperfine.
+ * (our container's config.json over its mounted rootfs), measured in one run, the commands taking
+ * turns round by round (a shared machine's load then hits them alike).
  *
- *   npx tsx bench/run.ts              # 30 runs each
- *   BENCH_QUICK=1 npx tsx bench/run.ts  # 5 runs each
+ *   npx tsx bench/run.ts              # 30 rounds
+ *   BENCH_QUICK=1 npx tsx bench/run.ts  # 5 rounds
+ *
+ *   BENCH_BASELINE_CLI=/other/checkout/dist/cli/main.js npx tsx bench/run.ts  # adds that build's run
  *
  * The image gets into podman's storage with `skopeo copy oci:<our store>:<ref> containers-storage:`,
  * so both run the very same layer. Goal: imgbuild at most half of podman's time.
@@ -31,12 +34,8 @@ function sh(cmd: string, args: string[], o: { quiet?: boolean } = {}): string {
   return r.stdout;
 }
 
-function quote(a: string): string {
-  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
-}
-
 if (!existsSync(CLI)) sh(process.execPath, [join(REPO, 'scripts', 'build.mjs')]);
-for (const tool of ['hyperfine', 'podman', 'runc', 'skopeo']) {
+for (const tool of ['podman', 'runc', 'skopeo']) {
   if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is needed for this benchmark`);
 }
 
@@ -75,24 +74,54 @@ try {
   config.process.terminal = false;
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
   // Each runc run needs a fresh container name; `runc run` deletes it on exit.
-  const runcCmd = `runc run --bundle ${quote(bundle)} bench-$$-$(date +%s%N) </dev/null`;
-
-  const ours = [process.execPath, CLI, '--root', root, 'run', '--rm', 'busybox', 'true'];
-  const json = join(base, 'hyperfine.json');
-  process.stdout.write(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${runs} runs each\n`);
-  const h = spawnSync(
-    'hyperfine',
-    ['--warmup', '3', '--runs', String(runs), '--style', 'basic', '--export-json', json,
-      '-n', 'imgbuild run --rm', ours.map(quote).join(' '),
-      '-n', 'podman run --rm', podman.map(quote).join(' '),
-      '-n', 'runc run (same bundle)', runcCmd,
-      '-n', 'imgbuild --version (CLI start-up floor)', [process.execPath, CLI, '--version'].map(quote).join(' ')],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
-  if (h.status !== 0) throw new Error(`hyperfine failed (${h.status})`);
-  const res = (JSON.parse(readFileSync(json, 'utf8')) as { results: { command: string; mean: number; median: number; stddev: number }[] }).results;
+  let runcSeq = 0;
+  const commands: { name: string; argv: () => string[] }[] = [
+    { name: 'imgbuild run --rm', argv: () => [process.execPath, CLI, '--root', root, 'run', '--rm', 'busybox', 'true'] },
+    { name: 'podman run --rm', argv: () => podman },
+    { name: 'runc run (same bundle)', argv: () => ['runc', 'run', '--bundle', bundle, `bench-${process.pid}-${runcSeq++}`] },
+    { name: 'imgbuild --version (CLI start-up floor)', argv: () => [process.execPath, CLI, '--version'] },
+  ];
+  // BENCH_BASELINE_CLI=<other checkout>/dist/cli/main.js: an earlier build on the same store, for
+  // before/after figures from one run.
+  const baseline = process.env.BENCH_BASELINE_CLI;
+  if (baseline) commands.push({ name: 'baseline imgbuild run --rm', argv: () => [process.execPath, baseline, '--root', root, 'run', '--rm', 'busybox', 'true'] });
+  // The machine is shared: the commands take turns (one run of each per round) so that a burst of
+  // load elsewhere hits all of them alike, and the ratios stay meaningful.
+  // Node 20 can, rarely, hang in its platform shutdown after exit (nodejs/node#64274): such a run
+  // is killed after 20 s, reported, and left out rather than stalling the benchmark.
+  let hung = 0;
+  const once = (argv: string[]): number | undefined => {
+    const t = process.hrtime.bigint();
+    const r = spawnSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000, killSignal: 'SIGKILL' });
+    const ms = Number(process.hrtime.bigint() - t) / 1e6;
+    if (r.signal === 'SIGKILL' && ms >= 20_000) {
+      hung++;
+      return undefined;
+    }
+    if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
+    return ms;
+  };
+  process.stdout.write(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${runs} interleaved rounds\n`);
+  for (let i = 0; i < 3; i++) for (const c of commands) once(c.argv());
+  const times = commands.map(() => [] as number[]);
+  for (let i = 0; i < runs; i++) {
+    commands.forEach((c, k) => {
+      const ms = once(c.argv());
+      if (ms !== undefined) times[k]!.push(ms);
+    });
+  }
+  if (hung > 0) process.stdout.write(`${hung} run(s) hung after exiting and were left out\n`);
+  const stats = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const mid = s.length >> 1;
+    const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1));
+    return { median: median / 1000, mean: mean / 1000, stddev: sd / 1000 };
+  };
+  const res = commands.map((c, k) => ({ command: c.name, ...stats(times[k]!) }));
   const [im, pm, rc, floor] = res;
-  if (!im || !pm || !rc || !floor) throw new Error('hyperfine returned fewer results than commands');
+  if (!im || !pm || !rc || !floor) throw new Error('fewer results than commands');
   const ms = (s: number): string => `${(s * 1000).toFixed(1)} ms`;
   process.stdout.write('\n| command | median | mean ± sd | vs imgbuild |\n|---|---|---|---|\n');
   for (const r of res) {
