@@ -47,6 +47,8 @@ export interface LifecycleOptions {
   networkStateDir?: string;
   /** An already open snapshotter of this root (saves re-opening it). */
   snapshotter?: OverlaySnapshotter;
+  /** The container's cgroup when the caller holds it already (saves detecting its paths again). */
+  cgroup?: Cgroup;
   signal?: AbortSignal;
 }
 
@@ -65,6 +67,7 @@ function signalName(n: number): string | undefined {
 }
 
 async function cgroupOf(rec: ContainerRecord, o: LifecycleOptions): Promise<Cgroup> {
+  if (o.cgroup && o.cgroup.id === rec.id && (rec.cgroup?.version ?? o.cgroup.version) === o.cgroup.version) return o.cgroup;
   return Cgroup.open(rec.id, { cgroupRoot: o.cgroupRoot, version: rec.cgroup?.version });
 }
 

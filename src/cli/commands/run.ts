@@ -188,13 +188,18 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   if (runtime !== 'imgbuild' && runtime !== 'runc') throw withRunStatus(new InvalidArgumentError(`unknown --runtime ${runtime}: use imgbuild or runc`));
   if (runtime === 'runc' && f.detach) throw withRunStatus(new ImgbuildError('NOT_IMPLEMENTED', '--runtime runc runs in the foreground only (-d is not available)'));
   if (runtime === 'runc' && f.init) throw withRunStatus(new ImgbuildError('NOT_IMPLEMENTED', '--init is not available with --runtime runc'));
-  const { createContainer, defaultNetworkMode, overlayRoot } = await import('../../containers/create.js');
-  const lc = await import('../../containers/lifecycle.js');
-  const { newContainerId } = await import('../../containers/ids.js');
-  const { parseMemory } = await import('../../runner/cgroups.js');
-  const { OverlaySnapshotter } = await import('../../overlay/overlay.js');
+  // The store opens while the modules load; the modules load side by side.
+  const storeP = ctx.store();
+  storeP.catch(() => {}); // awaited below
+  const [{ createContainer, defaultNetworkMode, overlayRoot }, lc, { newContainerId }, { parseMemory }, { OverlaySnapshotter }] = await Promise.all([
+    import('../../containers/create.js'),
+    import('../../containers/lifecycle.js'),
+    import('../../containers/ids.js'),
+    import('../../runner/cgroups.js'),
+    import('../../overlay/overlay.js'),
+  ]);
   const root = ctx.root();
-  const [store, snapshotter] = await Promise.all([ctx.store(), OverlaySnapshotter.open(overlayRoot(root), { signal: ctx.signal })]);
+  const [store, snapshotter] = await Promise.all([storeP, OverlaySnapshotter.open(overlayRoot(root), { signal: ctx.signal })]);
   let containerId: string | undefined;
   const unguard = guardSignals(() => {
     if (containerId) void lc.killContainer(root, containerId, 'SIGKILL').catch(() => {});
@@ -304,7 +309,8 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
       if (rawTty) process.stdin.setRawMode(false);
       if (stdin) stdin.pause();
       if (f.rm) {
-        await lc.removeContainer(root, id, { force: true, snapshotter }).catch((e: unknown) => {
+        const cgroup = kernel ? await kernel.then((k) => k.cgroup, () => undefined) : undefined;
+        await lc.removeContainer(root, id, { force: true, snapshotter, ...(cgroup ? { cgroup } : {}) }).catch((e: unknown) => {
           // Someone else (rm -f) removed it meanwhile: nothing left to do.
           if ((e as { code?: string }).code !== 'NOT_FOUND') ctx.stderr.write(`imgbuild: removing ${id.slice(0, 12)}: ${(e as Error).message}\n`);
         });
