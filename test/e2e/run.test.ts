@@ -156,6 +156,21 @@ describe('run', () => {
     expect(out).toContain('got-term');
   });
 
+  it('is registered lazily yet listed: --help names every command, `help run` and `run --help` show run\'s flags', async () => {
+    const { commandModules } = await import('../../src/cli/commands/table.js');
+    const help = await env.cli(['--help']);
+    expect(help.code).toBe(0);
+    for (const name of commandModules.keys()) expect(help.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
+    for (const args of [['help', 'run'], ['run', '--help']]) {
+      const r = await env.cli(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('--runtime <name>');
+    }
+    const unknown = await env.cli(['rn', 'busybox']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown command 'rn'[\s\S]*Did you mean one of rm, run\?/);
+  });
+
   it('leaves no container behind with --rm and keeps one without it', async () => {
     await env.cli(['run', '--rm', 'busybox', 'true']);
     expect((await env.cli(['ps', '-aq'])).stdout).toBe('');
