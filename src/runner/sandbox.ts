@@ -3,12 +3,12 @@
  * (native/build/imgbuild-sandbox) and runs it in the foreground, detached, or as an exec into
  * a running container.
  */
-import { mkdirSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { ImgbuildError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { DEFAULT_CAPABILITIES, capabilityMask } from './capabilities.js';
 import { mapWaitStatus, runHelper } from './native.js';
 import {
@@ -87,6 +87,12 @@ function rootfsDir(): string {
   const uid = process.getuid?.() ?? 0;
   const d = join(tmpdir(), uid === 0 ? 'imgbuild-sandbox-rootfs' : `imgbuild-sandbox-rootfs-${uid}`);
   mkdirSync(d, { recursive: true, mode: 0o700 });
+  // The name is predictable in a shared /tmp: use it only if it is our own private directory,
+  // never a symlink or a dir someone else created first.
+  const st = lstatSync(d);
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new ImgbuildError('FAILED_PRECONDITION', `${d} is not a private directory owned by uid ${uid}; remove it`);
+  }
   return d;
 }
 
