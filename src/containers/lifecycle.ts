@@ -16,7 +16,7 @@ import { constants as osConstants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OciStore } from '../layers/store.js';
 import { Cgroup } from '../runner/cgroups.js';
-import { setupNetwork, teardownNetwork, type NetworkState } from '../runner/network.js';
+import type { NetworkMode, NetworkOptions, NetworkState } from '../runner/network.js';
 import { runSandbox, startDetached, type SandboxIO } from '../runner/sandbox.js';
 import type { SandboxSpec } from '../runner/spec.js';
 import { OverlaySnapshotter } from '../overlay/overlay.js';
@@ -75,6 +75,22 @@ async function cgroupOf(rec: ContainerRecord, o: LifecycleOptions): Promise<Cgro
 export interface KernelObjects {
   cgroup: Cgroup;
   network: NetworkState;
+}
+
+/*
+ * The network module (and the lock library it uses for its host-wide lease table) is loaded only
+ * when a network has something to set up or undo: `host` and `none` need nothing from it (the
+ * sandbox itself makes a `none` container's namespace), and they are what most runs use.
+ */
+async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOptions): Promise<NetworkState> {
+  if (mode === 'host' || mode === 'none') return { mode };
+  return (await import('../runner/network.js')).setupNetwork(id, mode, o);
+}
+
+async function teardownNetwork(id: string, state: NetworkState | undefined, o: NetworkOptions): Promise<void> {
+  // Records of earlier versions may name a namespace for `none`: those need the module.
+  if (!state || state.mode === 'host' || (state.mode === 'none' && !state.netnsName)) return;
+  await (await import('../runner/network.js')).teardownNetwork(id, state, o);
 }
 
 /**
