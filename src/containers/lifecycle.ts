@@ -526,19 +526,7 @@ export async function stopContainer(root: string, nameOrId: string, o: Lifecycle
  * snapshot and the directory. Nothing is mounted on the host for a container (the sandbox mounts
  * in its own mount namespace), so there is nothing to unmount here.
  */
-export async function removeContainer(
-  root: string,
-  nameOrId: string,
-  o: LifecycleOptions & {
-    force?: boolean;
-    /**
-     * The caller saw the container's init exit (`run --rm` after the run returned). Its pid
-     * namespace died with it, so no process can use the snapshot any more and the snapshot goes
-     * at the same time as the cgroup, not after it.
-     */
-    exited?: boolean;
-  } = {},
-): Promise<string> {
+export async function removeContainer(root: string, nameOrId: string, o: LifecycleOptions & { force?: boolean } = {}): Promise<string> {
   const rec = await refreshState(root, await resolveContainer(root, nameOrId), o);
   if (rec.state.status === 'running' && !o.force) {
     throw new ContainerStateError(rec.id, `container ${rec.name} is running: stop it first or use rm -f`);
@@ -552,7 +540,7 @@ export async function removeContainer(
   const releasing = releaseResources(rec, o);
   const removeSnapshot = (async () => {
     const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root)));
-    if (rec.state.status === 'running' && !o.exited) await releasing; // never pull a layer from under live processes
+    if (rec.state.status === 'running') await releasing; // never pull a layer from under live processes
     await sn.remove(rec.snapshotKey ?? snapshotKey(rec.id)).catch((e: unknown) => {
       if ((e as { code?: string }).code !== 'NOT_FOUND') throw e;
     });

@@ -310,9 +310,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
       if (stdin) stdin.pause();
       if (f.rm) {
         const cgroup = kernel ? await kernel.then((k) => k.cgroup, () => undefined) : undefined;
-        // A run that returned normally saw the container's init exit (an aborted one may not have).
-        const exited = status !== undefined && !ctx.signal.aborted;
-        await lc.removeContainer(root, id, { force: true, snapshotter, exited, ...(cgroup ? { cgroup } : {}) }).catch((e: unknown) => {
+        await lc.removeContainer(root, id, { force: true, snapshotter, ...(cgroup ? { cgroup } : {}) }).catch((e: unknown) => {
           // Someone else (rm -f) removed it meanwhile: nothing left to do.
           if ((e as { code?: string }).code !== 'NOT_FOUND') ctx.stderr.write(`imgbuild: removing ${id.slice(0, 12)}: ${(e as Error).message}\n`);
         });
