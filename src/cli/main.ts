@@ -86,12 +86,21 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A command whose promise never settles (nothing left to wait on) must not pass for a success.
+let settled = false;
+process.on('exit', () => {
+  if (settled) return;
+  process.stderr.write('imgbuild: INTERNAL: the command stopped before finishing; this is a bug in imgbuild, please report it\n');
+  process.exitCode = 70;
+});
+
 main(process.argv)
   .catch((e: unknown) => {
     process.stderr.write(`imgbuild: INTERNAL: ${String(e)}\n`);
     return 1;
   })
   .then((code) => {
+    settled = true;
     // Leave once output is flushed; a lingering handle (a lock refresher, a socket) must not keep
     // us alive. An empty write's callback runs after everything queued before it, or with an error
     // when the reader has gone away (EPIPE) — either way the status is kept.

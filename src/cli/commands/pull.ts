@@ -16,22 +16,26 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--insecure', 'allow plain http and unverified TLS for this registry')
     .option('-q, --quiet', 'print only the image reference')
     .action(async (ref: string, flags: PullFlags) => {
-      // The store opens (and a new root is laid out) while the registry client's modules load.
-      const [store, { pullImage }, { parsePlatform }, { createTransferRenderer }, { parseReference, formatReference }] = await Promise.all([
-        ctx.store(),
+      // The store opens (and a new root is laid out) while the registry client's modules load and
+      // while the manifest is fetched: pullImage takes the opening store and waits for it only
+      // when it has blobs to write.
+      const opening = ctx.store();
+      opening.catch(() => {}); // awaited below; a failure surfaces there, never as unhandled
+      const [{ pullImage }, { parsePlatform }, { createTransferRenderer }, { parseReference, formatReference }] = await Promise.all([
         import('../../layers/remote/pull.js'),
         import('../../layers/image.js'),
         import('../transfer-progress.js'),
         import('../../layers/reference.js'),
       ]);
       const full = formatReference(parseReference(ref));
-      const before = await store.resolve(full);
       const quiet = Boolean(flags.quiet);
+      const before = quiet ? undefined : opening.then((s) => s.resolve(full));
+      before?.catch(() => {});
       if (!quiet) ctx.stdout.write(`Pulling ${full}\n`);
       const r = createTransferRenderer({ out: ctx.stdout, isTTY: ctx.isTTY, quiet, direction: 'pull' });
       let desc;
       try {
-        desc = await pullImage(store, ref, {
+        desc = await pullImage(opening, ref, {
           platform: parsePlatform(flags.platform ?? 'linux/amd64'),
           ...(flags.insecure ? { insecure: true } : {}),
           signal: ctx.signal,
@@ -45,7 +49,7 @@ export default function register(program: Command, ctx: CliContext): void {
         ctx.stdout.write(`${full}\n`);
         return;
       }
-      const status = before?.digest === desc.digest ? `Image is up to date for ${full}` : `Downloaded ${full}`;
+      const status = (await before)?.digest === desc.digest ? `Image is up to date for ${full}` : `Downloaded ${full}`;
       ctx.stdout.write(`Digest: ${desc.digest}\nStatus: ${status}\n${full}\n`);
     });
 }
