@@ -143,14 +143,11 @@ export class Cgroup {
       dirs.set('unified', join(cgroupRoot, parent, id));
     } else {
       const seen = new Map<string, string>();
-      // Look the hierarchies up side by side (realpath fails with ENOENT for an absent one), then
-      // assign dirs in the fixed controller order.
-      const reals = await Promise.all(V1_CONTROLLERS.map((c) => realpath(join(cgroupRoot, c)).catch(() => undefined)));
-      for (const [i, c] of V1_CONTROLLERS.entries()) {
-        const real = reals[i];
-        if (real === undefined) continue;
+      for (const c of V1_CONTROLLERS) {
         const mount = join(cgroupRoot, c);
+        if (!(await exists(mount))) continue;
         // `cpu` and `cpuacct` are often one hierarchy reached through a symlink; use one dir for it.
+        const real = await realpath(mount).catch(() => mount);
         const dir = seen.get(real) ?? join(mount, parent, id);
         seen.set(real, dir);
         dirs.set(c, dir);
@@ -205,7 +202,7 @@ export class Cgroup {
       if (limits.pidsLimit !== undefined) await writeControl(dir, 'pids.max', String(limits.pidsLimit));
       return cg;
     }
-    await Promise.all(cg.paths.map((dir) => mkdir(dir, { recursive: true })));
+    for (const dir of cg.paths) await mkdir(dir, { recursive: true });
     const mem = cg.dirs.get('memory');
     if (limits.memory !== undefined) {
       if (!mem) throw new CgroupError('--memory needs the v1 memory controller', cg.cgroupRoot);
@@ -231,14 +228,15 @@ export class Cgroup {
 
   /** Whether any group dir of this container exists. */
   async exists(): Promise<boolean> {
-    return (await Promise.all(this.paths.map((d) => exists(d)))).includes(true);
+    for (const d of this.paths) if (await exists(d)) return true;
+    return false;
   }
 
   /** Host pids of every process in the group (union over v1 hierarchies). */
   async pids(): Promise<number[]> {
     const out = new Set<number>();
-    const texts = await Promise.all(this.paths.map((d) => readControl(d, 'cgroup.procs')));
-    for (const t of texts) {
+    for (const d of this.paths) {
+      const t = await readControl(d, 'cgroup.procs');
       for (const l of (t ?? '').split('\n')) if (/^\d+$/.test(l.trim())) out.add(Number(l.trim()));
     }
     return [...out];
