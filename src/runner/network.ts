@@ -19,7 +19,7 @@
 import { execFile } from 'node:child_process';
 import { access, mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
+import { withLock } from '../lock.js';
 import { ImgbuildError } from '../errors.js';
 
 export type NetworkMode = 'none' | 'host' | 'bridge';
@@ -131,23 +131,7 @@ export function pickSubnet(routes: { dst: string; dev?: string }[], candidates: 
 
 async function withTableLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   await mkdir(dir, { recursive: true });
-  const target = join(dir, 'leases.json');
-  let release: () => Promise<void>;
-  try {
-    release = await lockfile.lock(target, {
-      realpath: false,
-      stale: 10_000,
-      update: 2_000,
-      retries: { retries: 600, factor: 1.2, minTimeout: 5, maxTimeout: 100 },
-    });
-  } catch (e) {
-    throw new NetworkError(`could not lock ${target}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    return await fn();
-  } finally {
-    await release().catch(() => {});
-  }
+  return withLock(join(dir, 'leases.json'), fn);
 }
 
 async function readTable(dir: string): Promise<LeaseTable | undefined> {

@@ -52,9 +52,8 @@ export interface RunFlags {
 
 /**
  * Keeps SIGINT/SIGTERM from killing the process outright while a container runs, so that `--rm`
- * cleanup happens: main.ts listens with `once`, and proper-lockfile (via signal-exit) re-raises a
- * signal as soon as it sees no other listener, which after that `once` fired is always the case.
- * A second Ctrl-C kills the container group at once instead of waiting out the grace period.
+ * cleanup happens even after main.ts gives up its own handler on a repeated signal. A second
+ * Ctrl-C kills the container group at once instead of waiting out the grace period.
  * Returns the function that removes the guard.
  */
 export function guardSignals(onRepeat: () => void): () => void {
