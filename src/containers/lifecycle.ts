@@ -205,6 +205,28 @@ export function mapStartError(e: unknown, argv0: string): ContainerStartError {
 
 export type RunIO = SandboxIO;
 
+/** Options of a foreground run, whichever runtime runs it. */
+export interface ForegroundOptions extends LifecycleOptions {
+  forward?: () => NodeJS.Signals | undefined;
+  killGraceMs?: number;
+  kernel?: Promise<KernelObjects>;
+  /** The caller removes the container as soon as this returns (`--rm`): skip the final state write. */
+  skipFinalState?: boolean;
+}
+
+/** The record state of a container that has ended with `status`. */
+function exitedState(state: ContainerRecord['state'], status: ExitStatus, error?: string): ContainerRecord['state'] {
+  return {
+    ...state,
+    status: 'exited',
+    exitCode: status.exitCode,
+    signal: status.signal,
+    oomKilled: status.oomKilled ?? false,
+    finishedAt: status.finishedAt,
+    ...(error ? { error } : {}),
+  };
+}
+
 /**
  * Runs a created container in the foreground with the caller's stdio. Signals delivered through
  * `o.signal` (Ctrl-C) are forwarded to the container's pid 1 as `forwardSignal`, then after
@@ -214,13 +236,7 @@ export async function runContainer(
   store: OciStore,
   id: string,
   io: RunIO,
-  o: LifecycleOptions & {
-    forward?: () => NodeJS.Signals | undefined;
-    killGraceMs?: number;
-    kernel?: Promise<KernelObjects>;
-    /** The caller removes the container as soon as this returns (`--rm`): skip the final state write. */
-    skipFinalState?: boolean;
-  } = {},
+  o: ForegroundOptions = {},
 ): Promise<ExitStatus> {
   const root = store.root;
   const rec0 = await readRecord(root, id);
@@ -335,16 +351,7 @@ export async function runContainer(
 export async function finish(root: string, id: string, status: ExitStatus, error?: string): Promise<void> {
   await writeExitStatus(root, id, status).catch(() => {});
   await updateRecord(root, id, (r) => {
-    r.state = {
-      ...r.state,
-      status: 'exited',
-      exitCode: status.exitCode,
-      signal: status.signal,
-      oomKilled: status.oomKilled ?? false,
-      finishedAt: status.finishedAt,
-      pid: undefined,
-      ...(error ? { error } : {}),
-    };
+    r.state = { ...exitedState(r.state, status, error), pid: undefined };
   });
 }
 
@@ -432,15 +439,7 @@ export async function refreshState(root: string, rec: ContainerRecord, o: Lifecy
   const status = next;
   const updated = await updateRecord(root, rec.id, (r) => {
     if (r.state.status !== 'running') return;
-    r.state = {
-      ...r.state,
-      status: 'exited',
-      exitCode: status.exitCode,
-      signal: status.signal,
-      oomKilled: status.oomKilled ?? false,
-      finishedAt: status.finishedAt,
-      ...(error ? { error } : {}),
-    };
+    r.state = exitedState(r.state, status, error);
   });
   return updated ?? rec;
 }

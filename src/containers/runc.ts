@@ -18,7 +18,7 @@ import { netnsName, netnsPathOf } from '../runner/network.js';
 import { toOciConfig } from '../runner/sandbox.js';
 import { AbortedError, ImgbuildError } from '../errors.js';
 import { ContainerStartError, ContainerStateError } from './errors.js';
-import { acquireResources, finish, releaseResources, type KernelObjects, type LifecycleOptions, type RunIO } from './lifecycle.js';
+import { acquireResources, finish, releaseResources, type ForegroundOptions, type RunIO } from './lifecycle.js';
 import { findInitPid, procStartTime } from './proc.js';
 import { containerDir, readRecord, updateRecord, type ExitStatus } from './record.js';
 
@@ -94,11 +94,7 @@ export async function runContainerWithRunc(
   store: OciStore,
   id: string,
   io: RunIO,
-  o: LifecycleOptions & {
-    forward?: () => NodeJS.Signals | undefined;
-    killGraceMs?: number;
-    kernel?: Promise<KernelObjects>;
-    skipFinalState?: boolean;
+  o: ForegroundOptions & {
     /** The runc binary (default `runc` from PATH). */
     runc?: string;
   } = {},
