@@ -4,7 +4,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execIn, runSandbox, startDetached } from '../../src/runner/sandbox.js';
 import { SandboxError } from '../../src/runner/errors.js';
-import { alive, makeBox, waitGone, type Box } from './fixture.js';
+import { alive, killIfAlive, makeBox, waitGone, type Box } from './fixture.js';
 
 let box: Box;
 const started: number[] = [];
@@ -13,7 +13,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   for (const p of started.splice(0)) {
-    if (alive(p)) process.kill(p, 'SIGKILL');
+    killIfAlive(p);
     expect(await waitGone(p), `process ${p} left running`).toBe(true);
   }
   await box.cleanup();

@@ -39,6 +39,16 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** SIGKILLs a process this test started, if it is still there (it may exit between check and kill). */
+export function killIfAlive(pid: number): void {
+  if (!alive(pid)) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+  }
+}
+
 export async function waitGone(pid: number, ms = 5000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {

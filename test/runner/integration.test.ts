@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execIn, runSandbox, startDetached } from '../../src/runner/sandbox.js';
-import { alive, makeBox, repo, waitGone, type Box } from './fixture.js';
+import { killIfAlive, makeBox, repo, waitGone, type Box } from './fixture.js';
 
 let box: Box;
 const cleanups: (() => void)[] = [];
@@ -18,7 +18,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   for (const p of started.splice(0)) {
-    if (alive(p)) process.kill(p, 'SIGKILL');
+    killIfAlive(p);
     expect(await waitGone(p)).toBe(true);
   }
   for (const c of cleanups.splice(0).reverse()) c();
