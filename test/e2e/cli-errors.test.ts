@@ -18,7 +18,7 @@ let root: string;
 let ctx: string;
 
 beforeEach(async () => {
-  tmp = await makeTmp('imgbuild-qa-errors-');
+  tmp = await makeTmp('imgbuild-cli-errors-');
   root = join(tmp.dir, 'root');
   await ensureBusybox(root);
   ctx = join(tmp.dir, 'ctx');
@@ -49,7 +49,7 @@ async function corruptLayer(): Promise<string> {
   }
 }
 
-describe('qa: one-line errors', () => {
+describe('one-line errors', () => {
   it('a missing image, for every command that reads one', async () => {
     for (const args of [['run', '--rm', 'nosuch:1', 'true'], ['history', 'nosuch:1'], ['tag', 'nosuch:1', 'x:1'], ['rmi', 'nosuch:1'], ['save', '-o', out(), 'nosuch:1']]) {
       const r = await cli(args);

@@ -19,7 +19,7 @@ let repo: string;
 let bin: string;
 
 beforeAll(async () => {
-  tmp = await makeTmp('imgbuild-qa-readme-');
+  tmp = await makeTmp('imgbuild-readme-');
   repo = join(tmp.dir, 'repo');
   await mkdir(repo);
   for (const p of ['scripts', 'src', 'fixtures/demo', 'tsconfig.json', 'package.json', 'package-lock.json']) {

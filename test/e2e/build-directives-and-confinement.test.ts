@@ -21,7 +21,7 @@ let tmp: { dir: string; cleanup: () => Promise<void> };
 let root: string;
 
 beforeAll(async () => {
-  tmp = await makeTmp('imgbuild-qa-build-');
+  tmp = await makeTmp('imgbuild-build-rules-');
   root = join(tmp.dir, 'root');
   await ensureBusybox(root);
 });
@@ -72,7 +72,7 @@ async function image(ref: string, at = root): Promise<{ config: ImageConfig; lay
   }
 }
 
-describe('qa: builds', () => {
+describe('builds: directives, ignore rules, confinement', () => {
   it('honours `# syntax` and `# escape` directives', async () => {
     const body = [
       'FROM busybox',
