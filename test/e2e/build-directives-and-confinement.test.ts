@@ -7,6 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdir, writeFile, symlink, readdir, lstat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { writeContext } from '../helpers/context.js';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
 import { ensureBusybox } from '../helpers/base-image.js';
@@ -29,15 +30,7 @@ afterAll(async () => {
   await tmp.cleanup();
 });
 
-async function context(name: string, files: Record<string, string>): Promise<string> {
-  const dir = join(tmp.dir, name);
-  await mkdir(dir, { recursive: true });
-  for (const [p, content] of Object.entries(files)) {
-    await mkdir(join(dir, p, '..'), { recursive: true });
-    await writeFile(join(dir, p), content);
-  }
-  return dir;
-}
+const context = (name: string, files: Record<string, string>): Promise<string> => writeContext(tmp.dir, name, files);
 
 async function build(args: string[], o: { root?: string; cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return runCli(['build', '--progress=plain', ...args], { root: o.root ?? root, ...(o.cwd ? { cwd: o.cwd } : {}) });

@@ -6,6 +6,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdir, writeFile, readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { writeContext } from '../helpers/context.js';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, REPO_ROOT } from '../helpers/cli.js';
 import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
@@ -29,14 +30,7 @@ afterAll(async () => {
   await tmp.cleanup();
 });
 
-async function context(name: string, files: Record<string, string>): Promise<string> {
-  const dir = join(tmp.dir, name);
-  for (const [p, content] of Object.entries(files)) {
-    await mkdir(join(dir, p, '..'), { recursive: true });
-    await writeFile(join(dir, p), content);
-  }
-  return dir;
-}
+const context = (name: string, files: Record<string, string>): Promise<string> => writeContext(tmp.dir, name, files);
 
 async function imgbuild(args: string[], o: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return runCli(args, { root, ...(o.env ? { env: o.env } : {}), ...(o.input !== undefined ? { input: o.input } : {}) });
