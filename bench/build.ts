@@ -8,7 +8,7 @@
  *  - cold: a fresh store that holds only the busybox base (snapshots, layers, cache all empty);
  *  - no-op rebuild: the same build again, nothing changed;
  *  - one file changed: one context file rewritten, so the COPY and the RUN after it re-run.
- * imgbuild is timed through its CLI (`node dist/cli/main.js build`, Node start-up included);
+ * imgbuild is timed through its CLI (`node dist/cli/bin.cjs build`, Node start-up included);
  * buildah as `buildah build --layers --isolation chroot` on a private vfs store. Each timing is the
  * median of `BENCH_RUNS` (default 3; 1 when quick) repetitions.
  */

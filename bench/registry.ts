@@ -65,7 +65,7 @@ const REPS = Number(process.env.BENCH_REPS ?? (QUICK ? 1 : 5));
 /** BENCH_OPS=pull (or push, gzpush, comma-separated) runs only those rows; the default is all three. */
 const OPS = new Set((process.env.BENCH_OPS ?? 'push,pull,gzpush').split(',').map((x) => x.trim()));
 const REPO_ROOT = join(import.meta.dirname, '..');
-const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+const CLI = join(REPO_ROOT, 'dist', 'cli', 'bin.cjs');
 const REF = 'docker.io/bench/image:1';
 
 /** Regular files under /usr in sorted walk order (no file over 8 MB, so layers mix many files). */

@@ -5,7 +5,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-main="$repo/dist/cli/main.js"
+main="$repo/dist/cli/bin.cjs"
 root_args=
 name=busybox:latest
 while [ $# -gt 0 ]; do

@@ -1,7 +1,8 @@
-// Builds what `npm ci` must leave ready: the TypeScript output in dist/ and the
-// native sandbox helper in native/build/. Fails with one line naming what is missing.
+// Builds what `npm ci` must leave ready: the TypeScript output in dist/, the CLI bundle that the
+// `imgbuild` executable (dist/cli/bin.cjs) runs, and the native sandbox helper in native/build/.
+// Fails with one line naming what is missing.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,6 +26,49 @@ if (!existsSync(tsc)) {
   process.exit(1);
 }
 run(process.execPath, [tsc, '-p', 'tsconfig.json'], 'Node.js is required');
+await bundleCli();
 if (existsSync(join(root, 'native', 'Makefile'))) {
   run('make', ['-s', '-C', 'native'], 'install make and a C compiler (Debian: apt-get install build-essential)');
+}
+
+/**
+ * dist/cli/bundle.cjs: main.ts and everything it imports as one CommonJS file (see src/cli/bin.cts
+ * for why). Packages with native code, and undici (loaded only by the registry commands), stay
+ * outside and are required from node_modules when used. import.meta.url becomes the bundle's own
+ * URL: the modules that use it find files one level below dist/ (or src/), as the bundle is.
+ */
+async function bundleCli() {
+  let esbuild;
+  try {
+    esbuild = await import('esbuild');
+  } catch {
+    console.error('imgbuild build: the esbuild package is missing; run `npm ci` (dev dependencies are needed to build)');
+    process.exit(1);
+  }
+  const outfile = join(root, 'dist', 'cli', 'bundle.cjs');
+  await esbuild.build({
+    entryPoints: [join(root, 'src', 'cli', 'main.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: ['fs-xattr', '@napi-rs/blake-hash', '@mongodb-js/zstd', 'undici', 'fzstd'],
+    define: { 'import.meta.url': '__imgbuildBundleUrl' },
+    banner: { js: 'const __imgbuildBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
+    sourcemap: 'external',
+    logLevel: 'error',
+  });
+  // The executable compiles this file itself (no shebang wanted), and inside vm.Script an import()
+  // has no loader: every module must be reached through require.
+  const code = readFileSync(outfile, 'utf8').replace(/^#!.*\n/, '');
+  const dynamic = /\bimport\(\s*["'][^"']+["']\s*\)/.exec(code);
+  if (dynamic) {
+    console.error(`imgbuild build: the CLI bundle still has a dynamic ${dynamic[0]}; import that module statically`);
+    process.exit(1);
+  }
+  writeFileSync(outfile, code);
+  // A code cache is only valid for the bundle it was made from (see src/cli/bin.cts).
+  rmSync(join(root, 'dist', 'cli', 'code-cache'), { recursive: true, force: true });
+  chmodSync(join(root, 'dist', 'cli', 'bin.cjs'), 0o755);
 }

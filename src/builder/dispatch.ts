@@ -8,12 +8,12 @@
  * dir into an uncompressed layer (diffSnapshot), and commit the snapshot under the new chain id.
  * A cache hit touches neither snapshots nor file contents.
  */
-import { mkdir, mkdtemp, rm, rmdir, chmod, writeFile, open as openFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, rmdir, chmod, stat, writeFile, open as openFile } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createGunzip } from 'node:zlib';
 import { join, posix } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { LimitFunction } from 'p-limit';
 import type { OciStore } from '../layers/store.js';
@@ -542,7 +542,6 @@ async function mountPlaceholders(ins: Run, workdir: string, contextDir: string |
     if (m.type === 'ssh') continue;
     const target = posix.resolve(workdir || '/', m.target);
     if (m.type === 'bind' && !m.from && contextDir) {
-      const { stat } = await import('node:fs/promises');
       const st = await stat(await resolveInRoot(contextDir, m.source ?? '/')).catch(() => undefined);
       if (st && !st.isDirectory()) {
         files.push(target);
@@ -562,7 +561,6 @@ async function download(url: string, dir: string, checksum: string | undefined, 
   if (checksum) {
     const [alg, hex] = checksum.split(':');
     if (alg !== 'sha256' && alg !== 'sha384' && alg !== 'sha512') throw new ImgbuildError('INVALID_ARGUMENT', `ADD --checksum: unsupported algorithm ${alg}`);
-    const { createHash } = await import('node:crypto');
     const actual = createHash(alg).update(data).digest('hex');
     if (actual !== hex) throw new ImgbuildError('FAILED_PRECONDITION', `ADD ${url}: checksum mismatch: expected ${checksum}, got ${alg}:${actual}`);
   }

@@ -12,10 +12,13 @@ import type { PortBinding } from './record.js';
 import { ImgbuildError } from '../errors.js';
 
 function proxyScript(): { cmd: string; args: string[] } {
-  const here = fileURLToPath(import.meta.url);
-  // Under tsx (bench, tests from source) this module is .ts; the built CLI runs the .js sibling.
-  if (here.endsWith('.ts')) return { cmd: process.execPath, args: ['--import', 'tsx', here.replace(/ports\.ts$/, 'port-proxy.ts')] };
-  return { cmd: process.execPath, args: [here.replace(/ports\.js$/, 'port-proxy.js')] };
+  // Resolved against this module's location, which is src/containers (tsx: bench, tests from
+  // source), dist/containers, or dist/cli when running from the CLI bundle: one level below the
+  // source or output root in each case.
+  if (import.meta.url.endsWith('.ts')) {
+    return { cmd: process.execPath, args: ['--import', 'tsx', fileURLToPath(new URL('../containers/port-proxy.ts', import.meta.url))] };
+  }
+  return { cmd: process.execPath, args: [fileURLToPath(new URL('../containers/port-proxy.js', import.meta.url))] };
 }
 
 /** Starts the proxy and waits until every host port accepts connections. Returns its pid. */

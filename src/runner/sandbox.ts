@@ -69,7 +69,8 @@ export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'
 
 /** Path of the native helper binary. */
 export function helperPath(): string {
-  // dist/runner/sandbox.js and src/runner/sandbox.ts both sit two levels below the package root.
+  // dist/runner/sandbox.js, src/runner/sandbox.ts and the CLI bundle dist/cli/bundle.cjs all sit
+  // two levels below the package root.
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'imgbuild-sandbox');
 }
 

@@ -1,12 +1,12 @@
 /**
- * Runs the built CLI (`node dist/cli/main.js --root <root> ...`) as a child process, the way a user
+ * Runs the built CLI (`node dist/cli/bin.cjs --root <root> ...`: the `imgbuild` executable) as a child process, the way a user
  * does, and collects its exit code and output.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..');
-export const CLI_MAIN = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+export const CLI_MAIN = join(REPO_ROOT, 'dist', 'cli', 'bin.cjs');
 
 export interface CliResult {
   code: number;

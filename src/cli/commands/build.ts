@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
+import { resolve } from 'node:path';
 
 interface BuildFlags {
   file?: string;
@@ -66,7 +67,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--insecure', 'with --push: allow plain http and unverified TLS')
     .option('--compression-level <n>', 'with --push: level of the compression done for the push (gzip 1-9, default 4; zstd 1-22, default 3)')
     .action(async (contextArg: string, f: BuildFlags) => {
-      const { resolve } = await import('node:path');
       const { build } = await import('../../builder/build.js');
       const { parseSecretFlag } = await import('../../builder/mounts.js');
       const { createProgress } = await import('../progress.js');

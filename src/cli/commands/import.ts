@@ -7,6 +7,9 @@ import type { Command } from 'commander';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 
 /**
  * Passes a tar stream through, failing when it does not look like one: the first header block must
@@ -83,9 +86,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-m, --message <text>', 'commit message for the history entry')
     .option('--platform <os/arch[/variant]>', 'platform recorded in the config (default: this machine)')
     .action(async (source: string, name: string | undefined, opts: Opts) => {
-      const { stat } = await import('node:fs/promises');
-      const { createReadStream } = await import('node:fs');
-      const { pipeline } = await import('node:stream/promises');
       const { writeImage, loadImage, imageId, applyConfigChanges, hostPlatform, parsePlatform } = await import('../../layers/image.js');
       const { writeLayerBlob, decompress } = await import('../../layers/compress.js');
       const { parseReference, formatReference } = await import('../../layers/reference.js');

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import type { Readable } from 'node:stream';
 import type { CliContext } from '../context.js';
+import { createReadStream } from 'node:fs';
 
 export { InvalidArchiveError } from '../../layers/archive.js';
 
@@ -16,7 +17,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-i, --input <file>', 'read from this file instead of stdin')
     .option('-q, --quiet', 'suppress the load output')
     .action(async (opts: { input?: string; quiet?: boolean }) => {
-      const { createReadStream } = await import('node:fs');
       const { loadArchive } = await import('../../layers/archive.js');
       const { parseReference, familiarReference } = await import('../../layers/reference.js');
       const { InvalidArgumentError } = await import('../../errors.js');

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors.js';
 import type { CliContext } from '../context.js';
+import { createInterface } from 'node:readline';
 
 interface LoginFlags {
   username?: string;
@@ -17,7 +18,6 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 
 /** Reads a line from the terminal, without echo for secrets. */
 async function prompt(ctx: CliContext, question: string, secret: boolean): Promise<string> {
-  const { createInterface } = await import('node:readline');
   const rl = createInterface({ input: process.stdin, output: ctx.stderr as NodeJS.WritableStream, terminal: true });
   if (secret) {
     // mute the echo of typed characters
