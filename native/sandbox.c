@@ -804,7 +804,37 @@ static void loopback_up(void) {
 
 struct chan {
   int sync_r, exec_w, pty_child, logfd;
+  /* -1, or where the child reports (one byte) that it moved itself into its v1 cgroups. */
+  int joined_w;
 };
+
+static bool is_cgroup_v1(const char *dir) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/tasks", dir); /* v1 hierarchies have it, v2 has not */
+  return access(path, F_OK) == 0;
+}
+
+/* Whether any of the container's cgroups is on a v1 hierarchy. */
+static bool any_cgroup_v1(const struct cfg *c) {
+  for (size_t i = 0; i < c->ncgroups; i++)
+    if (is_cgroup_v1(c->cgroups[i])) return true;
+  return false;
+}
+
+/* Moves the calling process, which must be single-threaded, into the container's v1 cgroups by
+ * writing 0 ("this thread") to each `tasks` file. Why not the parent writing the child's pid to
+ * cgroup.procs: on v1 that write takes the kernel's global threadgroup lock for writing, which
+ * waits out an RCU grace period: ~10 ms of every start measured on this project's kernel (6.18),
+ * longer than the child's whole rootfs setup that overlapped it. A thread moving itself skips that
+ * lock (cgroup_procs_write_start). v2 cgroups are left to the parent (cgroup.procs). */
+static void join_v1_cgroups_self(const struct cfg *c) {
+  for (size_t i = 0; i < c->ncgroups; i++) {
+    if (!is_cgroup_v1(c->cgroups[i])) continue;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/tasks", c->cgroups[i]);
+    write_file(path, "0", 1);
+  }
+}
 
 /* Waits for the parent's SYNC_USERMAP_ACK; then enters a new cgroup namespace (rooted at the
  * container's cgroup, which is why it waits for the ack). */
@@ -831,6 +861,12 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
    * the rootfs meanwhile and wait only before anything runs (fork or exec): moving a task into
    * a cgroup v1 hierarchy can take an RCU grace period, and this overlaps it. */
   bool early_ack = (c->nsflags & CLONE_NEWUSER) != 0;
+  if (ch.joined_w >= 0) {
+    join_v1_cgroups_self(c);
+    char b = 'j';
+    if (write(ch.joined_w, &b, 1) != 1) bail("write: cgroup join pipe");
+    close(ch.joined_w);
+  }
   if (early_ack) wait_ack(c, ch.sync_r);
   /* A session of its own: no controlling terminal of the host (/dev/tty gives ENXIO), and
    * terminal-generated signals reach it only through the monitor's relay. */
@@ -1058,10 +1094,13 @@ static void write_status(const struct cfg *c, int st) {
   }
 }
 
-static void join_cgroups(const struct cfg *c, pid_t pid) {
+/* Moves `pid` into the container's cgroups; with skip_v1, only into those on v2 (the child joined
+ * its v1 cgroups itself). */
+static void join_cgroups(const struct cfg *c, pid_t pid, bool skip_v1) {
   char num[32];
   int n = snprintf(num, sizeof num, "%d", pid);
   for (size_t i = 0; i < c->ncgroups; i++) {
+    if (skip_v1 && is_cgroup_v1(c->cgroups[i])) continue;
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/cgroup.procs", c->cgroups[i]);
     write_file(path, num, (size_t)n);
@@ -1107,8 +1146,11 @@ static int run_container(const struct cfg *c) {
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
     do_rootfs_mounts(c);
   }
-  int syncp[2], execp[2], ptys[2] = {-1, -1};
+  int syncp[2], execp[2], ptys[2] = {-1, -1}, joinp[2] = {-1, -1};
   if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0) bail("pipe2");
+  /* In a user namespace the child has no rights on the host's cgroup files: the parent moves it. */
+  bool self_join = !(ns & CLONE_NEWUSER) && any_cgroup_v1(c);
+  if (self_join && pipe2(joinp, O_CLOEXEC) < 0) bail("pipe2");
   if (c->terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptys) < 0) bail("socketpair");
   unsigned long flags = CLONE_NEWNS | (ns & (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET));
   pid_t child = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
@@ -1117,11 +1159,24 @@ static int run_container(const struct cfg *c) {
     close(syncp[1]);
     close(execp[0]);
     if (ptys[0] >= 0) close(ptys[0]);
-    container_child(c, (struct chan){syncp[0], execp[1], ptys[1], logfd});
+    if (joinp[0] >= 0) close(joinp[0]);
+    container_child(c, (struct chan){syncp[0], execp[1], ptys[1], logfd, joinp[1]});
   }
   g_kill_on_bail = child;
   close(syncp[0]);
   close(execp[1]);
+  bool joined = true;
+  if (self_join) {
+    /* The pid is reported (and the container may be killed through its cgroups) only once the
+     * child is in them. No byte: the child failed, and its error record is on execp. */
+    close(joinp[1]);
+    char b;
+    ssize_t r;
+    do r = read(joinp[0], &b, 1);
+    while (r < 0 && errno == EINTR);
+    close(joinp[0]);
+    joined = r == 1;
+  }
   if (ptys[1] >= 0) close(ptys[1]);
   if (logfd >= 0 && c->terminal == false) close(logfd);
   if (ns & CLONE_NEWUSER) {
@@ -1140,7 +1195,7 @@ static int run_container(const struct cfg *c) {
       write_file(path, c->gidmap, strlen(c->gidmap));
     }
   }
-  join_cgroups(c, child);
+  if (joined) join_cgroups(c, child, self_join);
   send_rec(4, REC_PID, child, NULL);
   if (detached) send_rec(4, REC_MONITOR, getpid(), NULL);
   char ack = SYNC_USERMAP_ACK;
@@ -1196,7 +1251,9 @@ static int run_exec(const struct cfg *c) {
       fds[i] = -1;
     }
   }
-  join_cgroups(c, getpid());
+  /* This helper is single-threaded: it moves itself (fast on v1, see join_v1_cgroups_self). */
+  join_v1_cgroups_self(c);
+  join_cgroups(c, getpid(), true);
   g_stage = STAGE_CHILD;
   for (size_t i = 0; i < 7; i++) {
     if (fds[i] < 0) continue;

@@ -192,7 +192,7 @@ export function buildSandboxSpec(i: SpecInput): SandboxSpec {
     },
     rootfs: i.rootfs,
     mounts,
-    namespaces: i.hostNetwork ? ['mount', 'pid', 'ipc', 'uts'] : ['mount', 'pid', 'ipc', 'uts', 'net'],
+    namespaces: i.hostNetwork ? ['mount', 'pid', 'ipc', 'uts', 'cgroup'] : ['mount', 'pid', 'ipc', 'uts', 'cgroup', 'net'],
     hostname: i.hostname,
     readonlyRootfs: i.readOnly,
     init: i.init,

@@ -1,6 +1,6 @@
 /** `imgbuild exec` into a running container (privileged; real sandbox). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { setupEnv, type Env } from './containers-env.js';
 import { onPty } from './pty.js';
 
@@ -24,7 +24,7 @@ describe('exec', () => {
     expect(r.stdout).toBe('1\n/srv\nexec-box\nsleep 300 \n');
     const inspect = JSON.parse((await env.cli(['inspect', 'target'])).stdout) as { State: { Pid: number } }[];
     const pid = inspect[0]!.State.Pid;
-    for (const ns of ['mnt', 'pid', 'net', 'uts', 'ipc']) {
+    for (const ns of ['mnt', 'pid', 'net', 'uts', 'ipc', 'cgroup']) {
       const inside = (await env.cli(['exec', 'target', 'readlink', `/proc/self/ns/${ns}`])).stdout.trim();
       expect(inside).toBe(readlinkSync(`/proc/${pid}/ns/${ns}`));
       expect(inside).not.toBe(readlinkSync(`/proc/self/ns/${ns}`));
@@ -32,8 +32,31 @@ describe('exec', () => {
   });
 
   it('is placed in the container\'s cgroup', async () => {
+    // Inside, the cgroup namespace is rooted at the container's cgroups.
     const r = await env.cli(['exec', 'target', 'cat', '/proc/self/cgroup']);
-    expect(r.stdout).toMatch(new RegExp(`pids:/imgbuild/${id}`));
+    expect(r.stdout).toMatch(/^\d+:pids:\/$/m);
+    expect(r.stdout).toMatch(/^\d+:memory:\/$/m);
+    // Seen from the host, an exec'd process is a member of each of the container's cgroups.
+    const running = env.cli(['exec', 'target', 'sleep', '3']);
+    const inspect = JSON.parse((await env.cli(['inspect', 'target'])).stdout) as { State: { Pid: number } }[];
+    const pidNs = readlinkSync(`/proc/${inspect[0]!.State.Pid}/ns/pid`);
+    const execd = (ctl: string): number | undefined => readFileSync(`/sys/fs/cgroup/${ctl}/imgbuild/${id}/cgroup.procs`, 'utf8')
+      .trim().split('\n').map(Number)
+      .find((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'utf8') === 'sleep\u00003\u0000' && readlinkSync(`/proc/${p}/ns/pid`) === pidNs;
+        } catch {
+          return false; // exited meanwhile
+        }
+      });
+    let found: number | undefined;
+    for (let i = 0; i < 100 && found === undefined; i++) {
+      found = execd('pids');
+      if (found === undefined) await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(found).toBeDefined();
+    for (const ctl of ['memory', 'cpu', 'freezer']) expect(execd(ctl)).toBe(found);
+    expect((await running).code).toBe(0);
   });
 
   it('passes -e, -w and -u, and the exit status', async () => {

@@ -123,9 +123,9 @@ describe('lifecycle', () => {
     expect(c.Config.Env).toContain('K=V');
     expect(c.Config.Cmd).toEqual(['sleep', '300']);
     expect(c.Mounts).toEqual([expect.objectContaining({ Type: 'bind', Source: host, Destination: '/v', RW: false })]);
-    for (const ns of ['mnt', 'pid', 'uts', 'ipc', 'net']) expect(c.Namespaces[ns]).toMatch(new RegExp(`^${ns}:\\[\\d+\\]$`));
+    for (const ns of ['mnt', 'pid', 'uts', 'ipc', 'net', 'cgroup']) expect(c.Namespaces[ns]).toMatch(new RegExp(`^${ns}:\\[\\d+\\]$`));
     const { readlinkSync } = await import('node:fs');
-    expect(c.Namespaces.pid).not.toBe(readlinkSync('/proc/self/ns/pid'));
+    for (const ns of ['pid', 'cgroup']) expect(c.Namespaces[ns]).not.toBe(readlinkSync(`/proc/self/ns/${ns}`));
     expect(c.Namespaces.mnt).toBe(readlinkSync(`/proc/${c.State.Pid}/ns/mnt`));
     await env.cli(['rm', '-f', 'looked']);
   });
