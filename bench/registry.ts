@@ -13,7 +13,8 @@
  * DEFAULT_GZIP_LEVEL in src/layers/compress.ts); the compressed sizes are printed to show both did
  * comparable work. Our compression cache is cleared before each run to keep it fair.
  * BENCH_QUICK=1 uses 5 × 6 MB; BENCH_REPS sets the repetitions; BENCH_OPS=pull (or push, gzpush,
- * comma-separated) measures only those rows; BENCH_VERBOSE=1 prints every sample. Goal: imgbuild no slower than
+ * comma-separated) measures only those rows; BENCH_VERBOSE=1 prints every sample; BENCH_NODE_ARGS
+ * adds node options to our CLI's runs (profiling). Goal: imgbuild no slower than
  * skopeo. Wall ratios swing with the host's load (other jobs share the 2 cores); CPU ratios are
  * steadier. Three runs on a 2-core host, load average 2.3 / 4.8 / 4.4 (imgbuild ÷ skopeo,
  * wall | cpu): push 0.96|1.03, 0.98|1.11, 1.02|1.11; pull 1.70|1.57, 1.77|1.63, 1.44|1.60; gzip
@@ -67,6 +68,8 @@ const OPS = new Set((process.env.BENCH_OPS ?? 'push,pull,gzpush').split(',').map
 const REPO_ROOT = join(import.meta.dirname, '..');
 const CLI = join(REPO_ROOT, 'dist', 'cli', 'bin.cjs');
 const REF = 'docker.io/bench/image:1';
+/** BENCH_NODE_ARGS: extra node options for our CLI's runs, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`. */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 /** Regular files under /usr in sorted walk order (no file over 8 MB, so layers mix many files). */
 function* usrFiles(dir = '/usr'): Generator<{ path: string; size: number; mode: number }> {
@@ -198,11 +201,11 @@ async function main(): Promise<void> {
           // pull needs the image in the registry: pushed untimed when the push row is not measured
           if (!OPS.has('push')) timed('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${src}:${REF}`, `docker://${dest}`]);
           if (who === 'ours') {
-            if (OPS.has('push')) times.ourPush.push(timed(process.execPath, [CLI, '--root', src, 'push', '-q', REF, dest]));
-            if (OPS.has('pull')) times.ourPull.push(timed(process.execPath, [CLI, '--root', join(tmp.dir, `pull-${++n}`), 'pull', '-q', dest]));
+            if (OPS.has('push')) times.ourPush.push(timed(process.execPath, [...NODE_ARGS, CLI, '--root', src, 'push', '-q', REF, dest]));
+            if (OPS.has('pull')) times.ourPull.push(timed(process.execPath, [...NODE_ARGS, CLI, '--root', join(tmp.dir, `pull-${++n}`), 'pull', '-q', dest]));
             if (OPS.has('gzpush')) {
               await rm(join(raw, 'cache'), { recursive: true, force: true });
-              times.ourGzPush.push(timed(process.execPath, [CLI, '--root', raw, 'push', '-q', REF, rawDest]));
+              times.ourGzPush.push(timed(process.execPath, [...NODE_ARGS, CLI, '--root', raw, 'push', '-q', REF, rawDest]));
               gzSizes.ours.push(await pushedLayerBytes(reg.storage, 'bench/raw'));
             }
           } else {

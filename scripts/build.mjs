@@ -33,8 +33,9 @@ if (existsSync(join(root, 'native', 'Makefile'))) {
 
 /**
  * dist/cli/bundle.cjs: main.ts and everything it imports as one CommonJS file (see src/cli/bin.cts
- * for why). Packages with native code, and undici (loaded only by the registry commands), stay
- * outside and are required from node_modules when used. import.meta.url becomes the bundle's own
+ * for why). Packages with native code stay outside and are required from node_modules when used,
+ * as does fzstd (a fallback zstd decoder, rarely loaded); undici's modules are inside, so the
+ * registry commands find them in the code cache too. import.meta.url becomes the bundle's own
  * URL: the modules that use it find files one level below dist/ (or src/), as the bundle is.
  */
 async function bundleCli() {
@@ -46,27 +47,30 @@ async function bundleCli() {
     process.exit(1);
   }
   const outfile = join(root, 'dist', 'cli', 'bundle.cjs');
-  await esbuild.build({
+  const result = await esbuild.build({
     entryPoints: [join(root, 'src', 'cli', 'main.ts')],
     outfile,
     bundle: true,
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    external: ['fs-xattr', '@napi-rs/blake-hash', '@mongodb-js/zstd', 'undici', 'fzstd'],
+    external: ['fs-xattr', '@napi-rs/blake-hash', '@mongodb-js/zstd', 'fzstd'],
     define: { 'import.meta.url': '__imgbuildBundleUrl' },
     banner: { js: 'const __imgbuildBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
     sourcemap: 'external',
+    metafile: true,
     logLevel: 'error',
   });
   // The executable compiles this file itself (no shebang wanted), and inside vm.Script an import()
   // has no loader: every module must be reached through require.
-  const code = readFileSync(outfile, 'utf8').replace(/^#!.*\n/, '');
-  const dynamic = /\bimport\(\s*["'][^"']+["']\s*\)/.exec(code);
-  if (dynamic) {
-    console.error(`imgbuild build: the CLI bundle still has a dynamic ${dynamic[0]}; import that module statically`);
+  const dynamic = Object.values(result.metafile.outputs)
+    .flatMap((o) => o.imports)
+    .filter((i) => i.kind === 'dynamic-import');
+  if (dynamic.length > 0) {
+    console.error(`imgbuild build: the CLI bundle still has a dynamic import of ${dynamic.map((i) => i.path).join(', ')}; import it statically`);
     process.exit(1);
   }
+  const code = readFileSync(outfile, 'utf8').replace(/^#!.*\n/, '');
   writeFileSync(outfile, code);
   // A code cache is only valid for the bundle it was made from (see src/cli/bin.cts).
   rmSync(join(root, 'dist', 'cli', 'code-cache'), { recursive: true, force: true });
