@@ -144,15 +144,23 @@ interface Sample {
   wall: number;
   /** user + system CPU seconds of the tool (GNU time), less sensitive to a busy machine than wall time */
   cpu: number;
+  /** CPU ms the registry process spent meanwhile (clock ticks of /proc/<pid>/stat: 10 ms steps) */
+  server: number;
 }
 
-function timed(cmd: string, args: string[]): Sample {
+function cpuTicksOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+
+function timed(cmd: string, args: string[], serverPid: number): Sample {
+  const s0 = cpuTicksOf(serverPid);
   const t0 = performance.now();
   const r = spawnSync('/usr/bin/time', ['-f', 'BENCHTIME %U %S', cmd, ...args], { encoding: 'utf8', env: { ...process.env } });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
   const m = /BENCHTIME ([\d.]+) ([\d.]+)/.exec(r.stderr);
-  return { wall: ms, cpu: m ? (Number(m[1]) + Number(m[2])) * 1000 : NaN };
+  return { wall: ms, cpu: m ? (Number(m[1]) + Number(m[2])) * 1000 : NaN, server: (cpuTicksOf(serverPid) - s0) * 10 };
 }
 
 /** Total size of the layer blobs the registry holds for `repo` (its storage is a plain filesystem tree). */
@@ -199,20 +207,20 @@ async function main(): Promise<void> {
           const dest = `${reg.host}/bench/image:1`;
           const rawDest = `${reg.host}/bench/raw:1`;
           // pull needs the image in the registry: pushed untimed when the push row is not measured
-          if (!OPS.has('push')) timed('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${src}:${REF}`, `docker://${dest}`]);
+          if (!OPS.has('push')) timed('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${src}:${REF}`, `docker://${dest}`], reg.pid);
           if (who === 'ours') {
-            if (OPS.has('push')) times.ourPush.push(timed(process.execPath, [...NODE_ARGS, CLI, '--root', src, 'push', '-q', REF, dest]));
-            if (OPS.has('pull')) times.ourPull.push(timed(process.execPath, [...NODE_ARGS, CLI, '--root', join(tmp.dir, `pull-${++n}`), 'pull', '-q', dest]));
+            if (OPS.has('push')) times.ourPush.push(timed(process.execPath, [...NODE_ARGS, CLI, '--root', src, 'push', '-q', REF, dest], reg.pid));
+            if (OPS.has('pull')) times.ourPull.push(timed(process.execPath, [...NODE_ARGS, CLI, '--root', join(tmp.dir, `pull-${++n}`), 'pull', '-q', dest], reg.pid));
             if (OPS.has('gzpush')) {
               await rm(join(raw, 'cache'), { recursive: true, force: true });
-              times.ourGzPush.push(timed(process.execPath, [...NODE_ARGS, CLI, '--root', raw, 'push', '-q', REF, rawDest]));
+              times.ourGzPush.push(timed(process.execPath, [...NODE_ARGS, CLI, '--root', raw, 'push', '-q', REF, rawDest], reg.pid));
               gzSizes.ours.push(await pushedLayerBytes(reg.storage, 'bench/raw'));
             }
           } else {
-            if (OPS.has('push')) times.skopeoPush.push(timed('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${src}:${REF}`, `docker://${dest}`]));
-            if (OPS.has('pull')) times.skopeoPull.push(timed('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${dest}`, `oci:${join(tmp.dir, `skopeo-${++n}`)}:x`]));
+            if (OPS.has('push')) times.skopeoPush.push(timed('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${src}:${REF}`, `docker://${dest}`], reg.pid));
+            if (OPS.has('pull')) times.skopeoPull.push(timed('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${dest}`, `oci:${join(tmp.dir, `skopeo-${++n}`)}:x`], reg.pid));
             if (OPS.has('gzpush')) {
-              times.skopeoGzPush.push(timed('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${raw}:${REF}`, `docker://${rawDest}`]));
+              times.skopeoGzPush.push(timed('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${raw}:${REF}`, `docker://${rawDest}`], reg.pid));
               gzSizes.skopeo.push(await pushedLayerBytes(reg.storage, 'bench/raw'));
             }
           }
@@ -239,7 +247,9 @@ async function main(): Promise<void> {
     if (OPS.has('pull')) process.stdout.write(`${row('pull (registry → store / oci layout)', times.ourPull, times.skopeoPull)}\n`);
     if (OPS.has('gzpush')) process.stdout.write(`${row('push of uncompressed layers, gzip on the way', times.ourGzPush, times.skopeoGzPush)}\n`);
     if (process.env.BENCH_VERBOSE === '1') {
-      for (const [k, v] of Object.entries(times)) if (v.length) process.stdout.write(`${k}: ${v.map((x) => Math.round(x.wall)).join(' ')} ms\n`);
+      for (const [k, v] of Object.entries(times)) {
+        if (v.length) process.stdout.write(`${k}: ${v.map((x) => `${Math.round(x.wall)} (cpu ${Math.round(x.cpu)}, registry ${x.server})`).join(' ')} ms\n`);
+      }
     }
     if (OPS.has('gzpush')) process.stdout.write(`\ngzip layers pushed in row 3: imgbuild ${(median(gzSizes.ours) / 1e6).toFixed(1)} MB, skopeo ${(median(gzSizes.skopeo) / 1e6).toFixed(1)} MB (of ${mb} MB tar)\n`);
   } finally {
