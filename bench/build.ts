@@ -8,7 +8,7 @@
  *  - cold: a fresh store that holds only the busybox base (snapshots, layers, cache all empty);
  *  - no-op rebuild: the same build again, nothing changed;
  *  - one file changed: one context file rewritten, so the COPY and the RUN after it re-run.
- * imgbuild is timed through its CLI (`node dist/cli/bin.cjs build`, Node start-up included);
+ * imgbuild is timed through its CLI (`bin/imgbuild build`, Node start-up included);
  * buildah as `buildah build --layers --isolation chroot` on a private vfs store. Each timing is the
  * median of `BENCH_RUNS` (default 3; 1 when quick) repetitions.
  */
@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBusybox, BUSYBOX_REF } from '../test/helpers/base-image.js';
-import { REPO_ROOT, CLI_MAIN } from '../test/helpers/cli.js';
+import { REPO_ROOT, CLI_EXE, CLI_MAIN } from '../test/helpers/cli.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const FILES = quick ? 500 : 5000;
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
       // imgbuild: a fresh store holding only the base image.
       const root = join(work, `ours-${run}`);
       sh('cp', ['-a', base, root]);
-      const ours = (): number => sh(process.execPath, [CLI_MAIN, '--root', root, 'build', '-q', '-t', 'bench', ctx]);
+      const ours = (): number => sh(CLI_EXE, ['--root', root, 'build', '-q', '-t', 'bench', ctx]);
       results.cold!.ours.push(ours());
       results['no-op rebuild']!.ours.push(ours());
       writeFileSync(join(ctx, 'src', 'd7', 'f7.txt'), `changed ${run} ${Date.now()}\n`);

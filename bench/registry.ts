@@ -66,10 +66,13 @@ const REPS = Number(process.env.BENCH_REPS ?? (QUICK ? 1 : 5));
 /** BENCH_OPS=pull (or push, gzpush, comma-separated) runs only those rows; the default is all three. */
 const OPS = new Set((process.env.BENCH_OPS ?? 'push,pull,gzpush').split(',').map((x) => x.trim()));
 const REPO_ROOT = join(import.meta.dirname, '..');
-const CLI = join(REPO_ROOT, 'dist', 'cli', 'bin.cjs');
+const CLI = join(REPO_ROOT, 'bin', 'imgbuild');
 const REF = 'docker.io/bench/image:1';
 /** BENCH_NODE_ARGS: extra node options for our CLI's runs, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`. */
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** Our CLI as users start it (the executable), or its Node entry under node with NODE_ARGS. */
+const ours = (args: string[]): [string, string[]] =>
+  NODE_ARGS.length > 0 ? [process.execPath, [...NODE_ARGS, join(REPO_ROOT, 'dist', 'cli', 'bin.cjs'), ...args]] : [CLI, args];
 
 /** Regular files under /usr in sorted walk order (no file over 8 MB, so layers mix many files). */
 function* usrFiles(dir = '/usr'): Generator<{ path: string; size: number; mode: number }> {
@@ -209,11 +212,11 @@ async function main(): Promise<void> {
           // pull needs the image in the registry: pushed untimed when the push row is not measured
           if (!OPS.has('push')) timed('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${src}:${REF}`, `docker://${dest}`], reg.pid);
           if (who === 'ours') {
-            if (OPS.has('push')) times.ourPush.push(timed(process.execPath, [...NODE_ARGS, CLI, '--root', src, 'push', '-q', REF, dest], reg.pid));
-            if (OPS.has('pull')) times.ourPull.push(timed(process.execPath, [...NODE_ARGS, CLI, '--root', join(tmp.dir, `pull-${++n}`), 'pull', '-q', dest], reg.pid));
+            if (OPS.has('push')) times.ourPush.push(timed(...ours(['--root', src, 'push', '-q', REF, dest]), reg.pid));
+            if (OPS.has('pull')) times.ourPull.push(timed(...ours(['--root', join(tmp.dir, `pull-${++n}`), 'pull', '-q', dest]), reg.pid));
             if (OPS.has('gzpush')) {
               await rm(join(raw, 'cache'), { recursive: true, force: true });
-              times.ourGzPush.push(timed(process.execPath, [...NODE_ARGS, CLI, '--root', raw, 'push', '-q', REF, rawDest], reg.pid));
+              times.ourGzPush.push(timed(...ours(['--root', raw, 'push', '-q', REF, rawDest]), reg.pid));
               gzSizes.ours.push(await pushedLayerBytes(reg.storage, 'bench/raw'));
             }
           } else {

@@ -7,7 +7,7 @@
  *   npx tsx bench/run.ts              # 30 rounds
  *   BENCH_QUICK=1 npx tsx bench/run.ts  # 5 rounds
  *
- *   BENCH_BASELINE_CLI=/other/checkout/dist/cli/bin.cjs npx tsx bench/run.ts  # adds that build's run
+ *   BENCH_BASELINE_CLI=/other/checkout/bin/imgbuild npx tsx bench/run.ts  # adds that build's run
  *
  * The image gets into podman's storage with `skopeo copy oci:<our store>:<ref> containers-storage:`,
  * so both run the very same layer. Goal: imgbuild at most half of podman's time.
@@ -24,7 +24,7 @@ import { mountAll, unmount } from '../src/overlay/mount.js';
 import type { SandboxSpec } from '../src/runner/spec.js';
 
 const REPO = join(import.meta.dirname, '..');
-const CLI = join(REPO, 'dist', 'cli', 'bin.cjs');
+const CLI = join(REPO, 'bin', 'imgbuild');
 const runs = process.env.BENCH_QUICK === '1' ? 5 : 30;
 
 function sh(cmd: string, args: string[], o: { quiet?: boolean } = {}): string {
@@ -76,15 +76,15 @@ try {
   // Each runc run needs a fresh container name; `runc run` deletes it on exit.
   let runcSeq = 0;
   const commands: { name: string; argv: () => string[] }[] = [
-    { name: 'imgbuild run --rm', argv: () => [process.execPath, CLI, '--root', root, 'run', '--rm', 'busybox', 'true'] },
+    { name: 'imgbuild run --rm', argv: () => [CLI, '--root', root, 'run', '--rm', 'busybox', 'true'] },
     { name: 'podman run --rm', argv: () => podman },
     { name: 'runc run (same bundle)', argv: () => ['runc', 'run', '--bundle', bundle, `bench-${process.pid}-${runcSeq++}`] },
-    { name: 'imgbuild --version (CLI start-up floor)', argv: () => [process.execPath, CLI, '--version'] },
+    { name: 'imgbuild --version (CLI start-up floor)', argv: () => [CLI, '--version'] },
   ];
-  // BENCH_BASELINE_CLI=<other checkout>/dist/cli/bin.cjs: an earlier build on the same store, for
+  // BENCH_BASELINE_CLI=<other checkout>/bin/imgbuild (or a .js/.cjs entry, run with node): an earlier build on the same store, for
   // before/after figures from one run.
   const baseline = process.env.BENCH_BASELINE_CLI;
-  if (baseline) commands.push({ name: 'baseline imgbuild run --rm', argv: () => [process.execPath, baseline, '--root', root, 'run', '--rm', 'busybox', 'true'] });
+  if (baseline) commands.push({ name: 'baseline imgbuild run --rm', argv: () => [...(/\.c?js$/.test(baseline) ? [process.execPath] : []), baseline, '--root', root, 'run', '--rm', 'busybox', 'true'] });
   // The machine is shared: the commands take turns (one run of each per round) so that a burst of
   // load elsewhere hits all of them alike, and the ratios stay meaningful.
   // Node 20 can, rarely, hang in its platform shutdown after exit (nodejs/node#64274): such a run

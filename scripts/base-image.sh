@@ -6,6 +6,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 main="$repo/dist/cli/bin.cjs"
+exe="$repo/bin/imgbuild"
 root_args=
 name=busybox:latest
 while [ $# -gt 0 ]; do
@@ -24,7 +25,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/imgbuild-base.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 sh "$here/busybox-rootfs.sh" "$tmp/rootfs"
 # shellcheck disable=SC2086 # root_args is intentionally split into flag and value
-node "$main" $root_args import \
+"$exe" $root_args import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'CMD ["sh"]' \
   --message 'busybox rootfs from busybox-static' \

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-imgbuild() { node dist/cli/bin.cjs "$@"; }
+imgbuild() { bin/imgbuild "$@"; }
 imgbuild inspect busybox:latest >/dev/null 2>&1 || bash scripts/base-image.sh
 imgbuild build --progress=plain -t demo fixtures/demo
 imgbuild run --rm demo

@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import { createGunzip } from 'node:zlib';
 import { join, posix } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type { LimitFunction } from 'p-limit';
 import type { OciStore } from '../layers/store.js';
@@ -24,6 +25,7 @@ import { chainIds, findImage, type LoadedImage } from '../layers/image.js';
 import { ImageNotFoundError } from '../layers/errors.js';
 import type { OverlaySnapshotter } from '../overlay/overlay.js';
 import type { Mount } from '../runner/spec.js';
+import { deferredTrust } from '../layers/remote/trust.js';
 import { ImgbuildError, throwIfAborted } from '../errors.js';
 import { BuildError, withLocation } from './errors.js';
 import type { Add, Arg, Copy, Dockerfile, Healthcheck, Instruction, Run, Stage, CommandLine } from './instructions.js';
@@ -553,11 +555,42 @@ async function mountPlaceholders(ins: Run, workdir: string, contextDir: string |
   return { files, dirs };
 }
 
+/**
+ * fetch() for an ADD URL. Node's own trusts its default CA store; when the `imgbuild` executable
+ * deferred NODE_EXTRA_CA_CERTS (src/layers/remote/trust.ts), an https URL goes through undici's
+ * fetch (the package's: its Agent must match its fetch) with those certificates added.
+ */
+async function fetchForAdd(url: string, signal?: AbortSignal): Promise<{ ok: boolean; status: number; statusText: string; data: Buffer; lastModified: string | null }> {
+  const ca = url.startsWith('https:') ? deferredTrust(process.env) : undefined;
+  const read = async (res: { ok: boolean; status: number; statusText: string; arrayBuffer(): Promise<ArrayBuffer>; headers: { get(n: string): string | null } }) => ({
+    ok: res.ok,
+    status: res.status,
+    statusText: res.statusText,
+    data: Buffer.from(await res.arrayBuffer()),
+    lastModified: res.headers.get('last-modified'),
+  });
+  // fetch() reports every network failure as "fetch failed": the reason is its cause.
+  const failed = (e: unknown): never => {
+    if (signal?.aborted) throw e;
+    const reason = (e as { cause?: { message?: string; code?: string } }).cause;
+    const why = reason?.message ?? (e as Error).message;
+    throw new ImgbuildError('UNAVAILABLE', `ADD ${url}: ${why}${reason?.code && !why.includes(reason.code) ? ` (${reason.code})` : ''}`, { cause: e });
+  };
+  if (!ca) return read(await fetch(url, signal ? { signal } : {}).catch(failed));
+  const undici = createRequire(import.meta.url)('undici') as typeof import('undici');
+  const dispatcher = new undici.Agent({ connect: { ca } });
+  try {
+    return await read(await undici.fetch(url, { dispatcher, ...(signal ? { signal } : {}) }).catch(failed));
+  } finally {
+    await dispatcher.close();
+  }
+}
+
 /** Downloads an ADD URL into `dir`; returns the file path, its name and mtime. */
 async function download(url: string, dir: string, checksum: string | undefined, signal?: AbortSignal): Promise<{ path: string; name: string; mtimeMs: number }> {
-  const res = await fetch(url, signal ? { signal } : {});
+  const res = await fetchForAdd(url, signal);
   if (!res.ok) throw new ImgbuildError('UNAVAILABLE', `ADD ${url}: HTTP ${res.status} ${res.statusText}`);
-  const data = Buffer.from(await res.arrayBuffer());
+  const data = res.data;
   if (checksum) {
     const [alg, hex] = checksum.split(':');
     if (alg !== 'sha256' && alg !== 'sha384' && alg !== 'sha512') throw new ImgbuildError('INVALID_ARGUMENT', `ADD --checksum: unsupported algorithm ${alg}`);
@@ -569,7 +602,7 @@ async function download(url: string, dir: string, checksum: string | undefined, 
   const path = join(dir, `dl-${randomBytes(6).toString('hex')}`);
   await writeFile(path, data, { mode: 0o600 });
   await chmod(path, 0o600);
-  const lm = res.headers.get('last-modified');
+  const lm = res.lastModified;
   const mtimeMs = lm ? Date.parse(lm) : 0;
   return { path, name, mtimeMs: Number.isFinite(mtimeMs) ? mtimeMs : 0 };
 }

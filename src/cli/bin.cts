@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `imgbuild` executable. It runs the CLI from one CommonJS bundle (dist/cli/bundle.cjs, which
+ * What the `imgbuild` executable (bin/imgbuild) starts. It runs the CLI from one CommonJS bundle (dist/cli/bundle.cjs, which
  * scripts/build.mjs makes from main.ts with esbuild) through a V8 code cache, rather than loading
  * dist/cli/main.js as ES modules. Start-up is most of a short command's time: on this project's
  * 2-core machine Node's ES module loader costs ~9 ms before the first line of main.js runs, and
@@ -22,6 +22,16 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 
+/**
+ * bin/imgbuild moves NODE_EXTRA_CA_CERTS aside while Node starts (see there) and hands its value
+ * over as IMGBUILD_DEFERRED_CA_CERTS. Put back, processes that imgbuild starts see the user's
+ * environment; the hand-over variable stays, telling our TLS code that Node has not loaded them.
+ */
+export function restoreDeferredCaEnv(env: NodeJS.ProcessEnv): void {
+  const deferred = env.IMGBUILD_DEFERRED_CA_CERTS;
+  if (deferred !== undefined) env.NODE_EXTRA_CA_CERTS = deferred;
+}
+
 /** Global options that take a value (see index.ts): their value is not the command name. */
 const VALUE_OPTIONS = new Set(['--root']);
 
@@ -36,6 +46,7 @@ export function commandName(args: readonly string[]): string {
 }
 
 function start(): void {
+  restoreDeferredCaEnv(process.env);
   const bundle = join(__dirname, 'bundle.cjs');
   const fd = openSync(bundle, 'r');
   const st = fstatSync(fd);

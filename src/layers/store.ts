@@ -130,7 +130,7 @@ class FileBlobWriter implements BlobWriter {
 
 export class OciStore implements ImageStore {
   private readonly leaseFile: string;
-  private leased = false;
+  private leasing: Promise<void> | undefined;
 
   private constructor(readonly root: string) {
     this.leaseFile = join(root, 'leases', `${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -164,30 +164,42 @@ export class OciStore implements ImageStore {
       if (v > STORE_VERSION) throw new StoreVersionError(this.root, v, STORE_VERSION);
       return;
     }
-    for (const d of ['blobs/sha256', 'ingest', 'leases']) await mkdir(join(this.root, d), { recursive: true });
+    // A new root. Independent steps run together (each file write is fsync'd); imgbuild.json,
+    // the mark of a complete layout, is written last.
+    await mkdir(this.root, { recursive: true });
+    await Promise.all(['blobs/sha256', 'ingest', 'leases'].map((d) => mkdir(join(this.root, d), { recursive: true })));
     await withLock(join(this.root, 'index.json'), async () => {
       try {
         await stat(join(this.root, 'index.json'));
       } catch {
-        await writeFileAtomic(join(this.root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-        await writeFileAtomic(join(this.root, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: [] }));
+        await Promise.all([
+          writeFileAtomic(join(this.root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' })),
+          writeFileAtomic(join(this.root, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: [] })),
+        ]);
       }
       await writeFileAtomic(versionFile, JSON.stringify({ version: STORE_VERSION }));
     });
   }
 
   /** Marks this process as one that may reference fresh blobs, so a concurrent gc spares them. */
-  private async lease(): Promise<void> {
-    if (this.leased) return;
-    await mkdir(join(this.root, 'leases'), { recursive: true });
-    await writeFile(this.leaseFile, String(process.pid));
-    this.leased = true;
+  private lease(): Promise<void> {
+    // One write however many blobs are placed at once.
+    this.leasing ??= (async () => {
+      await mkdir(join(this.root, 'leases'), { recursive: true });
+      await writeFile(this.leaseFile, String(process.pid));
+    })().catch((e: unknown) => {
+      this.leasing = undefined;
+      throw e;
+    });
+    return this.leasing;
   }
 
   /** Drops this process's lease (call when an operation that wrote blobs has tagged what it needs). */
   async release(): Promise<void> {
-    if (!this.leased) return;
-    this.leased = false;
+    const leasing = this.leasing;
+    if (!leasing) return;
+    this.leasing = undefined;
+    await leasing.catch(() => {});
     await rm(this.leaseFile, { force: true });
   }
 

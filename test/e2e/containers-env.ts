@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { makeTmp } from '../helpers/tmp.js';
 import { ensureBusybox } from '../helpers/base-image.js';
-import { CLI_MAIN, REPO_ROOT, runCli, type CliResult } from '../helpers/cli.js';
+import { CLI_EXE, REPO_ROOT, runCli, type CliResult } from '../helpers/cli.js';
 
 export interface Env {
   root: string;
@@ -26,7 +26,7 @@ export async function setupEnv(): Promise<Env> {
     root,
     dir: tmp.dir,
     cli: (args, o = {}) => runCli(args, { root, ...o }),
-    spawnCli: (args) => spawn(process.execPath, [CLI_MAIN, '--root', root, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] }),
+    spawnCli: (args) => spawn(CLI_EXE, ['--root', root, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] }),
     cleanup: async () => {
       // Remove whatever a failed test left running, then the tree.
       const ids = (await runCli(['ps', '-aq', '--no-trunc'], { root })).stdout.split('\n').filter(Boolean);

@@ -1,6 +1,6 @@
 /** Running the CLI on a real pseudo-terminal, for the `-t` tests of run and exec. */
 import { spawn } from 'node:child_process';
-import { CLI_MAIN, REPO_ROOT } from '../helpers/cli.js';
+import { CLI_EXE, REPO_ROOT } from '../helpers/cli.js';
 
 /**
  * Runs a command on a real pseudo-terminal (Python's pty/termios: Node has no pty of its own) of
@@ -40,7 +40,7 @@ sys.stdout.write(out.decode(errors='replace') + 'EXIT %d' % p.wait())
 /** The CLI with `args` on a 30x100 pty, resized to 42x132 once it printed `ready`; output then `EXIT n`. */
 export function onPty(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/python3', ['-c', PTY_HARNESS, process.execPath, CLI_MAIN, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('/usr/bin/python3', ['-c', PTY_HARNESS, CLI_EXE, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.on('error', reject);

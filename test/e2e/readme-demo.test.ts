@@ -22,7 +22,7 @@ beforeAll(async () => {
   tmp = await makeTmp('imgbuild-readme-');
   repo = join(tmp.dir, 'repo');
   await mkdir(repo);
-  for (const p of ['scripts', 'src', 'fixtures/demo', 'tsconfig.json', 'package.json', 'package-lock.json']) {
+  for (const p of ['bin', 'scripts', 'src', 'fixtures/demo', 'tsconfig.json', 'package.json', 'package-lock.json']) {
     await cp(join(REPO_ROOT, p), join(repo, p), { recursive: true });
   }
   // native/ without its build output, so the helper is compiled here as on a fresh clone.
@@ -80,10 +80,10 @@ describe('README: bash scripts/demo.sh', () => {
     // The build went through the plain progress view, with every step.
     expect(first.stderr).toMatch(/\[stage-0 \d+\/\d+\] RUN chmod 0755 hello\.sh/);
     // It was built by this copy: dist/ and the native helper were made here.
-    const made = spawnSync('sh', ['-c', 'ls dist/cli/bin.cjs dist/cli/bundle.cjs && ls native/build'], { cwd: repo, encoding: 'utf8' });
+    const made = spawnSync('sh', ['-c', 'ls bin/imgbuild dist/cli/bin.cjs dist/cli/bundle.cjs && ls native/build'], { cwd: repo, encoding: 'utf8' });
     expect(made.status, made.stderr).toBe(0);
     // The store now has both images, and a second run reuses the base image and the cache.
-    const images = spawnSync(process.execPath, [join(repo, 'dist/cli/bin.cjs'), 'images', '--format', 'json'], { env, encoding: 'utf8' });
+    const images = spawnSync(join(repo, 'bin/imgbuild'), ['images', '--format', 'json'], { env, encoding: 'utf8' });
     expect(images.status, images.stderr).toBe(0);
     const names = images.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { Repository: string }).Repository).sort();
     expect(names).toEqual(['busybox', 'demo']);

@@ -1,11 +1,14 @@
 /**
- * Runs the built CLI (`node dist/cli/bin.cjs --root <root> ...`: the `imgbuild` executable) as a child process, the way a user
+ * Runs the built CLI (`bin/imgbuild --root <root> ...`: the `imgbuild` executable) as a child process, the way a user
  * does, and collects its exit code and output.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..');
+/** The `imgbuild` executable (a shell script starting Node; see bin/imgbuild). */
+export const CLI_EXE = join(REPO_ROOT, 'bin', 'imgbuild');
+/** The Node entry point it starts. */
 export const CLI_MAIN = join(REPO_ROOT, 'dist', 'cli', 'bin.cjs');
 
 export interface CliResult {
@@ -26,7 +29,7 @@ export interface CliOptions {
 
 export function runCli(args: string[], o: CliOptions): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_MAIN, '--root', o.root, ...args], {
+    const child = spawn(CLI_EXE, ['--root', o.root, ...args], {
       cwd: o.cwd ?? REPO_ROOT,
       env: { ...process.env, ...(o.env ?? {}) },
       stdio: ['pipe', 'pipe', 'pipe'],

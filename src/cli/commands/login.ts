@@ -66,7 +66,11 @@ export default function register(program: Command, ctx: CliContext): void {
       }
       if (!username) throw new InvalidArgumentError('user name is empty');
       if (!password) throw new InvalidArgumentError('password is empty');
-      const session = new RegistrySession({ auth: new StaticAuthenticator({ [registry]: { username, password } }), insecure: Boolean(flags.insecure) });
+      const session = new RegistrySession({
+        auth: new StaticAuthenticator({ [registry]: { username, password } }),
+        insecure: Boolean(flags.insecure),
+        env: ctx.env,
+      });
       try {
         await session.client(registry).verifyCredentials(ctx.signal);
       } finally {

@@ -75,7 +75,11 @@ export function selectPlatform(index: Index, want: Platform): Descriptor | undef
 export function sessionFor(o: RemoteOptions): { session: RegistrySession; owned: boolean } {
   if (o.session) return { session: o.session, owned: false };
   return {
-    session: new RegistrySession({ auth: o.auth ?? new Keychain(o.env ? { env: o.env } : {}), insecure: Boolean(o.insecure) }),
+    session: new RegistrySession({
+      auth: o.auth ?? new Keychain(o.env ? { env: o.env } : {}),
+      insecure: Boolean(o.insecure),
+      ...(o.env ? { env: o.env } : {}),
+    }),
     owned: true,
   };
 }
@@ -360,8 +364,7 @@ export async function pullImage(storeOrOpening: OciStore | Promise<OciStore>, re
     }
     throwIfAborted(signal);
     // Everything verified: make it visible, blobs before the manifest that names them.
-    for (const ing of ingests) await ing.place();
-    if (configData) await store.put(configData, manifest.config.mediaType);
+    await Promise.all([...ingests.map((ing) => ing.place()), ...(configData ? [store.put(configData, manifest.config.mediaType)] : [])]);
     await store.put(image.raw, image.descriptor.mediaType);
     const tagged: Descriptor = {
       mediaType: image.descriptor.mediaType,

@@ -11,6 +11,7 @@ import type { Dispatcher } from 'undici';
 import { Agent, httpRequest } from './http.js';
 import { Readable } from 'node:stream';
 import { isLoopbackRegistry, registryHost } from '../reference.js';
+import { deferredTrust } from './trust.js';
 import { AbortedError } from '../../errors.js';
 import { anonymous, type Authenticator, type Credential } from './auth.js';
 import { AuthError, ProtocolError, RegistryError, TransportError, parseDiagnostics } from './errors.js';
@@ -88,6 +89,8 @@ export interface SessionOptions {
   insecure?: boolean;
   retry?: Partial<RetryOptions>;
   userAgent?: string;
+  /** Where IMGBUILD_DEFERRED_CA_CERTS is looked up (see trust.ts); default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RegistryResponse {
@@ -203,7 +206,11 @@ export class RegistrySession {
   agent(insecure: boolean): Agent {
     const common = { keepAliveTimeout: 10_000, connections: 16, headersTimeout: 120_000, bodyTimeout: 120_000 };
     if (insecure) return (this.insecureAgent ??= new Agent({ ...common, connect: { rejectUnauthorized: false } }));
-    return (this.secureAgent ??= new Agent(common));
+    if (!this.secureAgent) {
+      const ca = deferredTrust(this.opts.env ?? process.env);
+      this.secureAgent = new Agent(ca ? { ...common, connect: { ca } } : common);
+    }
+    return this.secureAgent;
   }
 
   client(registry: string, o: { insecure?: boolean } = {}): RegistryClient {
