@@ -186,7 +186,8 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  if (!existsSync(CLI)) throw new Error(`build first (node scripts/build.mjs): ${CLI} missing`);
+  const bundle = join(REPO_ROOT, 'dist', 'cli', 'bundle.cjs');
+  if (!existsSync(bundle)) throw new Error(`build first (node scripts/build.mjs): ${bundle} missing`);
   const tmp = await makeTmp('imgbuild-bench-registry-');
   try {
     const src = join(tmp.dir, 'src');

@@ -34,7 +34,7 @@ function sh(cmd: string, args: string[], o: { quiet?: boolean } = {}): string {
   return r.stdout;
 }
 
-if (!existsSync(CLI)) sh(process.execPath, [join(REPO, 'scripts', 'build.mjs')]);
+if (!existsSync(join(REPO, 'dist', 'cli', 'bundle.cjs'))) sh(process.execPath, [join(REPO, 'scripts', 'build.mjs')]);
 for (const tool of ['podman', 'runc', 'skopeo']) {
   if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is needed for this benchmark`);
 }
@@ -48,7 +48,7 @@ let mounted = false;
 try {
   await ensureBusybox(root);
   // Warm our snapshot cache (the first run unpacks the layer, like podman's first pull would).
-  sh(process.execPath, [CLI, '--root', root, 'run', '--rm', 'busybox', 'true']);
+  sh(CLI, ['--root', root, 'run', '--rm', 'busybox', 'true']);
 
   mkdirSync(join(pod, 'tmp'), { recursive: true });
   const storage = `[vfs@${join(pod, 'storage')}+${join(pod, 'run')}]`;
