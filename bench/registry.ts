@@ -45,6 +45,21 @@
  * downloads, placing blobs in parallel and recording sources while tagging left it at 0.25 | 0.25 |
  * 0.03 s. What is left is outside the transfer code: Node's boot, the CLI's module graph (undici
  * alone ~28 ms to load) and the store's first-time layout.
+ *
+ * Start-up, later (BENCH_OPS=pull BENCH_REPS=9, load ~1): the executable's code-cached bundle
+ * (undici inside), NODE_EXTRA_CA_CERTS deferred past Node's start (34 ms on this machine), the
+ * unverified agent loading no CA store (18 ms of the loopback https attempt), and a new root's
+ * layout files written concurrently brought the first layer request from ~121 ms to ~82 ms after
+ * process start: 0.39-0.41 s → 0.36 s against skopeo's 0.25 s (wall 1.47, cpu 1.33). What remains
+ * is the data phase (~225 ms for 108 MB on 2 cores, about skopeo's whole run) and ~35 ms of final
+ * fsync and placing. The registry's CPU (new column with BENCH_VERBOSE=1) is ~60 ms for either
+ * client, so the difference is ours. Tried then and NOT kept: hashing on a worker started at
+ * command start, fed through a SharedArrayBuffer ring per blob (structured-clone postMessage of
+ * 64 KiB chunks cost ~30 µs each, as much as hashing them): main-thread copies and doorbell wakes
+ * cost ~37 ms of the ~56 ms of SHA-256 they moved, the worker's hashing ran slower (72 ms), and the
+ * process CPU rose from 0.39 to 0.49-0.59 s with no wall gain (0.39-0.46 s); writing each chunk
+ * with writeSync instead of the WriteStream (no thread-pool hand-offs, whose submissions showed
+ * 25-44 ms of main-thread stalls under load): 0.41 s, unchanged.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
