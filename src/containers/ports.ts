@@ -25,7 +25,10 @@ function proxyScript(): { cmd: string; args: string[] } {
 export async function startPortProxy(o: { containerIp: string; ports: PortBinding[]; netnsPath: string }): Promise<number> {
   const { cmd, args } = proxyScript();
   const spec = o.ports.map((p) => `${p.hostIp}:${p.hostPort}:${p.containerPort}`).join(',');
-  const child = spawn(cmd, [...args, o.containerIp, spec, o.netnsPath], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  // A plain TCP relay: it has no use for extra CA certificates, which Node would parse while it
+  // starts (tens of ms when NODE_EXTRA_CA_CERTS names a system bundle; see bin/imgbuild).
+  const { NODE_EXTRA_CA_CERTS: _unused, ...env } = process.env;
+  const child = spawn(cmd, [...args, o.containerIp, spec, o.netnsPath], { detached: true, stdio: ['ignore', 'ignore', 'pipe'], env });
   let err = '';
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   const exited = new Promise<number>((res) => child.once('exit', (c) => res(c ?? 1)));
