@@ -1,5 +1,6 @@
 // Builds what `npm ci` must leave ready: the TypeScript output in dist/, the CLI bundle that the
-// `imgbuild` executable (dist/cli/bin.cjs) runs, and the native sandbox helper in native/build/.
+// `imgbuild` executable (bin/imgbuild → dist/cli/bin.cjs) runs, and the native sandbox helper in
+// native/build/.
 // Fails with one line naming what is missing.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -61,8 +62,9 @@ async function bundleCli() {
     metafile: true,
     logLevel: 'error',
   });
-  // The executable compiles this file itself (no shebang wanted), and inside vm.Script an import()
-  // has no loader: every module must be reached through require.
+  // The executable compiles this file itself (no shebang wanted: the line is blanked, so the source
+  // map's line numbers still hold), and inside vm.Script an import() has no loader: every module
+  // must be reached through require.
   const dynamic = Object.values(result.metafile.outputs)
     .flatMap((o) => o.imports)
     .filter((i) => i.kind === 'dynamic-import');
@@ -70,7 +72,7 @@ async function bundleCli() {
     console.error(`imgbuild build: the CLI bundle still has a dynamic import of ${dynamic.map((i) => i.path).join(', ')}; import it statically`);
     process.exit(1);
   }
-  const code = readFileSync(outfile, 'utf8').replace(/^#!.*\n/, '');
+  const code = readFileSync(outfile, 'utf8').replace(/^#!.*\n/, '\n');
   writeFileSync(outfile, code);
   // A code cache is only valid for the bundle it was made from (see src/cli/bin.cts).
   rmSync(join(root, 'dist', 'cli', 'code-cache'), { recursive: true, force: true });

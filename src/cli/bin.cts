@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 /**
- * What the `imgbuild` executable (bin/imgbuild) starts. It runs the CLI from one CommonJS bundle (dist/cli/bundle.cjs, which
- * scripts/build.mjs makes from main.ts with esbuild) through a V8 code cache, rather than loading
- * dist/cli/main.js as ES modules. Start-up is most of a short command's time: on this project's
- * 2-core machine Node's ES module loader costs ~9 ms before the first line of main.js runs, and
- * resolving and compiling the ~60 modules of `run` some 20 ms more; `run --rm busybox true` went
- * from ~150 ms to ~121 ms (docs/architecture.md, "CLI start-up").
+ * What the `imgbuild` executable (bin/imgbuild) starts. It runs the CLI from one CommonJS bundle
+ * (dist/cli/bundle.cjs, which scripts/build.mjs makes from main.ts with esbuild) through a V8 code
+ * cache, rather than loading dist/cli/main.js as ES modules. Start-up is most of a short command's
+ * time: on this project's 2-core machine Node's ES module loader costs ~9 ms before the first line
+ * of main.js runs, and resolving and compiling the ~60 modules of `run` some 20 ms more;
+ * `run --rm busybox true` went from ~152 ms to ~123 ms (docs/architecture.md, "CLI start-up").
  *
  * The code cache is one file per command, written when a command exits after finding none (or one
  * V8 refused, e.g. from another Node version), so it holds the functions that command compiled and
@@ -15,7 +15,7 @@
  * when that directory is writable. V8 checks a cache against the source's length only, so the file
  * name carries the bundle's size and mtime, and the build clears the directory.
  *
- * dist/cli/main.js stays the same program as ES modules (used by tests that import the CLI).
+ * `node dist/cli/main.js` runs the same program without the bundle.
  */
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
