@@ -35,12 +35,21 @@ export function restoreDeferredCaEnv(env: NodeJS.ProcessEnv): void {
 /** Global options that take a value (see index.ts): their value is not the command name. */
 const VALUE_OPTIONS = new Set(['--root']);
 
-/** The command named on the command line (the first operand), or a fixed word when there is none. */
+/**
+ * The commands of commands/table.ts (a test keeps the two lists equal), plus commander's `help`.
+ * Listed here so that this file loads nothing else, and so a mistyped command shares one cache.
+ */
+export const COMMANDS: ReadonlySet<string> = new Set([
+  'build', 'run', 'exec', 'ps', 'logs', 'stop', 'kill', 'rm', 'commit', 'pull', 'push', 'login', 'logout',
+  'images', 'inspect', 'history', 'tag', 'rmi', 'prune', 'import', 'save', 'load', 'help',
+]);
+
+/** Which code cache a command line uses: its command's, `none` without one, `other` for the rest. */
 export function commandName(args: readonly string[]): string {
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (VALUE_OPTIONS.has(a)) i++;
-    else if (!a.startsWith('-')) return /^[a-z]{1,20}$/.test(a) ? a : 'other';
+    else if (!a.startsWith('-')) return COMMANDS.has(a) ? a : 'other';
   }
   return 'none';
 }

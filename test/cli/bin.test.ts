@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:https';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -10,12 +10,37 @@ import { CLI_EXE, CLI_MAIN, REPO_ROOT, runCli } from '../helpers/cli.js';
 import { RegistrySession } from '../../src/layers/remote/transport.js';
 import { httpRequest } from '../../src/layers/remote/http.js';
 
-const CACHE_DIR = join(REPO_ROOT, 'dist', 'cli', 'code-cache');
-const BUNDLE = join(REPO_ROOT, 'dist', 'cli', 'bundle.cjs');
-const { commandName, restoreDeferredCaEnv } = createRequire(import.meta.url)(CLI_MAIN) as {
+const { commandName, restoreDeferredCaEnv, COMMANDS } = createRequire(import.meta.url)(CLI_MAIN) as {
   commandName: (a: string[]) => string;
   restoreDeferredCaEnv: (env: NodeJS.ProcessEnv) => void;
+  COMMANDS: ReadonlySet<string>;
 };
+
+/**
+ * A private copy of the executable's entry and bundle (so its code-cache directory is its own,
+ * untouched by other tests), and the cache file a command of it uses.
+ */
+async function privateCopy(dir: string): Promise<{ main: string; cacheOf: (command: string) => string; cacheDir: string }> {
+  const cli = join(dir, 'dist', 'cli');
+  await mkdir(cli, { recursive: true });
+  for (const f of ['bin.cjs', 'bundle.cjs']) await copyFile(join(REPO_ROOT, 'dist', 'cli', f), join(cli, f));
+  // Packages left outside the bundle resolve from its location.
+  await symlink(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'));
+  const cacheDir = join(cli, 'code-cache');
+  return {
+    main: join(cli, 'bin.cjs'),
+    cacheDir,
+    cacheOf: (command) => {
+      const st = statSync(join(cli, 'bundle.cjs'));
+      return join(cacheDir, `${command}-${process.version}-${process.arch}-${st.size}-${Math.trunc(st.mtimeMs)}.bin`);
+    },
+  };
+}
+
+function node(main: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const { status, stdout, stderr } = spawnSync(process.execPath, [main, ...args], { encoding: 'utf8' });
+  return { status, stdout, stderr };
+}
 
 /** A self-signed certificate for 127.0.0.1 (openssl), and an https server using it. */
 async function tlsServer(dir: string, body: Buffer): Promise<{ port: number; cert: string; close: () => Promise<void> }> {
@@ -45,35 +70,37 @@ function cacheFileOf(command: string): string {
 }
 
 describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
-  it('names the command past the global options', () => {
+  it('names the command past the global options; the list matches the command table', async () => {
     expect(commandName(['--root', '/x', 'run', '--rm', 'busybox'])).toBe('run');
     expect(commandName(['--root=/x', 'pull', 'a'])).toBe('pull');
     expect(commandName(['images'])).toBe('images');
     expect(commandName(['--version'])).toBe('none');
     expect(commandName([])).toBe('none');
-    // Never a path component: anything but a plain word shares one file.
+    // Mistyped or unknown commands share one cache, and nothing reaches a file name unchecked.
+    expect(commandName(['imagse'])).toBe('other');
     expect(commandName(['../../etc/x'])).toBe('other');
-    expect(commandName(['RUN'])).toBe('other');
+    const { commandModules } = await import('../../src/cli/commands/table.js');
+    expect([...COMMANDS].sort()).toEqual([...commandModules.keys(), 'help'].sort());
   });
 
   it('writes a code cache per command at exit, and runs correctly from it', async () => {
     const tmp = await makeTmp();
     try {
-      // A command name of its own, so no other test touches this cache file.
-      const file = cacheFileOf('cachecheck');
-      const first = await runCli(['cachecheck'], { root: tmp.dir });
-      expect(first.code).toBe(2);
-      expect(first.stderr).toMatch(/unknown command 'cachecheck'/);
+      const cli = await privateCopy(tmp.dir);
+      const root = join(tmp.dir, 'root');
+      const first = node(cli.main, ['--root', root, 'images', '-q']);
+      expect(first.status, first.stderr).toBe(0);
+      const file = cli.cacheOf('images');
       expect(existsSync(file)).toBe(true);
-      const size = statSync(file).size;
-      expect(size).toBeGreaterThan(1000);
+      expect(statSync(file).size).toBeGreaterThan(1000);
       // The second run reads it (V8 accepts it: it is not rewritten) and behaves the same.
       const mtime = statSync(file).mtimeMs;
-      const second = await runCli(['cachecheck'], { root: tmp.dir });
+      const second = node(cli.main, ['--root', root, 'images', '-q']);
       expect(second).toEqual(first);
       expect(statSync(file).mtimeMs).toBe(mtime);
-      // No temporary files are left beside the caches.
-      expect(readdirSync(CACHE_DIR).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+      // An unknown command goes to the shared `other` cache, and no temporary files are left.
+      expect(node(cli.main, ['imagse']).status).toBe(2);
+      expect(readdirSync(cli.cacheDir).sort()).toEqual([file, cli.cacheOf('other')].map((f) => f.slice(cli.cacheDir.length + 1)).sort());
     } finally {
       await tmp.cleanup();
     }
@@ -82,17 +109,16 @@ describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
   it('ignores a damaged cache and replaces it', async () => {
     const tmp = await makeTmp();
     try {
-      const file = cacheFileOf('damagedcache');
-      await runCli(['damagedcache'], { root: tmp.dir });
+      const cli = await privateCopy(tmp.dir);
+      expect(node(cli.main, ['--version']).status).toBe(0);
+      const file = cli.cacheOf('none');
       const good = readFileSync(file);
       // Garbage of the same length: V8 refuses it, the CLI still works, and the file is rewritten.
       writeFileSync(file, Buffer.alloc(good.length, 0x5a));
-      const r = await runCli(['damagedcache'], { root: tmp.dir });
-      expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/unknown command 'damagedcache'/);
-      expect(readFileSync(file).equals(Buffer.alloc(good.length, 0x5a))).toBe(false);
-      const v = await runCli(['--version'], { root: tmp.dir });
+      const v = node(cli.main, ['--version']);
+      expect(v.status).toBe(0);
       expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+      expect(readFileSync(file).equals(Buffer.alloc(good.length, 0x5a))).toBe(false);
     } finally {
       await tmp.cleanup();
     }
