@@ -858,8 +858,8 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
   if (foreground && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) bail("prctl: PR_SET_PDEATHSIG");
   /* The parent acks once the id maps are written and the child is in its cgroups. With a user
    * namespace nothing can be done before the maps exist, so wait right away. Without one, build
-   * the rootfs meanwhile and wait only before anything runs (fork or exec): moving a task into
-   * a cgroup v1 hierarchy can take an RCU grace period, and this overlaps it. */
+   * the rootfs meanwhile and wait only before anything runs (fork or exec), overlapping the
+   * parent's cgroup.procs writes (v2 only, when the child joins its v1 cgroups itself below). */
   bool early_ack = (c->nsflags & CLONE_NEWUSER) != 0;
   if (ch.joined_w >= 0) {
     join_v1_cgroups_self(c);
