@@ -14,7 +14,7 @@
  * handed to `store.place()`; a file that fails verification is deleted.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, readdir, rename, rm, stat, truncate, mkdir } from 'node:fs/promises';
+import { open, readdir, rename, rm, stat, truncate, mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
@@ -61,6 +61,45 @@ export async function hashFile(path: string, alg: 'sha256' | 'sha512' | 'blake3'
     });
     w.once('error', reject);
   });
+}
+
+/** Flush to disk after every this many bytes of a download (see EarlyWriteback). */
+const EARLY_SYNC_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Flushes a download to disk while it is still arriving (fdatasync on the thread pool, one at a
+ * time), so that the fsync which must follow the last byte before the blob may be placed has
+ * little left to write. Without it that fsync was ~25 ms of a 300 MB pull's end on this machine,
+ * with nothing else left to overlap it. A failed early flush is ignored: the final sync decides.
+ */
+class EarlyWriteback {
+  private pending = 0;
+  private running: Promise<void> | undefined;
+  private fh: FileHandle | undefined;
+  private closed = false;
+
+  constructor(private readonly path: string) {}
+
+  wrote(bytes: number): void {
+    this.pending += bytes;
+    if (this.pending < EARLY_SYNC_BYTES || this.running || this.closed) return;
+    this.pending = 0;
+    this.running = (async () => {
+      this.fh ??= await open(this.path, 'r');
+      await this.fh.datasync();
+    })()
+      .catch(() => {})
+      .finally(() => {
+        this.running = undefined;
+      });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.running;
+    await this.fh?.close().catch(() => {});
+    this.fh = undefined;
+  }
 }
 
 export class ResumableIngest {
@@ -136,6 +175,7 @@ export class ResumableIngest {
     let n = await this.offset();
     const h = await this.hasherAt(n).catch(() => undefined);
     let tooBig: SizeMismatchError | undefined;
+    const early = new EarlyWriteback(this.path);
     body.on('data', (chunk: Buffer) => {
       n += chunk.length;
       if (n > this.size && !tooBig) {
@@ -145,11 +185,13 @@ export class ResumableIngest {
       }
       h?.update(chunk);
       this.hashed = n;
+      early.wrote(chunk.length);
       onBytes?.(n);
     });
     try {
       await pipeline(body, createWriteStream(this.path, { flags: 'a', highWaterMark: 1 << 20 }));
     } catch (e) {
+      await early.close();
       // Some hashed bytes may not have reached the file: the running hash is no longer trusted
       // unless its length still matches the file (checked by hasherAt on the next append).
       if (tooBig) {
@@ -158,6 +200,7 @@ export class ResumableIngest {
       }
       throw e;
     }
+    await early.close();
     if (tooBig) {
       await this.discard();
       throw tooBig;
