@@ -6,6 +6,7 @@
  * next pull resumes them.
  */
 import pLimit from 'p-limit';
+import { Readable } from 'node:stream';
 import { createHasher, parseDigest, type Digest } from '../digest.js';
 import { isImage, isIndex, isLayer, isConfig, MediaTypes } from '../media-types.js';
 import { formatReference, parseReference, type Reference } from '../reference.js';
@@ -242,6 +243,21 @@ async function downloadBlob(
   return ing;
 }
 
+/** Writes verified in-memory content to a synced ingest file, for placing once the pull is complete. */
+async function stageBlob(store: OciStore, data: Buffer, digest: Digest): Promise<ResumableIngest> {
+  const ing = await ResumableIngest.open(store, digest, data.length);
+  try {
+    await ing.reset(); // a partial adopted from a dead process: this content is whole
+    await ing.append(Readable.from([data]));
+    await ing.verify();
+    await ing.sync();
+  } catch (e) {
+    await ing.discard().catch(() => {});
+    throw e;
+  }
+  return ing;
+}
+
 /** Fetches a small blob (config) into memory, verified. */
 async function fetchSmallBlob(client: RegistryClient, repo: string, desc: Descriptor, signal?: AbortSignal): Promise<Buffer> {
   if (desc.size > MAX_MANIFEST_SIZE * 4) throw new ProtocolError(`config blob ${desc.digest} is implausibly large (${desc.size} bytes)`);
@@ -331,14 +347,21 @@ export async function pullImage(storeOrOpening: OciStore | Promise<OciStore>, re
     const ingests: ResumableIngest[] = [];
     const seen = new Set<string>();
     const layers = manifest.layers.filter((l) => (seen.has(l.digest) ? false : (seen.add(l.digest), true)));
-    let configData: Buffer | undefined;
     const abort = new AbortController();
     const inner = signal ? AbortSignal.any([signal, abort.signal]) : abort.signal;
+    // Config and manifest are staged (written and synced beside the downloads) while the layers
+    // arrive, so that the end only renames them into place.
+    let configIngest: ResumableIngest | undefined;
+    let manifestIngest: ResumableIngest | undefined;
     try {
       await Promise.all([
         (async () => {
           if (await store.info(manifest.config.digest)) return;
-          configData = await fetchSmallBlob(client, ref.repository, manifest.config, inner);
+          const data = await fetchSmallBlob(client, ref.repository, manifest.config, inner);
+          configIngest = await stageBlob(store, data, manifest.config.digest);
+        })(),
+        (async () => {
+          manifestIngest = await stageBlob(store, image.raw, image.descriptor.digest);
         })(),
         ...layers.map((l) =>
           limit(async () => {
@@ -359,21 +382,24 @@ export async function pullImage(storeOrOpening: OciStore | Promise<OciStore>, re
       ]);
     } catch (e) {
       limit.clearQueue();
+      await Promise.all([configIngest?.discard(), manifestIngest?.discard()]).catch(() => {});
       if (signal?.aborted && !(e instanceof AbortedError)) throw new AbortedError('operation aborted', { cause: signal.reason });
       throw e;
     }
     throwIfAborted(signal);
     // Everything verified: make it visible, blobs before the manifest that names them.
-    await Promise.all([...ingests.map((ing) => ing.place()), ...(configData ? [store.put(configData, manifest.config.mediaType)] : [])]);
-    await store.put(image.raw, image.descriptor.mediaType);
+    await Promise.all([...ingests, ...(configIngest ? [configIngest] : [])].map((ing) => ing.place()));
+    await manifestIngest!.place();
     const tagged: Descriptor = {
       mediaType: image.descriptor.mediaType,
       digest: image.descriptor.digest,
       size: image.descriptor.size,
       ...(image.descriptor.platform ? { platform: image.descriptor.platform } : {}),
     };
-    await store.tag(display, tagged);
-    await recordSources(store.root, [manifest.config.digest, ...layers.map((l) => l.digest)], ref.registry, ref.repository).catch(() => {});
+    await Promise.all([
+      store.tag(display, tagged),
+      recordSources(store.root, [manifest.config.digest, ...layers.map((l) => l.digest)], ref.registry, ref.repository).catch(() => {}),
+    ]);
     o.onProgress?.({ type: 'done', ref: display, digest: tagged.digest });
     return tagged;
   } finally {
