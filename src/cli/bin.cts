@@ -20,7 +20,6 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
 
 /**
@@ -45,6 +44,9 @@ export const COMMANDS: ReadonlySet<string> = new Set([
   'images', 'inspect', 'history', 'tag', 'rmi', 'prune', 'import', 'save', 'load', 'help',
 ]);
 
+/** The commands that make HTTP requests (registries, ADD URLs). */
+const HTTP_COMMANDS: ReadonlySet<string> = new Set(['pull', 'push', 'login', 'build']);
+
 /** Which code cache a command line uses: its command's, `none` without one, `other` for the rest. */
 export function commandName(args: readonly string[]): string {
   for (let i = 0; i < args.length; i++) {
@@ -57,12 +59,14 @@ export function commandName(args: readonly string[]): string {
 
 function start(): void {
   restoreDeferredCaEnv(process.env);
-  // undici parses HTTP with llhttp compiled to WebAssembly. V8 soon tiers its huge state-machine
-  // function up to TurboFan on background threads: ~100 ms of CPU (perf) for every pull or push,
-  // even of a 1 MB image, competing with the transfer on a small machine. Liftoff's baseline code
-  // is fast enough here (body bytes pass llhttp as spans). Set before the bundle is compiled, as
-  // V8 keys code caches to its flags. Measured on a 1 MB pull: 0.13-0.15 s → 0.09 s.
-  setFlagsFromString('--liftoff-only');
+  const command = commandName(process.argv.slice(2));
+  // undici (ours, and Node's behind fetch) parses HTTP with llhttp compiled to WebAssembly. V8
+  // soon tiers its huge state-machine function up to TurboFan on background threads: ~100 ms of
+  // CPU (perf) for every pull or push, even of a 1 MB image, competing with the transfer on a
+  // small machine. Liftoff's baseline code is fast enough here (body bytes pass llhttp as spans).
+  // Only for the commands that speak HTTP (loading node:v8 costs ~3 ms), and before the bundle is
+  // compiled, as V8 keys code caches to its flags. A 1 MB pull: 0.13-0.15 s → 0.09 s.
+  if (HTTP_COMMANDS.has(command)) (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--liftoff-only');
   const bundle = join(__dirname, 'bundle.cjs');
   const fd = openSync(bundle, 'r');
   const st = fstatSync(fd);
@@ -71,7 +75,7 @@ function start(): void {
   const cacheDir = join(__dirname, 'code-cache');
   const cacheFile = join(
     cacheDir,
-    `${commandName(process.argv.slice(2))}-${process.version}-${process.arch}-${st.size}-${Math.trunc(st.mtimeMs)}.bin`,
+    `${command}-${process.version}-${process.arch}-${st.size}-${Math.trunc(st.mtimeMs)}.bin`,
   );
   let cachedData: Buffer | undefined;
   try {
