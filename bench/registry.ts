@@ -60,6 +60,16 @@
  * process CPU rose from 0.39 to 0.49-0.59 s with no wall gain (0.39-0.46 s); writing each chunk
  * with writeSync instead of the WriteStream (no thread-pool hand-offs, whose submissions showed
  * 25-44 ms of main-thread stalls under load): 0.41 s, unchanged.
+ *
+ * Then `perf` of a 1 MB pull found ~100 ms of CPU compiling undici's llhttp WebAssembly with
+ * TurboFan on background threads (the hidden load on the second core that the worker attempt had
+ * competed with). With `--liftoff-only` (src/cli/bin.cts), an fdatasync every 8 MB while a blob
+ * arrives (the final fsync fell from ~25-29 ms to ~4-7 ms), config and manifest staged as synced
+ * ingests during the download, and the https and http pings sent together: 0.31-0.32 s vs
+ * skopeo's 0.24-0.25 s (wall 1.26-1.34, CPU 1.10-1.17, BENCH_REPS=9-11). The hash worker, tried
+ * again on top of that: 0.36 s, CPU 0.42 s — still worse. The first layer request now leaves at
+ * ~75 ms after process start (Node ~20 ms, the CLI ~20 ms, ping/manifest/new root/ingests the
+ * rest); the data phase is about skopeo's, so what separates the two is mostly start-up.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
