@@ -353,16 +353,19 @@ export async function pullImage(storeOrOpening: OciStore | Promise<OciStore>, re
     // arrive, so that the end only renames them into place.
     let configIngest: ResumableIngest | undefined;
     let manifestIngest: ResumableIngest | undefined;
+    const staging = [
+      (async () => {
+        if (await store.info(manifest.config.digest)) return;
+        const data = await fetchSmallBlob(client, ref.repository, manifest.config, inner);
+        configIngest = await stageBlob(store, data, manifest.config.digest);
+      })(),
+      (async () => {
+        manifestIngest = await stageBlob(store, image.raw, image.descriptor.digest);
+      })(),
+    ];
     try {
       await Promise.all([
-        (async () => {
-          if (await store.info(manifest.config.digest)) return;
-          const data = await fetchSmallBlob(client, ref.repository, manifest.config, inner);
-          configIngest = await stageBlob(store, data, manifest.config.digest);
-        })(),
-        (async () => {
-          manifestIngest = await stageBlob(store, image.raw, image.descriptor.digest);
-        })(),
+        ...staging,
         ...layers.map((l) =>
           limit(async () => {
             const meter = new BlobMeter(o.onProgress, 'layer', l.digest, l.size);
@@ -382,6 +385,10 @@ export async function pullImage(storeOrOpening: OciStore | Promise<OciStore>, re
       ]);
     } catch (e) {
       limit.clearQueue();
+      // The staged config and manifest are not kept (unlike partial layers, for resuming): wait
+      // for the staging still under way, then remove what it wrote.
+      abort.abort(e);
+      await Promise.allSettled(staging);
       await Promise.all([configIngest?.discard(), manifestIngest?.discard()]).catch(() => {});
       if (signal?.aborted && !(e instanceof AbortedError)) throw new AbortedError('operation aborted', { cause: signal.reason });
       throw e;

@@ -296,20 +296,13 @@ export class RegistryClient {
       if (res.status >= 500 || res.status === 429) throw new RegistryError(res.status, [], `GET ${origin}/v2/`);
       return { origin };
     };
-    const https = attempt('https');
-    const http = this.allowHttp ? attempt('http') : undefined;
-    http?.catch(() => {}); // consulted only when https fails
+    // In order of preference; http is consulted only when https fails.
+    const attempts = this.allowHttp ? [attempt('https'), attempt('http')] : [attempt('https')];
+    for (const a of attempts) a.catch(() => {});
     let lastErr: unknown;
-    try {
-      return await https;
-    } catch (e) {
-      if (e instanceof AbortedError || signal?.aborted) throw e;
-      if (e instanceof RegistryError) throw e;
-      lastErr = e;
-    }
-    if (http) {
+    for (const a of attempts) {
       try {
-        return await http;
+        return await a;
       } catch (e) {
         if (e instanceof AbortedError || signal?.aborted) throw e;
         if (e instanceof RegistryError) throw e;
