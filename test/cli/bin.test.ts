@@ -63,12 +63,6 @@ async function tlsServer(dir: string, body: Buffer): Promise<{ port: number; cer
   };
 }
 
-/** The cache file the executable uses for `command` with the current bundle and Node. */
-function cacheFileOf(command: string): string {
-  const st = statSync(BUNDLE);
-  return join(CACHE_DIR, `${command}-${process.version}-${process.arch}-${st.size}-${Math.trunc(st.mtimeMs)}.bin`);
-}
-
 describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
   it('names the command past the global options; the list matches the command table', async () => {
     expect(commandName(['--root', '/x', 'run', '--rm', 'busybox'])).toBe('run');

@@ -1,8 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError } from '../helpers/cli.js';
-import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
+import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
 import { OciStore } from '../../src/layers/store.js';
 import { loadImage, writeImage } from '../../src/layers/image.js';
 import { MediaTypes } from '../../src/layers/media-types.js';
@@ -12,9 +11,7 @@ let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let root: string;
 const LONG = '/bin/sh -c set -e; echo a very long command line that docker would truncate';
 beforeEach(async () => {
-  tmp = await makeTmp();
-  root = join(tmp.dir, 'store');
-  await ensureBusybox(root);
+  ({ tmp, root } = await tmpBusyboxStore());
   // busybox + ENV (empty layer) + a RUN layer: three history steps, two layers
   const s = await OciStore.open(root);
   const base = await loadImage(s, (await s.resolve(BUSYBOX_REF))!);

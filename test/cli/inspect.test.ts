@@ -1,18 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
 import { open } from 'node:fs/promises';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError } from '../helpers/cli.js';
-import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
+import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
 import { OciStore } from '../../src/layers/store.js';
 import { loadImage } from '../../src/layers/image.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let root: string;
 beforeEach(async () => {
-  tmp = await makeTmp();
-  root = join(tmp.dir, 'store');
-  await ensureBusybox(root);
+  ({ tmp, root } = await tmpBusyboxStore());
 });
 afterEach(async () => tmp.cleanup());
 

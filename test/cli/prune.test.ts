@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
-import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
+import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
 import { OciStore } from '../../src/layers/store.js';
 import { loadImage, writeImage, chainIds } from '../../src/layers/image.js';
 import { MediaTypes } from '../../src/layers/media-types.js';
@@ -13,9 +13,7 @@ import { unpackImage } from '../../src/overlay/unpack.js';
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let root: string;
 beforeEach(async () => {
-  tmp = await makeTmp();
-  root = join(tmp.dir, 'store');
-  await ensureBusybox(root);
+  ({ tmp, root } = await tmpBusyboxStore());
 });
 afterEach(async () => tmp.cleanup());
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError } from '../helpers/cli.js';
-import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
+import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
 import { OciStore } from '../../src/layers/store.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
@@ -11,9 +11,7 @@ let root: string;
 let manifestDigest: string;
 let id: string;
 beforeEach(async () => {
-  tmp = await makeTmp();
-  root = join(tmp.dir, 'store');
-  await ensureBusybox(root);
+  ({ tmp, root } = await tmpBusyboxStore());
   const s = await OciStore.open(root);
   manifestDigest = (await s.resolve(BUSYBOX_REF))!.digest;
   await s.release();

@@ -4,7 +4,7 @@ import { open, readFile, readdir } from 'node:fs/promises';
 import tar from 'tar-stream';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError } from '../helpers/cli.js';
-import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
+import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
 import { OciStore } from '../../src/layers/store.js';
 import { loadImage } from '../../src/layers/image.js';
 import { digestOf } from '../../src/layers/digest.js';
@@ -12,9 +12,7 @@ import { digestOf } from '../../src/layers/digest.js';
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let root: string;
 beforeEach(async () => {
-  tmp = await makeTmp();
-  root = join(tmp.dir, 'store');
-  await ensureBusybox(root);
+  ({ tmp, root } = await tmpBusyboxStore());
 });
 afterEach(async () => tmp.cleanup());
 

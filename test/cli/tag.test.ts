@@ -1,16 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError } from '../helpers/cli.js';
-import { ensureBusybox } from '../helpers/base-image.js';
+import { tmpBusyboxStore } from '../helpers/base-image.js';
 import { OciStore } from '../../src/layers/store.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let root: string;
 beforeEach(async () => {
-  tmp = await makeTmp();
-  root = join(tmp.dir, 'store');
-  await ensureBusybox(root);
+  ({ tmp, root } = await tmpBusyboxStore());
 });
 afterEach(async () => tmp.cleanup());
 

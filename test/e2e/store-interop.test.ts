@@ -10,7 +10,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
-import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
+import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
 import { validateImage } from '../conformance/validate-image.js';
 import { OciStore } from '../../src/layers/store.js';
 import { findImage, imageId } from '../../src/layers/image.js';
@@ -38,9 +38,7 @@ beforeAll(async () => {
   for (const tool of ['oci-image-tool', 'skopeo', 'podman']) {
     if (sh('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is required for the interop tests (apt-get install ${tool})`);
   }
-  tmp = await makeTmp('imgbuild-interop-');
-  root = join(tmp.dir, 'store');
-  await ensureBusybox(root);
+  ({ tmp, root } = await tmpBusyboxStore('imgbuild-interop-'));
   // a gzip-layer variant next to the uncompressed base image
   const s = await OciStore.open(root);
   const base = await findImage(s, 'busybox');

@@ -70,3 +70,11 @@ export async function ensureBusybox(root: string): Promise<void> {
     await store.release();
   }
 }
+
+/** A new temporary directory holding a store (`<dir>/store`) with busybox:latest in it. */
+export async function tmpBusyboxStore(prefix?: string): Promise<{ tmp: Awaited<ReturnType<typeof makeTmp>>; root: string }> {
+  const tmp = await makeTmp(prefix);
+  const root = join(tmp.dir, 'store');
+  await ensureBusybox(root);
+  return { tmp, root };
+}

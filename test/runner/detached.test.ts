@@ -4,7 +4,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execIn, runSandbox, startDetached } from '../../src/runner/sandbox.js';
 import { SandboxError } from '../../src/runner/errors.js';
-import { alive, killIfAlive, makeBox, waitGone, type Box } from './fixture.js';
+import { alive, killIfAlive, makeBox, waitGone, type Box, sh } from './fixture.js';
 
 let box: Box;
 const started: number[] = [];
@@ -18,8 +18,6 @@ afterEach(async () => {
   }
   await box.cleanup();
 });
-
-const sh = (...a: string[]) => ['test-init', ...a];
 
 async function waitFile(path: string, ms = 10_000): Promise<string> {
   const end = Date.now() + ms;

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeBox, type Box } from './fixture.js';
+import { makeBox, type Box, sh } from './fixture.js';
 
 let box: Box;
 beforeEach(async () => {
@@ -14,8 +14,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await box.cleanup();
 });
-
-const sh = (...a: string[]) => ['test-init', ...a];
 
 describe('escape attempts fail', () => {
   it('writing /proc/sys/kernel/*', async () => {

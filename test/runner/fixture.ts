@@ -13,6 +13,9 @@ import type { SandboxSpec } from '../../src/runner/spec.js';
 export const repo = join(import.meta.dirname, '..', '..');
 export const testInit = join(repo, 'native', 'build', 'test-init');
 
+/** argv of test-init (native/test-init.c, the sandbox tests' program) running `a`. */
+export const sh = (...a: string[]): string[] => ['test-init', ...a];
+
 export interface Box {
   dir: string;
   rootfs: string;

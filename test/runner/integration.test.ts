@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execIn, runSandbox, startDetached } from '../../src/runner/sandbox.js';
-import { killIfAlive, makeBox, repo, waitGone, type Box } from './fixture.js';
+import { killIfAlive, makeBox, repo, waitGone, type Box, sh } from './fixture.js';
 
 let box: Box;
 const cleanups: (() => void)[] = [];
@@ -24,8 +24,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) c();
   await box.cleanup();
 });
-
-const sh = (...a: string[]) => ['test-init', ...a];
 
 function collect(): { stream: PassThrough; text: () => string } {
   const stream = new PassThrough();

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SandboxError } from '../../src/runner/errors.js';
 import { capabilitiesFromMask } from '../../src/runner/capabilities.js';
 import { AbortedError } from '../../src/errors.js';
-import { makeBox, waitGone, type Box } from './fixture.js';
+import { makeBox, waitGone, type Box, sh } from './fixture.js';
 
 let box: Box;
 beforeEach(async () => {
@@ -13,8 +13,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await box.cleanup();
 });
-
-const sh = (...a: string[]) => ['test-init', ...a];
 
 describe('runSandbox: process', () => {
   it('passes the exit code and separates stdout from stderr', async () => {
