@@ -18,7 +18,7 @@
  * `node dist/cli/main.js` runs the same program without the bundle.
  */
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { builtinModules, createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 
@@ -57,26 +57,62 @@ export function commandName(args: readonly string[]): string {
   return 'none';
 }
 
+/**
+ * The public Node modules this process has loaded (from process.moduleLoadList, whose entries read
+ * "NativeModule net", "NativeModule internal/…", "Internal Binding …"), in the order they were
+ * loaded: what an HTTP command's next run loads before it changes V8's flags (see start()).
+ */
+export function loadedBuiltins(moduleLoadList: readonly string[]): string[] {
+  const pub = new Set(builtinModules);
+  return moduleLoadList
+    .filter((e) => e.startsWith('NativeModule '))
+    .map((e) => e.slice('NativeModule '.length))
+    // `_tls_wrap`, `_http_agent`...: the legacy names of modules that their public ones load, and
+    // not loadable first (`_tls_wrap` before `tls` sees a half-made `tls`).
+    .filter((m) => pub.has(m) && !m.startsWith('_'));
+}
+
 function start(): void {
   restoreDeferredCaEnv(process.env);
   const command = commandName(process.argv.slice(2));
-  // undici (ours, and Node's behind fetch) parses HTTP with llhttp compiled to WebAssembly. V8
-  // soon tiers its huge state-machine function up to TurboFan on background threads: ~100 ms of
-  // CPU (perf) for every pull or push, even of a 1 MB image, competing with the transfer on a
-  // small machine. Liftoff's baseline code is fast enough here (body bytes pass llhttp as spans).
-  // Only for the commands that speak HTTP (loading node:v8 costs ~3 ms), and before the bundle is
-  // compiled, as V8 keys code caches to its flags. A 1 MB pull: 0.13-0.15 s → 0.09 s.
-  if (HTTP_COMMANDS.has(command)) (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--liftoff-only');
   const bundle = join(__dirname, 'bundle.cjs');
   const fd = openSync(bundle, 'r');
   const st = fstatSync(fd);
   const source = readFileSync(fd, 'utf8');
   closeSync(fd);
   const cacheDir = join(__dirname, 'code-cache');
-  const cacheFile = join(
-    cacheDir,
-    `${command}-${process.version}-${process.arch}-${st.size}-${Math.trunc(st.mtimeMs)}.bin`,
-  );
+  const cacheBase = join(cacheDir, `${command}-${process.version}-${process.arch}-${st.size}-${Math.trunc(st.mtimeMs)}`);
+  const cacheFile = `${cacheBase}.bin`;
+  const builtinsFile = `${cacheBase}.builtins`;
+  const http = HTTP_COMMANDS.has(command);
+  if (http) {
+    // undici (ours, and Node's behind fetch) parses HTTP with llhttp compiled to WebAssembly. V8
+    // soon tiers its huge state-machine function up to TurboFan on background threads: ~100 ms of
+    // CPU (perf) for every pull or push, even of a 1 MB image, competing with the transfer on a
+    // small machine. Liftoff's baseline code is fast enough here (body bytes pass llhttp as spans).
+    // Only for the commands that speak HTTP (loading node:v8 costs ~3 ms), and before the bundle
+    // is compiled, as V8 keys code caches to its flags. A 1 MB pull: 0.13-0.15 s → 0.09 s.
+    //
+    // Node's own modules have code caches too, built into the binary under the default flags: a
+    // module first loaded after the change is compiled from source. The ~30 modules behind a pull
+    // (net, tls, http, http2 and streams for undici, crypto, worker_threads, child_process...) took
+    // 19 ms that way against 7 ms from their caches, so the modules this command loaded on its last
+    // run (listed beside its code cache) are loaded first.
+    let preload: string[] = [];
+    try {
+      preload = readFileSync(builtinsFile, 'utf8').split('\n').filter(Boolean);
+    } catch {
+      // not made yet
+    }
+    for (const m of preload) {
+      try {
+        require(`node:${m}`);
+      } catch {
+        // a stale list naming a module this Node lacks: the command loads what it needs itself
+      }
+    }
+    (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--liftoff-only');
+  }
   let cachedData: Buffer | undefined;
   try {
     cachedData = readFileSync(cacheFile);
@@ -90,17 +126,21 @@ function start(): void {
   });
   if (cachedData === undefined || script.cachedDataRejected) {
     process.once('exit', () => {
-      const tmp = `${cacheFile}.${process.pid}.tmp`;
-      try {
-        mkdirSync(cacheDir, { recursive: true });
-        writeFileSync(tmp, script.createCachedData());
-        renameSync(tmp, cacheFile);
-      } catch {
-        // A read-only installation runs without a cache.
+      const files: [string, string | Buffer][] = [[cacheFile, script.createCachedData()]];
+      if (http) files.push([builtinsFile, `${loadedBuiltins((process as unknown as { moduleLoadList: string[] }).moduleLoadList).join('\n')}\n`]);
+      for (const [file, data] of files) {
+        const tmp = `${file}.${process.pid}.tmp`;
         try {
-          unlinkSync(tmp);
+          mkdirSync(cacheDir, { recursive: true });
+          writeFileSync(tmp, data);
+          renameSync(tmp, file);
         } catch {
-          // nothing was written
+          // A read-only installation runs without a cache.
+          try {
+            unlinkSync(tmp);
+          } catch {
+            // nothing was written
+          }
         }
       }
     });

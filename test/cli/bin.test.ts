@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:https';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -40,6 +41,18 @@ async function privateCopy(dir: string): Promise<{ main: string; cacheOf: (comma
 function node(main: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
   const { status, stdout, stderr } = spawnSync(process.execPath, [main, ...args], { encoding: 'utf8' });
   return { status, stdout, stderr };
+}
+
+/** node() without blocking this process's event loop (for a server of the test's own). */
+function nodeAsync(main: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    p.on('error', reject).on('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 /** A self-signed certificate for 127.0.0.1 (openssl), and an https server using it. */
@@ -96,6 +109,42 @@ describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
       expect(node(cli.main, ['imagse']).status).toBe(2);
       expect(readdirSync(cli.cacheDir).sort()).toEqual([file, cli.cacheOf('other')].map((f) => f.slice(cli.cacheDir.length + 1)).sort());
     } finally {
+      await tmp.cleanup();
+    }
+  });
+
+  it('an HTTP command also lists the Node modules it loaded, and its next run loads them first', async () => {
+    const tmp = await makeTmp();
+    const servers: Server[] = [];
+    try {
+      const cli = await privateCopy(tmp.dir);
+      const root = join(tmp.dir, 'root');
+      // A registry that knows no image: the pull fails after its ping and manifest request.
+      const reg = createHttpServer((req, res) => {
+        if (req.url === '/v2/') res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        else res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
+      });
+      await new Promise<void>((res) => reg.listen(0, '127.0.0.1', res));
+      servers.push(reg);
+      const args = ['--root', root, 'pull', '-q', `127.0.0.1:${(reg.address() as { port: number }).port}/none/image:1`];
+      const first = await nodeAsync(cli.main, args);
+      expect(first.status).not.toBe(0);
+      expect(first.stderr).toMatch(/MANIFEST_UNKNOWN/);
+      const list = cli.cacheOf('pull').replace(/\.bin$/, '.builtins');
+      const mods = readFileSync(list, 'utf8').trim().split('\n');
+      // undici's transport and the TLS attempt of the ping; never a legacy `_name` module
+      expect(mods).toEqual(expect.arrayContaining(['net', 'http', 'tls', 'crypto']));
+      expect(mods.filter((m) => m.startsWith('_') || m.startsWith('internal/'))).toEqual([]);
+      // The next run (modules preloaded, flags set, cache accepted) fails the same way.
+      expect(await nodeAsync(cli.main, args)).toEqual(first);
+      // A command that makes no HTTP request writes no list.
+      expect(node(cli.main, ['--root', root, 'images', '-q']).status).toBe(0);
+      expect(existsSync(cli.cacheOf('images').replace(/\.bin$/, '.builtins'))).toBe(false);
+      // A stale list naming a module this Node lacks is skipped.
+      writeFileSync(list, 'net\nno_such_module\n');
+      expect(await nodeAsync(cli.main, args)).toEqual(first);
+    } finally {
+      for (const s of servers) s.close();
       await tmp.cleanup();
     }
   });
