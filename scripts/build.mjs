@@ -60,6 +60,7 @@ async function bundleCli() {
     banner: { js: 'const __imgbuildBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
     sourcemap: 'external',
     metafile: true,
+    plugins: [lazyUndiciH2()],
     logLevel: 'error',
   });
   // The executable compiles this file itself (no shebang wanted: the line is blanked, so the source
@@ -77,4 +78,29 @@ async function bundleCli() {
   // A code cache is only valid for the bundle it was made from (see src/cli/bin.cts).
   rmSync(join(root, 'dist', 'cli', 'code-cache'), { recursive: true, force: true });
   chmodSync(join(root, 'dist', 'cli', 'bin.cjs'), 0o755);
+}
+
+/**
+ * undici's client requires its HTTP/2 module at load, which loads node:http2 (~2.3 ms of every
+ * registry command's start on a 2-core machine) although a connection uses it only when
+ * `allowH2` is set and ALPN picks h2, which imgbuild never asks for. This makes that require
+ * happen on first use instead. The build fails if undici's source no longer has the line, so
+ * that an upgrade cannot quietly undo it.
+ */
+function lazyUndiciH2() {
+  const line = "const connectH2 = require('./client-h2.js')";
+  return {
+    name: 'lazy-undici-h2',
+    setup(build) {
+      build.onLoad({ filter: /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/ }, (args) => {
+        const src = readFileSync(args.path, 'utf8');
+        if (src.split(line).length !== 2) {
+          console.error(`imgbuild build: ${args.path} no longer has "${line}" (see lazyUndiciH2 in scripts/build.mjs)`);
+          process.exit(1);
+        }
+        const lazy = 'let h2Module\nfunction connectH2 (...args) {\n  h2Module ??= require(\'./client-h2.js\')\n  return h2Module(...args)\n}';
+        return { contents: src.replace(line, lazy), loader: 'js' };
+      });
+    },
+  };
 }
