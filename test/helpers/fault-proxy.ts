@@ -32,6 +32,8 @@ export interface FaultProxy {
   host: string;
   url: string;
   seen: SeenRequest[];
+  /** TCP connections accepted (a TLS attempt on this plain port included). */
+  connections: number;
   rule: (req: SeenRequest, count: number) => Fault | undefined;
   /** Forgets recorded requests and per-path counts, and clears the rule. */
   reset(): void;
@@ -45,9 +47,11 @@ export async function startFaultProxy(target: string, listenHost = '127.0.0.1'):
     host: '',
     url: '',
     seen: [],
+    connections: 0,
     rule: () => undefined,
     reset: () => {
       proxy.seen.length = 0;
+      proxy.connections = 0;
       counts.clear();
       proxy.rule = () => undefined;
     },
@@ -134,6 +138,7 @@ export async function startFaultProxy(target: string, listenHost = '127.0.0.1'):
     }
     forward(req, res, seen, fault);
   });
+  server.on('connection', () => proxy.connections++);
   await new Promise<void>((r) => server.listen(0, listenHost, () => r()));
   const port = (server.address() as AddressInfo).port;
   proxy.host = `${listenHost}:${port}`;

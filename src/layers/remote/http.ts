@@ -30,3 +30,29 @@ export function httpRequest(
   const { dispatcher, ...rest } = o;
   return apiRequest.call(dispatcher, { ...rest, origin: url.origin, path: `${url.pathname}${url.search}` });
 }
+
+/** How much of a response body nobody reads is consumed to keep its connection (as undici's dump). */
+const DISCARD_LIMIT = 128 * 1024;
+
+/**
+ * Reads and drops a response body whose content does not matter (a ping, a HEAD, an upload's
+ * reply), so its connection goes back to the pool for the next request. undici's own
+ * `body.dump()` resolves on the stream's `close`, and a request made then found the connection
+ * not yet free: each one opened a new connection (seen with NODE_DEBUG=undici; the ping's
+ * connection was never used for the manifest). A body longer than the limit is destroyed, which
+ * closes its connection, as dump does.
+ */
+export async function discardBody(body: Dispatcher.ResponseData['body']): Promise<void> {
+  let n = 0;
+  try {
+    for await (const chunk of body) {
+      n += (chunk as Buffer).length;
+      if (n > DISCARD_LIMIT) {
+        body.destroy();
+        return;
+      }
+    }
+  } catch {
+    // a broken body of a response we do not read: its status is what counts
+  }
+}

@@ -22,6 +22,7 @@ import { DigestMismatchError } from '../errors.js';
 import { AbortedError, InvalidArgumentError, throwIfAborted } from '../../errors.js';
 import { findImage, loadImage, type LoadedImage } from '../image.js';
 import { RegistryError, ProtocolError, TransportError } from './errors.js';
+import { discardBody } from './http.js';
 import { BlobMeter, type PushEvent } from './progress.js';
 import { sessionFor, type RemoteOptions } from './pull.js';
 import { recordSources, sourcesOf } from './sources.js';
@@ -100,7 +101,7 @@ async function blobExists(ctx: UploadCtx, d: Descriptor): Promise<boolean> {
     what: `HEAD blob ${d.digest}`,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
-  await res.body.dump().catch(() => {});
+  await discardBody(res.body);
   return res.status === 200;
 }
 
@@ -116,7 +117,7 @@ async function startUpload(ctx: UploadCtx, d: Descriptor, from?: string): Promis
     what: from ? `mount blob ${d.digest} from ${from}` : `start upload of ${d.digest}`,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
-  await res.body.dump().catch(() => {});
+  await discardBody(res.body);
   if (res.status === 201) return undefined;
   return location(ctx, res, `start upload of ${d.digest}`);
 }
@@ -142,7 +143,7 @@ async function putMonolithic(ctx: UploadCtx, d: Descriptor, loc: URL, meter: Blo
     retry: false,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
-  await res.body.dump().catch(() => {});
+  await discardBody(res.body);
 }
 
 /** Where an upload session stands (`GET <location>` → 204 with `Range: 0-<last byte>`). */
@@ -155,7 +156,7 @@ async function uploadStatus(ctx: UploadCtx, url: URL, d: Descriptor): Promise<{ 
     what: `upload status of ${d.digest}`,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
-  await res.body.dump().catch(() => {});
+  await discardBody(res.body);
   const m = /^(?:bytes=)?0-(\d+)$/.exec(responseHeader(res.headers, 'range') ?? '');
   const next = m ? Number(m[1]) + 1 : 0;
   const loc = responseHeader(res.headers, 'location') ? await location(ctx, res, `upload status of ${d.digest}`) : url;
@@ -186,7 +187,7 @@ async function putChunked(ctx: UploadCtx, d: Descriptor, loc: URL, meter: BlobMe
         retry: false,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
       });
-      await res.body.dump().catch(() => {});
+      await discardBody(res.body);
       url = await location(ctx, res, `upload chunk of ${d.digest}`);
       start = end + 1;
       failures = 0;
@@ -213,7 +214,7 @@ async function putChunked(ctx: UploadCtx, d: Descriptor, loc: URL, meter: BlobMe
     retry: false,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
-  await res.body.dump().catch(() => {});
+  await discardBody(res.body);
 }
 
 /** Makes one blob present in the destination repository. */
@@ -299,7 +300,7 @@ async function putManifest(client: RegistryClient, repo: string, reference: stri
     what: `PUT manifest ${repo}:${reference}`,
     ...(signal ? { signal } : {}),
   });
-  await res.body.dump().catch(() => {});
+  await discardBody(res.body);
   const got = responseHeader(res.headers, 'docker-content-digest');
   if (got && got.startsWith('sha256:') && got !== digest) {
     throw new DigestMismatchError(digest, got, raw.length, `manifest pushed to ${repo}:${reference} (registry's Docker-Content-Digest)`);

@@ -8,7 +8,7 @@
  * Plain http is used only for loopback registries or when `insecure` is set, after https failed.
  */
 import type { Dispatcher } from 'undici';
-import { Agent, httpRequest } from './http.js';
+import { Agent, discardBody, httpRequest } from './http.js';
 import { Readable } from 'node:stream';
 import { isLoopbackRegistry, registryHost } from '../reference.js';
 import { deferredTrust } from './trust.js';
@@ -287,7 +287,7 @@ export class RegistryClient {
     const attempt = async (scheme: string): Promise<Base> => {
       const origin = `${scheme}://${this.host}`;
       const res = await this.send({ method: 'GET', url: new URL('/v2/', origin), headers: {}, signal });
-      await res.body.dump().catch(() => {});
+      await discardBody(res.body);
       if (res.status === 401) {
         const challenges = parseChallenges(res.headers['www-authenticate']);
         const challenge = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
@@ -326,6 +326,10 @@ export class RegistryClient {
       headers: { 'user-agent': this.session.userAgent, ...o.headers },
       body: o.body ?? null,
       signal: o.signal,
+      // undici closes a connection after a HEAD unless told otherwise, for servers that send a
+      // body with it; registries answer HEAD properly, and a push sends one per blob, each of
+      // which then cost a new connection for the upload that followed.
+      ...(o.method === 'HEAD' ? { reset: false } : {}),
       // TLS is verified except with --insecure or on loopback (as Docker treats 127.0.0.0/8)
       dispatcher: this.session.agent(Boolean(o.agentInsecure ?? (this.insecure || isLoopbackRegistry(o.url.host)))),
     });
@@ -472,7 +476,7 @@ export class RegistryClient {
       throw new AuthError(401, [{ code: 'UNAUTHORIZED', message: 'no credentials given' }], `login to ${this.registry}`, base.challenge?.params.realm);
     }
     const res = await this.request({ method: 'GET', path: '/v2/', scopes: [], expect: [200], what: `login to ${this.registry}`, ...(signal ? { signal } : {}) });
-    await res.body.dump().catch(() => {});
+    await discardBody(res.body);
     return scheme;
   }
 
@@ -516,7 +520,7 @@ export class RegistryClient {
           if (auth && url.origin === origin) headers.authorization = auth;
           res = await this.send({ method, url, headers, body, signal: spec.signal });
           if (res.status >= 300 && res.status < 400 && res.status !== 304 && header(res.headers, 'location')) {
-            await res.body.dump().catch(() => {});
+            await discardBody(res.body);
             if (++redirects > 10) throw new ProtocolError(`${spec.what}: too many redirects`);
             url = new URL(header(res.headers, 'location')!, url);
             this.checkScheme(url);
@@ -543,7 +547,7 @@ export class RegistryClient {
       if (spec.expect.includes(res.status)) return res;
       if (body instanceof Readable) body.destroy();
       const text = spec.method === 'HEAD' ? '' : await readText(res.body);
-      if (spec.method === 'HEAD') await res.body.dump().catch(() => {});
+      if (spec.method === 'HEAD') await discardBody(res.body);
       const diags = parseDiagnostics(text);
       if (res.status === 401 && base.challenge && !reauthed) {
         // the token may have expired or lack a scope the registry now names; fetch a fresh one once

@@ -53,6 +53,24 @@ beforeEach(() => proxy.reset());
 
 const isLayerGet = (r: { method: string; url: string }): boolean => r.method === 'GET' && r.url.endsWith(`/blobs/${layer.digest}`);
 
+describe('connections', () => {
+  it('a response nobody reads, and a HEAD, leave their connection for the next request', async () => {
+    // One layer: besides the https attempt, the ping, manifest, config and layer take at most two
+    // connections (config and layer are fetched at the same time).
+    const store = await emptyStore();
+    await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() });
+    expect(proxy.seen.map((r) => r.method)).toEqual(['GET', 'GET', 'GET', 'GET']);
+    expect(proxy.connections).toBeLessThanOrEqual(3);
+    // One blob at a time: the ping, HEADs, upload POSTs and PUTs and the manifest PUT could all
+    // share one connection. An unread body (undici's dump) or a HEAD (undici closes after one
+    // unless told not to) used to cost a connection each: 5 here.
+    proxy.reset();
+    await pushImage(src, BUSYBOX_REF, `${proxy.host}/faults/conns:1`, { session: testSession(), compression: 'none', concurrency: 1 });
+    expect(proxy.seen.map((r) => r.method)).toEqual(['GET', 'HEAD', 'POST', 'PUT', 'HEAD', 'POST', 'PUT', 'PUT']);
+    expect(proxy.connections).toBeLessThanOrEqual(3);
+  });
+});
+
 describe('registry errors', () => {
   it('MANIFEST_UNKNOWN for a missing tag, store unchanged', async () => {
     const store = await emptyStore();
