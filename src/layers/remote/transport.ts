@@ -302,7 +302,12 @@ export class RegistryClient {
     let lastErr: unknown;
     for (const a of attempts) {
       try {
-        return await a;
+        const base = await a;
+        // undici frees the ping's connection for its pool in a microtask after the response
+        // ends; the request that follows (the manifest), made before that, opened a connection
+        // of its own (NODE_DEBUG=undici). One turn of the event loop lets it be reused.
+        await new Promise((r) => setImmediate(r));
+        return base;
       } catch (e) {
         if (e instanceof AbortedError || signal?.aborted) throw e;
         if (e instanceof RegistryError) throw e;
