@@ -13,17 +13,19 @@
  * is hashed from the file once before the download continues. Only a verified file is
  * handed to `store.place()`; a file that fails verification is deleted.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { open, readdir, rename, rm, stat, truncate, mkdir, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { appendFile, open, readdir, rename, rm, stat, truncate, mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { algorithmOf, createHasher, hexOf, type Digest, type Hasher } from '../digest.js';
 import { DigestMismatchError, SizeMismatchError } from '../errors.js';
 import type { OciStore } from '../store.js';
 import { isProcessAlive } from '../pid.js';
+import type { ResponseBody } from './http.js';
+
+/** Received bytes that may wait for the disk before the connection is paused. */
+const WRITE_AHEAD = 1024 * 1024;
 
 /** Blobs at least this large are hashed on a worker thread. */
 const WORKER_HASH_MIN = 32 * 1024 * 1024;
@@ -170,41 +172,112 @@ export class ResumableIngest {
    * Appends a response body. Throws SizeMismatchError as soon as the blob would exceed its size
    * (the partial is then discarded, since its bytes cannot be trusted). On any other failure the
    * file keeps what reached it: that is the resume point.
+   *
+   * Chunks are hashed as they arrive and written in batches: one writev of everything that came
+   * while the previous write was running, the connection paused while more than WRITE_AHEAD bytes
+   * wait. Chunks that arrived before the connection broke are still written, so that the resume
+   * offset and the running hash agree.
    */
-  async append(body: Readable, onBytes?: (total: number) => void): Promise<void> {
+  async append(body: ResponseBody, onBytes?: (total: number) => void): Promise<void> {
     let n = await this.offset();
     const h = await this.hasherAt(n).catch(() => undefined);
-    let tooBig: SizeMismatchError | undefined;
+    const fh = await open(this.path, 'a');
     const early = new EarlyWriteback(this.path);
-    body.on('data', (chunk: Buffer) => {
-      n += chunk.length;
-      if (n > this.size && !tooBig) {
-        tooBig = new SizeMismatchError(this.size, n, this.digest);
-        body.destroy(tooBig);
-        return;
-      }
-      h?.update(chunk);
-      this.hashed = n;
-      early.wrote(chunk.length);
-      onBytes?.(n);
-    });
+    let tooBig: SizeMismatchError | undefined;
     try {
-      await pipeline(body, createWriteStream(this.path, { flags: 'a', highWaterMark: 1 << 20 }));
+      await new Promise<void>((resolve, reject) => {
+        let queue: Buffer[] = [];
+        let queued = 0;
+        let writing = false;
+        let paused = false;
+        let ended = false;
+        let netError: unknown;
+        let writeError: unknown;
+        const finish = (): void => {
+          if (writing) return;
+          if (writeError !== undefined) reject(writeError);
+          else if (queue.length > 0) return;
+          else if (netError !== undefined) reject(netError);
+          else if (ended) resolve();
+        };
+        const pump = (): void => {
+          if (writing || writeError !== undefined || queue.length === 0) return finish();
+          const bufs = queue;
+          const bytes = queued;
+          queue = [];
+          queued = 0;
+          writing = true;
+          if (paused) {
+            paused = false;
+            body.resume();
+          }
+          fh.writev(bufs).then(
+            ({ bytesWritten }) => {
+              writing = false;
+              if (bytesWritten !== bytes) throw new Error(`short write to ${this.path}: ${bytesWritten} of ${bytes} bytes`);
+              early.wrote(bytes);
+              pump();
+            },
+          ).catch((e: unknown) => {
+            writing = false;
+            writeError ??= e;
+            body.destroy(e as Error);
+            finish();
+          });
+        };
+        body
+          .pipeTo((chunk) => {
+            n += chunk.length;
+            if (n > this.size) {
+              tooBig ??= new SizeMismatchError(this.size, n, this.digest);
+              body.destroy(tooBig);
+              return false;
+            }
+            h?.update(chunk);
+            this.hashed = n;
+            onBytes?.(n);
+            queue.push(chunk);
+            queued += chunk.length;
+            pump();
+            if (queued < WRITE_AHEAD) return true;
+            paused = true;
+            return false;
+          })
+          .then(
+            () => {
+              ended = true;
+              finish();
+            },
+            (e: unknown) => {
+              netError = e;
+              finish();
+            },
+          );
+      });
     } catch (e) {
-      await early.close();
-      // Some hashed bytes may not have reached the file: the running hash is no longer trusted
-      // unless its length still matches the file (checked by hasherAt on the next append).
+      // Some hashed bytes may not have reached the file (a failed write): the running hash is no
+      // longer trusted unless its length still matches the file (checked by hasherAt next time).
+      await Promise.all([early.close(), fh.close().catch(() => {})]);
       if (tooBig) {
         await this.discard();
         throw tooBig;
       }
       throw e;
     }
-    await early.close();
-    if (tooBig) {
+    await Promise.all([early.close(), fh.close()]);
+  }
+
+  /** Appends content held in memory (a manifest or config already verified by the caller). */
+  async appendBuffer(data: Buffer): Promise<void> {
+    const n = await this.offset();
+    if (n + data.length > this.size) {
       await this.discard();
-      throw tooBig;
+      throw new SizeMismatchError(this.size, n + data.length, this.digest);
     }
+    const h = await this.hasherAt(n).catch(() => undefined);
+    await appendFile(this.path, data);
+    h?.update(data);
+    this.hashed = n + data.length;
   }
 
   /** Verifies size and digest of the complete file; a bad file is deleted. */

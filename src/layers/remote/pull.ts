@@ -6,7 +6,6 @@
  * next pull resumes them.
  */
 import pLimit from 'p-limit';
-import { Readable } from 'node:stream';
 import { createHasher, parseDigest, type Digest } from '../digest.js';
 import { isImage, isIndex, isLayer, isConfig, MediaTypes } from '../media-types.js';
 import { formatReference, parseReference, type Reference } from '../reference.js';
@@ -248,7 +247,7 @@ async function stageBlob(store: OciStore, data: Buffer, digest: Digest): Promise
   const ing = await ResumableIngest.open(store, digest, data.length);
   try {
     await ing.reset(); // a partial adopted from a dead process: this content is whole
-    await ing.append(Readable.from([data]));
+    await ing.appendBuffer(data);
     await ing.verify();
     await ing.sync();
   } catch (e) {

@@ -8,7 +8,7 @@
  * Plain http is used only for loopback registries or when `insecure` is set, after https failed.
  */
 import type { Dispatcher } from 'undici';
-import { Agent, discardBody, httpRequest } from './http.js';
+import { Agent, discardBody, httpRequest, type ResponseBody } from './http.js';
 import { Readable } from 'node:stream';
 import { isLoopbackRegistry, registryHost } from '../reference.js';
 import { deferredTrust } from './trust.js';
@@ -96,7 +96,7 @@ export interface SessionOptions {
 export interface RegistryResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
+  body: ResponseBody;
   url: URL;
 }
 
@@ -173,11 +173,11 @@ function header(h: RegistryResponse['headers'], name: string): string | undefine
   return Array.isArray(v) ? v[0] : v;
 }
 
-async function readText(body: Dispatcher.ResponseData['body'], limit = 64 * 1024): Promise<string> {
+async function readText(body: ResponseBody, limit = 64 * 1024): Promise<string> {
   let out = '';
   try {
     for await (const chunk of body) {
-      if (out.length < limit) out += (chunk as Buffer).toString('utf8');
+      if (out.length < limit) out += chunk.toString('utf8');
     }
   } catch {
     /* a broken error body still leaves the status to report */

@@ -4,7 +4,7 @@ declare module 'undici/lib/dispatcher/agent.js' {
   const Agent: unknown;
   export default Agent;
 }
-declare module 'undici/lib/api/api-request.js' {
-  const request: unknown;
-  export default request;
+declare module 'undici/lib/core/util.js' {
+  const util: unknown;
+  export default util;
 }
