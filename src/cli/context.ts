@@ -3,13 +3,15 @@
  * signal wired to SIGINT/SIGTERM in main.ts. Commands never read globals or call process.exit.
  */
 import type { Writable } from 'node:stream';
-import type { OciStore } from '../layers/store.js';
+import type { OciStore, StoreOpening } from '../layers/store.js';
 
 export interface CliContext {
   /** The store root after `--root` / IMGBUILD_ROOT / default resolution. */
   root(): string;
   /** Opens the image store lazily (creating it on first use). */
   store(): Promise<OciStore>;
+  /** The same store's opening, for a command that can start before a new root is laid out. */
+  opening(): Promise<StoreOpening>;
   readonly stdout: Writable;
   readonly stderr: Writable;
   readonly env: NodeJS.ProcessEnv;

@@ -40,14 +40,15 @@ async function main(argv: string[]): Promise<number> {
   }
 
   let root: string | undefined;
-  let storePromise: Promise<import('../layers/store.js').OciStore> | undefined;
+  let opening: Promise<import('../layers/store.js').StoreOpening> | undefined;
   const { defaultRoot } = await import('../layers/root.js');
   const ctx: CliContext = {
     root: () => root ?? defaultRoot(process.env),
-    store: () => {
-      storePromise ??= import('../layers/store.js').then((m) => m.OciStore.open(ctx.root()));
-      return storePromise;
+    opening: () => {
+      opening ??= import('../layers/store.js').then((m) => m.OciStore.begin(ctx.root()));
+      return opening;
     },
+    store: () => ctx.opening().then((o) => o.store),
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
@@ -82,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`imgbuild: INTERNAL: ${err?.stack ?? String(e)}\nThis is a bug in imgbuild; please report it with the output above.\n`);
     return 1;
   } finally {
-    if (storePromise) await storePromise.then((s) => s.release()).catch(() => {});
+    if (opening) await opening.then((o) => o.store).then((s) => s.release()).catch(() => {});
   }
 }
 

@@ -128,6 +128,19 @@ class FileBlobWriter implements BlobWriter {
   }
 }
 
+/** A store being opened (OciStore.begin). */
+export interface StoreOpening {
+  /** The resolved root. */
+  readonly root: string;
+  /**
+   * Resolves once blobs may be looked up under `<root>/blobs` and staged under `<root>/ingest`:
+   * an existing store validated, or a new root's directories made while its layout files are
+   * still being written. Rejects as `store` does.
+   */
+  readonly usable: Promise<void>;
+  readonly store: Promise<OciStore>;
+}
+
 export class OciStore implements ImageStore {
   private readonly leaseFile: string;
   private leasing: Promise<void> | undefined;
@@ -137,15 +150,48 @@ export class OciStore implements ImageStore {
   }
 
   /** Opens (creating when missing) the store at `root`; refuses a store written by a newer version. */
-  static async open(root: string): Promise<OciStore> {
+  static open(root: string): Promise<OciStore> {
+    return OciStore.begin(root).store;
+  }
+
+  /**
+   * Opens the store at `root` in two steps, for a caller that can start on blobs before a new
+   * root's layout is complete (a pull: a new root's fsync'd layout files took ~5 ms of the time
+   * between the manifest's arrival and the first layer request).
+   */
+  static begin(root: string): StoreOpening {
     // Resolved once here: paths derived from the root end up in mounts and in a sandbox that
     // runs with another cwd, where a relative root would mean something else.
     const s = new OciStore(resolve(root));
-    await s.init();
-    return s;
+    let markUsable!: () => void;
+    let failUsable!: (e: unknown) => void;
+    const usable = new Promise<void>((res, rej) => {
+      markUsable = res;
+      failUsable = rej;
+    });
+    usable.catch(() => {}); // reported through `store`, which every caller awaits
+    const store = s.init(markUsable).then(
+      () => s,
+      (e: unknown) => {
+        failUsable(e);
+        throw e;
+      },
+    );
+    return { root: s.root, usable, store };
   }
 
-  private async init(): Promise<void> {
+  /** Size of the blob `d` under `root`, or undefined when it is not there. */
+  static async infoAt(root: string, d: Digest): Promise<{ digest: Digest; size: number } | undefined> {
+    try {
+      const st = await stat(blobPath(root, d));
+      return { digest: d, size: st.size };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  private async init(markUsable: () => void): Promise<void> {
     const versionFile = join(this.root, 'imgbuild.json');
     let existing: string | undefined;
     try {
@@ -162,12 +208,14 @@ export class OciStore implements ImageStore {
       }
       if (typeof v !== 'number') throw new CorruptStoreError(versionFile, 'missing numeric "version"');
       if (v > STORE_VERSION) throw new StoreVersionError(this.root, v, STORE_VERSION);
+      markUsable();
       return;
     }
     // A new root. Independent steps run together (each file write is fsync'd); imgbuild.json,
     // the mark of a complete layout, is written last.
     await mkdir(this.root, { recursive: true });
     await Promise.all(['blobs/sha256', 'ingest', 'leases'].map((d) => mkdir(join(this.root, d), { recursive: true })));
+    markUsable();
     await withLock(join(this.root, 'index.json'), async () => {
       try {
         await stat(join(this.root, 'index.json'));
@@ -207,14 +255,8 @@ export class OciStore implements ImageStore {
     return blobPath(this.root, d);
   }
 
-  async info(d: Digest): Promise<{ digest: Digest; size: number } | undefined> {
-    try {
-      const st = await stat(blobPath(this.root, d));
-      return { digest: d, size: st.size };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
-    }
+  info(d: Digest): Promise<{ digest: Digest; size: number } | undefined> {
+    return OciStore.infoAt(this.root, d);
   }
 
   async reader(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Readable> {

@@ -17,9 +17,9 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-q, --quiet', 'print only the image reference')
     .action(async (ref: string, flags: PullFlags) => {
       // The store opens (and a new root is laid out) while the registry client's modules load and
-      // while the manifest is fetched: pullImage takes the opening store and waits for it only
-      // when it has blobs to write.
-      const opening = ctx.store();
+      // while the manifest is fetched: pullImage takes the opening store, starts the downloads
+      // once its directories exist and waits for the rest only to place what it fetched.
+      const opening = ctx.opening();
       opening.catch(() => {}); // awaited below; a failure surfaces there, never as unhandled
       const [{ pullImage }, { parsePlatform }, { createTransferRenderer }, { parseReference, formatReference }] = await Promise.all([
         import('../../layers/remote/pull.js'),
@@ -29,13 +29,13 @@ export default function register(program: Command, ctx: CliContext): void {
       ]);
       const full = formatReference(parseReference(ref));
       const quiet = Boolean(flags.quiet);
-      const before = quiet ? undefined : opening.then((s) => s.resolve(full));
+      const before = quiet ? undefined : opening.then((op) => op.store).then((s) => s.resolve(full));
       before?.catch(() => {});
       if (!quiet) ctx.stdout.write(`Pulling ${full}\n`);
       const r = createTransferRenderer({ out: ctx.stdout, isTTY: ctx.isTTY, quiet, direction: 'pull' });
       let desc;
       try {
-        desc = await pullImage(opening, ref, {
+        desc = await pullImage(await opening, ref, {
           platform: parsePlatform(flags.platform ?? 'linux/amd64'),
           ...(flags.insecure ? { insecure: true } : {}),
           signal: ctx.signal,

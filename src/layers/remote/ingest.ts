@@ -111,15 +111,17 @@ export class ResumableIngest {
   private hashed = 0;
 
   private constructor(
-    private readonly store: OciStore,
     readonly path: string,
     readonly digest: Digest,
     readonly size: number,
   ) {}
 
-  /** Opens an ingest for `digest`, adopting a partial download left by a dead process. */
-  static async open(store: OciStore, digest: Digest, size: number): Promise<ResumableIngest> {
-    const dir = join(store.root, 'ingest');
+  /**
+   * Opens an ingest for `digest` in the store at `root` (which need not have finished opening:
+   * see OciStore.begin), adopting a partial download left by a dead process.
+   */
+  static async open(root: string, digest: Digest, size: number): Promise<ResumableIngest> {
+    const dir = join(root, 'ingest');
     await mkdir(dir, { recursive: true });
     const suffix = `-remote-${algorithmOf(digest)}-${hexOf(digest)}`;
     const path = join(dir, `${process.pid}-${randomBytes(4).toString('hex')}${suffix}`);
@@ -135,7 +137,7 @@ export class ResumableIngest {
     }
     const fh = await open(path, 'a');
     await fh.close();
-    return new ResumableIngest(store, path, digest, size);
+    return new ResumableIngest(path, digest, size);
   }
 
   /** Bytes already on disk: where a Range request continues. */
@@ -312,11 +314,11 @@ export class ResumableIngest {
     this.synced = true;
   }
 
-  /** Moves the verified (and synced) file into `blobs/`. */
-  async place(): Promise<void> {
+  /** Moves the verified (and synced) file into `store`'s blobs. */
+  async place(store: OciStore): Promise<void> {
     if (!this.synced) await this.sync();
     try {
-      await this.store.place(this.path, this.digest);
+      await store.place(this.path, this.digest);
     } finally {
       await rm(this.path, { force: true });
     }

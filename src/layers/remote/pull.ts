@@ -9,7 +9,7 @@ import pLimit from 'p-limit';
 import { createHasher, parseDigest, type Digest } from '../digest.js';
 import { isImage, isIndex, isLayer, isConfig, MediaTypes } from '../media-types.js';
 import { formatReference, parseReference, type Reference } from '../reference.js';
-import type { OciStore } from '../store.js';
+import { OciStore, type StoreOpening } from '../store.js';
 import type { Descriptor, Index, Manifest, Platform } from '../types.js';
 import { DigestMismatchError, UnsupportedMediaTypeError } from '../errors.js';
 import { AbortedError, ImgbuildError, throwIfAborted } from '../../errors.js';
@@ -171,7 +171,7 @@ function validateManifest(m: Manifest, ref: string): void {
  * place once everything has arrived. Broken transfers continue with a Range request.
  */
 async function downloadBlob(
-  store: OciStore,
+  root: string,
   client: RegistryClient,
   repo: string,
   desc: Descriptor,
@@ -179,7 +179,7 @@ async function downloadBlob(
   attempts: number,
   signal?: AbortSignal,
 ): Promise<ResumableIngest> {
-  const ing = await ResumableIngest.open(store, desc.digest, desc.size);
+  const ing = await ResumableIngest.open(root, desc.digest, desc.size);
   let progressAt = -1;
   for (let attempt = 1; ; attempt++) {
     throwIfAborted(signal);
@@ -243,8 +243,8 @@ async function downloadBlob(
 }
 
 /** Writes verified in-memory content to a synced ingest file, for placing once the pull is complete. */
-async function stageBlob(store: OciStore, data: Buffer, digest: Digest): Promise<ResumableIngest> {
-  const ing = await ResumableIngest.open(store, digest, data.length);
+async function stageBlob(root: string, data: Buffer, digest: Digest): Promise<ResumableIngest> {
+  const ing = await ResumableIngest.open(root, digest, data.length);
   try {
     await ing.reset(); // a partial adopted from a dead process: this content is whole
     await ing.appendBuffer(data);
@@ -320,15 +320,19 @@ export async function resolveRemote(
  *
  * The store may be given while it is still opening: the registry round trips that resolve the
  * manifest (ping, an https attempt first for a loopback or insecure registry, the manifest, an
- * index's platform manifest) need no store, so a caller that passes `OciStore.open()`'s promise
- * overlaps them with a new root's fsync'd layout. With `imgbuild pull` doing so (the CLI handing
- * over `ctx.store()` unawaited), a 1 MB image into a new root took 0.24 s instead of 0.27 s
- * (median of 21, interleaved, load 1.9; skopeo 0.03 s); on the 300 MB image the gain is inside
- * the noise (0.57 | 0.59 s vs 0.55 | 0.60 s, load 3-4).
+ * index's platform manifest) need no store, so a caller that passes `OciStore.begin()`'s opening
+ * overlaps them with a new root's fsync'd layout, and the layers start downloading as soon as the
+ * root's directories exist (the layout is awaited before anything is placed). `imgbuild pull`
+ * does so. A plain promise of a store is awaited before the first download.
  */
-export async function pullImage(storeOrOpening: OciStore | Promise<OciStore>, refInput: string, o: PullOptions = {}): Promise<Descriptor> {
-  const opening = Promise.resolve(storeOrOpening);
-  opening.catch(() => {}); // reported where it is awaited, not as an unhandled rejection meanwhile
+export async function pullImage(target: OciStore | Promise<OciStore> | StoreOpening, refInput: string, o: PullOptions = {}): Promise<Descriptor> {
+  const opening: { root?: string; usable: Promise<unknown>; store: Promise<OciStore> } =
+    target instanceof OciStore
+      ? { root: target.root, usable: Promise.resolve(), store: Promise.resolve(target) }
+      : 'usable' in target
+        ? target
+        : { usable: target, store: target };
+  opening.store.catch(() => {}); // reported where it is awaited, not as an unhandled rejection meanwhile
   const ref = parseReference(refInput);
   const display = formatReference(ref);
   const platform = typeof o.platform === 'string' ? parsePlatform(o.platform) : (o.platform ?? { os: 'linux', architecture: 'amd64' });
@@ -339,7 +343,8 @@ export async function pullImage(storeOrOpening: OciStore | Promise<OciStore>, re
     const { image } = await resolveRemote(client, ref, { platform, ...(signal ? { signal } : {}) });
     const manifest = image.doc as Manifest;
     validateManifest(manifest, display);
-    const store = await opening;
+    await opening.usable;
+    const root = opening.root ?? (await opening.store).root;
     o.onProgress?.({ type: 'resolved', ref: display, digest: image.descriptor.digest, mediaType: image.descriptor.mediaType, blobs: manifest.layers.length + 1 });
 
     const limit = pLimit(Math.max(1, o.concurrency ?? 6));
@@ -354,26 +359,32 @@ export async function pullImage(storeOrOpening: OciStore | Promise<OciStore>, re
     let manifestIngest: ResumableIngest | undefined;
     const staging = [
       (async () => {
-        if (await store.info(manifest.config.digest)) return;
+        if (await OciStore.infoAt(root, manifest.config.digest)) return;
         const data = await fetchSmallBlob(client, ref.repository, manifest.config, inner);
-        configIngest = await stageBlob(store, data, manifest.config.digest);
+        configIngest = await stageBlob(root, data, manifest.config.digest);
       })(),
       (async () => {
-        manifestIngest = await stageBlob(store, image.raw, image.descriptor.digest);
+        manifestIngest = await stageBlob(root, image.raw, image.descriptor.digest);
       })(),
     ];
+    // a new root's layout, still being written: its failure stops the downloads too
+    const laidOut = opening.store.catch((e: unknown) => {
+      abort.abort(e);
+      throw e;
+    });
     try {
       await Promise.all([
+        laidOut,
         ...staging,
         ...layers.map((l) =>
           limit(async () => {
             const meter = new BlobMeter(o.onProgress, 'layer', l.digest, l.size);
-            if (await store.info(l.digest)) {
+            if (await OciStore.infoAt(root, l.digest)) {
               meter.phase('exists', l.size);
               return;
             }
             meter.phase('waiting');
-            const ing = await downloadBlob(store, client, ref.repository, l, meter, session.retry.attempts, inner);
+            const ing = await downloadBlob(root, client, ref.repository, l, meter, session.retry.attempts, inner);
             ingests.push(ing);
             meter.phase('done', l.size);
           }).catch((e: unknown) => {
@@ -393,9 +404,10 @@ export async function pullImage(storeOrOpening: OciStore | Promise<OciStore>, re
       throw e;
     }
     throwIfAborted(signal);
+    const store = await opening.store;
     // Everything verified: make it visible, blobs before the manifest that names them.
-    await Promise.all([...ingests, ...(configIngest ? [configIngest] : [])].map((ing) => ing.place()));
-    await manifestIngest!.place();
+    await Promise.all([...ingests, ...(configIngest ? [configIngest] : [])].map((ing) => ing.place(store)));
+    await manifestIngest!.place(store);
     const tagged: Descriptor = {
       mediaType: image.descriptor.mediaType,
       digest: image.descriptor.digest,

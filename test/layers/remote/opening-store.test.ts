@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { makeTmp } from '../../helpers/tmp.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { ensureBusybox, BUSYBOX_REF } from '../../helpers/base-image.js';
@@ -35,6 +36,30 @@ describe('pull into a store that is still opening', () => {
     const store = await opening;
     expect(await store.resolve(dest)).toMatchObject({ digest: pulled.digest });
     await validateStoredImage(store, pulled);
+  });
+
+  it('downloads into a new root once its directories exist, and places once it is laid out', async () => {
+    const opening = OciStore.begin(join(tmp.dir, 'dst-early'));
+    await opening.usable;
+    expect(existsSync(join(opening.root, 'ingest'))).toBe(true);
+    expect(existsSync(join(opening.root, 'blobs', 'sha256'))).toBe(true);
+    const pulled = await pullImage(opening, dest, { session: testSession() });
+    const store = await opening.store;
+    expect(existsSync(join(opening.root, 'imgbuild.json'))).toBe(true);
+    expect(await store.resolve(dest)).toMatchObject({ digest: pulled.digest });
+    await validateStoredImage(store, pulled);
+    expect(await readdir(join(opening.root, 'ingest'))).toEqual([]);
+  });
+
+  it('an existing store that cannot be used gets nothing written, and fails the pull', async () => {
+    const root = join(tmp.dir, 'corrupt');
+    await mkdir(join(root, 'ingest'), { recursive: true });
+    await writeFile(join(root, 'imgbuild.json'), '{ not json');
+    const opening = OciStore.begin(root);
+    await expect(opening.usable).rejects.toThrow(/not valid JSON/);
+    await expect(pullImage(opening, dest, { session: testSession() })).rejects.toThrow(/not valid JSON/);
+    expect(await readdir(join(root, 'ingest'))).toEqual([]);
+    expect(existsSync(join(root, 'blobs'))).toBe(false);
   });
 
   it('fails with the store error when the store cannot be opened', async () => {
