@@ -73,7 +73,12 @@ async function bundleCli() {
     console.error(`imgbuild build: the CLI bundle still has a dynamic import of ${dynamic.map((i) => i.path).join(', ')}; import it statically`);
     process.exit(1);
   }
-  const code = readFileSync(outfile, 'utf8').replace(/^#!.*\n/, '\n');
+  // esbuild writes strings, templates and identifiers as ASCII but leaves comments and regular
+  // expression literals as they are; \u escapes mean the same in both. An ASCII file can be read
+  // as latin1, which takes the executable half the time of decoding UTF-8 (~1 ms of each start).
+  const code = readFileSync(outfile, 'utf8')
+    .replace(/^#!.*\n/, '\n')
+    .replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   writeFileSync(outfile, code);
   // A code cache is only valid for the bundle it was made from (see src/cli/bin.cts).
   rmSync(join(root, 'dist', 'cli', 'code-cache'), { recursive: true, force: true });

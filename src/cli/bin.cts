@@ -93,7 +93,7 @@ function start(): void {
   const bundle = join(__dirname, 'bundle.cjs');
   const fd = openSync(bundle, 'r');
   const st = fstatSync(fd);
-  const source = readFileSync(fd, 'utf8');
+  const source = readFileSync(fd, 'latin1'); // ASCII only (scripts/build.mjs)
   closeSync(fd);
   const cacheDir = join(__dirname, 'code-cache');
   const cacheBase = join(cacheDir, `${command}-${process.version}-${process.arch}-${st.size}-${Math.trunc(st.mtimeMs)}`);
