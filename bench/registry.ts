@@ -70,6 +70,21 @@
  * again on top of that: 0.36 s, CPU 0.42 s — still worse. The first layer request now leaves at
  * ~75 ms after process start (Node ~20 ms, the CLI ~20 ms, ping/manifest/new root/ingests the
  * rest); the data phase is about skopeo's, so what separates the two is mostly start-up.
+ *
+ * Next round (BENCH_OPS=pull, medians of 9-11, same host): the built-in code caches Node refused
+ * after --liftoff-only (modules loaded first now, 19 → 7 ms), an eightfold interrupt budget for
+ * the transfer commands (TurboFan ~53 → ~8 ms of CPU during the data phase), connections reused
+ * after the ping and every HEAD, requests through undici's dispatch with our own handler (no
+ * Readable/WriteStream per chunk: CPU 0.30 → 0.27 s), downloads started before a new root's layout
+ * files are written, and an early writeback every 4 MB instead of 8 (8 MB: 1.16-1.17, 4 MB:
+ * 1.06-1.08): 1.36 → 1.06-1.15, the CPU ratio 1.20 → 0.93-0.97; push 0.81 → 0.67. A system-wide
+ * perf then shows the main thread busy throughout the data phase and the second core ~25% idle,
+ * yet hashing on a worker (a thread that reads each file back as it grows, no copies on the main
+ * thread) was slower again: 1.15 against 1.07, CPU 0.35 against 0.28 s, its start costing ~40 ms
+ * of CPU because Node's built-in caches are refused in a worker too under the changed flags. The
+ * first layer request now leaves ~48 ms after exec against skopeo's ~14: Node's start ~20 ms, our
+ * bundle's code cache and the preloaded modules ~12 ms, the ping and manifest (an https attempt
+ * beside the http one, llhttp compiled on the first connection) ~15 ms.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
