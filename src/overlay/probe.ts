@@ -13,6 +13,7 @@
  *   so both are switched off and the upper dir stays a complete record of the changes.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
+import { exists } from '../exists.js';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../layers/atomic.js';
@@ -49,13 +50,6 @@ async function inInitialUserNamespace(): Promise<boolean> {
   } catch {
     return true;
   }
-}
-
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** Which optional features the overlay module knows (a parameter file means the option exists). */

@@ -8,7 +8,8 @@
  * before exec, so every descendant (a fork bomb included) is accounted and can be killed as a group
  * even when the imgbuild process that started it is gone.
  */
-import { mkdir, readFile, readdir, rm, rmdir, statfs, writeFile, access, realpath } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, rmdir, statfs, writeFile, realpath } from 'node:fs/promises';
+import { exists } from '../exists.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImgbuildError } from '../errors.js';
@@ -56,15 +57,6 @@ const CFS_PERIOD_US = 100_000;
  */
 const V1_CONTROLLERS = ['memory', 'cpu', 'pids', 'freezer'] as const;
 const V2_CONTROLLERS = ['memory', 'cpu', 'pids'] as const;
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * v2 when the root itself is a cgroup2 mount (or, for a tree that is not cgroupfs at all, when it

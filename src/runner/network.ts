@@ -17,7 +17,8 @@
  * opens 127.0.0.0/8 to martian routing; a proxy needs no sysctl and works with any iptables backend.
  */
 import { execFile } from 'node:child_process';
-import { access, mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { exists } from '../exists.js';
 import { join } from 'node:path';
 import { withLock } from '../lock.js';
 import { ImgbuildError } from '../errors.js';
@@ -83,15 +84,6 @@ function run(cmd: string, args: string[], o: { input?: string; signal?: AbortSig
 }
 
 const ip = (args: string[], o?: { input?: string; signal?: AbortSignal }): Promise<string> => run('ip', args, o);
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // ---- IPv4 arithmetic -------------------------------------------------------------------------
 

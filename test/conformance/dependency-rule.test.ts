@@ -1,8 +1,8 @@
 /**
  * Enforces DESIGN.md's dependency rule on the source tree:
  * cli → builder/containers → overlay → layers; runner depends on nothing internal (but errors.ts);
- * overlay may import runner/spec.ts for types only; nothing imports cli. src/errors.ts and
- * src/lock.ts depend on nothing internal and are open to all.
+ * overlay may import runner/spec.ts for types only; nothing imports cli. src/errors.ts,
+ * src/lock.ts and src/exists.ts depend on nothing internal and are open to all.
  */
 import { describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -33,7 +33,16 @@ const ALLOWED: Record<string, string[]> = {
   root: ['builder', 'containers', 'overlay', 'layers', 'runner'],
 };
 
+/** Root modules that depend on nothing internal (checked below), usable from every area. */
+const OPEN_TO_ALL = new Set(['errors.ts', 'lock.ts', 'exists.ts']);
+
 describe('dependency rule', () => {
+  it('the modules open to all import nothing internal but each other', () => {
+    for (const rel of OPEN_TO_ALL) {
+      const specs = [...readFileSync(join(SRC, rel), 'utf8').matchAll(/from\s+['"](\.[^'"]+)['"]/g)].map((m) => m[1]!);
+      expect(specs.filter((spec) => !OPEN_TO_ALL.has(relative(SRC, resolve(dirname(join(SRC, rel)), spec)).replace(/\.js$/, '.ts'))), rel).toEqual([]);
+    }
+  });
   const all = files(SRC);
   it('finds the source tree', () => {
     expect(all.length).toBeGreaterThan(5);
@@ -49,7 +58,7 @@ describe('dependency rule', () => {
         const target = resolve(dirname(f), spec).replace(/\.js$/, '.ts');
         const rel = relative(SRC, target);
         // Dependency-free modules every area may use.
-        if (rel === 'errors.ts' || rel === 'lock.ts') continue;
+        if (OPEN_TO_ALL.has(rel)) continue;
         const to = area(target);
         if (to === from) continue;
         if (from === 'overlay' && to === 'runner' && typeOnly && rel === 'runner/spec.ts') continue;
