@@ -165,7 +165,8 @@ function layerTar(files: { path: string; size: number; mode: number }[]): Readab
     }
     pack.finalize();
   })().catch((e: unknown) => pack.destroy(e as Error));
-  return pack;
+  // a streamx Readable: writeLayerBlob only pipes and iterates it, which both kinds support
+  return pack as unknown as Readable;
 }
 
 async function makeImage(root: string, compression: 'gzip' | 'none', groups: { path: string; size: number; mode: number }[][]): Promise<void> {

@@ -47,7 +47,7 @@ async function entryNames(s: OciStore, img: LoadedImage): Promise<string[]> {
     st.on('end', next).resume();
   });
   (await openLayerTar(s, img.manifest.layers[0]!)).pipe(ex);
-  await new Promise((res, rej) => ex.on('finish', res).on('error', rej));
+  await new Promise<void>((res, rej) => ex.on('finish', () => res()).on('error', rej));
   return names;
 }
 

@@ -22,14 +22,16 @@ async function members(data: Buffer): Promise<Map<string, Buffer>> {
   const ex = tar.extract();
   ex.on('entry', (h, st, next) => {
     const chunks: Buffer[] = [];
-    st.on('data', (c: Buffer) => chunks.push(c));
+    st.on('data', (c) => {
+      chunks.push(c as Buffer);
+    });
     st.on('end', () => {
       if (h.type === 'file') out.set(h.name, Buffer.concat(chunks));
       next();
     });
   });
   ex.end(data);
-  await new Promise((res, rej) => ex.on('finish', res).on('error', rej));
+  await new Promise<void>((res, rej) => ex.on('finish', () => res()).on('error', rej));
   return out;
 }
 

@@ -27,8 +27,8 @@ async function layerNames(root: string, image: string): Promise<string[]> {
       s.resume();
       s.on('end', next);
     });
-    const done = new Promise((r, j) => {
-      ex.on('finish', r);
+    const done = new Promise<void>((r, j) => {
+      ex.on('finish', () => r());
       ex.on('error', j);
     });
     (await openLayerTar(store, top)).pipe(ex);

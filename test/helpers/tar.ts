@@ -20,7 +20,8 @@ export interface EntryOpts {
   xattrs?: Record<string, string>;
 }
 
-type Header = tarStream.Headers;
+/** What tar-stream accepts for a new entry: a name, the rest defaulted. */
+type Header = Partial<tarStream.Header> & Pick<tarStream.Header, 'name'>;
 
 export class TarBuilder {
   private readonly entries: { header: Header; body?: Buffer }[] = [];

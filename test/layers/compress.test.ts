@@ -159,7 +159,7 @@ describe('writeLayerBlob / openLayerTar / ensureCompressed', () => {
     const blob = await writeLayerBlob(s2, Readable.from([tarBytes]), { compression: 'none' });
     const p = s2.blobPath(blob.digest);
     const b = readFileSync(p);
-    b[b.length - 2000] ^= 1;
+    b[b.length - 2000] = b[b.length - 2000]! ^ 1;
     rmSync(p, { force: true });
     writeFileSync(p, b);
     await expect(collect(await openLayerTar(s2, blob))).rejects.toBeInstanceOf(DigestMismatchError);

@@ -103,7 +103,7 @@ describe('applyLayer basics', () => {
     await expect(applyLayer(root, Readable.from([full.subarray(0, 512 * 3 + 5)]), { mode: 'flat' })).rejects.toBeInstanceOf(TarFormatError);
     await expect(applyLayer(root, Readable.from([full.subarray(0, 1024 + 100)]), { mode: 'flat' })).rejects.toBeInstanceOf(TarFormatError);
     const bad = Buffer.from(full);
-    bad[10] ^= 0x40; // name byte changed, checksum now wrong
+    bad[10] = bad[10]! ^ 0x40; // name byte changed, checksum now wrong
     await expect(applyLayer(root, Readable.from([bad]), { mode: 'flat' })).rejects.toThrow(/checksum/);
   });
 

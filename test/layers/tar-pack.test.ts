@@ -7,7 +7,7 @@ import { setAttributeSync, getAttributeSync } from 'fs-xattr';
 import tarStream from 'tar-stream';
 import { packDir } from '../../src/layers/tar/pack.js';
 import { applyLayer } from '../../src/layers/tar/apply.js';
-import { readTar } from '../../src/layers/tar/reader.js';
+import { readTar, type TarEntry } from '../../src/layers/tar/reader.js';
 import { makeTmp } from '../helpers/tmp.js';
 import { snapshotTree } from '../helpers/tar.js';
 
@@ -26,9 +26,9 @@ async function collect(r: Readable): Promise<Buffer> {
 }
 
 /** Entries as an independent reader (tar-stream) sees them. */
-async function listWithTarStream(buf: Buffer): Promise<tarStream.Headers[]> {
+async function listWithTarStream(buf: Buffer): Promise<tarStream.Header[]> {
   const ex = tarStream.extract();
-  const out: tarStream.Headers[] = [];
+  const out: tarStream.Header[] = [];
   const done = (async () => {
     for await (const e of ex) {
       out.push(e.header);
@@ -111,7 +111,7 @@ describe('packDir', () => {
     const d = join(tmp.dir, 't');
     makeTree(d);
     const buf = await collect(packDir(d, { mode: 'plain' }));
-    const entries = new Map<string, Awaited<ReturnType<typeof readTar>> extends AsyncGenerator<infer E> ? E['header'] : never>();
+    const entries = new Map<string, TarEntry['header']>();
     for await (const e of readTar(Readable.from([buf]))) entries.set(e.header.name, e.header);
     expect(entries.get('etc/passwd')!.type).toBe('file');
     expect(entries.get('etc/sub/hard')).toMatchObject({ type: 'link', linkname: 'etc/passwd', size: 0 });
