@@ -76,7 +76,9 @@ export function helperPath(): string {
 
 function checkedHelper(): string {
   const h = helperPath();
-  if (!existsSync(h)) throw new NotFoundError(`sandbox helper ${h} is missing; run \`npm run build\` (needs make and a C compiler)`);
+  if (!existsSync(h)) {
+    throw new NotFoundError(`sandbox helper ${h} is missing; build it with \`make -C ${dirname(dirname(h))}\` (needs make and a C compiler; Debian: build-essential)`);
+  }
   return h;
 }
 
