@@ -7,7 +7,6 @@
  * Keys are matched by host name, whatever scheme or path they carry (`https://index.docker.io/v1/`
  * is docker.io's historical key).
  */
-import { spawn } from 'node:child_process';
 import { readFile, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -82,6 +81,10 @@ async function readConfig(path: string): Promise<DockerConfigFile> {
 
 /** Runs `docker-credential-<helper> <action>` with `input` on stdin. */
 function runHelper(helper: string, action: 'get' | 'store' | 'erase', input: string, env: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
+  // Loaded when a helper is configured: every pull and push reads the config, few run a helper,
+  // and node:child_process (with node:dgram) is ~1.5 ms of a registry command's start. (Not an
+  // import(): the CLI bundle runs in vm.Script, which has no loader for one.)
+  const { spawn } = process.getBuiltinModule('node:child_process');
   return new Promise((resolve, reject) => {
     const child = spawn(`docker-credential-${helper}`, [action], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';

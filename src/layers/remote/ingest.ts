@@ -17,7 +17,6 @@ import { createReadStream } from 'node:fs';
 import { appendFile, open, readdir, rename, rm, stat, truncate, mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 import { algorithmOf, createHasher, hexOf, type Digest, type Hasher } from '../digest.js';
 import { DigestMismatchError, SizeMismatchError } from '../errors.js';
 import type { OciStore } from '../store.js';
@@ -54,6 +53,9 @@ export async function hashFile(path: string, alg: 'sha256' | 'sha512' | 'blake3'
     }
     return { digest: h.digest(), size: n };
   }
+  // Loaded on this rare path only (a partial download adopted from a dead process): it is ~1 ms
+  // of every pull's start otherwise. (Not an import(): see runHelper in auth.ts.)
+  const { Worker } = process.getBuiltinModule('node:worker_threads');
   return new Promise((resolve, reject) => {
     const w = new Worker(HASH_WORKER, { eval: true, workerData: { path, alg } });
     w.once('message', (m: { hex?: string; size?: number; error?: string }) => {
