@@ -17,7 +17,7 @@ import { pullImage, ManifestTooLargeError } from '../../../src/layers/remote/pul
 import { pushImage } from '../../../src/layers/remote/push.js';
 import { StaticAuthenticator } from '../../../src/layers/remote/auth.js';
 import { AuthError, RegistryError, TransportError } from '../../../src/layers/remote/errors.js';
-import { DigestMismatchError } from '../../../src/layers/errors.js';
+import { DigestMismatchError, SizeMismatchError } from '../../../src/layers/errors.js';
 import type { TransferEvent } from '../../../src/layers/remote/progress.js';
 import type { Descriptor } from '../../../src/layers/types.js';
 import { assertBlobsIntact, storeSnapshot, testSession, validateStoredImage } from './util.js';
@@ -106,6 +106,19 @@ describe('registry errors', () => {
     expect((err as DigestMismatchError).expected).toBe(layer.digest);
     expect(await storeSnapshot(store.root)).toEqual(before);
     // the bad download is not kept for resuming either
+    expect((await readdir(join(store.root, 'ingest'))).filter((f) => f.includes('remote-'))).toEqual([]);
+  });
+
+  it('stops a blob body that runs past its size as soon as it does; nothing is kept', async () => {
+    const tooLong = Buffer.alloc(layer.size + 256 * 1024, 7);
+    proxy.rule = (r) => (isLayerGet(r) ? { kind: 'respond', status: 200, headers: { 'content-length': String(tooLong.length) }, body: tooLong } : undefined);
+    const store = await emptyStore();
+    const before = await storeSnapshot(store.root);
+    const err = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() }).catch((e: unknown) => e);
+    proxy.rule = () => undefined;
+    expect(err).toBeInstanceOf(SizeMismatchError);
+    expect((err as Error).message).toContain(layer.digest);
+    expect(await storeSnapshot(store.root)).toEqual(before);
     expect((await readdir(join(store.root, 'ingest'))).filter((f) => f.includes('remote-'))).toEqual([]);
   });
 
