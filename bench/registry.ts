@@ -76,8 +76,11 @@
  * the transfer commands (TurboFan ~53 → ~8 ms of CPU during the data phase), connections reused
  * after the ping and every HEAD, requests through undici's dispatch with our own handler (no
  * Readable/WriteStream per chunk: CPU 0.30 → 0.27 s), downloads started before a new root's layout
- * files are written, and an early writeback every 4 MB instead of 8 (8 MB: 1.16-1.17, 4 MB:
- * 1.06-1.08): 1.36 → 1.06-1.15, the CPU ratio 1.20 → 0.93-0.97; push 0.81 → 0.67. A system-wide
+ * files are written, an early writeback every 4 MB instead of 8 (8 MB: 1.16-1.17, 4 MB:
+ * 1.06-1.08), and node:child_process and node:worker_threads loaded on first use: 1.36 → 1.02-1.15
+ * over eight runs (most near 1.08), the CPU ratio 1.20 → 0.88-0.97; push 0.81 → 0.67-0.76, gzip
+ * push 1.16 → 1.04-1.07. 3 or 2 parallel downloads instead of 6 measured 1.05 and 1.11 against
+ * 1.10 in the same hour, inside the noise. A system-wide
  * perf then shows the main thread busy throughout the data phase and the second core ~25% idle,
  * yet hashing on a worker (a thread that reads each file back as it grows, no copies on the main
  * thread) was slower again: 1.15 against 1.07, CPU 0.35 against 0.28 s, its start costing ~40 ms
