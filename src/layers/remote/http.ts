@@ -22,6 +22,7 @@ import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import AgentImpl from 'undici/lib/dispatcher/agent.js';
 import undiciUtil from 'undici/lib/core/util.js';
 import type { Readable } from 'node:stream';
+import { AbortedError } from '../../errors.js';
 
 export const Agent = AgentImpl as unknown as typeof UndiciAgent;
 export type Agent = UndiciAgent;
@@ -36,7 +37,8 @@ const BODY_BUFFER = 1024 * 1024;
 /** Receives a body's chunks in order; returns false to pause until the body's resume(). */
 export type BodySink = (chunk: Buffer) => boolean;
 
-export class BodyDestroyedError extends Error {
+/** What a body destroyed without a reason of its own reports to a later reader. */
+export class BodyDestroyedError extends AbortedError {
   constructor() {
     super('response body destroyed');
     this.name = 'BodyDestroyedError';
@@ -214,14 +216,14 @@ export function httpRequest(url: URL, o: HttpRequestOptions): Promise<HttpRespon
     let early: Error | undefined;
     let settled = false;
     const onAbort = (): void => {
-      const reason = o.signal?.reason instanceof Error ? o.signal.reason : new Error('request aborted');
+      const reason = o.signal?.reason instanceof Error ? o.signal.reason : new AbortedError('request aborted');
       if (body) body.destroy(reason);
       else if (abort) abort(reason);
       else early = reason;
     };
     const done = (): void => o.signal?.removeEventListener('abort', onAbort);
     if (o.signal?.aborted) {
-      reject(o.signal.reason instanceof Error ? o.signal.reason : new Error('request aborted'));
+      reject(o.signal.reason instanceof Error ? o.signal.reason : new AbortedError('request aborted'));
       return;
     }
     o.signal?.addEventListener('abort', onAbort, { once: true });
