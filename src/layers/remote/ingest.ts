@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { algorithmOf, createHasher, hexOf, type Digest, type Hasher } from '../digest.js';
 import { DigestMismatchError, SizeMismatchError } from '../errors.js';
 import type { OciStore } from '../store.js';
-import { isProcessAlive } from '../pid.js';
+import { isProcessAlive } from '../../pid.js';
 import type { ResponseBody } from './http.js';
 
 /** Received bytes that may wait for the disk before the connection is paused. */
@@ -85,30 +85,27 @@ const EARLY_SYNC_BYTES = 4 * 1024 * 1024;
 class EarlyWriteback {
   private pending = 0;
   private running: Promise<void> | undefined;
-  private fh: FileHandle | undefined;
   private closed = false;
 
-  constructor(private readonly path: string) {}
+  /** `fh`: the handle the download writes with (its owner closes it, after close() here). */
+  constructor(private readonly fh: FileHandle) {}
 
   wrote(bytes: number): void {
     this.pending += bytes;
     if (this.pending < EARLY_SYNC_BYTES || this.running || this.closed) return;
     this.pending = 0;
-    this.running = (async () => {
-      this.fh ??= await open(this.path, 'r');
-      await this.fh.datasync();
-    })()
+    this.running = this.fh
+      .datasync()
       .catch(() => {})
       .finally(() => {
         this.running = undefined;
       });
   }
 
+  /** Starts no more flushes and waits for the one under way. */
   async close(): Promise<void> {
     this.closed = true;
     await this.running;
-    await this.fh?.close().catch(() => {});
-    this.fh = undefined;
   }
 }
 
@@ -192,7 +189,7 @@ export class ResumableIngest {
     let n = await this.offset();
     const h = await this.hasherAt(n).catch(() => undefined);
     const fh = await open(this.path, 'a');
-    const early = new EarlyWriteback(this.path);
+    const early = new EarlyWriteback(fh);
     let tooBig: SizeMismatchError | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -267,14 +264,16 @@ export class ResumableIngest {
     } catch (e) {
       // Some hashed bytes may not have reached the file (a failed write): the running hash is no
       // longer trusted unless its length still matches the file (checked by hasherAt next time).
-      await Promise.all([early.close(), fh.close().catch(() => {})]);
+      await early.close();
+      await fh.close().catch(() => {});
       if (tooBig) {
         await this.discard();
         throw tooBig;
       }
       throw e;
     }
-    await Promise.all([early.close(), fh.close()]);
+    await early.close();
+    await fh.close();
   }
 
   /** Appends content held in memory (a manifest or config already verified by the caller). */
