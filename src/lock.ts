@@ -7,6 +7,7 @@ import { open, mkdir, link, unlink, readFile, rmdir, writeFile } from 'node:fs/p
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ImgbuildError, throwIfAborted } from './errors.js';
+import { isProcessAlive } from './pid.js';
 
 /** How long withLock waits for a busy lock before giving up. */
 const LOCK_TIMEOUT_MS = 60_000;
@@ -36,13 +37,7 @@ let selfStart: Promise<string | undefined> | undefined;
 async function ownerAlive(owner: string): Promise<boolean> {
   const [pidText, start] = owner.trim().split(' ');
   const pid = Number(pidText);
-  if (!Number.isSafeInteger(pid) || pid <= 0 || !start) return false; // not written by withLock
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    // EPERM: it exists, just not ours to signal
-  }
+  if (!start || !isProcessAlive(pid)) return false; // (no start time: not written by withLock)
   return (await startTimeOf(pid)) === start;
 }
 

@@ -1,6 +1,7 @@
 /**
  * Liveness of a process recorded in a lock, lease or scratch-dir name, so that what a killed
- * process left behind can be recognised and cleaned up.
+ * process left behind can be recognised and cleaned up. Depends on nothing internal, so every
+ * area may use it (see the dependency rule in test/conformance/dependency-rule.test.ts).
  */
 
 /** True when `pid` names a running process (EPERM: it exists but belongs to someone else). */

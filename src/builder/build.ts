@@ -10,7 +10,7 @@ import { join, dirname, resolve } from 'node:path';
 import pLimit from 'p-limit';
 import { availableParallelism } from 'node:os';
 import { OciStore } from '../layers/store.js';
-import { isProcessAlive } from '../layers/pid.js';
+import { isProcessAlive } from '../pid.js';
 import type { Descriptor, ImageConfig, Platform } from '../layers/types.js';
 import type { Compression } from '../layers/media-types.js';
 import type { Digest } from '../layers/digest.js';

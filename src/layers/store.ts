@@ -23,7 +23,7 @@ import {
 } from './errors.js';
 import { VerifyingStream } from './verify.js';
 import { writeFileAtomic, withLock } from './atomic.js';
-import { isProcessAlive } from './pid.js';
+import { isProcessAlive } from '../pid.js';
 import { ImgbuildError } from '../errors.js';
 
 /** The on-disk format this code writes and understands. Bump on incompatible layout changes. */

@@ -20,7 +20,7 @@ import { openLayerTar } from '../layers/compress.js';
 import { HashingTransform, hexOf, type Digest } from '../layers/digest.js';
 import { DigestMismatchError } from '../layers/errors.js';
 import { chainIds } from '../layers/image.js';
-import { isProcessAlive } from '../layers/pid.js';
+import { isProcessAlive } from '../pid.js';
 import type { OciStore } from '../layers/store.js';
 import { applyLayer } from '../layers/tar/apply.js';
 import type { Descriptor } from '../layers/types.js';
@@ -34,12 +34,10 @@ export const DIFF_ID_LABEL = 'imgbuild.diffid';
 export const UNPACKING_LABEL = 'imgbuild.unpacking';
 export const UNPACKING_PID_LABEL = 'imgbuild.unpacking.pid';
 
-
 /** True for the active snapshot of an unpack whose process is gone (killed mid-layer). */
 export function isStaleUnpack(i: SnapshotInfo): boolean {
   if (i.kind !== 'active' || i.labels[UNPACKING_LABEL] === undefined) return false;
-  const pid = Number(i.labels[UNPACKING_PID_LABEL]);
-  return !Number.isSafeInteger(pid) || pid <= 0 || !isProcessAlive(pid);
+  return !isProcessAlive(Number(i.labels[UNPACKING_PID_LABEL])); // (not a pid: stale too)
 }
 
 async function isCommitted(sn: OverlaySnapshotter, key: string): Promise<boolean> {

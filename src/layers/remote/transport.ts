@@ -303,9 +303,10 @@ export class RegistryClient {
     for (const a of attempts) {
       try {
         const base = await a;
-        // undici frees the ping's connection for its pool in a microtask after the response
-        // ends; the request that follows (the manifest), made before that, opened a connection
-        // of its own (NODE_DEBUG=undici). One turn of the event loop lets it be reused.
+        // undici hands the ping's connection back to its pool in a setImmediate after the
+        // response ends (client-h1's onMessageComplete); the request that follows (the manifest),
+        // made before that, opened a connection of its own (NODE_DEBUG=undici). An immediate of
+        // ours, queued after undici's, lets it be reused.
         await new Promise((r) => setImmediate(r));
         return base;
       } catch (e) {
