@@ -14,7 +14,7 @@ import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OciStore } from '../layers/store.js';
 import { mountAll, unmount } from '../overlay/mount.js';
-import { netnsName, netnsPathOf } from '../runner/network.js';
+import { netnsName, netnsPathOf, setupLoopbackNetns } from '../runner/network.js';
 import { toOciConfig } from '../runner/sandbox.js';
 import { AbortedError, ImgbuildError } from '../errors.js';
 import { ContainerStartError, ContainerStateError } from './errors.js';
@@ -116,14 +116,13 @@ export async function runContainerWithRunc(
     // runc leaves a new network namespace's loopback down; `none` means lo up (as with our own
     // runtime), so runc joins a named namespace made here, removed with the container.
     if (rec.network?.mode === 'none' && !spec.netnsPath) {
-      const ns = netnsName(id);
-      rec.network = { mode: 'none', netnsName: ns, netnsPath: netnsPathOf(id) };
+      // recorded before it is made, so that `rm` removes it whatever happens next
+      rec.network = { mode: 'none', netnsName: netnsName(id), netnsPath: netnsPathOf(id) };
       await updateRecord(root, id, (r) => {
         r.network = rec.network;
         r.cgroup = rec.cgroup;
       });
-      const r = await exec('sh', ['-c', 'ip netns add "$1" && ip -n "$1" link set lo up', 'sh', ns]);
-      if (r.code !== 0) throw new ImgbuildError('UNAVAILABLE', `creating network namespace ${ns}: ${r.stderr.trim()}`);
+      await setupLoopbackNetns(id, o.signal ? { signal: o.signal } : {});
       spec.netnsPath = netnsPathOf(id);
       spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
     }

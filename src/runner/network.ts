@@ -307,6 +307,24 @@ export async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOpti
 }
 
 /**
+ * A named namespace with only its loopback up: the `none` network for a runtime that cannot bring
+ * a new namespace's `lo` up itself (runc leaves it down). teardownNetwork removes it.
+ */
+export async function setupLoopbackNetns(id: string, o: { signal?: AbortSignal } = {}): Promise<NetworkState> {
+  if (!/^[0-9a-f]{12,64}$/.test(id)) throw new NetworkError(`invalid container id ${id}`);
+  const ns = netnsName(id);
+  await ip(['netns', 'add', ns], o);
+  const state: NetworkState = { mode: 'none', netnsName: ns, netnsPath: netnsPathOf(id) };
+  try {
+    await ip(['-n', ns, 'link', 'set', 'lo', 'up'], o);
+  } catch (e) {
+    await teardownNetwork(id, state).catch(() => {});
+    throw e;
+  }
+  return state;
+}
+
+/**
  * Undoes setupNetwork: deletes the namespace (which destroys eth0 and with it the veth peer), the
  * host veth if it survived, the lease, and the bridge plus its rules once no lease is left.
  * Idempotent, and safe to call with a partial state after a crash.
@@ -316,7 +334,7 @@ export async function teardownNetwork(id: string, state: NetworkState | undefine
   const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
   const ns = state.netnsName ?? netnsName(id);
   if (state.mode === 'none') {
-    // Only records written by earlier versions name a namespace for `none`.
+    // Only setupLoopbackNetns (and records of earlier versions) name a namespace for `none`.
     if (state.netnsName && (await exists(`/run/netns/${ns}`))) await ip(['netns', 'del', ns]);
     return;
   }
