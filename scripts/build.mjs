@@ -86,50 +86,50 @@ async function bundleCli() {
 }
 
 /**
- * undici's client requires its HTTP/2 module at load, which loads node:http2 (~2.3 ms of every
- * registry command's start on a 2-core machine) although a connection uses it only when
- * `allowH2` is set and ALPN picks h2, which imgbuild never asks for. This makes that require
- * happen on first use instead. The build fails if undici's source no longer has the line, so
- * that an upgrade cannot quietly undo it.
+ * A dependency's module-level `require` made lazy: `line` in the file matching `file` becomes
+ * `lazy`, which requires on first use. The build fails if the file no longer has `line` exactly
+ * once, or if `unsafe` matches (a use the lazy form would not serve), so that an upgrade of the
+ * dependency cannot quietly undo or break the rewrite.
  */
-function lazyUndiciH2() {
-  const line = "const connectH2 = require('./client-h2.js')";
+function lazyRequire(name, o) {
   return {
-    name: 'lazy-undici-h2',
+    name,
     setup(build) {
-      build.onLoad({ filter: /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/ }, (args) => {
+      build.onLoad({ filter: o.file }, (args) => {
         const src = readFileSync(args.path, 'utf8');
-        if (src.split(line).length !== 2) {
-          console.error(`imgbuild build: ${args.path} no longer has "${line}" (see lazyUndiciH2 in scripts/build.mjs)`);
+        if (src.split(o.line).length !== 2 || (o.unsafe && o.unsafe.test(src))) {
+          console.error(`imgbuild build: ${args.path} no longer has "${o.line}" as ${name} in scripts/build.mjs expects`);
           process.exit(1);
         }
-        const lazy = 'let h2Module\nfunction connectH2 (...args) {\n  h2Module ??= require(\'./client-h2.js\')\n  return h2Module(...args)\n}';
-        return { contents: src.replace(line, lazy), loader: 'js' };
+        return { contents: src.replace(o.line, o.lazy), loader: 'js' };
       });
     },
   };
 }
 
 /**
+ * undici's client requires its HTTP/2 module at load, which loads node:http2 (~2.3 ms of every
+ * registry command's start on a 2-core machine) although a connection uses it only when
+ * `allowH2` is set and ALPN picks h2, which imgbuild never asks for.
+ */
+function lazyUndiciH2() {
+  return lazyRequire('lazy-undici-h2', {
+    file: /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/,
+    line: "const connectH2 = require('./client-h2.js')",
+    lazy: "let h2Module\nfunction connectH2 (...args) {\n  h2Module ??= require('./client-h2.js')\n  return h2Module(...args)\n}",
+  });
+}
+
+/**
  * commander requires node:child_process at load for executable subcommands (`git-style`
  * `program-sub` files), which imgbuild does not use: ~1.5 ms (with node:dgram) of every command's
- * start. This makes it a require on first spawn. As with lazyUndiciH2, the build fails if the line
- * is not found.
+ * start. Only `childProcess.spawn` is used, so a spawn that requires on first call stands in.
  */
 function lazyCommanderChildProcess() {
-  const line = "const childProcess = require('node:child_process');";
-  return {
-    name: 'lazy-commander-child-process',
-    setup(build) {
-      build.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
-        const src = readFileSync(args.path, 'utf8');
-        if (src.split(line).length !== 2 || (src.match(/childProcess\.(?!spawn\()/g) ?? []).length > 0) {
-          console.error(`imgbuild build: ${args.path} no longer has "${line}" used for spawn only (see lazyCommanderChildProcess in scripts/build.mjs)`);
-          process.exit(1);
-        }
-        const lazy = "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };";
-        return { contents: src.replace(line, lazy), loader: 'js' };
-      });
-    },
-  };
+  return lazyRequire('lazy-commander-child-process', {
+    file: /[\\/]commander[\\/]lib[\\/]command\.js$/,
+    line: "const childProcess = require('node:child_process');",
+    lazy: "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
+    unsafe: /childProcess\.(?!spawn\()/,
+  });
 }
