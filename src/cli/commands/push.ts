@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors.js';
 import type { CliContext } from '../context.js';
+import { compressionLevelRange } from '../../layers/compress.js';
+import type { Compression } from '../../layers/media-types.js';
 
 interface PushFlags {
   compression?: string;
@@ -75,9 +77,10 @@ export default function register(program: Command, ctx: CliContext): void {
  */
 export function parseCompressionLevel(text: string | undefined, compression: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  const c = compression ?? 'gzip';
-  if (c === 'none') throw new InvalidArgumentError('--compression-level does not apply to --compression none');
-  const [lo, hi] = c === 'zstd' ? [1, 22] : [1, 9];
+  const c = (compression ?? 'gzip') as Compression;
+  const range = compressionLevelRange(c);
+  if (!range) throw new InvalidArgumentError('--compression-level does not apply to --compression none');
+  const [lo, hi] = range;
   if (!/^\d+$/.test(text) || Number(text) < lo || Number(text) > hi) {
     throw new InvalidArgumentError(`--compression-level for ${c} must be an integer from ${lo} to ${hi}, not ${JSON.stringify(text)}`);
   }
