@@ -266,8 +266,14 @@ export class OciStore implements ImageStore {
     } catch {
       throw new BlobNotFoundError(desc.digest);
     }
-    // 1 MiB reads: blobs are layers of many MB, and 64 KiB chunks cost more in per-chunk work than I/O.
-    return createReadStream(p, { highWaterMark: 1 << 20 }).pipe(new VerifyingStream(desc.digest, desc.size));
+    // 1 MiB reads: blobs are layers of many MB, and 64 KiB chunks cost more in per-chunk work than
+    // I/O. Each read is a thread-pool job, queued behind ParallelGzip's compression jobs: sixteen
+    // of them per 1 MiB block starved the compressor (gzip of a 61 MB tar at level 4: 0.74 s wall
+    // with 64 KiB reads, 0.45 s with 1 MiB; same 0.8 s CPU, median of 5).
+    const file = createReadStream(p, { highWaterMark: 1 << 20 });
+    const v = new VerifyingStream(desc.digest, desc.size);
+    file.once('error', (e) => v.destroy(e)); // pipe() does not pass a read error on
+    return file.pipe(v);
   }
 
   /** Reads a whole (small) blob and verifies it. */
