@@ -62,6 +62,7 @@ export function signalNumber(sig: string | number): number {
   return n;
 }
 
+/** The name of signal number `n` (`SIGTERM`), if the platform has one. */
 function signalName(n: number): string | undefined {
   return Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0];
 }

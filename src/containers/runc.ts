@@ -18,10 +18,9 @@ import { netnsName, netnsPathOf, setupLoopbackNetns } from '../runner/network.js
 import { toOciConfig } from '../runner/sandbox.js';
 import { AbortedError, ImgbuildError } from '../errors.js';
 import { ContainerStartError, ContainerStateError } from './errors.js';
-import { acquireResources, finish, releaseResources, type ForegroundOptions, type RunIO } from './lifecycle.js';
+import { acquireResources, finish, releaseResources, signalName, type ForegroundOptions, type RunIO } from './lifecycle.js';
 import { findInitPid, procStartTime } from './proc.js';
 import { containerDir, readRecord, updateRecord, type ExitStatus } from './record.js';
-import { constants as osConstants } from 'node:os';
 
 export type Runtime = 'imgbuild' | 'runc';
 
@@ -222,7 +221,7 @@ async function runRunc(
   if (code === null) throw new ContainerStartError(`runc was killed by ${signal}`, 125);
   const status: ExitStatus = { exitCode: code, finishedAt: new Date().toISOString() };
   if (code > 128 && code < 128 + 65) {
-    const name = Object.entries(osConstants.signals).find(([, n]) => n === code - 128)?.[0];
+    const name = signalName(code - 128);
     if (name) status.signal = name;
   }
   if (!o.skipFinalState) await finish(root, id, status);
