@@ -185,6 +185,31 @@ describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
     expect(none).toEqual({});
   });
 
+  it('the executable finds its program when started through a symlink to it or to its directory', async () => {
+    const tmp = await makeTmp();
+    try {
+      await symlink(CLI_EXE, join(tmp.dir, 'imgbuild'));
+      await symlink(join(REPO_ROOT, 'bin'), join(tmp.dir, 'bin'));
+      await mkdir(join(tmp.dir, 'linked'));
+      await symlink(REPO_ROOT, join(tmp.dir, 'linked', 'pkg'));
+      const starts: [string, string[], string | undefined][] = [
+        [CLI_EXE, [], undefined],
+        [join(tmp.dir, 'imgbuild'), [], undefined],
+        [join(tmp.dir, 'bin', 'imgbuild'), [], undefined],
+        [join(tmp.dir, 'linked', 'pkg', 'bin', 'imgbuild'), [], undefined],
+        // `sh imgbuild` in its own directory: $0 has no slash
+        ['sh', ['imgbuild'], join(REPO_ROOT, 'bin')],
+      ];
+      for (const [cmd, pre, cwd] of starts) {
+        const r = spawnSync(cmd, [...pre, '--version'], { encoding: 'utf8', ...(cwd ? { cwd } : {}) });
+        expect({ cmd, pre, status: r.status, stderr: r.stderr }).toEqual({ cmd, pre, status: 0, stderr: '' });
+        expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+      }
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+
   it('the registry client and ADD trust deferred certificates in verified TLS', async () => {
     const tmp = await makeTmp();
     const body = Buffer.from('over tls\n');
