@@ -319,11 +319,10 @@ export async function resolveRemote(
  * descriptor (the platform's image manifest).
  *
  * The store may be given while it is still opening: the registry round trips that resolve the
- * manifest (ping, an https attempt first for a loopback or insecure registry, the manifest, an
- * index's platform manifest) need no store, so a caller that passes `OciStore.begin()`'s opening
- * overlaps them with a new root's fsync'd layout, and the layers start downloading as soon as the
- * root's directories exist (the layout is awaited before anything is placed). `imgbuild pull`
- * does so. A plain promise of a store is awaited before the first download.
+ * manifest (the ping, the manifest, an index's platform manifest) need no store, so a caller that
+ * passes `OciStore.begin()`'s opening overlaps them with a new root's fsync'd layout, and the
+ * layers start downloading as soon as the root's directories exist (the layout is awaited before
+ * anything is placed). `imgbuild pull` does so. A plain promise of a store is awaited before the first download.
  */
 export async function pullImage(target: OciStore | Promise<OciStore> | StoreOpening, refInput: string, o: PullOptions = {}): Promise<Descriptor> {
   const opening: { root?: string; usable: Promise<unknown>; store: Promise<OciStore> } =

@@ -5,7 +5,8 @@
  * dropped connections, and follow redirects without ever sending our Authorization header to a
  * different origin (blob downloads are commonly redirected to object storage).
  *
- * Plain http is used only for loopback registries or when `insecure` is set, after https failed.
+ * Plain http is used only for loopback registries (asked first: see pingOnce) or, when `insecure` is
+ * set, after https failed.
  */
 import type { Dispatcher } from 'undici';
 import { Agent, discardBody, httpRequest, type ResponseBody } from './http.js';
@@ -207,7 +208,7 @@ export class RegistrySession {
     const common = { keepAliveTimeout: 10_000, connections: 16, headersTimeout: 120_000, bodyTimeout: 120_000 };
     // Nothing is verified here, so no CA store either: without `ca`, Node's first TLS connection
     // parses its ~140 bundled root certificates (~18 ms, synchronously); with an empty list it
-    // loads none. Every pull from a loopback registry pays this in its https attempt.
+    // loads none. Every https attempt to an insecure or a TLS loopback registry paid it.
     if (insecure) return (this.insecureAgent ??= new Agent({ ...common, connect: { rejectUnauthorized: false, ca: [] } }));
     if (!this.secureAgent) {
       const ca = deferredTrust(this.opts.env ?? process.env);
@@ -278,37 +279,54 @@ export class RegistryClient {
   }
 
   /**
-   * `GET /v2/` over https, and where plain http is allowed (loopback, --insecure) over http at the
-   * same time: https wins when it answers at all, http is used when https cannot connect. Asking
-   * both at once saves the failed TLS attempt's round trip (~5 ms of a loopback pull), and the
-   * unauthenticated ping carries no credentials either way.
+   * `GET /v2/`, to learn the registry's scheme and auth challenge.
+   *
+   * A loopback registry is asked over plain http first: its traffic never leaves the machine, so
+   * TLS protects nothing there (Docker allows plain http for 127.0.0.0/8 for the same reason), and
+   * the common local registry speaks plain http. An answer a registry gives to `/v2/` (200, or 401
+   * with its challenge) settles it; anything else (a TLS server's 400 to a plain request, a
+   * refused or reset connection) sends the ping to https, which then wins if it answers at all.
+   * This spares a local pull the TLS attempt, which cost ~4 ms of main-thread time before the
+   * manifest request could leave (a TLS context, the handshake, the failure).
+   *
+   * An `--insecure` remote registry is asked over https and http at the same time: https wins
+   * when it answers at all, http is used when https cannot connect. Asking both at once saves the
+   * failed TLS attempt's round trip, and the unauthenticated ping carries no credentials either way.
    */
   private async pingOnce(signal?: AbortSignal): Promise<Base> {
-    const attempt = async (scheme: string): Promise<Base> => {
+    const attempt = async (scheme: string): Promise<{ base: Base; status: number }> => {
       const origin = `${scheme}://${this.host}`;
       const res = await this.send({ method: 'GET', url: new URL('/v2/', origin), headers: {}, signal });
       await discardBody(res.body);
       if (res.status === 401) {
         const challenges = parseChallenges(res.headers['www-authenticate']);
         const challenge = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
-        return challenge ? { origin, challenge } : { origin };
+        return { base: challenge ? { origin, challenge } : { origin }, status: res.status };
       }
       if (res.status >= 500 || res.status === 429) throw new RegistryError(res.status, [], `GET ${origin}/v2/`);
-      return { origin };
+      return { base: { origin }, status: res.status };
     };
-    // In order of preference; http is consulted only when https fails.
-    const attempts = this.allowHttp ? [attempt('https'), attempt('http')] : [attempt('https')];
+    let attempts: Promise<{ base: Base; status: number }>[];
+    if (isLoopbackRegistry(this.registry)) {
+      const plain = await attempt('http').then(
+        (answer) => ({ answer }),
+        (e: unknown) => {
+          if (e instanceof RegistryError || e instanceof AbortedError || signal?.aborted) throw e;
+          return { failure: e };
+        },
+      );
+      if ('answer' in plain && (plain.answer.status === 200 || plain.answer.status === 401)) return this.settled(plain.answer.base);
+      // https, and failing that whatever plain http answered
+      attempts = [attempt('https'), 'answer' in plain ? Promise.resolve(plain.answer) : Promise.reject(plain.failure)];
+    } else {
+      // In order of preference; http is consulted only when https fails.
+      attempts = this.allowHttp ? [attempt('https'), attempt('http')] : [attempt('https')];
+    }
     for (const a of attempts) a.catch(() => {});
     let lastErr: unknown;
     for (const a of attempts) {
       try {
-        const base = await a;
-        // undici hands the ping's connection back to its pool in a setImmediate after the
-        // response ends (client-h1's onMessageComplete); the request that follows (the manifest),
-        // made before that, opened a connection of its own (NODE_DEBUG=undici). An immediate of
-        // ours, queued after undici's, lets it be reused.
-        await new Promise((r) => setImmediate(r));
-        return base;
+        return await this.settled((await a).base);
       } catch (e) {
         if (e instanceof AbortedError || signal?.aborted) throw e;
         if (e instanceof RegistryError) throw e;
@@ -316,6 +334,17 @@ export class RegistryClient {
       }
     }
     throw new TransportError(`https://${this.host}/v2/`, `cannot reach registry ${this.registry}: ${describeNetworkError(lastErr)}`, { cause: lastErr });
+  }
+
+  /**
+   * The ping's result, one event-loop turn later: undici hands the ping's connection back to its
+   * pool in a setImmediate after the response ends (client-h1's onMessageComplete); the request
+   * that follows (the manifest), made before that, opened a connection of its own
+   * (NODE_DEBUG=undici). An immediate of ours, queued after undici's, lets it be reused.
+   */
+  private async settled(base: Base): Promise<Base> {
+    await new Promise((r) => setImmediate(r));
+    return base;
   }
 
   /** One raw HTTP exchange, no auth, no retry, no redirect handling. */
