@@ -5,15 +5,17 @@ import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:https';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { CLI_EXE, CLI_MAIN, REPO_ROOT, runCli } from '../helpers/cli.js';
 import { RegistrySession } from '../../src/layers/remote/transport.js';
 import { httpRequest } from '../../src/layers/remote/http.js';
 
-const { commandName, restoreDeferredCaEnv, COMMANDS } = createRequire(import.meta.url)(CLI_MAIN) as {
+const { commandName, restoreDeferredCaEnv, sizeThreadPool, COMMANDS } = createRequire(import.meta.url)(CLI_MAIN) as {
   commandName: (a: string[]) => string;
   restoreDeferredCaEnv: (env: NodeJS.ProcessEnv) => void;
+  sizeThreadPool: (command: string, env: NodeJS.ProcessEnv, cores: number, queueTask: () => void) => void;
   COMMANDS: ReadonlySet<string>;
 };
 
@@ -132,7 +134,7 @@ describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
       expect(first.stderr).toMatch(/MANIFEST_UNKNOWN/);
       const list = cli.cacheOf('pull').replace(/\.bin$/, '.builtins');
       const mods = readFileSync(list, 'utf8').trim().split('\n');
-      // undici's transport and the TLS attempt of the ping; never a legacy `_name` module
+      // undici's transport (which loads tls itself); never a legacy `_name` module
       expect(mods).toEqual(expect.arrayContaining(['net', 'http', 'tls', 'crypto']));
       expect(mods.filter((m) => m.startsWith('_') || m.startsWith('internal/'))).toEqual([]);
       // The next run (modules preloaded, flags set, cache accepted) fails the same way.
@@ -145,6 +147,57 @@ describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
       expect(await nodeAsync(cli.main, args)).toEqual(first);
     } finally {
       for (const s of servers) s.close();
+      await tmp.cleanup();
+    }
+  });
+
+  it('a pull runs libuv\'s thread pool with one thread per core, 2 to 4, unless the user sized it', async () => {
+    const sizes = (command: string, env: NodeJS.ProcessEnv, cores: number): (string | undefined)[] => {
+      const seen: (string | undefined)[] = [];
+      sizeThreadPool(command, env, cores, () => seen.push(env.UV_THREADPOOL_SIZE));
+      expect(env.UV_THREADPOOL_SIZE).toBe(command === 'pull' ? undefined : env.UV_THREADPOOL_SIZE);
+      return seen;
+    };
+    expect(sizes('pull', {}, 2)).toEqual(['2']);
+    expect(sizes('pull', {}, 1)).toEqual(['2']);
+    expect(sizes('pull', {}, 3)).toEqual(['3']);
+    expect(sizes('pull', {}, 64)).toEqual(['4']);
+    // the user's setting wins and stays; other commands are left alone
+    const own = { UV_THREADPOOL_SIZE: '9' };
+    sizeThreadPool('pull', own, 2, () => {});
+    expect(own).toEqual({ UV_THREADPOOL_SIZE: '9' });
+    expect(sizes('build', {}, 2)).toEqual([]);
+    expect(sizes('push', {}, 2)).toEqual([]);
+
+    // The real process: a pull waiting on a registry that never answers has that many pool
+    // threads fewer than one told to use libuv's default of 4.
+    const tmp = await makeTmp();
+    const held: import('node:net').Socket[] = [];
+    const silent = (await import('node:net')).createServer((s) => held.push(s));
+    await new Promise<void>((res) => silent.listen(0, '127.0.0.1', res));
+    const args = [CLI_MAIN, '--root', join(tmp.dir, 'root'), 'pull', '-q', `127.0.0.1:${(silent.address() as { port: number }).port}/x:1`];
+    const threadsOf = async (env: NodeJS.ProcessEnv): Promise<number> => {
+      const child = spawn(process.execPath, args, { env, stdio: 'ignore' });
+      try {
+        const deadline = Date.now() + 10_000;
+        while (held.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        expect(held.length).toBeGreaterThan(0);
+        await new Promise((r) => setTimeout(r, 100)); // the pool has started by now either way
+        return readdirSync(`/proc/${child.pid}/task`).length;
+      } finally {
+        child.kill('SIGKILL');
+        await new Promise((r) => child.once('exit', r));
+        for (const s of held.splice(0)) s.destroy();
+      }
+    };
+    try {
+      const env = { ...process.env };
+      delete env.UV_THREADPOOL_SIZE;
+      const ours = await threadsOf(env);
+      const four = await threadsOf({ ...env, UV_THREADPOOL_SIZE: '4' });
+      expect(four - ours).toBe(4 - Math.min(4, Math.max(2, availableParallelism())));
+    } finally {
+      silent.close();
       await tmp.cleanup();
     }
   });
