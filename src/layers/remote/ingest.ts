@@ -119,6 +119,13 @@ export class ResumableIngest {
     readonly path: string,
     readonly digest: Digest,
     readonly size: number,
+    /**
+     * Whether the file exists yet. A fresh ingest creates it with its first write, so that the
+     * request for the blob leaves without waiting for an open and a close (and the stat of
+     * offset()) on the thread pool: five downloads starting together queued ~25 such calls
+     * before their requests.
+     */
+    private onDisk: boolean,
   ) {}
 
   /**
@@ -130,31 +137,32 @@ export class ResumableIngest {
     await mkdir(dir, { recursive: true });
     const suffix = `-remote-${algorithmOf(digest)}-${hexOf(digest)}`;
     const path = join(dir, `${process.pid}-${randomBytes(4).toString('hex')}${suffix}`);
+    let adopted = false;
     for (const n of await readdir(dir).catch(() => [] as string[])) {
       if (!n.endsWith(suffix)) continue;
       if (isProcessAlive(Number(n.split('-')[0]))) continue;
       try {
         await rename(join(dir, n), path); // atomic: of two adopters only one wins
+        adopted = true;
         break;
       } catch {
         /* another process took it first */
       }
     }
-    const fh = await open(path, 'a');
-    await fh.close();
-    return new ResumableIngest(path, digest, size);
+    return new ResumableIngest(path, digest, size, adopted);
   }
 
   /** Bytes already on disk: where a Range request continues. */
   async offset(): Promise<number> {
-    return (await stat(this.path)).size;
+    return this.onDisk ? (await stat(this.path)).size : 0;
   }
 
   /** Starts over (the server ignored our Range, or the partial is longer than the blob). */
   async reset(): Promise<void> {
-    await truncate(this.path, 0);
+    if (this.onDisk) await truncate(this.path, 0);
     this.hasher = undefined;
     this.hashed = 0;
+    this.synced = false;
   }
 
   /** A hasher positioned at `offset`: the running one when it covers exactly that prefix. */
@@ -189,6 +197,8 @@ export class ResumableIngest {
     let n = await this.offset();
     const h = await this.hasherAt(n).catch(() => undefined);
     const fh = await open(this.path, 'a');
+    this.onDisk = true;
+    this.synced = false;
     const early = new EarlyWriteback(fh);
     let tooBig: SizeMismatchError | undefined;
     try {
@@ -273,7 +283,15 @@ export class ResumableIngest {
       throw e;
     }
     await early.close();
-    await fh.close();
+    try {
+      if (n === this.size) {
+        // complete: flushed through the handle it was written with, not a second open in sync()
+        await fh.sync();
+        this.synced = true;
+      }
+    } finally {
+      await fh.close();
+    }
   }
 
   /** Appends content held in memory (a manifest or config already verified by the caller). */
@@ -284,6 +302,8 @@ export class ResumableIngest {
       throw new SizeMismatchError(this.size, n + data.length, this.digest);
     }
     const h = await this.hasherAt(n).catch(() => undefined);
+    this.onDisk = true;
+    this.synced = false;
     await appendFile(this.path, data);
     h?.update(data);
     this.hashed = n + data.length;
@@ -313,9 +333,11 @@ export class ResumableIngest {
 
   /**
    * Flushes the file to disk so a crash never leaves a torn blob behind a name. Done per blob as
-   * soon as it is verified, while other downloads still run, rather than all at the end.
+   * soon as it is verified, while other downloads still run, rather than all at the end. A
+   * download that append() completed was flushed there already, through its own handle.
    */
   async sync(): Promise<void> {
+    if (this.synced) return;
     const fh = await open(this.path, 'r');
     await fh.sync().finally(() => fh.close());
     this.synced = true;
