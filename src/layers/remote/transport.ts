@@ -228,8 +228,21 @@ export class RegistrySession {
     return c;
   }
 
+  /**
+   * Ends every connection, and any request still under way (a session is closed when the
+   * operations that used it are over, succeeded or failed).
+   *
+   * Not undici's graceful Agent.close(): it ends each connection with a ClientDestroyedError of
+   * its own, and Node's stream code formats the stack of an error it destroys a socket with, on
+   * the spot (streams/destroy.js, checkError): against the CLI's 1.3 MB bundle the first costs
+   * ~1.5 ms (V8 computes the bundle's line ends) and each further one ~0.3 ms; closing after a
+   * 5-layer pull took 2.5-7.5 ms. One error whose stack is already set serves every connection,
+   * and closing takes ~1 ms.
+   */
   async close(): Promise<void> {
-    await Promise.all([this.secureAgent?.close(), this.insecureAgent?.close()]);
+    const closed = new AbortedError('registry session closed');
+    closed.stack = `${closed.name}: ${closed.message}`;
+    await Promise.all([this.secureAgent?.destroy(closed), this.insecureAgent?.destroy(closed)]);
   }
 }
 

@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Agent, discardBody, httpRequest, type ResponseBody } from '../../../src/layers/remote/http.js';
+import { RegistrySession } from '../../../src/layers/remote/transport.js';
+import { AbortedError } from '../../../src/errors.js';
 
 const BIG = Buffer.alloc(8 * 1024 * 1024);
 for (let i = 0; i < BIG.length; i += 4) BIG.writeUInt32LE((i * 2654435761) >>> 0, i);
@@ -49,6 +51,8 @@ beforeAll(async () => {
         res.end();
       };
       more();
+    } else if (req.url === '/v2/') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     } else if (req.url === '/small') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('hello');
     } else res.writeHead(404).end();
@@ -140,5 +144,26 @@ describe('response bodies', () => {
     const reading = res.body.pipeTo(() => true);
     setTimeout(() => ac2.abort(new Error('stopped mid-body')), 30);
     await expect(reading).rejects.toThrow('stopped mid-body');
+  });
+});
+
+describe('a registry session', () => {
+  it('closing it ends its connections and stops a body still arriving with ABORTED', async () => {
+    const session = new RegistrySession();
+    const client = session.client(new URL(base).host);
+    const before = closedSockets.length;
+    const res = await client.request({ method: 'GET', path: '/hold', scopes: [], expect: [200], what: 'GET /hold' });
+    let n = 0;
+    const reading = res.body.pipeTo((c) => ((n += c.length), true));
+    await new Promise((r) => setTimeout(r, 30));
+    await session.close();
+    const err = await reading.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AbortedError);
+    expect((err as AbortedError).message).toMatch(/registry session closed/);
+    expect(n).toBeGreaterThan(0);
+    expect(n).toBeLessThan(64 * 1024 * 1024);
+    await new Promise((r) => setTimeout(r, 100));
+    // the ping's connection, which the request reused
+    expect(closedSockets.length).toBeGreaterThan(before);
   });
 });
