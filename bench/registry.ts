@@ -88,6 +88,24 @@
  * first layer request now leaves ~48 ms after exec against skopeo's ~14: Node's start ~20 ms, our
  * bundle's code cache and the preloaded modules ~12 ms, the ping and manifest (an https attempt
  * beside the http one, llhttp compiled on the first connection) ~15 ms.
+ *
+ * Last round (BENCH_OPS=pull, REPS=11, and interleaved A/B runs of built copies, medians of
+ * 10-30, half of them after an untimed push so the registry's writeback competes as it does here):
+ * a pull's libuv pool sized to the cores (2 here; four threads writing and flushing preempted the
+ * main thread: 264 → 251 ms, skopeo 250), a loopback registry pinged over plain http first (no TLS
+ * attempt: the layer requests leave ~4 ms earlier), ingest files created by their first write and
+ * flushed through their write handle (~5 ms earlier again), and the session's pools destroyed with
+ * one error whose stack is set (undici's close made Node format a stack per connection against
+ * the whole bundle: 2.5-7.5 ms after the pull, now ~1): 1.07 → 1.01-1.06 over four bench runs,
+ * CPU ratio 0.80-0.83; the interleaved runs put us at 0.985-1.02 of skopeo. Within the noise and
+ * NOT kept: one early flush at a time across the pull, writes batched to at least 256/512 KiB
+ * (771 writevs → 284), EARLY_SYNC_BYTES 2 or 8 MB again, WRITE_AHEAD 4 MB, `--v8-pool-size` 1/2,
+ * forced minor GCs every 1 or 4 MB, glibc malloc tuning (trim threshold, top pad, arena count).
+ * System-wide `perf` of one pull: our main thread busy for the whole run (SHA-256 ~27% of it,
+ * socket reads ~15%, page faults on fresh read buffers ~11%, softirq ~9%), the thread pool ~80
+ * ms, the registry ~80 ms, the second core idle ~55 ms — less than moving the hashing over would
+ * need. What remains against skopeo is start-up: our first request leaves ~42 ms after exec (Node
+ * ~17 ms, its modules for a pull ~6, our bundle ~8, the CLI ~8), skopeo's at ~12-15.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
