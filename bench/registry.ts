@@ -14,10 +14,10 @@
  * comparable work. Our compression cache is cleared before each run to keep it fair.
  * BENCH_QUICK=1 uses 5 × 6 MB; BENCH_REPS sets the repetitions; BENCH_OPS=pull (or push, gzpush,
  * comma-separated) measures only those rows; BENCH_VERBOSE=1 prints every sample; BENCH_NODE_ARGS
- * adds node options to our CLI's runs (profiling). Goal: imgbuild no slower than
- * skopeo. Wall ratios swing with the host's load (other jobs share the 2 cores); CPU ratios are
- * steadier. Three runs on a 2-core host, load average 2.3 / 4.8 / 4.4 (imgbuild ÷ skopeo,
- * wall | cpu): push 0.96|1.03, 0.98|1.11, 1.02|1.11; pull 1.70|1.57, 1.77|1.63, 1.44|1.60; gzip
+ * adds node options to our CLI's runs (profiling); BENCH_CLI runs another build's executable.
+ * Goal: imgbuild no slower than skopeo. Wall ratios swing with the host's load (other jobs share
+ * the 2 cores); CPU ratios are steadier. Three runs on a 2-core host, load average 2.3 / 4.8 /
+ * 4.4 (imgbuild ÷ skopeo, wall | cpu): push 0.96|1.03, 0.98|1.11, 1.02|1.11; pull 1.70|1.57, 1.77|1.63, 1.44|1.60; gzip
  * push 1.09|1.11, 1.41|1.07, 0.88|1.08. Before the tuning (same data, load 5.1): push 1.36|1.48,
  * pull 2.37|2.63, gzip push 2.31|2.13. Pull's remaining gap is mostly fixed cost: ~130 ms from
  * process start to the first request (Node start-up, module loading) against a Go binary's ~15.
@@ -127,7 +127,8 @@ const REPS = Number(process.env.BENCH_REPS ?? (QUICK ? 1 : 5));
 /** BENCH_OPS=pull (or push, gzpush, comma-separated) runs only those rows; the default is all three. */
 const OPS = new Set((process.env.BENCH_OPS ?? 'push,pull,gzpush').split(',').map((x) => x.trim()));
 const REPO_ROOT = join(import.meta.dirname, '..');
-const CLI = join(REPO_ROOT, 'bin', 'imgbuild');
+/** BENCH_CLI: another build's executable to measure instead of this checkout's (A/B of a change). */
+const CLI = process.env.BENCH_CLI ?? join(REPO_ROOT, 'bin', 'imgbuild');
 const REF = 'docker.io/bench/image:1';
 /** BENCH_NODE_ARGS: extra node options for our CLI's runs, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`. */
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);

@@ -17,6 +17,12 @@ import { AbortedError } from '../../errors.js';
 import { anonymous, type Authenticator, type Credential } from './auth.js';
 import { AuthError, ProtocolError, RegistryError, TransportError, parseDiagnostics } from './errors.js';
 
+/**
+ * How long a loopback registry's plain-http ping may go unanswered before the https one starts
+ * beside it (see pingOnce): a local registry answers in a few milliseconds.
+ */
+const PLAIN_FIRST_WAIT = 250;
+
 export interface Challenge {
   scheme: string; // lower-case: 'bearer' | 'basic' | ...
   params: Record<string, string>;
@@ -321,16 +327,22 @@ export class RegistryClient {
     };
     let attempts: Promise<{ base: Base; status: number }>[];
     if (isLoopbackRegistry(this.registry)) {
-      const plain = await attempt('http').then(
+      const plain = attempt('http').then(
         (answer) => ({ answer }),
         (e: unknown) => {
           if (e instanceof RegistryError || e instanceof AbortedError || signal?.aborted) throw e;
           return { failure: e };
         },
       );
-      if ('answer' in plain && (plain.answer.status === 200 || plain.answer.status === 401)) return this.settled(plain.answer.base);
-      // https, and failing that whatever plain http answered
-      attempts = [attempt('https'), 'answer' in plain ? Promise.resolve(plain.answer) : Promise.reject(plain.failure)];
+      plain.catch(() => {});
+      // A server that never answers a plain request (rather than with a 400 or by closing) must
+      // not hold the ping until the headers timeout: https starts after PLAIN_FIRST_WAIT anyway.
+      const waiting = new AbortController();
+      const first = await Promise.race([plain, sleep(PLAIN_FIRST_WAIT, waiting.signal).then(() => undefined, () => undefined)]);
+      waiting.abort();
+      if (first && 'answer' in first && (first.answer.status === 200 || first.answer.status === 401)) return this.settled(first.answer.base);
+      // https, and failing that whatever plain http answers
+      attempts = [attempt('https'), plain.then((p) => ('answer' in p ? p.answer : Promise.reject(p.failure)))];
     } else {
       // In order of preference; http is consulted only when https fails.
       attempts = this.allowHttp ? [attempt('https'), attempt('http')] : [attempt('https')];

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { readdir, writeFile, mkdir } from 'node:fs/promises';
 import { makeTmp } from '../../helpers/tmp.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
@@ -439,6 +440,38 @@ describe('transport policy', () => {
       expect(base.origin).toBe(`https://${treg.host}`);
       expect(await session.client(treg.host).verifyCredentials()).toBe('basic');
     } finally {
+      await treg.stop();
+    }
+  });
+
+  it('a loopback TLS registry that leaves a plain request unanswered is still reached over https', async () => {
+    const treg = await startRegistry({ mode: 'none', tls: true });
+    // In front of it, a port that forwards TLS connections and holds plain ones without a word.
+    const held: Socket[] = [];
+    const front = createNetServer((c) => {
+      c.once('data', (first) => {
+        if (first[0] !== 0x16) {
+          held.push(c);
+          return;
+        }
+        const up = connect(treg.port, '127.0.0.1', () => {
+          up.write(first);
+          c.pipe(up).pipe(c);
+        });
+        up.on('error', () => c.destroy());
+        c.on('error', () => up.destroy());
+      });
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${(front.address() as AddressInfo).port}`;
+    try {
+      const session = testSession();
+      expect((await session.client(host).ping()).origin).toBe(`https://${host}`);
+      expect(held.length).toBe(1);
+      await session.close();
+    } finally {
+      for (const c of held) c.destroy();
+      front.close();
       await treg.stop();
     }
   });
