@@ -304,7 +304,8 @@ export class RegistryClient {
    * TLS protects nothing there (Docker allows plain http for 127.0.0.0/8 for the same reason), and
    * the common local registry speaks plain http. An answer a registry gives to `/v2/` (200, or 401
    * with its challenge) settles it; anything else (a TLS server's 400 to a plain request, a
-   * refused or reset connection) sends the ping to https, which then wins if it answers at all.
+   * refused or reset connection, no answer within PLAIN_FIRST_WAIT) sends the ping to https,
+   * which then wins if it answers at all.
    * This spares a local pull the TLS attempt, which cost ~4 ms of main-thread time before the
    * manifest request could leave (a TLS context, the handshake, the failure).
    *
