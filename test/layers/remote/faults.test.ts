@@ -4,7 +4,7 @@
  * that leave the store untouched, Range resume after a cut connection (in-process and across
  * processes), bounded retries on 500/429, and no credentials on a redirect to another host.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { join } from 'node:path';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { readdir, writeFile, mkdir } from 'node:fs/promises';
@@ -463,17 +463,17 @@ describe('transport policy', () => {
       });
     });
     await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
-    const host = `127.0.0.1:${(front.address() as AddressInfo).port}`;
-    try {
-      const session = testSession();
-      expect((await session.client(host).ping()).origin).toBe(`https://${host}`);
-      expect(held.length).toBe(1);
-      await session.close();
-    } finally {
+    const session = testSession();
+    // also when the ping hangs and the test times out, which a finally block would not see
+    onTestFinished(async () => {
       for (const c of held) c.destroy();
       front.close();
+      await session.close();
       await treg.stop();
-    }
+    });
+    const host = `127.0.0.1:${(front.address() as AddressInfo).port}`;
+    expect((await session.client(host).ping()).origin).toBe(`https://${host}`);
+    expect(held.length).toBe(1);
   });
 
   it('asks a loopback registry over plain http first, and no TLS attempt reaches one that speaks it', async () => {
