@@ -96,16 +96,20 @@
  * attempt: the layer requests leave ~4 ms earlier), ingest files created by their first write and
  * flushed through their write handle (~5 ms earlier again), and the session's pools destroyed with
  * one error whose stack is set (undici's close made Node format a stack per connection against
- * the whole bundle: 2.5-7.5 ms after the pull, now ~1): 1.07 → 1.01-1.06 over four bench runs,
- * CPU ratio 0.80-0.83; the interleaved runs put us at 0.985-1.02 of skopeo. Within the noise and
- * NOT kept: one early flush at a time across the pull, writes batched to at least 256/512 KiB
+ * the whole bundle: 2.5-7.5 ms after the pull, now ~1), node:tls loaded by a verifying connection
+ * only: 1.07 → 0.97-1.01 over ten bench runs of 15 rounds (median 1.00; the ratio within a round,
+ * new column, 0.97-1.00 at the median), CPU ratio 0.80-0.83. Within the noise and NOT kept: no
+ * ping at all (the manifest request first, as containerd does: 1.01 | 1.01 in three paired runs
+ * with BENCH_CLI), one early flush at a time across the pull, writes batched to at least 256/512 KiB
  * (771 writevs → 284), EARLY_SYNC_BYTES 2 or 8 MB again, WRITE_AHEAD 4 MB, `--v8-pool-size` 1/2,
- * forced minor GCs every 1 or 4 MB, glibc malloc tuning (trim threshold, top pad, arena count).
+ * forced minor GCs every 1 or 4 MB, glibc malloc tuning (trim threshold, top pad, arena count;
+ * glibc.malloc.hugetlb=1 cut the page faults from ~13,500 to ~5,400 with no change in wall time).
  * System-wide `perf` of one pull: our main thread busy for the whole run (SHA-256 ~27% of it,
  * socket reads ~15%, page faults on fresh read buffers ~11%, softirq ~9%), the thread pool ~80
  * ms, the registry ~80 ms, the second core idle ~55 ms — less than moving the hashing over would
- * need. What remains against skopeo is start-up: our first request leaves ~42 ms after exec (Node
- * ~17 ms, its modules for a pull ~6, our bundle ~8, the CLI ~8), skopeo's at ~12-15.
+ * need. We still lose at start-up and win it back in the data phase: our first request leaves
+ * ~42 ms after exec (Node ~17 ms, its modules for a pull ~6, our bundle ~8, the CLI ~8), skopeo's
+ * at ~12-15.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
