@@ -54,6 +54,23 @@ beforeEach(() => proxy.reset());
 
 const isLayerGet = (r: { method: string; url: string }): boolean => r.method === 'GET' && r.url.endsWith(`/blobs/${layer.digest}`);
 
+/** Downloads a pull left in a store's ingest directory (to resume from). */
+const remotePartials = async (root: string): Promise<string[]> => (await readdir(join(root, 'ingest'))).filter((f) => f.includes('remote-'));
+
+/**
+ * A pull of faults/bb:1 through the proxy with `rule` in force, into a new store, that must fail
+ * and leave blobs/ and index.json as they were. Returns the error and the store.
+ */
+async function failedPull(rule: FaultProxy['rule']): Promise<{ err: unknown; store: OciStore }> {
+  proxy.rule = rule;
+  const store = await emptyStore();
+  const before = await storeSnapshot(store.root);
+  const err = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() }).catch((e: unknown) => e);
+  proxy.rule = () => undefined;
+  expect(await storeSnapshot(store.root)).toEqual(before);
+  return { err, store };
+}
+
 describe('connections', () => {
   it('a response nobody reads, and a HEAD, leave their connection for the next request', async () => {
     // One layer: the ping, manifest, config and layer take at most two connections (config and
@@ -98,41 +115,30 @@ describe('registry errors', () => {
   });
 
   it('refuses a blob whose bytes do not match its digest; nothing reaches blobs/ or index.json', async () => {
-    proxy.rule = (r) => (isLayerGet(r) ? { kind: 'corrupt' } : undefined);
-    const store = await emptyStore();
-    const before = await storeSnapshot(store.root);
-    const err = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() }).catch((e: unknown) => e);
-    proxy.rule = () => undefined;
+    const { err, store } = await failedPull((r) => (isLayerGet(r) ? { kind: 'corrupt' } : undefined));
     expect(err).toBeInstanceOf(DigestMismatchError);
     expect((err as DigestMismatchError).expected).toBe(layer.digest);
-    expect(await storeSnapshot(store.root)).toEqual(before);
     // the bad download is not kept for resuming either
-    expect((await readdir(join(store.root, 'ingest'))).filter((f) => f.includes('remote-'))).toEqual([]);
+    expect(await remotePartials(store.root)).toEqual([]);
   });
 
   it('stops a blob body that runs past its size as soon as it does; nothing is kept', async () => {
     const tooLong = Buffer.alloc(layer.size + 256 * 1024, 7);
-    proxy.rule = (r) => (isLayerGet(r) ? { kind: 'respond', status: 200, headers: { 'content-length': String(tooLong.length) }, body: tooLong } : undefined);
-    const store = await emptyStore();
-    const before = await storeSnapshot(store.root);
-    const err = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() }).catch((e: unknown) => e);
-    proxy.rule = () => undefined;
+    const { err, store } = await failedPull((r) =>
+      isLayerGet(r) ? { kind: 'respond', status: 200, headers: { 'content-length': String(tooLong.length) }, body: tooLong } : undefined,
+    );
     expect(err).toBeInstanceOf(SizeMismatchError);
     expect((err as Error).message).toContain(layer.digest);
-    expect(await storeSnapshot(store.root)).toEqual(before);
-    expect((await readdir(join(store.root, 'ingest'))).filter((f) => f.includes('remote-'))).toEqual([]);
+    expect(await remotePartials(store.root)).toEqual([]);
   });
 
   it('refuses a manifest over 4 MiB', async () => {
     const big = Buffer.alloc(5 * 1024 * 1024, 0x20);
     big.write('{"schemaVersion":2,');
-    proxy.rule = (r) => (r.method === 'GET' && r.url.includes('/manifests/') ? { kind: 'respond', status: 200, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: big } : undefined);
-    const store = await emptyStore();
-    const before = await storeSnapshot(store.root);
-    const err = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() }).catch((e: unknown) => e);
-    proxy.rule = () => undefined;
+    const { err } = await failedPull((r) =>
+      r.method === 'GET' && r.url.includes('/manifests/') ? { kind: 'respond', status: 200, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: big } : undefined,
+    );
     expect(err).toBeInstanceOf(ManifestTooLargeError);
-    expect(await storeSnapshot(store.root)).toEqual(before);
   });
 
   it('refuses a manifest whose bytes do not match the digest asked for', async () => {
@@ -164,7 +170,7 @@ describe('resume and retry', () => {
     expect(events.some((e) => e.type === 'blob' && e.phase === 'retry')).toBe(true);
     await validateStoredImage(store, d);
     await assertBlobsIntact(store.root);
-    expect((await readdir(join(store.root, 'ingest'))).filter((f) => f.includes('remote-'))).toEqual([]);
+    expect(await remotePartials(store.root)).toEqual([]);
   });
 
   it('a download that breaks again and again but advances each time completes', async () => {
@@ -185,7 +191,7 @@ describe('resume and retry', () => {
     const err = await pullImage(store, `${proxy.host}/faults/bb:1`, { session: testSession() }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect(await storeSnapshot(store.root)).toEqual(before);
-    const partials = (await readdir(join(store.root, 'ingest'))).filter((f) => f.includes('remote-'));
+    const partials = await remotePartials(store.root);
     expect(partials.length).toBe(1);
     // as if left by a process that died: rename it to a pid that cannot be alive
     const { rename } = await import('node:fs/promises');
