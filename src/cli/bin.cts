@@ -19,7 +19,6 @@
  */
 import { access, closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 
@@ -73,10 +72,11 @@ const TRANSFER_FLAGS = '--interrupt-budget=540672';
  * ours is gone from the environment again before anything could pass it on to a child process.
  *
  * `queueTask` must queue a thread-pool task: that starts the pool, with the size set just before.
+ * `cores` is asked only for a pull, so other commands do not load node:os for it.
  */
-export function sizeThreadPool(command: string, env: NodeJS.ProcessEnv, cores: number, queueTask: () => void): void {
+export function sizeThreadPool(command: string, env: NodeJS.ProcessEnv, cores: () => number, queueTask: () => void): void {
   if (command !== 'pull' || env.UV_THREADPOOL_SIZE !== undefined) return;
-  env.UV_THREADPOOL_SIZE = String(Math.min(4, Math.max(2, cores)));
+  env.UV_THREADPOOL_SIZE = String(Math.min(4, Math.max(2, cores())));
   try {
     queueTask();
   } finally {
@@ -113,7 +113,8 @@ function start(): void {
   restoreDeferredCaEnv(process.env);
   const command = commandName(process.argv.slice(2));
   const bundle = join(__dirname, 'bundle.cjs');
-  sizeThreadPool(command, process.env, availableParallelism(), () => access(bundle, () => {}));
+  const cores = (): number => (require('node:os') as typeof import('node:os')).availableParallelism();
+  sizeThreadPool(command, process.env, cores, () => access(bundle, () => {}));
   const fd = openSync(bundle, 'r');
   const st = fstatSync(fd);
   const source = readFileSync(fd, 'latin1'); // ASCII only (scripts/build.mjs)

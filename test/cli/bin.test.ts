@@ -15,7 +15,7 @@ import { httpRequest } from '../../src/layers/remote/http.js';
 const { commandName, restoreDeferredCaEnv, sizeThreadPool, COMMANDS } = createRequire(import.meta.url)(CLI_MAIN) as {
   commandName: (a: string[]) => string;
   restoreDeferredCaEnv: (env: NodeJS.ProcessEnv) => void;
-  sizeThreadPool: (command: string, env: NodeJS.ProcessEnv, cores: number, queueTask: () => void) => void;
+  sizeThreadPool: (command: string, env: NodeJS.ProcessEnv, cores: () => number, queueTask: () => void) => void;
   COMMANDS: ReadonlySet<string>;
 };
 
@@ -156,7 +156,7 @@ describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
   it('a pull runs libuv\'s thread pool with one thread per core, 2 to 4, unless the user sized it', async () => {
     const sizes = (command: string, env: NodeJS.ProcessEnv, cores: number): (string | undefined)[] => {
       const seen: (string | undefined)[] = [];
-      sizeThreadPool(command, env, cores, () => seen.push(env.UV_THREADPOOL_SIZE));
+      sizeThreadPool(command, env, () => cores, () => seen.push(env.UV_THREADPOOL_SIZE));
       // set only while the pool starts: nothing started later inherits it
       expect(env.UV_THREADPOOL_SIZE).toBeUndefined();
       return seen;
@@ -167,7 +167,7 @@ describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
     expect(sizes('pull', {}, 64)).toEqual(['4']);
     // the user's setting wins and stays; other commands are left alone
     const own = { UV_THREADPOOL_SIZE: '9' };
-    sizeThreadPool('pull', own, 2, () => {});
+    sizeThreadPool('pull', own, () => 2, () => {});
     expect(own).toEqual({ UV_THREADPOOL_SIZE: '9' });
     expect(sizes('build', {}, 2)).toEqual([]);
     expect(sizes('push', {}, 2)).toEqual([]);
