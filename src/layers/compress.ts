@@ -37,7 +37,8 @@ export function detectCompression(head: Uint8Array): Compression {
   return 'none';
 }
 
-function decoderFor(c: Compression, signal?: AbortSignal): Transform | Duplex {
+/** A decoder stream for `c` (compressed bytes in, the tar out). */
+export function createDecoder(c: Compression, signal?: AbortSignal): Transform | Duplex {
   switch (c) {
     // Node's gunzip reads concatenated members (multi-member gzip) to the end.
     case 'gzip': return zlib.createGunzip({ chunkSize: 128 * 1024 });
@@ -73,7 +74,7 @@ export function decompress(input: Readable, c?: Compression, opts: { signal?: Ab
         if (!done) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value as Buffer;
       })(), { objectMode: false });
     }
-    await pipeline(source, decoderFor(comp, opts.signal), out, ...(opts.signal ? [{ signal: opts.signal }] : []));
+    await pipeline(source, createDecoder(comp, opts.signal), out, ...(opts.signal ? [{ signal: opts.signal }] : []));
   };
   run().catch((e: unknown) => {
     input.destroy();
