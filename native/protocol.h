@@ -13,8 +13,10 @@
  * fd 4 right after the execve, so EOF without an error record means the process is running).
  * src/runner/protocol.ts parses this header in a test to check that its constants match.
  *
- * fd 5 (optional control stream, terminal mode): further WINSIZE records while the process
- * runs; each resizes the terminal.
+ * fd 5 (optional control stream, terminal mode, announced by TAG_CONTROL): further WINSIZE
+ * records while the process runs; each resizes the terminal.
+ *
+ * Every other descriptor the helper inherits is closed before it does anything else.
  */
 #ifndef IMGBUILD_PROTOCOL_H
 #define IMGBUILD_PROTOCOL_H
@@ -50,6 +52,7 @@ enum boot_tag {
   TAG_STATUS_PATH = 27,   /* string: detached mode: JSON exit status file */
   TAG_WINSIZE = 28,       /* u16 rows; u16 cols: initial terminal size */
   TAG_SECCOMP = 29,       /* u32 0/1: install the default syscall filter (sandbox.c) */
+  TAG_CONTROL = 30,       /* u32 0/1: fd 5 is the control stream (otherwise it is closed) */
 };
 
 /* Mount record value: u32 flags; u32 propagation; then five NUL-terminated strings:

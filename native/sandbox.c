@@ -36,13 +36,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -50,6 +53,8 @@
 #include <unistd.h>
 
 #include "protocol.h"
+
+extern char **environ;
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -150,6 +155,7 @@ struct cfg {
   uint32_t target;
   char *logpath, *statuspath;
   uint16_t rows, cols;
+  bool control;
 };
 
 #define PUSH(arr, n, v)                                     \
@@ -256,6 +262,7 @@ static void read_bootstrap(struct cfg *c) {
     case TAG_LOG_PATH: c->logpath = dupstr(v, len); break;
     case TAG_STATUS_PATH: c->statuspath = dupstr(v, len); break;
     case TAG_SECCOMP: c->seccomp = get_u32(v, len, tag) != 0; break;
+    case TAG_CONTROL: c->control = get_u32(v, len, tag) != 0; break;
     case TAG_WINSIZE:
       if (len < 4) bail_errno(EINVAL, "bootstrap: short winsize record");
       memcpy(&c->rows, v, 2);
@@ -452,15 +459,54 @@ static void std_mount(int rootfd, const char *type, const char *src, const char 
   mount_in_root(rootfd, &m, NULL);
 }
 
-static void setup_dev(int rootfd, const struct cfg *c) {
-  std_mount(rootfd, "tmpfs", "tmpfs", "/dev", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k");
-  static const char *const devs[] = {"null", "zero", "full", "random", "urandom", "tty"};
-  for (size_t i = 0; i < sizeof devs / sizeof *devs; i++) {
-    char src[32], dst[32];
-    snprintf(src, sizeof src, "/dev/%s", devs[i]);
-    snprintf(dst, sizeof dst, "/dev/%s", devs[i]);
+static const struct {
+  const char *name;
+  unsigned major, minor;
+} dev_nodes[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+
+/* The container's device nodes are its own inodes, as runc's are, so chmod or chown inside
+ * never changes the host's /dev (default capabilities include CAP_FOWNER and CAP_CHOWN). They
+ * are made on a small tmpfs that allows devices and bound one by one onto files in /dev, which
+ * stays nodev: a node the container makes there with CAP_MKNOD cannot be opened. The staging
+ * tmpfs is unmounted again; the binds keep its nodes. In a user namespace mknod is refused and
+ * the host's nodes are bound instead (the container's root does not own them there). */
+static void setup_dev_nodes(int rootfd) {
+  cleanup_close int devfd = open_in_root(rootfd, "/dev", O_DIRECTORY);
+  if (devfd < 0) bail("open: /dev");
+  if (mkdirat(devfd, ".nodes", 0700) < 0) bail("mkdir: /dev/.nodes");
+  cleanup_close int stage = open_in_root(rootfd, "/dev/.nodes", O_DIRECTORY);
+  if (stage < 0) bail("open: /dev/.nodes");
+  char sp[64];
+  fdpath(sp, sizeof sp, stage);
+  if (mount("tmpfs", sp, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=700,size=4k") < 0) bail("mount: tmpfs for device nodes");
+  cleanup_close int nodes = open_in_root(rootfd, "/dev/.nodes", O_DIRECTORY);
+  if (nodes < 0) bail("open: /dev/.nodes");
+  fdpath(sp, sizeof sp, nodes);
+  bool own = true;
+  for (size_t i = 0; i < sizeof dev_nodes / sizeof *dev_nodes && own; i++) {
+    const char *n = dev_nodes[i].name;
+    if (mknodat(nodes, n, S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)) < 0) {
+      if (errno != EPERM) bail("mknod: /dev/%s", n);
+      own = false;
+    } else if (fchmodat(nodes, n, 0666, 0) < 0) {
+      bail("chmod: /dev/%s", n);
+    }
+  }
+  for (size_t i = 0; i < sizeof dev_nodes / sizeof *dev_nodes; i++) {
+    const char *n = dev_nodes[i].name;
+    char src[PATH_MAX], dst[32];
+    snprintf(dst, sizeof dst, "/dev/%s", n);
+    if (own) snprintf(src, sizeof src, "%s/%s", sp, n);
+    else snprintf(src, sizeof src, "/dev/%s", n);
     std_mount(rootfd, "bind", src, dst, MS_BIND, NULL);
   }
+  if (umount2(sp, MNT_DETACH) < 0) bail("umount2: tmpfs for device nodes");
+  if (unlinkat(devfd, ".nodes", AT_REMOVEDIR) < 0) bail("rmdir: /dev/.nodes");
+}
+
+static void setup_dev(int rootfd, const struct cfg *c) {
+  std_mount(rootfd, "tmpfs", "tmpfs", "/dev", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k");
+  setup_dev_nodes(rootfd);
   struct mnt pts = {.flags = MS_NOSUID | MS_NOEXEC, .prop = 0, .type = "devpts", .src = "devpts",
                     .dst = "/dev/pts", .data = "newinstance,ptmxmode=0666,mode=0620,gid=5", .cwd = ""};
   {
@@ -718,6 +764,20 @@ __attribute__((noreturn)) static void do_exec(const struct cfg *c) {
   bail_errno(err, "execve: %s: executable file not found in $PATH", file);
 }
 
+/* Enters the working directory as a path inside the container's root (the current "/"): links
+ * are followed as if the root were "/", and /proc's magic links (/proc/self/fd/N, .../cwd) are
+ * refused, so no path from the image or the user can name a directory outside. */
+static void enter_cwd(const char *cwd) {
+  cleanup_close int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) bail("open: /");
+  cleanup_close int fd = open_in_root(root, cwd, O_DIRECTORY);
+  if (fd < 0) bail("chdir: working directory %s", cwd);
+  if (fchdir(fd) < 0) bail("chdir: working directory %s", cwd);
+  char buf[PATH_MAX];
+  /* getcwd names a directory outside the root "(unreachable)..." or fails: never run there. */
+  if (!getcwd(buf, sizeof buf) || buf[0] != '/') bail_errno(EXDEV, "chdir: working directory %s is outside the container", cwd);
+}
+
 /* Working directory, terminal, rlimits, credentials, capabilities, then execve. */
 __attribute__((noreturn)) static void finish_and_exec(const struct cfg *c, int ptysock, bool foreground) {
   for (size_t i = 0; i < c->nrl; i++) {
@@ -727,7 +787,13 @@ __attribute__((noreturn)) static void finish_and_exec(const struct cfg *c, int p
     if (want.rlim_cur > want.rlim_max) want.rlim_cur = want.rlim_max;
     if (setrlimit((int)c->rl[i].res, &want) < 0) bail("setrlimit: resource %u", c->rl[i].res);
   }
-  if (chdir(c->cwd) < 0) bail("chdir: %s", c->cwd);
+  enter_cwd(c->cwd);
+  /* A detached container's stdin is the container's own /dev/null, never the host's. */
+  if (c->mode == MODE_DETACHED && !c->terminal) {
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nul < 0 || dup2(nul, 0) < 0) bail("open: /dev/null as stdin");
+    close(nul);
+  }
   if (c->terminal) setup_pty(c, ptysock);
   /* Installed while CAP_SYS_ADMIN is still held (no no_new_privs needed); nothing after this
    * point uses a filtered syscall. */
@@ -803,7 +869,8 @@ static void loopback_up(void) {
 
 
 struct chan {
-  int sync_r, exec_w, pty_child, logfd;
+  /* out_w: detached without a terminal, the write end of the pipe the monitor copies to the log. */
+  int sync_r, exec_w, pty_child, out_w;
   /* -1, or where the child reports (one byte) that it moved itself into its v1 cgroups. */
   int joined_w;
 };
@@ -845,6 +912,7 @@ static void wait_ack(const struct cfg *c, int sync_r) {
   while (r < 0 && errno == EINTR);
   if (r != 1 || b != SYNC_USERMAP_ACK) _exit(1); /* the parent failed and reported it */
   close(sync_r);
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) bail("prctl: PR_SET_DUMPABLE");
   if ((c->nsflags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) bail("unshare: CLONE_NEWCGROUP");
 }
 
@@ -875,11 +943,9 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
     if (setresgid(0, 0, 0) < 0) bail("setresgid: 0 (is container gid 0 mapped?)");
     if (setresuid(0, 0, 0) < 0) bail("setresuid: 0 (is container uid 0 mapped?)");
   }
-  if (ch.logfd >= 0) {
-    int nul = open("/dev/null", O_RDONLY);
-    if (nul < 0 || dup2(nul, 0) < 0 || dup2(ch.logfd, 1) < 0 || dup2(ch.logfd, 2) < 0) bail("dup2: log file");
-    close(nul);
-    close(ch.logfd);
+  if (ch.out_w >= 0) {
+    if (dup2(ch.out_w, 1) < 0 || dup2(ch.out_w, 2) < 0) bail("dup2: output pipe");
+    close(ch.out_w);
   }
   g_stage = STAGE_INIT;
   if ((c->nsflags & CLONE_NEWNET) && !c->netns) loopback_up();
@@ -1109,22 +1175,25 @@ static void join_cgroups(const struct cfg *c, pid_t pid, bool skip_v1) {
 
 static int run_container(const struct cfg *c) {
   bool detached = c->mode == MODE_DETACHED;
-  int logfd = -1;
   if (detached) {
-    logfd = open(c->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (logfd < 0) bail("open: log %s", c->logpath);
     pid_t m = fork();
     if (m < 0) bail("fork: monitor");
     if (m > 0) _exit(0); /* Node sees the helper exit; the monitor lives on, orphaned */
     if (setsid() < 0) bail("setsid: monitor");
     /* A long-lived process must not pin the caller's working directory (or its mount). */
     if (chdir("/") < 0) bail("chdir: /");
-    int nul = open("/dev/null", O_RDWR);
+    /* The monitor's own stdio: stdin an empty pipe (what the container starts with until it
+     * opens its own /dev/null), stdout and stderr the host's /dev/null, which the container
+     * never gets (its output is a pipe). */
+    int nul = open("/dev/null", O_RDWR), in[2];
     if (nul < 0) bail("open: /dev/null");
-    dup2(nul, 0);
+    if (pipe(in) < 0) bail("pipe");
+    close(in[1]);
+    dup2(in[0], 0);
+    if (in[0] != 0) close(in[0]);
     dup2(nul, 1);
     dup2(nul, 2);
-    close(nul);
+    if (nul > 2) close(nul);
   } else if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
     bail("prctl: PR_SET_PDEATHSIG");
   }
@@ -1146,25 +1215,42 @@ static int run_container(const struct cfg *c) {
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
     do_rootfs_mounts(c);
   }
-  int syncp[2], execp[2], ptys[2] = {-1, -1}, joinp[2] = {-1, -1};
+  int syncp[2], execp[2], ptys[2] = {-1, -1}, joinp[2] = {-1, -1}, outp[2] = {-1, -1};
   if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0) bail("pipe2");
+  /* Detached, the container writes to a pipe and the monitor owns the log file: a process
+   * inside never holds a host file it could fill and chmod (a setuid binary left on the host). */
+  if (detached && !c->terminal && pipe2(outp, O_CLOEXEC) < 0) bail("pipe2");
   /* In a user namespace the child has no rights on the host's cgroup files: the parent moves it. */
   bool self_join = !(ns & CLONE_NEWUSER) && any_cgroup_v1(c);
   if (self_join && pipe2(joinp, O_CLOEXEC) < 0) bail("pipe2");
   if (c->terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptys) < 0) bail("socketpair");
   unsigned long flags = CLONE_NEWNS | (ns & (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET));
+  /* An unprivileged parent may write the child's id maps only while the child is dumpable
+   * (a non-dumpable process's /proc files belong to root); the child, alone in its new pid
+   * namespace until then, turns it off again once the maps are written (wait_ack). */
+  bool maps_by_user = (ns & CLONE_NEWUSER) && g_rootless;
+  if (maps_by_user) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
   pid_t child = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+  if (maps_by_user && child != 0) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (child < 0) bail("clone: namespaces 0x%lx", flags);
   if (child == 0) {
     close(syncp[1]);
     close(execp[0]);
     if (ptys[0] >= 0) close(ptys[0]);
     if (joinp[0] >= 0) close(joinp[0]);
-    container_child(c, (struct chan){syncp[0], execp[1], ptys[1], logfd, joinp[1]});
+    if (outp[0] >= 0) close(outp[0]);
+    container_child(c, (struct chan){syncp[0], execp[1], ptys[1], outp[1], joinp[1]});
   }
   g_kill_on_bail = child;
   close(syncp[0]);
   close(execp[1]);
+  if (outp[1] >= 0) close(outp[1]);
+  int logfd = -1;
+  if (detached) {
+    /* Opened only now, so the container never inherits it; private and never executable. */
+    logfd = open(c->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (logfd < 0) bail("open: log %s", c->logpath);
+  }
   bool joined = true;
   if (self_join) {
     /* The pid is reported (and the container may be killed through its cgroups) only once the
@@ -1178,7 +1264,6 @@ static int run_container(const struct cfg *c) {
     joined = r == 1;
   }
   if (ptys[1] >= 0) close(ptys[1]);
-  if (logfd >= 0 && c->terminal == false) close(logfd);
   if (ns & CLONE_NEWUSER) {
     char path[64];
     if (g_rootless) {
@@ -1218,7 +1303,8 @@ static int run_container(const struct cfg *c) {
   }
   g_kill_on_bail = 0;
   if (detached) close(4); /* EOF: Node's startDetached returns */
-  int st = monitor(child, master, detached ? -1 : 0, detached ? logfd : 1);
+  /* The monitor copies the pty master, or the output pipe, into the log. */
+  int st = monitor(child, master >= 0 ? master : outp[0], detached ? -1 : 0, detached ? logfd : 1);
   if (detached) write_status(c, st);
   else send_rec(4, REC_EXIT, st, NULL);
   return 0;
@@ -1297,14 +1383,65 @@ static int run_exec(const struct cfg *c) {
   return 0;
 }
 
-int main(void) {
-  struct cfg c;
-  if (fcntl(4, F_SETFD, FD_CLOEXEC) < 0) {
+/* ---------- start-up ---------- */
+
+/* Closes every descriptor above the protocol's (0-2 stdio, 3 bootstrap, 4 status, 5 control):
+ * whatever the caller leaked (a directory, a host file) must not be reachable through
+ * /proc/self/fd from a path the image or the user names, nor be held by a process that enters
+ * a container. Closed, not marked close-on-exec: paths are resolved before execve. */
+static void close_inherited(unsigned from) {
+  if (syscall(SYS_close_range, from, ~0U, 0) == 0) return;
+  struct rlimit r;
+  unsigned max = getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_max != RLIM_INFINITY ? (unsigned)r.rlim_max : 1U << 20;
+  for (unsigned fd = from; fd < max; fd++) close((int)fd);
+}
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#define ALL_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+/* Runs the helper from a sealed, anonymous copy of itself (as runc does since CVE-2019-5736):
+ * a process in a container that gets hold of /proc/<pid>/exe of a helper process finds a
+ * memfd that nobody can write, never the binary on the host disk. Returns when already sealed. */
+static void reexec_sealed(char **argv) {
+  cleanup_close int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (self < 0) bail("open: /proc/self/exe");
+  int seals = fcntl(self, F_GET_SEALS);
+  if (seals >= 0 && (seals & ALL_SEALS) == ALL_SEALS) return;
+  int mfd = memfd_create("imgbuild-sandbox", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (mfd < 0 && errno == EINVAL) mfd = memfd_create("imgbuild-sandbox", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (mfd < 0) bail("memfd_create: sealed copy of the helper");
+  struct stat st;
+  if (fstat(self, &st) < 0) bail("fstat: /proc/self/exe");
+  for (off_t left = st.st_size; left > 0;) {
+    ssize_t n = sendfile(mfd, self, NULL, (size_t)left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) bail("sendfile: sealed copy of the helper");
+    left -= n;
+  }
+  if (fcntl(mfd, F_ADD_SEALS, ALL_SEALS) < 0) bail("fcntl: F_ADD_SEALS");
+  fexecve(mfd, argv, environ);
+  bail("fexecve: sealed copy of the helper");
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  close_inherited(6);
+  /* Non-dumpable until the container's program is exec'd: no process inside can ptrace a
+   * helper or open its /proc/<pid>/{fd,exe,cwd,root,mem}. execve resets it for that program. */
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) bail("prctl: PR_SET_DUMPABLE");
+  if (fcntl(4, F_GETFD) < 0) {
     fprintf(stderr, "imgbuild-sandbox: fd 4 (status) is not open; this program is run by imgbuild\n");
     return 2;
   }
+  reexec_sealed(argv);
+  prctl(PR_SET_NAME, "imgbuild-sandbox", 0, 0, 0);
+  if (fcntl(4, F_SETFD, FD_CLOEXEC) < 0) bail("fcntl: status fd 4");
+  struct cfg c;
   read_bootstrap(&c);
+  if (c.control && fcntl(5, F_SETFD, FD_CLOEXEC) == 0) g_ctl = 5;
+  else close(5);
   g_rootless = geteuid() != 0;
-  if (fcntl(5, F_SETFD, FD_CLOEXEC) == 0) g_ctl = 5;
   return c.mode == MODE_EXEC ? run_exec(&c) : run_container(&c);
 }

@@ -69,6 +69,89 @@ static int status_line(const char *field) {
   return found;
 }
 
+/* For `ms` milliseconds, looks at every other process in the pid namespace, as an attacker
+ * waiting for `imgbuild exec` would: through /proc/<pid>/fd/<n>/<marker> it tries to read (and
+ * create) a file in a directory outside the container, and through /proc/<pid>/exe to hold a
+ * binary that is not the container's. Prints one ESCAPE/EXE line per success, then a summary;
+ * stops early when /tmp/stop-watching exists; exits 0 when nothing succeeded. */
+static int watch_procs(int ms, const char *marker) {
+  struct timespec now, end;
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  end.tv_sec += ms / 1000;
+  end.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (end.tv_nsec >= 1000000000L) {
+    end.tv_sec++;
+    end.tv_nsec -= 1000000000L;
+  }
+  int bad = 0;
+  /* denied: /proc/<pid>/exe refused (a helper, non-dumpable, before it execs the program) */
+  long scans = 0, denied = 0, opened = 0;
+  pid_t self = getpid();
+  printf("watching\n");
+  fflush(stdout);
+  for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec)) break;
+    if (access("/tmp/stop-watching", F_OK) == 0) break;
+    scans++;
+    DIR *procs = opendir("/proc");
+    if (!procs) return 1;
+    struct dirent *p;
+    while ((p = readdir(procs))) {
+      if (p->d_name[0] < '1' || p->d_name[0] > '9' || atoi(p->d_name) == self) continue;
+      char path[300];
+      snprintf(path, sizeof path, "/proc/%s/fd", p->d_name);
+      int fdd = open(path, O_RDONLY | O_DIRECTORY);
+      if (fdd >= 0) {
+        opened++;
+        DIR *fds = fdopendir(fdd);
+        struct dirent *f;
+        while (fds && (f = readdir(fds))) {
+          if (f->d_name[0] == '.') continue;
+          char rel[600];
+          snprintf(rel, sizeof rel, "%s/%s", f->d_name, marker);
+          int t = openat(fdd, rel, O_RDONLY);
+          if (t >= 0) {
+            printf("ESCAPE read /proc/%s/fd/%s/%s\n", p->d_name, f->d_name, marker);
+            close(t);
+            snprintf(rel, sizeof rel, "%s/written-from-container", f->d_name);
+            t = openat(fdd, rel, O_WRONLY | O_CREAT, 0644);
+            if (t >= 0) {
+              printf("ESCAPE create /proc/%s/fd/%s/written-from-container\n", p->d_name, f->d_name);
+              close(t);
+            }
+            bad = 1;
+          }
+        }
+        if (fds) closedir(fds);
+        else close(fdd);
+      }
+      snprintf(path, sizeof path, "/proc/%s/exe", p->d_name);
+      int e = open(path, O_PATH);
+      if (e < 0 && (errno == EACCES || errno == EPERM)) denied++;
+      if (e >= 0) {
+        char target[4096], held[64];
+        /* The link of the descriptor, not of /proc/<pid>/exe: the process may be gone already. */
+        snprintf(held, sizeof held, "/proc/self/fd/%d", e);
+        ssize_t n = readlink(held, target, sizeof target - 1);
+        target[n > 0 ? n : 0] = 0;
+        struct stat a, b;
+        /* A binary of the container is found again at the path the link names; anything else
+         * (a host file, a deleted file) is a handle from outside. */
+        if (fstat(e, &a) == 0 && a.st_nlink > 0 && (stat(target, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+          printf("EXE /proc/%s/exe -> %s (host inode %lu)\n", p->d_name, target, (unsigned long)a.st_ino);
+          bad = 1;
+        }
+        close(e);
+      }
+    }
+    closedir(procs);
+    fflush(stdout);
+  }
+  printf("watch: scans=%ld opened=%ld denied=%ld\n", scans, opened, denied);
+  return bad;
+}
+
 static int run(int argc, char **argv) {
   const char *cmd = argv[0];
   if (!strcmp(cmd, "echo")) {
@@ -272,6 +355,52 @@ static int run(int argc, char **argv) {
     int fd = open(argv[1], O_RDONLY);
     printf("open: %s\n", fd >= 0 ? "ok" : ename(errno));
     return fd >= 0;
+  }
+  if (!strcmp(cmd, "watch-procs") && argc > 2) return watch_procs(atoi(argv[1]), argv[2]);
+  if (!strcmp(cmd, "try-chroot")) {
+    /* The classic chroot escape: chroot into a subdir while keeping the cwd outside it, then
+     * climb. Prints what "/" holds afterwards; the caller compares it with the container's root. */
+    mkdir("/tmp/jail", 0755);
+    int keep = open("/", O_RDONLY | O_DIRECTORY);
+    printf("chroot: %s\n", chroot("/tmp/jail") == 0 ? "ok" : ename(errno));
+    if (keep >= 0 && fchdir(keep) == 0)
+      for (int i = 0; i < 64; i++)
+        if (chdir("..") < 0) break;
+    printf("chroot .: %s\n", chroot(".") == 0 ? "ok" : ename(errno));
+    fflush(stdout);
+    char *ls[] = {"ls", "/", NULL};
+    return run(2, ls);
+  }
+  if (!strcmp(cmd, "try-setns")) {
+    /* setns into namespaces reachable from inside: the seccomp filter refuses the call. */
+    int bad = 0;
+    static const char *const ns[] = {"mnt", "net", "pid", "user", "uts", "ipc", "cgroup"};
+    for (size_t i = 0; i < sizeof ns / sizeof *ns; i++) {
+      char p[64], label[64];
+      snprintf(p, sizeof p, "/proc/1/ns/%s", ns[i]);
+      snprintf(label, sizeof label, "setns %s", ns[i]);
+      int fd = open(p, O_RDONLY);
+      if (fd < 0) {
+        printf("%s: open %s\n", label, ename(errno));
+        continue;
+      }
+      bad |= probe(label, setns(fd, 0));
+      close(fd);
+    }
+    return bad;
+  }
+  if (!strcmp(cmd, "fd-info") && argc > 1) {
+    /* What the fd is from the kernel's side: "regular 0100644", "fifo", "socket", "chr". */
+    struct stat st;
+    int fd = atoi(argv[1]);
+    if (fstat(fd, &st) < 0) {
+      printf("fd %d: %s\n", fd, ename(errno));
+      return 1;
+    }
+    const char *t = S_ISREG(st.st_mode) ? "regular" : S_ISFIFO(st.st_mode) ? "fifo" : S_ISSOCK(st.st_mode) ? "socket"
+                    : S_ISCHR(st.st_mode) ? "chr" : S_ISDIR(st.st_mode) ? "dir" : "other";
+    printf("fd %d: %s\n", fd, t);
+    return 0;
   }
   if (!strcmp(cmd, "try-ptrace-host")) {
     /* Pid 1 is the container's own; the host root is not reachable through it. */

@@ -6,7 +6,7 @@
  * lose a tag. Garbage collection spares blobs that a live process may be about to reference (leases).
  */
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, readdir, utimes, writeFile, open } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, stat, readdir, utimes, writeFile, open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -128,6 +128,17 @@ class FileBlobWriter implements BlobWriter {
   }
 }
 
+/**
+ * The root is for its owner alone (as Docker's data root and containers/storage are): containers
+ * write into snapshots, cache mounts and their own /etc/hosts, and a setuid file they leave there
+ * must be out of every other user's reach. A root made more open (an older store, a directory
+ * given with --root) is closed on open.
+ */
+async function privateRoot(root: string): Promise<void> {
+  const st = await stat(root);
+  if ((st.mode & 0o077) !== 0) await chmod(root, st.mode & 0o700);
+}
+
 /** A store being opened (OciStore.begin). */
 export interface StoreOpening {
   /** The resolved root. */
@@ -208,12 +219,14 @@ export class OciStore implements ImageStore {
       }
       if (typeof v !== 'number') throw new CorruptStoreError(versionFile, 'missing numeric "version"');
       if (v > STORE_VERSION) throw new StoreVersionError(this.root, v, STORE_VERSION);
+      await privateRoot(this.root);
       markUsable();
       return;
     }
     // A new root. Independent steps run together (each file write is fsync'd); imgbuild.json,
     // the mark of a complete layout, is written last.
-    await mkdir(this.root, { recursive: true });
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    await privateRoot(this.root);
     await Promise.all(['blobs/sha256', 'ingest', 'leases'].map((d) => mkdir(join(this.root, d), { recursive: true })));
     markUsable();
     await withLock(join(this.root, 'index.json'), async () => {

@@ -7,7 +7,7 @@ import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { AbortedError } from '../errors.js';
 import { SandboxError, type SandboxStage } from './errors.js';
-import { BootstrapWriter, RecordDecoder, Stage, type StatusRecord } from './protocol.js';
+import { BootstrapWriter, RecordDecoder, Stage, Tag, type StatusRecord } from './protocol.js';
 
 export interface HelperOptions {
   helper: string;
@@ -155,7 +155,8 @@ export function runHelper(o: HelperOptions): Promise<HelperOutcome> {
     });
 
     bootPipe.on('error', () => {}); // the helper failing early shows up as a status record
-    bootPipe.end(o.bootstrap);
+    // The helper closes an fd 5 it is not told about: it may be a descriptor leaked to us.
+    bootPipe.end(o.control ? Buffer.concat([o.bootstrap, new BootstrapWriter().u32(Tag.CONTROL, 1).finish()]) : o.bootstrap);
 
     stdinPipe.on('error', () => {}); // EPIPE: the container stopped reading
     if (o.stdin) o.stdin.pipe(stdinPipe);

@@ -35,6 +35,7 @@ export const Tag = {
   STATUS_PATH: 27,
   WINSIZE: 28,
   SECCOMP: 29,
+  CONTROL: 30,
 } as const;
 
 export const Mode = { RUN: 0, DETACHED: 1, EXEC: 2 } as const;
