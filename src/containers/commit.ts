@@ -10,8 +10,7 @@ import type { ContainerConfig, Descriptor, ImageConfig } from '../layers/types.j
 import { diffSnapshot } from '../overlay/diff.js';
 import { OverlaySnapshotter } from '../overlay/overlay.js';
 import { InvalidArgumentError } from '../errors.js';
-import { Cgroup } from '../runner/cgroups.js';
-import { getContainer, type LifecycleOptions } from './lifecycle.js';
+import { getContainer, withFrozen, type LifecycleOptions } from './lifecycle.js';
 import { overlayRoot } from './create.js';
 import { mergeEnv } from './spec.js';
 
@@ -106,15 +105,10 @@ export async function commitContainer(
   const rec = await getContainer(root, nameOrId, o);
   const base = await findImage(store, rec.image);
   const sn = await OverlaySnapshotter.open(overlayRoot(root), { signal: o.signal });
-  // A running container is frozen while its upper dir is read, so the layer is one moment's state.
-  const cg = rec.state.status === 'running' ? await Cgroup.open(rec.id, { cgroupRoot: o.cgroupRoot, version: rec.cgroup?.version }) : undefined;
-  const frozen = cg ? await cg.freeze(true).catch(() => false) : false;
-  let layer;
-  try {
-    layer = await diffSnapshot(store, sn, rec.snapshotKey, { compression: 'none', signal: o.signal });
-  } finally {
-    if (frozen) await cg!.freeze(false).catch(() => {});
-  }
+  // A running container is frozen while its upper dir is read, so the layer is one moment's state
+  // (withFrozen names us as the holder: if we are killed meanwhile, the next reader thaws it).
+  const diff = (): ReturnType<typeof diffSnapshot> => diffSnapshot(store, sn, rec.snapshotKey, { compression: 'none', signal: o.signal });
+  const layer = rec.state.status === 'running' ? await withFrozen(root, rec, o, diff) : await diff();
   // The container's effective config is the base: what `run` changed (env, cmd, workdir, user).
   const { Hostname: _h, ...effective } = rec.config;
   void _h;

@@ -1,10 +1,11 @@
 /**
  * Container creation: image → unpacked snapshots (shared, keyed by chain id) → an active snapshot
  * `ctr-<id>` with an init layer of placeholders for the bind-mounted files → the effective config
- * and the sandbox spec → the container directory. Nothing runs and no kernel objects (cgroup,
- * netns) exist until start.
+ * and the sandbox spec → the container directory, filled in under a name of its creator and
+ * renamed into place complete (see record.ts), so that a creation cut short by SIGKILL leaves no
+ * half-made container, only a directory prune recognises. Nothing runs until start.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OciStore } from '../layers/store.js';
 import type { Descriptor } from '../layers/types.js';
@@ -18,9 +19,13 @@ import { InvalidArgumentError } from '../errors.js';
 import { generateName, newContainerId, shortId, validateName } from './ids.js';
 import { NameInUseError } from './errors.js';
 import {
+  beginCreate,
   containerDir,
+  files,
+  finishCreate,
   listRecords,
   pathOf,
+  reservedNames,
   withContainersLock,
   writeRecord,
   type ContainerRecord,
@@ -48,6 +53,12 @@ import { procStartTime } from './proc.js';
 export interface CreateOptions {
   /** The container id to use (64 hex); generated when omitted. */
   id?: string;
+  /**
+   * The directory beginCreate made for `id`, when the caller made it first (run does, before the
+   * container's cgroup and network, so that those always belong to a known container). The caller
+   * then removes it if creation fails; otherwise createContainer makes and removes its own.
+   */
+  dir?: string;
   image: string;
   cmd?: string[];
   name?: string;
@@ -112,9 +123,11 @@ export function snapshotKey(id: string): string {
   return `ctr-${id}`;
 }
 
+const SPEC_FILE = 'spec.json';
+
 /** The sandbox spec as created (netnsPath / cgroupPaths are added at start). */
 export function specPath(root: string, id: string): string {
-  return join(containerDir(root, id), 'spec.json');
+  return join(containerDir(root, id), SPEC_FILE);
 }
 
 export async function createContainer(store: OciStore, o: CreateOptions): Promise<ContainerRecord> {
@@ -153,45 +166,45 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const ownStartTime = procStartTime(process.pid);
   const topP = unpacked(store, sn, img.manifest.layers, img.config.rootfs.diff_ids, o.signal);
   topP.catch(() => {}); // awaited below, after the name is reserved
-
-  // Reserve the name and the directory first, so a concurrent create with the same name fails
-  // (while the image's layers are checked or unpacked).
-  const name = await withContainersLock(root, async () => {
-    const all = await listRecords(root);
-    let n = o.name !== undefined ? validateName(o.name) : generateName();
-    if (o.name === undefined) {
-      for (let i = 0; all.some((r) => r.name === n); i++) n = i < 20 ? generateName() : `${generateName()}_${i}`;
-    }
-    const clash = all.find((r) => r.name === n);
-    if (clash) throw new NameInUseError(n, clash.id);
-    await mkdir(containerDir(root, id), { recursive: true });
-    // The creator's pid marks a half-created container whose creator died (see listContainers).
-    const creator = { monitorPid: process.pid, monitorStartTime: await ownStartTime };
-    await writeFile(
-      pathOf(root, id, 'state'),
-      JSON.stringify({ id, name: n, image: img.descriptor.digest, hostConfig: { autoRemove: o.autoRemove ?? false }, state: { status: 'created', ...creator } }),
-    );
-    return n;
-  });
-
+  const dir = o.dir ?? (await beginCreate(root, id));
+  const at = (f: keyof typeof files): string => join(dir, files[f]);
+  let prepared = false;
   try {
+    // Reserve the name first, so a concurrent create with the same name fails (while the image's
+    // layers are checked or unpacked). The reservation names the image too, so that rmi and
+    // prune leave it alone meanwhile.
+    const name = await withContainersLock(root, async () => {
+      const [all, reserved] = await Promise.all([listRecords(root), reservedNames(root, dir)]);
+      const taken = (n: string): string | undefined => all.find((r) => r.name === n)?.id ?? reserved.get(n);
+      let n = o.name !== undefined ? validateName(o.name) : generateName();
+      if (o.name === undefined) {
+        for (let i = 0; taken(n) !== undefined; i++) n = i < 20 ? generateName() : `${generateName()}_${i}`;
+      }
+      const clash = taken(n);
+      if (clash !== undefined) throw new NameInUseError(n, clash);
+      await writeFile(at('state'), JSON.stringify({ id, name: n, image: img.descriptor.digest }));
+      return n;
+    });
+
     const top = await topP;
     const key = snapshotKey(id);
     const volumeDirs = [...binds.map((b) => b.destination), ...tmpfs.map((t) => t.destination)];
+    prepared = true;
     const rootfs = await sn.prepare(key, top, {
       labels: { 'imgbuild.container': id },
       init: { files: ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'], dirs: volumeDirs },
       signal: o.signal,
     });
     const userSpec = o.user ?? cfg.User ?? '';
+    // The spec names the files where they will be once the directory is in place.
     const etcFiles = { hosts: pathOf(root, id, 'hosts'), hostname: pathOf(root, id, 'hostname'), resolv: pathOf(root, id, 'resolv') };
     // Independent steps, taken together: the user lookup, the workdir, the container's /etc files.
     const [user] = await Promise.all([
       resolveUser(rootfs, userSpec),
       ensureRootfsDir(rootfs, workdir),
-      writeFile(etcFiles.hosts, hostsFile(hostname)),
-      writeFile(etcFiles.hostname, `${hostname}\n`),
-      resolvConf(networkMode === 'host').then((t) => writeFile(etcFiles.resolv, t)),
+      writeFile(at('hosts'), hostsFile(hostname)),
+      writeFile(at('hostname'), `${hostname}\n`),
+      resolvConf(networkMode === 'host').then((t) => writeFile(at('resolv'), t)),
     ]);
     if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
 
@@ -213,8 +226,8 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       hostNetwork: networkMode === 'host',
     });
     const specWritten = Promise.all([
-      writeFile(specPath(root, id), JSON.stringify(spec, null, 2)),
-      writeFile(pathOf(root, id, 'config'), `${JSON.stringify(safeOciConfig(spec), null, 2)}\n`),
+      writeFile(join(dir, SPEC_FILE), JSON.stringify(spec, null, 2)),
+      writeFile(at('config'), `${JSON.stringify(safeOciConfig(spec), null, 2)}\n`),
     ]);
     specWritten.catch(() => {}); // awaited with the record below
 
@@ -255,15 +268,24 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       path: argv[0]!,
       args: argv.slice(1),
       hostConfig,
+      // The creator's pid tells a reader whether a `created` container may still be started.
       state: { status: 'created', monitorPid: process.pid, monitorStartTime: await ownStartTime },
     };
-    await Promise.all([specWritten, writeRecord(root, rec)]);
+    await Promise.all([specWritten, writeRecord(root, rec, dir)]);
+    await finishCreate(root, id, dir);
     return rec;
   } catch (e) {
-    await sn.remove(snapshotKey(id)).catch(() => {});
-    await rm(containerDir(root, id), { recursive: true, force: true });
+    if (prepared) await sn.remove(snapshotKey(id)).catch(() => {});
+    if (!o.dir) await rm(dir, { recursive: true, force: true });
     throw e;
   }
+}
+
+export { beginCreate };
+
+/** Removes the directory of a creation that failed (after its kernel objects: see run). */
+export async function abandonCreate(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
 }
 
 /** toOciConfig may not cover every field; the bundle config is informative, never required to run. */

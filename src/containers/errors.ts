@@ -39,3 +39,18 @@ export class ContainerStartError extends ImgbuildError {
     this.name = 'ContainerStartError';
   }
 }
+
+/**
+ * A container whose state.json is there but is not a complete record (an earlier version's
+ * half-written one, a damaged file). It can still be removed by id; `process` is the creator or
+ * watcher it names, when that much could be read.
+ */
+export class BrokenContainerError extends ImgbuildError {
+  readonly process?: { pid: number; startTime?: string };
+  constructor(readonly id: string, readonly reason: string, options?: { cause?: unknown; process?: { pid: number; startTime?: string } }) {
+    const short = id.slice(0, 12);
+    super('FAILED_PRECONDITION', `container ${short} has an unreadable record (${reason}); "imgbuild rm -f ${short}" or "imgbuild prune" removes it`, options);
+    this.name = 'BrokenContainerError';
+    if (options?.process) this.process = options.process;
+  }
+}

@@ -4,39 +4,52 @@
  * reconciles state.json with it (refreshState).
  *
  * Kernel objects per container: a cgroup (`imgbuild/<id>` per controller) and, for bridge
- * networking, a named netns with a veth and a lease, plus a port proxy process. They are created at
- * start and destroyed by removeContainer, which works from the record alone, so it also cleans up
- * after an imgbuild process that was killed with SIGKILL.
+ * networking, a named netns with a veth and a lease, plus a port proxy process. They are claimed
+ * for the store root (claims.ts) and created at start, and destroyed by removeContainer, which
+ * works from the record alone, so it also cleans up after an imgbuild process that was killed
+ * with SIGKILL. What a killed process left before a record existed, or while one was being
+ * removed, is found and removed by pruneLeftovers.
+ *
+ * After a SIGKILL at any moment the next reader sees a true state: a `created` record whose
+ * creator is gone is `running` if its process runs (the start got that far), and otherwise has
+ * its kernel objects removed, which also stops a start still in flight (settleCreated).
  */
 import { createWriteStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { constants as osConstants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OciStore } from '../layers/store.js';
-import { Cgroup } from '../runner/cgroups.js';
+import { Cgroup, listGroups } from '../runner/cgroups.js';
 import type { NetworkMode, NetworkOptions, NetworkState } from '../runner/network.js';
 import { runSandbox, startDetached, type SandboxIO } from '../runner/sandbox.js';
 import type { SandboxSpec } from '../runner/spec.js';
 import { OverlaySnapshotter } from '../overlay/overlay.js';
+import { unmount } from '../overlay/mount.js';
 import { AbortedError } from '../errors.js';
-import { ContainerStartError, ContainerStateError } from './errors.js';
-import { findInitPid, isSameProcess, procStartTime } from './proc.js';
+import { BrokenContainerError, ContainerStartError, ContainerStateError } from './errors.js';
+import { findInitPid, isSameProcess, parentPid, procStartTime } from './proc.js';
 import {
   containerDir,
+  containersDir,
+  deleteContainerDir,
   listRecords,
   pathOf,
+  readAllRecords,
   readExitStatus,
   readRecord,
   resolveContainer,
+  scanContainerDirs,
   updateRecord,
   withContainerLock,
   writeExitStatus,
+  writeRecord,
   type ContainerRecord,
   type ExitStatus,
   type HostConfig,
 } from './record.js';
+import { claimId, claimOf, unclaimId } from './claims.js';
 import { hostsFile } from './spec.js';
 import { overlayRoot, snapshotKey, specPath } from './create.js';
 
@@ -45,6 +58,8 @@ export interface LifecycleOptions {
   cgroupRoot?: string;
   /** Host-wide network lease dir; default /run/imgbuild/network. */
   networkStateDir?: string;
+  /** Host-wide claims on container ids (claims.ts); default /run/imgbuild/containers. */
+  claimsDir?: string;
   /** An already open snapshotter of this root (saves re-opening it). */
   snapshotter?: OverlaySnapshotter;
   /** The container's cgroup when the caller holds it already (saves detecting its paths again). */
@@ -95,14 +110,17 @@ async function teardownNetwork(id: string, state: NetworkState | undefined, o: N
 }
 
 /**
- * Creates a container's cgroup and network namespace. `run` calls this while the container is
- * still being created (the two are independent) and hands the promise to runContainer.
+ * Creates a container's cgroup and network namespace, claimed for `root` first. `run` calls this
+ * while the container is still being created (the two are independent; its directory exists
+ * already) and hands the promise to runContainer.
  */
 export async function createKernelObjects(
+  root: string,
   id: string,
   h: Pick<HostConfig, 'memory' | 'cpus' | 'pidsLimit' | 'networkMode'>,
   o: LifecycleOptions = {},
 ): Promise<KernelObjects> {
+  await claimId(id, root, o.claimsDir);
   const [cgr, netr] = await Promise.allSettled([
     Cgroup.create(id, { memory: h.memory, cpus: h.cpus, pidsLimit: h.pidsLimit }, { cgroupRoot: o.cgroupRoot }),
     setupNetwork(id, h.networkMode, { stateDir: o.networkStateDir, signal: o.signal }),
@@ -111,6 +129,7 @@ export async function createKernelObjects(
   // Undo the half that worked.
   if (cgr.status === 'fulfilled') await cgr.value.kill('SIGKILL').then(() => cgr.value.remove()).catch(() => {});
   if (netr.status === 'fulfilled') await teardownNetwork(id, netr.value, { stateDir: o.networkStateDir }).catch(() => {});
+  await unclaimId(id, o.claimsDir);
   throw cgr.status === 'rejected' ? cgr.reason : (netr as PromiseRejectedResult).reason;
 }
 
@@ -120,6 +139,7 @@ export async function releaseKernelObjects(id: string, k: KernelObjects, o: Life
     k.cgroup.kill('SIGKILL').then(() => k.cgroup.remove()),
     teardownNetwork(id, k.network, { stateDir: o.networkStateDir }),
   ]);
+  await unclaimId(id, o.claimsDir);
 }
 
 /** Creates (or takes from `o.kernel`) the cgroup and network and completes the spec (for the runtimes). */
@@ -130,7 +150,7 @@ export async function acquireResources(
 ): Promise<{ spec: SandboxSpec; cgroup: Cgroup }> {
   const spec = JSON.parse(await readFile(specPath(root, rec.id), 'utf8')) as SandboxSpec;
   const h = rec.hostConfig;
-  const k = await (o.kernel ?? createKernelObjects(rec.id, h, o));
+  const k = await (o.kernel ?? createKernelObjects(root, rec.id, h, o));
   rec.cgroup = { version: k.cgroup.version, paths: k.cgroup.paths };
   rec.network = k.network;
   const cg = k.cgroup;
@@ -163,6 +183,9 @@ export async function releaseResources(rec: ContainerRecord, o: LifecycleOptions
     } catch {
       // already gone
     }
+  } else if (rec.hostConfig.portBindings.length > 0) {
+    // Started, but its pid never reached the record (the run was killed right after).
+    await killPortProxies(new Set([rec.id]));
   }
   // The cgroup and the network are independent: take both down at once.
   await Promise.all([
@@ -416,11 +439,15 @@ export async function containerPid(rec: ContainerRecord, o: LifecycleOptions = {
 }
 
 /**
- * Reconciles a running record with the kernel: an exit status written by the monitor, or a group
- * that is empty with nobody left to write one, makes the container exited.
+ * Reconciles a record with the kernel: for a running one, an exit status written by the monitor,
+ * or a group that is empty with nobody left to write one, makes the container exited (and a
+ * freeze whose holder is gone is undone); a created one whose creator is gone is settled
+ * (settleCreated).
  */
 export async function refreshState(root: string, rec: ContainerRecord, o: LifecycleOptions = {}): Promise<ContainerRecord> {
+  if (rec.state.status === 'created') return settleCreated(root, rec, o);
   if (rec.state.status !== 'running') return rec;
+  await thawIfAbandoned(root, rec, o);
   const st = await readExitStatus(root, rec.id);
   let next: ExitStatus | undefined;
   let error: string | undefined;
@@ -443,6 +470,105 @@ export async function refreshState(root: string, rec: ContainerRecord, o: Lifecy
     r.state = exitedState(r.state, status, error);
   });
   return updated ?? rec;
+}
+
+/**
+ * A `created` container whose creator is gone: the start was cut short somewhere, and the kernel
+ * says where. Processes in its cgroup mean the sandbox got the container going (the monitor of a
+ * detached start outlives its caller): the record becomes `running`, with the container's pid 1
+ * and, as its watcher, that pid's parent (the monitor, which writes the exit status). Otherwise
+ * the cgroup and network are removed — which makes a sandbox helper still setting up fail to join
+ * them, so nothing can start later — and the container stays `created`, or `exited` when an exit
+ * status turned up meanwhile. Under the container's lock, so concurrent readers settle it once.
+ */
+async function settleCreated(root: string, rec: ContainerRecord, o: LifecycleOptions): Promise<ContainerRecord> {
+  if (await isSameProcess(rec.state.monitorPid, rec.state.monitorStartTime)) return rec;
+  return withContainerLock(root, rec.id, async () => {
+    const cur = await readRecord(root, rec.id);
+    if (!cur) return rec;
+    if (cur.state.status !== 'created' || (await isSameProcess(cur.state.monitorPid, cur.state.monitorStartTime))) return cur;
+    const cg = await cgroupOf(cur, o);
+    let released = false;
+    for (;;) {
+      const pids = await cg.pids();
+      if (pids.length > 0) {
+        await adoptRunning(cur, cg, pids, o);
+        break;
+      }
+      const st = await readExitStatus(root, cur.id);
+      if (st) {
+        cur.state = { ...exitedState(cur.state, { ...st, ...normaliseExit(st) }), pid: undefined };
+        break;
+      }
+      if (released) {
+        cur.state = { ...cur.state, error: 'the imgbuild process starting it was killed before the container started' };
+        break;
+      }
+      await releaseResources(cur, o).catch(() => {});
+      released = true;
+    }
+    await writeRecord(root, cur);
+    return cur;
+  });
+}
+
+/** Records a container found running without its record saying so (see settleCreated). */
+async function adoptRunning(rec: ContainerRecord, cg: Cgroup, pids: number[], o: LifecycleOptions): Promise<void> {
+  const pid = await findInitPid(pids);
+  const monitor = pid ? await parentPid(pid) : undefined;
+  const [pidStartTime, monitorStartTime] = await Promise.all([pid ? procStartTime(pid) : undefined, monitor && monitor > 1 ? procStartTime(monitor) : undefined]);
+  rec.cgroup ??= { version: cg.version, paths: cg.paths };
+  if (!rec.network && rec.hostConfig.networkMode === 'bridge') {
+    const { netnsName, netnsPathOf, hostVethName, leasedState } = await import('../runner/network.js');
+    rec.network = (await leasedState(rec.id, { stateDir: o.networkStateDir })) ?? { mode: 'bridge', netnsName: netnsName(rec.id), netnsPath: netnsPathOf(rec.id), hostVeth: hostVethName(rec.id) };
+  } else rec.network ??= { mode: rec.hostConfig.networkMode };
+  const proxy = rec.hostConfig.portBindings.length > 0 ? (await findProxies(new Set([rec.id])))[0] : undefined;
+  rec.state = {
+    ...rec.state,
+    status: 'running',
+    pid,
+    pidStartTime,
+    monitorPid: monitorStartTime ? monitor : undefined,
+    monitorStartTime,
+    ...(proxy ? { proxyPid: proxy.pid, proxyStartTime: await procStartTime(proxy.pid) } : {}),
+    startedAt: new Date().toISOString(),
+  };
+}
+
+/** `<dir>/frozen-by`: `<pid> <start time>` of a process holding the container frozen (commit). */
+function freezeMarker(root: string, id: string): string {
+  return join(containerDir(root, id), 'frozen-by');
+}
+
+/**
+ * Runs `fn` with the container's processes frozen (when it has a freezer), naming us as the
+ * holder first, so that a reader finding the group frozen after we were killed knows to thaw it.
+ */
+export async function withFrozen<T>(root: string, rec: ContainerRecord, o: LifecycleOptions, fn: () => Promise<T>): Promise<T> {
+  const cg = await cgroupOf(rec, o);
+  await writeFile(freezeMarker(root, rec.id), `${process.pid} ${(await procStartTime(process.pid)) ?? '0'}\n`);
+  let frozen = false;
+  try {
+    frozen = await cg.freeze(true).catch(() => false);
+    return await fn();
+  } finally {
+    if (frozen) await cg.freeze(false).catch(() => {});
+    await rm(freezeMarker(root, rec.id), { force: true });
+  }
+}
+
+/** Thaws a running container left frozen by a process that is gone (a commit, a kill loop). */
+async function thawIfAbandoned(root: string, rec: ContainerRecord, o: LifecycleOptions): Promise<void> {
+  const holder = await readFile(freezeMarker(root, rec.id), 'utf8').catch(() => undefined);
+  const [pid, start] = (holder ?? '').trim().split(' ');
+  if (holder !== undefined && (await isSameProcess(Number(pid), start))) return;
+  // Read through the recorded paths: the common case (nothing frozen) costs one read.
+  const v1 = rec.cgroup?.version === 1 ? rec.cgroup.paths.find((p) => p.includes('/freezer/')) : undefined;
+  const probe = v1 ? join(v1, 'freezer.state') : rec.cgroup?.version === 2 ? join(rec.cgroup.paths[0] ?? '', 'cgroup.events') : undefined;
+  const text = probe ? await readFile(probe, 'utf8').catch(() => '') : '';
+  const frozen = v1 ? text.trim() === 'FROZEN' : /^frozen 1$/m.test(text);
+  if (frozen || (!probe && holder !== undefined)) await (await cgroupOf(rec, o)).freeze(false).catch(() => {});
+  if (holder !== undefined) await rm(freezeMarker(root, rec.id), { force: true });
 }
 
 /** All containers, reconciled; detached `--rm` containers that have exited are removed here. */
@@ -523,11 +649,20 @@ export async function stopContainer(root: string, nameOrId: string, o: Lifecycle
 
 /**
  * Removes a container: kills what is left (force), tears down network and cgroup, removes the
- * snapshot and the directory. Nothing is mounted on the host for a container (the sandbox mounts
- * in its own mount namespace), so there is nothing to unmount here.
+ * snapshot and the directory, then its claim. Nothing is mounted on the host for a container (the
+ * sandbox mounts in its own mount namespace), so there is nothing to unmount here. Each step can
+ * be repeated, so a removal cut short is finished by the next `rm` (or prune, once the directory
+ * was renamed away). A container with an unreadable record is removed by id all the same.
  */
 export async function removeContainer(root: string, nameOrId: string, o: LifecycleOptions & { force?: boolean } = {}): Promise<string> {
-  const rec = await refreshState(root, await resolveContainer(root, nameOrId), o);
+  let found: ContainerRecord;
+  try {
+    found = await resolveContainer(root, nameOrId);
+  } catch (e) {
+    if (e instanceof BrokenContainerError) return removeBroken(root, e, o);
+    throw e;
+  }
+  const rec = await refreshState(root, found, o);
   if (rec.state.status === 'running' && !o.force) {
     throw new ContainerStateError(rec.id, `container ${rec.name} is running: stop it first or use rm -f`);
   }
@@ -539,20 +674,185 @@ export async function removeContainer(root: string, nameOrId: string, o: Lifecyc
   }
   const releasing = releaseResources(rec, o);
   const removeSnapshot = (async () => {
-    const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root)));
     if (rec.state.status === 'running') await releasing; // never pull a layer from under live processes
-    await sn.remove(rec.snapshotKey ?? snapshotKey(rec.id)).catch((e: unknown) => {
-      if ((e as { code?: string }).code !== 'NOT_FOUND') throw e;
-    });
+    await removeSnapshotOf(root, rec.id, o, rec.snapshotKey);
   })();
   await Promise.all([releasing, removeSnapshot]);
   // The watcher (monitor or a foreground run) goes once the container has; give it a moment.
   for (let i = 0; i < 100 && rec.state.monitorPid !== process.pid && (await isSameProcess(rec.state.monitorPid, rec.state.monitorStartTime)); i++) {
     await sleep(20);
   }
-  // Under the container's lock, so a concurrent state update cannot write into a half-deleted dir.
-  await withContainerLock(root, rec.id, () => rm(containerDir(root, rec.id), { recursive: true, force: true }));
+  await deleteContainerDir(root, rec.id);
+  await unclaimId(rec.id, o.claimsDir);
   return rec.id;
+}
+
+async function removeSnapshotOf(root: string, id: string, o: LifecycleOptions, key = snapshotKey(id)): Promise<void> {
+  const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root)));
+  await sn.remove(key).catch((e: unknown) => {
+    if ((e as { code?: string }).code !== 'NOT_FOUND') throw e;
+  });
+}
+
+/** rm of a container whose record cannot be read: by id, with -f when anything still runs in it. */
+async function removeBroken(root: string, err: BrokenContainerError, o: LifecycleOptions & { force?: boolean }): Promise<string> {
+  const { id } = err;
+  if (!o.force) {
+    const busy = err.process && (await isSameProcess(err.process.pid, err.process.startTime));
+    const pids = await (await Cgroup.open(id, { cgroupRoot: o.cgroupRoot })).pids().catch(() => []);
+    if (busy || pids.length > 0) throw new ContainerStateError(id, `container ${id.slice(0, 12)} (unreadable record) may still be running: use rm -f`);
+  }
+  await releaseById(root, id, o);
+  await deleteContainerDir(root, id);
+  await unclaimId(id, o.claimsDir);
+  return id;
+}
+
+/**
+ * Removes every kernel object, runtime leftover and the snapshot that container `id` may have,
+ * knowing nothing but the id (a record that was never completed or cannot be read). Idempotent.
+ */
+async function releaseById(root: string, id: string, o: LifecycleOptions, dir = containerDir(root, id)): Promise<void> {
+  if (existsSync(join(dir, 'rootfs')) || existsSync(join(root, 'runc', id))) {
+    await (await import('./runc.js')).cleanupRuncBundle(root, id).catch(() => {});
+  }
+  await unmount(dir); // nothing is ever mounted in a container dir but the runc rootfs, handled above
+  await releaseKernelById(id, o);
+  await removeSnapshotOf(root, id, o);
+}
+
+/** The host-wide part of releaseById: cgroup, port proxy, netns and veth. */
+async function releaseKernelById(id: string, o: LifecycleOptions): Promise<void> {
+  const cg = await Cgroup.open(id, { cgroupRoot: o.cgroupRoot });
+  if (await cg.exists()) {
+    await cg.kill('SIGKILL');
+    await cg.remove();
+  }
+  await killPortProxies(new Set([id]));
+  const net = await import('../runner/network.js');
+  if (existsSync(net.netnsPathOf(id)) || existsSync(`/sys/class/net/${net.hostVethName(id)}`)) {
+    await net.teardownNetwork(id, { mode: 'bridge' }, { stateDir: o.networkStateDir });
+  }
+}
+
+async function findProxies(ids?: Set<string>): Promise<{ pid: number; id: string }[]> {
+  const { findPortProxies } = await import('./ports.js');
+  return (await findPortProxies()).filter((p) => !ids || ids.has(p.id));
+}
+
+async function killPortProxies(ids: Set<string>): Promise<void> {
+  for (const p of await findProxies(ids)) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/** Whether `root` has anything of container `id`: its directory, or one being made or deleted. */
+async function hasTrace(root: string, id: string): Promise<boolean> {
+  const names = await readdir(containersDir(root)).catch(() => [] as string[]);
+  return names.some((n) => n === id || n === `.removing-${id}` || n.startsWith(`.creating-${id}-`));
+}
+
+/** An empty group nobody claims is left alone this long: an earlier version may be about to use it. */
+const UNCLAIMED_GROUP_AGE_MS = 60_000;
+
+export interface Leftovers {
+  /** Ids of containers (complete or not) whose remains were removed. */
+  containers: string[];
+  /** Ids whose kernel objects (cgroup, netns, veth, port proxy) were removed without a container. */
+  kernelObjects: string[];
+  /** Keys of container snapshots that belonged to no container. */
+  snapshots: string[];
+}
+
+/**
+ * Removes what killed imgbuild processes left behind, and nothing that a live process or a
+ * container still uses:
+ * - directories of containers being created whose creator is gone, with their cgroup, network,
+ *   port proxy and snapshot; directories of removals cut short; unreadable records nothing runs in;
+ * - `ctr-<id>` snapshots of no container;
+ * - host-wide kernel objects — cgroups under `imgbuild/` (v1 and v2), netns `imgbuild-<id>` and
+ *   their veths, port proxies — of ids claimed by this root, or by a root that no longer has
+ *   them, that belong to no container; an empty group nobody claims (made by an earlier version)
+ *   once it is a minute old.
+ */
+export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Promise<Leftovers> {
+  const out: Leftovers = { containers: [], kernelObjects: [], snapshots: [] };
+  const dirs = await scanContainerDirs(root);
+  const drop = async (id: string, dir: string): Promise<void> => {
+    await releaseById(root, id, o, dir);
+    await rm(dir, { recursive: true, force: true });
+    await unclaimId(id, o.claimsDir);
+    out.containers.push(id);
+  };
+  for (const c of dirs.creating) {
+    if (!(await isSameProcess(c.pid, c.startTime))) await drop(c.id, c.dir);
+  }
+  for (const id of dirs.removing) await drop(id, join(containersDir(root), `.removing-${id}`));
+  for (const id of dirs.bare) await drop(id, containerDir(root, id));
+  for (const b of (await readAllRecords(root)).broken) {
+    if (b.process && (await isSameProcess(b.process.pid, b.process.startTime))) continue; // an earlier version creating it
+    if ((await (await Cgroup.open(b.id, { cgroupRoot: o.cgroupRoot })).pids().catch(() => [])).length > 0) continue; // rm -f decides
+    await releaseById(root, b.id, o);
+    await deleteContainerDir(root, b.id);
+    await unclaimId(b.id, o.claimsDir);
+    out.containers.push(b.id);
+  }
+
+  // Snapshots: listed before the directories are looked at again, so that a container created
+  // meanwhile (its directory is made before its snapshot) is never taken for a missing one.
+  const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root)));
+  const keys: string[] = [];
+  await sn.walk((i) => {
+    if (/^ctr-[0-9a-f]{64}$/.test(i.key)) keys.push(i.key);
+  });
+  for (const key of keys) {
+    if (await hasTrace(root, key.slice(4))) continue;
+    await sn.remove(key).then(
+      () => void out.snapshots.push(key),
+      () => {},
+    );
+  }
+
+  // Host-wide kernel objects, likewise listed before their owners are looked for.
+  const net = await import('../runner/network.js');
+  const groups = await listGroups({ cgroupRoot: o.cgroupRoot }).catch(() => new Map<string, { createdMs: number }>());
+  const proxies = await findProxies();
+  const ids = new Set([...groups.keys(), ...(await net.listNetnsIds()), ...proxies.map((p) => p.id)].filter((id) => /^[0-9a-f]{64}$/.test(id)));
+  for (const id of ids) {
+    const owner = await claimOf(id, o.claimsDir);
+    if (owner !== undefined) {
+      if (await hasTrace(owner, id)) continue; // a container of its root, or being made or removed there
+      // Its snapshot, if any, is in that root's store: this root's went above, another's is left to it.
+      await releaseKernelById(id, o).catch(() => {});
+      await unclaimId(id, o.claimsDir);
+      out.kernelObjects.push(id);
+      continue;
+    }
+    // Unclaimed: made by an earlier version, for this root or another. Only what cannot be in use
+    // goes: a proxy whose namespace is gone, a group that is empty, old and of no container here.
+    let removed = false;
+    for (const p of proxies) {
+      if (p.id !== id || existsSync(net.netnsPathOf(id))) continue;
+      try {
+        process.kill(p.pid, 'SIGKILL');
+        removed = true;
+      } catch {
+        // gone meanwhile
+      }
+    }
+    const g = groups.get(id);
+    if (g && Date.now() - g.createdMs > UNCLAIMED_GROUP_AGE_MS && !existsSync(net.netnsPathOf(id)) && !(await hasTrace(root, id))) {
+      const cg = await Cgroup.open(id, { cgroupRoot: o.cgroupRoot });
+      // rmdir refuses a group that has processes, so a group in use is never taken.
+      if ((await cg.pids()).length === 0) removed = (await cg.remove({ timeoutMs: 0 }).then(() => true, () => false)) || removed;
+    }
+    if (removed) out.kernelObjects.push(id);
+  }
+  return out;
 }
 
 /**

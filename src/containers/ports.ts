@@ -5,6 +5,7 @@
  * needs neither, and it exits on its own when the container's network namespace goes away.
  */
 import { spawn } from 'node:child_process';
+import { readFile, readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'node:net';
@@ -54,4 +55,29 @@ export async function startPortProxy(o: { containerIp: string; ports: PortBindin
   child.stderr!.destroy();
   child.unref();
   return child.pid!;
+}
+
+/**
+ * The running port proxies, found by their command line (`port-proxy.js <ip> <ports> <netnsPath>`)
+ * with the container id their netns path names: the way to reach a proxy whose pid never made it
+ * into a record (its `run` was killed just after starting it).
+ */
+export async function findPortProxies(): Promise<{ pid: number; id: string }[]> {
+  const out: { pid: number; id: string }[] = [];
+  let names: string[];
+  try {
+    names = await readdir('/proc');
+  } catch {
+    return out;
+  }
+  await Promise.all(
+    names.map(async (n) => {
+      if (!/^\d+$/.test(n)) return;
+      const argv = await readFile(`/proc/${n}/cmdline`, 'utf8').then((t) => t.split('\0'), () => []);
+      if (!argv.some((a) => /\/containers\/port-proxy\.[jt]s$/.test(a))) return;
+      const m = argv.map((a) => /^\/run\/netns\/imgbuild-([0-9a-f]{64})$/.exec(a)).find(Boolean);
+      if (m) out.push({ pid: Number(n), id: m[1]! });
+    }),
+  );
+  return out;
 }

@@ -57,3 +57,13 @@ export async function namespacesOf(pid: number): Promise<Record<string, string>>
   }
   return out;
 }
+
+/** The parent of `pid` (PPid of /proc/<pid>/status), or undefined when it is gone. */
+export async function parentPid(pid: number): Promise<number | undefined> {
+  try {
+    const m = /^PPid:\s+(\d+)$/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}

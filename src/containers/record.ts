@@ -5,17 +5,21 @@
  *   status.json  the exit status, written once by whoever waited for the process (monitor or `run`)
  *   hosts, hostname, resolv.conf   bind-mounted into the container
  *   log          stdout+stderr of detached containers
- * state.json is only rewritten atomically under the container's lock; names are unique per root,
- * checked under the root-wide containers lock at creation.
+ * A container directory appears complete or not at all: it is filled in as
+ * `.creating-<id>-<pid>-<start>` (named for its creator, so one left by a killed process is known
+ * as such) and renamed into place; removal renames it to `.removing-<id>` before deleting it.
+ * state.json is only rewritten atomically under the container's lock, and validated when read;
+ * names are unique per root, checked under the root-wide containers lock at creation.
  */
-import { readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { withLock } from '../layers/atomic.js';
 import type { ContainerConfig } from '../layers/types.js';
 import type { NetworkMode, NetworkState } from '../runner/network.js';
 import type { CgroupVersion } from '../runner/cgroups.js';
-import { AmbiguousContainerError, ContainerNotFoundError } from './errors.js';
+import { AmbiguousContainerError, BrokenContainerError, ContainerNotFoundError } from './errors.js';
+import { isSameProcess, procStartTime } from './proc.js';
 
 export type ContainerStatus = 'created' | 'running' | 'exited' | 'dead';
 
@@ -149,17 +153,89 @@ async function replaceFile(path: string, data: string): Promise<void> {
 }
 
 /** Writes state.json into the container's existing directory (never recreating a removed one). */
-export async function writeRecord(root: string, rec: ContainerRecord): Promise<void> {
-  await replaceFile(pathOf(root, rec.id, 'state'), `${JSON.stringify(rec, null, 2)}\n`);
+export async function writeRecord(root: string, rec: ContainerRecord, dir = containerDir(root, rec.id)): Promise<void> {
+  await replaceFile(join(dir, files.state), `${JSON.stringify(rec, null, 2)}\n`);
 }
 
-export async function readRecord(root: string, id: string): Promise<ContainerRecord | undefined> {
-  try {
-    return JSON.parse(await readFile(pathOf(root, id, 'state'), 'utf8')) as ContainerRecord;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+// ---- validation ------------------------------------------------------------------------------
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+/** Absent (JSON drops undefined; null is taken as absent too) or of the given type. */
+const opt = (v: unknown, type: 'number' | 'string' | 'boolean'): boolean => v === undefined || v === null || typeof v === type;
+const STATUSES = ['created', 'running', 'exited', 'dead'];
+const NETWORK_MODES = ['none', 'host', 'bridge'];
+
+/** What keeps `v` from being a complete record of container `id`, or undefined when nothing does. */
+export function recordProblem(v: unknown, id: string): string | undefined {
+  if (!isObj(v)) return 'not a JSON object';
+  if (v.id !== id) return `it names another id (${JSON.stringify(v.id)})`;
+  for (const k of ['name', 'image', 'imageName', 'imageId', 'snapshotKey', 'created', 'path']) {
+    if (typeof v[k] !== 'string') return `${k} is missing`;
   }
+  if (!isStrings(v.args)) return 'args is missing';
+  if (!isObj(v.config)) return 'config is missing';
+  const h = v.hostConfig;
+  if (!isObj(h)) return 'hostConfig is missing';
+  for (const k of ['autoRemove', 'readOnly', 'init', 'tty', 'interactive']) if (typeof h[k] !== 'boolean') return `hostConfig.${k} is missing`;
+  if (!NETWORK_MODES.includes(h.networkMode as string)) return 'hostConfig.networkMode is missing';
+  const ports = h.portBindings;
+  if (!Array.isArray(ports) || !ports.every((p) => isObj(p) && typeof p.hostIp === 'string' && typeof p.hostPort === 'number' && typeof p.containerPort === 'number' && typeof p.protocol === 'string')) {
+    return 'hostConfig.portBindings is missing';
+  }
+  if (!Array.isArray(h.binds) || !h.binds.every((b) => isObj(b) && typeof b.source === 'string' && typeof b.destination === 'string' && typeof b.readOnly === 'boolean')) {
+    return 'hostConfig.binds is missing';
+  }
+  if (!Array.isArray(h.tmpfs) || !h.tmpfs.every((t) => isObj(t) && typeof t.destination === 'string' && isStrings(t.options))) return 'hostConfig.tmpfs is missing';
+  if (!isStrings(h.capAdd) || !isStrings(h.capDrop)) return 'hostConfig.capAdd/capDrop is missing';
+  if (!opt(h.memory, 'number') || !opt(h.cpus, 'number') || !opt(h.pidsLimit, 'number')) return 'a hostConfig limit is not a number';
+  if (v.network !== undefined && v.network !== null && !(isObj(v.network) && NETWORK_MODES.includes(v.network.mode as string))) return 'network is invalid';
+  if (v.cgroup !== undefined && v.cgroup !== null && !(isObj(v.cgroup) && (v.cgroup.version === 1 || v.cgroup.version === 2) && isStrings(v.cgroup.paths))) {
+    return 'cgroup is invalid';
+  }
+  const st = v.state;
+  if (!isObj(st)) return 'state is missing';
+  if (!STATUSES.includes(st.status as string)) return 'state.status is invalid';
+  for (const k of ['pid', 'monitorPid', 'proxyPid', 'exitCode']) if (!opt(st[k], 'number')) return `state.${k} is not a number`;
+  for (const k of ['pidStartTime', 'monitorStartTime', 'proxyStartTime', 'startedAt', 'finishedAt', 'signal', 'error']) if (!opt(st[k], 'string')) return `state.${k} is not a string`;
+  if (!opt(st.oomKilled, 'boolean')) return 'state.oomKilled is not a boolean';
+  return undefined;
+}
+
+/** The process named as creator or watcher by a record that is otherwise unreadable, if any. */
+function namedProcess(v: unknown): { pid: number; startTime?: string } | undefined {
+  const st = isObj(v) && isObj(v.state) ? v.state : undefined;
+  if (!st || typeof st.monitorPid !== 'number') return undefined;
+  return { pid: st.monitorPid, ...(typeof st.monitorStartTime === 'string' ? { startTime: st.monitorStartTime } : {}) };
+}
+
+/**
+ * The record of container `id`: undefined when there is none (never created, or removed);
+ * BrokenContainerError when state.json is there but is not a complete record (an earlier version's
+ * half-written one, a damaged file).
+ */
+export async function readRecord(root: string, id: string): Promise<ContainerRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(pathOf(root, id, 'state'), 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw new BrokenContainerError(id, `state.json cannot be read: ${code ?? (e as Error).message}`, { cause: e });
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new BrokenContainerError(id, text.trim() === '' ? 'state.json is empty' : 'state.json is not valid JSON');
+  }
+  const problem = recordProblem(v, id);
+  if (problem) throw new BrokenContainerError(id, `incomplete: ${problem}`, { process: namedProcess(v) });
+  const rec = v as ContainerRecord;
+  // null (from a hand edit or another writer) reads as absent, as the validation took it.
+  for (const [k, x] of Object.entries(rec.state)) if (x === null) delete (rec.state as unknown as Obj)[k];
+  return rec;
 }
 
 /** Read-modify-write of state.json under the container's lock. */
@@ -186,7 +262,15 @@ export async function updateRecord(
 export async function readExitStatus(root: string, id: string): Promise<ExitStatus | undefined> {
   try {
     const t = await readFile(pathOf(root, id, 'status'), 'utf8');
-    return t.trim() ? (JSON.parse(t) as ExitStatus) : undefined;
+    const v = t.trim() ? (JSON.parse(t) as unknown) : undefined;
+    // Written by the monitor (C) or by us: anything without a numeric status is no status.
+    if (!isObj(v) || typeof v.exitCode !== 'number') return undefined;
+    return {
+      exitCode: v.exitCode,
+      ...(typeof v.signal === 'string' ? { signal: v.signal } : {}),
+      ...(typeof v.oomKilled === 'boolean' ? { oomKilled: v.oomKilled } : {}),
+      finishedAt: typeof v.finishedAt === 'string' ? v.finishedAt : new Date().toISOString(),
+    };
   } catch {
     return undefined;
   }
@@ -196,50 +280,162 @@ export async function writeExitStatus(root: string, id: string, s: ExitStatus): 
   await replaceFile(pathOf(root, id, 'status'), `${JSON.stringify(s)}\n`);
 }
 
-/** Ids of every container directory that has a state.json. */
-export async function listIds(root: string): Promise<string[]> {
+// ---- the containers directory ----------------------------------------------------------------
+
+const ID = /^[0-9a-f]{64}$/;
+const CREATING = /^\.creating-([0-9a-f]{64})-(\d+)-(\d+)$/;
+const REMOVING = /^\.removing-([0-9a-f]{64})$/;
+
+/** A container directory being filled in, named for the process doing it. */
+export interface Creating {
+  id: string;
+  dir: string;
+  pid: number;
+  startTime: string;
+}
+
+/** What `<root>/containers` holds, by kind (read once; nothing is judged alive or dead here). */
+export interface ContainerDirs {
+  /** Container directories with a state.json (complete or not: readRecord tells). */
+  ids: string[];
+  /** Container directories without a state.json: a removal by an earlier version that was cut short. */
+  bare: string[];
+  creating: Creating[];
+  /** Ids whose directory is being (or was being) deleted. */
+  removing: string[];
+}
+
+export async function scanContainerDirs(root: string): Promise<ContainerDirs> {
+  const out: ContainerDirs = { ids: [], bare: [], creating: [], removing: [] };
   let names: string[];
   try {
     names = await readdir(containersDir(root));
   } catch {
-    return [];
+    return out;
   }
-  const out: string[] = [];
-  for (const n of names) {
-    if (!/^[0-9a-f]{64}$/.test(n)) continue;
+  await Promise.all(
+    names.map(async (n) => {
+      let m: RegExpExecArray | null;
+      if (ID.test(n)) {
+        const has = await stat(pathOf(root, n, 'state')).then(
+          () => true,
+          (e: NodeJS.ErrnoException) => e.code !== 'ENOENT' && e.code !== 'ENOTDIR',
+        );
+        (has ? out.ids : out.bare).push(n);
+      } else if ((m = CREATING.exec(n))) {
+        out.creating.push({ id: m[1]!, dir: join(containersDir(root), n), pid: Number(m[2]), startTime: m[3]! });
+      } else if ((m = REMOVING.exec(n))) {
+        out.removing.push(m[1]!);
+      }
+    }),
+  );
+  return out;
+}
+
+/** Ids of every container directory that has a state.json. */
+export async function listIds(root: string): Promise<string[]> {
+  return (await scanContainerDirs(root)).ids;
+}
+
+/** Every readable record, and the containers whose record is not (see readRecord). */
+export async function readAllRecords(root: string): Promise<{ records: ContainerRecord[]; broken: BrokenContainerError[] }> {
+  const records: ContainerRecord[] = [];
+  const broken: BrokenContainerError[] = [];
+  for (const id of await listIds(root)) {
     try {
-      await stat(pathOf(root, n, 'state'));
-      out.push(n);
+      const r = await readRecord(root, id);
+      if (r) records.push(r);
+    } catch (e) {
+      if (e instanceof BrokenContainerError) broken.push(e);
+      else throw e;
+    }
+  }
+  return { records, broken };
+}
+
+/** Every readable record; unreadable ones are left out (inspect, rm -f and prune deal with those). */
+export async function listRecords(root: string): Promise<ContainerRecord[]> {
+  return (await readAllRecords(root)).records;
+}
+
+/**
+ * Starts a container directory: `.creating-<id>-<pid>-<start>`, made by one mkdir, so that from its
+ * first moment a reader can tell whether its creator is still at work. Returns its path.
+ */
+export async function beginCreate(root: string, id: string): Promise<string> {
+  if (!ID.test(id)) throw new Error(`invalid container id ${JSON.stringify(id)}`);
+  const start = (await procStartTime(process.pid)) ?? '0';
+  const dir = join(containersDir(root), `.creating-${id}-${process.pid}-${start}`);
+  try {
+    await mkdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    await mkdir(containersDir(root), { recursive: true });
+    await mkdir(dir);
+  }
+  return dir;
+}
+
+/** Names held by containers that live processes are creating now (their reservation file). */
+export async function reservedNames(root: string, except?: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const c of (await scanContainerDirs(root)).creating) {
+    if (c.dir === except || !(await isSameProcess(c.pid, c.startTime))) continue;
+    try {
+      const v = JSON.parse(await readFile(join(c.dir, files.state), 'utf8')) as unknown;
+      if (isObj(v) && typeof v.name === 'string') out.set(v.name, c.id);
     } catch {
-      // a half-created or half-removed container: not listed
+      // no name reserved yet
     }
   }
   return out;
 }
 
-export async function listRecords(root: string): Promise<ContainerRecord[]> {
-  const out: ContainerRecord[] = [];
-  for (const id of await listIds(root)) {
-    const r = await readRecord(root, id);
-    if (r) out.push(r);
-  }
-  return out;
+/** Moves a finished container directory into place, under the containers lock (names stay unique). */
+export async function finishCreate(root: string, id: string, dir: string): Promise<void> {
+  await withContainersLock(root, () => rename(dir, containerDir(root, id)));
+}
+
+/**
+ * Deletes a container directory: renamed to `.removing-<id>` first (under the container's lock, so
+ * no state update writes into it meanwhile), so that a removal cut short leaves no half-deleted
+ * container behind, only a directory that prune finishes deleting.
+ */
+export async function deleteContainerDir(root: string, id: string): Promise<void> {
+  const gone = join(containersDir(root), `.removing-${id}`);
+  await withContainerLock(root, id, async () => {
+    try {
+      await rename(containerDir(root, id), gone);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      // A directory left by an earlier removal of the same id is in the way: finish that first.
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      await rm(gone, { recursive: true, force: true });
+      await rename(containerDir(root, id), gone);
+    }
+  });
+  await rm(gone, { recursive: true, force: true });
 }
 
 /** Finds a container by full id, name, or unique id prefix (Docker's order). */
 export async function resolveContainer(root: string, nameOrId: string): Promise<ContainerRecord> {
   const input = nameOrId.startsWith('/') ? nameOrId.slice(1) : nameOrId;
-  if (/^[0-9a-f]{64}$/.test(input)) {
+  if (ID.test(input)) {
     const r = await readRecord(root, input);
     if (r) return r;
   }
-  const all = await listRecords(root);
-  const byName = all.find((r) => r.name === input);
+  const { records, broken } = await readAllRecords(root);
+  const byName = records.find((r) => r.name === input);
   if (byName) return byName;
   if (/^[0-9a-f]+$/.test(input)) {
-    const m = all.filter((r) => r.id.startsWith(input));
-    if (m.length === 1) return m[0]!;
-    if (m.length > 1) throw new AmbiguousContainerError(input, m.map((r) => r.id));
+    const m = [...records.map((r) => r.id), ...broken.map((b) => b.id)].filter((id) => id.startsWith(input));
+    if (m.length > 1) throw new AmbiguousContainerError(input, m);
+    if (m.length === 1) {
+      const r = records.find((x) => x.id === m[0]);
+      if (r) return r;
+      throw broken.find((b) => b.id === m[0])!;
+    }
   }
   throw new ContainerNotFoundError(nameOrId);
 }

@@ -8,7 +8,7 @@
  * before exec, so every descendant (a fork bomb included) is accounted and can be killed as a group
  * even when the imgbuild process that started it is gone.
  */
-import { mkdir, readFile, readdir, rm, rmdir, statfs, writeFile, realpath } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, rmdir, stat, statfs, writeFile, realpath } from 'node:fs/promises';
 import { exists } from '../exists.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -258,6 +258,15 @@ export class Cgroup {
     return t && /^\d+/.test(t) ? Number.parseInt(t, 10) : undefined;
   }
 
+  /** Whether the group is frozen now (v1 freezer.state, v2 cgroup.events); false without a freezer. */
+  async frozen(): Promise<boolean> {
+    if (this.version === 1) {
+      const d = this.dirs.get('freezer');
+      return d !== undefined && (await readControl(d, 'freezer.state'))?.trim() === 'FROZEN';
+    }
+    return keyed(await readControl(this.dirs.get('unified')!, 'cgroup.events')).get('frozen') === 1;
+  }
+
   /**
    * Freezes (or thaws) every process of the group: v1 freezer.state, v2 cgroup.freeze. Used to
    * hold a container still while its writable layer is read (commit). Resolves once the kernel
@@ -354,6 +363,30 @@ export class Cgroup {
       }
     }
   }
+}
+
+/**
+ * The names of the groups under `parent` (default imgbuild) in every hierarchy a container group
+ * is made in, with the time the newest of its dirs was made: what prune checks for groups whose
+ * container is gone.
+ */
+export async function listGroups(o: CgroupOptions = {}): Promise<Map<string, { createdMs: number }>> {
+  const cgroupRoot = o.cgroupRoot ?? DEFAULT_ROOT;
+  const parent = o.parent ?? 'imgbuild';
+  const version = o.version ?? (await detectCgroupVersion(cgroupRoot).catch(() => 1 as const));
+  const parents = version === 2 ? [join(cgroupRoot, parent)] : V1_CONTROLLERS.map((c) => join(cgroupRoot, c, parent));
+  const out = new Map<string, { createdMs: number }>();
+  for (const p of parents) {
+    const names = await readdir(p, { withFileTypes: true }).catch(() => []);
+    for (const d of names) {
+      if (!d.isDirectory()) continue;
+      const st = await stat(join(p, d.name)).catch(() => undefined);
+      if (!st) continue;
+      const prev = out.get(d.name);
+      out.set(d.name, { createdMs: Math.max(prev?.createdMs ?? 0, st.ctimeMs) });
+    }
+  }
+  return out;
 }
 
 function cpuQuota(cpus: number): number {

@@ -17,7 +17,7 @@
  * opens 127.0.0.0/8 to martian routing; a proxy needs no sysctl and works with any iptables backend.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile, rename } from 'node:fs/promises';
 import { exists } from '../exists.js';
 import { join } from 'node:path';
 import { withLock } from '../lock.js';
@@ -351,6 +351,34 @@ export async function teardownNetwork(id: string, state: NetworkState | undefine
       await writeTable(stateDir, undefined);
     } else await writeTable(stateDir, t);
   });
+}
+
+/**
+ * The network state setup gave container `id`, rebuilt from its lease (for a container whose
+ * record never got it: its `run` was killed during the start). Undefined without a lease.
+ */
+export async function leasedState(id: string, o: NetworkOptions = {}): Promise<NetworkState | undefined> {
+  const t = await readTable(o.stateDir ?? DEFAULT_STATE_DIR).catch(() => undefined);
+  const addr = t?.leases[id];
+  if (!t || !addr) return undefined;
+  return {
+    mode: 'bridge',
+    netnsName: netnsName(id),
+    netnsPath: netnsPathOf(id),
+    bridge: t.bridge,
+    hostVeth: hostVethName(id),
+    ip: addr,
+    prefixLength: parseCidr(t.subnet).prefix,
+    gateway: t.gateway,
+    subnet: t.subnet,
+    nat: t.nat,
+  };
+}
+
+/** Ids of the containers that have a named network namespace (`imgbuild-<id>`) on the host. */
+export async function listNetnsIds(): Promise<string[]> {
+  const names = await readdir('/run/netns').catch(() => [] as string[]);
+  return names.map((n) => /^imgbuild-([0-9a-f]{64})$/.exec(n)?.[1]).filter((id): id is string => id !== undefined);
 }
 
 /** Names of the imgbuild netns / veth / bridge objects present on the host (for leak checks). */

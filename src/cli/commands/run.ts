@@ -190,7 +190,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   // The store opens while the modules load; the modules load side by side.
   const storeP = ctx.store();
   storeP.catch(() => {}); // awaited below
-  const [{ createContainer, defaultNetworkMode, overlayRoot }, lc, { newContainerId }, { parseMemory }, { OverlaySnapshotter }] = await Promise.all([
+  const [{ abandonCreate, beginCreate, createContainer, defaultNetworkMode, overlayRoot }, lc, { newContainerId }, { parseMemory }, { OverlaySnapshotter }] = await Promise.all([
     import('../../containers/create.js'),
     import('../../containers/lifecycle.js'),
     import('../../containers/ids.js'),
@@ -213,9 +213,12 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
     // The cgroup and network namespace do not depend on the image: make them while the
     // container is being created.
     const preId = newContainerId();
+    // The container's directory comes first, so that the cgroup and network made next belong to
+    // a container that a later command can find, whenever this process is killed.
+    const dir = await beginCreate(root, preId);
     let kernel: ReturnType<typeof lc.createKernelObjects> | undefined;
     try {
-      kernel = lc.createKernelObjects(preId, {
+      kernel = lc.createKernelObjects(root, preId, {
         memory: f.memory === undefined ? undefined : parseMemory(f.memory),
         cpus: parseNumberFlag('--cpus', f.cpus),
         pidsLimit: parseNumberFlag('--pids-limit', f.pidsLimit, { integer: true, min: 1 }),
@@ -229,6 +232,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
     try {
       rec = await createContainer(store, {
         id: preId,
+        dir,
         image,
         cmd: command,
         name: f.name,
@@ -259,6 +263,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
       });
     } catch (e) {
       if (kernel) await kernel.then((k) => lc.releaseKernelObjects(preId, k), () => {}).catch(() => {});
+      await abandonCreate(dir);
       throw withRunStatus(e);
     }
     const id = rec.id;
