@@ -1,7 +1,7 @@
 /**
- * `imgbuild prune [-a]`: removes dangling images (with -a every image no container was created
- * from), then the blobs nothing references any more and the overlay snapshots no remaining image
- * needs, and reports the space reclaimed.
+ * `imgbuild prune [-a]`: removes what killed imgbuild processes left of containers, dangling
+ * images (with -a every image no container was created from), then the blobs nothing references
+ * any more and the overlay snapshots no remaining image needs, and reports the space reclaimed.
  */
 import type { Command } from 'commander';
 import { stat } from 'node:fs/promises';
@@ -51,6 +51,10 @@ export default function register(program: Command, ctx: CliContext): void {
       const { containerImageUsers } = await import('./rmi.js');
       const { formatSize } = await import('../format.js');
       const store = await ctx.store();
+      // What killed runs left (half-made containers, their cgroups, netns, proxies, snapshots)
+      // goes first, so that the images those named are no longer held.
+      const { pruneLeftovers } = await import('../../containers/lifecycle.js');
+      const left = await pruneLeftovers(ctx.root());
       const users = await containerImageUsers(ctx.root());
       const lines: string[] = [];
       const gone = new Set<string>();
@@ -74,6 +78,8 @@ export default function register(program: Command, ctx: CliContext): void {
       const snaps = await pruneOverlay(ctx.root(), store, ctx.signal);
       if (out.length > 0) ctx.stdout.write(`Deleted Images:\n${out.join('\n')}\n\n`);
       if (snaps.removed.length > 0) ctx.stdout.write(`Deleted snapshots: ${snaps.removed.length}\n`);
+      const leftIds = new Set([...left.containers, ...left.kernelObjects, ...left.snapshots.map((k) => k.slice(4))]);
+      if (leftIds.size > 0) ctx.stdout.write(`Deleted leftovers of ${leftIds.size} container${leftIds.size === 1 ? '' : 's'}\n`);
       ctx.stdout.write(`Total reclaimed space: ${formatSize(blobs.bytes + snaps.bytes)}\n`);
     });
 }
