@@ -27,6 +27,27 @@ export const LAYER_FIXTURES: Record<string, () => TarBuilder> = {
   'name-escape': () => tar().file('ok', '1').file('../escaped', 'x'),
   // hard link to outside: must be refused
   'hardlink-escape': () => tar().hardlink('h', '../../etc/passwd'),
+  // an absolute hard link target climbing above the root: must be refused
+  'hardlink-absolute-escape': () => tar().file('ok', '1').hardlink('hl', '/../../etc/passwd'),
+  // a whiteout naming "..": must be refused (it would delete the directory's parent)
+  'whiteout-dotdot': () => tar().dir('a').file('a/.wh...', ''),
+  // a device node: must be refused (layers are applied without allowDevices)
+  'device': () => tar().dir('dev').char('dev/mem', 1, 1),
+  // a name that climbs out, only in its PAX path record (the ustar name field holds a cut form)
+  'pax-escape': () => tar().file(PAX_ESCAPE_NAME, 'x'),
+};
+
+/** Longer than the 100 bytes of a ustar name, so it is written as a PAX `path` record. */
+export const PAX_ESCAPE_NAME = `${'d/'.repeat(60)}${'../'.repeat(61)}escaped`;
+
+/** The entry each refused fixture is refused for. */
+export const REFUSED_FIXTURES: Record<string, string> = {
+  'name-escape': '../escaped',
+  'hardlink-escape': 'h',
+  'hardlink-absolute-escape': 'hl',
+  'whiteout-dotdot': 'a/.wh...',
+  device: 'dev/mem',
+  'pax-escape': PAX_ESCAPE_NAME,
 };
 
 /** The tree the fixtures are applied on in flat mode. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { getAttributeSync } from 'fs-xattr';
 import { applyLayer } from '../../src/layers/tar/apply.js';
-import { LAYER_FIXTURES, LOWER } from '../../scripts/make-layer-fixtures.js';
+import { LAYER_FIXTURES, LOWER, REFUSED_FIXTURES } from '../../scripts/make-layer-fixtures.js';
 import { makeTmp } from '../helpers/tmp.js';
 import { listAll } from '../helpers/tar.js';
 import { UnsafePathError } from '../../src/layers/errors.js';
@@ -64,9 +64,11 @@ describe('layer fixtures', () => {
       expect(lstatSync(join(root, 'h/link')).ino).toBe(lstatSync(join(root, 'h/orig')).ino);
       expect(lstatSync(join(root, 'h/lower')).ino).toBe(lstatSync(join(root, 'b')).ino);
     });
-    for (const name of ['name-escape', 'hardlink-escape']) {
-      it(`${name} is refused`, async () => {
-        await expect(applyLayer(root, fixture(name), { mode: 'flat' })).rejects.toBeInstanceOf(UnsafePathError);
+    for (const [name, entry] of Object.entries(REFUSED_FIXTURES)) {
+      it(`${name} is refused, naming ${entry.length > 40 ? 'its PAX name' : entry}`, async () => {
+        const err = await applyLayer(root, fixture(name), { mode: 'flat' }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(UnsafePathError);
+        expect((err as UnsafePathError).entry).toBe(entry);
         outsideUntouched();
       });
     }
@@ -86,6 +88,13 @@ describe('layer fixtures', () => {
       it(`${name} stays inside the layer dir`, async () => {
         await applyLayer(root, fixture(name), { mode: 'overlay' });
         expect(read('outside/pwned')).toBe('x');
+        outsideUntouched();
+      });
+    }
+    for (const [name, entry] of Object.entries(REFUSED_FIXTURES)) {
+      it(`${name} is refused in overlay mode too`, async () => {
+        const err = await applyLayer(root, fixture(name), { mode: 'overlay' }).catch((e: unknown) => e);
+        expect((err as UnsafePathError).entry).toBe(entry);
         outsideUntouched();
       });
     }

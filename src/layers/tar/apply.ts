@@ -11,15 +11,15 @@
  *   come first; umoci `ociWhiteout`, containerd `unpackedPaths`).
  *
  * Confinement (DESIGN.md "Path confinement everywhere"):
+ * - Every entry is first held to the rules of `rules.ts` (planEntry), the same ones `load` and
+ *   `pull` check before an image is tagged: refused with UnsafePathError (naming the entry) are a
+ *   name that climbs above root (`../x`, `a/../../x`), a hard link whose target name does, a
+ *   whiteout naming `..`, device nodes unless `allowDevices`. Absolute entry names (`/etc/passwd`)
+ *   are made relative, as GNU tar and containerd do.
  * - Every entry's parent is resolved with `resolveInRootSync` (symlinks followed, clamped at root),
  *   and the last component is never followed: an existing entry there is removed (`lstat`) before a
  *   non-directory is created, so a symlink planted by an earlier entry of the same name can never
  *   redirect a write (the "duplicate-entry race").
- * - Refused with UnsafePathError (naming the entry): a name that climbs above root (`../x`,
- *   `a/../../x`), a hard link whose target name does, a whiteout naming `..`, device nodes unless
- *   `allowDevices`.
- * - Absolute entry names (`/etc/passwd`) are made relative, as GNU tar and containerd do: the
- *   leading `/` carries no meaning in a layer and real images contain such entries.
  * - Xattrs are never set on symlinks: fs-xattr only offers the following (set/get)xattr calls, and
  *   following a layer's symlink would write outside the tree. overlay-private xattrs
  *   (`trusted.overlay.*`, `user.overlay.*`) from a tar are dropped: a layer must not forge
@@ -43,9 +43,9 @@ import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setAttributeSync } from 'fs-xattr';
 import { ImgbuildError, throwIfAborted } from '../../errors.js';
-import { InvalidWhiteoutError, UnsafePathError } from '../errors.js';
 import type { TarHeader } from './format.js';
 import { readTar } from './reader.js';
+import { planEntry } from './rules.js';
 import { NotADirectoryError, SymlinkLoopError, resolveInRootSync } from './resolve.js';
 
 export interface ApplyOptions {
@@ -63,31 +63,8 @@ export class LayerApplyError extends ImgbuildError {
   }
 }
 
-const WH_PREFIX = '.wh.';
-const WH_OPAQUE = '.wh..wh..opq';
-/** aufs metadata names (`.wh..wh.plnk`, `.wh..wh.aufs`): skipped, as containerd does. */
-const WH_META_PREFIX = '.wh..wh.';
-
 function isOverlayPrivateXattr(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
-}
-
-/**
- * Lexically cleans an entry name: strips leading `/` and `./`, drops `.` parts, folds `a/..`.
- * Returns undefined when `..` would climb above the root.
- */
-export function cleanEntryName(name: string): string[] | undefined {
-  const out: string[] = [];
-  for (const c of name.split('/')) {
-    if (c === '' || c === '.') continue;
-    if (c === '..') {
-      if (out.length === 0) return undefined;
-      out.pop();
-      continue;
-    }
-    out.push(c);
-  }
-  return out;
 }
 
 interface DirTime { rel: string; ino: number; dev: number; mtime: number }
@@ -107,10 +84,6 @@ class Applier {
 
   constructor(root: string, private readonly opts: ApplyOptions) {
     this.root = resolvePath(root);
-  }
-
-  private refuse(entry: string, reason: string): never {
-    throw new UnsafePathError(entry, this.root, reason);
   }
 
   private markUnpacked(rel: string): void {
@@ -171,27 +144,16 @@ class Applier {
   }
 
   private async entry(h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
-    const parts = cleanEntryName(h.name);
-    if (!parts) this.refuse(h.name, 'its name leads outside the root');
-    if (parts.length === 0) return; // the root itself ("./"): its metadata belongs to the caller
-    const base = parts[parts.length - 1]!;
-
-    if (base.startsWith(WH_PREFIX)) {
-      if (base === WH_OPAQUE) return this.opaque(h.name, parts);
-      if (base.startsWith(WH_META_PREFIX)) return;
-      return this.whiteout(h.name, parts, base.slice(WH_PREFIX.length));
-    }
-
-    if ((h.type === 'char' || h.type === 'block') && !this.opts.allowDevices) {
-      this.refuse(h.name, `device nodes (${h.type} ${h.devmajor}:${h.devminor}) are refused unless devices are allowed`);
-    }
+    const plan = planEntry(h, { root: this.root, ...(this.opts.allowDevices ? { allowDevices: true } : {}) });
+    if (plan.kind === 'skip') return;
+    if (plan.kind === 'opaque') return this.opaque(h.name, plan.parts);
+    if (plan.kind === 'whiteout') return this.whiteout(h.name, plan.parts, plan.name);
+    const { parts, base } = plan;
     let linkSource: string | undefined;
-    if (h.type === 'link') {
-      const lp = cleanEntryName(h.linkname);
-      if (!lp || lp.length === 0) this.refuse(h.name, `hard link target ${JSON.stringify(h.linkname)} leads outside the root`);
+    if (plan.link) {
       // The link names an entry of the archive: its parents resolve inside the root; its own last
       // component is not followed (link(2) links a symlink itself).
-      linkSource = resolveInRootSync(this.root, lp.join('/'), { followFinal: false }).path;
+      linkSource = resolveInRootSync(this.root, plan.link.join('/'), { followFinal: false }).path;
     }
 
     let parent: { path: string; rel: string };
@@ -303,9 +265,8 @@ class Applier {
     }
   }
 
+  /** `name` passed planEntry: a plain file name. */
   private whiteout(entry: string, parts: string[], name: string): void {
-    if (name === '..') this.refuse(entry, 'a whiteout naming ".." would delete outside its directory');
-    if (name === '' || name === '.' || name.includes('/')) throw new InvalidWhiteoutError(entry, 'names no file');
     const dirParts = parts.slice(0, -1);
     if (this.opts.mode === 'overlay') {
       let parent: { path: string; rel: string };

@@ -125,7 +125,17 @@ class ByteSource {
   }
 }
 
-export async function* readTar(input: Readable, opts: { signal?: AbortSignal } = {}): AsyncGenerator<TarEntry> {
+export interface ReadTarOptions {
+  signal?: AbortSignal;
+  /**
+   * Told how the archive ended before the rest is drained: at its end-of-archive marker, or at
+   * the end of the data without one (accepted, as GNU tar does; an image archive cut at an entry
+   * boundary looks like that).
+   */
+  onEnd?: (how: 'marker' | 'eof') => void;
+}
+
+export async function* readTar(input: Readable, opts: ReadTarOptions = {}): AsyncGenerator<TarEntry> {
   const src = new ByteSource(input);
   let pax: Map<string, Buffer> | undefined;
   let globalPax = new Map<string, Buffer>();
@@ -135,9 +145,15 @@ export async function* readTar(input: Readable, opts: { signal?: AbortSignal } =
     throwIfAborted(opts.signal);
     const pos = src.offset;
     const block = await src.read(BLOCK);
-    if (!block) break; // EOF without end marker: accepted, as GNU tar does
+    if (!block) {
+      opts.onEnd?.('eof'); // EOF without end marker: accepted, as GNU tar does
+      break;
+    }
     const raw = decodeBlock(block, pos);
-    if (!raw) break; // end-of-archive marker
+    if (!raw) {
+      opts.onEnd?.('marker');
+      break;
+    }
     const padded = raw.size + paddingFor(raw.size);
     switch (raw.rawType) {
       case 'pax':
@@ -215,7 +231,10 @@ export async function* readTar(input: Readable, opts: { signal?: AbortSignal } =
     // such layers, and no entry data is missing.
     const read = src.offset - before;
     if (read < bodyLen) await src.skip(bodyLen - read);
-    if (!(await src.skipLenient(paddingFor(bodyLen)))) break;
+    if (!(await src.skipLenient(paddingFor(bodyLen)))) {
+      opts.onEnd?.('eof');
+      break;
+    }
   }
   await src.drain();
 }
