@@ -12,7 +12,7 @@ import {
 } from '../../src/builder/dockerignore.js';
 import { makeTmp } from '../helpers/tmp.js';
 
-const VEC = JSON.parse(readFileSync(join(import.meta.dirname, '../../../shared/conformance/dockerignore-vectors.json'), 'utf8')) as {
+const VEC = JSON.parse(readFileSync(join(import.meta.dirname, '../conformance/data/dockerignore/dockerignore-vectors.json'), 'utf8')) as {
   pattern_vectors: { patterns: string[]; path: string; expected: boolean; api: string; expect_error?: boolean }[];
   ignorefile_parse_cases: { input: string | null; expected: string[] }[];
   context_tree_cases: {

@@ -15,7 +15,7 @@ import {
 import { BuildError, UnknownInstructionError, withLocation } from '../../src/builder/errors.js';
 import { expandInstruction, type Instruction } from '../../src/builder/instructions.js';
 
-const CONF = join(import.meta.dirname, '../../../shared/conformance/parser-testfiles');
+const CONF = join(import.meta.dirname, '../conformance/data/parser-testfiles');
 const FIXTURES = join(import.meta.dirname, '../../fixtures');
 
 /** The JSON shape of the conformance ASTs (buildkit parser.Node, upper-case cmd). */

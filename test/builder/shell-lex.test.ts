@@ -11,7 +11,7 @@ import {
   ShellExpansionError,
 } from '../../src/builder/shell-lex.js';
 
-const SHELL = join(import.meta.dirname, '../../../shared/conformance/shell-tests');
+const SHELL = join(import.meta.dirname, '../conformance/data/shell-tests');
 const LEXER_FIXTURES = join(import.meta.dirname, '../../fixtures/lexer');
 
 /** buildkit TestShellParser4Words: `ENV k=v` lines add to the env; `input | a,b,c` or `| error`. */

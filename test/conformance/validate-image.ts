@@ -6,7 +6,7 @@
  *    rootfs.diff_ids must equal them in order, one per layer;
  *  - history entries without empty_layer must match the number of layers;
  *  - manifest and config (and index, if given one) validate against the OCI image-spec JSON
- *    schemas in /work/shared/conformance/image-spec-schema (Docker schema2 media types are mapped
+ *    schemas in test/conformance/data/image-spec-schema (Docker schema2 media types are mapped
  *    to their OCI counterparts first, as image-spec's own backwards-compatibility tests do), plus
  *    the checks the Go validator adds beyond the schema (digest syntax, Env as KEY=value).
  * Throws an Error listing every problem found.
@@ -22,7 +22,7 @@ import { isDigest } from '../../src/layers/digest.js';
 import { isImage, isIndex, isLayer, layerCompression, MediaTypes } from '../../src/layers/media-types.js';
 import { decompress } from '../../src/layers/compress.js';
 
-export const SCHEMA_DIR = join(import.meta.dirname, '..', '..', '..', 'shared', 'conformance', 'image-spec-schema');
+export const SCHEMA_DIR = join(import.meta.dirname, 'data', 'image-spec-schema');
 const BASE = 'https://opencontainers.org/schema/image/';
 
 type SchemaName = 'config-schema.json' | 'image-manifest-schema.json' | 'image-index-schema.json' | 'image-layout-schema.json' | 'content-descriptor.json';

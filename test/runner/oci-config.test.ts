@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { toOciConfig } from '../../src/runner/sandbox.js';
 import { makeBox, repo, type Box } from './fixture.js';
 
-const SCHEMA_DIR = join(repo, '..', 'shared', 'conformance', 'runtime-spec-schema');
+const SCHEMA_DIR = join(repo, 'test', 'conformance', 'data', 'runtime-spec-schema');
 
 /** The schemas are draft-04; Ajv 8 reads them once `$schema` is dropped (no draft-04-only keywords used). */
 function validator() {
