@@ -4,8 +4,10 @@
  *
  * Writing streams blob by blob from the store through verifying readers, so an archive is never
  * held in memory and a corrupt blob aborts the write (a file target is then removed, never left
- * half-written). Loading streams blobs into the store as the tar is read; only metadata members
- * (index.json, manifest.json, configs: anything up to 1 MiB not named by digest) are buffered.
+ * half-written). Loading streams blobs into the store as the tar is read, checking each as a layer
+ * on the way; only metadata members (index.json, manifest.json, configs: anything up to 1 MiB not
+ * named by digest) are buffered. Nothing is tagged until every image of the archive is whole and
+ * every layer passed the rules applying uses.
  */
 import { createWriteStream } from 'node:fs';
 import { copyFile, link, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
@@ -14,15 +16,19 @@ import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { ImgbuildError, isImgbuildError } from '../errors.js';
+import { AbortedError, ImgbuildError, isImgbuildError } from '../errors.js';
 import { algorithmOf, digestOf, hexOf, HashingTransform, isDigest, parseDigest, type Digest } from './digest.js';
-import { decompress, detectCompression, ensureCompressed } from './compress.js';
+import { decompress, detectCompression, ensureCompressed, type Compression } from './compress.js';
+import { ZstdError } from './compress/zstd.js';
 import { BlobNotFoundError, DigestMismatchError, SizeMismatchError } from './errors.js';
 import { imageId, loadImage, writeManifest, type LoadedImage } from './image.js';
-import { MediaTypes, isImage, isIndex, layerCompression, layerMediaType } from './media-types.js';
+import { MediaTypes, isImage, isIndex, isLayer, layerCompression, layerMediaType } from './media-types.js';
 import { familiarName, familiarReference, formatReference, parseReference } from './reference.js';
 import type { OciStore } from './store.js';
 import { IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION, type Descriptor, type ImageConfig } from './types.js';
+import { TarFormatError } from './tar/format.js';
+import { readTar } from './tar/reader.js';
+import { LayerCheck, LayerRefusedError, checkLayerBuffer } from './tar/check.js';
 
 export class InvalidArchiveError extends ImgbuildError {
   constructor(readonly source: string, reason: string) {
@@ -238,6 +244,149 @@ export interface LoadedArchiveImage {
   id: Digest;
 }
 
+const BLOB_PATH = /^blobs\/([a-z0-9]+)\/([0-9a-f]+)$/;
+
+function memberName(name: string): string {
+  return name.replace(/^(\.\/)+/, '').replace(/^\/+/, '');
+}
+
+/** The digest a `blobs/<alg>/<hex>` member name gives, if any. */
+function digestNamed(path: string): Digest | undefined {
+  const m = BLOB_PATH.exec(path);
+  return m && isDigest(`${m[1]}:${m[2]}`) ? parseDigest(`${m[1]}:${m[2]}`) : undefined;
+}
+
+/** What reading an archive found, before any of it is trusted. */
+interface Members {
+  /** archive path → blob now in the store */
+  stored: Map<string, { digest: Digest; size: number }>;
+  /** small members (metadata, configs, legacy small layers), by archive path */
+  small: Map<string, Buffer>;
+  /** archive path → why the member, read as a layer, was refused (never placed in the store) */
+  refused: Map<string, LayerRefusedError>;
+  /**
+   * blob digest → what checking it as a layer found as it was written: the compression its tar
+   * was read in, or why it is no readable layer (fine for a config; a refusal for a layer). Blobs
+   * the store held before the load have none (they entered it checked).
+   */
+  checked: Map<string, { compression: Compression } | LayerRefusedError>;
+  /** The archive ended without its end-of-archive marker (a cut at a member boundary). */
+  unterminated: boolean;
+}
+
+/**
+ * Reads an archive's members: blobs stream into the store (verified against the digest their
+ * path names) and are checked as layers while they pass, in case they are one — a member whose
+ * tar entries break the rules is not placed at all; small members are kept in memory.
+ */
+async function readMembers(store: OciStore, raw: Readable, source: string, signal?: AbortSignal): Promise<Members> {
+  const out: Members = { stored: new Map(), small: new Map(), refused: new Map(), checked: new Map(), unterminated: false };
+  const input = decompress(raw, undefined, signal ? { signal } : {});
+  let current: string | undefined;
+  let position = 0;
+  try {
+    const entries = readTar(input, { ...(signal ? { signal } : {}), onEnd: (how) => void (out.unterminated = how === 'eof') });
+    for await (const { header, body } of entries) {
+      current = undefined;
+      if (header.type !== 'file') continue;
+      const name = memberName(header.name);
+      current = name;
+      position++;
+      const named = digestNamed(name);
+      if (named) {
+        const have = await store.info(named);
+        if (have) {
+          out.stored.set(name, have); // its body is skipped by the reader
+          continue;
+        }
+      } else if (header.size <= SMALL) {
+        const chunks: Buffer[] = [];
+        for await (const c of body) chunks.push(c);
+        out.small.set(name, Buffer.concat(chunks));
+        continue;
+      }
+      await readBlob(store, out, name, named, header.size, body, signal);
+    }
+  } catch (e) {
+    throw archiveError(source, e, current, position);
+  }
+  return out;
+}
+
+/** One blob member into the store, checked as a layer on the way (see readMembers). */
+async function readBlob(
+  store: OciStore, out: Members, name: string, named: Digest | undefined, size: number,
+  body: AsyncIterable<Buffer>, signal?: AbortSignal,
+): Promise<void> {
+  const w = await store.writer(name, named ? { expected: named, total: size } : { total: size });
+  const check = new LayerCheck(named ?? name, undefined, signal ? { signal } : {});
+  try {
+    for await (const c of body) {
+      await w.write(c);
+      if (!check.write(c)) await new Promise<void>((r) => check.onceDrain(r));
+    }
+    const verdict = await check.end().then(() => undefined, (e: unknown) => e);
+    if (verdict instanceof LayerRefusedError && verdict.unsafe) {
+      // Never placed: a later pull or load of an image with this layer must not find it stored.
+      await w.abort();
+      out.refused.set(name, verdict);
+      return;
+    }
+    if (verdict !== undefined && !(verdict instanceof LayerRefusedError)) throw verdict; // aborted
+    const digest = named ?? w.digest();
+    try {
+      await w.commit(w.offset, digest);
+    } catch (e) {
+      if (e instanceof DigestMismatchError) throw new DigestMismatchError(e.expected, e.actual, e.size, `archive entry ${name}:`);
+      throw e;
+    }
+    out.stored.set(name, { digest, size: w.offset });
+    out.checked.set(digest, verdict ?? { compression: check.compression ?? 'none' });
+  } catch (e) {
+    check.destroy();
+    await w.abort().catch(() => {});
+    throw e;
+  }
+}
+
+/** One line for what went wrong reading the archive itself (truncated, corrupt, not a tar). */
+function archiveError(source: string, e: unknown, member: string | undefined, position: number): unknown {
+  if (e instanceof AbortedError || e instanceof DigestMismatchError || e instanceof SizeMismatchError) return e;
+  const where = member !== undefined ? ` in member ${member}` : position > 0 ? ` after member ${position}` : '';
+  if (e instanceof TarFormatError) {
+    if (/unexpected end of data/.test(e.message)) return new InvalidArchiveError(source, `truncated${where} (${e.message})`);
+    return new InvalidArchiveError(source, `${e.message}${where}`);
+  }
+  if (e instanceof ZstdError) return new InvalidArchiveError(source, `zstd data is truncated or corrupt${where} (${e.message})`);
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string' && code.startsWith('Z_')) {
+    return new InvalidArchiveError(source, `gzip data is truncated or corrupt${where} (${(e as Error).message})`);
+  }
+  if (isImgbuildError(e)) return e;
+  if (typeof (e as NodeJS.ErrnoException | undefined)?.syscall === 'string') return e; // the file itself: ENOENT, EISDIR…
+  return new InvalidArchiveError(source, `${(e as Error)?.message ?? String(e)}${where}`);
+}
+
+/** A JSON member or blob, parsed; one line naming it when it is not JSON of the expected shape. */
+function parseJsonAt<T>(data: Buffer, source: string, what: string): T {
+  try {
+    return JSON.parse(data.toString('utf8')) as T;
+  } catch (e) {
+    // V8's message quotes the text, newlines and all: keep the error on one line
+    throw new InvalidArchiveError(source, `${what} is not valid JSON (${(e as Error).message.replace(/\s+/g, ' ')})`);
+  }
+}
+
+/** Checks the shape of a descriptor read from the archive (digest, media type, size). */
+function descriptorAt(v: unknown, source: string, what: string): Descriptor {
+  const d = v as Partial<Descriptor> | null;
+  if (typeof d !== 'object' || d === null || typeof d.digest !== 'string' || typeof d.mediaType !== 'string' || typeof d.size !== 'number') {
+    throw new InvalidArchiveError(source, `${what} is not a descriptor (mediaType, digest, size)`);
+  }
+  if (!isDigest(d.digest)) throw new InvalidArchiveError(source, `${what} has an invalid digest ${JSON.stringify(d.digest)}`);
+  return d as Descriptor;
+}
+
 /**
  * Loads every image of a tar archive (gzip/zstd compressed too) into the store, in either format
  * writeArchive writes, detected from the content:
@@ -246,6 +395,10 @@ export interface LoadedArchiveImage {
  *  - a docker-archive (manifest.json): each layer's diffID is checked against the config's
  *    rootfs.diff_ids and a Docker schema2 manifest is written around the config as it is (so the
  *    image id stays the same).
+ * Every layer's tar entries are checked against the rules applying uses (src/layers/tar/rules.ts)
+ * as it is read, and nothing is tagged unless every image of the archive is whole and passed: a
+ * hostile, truncated or malformed archive loads no image (blobs already written stay for gc; a
+ * refused layer is never placed). An archive holding no image is an error.
  * Names come from `io.containerd.image.name` / `org.opencontainers.image.ref.name` or RepoTags;
  * images are tagged with them, or kept untagged when they have none.
  */
@@ -255,63 +408,16 @@ export async function loadArchive(
   opts: { source?: string; signal?: AbortSignal } = {},
 ): Promise<LoadedArchiveImage[]> {
   const source = opts.source ?? 'archive';
-  const input = decompress(raw);
-
-  /** archive path → blob now in the store */
-  const stored = new Map<string, { digest: string; size: number }>();
-  const small = new Map<string, Buffer>();
-  const extract = tar.extract();
-  extract.on('entry', (header, stream, next) => {
-    const name = header.name.replace(/^(\.\/)+/, '').replace(/^\/+/, '');
-    const done = (e?: unknown): void => (e ? extract.destroy(e as Error) : next());
-    if (header.type !== 'file' && header.type !== 'contiguous-file') {
-      stream.on('end', () => done()).resume();
-      return;
-    }
-    const size = header.size ?? 0;
-    const m = /^blobs\/([a-z0-9]+)\/([0-9a-f]+)$/.exec(name);
-    const named = m && isDigest(`${m[1]}:${m[2]}`) ? parseDigest(`${m[1]}:${m[2]}`) : undefined;
-    (async () => {
-      if (named && (await store.info(named))) {
-        stream.resume();
-        await new Promise<void>((res) => stream.on('end', () => res()));
-        stored.set(name, { digest: named, size: (await store.info(named))!.size });
-        return;
-      }
-      if (!named && size <= SMALL) {
-        const chunks: Buffer[] = [];
-        for await (const c of stream) chunks.push(c as Buffer);
-        small.set(name, Buffer.concat(chunks));
-        return;
-      }
-      const w = await store.writer(name, named ? { expected: named, total: size } : { total: size });
-      try {
-        for await (const c of stream) await w.write(c as Buffer);
-        // A member named by digest is verified against that name at commit; others are named by what they hash to.
-        const digest = named ?? w.digest();
-        try {
-          await w.commit(w.offset, digest);
-        } catch (e) {
-          if (e instanceof DigestMismatchError) throw new DigestMismatchError(e.expected, e.actual, e.size, `archive entry ${name}:`);
-          throw e;
-        }
-        stored.set(name, { digest, size: w.offset });
-      } catch (e) {
-        await w.abort();
-        throw e;
-      }
-    })().then(() => done(), done);
-  });
-  try {
-    await pipeline(input, extract, opts.signal ? { signal: opts.signal } : {});
-  } catch (e) {
-    if (isImgbuildError(e)) throw e;
-    throw new InvalidArchiveError(source, (e as Error).message);
-  }
+  const check = opts.signal ? { signal: opts.signal } : {};
+  const members = await readMembers(store, raw, source, opts.signal);
+  const { stored, small, refused, checked } = members;
+  const cut = members.unterminated ? ' (the archive ends without its end-of-archive marker: truncated?)' : '';
 
   /** The blob an archive path holds, put into the store if it was kept in memory. */
   const blobAt = async (path: string, mediaType: string, expected?: string): Promise<Descriptor> => {
-    const p = path.replace(/^(\.\/)+/, '').replace(/^\/+/, '');
+    const p = memberName(path);
+    const no = refused.get(p);
+    if (no) throw no;
     let got = stored.get(p);
     if (!got) {
       const data = small.get(p);
@@ -320,12 +426,18 @@ export async function loadArchive(
           const info = await store.info(parseDigest(expected));
           if (info) return { mediaType, digest: info.digest, size: info.size };
         }
-        throw new InvalidArchiveError(source, `missing member ${p}`);
+        throw new InvalidArchiveError(source, `missing member ${p}${cut}`);
       }
-      const m = /^blobs\/([a-z0-9]+)\/([0-9a-f]+)$/.exec(p);
-      if (m) {
+      const named = digestNamed(p);
+      if (named) {
         const actual = digestOf(data);
-        if (actual !== `${m[1]}:${m[2]}`) throw new DigestMismatchError(`${m[1]}:${m[2]}`, actual, data.length, `archive entry ${p}:`);
+        if (actual !== named) throw new DigestMismatchError(named, actual, data.length, `archive entry ${p}:`);
+      }
+      if (layerCompression(mediaType) !== undefined) {
+        // a small layer kept in memory (docker-archive member): checked before it is stored
+        const c = detectCompression(data);
+        await checkLayerBuffer(data, p, c, check);
+        checked.set(digestOf(data), { compression: c });
       }
       const d = await store.put(data, mediaType);
       got = { digest: d.digest, size: d.size };
@@ -334,39 +446,52 @@ export async function loadArchive(
     if (expected !== undefined && got.digest !== expected) throw new DigestMismatchError(expected, got.digest, got.size, `archive entry ${p}:`);
     return { mediaType, digest: parseDigest(got.digest), size: got.size };
   };
+  /**
+   * A layer's verdict: refused when its check failed, or when it is compressed otherwise than its
+   * media type says (unpacking reads it as the media type says). Layers the store held before the
+   * load were checked when they entered it.
+   */
+  const layerChecked = (d: Descriptor, path: string, declared?: Compression): Compression | undefined => {
+    const v = checked.get(d.digest);
+    if (v === undefined) return undefined;
+    if (v instanceof LayerRefusedError) throw v;
+    if (declared !== undefined && declared !== v.compression) {
+      throw new LayerRefusedError(path, new Error(`its media type ${d.mediaType} says ${declared}, but the blob is ${v.compression === 'none' ? 'uncompressed' : v.compression}`));
+    }
+    return v.compression;
+  };
   /** Checks a descriptor's blob is in the store with its size (after pulling it from the archive). */
   const need = async (desc: Descriptor): Promise<void> => {
     const got = await blobAt(blobPathIn(desc.digest), desc.mediaType, desc.digest).catch((e: unknown) => {
-      if (e instanceof InvalidArchiveError) throw new BlobNotFoundError(`${desc.digest} (archive has no ${blobPathIn(desc.digest)})`);
+      if (e instanceof InvalidArchiveError) throw new BlobNotFoundError(`${desc.digest} (archive has no ${blobPathIn(desc.digest)})${cut}`);
       throw e;
     });
     if (desc.size >= 0 && got.size !== desc.size) throw new SizeMismatchError(desc.size, got.size, desc.digest);
+    if (isLayer(desc.mediaType)) layerChecked(desc, desc.digest, layerCompression(desc.mediaType));
   };
 
   const results: { desc: Descriptor; names: string[] }[] = [];
   if (small.has('index.json')) {
-    let index: { manifests?: Descriptor[] };
-    try {
-      index = JSON.parse(small.get('index.json')!.toString('utf8')) as typeof index;
-    } catch (e) {
-      throw new InvalidArchiveError(source, `index.json is not valid JSON (${(e as Error).message})`);
-    }
-    if (!Array.isArray(index.manifests)) throw new InvalidArchiveError(source, 'index.json has no "manifests" array');
+    const index = parseJsonAt<{ manifests?: unknown }>(small.get('index.json')!, source, 'index.json');
+    if (typeof index !== 'object' || index === null || !Array.isArray(index.manifests)) throw new InvalidArchiveError(source, 'index.json has no "manifests" array');
+    const manifests = index.manifests.map((m, i) => descriptorAt(m, source, `index.json entry ${i}`));
+    if (manifests.length === 0) throw new InvalidArchiveError(source, 'it holds no images (index.json lists no manifests)');
     const walk = async (desc: Descriptor, depth: number): Promise<void> => {
       await need(desc);
-      const doc = JSON.parse((await store.read(desc)).toString('utf8')) as { manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] };
+      const doc = parseJsonAt<{ manifests?: unknown[]; config?: unknown; layers?: unknown[] }>(await store.read(desc), source, `manifest ${desc.digest}`);
       if (isIndex(desc.mediaType) && Array.isArray(doc.manifests) && depth < 4) {
         // Other platforms' manifests may be left out of an archive; the host's must be there.
-        for (const m of doc.manifests) {
+        for (const [i, v] of doc.manifests.entries()) {
+          const m = descriptorAt(v, source, `index ${desc.digest} entry ${i}`);
           if (stored.has(blobPathIn(m.digest)) || small.has(blobPathIn(m.digest))) await walk(m, depth + 1);
         }
       } else if (isImage(desc.mediaType) || doc.config) {
         if (!doc.config || !Array.isArray(doc.layers)) throw new InvalidArchiveError(source, `manifest ${desc.digest} has no config or layers`);
-        await need(doc.config);
-        for (const l of doc.layers) await need(l);
+        await need(descriptorAt(doc.config, source, `manifest ${desc.digest} config`));
+        for (const [i, l] of doc.layers.entries()) await need(descriptorAt(l, source, `manifest ${desc.digest} layer ${i}`));
       }
     };
-    for (const m of index.manifests) {
+    for (const m of manifests) {
       await walk(m, 0);
       await loadImage(store, m); // host platform present and readable
       const names: string[] = [];
@@ -385,32 +510,27 @@ export async function loadArchive(
       results.push({ desc: { mediaType: m.mediaType, digest: m.digest, size: m.size }, names });
     }
   } else if (small.has('manifest.json')) {
-    let entries: { Config?: string; RepoTags?: string[] | null; Layers?: string[] }[];
-    try {
-      entries = JSON.parse(small.get('manifest.json')!.toString('utf8')) as typeof entries;
-    } catch (e) {
-      throw new InvalidArchiveError(source, `manifest.json is not valid JSON (${(e as Error).message})`);
-    }
+    const entries = parseJsonAt<{ Config?: unknown; RepoTags?: unknown; Layers?: unknown }[]>(small.get('manifest.json')!, source, 'manifest.json');
     if (!Array.isArray(entries)) throw new InvalidArchiveError(source, 'manifest.json is not an array');
+    if (entries.length === 0) throw new InvalidArchiveError(source, 'it holds no images (manifest.json lists none)');
     for (const [i, e] of entries.entries()) {
-      if (typeof e.Config !== 'string' || !Array.isArray(e.Layers)) throw new InvalidArchiveError(source, `manifest.json entry ${i} lacks Config or Layers`);
+      if (typeof e !== 'object' || e === null || typeof e.Config !== 'string' || !Array.isArray(e.Layers) || !e.Layers.every((l) => typeof l === 'string')) {
+        throw new InvalidArchiveError(source, `manifest.json entry ${i} lacks Config or Layers`);
+      }
+      if (e.RepoTags != null && (!Array.isArray(e.RepoTags) || !e.RepoTags.every((t) => typeof t === 'string'))) {
+        throw new InvalidArchiveError(source, `manifest.json entry ${i} has RepoTags that are not a list of names`);
+      }
+      const layerPaths = e.Layers as string[];
       const configDesc = await blobAt(e.Config, MediaTypes.DOCKER_CONFIG);
-      const config = JSON.parse((await store.read(configDesc)).toString('utf8')) as ImageConfig;
-      const diffIds = config.rootfs?.diff_ids ?? [];
-      if (diffIds.length !== e.Layers.length) {
-        throw new InvalidArchiveError(source, `${e.Config} lists ${diffIds.length} diff_ids but manifest.json names ${e.Layers.length} layers`);
+      const config = parseJsonAt<ImageConfig>(await store.read(configDesc), source, `config ${e.Config}`);
+      const diffIds = config?.rootfs?.diff_ids ?? [];
+      if (!Array.isArray(diffIds) || diffIds.length !== layerPaths.length) {
+        throw new InvalidArchiveError(source, `${e.Config} lists ${Array.isArray(diffIds) ? diffIds.length : 'no'} diff_ids but manifest.json names ${layerPaths.length} layers`);
       }
       const layers: Descriptor[] = [];
-      for (const [j, lp] of e.Layers.entries()) {
+      for (const [j, lp] of layerPaths.entries()) {
         const d = await blobAt(lp, MediaTypes.DOCKER_LAYER);
-        const fh = await open(store.blobPath(d.digest), 'r');
-        const head = Buffer.alloc(16);
-        try {
-          await fh.read(head, 0, 16, 0);
-        } finally {
-          await fh.close();
-        }
-        const c = detectCompression(head);
+        const c = layerChecked(d, memberName(lp)) ?? (await compressionOf(store, d));
         let diffId = d.digest as string;
         if (c !== 'none') {
           const h = new HashingTransform();
@@ -423,11 +543,11 @@ export async function loadArchive(
         layers.push({ ...d, mediaType: layerMediaType(c, 'docker') });
       }
       const desc = await writeManifest(store, configDesc, layers, { format: 'docker' });
-      const names = (e.RepoTags ?? []).map((t) => formatReference(parseReference(t)));
+      const names = ((e.RepoTags as string[] | null | undefined) ?? []).map((t) => formatReference(parseReference(t)));
       results.push({ desc, names });
     }
   } else {
-    throw new InvalidArchiveError(source, 'neither index.json (OCI layout) nor manifest.json (docker-archive) found');
+    throw new InvalidArchiveError(source, `neither index.json (OCI layout) nor manifest.json (docker-archive) found${cut}`);
   }
 
   const out: LoadedArchiveImage[] = [];
@@ -437,4 +557,16 @@ export async function loadArchive(
     out.push({ descriptor: r.desc, names: r.names, id: imageId(await loadImage(store, r.desc)) });
   }
   return out;
+}
+
+/** A stored blob's compression, from its first bytes. */
+async function compressionOf(store: OciStore, d: Descriptor): Promise<Compression> {
+  const fh = await open(store.blobPath(d.digest), 'r');
+  const head = Buffer.alloc(16);
+  try {
+    await fh.read(head, 0, 16, 0);
+  } finally {
+    await fh.close();
+  }
+  return detectCompression(head);
 }

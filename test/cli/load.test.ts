@@ -1,11 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError } from '../helpers/cli.js';
-import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
+import { tmpBusyboxStore, ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
+import { HOSTILE, fixtureTar, storeImage } from '../helpers/hostile-image.js';
 import { validateImage } from '../conformance/validate-image.js';
 import { OciStore } from '../../src/layers/store.js';
 import { findImage, imageId, loadImage } from '../../src/layers/image.js';
@@ -141,5 +144,145 @@ describe('imgbuild load', () => {
     const notTar = join(tmp.dir, 'empty.tar');
     spawnSync('sh', ['-c', `cd ${tmp.dir} && mkdir e && touch e/hello && tar -C e -cf ${notTar} hello`]);
     expectOneLineError(await runCli(['load', '-i', notTar], { root: dest }), /neither index.json \(OCI layout\) nor manifest.json \(docker-archive\) found/);
+  });
+});
+
+const reEscape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const ingestLeft = (root: string): string[] => {
+  try {
+    return readdirSync(join(root, 'ingest'));
+  } catch {
+    return [];
+  }
+};
+
+describe('imgbuild load refuses a hostile image before tagging it', () => {
+  for (const [name, entry] of Object.entries(HOSTILE)) {
+    it(`${name}: one line naming the layer and the entry; nothing tagged, the layer not stored`, async () => {
+      const src = join(tmp.dir, 'src');
+      const img = await storeImage(src, 'docker.io/library/evil:1', [fixtureTar(name)], { base: true });
+      const arc = join(tmp.dir, 'evil.tar');
+      expect((await runCli(['save', '-o', arc, 'evil:1'], { root: src })).code).toBe(0);
+      const dest = join(tmp.dir, 'dest');
+      const r = await runCli(['load', '-i', arc], { root: dest });
+      const bad = img.layers[1]!.digest;
+      expectOneLineError(r, new RegExp(`^imgbuild: INVALID_ARGUMENT: layer ${bad} refused: refused tar entry ${reEscape(JSON.stringify(entry))}: .+$`));
+      expect(r.stdout).toBe('');
+      await inStore(dest, async (s) => {
+        expect(await s.list()).toEqual([]);
+        expect(await s.info(bad)).toBeUndefined();
+      });
+      expect(ingestLeft(dest)).toEqual([]);
+    });
+  }
+
+  it('docker-archive (plain layers), zstd-compressed archive, uncompressed layers: refused the same way', async () => {
+    const src = join(tmp.dir, 'src');
+    const img = await storeImage(src, 'docker.io/library/evil:1', [fixtureTar('whiteout-dotdot')], { base: true, compression: 'none' });
+    const arc = join(tmp.dir, 'evil.tar');
+    expect((await runCli(['save', '--format', 'docker', '-o', arc, 'evil:1'], { root: src })).code).toBe(0);
+    const zst = spawnSync('zstd', ['-q', '-c', arc], { maxBuffer: 1 << 28 });
+    expect(zst.status).toBe(0);
+    for (const [i, input] of [await readFile(arc), zst.stdout].entries()) {
+      const dest = join(tmp.dir, `dest${i}`);
+      const r = await runCli(['load'], { root: dest, input });
+      expectOneLineError(r, new RegExp(`^imgbuild: INVALID_ARGUMENT: layer ${img.layers[1]!.digest} refused: refused tar entry "a/\\.wh\\.\\.\\.": a whiteout naming "\\.\\." would delete outside its directory$`));
+      await inStore(dest, async (s) => expect(await s.list()).toEqual([]));
+    }
+  });
+
+  it('tags none of an archive\'s images when one of them is hostile', async () => {
+    const src = join(tmp.dir, 'src');
+    await ensureBusybox(src);
+    await storeImage(src, 'docker.io/library/evil:1', [fixtureTar('name-escape')]);
+    const arc = join(tmp.dir, 'two.tar');
+    expect((await runCli(['save', '-o', arc, 'busybox', 'evil:1'], { root: src })).code).toBe(0);
+    const dest = join(tmp.dir, 'dest');
+    expectOneLineError(await runCli(['load', '-i', arc], { root: dest }), /refused tar entry "\.\.\/escaped": its name leads outside the root$/);
+    await inStore(dest, async (s) => expect(await s.list()).toEqual([]));
+  });
+
+  it('loads what applying accepts: absolute and climbing symlinks, whiteouts, opaque dirs, hard links', async () => {
+    const src = join(tmp.dir, 'src');
+    const tars = ['symlink-absolute', 'symlink-escape', 'whiteout', 'opaque-out-of-order', 'hardlink'].map(fixtureTar);
+    await storeImage(src, 'docker.io/library/tricky:1', tars, { base: true });
+    const arc = join(tmp.dir, 'tricky.tar');
+    expect((await runCli(['save', '-o', arc, 'tricky:1'], { root: src })).code).toBe(0);
+    const r = await runCli(['load', '-i', arc], { root: join(tmp.dir, 'dest') });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('Loaded image: tricky:1\n');
+  });
+});
+
+describe('imgbuild load: a truncated or malformed archive loads nothing, with one line', () => {
+  /** busybox saved in `format`, compressed as asked. */
+  async function archive(format: 'oci' | 'docker', c: 'none' | 'gzip' | 'zstd'): Promise<Buffer> {
+    const arc = join(tmp.dir, `${format}.tar`);
+    if (!existsSync(arc)) expect((await runCli(['save', '--format', format, '-o', arc, 'busybox'], { root })).code).toBe(0);
+    const plain = await readFile(arc);
+    if (c === 'gzip') return gzipSync(plain);
+    if (c === 'zstd') return spawnSync('zstd', ['-q', '-c'], { input: plain, maxBuffer: 1 << 28 }).stdout;
+    return plain;
+  }
+  let n = 0;
+  async function expectNothingLoaded(input: Buffer, re: RegExp): Promise<void> {
+    const dest = join(tmp.dir, `cut-${++n}`);
+    const r = await runCli(['load'], { root: dest, input });
+    expectOneLineError(r, re);
+    expect(r.stderr).not.toMatch(/INTERNAL|bug/);
+    expect(r.stdout).toBe('');
+    await inStore(dest, async (s) => expect(await s.list()).toEqual([]));
+    expect(ingestLeft(dest)).toEqual([]);
+  }
+
+  for (const format of ['oci', 'docker'] as const) {
+    it(`${format}: cut inside a header, inside the layer blob, at a member boundary`, async () => {
+      const plain = await archive(format, 'none');
+      await expectNothingLoaded(plain.subarray(0, 300), /^imgbuild: INVALID_ARGUMENT: invalid image archive stdin: truncated \(invalid tar stream at byte 0: unexpected end of data \(wanted 512 bytes, have 300\)\)$/);
+      await expectNothingLoaded(plain.subarray(0, plain.length >> 1), /^imgbuild: INVALID_ARGUMENT: invalid image archive stdin: truncated in member blobs\/sha256\/[0-9a-f]{64} \(invalid tar stream at byte \d+: unexpected end of data inside an entry body \(\d+ bytes missing\)\)$/);
+      await expectNothingLoaded(plain.subarray(0, 1024), /: neither index\.json \(OCI layout\) nor manifest\.json \(docker-archive\) found \(the archive ends without its end-of-archive marker: truncated\?\)$/);
+    });
+
+    for (const c of ['gzip', 'zstd'] as const) {
+      it(`${format}, ${c}-compressed: cut early and in the middle`, async () => {
+        const data = await archive(format, c);
+        for (const cut of [100, data.length >> 1, data.length - 40]) {
+          await expectNothingLoaded(data.subarray(0, cut), new RegExp(`^imgbuild: INVALID_ARGUMENT: invalid image archive stdin: ${c} data is truncated or corrupt`));
+        }
+      });
+    }
+  }
+
+  it('bad index.json, manifest.json, manifests and configs; archives holding no image', async () => {
+    await archive('oci', 'none');
+    await archive('docker', 'none');
+    const x = join(tmp.dir, 'x');
+    const y = join(tmp.dir, 'y');
+    expect(spawnSync('sh', ['-c', `mkdir ${x} ${y} && tar -C ${x} -xf ${join(tmp.dir, 'oci.tar')} && tar -C ${y} -xf ${join(tmp.dir, 'docker.tar')}`]).status).toBe(0);
+    const pack = (dir: string): Buffer => spawnSync('sh', ['-c', `cd ${dir} && tar -cf - *`], { maxBuffer: 1 << 28 }).stdout;
+    const index = await readFile(join(x, 'index.json'), 'utf8');
+    const manifest = await readFile(join(y, 'manifest.json'), 'utf8');
+    const cases: [string, string, string, RegExp][] = [
+      [x, 'index.json', '{"schemaVersion":2,"manifests":[]}', /: it holds no images \(index\.json lists no manifests\)$/],
+      [x, 'index.json', '{"schemaVersion":2,', /: index\.json is not valid JSON \(.+\)$/],
+      [x, 'index.json', '{"schemaVersion":2}', /: index\.json has no "manifests" array$/],
+      [x, 'index.json', '{"manifests":[{"mediaType":"x","size":1}]}', /: index\.json entry 0 is not a descriptor \(mediaType, digest, size\)$/],
+      [x, 'index.json', '{"manifests":[{"mediaType":"x","size":1,"digest":"sha256:zz"}]}', /: index\.json entry 0 has an invalid digest "sha256:zz"$/],
+      [y, 'manifest.json', '[]', /: it holds no images \(manifest\.json lists none\)$/],
+      [y, 'manifest.json', 'nope\n', /: manifest\.json is not valid JSON \(.+\)$/],
+      [y, 'manifest.json', '[{"Config":"c.json","Layers":[1]}]', /: manifest\.json entry 0 lacks Config or Layers$/],
+    ];
+    for (const [dir, file, text, re] of cases) {
+      await writeFile(join(dir, file), text);
+      await expectNothingLoaded(pack(dir), re);
+    }
+    await writeFile(join(x, 'index.json'), index);
+    await writeFile(join(y, 'manifest.json'), manifest);
+    // a manifest blob (named by its digest) that is not JSON
+    const junk = Buffer.from('not json');
+    const jd = createHash('sha256').update(junk).digest('hex');
+    await writeFile(join(x, 'blobs', 'sha256', jd), junk);
+    await writeFile(join(x, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MediaTypes.OCI_MANIFEST, digest: `sha256:${jd}`, size: junk.length }] }));
+    await expectNothingLoaded(pack(x), new RegExp(`: manifest sha256:${jd} is not valid JSON \\(.+\\)$`));
   });
 });
