@@ -3,42 +3,21 @@
  * snapshot metadata, the host-wide network lease table). It has no internal dependencies so that
  * every part of the code base may use it (see test/conformance/dependency-rule.test.ts).
  */
-import { open, mkdir, link, unlink, readFile, rmdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { open, mkdir, link, unlink, readdir, rmdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ImgbuildError, throwIfAborted } from './errors.js';
-import { isProcessAlive } from './pid.js';
+import { isOwnerAlive, isProcessAlive, processStartTime } from './pid.js';
 
 /** How long withLock waits for a busy lock before giving up. */
 const LOCK_TIMEOUT_MS = 60_000;
 /** A lock directory left by an older imgbuild (refreshed every 2 s while held) is stale after this. */
 const LEGACY_DIR_STALE_MS = 10_000;
 
-/**
- * Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), which together
- * with the pid names one process for the life of the system: a recycled pid has a later start time.
- * Undefined when the process does not exist.
- */
-async function startTimeOf(pid: number | 'self'): Promise<string | undefined> {
-  let stat: string;
-  try {
-    stat = await readFile(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return undefined;
-  }
-  // comm (field 2) is in parentheses and may hold spaces or ')': fields resume after the last ')'.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return rest[19]; // field 22 = index 19 counting from field 3
-}
-
-let selfStart: Promise<string | undefined> | undefined;
-
 /** Whether the owner line `<pid> <starttime>` names a process that is still running. */
-async function ownerAlive(owner: string): Promise<boolean> {
+function ownerAlive(owner: string): Promise<boolean> {
   const [pidText, start] = owner.trim().split(' ');
-  const pid = Number(pidText);
-  if (!start || !isProcessAlive(pid)) return false; // (no start time: not written by withLock)
-  return (await startTimeOf(pid)) === start;
+  return isOwnerAlive(Number(pidText), start); // (no start time: not written by withLock, stale)
 }
 
 /** What holds the lock file at `p` now: its inode and owner line, or that it is an old lock dir. */
@@ -113,16 +92,7 @@ async function breakIfStale(lockPath: string, mine: string): Promise<boolean> {
  */
 export async function withLock<T>(path: string, fn: () => Promise<T>, opts: { signal?: AbortSignal } = {}): Promise<T> {
   const lockPath = `${path}.lock`;
-  selfStart ??= startTimeOf('self');
-  const owner = `${process.pid} ${(await selfStart) ?? '0'}\n`;
-  const tmp = `${lockPath}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  try {
-    await writeFile(tmp, owner, { flag: 'wx' });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(tmp, owner, { flag: 'wx' });
-  }
+  const tmp = await ownerFile(lockPath);
   try {
     const deadline = Date.now() + LOCK_TIMEOUT_MS;
     let delay = 1;
@@ -152,6 +122,64 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, opts: { si
   } finally {
     await unlink(lockPath).catch(() => {});
   }
+}
+
+/** Writes a complete owner file `<lockPath>.<pid>.<rand>` (the name `sweepLocks` recognises). */
+async function ownerFile(lockPath: string): Promise<string> {
+  const owner = `${process.pid} ${(await processStartTime('self')) ?? '0'}\n`;
+  const tmp = `${lockPath}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  try {
+    await writeFile(tmp, owner, { flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    await mkdir(dirname(lockPath), { recursive: true });
+    await writeFile(tmp, owner, { flag: 'wx' });
+  }
+  return tmp;
+}
+
+const OWNER_FILE = /\.lock\.(\d+)\.[0-9a-f]{8}$/;
+
+/**
+ * Removes what processes that died holding or waiting for a lock left in `dir` (not recursive):
+ * owner files `<x>.lock.<pid>.<rand>` (a waiter killed before it could unlink its own), locks
+ * `<x>.lock` and break locks `<x>.lock.break` whose owner is gone. A lock nobody waits for is
+ * otherwise only broken by the next taker. Returns the names removed; a missing `dir` is fine.
+ */
+export async function sweepLocks(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw e;
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const p = join(dir, name);
+    const m = OWNER_FILE.exec(name);
+    if (m) {
+      const h = await holderOf(p).catch(() => ({ kind: 'none' }) as Holder);
+      // An owner file is written whole by one write; one cut short (empty) is judged by its name.
+      const dead = h.kind === 'file' && h.owner.includes(' ') ? !(await ownerAlive(h.owner)) : h.kind === 'file' && !isProcessAlive(Number(m[1]));
+      if (dead && (await unlink(p).then(() => true, () => false))) removed.push(name);
+    } else if (name.endsWith('.lock.break')) {
+      const h = await holderOf(p).catch(() => ({ kind: 'none' }) as Holder);
+      if (h.kind === 'file' && !(await ownerAlive(h.owner)) && (await unlink(p).then(() => true, () => false))) removed.push(name);
+    } else if (name.endsWith('.lock')) {
+      const h = await holderOf(p).catch(() => ({ kind: 'none' }) as Holder);
+      if (h.kind === 'none' || !(await isStale(h))) continue;
+      // Broken the way a waiter breaks it, so a live process taking it meanwhile is never hurt.
+      const mine = await ownerFile(p);
+      try {
+        await breakIfStale(p, mine);
+      } finally {
+        await unlink(mine).catch(() => {});
+      }
+      if ((await holderOf(p).catch(() => h)).kind === 'none') removed.push(name);
+    }
+  }
+  return removed;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -72,7 +72,19 @@ export { StageNotFoundError } from './stages.js';
 
 const NOOP_REPORTER: BuildReporter = { task: () => ({ log() {}, done() {}, fail() {} }) };
 
-/** Removes scratch dirs of builds whose process is gone (unmounting anything left there first). */
+/** Where builds keep their scratch dirs, `<pid>-<rand>` each. */
+function tmpBaseOf(root: string): string {
+  return join(root, 'cache', 'build', 'tmp');
+}
+
+/**
+ * Removes the scratch dirs of builds whose process is gone, unmounting what a killed build left
+ * mounted there first (prune calls this too).
+ */
+export function removeStaleBuildDirs(root: string): Promise<void> {
+  return removeStaleTmp(tmpBaseOf(root));
+}
+
 async function removeStaleTmp(base: string): Promise<void> {
   let names: string[];
   try {
@@ -113,7 +125,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const graph = buildStageGraph(df, { buildArgs, platform, ...(o.target !== undefined ? { target: o.target } : {}) });
   const metaArgs = graph.meta;
 
-  const tmpBase = join(o.root, 'cache', 'build', 'tmp');
+  const tmpBase = tmpBaseOf(o.root);
   await removeStaleTmp(tmpBase);
   const tmpDir = join(tmpBase, `${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(tmpDir, { recursive: true });
@@ -234,6 +246,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     return { descriptor, imageId, config, tags };
   } finally {
     await Promise.allSettled([...results.values()]);
+    // The image is tagged (or the build failed): nothing needs protecting from prune any more.
+    await store.release().catch(() => {});
     const { mountPointsUnder, unmount } = await import('../overlay/mount.js');
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length) await unmount(tmpDir).catch(() => {});
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length === 0) await rm(tmpDir, { recursive: true, force: true }).catch(() => {});

@@ -85,6 +85,8 @@ export class BuildCache {
     if (rec?.v !== 1 || !isDigest(rec.diffId) || !isDigest(rec.chainId) || !rec.layer || !isDigest(rec.layer.digest)) return undefined;
     const info = await this.store.info(rec.layer.digest);
     if (!info || info.size !== rec.layer.size) return undefined; // the layer was garbage-collected
+    // Leased, so a concurrent prune cannot take the layer before the image names it.
+    if ((await this.store.protect([rec.layer.digest])).length > 0) return undefined;
     return rec;
   }
 

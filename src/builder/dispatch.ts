@@ -22,7 +22,7 @@ import type { Descriptor, History, ImageConfig, Platform, HealthConfig } from '.
 import type { Compression } from '../layers/media-types.js';
 import type { Digest } from '../layers/digest.js';
 import { chainIds, findImage, type LoadedImage } from '../layers/image.js';
-import { ImageNotFoundError } from '../layers/errors.js';
+import { BlobNotFoundError, ImageNotFoundError } from '../layers/errors.js';
 import type { OverlaySnapshotter } from '../overlay/overlay.js';
 import type { Mount } from '../runner/spec.js';
 import { deferredTrust } from '../layers/remote/trust.js';
@@ -222,20 +222,36 @@ function firstLine(ins: Instruction): string {
 // Images and snapshots
 
 async function loadBase(env: DispatchEnv, ref: string, platform: Platform): Promise<ImageState> {
-  let img: LoadedImage | undefined;
+  // Leased before use: a concurrent `prune -a` may untag the image, but not delete what the build
+  // goes on to use. When it deleted the image while it was being read (blobs missing), the image
+  // is looked up again: gone now, it is pulled (or not found) like any missing image.
+  for (let attempt = 1; ; attempt++) {
+    let img: LoadedImage | undefined;
+    try {
+      img = await findBase(env, ref, platform);
+    } catch (e) {
+      if (!(e instanceof BlobNotFoundError) || attempt >= 3) throw e;
+      continue;
+    }
+    const blobs = [img.descriptor.digest, img.manifest.config.digest, ...img.manifest.layers.map((l) => l.digest)];
+    if (img.indexDescriptor) blobs.push(img.indexDescriptor.digest);
+    const missing = await env.store.protect(blobs);
+    if (missing.length === 0) return imageFromLoaded(img);
+    if (attempt >= 3) throw new BlobNotFoundError(missing[0]!);
+  }
+}
+
+async function findBase(env: DispatchEnv, ref: string, platform: Platform): Promise<LoadedImage> {
   if (!env.pull) {
     try {
-      img = await findImage(env.store, ref, { platform });
+      return await findImage(env.store, ref, { platform });
     } catch (e) {
       if (!(e instanceof ImageNotFoundError) || !env.pullImage) throw e;
     }
   }
-  if (!img) {
-    if (!env.pullImage) throw new ImageNotFoundError(ref);
-    await env.pullImage(ref, platform);
-    img = await findImage(env.store, ref, { platform });
-  }
-  return imageFromLoaded(img);
+  if (!env.pullImage) throw new ImageNotFoundError(ref);
+  await env.pullImage(ref, platform);
+  return findImage(env.store, ref, { platform });
 }
 
 /** Makes sure the committed snapshot of `img`'s chain exists (unpacking layers when missing). */
@@ -245,15 +261,11 @@ async function ensureSnapshot(env: DispatchEnv, img: ImageState): Promise<string
   const sn = await env.snapshotter();
   const inflight = env.unpacking.get(chain);
   if (inflight) await inflight.catch(() => {});
-  try {
-    await sn.stat(chain);
-    return chain;
-  } catch {
-    // not there: unpack below
-  }
+  // Leased when found (or unpacked), so a concurrent prune keeps it for the rest of the build.
+  if (await sn.acquire(chain, env.store.lease, env.signal ? { signal: env.signal } : {})) return chain;
   const p = (async () => {
     const { unpackImage } = await import('../overlay/unpack.js');
-    await unpackImage(env.store, sn, [...img.layers], [...img.config.rootfs.diff_ids], env.signal ? { signal: env.signal } : {});
+    await unpackImage(env.store, sn, [...img.layers], [...img.config.rootfs.diff_ids], { lease: env.store.lease, ...(env.signal ? { signal: env.signal } : {}) });
   })();
   env.unpacking.set(chain, p);
   try {
@@ -290,7 +302,7 @@ async function withImageRoot<T>(env: DispatchEnv, img: ImageState, fn: (root: st
   }
   const sn = await env.snapshotter();
   const key = `build-view-${randomBytes(8).toString('hex')}`;
-  const mounts = await sn.view(key, parent);
+  const mounts = await sn.view(key, parent, { lease: env.store.lease });
   try {
     return await withHostMount(env, mounts, fn);
   } finally {
@@ -340,7 +352,7 @@ async function layerStep(
       const parent = o.linked ? undefined : await ensureSnapshot(env, s.image);
       const activeKey = `build-${randomBytes(8).toString('hex')}`;
       const init = o.initFiles?.length || o.initDirs?.length ? { init: { files: o.initFiles ?? [], dirs: o.initDirs ?? [] } } : {};
-      const mounts = await sn.prepare(activeKey, parent, init);
+      const mounts = await sn.prepare(activeKey, parent, { ...init, lease: env.store.lease });
       let committed = false;
       try {
         await work({ key: activeKey, mounts }, (l) => task.log(l));
@@ -351,14 +363,15 @@ async function layerStep(
           ...(env.signal ? { signal: env.signal } : {}),
         });
         const chainId = chainOn(blob.diffId);
-        const exists = o.linked || (await sn.stat(chainId).then(() => true, () => false));
+        // Committed or found, the chain's snapshot is leased until the build ends.
+        const exists = o.linked || (await sn.acquire(chainId, env.store.lease));
         if (!exists) {
           try {
-            await sn.commit(chainId, activeKey);
+            await sn.commit(chainId, activeKey, { lease: env.store.lease });
             committed = true;
           } catch (e) {
             // A concurrent build may have committed the same chain meanwhile.
-            if (!(await sn.stat(chainId).then(() => true, () => false))) throw e;
+            if (!(await sn.acquire(chainId, env.store.lease))) throw e;
           }
         }
         const layer: Descriptor = { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
@@ -488,7 +501,7 @@ async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> 
           if (parent) {
             const vkey = `build-view-${randomBytes(8).toString('hex')}`;
             const { mountAll } = await import('../overlay/mount.js');
-            await mountAll(await sn.view(vkey, parent), dir);
+            await mountAll(await sn.view(vkey, parent, { lease: env.store.lease }), dir);
             viewKeys.push({ key: vkey, dir });
           }
           return dir;

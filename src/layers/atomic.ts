@@ -4,11 +4,12 @@
  * target, fsync the directory. The inter-process lock lives in src/lock.ts (the runner uses it
  * too, and may not depend on layers); it is re-exported here for the store's users.
  */
-import { open, rename, rm } from 'node:fs/promises';
+import { open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { isProcessAlive } from '../pid.js';
 
-export { withLock } from '../lock.js';
+export { withLock, sweepLocks } from '../lock.js';
 
 export async function fsyncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
@@ -41,3 +42,28 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, m
   await fsyncDir(dir);
 }
 
+
+/** Temp files of an atomic write: `writeFileAtomic`'s `.<name>.<pid>.<rand>.tmp`, or `<name>.<pid>.<rand>.tmp`. */
+const TEMP_FILE = /\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * Removes the temp files of atomic writes in `dir` (not recursive) whose writer is no longer
+ * running: a process killed between writing and renaming one leaves it behind. Returns the
+ * names removed; a missing `dir` is fine.
+ */
+export async function sweepTempFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw e;
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = TEMP_FILE.exec(name);
+    if (!m || isProcessAlive(Number(m[1]))) continue;
+    await rm(join(dir, name), { force: true }).then(() => removed.push(name), () => {});
+  }
+  return removed;
+}

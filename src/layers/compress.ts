@@ -213,6 +213,8 @@ async function readCache(store: OciStore, d: Digest, c: Compression, level?: num
   if (level !== undefined && level !== (rec.level ?? defaultLevel(c))) return undefined;
   const info = await store.info(rec.converted.digest);
   if (!info || info.size !== rec.converted.size) return undefined; // blob gc'ed since
+  // Leased for this process (build --compression, push): a concurrent prune must not take it.
+  if ((await store.protect([rec.converted.digest])).length > 0) return undefined;
   return rec.converted;
 }
 

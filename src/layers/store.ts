@@ -3,10 +3,12 @@
  * room beside it for snapshots and containers. Blobs are content-addressed and written through
  * `ingest/` (temp file → verify size and digest → rename), read back through a verifying stream,
  * and `index.json` is only rewritten atomically under a lock, so concurrent imgbuild processes never
- * lose a tag. Garbage collection spares blobs that a live process may be about to reference (leases).
+ * lose a tag. A tag is only written when everything it names is present, and garbage collection
+ * spares the blobs that live processes hold in their leases (lease.ts), so a build or pull never
+ * loses a blob between writing (or finding) it and tagging the image.
  */
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { chmod, mkdir, readFile, rename, rm, stat, readdir, utimes, writeFile, open } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, stat, readdir, writeFile, open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -22,7 +24,8 @@ import {
   StoreVersionError,
 } from './errors.js';
 import { VerifyingStream } from './verify.js';
-import { writeFileAtomic, withLock } from './atomic.js';
+import { sweepLocks, sweepTempFiles, writeFileAtomic, withLock } from './atomic.js';
+import { Lease, LEASES_DIR, readLiveLeases } from './lease.js';
 import { isProcessAlive } from '../pid.js';
 import { ImgbuildError } from '../errors.js';
 
@@ -153,11 +156,14 @@ export interface StoreOpening {
 }
 
 export class OciStore implements ImageStore {
-  private readonly leaseFile: string;
-  private leasing: Promise<void> | undefined;
+  /**
+   * This process's lease: every blob it places or protects, and the snapshots its builds use,
+   * until `release()`.
+   */
+  readonly lease: Lease;
 
   private constructor(readonly root: string) {
-    this.leaseFile = join(root, 'leases', `${process.pid}-${randomBytes(4).toString('hex')}`);
+    this.lease = new Lease(root);
   }
 
   /** Opens (creating when missing) the store at `root`; refuses a store written by a newer version. */
@@ -227,7 +233,7 @@ export class OciStore implements ImageStore {
     // the mark of a complete layout, is written last.
     await mkdir(this.root, { recursive: true, mode: 0o700 });
     await privateRoot(this.root);
-    await Promise.all(['blobs/sha256', 'ingest', 'leases'].map((d) => mkdir(join(this.root, d), { recursive: true })));
+    await Promise.all(['blobs/sha256', 'ingest', LEASES_DIR].map((d) => mkdir(join(this.root, d), { recursive: true })));
     markUsable();
     await withLock(join(this.root, 'index.json'), async () => {
       try {
@@ -242,26 +248,25 @@ export class OciStore implements ImageStore {
     });
   }
 
-  /** Marks this process as one that may reference fresh blobs, so a concurrent gc spares them. */
-  private lease(): Promise<void> {
-    // One write however many blobs are placed at once.
-    this.leasing ??= (async () => {
-      await mkdir(join(this.root, 'leases'), { recursive: true });
-      await writeFile(this.leaseFile, String(process.pid));
-    })().catch((e: unknown) => {
-      this.leasing = undefined;
-      throw e;
-    });
-    return this.leasing;
+  /** Drops this process's lease (call when an operation has tagged what it needs). */
+  release(): Promise<void> {
+    return this.lease.release();
   }
 
-  /** Drops this process's lease (call when an operation that wrote blobs has tagged what it needs). */
-  async release(): Promise<void> {
-    const leasing = this.leasing;
-    if (!leasing) return;
-    this.leasing = undefined;
-    await leasing.catch(() => {});
-    await rm(this.leaseFile, { force: true });
+  /**
+   * Leases the blobs in `digests` that are present, under the index lock so that no gc runs
+   * between finding one and leasing it. Returns the digests that are missing.
+   */
+  async protect(digests: Iterable<Digest>): Promise<Digest[]> {
+    const all = [...new Set(digests)];
+    if (all.length === 0) return [];
+    return withLock(join(this.root, 'index.json'), async () => {
+      const present: Digest[] = [];
+      const missing: Digest[] = [];
+      for (const d of all) ((await this.info(d)) ? present : missing).push(d);
+      await this.lease.add({ blobs: present });
+      return missing;
+    });
   }
 
   blobPath(d: Digest): string {
@@ -308,7 +313,6 @@ export class OciStore implements ImageStore {
   }
 
   async writer(_ref: string, opts: { expected?: Digest; total?: number } = {}): Promise<BlobWriter> {
-    await this.lease();
     const path = join(this.root, 'ingest', `${process.pid}-${randomBytes(8).toString('hex')}`);
     await mkdir(join(this.root, 'ingest'), { recursive: true });
     const out = createWriteStream(path, { flags: 'wx' });
@@ -321,31 +325,30 @@ export class OciStore implements ImageStore {
     const h = createHasher('sha256');
     h.update(data);
     const digest = h.digest();
-    if (await this.info(digest)) {
-      await this.touch(digest);
-      return { mediaType, digest, size: data.length };
-    }
+    if ((await this.protect([digest])).length === 0) return { mediaType, digest, size: data.length };
     const w = await this.writer(digest);
     await w.write(data);
     await w.commit(data.length, digest);
     return { mediaType, digest, size: data.length };
   }
 
-  /** Moves a verified ingest file into `blobs/`; internal to writers. */
+  /**
+   * Moves a verified ingest file into `blobs/` (internal to writers) and leases the blob. A new
+   * blob is leased before it appears, and gc lists blobs before it reads leases, so gc never sees
+   * it unleased. One already there may be going away in a gc that read the leases before ours was
+   * written: it is checked again under the index lock, which gc holds throughout.
+   */
   async place(tmp: string, d: Digest): Promise<void> {
-    await this.lease();
     const dest = blobPath(this.root, d);
     await mkdir(join(this.root, 'blobs', algorithmOf(d)), { recursive: true });
-    if (await this.info(d)) {
-      await this.touch(d);
+    await this.lease.add({ blobs: [d] });
+    if (!(await this.info(d))) {
+      await rename(tmp, dest);
       return;
     }
-    await rename(tmp, dest);
-  }
-
-  private async touch(d: Digest): Promise<void> {
-    const now = new Date();
-    await utimes(blobPath(this.root, d), now, now).catch(() => {});
+    await withLock(join(this.root, 'index.json'), async () => {
+      if (!(await this.info(d))) await rename(tmp, dest);
+    });
   }
 
   async delete(d: Digest): Promise<void> {
@@ -405,7 +408,8 @@ export class OciStore implements ImageStore {
       ...(desc.platform ? { platform: desc.platform } : {}),
       annotations: { ...annotations, [IMAGE_NAME_ANNOTATION]: ref, [REF_NAME_ANNOTATION]: ref },
     };
-    await this.updateIndex((ms) => {
+    await this.updateIndex(async (ms) => {
+      await this.requireComplete(entry);
       const out = ms.filter((m) => refOf(m) !== ref && !(refOf(m) === undefined && m.digest === desc.digest));
       out.push(entry);
       return out;
@@ -414,8 +418,9 @@ export class OciStore implements ImageStore {
 
   /** Keeps an untagged image (a build without -t) alive until pruned, like Docker's dangling images. */
   async keepUntagged(desc: Descriptor): Promise<void> {
-    await this.updateIndex((ms) => {
+    await this.updateIndex(async (ms) => {
       if (ms.some((m) => m.digest === desc.digest)) return ms;
+      await this.requireComplete(desc);
       return [...ms, { mediaType: desc.mediaType, digest: desc.digest, size: desc.size }];
     });
   }
@@ -446,6 +451,22 @@ export class OciStore implements ImageStore {
     return removed;
   }
 
+  /**
+   * Throws BlobNotFoundError unless `desc` is present with everything it needs: an image
+   * manifest's config and layers, and the same for each manifest of an index that is present (an
+   * index may name platforms that were never pulled). Called under the index lock, where no gc
+   * runs, so an index entry never names a missing blob.
+   */
+  async requireComplete(desc: Pick<Descriptor, 'digest' | 'size' | 'mediaType'>, depth = 0): Promise<void> {
+    const doc = JSON.parse((await this.read(desc)).toString('utf8')) as Manifest & Index;
+    if (Array.isArray(doc.manifests) && depth < 4) {
+      for (const m of doc.manifests) if (await this.info(m.digest)) await this.requireComplete(m, depth + 1);
+    }
+    for (const b of [...(doc.config ? [doc.config] : []), ...(Array.isArray(doc.layers) ? doc.layers : [])]) {
+      if (!(await this.info(b.digest))) throw new BlobNotFoundError(b.digest);
+    }
+  }
+
   /** Digests reachable from a manifest or index (itself included), read from the store. */
   async reachable(root: Descriptor, into = new Set<Digest>()): Promise<Set<Digest>> {
     if (into.has(root.digest)) return into;
@@ -466,31 +487,10 @@ export class OciStore implements ImageStore {
     return into;
   }
 
-  /** The earliest start of a live process's lease; blobs newer than it are spared by gc. */
-  private async oldestLiveLease(): Promise<number | undefined> {
-    let oldest: number | undefined;
-    let names: string[] = [];
-    try {
-      names = await readdir(join(this.root, 'leases'));
-    } catch {
-      return undefined;
-    }
-    for (const n of names) {
-      const p = join(this.root, 'leases', n);
-      const pid = Number(n.split('-')[0]);
-      if (pid === process.pid && p !== this.leaseFile) continue;
-      if (!isProcessAlive(pid)) {
-        await rm(p, { force: true });
-        continue;
-      }
-      if (p === this.leaseFile) continue;
-      const st = await stat(p).catch(() => undefined);
-      if (st && (oldest === undefined || st.mtimeMs < oldest)) oldest = st.mtimeMs;
-    }
-    return oldest;
-  }
-
-  /** Removes blobs that no index entry reaches, and stale ingest files of dead processes. */
+  /**
+   * Removes blobs that no index entry reaches and no live lease holds, and what dead processes
+   * left: ingest files, leases, temp files of atomic writes and lock files in the root.
+   */
   async gc(opts: { keep?: Iterable<Digest> } = {}): Promise<{ removed: Digest[]; bytes: number }> {
     const removed: Digest[] = [];
     let bytes = 0;
@@ -498,22 +498,28 @@ export class OciStore implements ImageStore {
       const idx = await this.readIndex();
       const live = new Set<Digest>(opts.keep ?? []);
       for (const m of idx.manifests) await this.reachable(m, live);
-      const since = await this.oldestLiveLease();
+      // Candidates are listed before the leases are read: a blob placed later is not among them,
+      // and one placed earlier was leased before it was placed.
+      const candidates: Digest[] = [];
       const kept = new Set<string>();
       for (const alg of await readdir(join(this.root, 'blobs')).catch(() => [] as string[])) {
         for (const hex of await readdir(join(this.root, 'blobs', alg))) {
           const d = `${alg}:${hex}`;
           kept.add(d);
-          if (!isDigest(d) || live.has(d as Digest)) continue;
-          const p = join(this.root, 'blobs', alg, hex);
-          const st = await stat(p).catch(() => undefined);
-          if (!st) continue;
-          if (since !== undefined && st.mtimeMs >= since - 1000) continue;
-          await rm(p, { force: true });
-          kept.delete(d);
-          removed.push(parseDigest(d));
-          bytes += st.size;
+          if (isDigest(d) && !live.has(d as Digest)) candidates.push(d as Digest);
         }
+      }
+      const leases = await readLiveLeases(this.root, { except: this.lease.id });
+      for (const d of candidates) {
+        if (leases.blobs.has(d)) continue;
+        const p = blobPath(this.root, d);
+        const st = await stat(p).catch(() => undefined);
+        if (!st) continue;
+        if (leases.legacySince !== undefined && st.mtimeMs >= leases.legacySince - 1000) continue;
+        await rm(p, { force: true });
+        kept.delete(d);
+        removed.push(parseDigest(d));
+        bytes += st.size;
       }
       // Registry source hints (<root>/remote/sources/<alg>/<hex>.json, see remote/sources.ts) of
       // blobs that are gone: one readdir per algorithm, no stat, so this stays cheap.
@@ -522,6 +528,7 @@ export class OciStore implements ImageStore {
         for (const n of await readdir(join(sources, alg)).catch(() => [] as string[])) {
           if (n.endsWith('.json') && !kept.has(`${alg}:${n.slice(0, -5)}`)) await rm(join(sources, alg, n), { force: true });
         }
+        await sweepTempFiles(join(sources, alg));
       }
       for (const n of await readdir(join(this.root, 'ingest')).catch(() => [] as string[])) {
         const pid = Number(n.split('-')[0]);
@@ -532,7 +539,12 @@ export class OciStore implements ImageStore {
           await rm(p, { force: true });
         }
       }
+      for (const dir of [this.root, join(this.root, 'cache', 'build'), join(this.root, 'cache', 'build', 'steps'), join(this.root, 'cache', 'compressed')]) {
+        await sweepTempFiles(dir);
+      }
     });
+    // Outside the index lock: breaking a stale index lock needs it free.
+    await sweepLocks(this.root);
     return { removed, bytes };
   }
 }

@@ -5,7 +5,7 @@
  * device 0:0 → `.wh.<name>`, opaque xattr → `.wh..wh..opq`) and never walks the merged rootfs.
  * The init layer lives in its own lower dir, so its placeholders are never in the upper dir.
  */
-import { ImgbuildError } from '../errors.js';
+import { isLeaseAlive, LEASE_LABEL, readLiveLeases } from '../layers/lease.js';
 import { writeLayerBlob, type LayerBlob } from '../layers/compress.js';
 import type { Compression } from '../layers/media-types.js';
 import type { OciStore } from '../layers/store.js';
@@ -27,45 +27,39 @@ export async function diffSnapshot(
   return writeLayerBlob(store, tar, o);
 }
 
+/** Whether an active snapshot or view is the leftover of a process that is gone. */
+async function isAbandoned(i: SnapshotInfo): Promise<boolean> {
+  if (i.kind === 'committed') return false;
+  if (isStaleUnpack(i)) return true;
+  const lease = i.labels[LEASE_LABEL];
+  return lease !== undefined && !(await isLeaseAlive(lease));
+}
+
 /**
- * Removes every snapshot that is not needed: kept are the committed snapshots named in `keep`,
- * every active snapshot and view (except the leftovers of a killed unpack), and every ancestor
- * of those. Children are removed before their
- * parents. Returns the removed keys and the bytes they held.
+ * Removes every snapshot that is not needed. Kept are the committed snapshots named in `keep`
+ * or leased by a live process (the leases of the store at `storeRoot`), every active snapshot and
+ * view except those a dead process left (its lease's owner, or an unpack's pid, is gone), and
+ * every ancestor of those. The choice is made under the metadata lock, where snapshots are
+ * leased, so a snapshot a build has just found or committed is never taken from under it.
+ * Returns the removed keys and the bytes they held.
  */
-export async function pruneSnapshots(sn: OverlaySnapshotter, keep: Set<string>): Promise<{ removed: string[]; bytes: number }> {
-  const all = new Map<string, SnapshotInfo>();
-  await sn.walk((i) => void all.set(i.key, i));
-  const live = new Set<string>();
-  const mark = (key: string | undefined): void => {
-    for (let k = key; k !== undefined && !live.has(k); k = all.get(k)?.parent) {
-      if (!all.has(k)) break;
-      live.add(k);
+export async function pruneSnapshots(
+  sn: OverlaySnapshotter,
+  keep: Set<string>,
+  opts: { storeRoot?: string; signal?: AbortSignal } = {},
+): Promise<{ removed: string[]; bytes: number }> {
+  const result = await sn.removeWhere(async (all) => {
+    const leased = opts.storeRoot !== undefined ? (await readLiveLeases(opts.storeRoot)).snapshots : new Set<string>();
+    const live = new Set<string>();
+    const mark = (key: string | undefined): void => {
+      for (let k = key; k !== undefined && !live.has(k) && all.has(k); k = all.get(k)?.parent) live.add(k);
+    };
+    for (const [key, info] of all) {
+      const wanted = info.kind === 'committed' ? keep.has(key) || leased.has(key) : !(await isAbandoned(info));
+      if (wanted) mark(key);
     }
-  };
-  for (const [key, info] of all) {
-    if ((info.kind !== 'committed' && !isStaleUnpack(info)) || keep.has(key)) mark(key);
-  }
-  // Depth of each dead snapshot, so the deepest (children) go first.
-  const depth = (key: string): number => {
-    let d = 0;
-    for (let k = all.get(key)?.parent; k !== undefined; k = all.get(k)?.parent) d++;
-    return d;
-  };
-  const dead = [...all.keys()].filter((k) => !live.has(k)).sort((a, b) => depth(b) - depth(a));
-  const removed: string[] = [];
-  let bytes = 0;
-  for (const key of dead) {
-    const { size } = await sn.usage(key);
-    try {
-      await sn.remove(key);
-    } catch (e) {
-      // A child appeared meanwhile (another process prepared on it): it is live now, skip it.
-      if (e instanceof ImgbuildError && e.code === 'FAILED_PRECONDITION') continue;
-      throw e;
-    }
-    removed.push(key);
-    bytes += size;
-  }
-  return { removed, bytes };
+    return [...all.keys()].filter((k) => !live.has(k));
+  }, opts.signal ? { signal: opts.signal } : {});
+  await sn.sweep();
+  return result;
 }

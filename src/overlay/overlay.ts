@@ -6,10 +6,17 @@
  *   <root>/snapshots/<id>/work     overlay workdir (active snapshots)
  *   <root>/snapshots/<id>/init     optional init layer of placeholders (active snapshots, never committed)
  *   <root>/new-*, <root>/rm-*      a snapshot dir being created / removed
+ *   <root>/probe-<pid>-*           the overlay probe's scratch dir (probe.ts)
  *
  * A snapshot dir is built under `new-*` and renamed into place under the metadata lock, and the
  * metadata is saved before the lock is released; whatever a crash leaves (a `new-*` or `rm-*`
  * dir, or a `snapshots/<id>` the metadata does not know) is invisible and removed on open.
+ *
+ * Leases (layers/lease.ts): an active snapshot or view made under a lease carries its id as a
+ * label and is temporary, garbage once the lease's process is gone; a committed snapshot made or
+ * found (`acquire`) under a lease is added to it inside the metadata transaction, and `removeWhere`
+ * runs its selection under the same lock, so a collector reading leases there never removes a
+ * snapshot between another process finding it and leasing it.
  *
  * Mounts use paths relative to `<root>/snapshots` plus `cwd`, so 128+ layers fit in the page of
  * mount data; a read-only single layer is a bind mount because overlay needs two lowers without
@@ -17,11 +24,16 @@
  */
 import { chmod, chown, lstat, mkdir, mkdtemp, opendir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join, posix, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { ImgbuildError, throwIfAborted } from '../errors.js';
+import { sweepLocks, sweepTempFiles } from '../layers/atomic.js';
+import { LEASE_LABEL, type Lease } from '../layers/lease.js';
+import { isProcessAlive } from '../pid.js';
 import type { Mount } from '../runner/spec.js';
 import { OverlayUnsupportedError, SnapshotNotFoundError, SnapshotStateError } from './errors.js';
 import { MetadataStore, parentIdsOf, toInfo, type SnapshotRecord } from './metadata.js';
-import { probeOverlay, type ProbeResult } from './probe.js';
+import { mountPointsUnder, unmount } from './mount.js';
+import { probeOverlay, PROBE_DIR, type ProbeResult } from './probe.js';
 import type { InitLayer, PrepareOptions, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from './snapshotter.js';
 
 /** The kernel's limit on mount data (one page) and on overlay stack depth (OVL_MAX_STACK). */
@@ -101,15 +113,24 @@ export class OverlaySnapshotter implements Snapshotter {
     return join(this.snapshotsDir, String(id));
   }
 
-  /** Removes what an interrupted create/remove left behind; runs under the metadata lock. */
+  /** Removes what an interrupted create/remove/probe left behind; runs under the metadata lock. */
   async cleanup(signal?: AbortSignal): Promise<string[]> {
     return this.meta.update(async (tx) => {
       const removed: string[] = [];
       const ids = tx.ids();
       for (const name of await readdir(this.root)) {
         // Temp dirs of a create/remove and temp files of a metadata write cut short by a crash.
+        // (A live remover may be deleting its rm-* dir too: either of us may finish it.)
         if (name.startsWith('new-') || name.startsWith('rm-') || /^\.metadata\.json\..*\.tmp$/.test(name)) {
-          await rm(join(this.root, name), { recursive: true, force: true });
+          await rm(join(this.root, name), { recursive: true, force: true }).catch(() => {});
+          removed.push(name);
+        }
+        const probe = PROBE_DIR.exec(name);
+        if (probe && !isProcessAlive(Number(probe[1]))) {
+          // A probe killed with its test mount in place: never rm into a mount.
+          const dir = join(this.root, name);
+          if ((await mountPointsUnder(dir)).length > 0) await unmount(dir);
+          await rm(dir, { recursive: true, force: true });
           removed.push(name);
         }
       }
@@ -149,7 +170,8 @@ export class OverlaySnapshotter implements Snapshotter {
         if (kind === 'active') await mkdir(join(tmp, 'work'), { mode: 0o700 });
         const init = o.init && (o.init.files.length > 0 || o.init.dirs.length > 0);
         if (init) await this.makeInit(join(tmp, 'init'), o.init!, parentIds);
-        const rec = tx.create(key, kind, parent, o.labels ?? {}, !!init);
+        const labels = { ...(o.labels ?? {}), ...(o.lease ? { [LEASE_LABEL]: o.lease.id } : {}) };
+        const rec = tx.create(key, kind, parent, labels, !!init);
         // Computed before anything is saved: a stack too deep to mount is refused, not recorded.
         const mounts = this.mountsFor(rec, parentIds);
         const dest = this.dirOf(rec.id);
@@ -254,15 +276,98 @@ export class OverlaySnapshotter implements Snapshotter {
     if (cur.kind !== 'active') throw new SnapshotStateError(key, `only an active snapshot can be committed, it is ${cur.kind}`);
     // Measured outside the lock: the layer is the caller's and no longer changes.
     const usage = await diskUsage(join(this.dirOf(cur.id), 'fs'), o.signal);
-    const rec = await this.meta.update(async (tx, save) => {
+    const trash = await this.meta.update(async (tx, save) => {
       const r = tx.commit(name, key, usage, o.labels ?? {});
       if (r.id !== cur.id) throw new SnapshotStateError(key, 'changed while it was being committed');
+      // A committed snapshot outlives the lease its active one was made under.
+      delete r.labels[LEASE_LABEL];
+      // The init layer and overlay's scratch space are never part of a committed snapshot: they
+      // are moved out before the metadata says committed, so a crash cannot leave them in one.
+      const moved: string[] = [];
+      for (const sub of ['init', 'work']) {
+        const dest = join(this.root, `rm-${r.id}-${sub}-${randomBytes(4).toString('hex')}`);
+        await rename(join(this.dirOf(r.id), sub), dest).then(
+          () => moved.push(dest),
+          (e: NodeJS.ErrnoException) => {
+            if (e.code !== 'ENOENT') throw e;
+          },
+        );
+      }
+      await o.lease?.add({ snapshots: [name] });
       await save();
-      return r;
+      return moved;
     }, { signal: o.signal });
-    // The init layer and overlay's scratch space are never part of a committed snapshot.
-    await rm(join(this.dirOf(rec.id), 'init'), { recursive: true, force: true });
-    await rm(join(this.dirOf(rec.id), 'work'), { recursive: true, force: true });
+    for (const t of trash) await rm(t, { recursive: true, force: true }).catch(() => {});
+  }
+
+  /**
+   * Whether the snapshot `key` exists; with a lease, it is also leased, under the metadata lock
+   * so that no prune removes it between being found and being leased.
+   */
+  async acquire(key: string, lease?: Lease, o: { signal?: AbortSignal } = {}): Promise<boolean> {
+    if (!lease) return Object.hasOwn((await this.meta.read()).snapshots, key);
+    return this.meta.update(async (tx) => {
+      if (!tx.get(key)) return false;
+      await lease.add({ snapshots: [key] });
+      return true;
+    }, o);
+  }
+
+  /**
+   * Removes, in one metadata transaction, the snapshots that `select` picks. `select` runs under
+   * the metadata lock (a collector reads leases there) and gets every snapshot; children are
+   * removed before their parents, and one that keeps a child is skipped. Returns the removed keys
+   * and the bytes they held.
+   */
+  async removeWhere(
+    select: (all: Map<string, SnapshotInfo>) => Iterable<string> | Promise<Iterable<string>>,
+    o: { signal?: AbortSignal } = {},
+  ): Promise<{ removed: string[]; bytes: number }> {
+    const trash: string[] = [];
+    const result = await this.meta.update(async (tx, save) => {
+      const all = new Map(Object.entries(tx.doc.snapshots).map(([k, r]) => [k, toInfo(k, r)]));
+      const depth = (key: string): number => {
+        let d = 0;
+        for (let k = all.get(key)?.parent; k !== undefined && d <= all.size; k = all.get(k)?.parent) d++;
+        return d;
+      };
+      const chosen = [...new Set(await select(all))].filter((k) => all.has(k)).sort((a, b) => depth(b) - depth(a));
+      const removed: string[] = [];
+      const recs: SnapshotRecord[] = [];
+      let bytes = 0;
+      for (const key of chosen) {
+        throwIfAborted(o.signal);
+        if (tx.hasChildren(key)) continue;
+        const r = tx.remove(key);
+        bytes += r.usage?.size ?? (await diskUsage(join(this.dirOf(r.id), 'fs')).catch(() => ({ size: 0 }))).size;
+        removed.push(key);
+        recs.push(r);
+      }
+      if (removed.length === 0) return { removed, bytes };
+      await save();
+      for (const r of recs) {
+        const dest = join(this.root, `rm-${r.id}`);
+        await rename(this.dirOf(r.id), dest).then(
+          () => trash.push(dest),
+          (e: NodeJS.ErrnoException) => {
+            if (e.code !== 'ENOENT') throw e;
+          },
+        );
+      }
+      return { removed, bytes };
+    }, o);
+    for (const t of trash) await rm(t, { recursive: true, force: true }).catch(() => {});
+    return result;
+  }
+
+  /**
+   * Removes the lock files (metadata, per-layer unpack locks: owner files, stale locks) and
+   * metadata temp files that dead processes left.
+   */
+  async sweep(): Promise<string[]> {
+    const removed = [...(await sweepLocks(this.root)), ...(await sweepTempFiles(this.root))];
+    for (const n of await sweepLocks(join(this.root, 'unpack'))) removed.push(`unpack/${n}`);
+    return removed;
   }
 
   async remove(key: string): Promise<void> {
@@ -275,7 +380,7 @@ export class OverlaySnapshotter implements Snapshotter {
       });
       return dest;
     });
-    await rm(trash, { recursive: true, force: true });
+    await rm(trash, { recursive: true, force: true }).catch(() => {}); // else left for cleanup
   }
 
   async stat(key: string): Promise<SnapshotInfo> {

@@ -42,6 +42,8 @@ export interface ProbeResult {
 }
 
 const PROBE_FILE = 'probe.json';
+/** The probe's scratch dir, `probe-<pid>-XXXXXX`: named by its process, so a killed probe's is found. */
+export const PROBE_DIR = /^probe-(\d+)-[A-Za-z0-9]{6}$/;
 
 async function inInitialUserNamespace(): Promise<boolean> {
   try {
@@ -102,7 +104,7 @@ async function runProbe(root: string): Promise<ProbeResult> {
     checkedAt: new Date().toISOString(),
   };
   await mkdir(root, { recursive: true });
-  const dir = await mkdtemp(join(root, 'probe-'));
+  const dir = await mkdtemp(join(root, `probe-${process.pid}-`));
   const fresh = async (): Promise<void> => {
     await rm(join(dir, 'upper'), { recursive: true, force: true });
     await rm(join(dir, 'work'), { recursive: true, force: true });

@@ -6,6 +6,7 @@
  * never be committed; `committed` snapshots are immutable and are the only valid parents.
  */
 import type { Mount } from '../runner/spec.js';
+import type { Lease } from '../layers/lease.js';
 
 export type { Mount };
 
@@ -41,6 +42,11 @@ export interface InitLayer {
 export interface SnapshotOptions {
   labels?: Record<string, string>;
   signal?: AbortSignal;
+  /**
+   * The lease of the operation: an active snapshot or view made under it is temporary, removed by
+   * prune once the lease's process is gone; a committed one is protected by it from prune.
+   */
+  lease?: Lease;
 }
 
 export interface PrepareOptions extends SnapshotOptions {

@@ -10,6 +10,9 @@
  * so a refused, corrupt or interrupted layer leaves no committed snapshot, and the active one is
  * removed on failure. One left by a killed process is recognised by its pid label and removed
  * by the next unpack of that layer or by pruneSnapshots.
+ *
+ * With a lease, every chain snapshot found or committed is leased, so a concurrent prune cannot
+ * remove a layer between its unpack and the next layer's (or the caller's) use of it.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -22,6 +25,7 @@ import { DigestMismatchError } from '../layers/errors.js';
 import { chainIds } from '../layers/image.js';
 import { isProcessAlive } from '../pid.js';
 import type { OciStore } from '../layers/store.js';
+import type { Lease } from '../layers/lease.js';
 import { applyLayer } from '../layers/tar/apply.js';
 import type { Descriptor } from '../layers/types.js';
 import { SnapshotExistsError, SnapshotNotFoundError } from './errors.js';
@@ -40,15 +44,6 @@ export function isStaleUnpack(i: SnapshotInfo): boolean {
   return !isProcessAlive(Number(i.labels[UNPACKING_PID_LABEL])); // (not a pid: stale too)
 }
 
-async function isCommitted(sn: OverlaySnapshotter, key: string): Promise<boolean> {
-  try {
-    return (await sn.stat(key)).kind === 'committed';
-  } catch (e) {
-    if (e instanceof SnapshotNotFoundError) return false;
-    throw e;
-  }
-}
-
 async function applyOne(
   store: OciStore,
   sn: OverlaySnapshotter,
@@ -57,7 +52,8 @@ async function applyOne(
   chainId: Digest,
   parent: string | undefined,
   signal?: AbortSignal,
-): Promise<void> {
+  lease?: Lease,
+): Promise<boolean> {
   const key = `unpack-${process.pid}-${randomBytes(4).toString('hex')}-${hexOf(chainId).slice(0, 12)}`;
   // Leftovers of a killed unpack of this same layer would otherwise pin its parent forever.
   const stale: string[] = [];
@@ -65,7 +61,7 @@ async function applyOne(
     if (i.labels[UNPACKING_LABEL] === chainId && isStaleUnpack(i)) stale.push(i.key);
   });
   for (const k of stale) await sn.remove(k).catch(() => {});
-  await sn.prepare(key, parent, { labels: { [UNPACKING_LABEL]: chainId, [UNPACKING_PID_LABEL]: String(process.pid) }, signal });
+  await sn.prepare(key, parent, { labels: { [UNPACKING_LABEL]: chainId, [UNPACKING_PID_LABEL]: String(process.pid) }, signal, ...(lease ? { lease } : {}) });
   try {
     const upper = await sn.upperDir(key);
     const tar = await openLayerTar(store, layer, { signal });
@@ -85,11 +81,13 @@ async function applyOne(
     if (digest !== diffId) throw new DigestMismatchError(diffId, digest, size, `layer ${layer.digest} diffID`);
     throwIfAborted(signal);
     try {
-      await sn.commit(chainId, key, { labels: { [DIFF_ID_LABEL]: diffId }, signal });
+      await sn.commit(chainId, key, { labels: { [DIFF_ID_LABEL]: diffId }, signal, ...(lease ? { lease } : {}) });
+      return true;
     } catch (e) {
       // Another unpacker (one that did not share our lock dir) got there first: same content.
       if (!(e instanceof SnapshotExistsError)) throw e;
       await sn.remove(key);
+      return false;
     }
   } catch (e) {
     await sn.remove(key).catch(() => {});
@@ -106,7 +104,7 @@ export async function unpackImage(
   sn: OverlaySnapshotter,
   layers: Descriptor[],
   diffIds: Digest[],
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; lease?: Lease } = {},
 ): Promise<Digest | undefined> {
   if (layers.length !== diffIds.length) {
     throw new InvalidArgumentError(`image has ${layers.length} layers but ${diffIds.length} diff_ids`);
@@ -115,14 +113,19 @@ export async function unpackImage(
   let parent: Digest | undefined;
   for (const [i, chainId] of chain.entries()) {
     throwIfAborted(opts.signal);
-    if (!(await isCommitted(sn, chainId))) {
+    const so = opts.signal ? { signal: opts.signal } : {};
+    if (!(await sn.acquire(chainId, opts.lease, so))) {
       await withLock(
         join(sn.root, 'unpack', hexOf(chainId)),
         async () => {
-          if (await isCommitted(sn, chainId)) return; // a concurrent unpack finished it
-          await applyOne(store, sn, layers[i]!, diffIds[i]!, chainId, parent, opts.signal);
+          // Found: a concurrent unpack finished it. Committed by us: leased in the commit. Found
+          // by neither: another process committed it before us and a prune removed it since.
+          for (let attempt = 0; !(await sn.acquire(chainId, opts.lease, so)); attempt++) {
+            if (attempt === 3) throw new SnapshotNotFoundError(chainId);
+            if (await applyOne(store, sn, layers[i]!, diffIds[i]!, chainId, parent, opts.signal, opts.lease)) return;
+          }
         },
-        { signal: opts.signal },
+        so,
       );
     }
     parent = chainId;

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { withLock } from '../../src/layers/atomic.js';
+import { sweepLocks, sweepTempFiles, withLock } from '../../src/layers/atomic.js';
 import { AbortedError } from '../../src/errors.js';
 import { makeTmp } from '../helpers/tmp.js';
 import { REPO_ROOT } from '../helpers/cli.js';
@@ -118,4 +118,45 @@ describe('withLock', () => {
     expect(readFileSync(counter, 'utf8')).toBe(String(rounds * 8));
     expect(readdirSync(tmp.dir).sort()).toEqual(['counter']);
   }, 60_000);
+});
+
+describe('sweepLocks and sweepTempFiles', () => {
+  let tmp: Awaited<ReturnType<typeof makeTmp>>;
+  beforeEach(async () => {
+    tmp = await makeTmp();
+  });
+  afterEach(async () => {
+    await tmp.cleanup();
+  });
+
+  it('remove what dead processes left and keep what live ones hold', async () => {
+    const d = tmp.dir;
+    const dead = spawnSync('true').pid!;
+    const me = `${process.pid} ${selfStart()}\n`;
+    const left = [
+      `a.lock.${dead}.0000abcd`, // a waiter killed before unlinking its owner file
+      `b.lock.${dead}.0000abce`, // ... or before writing it
+      `d.lock.${process.pid}.0000abd0`, // written by an earlier process with our pid
+      'e.lock', // held by a dead process that nobody waited for
+      'g.lock.break',
+      `.index.json.${dead}.0123abcd.tmp`, // a write killed before its rename
+      `x.json.${dead}.0123abce.tmp`,
+    ];
+    writeFileSync(join(d, left[0]!), `${dead} 12345\n`);
+    writeFileSync(join(d, left[1]!), '');
+    writeFileSync(join(d, left[2]!), `${process.pid} 1\n`);
+    writeFileSync(join(d, 'e.lock'), `${dead} 12345\n`);
+    writeFileSync(join(d, 'g.lock.break'), `${dead} 1\n`);
+    writeFileSync(join(d, left[5]!), '{');
+    writeFileSync(join(d, left[6]!), '{');
+    const kept = [`c.lock.${process.pid}.0000abcf`, 'f.lock', `.index.json.${process.pid}.0123abcf.tmp`, 'index.json', 'unrelated.lock.txt'];
+    writeFileSync(join(d, kept[0]!), me);
+    writeFileSync(join(d, 'f.lock'), me);
+    for (const k of kept.slice(2)) writeFileSync(join(d, k), 'x');
+    const removed = [...(await sweepLocks(d)), ...(await sweepTempFiles(d))];
+    expect(removed.sort()).toEqual([...left].sort());
+    expect(readdirSync(d).sort()).toEqual([...kept].sort());
+    expect(await sweepLocks(join(d, 'missing'))).toEqual([]);
+    expect(await sweepTempFiles(join(d, 'missing'))).toEqual([]);
+  });
 });

@@ -1,13 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readdir, readFile, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, REPO_ROOT } from '../helpers/cli.js';
 import { OciStore, STORE_VERSION } from '../../src/layers/store.js';
 import { digestOf } from '../../src/layers/digest.js';
 import { MediaTypes } from '../../src/layers/media-types.js';
 import type { Descriptor } from '../../src/layers/types.js';
+import { processStartTime } from '../../src/pid.js';
 import { BlobNotFoundError, CorruptStoreError, DigestMismatchError, SizeMismatchError, StoreVersionError } from '../../src/layers/errors.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
@@ -216,5 +218,64 @@ describe('index.json refs', () => {
     const refs = (await store.list()).map((e) => e.ref);
     for (let i = 0; i < 8; i++) expect(refs).toContain(`docker.io/library/dst:${i}`);
     expect(refs).toHaveLength(9);
+  });
+});
+
+describe('leases', () => {
+  const leases = (): Promise<string[]> => readdir(join(store.root, 'leases'));
+
+  it('gc spares the blobs a live process leased, and drops the lease once its owner is gone', async () => {
+    const child = spawn('sleep', ['60']);
+    try {
+      const start = (await processStartTime(child.pid!))!;
+      const leased = await store.put(Buffer.from('leased'), MediaTypes.OCI_LAYER);
+      const free = await store.put(Buffer.from('free'), MediaTypes.OCI_LAYER);
+      await store.release(); // (our own lease never protects anything from our own gc)
+      await writeFile(join(store.root, 'leases', `${child.pid}-${start}-0badcafe.json`), JSON.stringify({ blobs: [leased.digest], snapshots: [] }));
+      // a lease of a process that is gone, and one of an older version whose process is gone
+      const dead = spawnSync('true').pid!;
+      await writeFile(join(store.root, 'leases', `${dead}-12345-0badcafe.json`), JSON.stringify({ blobs: [free.digest] }));
+      await writeFile(join(store.root, 'leases', `${dead}-0badcafe`), String(dead));
+      expect((await store.gc()).removed).toEqual([free.digest]);
+      expect(await leases()).toEqual([`${child.pid}-${start}-0badcafe.json`]);
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+      expect((await store.gc()).removed).toEqual([leased.digest]);
+      expect(await leases()).toEqual([]);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('protect leases the present blobs, names the missing ones, and release ends it', async () => {
+    const a = await store.put(Buffer.from('a'), MediaTypes.OCI_LAYER);
+    await store.release();
+    const missing = digestOf('not here');
+    expect(await store.protect([a.digest, missing])).toEqual([missing]);
+    expect(await leases()).toEqual([`${store.lease.id}.json`]);
+    expect(JSON.parse(await readFile(join(store.root, 'leases', `${store.lease.id}.json`), 'utf8'))).toEqual({ blobs: [a.digest], snapshots: [] });
+    // another store (as another process would) may not collect it while it is leased
+    const other = await OciStore.open(store.root);
+    expect((await other.gc()).removed).toEqual([]);
+    await store.release();
+    expect(await leases()).toEqual([]);
+    expect((await other.gc()).removed).toEqual([a.digest]);
+  });
+
+  it('a blob written by one store is leased against another store\'s gc until released', async () => {
+    const other = await OciStore.open(store.root);
+    const d = await store.put(Buffer.from('fresh'), MediaTypes.OCI_LAYER);
+    expect((await other.gc()).removed).toEqual([]);
+    await store.release();
+    expect((await other.gc()).removed).toEqual([d.digest]);
+  });
+
+  it('an image is only tagged when its config and layers are present', async () => {
+    const layer = await store.put(Buffer.from('layer'), MediaTypes.OCI_LAYER);
+    const config = { mediaType: MediaTypes.OCI_CONFIG, digest: digestOf('{"gone":1}'), size: 10 };
+    const m = await store.put(Buffer.from(JSON.stringify({ schemaVersion: 2, config, layers: [layer] })), MediaTypes.OCI_MANIFEST);
+    await expect(store.tag('docker.io/library/incomplete:1', m)).rejects.toBeInstanceOf(BlobNotFoundError);
+    await expect(store.keepUntagged(m)).rejects.toBeInstanceOf(BlobNotFoundError);
+    expect(await store.list()).toEqual([]);
   });
 });

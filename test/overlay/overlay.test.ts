@@ -3,7 +3,7 @@
  * overlay form — init layers, crash leftovers, concurrent processes, relative mount options,
  * unpacking images into shared chain-ID snapshots, upper-dir diffs and pruning.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { chmod, cp, lstat, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,6 +17,7 @@ import { OverlayUnsupportedError } from '../../src/overlay/errors.js';
 import { unpackImage } from '../../src/overlay/unpack.js';
 import { diffSnapshot, pruneSnapshots } from '../../src/overlay/diff.js';
 import { OciStore } from '../../src/layers/store.js';
+import { Lease } from '../../src/layers/lease.js';
 import { openLayerTar, writeLayerBlob, type LayerBlob } from '../../src/layers/compress.js';
 import { readTar } from '../../src/layers/tar/reader.js';
 import { applyLayer } from '../../src/layers/tar/apply.js';
@@ -403,6 +404,84 @@ describe('overlay snapshotter specifics', () => {
     const r = await pruneSnapshots(sn, new Set());
     expect(r.removed.sort()).toEqual([c1, 'unpack-dead-2'].sort());
     expect(await keys()).toEqual([c0, 'unpack-alive'].sort());
+  });
+
+  it('prune spares what a live lease holds and removes the temporary snapshots of a dead one', async () => {
+    const base = await layerOf(store, [{ name: 'base', body: 'base' }]);
+    const top = await layerOf(store, [{ name: 'top', body: 'top' }]);
+    const [c0, c1] = chainIds([base.diffId, top.diffId]);
+    const lease = new Lease(store.root);
+    expect(await unpackImage(store, sn, [base, top], [base.diffId, top.diffId], { lease })).toBe(c1);
+    const onDisk = JSON.parse(await readFile(join(store.root, 'leases', `${lease.id}.json`), 'utf8')) as { snapshots: string[] };
+    expect(onDisk.snapshots.sort()).toEqual([c0, c1].sort());
+    // A build's scratch snapshots: ours (live), a killed build's (dead lease), and one of no lease.
+    const dead = `${spawnSync('true').pid}-12345-0badcafe`;
+    await sn.prepare('build-mine', c1, { lease });
+    await sn.view('view-dead', c1, { labels: { 'imgbuild.lease': dead } });
+    await sn.prepare('build-dead', c1, { labels: { 'imgbuild.lease': dead } });
+    await sn.prepare('ctr-abc', c0);
+    const keys = async (): Promise<string[]> => {
+      const k: string[] = [];
+      await sn.walk((i) => void k.push(i.key));
+      return k.sort();
+    };
+    const r = await pruneSnapshots(sn, new Set(), { storeRoot: store.root });
+    expect(r.removed.sort()).toEqual(['build-dead', 'view-dead']);
+    expect(await keys()).toEqual([c0, c1, 'build-mine', 'ctr-abc'].sort());
+    // Once the build is done with them, the chain goes too (but what the container needs).
+    await sn.remove('build-mine');
+    await lease.release();
+    expect((await pruneSnapshots(sn, new Set(), { storeRoot: store.root })).removed).toEqual([c1]);
+    expect(await keys()).toEqual([c0, 'ctr-abc'].sort());
+  });
+
+  it('acquire leases an existing snapshot under the metadata lock and reports a missing one', async () => {
+    await sn.prepare('a-active');
+    await sn.commit('a', 'a-active');
+    const lease = new Lease(store.root);
+    expect(await sn.acquire('a', lease)).toBe(true);
+    expect(await sn.acquire('missing', lease)).toBe(false);
+    expect(await sn.acquire('a')).toBe(true);
+    const onDisk = JSON.parse(await readFile(join(store.root, 'leases', `${lease.id}.json`), 'utf8')) as { snapshots: string[] };
+    expect(onDisk.snapshots).toEqual(['a']);
+    expect((await pruneSnapshots(sn, new Set(), { storeRoot: store.root })).removed).toEqual([]);
+    await lease.release();
+    expect((await pruneSnapshots(sn, new Set(), { storeRoot: store.root })).removed).toEqual(['a']);
+  });
+
+  it('a committed snapshot never holds the work and init dirs of its active one', async () => {
+    const lease = new Lease(store.root);
+    await sn.prepare('w', undefined, { lease, init: { files: ['/etc/hosts'], dirs: ['/proc'] } });
+    await sn.commit('c', 'w', { lease });
+    const meta = JSON.parse(await readFile(join(sn.root, 'metadata.json'), 'utf8')) as { snapshots: Record<string, { id: number; labels: object }> };
+    expect(await readdir(join(sn.snapshotsDir, String(meta.snapshots.c!.id)))).toEqual(['fs']);
+    expect(meta.snapshots.c!.labels).toEqual({}); // the lease label stays with the active snapshot
+    expect((await readdir(sn.root)).filter((n) => n.startsWith('rm-'))).toEqual([]);
+    await lease.release();
+  });
+
+  it('a probe killed with its test mount in place is unmounted and removed on open', async () => {
+    const dead = spawnSync('true').pid!;
+    const probe = join(sn.root, `probe-${dead}-AbC123`);
+    await mkdir(join(probe, 'merged'), { recursive: true });
+    await writeFile(join(probe, 'l0'), 'x');
+    await run('mount', ['-t', 'tmpfs', 'tmpfs', join(probe, 'merged')]);
+    await writeFile(join(probe, 'merged', 'inside'), 'x');
+    const live = join(sn.root, `probe-${process.pid}-AbC124`);
+    await mkdir(live);
+    await OverlaySnapshotter.open(sn.root);
+    expect(await mountsUnder(sn.root)).toEqual([]);
+    expect((await readdir(sn.root)).filter((n) => n.startsWith('probe-'))).toEqual([`probe-${process.pid}-AbC124`]);
+    await rm(live, { recursive: true });
+  });
+
+  it('sweep removes lock owner files and locks that dead processes left', async () => {
+    const dead = spawnSync('true').pid!;
+    await writeFile(join(sn.root, `metadata.json.lock.${dead}.0a1b2c3d`), `${dead} 12345\n`);
+    await mkdir(join(sn.root, 'unpack'), { recursive: true });
+    await writeFile(join(sn.root, 'unpack', 'abc.lock'), `${dead} 12345\n`);
+    expect((await sn.sweep()).sort()).toEqual([`metadata.json.lock.${dead}.0a1b2c3d`, 'unpack/abc.lock']);
+    expect(await readdir(join(sn.root, 'unpack'))).toEqual([]);
   });
 
   it('an aborted unpack stops and leaves no snapshot', async () => {

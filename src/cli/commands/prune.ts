@@ -17,7 +17,7 @@ async function pruneOverlay(root: string, store: OciStore, signal: AbortSignal):
   } catch {
     return { removed: [], bytes: 0 };
   }
-  let diff: { pruneSnapshots?: (sn: unknown, keep: Set<string>) => Promise<{ removed: string[]; bytes: number }> };
+  let diff: { pruneSnapshots?: (sn: unknown, keep: Set<string>, o: { storeRoot: string; signal: AbortSignal }) => Promise<{ removed: string[]; bytes: number }> };
   let overlay: { OverlaySnapshotter?: { open(root: string, o?: { signal?: AbortSignal }): Promise<unknown> } };
   try {
     diff = (await import('../../overlay/diff.js' as string)) as typeof diff;
@@ -35,8 +35,12 @@ async function pruneOverlay(root: string, store: OciStore, signal: AbortSignal):
     if (!li.image) return { removed: [], bytes: 0 };
     for (const c of chainIds(li.image.config.rootfs?.diff_ids ?? [])) keep.add(c);
   }
+  // Mounts a killed build left hold snapshot dirs: they go first.
+  const { removeStaleBuildDirs } = await import('../../builder/build.js');
+  await removeStaleBuildDirs(root);
   const sn = await overlay.OverlaySnapshotter.open(overlayRoot, { signal });
-  return diff.pruneSnapshots(sn, keep);
+  // Snapshots leased by running builds are spared (see overlay/diff.ts).
+  return diff.pruneSnapshots(sn, keep, { storeRoot: root, signal });
 }
 
 export default function register(program: Command, ctx: CliContext): void {
