@@ -1,11 +1,11 @@
 /**
- * SIGKILL of the imgbuild process at any moment of `run -d`, `run`, `run --rm`, `exec` and
- * `commit` leaves a state the next commands read truly, and `rm -f` plus `prune` remove all of it.
+ * SIGKILL of the imgbuild process at any moment of `run -d`, `run`, `run --rm`, `exec`,
+ * `commit` and `rm -f` leaves a state the next commands read truly, and `rm -f` plus `prune` remove all of it.
  *
  * Each command is killed at many points: after delays spread over 0–400 ms from its spawn, and at
  * moments found by polling what it does (its container directory appearing, the name reserved,
  * the cgroup made, the record complete, the port proxy listening, the record running, an exec'd
- * process in the container, the container frozen by a commit). Where a kill lands varies from run
+ * process in the container, the container frozen by a commit, the removal begun). Where a kill lands varies from run
  * to run; what is asserted holds wherever it lands:
  * - `ps -a` and `inspect` of every listed container succeed, with nothing on stderr; every
  *   complete container directory is listed; a container with a live process in its cgroup is
@@ -129,6 +129,14 @@ async function snapshotKeys(): Promise<string[]> {
   return keys.filter((k) => k.startsWith('ctr-'));
 }
 
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  for (const t of ls(`/proc/${pid}/task`)) {
+    for (const c of (read(`/proc/${pid}/task/${t}/children`) ?? '').split(' ').filter(Boolean).map(Number)) out.push(c, ...descendants(c));
+  }
+  return out;
+}
+
 interface Stats {
   points: number;
   /** Kills that landed while the command was still running. */
@@ -147,8 +155,12 @@ async function killAt(kind: string, args: string[], at: number | (() => boolean)
   void exited.then(() => (done = true));
   if (typeof at === 'number') await sleep(at);
   else for (const end = Date.now() + 10_000; !done && !at() && Date.now() < end; ) await sleep(1);
+  // The `ip` and `iptables` commands it started run on for a moment after it: wait for them, so
+  // that what they make is there before anything is checked.
+  const helpers = descendants(child.pid!).filter((p) => /^(ip|iptables.*|xtables.*)$/.test(read(`/proc/${p}/comm`)?.trim() ?? ''));
   child.kill('SIGKILL');
   const sig = await exited;
+  for (const end = Date.now() + 10_000; helpers.some(isLive) && Date.now() < end; ) await sleep(5);
   const s = stats.get(kind) ?? { points: 0, landed: 0 };
   s.points++;
   if (sig === 'SIGKILL') s.landed++;
@@ -326,5 +338,25 @@ describe('SIGKILL of imgbuild at any moment', () => {
     const frozen = () => () => existsSync(join(containersDir(), target, 'frozen-by')) || read(`/sys/fs/cgroup/freezer/imgbuild/${target}/freezer.state`)?.trim() === 'FROZEN';
     let n = 0;
     await sweep('commit', () => ['commit', target, `killed:${++n}`], spread(8, 200), [frozen, frozen], { before: start, after: usable });
+  });
+
+  it('rm -f of a running container with a published port', async () => {
+    // Every kill finds a container of its own to remove: each batch starts one per kill point,
+    // half of them with a published port.
+    let victims: string[] = [];
+    let victim = '';
+    const start = async (): Promise<void> => {
+      victims = [];
+      for (let i = 0; i < 6; i++) {
+        const r = await env.cli(['run', '-d', ...(i % 2 === 0 ? ['-p', `127.0.0.1:${await freePort()}:80`] : []), 'busybox', 'sleep', '300']);
+        expect(r.code).toBe(0);
+        victims.push(r.stdout.trim());
+      }
+    };
+    const removing = () => {
+      const v = victim;
+      return () => existsSync(join(containersDir(), `.removing-${v}`)) || !existsSync(`/sys/fs/cgroup/pids/imgbuild/${v}`);
+    };
+    await sweep('rm -f', () => ['rm', '-f', (victim = victims.shift()!)], spread(8, 300), [removing, removing, removing, removing], { before: start });
   });
 });
