@@ -15,7 +15,7 @@
  * its kernel objects removed, which also stops a start still in flight (settleCreated).
  */
 import { createWriteStream, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { constants as osConstants } from 'node:os';
@@ -826,6 +826,9 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
     const owner = await claimOf(id, o.claimsDir);
     if (owner !== undefined) {
       if (await hasTrace(owner, id)) continue; // a container of its root, or being made or removed there
+      // Processes of another root's container whose record is gone (a root moved or deleted
+      // under running containers) are that root's owner's to deal with: only idle objects go.
+      if (owner !== resolve(root) && (await (await Cgroup.open(id, { cgroupRoot: o.cgroupRoot })).pids()).length > 0) continue;
       // Its snapshot, if any, is in that root's store: this root's went above, another's is left to it.
       await releaseKernelById(id, o).catch(() => {});
       await unclaimId(id, o.claimsDir);

@@ -379,11 +379,13 @@ export async function beginCreate(root: string, id: string): Promise<string> {
 /** Names held by containers that live processes are creating now (their reservation file). */
 export async function reservedNames(root: string, except?: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for (const c of (await scanContainerDirs(root)).creating) {
-    if (c.dir === except || !(await isSameProcess(c.pid, c.startTime))) continue;
+  for (const n of await readdir(containersDir(root)).catch(() => [] as string[])) {
+    const m = CREATING.exec(n);
+    const dir = join(containersDir(root), n);
+    if (!m || dir === except || !(await isSameProcess(Number(m[2]), m[3]))) continue;
     try {
-      const v = JSON.parse(await readFile(join(c.dir, files.state), 'utf8')) as unknown;
-      if (isObj(v) && typeof v.name === 'string') out.set(v.name, c.id);
+      const v = JSON.parse(await readFile(join(dir, files.state), 'utf8')) as unknown;
+      if (isObj(v) && typeof v.name === 'string') out.set(v.name, m[1]!);
     } catch {
       // no name reserved yet
     }
