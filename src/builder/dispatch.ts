@@ -1,8 +1,10 @@
 /**
  * Dispatch: per-stage state and one handler per instruction (buildkit `dispatch*`).
  *
- * A stage's image is an immutable value (config + layer descriptors + chain id); every handler
- * returns a new one. Config-only instructions add a history entry with `empty_layer: true`.
+ * A stage builds its image in a private draft that handlers change in place, and publishes it as
+ * an ImageState (config + layer descriptors + chain id) that nothing changes afterwards: so a step
+ * costs the same however many came before it. Config-only instructions add a history entry with
+ * `empty_layer: true`.
  * Layer steps (RUN, COPY, ADD, and the mkdir a WORKDIR implies) go through `layerStep`: cache
  * lookup by key, else prepare an overlay snapshot on the parent chain, do the work, pack the upper
  * dir into an uncompressed layer (diffSnapshot), and commit the snapshot under the new chain id.
@@ -39,7 +41,7 @@ import { resolveChown, resolveProcessUser, resolveInRoot } from './fs-root.js';
 import { INIT_FILES, lineWriter, networkFiles, RunFailedError, sandboxSpec, type BuildNetwork } from './run-step.js';
 import { prepareRunMounts, secretDirOf, withCacheLocks, type SecretSource } from './mounts.js';
 
-/** The image a stage has built so far. Never mutated: handlers return new values. */
+/** The image a stage has built, as published to other stages and the build: never changed. */
 export interface ImageState {
   readonly config: ImageConfig;
   readonly layers: readonly Descriptor[];
@@ -120,46 +122,92 @@ export function imageFromLoaded(img: LoadedImage): ImageState {
   return { config, layers: img.manifest.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })), ...(chain.length ? { chainId: chain[chain.length - 1] as Digest } : {}) };
 }
 
-function withConfig(img: ImageState, fn: (c: NonNullable<ImageConfig['config']>) => void, history?: History): ImageState {
-  const config: ImageConfig = JSON.parse(JSON.stringify(img.config)) as ImageConfig;
-  config.config ??= {};
-  fn(config.config);
-  if (history) config.history = [...(config.history ?? []), history];
-  return { ...img, config };
+/**
+ * The image of a stage being built: the stage's own deep copy of its starting image, changed in
+ * place. A copy of the whole config per step (it holds a history entry per step, and every label)
+ * made builds quadratic in their instructions: 10,000 LABELs took 77 s.
+ */
+interface DraftImage {
+  config: ImageConfig;
+  layers: Descriptor[];
+  chainId?: Digest;
 }
 
-function appendLayer(img: ImageState, layer: Descriptor, diffId: Digest, chainId: Digest, history: History): ImageState {
-  const config: ImageConfig = JSON.parse(JSON.stringify(img.config)) as ImageConfig;
-  config.rootfs = { type: 'layers', diff_ids: [...(config.rootfs?.diff_ids ?? []), diffId] };
-  config.history = [...(config.history ?? []), history];
-  return { config, layers: [...img.layers, layer], chainId };
+function draftOf(img: ImageState): DraftImage {
+  return structuredClone({ config: img.config, layers: [...img.layers], ...(img.chainId ? { chainId: img.chainId } : {}) });
 }
 
-function envList(img: ImageState): string[] {
+/** The chain id of the layer `diffId` on top of the chain `parent` (OCI image spec). */
+export function chainIdOn(parent: Digest | undefined, diffId: Digest): Digest {
+  return parent === undefined ? diffId : (chainIds([parent, diffId])[1] as Digest);
+}
+
+function changeConfig(s: StageCtx, fn: (c: NonNullable<ImageConfig['config']>) => void, history?: History): void {
+  fn((s.image.config.config ??= {}));
+  if (history) addHistory(s, history);
+}
+
+function addHistory(s: StageCtx, h: History): void {
+  (s.image.config.history ??= []).push(h);
+  if (h.created && (s.latest === undefined || h.created > s.latest)) s.latest = h.created;
+}
+
+function appendLayer(s: StageCtx, layer: Descriptor, diffId: Digest, chainId: Digest, history: History): void {
+  const img = s.image;
+  if (img.config.rootfs?.type !== 'layers' || !Array.isArray(img.config.rootfs.diff_ids)) img.config.rootfs = { type: 'layers', diff_ids: [] };
+  img.config.rootfs.diff_ids.push(diffId);
+  img.layers.push(layer);
+  img.chainId = chainId;
+  addHistory(s, history);
+}
+
+function envList(img: ImageState | DraftImage): string[] {
   return img.config.config?.Env ?? [];
 }
 
-function setEnv(list: string[], key: string, value: string): string[] {
-  const out = list.filter((e) => e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')) !== key);
-  out.push(`${key}=${value}`);
-  return out;
+function envKey(e: string): string {
+  const eq = e.indexOf('=');
+  return eq < 0 ? e : e.slice(0, eq);
 }
 
-function envGet(list: string[], key: string): string | undefined {
-  for (let i = list.length - 1; i >= 0; i--) {
-    const e = list[i] as string;
-    const eq = e.indexOf('=');
-    if ((eq < 0 ? e : e.slice(0, eq)) === key) return eq < 0 ? '' : e.slice(eq + 1);
+/** Where each variable of an Env list is (its last entry, the one in effect). */
+function envIndex(list: readonly string[]): Map<string, number> {
+  const at = new Map<string, number>();
+  list.forEach((e, i) => at.set(envKey(e), i));
+  return at;
+}
+
+/** The value of `key` in the stage's Env, found through its index. */
+function envGet(s: StageCtx, key: string): string | undefined {
+  const i = s.envAt.get(key);
+  if (i === undefined) return undefined;
+  const e = envList(s.image)[i] as string;
+  const eq = e.indexOf('=');
+  return eq < 0 ? '' : e.slice(eq + 1);
+}
+
+/** Sets a variable where it is, or appends it (BuildKit's addEnv: a changed variable keeps its place). */
+function setEnv(s: StageCtx, c: NonNullable<ImageConfig['config']>, key: string, value: string): void {
+  const list = (c.Env ??= []);
+  const i = s.envAt.get(key);
+  if (i !== undefined) {
+    list[i] = `${key}=${value}`;
+  } else {
+    s.envAt.set(key, list.length);
+    list.push(`${key}=${value}`);
   }
-  return undefined;
 }
 
-/** Per-stage mutable dispatch state (the image inside stays an immutable value). */
+/** Per-stage mutable dispatch state, the image's draft included (published when the stage ends). */
 interface StageCtx {
   env: DispatchEnv;
   stage: Stage;
   label: string;
-  image: ImageState;
+  image: DraftImage;
+  /** The newest `created` of the image (latestCreated), kept up to date as history grows. */
+  latest: string | undefined;
+  /** envIndex of the image's Env, kept up to date by setEnv. */
+  envAt: Map<string, number>;
   /** ARGs declared in this stage and their values (unset ARGs are absent). */
   args: Map<string, string>;
   /** CMD set in this stage (ENTRYPOINT then keeps it). */
@@ -171,16 +219,15 @@ interface StageCtx {
 }
 
 function getter(s: StageCtx): EnvGetter {
-  const env = envList(s.image);
-  return (name) => envGet(env, name) ?? s.args.get(name);
+  return (name) => envGet(s, name) ?? s.args.get(name);
 }
 
 /** The environment a RUN sees: ENV, then ARGs not shadowed by ENV (BuildKit). */
 function runEnv(s: StageCtx): string[] {
   let env = envList(s.image).slice();
-  if (envGet(env, 'PATH') === undefined) env = [DEFAULT_PATH, ...env];
+  if (envGet(s, 'PATH') === undefined) env = [DEFAULT_PATH, ...env];
   const extra: string[] = [];
-  for (const [k, v] of s.args) if (envGet(env, k) === undefined) extra.push(`${k}=${v}`);
+  for (const [k, v] of s.args) if (envGet(s, k) === undefined) extra.push(`${k}=${v}`);
   return [...env, ...extra];
 }
 
@@ -194,7 +241,7 @@ function created(s: StageCtx): string {
  */
 function historyEntry(s: StageCtx, createdBy: string, empty: boolean): History {
   let when = created(s);
-  if (empty && s.env.sourceDateEpoch === undefined) when = latestCreated(s.image) ?? isoTime(0);
+  if (empty && s.env.sourceDateEpoch === undefined) when = s.latest ?? isoTime(0);
   return { created: when, created_by: createdBy, comment: 'imgbuild', ...(empty ? { empty_layer: true } : {}) };
 }
 
@@ -330,16 +377,13 @@ async function layerStep(
   const env = s.env;
   const key = stepKey(keyParts);
   const task = env.reporter.task(label);
-  const chainOn = (diffId: Digest): Digest => {
-    const ids = [...s.image.config.rootfs.diff_ids, diffId];
-    return chainIds(ids)[ids.length - 1] as Digest;
-  };
+  const chainOn = (diffId: Digest): Digest => chainIdOn(s.image.chainId, diffId);
   try {
     if (!env.noCache) {
       const rec = await env.cache.get(key);
       if (rec) {
         // A linked layer is independent of its parent: its chain id depends on where it lands.
-        s.image = appendLayer(s.image, rec.layer, rec.diffId, o.linked ? chainOn(rec.diffId) : rec.chainId, rec.history);
+        appendLayer(s, rec.layer, rec.diffId, o.linked ? chainOn(rec.diffId) : rec.chainId, rec.history);
         task.done('CACHED');
         return;
       }
@@ -380,7 +424,7 @@ async function layerStep(
         if (!committed) await sn.remove(activeKey).catch(() => {});
       }
     });
-    s.image = appendLayer(s.image, result.layer, result.diffId, result.chainId, history);
+    appendLayer(s, result.layer, result.diffId, result.chainId, history);
     await env.cache.put(key, { ...result, history });
     task.done();
   } catch (e) {
@@ -435,7 +479,7 @@ async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> 
     args = commandArgs(s, ins.command);
   }
   createdBy = `RUN ${script !== undefined ? ins.original.split('\n')[0] : args.join(' ')}`;
-  const argNames = [...s.args.keys()].filter((k) => envGet(envList(s.image), k) === undefined);
+  const argNames = [...s.args.keys()].filter((k) => envGet(s, k) === undefined);
   if (argNames.length) createdBy = `RUN |${argNames.length} ${argNames.map((k) => `${k}=${s.args.get(k) ?? ''}`).join(' ')} ${createdBy.slice(4)}`;
   const network: BuildNetwork = ins.network === 'host' ? 'host' : ins.network === 'none' ? 'none' : env.network;
   const mountsForKey = ins.mounts.map((m) => (m.type === 'secret' ? { type: 'secret', id: m.id, target: m.target, env: m.env } : m));
@@ -783,7 +827,7 @@ async function dispatchInstruction(s: StageCtx, raw: Instruction, label: string)
   const ins = raw.kind === 'arg' || raw.kind === 'run' ? raw : expandInstruction(raw, (w) => processWord(w, g, esc));
   const cfgStep = (by: string, fn: (c: NonNullable<ImageConfig['config']>) => void): void => {
     const t = s.env.reporter.task(label);
-    s.image = withConfig(s.image, fn, historyEntry(s, by, true));
+    changeConfig(s, fn, historyEntry(s, by, true));
     t.done();
   };
   switch (ins.kind) {
@@ -797,20 +841,18 @@ async function dispatchInstruction(s: StageCtx, raw: Instruction, label: string)
       return;
     case 'env':
       cfgStep(`ENV ${ins.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`, (c) => {
-        let e = c.Env ?? [];
-        for (const p of ins.pairs) e = setEnv(e, p.key, p.value);
-        c.Env = e;
+        for (const p of ins.pairs) setEnv(s, c, p.key, p.value);
       });
       return;
     case 'label':
       cfgStep(`LABEL ${ins.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`, (c) => {
-        c.Labels = { ...(c.Labels ?? {}) };
+        c.Labels ??= {};
         for (const p of ins.pairs) c.Labels[p.key] = p.value;
       });
       return;
     case 'maintainer':
-      s.image = withConfig(s.image, () => {}, historyEntry(s, `MAINTAINER ${ins.maintainer}`, true));
-      s.image = { ...s.image, config: { ...s.image.config, author: ins.maintainer } };
+      changeConfig(s, () => {}, historyEntry(s, `MAINTAINER ${ins.maintainer}`, true));
+      s.image.config.author = ins.maintainer;
       return;
     case 'workdir': {
       const cur = s.image.config.config?.WorkingDir || '/';
@@ -845,14 +887,14 @@ async function dispatchInstruction(s: StageCtx, raw: Instruction, label: string)
     case 'expose': {
       const ports = parsePorts(ins.ports.flatMap((p) => p.split(/\s+/).filter(Boolean)));
       cfgStep(`EXPOSE ${ports.join(' ')}`, (c) => {
-        c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
+        c.ExposedPorts ??= {};
         for (const p of ports) c.ExposedPorts[p] = {};
       });
       return;
     }
     case 'volume':
       cfgStep(`VOLUME ${JSON.stringify(ins.paths)}`, (c) => {
-        c.Volumes = { ...(c.Volumes ?? {}) };
+        c.Volumes ??= {};
         for (const p of ins.paths) {
           if (p.trim() === '') throw new ImgbuildError('INVALID_ARGUMENT', 'VOLUME specified can not be an empty string');
           c.Volumes[p] = {};
@@ -871,7 +913,7 @@ async function dispatchInstruction(s: StageCtx, raw: Instruction, label: string)
       return;
     case 'onbuild':
       cfgStep(`ONBUILD ${ins.expression}`, (c) => {
-        c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
+        (c.OnBuild ??= []).push(ins.expression);
       });
       return;
     case 'shell':
@@ -910,11 +952,15 @@ export async function dispatchStage(env: DispatchEnv, stage: Stage): Promise<Ima
     fromTask.fail(e instanceof Error ? e.message : String(e));
     throw withLocation(e, stage.from.range, 'FROM');
   }
-  const s: StageCtx = { env, stage, label: stageLabel, image: start.image, args: new Map(), cmdSet: false, workdirPending: false, step: 1, steps };
+  const s: StageCtx = {
+    env, stage, label: stageLabel, image: draftOf(start.image), latest: latestCreated(start.image),
+    envAt: envIndex(start.image.config.config?.Env ?? []),
+    args: new Map(), cmdSet: false, workdirPending: false, step: 1, steps,
+  };
   // Predefined platform args are visible once declared in the stage (ARG TARGETARCH).
   const onbuild = s.image.config.config?.OnBuild ?? [];
   if (onbuild.length) {
-    s.image = withConfig(s.image, (c) => {
+    changeConfig(s, (c) => {
       c.OnBuild = null;
     });
     const { parseDockerfile } = await import('./parse.js');
