@@ -27,6 +27,7 @@ import { runSandbox, startDetached, type SandboxIO } from '../runner/sandbox.js'
 import type { SandboxSpec } from '../runner/spec.js';
 import { OverlaySnapshotter } from '../overlay/overlay.js';
 import { unmount } from '../overlay/mount.js';
+import { sweepLocks, sweepTempFiles } from '../layers/atomic.js';
 import { AbortedError } from '../errors.js';
 import { BrokenContainerError, ContainerStartError, ContainerStateError } from './errors.js';
 import { findInitPid, isSameProcess, parentPid, procStartTime } from './proc.js';
@@ -773,6 +774,7 @@ export interface Leftovers {
  * container still uses:
  * - directories of containers being created whose creator is gone, with their cgroup, network,
  *   port proxy and snapshot; directories of removals cut short; unreadable records nothing runs in;
+ *   lock and temp files of dead processes;
  * - `ctr-<id>` snapshots of no container;
  * - host-wide kernel objects — cgroups under `imgbuild/` (v1 and v2), netns `imgbuild-<id>` and
  *   their veths, port proxies — of ids claimed by this root, or by a root that no longer has
@@ -793,6 +795,9 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
   }
   for (const id of dirs.removing) await drop(id, join(containersDir(root), `.removing-${id}`));
   for (const id of dirs.bare) await drop(id, containerDir(root, id));
+  // Locks and half-written state files of processes that are gone.
+  await sweepLocks(containersDir(root));
+  for (const id of dirs.ids) await sweepTempFiles(containerDir(root, id));
   for (const b of (await readAllRecords(root)).broken) {
     if (b.process && (await isSameProcess(b.process.pid, b.process.startTime))) continue; // an earlier version creating it
     if ((await (await Cgroup.open(b.id, { cgroupRoot: o.cgroupRoot })).pids().catch(() => [])).length > 0) continue; // rm -f decides

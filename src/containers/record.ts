@@ -142,7 +142,8 @@ export function withContainerLock<T>(root: string, id: string, fn: () => Promise
  * record with the kernel (refreshState). Skipping the two fsyncs per update keeps `run` fast.
  */
 async function replaceFile(path: string, data: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(3).toString('hex')}.tmp`;
+  // (Named as sweepTempFiles recognises, so that prune removes one a killed writer left.)
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     await writeFile(tmp, data);
     await rename(tmp, path);

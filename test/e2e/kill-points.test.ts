@@ -100,8 +100,7 @@ function leftovers(ids: string[]): Record<string, string[]> {
   });
   const cgroups = ids.flatMap((id) => CONTROLLERS.map((c) => `/sys/fs/cgroup/${c}/imgbuild/${id}`)).filter((p) => existsSync(p));
   const net = ids.flatMap((id) => [`/run/netns/imgbuild-${id}`, `/sys/class/net/ib${id.slice(0, 12)}`, join(CLAIMS, id)]).filter((p) => existsSync(p));
-  // (Lock files of killed processes are not containers; the lock code sweeps those.)
-  const dirs = ls(containersDir()).filter((n) => /[0-9a-f]{64}/.test(n) && !n.includes('.lock'));
+  const dirs = ls(containersDir()).filter((n) => /[0-9a-f]{64}/.test(n));
   const processes: string[] = [];
   for (const p of ls('/proc')) {
     if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
