@@ -273,7 +273,7 @@ async function sweep(
   const seen = new Set<string>();
   const batches: (number | (() => () => boolean))[][] = [];
   const all = [...delays, ...points];
-  for (let i = 0; i < all.length; i += 6) batches.push(all.slice(i, i + 6));
+  for (let i = 0; i < all.length; i += BATCH) batches.push(all.slice(i, i + BATCH));
   for (const batch of batches) {
     await around.before?.();
     for (const id of traceIds()) seen.add(id);
@@ -286,6 +286,9 @@ async function sweep(
     await cleanUp(seen);
   }
 }
+
+/** Kill points per check of the state and clean-up. */
+const BATCH = 8;
 
 const spread = (n: number, max: number): number[] => Array.from({ length: n }, (_, i) => Math.round((i * max) / (n - 1)));
 
@@ -346,7 +349,7 @@ describe('SIGKILL of imgbuild at any moment', () => {
     let victim = '';
     const start = async (): Promise<void> => {
       victims = [];
-      for (let i = 0; i < 6; i++) {
+      for (let i = 0; i < BATCH; i++) {
         const r = await env.cli(['run', '-d', ...(i % 2 === 0 ? ['-p', `127.0.0.1:${await freePort()}:80`] : []), 'busybox', 'sleep', '300']);
         expect(r.code).toBe(0);
         victims.push(r.stdout.trim());
