@@ -3,11 +3,12 @@
  * snapshot metadata, the host-wide network lease table). It has no internal dependencies so that
  * every part of the code base may use it (see test/conformance/dependency-rule.test.ts).
  */
-import { open, mkdir, link, unlink, readdir, rmdir, writeFile } from 'node:fs/promises';
+import { linkSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { open, link, unlink, readdir, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ImgbuildError, throwIfAborted } from './errors.js';
-import { isOwnerAlive, isProcessAlive, processStartTime } from './pid.js';
+import { isOwnerAlive, isProcessAlive, selfStartTime } from './pid.js';
 
 /** How long withLock waits for a busy lock before giving up. */
 const LOCK_TIMEOUT_MS = 60_000;
@@ -92,14 +93,14 @@ async function breakIfStale(lockPath: string, mine: string): Promise<boolean> {
  */
 export async function withLock<T>(path: string, fn: () => Promise<T>, opts: { signal?: AbortSignal } = {}): Promise<T> {
   const lockPath = `${path}.lock`;
-  const tmp = await ownerFile(lockPath);
+  const tmp = ownerFile(lockPath);
   try {
     const deadline = Date.now() + LOCK_TIMEOUT_MS;
     let delay = 1;
     for (;;) {
       throwIfAborted(opts.signal);
       try {
-        await link(tmp, lockPath);
+        linkSync(tmp, lockPath);
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
@@ -114,26 +115,39 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, opts: { si
       delay = Math.min(delay * 1.5, 100);
     }
   } finally {
-    await unlink(tmp).catch(() => {});
+    unlinkQuietly(tmp);
   }
   try {
     throwIfAborted(opts.signal);
     return await fn();
   } finally {
-    await unlink(lockPath).catch(() => {});
+    unlinkQuietly(lockPath);
   }
 }
 
-/** Writes a complete owner file `<lockPath>.<pid>.<rand>` (the name `sweepLocks` recognises). */
-async function ownerFile(lockPath: string): Promise<string> {
-  const owner = `${process.pid} ${(await processStartTime('self')) ?? '0'}\n`;
+function unlinkQuietly(p: string): void {
+  try {
+    unlinkSync(p);
+  } catch {
+    // gone already
+  }
+}
+
+/**
+ * Writes a complete owner file `<lockPath>.<pid>.<rand>` (the name `sweepLocks` recognises).
+ * Taking and releasing a free lock uses synchronous system calls: five thread-pool round trips
+ * cost ~0.3 ms of every lock (more on a busy machine), and a build takes many; the calls
+ * themselves take microseconds. Only waiting for a busy lock is asynchronous.
+ */
+function ownerFile(lockPath: string): string {
+  const owner = `${process.pid} ${selfStartTime()}\n`;
   const tmp = `${lockPath}.${process.pid}.${randomBytes(4).toString('hex')}`;
   try {
-    await writeFile(tmp, owner, { flag: 'wx' });
+    writeFileSync(tmp, owner, { flag: 'wx' });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    await mkdir(dirname(lockPath), { recursive: true });
-    await writeFile(tmp, owner, { flag: 'wx' });
+    mkdirSync(dirname(lockPath), { recursive: true });
+    writeFileSync(tmp, owner, { flag: 'wx' });
   }
   return tmp;
 }
@@ -170,11 +184,11 @@ export async function sweepLocks(dir: string): Promise<string[]> {
       const h = await holderOf(p).catch(() => ({ kind: 'none' }) as Holder);
       if (h.kind === 'none' || !(await isStale(h))) continue;
       // Broken the way a waiter breaks it, so a live process taking it meanwhile is never hurt.
-      const mine = await ownerFile(p);
+      const mine = ownerFile(p);
       try {
         await breakIfStale(p, mine);
       } finally {
-        await unlink(mine).catch(() => {});
+        unlinkQuietly(mine);
       }
       if ((await holderOf(p).catch(() => h)).kind === 'none') removed.push(name);
     }

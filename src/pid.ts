@@ -35,13 +35,19 @@ export async function processStartTime(pid: number | 'self'): Promise<string | u
   }
 }
 
-/** This process's start time, read synchronously (for ids made in a constructor); '0' without /proc. */
+/** This process's start time, once read (it never changes). */
+let selfStart: string | undefined;
+
+/** This process's start time, read synchronously the first time; '0' without /proc. */
 export function selfStartTime(): string {
-  try {
-    return startTimeField(readFileSync('/proc/self/stat', 'latin1')) ?? '0';
-  } catch {
-    return '0';
+  if (selfStart === undefined) {
+    try {
+      selfStart = startTimeField(readFileSync('/proc/self/stat', 'latin1')) ?? '0';
+    } catch {
+      selfStart = '0';
+    }
   }
+  return selfStart;
 }
 
 /**

@@ -1,18 +1,20 @@
 /**
  * Leases: what a running process is using, so a concurrent `prune` spares it (containerd's leases,
- * kept in files instead of a database). A lease is `<root>/leases/<pid>-<start>-<rand>.json`,
+ * kept in files instead of a database). A lease is `<root>/leases/<pid>-<start>-<rand>.jsonl`,
  * named after its owner process (pid and start time, so a reused pid does not keep it alive), and
- * holds the blob digests and committed snapshot keys it protects:
+ * lists the blob digests and committed snapshot keys it protects, one line per addition:
  *
- *   {"blobs": ["sha256:..."], "snapshots": ["sha256:<chain id>"]}
+ *   {"blobs":["sha256:..."],"snapshots":["sha256:<chain id>"]}
  *
- * Adding a resource that already exists must happen under the lock its garbage collector holds
- * (index.json's for blobs, the snapshot metadata's for snapshots) and check that it is still there
- * in the same critical section; a new resource is leased before it becomes visible. A collector
- * reads the leases under that same lock, so what it sees is what it may not delete. A lease whose
- * owner is gone protects nothing: collectors ignore it and remove its file.
+ * A resource is leased first and then looked for: found, it stays while the lease lives. For
+ * snapshots this happens under the metadata lock, where prune reads the leases too. Blobs are
+ * leased without a lock (a build leases every layer it finds in its cache): gc hides a blob before
+ * deleting it and reads the leases again, putting back any leased meanwhile (OciStore.gc). A new
+ * resource is leased before it becomes visible. A lease whose owner is gone protects nothing:
+ * collectors ignore it and remove its file.
  */
-import { readdir, readFile, rename, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { appendFileSync, mkdirSync, unlinkSync } from 'node:fs';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isOwnerAlive, isProcessAlive, selfStartTime } from '../pid.js';
@@ -22,8 +24,8 @@ export const LEASES_DIR = 'leases';
 /** The snapshot label naming the lease that owns a temporary active snapshot or view. */
 export const LEASE_LABEL = 'imgbuild.lease';
 
-const LEASE_NAME = /^(\d+)-(\d+)-([0-9a-f]{8})\.json$/;
-const LEASE_TMP = /^\.(\d+)-(\d+)-([0-9a-f]{8})\.tmp$/;
+/** A lease file (`.jsonl`), or another file named after a lease (any is removed with its owner). */
+const LEASE_NAME = /^\.?(\d+)-(\d+)-([0-9a-f]{8})\.(\w+)$/;
 /** A lease of older imgbuild versions: `<pid>-<rand>` holding the pid, sparing blobs newer than it. */
 const LEGACY_NAME = /^(\d+)-[0-9a-f]{8}$/;
 
@@ -40,65 +42,60 @@ export interface LeaseResources {
 
 /**
  * One process's lease on the store at `root`. Nothing is on disk until a resource is added; each
- * addition rewrites the (small) file whole, by rename, so a reader sees all of it or the previous
- * version. Not fsync'd: a lease matters only while its owner runs, and a crash ends that.
+ * addition appends one line with what is new, so nothing is ever rewritten (a rename over the
+ * previous version made ext4 flush it first: ~0.5 ms per addition while the disk was busy). A
+ * reader ignores a last line without its newline. Written with synchronous calls, a few µs each,
+ * where thread-pool round trips cost more than the writes; not fsync'd: a lease matters only
+ * while its owner runs, and a crash ends that.
  */
 export class Lease {
   readonly id: string;
   private readonly file: string;
   private readonly blobs = new Set<string>();
   private readonly snapshots = new Set<string>();
-  /** Writes happen one at a time, in order: each writes everything added before it. */
-  private queue: Promise<void> = Promise.resolve();
   private onDisk = false;
 
   constructor(readonly root: string) {
     this.id = `${process.pid}-${selfStartTime()}-${randomBytes(4).toString('hex')}`;
-    this.file = join(root, LEASES_DIR, `${this.id}.json`);
+    this.file = join(root, LEASES_DIR, `${this.id}.jsonl`);
   }
 
   /** Adds resources; resolves once the lease on disk holds them. */
   add(r: LeaseResources): Promise<void> {
-    let changed = false;
-    for (const [set, items] of [[this.blobs, r.blobs], [this.snapshots, r.snapshots]] as const) {
-      for (const x of items ?? []) {
-        if (set.has(x)) continue;
-        set.add(x);
-        changed = true;
-      }
-    }
-    if (!changed) return this.queue;
-    const next = this.queue.then(() => this.write());
-    this.queue = next.catch(() => {});
-    return next;
-  }
-
-  private async write(): Promise<void> {
-    const text = JSON.stringify({ blobs: [...this.blobs], snapshots: [...this.snapshots] });
-    const dir = join(this.root, LEASES_DIR);
-    const tmp = join(dir, `.${this.id}.tmp`);
     try {
-      await writeFile(tmp, text);
+      const blobs = [...new Set(r.blobs ?? [])].filter((b) => !this.blobs.has(b));
+      const snapshots = [...new Set(r.snapshots ?? [])].filter((k) => !this.snapshots.has(k));
+      if (blobs.length === 0 && snapshots.length === 0) return Promise.resolve();
+      const line = `${JSON.stringify({ blobs, snapshots })}\n`;
+      try {
+        appendFileSync(this.file, line);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        mkdirSync(join(this.root, LEASES_DIR), { recursive: true });
+        appendFileSync(this.file, line);
+      }
+      this.onDisk = true;
+      for (const b of blobs) this.blobs.add(b);
+      for (const k of snapshots) this.snapshots.add(k);
+      return Promise.resolve();
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      await mkdir(dir, { recursive: true });
-      await writeFile(tmp, text);
+      return Promise.reject(e as Error);
     }
-    await rename(tmp, this.file);
-    this.onDisk = true;
   }
 
   /** Drops everything the lease protects (the process is done with it); it may be used again. */
   release(): Promise<void> {
-    const next = this.queue.then(async () => {
-      this.blobs.clear();
-      this.snapshots.clear();
-      if (!this.onDisk) return;
+    this.blobs.clear();
+    this.snapshots.clear();
+    if (this.onDisk) {
       this.onDisk = false;
-      await rm(this.file, { force: true });
-    });
-    this.queue = next.catch(() => {});
-    return next;
+      try {
+        unlinkSync(this.file);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return Promise.reject(e as Error);
+      }
+    }
+    return Promise.resolve();
   }
 }
 
@@ -132,22 +129,32 @@ export async function readLiveLeases(root: string, opts: { except?: string } = {
     out.removed.push(name);
   };
   for (const name of names) {
-    const m = LEASE_NAME.exec(name) ?? LEASE_TMP.exec(name);
+    const m = LEASE_NAME.exec(name);
     if (m) {
       if (!(await isOwnerAlive(Number(m[1]), m[2]))) {
         await drop(name);
         continue;
       }
-      if (name.startsWith('.') || name === `${opts.except}.json`) continue; // (a temp file: the previous version counts)
-      let doc: { blobs?: unknown; snapshots?: unknown };
+      if (m[4] !== 'jsonl' || name.startsWith('.') || name === `${opts.except}.jsonl`) continue;
+      let text: string;
       try {
-        doc = JSON.parse(await readFile(join(dir, name), 'utf8')) as typeof doc;
+        text = await readFile(join(dir, name), 'utf8');
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile
         throw e;
       }
-      if (Array.isArray(doc.blobs)) for (const b of doc.blobs) if (typeof b === 'string') out.blobs.add(b);
-      if (Array.isArray(doc.snapshots)) for (const s of doc.snapshots) if (typeof s === 'string') out.snapshots.add(s);
+      const lines = text.split('\n');
+      lines.pop(); // after the last newline: nothing, or an addition still being written
+      for (const line of lines) {
+        let doc: { blobs?: unknown; snapshots?: unknown };
+        try {
+          doc = JSON.parse(line) as typeof doc;
+        } catch {
+          continue;
+        }
+        if (Array.isArray(doc.blobs)) for (const b of doc.blobs) if (typeof b === 'string') out.blobs.add(b);
+        if (Array.isArray(doc.snapshots)) for (const k of doc.snapshots) if (typeof k === 'string') out.snapshots.add(k);
+      }
       continue;
     }
     const legacy = LEGACY_NAME.exec(name);

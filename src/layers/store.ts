@@ -7,12 +7,12 @@
  * spares the blobs that live processes hold in their leases (lease.ts), so a build or pull never
  * loses a blob between writing (or finding) it and tagging the image.
  */
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { chmod, mkdir, readFile, rename, rm, stat, readdir, writeFile, open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { createHasher, parseDigest, algorithmOf, hexOf, isDigest, type Digest, type Hasher } from './digest.js';
+import { createHasher, algorithmOf, hexOf, isDigest, type Digest, type Hasher } from './digest.js';
 import { isIndex, isImage, MediaTypes } from './media-types.js';
 import type { Descriptor, Index, Manifest } from './types.js';
 import { REF_NAME_ANNOTATION, IMAGE_NAME_ANNOTATION } from './types.js';
@@ -254,19 +254,16 @@ export class OciStore implements ImageStore {
   }
 
   /**
-   * Leases the blobs in `digests` that are present, under the index lock so that no gc runs
-   * between finding one and leasing it. Returns the digests that are missing.
+   * Leases the blobs in `digests` and returns those that are missing. One found present after
+   * being leased is kept by any gc (see gc), so no lock is needed: a build does this for every
+   * layer it finds in its cache.
    */
   async protect(digests: Iterable<Digest>): Promise<Digest[]> {
     const all = [...new Set(digests)];
     if (all.length === 0) return [];
-    return withLock(join(this.root, 'index.json'), async () => {
-      const present: Digest[] = [];
-      const missing: Digest[] = [];
-      for (const d of all) ((await this.info(d)) ? present : missing).push(d);
-      await this.lease.add({ blobs: present });
-      return missing;
-    });
+    await this.lease.add({ blobs: all });
+    // (Synchronous: one stat each, cheaper than a thread-pool round trip.)
+    return all.filter((d) => !existsSync(blobPath(this.root, d)));
   }
 
   blobPath(d: Digest): string {
@@ -333,22 +330,13 @@ export class OciStore implements ImageStore {
   }
 
   /**
-   * Moves a verified ingest file into `blobs/` (internal to writers) and leases the blob. A new
-   * blob is leased before it appears, and gc lists blobs before it reads leases, so gc never sees
-   * it unleased. One already there may be going away in a gc that read the leases before ours was
-   * written: it is checked again under the index lock, which gc holds throughout.
+   * Moves a verified ingest file into `blobs/` (internal to writers) and leases the blob, before
+   * it appears; one already there counts once leased, as in protect().
    */
   async place(tmp: string, d: Digest): Promise<void> {
     const dest = blobPath(this.root, d);
     await mkdir(join(this.root, 'blobs', algorithmOf(d)), { recursive: true });
-    await this.lease.add({ blobs: [d] });
-    if (!(await this.info(d))) {
-      await rename(tmp, dest);
-      return;
-    }
-    await withLock(join(this.root, 'index.json'), async () => {
-      if (!(await this.info(d))) await rename(tmp, dest);
-    });
+    if ((await this.protect([d])).length > 0) await rename(tmp, dest);
   }
 
   async delete(d: Digest): Promise<void> {
@@ -490,6 +478,12 @@ export class OciStore implements ImageStore {
   /**
    * Removes blobs that no index entry reaches and no live lease holds, and what dead processes
    * left: ingest files, leases, temp files of atomic writes and lock files in the root.
+   *
+   * Leasing takes no lock (protect): a process leases a blob, then looks for it. So gc hides a
+   * blob it means to delete (renames it into `ingest/<pid>-gc-*`) and reads the leases again: one
+   * leased meanwhile may have been seen before it was hidden, and is put back. One seen after
+   * was not found, and its process does without it (a cache miss) or writes it anew. A gc killed
+   * in between leaves its hidden blobs to the next one, which puts back those still wanted.
    */
   async gc(opts: { keep?: Iterable<Digest> } = {}): Promise<{ removed: Digest[]; bytes: number }> {
     const removed: Digest[] = [];
@@ -509,18 +503,32 @@ export class OciStore implements ImageStore {
           if (isDigest(d) && !live.has(d as Digest)) candidates.push(d as Digest);
         }
       }
-      const leases = await readLiveLeases(this.root, { except: this.lease.id });
+      const except = { except: this.lease.id };
+      const leases = await readLiveLeases(this.root, except);
+      const hidden = join(this.root, 'ingest', `${process.pid}-gc-${randomBytes(4).toString('hex')}`);
+      const moved: { d: Digest; size: number }[] = [];
       for (const d of candidates) {
         if (leases.blobs.has(d)) continue;
         const p = blobPath(this.root, d);
         const st = await stat(p).catch(() => undefined);
         if (!st) continue;
         if (leases.legacySince !== undefined && st.mtimeMs >= leases.legacySince - 1000) continue;
+        if (moved.length === 0) await mkdir(hidden, { recursive: true });
+        if (await rename(p, join(hidden, `${algorithmOf(d)}-${hexOf(d)}`)).then(() => true, () => false)) moved.push({ d, size: st.size });
+      }
+      const again = moved.length > 0 ? await readLiveLeases(this.root, except) : leases;
+      for (const { d, size } of moved) {
+        const p = join(hidden, `${algorithmOf(d)}-${hexOf(d)}`);
+        if (again.blobs.has(d)) {
+          await this.unhide(p, d);
+          continue;
+        }
         await rm(p, { force: true });
         kept.delete(d);
-        removed.push(parseDigest(d));
-        bytes += st.size;
+        removed.push(d);
+        bytes += size;
       }
+      if (moved.length > 0) await rm(hidden, { recursive: true, force: true });
       // Registry source hints (<root>/remote/sources/<alg>/<hex>.json, see remote/sources.ts) of
       // blobs that are gone: one readdir per algorithm, no stat, so this stays cheap.
       const sources = join(this.root, 'remote', 'sources');
@@ -532,12 +540,18 @@ export class OciStore implements ImageStore {
       }
       for (const n of await readdir(join(this.root, 'ingest')).catch(() => [] as string[])) {
         const pid = Number(n.split('-')[0]);
-        if (!isProcessAlive(pid)) {
-          const p = join(this.root, 'ingest', n);
-          const st = await stat(p).catch(() => undefined);
-          bytes += st?.size ?? 0;
-          await rm(p, { force: true });
+        if (isProcessAlive(pid)) continue;
+        const p = join(this.root, 'ingest', n);
+        if (/^\d+-gc-/.test(n)) {
+          // Blobs a killed gc had hidden: those an image or a live process still wants go back.
+          for (const h of await readdir(p).catch(() => [] as string[])) {
+            const d = h.replace('-', ':');
+            if (isDigest(d) && (live.has(d as Digest) || again.blobs.has(d))) await this.unhide(join(p, h), d as Digest);
+          }
         }
+        const st = await stat(p).catch(() => undefined);
+        bytes += st?.isFile() ? st.size : 0;
+        await rm(p, { recursive: true, force: true });
       }
       for (const dir of [this.root, join(this.root, 'cache', 'build'), join(this.root, 'cache', 'build', 'steps'), join(this.root, 'cache', 'compressed')]) {
         await sweepTempFiles(dir);
@@ -546,6 +560,12 @@ export class OciStore implements ImageStore {
     // Outside the index lock: breaking a stale index lock needs it free.
     await sweepLocks(this.root);
     return { removed, bytes };
+  }
+
+  /** Puts a blob gc had hidden back in place (unless it was written anew meanwhile). */
+  private async unhide(hiddenPath: string, d: Digest): Promise<void> {
+    if (existsSync(blobPath(this.root, d))) await rm(hiddenPath, { force: true });
+    else await rename(hiddenPath, blobPath(this.root, d));
   }
 }
 

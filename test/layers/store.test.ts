@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readdir, readFile, writeFile, open } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -231,13 +231,14 @@ describe('leases', () => {
       const leased = await store.put(Buffer.from('leased'), MediaTypes.OCI_LAYER);
       const free = await store.put(Buffer.from('free'), MediaTypes.OCI_LAYER);
       await store.release(); // (our own lease never protects anything from our own gc)
-      await writeFile(join(store.root, 'leases', `${child.pid}-${start}-0badcafe.json`), JSON.stringify({ blobs: [leased.digest], snapshots: [] }));
+      // (the last line is still being written: it counts once its newline is there)
+      await writeFile(join(store.root, 'leases', `${child.pid}-${start}-0badcafe.jsonl`), `${JSON.stringify({ blobs: [leased.digest] })}\n{"blobs":["sha256:`);
       // a lease of a process that is gone, and one of an older version whose process is gone
       const dead = spawnSync('true').pid!;
-      await writeFile(join(store.root, 'leases', `${dead}-12345-0badcafe.json`), JSON.stringify({ blobs: [free.digest] }));
+      await writeFile(join(store.root, 'leases', `${dead}-12345-0badcafe.jsonl`), `${JSON.stringify({ blobs: [free.digest] })}\n`);
       await writeFile(join(store.root, 'leases', `${dead}-0badcafe`), String(dead));
       expect((await store.gc()).removed).toEqual([free.digest]);
-      expect(await leases()).toEqual([`${child.pid}-${start}-0badcafe.json`]);
+      expect(await leases()).toEqual([`${child.pid}-${start}-0badcafe.jsonl`]);
       child.kill('SIGKILL');
       await once(child, 'exit');
       expect((await store.gc()).removed).toEqual([leased.digest]);
@@ -252,8 +253,10 @@ describe('leases', () => {
     await store.release();
     const missing = digestOf('not here');
     expect(await store.protect([a.digest, missing])).toEqual([missing]);
-    expect(await leases()).toEqual([`${store.lease.id}.json`]);
-    expect(JSON.parse(await readFile(join(store.root, 'leases', `${store.lease.id}.json`), 'utf8'))).toEqual({ blobs: [a.digest], snapshots: [] });
+    expect(await leases()).toEqual([`${store.lease.id}.jsonl`]);
+    // (leased before looking: a missing one stays listed, which protects nothing)
+    expect(await readFile(join(store.root, 'leases', `${store.lease.id}.jsonl`), 'utf8')).toBe(`${JSON.stringify({ blobs: [a.digest, missing], snapshots: [] })}\n`);
+    expect(await store.protect([a.digest])).toEqual([]); // already leased: nothing more written
     // another store (as another process would) may not collect it while it is leased
     const other = await OciStore.open(store.root);
     expect((await other.gc()).removed).toEqual([]);
@@ -268,6 +271,24 @@ describe('leases', () => {
     expect((await other.gc()).removed).toEqual([]);
     await store.release();
     expect((await other.gc()).removed).toEqual([d.digest]);
+  });
+
+  it('gc hides a blob before deleting it and puts back one leased meanwhile; a killed gc\'s hidden blobs go back when wanted', async () => {
+    const a = await store.put(Buffer.from('a'), MediaTypes.OCI_LAYER);
+    const b = await store.put(Buffer.from('b'), MediaTypes.OCI_LAYER);
+    await store.release();
+    // What a gc killed after hiding them leaves: a leased one and an unwanted one.
+    const dead = spawnSync('true').pid!;
+    const hidden = join(store.root, 'ingest', `${dead}-gc-0badcafe`);
+    await mkdir(hidden);
+    for (const d of [a, b]) await rename(join(store.root, 'blobs', 'sha256', d.digest.slice(7)), join(hidden, d.digest.replace(':', '-')));
+    const other = await OciStore.open(store.root);
+    await other.lease.add({ blobs: [a.digest] });
+    const r = await store.gc();
+    expect(await blobFiles(store)).toEqual([a.digest.slice(7)]);
+    expect(await ingestFiles(store)).toEqual([]);
+    expect(r.removed).toEqual([]);
+    await other.release();
   });
 
   it('an image is only tagged when its config and layers are present', async () => {

@@ -69,6 +69,12 @@ async function tarNames(stream: Readable): Promise<string[]> {
   return names;
 }
 
+/** The snapshot keys a lease's file lists. */
+async function leasedSnapshots(storeRoot: string, lease: Lease): Promise<string[]> {
+  const text = await readFile(join(storeRoot, 'leases', `${lease.id}.jsonl`), 'utf8');
+  return text.split('\n').filter(Boolean).flatMap((l) => (JSON.parse(l) as { snapshots: string[] }).snapshots);
+}
+
 async function snapshotDirs(sn: OverlaySnapshotter): Promise<string[]> {
   return (await readdir(sn.snapshotsDir)).sort();
 }
@@ -412,8 +418,7 @@ describe('overlay snapshotter specifics', () => {
     const [c0, c1] = chainIds([base.diffId, top.diffId]);
     const lease = new Lease(store.root);
     expect(await unpackImage(store, sn, [base, top], [base.diffId, top.diffId], { lease })).toBe(c1);
-    const onDisk = JSON.parse(await readFile(join(store.root, 'leases', `${lease.id}.json`), 'utf8')) as { snapshots: string[] };
-    expect(onDisk.snapshots.sort()).toEqual([c0, c1].sort());
+    expect((await leasedSnapshots(store.root, lease)).sort()).toEqual([c0, c1].sort());
     // A build's scratch snapshots: ours (live), a killed build's (dead lease), and one of no lease.
     const dead = `${spawnSync('true').pid}-12345-0badcafe`;
     await sn.prepare('build-mine', c1, { lease });
@@ -442,8 +447,7 @@ describe('overlay snapshotter specifics', () => {
     expect(await sn.acquire('a', lease)).toBe(true);
     expect(await sn.acquire('missing', lease)).toBe(false);
     expect(await sn.acquire('a')).toBe(true);
-    const onDisk = JSON.parse(await readFile(join(store.root, 'leases', `${lease.id}.json`), 'utf8')) as { snapshots: string[] };
-    expect(onDisk.snapshots).toEqual(['a']);
+    expect(await leasedSnapshots(store.root, lease)).toEqual(['a']);
     expect((await pruneSnapshots(sn, new Set(), { storeRoot: store.root })).removed).toEqual([]);
     await lease.release();
     expect((await pruneSnapshots(sn, new Set(), { storeRoot: store.root })).removed).toEqual(['a']);
