@@ -557,8 +557,10 @@ export class OciStore implements ImageStore {
         await sweepTempFiles(dir);
       }
     });
-    // Outside the index lock: breaking a stale index lock needs it free.
+    // Outside the index lock: breaking a stale index lock needs it free. (cache/mounts: the locks
+    // of RUN --mount=type=cache,sharing=locked.)
     await sweepLocks(this.root);
+    await sweepLocks(join(this.root, 'cache', 'mounts'));
     return { removed, bytes };
   }
 

@@ -134,7 +134,7 @@ export async function checkClean(root: string): Promise<string[]> {
   for (const n of await list(join(root, 'leases'))) problems.push(`leases/${n} left`);
   for (const n of await list(join(root, 'cache', 'build', 'tmp'))) problems.push(`cache/build/tmp/${n} left`);
   const leftover = /\.lock($|\.)|\.tmp$/;
-  const dirs = ['', 'overlay', 'overlay/unpack', 'cache', 'cache/build', 'cache/build/steps', 'cache/compressed', 'remote/sources/sha256'];
+  const dirs = ['', 'overlay', 'overlay/unpack', 'cache', 'cache/build', 'cache/build/steps', 'cache/compressed', 'cache/mounts', 'remote/sources/sha256'];
   for (const d of dirs) {
     for (const n of await list(join(root, d))) if (leftover.test(n)) problems.push(`${join(d, n)} left`);
   }
