@@ -483,11 +483,12 @@ export async function refreshState(root: string, rec: ContainerRecord, o: Lifecy
  * status turned up meanwhile. Under the container's lock, so concurrent readers settle it once.
  */
 async function settleCreated(root: string, rec: ContainerRecord, o: LifecycleOptions): Promise<ContainerRecord> {
-  if (await isSameProcess(rec.state.monitorPid, rec.state.monitorStartTime)) return rec;
+  // No creator named: settled already (nothing can start it any more).
+  if (rec.state.monitorPid === undefined || (await isSameProcess(rec.state.monitorPid, rec.state.monitorStartTime))) return rec;
   return withContainerLock(root, rec.id, async () => {
     const cur = await readRecord(root, rec.id);
     if (!cur) return rec;
-    if (cur.state.status !== 'created' || (await isSameProcess(cur.state.monitorPid, cur.state.monitorStartTime))) return cur;
+    if (cur.state.status !== 'created' || cur.state.monitorPid === undefined || (await isSameProcess(cur.state.monitorPid, cur.state.monitorStartTime))) return cur;
     const cg = await cgroupOf(cur, o);
     let released = false;
     for (;;) {
@@ -502,7 +503,8 @@ async function settleCreated(root: string, rec: ContainerRecord, o: LifecycleOpt
         break;
       }
       if (released) {
-        cur.state = { ...cur.state, error: 'the imgbuild process starting it was killed before the container started' };
+        const { monitorPid: _p, monitorStartTime: _t, ...rest } = cur.state;
+        cur.state = { ...rest, error: 'the imgbuild process starting it was killed before the container started' };
         break;
       }
       await releaseResources(cur, o).catch(() => {});
