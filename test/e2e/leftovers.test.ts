@@ -74,6 +74,46 @@ describe('records that cannot be read', () => {
   });
 });
 
+describe('a created container whose creator was killed', () => {
+  interface State { status: string; pid?: number; monitorPid?: number; monitorStartTime?: string; error?: string }
+  const stateOf = (id: string): State => (JSON.parse(readFileSync(join(dir(id), 'state.json'), 'utf8')) as { state: State }).state;
+  /** Rewrites the record as a killed `run` left it: `created`, naming a creator that is gone. */
+  async function asLeftByKilledRun(id: string): Promise<void> {
+    const p = join(dir(id), 'state.json');
+    const rec = JSON.parse(readFileSync(p, 'utf8')) as { state: State; cgroup?: unknown; network?: unknown };
+    rec.state = { status: 'created', monitorPid: deadPid(), monitorStartTime: '1' };
+    delete rec.cgroup;
+    delete rec.network;
+    await writeFile(p, JSON.stringify(rec));
+    await rm(join(dir(id), 'status.json'), { force: true });
+  }
+
+  it('is running when its process runs, watched by the monitor, which reports the exit', async () => {
+    const id = (await env.cli(['run', '-d', 'busybox', 'sleep', '300'])).stdout.trim();
+    const before = stateOf(id);
+    await asLeftByKilledRun(id);
+    expect((await env.cli(['ps'])).stdout).toMatch(/Up /);
+    const after = stateOf(id);
+    expect([after.status, after.pid, after.monitorPid, after.monitorStartTime]).toEqual(['running', before.pid, before.monitorPid, before.monitorStartTime]);
+    expect((await env.cli(['kill', id])).code).toBe(0);
+    await waitFor(async () => (await env.cli(['ps', '-a'])).stdout.includes('Exited (137)') || undefined);
+    expect((await env.cli(['rm', id])).code).toBe(0);
+  });
+
+  it('stays created when nothing runs, with its cgroup removed so that nothing can start later', async () => {
+    const id = (await env.cli(['run', '-d', 'busybox', 'true'])).stdout.trim();
+    await waitFor(async () => (await env.cli(['ps', '-a'])).stdout.includes('Exited (0)') || undefined);
+    expect(existsSync(`/sys/fs/cgroup/pids/imgbuild/${id}`)).toBe(true);
+    await asLeftByKilledRun(id);
+    expect((await env.cli(['ps', '-a'])).stdout).toMatch(/Created/);
+    expect(existsSync(`/sys/fs/cgroup/pids/imgbuild/${id}`)).toBe(false);
+    const c = (JSON.parse((await env.cli(['inspect', id])).stdout) as { State: { Status: string; Error: string } }[])[0]!;
+    expect(c.State).toMatchObject({ Status: 'created', Error: 'the imgbuild process starting it was killed before the container started' });
+    expect(stateOf(id).monitorPid).toBeUndefined(); // settled: the next look leaves it as it is
+    expect((await env.cli(['rm', id])).code).toBe(0);
+  });
+});
+
 describe('prune', () => {
   it('removes half-made and half-removed containers with their cgroup and claim, and keeps those of live processes', async () => {
     const dead = hex('c');
