@@ -17,13 +17,20 @@ export async function claimId(id: string, root: string, dir = DEFAULT_CLAIMS_DIR
   const p = join(dir, id);
   const target = resolve(root);
   try {
-    await symlink(target, p);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
+    try {
+      await symlink(target, p);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       await mkdir(dir, { recursive: true });
       await symlink(target, p);
-    } else if (code !== 'EEXIST' || (await claimOf(id, dir)) !== target) throw e;
+    }
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && (await claimOf(id, dir)) === target) return;
+    // A user who may not write /run runs containers all the same; prune just cannot find
+    // that user's leftovers by their claim.
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return;
+    throw e;
   }
 }
 
