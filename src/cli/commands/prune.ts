@@ -27,6 +27,9 @@ async function pruneOverlay(root: string, store: OciStore, signal: AbortSignal):
     throw e;
   }
   if (typeof diff.pruneSnapshots !== 'function' || !overlay.OverlaySnapshotter) return { removed: [], bytes: 0 };
+  // Mounts a killed build left hold snapshot dirs: they go first.
+  const { removeStaleBuildDirs } = await import('../../builder/build.js');
+  await removeStaleBuildDirs(root);
   const { listImages, chainIds } = await import('../../layers/image.js');
   const keep = new Set<string>();
   for (const li of await listImages(store)) {
@@ -35,9 +38,6 @@ async function pruneOverlay(root: string, store: OciStore, signal: AbortSignal):
     if (!li.image) return { removed: [], bytes: 0 };
     for (const c of chainIds(li.image.config.rootfs?.diff_ids ?? [])) keep.add(c);
   }
-  // Mounts a killed build left hold snapshot dirs: they go first.
-  const { removeStaleBuildDirs } = await import('../../builder/build.js');
-  await removeStaleBuildDirs(root);
   const sn = await overlay.OverlaySnapshotter.open(overlayRoot, { signal });
   // Snapshots leased by running builds are spared (see overlay/diff.ts).
   return diff.pruneSnapshots(sn, keep, { storeRoot: root, signal });
