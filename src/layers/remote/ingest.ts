@@ -109,6 +109,17 @@ class EarlyWriteback {
   }
 }
 
+/**
+ * Sees a download's bytes as they arrive, in order, before they are written (a layer's check,
+ * src/layers/tar/check.ts). Its pace holds the connection back as the disk's does. What it finds
+ * is for the caller to ask once the blob is verified: before that the bytes are nobody's word.
+ */
+export interface IngestTap {
+  /** Takes the next chunk; false: pause the download until onceDrain calls back. */
+  write(chunk: Buffer): boolean;
+  onceDrain(fn: () => void): void;
+}
+
 export class ResumableIngest {
   private synced = false;
   /** Running hash of the first `hashed` bytes of the file (undefined: not started / not trusted). */
@@ -191,9 +202,11 @@ export class ResumableIngest {
    * Chunks are hashed as they arrive and written in batches: one writev of everything that came
    * while the previous write was running, the connection paused while more than WRITE_AHEAD bytes
    * wait. Chunks that arrived before the connection broke are still written, so that the resume
-   * offset and the running hash agree.
+   * offset and the running hash agree. A `tap` sees every chunk too (it must have seen exactly the
+   * bytes before the file's current offset: the caller checks); while it is behind, the
+   * connection waits for it as well.
    */
-  async append(body: ResponseBody, onBytes?: (total: number) => void): Promise<void> {
+  async append(body: ResponseBody, onBytes?: (total: number) => void, tap?: IngestTap): Promise<void> {
     let n = await this.offset();
     const h = await this.hasherAt(n).catch(() => undefined);
     const fh = await open(this.path, 'a');
@@ -207,9 +220,16 @@ export class ResumableIngest {
         let queued = 0;
         let writing = false;
         let paused = false;
+        /** The tap is behind: the connection stays paused until it catches up. */
+        let tapWaits = false;
         let ended = false;
         let netError: unknown;
         let writeError: unknown;
+        const resumeIfReady = (): void => {
+          if (!paused || tapWaits || queued >= WRITE_AHEAD) return;
+          paused = false;
+          body.resume();
+        };
         const finish = (): void => {
           if (writing) return;
           if (writeError !== undefined) reject(writeError);
@@ -224,10 +244,7 @@ export class ResumableIngest {
           queue = [];
           queued = 0;
           writing = true;
-          if (paused) {
-            paused = false;
-            body.resume();
-          }
+          resumeIfReady();
           fh.writev(bufs).then(
             ({ bytesWritten }) => {
               writing = false;
@@ -253,10 +270,17 @@ export class ResumableIngest {
             h?.update(chunk);
             this.hashed = n;
             onBytes?.(n);
+            if (tap && !tap.write(chunk)) {
+              tapWaits = true;
+              tap.onceDrain(() => {
+                tapWaits = false;
+                resumeIfReady();
+              });
+            }
             queue.push(chunk);
             queued += chunk.length;
             pump();
-            if (queued < WRITE_AHEAD) return true;
+            if (queued < WRITE_AHEAD && !tapWaits) return true;
             paused = true;
             return false;
           })

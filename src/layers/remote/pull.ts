@@ -1,13 +1,18 @@
 /**
  * Pull: resolve a reference to a manifest (choosing a platform from an OCI index or Docker manifest
  * list), fetch config and layers concurrently into resumable ingest files, verify every byte against
- * its digest, and only then make the blobs visible, write the manifest and tag it. A failure leaves
- * `blobs/` and `index.json` as they were; verified or partial downloads stay in `ingest/` so that the
- * next pull resumes them.
+ * its digest, check every new layer's tar entries against the rules applying uses, and only then
+ * make the blobs visible, write the manifest and tag it. A failure leaves `blobs/` and `index.json`
+ * as they were; verified or partial downloads stay in `ingest/` so that the next pull resumes them
+ * (a refused layer's are deleted).
+ *
+ * A layer already in the store is not checked again: layers enter the store checked (pull and load
+ * never place a refused one), made by imgbuild itself (build, commit), or as a tar the user
+ * imported. Applying enforces the rules in any case.
  */
 import pLimit from 'p-limit';
 import { createHasher, parseDigest, type Digest } from '../digest.js';
-import { isImage, isIndex, isLayer, isConfig, MediaTypes } from '../media-types.js';
+import { isImage, isIndex, isLayer, isConfig, layerCompression, MediaTypes } from '../media-types.js';
 import { formatReference, parseReference, type Reference } from '../reference.js';
 import { OciStore, type StoreOpening } from '../store.js';
 import type { Descriptor, Index, Manifest, Platform } from '../types.js';
@@ -16,7 +21,8 @@ import { AbortedError, ImgbuildError, throwIfAborted } from '../../errors.js';
 import { parsePlatform, platformMatches, platformString, PlatformNotFoundError } from '../image.js';
 import { Keychain, type Authenticator } from './auth.js';
 import { ProtocolError, RegistryError } from './errors.js';
-import { ResumableIngest } from './ingest.js';
+import { ResumableIngest, type IngestTap } from './ingest.js';
+import { LayerCheck, LayerRefusedError, checkLayerFile } from '../tar/check.js';
 import { recordSources } from './sources.js';
 import { BlobMeter, type PullEvent } from './progress.js';
 import {
@@ -169,6 +175,14 @@ function validateManifest(m: Manifest, ref: string): void {
 /**
  * Downloads one blob into a resumable ingest and verifies it; returns the ingest for the caller to
  * place once everything has arrived. Broken transfers continue with a Range request.
+ *
+ * A layer (`check` given) is checked as it arrives: decompressed and its tar entries held to the
+ * rules applying uses (src/layers/tar/check.ts), so the check costs the transfer no read-back. Its
+ * verdict counts once the bytes are verified (a refusal of bytes that do not match the digest would
+ * blame the image for a corrupt transfer), and a refused layer fails the pull before anything is
+ * placed. The check follows the bytes from the first one; when a download does not continue exactly
+ * where it has got to (a partial left by another process, a server that ignored the Range), the
+ * verified file is checked instead. A refused layer's download is deleted, never kept for a resume.
  */
 async function downloadBlob(
   root: string,
@@ -178,8 +192,44 @@ async function downloadBlob(
   meter: BlobMeter,
   attempts: number,
   signal?: AbortSignal,
+  check?: LayerCheck,
 ): Promise<ResumableIngest> {
   const ing = await ResumableIngest.open(root, desc.digest, desc.size);
+  let streaming = check !== undefined;
+  try {
+    await fetchInto(ing, client, repo, desc, meter, attempts, signal, (base) => {
+      if (streaming && check!.fed !== base) streaming = false;
+      return streaming ? check : undefined;
+    });
+    meter.phase('verifying', desc.size);
+    await ing.verify();
+    if (check) {
+      if (streaming && check.fed === desc.size) await check.end();
+      else {
+        check.destroy();
+        await checkLayerFile(ing.path, desc.digest, layerCompression(desc.mediaType), signal ? { signal } : {});
+      }
+    }
+    await ing.sync();
+  } catch (e) {
+    check?.destroy();
+    if (e instanceof LayerRefusedError) await ing.discard().catch(() => {});
+    throw e;
+  }
+  return ing;
+}
+
+/** The transfer part of downloadBlob; `tapAt(offset)` gives the tap for a request continuing at `offset`. */
+async function fetchInto(
+  ing: ResumableIngest,
+  client: RegistryClient,
+  repo: string,
+  desc: Descriptor,
+  meter: BlobMeter,
+  attempts: number,
+  signal: AbortSignal | undefined,
+  tapAt: (offset: number) => IngestTap | undefined,
+): Promise<void> {
   let progressAt = -1;
   for (let attempt = 1; ; attempt++) {
     throwIfAborted(signal);
@@ -188,7 +238,7 @@ async function downloadBlob(
       await ing.reset();
       offset = 0;
     }
-    if (offset === desc.size) break;
+    if (offset === desc.size) return;
     // a transfer that keeps advancing is not failing: only attempts without progress count
     if (offset > progressAt) {
       if (progressAt >= 0) attempt = 1;
@@ -224,7 +274,7 @@ async function downloadBlob(
       base = 0;
     }
     try {
-      await ing.append(res.body, (n) => meter.bytes(n, base));
+      await ing.append(res.body, (n) => meter.bytes(n, base), tapAt(base));
       break;
     } catch (e) {
       if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
@@ -236,10 +286,6 @@ async function downloadBlob(
       throw e;
     }
   }
-  meter.phase('verifying', desc.size);
-  await ing.verify();
-  await ing.sync();
-  return ing;
 }
 
 /** Writes verified in-memory content to a synced ingest file, for placing once the pull is complete. */
@@ -383,7 +429,8 @@ export async function pullImage(target: OciStore | Promise<OciStore> | StoreOpen
               return;
             }
             meter.phase('waiting');
-            const ing = await downloadBlob(root, client, ref.repository, l, meter, session.retry.attempts, inner);
+            const check = new LayerCheck(l.digest, layerCompression(l.mediaType), { signal: inner });
+            const ing = await downloadBlob(root, client, ref.repository, l, meter, session.retry.attempts, inner, check);
             ingests.push(ing);
             meter.phase('done', l.size);
           }).catch((e: unknown) => {
