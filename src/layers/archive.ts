@@ -325,6 +325,9 @@ async function readBlob(
       await w.write(c);
       if (!check.write(c)) await new Promise<void>((r) => check.onceDrain(r));
     }
+    // A member that is not what its name says is reported as such, whatever it holds.
+    const actual = w.digest();
+    if (named && actual !== named) throw new DigestMismatchError(named, actual, w.offset, `archive entry ${name}:`);
     const verdict = await check.end().then(() => undefined, (e: unknown) => e);
     if (verdict instanceof LayerRefusedError && verdict.unsafe) {
       // Never placed: a later pull or load of an image with this layer must not find it stored.
@@ -333,13 +336,8 @@ async function readBlob(
       return;
     }
     if (verdict !== undefined && !(verdict instanceof LayerRefusedError)) throw verdict; // aborted
-    const digest = named ?? w.digest();
-    try {
-      await w.commit(w.offset, digest);
-    } catch (e) {
-      if (e instanceof DigestMismatchError) throw new DigestMismatchError(e.expected, e.actual, e.size, `archive entry ${name}:`);
-      throw e;
-    }
+    const digest = named ?? actual;
+    await w.commit(w.offset, digest);
     out.stored.set(name, { digest, size: w.offset });
     out.checked.set(digest, verdict ?? { compression: check.compression ?? 'none' });
   } catch (e) {
