@@ -702,7 +702,7 @@ async function removeBroken(root: string, err: BrokenContainerError, o: Lifecycl
   const { id } = err;
   if (!o.force) {
     const busy = err.process && (await isSameProcess(err.process.pid, err.process.startTime));
-    const pids = await (await Cgroup.open(id, { cgroupRoot: o.cgroupRoot })).pids().catch(() => []);
+    const pids = await groupPids(id, o);
     if (busy || pids.length > 0) throw new ContainerStateError(id, `container ${id.slice(0, 12)} (unreadable record) may still be running: use rm -f`);
   }
   await releaseById(root, id, o);
@@ -726,8 +726,8 @@ async function releaseById(root: string, id: string, o: LifecycleOptions, dir = 
 
 /** The host-wide part of releaseById: cgroup, port proxy, netns and veth. */
 async function releaseKernelById(id: string, o: LifecycleOptions): Promise<void> {
-  const cg = await Cgroup.open(id, { cgroupRoot: o.cgroupRoot });
-  if (await cg.exists()) {
+  const cg = await Cgroup.open(id, { cgroupRoot: o.cgroupRoot }).catch(() => undefined); // no cgroups on this host
+  if (cg && (await cg.exists())) {
     await cg.kill('SIGKILL');
     await cg.remove();
   }
@@ -751,6 +751,11 @@ async function killPortProxies(ids: Set<string>): Promise<void> {
       // gone meanwhile
     }
   }
+}
+
+/** The processes in container `id`'s cgroup (none when the host has no cgroups to look in). */
+async function groupPids(id: string, o: LifecycleOptions): Promise<number[]> {
+  return Cgroup.open(id, { cgroupRoot: o.cgroupRoot }).then((cg) => cg.pids(), () => []);
 }
 
 /** Whether `root` has anything of container `id`: its directory, or one being made or deleted. */
@@ -785,28 +790,41 @@ export interface Leftovers {
  */
 export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Promise<Leftovers> {
   const out: Leftovers = { containers: [], kernelObjects: [], snapshots: [] };
-  const dirs = await scanContainerDirs(root);
-  const drop = async (id: string, dir: string): Promise<void> => {
-    await releaseById(root, id, o, dir);
-    await rm(dir, { recursive: true, force: true });
-    await unclaimId(id, o.claimsDir);
-    out.containers.push(id);
+  // One leftover that cannot be removed does not keep the others: the first failure is thrown at
+  // the end, and what failed stays for the next prune.
+  let failure: unknown;
+  const attempt = async (fn: () => Promise<void>): Promise<void> => {
+    try {
+      await fn();
+    } catch (e) {
+      failure ??= e;
+    }
   };
+  const dirs = await scanContainerDirs(root);
+  const drop = (id: string, dir: string): Promise<void> =>
+    attempt(async () => {
+      await releaseById(root, id, o, dir);
+      await rm(dir, { recursive: true, force: true });
+      await unclaimId(id, o.claimsDir);
+      out.containers.push(id);
+    });
   for (const c of dirs.creating) {
     if (!(await isSameProcess(c.pid, c.startTime))) await drop(c.id, c.dir);
   }
   for (const id of dirs.removing) await drop(id, join(containersDir(root), `.removing-${id}`));
   for (const id of dirs.bare) await drop(id, containerDir(root, id));
   // Locks and half-written state files of processes that are gone.
-  await sweepLocks(containersDir(root));
-  for (const id of dirs.ids) await sweepTempFiles(containerDir(root, id));
+  await attempt(async () => void (await sweepLocks(containersDir(root))));
+  for (const id of dirs.ids) await attempt(async () => void (await sweepTempFiles(containerDir(root, id))));
   for (const b of (await readAllRecords(root)).broken) {
     if (b.process && (await isSameProcess(b.process.pid, b.process.startTime))) continue; // an earlier version creating it
-    if ((await (await Cgroup.open(b.id, { cgroupRoot: o.cgroupRoot })).pids().catch(() => [])).length > 0) continue; // rm -f decides
-    await releaseById(root, b.id, o);
-    await deleteContainerDir(root, b.id);
-    await unclaimId(b.id, o.claimsDir);
-    out.containers.push(b.id);
+    if ((await groupPids(b.id, o)).length > 0) continue; // rm -f decides
+    await attempt(async () => {
+      await releaseById(root, b.id, o);
+      await deleteContainerDir(root, b.id);
+      await unclaimId(b.id, o.claimsDir);
+      out.containers.push(b.id);
+    });
   }
 
   // Snapshots: listed before the directories are looked at again, so that a container created
@@ -818,10 +836,16 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
   });
   for (const key of keys) {
     if (await hasTrace(root, key.slice(4))) continue;
-    await sn.remove(key).then(
-      () => void out.snapshots.push(key),
-      () => {},
-    );
+    await attempt(async () => {
+      const gone = await sn.remove(key).then(
+        () => true,
+        (e: unknown) => {
+          if ((e as { code?: string }).code === 'NOT_FOUND') return false; // removed meanwhile
+          throw e;
+        },
+      );
+      if (gone) out.snapshots.push(key);
+    });
   }
 
   // Host-wide kernel objects, likewise listed before their owners are looked for.
@@ -835,11 +859,13 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
       if (await hasTrace(owner, id)) continue; // a container of its root, or being made or removed there
       // Processes of another root's container whose record is gone (a root moved or deleted
       // under running containers) are that root's owner's to deal with: only idle objects go.
-      if (owner !== resolve(root) && (await (await Cgroup.open(id, { cgroupRoot: o.cgroupRoot })).pids()).length > 0) continue;
+      if (owner !== resolve(root) && (await groupPids(id, o)).length > 0) continue;
       // Its snapshot, if any, is in that root's store: this root's went above, another's is left to it.
-      await releaseKernelById(id, o).catch(() => {});
-      await unclaimId(id, o.claimsDir);
-      out.kernelObjects.push(id);
+      await attempt(async () => {
+        await releaseKernelById(id, o);
+        await unclaimId(id, o.claimsDir);
+        out.kernelObjects.push(id);
+      });
       continue;
     }
     // Unclaimed: made by an earlier version, for this root or another. Only what cannot be in use
@@ -856,12 +882,13 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
     }
     const g = groups.get(id);
     if (g && Date.now() - g.createdMs > UNCLAIMED_GROUP_AGE_MS && !existsSync(net.netnsPathOf(id)) && !(await hasTrace(root, id))) {
-      const cg = await Cgroup.open(id, { cgroupRoot: o.cgroupRoot });
       // rmdir refuses a group that has processes, so a group in use is never taken.
-      if ((await cg.pids()).length === 0) removed = (await cg.remove({ timeoutMs: 0 }).then(() => true, () => false)) || removed;
+      const cg = await Cgroup.open(id, { cgroupRoot: o.cgroupRoot }).catch(() => undefined);
+      if (cg && (await groupPids(id, o)).length === 0) removed = (await cg.remove({ timeoutMs: 0 }).then(() => true, () => false)) || removed;
     }
     if (removed) out.kernelObjects.push(id);
   }
+  if (failure !== undefined) throw failure;
   return out;
 }
 
