@@ -281,20 +281,16 @@ export class OverlaySnapshotter implements Snapshotter {
       if (r.id !== cur.id) throw new SnapshotStateError(key, 'changed while it was being committed');
       // A committed snapshot outlives the lease its active one was made under.
       delete r.labels[LEASE_LABEL];
-      // The init layer and overlay's scratch space are never part of a committed snapshot: they
-      // are moved out before the metadata says committed, so a crash cannot leave them in one.
+      await o.lease?.add({ snapshots: [name] });
+      await save();
+      // The init layer and overlay's scratch space are not part of a committed snapshot: moved
+      // out at once (a crash just before leaves them unused in it, until the next prune).
       const moved: string[] = [];
       for (const sub of ['init', 'work']) {
         const dest = join(this.root, `rm-${r.id}-${sub}-${randomBytes(4).toString('hex')}`);
-        await rename(join(this.dirOf(r.id), sub), dest).then(
-          () => moved.push(dest),
-          (e: NodeJS.ErrnoException) => {
-            if (e.code !== 'ENOENT') throw e;
-          },
-        );
+        // (Committed already: a failure here only leaves them for prune.)
+        await rename(join(this.dirOf(r.id), sub), dest).then(() => moved.push(dest), () => {});
       }
-      await o.lease?.add({ snapshots: [name] });
-      await save();
       return moved;
     }, { signal: o.signal });
     for (const t of trash) await rm(t, { recursive: true, force: true }).catch(() => {});
@@ -362,11 +358,23 @@ export class OverlaySnapshotter implements Snapshotter {
 
   /**
    * Removes the lock files (metadata, per-layer unpack locks: owner files, stale locks) and
-   * metadata temp files that dead processes left.
+   * metadata temp files that dead processes left, and scratch dirs left in committed snapshots.
    */
   async sweep(): Promise<string[]> {
     const removed = [...(await sweepLocks(this.root)), ...(await sweepTempFiles(this.root))];
     for (const n of await sweepLocks(join(this.root, 'unpack'))) removed.push(`unpack/${n}`);
+    // What a commit killed between saving and moving them out left in a committed snapshot.
+    const doc = await this.meta.read();
+    for (const r of Object.values(doc.snapshots)) {
+      if (r.kind !== 'committed') continue;
+      for (const sub of ['init', 'work']) {
+        const p = join(this.dirOf(r.id), sub);
+        if (await lstat(p).then(() => true, () => false)) {
+          await rm(p, { recursive: true, force: true });
+          removed.push(`snapshots/${r.id}/${sub}`);
+        }
+      }
+    }
     return removed;
   }
 

@@ -6,8 +6,9 @@
  * present (an index's present platform manifests too); snapshot metadata parses, every record has
  * its directory (`fs`, plus `work` for an active one; none of `work`/`init` for a committed one),
  * parents exist and are committed, ids are unique and below `nextId`. Leftovers that are invisible
- * by design (an unknown `snapshots/<id>`, `new-*`/`rm-*` dirs, ingest and temp files) are allowed
- * here: `checkClean` is for after a prune, when no leftover of a dead process may remain.
+ * by design (an unknown `snapshots/<id>`, `new-*`/`rm-*` dirs, `work`/`init` in a committed
+ * snapshot, ingest and temp files) are allowed here: `checkClean` is for after a prune, when no
+ * leftover of a dead process may remain.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -103,9 +104,7 @@ export async function checkStore(root: string): Promise<string[]> {
         if (!(await exists(join(dir, 'fs')))) problems.push(`snapshot ${key} (${r.kind}): ${dir}/fs missing`);
         if (r.kind === 'active' && !(await exists(join(dir, 'work')))) problems.push(`active snapshot ${key}: work dir missing`);
         if (r.kind === 'active' && r.init && !(await exists(join(dir, 'init')))) problems.push(`active snapshot ${key}: init dir missing`);
-        if (r.kind === 'committed') {
-          for (const sub of ['work', 'init']) if (await exists(join(dir, sub))) problems.push(`committed snapshot ${key}: has ${sub}/`);
-        }
+
         if (r.parent !== undefined) {
           const p = doc.snapshots[r.parent];
           if (!p) problems.push(`snapshot ${key}: parent ${r.parent} missing`);
@@ -146,6 +145,10 @@ export async function checkClean(root: string): Promise<string[]> {
     | undefined;
   const ids = new Set(Object.values(meta?.snapshots ?? {}).map((r) => String(r.id)));
   for (const n of await list(join(root, 'overlay', 'snapshots'))) if (!ids.has(n)) problems.push(`overlay/snapshots/${n} unknown to the metadata`);
+  for (const [key, r] of Object.entries(meta?.snapshots ?? {})) {
+    if (r.kind !== 'committed') continue;
+    for (const sub of ['work', 'init']) if (await exists(join(root, 'overlay', 'snapshots', String(r.id), sub))) problems.push(`committed snapshot ${key}: has ${sub}/`);
+  }
   for (const [key, r] of Object.entries(meta?.snapshots ?? {})) {
     if (r.kind !== 'committed' && (/^(build|unpack)-/.test(key) || r.labels['imgbuild.lease'] !== undefined)) problems.push(`${r.kind} snapshot ${key} of a dead process left`);
   }

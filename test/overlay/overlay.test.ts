@@ -453,7 +453,7 @@ describe('overlay snapshotter specifics', () => {
     expect((await pruneSnapshots(sn, new Set(), { storeRoot: store.root })).removed).toEqual(['a']);
   });
 
-  it('a committed snapshot never holds the work and init dirs of its active one', async () => {
+  it('a committed snapshot keeps no work and init dirs of its active one; prune sweeps those a killed commit left', async () => {
     const lease = new Lease(store.root);
     await sn.prepare('w', undefined, { lease, init: { files: ['/etc/hosts'], dirs: ['/proc'] } });
     await sn.commit('c', 'w', { lease });
@@ -462,6 +462,12 @@ describe('overlay snapshotter specifics', () => {
     expect(meta.snapshots.c!.labels).toEqual({}); // the lease label stays with the active snapshot
     expect((await readdir(sn.root)).filter((n) => n.startsWith('rm-'))).toEqual([]);
     await lease.release();
+    // What a commit killed before moving them out leaves is swept by prune.
+    const dir = join(sn.snapshotsDir, String(meta.snapshots.c!.id));
+    await mkdir(join(dir, 'work', 'work'), { recursive: true });
+    await mkdir(join(dir, 'init', 'etc'), { recursive: true });
+    expect((await sn.sweep()).sort()).toEqual([`snapshots/${meta.snapshots.c!.id}/init`, `snapshots/${meta.snapshots.c!.id}/work`]);
+    expect(await readdir(dir)).toEqual(['fs']);
   });
 
   it('a probe killed with its test mount in place is unmounted and removed on open', async () => {
