@@ -50,7 +50,7 @@ import {
   type ExitStatus,
   type HostConfig,
 } from './record.js';
-import { claimId, claimOf, unclaimId } from './claims.js';
+import { claimId, claimOf, DEFAULT_CLAIMS_DIR, unclaimId } from './claims.js';
 import { hostsFile } from './spec.js';
 import { overlayRoot, snapshotKey, specPath } from './create.js';
 
@@ -852,7 +852,11 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
   const net = await import('../runner/network.js');
   const groups = await listGroups({ cgroupRoot: o.cgroupRoot }).catch(() => new Map<string, { createdMs: number }>());
   const proxies = await findProxies();
-  const ids = new Set([...groups.keys(), ...(await net.listNetnsIds()), ...proxies.map((p) => p.id)].filter((id) => /^[0-9a-f]{64}$/.test(id)));
+  // A host veth names only 12 hex digits of its id: it is matched against the claims.
+  const veths = (await readdir('/sys/class/net').catch(() => [] as string[])).map((n) => /^ib([0-9a-f]{12})$/.exec(n)?.[1]).filter(Boolean);
+  const claimed = veths.length > 0 ? await readdir(o.claimsDir ?? DEFAULT_CLAIMS_DIR).catch(() => [] as string[]) : [];
+  const vethIds = claimed.filter((id) => veths.includes(id.slice(0, 12)));
+  const ids = new Set([...groups.keys(), ...(await net.listNetnsIds()), ...proxies.map((p) => p.id), ...vethIds].filter((id) => /^[0-9a-f]{64}$/.test(id)));
   for (const id of ids) {
     const owner = await claimOf(id, o.claimsDir);
     if (owner !== undefined) {
