@@ -446,13 +446,33 @@ export class OciStore implements ImageStore {
    * runs, so an index entry never names a missing blob.
    */
   async requireComplete(desc: Pick<Descriptor, 'digest' | 'size' | 'mediaType'>, depth = 0): Promise<void> {
+    if (!(await this.present(desc.digest))) throw new BlobNotFoundError(desc.digest);
     const doc = JSON.parse((await this.read(desc)).toString('utf8')) as Manifest & Index;
     if (Array.isArray(doc.manifests) && depth < 4) {
       for (const m of doc.manifests) if (await this.info(m.digest)) await this.requireComplete(m, depth + 1);
     }
     for (const b of [...(doc.config ? [doc.config] : []), ...(Array.isArray(doc.layers) ? doc.layers : [])]) {
-      if (!(await this.info(b.digest))) throw new BlobNotFoundError(b.digest);
+      if (!(await this.present(b.digest))) throw new BlobNotFoundError(b.digest);
     }
+  }
+
+  /**
+   * Whether blob `d` is there, putting it back first if a gc killed while it had it hidden took
+   * it (a leased blob the next gc would restore; a tag must not wait for that). Index lock held.
+   */
+  private async present(d: Digest): Promise<boolean> {
+    if (await this.info(d)) return true;
+    const ingest = join(this.root, 'ingest');
+    for (const n of await readdir(ingest).catch(() => [] as string[])) {
+      const m = /^(\d+)-gc-/.exec(n);
+      if (!m || isProcessAlive(Number(m[1]))) continue;
+      const p = join(ingest, n, `${algorithmOf(d)}-${hexOf(d)}`);
+      if (await stat(p).then(() => true, () => false)) {
+        await this.unhide(p, d);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Digests reachable from a manifest or index (itself included), read from the store. */

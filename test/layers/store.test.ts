@@ -284,10 +284,17 @@ describe('leases', () => {
     for (const d of [a, b]) await rename(join(store.root, 'blobs', 'sha256', d.digest.slice(7)), join(hidden, d.digest.replace(':', '-')));
     const other = await OciStore.open(store.root);
     await other.lease.add({ blobs: [a.digest] });
+    // A tag needing one puts it back at once.
+    const m = await store.put(Buffer.from(JSON.stringify({ schemaVersion: 2, layers: [b] })), MediaTypes.OCI_MANIFEST);
+    await store.tag('docker.io/library/needs-b:1', m);
+    expect((await blobFiles(store)).sort()).toEqual([b.digest.slice(7), m.digest.slice(7)].sort());
+    await store.untag('docker.io/library/needs-b:1');
+    await store.release();
+    await rename(join(store.root, 'blobs', 'sha256', b.digest.slice(7)), join(hidden, b.digest.replace(':', '-')));
     const r = await store.gc();
     expect(await blobFiles(store)).toEqual([a.digest.slice(7)]);
     expect(await ingestFiles(store)).toEqual([]);
-    expect(r.removed).toEqual([]);
+    expect(r.removed).toEqual([m.digest]);
     await other.release();
   });
 
