@@ -191,6 +191,24 @@ describe('imgbuild load refuses a hostile image before tagging it', () => {
     }
   });
 
+  it('a small layer of a legacy docker-archive (kept in memory, <id>/layer.tar) is checked too', async () => {
+    const src = join(tmp.dir, 'src');
+    const img = await storeImage(src, 'docker.io/library/evil:1', [fixtureTar('hardlink-absolute-escape')], { compression: 'none' });
+    const arc = join(tmp.dir, 'evil.tar');
+    expect((await runCli(['save', '--format', 'docker', '-o', arc, 'evil:1'], { root: src })).code).toBe(0);
+    const hex = img.layers[0]!.digest.slice(7);
+    const x = join(tmp.dir, 'x');
+    const script = `mkdir ${x} && tar -C ${x} -xf ${arc} && cd ${x} && mkdir ${hex} && mv blobs/sha256/${hex} ${hex}/layer.tar && sed -i 's#blobs/sha256/${hex}#${hex}/layer.tar#' manifest.json && tar -cf ../legacy.tar *`;
+    expect(spawnSync('sh', ['-c', script], { encoding: 'utf8' }).stderr).toBe('');
+    const dest = join(tmp.dir, 'dest');
+    const r = await runCli(['load', '-i', join(tmp.dir, 'legacy.tar')], { root: dest });
+    expectOneLineError(r, new RegExp(`^imgbuild: INVALID_ARGUMENT: layer ${hex}/layer\\.tar refused: refused tar entry "hl": hard link target "/\\.\\./\\.\\./etc/passwd" leads outside the root$`));
+    await inStore(dest, async (s) => {
+      expect(await s.list()).toEqual([]);
+      expect(await s.info(img.layers[0]!.digest)).toBeUndefined();
+    });
+  });
+
   it('tags none of an archive\'s images when one of them is hostile', async () => {
     const src = join(tmp.dir, 'src');
     await ensureBusybox(src);
