@@ -8,6 +8,7 @@
  *
  * A run the timer did not catch must have succeeded: a failure there is a store a previous kill
  * broke. Nothing here depends on where a kill lands, only on what every kill must leave behind.
+ * IMGBUILD_CRASH_SCALE=N multiplies the kill points, for a longer hunt by hand.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -26,6 +27,7 @@ let root: string;
 let reg: TestRegistry;
 let ctx: string;
 let archive: string;
+const SCALE = Math.max(1, Number(process.env.IMGBUILD_CRASH_SCALE ?? 1) || 1);
 /** Kill points tried, per command (reported at the end). */
 const tried: Record<string, { killed: number; finished: number }> = {};
 
@@ -104,7 +106,8 @@ async function freshCommands(): Promise<void> {
  * Runs `args()` once in full (it must succeed; its time sets the spread), then `points` times
  * killed at delays spread evenly over that time, with `before()` setting up each run.
  */
-async function killLoop(name: string, points: number, before: (i: number) => Promise<void>, args: (i: number) => string[]): Promise<void> {
+async function killLoop(name: string, basePoints: number, before: (i: number) => Promise<void>, args: (i: number) => string[]): Promise<void> {
+  const points = basePoints * SCALE;
   tried[name] = { killed: 0, finished: 0 };
   await before(0);
   const t0 = Date.now();
@@ -173,17 +176,17 @@ describe('SIGKILL at any moment leaves a store the next command can use', () => 
       },
       (i) => ['build', '-q', '--build-arg', `N=${i}-${Date.now()}`, ctx],
     );
-  }, 120_000);
+  }, 120_000 * SCALE);
 
   it('tag', async () => {
     await killLoop('tag', 6, async () => {}, (i) => ['tag', 'busybox', `tagged:${i}`]);
-  }, 60_000);
+  }, 60_000 * SCALE);
 
   it('push (compress, upload)', async () => {
     // The prune after each kill takes the compressed layers (no image names them), so every push
     // compresses again; a new repository each time makes it upload.
     await killLoop('push', 8, async () => {}, (i) => ['push', 'big:1', `${reg.host}/pushed${i}:1`]);
-  }, 90_000);
+  }, 90_000 * SCALE);
 
   it('pull (download, place, tag)', async () => {
     const ref = `${reg.host}/big:1`;
@@ -196,7 +199,7 @@ describe('SIGKILL at any moment leaves a store the next command can use', () => 
       },
       () => ['pull', '-q', ref],
     );
-  }, 90_000);
+  }, 90_000 * SCALE);
 
   it('load', async () => {
     await killLoop(
@@ -209,11 +212,11 @@ describe('SIGKILL at any moment leaves a store the next command can use', () => 
       },
       () => ['load', '-q', '-i', archive],
     );
-  }, 90_000);
+  }, 90_000 * SCALE);
 
   it('rmi', async () => {
     await killLoop('rmi', 8, async () => void (await cli(['load', '-q', '-i', archive])), () => ['rmi', 'big:1']);
-  }, 90_000);
+  }, 90_000 * SCALE);
 
   it('prune (images, blobs, snapshots)', async () => {
     await killLoop(
@@ -228,5 +231,5 @@ describe('SIGKILL at any moment leaves a store the next command can use', () => 
       },
       () => ['prune'],
     );
-  }, 90_000);
+  }, 90_000 * SCALE);
 });
