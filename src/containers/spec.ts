@@ -130,23 +130,8 @@ export function parsePublish(p: string): PortBinding {
   return { hostIp: '127.0.0.1', hostPort, containerPort, protocol: 'tcp' };
 }
 
-const RLIMIT_NAMES: Record<string, string> = {
-  core: 'RLIMIT_CORE', cpu: 'RLIMIT_CPU', data: 'RLIMIT_DATA', fsize: 'RLIMIT_FSIZE', locks: 'RLIMIT_LOCKS',
-  memlock: 'RLIMIT_MEMLOCK', msgqueue: 'RLIMIT_MSGQUEUE', nice: 'RLIMIT_NICE', nofile: 'RLIMIT_NOFILE',
-  nproc: 'RLIMIT_NPROC', rss: 'RLIMIT_RSS', rtprio: 'RLIMIT_RTPRIO', rttime: 'RLIMIT_RTTIME',
-  sigpending: 'RLIMIT_SIGPENDING', stack: 'RLIMIT_STACK',
-};
-
-/** `--ulimit nofile=1024[:2048]`. */
-export function parseUlimit(u: string): Rlimit {
-  const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(u);
-  const type = m && RLIMIT_NAMES[m[1]!];
-  if (!m || !type) throw new InvalidArgumentError(`invalid --ulimit ${JSON.stringify(u)}: expected name=soft[:hard]`);
-  const soft = Number(m[2]);
-  const hard = m[3] === undefined ? soft : Number(m[3]);
-  if (soft > hard && hard >= 0) throw new InvalidArgumentError(`--ulimit ${u}: soft limit above hard limit`);
-  return { type, soft, hard };
-}
+/** `--ulimit name=soft[:hard]`: parsed with the other limits (runner/limits.ts). */
+export { parseUlimit } from '../runner/limits.js';
 
 export interface SpecInput {
   argv: string[];

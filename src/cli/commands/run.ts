@@ -4,9 +4,11 @@
  * command that cannot be executed 126, one that is not found 127 (Docker's convention).
  */
 import type { Command } from 'commander';
+import { availableParallelism } from 'node:os';
 import { Writable } from 'node:stream';
 import type { CliContext } from '../context.js';
 import { ExitError, ImgbuildError, InvalidArgumentError, isImgbuildError } from '../../errors.js';
+import { parseCpus, parseMemoryLimit, parsePidsLimit, parseUlimit } from '../../runner/limits.js';
 
 export const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -172,17 +174,32 @@ export default function register(program: Command, ctx: CliContext): void {
     });
 }
 
-export function parseNumberFlag(name: string, v: string | undefined, o: { integer?: boolean; min?: number } = {}): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || (o.integer && !Number.isInteger(n)) || n < (o.min ?? 0)) {
-    throw new InvalidArgumentError(`invalid ${name} ${JSON.stringify(v)}`);
-  }
-  return n;
+/** The resource limits of `run`, each parsed once (runner/limits.ts); undefined where not limited. */
+export interface RunLimits {
+  memory: number | undefined;
+  cpus: number | undefined;
+  pidsLimit: number | undefined;
+}
+
+export function parseRunLimits(f: Pick<RunFlags, 'memory' | 'cpus' | 'pidsLimit' | 'ulimit'>, cpusAvailable: number): RunLimits {
+  const limits: RunLimits = {
+    memory: f.memory === undefined ? undefined : parseMemoryLimit(f.memory, '--memory'),
+    cpus: f.cpus === undefined ? undefined : parseCpus(f.cpus, cpusAvailable, '--cpus'),
+    pidsLimit: f.pidsLimit === undefined ? undefined : parsePidsLimit(f.pidsLimit, '--pids-limit'),
+  };
+  // Checked here too, so that a bad --ulimit fails before a cgroup or network is made.
+  for (const u of f.ulimit) parseUlimit(u);
+  return limits;
 }
 
 async function runFromCli(ctx: CliContext, image: string, command: string[], f: RunFlags): Promise<void> {
   if (f.detach && f.interactive) throw withRunStatus(new InvalidArgumentError('-d cannot be combined with -i (there is no terminal to attach)'));
+  let limits: RunLimits;
+  try {
+    limits = parseRunLimits(f, availableParallelism());
+  } catch (e) {
+    throw withRunStatus(e);
+  }
   const runtime = f.runtime ?? 'imgbuild';
   if (runtime !== 'imgbuild' && runtime !== 'runc') throw withRunStatus(new InvalidArgumentError(`unknown --runtime ${runtime}: use imgbuild or runc`));
   if (runtime === 'runc' && f.detach) throw withRunStatus(new ImgbuildError('NOT_IMPLEMENTED', '--runtime runc runs in the foreground only (-d is not available)'));
@@ -190,11 +207,10 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   // The store opens while the modules load; the modules load side by side.
   const storeP = ctx.store();
   storeP.catch(() => {}); // awaited below
-  const [{ abandonCreate, beginCreate, createContainer, defaultNetworkMode, overlayRoot }, lc, { newContainerId }, { parseMemory }, { OverlaySnapshotter }] = await Promise.all([
+  const [{ abandonCreate, beginCreate, createContainer, defaultNetworkMode, overlayRoot }, lc, { newContainerId }, { OverlaySnapshotter }] = await Promise.all([
     import('../../containers/create.js'),
     import('../../containers/lifecycle.js'),
     import('../../containers/ids.js'),
-    import('../../runner/cgroups.js'),
     import('../../overlay/overlay.js'),
   ]);
   const root = ctx.root();
@@ -219,13 +235,11 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
     let kernel: ReturnType<typeof lc.createKernelObjects> | undefined;
     try {
       kernel = lc.createKernelObjects(root, preId, {
-        memory: f.memory === undefined ? undefined : parseMemory(f.memory),
-        cpus: parseNumberFlag('--cpus', f.cpus),
-        pidsLimit: parseNumberFlag('--pids-limit', f.pidsLimit, { integer: true, min: 1 }),
+        ...limits,
         networkMode: defaultNetworkMode(f.network as 'none' | 'host' | 'bridge' | undefined, f.publish.length),
       });
     } catch {
-      kernel = undefined; // bad flags: createContainer reports them
+      kernel = undefined; // a bad --network: createContainer reports it
     }
     kernel?.catch(() => {}); // observed below; avoid an unhandled rejection meanwhile
     let rec;
@@ -245,9 +259,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
         hostname: f.hostname,
         network: f.network as 'none' | 'host' | 'bridge' | undefined,
         publish: f.publish,
-        memory: f.memory === undefined ? undefined : parseMemory(f.memory),
-        cpus: parseNumberFlag('--cpus', f.cpus),
-        pidsLimit: parseNumberFlag('--pids-limit', f.pidsLimit, { integer: true, min: 1 }),
+        ...limits,
         interactive: f.interactive,
         tty: f.tty,
         entrypoint: f.entrypoint,
