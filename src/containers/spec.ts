@@ -7,7 +7,7 @@ import { readFile, mkdir, stat } from 'node:fs/promises';
 import { isAbsolute, posix, resolve } from 'node:path';
 import type { ContainerConfig } from '../layers/types.js';
 import type { Mount, Rlimit, SandboxSpec } from '../runner/spec.js';
-import { InvalidArgumentError } from '../errors.js';
+import { fromSystemError, InvalidArgumentError } from '../errors.js';
 import { CAPABILITIES, DEFAULT_CAPABILITIES as RUNNER_DEFAULT_CAPABILITIES, normalizeCapability } from '../runner/capabilities.js';
 import type { BindSpec, PortBinding } from './record.js';
 import { ContainerStartError } from './errors.js';
@@ -81,7 +81,7 @@ export async function readEnvFile(path: string, hostEnv: NodeJS.ProcessEnv): Pro
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new InvalidArgumentError(`reading --env-file ${path}: ${(e as Error).message}`, { cause: e });
+    throw new InvalidArgumentError(`--env-file: ${fromSystemError(e)?.message ?? (e as Error).message}`, { cause: e });
   }
   const lines = text.split(/\r?\n/).map((l) => l.replace(/^\s+/, '')).filter((l) => l !== '' && !l.startsWith('#'));
   return resolveEnvFlags(lines, hostEnv);
