@@ -75,3 +75,37 @@ export class AbortedError extends ImgbuildError {
 export function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
 }
+
+/** What an errno name means in the codes above (containerd's errdefs map them alike). */
+const ERRNO_CODES: Readonly<Record<string, ErrorCode>> = {
+  ENOENT: 'NOT_FOUND', ENOTFOUND: 'NOT_FOUND', ESRCH: 'NOT_FOUND', ENXIO: 'NOT_FOUND', ENODEV: 'NOT_FOUND',
+  EEXIST: 'ALREADY_EXISTS',
+  ENOTDIR: 'INVALID_ARGUMENT', EISDIR: 'INVALID_ARGUMENT', EINVAL: 'INVALID_ARGUMENT', ELOOP: 'INVALID_ARGUMENT',
+  ENAMETOOLONG: 'INVALID_ARGUMENT', EXDEV: 'INVALID_ARGUMENT', EBADF: 'INVALID_ARGUMENT',
+  EACCES: 'PERMISSION_DENIED', EPERM: 'PERMISSION_DENIED', EROFS: 'PERMISSION_DENIED',
+  ENOTEMPTY: 'FAILED_PRECONDITION', EBUSY: 'FAILED_PRECONDITION', ETXTBSY: 'FAILED_PRECONDITION',
+  ENOSPC: 'UNAVAILABLE', EDQUOT: 'UNAVAILABLE', EMFILE: 'UNAVAILABLE', ENFILE: 'UNAVAILABLE', ENOMEM: 'UNAVAILABLE',
+  EIO: 'UNAVAILABLE', EAGAIN: 'UNAVAILABLE', ECONNREFUSED: 'UNAVAILABLE', ECONNRESET: 'UNAVAILABLE',
+  ETIMEDOUT: 'UNAVAILABLE', EPIPE: 'UNAVAILABLE', EHOSTUNREACH: 'UNAVAILABLE', ENETUNREACH: 'UNAVAILABLE', EAI_AGAIN: 'UNAVAILABLE',
+  ENOSYS: 'NOT_IMPLEMENTED', EOPNOTSUPP: 'NOT_IMPLEMENTED', ENOTSUP: 'NOT_IMPLEMENTED',
+};
+
+/**
+ * A Node system error (from fs, net or child_process: it has an errno `code` and a `syscall`) as
+ * an ImgbuildError with the matching code, or an abort as AbortedError; undefined for anything
+ * else. Node's message repeats the errno name (`ENOENT: no such file or directory, open '/x'`);
+ * the result reads `open /x: no such file or directory`.
+ */
+export function fromSystemError(e: unknown): ImgbuildError | undefined {
+  const err = e as (NodeJS.ErrnoException & { dest?: string }) | null | undefined;
+  if (typeof err !== 'object' || err === null) return undefined;
+  if (err.name === 'AbortError' || err.code === 'ABORT_ERR') return new AbortedError('operation aborted', { cause: e });
+  if (typeof err.code !== 'string' || typeof err.syscall !== 'string' || typeof err.message !== 'string') return undefined;
+  let message = err.message.startsWith(`${err.code}: `) ? err.message.slice(err.code.length + 2) : err.message;
+  const tail = `, ${err.syscall}${err.path !== undefined ? ` '${err.path}'` : ''}${err.dest !== undefined ? ` -> '${err.dest}'` : ''}`;
+  if (message.endsWith(tail)) {
+    const what = [err.syscall, err.path, err.dest !== undefined ? `-> ${err.dest}` : undefined].filter((x) => x !== undefined).join(' ');
+    message = `${what}: ${message.slice(0, -tail.length)}`;
+  }
+  return new ImgbuildError(ERRNO_CODES[err.code] ?? 'FAILED_PRECONDITION', message, { cause: e });
+}

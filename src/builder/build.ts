@@ -4,7 +4,7 @@
  * the store (uncompressed layers unless `compression` says otherwise), tag it, and optionally
  * export it (src/layers/archive.ts: an OCI layout dir, an OCI layout tar or a docker-archive).
  */
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import pLimit from 'p-limit';
@@ -17,7 +17,7 @@ import type { Digest } from '../layers/digest.js';
 import { loadImage, writeImage } from '../layers/image.js';
 import { formatReference, parseReference } from '../layers/reference.js';
 import type { OverlaySnapshotter } from '../overlay/overlay.js';
-import { ImgbuildError, InvalidArgumentError, throwIfAborted } from '../errors.js';
+import { ImgbuildError, InvalidArgumentError, NotFoundError, throwIfAborted } from '../errors.js';
 import { BuildError } from './errors.js';
 import type { Stage } from './instructions.js';
 import { buildStageGraph, findStageRef } from './stages.js';
@@ -102,18 +102,38 @@ async function removeStaleTmp(base: string): Promise<void> {
   }
 }
 
+/** The context must be a directory: say so in one line rather than fail on the first read in it. */
+async function checkContextDir(dir: string): Promise<void> {
+  const st = await stat(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new NotFoundError(`build context ${JSON.stringify(dir)} not found`, { cause: e });
+    throw e;
+  });
+  if (!st.isDirectory()) throw new InvalidArgumentError(`build context ${JSON.stringify(dir)} is not a directory`);
+}
+
+async function readDockerfile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new NotFoundError(`Dockerfile ${JSON.stringify(path)} not found`, { cause: e });
+    if (code === 'EISDIR') throw new InvalidArgumentError(`Dockerfile ${JSON.stringify(path)} is a directory`, { cause: e });
+    throw e;
+  }
+}
+
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   // Tmp dirs under the root become bind-mount sources in the sandbox, whose cwd is not ours:
   // a relative `--root` is resolved once, here.
   const o: BuildOptions = { ...opts, root: resolve(opts.root) };
   const signal = o.signal;
-  const store = await OciStore.open(o.root);
   const reporter = o.reporter ?? NOOP_REPORTER;
   const dockerfilePath = o.dockerfile ?? (o.contextDir ? join(o.contextDir, 'Dockerfile') : undefined);
+  if (o.contextDir !== undefined) await checkContextDir(o.contextDir);
   let text = o.dockerfileText;
   if (text === undefined) {
     if (!dockerfilePath) throw new InvalidArgumentError('no Dockerfile given');
-    text = await readFile(dockerfilePath, 'utf8');
+    text = await readDockerfile(dockerfilePath);
   }
   const { parseDockerfile } = await import('./parse.js');
   const df = parseDockerfile(text, dockerfilePath ? { file: dockerfilePath } : {});
@@ -124,6 +144,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // Meta ARGs, the target and the stages it needs (throws StageNotFoundError for an unknown target).
   const graph = buildStageGraph(df, { buildArgs, platform, ...(o.target !== undefined ? { target: o.target } : {}) });
   const metaArgs = graph.meta;
+  // Opened once the Dockerfile is known good: a build that cannot start leaves no store behind.
+  const store = await OciStore.open(o.root);
 
   const tmpBase = tmpBaseOf(o.root);
   await removeStaleTmp(tmpBase);

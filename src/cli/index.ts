@@ -44,7 +44,6 @@ export function buildProgram(ctx: CliContext, setRoot: (root: string | undefined
     .description('daemonless container image builder and runner')
     .version('0.1.0')
     .option('--root <dir>', 'store root (default: $IMGBUILD_ROOT, /var/lib/imgbuild as root, else $XDG_DATA_HOME/imgbuild)')
-    .showHelpAfterError()
     .exitOverride()
     // Options after a command's operands belong to the container's command (`run busybox sh -c`,
     // `exec ctr ls -l`): those commands pass them through, which needs positional options here.
@@ -52,6 +51,8 @@ export function buildProgram(ctx: CliContext, setRoot: (root: string | undefined
     .configureOutput({
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
+      // Usage errors reach main.ts, which prints them as one line like every other error.
+      outputError: () => {},
     });
   program.hook('preAction', (thisCommand) => {
     setRoot(thisCommand.opts<{ root?: string }>().root);

@@ -1,20 +1,50 @@
 #!/usr/bin/env node
 /**
- * The CLI entry point and the only place that formats errors and exits.
+ * The CLI entry point and the only place that formats errors and exits. Every error is one line,
+ * `imgbuild: CODE: message` (an INTERNAL one, a bug, is followed by its stack).
  * Exit codes: the command's own status via ExitError; 1 for imgbuild errors; 2 for usage errors;
- * 125 is reserved for `run` failures of imgbuild itself (the run command maps those).
+ * 125 for `run` and `exec` failures of imgbuild itself, usage errors included (their other
+ * statuses are the program's), as Docker does.
  */
-import { ExitError, isImgbuildError, type ImgbuildError } from '../errors.js';
+import { ExitError, fromSystemError, isImgbuildError, type ImgbuildError } from '../errors.js';
 import type { CliContext } from './context.js';
 
+/** What to do about some codes, said at the end of the error's line. */
 const HINTS: Partial<Record<ImgbuildError['code'], string>> = {
-  PERMISSION_DENIED: 'hint: run as root, or set up a user namespace (subuid/subgid) for rootless use',
-  UNAUTHORIZED: 'hint: log in with `imgbuild login <registry>`',
+  PERMISSION_DENIED: 'run as root, or set up a user namespace (subuid/subgid) for rootless use',
+  UNAUTHORIZED: 'log in with `imgbuild login <registry>`',
 };
 
 function describe(e: ImgbuildError): string {
   const extra = (e as unknown as { location?: string }).location;
-  return `${e.code}: ${e.message}${extra ? ` (${extra})` : ''}`;
+  const hint = HINTS[e.code];
+  return `${e.code}: ${e.message}${extra ? ` (${extra})` : ''}${hint ? ` (hint: ${hint})` : ''}`;
+}
+
+/** Commands whose exit status is their program's: their own failures exit 125. */
+const PROGRAM_STATUS_COMMANDS: ReadonlySet<string> = new Set(['run', 'exec']);
+
+/** Writes one error (its line; an INTERNAL one's stack after it) and returns the exit status. */
+function report(e: unknown): number {
+  const err = isImgbuildError(e) ? e : fromSystemError(e);
+  if (!err) {
+    const stack = (e as Error | undefined)?.stack;
+    process.stderr.write(`imgbuild: INTERNAL: ${(e as Error | undefined)?.message ?? String(e)}\n${stack ?? ''}\nThis is a bug in imgbuild; please report it with the output above.\n`);
+    return 1;
+  }
+  process.stderr.write(`imgbuild: ${describe(err)}\n`);
+  if (err.code === 'INTERNAL') process.stderr.write(`${err.stack ?? ''}\nThis is a bug in imgbuild; please report it with the output above.\n`);
+  return (err as unknown as { exitCode?: number }).exitCode ?? (e as { exitCode?: number }).exitCode ?? 1;
+}
+
+/**
+ * A usage error from the option parser, on one line like every other error: commander's own text
+ * (`error: unknown option '--x'`, a suggestion on a second line) without its prefix, and where to
+ * read the usage instead of the whole help text.
+ */
+function usageLine(message: string, command: string | undefined): string {
+  const text = message.replace(/^error: /, '').split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+  return `imgbuild: INVALID_ARGUMENT: ${text} (see 'imgbuild ${command ? `${command} ` : ''}--help')`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -55,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
     signal: controller.signal,
     isTTY: Boolean(process.stdout.isTTY),
   };
-  const { buildProgram, CommanderError } = await import('./index.js');
+  const { buildProgram, commandsFor, CommanderError } = await import('./index.js');
   const program = buildProgram(ctx, (r) => {
     root = r;
   });
@@ -66,22 +96,15 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof ExitError) return e.exitCode;
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
-      return e.exitCode === 0 ? 0 : 2;
+      if (e.exitCode === 0) return 0;
+      const command = commandsFor(argv.slice(2))?.[0];
+      process.stderr.write(`${usageLine(e.message, command)}\n`);
+      return command !== undefined && PROGRAM_STATUS_COMMANDS.has(command) ? 125 : 2;
     }
-    if (isImgbuildError(e)) {
-      process.stderr.write(`imgbuild: ${describe(e)}\n`);
-      const hint = HINTS[e.code];
-      if (hint) process.stderr.write(`${hint}\n`);
-      if (e.code === 'INTERNAL') process.stderr.write(`${e.stack ?? ''}\nThis is a bug in imgbuild; please report it with the output above.\n`);
-      return (e as unknown as { exitCode?: number }).exitCode ?? 1;
-    }
-    const err = e as NodeJS.ErrnoException;
-    if (err && typeof err.code === 'string' && typeof err.syscall === 'string') {
-      process.stderr.write(`imgbuild: ${err.code}: ${err.message}\n`);
-      return 1;
-    }
-    process.stderr.write(`imgbuild: INTERNAL: ${err?.stack ?? String(e)}\nThis is a bug in imgbuild; please report it with the output above.\n`);
-    return 1;
+    // A command that went through several operands (rm, stop, kill) reports each failure.
+    let status = 1;
+    for (const one of e instanceof AggregateError ? e.errors : [e]) status = report(one);
+    return status;
   } finally {
     if (opening) await opening.then((o) => o.store).then((s) => s.release()).catch(() => {});
   }

@@ -86,3 +86,78 @@ describe('one-line errors', () => {
     expectOneLineError(await cli(['run', '--rm', 'busybox', 'true']), new RegExp(hex));
   });
 });
+
+describe('one line with a code, for usage, limits and system errors', () => {
+  it('build: a missing or wrong context or Dockerfile is named, with NOT_FOUND or INVALID_ARGUMENT', async () => {
+    const file = join(tmp.dir, 'a-file');
+    await writeFile(file, 'x');
+    const missing = await cli(['build', '-q', join(tmp.dir, 'nosuch')]);
+    expectOneLineError(missing, /^imgbuild: NOT_FOUND: build context "[^"]*nosuch" not found$/);
+    expect(missing.code).toBe(1);
+    expectOneLineError(await cli(['build', '-q', file]), /^imgbuild: INVALID_ARGUMENT: build context "[^"]*a-file" is not a directory$/);
+    expectOneLineError(await cli(['build', '-q', '-f', join(tmp.dir, 'nosuch', 'Dockerfile'), ctx]), /^imgbuild: NOT_FOUND: Dockerfile "[^"]*nosuch\/Dockerfile" not found$/);
+    expectOneLineError(await cli(['build', '-q', '-f', ctx, ctx]), /^imgbuild: INVALID_ARGUMENT: Dockerfile "[^"]*" is a directory$/);
+    // A build that could not start made no store.
+    const fresh = join(tmp.dir, 'fresh-root');
+    expectOneLineError(await runCli(['build', '-q', join(tmp.dir, 'nosuch')], { root: fresh }), /NOT_FOUND/);
+    expect(await readdir(tmp.dir)).not.toContain('fresh-root');
+  });
+
+  it('usage errors are one line naming the help to read; run and exec exit 125 for them, others 2', async () => {
+    const run = await cli(['run', '--rm', '--bogus', 'busybox', 'true']);
+    expectOneLineError(run, /^imgbuild: INVALID_ARGUMENT: unknown option '--bogus' \(see 'imgbuild run --help'\)$/);
+    expect(run.code).toBe(125);
+    const exec = await cli(['exec']);
+    expectOneLineError(exec, /^imgbuild: INVALID_ARGUMENT: missing required argument 'container' \(see 'imgbuild exec --help'\)$/);
+    expect(exec.code).toBe(125);
+    const images = await cli(['images', '--bogus']);
+    expectOneLineError(images, /^imgbuild: INVALID_ARGUMENT: unknown option '--bogus' \(see 'imgbuild images --help'\)$/);
+    expect(images.code).toBe(2);
+    const unknown = await cli(['rn', 'busybox']);
+    expectOneLineError(unknown, /^imgbuild: INVALID_ARGUMENT: unknown command 'rn' \(Did you mean one of rm, run\?\) \(see 'imgbuild --help'\)$/);
+    expect(unknown.code).toBe(2);
+  });
+
+  it('run: limits are checked before anything is made, one line naming flag and value, status 125', async () => {
+    for (const [args, re] of [
+      [['-m', '99999999999999999999g'], /^imgbuild: INVALID_ARGUMENT: invalid --memory "99999999999999999999g": larger than the largest limit, 8 PiB$/],
+      [['--memory', '4m'], /^imgbuild: INVALID_ARGUMENT: invalid --memory "4m": Minimum memory limit allowed is 6MB$/],
+      [['--memory', '1e9'], /^imgbuild: INVALID_ARGUMENT: invalid --memory "1e9": expected a size/],
+      [['--cpus', '1e400'], /^imgbuild: INVALID_ARGUMENT: invalid --cpus "1e400": expected a decimal/],
+      [['--cpus', '0.001'], /^imgbuild: INVALID_ARGUMENT: invalid --cpus "0.001": range of CPUs is from 0\.01 to \d+\.00/],
+      [['--cpus', '100000'], /^imgbuild: INVALID_ARGUMENT: invalid --cpus "100000": range of CPUs/],
+      [['--pids-limit', '1.5'], /^imgbuild: INVALID_ARGUMENT: invalid --pids-limit "1.5"/],
+      [['--pids-limit', '99999999999999999999'], /^imgbuild: INVALID_ARGUMENT: invalid --pids-limit "99999999999999999999": the kernel allows at most 4194304$/],
+      [['--ulimit', 'nofile=99999999999999999999'], /^imgbuild: INVALID_ARGUMENT: invalid --ulimit "nofile=99999999999999999999"/],
+      [['--ulimit', 'nofile=2048:1024'], /^imgbuild: INVALID_ARGUMENT: invalid --ulimit "nofile=2048:1024": soft limit above hard limit \(2048 > 1024\)$/],
+    ] as const) {
+      const r = await cli(['run', '--rm', ...args, 'busybox', 'true']);
+      expectOneLineError(r, re);
+      expect(r.code, args.join(' ')).toBe(125);
+    }
+    // Nothing was made for them: no container directory is left.
+    expect(await readdir(join(root, 'containers')).catch(() => [])).toEqual([]);
+    // Valid limits still run, exactly as given.
+    const ok = await cli(['run', '--rm', '-m', '6291456', '--cpus', '0.5', '--pids-limit', '-1', '--ulimit', 'nofile=100:200', 'busybox', 'sh', '-c', 'ulimit -n; ulimit -Hn']);
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toBe('100\n200\n');
+  });
+
+  it('system errors carry their code and no doubled errno prefix; several operands fail a line each', async () => {
+    const envFile = await cli(['run', '--rm', '--env-file', join(tmp.dir, 'nosuch.env'), 'busybox', 'true']);
+    expectOneLineError(envFile, /^imgbuild: INVALID_ARGUMENT: --env-file: open \S*nosuch\.env: no such file or directory$/);
+    expect(envFile.code).toBe(125);
+    const save = await cli(['save', '-o', join(tmp.dir, 'nodir', 'x.tar'), 'busybox']);
+    expectOneLineError(save, /^imgbuild: NOT_FOUND: invalid output path: directory "\S*nodir" does not exist$/);
+    const load = await cli(['load', '-i', join(tmp.dir, 'nosuch.tar')]);
+    expectOneLineError(load, /^imgbuild: NOT_FOUND: open \S*nosuch\.tar: no such file or directory$/);
+    for (const cmd of [['rm'], ['stop'], ['kill'], ['rmi']]) {
+      const r = await cli([...cmd, 'nosuch-a', 'nosuch-b']);
+      expect(r.code).toBe(1);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines, cmd[0]).toHaveLength(2);
+      expect(lines[0]).toMatch(/^imgbuild: NOT_FOUND: .*nosuch-a$/);
+      expect(lines[1]).toMatch(/^imgbuild: NOT_FOUND: .*nosuch-b$/);
+    }
+  });
+});

@@ -11,16 +11,16 @@ export default function register(program: Command, ctx: CliContext): void {
     .action(async (names: string[], f: { signal: string }) => {
       const { killContainer, signalNumber } = await import('../../containers/lifecycle.js');
       signalNumber(f.signal); // reject an unknown signal before touching any container
-      let failed: unknown;
+      const failures: unknown[] = [];
       for (const n of names) {
         try {
           await killContainer(ctx.root(), n, f.signal);
           ctx.stdout.write(`${n}\n`);
         } catch (e) {
-          failed ??= e;
-          ctx.stderr.write(`imgbuild: ${n}: ${(e as Error).message}\n`);
+          failures.push(e);
         }
       }
-      if (failed) throw failed;
+      // Every operand is tried; main.ts prints one line per failure.
+      if (failures.length) throw failures.length === 1 ? failures[0] : new AggregateError(failures);
     });
 }

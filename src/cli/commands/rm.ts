@@ -10,16 +10,16 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-f, --force', 'kill a running container first')
     .action(async (names: string[], f: { force?: boolean }) => {
       const { removeContainer } = await import('../../containers/lifecycle.js');
-      let failed: unknown;
+      const failures: unknown[] = [];
       for (const n of names) {
         try {
           await removeContainer(ctx.root(), n, { force: f.force });
           ctx.stdout.write(`${n}\n`);
         } catch (e) {
-          failed ??= e;
-          ctx.stderr.write(`imgbuild: ${n}: ${(e as Error).message}\n`);
+          failures.push(e);
         }
       }
-      if (failed) throw failed;
+      // Every operand is tried; main.ts prints one line per failure.
+      if (failures.length) throw failures.length === 1 ? failures[0] : new AggregateError(failures);
     });
 }

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CliContext } from '../context.js';
-import { ImgbuildError, isImgbuildError } from '../../errors.js';
+import { ImgbuildError } from '../../errors.js';
 
 export class ImageInUseError extends ImgbuildError {
   constructor(readonly image: string, readonly container: string, readonly id: string) {
@@ -135,8 +135,7 @@ export default function register(program: Command, ctx: CliContext): void {
         }
       }
       if (deletedAny) await store.gc();
-      const last = errors.pop();
-      for (const e of errors) ctx.stderr.write(`imgbuild: ${isImgbuildError(e) ? `${e.code}: ` : ''}${e.message}\n`);
-      if (last) throw last;
+      // main.ts prints one line per failure.
+      if (errors.length) throw errors.length === 1 ? errors[0] : new AggregateError(errors);
     });
 }

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { Writable } from 'node:stream';
 import type { CliContext } from '../context.js';
-import { ExitError, ImgbuildError, InvalidArgumentError, isImgbuildError } from '../../errors.js';
+import { ExitError, fromSystemError, ImgbuildError, InvalidArgumentError, isImgbuildError } from '../../errors.js';
 import { parseCpus, parseMemoryLimit, parsePidsLimit, parseUlimit } from '../../runner/limits.js';
 
 export const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -20,7 +20,8 @@ export function withRunStatus(e: unknown): unknown {
     if (withCode.exitCode === undefined) Object.defineProperty(e, 'exitCode', { value: 125, enumerable: false });
     return e;
   }
-  const err = new ImgbuildError('INTERNAL', (e as Error)?.message ?? String(e), { cause: e });
+  // A system error (a missing --env-file, a full disk) keeps its meaning; anything else is a bug.
+  const err = fromSystemError(e) ?? new ImgbuildError('INTERNAL', (e as Error)?.message ?? String(e), { cause: e });
   Object.defineProperty(err, 'exitCode', { value: 125 });
   return err;
 }

@@ -10,6 +10,8 @@
  */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 
 interface Opts {
   output?: string;
@@ -28,11 +30,17 @@ export default function register(program: Command, ctx: CliContext): void {
       const { parseReference, formatReference } = await import('../../layers/reference.js');
       const { writeArchive, writeArchiveFile } = await import('../../layers/archive.js');
       type ArchiveImage = import('../../layers/archive.js').ArchiveImage;
-      const { InvalidArgumentError } = await import('../../errors.js');
+      const { InvalidArgumentError, NotFoundError } = await import('../../errors.js');
       const format = opts.format ?? 'oci';
       if (format !== 'oci' && format !== 'docker') throw new InvalidArgumentError(`unsupported --format ${JSON.stringify(format)}: use oci or docker`);
       const toStdout = opts.output === undefined || opts.output === '-';
       if (toStdout && ctx.isTTY) throw new InvalidArgumentError('refusing to write an archive to a terminal; use -o FILE or redirect stdout');
+      if (!toStdout) {
+        // As Docker: a missing directory is named, rather than the temporary file written in it.
+        const dir = dirname(resolve(opts.output!));
+        const st = await stat(dir).catch(() => undefined);
+        if (!st?.isDirectory()) throw new NotFoundError(`invalid output path: directory ${JSON.stringify(dir)} does not exist`);
+      }
       const store = await ctx.store();
 
       // Resolve everything first, so a missing image or unreadable manifest fails before any output.

@@ -13,16 +13,16 @@ export default function register(program: Command, ctx: CliContext): void {
       const { stopContainer } = await import('../../containers/lifecycle.js');
       const t = Number(f.time);
       if (!Number.isFinite(t) || t < 0) throw new InvalidArgumentError(`invalid --time ${JSON.stringify(f.time)}`);
-      let failed: unknown;
+      const failures: unknown[] = [];
       for (const n of names) {
         try {
           await stopContainer(ctx.root(), n, { timeoutSec: t, signal: ctx.signal });
           ctx.stdout.write(`${n}\n`);
         } catch (e) {
-          failed ??= e;
-          ctx.stderr.write(`imgbuild: ${n}: ${(e as Error).message}\n`);
+          failures.push(e);
         }
       }
-      if (failed) throw failed;
+      // Every operand is tried; main.ts prints one line per failure.
+      if (failures.length) throw failures.length === 1 ? failures[0] : new AggregateError(failures);
     });
 }
