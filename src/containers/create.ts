@@ -46,6 +46,7 @@ import {
   resolvConf,
   resolveEnvFlags,
 } from './spec.js';
+import { parseSecurityOpts } from './security-opt.js';
 import { resolveUser } from './users.js';
 import { ensureRootfsDir } from './rootfs.js';
 import { procStartTime } from './proc.js';
@@ -82,6 +83,8 @@ export interface CreateOptions {
   capAdd?: string[];
   capDrop?: string[];
   ulimits?: string[];
+  /** `--security-opt` values (security-opt.ts). */
+  securityOpt?: string[];
   autoRemove?: boolean;
   /** Environment `-e NAME` (without a value) is taken from. */
   hostEnv?: NodeJS.ProcessEnv;
@@ -140,6 +143,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const tmpfs = (o.tmpfs ?? []).map(parseTmpfs);
   const portBindings = (o.publish ?? []).map(parsePublish);
   const rlimits = (o.ulimits ?? []).map(parseUlimit);
+  const security = parseSecurityOpts(o.securityOpt ?? []);
   const capabilities = capabilitySet(o.capAdd ?? [], o.capDrop ?? []);
   const networkMode = defaultNetworkMode(o.network, portBindings.length);
   if (!['none', 'host', 'bridge'].includes(networkMode)) throw new InvalidArgumentError(`unknown --network ${networkMode}: use none, host or bridge`);
@@ -224,6 +228,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       init: o.init ?? false,
       terminal: o.tty ?? false,
       hostNetwork: networkMode === 'host',
+      security,
     });
     const specWritten = Promise.all([
       writeFile(join(dir, SPEC_FILE), JSON.stringify(spec, null, 2)),
@@ -243,6 +248,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       readOnly: o.readOnly ?? false,
       capAdd: o.capAdd ?? [],
       capDrop: o.capDrop ?? [],
+      ...(o.securityOpt?.length ? { securityOpt: [...o.securityOpt] } : {}),
       init: o.init ?? false,
       tty: o.tty ?? false,
       interactive: o.interactive ?? false,

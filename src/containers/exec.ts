@@ -35,6 +35,9 @@ export async function execContainer(root: string, nameOrId: string, o: ExecOptio
     user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
     terminal: o.tty ?? false,
     capabilities: spec.process.capabilities,
+    // As in Docker, an exec'd process is confined like the container's own.
+    ...(spec.process.noNewPrivileges ? { noNewPrivileges: true } : {}),
+    ...(spec.seccomp === false ? { seccomp: false } : {}),
   };
   try {
     return await execIn(pid, proc, io);

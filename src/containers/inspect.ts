@@ -66,6 +66,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
       ReadonlyRootfs: rec.hostConfig.readOnly,
       CapAdd: rec.hostConfig.capAdd,
       CapDrop: rec.hostConfig.capDrop,
+      SecurityOpt: rec.hostConfig.securityOpt ?? null,
       Init: rec.hostConfig.init,
       CgroupParent: 'imgbuild',
     },

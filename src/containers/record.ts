@@ -48,6 +48,8 @@ export interface HostConfig {
   readOnly: boolean;
   capAdd: string[];
   capDrop: string[];
+  /** `--security-opt` as given. */
+  securityOpt?: string[];
   init: boolean;
   tty: boolean;
   interactive: boolean;

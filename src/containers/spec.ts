@@ -11,6 +11,7 @@ import { fromSystemError, InvalidArgumentError } from '../errors.js';
 import { CAPABILITIES, DEFAULT_CAPABILITIES as RUNNER_DEFAULT_CAPABILITIES, normalizeCapability } from '../runner/capabilities.js';
 import type { BindSpec, PortBinding } from './record.js';
 import { ContainerStartError } from './errors.js';
+import type { SecurityOptions } from './security-opt.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -149,6 +150,8 @@ export interface SpecInput {
   init: boolean;
   terminal: boolean;
   hostNetwork: boolean;
+  /** `--security-opt`; Docker's defaults when absent. */
+  security?: SecurityOptions;
 }
 
 export function buildSandboxSpec(i: SpecInput): SandboxSpec {
@@ -174,6 +177,7 @@ export function buildSandboxSpec(i: SpecInput): SandboxSpec {
       capabilities: i.capabilities,
       rlimits: i.rlimits,
       terminal: i.terminal,
+      ...(i.security?.noNewPrivileges ? { noNewPrivileges: true } : {}),
     },
     rootfs: i.rootfs,
     mounts,
@@ -181,6 +185,8 @@ export function buildSandboxSpec(i: SpecInput): SandboxSpec {
     hostname: i.hostname,
     readonlyRootfs: i.readOnly,
     init: i.init,
+    ...(i.security?.seccomp === false ? { seccomp: false } : {}),
+    ...(i.security?.systemPaths === false ? { maskedPaths: [], readonlyPaths: [] } : {}),
   };
 }
 

@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import type { CliContext } from '../context.js';
 import { ExitError, fromSystemError, ImgbuildError, InvalidArgumentError, isImgbuildError } from '../../errors.js';
 import { parseCpus, parseMemoryLimit, parsePidsLimit, parseUlimit } from '../../runner/limits.js';
+import { parseSecurityOpts } from '../../containers/security-opt.js';
 
 export const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -50,6 +51,7 @@ export interface RunFlags {
   capAdd: string[];
   capDrop: string[];
   ulimit: string[];
+  securityOpt: string[];
   runtime?: string;
 }
 
@@ -168,6 +170,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--cap-add <cap>', 'add a capability (repeatable; ALL for every one)', collect, [])
     .option('--cap-drop <cap>', 'drop a capability (repeatable; ALL for every one)', collect, [])
     .option('--ulimit <name=soft[:hard]>', 'set a resource limit (repeatable)', collect, [])
+    .option('--security-opt <opt>', 'no-new-privileges[=true|false], seccomp=unconfined or systempaths=unconfined (repeatable)', collect, [])
     .option('--runtime <name>', 'imgbuild (the built-in sandbox) or runc (runs the container\'s OCI bundle; foreground only)', 'imgbuild')
     .passThroughOptions()
     .action(async (image: string, command: string[], f: RunFlags) => {
@@ -198,6 +201,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   let limits: RunLimits;
   try {
     limits = parseRunLimits(f, availableParallelism());
+    parseSecurityOpts(f.securityOpt); // read again by createContainer: checked before anything is made
   } catch (e) {
     throw withRunStatus(e);
   }
@@ -269,6 +273,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
         capAdd: f.capAdd,
         capDrop: f.capDrop,
         ulimits: f.ulimit,
+        securityOpt: f.securityOpt,
         autoRemove: f.rm,
         hostEnv: ctx.env,
         snapshotter,
