@@ -97,6 +97,8 @@ describe('one line with a code, for usage, limits and system errors', () => {
     expectOneLineError(await cli(['build', '-q', file]), /^imgbuild: INVALID_ARGUMENT: build context "[^"]*a-file" is not a directory$/);
     expectOneLineError(await cli(['build', '-q', '-f', join(tmp.dir, 'nosuch', 'Dockerfile'), ctx]), /^imgbuild: NOT_FOUND: Dockerfile "[^"]*nosuch\/Dockerfile" not found$/);
     expectOneLineError(await cli(['build', '-q', '-f', ctx, ctx]), /^imgbuild: INVALID_ARGUMENT: Dockerfile "[^"]*" is a directory$/);
+    const epoch = await runCli(['build', '-q', ctx], { root, env: { SOURCE_DATE_EPOCH: '99999999999999999999' } });
+    expectOneLineError(epoch, /^imgbuild: INVALID_ARGUMENT: SOURCE_DATE_EPOCH "99999999999999999999" is after the year 9999$/);
     // A build that could not start made no store.
     const fresh = join(tmp.dir, 'fresh-root');
     expectOneLineError(await runCli(['build', '-q', join(tmp.dir, 'nosuch')], { root: fresh }), /NOT_FOUND/);

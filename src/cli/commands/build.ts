@@ -26,6 +26,9 @@ interface BuildFlags {
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
+/** 9999-12-31T23:59:59Z, the last second an image's `created` can name. */
+const MAX_EPOCH = 253402300799n;
+
 function parseOutput(s: string): { type: 'oci' | 'docker'; dest: string } {
   const kv = new Map<string, string>();
   for (const part of s.split(',')) {
@@ -102,6 +105,8 @@ export default function register(program: Command, ctx: CliContext): void {
       let sourceDateEpoch: number | undefined;
       if (epochText !== undefined && epochText !== '') {
         if (!/^\d+$/.test(epochText)) throw new InvalidArgumentError(`SOURCE_DATE_EPOCH must be a number of seconds, not ${JSON.stringify(epochText)}`);
+        // Image times are RFC 3339 with a four-digit year.
+        if (BigInt(epochText) > MAX_EPOCH) throw new InvalidArgumentError(`SOURCE_DATE_EPOCH ${JSON.stringify(epochText)} is after the year 9999`);
         sourceDateEpoch = Number(epochText);
       }
       // Progress goes to stderr so stdout carries only the image id (scriptable, like docker -q).
