@@ -450,7 +450,14 @@ async function createWorkdir(s: StageCtx, root: string): Promise<void> {
   const wd = s.image.config.config?.WorkingDir;
   if (!wd || wd === '/') return;
   const host = await resolveInRoot(root, wd);
-  await mkdir(host, { recursive: true, mode: 0o755 });
+  try {
+    await mkdir(host, { recursive: true, mode: 0o755 });
+  } catch (e) {
+    // Named inside the image, not by the host path of the build's mount.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'EEXIST') throw new BuildError(`WORKDIR ${wd}: a part of it is not a directory in the image`, { code: 'FAILED_PRECONDITION', cause: e });
+    throw e;
+  }
 }
 
 // --------------------------------------------------------------------------------------------

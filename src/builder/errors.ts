@@ -1,4 +1,4 @@
-import { ImgbuildError, type ErrorCode } from '../errors.js';
+import { fromSystemError, ImgbuildError, type ErrorCode } from '../errors.js';
 import type { SourceRange } from './instructions.js';
 
 /** `file:line:column` (1-based) for messages; `line:column` when the file is unknown. */
@@ -69,7 +69,9 @@ export function withLocation(err: unknown, range: SourceRange, instruction?: str
       cause: err,
     });
   }
-  const msg = err instanceof Error ? err.message : String(err);
-  const code = err instanceof ImgbuildError ? err.code : 'INVALID_ARGUMENT';
+  // A system error keeps the code of its errno and loses Node's doubled errno prefix.
+  const e = err instanceof ImgbuildError ? err : fromSystemError(err) ?? err;
+  const msg = e instanceof Error ? e.message : String(e);
+  const code = e instanceof ImgbuildError ? e.code : 'INVALID_ARGUMENT';
   return new BuildError(msg, { range, ...(instruction ? { instruction } : {}), code, cause: err });
 }

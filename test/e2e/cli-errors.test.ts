@@ -97,6 +97,11 @@ describe('one line with a code, for usage, limits and system errors', () => {
     expectOneLineError(await cli(['build', '-q', file]), /^imgbuild: INVALID_ARGUMENT: build context "[^"]*a-file" is not a directory$/);
     expectOneLineError(await cli(['build', '-q', '-f', join(tmp.dir, 'nosuch', 'Dockerfile'), ctx]), /^imgbuild: NOT_FOUND: Dockerfile "[^"]*nosuch\/Dockerfile" not found$/);
     expectOneLineError(await cli(['build', '-q', '-f', ctx, ctx]), /^imgbuild: INVALID_ARGUMENT: Dockerfile "[^"]*" is a directory$/);
+    const wd = join(tmp.dir, 'wd');
+    await mkdir(wd);
+    await writeFile(join(wd, 'Dockerfile'), 'FROM busybox\nWORKDIR /etc/passwd/x\nRUN true\n');
+    // Named inside the image, without Node's errno prefix or the host path of the build's mount.
+    expectOneLineError(await cli(['build', '-q', wd]), /^imgbuild: FAILED_PRECONDITION: \S*Dockerfile:\d+:1: WORKDIR \/etc\/passwd\/x: a part of it is not a directory in the image$/);
     const epoch = await runCli(['build', '-q', ctx], { root, env: { SOURCE_DATE_EPOCH: '99999999999999999999' } });
     expectOneLineError(epoch, /^imgbuild: INVALID_ARGUMENT: SOURCE_DATE_EPOCH "99999999999999999999" is after the year 9999$/);
     // A build that could not start made no store.
