@@ -102,6 +102,19 @@ async function removeStaleTmp(base: string): Promise<void> {
   }
 }
 
+/**
+ * `mkdir -p` one level at a time. Node's recursive mkdir never returns where mkdir fails with
+ * ENOENT under a directory that exists (`--iidfile /proc/x/id` spun at full CPU, deaf to SIGTERM).
+ */
+async function mkdirp(dir: string): Promise<void> {
+  if ((await stat(dir).catch(() => undefined))?.isDirectory()) return;
+  const parent = dirname(dir);
+  if (parent !== dir) await mkdirp(parent);
+  await mkdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
+}
+
 /** The context must be a directory: say so in one line rather than fail on the first read in it. */
 async function checkContextDir(dir: string): Promise<void> {
   const st = await stat(dir).catch((e: NodeJS.ErrnoException) => {
@@ -246,7 +259,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     if (tags.length === 0) await store.keepUntagged(descriptor);
     task.done(`DONE ${imageId.slice(0, 19)}`);
     if (o.iidfile) {
-      await mkdir(dirname(resolve(o.iidfile)), { recursive: true });
+      await mkdirp(dirname(resolve(o.iidfile)));
       await writeFile(o.iidfile, imageId);
     }
     if (o.output) {

@@ -102,6 +102,9 @@ describe('one line with a code, for usage, limits and system errors', () => {
     await writeFile(join(wd, 'Dockerfile'), 'FROM busybox\nWORKDIR /etc/passwd/x\nRUN true\n');
     // Named inside the image, without Node's errno prefix or the host path of the build's mount.
     expectOneLineError(await cli(['build', '-q', wd]), /^imgbuild: FAILED_PRECONDITION: \S*Dockerfile:\d+:1: WORKDIR \/etc\/passwd\/x: a part of it is not a directory in the image$/);
+    // Node's recursive mkdir spins forever under /proc (mkdir gives ENOENT beside an existing parent).
+    const iid = await runCli(['build', '-q', '--iidfile', '/proc/nosuch-imgbuild/id', ctx], { root, timeoutMs: 30_000 });
+    expectOneLineError(iid, /^imgbuild: NOT_FOUND: mkdir \/proc\/nosuch-imgbuild: no such file or directory$/);
     const epoch = await runCli(['build', '-q', ctx], { root, env: { SOURCE_DATE_EPOCH: '99999999999999999999' } });
     expectOneLineError(epoch, /^imgbuild: INVALID_ARGUMENT: SOURCE_DATE_EPOCH "99999999999999999999" is after the year 9999$/);
     // A build that could not start made no store.
