@@ -4,6 +4,7 @@
  * the store (uncompressed layers unless `compression` says otherwise), tag it, and optionally
  * export it (src/layers/archive.ts: an OCI layout dir, an OCI layout tar or a docker-archive).
  */
+
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
@@ -11,6 +12,7 @@ import pLimit from 'p-limit';
 import { availableParallelism } from 'node:os';
 import { OciStore } from '../layers/store.js';
 import { isProcessAlive } from '../pid.js';
+import { mkdirp } from '../mkdirp.js';
 import type { Descriptor, ImageConfig, Platform } from '../layers/types.js';
 import type { Compression } from '../layers/media-types.js';
 import type { Digest } from '../layers/digest.js';
@@ -100,19 +102,6 @@ async function removeStaleTmp(base: string): Promise<void> {
     if ((await mountPointsUnder(dir)).length) await unmount(dir).catch(() => {});
     if ((await mountPointsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
-}
-
-/**
- * `mkdir -p` one level at a time. Node's recursive mkdir never returns where mkdir fails with
- * ENOENT under a directory that exists (`--iidfile /proc/x/id` spun at full CPU, deaf to SIGTERM).
- */
-async function mkdirp(dir: string): Promise<void> {
-  if ((await stat(dir).catch(() => undefined))?.isDirectory()) return;
-  const parent = dirname(dir);
-  if (parent !== dir) await mkdirp(parent);
-  await mkdir(dir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EEXIST') throw e;
-  });
 }
 
 /** The context must be a directory: say so in one line rather than fail on the first read in it. */

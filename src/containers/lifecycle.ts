@@ -28,7 +28,7 @@ import type { SandboxSpec } from '../runner/spec.js';
 import { OverlaySnapshotter } from '../overlay/overlay.js';
 import { unmount } from '../overlay/mount.js';
 import { sweepLocks, sweepTempFiles } from '../layers/atomic.js';
-import { AbortedError } from '../errors.js';
+import { AbortedError, InvalidArgumentError } from '../errors.js';
 import { BrokenContainerError, ContainerStartError, ContainerStateError } from './errors.js';
 import { findInitPid, isSameProcess, parentPid, procStartTime } from './proc.js';
 import {
@@ -74,7 +74,7 @@ export function signalNumber(sig: string | number): number {
   if (/^\d+$/.test(s)) return Number(s);
   const name = (s.startsWith('SIG') ? s : `SIG${s}`) as keyof typeof osConstants.signals;
   const n = osConstants.signals[name];
-  if (n === undefined) throw new ContainerStateError('', `unknown signal ${sig}`);
+  if (n === undefined) throw new InvalidArgumentError(`invalid signal: ${sig}`);
   return n;
 }
 

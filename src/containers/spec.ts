@@ -3,7 +3,8 @@
  * following Docker's rules: ENTRYPOINT/CMD composition, env precedence (image < --env-file < -e),
  * `-w`, `-u` against the image's passwd/group, binds, tmpfs, capabilities, rlimits.
  */
-import { readFile, mkdir, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { mkdirp } from '../mkdirp.js';
 import { isAbsolute, posix, resolve } from 'node:path';
 import type { ContainerConfig } from '../layers/types.js';
 import type { Mount, Rlimit, SandboxSpec } from '../runner/spec.js';
@@ -106,7 +107,7 @@ export async function parseVolume(v: string, cwd = process.cwd()): Promise<BindS
   try {
     await stat(source);
   } catch {
-    await mkdir(source, { recursive: true });
+    await mkdirp(source);
   }
   return { source, destination: posix.normalize(dst), readOnly: modes.includes('ro') };
 }

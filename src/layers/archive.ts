@@ -29,6 +29,7 @@ import { IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION, type Descriptor, type Image
 import { TarFormatError } from './tar/format.js';
 import { readTar } from './tar/reader.js';
 import { LayerCheck, LayerRefusedError, checkLayerBuffer } from './tar/check.js';
+import { mkdirp } from '../mkdirp.js';
 
 export class InvalidArchiveError extends ImgbuildError {
   constructor(readonly source: string, reason: string) {
@@ -99,7 +100,7 @@ export async function writeOciLayout(store: OciStore, images: readonly ArchiveIm
       if (done.has(name)) continue;
       done.add(name);
       const to = join(dir, name);
-      await mkdir(dirname(to), { recursive: true });
+      await mkdirp(dirname(to));
       await rm(to, { force: true });
       await link(store.blobPath(d.digest), to).catch(() => copyFile(store.blobPath(d.digest), to));
     }
@@ -294,7 +295,8 @@ async function readMembers(store: OciStore, raw: Readable, source: string, signa
       position++;
       const named = digestNamed(name);
       if (named) {
-        const have = await store.info(named);
+        // leased first, so a prune running meanwhile keeps it until the tag
+        const have = (await store.protect([named])).length === 0 ? await store.info(named) : undefined;
         if (have) {
           out.stored.set(name, have); // its body is skipped by the reader
           continue;
@@ -421,7 +423,8 @@ export async function loadArchive(
       const data = small.get(p);
       if (!data) {
         if (expected && isDigest(expected)) {
-          const info = await store.info(parseDigest(expected));
+          const d = parseDigest(expected);
+          const info = (await store.protect([d])).length === 0 ? await store.info(d) : undefined;
           if (info) return { mediaType, digest: info.digest, size: info.size };
         }
         throw new InvalidArchiveError(source, `missing member ${p}${cut}`);

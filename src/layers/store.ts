@@ -28,6 +28,7 @@ import { sweepLocks, sweepTempFiles, writeFileAtomic, withLock } from './atomic.
 import { Lease, LEASES_DIR, readLiveLeases } from './lease.js';
 import { isProcessAlive } from '../pid.js';
 import { ImgbuildError } from '../errors.js';
+import { mkdirp } from '../mkdirp.js';
 
 /** The on-disk format this code writes and understands. Bump on incompatible layout changes. */
 export const STORE_VERSION = 1;
@@ -231,7 +232,7 @@ export class OciStore implements ImageStore {
     }
     // A new root. Independent steps run together (each file write is fsync'd); imgbuild.json,
     // the mark of a complete layout, is written last.
-    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    await mkdirp(this.root, 0o700);
     await privateRoot(this.root);
     await Promise.all(['blobs/sha256', 'ingest', LEASES_DIR].map((d) => mkdir(join(this.root, d), { recursive: true })));
     markUsable();

@@ -407,14 +407,3 @@ function signalPid(pid: number, signal: NodeJS.Signals | number): void {
     if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
   }
 }
-
-/** Parses Docker-style sizes: `20m`, `1g`, `512k`, `1048576`, `1.5g`. */
-export function parseMemory(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?$/i.exec(s.trim());
-  if (!m) throw new CgroupError(`invalid memory size ${JSON.stringify(s)} (e.g. 20m, 1g)`, '');
-  const mult: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-  const n = Math.floor(Number(m[1]) * (mult[(m[2] ?? '').toLowerCase()] ?? 1));
-  // Docker's minimum; below this the container cannot even start a shell.
-  if (n < 6 * 1024 * 1024) throw new CgroupError(`memory limit ${s} is below the 6 MiB minimum`, '');
-  return n;
-}

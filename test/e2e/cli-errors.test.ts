@@ -161,6 +161,12 @@ describe('one line with a code, for usage, limits and system errors', () => {
     expectOneLineError(save, /^imgbuild: NOT_FOUND: invalid output path: directory "\S*nodir" does not exist$/);
     const load = await cli(['load', '-i', join(tmp.dir, 'nosuch.tar')]);
     expectOneLineError(load, /^imgbuild: NOT_FOUND: open \S*nosuch\.tar: no such file or directory$/);
+    // Paths the user names under /proc: Node's recursive mkdir would spin there forever.
+    const vol = await runCli(['run', '--rm', '-v', '/proc/nosuch-imgbuild/v:/v', 'busybox', 'true'], { root, timeoutMs: 30_000 });
+    expectOneLineError(vol, /^imgbuild: NOT_FOUND: mkdir \/proc\/nosuch-imgbuild: no such file or directory$/);
+    const procRoot = await runCli(['images'], { root: '/proc/nosuch-imgbuild/root', timeoutMs: 30_000 });
+    expectOneLineError(procRoot, /^imgbuild: NOT_FOUND: mkdir \/proc\/nosuch-imgbuild: no such file or directory$/);
+    expectOneLineError(await cli(['kill', '-s', 'BOGUS', 'nosuch-a']), /^imgbuild: INVALID_ARGUMENT: invalid signal: BOGUS$/);
     for (const cmd of [['rm'], ['stop'], ['kill'], ['rmi']]) {
       const r = await cli([...cmd, 'nosuch-a', 'nosuch-b']);
       expect(r.code).toBe(1);

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdir, readFile, writeFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Cgroup, detectCgroupVersion, parseMemory } from '../../src/runner/cgroups.js';
+import { Cgroup, detectCgroupVersion } from '../../src/runner/cgroups.js';
 import { makeTmp } from '../helpers/tmp.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -95,13 +95,5 @@ describe('cgroup v2 (fake tree)', () => {
 
   it('refuses names that would escape the parent', async () => {
     await expect(Cgroup.create('../evil', {}, { cgroupRoot: root })).rejects.toThrow(/invalid cgroup name/);
-  });
-
-  it('parses Docker-style memory sizes', () => {
-    expect(parseMemory('20m')).toBe(20 * 1024 * 1024);
-    expect(parseMemory('1g')).toBe(1024 ** 3);
-    expect(parseMemory('1.5g')).toBe(1.5 * 1024 ** 3);
-    expect(() => parseMemory('lots')).toThrow(/invalid memory size/);
-    expect(() => parseMemory('1k')).toThrow(/minimum/);
   });
 });

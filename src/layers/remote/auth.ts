@@ -14,6 +14,7 @@ import { writeFileAtomic, withLock } from '../atomic.js';
 import { DEFAULT_REGISTRY } from '../reference.js';
 import { CredentialHelperError } from './errors.js';
 import { ImgbuildError } from '../../errors.js';
+import { mkdirp } from '../../mkdirp.js';
 
 export interface Credential {
   username?: string;
@@ -195,7 +196,7 @@ export class Keychain implements Authenticator {
         auths[key] = { auth: Buffer.from(`${cred.username}:${cred.password}`).toString('base64') };
         cfg.auths = auths;
       }
-      await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+      await mkdirp(dirname(this.path), 0o700);
       await writeFileAtomic(this.path, `${JSON.stringify(cfg, null, '\t')}\n`, 0o600);
       return { where: helper ? `docker-credential-${helper}` : this.path };
     });

@@ -402,9 +402,13 @@ export async function pullImage(target: OciStore | Promise<OciStore> | StoreOpen
     // arrive, so that the end only renames them into place.
     let configIngest: ResumableIngest | undefined;
     let manifestIngest: ResumableIngest | undefined;
+    // A blob the store has is leased before it is counted as had, so a prune running meanwhile
+    // keeps it until the tag names it (one gc removed since is fetched again).
+    const had = async (d: Digest): Promise<boolean> =>
+      (await OciStore.infoAt(root, d)) !== undefined && (await (await opening.store).protect([d])).length === 0;
     const staging = [
       (async () => {
-        if (await OciStore.infoAt(root, manifest.config.digest)) return;
+        if (await had(manifest.config.digest)) return;
         const data = await fetchSmallBlob(client, ref.repository, manifest.config, inner);
         configIngest = await stageBlob(root, data, manifest.config.digest);
       })(),
@@ -424,7 +428,7 @@ export async function pullImage(target: OciStore | Promise<OciStore> | StoreOpen
         ...layers.map((l) =>
           limit(async () => {
             const meter = new BlobMeter(o.onProgress, 'layer', l.digest, l.size);
-            if (await OciStore.infoAt(root, l.digest)) {
+            if (await had(l.digest)) {
               meter.phase('exists', l.size);
               return;
             }

@@ -1,0 +1,16 @@
+/**
+ * `mkdir -p` one level at a time, for directories named by the user. Node's recursive mkdir
+ * never returns where mkdir fails with ENOENT under a directory that exists (a path under /proc
+ * spun at full CPU, deaf to SIGTERM). Depends on nothing internal, so every area may use it.
+ */
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+export async function mkdirp(dir: string, mode?: number): Promise<void> {
+  if ((await stat(dir).catch(() => undefined))?.isDirectory()) return;
+  const parent = dirname(dir);
+  if (parent !== dir) await mkdirp(parent, mode);
+  await mkdir(dir, mode === undefined ? undefined : { mode }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
+}
