@@ -16,11 +16,11 @@ import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkS
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packDir } from '../src/layers/tar/pack.js';
-import { applyLayer } from '../src/layers/tar/apply.js';
-import { openLayerTar, writeLayerBlob, type LayerBlob } from '../src/layers/compress.js';
-import { OciStore } from '../src/layers/store.js';
-import type { Compression } from '../src/layers/media-types.js';
+import { packDir } from '../src/tar/pack.js';
+import { applyLayer } from '../src/tar/apply.js';
+import { openLayerTar, writeLayerBlob, type LayerBlob } from '../src/store/layers.js';
+import { OciStore } from '../src/store/store.js';
+import type { Compression } from '../src/image/media-types.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const TARGET = (quick ? 60 : 500) * 1024 * 1024;

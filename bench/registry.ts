@@ -10,7 +10,7 @@
  * store vs. skopeo into an OCI layout (both verify digests and fsync each blob); (3) push of the
  * same image stored uncompressed (as builds keep layers), so both tools gzip on the way out —
  * skopeo with pgzip at its default level, we with our default push level (see
- * DEFAULT_GZIP_LEVEL in src/layers/compress.ts); the compressed sizes are printed to show both did
+ * DEFAULT_GZIP_LEVEL in src/compress/compress.ts); the compressed sizes are printed to show both did
  * comparable work. Our compression cache is cleared before each run to keep it fair.
  * BENCH_QUICK=1 uses 5 × 6 MB; BENCH_REPS sets the repetitions; BENCH_OPS=pull (or push, gzpush,
  * comma-separated) measures only those rows; BENCH_VERBOSE=1 prints every sample; BENCH_NODE_ARGS
@@ -111,7 +111,7 @@
  * ~42 ms after exec (Node ~17 ms, its modules for a pull ~6, our bundle ~8, the CLI ~8), skopeo's
  * at ~12-15.
  *
- * Then every new layer came to be checked before the image is tagged (src/layers/tar/check.ts):
+ * Then every new layer came to be checked before the image is tagged (src/tar/check.ts):
  * decompressed and its tar headers parsed in the download's sink. Two bench runs each, alternated
  * (BENCH_OPS=pull, REPS=7, load 3-5.5): before 1.12 and 0.99 (per round 1.09, 1.18), after 3.49 and
  * 3.04 (per round 3.28, 2.86); CPU 0.30 → 1.34-1.45 s against skopeo's 0.37-0.40. `perf` (2 kHz)
@@ -128,10 +128,10 @@ import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { makeTmp } from '../test/helpers/tmp.js';
 import { startRegistry } from '../test/helpers/registry.js';
-import { OciStore } from '../src/layers/store.js';
-import { writeLayerBlob } from '../src/layers/compress.js';
-import { writeImage } from '../src/layers/image.js';
-import type { Descriptor, ImageConfig } from '../src/layers/types.js';
+import { OciStore } from '../src/store/store.js';
+import { writeLayerBlob } from '../src/store/layers.js';
+import { writeImage } from '../src/store/images.js';
+import type { Descriptor, ImageConfig } from '../src/image/types.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const LAYERS = 5;

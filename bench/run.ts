@@ -23,11 +23,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBusybox, BUSYBOX_REF } from '../test/helpers/base-image.js';
-import { OciStore } from '../src/layers/store.js';
+import { OciStore } from '../src/store/store.js';
 import { createContainer } from '../src/containers/create.js';
 import { removeContainer } from '../src/containers/lifecycle.js';
-import { mountAll, unmount } from '../src/overlay/mount.js';
-import type { SandboxSpec } from '../src/runner/spec.js';
+import { mountAll, unmount } from '../src/snapshots/mount.js';
+import type { SandboxSpec } from '../src/sandbox/spec.js';
 
 const REPO = join(import.meta.dirname, '..');
 const CLI = join(REPO, 'bin', 'imgbuild');

@@ -1,5 +1,5 @@
 /*
- * Wire protocol between src/runner/native.ts and the sandbox helper.
+ * Wire protocol between src/sandbox/native.ts and the sandbox helper.
  *
  * fd 3 (bootstrap, read to EOF): a flat stream of records {u16 tag; u32 len; u8 value[len]}
  * in host byte order (the helper always runs on the same machine as Node). Strings are not
@@ -11,7 +11,7 @@
  * once the container process exists; then either one error record, or — when execve worked —
  * REC_EXIT with the wait status (foreground, exec) or plain EOF (detached: the monitor closes
  * fd 4 right after the execve, so EOF without an error record means the process is running).
- * src/runner/protocol.ts parses this header in a test to check that its constants match.
+ * src/sandbox/protocol.ts parses this header in a test to check that its constants match.
  *
  * fd 5 (optional control stream, terminal mode, announced by TAG_CONTROL): further WINSIZE
  * records while the process runs; each resizes the terminal.

@@ -1,6 +1,6 @@
 /*
  * imgbuild-sandbox: creates the namespaces, mounts and credentials of one container process and
- * execs it. Exec'd by src/runner/native.ts with fd 3 = bootstrap records (read to EOF) and
+ * execs it. Exec'd by src/sandbox/native.ts with fd 3 = bootstrap records (read to EOF) and
  * fd 4 = status records (see protocol.h). One program, no JSON parser, no libraries.
  *
  * Process layout (foreground):  node ─ helper (STAGE_PARENT, monitor) ─ container init
@@ -669,7 +669,7 @@ static void setup_pty(const struct cfg *c, int sock) {
 /* A deny list in the spirit of Docker's default profile, for what capabilities do not already
  * cover: kernel keyrings (not namespaced), new namespaces (no `unshare -U` to regain
  * capabilities), the new mount API, io_uring, bpf, perf, userfaultfd, kexec, modules, clock and
- * swap control. Everything else is allowed. The same list is in src/runner/oci-config.ts. */
+ * swap control. Everything else is allowed. The same list is in src/sandbox/oci-config.ts. */
 struct deny {
   int nr, err;
 };

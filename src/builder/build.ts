@@ -2,7 +2,7 @@
  * The build orchestrator: parse the Dockerfile, select the target stage and the stages it needs,
  * run independent stages concurrently (layer steps share a p-limit), write the final image into
  * the store (uncompressed layers unless `compression` says otherwise), tag it, and optionally
- * export it (src/layers/archive.ts: an OCI layout dir, an OCI layout tar or a docker-archive).
+ * export it (src/archive/archive.ts: an OCI layout dir, an OCI layout tar or a docker-archive).
  */
 
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -10,25 +10,25 @@ import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import pLimit from 'p-limit';
 import { availableParallelism } from 'node:os';
-import { OciStore } from '../layers/store.js';
+import { OciStore } from '../store/store.js';
 import { isProcessAlive } from '../pid.js';
-import { mkdirp } from '../mkdirp.js';
-import type { Descriptor, ImageConfig, Platform } from '../layers/types.js';
-import type { Compression } from '../layers/media-types.js';
-import type { Digest } from '../layers/digest.js';
-import { loadImage, writeImage } from '../layers/image.js';
-import { formatReference, parseReference } from '../layers/reference.js';
-import type { OverlaySnapshotter } from '../overlay/overlay.js';
+import { mkdirp } from '../fs.js';
+import type { Descriptor, ImageConfig, Platform } from '../image/types.js';
+import type { Compression } from '../image/media-types.js';
+import type { Digest } from '../image/digest.js';
+import { loadImage, writeImage } from '../store/images.js';
+import { formatReference, parseReference } from '../image/reference.js';
+import type { OverlaySnapshotter } from '../snapshots/overlay.js';
 import { ImgbuildError, InvalidArgumentError, NotFoundError, throwIfAborted } from '../errors.js';
 import { BuildError } from './errors.js';
-import type { Stage } from './instructions.js';
-import { buildStageGraph, findStageRef } from './stages.js';
-import { hostPlatformOf, parsePlatformSpec } from './platform.js';
+import type { Stage } from './frontend/instructions.js';
+import { buildStageGraph, findStageRef } from './frontend/stages.js';
+import { hostPlatformOf, parsePlatformSpec } from './frontend/platform.js';
 import { BuildCache } from './cache.js';
 import { openContext } from './context.js';
-import { dispatchStage, isoTime, latestCreated, type BuildReporter, type DispatchEnv, type ImageState } from './dispatch.js';
-import type { BuildNetwork } from './run-step.js';
-import type { SecretSource } from './mounts.js';
+import { dispatchStage, isoTime, latestCreated, type BuildReporter, type DispatchEnv, type ImageState } from './dispatch/dispatch.js';
+import type { BuildNetwork } from './dispatch/run-step.js';
+import type { SecretSource } from './dispatch/mounts.js';
 
 export interface BuildOptions {
   /** Store root (`<root>/` OCI layout, `<root>/overlay`, `<root>/cache`). */
@@ -70,7 +70,7 @@ export interface BuildResult {
   tags: string[];
 }
 
-export { StageNotFoundError } from './stages.js';
+export { StageNotFoundError } from './frontend/stages.js';
 
 const NOOP_REPORTER: BuildReporter = { task: () => ({ log() {}, done() {}, fail() {} }) };
 
@@ -98,7 +98,7 @@ async function removeStaleTmp(base: string): Promise<void> {
     const pid = Number(n.split('-')[0]);
     if (!Number.isInteger(pid) || pid <= 0 || isProcessAlive(pid)) continue;
     const dir = join(base, n);
-    const { mountPointsUnder, unmount } = await import('../overlay/mount.js');
+    const { mountPointsUnder, unmount } = await import('../snapshots/mount.js');
     if ((await mountPointsUnder(dir)).length) await unmount(dir).catch(() => {});
     if ((await mountPointsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
@@ -137,7 +137,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     if (!dockerfilePath) throw new InvalidArgumentError('no Dockerfile given');
     text = await readDockerfile(dockerfilePath);
   }
-  const { parseDockerfile } = await import('./parse.js');
+  const { parseDockerfile } = await import('./frontend/parse.js');
   const df = parseDockerfile(text, dockerfilePath ? { file: dockerfilePath } : {});
   if (df.stages.length === 0) throw new BuildError('the Dockerfile has no FROM instruction');
   const escape = df.directives.escape;
@@ -162,7 +162,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const results = new Map<Stage, Promise<ImageState>>();
   // The registry client is loaded only when a base image is missing (it is heavy to import).
   const pullImage: DispatchEnv['pullImage'] = async (ref, p) => {
-    const mod = (await import('../layers/remote/pull.js')) as { pullImage?: (s: OciStore, r: string, o?: { platform?: Platform; signal?: AbortSignal }) => Promise<Descriptor> };
+    const mod = (await import('../registry/pull.js')) as { pullImage?: (s: OciStore, r: string, o?: { platform?: Platform; signal?: AbortSignal }) => Promise<Descriptor> };
     if (typeof mod.pullImage !== 'function') throw new ImgbuildError('NOT_IMPLEMENTED', `image ${ref} is not in the store and pulling is not available`);
     const task = reporter.task(`pull ${ref}`);
     try {
@@ -178,7 +178,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     store,
     root: o.root,
     snapshotter: () => {
-      snP ??= import('../overlay/overlay.js').then((m) => m.OverlaySnapshotter.open(join(o.root, 'overlay'), signal ? { signal } : {}));
+      snP ??= import('../snapshots/overlay.js').then((m) => m.OverlaySnapshotter.open(join(o.root, 'overlay'), signal ? { signal } : {}));
       return snP;
     },
     cache,
@@ -229,7 +229,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     let layers = [...finalImage.layers];
     const compression = o.compression ?? 'none';
     if (compression !== 'none') {
-      const { ensureCompressed } = await import('../layers/compress.js');
+      const { ensureCompressed } = await import('../store/layers.js');
       const task = reporter.task(`compressing ${layers.length} layers (${compression})`);
       layers = await Promise.all(layers.map((l) => ensureCompressed(store, l, compression, { ...(o.format ? { format: o.format } : {}), ...(signal ? { signal } : {}) })));
       task.done();
@@ -253,7 +253,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
     if (o.output) {
       const t = reporter.task(`exporting to ${o.output.type} ${o.output.dest}`);
-      const { writeArchiveFile, writeOciLayout } = await import('../layers/archive.js');
+      const { writeArchiveFile, writeOciLayout } = await import('../archive/archive.js');
       const image = await loadImage(store, descriptor);
       const named = tags.length ? tags.map((ref) => ({ image, ref })) : [{ image }];
       // An OCI layout names the image once (by its first tag): ref.name values must stay unique.
@@ -272,7 +272,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await Promise.allSettled([...results.values()]);
     // The image is tagged (or the build failed): nothing needs protecting from prune any more.
     await store.release().catch(() => {});
-    const { mountPointsUnder, unmount } = await import('../overlay/mount.js');
+    const { mountPointsUnder, unmount } = await import('../snapshots/mount.js');
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length) await unmount(tmpDir).catch(() => {});
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length === 0) await rm(tmpDir, { recursive: true, force: true }).catch(() => {});
   }

@@ -10,10 +10,10 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createHasher, hexOf, isDigest, type Digest } from '../layers/digest.js';
-import type { Descriptor, History } from '../layers/types.js';
-import type { OciStore } from '../layers/store.js';
-import { writeFileAtomic } from '../layers/atomic.js';
+import { createHasher, hexOf, isDigest, type Digest } from '../image/digest.js';
+import type { Descriptor, History } from '../image/types.js';
+import type { OciStore } from '../store/store.js';
+import { writeFileAtomic } from '../atomic.js';
 
 export interface CacheRecord {
   /** Format version of the record. */

@@ -7,9 +7,9 @@
 import { open, readFile, mkdir, lstat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join, dirname } from 'node:path';
-import { createMatcher, parseIgnoreFile, loadIgnore as loadDockerignore } from './dockerignore.js';
-import { createHasher, type Digest } from '../layers/digest.js';
-import { writeFileAtomic } from '../layers/atomic.js';
+import { createMatcher, parseIgnoreFile, loadIgnore as loadDockerignore } from './frontend/dockerignore.js';
+import { createHasher, type Digest } from '../image/digest.js';
+import { writeFileAtomic } from '../atomic.js';
 
 export interface StatCacheEntry { dev: number; ino: number; size: number; mtime: number; ctime: number; hash: Digest }
 

@@ -1,5 +1,5 @@
 import { fromSystemError, ImgbuildError, type ErrorCode } from '../errors.js';
-import type { SourceRange } from './instructions.js';
+import type { SourceRange } from './frontend/instructions.js';
 
 /** `file:line:column` (1-based) for messages; `line:column` when the file is unknown. */
 export function formatRange(r: SourceRange | undefined): string {

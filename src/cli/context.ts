@@ -3,7 +3,7 @@
  * signal wired to SIGINT/SIGTERM in main.ts. Commands never read globals or call process.exit.
  */
 import type { Writable } from 'node:stream';
-import type { OciStore, StoreOpening } from '../layers/store.js';
+import type { OciStore, StoreOpening } from '../store/store.js';
 
 export interface CliContext {
   /** The store root after `--root` / IMGBUILD_ROOT / default resolution. */

@@ -70,12 +70,12 @@ async function main(argv: string[]): Promise<number> {
   }
 
   let root: string | undefined;
-  let opening: Promise<import('../layers/store.js').StoreOpening> | undefined;
-  const { defaultRoot } = await import('../layers/root.js');
+  let opening: Promise<import('../store/store.js').StoreOpening> | undefined;
+  const { defaultRoot } = await import('../store/paths.js');
   const ctx: CliContext = {
     root: () => root ?? defaultRoot(process.env),
     opening: () => {
-      opening ??= import('../layers/store.js').then((m) => m.OciStore.begin(ctx.root()));
+      opening ??= import('../store/store.js').then((m) => m.OciStore.begin(ctx.root()));
       return opening;
     },
     store: () => ctx.opening().then((o) => o.store),

@@ -4,7 +4,7 @@
  * (`a1b2c3d4e5f6: Pull complete`), with no per-chunk noise in logs.
  */
 import type { Writable } from 'node:stream';
-import type { TransferEvent } from '../layers/remote/progress.js';
+import type { TransferEvent } from '../registry/progress.js';
 import { createProgress, type ProgressTask } from './progress.js';
 import { formatSize, shortId } from './format.js';
 

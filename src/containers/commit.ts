@@ -3,12 +3,12 @@
  * bind-mounted volumes, tmpfs and the init layer's placeholders are never included) → a new image
  * config (the container's effective config plus `-c` changes) with a history entry → tagged.
  */
-import type { OciStore } from '../layers/store.js';
-import { findImage, writeImage } from '../layers/image.js';
-import { formatReference, parseReference } from '../layers/reference.js';
-import type { ContainerConfig, Descriptor, ImageConfig } from '../layers/types.js';
-import { diffSnapshot } from '../overlay/diff.js';
-import { OverlaySnapshotter } from '../overlay/overlay.js';
+import type { OciStore } from '../store/store.js';
+import { findImage, writeImage } from '../store/images.js';
+import { formatReference, parseReference } from '../image/reference.js';
+import type { ContainerConfig, Descriptor, ImageConfig } from '../image/types.js';
+import { diffSnapshot } from '../snapshots/diff.js';
+import { OverlaySnapshotter } from '../snapshots/overlay.js';
 import { InvalidArgumentError } from '../errors.js';
 import { getContainer, withFrozen, type LifecycleOptions } from './lifecycle.js';
 import { overlayRoot } from './create.js';

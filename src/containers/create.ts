@@ -7,14 +7,15 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { OciStore } from '../layers/store.js';
-import type { Descriptor } from '../layers/types.js';
-import type { Digest } from '../layers/digest.js';
-import { chainIds, findImage, imageId } from '../layers/image.js';
-import { OverlaySnapshotter } from '../overlay/overlay.js';
-import type { NetworkMode } from '../runner/network.js';
-import type { SandboxSpec } from '../runner/spec.js';
-import { toOciConfig } from '../runner/sandbox.js';
+import type { OciStore } from '../store/store.js';
+import type { Descriptor } from '../image/types.js';
+import type { Digest } from '../image/digest.js';
+import { chainIds, imageId } from '../image/model.js';
+import { findImage } from '../store/images.js';
+import { OverlaySnapshotter } from '../snapshots/overlay.js';
+import type { NetworkMode } from '../host/network.js';
+import type { SandboxSpec } from '../sandbox/spec.js';
+import { toOciConfig } from '../sandbox/sandbox.js';
 import { InvalidArgumentError } from '../errors.js';
 import { generateName, newContainerId, shortId, validateName } from './ids.js';
 import { NameInUseError } from './errors.js';
@@ -109,7 +110,7 @@ async function unpacked(
   const info = await sn.stat(top).catch(() => undefined);
   // Unpacking commits a chain id's snapshot only once its content is complete.
   if (info?.kind === 'committed') return top;
-  const { unpackImage } = await import('../overlay/unpack.js');
+  const { unpackImage } = await import('../snapshots/unpack.js');
   return unpackImage(store, sn, layers, diffIds, { signal });
 }
 

@@ -3,8 +3,8 @@
  * container's configured user and working directory unless told otherwise.
  */
 import { readFile } from 'node:fs/promises';
-import { execIn, type SandboxIO } from '../runner/sandbox.js';
-import type { SandboxSpec } from '../runner/spec.js';
+import { execIn, type SandboxIO } from '../sandbox/sandbox.js';
+import type { SandboxSpec } from '../sandbox/spec.js';
 import { ContainerStateError } from './errors.js';
 import { containerPid, getContainer, mapStartError, type LifecycleOptions } from './lifecycle.js';
 import { specPath } from './create.js';

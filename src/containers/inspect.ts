@@ -8,7 +8,7 @@ import { containerPid, getContainer, type LifecycleOptions } from './lifecycle.j
 import { containerDir, pathOf, type ContainerRecord } from './record.js';
 import { namespacesOf } from './proc.js';
 import { specPath } from './create.js';
-import type { SandboxSpec } from '../runner/spec.js';
+import type { SandboxSpec } from '../sandbox/spec.js';
 import { layerDirs } from './rootfs.js';
 
 export async function inspectContainer(root: string, nameOrId: string, o: LifecycleOptions = {}): Promise<object> {

@@ -20,14 +20,14 @@ import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { constants as osConstants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { OciStore } from '../layers/store.js';
-import { Cgroup, listGroups } from '../runner/cgroups.js';
-import type { NetworkMode, NetworkOptions, NetworkState } from '../runner/network.js';
-import { runSandbox, startDetached, type SandboxIO } from '../runner/sandbox.js';
-import type { SandboxSpec } from '../runner/spec.js';
-import { OverlaySnapshotter } from '../overlay/overlay.js';
-import { unmount } from '../overlay/mount.js';
-import { sweepLocks, sweepTempFiles } from '../layers/atomic.js';
+import type { OciStore } from '../store/store.js';
+import { Cgroup, listGroups } from '../host/cgroups.js';
+import type { NetworkMode, NetworkOptions, NetworkState } from '../host/network.js';
+import { runSandbox, startDetached, type SandboxIO } from '../sandbox/sandbox.js';
+import type { SandboxSpec } from '../sandbox/spec.js';
+import { OverlaySnapshotter } from '../snapshots/overlay.js';
+import { unmount } from '../snapshots/mount.js';
+import { sweepLocks, sweepTempFiles } from '../atomic.js';
 import { AbortedError, InvalidArgumentError } from '../errors.js';
 import { BrokenContainerError, ContainerStartError, ContainerStateError } from './errors.js';
 import { findInitPid, isSameProcess, parentPid, procStartTime } from './proc.js';
@@ -101,13 +101,13 @@ export interface KernelObjects {
  */
 async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOptions): Promise<NetworkState> {
   if (mode === 'host' || mode === 'none') return { mode };
-  return (await import('../runner/network.js')).setupNetwork(id, mode, o);
+  return (await import('../host/network.js')).setupNetwork(id, mode, o);
 }
 
 async function teardownNetwork(id: string, state: NetworkState | undefined, o: NetworkOptions): Promise<void> {
   // Records of earlier versions may name a namespace for `none`: those need the module.
   if (!state || state.mode === 'host' || (state.mode === 'none' && !state.netnsName)) return;
-  await (await import('../runner/network.js')).teardownNetwork(id, state, o);
+  await (await import('../host/network.js')).teardownNetwork(id, state, o);
 }
 
 /**
@@ -522,7 +522,7 @@ async function adoptRunning(rec: ContainerRecord, cg: Cgroup, pids: number[], o:
   const [pidStartTime, monitorStartTime] = await Promise.all([pid ? procStartTime(pid) : undefined, monitor && monitor > 1 ? procStartTime(monitor) : undefined]);
   rec.cgroup ??= { version: cg.version, paths: cg.paths };
   if (!rec.network && rec.hostConfig.networkMode === 'bridge') {
-    const { netnsName, netnsPathOf, hostVethName, leasedState } = await import('../runner/network.js');
+    const { netnsName, netnsPathOf, hostVethName, leasedState } = await import('../host/network.js');
     rec.network = (await leasedState(rec.id, { stateDir: o.networkStateDir })) ?? { mode: 'bridge', netnsName: netnsName(rec.id), netnsPath: netnsPathOf(rec.id), hostVeth: hostVethName(rec.id) };
   } else rec.network ??= { mode: rec.hostConfig.networkMode };
   const proxy = rec.hostConfig.portBindings.length > 0 ? (await findProxies(new Set([rec.id])))[0] : undefined;
@@ -732,7 +732,7 @@ async function releaseKernelById(id: string, o: LifecycleOptions): Promise<void>
     await cg.remove();
   }
   await killPortProxies(new Set([id]));
-  const net = await import('../runner/network.js');
+  const net = await import('../host/network.js');
   if (existsSync(net.netnsPathOf(id)) || existsSync(`/sys/class/net/${net.hostVethName(id)}`)) {
     await net.teardownNetwork(id, { mode: 'bridge' }, { stateDir: o.networkStateDir });
   }
@@ -849,14 +849,20 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
   }
 
   // Host-wide kernel objects, likewise listed before their owners are looked for.
-  const net = await import('../runner/network.js');
+  const net = await import('../host/network.js');
   const groups = await listGroups({ cgroupRoot: o.cgroupRoot }).catch(() => new Map<string, { createdMs: number }>());
   const proxies = await findProxies();
   // A host veth names only 12 hex digits of its id: it is matched against the claims.
   const veths = (await readdir('/sys/class/net').catch(() => [] as string[])).map((n) => /^ib([0-9a-f]{12})$/.exec(n)?.[1]).filter(Boolean);
   const claimed = veths.length > 0 ? await readdir(o.claimsDir ?? DEFAULT_CLAIMS_DIR).catch(() => [] as string[]) : [];
   const vethIds = claimed.filter((id) => veths.includes(id.slice(0, 12)));
-  const ids = new Set([...groups.keys(), ...(await net.listNetnsIds()), ...proxies.map((p) => p.id), ...vethIds].filter((id) => /^[0-9a-f]{64}$/.test(id)));
+  // A claim of this root with no object left (a removal killed after its objects were gone) is
+  // looked at too, so that it goes with the rest.
+  const own = resolve(root);
+  const claims = await readdir(o.claimsDir ?? DEFAULT_CLAIMS_DIR).catch(() => [] as string[]);
+  const ownClaims: string[] = [];
+  for (const id of claims) if ((await claimOf(id, o.claimsDir)) === own) ownClaims.push(id);
+  const ids = new Set([...groups.keys(), ...(await net.listNetnsIds()), ...proxies.map((p) => p.id), ...vethIds, ...ownClaims].filter((id) => /^[0-9a-f]{64}$/.test(id)));
   for (const id of ids) {
     const owner = await claimOf(id, o.claimsDir);
     if (owner !== undefined) {

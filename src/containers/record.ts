@@ -14,10 +14,10 @@
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { withLock } from '../layers/atomic.js';
-import type { ContainerConfig } from '../layers/types.js';
-import type { NetworkMode, NetworkState } from '../runner/network.js';
-import type { CgroupVersion } from '../runner/cgroups.js';
+import { withLock } from '../atomic.js';
+import type { ContainerConfig } from '../image/types.js';
+import type { NetworkMode, NetworkState } from '../host/network.js';
+import type { CgroupVersion } from '../host/cgroups.js';
 import { AmbiguousContainerError, BrokenContainerError, ContainerNotFoundError } from './errors.js';
 import { isSameProcess, procStartTime } from './proc.js';
 

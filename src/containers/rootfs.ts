@@ -4,7 +4,7 @@
  */
 import { lstat, mkdir, readFile } from 'node:fs/promises';
 import { isAbsolute, join, posix, resolve } from 'node:path';
-import type { Mount } from '../runner/spec.js';
+import type { Mount } from '../sandbox/spec.js';
 
 /** The layer dirs of a rootfs, topmost first. */
 export function layerDirs(rootfs: Mount[]): string[] {

@@ -4,12 +4,12 @@
  * `-w`, `-u` against the image's passwd/group, binds, tmpfs, capabilities, rlimits.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { mkdirp } from '../mkdirp.js';
+import { mkdirp } from '../fs.js';
 import { isAbsolute, posix, resolve } from 'node:path';
-import type { ContainerConfig } from '../layers/types.js';
-import type { Mount, Rlimit, SandboxSpec } from '../runner/spec.js';
+import type { ContainerConfig } from '../image/types.js';
+import type { Mount, Rlimit, SandboxSpec } from '../sandbox/spec.js';
 import { fromSystemError, InvalidArgumentError } from '../errors.js';
-import { CAPABILITIES, DEFAULT_CAPABILITIES as RUNNER_DEFAULT_CAPABILITIES, normalizeCapability } from '../runner/capabilities.js';
+import { CAPABILITIES, DEFAULT_CAPABILITIES as RUNNER_DEFAULT_CAPABILITIES, normalizeCapability } from '../sandbox/capabilities.js';
 import type { BindSpec, PortBinding } from './record.js';
 import { ContainerStartError } from './errors.js';
 import type { SecurityOptions } from './security-opt.js';
@@ -132,8 +132,8 @@ export function parsePublish(p: string): PortBinding {
   return { hostIp: '127.0.0.1', hostPort, containerPort, protocol: 'tcp' };
 }
 
-/** `--ulimit name=soft[:hard]`: parsed with the other limits (runner/limits.ts). */
-export { parseUlimit } from '../runner/limits.js';
+/** `--ulimit name=soft[:hard]`: parsed with the other limits (host/limits.ts). */
+export { parseUlimit } from '../host/limits.js';
 
 export interface SpecInput {
   argv: string[];

@@ -3,9 +3,9 @@
  * the snapshot's layer dirs (upper first, then each lowerdir top-down, as overlayfs resolves them),
  * so nothing needs to be mounted on the host. The rules are shared with the builder's USER.
  */
-import type { Mount } from '../runner/spec.js';
+import type { Mount } from '../sandbox/spec.js';
 import { readRootfsFile } from './rootfs.js';
-import { resolveExecUser, type ExecUser } from '../layers/users.js';
+import { resolveExecUser, type ExecUser } from '../image/users.js';
 
 export type ResolvedUser = ExecUser;
 

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { canonicalJson, stepKey, BuildCache, type StepKeyParts } from '../../src/builder/cache.js';
 import { build } from '../../src/builder/build.js';
-import type { BuildReporter } from '../../src/builder/dispatch.js';
-import { OciStore } from '../../src/layers/store.js';
-import { digestOf } from '../../src/layers/digest.js';
-import { MediaTypes } from '../../src/layers/media-types.js';
+import type { BuildReporter } from '../../src/builder/dispatch/dispatch.js';
+import { OciStore } from '../../src/store/store.js';
+import { digestOf } from '../../src/image/digest.js';
+import { MediaTypes } from '../../src/image/media-types.js';
 import { validateImage } from '../conformance/validate-image.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };

@@ -2,9 +2,9 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { mkdir, writeFile, symlink, link, lstat, readFile, readlink, readdir, chmod, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
-import { planCopy, applyCopy, planDigest, globToRegExp, parseChmod, CopySourceNotFoundError, CopyDestinationError, type SourceTree } from '../../src/builder/copy.js';
+import { planCopy, applyCopy, planDigest, globToRegExp, parseChmod, CopySourceNotFoundError, CopyDestinationError, type SourceTree } from '../../src/builder/dispatch/copy.js';
 import { ignoreMatcher, StatCache } from '../../src/builder/context.js';
-import { resolveInRoot, resolveChown, resolveProcessUser } from '../../src/builder/fs-root.js';
+import { resolveInRoot, resolveChown, resolveProcessUser } from '../../src/builder/dispatch/fs-root.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let ctx: string;

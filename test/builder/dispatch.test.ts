@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { makeTmp } from '../helpers/tmp.js';
 import { build } from '../../src/builder/build.js';
-import { OciStore } from '../../src/layers/store.js';
-import { openLayerTar } from '../../src/layers/compress.js';
-import { applyLayer } from '../../src/layers/tar/apply.js';
-import type { Descriptor } from '../../src/layers/types.js';
+import { OciStore } from '../../src/store/store.js';
+import { openLayerTar } from '../../src/store/layers.js';
+import { applyLayer } from '../../src/tar/apply.js';
+import type { Descriptor } from '../../src/image/types.js';
 import { createProgress } from '../../src/cli/progress.js';
 import { validateImage } from '../conformance/validate-image.js';
 

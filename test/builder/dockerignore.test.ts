@@ -9,7 +9,7 @@ import {
   loadIgnore,
   parseIgnoreFile,
   type IgnoreMatcher,
-} from '../../src/builder/dockerignore.js';
+} from '../../src/builder/frontend/dockerignore.js';
 import { makeTmp } from '../helpers/tmp.js';
 
 const VEC = JSON.parse(readFileSync(join(import.meta.dirname, '../conformance/data/dockerignore/dockerignore-vectors.json'), 'utf8')) as {

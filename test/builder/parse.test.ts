@@ -11,9 +11,9 @@ import {
   parseTrigger,
   suggest,
   type AstNode,
-} from '../../src/builder/parse.js';
+} from '../../src/builder/frontend/parse.js';
 import { BuildError, UnknownInstructionError, withLocation } from '../../src/builder/errors.js';
-import { expandInstruction, type Instruction } from '../../src/builder/instructions.js';
+import { expandInstruction, type Instruction } from '../../src/builder/frontend/instructions.js';
 
 const CONF = join(import.meta.dirname, '../conformance/data/parser-testfiles');
 const FIXTURES = join(import.meta.dirname, '../../fixtures');

@@ -9,7 +9,7 @@ import {
   processWords,
   processWordWithMatches,
   ShellExpansionError,
-} from '../../src/builder/shell-lex.js';
+} from '../../src/builder/frontend/shell-lex.js';
 
 const SHELL = join(import.meta.dirname, '../conformance/data/shell-tests');
 const LEXER_FIXTURES = join(import.meta.dirname, '../../fixtures/lexer');

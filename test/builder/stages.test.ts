@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseDockerfile } from '../../src/builder/parse.js';
-import { buildStageGraph, resolveMetaArgs, StageNotFoundError } from '../../src/builder/stages.js';
+import { parseDockerfile } from '../../src/builder/frontend/parse.js';
+import { buildStageGraph, resolveMetaArgs, StageNotFoundError } from '../../src/builder/frontend/stages.js';
 import { BuildError } from '../../src/builder/errors.js';
 import {
   formatPlatform,
@@ -10,7 +10,7 @@ import {
   parsePlatformSpec,
   predefinedPlatformArgs,
   proxyArgsFrom,
-} from '../../src/builder/platform.js';
+} from '../../src/builder/frontend/platform.js';
 
 const amd64 = { os: 'linux', architecture: 'amd64' };
 const arm64 = { os: 'linux', architecture: 'arm64' };

@@ -9,8 +9,8 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { CLI_EXE, CLI_MAIN, REPO_ROOT, runCli } from '../helpers/cli.js';
-import { RegistrySession } from '../../src/layers/remote/transport.js';
-import { httpRequest } from '../../src/layers/remote/http.js';
+import { RegistrySession } from '../../src/registry/transport.js';
+import { httpRequest } from '../../src/registry/http.js';
 
 const { commandName, restoreDeferredCaEnv, sizeThreadPool, COMMANDS } = createRequire(import.meta.url)(CLI_MAIN) as {
   commandName: (a: string[]) => string;

@@ -2,10 +2,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError } from '../helpers/cli.js';
 import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
-import { OciStore } from '../../src/layers/store.js';
-import { loadImage, writeImage } from '../../src/layers/image.js';
-import { MediaTypes } from '../../src/layers/media-types.js';
-import { digestOf } from '../../src/layers/digest.js';
+import { OciStore } from '../../src/store/store.js';
+import { loadImage, writeImage } from '../../src/store/images.js';
+import { MediaTypes } from '../../src/image/media-types.js';
+import { digestOf } from '../../src/image/digest.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let root: string;

@@ -7,11 +7,12 @@ import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError, REPO_ROOT } from '../helpers/cli.js';
 import { validateImage } from '../conformance/validate-image.js';
 import { ensureBusybox } from '../helpers/base-image.js';
-import { OciStore } from '../../src/layers/store.js';
-import { findImage, type LoadedImage } from '../../src/layers/image.js';
-import { openLayerTar } from '../../src/layers/compress.js';
-import { digestOf } from '../../src/layers/digest.js';
-import { MediaTypes } from '../../src/layers/media-types.js';
+import { OciStore } from '../../src/store/store.js';
+import { findImage } from '../../src/store/images.js';
+import { type LoadedImage } from '../../src/image/model.js';
+import { openLayerTar } from '../../src/store/layers.js';
+import { digestOf } from '../../src/image/digest.js';
+import { MediaTypes } from '../../src/image/media-types.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let rootfs: string;

@@ -3,8 +3,8 @@ import { open } from 'node:fs/promises';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError } from '../helpers/cli.js';
 import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
-import { OciStore } from '../../src/layers/store.js';
-import { loadImage } from '../../src/layers/image.js';
+import { OciStore } from '../../src/store/store.js';
+import { loadImage } from '../../src/store/images.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let root: string;

@@ -10,9 +10,10 @@ import { runCli, expectOneLineError } from '../helpers/cli.js';
 import { tmpBusyboxStore, ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
 import { HOSTILE, fixtureTar, storeImage } from '../helpers/hostile-image.js';
 import { validateImage } from '../conformance/validate-image.js';
-import { OciStore } from '../../src/layers/store.js';
-import { findImage, imageId, loadImage } from '../../src/layers/image.js';
-import { MediaTypes } from '../../src/layers/media-types.js';
+import { OciStore } from '../../src/store/store.js';
+import { findImage, loadImage } from '../../src/store/images.js';
+import { imageId } from '../../src/image/model.js';
+import { MediaTypes } from '../../src/image/media-types.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let root: string;

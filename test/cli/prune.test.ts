@@ -4,11 +4,12 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
 import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
-import { OciStore } from '../../src/layers/store.js';
-import { loadImage, writeImage, chainIds } from '../../src/layers/image.js';
-import { MediaTypes } from '../../src/layers/media-types.js';
-import { OverlaySnapshotter } from '../../src/overlay/overlay.js';
-import { unpackImage } from '../../src/overlay/unpack.js';
+import { OciStore } from '../../src/store/store.js';
+import { loadImage, writeImage } from '../../src/store/images.js';
+import { chainIds } from '../../src/image/model.js';
+import { MediaTypes } from '../../src/image/media-types.js';
+import { OverlaySnapshotter } from '../../src/snapshots/overlay.js';
+import { unpackImage } from '../../src/snapshots/unpack.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let root: string;

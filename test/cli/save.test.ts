@@ -5,9 +5,9 @@ import tar from 'tar-stream';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError } from '../helpers/cli.js';
 import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
-import { OciStore } from '../../src/layers/store.js';
-import { loadImage } from '../../src/layers/image.js';
-import { digestOf } from '../../src/layers/digest.js';
+import { OciStore } from '../../src/store/store.js';
+import { loadImage } from '../../src/store/images.js';
+import { digestOf } from '../../src/image/digest.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let root: string;

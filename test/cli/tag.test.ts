@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError } from '../helpers/cli.js';
 import { tmpBusyboxStore } from '../helpers/base-image.js';
-import { OciStore } from '../../src/layers/store.js';
+import { OciStore } from '../../src/store/store.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let root: string;

@@ -9,9 +9,9 @@
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Snapshotter, SnapshotInfo } from '../../src/overlay/snapshotter.js';
-import type { Mount } from '../../src/runner/spec.js';
-import { mountAll, unmount } from '../../src/overlay/mount.js';
+import type { Snapshotter, SnapshotInfo } from '../../src/snapshots/snapshotter.js';
+import type { Mount } from '../../src/sandbox/spec.js';
+import { mountAll, unmount } from '../../src/snapshots/mount.js';
 import { makeTmp, mountsUnder } from '../helpers/tmp.js';
 
 export type SnapshotterFactory = (root: string) => Promise<Snapshotter>;

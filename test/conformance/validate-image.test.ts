@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { schemaErrors, convertDockerMediaTypes, SCHEMA_DIR, validateImage } from './validate-image.js';
 import { makeTmp } from '../helpers/tmp.js';
 import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
-import { OciStore } from '../../src/layers/store.js';
-import { loadImage, writeImage } from '../../src/layers/image.js';
-import { MediaTypes } from '../../src/layers/media-types.js';
-import { digestOf } from '../../src/layers/digest.js';
+import { OciStore } from '../../src/store/store.js';
+import { loadImage, writeImage } from '../../src/store/images.js';
+import { MediaTypes } from '../../src/image/media-types.js';
+import { digestOf } from '../../src/image/digest.js';
 
 interface Vector { test: string; index: number; schema: string; fail: boolean; document: string; preprocess?: string; needs_beyond_schema?: string }
 const vectors = (JSON.parse(readFileSync(join(SCHEMA_DIR, 'test-vectors.json'), 'utf8')) as { cases: Vector[] }).cases;

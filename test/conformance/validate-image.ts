@@ -16,11 +16,11 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import type { OciStore } from '../../src/layers/store.js';
-import type { Descriptor, ImageConfig, Index, Manifest } from '../../src/layers/types.js';
-import { isDigest } from '../../src/layers/digest.js';
-import { isImage, isIndex, isLayer, layerCompression, MediaTypes } from '../../src/layers/media-types.js';
-import { decompress } from '../../src/layers/compress.js';
+import type { OciStore } from '../../src/store/store.js';
+import type { Descriptor, ImageConfig, Index, Manifest } from '../../src/image/types.js';
+import { isDigest } from '../../src/image/digest.js';
+import { isImage, isIndex, isLayer, layerCompression, MediaTypes } from '../../src/image/media-types.js';
+import { decompress } from '../../src/compress/compress.js';
 
 export const SCHEMA_DIR = join(import.meta.dirname, 'data', 'image-spec-schema');
 const BASE = 'https://opencontainers.org/schema/image/';

@@ -8,7 +8,7 @@ import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { pruneLeftovers } from '../../src/containers/lifecycle.js';
-import { listGroups } from '../../src/runner/cgroups.js';
+import { listGroups } from '../../src/host/cgroups.js';
 import { procStartTime as processStartTime } from '../../src/containers/proc.js';
 
 const cleanups: (() => Promise<void>)[] = [];

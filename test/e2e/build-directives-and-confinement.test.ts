@@ -11,12 +11,12 @@ import { writeContext } from '../helpers/context.js';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
 import { ensureBusybox } from '../helpers/base-image.js';
-import { OciStore } from '../../src/layers/store.js';
-import { findImage } from '../../src/layers/image.js';
-import type { Descriptor, ImageConfig } from '../../src/layers/types.js';
+import { OciStore } from '../../src/store/store.js';
+import { findImage } from '../../src/store/images.js';
+import type { Descriptor, ImageConfig } from '../../src/image/types.js';
 import { validateImage } from '../conformance/validate-image.js';
-import { openLayerTar } from '../../src/layers/compress.js';
-import { readTar } from '../../src/layers/tar/reader.js';
+import { openLayerTar } from '../../src/store/layers.js';
+import { readTar } from '../../src/tar/reader.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let root: string;

@@ -16,10 +16,10 @@ import { makeTmp } from '../helpers/tmp.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
 import { build } from '../../src/builder/build.js';
-import { OciStore } from '../../src/layers/store.js';
-import { openLayerTar } from '../../src/layers/compress.js';
-import { applyLayer } from '../../src/layers/tar/apply.js';
-import type { Descriptor } from '../../src/layers/types.js';
+import { OciStore } from '../../src/store/store.js';
+import { openLayerTar } from '../../src/store/layers.js';
+import { applyLayer } from '../../src/tar/apply.js';
+import type { Descriptor } from '../../src/image/types.js';
 import { validateImage } from '../conformance/validate-image.js';
 
 const CASES_DIR = join(REPO_ROOT, 'fixtures', 'build');

@@ -10,9 +10,9 @@ import { makeTmp } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
 import { ensureBusybox } from '../helpers/base-image.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { OciStore } from '../../src/layers/store.js';
-import { findImage } from '../../src/layers/image.js';
-import { MediaTypes } from '../../src/layers/media-types.js';
+import { OciStore } from '../../src/store/store.js';
+import { findImage } from '../../src/store/images.js';
+import { MediaTypes } from '../../src/image/media-types.js';
 import { validateImage } from '../conformance/validate-image.js';
 
 const tmp = await makeTmp('imgbuild-e2e-build-push-');

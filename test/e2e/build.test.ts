@@ -11,12 +11,12 @@ import { makeTmp } from '../helpers/tmp.js';
 import { runCli, REPO_ROOT } from '../helpers/cli.js';
 import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
 import { startRegistry } from '../helpers/registry.js';
-import { OciStore } from '../../src/layers/store.js';
-import { findImage } from '../../src/layers/image.js';
-import type { Descriptor } from '../../src/layers/types.js';
+import { OciStore } from '../../src/store/store.js';
+import { findImage } from '../../src/store/images.js';
+import type { Descriptor } from '../../src/image/types.js';
 import { validateImage } from '../conformance/validate-image.js';
-import { openLayerTar } from '../../src/layers/compress.js';
-import { readTar } from '../../src/layers/tar/reader.js';
+import { openLayerTar } from '../../src/store/layers.js';
+import { readTar } from '../../src/tar/reader.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let root: string;
@@ -42,7 +42,7 @@ async function buildOk(args: string[], o: { env?: NodeJS.ProcessEnv; input?: str
   return { id: r.stdout.trim(), stderr: r.stderr };
 }
 
-async function image(ref: string): Promise<{ store: OciStore; desc: Descriptor; config: import('../../src/layers/types.js').ImageConfig }> {
+async function image(ref: string): Promise<{ store: OciStore; desc: Descriptor; config: import('../../src/image/types.js').ImageConfig }> {
   const store = await OciStore.open(root);
   const img = await findImage(store, ref);
   await validateImage(store, img.descriptor);

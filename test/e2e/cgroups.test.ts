@@ -1,13 +1,13 @@
 /**
  * cgroups for real on this machine's hierarchy (v1 here; the v2 code paths are covered against a
- * fake tree in test/runner/cgroups-v2.test.ts): limits land in the kernel files, OOM kills are
+ * fake tree in test/host/cgroups-v2.test.ts): limits land in the kernel files, OOM kills are
  * reported, a fork bomb is contained and the group is removed with the container.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { Cgroup, detectCgroupVersion } from '../../src/runner/cgroups.js';
+import { Cgroup, detectCgroupVersion } from '../../src/host/cgroups.js';
 import { setupEnv, leftovers, NOTHING, waitFor, type Env } from './containers-env.js';
 
 let env: Env;

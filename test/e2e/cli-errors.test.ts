@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError } from '../helpers/cli.js';
 import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
-import { OciStore } from '../../src/layers/store.js';
-import type { Manifest } from '../../src/layers/types.js';
+import { OciStore } from '../../src/store/store.js';
+import type { Manifest } from '../../src/image/types.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let root: string;

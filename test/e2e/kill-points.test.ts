@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI_EXE, REPO_ROOT } from '../helpers/cli.js';
-import { OverlaySnapshotter } from '../../src/overlay/overlay.js';
+import { OverlaySnapshotter } from '../../src/snapshots/overlay.js';
 import { freePort, setupEnv, type Env } from './containers-env.js';
 
 let env: Env;

@@ -10,12 +10,13 @@ import { chmodSync, chownSync, createReadStream, linkSync, mkdirSync, readFileSy
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { setAttributeSync } from 'fs-xattr';
-import { applyLayer } from '../../src/layers/tar/apply.js';
-import { packDir } from '../../src/layers/tar/pack.js';
-import { decompress, writeLayerBlob, type LayerBlob } from '../../src/layers/compress.js';
-import { OciStore } from '../../src/layers/store.js';
-import { MediaTypes, type Compression } from '../../src/layers/media-types.js';
-import type { Descriptor, Manifest } from '../../src/layers/types.js';
+import { applyLayer } from '../../src/tar/apply.js';
+import { packDir } from '../../src/tar/pack.js';
+import { decompress } from '../../src/compress/compress.js';
+import { writeLayerBlob, type LayerBlob } from '../../src/store/layers.js';
+import { OciStore } from '../../src/store/store.js';
+import { MediaTypes, type Compression } from '../../src/image/media-types.js';
+import type { Descriptor, Manifest } from '../../src/image/types.js';
 import { makeTmp } from '../helpers/tmp.js';
 import { snapshotTree } from '../helpers/tar.js';
 

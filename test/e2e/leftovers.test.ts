@@ -11,7 +11,7 @@ import { mkdir, readlink, rm, rmdir, symlink, writeFile } from 'node:fs/promises
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { expectOneLineError } from '../helpers/cli.js';
-import { OverlaySnapshotter } from '../../src/overlay/overlay.js';
+import { OverlaySnapshotter } from '../../src/snapshots/overlay.js';
 import { setupEnv, waitFor, type Env } from './containers-env.js';
 
 let env: Env;
@@ -178,6 +178,22 @@ describe('prune', () => {
     } finally {
       for (const g of groups) await rmdir(g).catch(() => {});
       for (const id of [mine, gone, other]) await rm(join(CLAIMS, id), { force: true });
+    }
+  });
+
+  it('removes a claim of this root that has no object and no container left (a removal killed at its end)', async () => {
+    const bare = hex('4');
+    const othersBare = hex('5');
+    const otherRoot = join(env.dir, 'other-bare');
+    await mkdir(join(otherRoot, 'containers', othersBare), { recursive: true });
+    await claim(bare, env.root);
+    await claim(othersBare, otherRoot);
+    try {
+      const r = await env.cli(['prune']);
+      expect(r.code).toBe(0);
+      expect([bare, othersBare].map((id) => existsSync(join(CLAIMS, id)))).toEqual([false, true]);
+    } finally {
+      for (const id of [bare, othersBare]) await rm(join(CLAIMS, id), { force: true });
     }
   });
 

@@ -3,9 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setupEnv, waitFor, type Env } from './containers-env.js';
-import { OciStore } from '../../src/layers/store.js';
-import { findImage } from '../../src/layers/image.js';
-import { openLayerTar } from '../../src/layers/compress.js';
+import { OciStore } from '../../src/store/store.js';
+import { findImage } from '../../src/store/images.js';
+import { openLayerTar } from '../../src/store/layers.js';
 import tar from 'tar-stream';
 import { pruneContainers } from '../../src/containers/lifecycle.js';
 

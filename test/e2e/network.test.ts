@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { setupEnv, freePort, leftovers, NOTHING, waitFor, type Env } from './containers-env.js';
-import { listNetworkObjects, setupNetwork, teardownNetwork } from '../../src/runner/network.js';
+import { listNetworkObjects, setupNetwork, teardownNetwork } from '../../src/host/network.js';
 import { makeTmp } from '../helpers/tmp.js';
 
 let env: Env;

@@ -10,9 +10,9 @@ import { makeTmp } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { ensureBusybox } from '../helpers/base-image.js';
-import { OciStore } from '../../src/layers/store.js';
-import { loadImage } from '../../src/layers/image.js';
-import { MediaTypes } from '../../src/layers/media-types.js';
+import { OciStore } from '../../src/store/store.js';
+import { loadImage } from '../../src/store/images.js';
+import { MediaTypes } from '../../src/image/media-types.js';
 
 const tmp = await makeTmp('imgbuild-e2e-regcli-');
 let reg: TestRegistry;

@@ -11,14 +11,14 @@ import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { makeTmp } from '../helpers/tmp.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
-import { OciStore } from '../../src/layers/store.js';
-import { loadImage } from '../../src/layers/image.js';
-import { pullImage } from '../../src/layers/remote/pull.js';
-import { pushImage } from '../../src/layers/remote/push.js';
-import { MediaTypes } from '../../src/layers/media-types.js';
-import { digestOf } from '../../src/layers/digest.js';
-import type { Descriptor, ImageConfig, Index, Manifest } from '../../src/layers/types.js';
-import { testSession, validateStoredImage } from '../layers/remote/util.js';
+import { OciStore } from '../../src/store/store.js';
+import { loadImage } from '../../src/store/images.js';
+import { pullImage } from '../../src/registry/pull.js';
+import { pushImage } from '../../src/registry/push.js';
+import { MediaTypes } from '../../src/image/media-types.js';
+import { digestOf } from '../../src/image/digest.js';
+import type { Descriptor, ImageConfig, Index, Manifest } from '../../src/image/types.js';
+import { testSession, validateStoredImage } from '../registry/util.js';
 
 function run(cmd: string, args: string[], o: { timeout?: number } = {}): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: o.timeout ?? 120_000 });

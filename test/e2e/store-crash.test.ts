@@ -18,9 +18,10 @@ import { CLI_EXE, runCli, type CliResult } from '../helpers/cli.js';
 import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { checkClean, checkStore } from '../helpers/store-check.js';
-import { OciStore } from '../../src/layers/store.js';
-import { loadImage, chainIds } from '../../src/layers/image.js';
-import { OverlaySnapshotter } from '../../src/overlay/overlay.js';
+import { OciStore } from '../../src/store/store.js';
+import { loadImage } from '../../src/store/images.js';
+import { chainIds } from '../../src/image/model.js';
+import { OverlaySnapshotter } from '../../src/snapshots/overlay.js';
 
 let tmp: Awaited<ReturnType<typeof tmpBusyboxStore>>['tmp'];
 let root: string;

@@ -12,8 +12,9 @@ import { makeTmp } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
 import { tmpBusyboxStore, BUSYBOX_REF } from '../helpers/base-image.js';
 import { validateImage } from '../conformance/validate-image.js';
-import { OciStore } from '../../src/layers/store.js';
-import { findImage, imageId } from '../../src/layers/image.js';
+import { OciStore } from '../../src/store/store.js';
+import { findImage } from '../../src/store/images.js';
+import { imageId } from '../../src/image/model.js';
 
 let tmp: Awaited<ReturnType<typeof makeTmp>>;
 let root: string;
@@ -75,7 +76,7 @@ describe('OCI archives from `save`', () => {
       ok(sh('skopeo', ['copy', '--quiet', `oci:${dir}:${ref}`, `dir:${dest}`]), `skopeo copy ${ref}`);
       // skopeo keeps our manifest bytes as they are
       const raw = await readFile(join(dest, 'manifest.json'));
-      const { digestOf } = await import('../../src/layers/digest.js');
+      const { digestOf } = await import('../../src/image/digest.js');
       expect(digestOf(raw)).toBe(ids[ref === BUSYBOX_REF ? 'busybox' : ref]!.manifest);
     }
     // the whole layout, refs and all

@@ -9,12 +9,12 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { makeTmp } from './tmp.js';
 import { REPO_ROOT } from './cli.js';
-import { OciStore } from '../../src/layers/store.js';
-import { writeImage } from '../../src/layers/image.js';
-import { packDir } from '../../src/layers/tar/pack.js';
-import { digestOf, type Digest } from '../../src/layers/digest.js';
-import { MediaTypes } from '../../src/layers/media-types.js';
-import type { ImageConfig } from '../../src/layers/types.js';
+import { OciStore } from '../../src/store/store.js';
+import { writeImage } from '../../src/store/images.js';
+import { packDir } from '../../src/tar/pack.js';
+import { digestOf, type Digest } from '../../src/image/digest.js';
+import { MediaTypes } from '../../src/image/media-types.js';
+import type { ImageConfig } from '../../src/image/types.js';
 
 export const BUSYBOX_REF = 'docker.io/library/busybox:latest';
 /** The fixed creation time of the test base image (matches the rootfs mtimes). */

@@ -6,10 +6,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { OciStore } from '../../src/layers/store.js';
-import { writeImage } from '../../src/layers/image.js';
-import { writeLayerBlob, type Compression } from '../../src/layers/compress.js';
-import type { Descriptor, ImageConfig } from '../../src/layers/types.js';
+import { OciStore } from '../../src/store/store.js';
+import { writeImage } from '../../src/store/images.js';
+import { type Compression } from '../../src/compress/compress.js';
+import { writeLayerBlob } from '../../src/store/layers.js';
+import type { Descriptor, ImageConfig } from '../../src/image/types.js';
 import { REFUSED_FIXTURES } from '../../scripts/make-layer-fixtures.js';
 import { busyboxLayerTar } from './base-image.js';
 import { REPO_ROOT } from './cli.js';

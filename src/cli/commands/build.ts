@@ -71,7 +71,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--compression-level <n>', 'with --push: level of the compression done for the push (gzip 1-9, default 4; zstd 1-22, default 3)')
     .action(async (contextArg: string, f: BuildFlags) => {
       const { build } = await import('../../builder/build.js');
-      const { parseSecretFlag } = await import('../../builder/mounts.js');
+      const { parseSecretFlag } = await import('../../builder/dispatch/mounts.js');
       const { createProgress } = await import('../progress.js');
       if (!['none', 'gzip', 'zstd'].includes(f.compression)) throw new InvalidArgumentError(`--compression must be none, gzip or zstd, not ${f.compression}`);
       if (!['none', 'host', 'default'].includes(f.network)) throw new InvalidArgumentError(`--network must be none or host, not ${f.network}`);
@@ -152,7 +152,7 @@ export default function register(program: Command, ctx: CliContext): void {
  */
 async function pushTags(ctx: CliContext, tags: string[], f: BuildFlags, level: number | undefined): Promise<void> {
   const [{ pushImage }, { createTransferRenderer }] = await Promise.all([
-    import('../../layers/remote/push.js'),
+    import('../../registry/push.js'),
     import('../transfer-progress.js'),
   ]);
   const store = await ctx.store();

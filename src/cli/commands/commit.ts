@@ -14,7 +14,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-c, --change <instruction>', 'apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, LABEL, WORKDIR, USER, EXPOSE, STOPSIGNAL, VOLUME)', collect, [])
     .action(async (container: string, image: string | undefined, f: { message?: string; author?: string; change: string[] }) => {
       const { commitContainer } = await import('../../containers/commit.js');
-      const { loadImage } = await import('../../layers/image.js');
+      const { loadImage } = await import('../../store/images.js');
       const store = await ctx.store();
       const desc = await commitContainer(store, container, image, { message: f.message, author: f.author, changes: f.change, signal: ctx.signal });
       const img = await loadImage(store, desc);

@@ -23,7 +23,8 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-H, --human [bool]', 'print sizes and dates in human readable format', (v: string) => v !== 'false', true)
     .option('--format <format>', "output format: 'table' (default) or 'json'")
     .action(async (input: string, opts: Opts) => {
-      const { findImage, imageId } = await import('../../layers/image.js');
+      const { findImage } = await import('../../store/images.js');
+const { imageId } = await import('../../image/model.js');
       const { formatSize, formatAgo, shortId, ellipsis, table } = await import('../format.js');
       const { InvalidArgumentError } = await import('../../errors.js');
       const format = opts.format ?? 'table';

@@ -33,8 +33,9 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--format <format>', "output format: 'table' (default) or 'json'")
     .option('-f, --filter <filter>', 'filter: dangling=true|false, reference=PATTERN (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .action(async (repository: string | undefined, opts: Opts) => {
-      const { listImages, imageSize, imageId } = await import('../../layers/image.js');
-      const { parseReference, familiarName, repositoryName } = await import('../../layers/reference.js');
+      const { listImages } = await import('../../store/images.js');
+const { imageSize, imageId } = await import('../../image/model.js');
+      const { parseReference, familiarName, repositoryName } = await import('../../image/reference.js');
       const { formatSize, formatAgo, shortId, table } = await import('../format.js');
       const { InvalidArgumentError } = await import('../../errors.js');
       const format = opts.format ?? 'table';

@@ -86,9 +86,13 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-m, --message <text>', 'commit message for the history entry')
     .option('--platform <os/arch[/variant]>', 'platform recorded in the config (default: this machine)')
     .action(async (source: string, name: string | undefined, opts: Opts) => {
-      const { writeImage, loadImage, imageId, applyConfigChanges, hostPlatform, parsePlatform } = await import('../../layers/image.js');
-      const { writeLayerBlob, decompress } = await import('../../layers/compress.js');
-      const { parseReference, formatReference } = await import('../../layers/reference.js');
+      const { writeImage, loadImage } = await import('../../store/images.js');
+const { imageId } = await import('../../image/model.js');
+const { applyConfigChanges } = await import('../../image/changes.js');
+const { hostPlatform, parsePlatform } = await import('../../image/platform.js');
+      const { decompress } = await import('../../compress/compress.js');
+const { writeLayerBlob } = await import('../../store/layers.js');
+      const { parseReference, formatReference } = await import('../../image/reference.js');
       const { NotFoundError } = await import('../../errors.js');
       const c = opts.compression;
       if (c !== 'none' && c !== 'gzip' && c !== 'zstd') throw new InvalidArgumentError(`unsupported --compression ${JSON.stringify(c)}: use none, gzip or zstd`);
@@ -109,7 +113,7 @@ export default function register(program: Command, ctx: CliContext): void {
         if (!st) throw new NotFoundError(`import source not found: ${source}`);
         isDir = st.isDirectory();
         if (isDir) {
-          const { packDir } = await import('../../layers/tar/pack.js');
+          const { packDir } = await import('../../tar/pack.js');
           tar = packDir(source, { mode: 'plain', signal: ctx.signal });
         } else {
           tar = decompress(createReadStream(source), undefined, { signal: ctx.signal });

@@ -44,9 +44,10 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-f, --format <template>', 'format each object with a template ({{.Id}}, {{json .Config}})')
     .option('--type <type>', 'only look for this kind of object: image or container')
     .action(async (names: string[], opts: Opts) => {
-      const { findImage, imageId, imageSize } = await import('../../layers/image.js');
-      const { parseReference, familiarReference, familiarName } = await import('../../layers/reference.js');
-      const { ImageNotFoundError } = await import('../../layers/errors.js');
+      const { findImage } = await import('../../store/images.js');
+const { imageId, imageSize } = await import('../../image/model.js');
+      const { parseReference, familiarReference, familiarName } = await import('../../image/reference.js');
+      const { ImageNotFoundError } = await import('../../store/errors.js');
       const { NotFoundError } = await import('../../errors.js');
       if (opts.type !== undefined && opts.type !== 'image' && opts.type !== 'container') {
         throw new InvalidArgumentError(`--type must be image or container, not ${JSON.stringify(opts.type)}`);

@@ -1,14 +1,14 @@
 /**
  * `imgbuild load [-i FILE]`: loads images from a tar archive (a file or stdin; gzip/zstd
  * compressed archives too), in either format `save` writes (an OCI image layout or a
- * docker-archive, detected from the content). The archive is read by src/layers/archive.ts.
+ * docker-archive, detected from the content). The archive is read by src/archive/archive.ts.
  */
 import type { Command } from 'commander';
 import type { Readable } from 'node:stream';
 import type { CliContext } from '../context.js';
 import { createReadStream } from 'node:fs';
 
-export { InvalidArchiveError } from '../../layers/archive.js';
+export { InvalidArchiveError } from '../../archive/archive.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -17,8 +17,8 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-i, --input <file>', 'read from this file instead of stdin')
     .option('-q, --quiet', 'suppress the load output')
     .action(async (opts: { input?: string; quiet?: boolean }) => {
-      const { loadArchive } = await import('../../layers/archive.js');
-      const { parseReference, familiarReference } = await import('../../layers/reference.js');
+      const { loadArchive } = await import('../../archive/archive.js');
+      const { parseReference, familiarReference } = await import('../../image/reference.js');
       const { InvalidArgumentError } = await import('../../errors.js');
 
       const fromStdin = opts.input === undefined || opts.input === '-';

@@ -44,8 +44,8 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--insecure', 'allow plain http and unverified TLS for this registry')
     .action(async (registryArg: string, flags: LoginFlags) => {
       const [{ Keychain, StaticAuthenticator, keyHost }, { RegistrySession }] = await Promise.all([
-        import('../../layers/remote/auth.js'),
-        import('../../layers/remote/transport.js'),
+        import('../../registry/auth.js'),
+        import('../../registry/transport.js'),
       ]);
       const registry = keyHost(registryArg);
       if (flags.password !== undefined && flags.passwordStdin) throw new InvalidArgumentError('--password and --password-stdin are mutually exclusive');

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CliContext } from '../context.js';
-import type { OciStore } from '../../layers/store.js';
+import type { OciStore } from '../../store/store.js';
 
 /** Removes unreferenced snapshots when the overlay module is present; returns the bytes freed. */
 async function pruneOverlay(root: string, store: OciStore, signal: AbortSignal): Promise<{ removed: string[]; bytes: number }> {
@@ -20,8 +20,8 @@ async function pruneOverlay(root: string, store: OciStore, signal: AbortSignal):
   let diff: { pruneSnapshots?: (sn: unknown, keep: Set<string>, o: { storeRoot: string; signal: AbortSignal }) => Promise<{ removed: string[]; bytes: number }> };
   let overlay: { OverlaySnapshotter?: { open(root: string, o?: { signal?: AbortSignal }): Promise<unknown> } };
   try {
-    diff = (await import('../../overlay/diff.js' as string)) as typeof diff;
-    overlay = (await import('../../overlay/overlay.js' as string)) as typeof overlay;
+    diff = (await import('../../snapshots/diff.js' as string)) as typeof diff;
+    overlay = (await import('../../snapshots/overlay.js' as string)) as typeof overlay;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return { removed: [], bytes: 0 };
     throw e;
@@ -30,7 +30,8 @@ async function pruneOverlay(root: string, store: OciStore, signal: AbortSignal):
   // Mounts a killed build left hold snapshot dirs: they go first.
   const { removeStaleBuildDirs } = await import('../../builder/build.js');
   await removeStaleBuildDirs(root);
-  const { listImages, chainIds } = await import('../../layers/image.js');
+  const { listImages } = await import('../../store/images.js');
+const { chainIds } = await import('../../image/model.js');
   const keep = new Set<string>();
   for (const li of await listImages(store)) {
     // An image that cannot be read keeps nothing; its snapshots stay until it is fixed or removed,
@@ -50,8 +51,9 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-a, --all', 'remove all images not used by a container, not just dangling ones')
     .option('-f, --force', 'do not prompt for confirmation (imgbuild never prompts)')
     .action(async (opts: { all?: boolean }) => {
-      const { listImages, imageId } = await import('../../layers/image.js');
-      const { parseReference, familiarReference } = await import('../../layers/reference.js');
+      const { listImages } = await import('../../store/images.js');
+const { imageId } = await import('../../image/model.js');
+      const { parseReference, familiarReference } = await import('../../image/reference.js');
       const { containerImageUsers } = await import('./rmi.js');
       const { formatSize } = await import('../format.js');
       const store = await ctx.store();

@@ -22,10 +22,10 @@ export default function register(program: Command, ctx: CliContext): void {
       const opening = ctx.opening();
       opening.catch(() => {}); // awaited below; a failure surfaces there, never as unhandled
       const [{ pullImage }, { parsePlatform }, { createTransferRenderer }, { parseReference, formatReference }] = await Promise.all([
-        import('../../layers/remote/pull.js'),
-        import('../../layers/image.js'),
+        import('../../registry/pull.js'),
+        import('../../image/platform.js'),
         import('../transfer-progress.js'),
-        import('../../layers/reference.js'),
+        import('../../image/reference.js'),
       ]);
       const full = formatReference(parseReference(ref));
       const quiet = Boolean(flags.quiet);

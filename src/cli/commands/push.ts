@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors.js';
 import type { CliContext } from '../context.js';
-import { compressionLevelRange } from '../../layers/compress.js';
-import type { Compression } from '../../layers/media-types.js';
+import { compressionLevelRange } from '../../compress/compress.js';
+import type { Compression } from '../../image/media-types.js';
 
 interface PushFlags {
   compression?: string;
@@ -30,9 +30,9 @@ export default function register(program: Command, ctx: CliContext): void {
       // The store opens while the registry client's modules load.
       const [store, { pushImage }, { createTransferRenderer }, { formatReference, parseReference }] = await Promise.all([
         ctx.store(),
-        import('../../layers/remote/push.js'),
+        import('../../registry/push.js'),
         import('../transfer-progress.js'),
-        import('../../layers/reference.js'),
+        import('../../image/reference.js'),
       ]);
       const quiet = Boolean(flags.quiet);
       let target: string | undefined;

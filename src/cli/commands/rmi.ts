@@ -55,9 +55,11 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-f, --force', 'remove even when tagged several times or used by a container')
     .option('--no-prune', 'accepted for compatibility')
     .action(async (inputs: string[], opts: { force?: boolean }) => {
-      const { findImage, imageId, loadImage } = await import('../../layers/image.js');
-      const { parseReference, formatReference, familiarReference } = await import('../../layers/reference.js');
-      const { ImageNotFoundError, InvalidReferenceError } = await import('../../layers/errors.js');
+      const { findImage, loadImage } = await import('../../store/images.js');
+const { imageId } = await import('../../image/model.js');
+      const { parseReference, formatReference, familiarReference } = await import('../../image/reference.js');
+      const { ImageNotFoundError } = await import('../../store/errors.js');
+const { InvalidReferenceError } = await import('../../image/errors.js');
       const store = await ctx.store();
       const force = Boolean(opts.force);
       const users = await containerImageUsers(ctx.root());

@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { Writable } from 'node:stream';
 import type { CliContext } from '../context.js';
 import { ExitError, fromSystemError, ImgbuildError, InvalidArgumentError, isImgbuildError } from '../../errors.js';
-import { parseCpus, parseMemoryLimit, parsePidsLimit, parseUlimit } from '../../runner/limits.js';
+import { parseCpus, parseMemoryLimit, parsePidsLimit, parseUlimit } from '../../host/limits.js';
 import { parseSecurityOpts } from '../../containers/security-opt.js';
 
 export const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -178,7 +178,7 @@ export default function register(program: Command, ctx: CliContext): void {
     });
 }
 
-/** The resource limits of `run`, each parsed once (runner/limits.ts); undefined where not limited. */
+/** The resource limits of `run`, each parsed once (host/limits.ts); undefined where not limited. */
 export interface RunLimits {
   memory: number | undefined;
   cpus: number | undefined;
@@ -216,7 +216,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
     import('../../containers/create.js'),
     import('../../containers/lifecycle.js'),
     import('../../containers/ids.js'),
-    import('../../overlay/overlay.js'),
+    import('../../snapshots/overlay.js'),
   ]);
   const root = ctx.root();
   const [store, snapshotter] = await Promise.all([storeP, OverlaySnapshotter.open(overlayRoot(root), { signal: ctx.signal })]);

@@ -6,7 +6,7 @@
  *    `org.opencontainers.image.ref.name` / `io.containerd.image.name` annotations, blobs/).
  *  - docker: a docker-archive (manifest.json with Config/RepoTags/Layers, repositories, the config
  *    and one uncompressed tar per layer) that `docker load` and `skopeo docker-archive:` read.
- * The archive itself is written by src/layers/archive.ts.
+ * The archive itself is written by src/archive/archive.ts.
  */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
@@ -26,10 +26,10 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-o, --output <file>', 'write to this file instead of stdout')
     .option('--format <format>', 'archive format: oci or docker', 'oci')
     .action(async (inputs: string[], opts: Opts) => {
-      const { findImage } = await import('../../layers/image.js');
-      const { parseReference, formatReference } = await import('../../layers/reference.js');
-      const { writeArchive, writeArchiveFile } = await import('../../layers/archive.js');
-      type ArchiveImage = import('../../layers/archive.js').ArchiveImage;
+      const { findImage } = await import('../../store/images.js');
+      const { parseReference, formatReference } = await import('../../image/reference.js');
+      const { writeArchive, writeArchiveFile } = await import('../../archive/archive.js');
+      type ArchiveImage = import('../../archive/archive.js').ArchiveImage;
       const { InvalidArgumentError, NotFoundError } = await import('../../errors.js');
       const format = opts.format ?? 'oci';
       if (format !== 'oci' && format !== 'docker') throw new InvalidArgumentError(`unsupported --format ${JSON.stringify(format)}: use oci or docker`);

@@ -9,9 +9,9 @@ export default function register(program: Command, ctx: CliContext): void {
     .argument('<source>', 'image name, name@digest or image id')
     .argument('<target>', 'new name[:tag]')
     .action(async (source: string, target: string) => {
-      const { findImage } = await import('../../layers/image.js');
-      const { parseReference, formatReference } = await import('../../layers/reference.js');
-      const { InvalidReferenceError } = await import('../../layers/errors.js');
+      const { findImage } = await import('../../store/images.js');
+      const { parseReference, formatReference } = await import('../../image/reference.js');
+      const { InvalidReferenceError } = await import('../../image/errors.js');
       const dest = parseReference(target);
       if (dest.digest) throw new InvalidReferenceError(target, 'a tag cannot contain a digest');
       const store = await ctx.store();

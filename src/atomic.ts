@@ -1,0 +1,69 @@
+/**
+ * Atomic file replacement, shared by every on-disk structure that must survive a crash or a
+ * second imgbuild process: write a temp file in the same directory, fsync it, rename it over the
+ * target, fsync the directory. The inter-process lock lives in src/lock.ts (the runner uses it
+ * too, and may not depend on layers); it is re-exported here for the store's users.
+ */
+import { open, readdir, rename, rm } from 'node:fs/promises';
+import { dirname, basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { isProcessAlive } from './pid.js';
+
+export { withLock, sweepLocks } from './lock.js';
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fsyncDir(dir);
+}
+
+
+/** Temp files of an atomic write: `writeFileAtomic`'s `.<name>.<pid>.<rand>.tmp`, or `<name>.<pid>.<rand>.tmp`. */
+const TEMP_FILE = /\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * Removes the temp files of atomic writes in `dir` (not recursive) whose writer is no longer
+ * running: a process killed between writing and renaming one leaves it behind. Returns the
+ * names removed; a missing `dir` is fine.
+ */
+export async function sweepTempFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw e;
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = TEMP_FILE.exec(name);
+    if (!m || isProcessAlive(Number(m[1]))) continue;
+    await rm(join(dir, name), { force: true }).then(() => removed.push(name), () => {});
+  }
+  return removed;
+}

@@ -1,0 +1,581 @@
+/**
+ * COPY and ADD: resolving sources (context or another stage's rootfs), Docker's destination rules,
+ * and writing the files into a mounted rootfs.
+ *
+ * Docker semantics implemented here:
+ *  - a source directory contributes its *contents*, not itself (`COPY dir /d` fills /d);
+ *  - a file goes to `dest/<name>` when dest ends in `/` (or `/.`), or is an existing directory in
+ *    the image, else to `dest` itself; several sources need a directory destination ending in `/`;
+ *  - a relative dest is relative to WORKDIR; missing parents are created (0755);
+ *  - sources are wildcards in Go `filepath.Match` syntax per path component, resolved inside the
+ *    source root: `..` and symlinks never lead outside it (a symlink pointing out of the context is
+ *    resolved as if the context were `/`);
+ *  - symlinks inside a copied tree are copied as symlinks; a symlink named as the source is
+ *    followed (inside the root);
+ *  - files from the context become 0:0, files from another stage keep their owner; `--chown`
+ *    overrides both, `--chmod` sets the permission bits of everything copied;
+ *  - hard links inside one COPY stay hard links;
+ *  - destination paths are resolved through the image's own symlinks but never leave its root.
+ *
+ * The work is split into `planCopy` (walk the sources, no writes; its digest is the cache key's
+ * content part) and `applyCopy` (write into a rootfs mounted on the host).
+ */
+import { lstat, stat, readdir, mkdir, lchown, chmod, lutimes, unlink, open, rm } from 'node:fs/promises';
+import { constants, lstatSync, readdirSync, readlinkSync, unlinkSync, linkSync, symlinkSync, lchownSync, lutimesSync, writeFileSync, copyFileSync, chmodSync, type Stats } from 'node:fs';
+import { posix } from 'node:path';
+import pLimit from 'p-limit';
+import { createHasher, type Digest } from '../../image/digest.js';
+import { ImgbuildError, throwIfAborted } from '../../errors.js';
+import { resolveRel, resolveInRoot, cleanAbs } from './fs-root.js';
+import { patternMatcher, hashFile, type IgnoreMatcher, type StatCache } from '../context.js';
+
+export class CopySourceNotFoundError extends ImgbuildError {
+  constructor(readonly source: string, detail = 'no such file or directory') {
+    super('NOT_FOUND', `COPY source ${JSON.stringify(source)}: ${detail}`);
+    this.name = 'CopySourceNotFoundError';
+  }
+}
+
+export class CopyDestinationError extends ImgbuildError {
+  constructor(message: string) {
+    super('INVALID_ARGUMENT', message);
+    this.name = 'CopyDestinationError';
+  }
+}
+
+/** Where sources are read from: the build context, or a (mounted) rootfs of a stage or image. */
+export interface SourceTree {
+  /** Host directory that plays `/` for source lookup. */
+  root: string;
+  kind: 'context' | 'image';
+  /** `.dockerignore` of the context (context only). */
+  ignore?: IgnoreMatcher;
+  /** Content-hash cache; without it files are hashed from their bytes each time. */
+  statCache?: StatCache;
+}
+
+export type EntryType = 'file' | 'dir' | 'symlink';
+
+export interface PlannedEntry {
+  /** Path below the item's destination ('' for the item itself). */
+  rel: string;
+  type: EntryType;
+  /** Host path of the source (undefined for inline content). */
+  src?: string;
+  st?: Stats;
+  linkTarget?: string;
+  /** Inline content (heredoc source or downloaded file kept in memory). */
+  data?: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+  /** blake3 of the content (files only, when hashed). */
+  hash?: Digest;
+  /** Walk-internal: an excluded dir kept only as the parent of re-included entries. */
+  implied?: boolean;
+}
+
+export interface PlannedItem {
+  /** The source word that produced this item (for messages). */
+  source: string;
+  /** Base name used when the item lands inside a directory destination. */
+  name: string;
+  /** `--parents`: the path kept below dest (source path relative to the root or its `/./` pivot). */
+  parentsPath?: string;
+  isDir: boolean;
+  /** ADD of a local archive: extract into the destination instead of copying. */
+  archive?: boolean;
+  entries: PlannedEntry[];
+}
+
+export interface CopyPlan {
+  items: PlannedItem[];
+  /** True when more than one source word or match was given (dest must then be a directory). */
+  multiple: boolean;
+}
+
+export interface PlanOptions {
+  /** Source words after expansion (heredoc words `<<NAME` are resolved through `inline`). */
+  sources: string[];
+  tree: SourceTree | undefined;
+  exclude?: string[];
+  parents?: boolean;
+  /** Inline sources by heredoc name (COPY <<EOF). */
+  inline?: Map<string, Buffer>;
+  /** ADD: recognise local archives for extraction. */
+  detectArchives?: boolean;
+  /** Hash file contents (needed for the cache key of context copies). */
+  hash?: boolean;
+  signal?: AbortSignal;
+}
+
+const GLOB_CHARS = /[*?[\\]/;
+
+/** Go filepath.Match syntax for one path component, as a RegExp. */
+export function globToRegExp(pattern: string): RegExp {
+  let re = '^';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '\\' && i + 1 < pattern.length) re += `\\${pattern[++i] as string}`;
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 2);
+      if (end < 0) throw new ImgbuildError('INVALID_ARGUMENT', `bad pattern ${JSON.stringify(pattern)}: unterminated [`);
+      let cls = pattern.slice(i + 1, end);
+      if (cls.startsWith('^') || cls.startsWith('!')) cls = `^${cls.slice(1)}`;
+      re += `[${cls.replace(/\\(?=[^\]\-^])/g, '\\\\')}]`;
+      i = end;
+    } else re += c.replace(/[.+^${}()|\]\\/]/g, '\\$&');
+  }
+  return new RegExp(`${re}$`, 's');
+}
+
+function hasGlob(s: string): boolean {
+  return GLOB_CHARS.test(s);
+}
+
+/** Source word → clean relative path inside the root (`/a/../b` → `b`, `..` clamped). */
+function cleanSource(word: string): string {
+  return cleanAbs(word).slice(1);
+}
+
+interface Match {
+  /** Path relative to the root as written/matched (before symlink resolution). */
+  rel: string;
+  /** Path relative to the root after following symlinks (confined). */
+  real: string;
+}
+
+/** Expands one source word to matching paths inside the root. */
+async function matchSource(root: string, word: string, ignore: IgnoreMatcher | undefined): Promise<Match[]> {
+  const rel = cleanSource(word);
+  if (!hasGlob(rel)) {
+    if (rel !== '' && ignore?.ignores(rel)) return [];
+    const real = await resolveRel(root, rel, true);
+    try {
+      await lstat(real === '' ? root : `${root}/${real}`);
+    } catch {
+      return [];
+    }
+    return [{ rel, real }];
+  }
+  let frontier: Match[] = [{ rel: '', real: '' }];
+  const comps = rel.split('/');
+  for (let i = 0; i < comps.length; i++) {
+    const comp = comps[i] as string;
+    const next: Match[] = [];
+    for (const m of frontier) {
+      if (!hasGlob(comp)) {
+        const r = m.rel === '' ? comp : `${m.rel}/${comp}`;
+        next.push({ rel: r, real: await resolveRel(root, r, true) });
+        continue;
+      }
+      const re = globToRegExp(comp);
+      let names: string[];
+      try {
+        names = await readdir(m.real === '' ? root : `${root}/${m.real}`);
+      } catch {
+        continue;
+      }
+      names.sort();
+      for (const n of names) {
+        if (!re.test(n)) continue;
+        const r = m.rel === '' ? n : `${m.rel}/${n}`;
+        next.push({ rel: r, real: await resolveRel(root, r, true) });
+      }
+    }
+    frontier = next;
+  }
+  const out: Match[] = [];
+  for (const m of frontier) {
+    if (ignore?.ignores(m.rel)) continue;
+    try {
+      await lstat(m.real === '' ? root : `${root}/${m.real}`);
+      out.push(m);
+    } catch {
+      // a literal component after a wildcard may not exist under every match
+    }
+  }
+  return out;
+}
+
+const ARCHIVE_MAGICS: { magic: number[]; offset?: number }[] = [
+  { magic: [0x1f, 0x8b] }, // gzip
+  { magic: [0x42, 0x5a, 0x68] }, // bzip2
+  { magic: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00] }, // xz
+  { magic: [0x28, 0xb5, 0x2f, 0xfd] }, // zstd
+  { magic: [0x75, 0x73, 0x74, 0x61, 0x72], offset: 257 }, // ustar
+];
+
+export async function isArchive(path: string): Promise<boolean> {
+  const fh = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(262);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    return ARCHIVE_MAGICS.some(({ magic, offset = 0 }) => bytesRead >= offset + magic.length && magic.every((b, i) => head[offset + i] === b));
+  } finally {
+    await fh.close();
+  }
+}
+
+function typeOf(st: Stats): EntryType | undefined {
+  if (st.isDirectory()) return 'dir';
+  if (st.isFile()) return 'file';
+  if (st.isSymbolicLink()) return 'symlink';
+  return undefined; // sockets, fifos, devices are not copied from a context
+}
+
+/** Walks a source item (a dir, file or symlink) into planned entries, applying ignore/exclude. */
+async function walkItem(
+  root: string,
+  m: Match,
+  o: { tree: SourceTree; exclude: { ignores(p: string): boolean } | undefined; hash: boolean; signal?: AbortSignal },
+): Promise<PlannedEntry[]> {
+  const ownerOf = (st: Stats): { uid: number; gid: number } => (o.tree.kind === 'image' ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
+  const host = (real: string): string => (real === '' ? root : `${root}/${real}`);
+  // The item itself was resolved with symlinks followed (Docker follows the named source).
+  const top = await stat(host(m.real));
+  const out: PlannedEntry[] = [];
+  const pending: Promise<void>[] = [];
+  const limit = pLimit(32);
+  const addFile = (e: PlannedEntry): void => {
+    out.push(e);
+    if (o.hash && e.type === 'file' && e.src && e.st) {
+      const { src, st } = e;
+      // Unchanged files are answered from the stat cache without I/O; only misses are read.
+      const cached = o.tree.statCache?.lookup(src, st);
+      if (cached) {
+        e.hash = cached;
+        return;
+      }
+      pending.push(limit(async () => {
+        e.hash = o.tree.statCache ? await o.tree.statCache.hash(src, st) : await hashFile(src);
+      }));
+    }
+  };
+  const t = typeOf(top);
+  if (t === 'file') {
+    addFile({ rel: '', type: 'file', src: host(m.real), st: top, mode: top.mode & 0o7777, ...ownerOf(top), mtimeMs: top.mtimeMs });
+  } else if (t === 'dir') {
+    out.push({ rel: '', type: 'dir', src: host(m.real), st: top, mode: top.mode & 0o7777, ...ownerOf(top), mtimeMs: top.mtimeMs });
+    const ignore = o.tree.ignore;
+    // The walk is synchronous on purpose: thousands of short lstat calls cost far less inline
+    // than as thread-pool round trips, which dominates a no-op rebuild of a large context.
+    const walk = (dirReal: string, dirRel: string, ctxRel: string): void => {
+      throwIfAborted(o.signal);
+      const dirHost = host(dirReal);
+      const names = readdirSync(dirHost).sort();
+      for (const n of names) {
+        const rel = dirRel === '' ? n : `${dirRel}/${n}`;
+        const cRel = ctxRel === '' ? n : `${ctxRel}/${n}`;
+        const src = `${dirHost}/${n}`;
+        const st = lstatSync(src);
+        const type = typeOf(st);
+        if (!type) continue;
+        const ignored = (ignore?.ignores(cRel) ?? false) || (o.exclude?.ignores(rel) ?? false);
+        if (ignored && !(type === 'dir' && (ignore?.mayReinclude(cRel) ?? false))) continue;
+        const base = { rel, type, src, st, mode: st.mode & 0o7777, ...ownerOf(st), mtimeMs: st.mtimeMs };
+        if (type === 'dir') {
+          // An excluded dir is still walked when exceptions exist; it is kept only as the parent
+          // of re-included files (pruned below).
+          out.push(ignored ? { ...base, implied: true } : base);
+          walk(dirReal === '' ? n : `${dirReal}/${n}`, rel, cRel);
+        } else if (!ignored) {
+          if (type === 'symlink') out.push({ ...base, linkTarget: readlinkSync(src) });
+          else addFile(base);
+        }
+      }
+    };
+    walk(m.real, '', m.rel);
+  } else {
+    throw new CopySourceNotFoundError(m.rel, 'not a regular file, directory or symlink');
+  }
+  await Promise.all(pending);
+  if (!out.some((e) => e.implied)) return out;
+  const needed = new Set<string>();
+  for (const e of out) {
+    if (e.implied) continue;
+    for (let p = posix.dirname(e.rel); p !== '.' && p !== ''; p = posix.dirname(p)) needed.add(p);
+  }
+  return out.filter((e) => !e.implied || needed.has(e.rel)).map((e) => {
+    if (!e.implied) return e;
+    const { implied: _implied, ...rest } = e;
+    return rest;
+  });
+}
+
+/** Resolves the sources of a COPY/ADD into items and entries; reads no destination. */
+export async function planCopy(o: PlanOptions): Promise<CopyPlan> {
+  const items: PlannedItem[] = [];
+  const exclude = o.exclude && o.exclude.length ? patternMatcher(o.exclude) : undefined;
+  let count = 0;
+  for (const word of o.sources) {
+    throwIfAborted(o.signal);
+    const heredoc = /^<<-?(["']?)([^"']+)\1$/.exec(word);
+    if (heredoc && o.inline?.has(heredoc[2] as string)) {
+      const name = heredoc[2] as string;
+      const data = o.inline.get(name) as Buffer;
+      items.push({
+        source: word, name, isDir: false,
+        entries: [{ rel: '', type: 'file', data, mode: 0o644, uid: 0, gid: 0, mtimeMs: 0, hash: digestData(data) }],
+      });
+      count++;
+      continue;
+    }
+    if (!o.tree) throw new CopySourceNotFoundError(word, 'no build context was given');
+    const root = o.tree.root;
+    // `--parents` keeps the path after a `/./` pivot, or the whole path.
+    let pivot = '';
+    let pattern = word;
+    if (o.parents) {
+      const i = word.indexOf('/./');
+      if (i >= 0) {
+        pivot = cleanSource(word.slice(0, i));
+        pattern = word;
+      }
+    }
+    const matches = await matchSource(root, pattern, o.tree.ignore);
+    if (matches.length === 0) {
+      if (hasGlob(cleanSource(word))) continue; // BuildKit allows a wildcard to match nothing
+      throw new CopySourceNotFoundError(word);
+    }
+    count += matches.length;
+    for (const m of matches) {
+      const entries = await walkItem(root, m, { tree: o.tree, exclude, hash: o.hash ?? false, ...(o.signal ? { signal: o.signal } : {}) });
+      const isDir = entries[0]?.type === 'dir';
+      const name = m.rel === '' ? '' : posix.basename(m.rel);
+      const item: PlannedItem = { source: word, name, isDir, entries };
+      if (o.parents) item.parentsPath = pivot && (m.rel === pivot || m.rel.startsWith(`${pivot}/`)) ? m.rel.slice(pivot.length + 1) : m.rel;
+      if (o.detectArchives && !isDir && entries[0]?.src && (await isArchive(entries[0].src))) item.archive = true;
+      items.push(item);
+    }
+  }
+  if (count === 0 && o.sources.length > 0 && items.length === 0) {
+    // every source was a wildcard matching nothing: nothing to copy, like BuildKit
+  }
+  return { items, multiple: o.sources.length > 1 || count > 1 };
+}
+
+function digestData(d: Buffer): Digest {
+  const h = createHasher('blake3');
+  h.update(d);
+  return h.digest();
+}
+
+/** The content part of a COPY cache key: names, types, modes, owners and content hashes. */
+export function planDigest(plan: CopyPlan): Digest {
+  const h = createHasher('blake3');
+  const enc = (s: string): void => h.update(Buffer.from(`${s}\0`));
+  for (const it of plan.items) {
+    enc(`item ${it.name} ${it.isDir ? 'd' : 'f'} ${it.archive ? 'a' : ''} ${it.parentsPath ?? ''}`);
+    for (const e of it.entries) {
+      enc(`${e.rel} ${e.type} ${e.mode.toString(8)} ${e.uid}:${e.gid} ${e.type === 'file' ? (e.hash ?? 'nohash') : (e.linkTarget ?? '')}`);
+    }
+  }
+  enc(plan.multiple ? 'multi' : 'single');
+  return h.digest();
+}
+
+export interface ApplyOptions {
+  /** Host path of the destination rootfs (a mounted overlay or a plain dir). */
+  root: string;
+  /** Destination as written (expanded). */
+  dest: string;
+  /** WORKDIR of the stage (absolute). */
+  workdir: string;
+  chown?: { uid: number; gid: number };
+  /** Permission bits for everything copied (`--chmod`). */
+  chmod?: number;
+  /** Extract archives (ADD) with this function: (archive host path, destination host dir). */
+  extract?: (archive: string, destDir: string) => Promise<void>;
+  signal?: AbortSignal;
+}
+
+/** Parses `--chmod` (octal only, as BuildKit accepts for files; symbolic modes are refused). */
+export function parseChmod(s: string): number {
+  if (!/^[0-7]{3,4}$/.test(s)) throw new ImgbuildError('INVALID_ARGUMENT', `invalid --chmod=${s}: expected an octal mode such as 755`);
+  return parseInt(s, 8);
+}
+
+function endsAsDir(dest: string): boolean {
+  return dest.endsWith('/') || dest.endsWith('/.') || dest === '.' || dest === '';
+}
+
+/**
+ * Makes the directory `abs` (absolute in the image) exist, creating missing components with
+ * 0755 and the given owner, and returns its confined host path.
+ */
+async function ensureDir(root: string, abs: string, owner: { uid: number; gid: number }, times?: number): Promise<string> {
+  const rel = await resolveRel(root, abs, true);
+  if (rel === '') return root;
+  const comps = rel.split('/');
+  let cur = root;
+  for (let i = 0; i < comps.length; i++) {
+    cur = `${cur}/${comps[i] as string}`;
+    let st: Stats | undefined;
+    try {
+      st = await lstat(cur);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (st) {
+      if (!st.isDirectory()) throw new CopyDirectoryConflict(abs, cur);
+      continue;
+    }
+    await mkdir(cur, 0o755);
+    await chmod(cur, 0o755);
+    await lchown(cur, owner.uid, owner.gid);
+    if (times !== undefined) await lutimes(cur, times / 1000, times / 1000);
+  }
+  return cur;
+}
+
+class CopyDirectoryConflict extends CopyDestinationError {
+  constructor(abs: string, host: string) {
+    super(`cannot copy to ${abs}: ${host.split('/').pop() ?? host} exists and is not a directory`);
+  }
+}
+
+/** Writes a planned COPY into the rootfs at `o.root`. Returns the number of entries written. */
+export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number> {
+  const destAbs = cleanAbs(o.dest.startsWith('/') ? o.dest : posix.join(o.workdir || '/', o.dest));
+  const dirSyntax = endsAsDir(o.dest);
+  if (plan.multiple && !dirSyntax) {
+    // Docker: several sources need a directory destination that ends in '/'. An existing directory
+    // is accepted too (BuildKit copies into it).
+    const host = await resolveInRoot(o.root, destAbs);
+    const st = await stat(host).catch(() => undefined);
+    if (!st?.isDirectory()) {
+      throw new CopyDestinationError(`when using COPY with more than one source file, the destination must be a directory and end with a /: ${o.dest}`);
+    }
+  }
+  const rootOwner = o.chown ?? { uid: 0, gid: 0 };
+  let written = 0;
+  const hardlinks = new Map<string, string>();
+  const dirTimes: { host: string; mtimeMs: number }[] = [];
+
+  for (const item of plan.items) {
+    throwIfAborted(o.signal);
+    // Where does this item go (absolute path in the image)?
+    let target: string;
+    if (item.parentsPath !== undefined) {
+      target = posix.join(destAbs, item.parentsPath);
+    } else if (item.isDir || item.archive) {
+      target = destAbs;
+    } else {
+      let intoDir = dirSyntax || plan.multiple;
+      if (!intoDir) {
+        const st = await stat(await resolveInRoot(o.root, destAbs)).catch(() => undefined);
+        intoDir = st?.isDirectory() ?? false;
+      }
+      target = intoDir ? posix.join(destAbs, item.name) : destAbs;
+    }
+
+    if (item.archive) {
+      const hostDir = await ensureDir(o.root, target, rootOwner);
+      const src = item.entries[0]?.src;
+      if (!src || !o.extract) throw new ImgbuildError('NOT_IMPLEMENTED', `cannot extract ${item.source}: no archive support`);
+      await o.extract(src, hostDir);
+      written++;
+      continue;
+    }
+
+    // Parent of the target must exist as a directory; the target itself is handled per type.
+    const parentHost = await ensureDir(o.root, posix.dirname(target), rootOwner);
+    const base = posix.basename(target);
+    const dirs = new Map<string, string>(); // entry rel → host dir
+    for (const e of item.entries) {
+      if (e.type !== 'dir') continue;
+      let host: string;
+      if (e.rel === '') {
+        host = target === '/' ? o.root : `${parentHost}/${base}`;
+      } else {
+        const parent = dirs.get(posix.dirname(e.rel) === '.' ? '' : posix.dirname(e.rel));
+        if (parent === undefined) continue;
+        host = `${parent}/${posix.basename(e.rel)}`;
+      }
+      let st = await lstat(host).catch(() => undefined);
+      if (st?.isSymbolicLink()) {
+        // An existing symlink in the image where the source has a dir: follow it, confined.
+        const rel = host.slice(o.root.length);
+        host = await resolveInRoot(o.root, rel);
+        st = await lstat(host).catch(() => undefined);
+      }
+      if (st && !st.isDirectory()) {
+        await unlink(host);
+        st = undefined;
+      }
+      if (!st) {
+        await mkdir(host);
+        await lchown(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
+        await chmod(host, o.chmod ?? e.mode);
+        dirTimes.push({ host, mtimeMs: e.mtimeMs });
+        written++;
+      } else if (e.rel !== '' && host !== o.root) {
+        // Merging into an existing dir of a copied tree: the copied dir's metadata wins (Docker).
+        await lchown(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
+        await chmod(host, o.chmod ?? e.mode);
+        dirTimes.push({ host, mtimeMs: e.mtimeMs });
+      }
+      dirs.set(e.rel, host);
+    }
+
+    for (const e of item.entries) {
+      if (e.type === 'dir') continue;
+      let host: string;
+      if (e.rel === '') host = `${parentHost}/${base}`;
+      else {
+        const parent = dirs.get(posix.dirname(e.rel) === '.' ? '' : posix.dirname(e.rel));
+        if (parent === undefined) continue;
+        host = `${parent}/${posix.basename(e.rel)}`;
+      }
+      const key = e.st && e.st.nlink > 1 && e.type === 'file' ? `${e.st.dev}:${e.st.ino}` : undefined;
+      const first = key ? hardlinks.get(key) : undefined;
+      if (key && !first) hardlinks.set(key, host);
+      // Synchronous calls on purpose: each is a short syscall on local disk, and for the many
+      // small files of a typical context the thread-pool round trips of the async forms cost
+      // more than the calls themselves (the same choice as tar/apply.ts).
+      const write = (): void => {
+        throwIfAborted(o.signal);
+        let existing: Stats | undefined;
+        try {
+          existing = lstatSync(host);
+        } catch {
+          existing = undefined;
+        }
+        if (existing?.isDirectory()) throw new CopyDestinationError(`cannot overwrite directory ${host.slice(o.root.length) || '/'} with a non-directory`);
+        if (existing) unlinkSync(host);
+        if (first) {
+          linkSync(first, host);
+          return;
+        }
+        const uid = o.chown?.uid ?? e.uid;
+        const gid = o.chown?.gid ?? e.gid;
+        if (e.type === 'symlink') {
+          symlinkSync(e.linkTarget as string, host);
+          lchownSync(host, uid, gid);
+          lutimesSync(host, e.mtimeMs / 1000, e.mtimeMs / 1000);
+          return;
+        }
+        if (e.data) writeFileSync(host, e.data, { flag: 'wx' });
+        else copyFileSync(e.src as string, host, constants.COPYFILE_EXCL);
+        if (uid !== 0 || gid !== 0) lchownSync(host, uid, gid);
+        chmodSync(host, o.chmod ?? e.mode);
+        lutimesSync(host, e.mtimeMs / 1000, e.mtimeMs / 1000);
+      };
+      written++;
+      write();
+    }
+  }
+  // Directory times last, deepest first, since writing into a dir updates its mtime.
+  dirTimes.sort((a, b) => b.host.length - a.host.length);
+  for (const d of dirTimes) await lutimes(d.host, d.mtimeMs / 1000, d.mtimeMs / 1000);
+  return written;
+}
+
+/** Removes a file tree that may have been partly written (used on failed downloads). */
+export async function removeQuiet(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true }).catch(() => {});
+}

@@ -1,0 +1,179 @@
+/**
+ * RUN --mount: turning the parsed mount options into sandbox mounts.
+ *  - cache: a persistent dir `<root>/cache/mounts/<id>` bind-mounted read-write, never in a layer
+ *    (the bind hides whatever the target holds in the snapshot for the duration of the step);
+ *  - bind: a path from the context (or a stage's rootfs), read-only unless `rw` (writes to an
+ *    `rw` bind go to a scratch copy and are discarded, as in BuildKit);
+ *  - secret: the file given by `--secret id=,src=` copied onto a private tmpfs dir and bound
+ *    read-only; its content never reaches a layer or a cache key;
+ *  - tmpfs: a fresh tmpfs.
+ */
+import { cp, mkdir, mkdtemp, readFile, writeFile, chmod, chown, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join, posix } from 'node:path';
+import type { Mount } from '../../sandbox/spec.js';
+import type { RunMount } from '../frontend/instructions.js';
+import { ImgbuildError } from '../../errors.js';
+import { resolveInRoot } from './fs-root.js';
+
+export class SecretNotFoundError extends ImgbuildError {
+  constructor(readonly id: string) {
+    super('NOT_FOUND', `secret ${JSON.stringify(id)} is required but was not given (use --secret id=${id},src=FILE)`);
+    this.name = 'SecretNotFoundError';
+  }
+}
+
+export interface SecretSource { id: string; src?: string; env?: string }
+
+/** Parses `--secret id=x,src=path` / `id=x,env=VAR` / `id=x` (src defaults to nothing). */
+export function parseSecretFlag(s: string): SecretSource {
+  const out: Partial<SecretSource> = {};
+  for (const part of s.split(',')) {
+    const i = part.indexOf('=');
+    const k = (i < 0 ? part : part.slice(0, i)).trim();
+    const v = i < 0 ? '' : part.slice(i + 1);
+    if (k === 'id') out.id = v;
+    else if (k === 'src' || k === 'source') out.src = v;
+    else if (k === 'env') out.env = v;
+    else if (k === 'type') {
+      if (v !== 'file' && v !== 'env') throw new ImgbuildError('INVALID_ARGUMENT', `--secret: unsupported type ${v}`);
+    } else throw new ImgbuildError('INVALID_ARGUMENT', `--secret: unknown key ${JSON.stringify(k)} in ${JSON.stringify(s)}`);
+  }
+  if (!out.id) {
+    if (out.src) out.id = posix.basename(out.src);
+    else throw new ImgbuildError('INVALID_ARGUMENT', `--secret needs id=: ${JSON.stringify(s)}`);
+  }
+  return out as SecretSource;
+}
+
+export interface PreparedMounts {
+  mounts: (Mount & { destination: string })[];
+  /** Targets to create as placeholders in the init layer (so the binds have a place to land). */
+  initDirs: string[];
+  initFiles: string[];
+  /** Environment entries from `type=secret,env=`. */
+  env: string[];
+  /** Cache dirs with `sharing=locked` (or `private`): the step holds their lock while it runs. */
+  locks: string[];
+}
+
+export interface MountContext {
+  storeRoot: string;
+  /** Per-step scratch dir (on the host, removed after the step). */
+  scratch: string;
+  /** Host dir of the build context, for `type=bind` without `from`. */
+  contextDir: string | undefined;
+  /** Host rootfs of a stage/image named by `from` (mounted by the caller). */
+  fromRoot: (from: string) => Promise<string>;
+  secrets: Map<string, SecretSource>;
+  workdir: string;
+}
+
+function absTarget(t: string, workdir: string): string {
+  return posix.resolve(workdir || '/', t);
+}
+
+export async function prepareRunMounts(list: RunMount[], c: MountContext): Promise<PreparedMounts> {
+  const out: PreparedMounts = { mounts: [], initDirs: [], initFiles: [], env: [], locks: [] };
+  let secretDir: string | undefined;
+  for (const m of list) {
+    switch (m.type) {
+      case 'cache': {
+        const target = absTarget(m.target, c.workdir);
+        const id = m.id ?? target;
+        const dir = join(c.storeRoot, 'cache', 'mounts', createHash('sha256').update(id).digest('hex').slice(0, 32));
+        let created = false;
+        try {
+          await stat(dir);
+        } catch {
+          await mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
+          created = true;
+        }
+        if (created) {
+          await chmod(dir, m.mode ?? 0o755);
+          await chown(dir, m.uid ?? 0, m.gid ?? 0);
+          // `from=` seeds a new cache with a stage's directory (BuildKit), once.
+          if (m.from) {
+            const seed = await resolveInRoot(await c.fromRoot(m.from), m.source ?? '/');
+            await cp(seed, dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true, force: true });
+          }
+        }
+        out.mounts.push({ type: 'bind', source: dir, destination: target, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
+        out.initDirs.push(target);
+        // `private` would need a second dir per concurrent user; holding the lock is the safe subset.
+        if (m.sharing === 'locked' || m.sharing === 'private') out.locks.push(dir);
+        break;
+      }
+      case 'bind': {
+        const target = absTarget(m.target, c.workdir);
+        let srcRoot: string;
+        if (m.from) srcRoot = await c.fromRoot(m.from);
+        else if (c.contextDir) srcRoot = c.contextDir;
+        else throw new ImgbuildError('INVALID_ARGUMENT', 'RUN --mount=type=bind needs a build context or from=');
+        let src = await resolveInRoot(srcRoot, m.source ?? '/');
+        const st = await stat(src);
+        if (!m.readonly) {
+          // Writes are allowed but discarded: bind a scratch copy.
+          const copy = join(await mkdtemp(join(c.scratch, 'rw-')), 'src');
+          await cp(src, copy, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+          src = copy;
+        }
+        out.mounts.push({ type: 'bind', source: src, destination: target, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
+        (st.isDirectory() ? out.initDirs : out.initFiles).push(target);
+        break;
+      }
+      case 'tmpfs': {
+        const target = absTarget(m.target, c.workdir);
+        out.mounts.push({ type: 'tmpfs', source: 'tmpfs', destination: target, options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
+        out.initDirs.push(target);
+        break;
+      }
+      case 'secret': {
+        const id = m.id ?? (m.target ? posix.basename(m.target) : undefined);
+        if (!id) throw new ImgbuildError('INVALID_ARGUMENT', 'RUN --mount=type=secret needs id= or target=');
+        const s = c.secrets.get(id);
+        let value: Buffer | undefined;
+        if (s?.src) value = await readFile(s.src);
+        else if (s?.env !== undefined) value = Buffer.from(process.env[s.env] ?? '');
+        else if (s) value = Buffer.from(process.env[s.id] ?? '');
+        if (value === undefined) {
+          if (m.required) throw new SecretNotFoundError(id);
+          break;
+        }
+        if (m.env) out.env.push(`${m.env}=${value.toString('utf8')}`);
+        if (m.target || !m.env) {
+          const target = absTarget(m.target ?? `/run/secrets/${id}`, '/');
+          if (!secretDir) {
+            // Secrets live on a private tmpfs-backed dir on the host: /dev/shm is tmpfs on Linux.
+            secretDir = await mkdtemp(join('/dev/shm', 'imgbuild-secret-'));
+          }
+          const file = join(secretDir, createHash('sha256').update(target).digest('hex').slice(0, 16));
+          await writeFile(file, value, { mode: m.mode });
+          await chmod(file, m.mode);
+          await chown(file, m.uid, m.gid);
+          out.mounts.push({ type: 'bind', source: file, destination: target, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+          out.initFiles.push(target);
+        }
+        break;
+      }
+      case 'ssh':
+        if (m.required) throw new ImgbuildError('NOT_IMPLEMENTED', 'RUN --mount=type=ssh is not supported');
+        break;
+    }
+  }
+  if (secretDir) (out as PreparedMounts & { secretDir?: string }).secretDir = secretDir;
+  return out;
+}
+
+/** Runs fn while holding the locks of `locked` cache mounts (in a fixed order, so no deadlock). */
+export async function withCacheLocks<T>(locks: string[], fn: () => Promise<T>): Promise<T> {
+  const { withLock } = await import('../../atomic.js');
+  const sorted = [...new Set(locks)].sort();
+  const step = (i: number): Promise<T> => (i >= sorted.length ? fn() : withLock(sorted[i] as string, () => step(i + 1)));
+  return step(0);
+}
+
+/** The host dir holding secret files of a step, to remove after it (undefined when none). */
+export function secretDirOf(p: PreparedMounts): string | undefined {
+  return (p as PreparedMounts & { secretDir?: string }).secretDir;
+}

@@ -1,0 +1,30 @@
+/**
+ * Small file-system helpers open to every area (they depend on nothing internal; see the
+ * dependency rule in test/conformance/dependency-rule.test.ts).
+ */
+import { access, mkdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/** Whether a path can be reached (any kind of file; links followed). */
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `mkdir -p` one level at a time, for directories named by the user. Node's recursive mkdir
+ * never returns where mkdir fails with ENOENT under a directory that exists (a path under /proc
+ * spun at full CPU, deaf to SIGTERM).
+ */
+export async function mkdirp(dir: string, mode?: number): Promise<void> {
+  if ((await stat(dir).catch(() => undefined))?.isDirectory()) return;
+  const parent = dirname(dir);
+  if (parent !== dir) await mkdirp(parent, mode);
+  await mkdir(dir, mode === undefined ? undefined : { mode }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
+}

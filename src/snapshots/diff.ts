@@ -1,0 +1,65 @@
+/**
+ * Snapshot → layer, and snapshot garbage collection.
+ *
+ * With overlay the upper dir IS the change set: diffSnapshot packs it in overlay mode (char
+ * device 0:0 → `.wh.<name>`, opaque xattr → `.wh..wh..opq`) and never walks the merged rootfs.
+ * The init layer lives in its own lower dir, so its placeholders are never in the upper dir.
+ */
+import { isLeaseAlive, LEASE_LABEL, readLiveLeases } from '../store/lease.js';
+import { writeLayerBlob, type LayerBlob } from '../store/layers.js';
+import type { Compression } from '../image/media-types.js';
+import type { OciStore } from '../store/store.js';
+import { packDir } from '../tar/pack.js';
+import type { OverlaySnapshotter } from './overlay.js';
+import type { SnapshotInfo } from './snapshotter.js';
+import { isStaleUnpack } from './unpack.js';
+
+export async function diffSnapshot(
+  store: OciStore,
+  sn: OverlaySnapshotter,
+  key: string,
+  opts: { compression: Compression; format?: 'oci' | 'docker'; sourceDateEpoch?: number; signal?: AbortSignal },
+): Promise<LayerBlob> {
+  const upper = await sn.upperDir(key);
+  const tar = packDir(upper, { mode: 'overlay', sourceDateEpoch: opts.sourceDateEpoch, signal: opts.signal });
+  const o: Parameters<typeof writeLayerBlob>[2] = { compression: opts.compression, signal: opts.signal };
+  if (opts.format !== undefined) o.format = opts.format;
+  return writeLayerBlob(store, tar, o);
+}
+
+/** Whether an active snapshot or view is the leftover of a process that is gone. */
+async function isAbandoned(i: SnapshotInfo): Promise<boolean> {
+  if (i.kind === 'committed') return false;
+  if (isStaleUnpack(i)) return true;
+  const lease = i.labels[LEASE_LABEL];
+  return lease !== undefined && !(await isLeaseAlive(lease));
+}
+
+/**
+ * Removes every snapshot that is not needed. Kept are the committed snapshots named in `keep`
+ * or leased by a live process (the leases of the store at `storeRoot`), every active snapshot and
+ * view except those a dead process left (its lease's owner, or an unpack's pid, is gone), and
+ * every ancestor of those. The choice is made under the metadata lock, where snapshots are
+ * leased, so a snapshot a build has just found or committed is never taken from under it.
+ * Returns the removed keys and the bytes they held.
+ */
+export async function pruneSnapshots(
+  sn: OverlaySnapshotter,
+  keep: Set<string>,
+  opts: { storeRoot?: string; signal?: AbortSignal } = {},
+): Promise<{ removed: string[]; bytes: number }> {
+  const result = await sn.removeWhere(async (all) => {
+    const leased = opts.storeRoot !== undefined ? (await readLiveLeases(opts.storeRoot)).snapshots : new Set<string>();
+    const live = new Set<string>();
+    const mark = (key: string | undefined): void => {
+      for (let k = key; k !== undefined && !live.has(k) && all.has(k); k = all.get(k)?.parent) live.add(k);
+    };
+    for (const [key, info] of all) {
+      const wanted = info.kind === 'committed' ? keep.has(key) || leased.has(key) : !(await isAbandoned(info));
+      if (wanted) mark(key);
+    }
+    return [...all.keys()].filter((k) => !live.has(k));
+  }, opts.signal ? { signal: opts.signal } : {});
+  await sn.sweep();
+  return result;
+}

@@ -1,0 +1,133 @@
+/**
+ * Host-side mounting of snapshotter `Mount[]` by exec'ing mount(8)/umount(8): Node cannot call
+ * mount(2) itself (the sandbox mounts inside its own helper). Used to COPY into a step's rootfs,
+ * to read a snapshot for commit/export, and by tests.
+ *
+ * Overlay mounts carry RELATIVE lowerdir/upperdir/workdir paths plus a `cwd`; mount(8) is run
+ * with that working directory, so the kernel resolves the paths there and long layer stacks stay
+ * under the one-page limit of mount data (containerd's compactLowerdirOption idea).
+ */
+import { spawn } from 'node:child_process';
+import { readFile, realpath } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { throwIfAborted, InvalidArgumentError } from '../errors.js';
+import type { Mount } from '../sandbox/spec.js';
+import { MountError } from './errors.js';
+
+interface RunResult {
+  status: number | null;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], opts: { cwd?: string; signal?: AbortSignal } = {}): Promise<RunResult> {
+  return new Promise((done, fail) => {
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      signal: opts.signal,
+      env: { ...process.env, LC_ALL: 'C' },
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (s: string) => {
+      if (stderr.length < 8192) stderr += s;
+    });
+    child.on('error', fail);
+    child.on('close', (status) => done({ status, stderr }));
+  });
+}
+
+/** Decodes the octal escapes mountinfo uses for space, tab, newline and backslash. */
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Mount points (in mount order) at or below `dir`, read from /proc/self/mountinfo. */
+export async function mountPointsUnder(dir: string): Promise<string[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.split(' ')[4];
+    if (f === undefined) continue;
+    const m = unescapeMountinfo(f);
+    if (m === dir || m.startsWith(dir.endsWith('/') ? dir : `${dir}/`)) out.push(m);
+  }
+  return out;
+}
+
+export async function isMountPoint(path: string): Promise<boolean> {
+  const p = await realpath(path).catch(() => resolve(path));
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return text.split('\n').some((l) => {
+    const f = l.split(' ')[4];
+    return f !== undefined && unescapeMountinfo(f) === p;
+  });
+}
+
+function destinationOf(m: Mount, target: string): string {
+  if (m.target === undefined || m.target === '' || m.target === '/') return target;
+  // Mount targets are paths inside the rootfs; join (never resolve) so they stay under `target`.
+  const rel = m.target.split('/').filter((c) => c !== '' && c !== '.');
+  if (rel.includes('..')) throw new InvalidArgumentError(`mount target ${JSON.stringify(m.target)} climbs out of the rootfs`);
+  return join(target, ...rel);
+}
+
+async function mountOne(m: Mount, dest: string, signal?: AbortSignal): Promise<void> {
+  const args: string[] = [];
+  const bind = m.type === 'bind' || m.options.includes('bind') || m.options.includes('rbind');
+  if (!bind) args.push('-t', m.type);
+  if (m.options.length > 0) args.push('-o', m.options.join(','));
+  args.push(m.source, dest);
+  if (m.cwd !== undefined && !isAbsolute(m.cwd)) throw new InvalidArgumentError(`mount cwd must be absolute: ${m.cwd}`);
+  const r = await run('mount', args, { cwd: m.cwd, signal });
+  // mount(8) itself turns `bind,ro` into a bind plus a read-only remount.
+  if (r.status !== 0) throw new MountError(dest, r.status, r.stderr);
+}
+
+/**
+ * Mounts every entry of `mounts` in order on `target` (or on `target`/`m.target`). When one
+ * fails, the mounts already made are undone before the error is thrown.
+ */
+export async function mountAll(mounts: Mount[], target: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  const root = await realpath(target);
+  const done: string[] = [];
+  try {
+    for (const m of mounts) {
+      throwIfAborted(opts.signal);
+      const dest = destinationOf(m, root);
+      await mountOne(m, dest, opts.signal);
+      done.push(dest);
+    }
+  } catch (e) {
+    for (const d of done.reverse()) await umountOnce(d).catch(() => {});
+    throw e;
+  }
+}
+
+async function umountOnce(path: string): Promise<void> {
+  const r = await run('umount', [path]);
+  if (r.status !== 0) throw new MountError(path, r.status, r.stderr, 'umount');
+}
+
+/**
+ * Unmounts everything mounted at or below `target`, deepest and most recent first (like
+ * `umount -R`). A busy mount is retried briefly before giving up with MountError; a target that
+ * is not mounted is fine.
+ */
+export async function unmount(target: string): Promise<void> {
+  const root = await realpath(target).catch(() => resolve(target));
+  for (let attempt = 0; ; attempt++) {
+    const points = await mountPointsUnder(root);
+    if (points.length === 0) return;
+    // Deepest path first; among equal paths the later (stacked on top) entry first.
+    const order = points
+      .map((p, i) => ({ p, i }))
+      .sort((a, b) => b.p.length - a.p.length || b.i - a.i);
+    try {
+      for (const { p } of order) await umountOnce(p);
+    } catch (e) {
+      if (attempt >= 20) throw e;
+      await new Promise((r) => setTimeout(r, 25 * (attempt + 1)));
+    }
+  }
+}

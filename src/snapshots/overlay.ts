@@ -1,0 +1,438 @@
+/**
+ * The overlay snapshotter, modelled on containerd's `plugins/snapshots/overlay`:
+ *
+ *   <root>/metadata.json           kinds, parents, labels, ids (metadata.ts)
+ *   <root>/snapshots/<id>/fs       the layer: upper dir of an active snapshot, content of a committed one
+ *   <root>/snapshots/<id>/work     overlay workdir (active snapshots)
+ *   <root>/snapshots/<id>/init     optional init layer of placeholders (active snapshots, never committed)
+ *   <root>/new-*, <root>/rm-*      a snapshot dir being created / removed
+ *   <root>/probe-<pid>-*           the overlay probe's scratch dir (probe.ts)
+ *
+ * A snapshot dir is built under `new-*` and renamed into place under the metadata lock, and the
+ * metadata is saved before the lock is released; whatever a crash leaves (a `new-*` or `rm-*`
+ * dir, or a `snapshots/<id>` the metadata does not know) is invisible and removed on open.
+ *
+ * Leases (store/lease.ts): an active snapshot or view made under a lease carries its id as a
+ * label and is temporary, garbage once the lease's process is gone; a committed snapshot made or
+ * found (`acquire`) under a lease is added to it inside the metadata transaction, and `removeWhere`
+ * runs its selection under the same lock, so a collector reading leases there never removes a
+ * snapshot between another process finding it and leasing it.
+ *
+ * Mounts use paths relative to `<root>/snapshots` plus `cwd`, so 128+ layers fit in the page of
+ * mount data; a read-only single layer is a bind mount because overlay needs two lowers without
+ * an upper.
+ */
+import { chmod, chown, lstat, mkdir, mkdtemp, opendir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { join, posix, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ImgbuildError, throwIfAborted } from '../errors.js';
+import { sweepLocks, sweepTempFiles } from '../atomic.js';
+import { LEASE_LABEL, type Lease } from '../store/lease.js';
+import { isProcessAlive } from '../pid.js';
+import type { Mount } from '../sandbox/spec.js';
+import { OverlayUnsupportedError, SnapshotNotFoundError, SnapshotStateError } from './errors.js';
+import { MetadataStore, parentIdsOf, toInfo, type SnapshotRecord } from './metadata.js';
+import { mountPointsUnder, unmount } from './mount.js';
+import { probeOverlay, PROBE_DIR, type ProbeResult } from './probe.js';
+import type { InitLayer, PrepareOptions, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from './snapshotter.js';
+
+/** The kernel's limit on mount data (one page) and on overlay stack depth (OVL_MAX_STACK). */
+const MOUNT_DATA_LIMIT = 4095;
+const MAX_LOWERS = 500;
+
+export interface OverlayOpenOptions {
+  signal?: AbortSignal;
+  /** Re-run the overlay probe instead of trusting `<root>/probe.json`. */
+  reprobe?: boolean;
+}
+
+/** Counts bytes (allocated blocks) and inodes under `dir`, each hard-linked inode once. */
+export async function diskUsage(dir: string, signal?: AbortSignal): Promise<Usage> {
+  const seen = new Set<string>();
+  let size = 0;
+  const stack = [dir];
+  const count = async (p: string): Promise<boolean> => {
+    const st = await lstat(p, { bigint: true });
+    const id = `${st.dev}:${st.ino}`;
+    if (seen.has(id)) return st.isDirectory();
+    seen.add(id);
+    size += Number(st.blocks) * 512;
+    return st.isDirectory();
+  };
+  await count(dir);
+  while (stack.length > 0) {
+    throwIfAborted(signal);
+    const d = stack.pop()!;
+    const h = await opendir(d);
+    for await (const e of h) {
+      const p = join(d, e.name);
+      if ((await count(p)) && e.isDirectory()) stack.push(p);
+    }
+  }
+  return { size, inodes: seen.size };
+}
+
+function normalizeInitPath(p: string): string {
+  // Normalising against '/' clamps any '..' at the root; the init dir is freshly made, holds no
+  // symlinks, so the joined path cannot leave it.
+  const n = posix.normalize(`/${p}`).replace(/^\/+/, '').replace(/\/+$/, '');
+  if (n === '' || n === '.') throw new ImgbuildError('INVALID_ARGUMENT', `init path ${JSON.stringify(p)} names the root`);
+  return n;
+}
+
+export class OverlaySnapshotter implements Snapshotter {
+  readonly snapshotsDir: string;
+  private readonly meta: MetadataStore;
+
+  private constructor(
+    readonly root: string,
+    readonly probe: ProbeResult,
+  ) {
+    this.snapshotsDir = join(root, 'snapshots');
+    this.meta = new MetadataStore(root);
+  }
+
+  static async open(rootArg: string, opts: OverlayOpenOptions = {}): Promise<OverlaySnapshotter> {
+    // Mount options name layer dirs relative to an absolute mount cwd: resolve a relative root
+    // (`--root ./store`) once, against the cwd of the caller.
+    const root = resolve(rootArg);
+    await mkdir(join(root, 'snapshots'), { recursive: true });
+    const probe = await probeOverlay(root, { refresh: opts.reprobe ?? false });
+    if (!probe.supported) throw new OverlayUnsupportedError(probe);
+    const sn = new OverlaySnapshotter(root, probe);
+    await sn.cleanup(opts.signal);
+    return sn;
+  }
+
+  /** The overlay xattr that marks an opaque directory in this root's layers. */
+  get opaqueXattr(): ProbeResult['opaqueXattr'] {
+    return this.probe.opaqueXattr;
+  }
+
+  private dirOf(id: number): string {
+    return join(this.snapshotsDir, String(id));
+  }
+
+  /** Removes what an interrupted create/remove/probe left behind; runs under the metadata lock. */
+  async cleanup(signal?: AbortSignal): Promise<string[]> {
+    return this.meta.update(async (tx) => {
+      const removed: string[] = [];
+      const ids = tx.ids();
+      for (const name of await readdir(this.root)) {
+        // Temp dirs of a create/remove and temp files of a metadata write cut short by a crash.
+        // (A live remover may be deleting its rm-* dir too: either of us may finish it.)
+        if (name.startsWith('new-') || name.startsWith('rm-') || /^\.metadata\.json\..*\.tmp$/.test(name)) {
+          await rm(join(this.root, name), { recursive: true, force: true }).catch(() => {});
+          removed.push(name);
+        }
+        const probe = PROBE_DIR.exec(name);
+        if (probe && !isProcessAlive(Number(probe[1]))) {
+          // A probe killed with its test mount in place: never rm into a mount.
+          const dir = join(this.root, name);
+          if ((await mountPointsUnder(dir)).length > 0) await unmount(dir);
+          await rm(dir, { recursive: true, force: true });
+          removed.push(name);
+        }
+      }
+      for (const name of await readdir(this.snapshotsDir)) {
+        if (!/^\d+$/.test(name) || !ids.has(Number(name))) {
+          await rm(join(this.snapshotsDir, name), { recursive: true, force: true });
+          removed.push(`snapshots/${name}`);
+        }
+      }
+      return removed;
+    }, { signal });
+  }
+
+  prepare(key: string, parent?: string, o: PrepareOptions = {}): Promise<Mount[]> {
+    return this.create('active', key, parent, o);
+  }
+
+  view(key: string, parent?: string, o: SnapshotOptions = {}): Promise<Mount[]> {
+    return this.create('view', key, parent, o);
+  }
+
+  private async create(kind: 'active' | 'view', key: string, parent: string | undefined, o: PrepareOptions): Promise<Mount[]> {
+    throwIfAborted(o.signal);
+    if (kind === 'view' && o.init) throw new ImgbuildError('INVALID_ARGUMENT', 'a view cannot have an init layer');
+    return this.meta.update(async (tx, save) => {
+      // Fail on a bad key or parent before touching the disk.
+      tx.checkCreate(key, parent);
+      const parentIds = parent === undefined ? [] : [tx.require(parent).id, ...tx.parentIds(parent)];
+      const tmp = await mkdtemp(join(this.root, 'new-'));
+      let placed: string | undefined;
+      try {
+        const fs = join(tmp, 'fs');
+        await mkdir(fs);
+        // The merged root takes the upper dir's attributes: copy the parent's root.
+        if (parentIds[0] !== undefined) await copyAttrs(join(this.dirOf(parentIds[0]), 'fs'), fs);
+        else await chmod(fs, 0o755);
+        if (kind === 'active') await mkdir(join(tmp, 'work'), { mode: 0o700 });
+        const init = o.init && (o.init.files.length > 0 || o.init.dirs.length > 0);
+        if (init) await this.makeInit(join(tmp, 'init'), o.init!, parentIds);
+        const labels = { ...(o.labels ?? {}), ...(o.lease ? { [LEASE_LABEL]: o.lease.id } : {}) };
+        const rec = tx.create(key, kind, parent, labels, !!init);
+        // Computed before anything is saved: a stack too deep to mount is refused, not recorded.
+        const mounts = this.mountsFor(rec, parentIds);
+        const dest = this.dirOf(rec.id);
+        // A dir with this id can only be left by a crash before its metadata was saved.
+        await rm(dest, { recursive: true, force: true });
+        await rename(tmp, dest);
+        placed = dest;
+        await save();
+        return mounts;
+      } catch (e) {
+        await rm(placed ?? tmp, { recursive: true, force: true });
+        throw e;
+      }
+    }, { signal: o.signal });
+  }
+
+  /**
+   * Builds the init layer. Directories copy the attributes of the same directory in the parent
+   * chain (an init `/tmp` must not turn the image's 1777 `/tmp` into 0755 in the merged view).
+   */
+  private async makeInit(dir: string, init: InitLayer, parentIds: number[]): Promise<void> {
+    await mkdir(dir);
+    await chmod(dir, 0o755);
+    const made = new Set<string>();
+    const ensureDir = async (rel: string): Promise<void> => {
+      if (rel === '.' || rel === '' || made.has(rel)) return;
+      await ensureDir(posix.dirname(rel));
+      const p = join(dir, rel);
+      await mkdir(p);
+      await chmod(p, 0o755); // whatever the umask
+      made.add(rel);
+      for (const id of parentIds) {
+        const src = join(this.dirOf(id), 'fs', rel);
+        const st = await lstat(src).catch(() => undefined);
+        if (!st) continue;
+        if (st.isDirectory()) await copyAttrs(src, p);
+        break;
+      }
+    };
+    for (const d of init.dirs) await ensureDir(normalizeInitPath(d));
+    for (const f of init.files) {
+      const rel = normalizeInitPath(f);
+      if (made.has(rel)) continue;
+      await ensureDir(posix.dirname(rel));
+      await writeFile(join(dir, rel), '', { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e;
+      });
+      await chmod(join(dir, rel), 0o644);
+    }
+    // Parent dirs were created before their children changed their mtimes; restore them last.
+    for (const rel of [...made].sort((a, b) => b.length - a.length)) {
+      for (const id of parentIds) {
+        const src = join(this.dirOf(id), 'fs', rel);
+        const st = await lstat(src).catch(() => undefined);
+        if (!st) continue;
+        if (st.isDirectory()) await utimes(join(dir, rel), st.atime, st.mtime);
+        break;
+      }
+    }
+  }
+
+  private mountsFor(rec: SnapshotRecord, parentIds: number[]): Mount[] {
+    const abs = (id: number): string => join(this.dirOf(id), 'fs');
+    if (rec.kind === 'active') {
+      const lowers = [...(rec.init ? [`${rec.id}/init`] : []), ...parentIds.map((id) => `${id}/fs`)];
+      if (lowers.length === 0) return [{ type: 'bind', source: abs(rec.id), options: ['rbind', 'rw'] }];
+      return [this.overlay(lowers, [`upperdir=${rec.id}/fs`, `workdir=${rec.id}/work`])];
+    }
+    // Read-only: a view shows its parent chain; a committed snapshot shows itself and its parents.
+    const chain = rec.kind === 'committed' ? [rec.id, ...parentIds] : parentIds;
+    if (chain.length === 0) return [{ type: 'bind', source: abs(rec.id), options: ['rbind', 'ro'] }];
+    if (chain.length === 1) return [{ type: 'bind', source: abs(chain[0]!), options: ['rbind', 'ro'] }];
+    return [this.overlay(chain.map((id) => `${id}/fs`), [])];
+  }
+
+  private overlay(lowers: string[], upper: string[]): Mount {
+    if (lowers.length > 1 && !this.probe.multipleLowers) {
+      throw new OverlayUnsupportedError(this.probe, 'this kernel\'s overlayfs takes only one lowerdir');
+    }
+    if (lowers.length > MAX_LOWERS) {
+      throw new ImgbuildError('INVALID_ARGUMENT', `${lowers.length} layers exceed overlayfs' limit of ${MAX_LOWERS} lower dirs`);
+    }
+    const options = [...this.probe.options, `lowerdir=${lowers.join(':')}`, ...upper];
+    const data = options.join(',');
+    if (data.length > MOUNT_DATA_LIMIT) {
+      throw new ImgbuildError('INVALID_ARGUMENT', `${lowers.length} layers need ${data.length} bytes of mount options, over the ${MOUNT_DATA_LIMIT}-byte limit`);
+    }
+    return { type: 'overlay', source: 'overlay', options, cwd: this.snapshotsDir };
+  }
+
+  async mounts(key: string): Promise<Mount[]> {
+    const doc = await this.meta.read();
+    const rec = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;
+    if (!rec) throw new SnapshotNotFoundError(key);
+    return this.mountsFor(rec, parentIdsOf(doc, key));
+  }
+
+  async commit(name: string, key: string, o: SnapshotOptions = {}): Promise<void> {
+    const doc = await this.meta.read();
+    const cur = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;
+    if (!cur) throw new SnapshotNotFoundError(key);
+    if (cur.kind !== 'active') throw new SnapshotStateError(key, `only an active snapshot can be committed, it is ${cur.kind}`);
+    // Measured outside the lock: the layer is the caller's and no longer changes.
+    const usage = await diskUsage(join(this.dirOf(cur.id), 'fs'), o.signal);
+    const trash = await this.meta.update(async (tx, save) => {
+      const r = tx.commit(name, key, usage, o.labels ?? {});
+      if (r.id !== cur.id) throw new SnapshotStateError(key, 'changed while it was being committed');
+      // A committed snapshot outlives the lease its active one was made under.
+      delete r.labels[LEASE_LABEL];
+      await o.lease?.add({ snapshots: [name] });
+      await save();
+      // The init layer and overlay's scratch space are not part of a committed snapshot: moved
+      // out at once (a crash just before leaves them unused in it, until the next prune).
+      const moved: string[] = [];
+      for (const sub of ['init', 'work']) {
+        const dest = join(this.root, `rm-${r.id}-${sub}-${randomBytes(4).toString('hex')}`);
+        // (Committed already: a failure here only leaves them for prune.)
+        await rename(join(this.dirOf(r.id), sub), dest).then(() => moved.push(dest), () => {});
+      }
+      return moved;
+    }, { signal: o.signal });
+    for (const t of trash) await rm(t, { recursive: true, force: true }).catch(() => {});
+  }
+
+  /**
+   * Whether the snapshot `key` exists; with a lease, it is also leased, under the metadata lock
+   * so that no prune removes it between being found and being leased.
+   */
+  async acquire(key: string, lease?: Lease, o: { signal?: AbortSignal } = {}): Promise<boolean> {
+    if (!lease) return Object.hasOwn((await this.meta.read()).snapshots, key);
+    return this.meta.update(async (tx) => {
+      if (!tx.get(key)) return false;
+      await lease.add({ snapshots: [key] });
+      return true;
+    }, o);
+  }
+
+  /**
+   * Removes, in one metadata transaction, the snapshots that `select` picks. `select` runs under
+   * the metadata lock (a collector reads leases there) and gets every snapshot; children are
+   * removed before their parents, and one that keeps a child is skipped. Returns the removed keys
+   * and the bytes they held.
+   */
+  async removeWhere(
+    select: (all: Map<string, SnapshotInfo>) => Iterable<string> | Promise<Iterable<string>>,
+    o: { signal?: AbortSignal } = {},
+  ): Promise<{ removed: string[]; bytes: number }> {
+    const trash: string[] = [];
+    const result = await this.meta.update(async (tx, save) => {
+      const all = new Map(Object.entries(tx.doc.snapshots).map(([k, r]) => [k, toInfo(k, r)]));
+      const depth = (key: string): number => {
+        let d = 0;
+        for (let k = all.get(key)?.parent; k !== undefined && d <= all.size; k = all.get(k)?.parent) d++;
+        return d;
+      };
+      const chosen = [...new Set(await select(all))].filter((k) => all.has(k)).sort((a, b) => depth(b) - depth(a));
+      const removed: string[] = [];
+      const recs: SnapshotRecord[] = [];
+      let bytes = 0;
+      for (const key of chosen) {
+        throwIfAborted(o.signal);
+        if (tx.hasChildren(key)) continue;
+        const r = tx.remove(key);
+        bytes += r.usage?.size ?? (await diskUsage(join(this.dirOf(r.id), 'fs')).catch(() => ({ size: 0 }))).size;
+        removed.push(key);
+        recs.push(r);
+      }
+      if (removed.length === 0) return { removed, bytes };
+      await save();
+      for (const r of recs) {
+        const dest = join(this.root, `rm-${r.id}`);
+        await rename(this.dirOf(r.id), dest).then(
+          () => trash.push(dest),
+          (e: NodeJS.ErrnoException) => {
+            if (e.code !== 'ENOENT') throw e;
+          },
+        );
+      }
+      return { removed, bytes };
+    }, o);
+    for (const t of trash) await rm(t, { recursive: true, force: true }).catch(() => {});
+    return result;
+  }
+
+  /**
+   * Removes the lock files (metadata, per-layer unpack locks: owner files, stale locks) and
+   * metadata temp files that dead processes left, and scratch dirs left in committed snapshots.
+   */
+  async sweep(): Promise<string[]> {
+    const removed = [...(await sweepLocks(this.root)), ...(await sweepTempFiles(this.root))];
+    for (const n of await sweepLocks(join(this.root, 'unpack'))) removed.push(`unpack/${n}`);
+    // What a commit killed between saving and moving them out left in a committed snapshot.
+    const doc = await this.meta.read();
+    for (const r of Object.values(doc.snapshots)) {
+      if (r.kind !== 'committed') continue;
+      for (const sub of ['init', 'work']) {
+        const p = join(this.dirOf(r.id), sub);
+        if (await lstat(p).then(() => true, () => false)) {
+          await rm(p, { recursive: true, force: true });
+          removed.push(`snapshots/${r.id}/${sub}`);
+        }
+      }
+    }
+    return removed;
+  }
+
+  async remove(key: string): Promise<void> {
+    const trash = await this.meta.update(async (tx, save) => {
+      const rec = tx.remove(key);
+      await save();
+      const dest = join(this.root, `rm-${rec.id}`);
+      await rename(this.dirOf(rec.id), dest).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+      });
+      return dest;
+    });
+    await rm(trash, { recursive: true, force: true }).catch(() => {}); // else left for cleanup
+  }
+
+  async stat(key: string): Promise<SnapshotInfo> {
+    const doc = await this.meta.read();
+    const rec = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;
+    if (!rec) throw new SnapshotNotFoundError(key);
+    return toInfo(key, rec);
+  }
+
+  async usage(key: string): Promise<Usage> {
+    const doc = await this.meta.read();
+    const rec = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;
+    if (!rec) throw new SnapshotNotFoundError(key);
+    if (rec.kind === 'committed' && rec.usage) return { ...rec.usage };
+    return diskUsage(join(this.dirOf(rec.id), 'fs'));
+  }
+
+  async walk(fn: (i: SnapshotInfo) => void | Promise<void>): Promise<void> {
+    const doc = await this.meta.read();
+    const entries = Object.entries(doc.snapshots).sort((a, b) => a[1].id - b[1].id);
+    for (const [key, rec] of entries) await fn(toInfo(key, rec));
+  }
+
+  async upperDir(key: string): Promise<string> {
+    const doc = await this.meta.read();
+    const rec = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;
+    if (!rec) throw new SnapshotNotFoundError(key);
+    if (rec.kind === 'view') throw new SnapshotStateError(key, 'a view has no upper dir');
+    return join(this.dirOf(rec.id), 'fs');
+  }
+
+  /** The keys of `key`'s parent chain, nearest first (for pruning and export). */
+  async parents(key: string): Promise<string[]> {
+    const doc = await this.meta.read();
+    if (!Object.hasOwn(doc.snapshots, key)) throw new SnapshotNotFoundError(key);
+    const out: string[] = [];
+    for (let p = doc.snapshots[key]!.parent; p !== undefined; p = doc.snapshots[p]?.parent) out.push(p);
+    return out;
+  }
+}
+
+async function copyAttrs(from: string, to: string): Promise<void> {
+  const st = await lstat(from);
+  await chown(to, st.uid, st.gid);
+  await chmod(to, st.mode & 0o7777);
+  await utimes(to, st.atime, st.mtime);
+}

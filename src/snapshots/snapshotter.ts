@@ -1,0 +1,75 @@
+/**
+ * The snapshotter interface (containerd `core/snapshots` vocabulary). A snapshotter hands out
+ * `Mount[]` and never mounts: the runner (or `mount.ts` on the host) does that.
+ *
+ * Kinds: `active` snapshots are writable and may be committed; `view`s are read-only and can
+ * never be committed; `committed` snapshots are immutable and are the only valid parents.
+ */
+import type { Mount } from '../sandbox/spec.js';
+import type { Lease } from '../store/lease.js';
+
+export type { Mount };
+
+export type SnapshotKind = 'active' | 'view' | 'committed';
+
+export interface SnapshotInfo {
+  key: string;
+  kind: SnapshotKind;
+  parent?: string;
+  labels: Record<string, string>;
+  /** ISO-8601 timestamps. */
+  created: string;
+  updated: string;
+}
+
+export interface Usage {
+  /** Bytes of file data held by this snapshot alone (not its parents). */
+  size: number;
+  inodes: number;
+}
+
+/**
+ * An init layer of empty placeholders (e.g. /etc/hosts, /etc/resolv.conf, /etc/hostname and
+ * volume mount points) that sits between the parent chain and the upper dir, so bind-mount
+ * targets exist without being written to the snapshot. Never part of a commit or a diff.
+ * Paths are absolute inside the rootfs.
+ */
+export interface InitLayer {
+  files: string[];
+  dirs: string[];
+}
+
+export interface SnapshotOptions {
+  labels?: Record<string, string>;
+  signal?: AbortSignal;
+  /**
+   * The lease of the operation: an active snapshot or view made under it is temporary, removed by
+   * prune once the lease's process is gone; a committed one is protected by it from prune.
+   */
+  lease?: Lease;
+}
+
+export interface PrepareOptions extends SnapshotOptions {
+  init?: InitLayer;
+}
+
+export interface Snapshotter {
+  /** Creates an active (writable) snapshot on top of the committed `parent`. */
+  prepare(key: string, parent?: string, o?: PrepareOptions): Promise<Mount[]>;
+  /** Creates a read-only view of the committed `parent`. */
+  view(key: string, parent?: string, o?: SnapshotOptions): Promise<Mount[]>;
+  /** Mounts of an existing snapshot (a committed one is returned read-only, like a view). */
+  mounts(key: string): Promise<Mount[]>;
+  /** Turns the active snapshot `key` into the immutable committed snapshot `name`. */
+  commit(name: string, key: string, o?: SnapshotOptions): Promise<void>;
+  /** Removes a snapshot; refuses one that still has children. */
+  remove(key: string): Promise<void>;
+  stat(key: string): Promise<SnapshotInfo>;
+  usage(key: string): Promise<Usage>;
+  walk(fn: (i: SnapshotInfo) => void | Promise<void>): Promise<void>;
+  /**
+   * The directory holding this snapshot's own changes: the upper dir of an active snapshot
+   * (where a diff is read and COPY may write), or the content of a committed one (read only).
+   */
+  upperDir(key: string): Promise<string>;
+}
