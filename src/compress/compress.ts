@@ -69,30 +69,8 @@ export function decompress(input: Readable, c?: Compression, opts: { signal?: Ab
 
 /**
  * gzip level of layers we compress (build with --compression gzip, push and save conversions)
- * when none is asked for.
- *
- * Why 4 and not zlib's usual 6: registries' other clients use faster deflaters. skopeo/podman
- * (containers/image) compress with klauspost/pgzip at its default level, which klauspost's flate
- * maps to its level 5 — a greedy hash-chain encoder much faster than zlib's lazy level 6. Measured
- * on a 61 MB tar of real /usr files (median of 5, 2 cores, loaded host, one run):
- *
- *   skopeo copy --dest-compress (pgzip default)  26.62 MB  0.84 s cpu (incl. reading, sha256, fsync)
- *   in-process ParallelGzip (1 MiB blocks, memLevel 9)
- *                                       level 1  27.54 MB  0.59 s cpu
- *                                       level 3  26.84 MB  0.69 s cpu
- *                                       level 4  26.37 MB  0.74 s cpu   <- default
- *                                       level 6  25.77 MB  1.25 s cpu
- *   system pigz 2.6 (spawned, piped)    -1       27.07 MB  0.74 s cpu
- *                                       -3       26.21 MB  1.03 s cpu
- *                                       -4       25.65 MB  1.05 s cpu
- *                                       -6       25.03 MB  2.17 s cpu
- *
- * Level 4 is the cheapest level that compresses at least as well as skopeo, so comparisons with
- * it are like for like; level 6 cost 70% more CPU for 2% smaller layers. Spawning pigz does not
- * pay: Node's bundled zlib (Chromium's, with SIMD hashing and CRC) is as fast in-process at equal
- * ratio (pigz -3 ≈ level 4 in size for 40% more CPU), and a child adds two pipe copies of every
- * byte, so there is no pigz path. Block size barely matters (level 3: 256 KiB 0.83 s, 1 MiB
- * 0.79 s, 4 MiB 0.80 s at memLevel 8; sizes within 0.1%).
+ * when none is asked for: the cheapest level that compresses at least as well as skopeo's default,
+ * so that comparisons are like for like (docs/architecture.md, "Measurements").
  */
 export const DEFAULT_GZIP_LEVEL = 4;
 
