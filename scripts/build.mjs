@@ -4,10 +4,24 @@
 // Fails with one line naming what is missing.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The packages left outside the bundle (native addons, and fzstd, a fallback zstd decoder), with
+ * the names imgbuild imports from each. Loading one costs several milliseconds (a native addon's
+ * platform loader, or compiling a package without a code cache), which every command initialising
+ * an importer would pay whether or not it uses the package.
+ */
+const LAZY_EXTERNALS = {
+  '@napi-rs/blake-hash': ['Blake3Hasher'],
+  '@mongodb-js/zstd': ['compress'],
+  'fs-xattr': ['getAttributeSync', 'listAttributesSync', 'setAttributeSync'],
+  fzstd: ['Decompress'],
+};
 
 function run(cmd, args, what) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
@@ -34,10 +48,17 @@ if (existsSync(join(root, 'native', 'Makefile'))) {
 
 /**
  * dist/cli/bundle.cjs: main.ts and everything it imports as one CommonJS file (see src/cli/bin.cts
- * for why). Packages with native code stay outside and are required from node_modules when used,
- * as does fzstd (a fallback zstd decoder, rarely loaded); undici's modules are inside, so the
- * registry commands find them in the code cache too. import.meta.url becomes the bundle's own
- * URL: the modules that use it find files one level below dist/ (or src/), as the bundle is.
+ * for why). Every package is inside, so that its code is in the code cache too, except those of
+ * LAZY_EXTERNALS. import.meta.url becomes the bundle's own URL: the modules that use it find files
+ * one level below dist/ (or src/), as the bundle is.
+ *
+ * How the bundle stays lazy: esbuild turns every module into an initialiser that runs its top
+ * level once, when the first importer initialises (a static import) or when an `import()` of it
+ * runs, which esbuild compiles to a call of that initialiser, not to a loader. The CLI's one such
+ * `import()` per command (src/cli/commands/table.ts) is what keeps a command from initialising the
+ * others' modules; below it, modules import each other statically. A module's own top level is
+ * cheap; what costs is the Node modules and packages it requires, so packages outside the bundle
+ * are required on first use (lazyExternals).
  */
 async function bundleCli() {
   let esbuild;
@@ -55,17 +76,17 @@ async function bundleCli() {
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    external: ['fs-xattr', '@napi-rs/blake-hash', '@mongodb-js/zstd', 'fzstd'],
     define: { 'import.meta.url': '__imgbuildBundleUrl' },
     banner: { js: 'const __imgbuildBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
     sourcemap: 'external',
     metafile: true,
-    plugins: [lazyUndiciH2(), lazyCommanderChildProcess()],
+    plugins: [lazyExternals(LAZY_EXTERNALS), lazyUndiciH2(), lazyCommanderChildProcess()],
     logLevel: 'error',
   });
   // The executable compiles this file itself (no shebang wanted: the line is blanked, so the source
   // map's line numbers still hold), and inside vm.Script an import() has no loader: every module
-  // must be reached through require.
+  // must be reached through require. (An import() of a bundled module is no loader call; only one
+  // of a package outside the bundle would be.)
   const dynamic = Object.values(result.metafile.outputs)
     .flatMap((o) => o.imports)
     .filter((i) => i.kind === 'dynamic-import');
@@ -75,7 +96,7 @@ async function bundleCli() {
   }
   // esbuild writes strings, templates and identifiers as ASCII but leaves comments and regular
   // expression literals as they are; \u escapes mean the same in both. An ASCII file can be read
-  // as latin1, which takes the executable half the time of decoding UTF-8 (~1 ms of each start).
+  // as latin1, which is faster to decode than UTF-8.
   const code = readFileSync(outfile, 'utf8')
     .replace(/^#!.*\n/, '\n')
     .replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
@@ -83,6 +104,44 @@ async function bundleCli() {
   // A code cache is only valid for the bundle it was made from (see src/cli/bin.cts).
   rmSync(join(root, 'dist', 'cli', 'code-cache'), { recursive: true, force: true });
   chmodSync(join(root, 'dist', 'cli', 'bin.cjs'), 0o755);
+}
+
+/**
+ * Each package of `packages` becomes a module in the bundle whose exports require the real package
+ * on first use (call, `new` or property) and then are replaced by the real ones; the package itself
+ * stays outside the bundle, required from node_modules. An import of a name not listed fails the
+ * build, as does a listed name the package lacks.
+ */
+function lazyExternals(packages) {
+  const namespace = 'lazy-external';
+  const escape = (p) => p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const nodeRequire = createRequire(import.meta.url);
+  return {
+    name: namespace,
+    setup(build) {
+      const filter = new RegExp(`^(${Object.keys(packages).map(escape).join('|')})$`);
+      build.onResolve({ filter }, (args) => (args.namespace === namespace ? { path: args.path, external: true } : { path: args.path, namespace }));
+      build.onLoad({ filter: /.*/, namespace }, (args) => {
+        const names = packages[args.path];
+        const real = nodeRequire(args.path);
+        const missing = names.filter((n) => typeof real[n] !== 'function');
+        if (names.length === 0 || missing.length > 0) {
+          console.error(`imgbuild build: ${args.path} has no function ${missing.join(', ') || '(none listed)'} that scripts/build.mjs (LAZY_EXTERNALS) lists`);
+          process.exit(1);
+        }
+        const lines = [
+          'let pkg;',
+          'function load() {',
+          `  pkg ??= require(${JSON.stringify(args.path)});`,
+          ...names.map((n) => `  ${n} = pkg.${n};`),
+          '  return pkg;',
+          '}',
+          ...names.map((n) => `export let ${n} = new Proxy(function () {}, { apply: (_, self, a) => Reflect.apply(load().${n}, self, a), construct: (_, a) => Reflect.construct(load().${n}, a), get: (_, p) => load().${n}[p] });`),
+        ];
+        return { contents: lines.join('\n'), loader: 'js', resolveDir: root };
+      });
+    },
+  };
 }
 
 /**
@@ -108,9 +167,9 @@ function lazyRequire(name, o) {
 }
 
 /**
- * undici's client requires its HTTP/2 module at load, which loads node:http2 (~2.3 ms of every
- * registry command's start on a 2-core machine) although a connection uses it only when
- * `allowH2` is set and ALPN picks h2, which imgbuild never asks for.
+ * undici's client requires its HTTP/2 module at load, which loads node:http2 for every registry
+ * command, although a connection uses it only when `allowH2` is set and ALPN picks h2, which
+ * imgbuild never asks for.
  */
 function lazyUndiciH2() {
   return lazyRequire('lazy-undici-h2', {
@@ -121,9 +180,9 @@ function lazyUndiciH2() {
 }
 
 /**
- * commander requires node:child_process at load for executable subcommands (`git-style`
- * `program-sub` files), which imgbuild does not use: ~1.5 ms (with node:dgram) of every command's
- * start. Only `childProcess.spawn` is used, so a spawn that requires on first call stands in.
+ * commander requires node:child_process at load (with node:dgram, for every command) for
+ * executable subcommands (git-style `program-sub` files), which imgbuild does not use. Only
+ * `childProcess.spawn` is used, so a spawn that requires on first call stands in.
  */
 function lazyCommanderChildProcess() {
   return lazyRequire('lazy-commander-child-process', {

@@ -13,19 +13,9 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { Duplex, PassThrough, Transform, type TransformCallback } from 'node:stream';
-import { createRequire } from 'node:module';
+import { compress as zstdCompress } from '@mongodb-js/zstd';
 import { Decompress as FzstdDecompress } from 'fzstd';
 import { ImgbuildError } from '../errors.js';
-
-// @mongodb-js/zstd is loaded on first use: its loader calls process.report.getReport() to tell
-// glibc from musl, which costs every process that merely imports this module (`push`, `build`,
-// `save` of gzip layers) several ms — up to tens under load (`node --cpu-prof` of a push).
-const require = createRequire(import.meta.url);
-let zstdNative: typeof import('@mongodb-js/zstd') | undefined;
-function zstdCompress(block: Buffer, level: number): Promise<Buffer> {
-  zstdNative ??= require('@mongodb-js/zstd') as typeof import('@mongodb-js/zstd');
-  return zstdNative.compress(block, level);
-}
 
 export interface ParallelZstdOptions {
   level?: number;

@@ -5,7 +5,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { createRequire } from 'node:module';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { InvalidDigestError } from './errors.js';
 
 export type Algorithm = 'sha256' | 'sha512' | 'blake3';
@@ -68,20 +68,8 @@ class NodeHasher implements Hasher {
   }
 }
 
-type Blake3HasherCtor = typeof import('@napi-rs/blake-hash').Blake3Hasher;
-let blake3Ctor: Blake3HasherCtor | undefined;
-
-/**
- * The blake3 binding is loaded on first use: its platform loader inspects the process report
- * (~10 ms), a cost every CLI command would otherwise pay at start-up whether it hashes or not.
- */
-function loadBlake3(): Blake3HasherCtor {
-  blake3Ctor ??= (createRequire(import.meta.url)('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash')).Blake3Hasher;
-  return blake3Ctor;
-}
-
 class Blake3 implements Hasher {
-  private readonly h = new (loadBlake3())();
+  private readonly h = new Blake3Hasher();
   update(chunk: Uint8Array): void {
     this.h.update(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
   }
