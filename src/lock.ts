@@ -135,9 +135,9 @@ function unlinkQuietly(p: string): void {
 
 /**
  * Writes a complete owner file `<lockPath>.<pid>.<rand>` (the name `sweepLocks` recognises).
- * Taking and releasing a free lock uses synchronous system calls: five thread-pool round trips
- * cost ~0.3 ms of every lock (more on a busy machine), and a build takes many; the calls
- * themselves take microseconds. Only waiting for a busy lock is asynchronous.
+ * Taking and releasing a free lock uses synchronous system calls: the calls take microseconds,
+ * five thread-pool round trips cost far more, and a build takes many locks. Only waiting for a
+ * busy lock is asynchronous.
  */
 function ownerFile(lockPath: string): string {
   const owner = `${process.pid} ${selfStartTime()}\n`;

@@ -2,15 +2,15 @@
 /**
  * What the `imgbuild` executable (bin/imgbuild) starts. It runs the CLI from one CommonJS bundle
  * (dist/cli/bundle.cjs, which scripts/build.mjs makes from main.ts with esbuild) through a V8 code
- * cache, rather than loading dist/cli/main.js as ES modules. Start-up is most of a short command's
- * time: on this project's 2-core machine Node's ES module loader costs ~9 ms before the first line
- * of main.js runs, and resolving and compiling the ~60 modules of `run` some 20 ms more;
- * `run --rm busybox true` went from ~152 ms to ~123 ms (docs/architecture.md, "CLI start-up").
+ * cache, rather than loading dist/cli/main.js as ES modules: start-up is most of a short command's
+ * time, and Node's ES module loader, resolving and compiling each module file, is most of start-up
+ * (docs/architecture.md, "CLI start-up"). This file and the build (scripts/build.mjs) are where
+ * start-up is tuned; the library code below them imports statically.
  *
  * The code cache is one file per command, written when a command exits after finding none (or one
  * V8 refused, e.g. from another Node version), so it holds the functions that command compiled and
- * no others: a cache of the whole bundle compiled eagerly (1.4 MB) took longer to load than the
- * functions it saved compiling. The files live beside the bundle, as trusted as the code itself
+ * no others: a cache of the whole bundle compiled eagerly took longer to load than the functions it
+ * saved compiling. The files live beside the bundle, as trusted as the code itself
  * (never in a shared temporary directory, where another user could plant one) and are written only
  * when that directory is writable. V8 checks a cache against the source's length only, so the file
  * name carries the bundle's size and mtime, and the build clears the directory.
@@ -52,23 +52,19 @@ const TRANSFER_COMMANDS: ReadonlySet<string> = new Set(['pull', 'push', 'login']
 
 /**
  * V8 optimises a function with TurboFan, on a background thread, once it has run enough bytecode
- * (the interrupt budget, 66 KB by default). A 300 MB pull (108 MB on the wire) had ~53 ms of
- * TurboFan compiling during its transfer (perf), on a 2-core machine already busy with the
- * registry, the writes and the hashing, for functions that run a few thousand times each. Eight
- * times the budget left ~8 ms of it; the pull's CPU fell from 0.33 to 0.30 s and its wall time
- * from 0.31 to 0.29 s (interleaved runs, medians of 15; 0.25, 0.5 and 1 MB budgets alike). A long
- * transfer still gets its hot functions optimised, later. Not for build, whose long runs of
- * JavaScript (tar, context hashing) want TurboFan early.
+ * (the interrupt budget). During a transfer that compiling competes with the transfer itself for
+ * functions that run only a few thousand times; eight times the budget leaves most of it out, and
+ * a long transfer still gets its hot functions optimised, later. Not for build, whose long runs of
+ * JavaScript (tar, context hashing) want TurboFan early. (docs/architecture.md, "Measurements")
  */
 const TRANSFER_FLAGS = '--interrupt-budget=540672';
 
 /**
  * libuv's thread pool (file system calls, zlib, DNS lookups) has 4 threads unless
  * UV_THREADPOOL_SIZE says otherwise, read once, when the first task is queued. A pull's tasks are
- * its downloads' writes and flushes. On a 2-core machine, four threads doing them preempted the
- * main thread, which parses, hashes and queues every chunk: the 300 MB bench pull took 264 ms with
- * 4 threads, 256 with 3, 251 with 2 or 1, against skopeo's 250 (interleaved runs, medians of 13).
- * So a pull runs with one thread per core, 2 to 4. A UV_THREADPOOL_SIZE of the user's wins, and
+ * its downloads' writes and flushes; on a small machine four threads doing them preempt the main
+ * thread, which parses, hashes and queues every chunk, so a pull runs with one thread per core,
+ * 2 to 4 (docs/architecture.md, "Measurements"). A UV_THREADPOOL_SIZE of the user's wins, and
  * ours is gone from the environment again before anything could pass it on to a child process.
  *
  * `queueTask` must queue a thread-pool task: that starts the pool, with the size set just before.
@@ -125,18 +121,15 @@ function start(): void {
   const builtinsFile = `${cacheBase}.builtins`;
   const http = HTTP_COMMANDS.has(command);
   if (http) {
-    // undici (ours, and Node's behind fetch) parses HTTP with llhttp compiled to WebAssembly. V8
-    // soon tiers its huge state-machine function up to TurboFan on background threads: ~100 ms of
-    // CPU (perf) for every pull or push, even of a 1 MB image, competing with the transfer on a
-    // small machine. Liftoff's baseline code is fast enough here (body bytes pass llhttp as spans).
-    // Only for the commands that speak HTTP (loading node:v8 costs ~3 ms), and before the bundle
-    // is compiled, as V8 keys code caches to its flags. A 1 MB pull: 0.13-0.15 s → 0.09 s.
+    // undici parses HTTP with llhttp compiled to WebAssembly, whose huge state-machine function V8
+    // soon tiers up to TurboFan on background threads, competing with the transfer on a small
+    // machine; Liftoff's baseline code is fast enough (body bytes pass llhttp as spans). Only for
+    // the commands that speak HTTP (node:v8 is not free to load), and before the bundle is
+    // compiled, as V8 keys code caches to its flags.
     //
-    // Node's own modules have code caches too, built into the binary under the default flags: a
-    // module first loaded after the change is compiled from source. The ~30 modules a pull then
-    // loaded (net, tls, http and streams for undici, crypto, fs/promises...) took 19 ms that way
-    // against 7 ms from their caches, so the modules this command loaded on its last run (listed
-    // beside its code cache) are loaded first.
+    // Node's own modules have code caches built under the default flags, so a module first loaded
+    // after the change is compiled from source: the modules this command loaded on its last run
+    // (listed beside its code cache) are loaded first.
     let preload: string[] = [];
     try {
       preload = readFileSync(builtinsFile, 'utf8').split('\n').filter(Boolean);

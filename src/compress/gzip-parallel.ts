@@ -47,10 +47,9 @@ function deflateBlock(data: Buffer, dict: Buffer | undefined, level: number, mem
         level,
         memLevel,
         // One output buffer that holds the whole block (deflate's worst case is the input plus
-        // 5 bytes per 16 KiB stored block), so a block is one thread-pool job. With zlib's
-        // default 16 KiB chunks each block took ~25 round trips through the main thread: read +
-        // sha256 + gzip level 4 + sha256 of 5 tars (330 MB of /usr files) took 2.51 s wall with
-        // 16 KiB chunks, 1.69 s with 256 KiB, 1.68 s with one chunk (median of 3, 2 cores).
+        // 5 bytes per 16 KiB stored block), so a block is one thread-pool job: with zlib's default
+        // 16 KiB chunks each block took ~25 round trips through the main thread
+        // (docs/architecture.md, "Measurements").
         chunkSize: data.length + (data.length >> 12) + 1024,
         ...(dict ? { dictionary: dict } : {}),
         finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,

@@ -7,8 +7,8 @@
  * input is cut into blocks compressed concurrently on the thread pool and written in order as
  * consecutive frames — the same bounded-memory pipeline as the parallel gzip.
  *
- * Decompression: see `createZstdDecompressor` for the measured choice between the system `zstd`
- * and the pure-JS `fzstd`.
+ * Decompression: the system `zstd` when installed, else the pure-JS `fzstd` (see
+ * `createZstdDecompressor`).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -162,12 +162,9 @@ function spawnSyncQuiet(cmd: string, args: string[]): { status: number | null } 
 }
 
 /**
- * A zstd decoder stream. Measured on the 2-core build machine (AMD EPYC), decoding a 693 MB tar of
- * /usr/lib/x86_64-linux-gnu compressed with `zstd -3` (222 MB) and sha256-ing the output in Node:
- *   spawned `zstd -dc`: 637 MB/s, RSS 117 MB      fzstd (pure JS, in-process): 187 MB/s, RSS 123 MB
- * The external process is 3.4x faster (native decoder, and it runs on the other core while Node
- * hashes and parses the tar), so it is used whenever `zstd` is installed; fzstd is the fallback
- * that keeps zstd layers readable on hosts without the binary.
+ * A zstd decoder stream: `zstd -dc` whenever it is installed, as a native decoder running on
+ * another core while Node hashes and parses the tar is several times faster than fzstd
+ * (docs/architecture.md, "Measurements"); fzstd keeps zstd layers readable on hosts without it.
  */
 export function createZstdDecompressor(signal?: AbortSignal): Duplex {
   if (ZSTD_DECODER_CHOICE === 'spawn' && haveZstdBinary()) return spawnZstdDecoder(signal);

@@ -10,14 +10,10 @@
  * its own process, so the decoding overlaps with the transfer, and only the tar headers reach
  * this thread's parser (bodies are skipped). A blob checked this way is never read back.
  *
- * What it costs: decompressing every new layer once. The bench pull (300 MB of tar in 108 MB of
- * gzip, bench/registry.ts) went from 0.99-1.12 of skopeo's time (skopeo decompresses nothing) to
- * 3.0-3.5 on this 2-core host, its CPU from 0.30 to 1.34-1.45 s: Node's inflate runs at ~320 MB/s
- * here (`perf`: ~0.9 s on the thread pool for the 300 MB), and the pull was CPU-bound already.
- * Checking each file after its download instead measured the same, a pool of 1 or 4 threads too.
- * ISA-L's `igzip -dc` in a child process cut the wall time by about a fifth but is not used: a
- * second gzip decoder can read a stream differently from the one applying uses (igzip ignores
- * trailing bytes that Node's zlib rejects), and the check must see exactly what applying sees.
+ * What it costs is decompressing every new layer once (docs/architecture.md, "Measurements"). A
+ * faster gzip decoder in a child process (ISA-L's `igzip -dc`) is not used: a second decoder can
+ * read a stream differently from the one applying uses (igzip ignores trailing bytes that Node's
+ * zlib rejects), and the check must see exactly what applying sees.
  */
 import { createReadStream } from 'node:fs';
 import { PassThrough, type Duplex, type Readable, type Transform } from 'node:stream';
