@@ -38,8 +38,16 @@ export interface Diagnostic {
 
 /** Codes after which a retry can succeed (ggcr temporaryErrorCodes). */
 const TEMPORARY_CODES = new Set<string>(['BLOB_UPLOAD_INVALID', 'TOOMANYREQUESTS', 'UNKNOWN', 'UNAVAILABLE']);
-/** Statuses after which a retry can succeed. */
-const TEMPORARY_STATUS = new Set<number>([408, 429, 500, 502, 503, 504]);
+/** Answers that another attempt will not change. */
+const FINAL_STATUS = new Set<number>([401, 403, 404]);
+
+/**
+ * Statuses after which a retry can succeed: a timeout, too many requests, and server failures
+ * except 501 and 505 (the server will never do it).
+ */
+export function isTemporaryStatus(status: number): boolean {
+  return status === 408 || status === 429 || (status >= 500 && status <= 599 && status !== 501 && status !== 505);
+}
 
 function category(status: number, codes: readonly string[]): ErrorCode {
   if (codes.includes('UNAUTHORIZED') || status === 401) return 'UNAUTHORIZED';
@@ -74,12 +82,14 @@ export function parseDiagnostics(body: string): Diagnostic[] {
 export class RegistryError extends ImgbuildError {
   readonly codes: OciErrorCode[];
   readonly temporary: boolean;
+  /** How long the registry asked us to wait before trying again (Retry-After), in ms. */
+  readonly retryAfter: number | undefined;
 
   constructor(
     readonly status: number,
     readonly diagnostics: Diagnostic[],
     readonly what: string,
-    options?: { cause?: unknown; body?: string },
+    options?: { cause?: unknown; body?: string; retryAfter?: number | undefined },
   ) {
     const codes = diagnostics.map((d) => d.code);
     const detail = diagnostics.length
@@ -88,7 +98,11 @@ export class RegistryError extends ImgbuildError {
     super(category(status, codes), `${what}: HTTP ${status}: ${detail}`, options);
     this.name = 'RegistryError';
     this.codes = codes;
-    this.temporary = TEMPORARY_STATUS.has(status) || codes.some((c) => TEMPORARY_CODES.has(c));
+    // By the status, or by codes that are all temporary (ggcr's Error.Temporary); never an
+    // authentication, permission or not-found answer, whatever code it carries.
+    this.temporary = isTemporaryStatus(status)
+      || (!FINAL_STATUS.has(status) && codes.length > 0 && codes.every((c) => TEMPORARY_CODES.has(c)));
+    this.retryAfter = options?.retryAfter;
   }
 }
 
@@ -99,7 +113,7 @@ export class AuthError extends RegistryError {
     diagnostics: Diagnostic[],
     what: string,
     readonly realm: string | undefined,
-    options?: { cause?: unknown; body?: string },
+    options?: { cause?: unknown; body?: string; retryAfter?: number | undefined },
   ) {
     super(status, diagnostics, `${what}${realm ? ` (realm ${realm})` : ''}`, options);
     this.name = 'AuthError';
@@ -128,4 +142,20 @@ export class TransportError extends ImgbuildError {
     super('UNAVAILABLE', `${url}: ${message}`, options);
     this.name = 'TransportError';
   }
+}
+
+/** A network failure and its causes in one line (`ECONNRESET: read ECONNRESET: ...`). */
+export function describeNetworkError(e: unknown): string {
+  if (!e) return 'unknown error';
+  const parts: string[] = [];
+  let cur: unknown = e;
+  for (let depth = 0; cur && depth < 4; depth++) {
+    const err = cur as { code?: unknown; message?: unknown; cause?: unknown };
+    const msg = typeof err.message === 'string' ? err.message : String(cur);
+    const code = typeof err.code === 'string' ? err.code : undefined;
+    const s = code && !msg.includes(code) ? `${code}: ${msg}` : msg;
+    if (!parts.includes(s)) parts.push(s);
+    cur = err.cause;
+  }
+  return parts.join(': ');
 }

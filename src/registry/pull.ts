@@ -21,20 +21,13 @@ import { AbortedError, ImgbuildError, throwIfAborted } from '../errors.js';
 import { parsePlatform, formatPlatform as platformString } from '../image/platform.js';
 import { platformMatches } from '../image/model.js';
 import { Keychain, type Authenticator } from './auth.js';
-import { ProtocolError, RegistryError } from './errors.js';
-import { ResumableIngest, type IngestTap } from './ingest.js';
+import { ProtocolError, RegistryError, describeNetworkError } from './errors.js';
+import { Ingest, stageBlob, type IngestTap } from '../store/ingest.js';
 import { LayerCheck, LayerRefusedError, checkLayerFile } from '../tar/check.js';
 import { recordSources } from './sources.js';
 import { BlobMeter, type PullEvent } from './progress.js';
-import {
-  RegistrySession,
-  isRetryableNetworkError,
-  describeNetworkError,
-  repositoryScope,
-  responseHeader,
-  sleep,
-  type RegistryClient,
-} from './transport.js';
+import type { RetryPolicy } from './retry.js';
+import { RegistrySession, repositoryScope, responseHeader, type RegistryClient } from './transport.js';
 
 /** Manifests larger than this are refused (ggcr and containerd use the same 4 MiB bound). */
 export const MAX_MANIFEST_SIZE = 4 * 1024 * 1024;
@@ -174,8 +167,8 @@ function validateManifest(m: Manifest, ref: string): void {
 }
 
 /**
- * Downloads one blob into a resumable ingest and verifies it; returns the ingest for the caller to
- * place once everything has arrived. Broken transfers continue with a Range request.
+ * Downloads one blob into a resumable ingest of the store and verifies it; returns the ingest for
+ * the caller to place once everything has arrived. Broken transfers continue with a Range request.
  *
  * A layer (`check` given) is checked as it arrives: decompressed and its tar entries held to the
  * rules applying uses (src/tar/check.ts), so the check costs the transfer no read-back. Its
@@ -191,14 +184,14 @@ async function downloadBlob(
   repo: string,
   desc: Descriptor,
   meter: BlobMeter,
-  attempts: number,
+  retry: RetryPolicy,
   signal?: AbortSignal,
   check?: LayerCheck,
-): Promise<ResumableIngest> {
-  const ing = await ResumableIngest.open(root, desc.digest, desc.size);
+): Promise<Ingest> {
+  const ing = await Ingest.resumable(root, desc.digest, desc.size);
   let streaming = check !== undefined;
   try {
-    await fetchInto(ing, client, repo, desc, meter, attempts, signal, (base) => {
+    await fetchInto(ing, client, repo, desc, meter, retry, signal, (base) => {
       if (streaming && check!.fed !== base) streaming = false;
       return streaming ? check : undefined;
     });
@@ -220,88 +213,79 @@ async function downloadBlob(
   return ing;
 }
 
-/** The transfer part of downloadBlob; `tapAt(offset)` gives the tap for a request continuing at `offset`. */
+/**
+ * The transfer part of downloadBlob; `tapAt(offset)` gives the tap for a request continuing at
+ * `offset`. Each attempt continues where the file on disk ends, and one that got bytes before it
+ * failed does not use up the session's attempts (retry.ts).
+ */
 async function fetchInto(
-  ing: ResumableIngest,
+  ing: Ingest,
   client: RegistryClient,
   repo: string,
   desc: Descriptor,
   meter: BlobMeter,
-  attempts: number,
+  retry: RetryPolicy,
   signal: AbortSignal | undefined,
   tapAt: (offset: number) => IngestTap | undefined,
 ): Promise<void> {
-  let progressAt = -1;
-  for (let attempt = 1; ; attempt++) {
-    throwIfAborted(signal);
-    let offset = await ing.offset();
-    if (offset > desc.size) {
-      await ing.reset();
-      offset = 0;
-    }
-    if (offset === desc.size) return;
-    // a transfer that keeps advancing is not failing: only attempts without progress count
-    if (offset > progressAt) {
-      if (progressAt >= 0) attempt = 1;
-      progressAt = offset;
-    }
-    let res;
-    try {
-      res = await client.request({
-        method: 'GET',
-        path: `/v2/${repo}/blobs/${desc.digest}`,
-        scopes: [repositoryScope(repo, ['pull'])],
-        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-        expect: [200, 206],
-        what: `GET blob ${desc.digest}`,
-        ...(signal ? { signal } : {}),
-      });
-    } catch (e) {
-      if (offset > 0 && e instanceof RegistryError && e.status === 416) {
-        await ing.reset(); // the registry will not serve that range: start over
-        continue;
+  let startedAt = 0;
+  const once = async (): Promise<void> => {
+    for (;;) {
+      throwIfAborted(signal);
+      let offset = await ing.offset();
+      if (offset > desc.size) {
+        await ing.reset();
+        offset = 0;
       }
-      throw e;
-    }
-    let base = offset;
-    if (res.status === 206) {
-      const cr = /^bytes (\d+)-/.exec(responseHeader(res.headers, 'content-range') ?? '');
-      if (!cr || Number(cr[1]) !== offset) {
-        res.body.destroy();
-        throw new ProtocolError(`GET blob ${desc.digest}: asked for bytes ${offset}- but got range ${responseHeader(res.headers, 'content-range') ?? '(none)'}`);
+      if (offset === desc.size) return;
+      startedAt = offset;
+      let res;
+      try {
+        res = await client.request({
+          method: 'GET',
+          path: `/v2/${repo}/blobs/${desc.digest}`,
+          scopes: [repositoryScope(repo, ['pull'])],
+          headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+          expect: [200, 206],
+          what: `GET blob ${desc.digest}`,
+          retry: false, // retried here, where a retry resumes
+          ...(signal ? { signal } : {}),
+        });
+      } catch (e) {
+        if (offset > 0 && e instanceof RegistryError && e.status === 416) {
+          await ing.reset(); // the registry will not serve that range: start over
+          continue;
+        }
+        throw e;
       }
-    } else if (offset > 0) {
-      await ing.reset(); // the server sent the whole blob
-      base = 0;
-    }
-    try {
-      await ing.append(res.body, (n) => meter.bytes(n, base), tapAt(base));
-      break;
-    } catch (e) {
-      if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
-      if (attempt < attempts && isRetryableNetworkError(e)) {
-        meter.phase('retry', await ing.offset(), `connection broke (${describeNetworkError(e)}); resuming`);
-        await sleep(Math.min(2000, 100 * 2 ** (attempt - 1)), signal);
-        continue;
+      let base = offset;
+      if (res.status === 206) {
+        const cr = /^bytes (\d+)-/.exec(responseHeader(res.headers, 'content-range') ?? '');
+        if (!cr || Number(cr[1]) !== offset) {
+          res.body.destroy();
+          throw new ProtocolError(`GET blob ${desc.digest}: asked for bytes ${offset}- but got range ${responseHeader(res.headers, 'content-range') ?? '(none)'}`);
+        }
+      } else if (offset > 0) {
+        await ing.reset(); // the server sent the whole blob
+        base = 0;
       }
-      throw e;
+      try {
+        await ing.append(res.body, (n) => meter.bytes(n, base), tapAt(base));
+      } catch (e) {
+        if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
+        throw e;
+      }
+      return;
     }
-  }
-}
-
-/** Writes verified in-memory content to a synced ingest file, for placing once the pull is complete. */
-async function stageBlob(root: string, data: Buffer, digest: Digest): Promise<ResumableIngest> {
-  const ing = await ResumableIngest.open(root, digest, data.length);
-  try {
-    await ing.reset(); // a partial adopted from a dead process: this content is whole
-    await ing.appendBuffer(data);
-    await ing.verify();
-    await ing.sync();
-  } catch (e) {
-    await ing.discard().catch(() => {});
-    throw e;
-  }
-  return ing;
+  };
+  await retry.run(once, {
+    signal,
+    progressed: async () => (await ing.offset()) > startedAt,
+    onRetry: async (e) => {
+      const why = e instanceof RegistryError ? e.message : `connection broke (${describeNetworkError(e)})`;
+      meter.phase('retry', await ing.offset(), `${why}; resuming`);
+    },
+  });
 }
 
 /** Fetches a small blob (config) into memory, verified. */
@@ -394,15 +378,15 @@ export async function pullImage(target: OciStore | Promise<OciStore> | StoreOpen
     o.onProgress?.({ type: 'resolved', ref: display, digest: image.descriptor.digest, mediaType: image.descriptor.mediaType, blobs: manifest.layers.length + 1 });
 
     const limit = pLimit(Math.max(1, o.concurrency ?? 6));
-    const ingests: ResumableIngest[] = [];
+    const ingests: Ingest[] = [];
     const seen = new Set<string>();
     const layers = manifest.layers.filter((l) => (seen.has(l.digest) ? false : (seen.add(l.digest), true)));
     const abort = new AbortController();
     const inner = signal ? AbortSignal.any([signal, abort.signal]) : abort.signal;
     // Config and manifest are staged (written and synced beside the downloads) while the layers
     // arrive, so that the end only renames them into place.
-    let configIngest: ResumableIngest | undefined;
-    let manifestIngest: ResumableIngest | undefined;
+    let configIngest: Ingest | undefined;
+    let manifestIngest: Ingest | undefined;
     // A blob the store has is leased before it is counted as had, so a prune running meanwhile
     // keeps it until the tag names it (one gc removed since is fetched again).
     const had = async (d: Digest): Promise<boolean> =>
@@ -435,7 +419,7 @@ export async function pullImage(target: OciStore | Promise<OciStore> | StoreOpen
             }
             meter.phase('waiting');
             const check = new LayerCheck(l.digest, layerCompression(l.mediaType), { signal: inner });
-            const ing = await downloadBlob(root, client, ref.repository, l, meter, session.retry.attempts, inner, check);
+            const ing = await downloadBlob(root, client, ref.repository, l, meter, session.retry, inner, check);
             ingests.push(ing);
             meter.phase('done', l.size);
           }).catch((e: unknown) => {

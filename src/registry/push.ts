@@ -22,19 +22,13 @@ import { DigestMismatchError } from '../image/errors.js';
 import { AbortedError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import { findImage, loadImage } from '../store/images.js';
 import { type LoadedImage } from '../image/model.js';
-import { RegistryError, ProtocolError, TransportError } from './errors.js';
+import { RegistryError, ProtocolError, describeNetworkError } from './errors.js';
 import { discardBody } from './http.js';
 import { BlobMeter, type PushEvent } from './progress.js';
 import { sessionFor, type RemoteOptions } from './pull.js';
+import type { RetryPolicy } from './retry.js';
 import { recordSources, sourcesOf } from './sources.js';
-import {
-  describeNetworkError,
-  isRetryableNetworkError,
-  repositoryScope,
-  responseHeader,
-  sleep,
-  type RegistryClient,
-} from './transport.js';
+import { repositoryScope, responseHeader, type RegistryClient } from './transport.js';
 
 export interface PushOptions extends RemoteOptions {
   /**
@@ -82,7 +76,7 @@ interface UploadCtx {
   mountFrom: string[];
   chunkThreshold: number;
   chunkSize: number;
-  attempts: number;
+  retry: RetryPolicy;
   /** Styles the registry refused during this push; never tried again. */
   refused: Set<'chunked' | 'monolithic'>;
   signal?: AbortSignal;
@@ -166,17 +160,26 @@ async function uploadStatus(ctx: UploadCtx, url: URL, d: Descriptor): Promise<{ 
 
 /**
  * Chunked upload. A chunk that fails on the way (dropped connection, 5xx) is not the end of the
- * upload: the session's status tells how far the registry got, and the upload continues there.
+ * upload: the session's status tells how far the registry got, and the upload continues there
+ * (chunks the registry took count as progress: see retry.ts).
  */
 async function putChunked(ctx: UploadCtx, d: Descriptor, loc: URL, meter: BlobMeter): Promise<void> {
   let url = loc;
   let start = 0;
-  let failures = 0;
-  while (start < d.size) {
-    throwIfAborted(ctx.signal);
-    const end = Math.min(d.size, start + ctx.chunkSize) - 1;
-    const base = start;
-    try {
+  let startedAt = 0;
+  let resuming = false;
+  const once = async (): Promise<void> => {
+    if (resuming) {
+      const st = await uploadStatus(ctx, url, d);
+      start = st.next;
+      url = st.url;
+    }
+    resuming = true;
+    startedAt = start;
+    while (start < d.size) {
+      throwIfAborted(ctx.signal);
+      const end = Math.min(d.size, start + ctx.chunkSize) - 1;
+      const base = start;
       const res = await ctx.client.request({
         method: 'PATCH',
         path: url.href,
@@ -191,18 +194,13 @@ async function putChunked(ctx: UploadCtx, d: Descriptor, loc: URL, meter: BlobMe
       await discardBody(res.body);
       url = await location(ctx, res, `upload chunk of ${d.digest}`);
       start = end + 1;
-      failures = 0;
-    } catch (e) {
-      if (ctx.signal?.aborted) throw e;
-      const temporary = (e instanceof RegistryError && e.temporary) || isRetryableNetworkError(e) || e instanceof TransportError;
-      if (!temporary || ++failures >= ctx.attempts) throw e;
-      meter.phase('retry', start, `chunk ${start}-${end} failed (${describeNetworkError(e)}); resuming the upload`);
-      await sleep(Math.min(5000, 200 * 2 ** (failures - 1)), ctx.signal);
-      const st = await uploadStatus(ctx, url, d);
-      start = st.next;
-      url = st.url;
     }
-  }
+  };
+  await ctx.retry.run(once, {
+    signal: ctx.signal,
+    progressed: () => start > startedAt,
+    onRetry: (e) => meter.phase('retry', start, `chunk at ${start} failed (${describeNetworkError(e)}); resuming the upload`),
+  });
   const u = new URL(url);
   u.searchParams.set('digest', d.digest);
   const res = await ctx.client.request({
@@ -240,33 +238,33 @@ async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter): Prom
       if (!(e instanceof RegistryError)) throw e;
     }
   }
-  for (let attempt = 1; ; attempt++) {
-    loc ??= await startUpload(ctx, d);
-    if (!loc) return 'mounted';
-    const chunked = d.size >= ctx.chunkThreshold ? !ctx.refused.has('chunked') : ctx.refused.has('monolithic');
-    try {
-      if (chunked) await putChunked(ctx, d, loc, meter);
-      else await putMonolithic(ctx, d, loc, meter);
-      return 'uploaded';
-    } catch (e) {
+  // A registry that refuses one upload style gets the other (at once, not as a retry); a
+  // temporary failure starts a new upload session, as the retry policy allows.
+  const once = async (): Promise<'mounted' | 'uploaded'> => {
+    for (;;) {
+      const session = loc ?? (await startUpload(ctx, d));
       loc = undefined; // an upload session that failed is not reused
-      if (ctx.signal?.aborted) throw e;
-      const style = chunked ? 'chunked' : 'monolithic';
-      if (e instanceof RegistryError && REFUSED.has(e.status) && !e.codes.includes('DIGEST_INVALID') && !ctx.refused.has(style) && !ctx.refused.has(chunked ? 'monolithic' : 'chunked')) {
-        ctx.refused.add(style);
-        meter.phase('retry', 0, `registry refused ${style} upload (HTTP ${e.status}); trying ${chunked ? 'monolithic' : 'chunked'}`);
-        attempt--;
-        continue;
+      if (!session) return 'mounted';
+      const chunked = d.size >= ctx.chunkThreshold ? !ctx.refused.has('chunked') : ctx.refused.has('monolithic');
+      try {
+        if (chunked) await putChunked(ctx, d, session, meter);
+        else await putMonolithic(ctx, d, session, meter);
+        return 'uploaded';
+      } catch (e) {
+        const style = chunked ? 'chunked' : 'monolithic';
+        if (!ctx.signal?.aborted && e instanceof RegistryError && REFUSED.has(e.status) && !e.codes.includes('DIGEST_INVALID') && !ctx.refused.has(style) && !ctx.refused.has(chunked ? 'monolithic' : 'chunked')) {
+          ctx.refused.add(style);
+          meter.phase('retry', 0, `registry refused ${style} upload (HTTP ${e.status}); trying ${chunked ? 'monolithic' : 'chunked'}`);
+          continue;
+        }
+        throw e;
       }
-      const temporary = (e instanceof RegistryError && e.temporary) || isRetryableNetworkError(e) || (e as { code?: string }).code === 'UNAVAILABLE';
-      if (temporary && attempt < ctx.attempts) {
-        meter.phase('retry', 0, describeNetworkError(e));
-        await sleep(Math.min(5000, 200 * 2 ** (attempt - 1)), ctx.signal);
-        continue;
-      }
-      throw e;
     }
-  }
+  };
+  return ctx.retry.run(once, {
+    signal: ctx.signal,
+    onRetry: (e) => meter.phase('retry', 0, describeNetworkError(e)),
+  });
 }
 
 async function defaultConvert(store: OciStore, layer: Descriptor, c: Compression, o: { format: 'oci' | 'docker'; level?: number; signal?: AbortSignal }): Promise<Descriptor> {
@@ -315,7 +313,7 @@ interface PushTarget {
   display: string;
   scopes: string[];
   mountFrom: string[];
-  attempts: number;
+  retry: RetryPolicy;
   o: PushOptions;
 }
 
@@ -343,7 +341,7 @@ async function pushOne(t: PushTarget, img: LoadedImage, reference: string | unde
     mountFrom: t.mountFrom,
     chunkThreshold: o.chunkThreshold ?? 256 * 1024 * 1024,
     chunkSize: Math.max(1, o.chunkSize ?? 32 * 1024 * 1024),
-    attempts: t.attempts,
+    retry: t.retry,
     refused: new Set(),
     ...(signal ? { signal } : {}),
   };
@@ -453,7 +451,7 @@ export async function pushImage(store: OciStore, src: string, dest?: string, o: 
       display,
       scopes: [repositoryScope(destRef.repository, ['pull', 'push'])],
       mountFrom,
-      attempts: session.retry.attempts,
+      retry: session.retry,
       o,
     };
     const reference = destRef.tag ?? destRef.digest ?? 'latest';

@@ -13,12 +13,13 @@ import { randomBytes } from 'node:crypto';
 import { readFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { algorithmOf, hexOf, type Digest } from '../image/digest.js';
+import { sourcesDir } from '../store/paths.js';
 
 /** Repositories remembered per registry and blob (most recent first). */
 const KEEP = 8;
 
 function sourcePath(root: string, d: Digest): string {
-  return join(root, 'remote', 'sources', algorithmOf(d), `${hexOf(d)}.json`);
+  return join(sourcesDir(root), algorithmOf(d), `${hexOf(d)}.json`);
 }
 
 async function readSources(root: string, d: Digest): Promise<Record<string, string[]>> {
@@ -44,7 +45,7 @@ export async function recordSources(root: string, digests: Iterable<Digest>, reg
     const before = doc[registry] ?? [];
     if (before[0] === repo) return;
     doc[registry] = [repo, ...before.filter((r) => r !== repo)].slice(0, KEEP);
-    const dir = join(root, 'remote', 'sources', algorithmOf(d));
+    const dir = join(sourcesDir(root), algorithmOf(d));
     if (!dirs.has(dir)) dirs.set(dir, mkdir(dir, { recursive: true }));
     await dirs.get(dir);
     const path = sourcePath(root, d);

@@ -1,8 +1,8 @@
 /**
  * HTTP transport to one registry (ggcr remote/transport): ping `/v2/` once to learn how it wants to
  * be authenticated, answer `WWW-Authenticate` challenges (Basic, or Bearer tokens fetched per
- * repository scope and cached for this session), retry with backoff and jitter on 429/5xx and
- * dropped connections, and follow redirects without ever sending our Authorization header to a
+ * repository scope and cached for this session), retry what the session's policy calls temporary
+ * (retry.ts), and follow redirects without ever sending our Authorization header to a
  * different origin (blob downloads are commonly redirected to object storage).
  *
  * Plain http is used only for loopback registries (asked first: see pingOnce) or, when `insecure` is
@@ -15,7 +15,8 @@ import { isLoopbackRegistry, registryHost } from '../image/reference.js';
 import { deferredTrust } from './trust.js';
 import { AbortedError } from '../errors.js';
 import { anonymous, type Authenticator, type Credential } from './auth.js';
-import { AuthError, ProtocolError, RegistryError, TransportError, parseDiagnostics } from './errors.js';
+import { AuthError, ProtocolError, RegistryError, TransportError, describeNetworkError, parseDiagnostics } from './errors.js';
+import { RetryPolicy, isRetryable, retryAfterMs, sleep, type RetryOptions } from './retry.js';
 
 /**
  * How long a loopback registry's plain-http ping may go unanswered before the https one starts
@@ -81,15 +82,6 @@ export function repositoryScope(repo: string, actions: readonly Action[]): strin
   return `repository:${repo}:${[...actions].sort().join(',')}`;
 }
 
-export interface RetryOptions {
-  /** Total attempts, including the first (default 5). */
-  attempts: number;
-  /** First backoff in ms (default 200); doubles per attempt, ±50% jitter. */
-  baseDelay: number;
-  /** Largest wait in ms, also caps Retry-After (default 10 s). */
-  maxDelay: number;
-}
-
 export interface SessionOptions {
   auth?: Authenticator;
   /** Allow plain http and skip TLS verification for every registry. */
@@ -121,7 +113,7 @@ export interface RequestSpec {
   /** Names the operation in errors (`GET manifest busybox:latest`). */
   what: string;
   signal?: AbortSignal;
-  /** Retry temporary failures (default true). */
+  /** Retry temporary failures (default true); false: one attempt, the caller retries. */
   retry?: boolean;
 }
 
@@ -130,49 +122,17 @@ interface Base {
   challenge?: Challenge;
 }
 
+/** What the attempts of one request() share. */
+interface AttemptState {
+  /** A fresh token was fetched after a 401 (only once per request). */
+  reauthed: boolean;
+  /** The failure of a token fetch, which retried on its own. */
+  authFailure?: unknown;
+}
+
 interface Token {
   value: string;
   expires: number;
-}
-
-const RETRY_NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
-  'ERR_STREAM_PREMATURE_CLOSE',
-]);
-
-export function isRetryableNetworkError(e: unknown): boolean {
-  let cur: unknown = e;
-  for (let depth = 0; cur && depth < 4; depth++) {
-    const code = (cur as { code?: unknown }).code;
-    if (typeof code === 'string' && RETRY_NETWORK_CODES.has(code)) return true;
-    cur = (cur as { cause?: unknown }).cause;
-  }
-  return false;
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortedError('operation aborted', { cause: signal.reason }));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(new AbortedError('operation aborted', { cause: signal?.reason }));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function header(h: RegistryResponse['headers'], name: string): string | undefined {
@@ -198,7 +158,8 @@ async function readText(body: ResponseBody, limit = 64 * 1024): Promise<string> 
  */
 export class RegistrySession {
   readonly auth: Authenticator;
-  readonly retry: RetryOptions;
+  /** The retry policy of every request made through this session. */
+  readonly retry: RetryPolicy;
   readonly userAgent: string;
   private readonly clients = new Map<string, RegistryClient>();
   private secureAgent: Agent | undefined;
@@ -206,7 +167,7 @@ export class RegistrySession {
 
   constructor(readonly opts: SessionOptions = {}) {
     this.auth = opts.auth ?? anonymous;
-    this.retry = { attempts: 5, baseDelay: 200, maxDelay: 10_000, ...(opts.retry ?? {}) };
+    this.retry = new RetryPolicy(opts.retry);
     this.userAgent = opts.userAgent ?? 'imgbuild/0.1';
   }
 
@@ -285,16 +246,8 @@ export class RegistryClient {
     return this.base;
   }
 
-  private async doPing(signal?: AbortSignal): Promise<Base> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.pingOnce(signal);
-      } catch (e) {
-        const retryable = (e instanceof TransportError && isRetryableNetworkError(e.cause)) || (e instanceof RegistryError && e.temporary);
-        if (!retryable || attempt >= this.session.retry.attempts || signal?.aborted) throw e;
-        await sleep(this.backoff(attempt), signal);
-      }
-    }
+  private doPing(signal?: AbortSignal): Promise<Base> {
+    return this.session.retry.run(() => this.pingOnce(signal), { signal });
   }
 
   /**
@@ -323,7 +276,9 @@ export class RegistryClient {
         const challenge = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
         return { base: challenge ? { origin, challenge } : { origin }, status: res.status };
       }
-      if (res.status >= 500 || res.status === 429) throw new RegistryError(res.status, [], `GET ${origin}/v2/`);
+      if (res.status >= 500 || res.status === 429) {
+        throw new RegistryError(res.status, [], `GET ${origin}/v2/`, { retryAfter: retryAfterMs(header(res.headers, 'retry-after')) });
+      }
       return { base: { origin }, status: res.status };
     };
     let attempts: Promise<{ base: Base; status: number }>[];
@@ -440,8 +395,7 @@ export class RegistryClient {
     const service = ch.params.service;
     const allScopes = [...new Set([...scopes, ...(ch.params.scope ? ch.params.scope.split(' ') : [])])];
     const what = `token request to ${realmUrl.origin}${realmUrl.pathname} for ${allScopes.join(' ') || 'no scope'}`;
-    const attempts = this.session.retry.attempts;
-    for (let attempt = 1; ; attempt++) {
+    const once = async (): Promise<Token> => {
       let res: RegistryResponse;
       try {
         if (cred?.identityToken) {
@@ -469,10 +423,6 @@ export class RegistryClient {
         }
       } catch (e) {
         if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
-        if (attempt < attempts && isRetryableNetworkError(e)) {
-          await sleep(this.backoff(attempt), signal);
-          continue;
-        }
         throw new TransportError(realm, `${what}: ${describeNetworkError(e)}`, { cause: e });
       }
       if (res.status === 200) {
@@ -491,36 +441,12 @@ export class RegistryClient {
       }
       const body = await readText(res.body);
       const diags = parseDiagnostics(body);
-      if ((res.status === 429 || res.status >= 500) && attempt < attempts) {
-        await sleep(this.retryDelay(res, attempt), signal);
-        continue;
-      }
       if (res.status === 401 || res.status === 403) {
         throw new AuthError(res.status, diags.length ? diags : [{ code: res.status === 401 ? 'UNAUTHORIZED' : 'DENIED', message: body.trim().slice(0, 200) }], what, realm, { body });
       }
-      throw new RegistryError(res.status, diags, what, { body });
-    }
-  }
-
-  private backoff(attempt: number): number {
-    const { baseDelay, maxDelay } = this.session.retry;
-    const d = Math.min(maxDelay, baseDelay * 2 ** (attempt - 1));
-    return Math.round(d * (0.5 + Math.random()));
-  }
-
-  private retryDelay(res: RegistryResponse, attempt: number): number {
-    const ra = header(res.headers, 'retry-after');
-    if (ra !== undefined) {
-      const secs = Number(ra);
-      let ms: number | undefined;
-      if (Number.isFinite(secs)) ms = secs * 1000;
-      else {
-        const when = Date.parse(ra);
-        if (Number.isFinite(when)) ms = when - Date.now();
-      }
-      if (ms !== undefined) return Math.max(0, Math.min(this.session.retry.maxDelay, ms));
-    }
-    return this.backoff(attempt);
+      throw new RegistryError(res.status, diags, what, { body, retryAfter: retryAfterMs(header(res.headers, 'retry-after')) });
+    };
+    return this.session.retry.run(once, { signal });
   }
 
   /**
@@ -563,13 +489,25 @@ export class RegistryClient {
    */
   async request(spec: RequestSpec): Promise<RegistryResponse> {
     const base = await this.ping(spec.signal);
+    const state: AttemptState = { reauthed: false };
+    return this.session.retry.run(() => this.requestOnce(spec, base, state), {
+      signal: spec.signal,
+      // a token fetch has retried on its own already
+      retryable: (e) => e !== state.authFailure && isRetryable(e),
+      ...(spec.retry === false ? { attempts: 1 } : {}),
+    });
+  }
+
+  /** One attempt of request(): auth, redirects, and one fresh token when a 401 asks for it. */
+  private async requestOnce(spec: RequestSpec, base: Base, state: AttemptState): Promise<RegistryResponse> {
     const origin = new URL(base.origin).origin;
-    const attempts = spec.retry === false ? 1 : this.session.retry.attempts;
-    let reauthed = false;
-    for (let attempt = 1; ; attempt++) {
+    for (;;) {
       let url = new URL(spec.path, base.origin);
       this.checkScheme(url);
-      let auth = await this.authorization(spec.scopes, spec.signal);
+      const auth = await this.authorization(spec.scopes, spec.signal).catch((e: unknown) => {
+        state.authFailure = e;
+        throw e;
+      });
       let res: RegistryResponse;
       let redirects = 0;
       let method = spec.method;
@@ -599,10 +537,6 @@ export class RegistryClient {
         if (body instanceof Readable) body.destroy();
         if (spec.signal?.aborted) throw new AbortedError('operation aborted', { cause: spec.signal.reason });
         if (e instanceof ProtocolError) throw e;
-        if (attempt < attempts && isRetryableNetworkError(e)) {
-          await sleep(this.backoff(attempt), spec.signal);
-          continue;
-        }
         throw new TransportError(url.href, `${spec.what}: ${describeNetworkError(e)}`, { cause: e });
       }
       if (spec.expect.includes(res.status)) return res;
@@ -610,42 +544,24 @@ export class RegistryClient {
       const text = spec.method === 'HEAD' ? '' : await readText(res.body);
       if (spec.method === 'HEAD') await discardBody(res.body);
       const diags = parseDiagnostics(text);
-      if (res.status === 401 && base.challenge && !reauthed) {
+      if (res.status === 401 && base.challenge && !state.reauthed) {
         // the token may have expired or lack a scope the registry now names; fetch a fresh one once
         const challenges = parseChallenges(res.headers['www-authenticate']);
         const bearer = challenges.find((c) => c.scheme === 'bearer');
         if (bearer && base.challenge.scheme === 'bearer') base.challenge = { scheme: 'bearer', params: { ...base.challenge.params, ...bearer.params } };
-        reauthed = true;
-        auth = await this.authorization(spec.scopes, spec.signal, true);
-        attempt--;
-        continue;
-      }
-      const temporary = res.status === 429 || res.status >= 500;
-      if (temporary && attempt < attempts && spec.retry !== false) {
-        await sleep(this.retryDelay(res, attempt), spec.signal);
+        state.reauthed = true;
+        await this.authorization(spec.scopes, spec.signal, true).catch((e: unknown) => {
+          state.authFailure = e;
+          throw e;
+        });
         continue;
       }
       if (res.status === 401) {
         throw new AuthError(401, diags, spec.what, base.challenge?.params.realm, { body: text });
       }
-      throw new RegistryError(res.status, diags, spec.what, { body: text });
+      throw new RegistryError(res.status, diags, spec.what, { body: text, retryAfter: retryAfterMs(header(res.headers, 'retry-after')) });
     }
   }
-}
-
-export function describeNetworkError(e: unknown): string {
-  if (!e) return 'unknown error';
-  const parts: string[] = [];
-  let cur: unknown = e;
-  for (let depth = 0; cur && depth < 4; depth++) {
-    const err = cur as { code?: unknown; message?: unknown; cause?: unknown };
-    const msg = typeof err.message === 'string' ? err.message : String(cur);
-    const code = typeof err.code === 'string' ? err.code : undefined;
-    const s = code && !msg.includes(code) ? `${code}: ${msg}` : msg;
-    if (!parts.includes(s)) parts.push(s);
-    cur = err.cause;
-  }
-  return parts.join(': ');
 }
 
 export { header as responseHeader, readText as readResponseText };

@@ -8,6 +8,7 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { compressedCacheDir } from './paths.js';
 import { Writable, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { throwIfAborted } from '../errors.js';
@@ -96,7 +97,7 @@ export async function openLayerTar(store: OciStore, layer: Descriptor, opts: { s
 interface CacheRecord { source: Descriptor; converted: Descriptor; diffId?: Digest; level?: number }
 
 function cachePath(root: string, d: Digest, c: Compression): string {
-  return join(root, 'cache', 'compressed', `${algorithmOf(d)}-${hexOf(d)}.${c}.json`);
+  return join(compressedCacheDir(root), `${algorithmOf(d)}-${hexOf(d)}.${c}.json`);
 }
 
 async function readCache(store: OciStore, d: Digest, c: Compression, level?: number): Promise<Descriptor | undefined> {
@@ -156,7 +157,7 @@ export async function ensureCompressed(
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   const converted: Descriptor = { mediaType, digest: blob.digest, size: blob.size };
-  await mkdir(join(store.root, 'cache', 'compressed'), { recursive: true });
+  await mkdir(compressedCacheDir(store.root), { recursive: true });
   await writeFileAtomic(cachePath(store.root, layer.digest, compression),
     JSON.stringify({ source: stripDesc(layer), converted, diffId: blob.diffId, level: opts.level ?? defaultLevel(compression) } satisfies CacheRecord));
   // The reverse direction is known too: converting back needs no work.

@@ -18,8 +18,7 @@ import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isOwnerAlive, isProcessAlive, selfStartTime } from '../pid.js';
-
-export const LEASES_DIR = 'leases';
+import { leasesDir } from './paths.js';
 
 /** The snapshot label naming the lease that owns a temporary active snapshot or view. */
 export const LEASE_LABEL = 'imgbuild.lease';
@@ -57,7 +56,7 @@ export class Lease {
 
   constructor(readonly root: string) {
     this.id = `${process.pid}-${selfStartTime()}-${randomBytes(4).toString('hex')}`;
-    this.file = join(root, LEASES_DIR, `${this.id}.jsonl`);
+    this.file = join(leasesDir(root), `${this.id}.jsonl`);
   }
 
   /** Adds resources; resolves once the lease on disk holds them. */
@@ -71,7 +70,7 @@ export class Lease {
         appendFileSync(this.file, line);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        mkdirSync(join(this.root, LEASES_DIR), { recursive: true });
+        mkdirSync(leasesDir(this.root), { recursive: true });
         appendFileSync(this.file, line);
       }
       this.onDisk = true;
@@ -116,7 +115,7 @@ export interface LiveLeases {
  */
 export async function readLiveLeases(root: string, opts: { except?: string } = {}): Promise<LiveLeases> {
   const out: LiveLeases = { blobs: new Set(), snapshots: new Set(), removed: [] };
-  const dir = join(root, LEASES_DIR);
+  const dir = leasesDir(root);
   let names: string[];
   try {
     names = await readdir(dir);

@@ -1,6 +1,8 @@
 /**
- * Where the store lives. Kept apart from store.ts, which pulls in hashing and locking, so the CLI
- * can resolve its root without loading them.
+ * Where the store lives, and the name of everything under its root (the layout is drawn in
+ * docs/architecture.md, "The store root"). Every area names a path below the root through these
+ * functions. Kept free of imports beyond node:path and node:os, so the CLI can resolve its root
+ * without loading hashing or locking.
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -12,3 +14,52 @@ export function defaultRoot(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share');
   return join(xdg, 'imgbuild');
 }
+
+// The OCI image layout.
+
+/** `<root>/oci-layout` */
+export const layoutFile = (root: string): string => join(root, 'oci-layout');
+/** `<root>/index.json`: the tags; also the path of the store's lock. */
+export const indexFile = (root: string): string => join(root, 'index.json');
+/** `<root>/blobs` */
+export const blobsDir = (root: string): string => join(root, 'blobs');
+/** `<root>/blobs/<alg>` */
+export const blobAlgDir = (root: string, alg: string): string => join(root, 'blobs', alg);
+/** `<root>/blobs/<alg>/<hex>` for the digest `<alg>:<hex>`. */
+export function blobPath(root: string, digest: string): string {
+  const i = digest.indexOf(':');
+  return join(root, 'blobs', digest.slice(0, i), digest.slice(i + 1));
+}
+
+// The store's own files.
+
+/** `<root>/imgbuild.json`: the store's format version. */
+export const versionFile = (root: string): string => join(root, 'imgbuild.json');
+/** `<root>/ingest`: blobs being written, downloads to resume, blobs a gc has hidden. */
+export const ingestDir = (root: string): string => join(root, 'ingest');
+/** `<root>/leases`: what running processes hold (lease.ts). */
+export const leasesDir = (root: string): string => join(root, 'leases');
+/** `<root>/remote/sources`: which repositories hold each blob (registry/sources.ts). */
+export const sourcesDir = (root: string): string => join(root, 'remote', 'sources');
+
+// Caches.
+
+/** `<root>/cache/compressed`: layers converted to another compression (layers.ts). */
+export const compressedCacheDir = (root: string): string => join(root, 'cache', 'compressed');
+/** `<root>/cache/build`: the build cache (its stat cache among it). */
+export const buildCacheDir = (root: string): string => join(root, 'cache', 'build');
+/** `<root>/cache/build/steps`: a record per cached build step. */
+export const stepCacheDir = (root: string): string => join(root, 'cache', 'build', 'steps');
+/** `<root>/cache/build/tmp`: a build's scratch files. */
+export const buildTmpDir = (root: string): string => join(root, 'cache', 'build', 'tmp');
+/** `<root>/cache/mounts`: RUN --mount=type=cache directories and their locks. */
+export const cacheMountsDir = (root: string): string => join(root, 'cache', 'mounts');
+
+// Snapshots and containers.
+
+/** `<root>/overlay`: the overlay snapshotter's root. */
+export const overlayRoot = (root: string): string => join(root, 'overlay');
+/** `<root>/containers`: a directory per container. */
+export const containersDir = (root: string): string => join(root, 'containers');
+/** `<root>/runc`: runc's state directory for `run --runtime runc`. */
+export const runcRoot = (root: string): string => join(root, 'runc');

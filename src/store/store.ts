@@ -1,18 +1,18 @@
 /**
  * The local image store: an OCI image layout (`oci-layout`, `index.json`, `blobs/<alg>/<hex>`) with
  * room beside it for snapshots and containers. Blobs are content-addressed and written through
- * `ingest/` (temp file → verify size and digest → rename), read back through a verifying stream,
+ * `ingest/` (ingest.ts: temp file → verify size and digest → rename), read back through a verifying stream,
  * and `index.json` is only rewritten atomically under a lock, so concurrent imgbuild processes never
  * lose a tag. A tag is only written when everything it names is present, and garbage collection
  * spares the blobs that live processes hold in their leases (lease.ts), so a build or pull never
  * loses a blob between writing (or finding) it and tagging the image.
  */
-import { createReadStream, createWriteStream, existsSync, type WriteStream } from 'node:fs';
-import { chmod, mkdir, readFile, rename, rm, stat, readdir, open } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, rename, rm, stat, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { createHasher, algorithmOf, hexOf, isDigest, type Digest, type Hasher } from '../image/digest.js';
+import { createHasher, algorithmOf, hexOf, isDigest, type Digest } from '../image/digest.js';
 import { isIndex, isImage, MediaTypes } from '../image/media-types.js';
 import type { Descriptor, Index, Manifest } from '../image/types.js';
 import { REF_NAME_ANNOTATION, IMAGE_NAME_ANNOTATION } from '../image/types.js';
@@ -20,23 +20,19 @@ import { BlobNotFoundError, CorruptStoreError, StoreVersionError } from './error
 import { DigestMismatchError, SizeMismatchError } from '../image/errors.js';
 import { VerifyingStream } from './verify.js';
 import { sweepLocks, sweepTempFiles, writeFileAtomic, withLock } from '../atomic.js';
-import { Lease, LEASES_DIR, readLiveLeases } from './lease.js';
+import { Lease, readLiveLeases } from './lease.js';
 import { isProcessAlive } from '../pid.js';
-import { ImgbuildError } from '../errors.js';
 import { mkdirp } from '../fs.js';
+import { Ingest, IngestWriter, type BlobWriter } from './ingest.js';
+import {
+  blobAlgDir, blobPath, blobsDir, buildCacheDir, cacheMountsDir, compressedCacheDir, indexFile, ingestDir, layoutFile,
+  leasesDir, sourcesDir, stepCacheDir, versionFile,
+} from './paths.js';
 
 /** The on-disk format this code writes and understands. Bump on incompatible layout changes. */
 export const STORE_VERSION = 1;
 
-export interface BlobWriter {
-  write(chunk: Uint8Array): Promise<void>;
-  /** Verifies and moves the blob into place; "already exists" is success. */
-  commit(size: number, expected: Digest): Promise<void>;
-  abort(): Promise<void>;
-  /** Bytes written so far, and the digest of them (valid once all bytes are written). */
-  readonly offset: number;
-  digest(): Digest;
-}
+export type { BlobWriter } from './ingest.js';
 
 export interface ImageStore {
   readonly root: string;
@@ -56,76 +52,6 @@ export interface IndexEntry {
 }
 
 export { defaultRoot } from './paths.js';
-
-function blobPath(root: string, d: Digest): string {
-  return join(root, 'blobs', algorithmOf(d), hexOf(d));
-}
-
-class FileBlobWriter implements BlobWriter {
-  private readonly hasher: Hasher;
-  private n = 0;
-  private closed = false;
-  private final: Digest | undefined;
-
-  constructor(
-    private readonly store: OciStore,
-    private readonly path: string,
-    private readonly out: WriteStream,
-    private readonly opts: { expected?: Digest; total?: number },
-  ) {
-    this.hasher = createHasher(opts.expected ? algorithmOf(opts.expected) : 'sha256');
-  }
-
-  get offset(): number {
-    return this.n;
-  }
-
-  /** Finalises the hash once; later calls (and commit) reuse the result, so no write may follow. */
-  digest(): Digest {
-    this.final ??= this.hasher.digest();
-    return this.final;
-  }
-
-  async write(chunk: Uint8Array): Promise<void> {
-    if (this.final !== undefined) throw new ImgbuildError('FAILED_PRECONDITION', 'blob writer: write after digest()');
-    this.hasher.update(chunk);
-    this.n += chunk.length;
-    if (this.opts.total !== undefined && this.n > this.opts.total) {
-      await this.abort();
-      throw new SizeMismatchError(this.opts.total, this.n, this.opts.expected ?? 'blob');
-    }
-    if (!this.out.write(chunk)) await new Promise<void>((res, rej) => {
-      const onErr = (e: Error): void => rej(e);
-      this.out.once('error', onErr);
-      this.out.once('drain', () => { this.out.off('error', onErr); res(); });
-    });
-  }
-
-  private async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await new Promise<void>((res, rej) => this.out.end((e?: Error | null) => (e ? rej(e) : res())));
-  }
-
-  async commit(size: number, expected: Digest): Promise<void> {
-    await this.close();
-    const actual = this.digest();
-    try {
-      if (this.n !== size) throw new SizeMismatchError(size, this.n, expected);
-      if (actual !== expected) throw new DigestMismatchError(expected, actual, this.n, 'blob');
-      const fh = await open(this.path, 'r');
-      await fh.sync().finally(() => fh.close());
-      await this.store.place(this.path, expected);
-    } finally {
-      await rm(this.path, { force: true });
-    }
-  }
-
-  async abort(): Promise<void> {
-    await this.close().catch(() => {});
-    await rm(this.path, { force: true });
-  }
-}
 
 /**
  * The root is for its owner alone (as Docker's data root and containers/storage are): containers
@@ -205,10 +131,10 @@ export class OciStore implements ImageStore {
   }
 
   private async init(markUsable: () => void): Promise<void> {
-    const versionFile = join(this.root, 'imgbuild.json');
+    const version = versionFile(this.root);
     let existing: string | undefined;
     try {
-      existing = await readFile(versionFile, 'utf8');
+      existing = await readFile(version, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
@@ -217,9 +143,9 @@ export class OciStore implements ImageStore {
       try {
         v = (JSON.parse(existing) as { version?: unknown }).version;
       } catch (e) {
-        throw new CorruptStoreError(versionFile, 'not valid JSON', { cause: e });
+        throw new CorruptStoreError(version, 'not valid JSON', { cause: e });
       }
-      if (typeof v !== 'number') throw new CorruptStoreError(versionFile, 'missing numeric "version"');
+      if (typeof v !== 'number') throw new CorruptStoreError(version, 'missing numeric "version"');
       if (v > STORE_VERSION) throw new StoreVersionError(this.root, v, STORE_VERSION);
       await privateRoot(this.root);
       markUsable();
@@ -229,18 +155,19 @@ export class OciStore implements ImageStore {
     // the mark of a complete layout, is written last.
     await mkdirp(this.root, 0o700);
     await privateRoot(this.root);
-    await Promise.all(['blobs/sha256', 'ingest', LEASES_DIR].map((d) => mkdir(join(this.root, d), { recursive: true })));
+    await Promise.all([blobAlgDir(this.root, 'sha256'), ingestDir(this.root), leasesDir(this.root)].map((d) => mkdir(d, { recursive: true })));
     markUsable();
-    await withLock(join(this.root, 'index.json'), async () => {
+    const index = indexFile(this.root);
+    await withLock(index, async () => {
       try {
-        await stat(join(this.root, 'index.json'));
+        await stat(index);
       } catch {
         await Promise.all([
-          writeFileAtomic(join(this.root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' })),
-          writeFileAtomic(join(this.root, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: [] })),
+          writeFileAtomic(layoutFile(this.root), JSON.stringify({ imageLayoutVersion: '1.0.0' })),
+          writeFileAtomic(index, JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: [] })),
         ]);
       }
-      await writeFileAtomic(versionFile, JSON.stringify({ version: STORE_VERSION }));
+      await writeFileAtomic(version, JSON.stringify({ version: STORE_VERSION }));
     });
   }
 
@@ -306,11 +233,8 @@ export class OciStore implements ImageStore {
   }
 
   async writer(_ref: string, opts: { expected?: Digest; total?: number } = {}): Promise<BlobWriter> {
-    const path = join(this.root, 'ingest', `${process.pid}-${randomBytes(8).toString('hex')}`);
-    await mkdir(join(this.root, 'ingest'), { recursive: true });
-    const out = createWriteStream(path, { flags: 'wx' });
-    await new Promise<void>((res, rej) => { out.once('open', () => res()); out.once('error', rej); });
-    return new FileBlobWriter(this, path, out, opts);
+    const ing = await Ingest.create(this.root, opts.expected ? algorithmOf(opts.expected) : 'sha256');
+    return new IngestWriter(this, ing, opts);
   }
 
   /** Writes a whole buffer as a blob and returns its descriptor. */
@@ -326,12 +250,13 @@ export class OciStore implements ImageStore {
   }
 
   /**
-   * Moves a verified ingest file into `blobs/` (internal to writers) and leases the blob, before
-   * it appears; one already there counts once leased, as in protect().
+   * Moves a verified, flushed ingest file into `blobs/` (for ingest.ts only: everything else
+   * writes through an Ingest) and leases the blob, before it appears; one already there counts
+   * once leased, as in protect().
    */
   async place(tmp: string, d: Digest): Promise<void> {
     const dest = blobPath(this.root, d);
-    await mkdir(join(this.root, 'blobs', algorithmOf(d)), { recursive: true });
+    await mkdir(blobAlgDir(this.root, algorithmOf(d)), { recursive: true });
     if ((await this.protect([d])).length > 0) await rename(tmp, dest);
   }
 
@@ -340,7 +265,7 @@ export class OciStore implements ImageStore {
   }
 
   async readIndex(): Promise<Index> {
-    const p = join(this.root, 'index.json');
+    const p = indexFile(this.root);
     let text: string;
     try {
       text = await readFile(p, 'utf8');
@@ -359,7 +284,7 @@ export class OciStore implements ImageStore {
 
   /** One read-modify-write of index.json under the store lock. */
   async updateIndex(fn: (entries: Descriptor[]) => Descriptor[] | Promise<Descriptor[]>): Promise<void> {
-    const p = join(this.root, 'index.json');
+    const p = indexFile(this.root);
     await withLock(p, async () => {
       const idx = await this.readIndex();
       const manifests = await fn(idx.manifests.slice());
@@ -458,7 +383,7 @@ export class OciStore implements ImageStore {
    */
   private async present(d: Digest): Promise<boolean> {
     if (await this.info(d)) return true;
-    const ingest = join(this.root, 'ingest');
+    const ingest = ingestDir(this.root);
     for (const n of await readdir(ingest).catch(() => [] as string[])) {
       const m = /^(\d+)-gc-/.exec(n);
       if (!m || isProcessAlive(Number(m[1]))) continue;
@@ -504,7 +429,8 @@ export class OciStore implements ImageStore {
   async gc(opts: { keep?: Iterable<Digest> } = {}): Promise<{ removed: Digest[]; bytes: number }> {
     const removed: Digest[] = [];
     let bytes = 0;
-    await withLock(join(this.root, 'index.json'), async () => {
+    const ingest = ingestDir(this.root);
+    await withLock(indexFile(this.root), async () => {
       const idx = await this.readIndex();
       const live = new Set<Digest>(opts.keep ?? []);
       for (const m of idx.manifests) await this.reachable(m, live);
@@ -512,8 +438,8 @@ export class OciStore implements ImageStore {
       // and one placed earlier was leased before it was placed.
       const candidates: Digest[] = [];
       const kept = new Set<string>();
-      for (const alg of await readdir(join(this.root, 'blobs')).catch(() => [] as string[])) {
-        for (const hex of await readdir(join(this.root, 'blobs', alg))) {
+      for (const alg of await readdir(blobsDir(this.root)).catch(() => [] as string[])) {
+        for (const hex of await readdir(blobAlgDir(this.root, alg))) {
           const d = `${alg}:${hex}`;
           kept.add(d);
           if (isDigest(d) && !live.has(d as Digest)) candidates.push(d as Digest);
@@ -521,7 +447,7 @@ export class OciStore implements ImageStore {
       }
       const except = { except: this.lease.id };
       const leases = await readLiveLeases(this.root, except);
-      const hidden = join(this.root, 'ingest', `${process.pid}-gc-${randomBytes(4).toString('hex')}`);
+      const hidden = join(ingest, `${process.pid}-gc-${randomBytes(4).toString('hex')}`);
       const moved: { d: Digest; size: number }[] = [];
       for (const d of candidates) {
         if (leases.blobs.has(d)) continue;
@@ -545,19 +471,19 @@ export class OciStore implements ImageStore {
         bytes += size;
       }
       if (moved.length > 0) await rm(hidden, { recursive: true, force: true });
-      // Registry source hints (<root>/remote/sources/<alg>/<hex>.json, see remote/sources.ts) of
-      // blobs that are gone: one readdir per algorithm, no stat, so this stays cheap.
-      const sources = join(this.root, 'remote', 'sources');
+      // Registry source hints (<root>/remote/sources/<alg>/<hex>.json, see registry/sources.ts)
+      // of blobs that are gone: one readdir per algorithm, no stat, so this stays cheap.
+      const sources = sourcesDir(this.root);
       for (const alg of await readdir(sources).catch(() => [] as string[])) {
         for (const n of await readdir(join(sources, alg)).catch(() => [] as string[])) {
           if (n.endsWith('.json') && !kept.has(`${alg}:${n.slice(0, -5)}`)) await rm(join(sources, alg, n), { force: true });
         }
         await sweepTempFiles(join(sources, alg));
       }
-      for (const n of await readdir(join(this.root, 'ingest')).catch(() => [] as string[])) {
+      for (const n of await readdir(ingest).catch(() => [] as string[])) {
         const pid = Number(n.split('-')[0]);
         if (isProcessAlive(pid)) continue;
-        const p = join(this.root, 'ingest', n);
+        const p = join(ingest, n);
         if (/^\d+-gc-/.test(n)) {
           // Blobs a killed gc had hidden: those an image or a live process still wants go back.
           for (const h of await readdir(p).catch(() => [] as string[])) {
@@ -569,14 +495,14 @@ export class OciStore implements ImageStore {
         bytes += st?.isFile() ? st.size : 0;
         await rm(p, { recursive: true, force: true });
       }
-      for (const dir of [this.root, join(this.root, 'cache', 'build'), join(this.root, 'cache', 'build', 'steps'), join(this.root, 'cache', 'compressed')]) {
+      for (const dir of [this.root, buildCacheDir(this.root), stepCacheDir(this.root), compressedCacheDir(this.root)]) {
         await sweepTempFiles(dir);
       }
     });
     // Outside the index lock: breaking a stale index lock needs it free. (cache/mounts: the locks
     // of RUN --mount=type=cache,sharing=locked.)
     await sweepLocks(this.root);
-    await sweepLocks(join(this.root, 'cache', 'mounts'));
+    await sweepLocks(cacheMountsDir(this.root));
     return { removed, bytes };
   }
 
