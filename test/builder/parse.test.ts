@@ -1,17 +1,10 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  chompHeredocContent,
-  heredocsFromLine,
-  parseAst,
-  parseDockerfile,
-  parseHeredocWord,
-  parseMount,
-  parseTrigger,
-  suggest,
-  type AstNode,
-} from '../../src/builder/frontend/parse.js';
+import { chompHeredocContent, heredocsFromLine, parseAst, parseHeredocWord, type AstNode } from '../../src/builder/frontend/ast.js';
+import { parseDockerfile, parseTrigger } from '../../src/builder/frontend/parse.js';
+import { suggest } from '../../src/builder/frontend/flags.js';
+import { parseMount } from '../../src/builder/frontend/run-mount.js';
 import { BuildError, UnknownInstructionError, withLocation } from '../../src/builder/errors.js';
 import { expandInstruction, type Instruction } from '../../src/builder/frontend/instructions.js';
 

@@ -1,10 +1,10 @@
 /**
  * The typed Dockerfile instruction model (buildkit `frontend/dockerfile/instructions`).
  *
- * Instructions are plain JSON-serialisable data: the parser (parse.ts) produces them, the cache key
- * is computed over their canonical JSON, and dispatch reads them. Nothing here is expanded: words
- * that buildkit expands at dispatch time keep their `$VAR` text, and `expandInstruction()` returns a
- * copy with exactly the fields buildkit expands replaced (anti-pattern 10: no parse-time expansion).
+ * Instructions are plain JSON-serialisable data: parse.ts produces them, the cache key is computed
+ * over their canonical JSON, and dispatch reads them. Nothing here is expanded: words that buildkit
+ * expands at dispatch time keep their `$VAR` text (their values are known only then), and
+ * `expandInstruction()` returns a copy with exactly the fields buildkit expands replaced.
  */
 
 /** 1-based line and column (column counts UTF-16 code units, 1 = first character of the line). */
@@ -46,12 +46,6 @@ export interface Heredoc {
 export type CommandLine =
   | { form: 'exec'; args: string[] }
   | { form: 'shell'; command: string };
-
-/** A raw `--name=value` / `--name` flag as written (value undefined for a bare boolean flag). */
-export interface RawFlag {
-  name: string;
-  value?: string;
-}
 
 export interface Warning {
   /** buildkit lint rule name when one applies, e.g. 'NoEmptyContinuation', 'JSONArgsRecommended'. */
@@ -275,7 +269,8 @@ export type Instruction =
   | Onbuild
   | Maintainer;
 
-export type InstructionKind = Instruction['kind'];
+/** What a stage holds after its FROM. */
+export type StageInstruction = Exclude<Instruction, From>;
 
 export interface Stage {
   /** `FROM x AS name` (lower-cased); undefined for unnamed stages. */
@@ -284,7 +279,7 @@ export interface Stage {
   index: number;
   from: From;
   /** Instructions after FROM, in order (the FROM itself is `from`). */
-  instructions: Instruction[];
+  instructions: StageInstruction[];
 }
 
 export interface Directives {
@@ -303,29 +298,6 @@ export interface Dockerfile {
   stages: Stage[];
   warnings: Warning[];
 }
-
-/**
- * Opt-in word expansion (buildkit `SupportsSingleWordExpansion`). Instructions are plain data, so
- * the opt-in is the set `EXPANDABLE_KINDS` plus `expandInstruction()`, which returns a new value.
- */
-export interface Expandable {
-  expand(ex: (word: string) => string): void;
-}
-
-/** Kinds whose words are expanded at dispatch with the live stage env (buildkit's set). */
-export const EXPANDABLE_KINDS: ReadonlySet<InstructionKind> = new Set<InstructionKind>([
-  'copy',
-  'add',
-  'env',
-  'arg',
-  'workdir',
-  'user',
-  'label',
-  'expose',
-  'volume',
-  'stopsignal',
-  'run', // only the --mount option values; the command itself is left to the shell
-]);
 
 function expandMount(m: RunMount, ex: (w: string) => string): RunMount {
   const out: RunMount = { ...m };

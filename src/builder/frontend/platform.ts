@@ -5,17 +5,6 @@
 import type { Platform } from '../../image/types.js';
 import { formatPlatform, hostPlatform as hostPlatformOf, normalizePlatform } from '../../image/platform.js';
 
-export const PLATFORM_ARGS = [
-  'TARGETPLATFORM',
-  'TARGETOS',
-  'TARGETARCH',
-  'TARGETVARIANT',
-  'BUILDPLATFORM',
-  'BUILDOS',
-  'BUILDARCH',
-  'BUILDVARIANT',
-] as const;
-
 /** Build args usable without an ARG instruction (Docker's predefined proxy args). */
 export const PROXY_ARGS = [
   'HTTP_PROXY',
