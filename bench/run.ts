@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { ensureBusybox, BUSYBOX_REF } from '../test/helpers/base-image.js';
 import { OciStore } from '../src/store/store.js';
 import { createContainer } from '../src/containers/create.js';
-import { removeContainer } from '../src/containers/lifecycle.js';
+import { removeContainer } from '../src/containers/remove.js';
 import { mountAll, unmount } from '../src/snapshots/mount.js';
 import type { SandboxSpec } from '../src/sandbox/spec.js';
 

@@ -8,10 +8,11 @@ import { findImage, writeImage } from '../store/images.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import type { ContainerConfig, Descriptor, ImageConfig } from '../image/types.js';
 import { diffSnapshot } from '../snapshots/diff.js';
-import { OverlaySnapshotter } from '../snapshots/overlay.js';
+import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
 import { InvalidArgumentError } from '../errors.js';
-import { getContainer, withFrozen, type LifecycleOptions } from './lifecycle.js';
-import { overlayRoot } from './create.js';
+import { withFrozen } from './freeze.js';
+import { getContainer } from './state.js';
+import type { LifecycleOptions } from './types.js';
 import { mergeEnv } from './spec.js';
 
 export interface CommitOptions extends LifecycleOptions {

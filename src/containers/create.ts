@@ -12,7 +12,8 @@ import type { Descriptor } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
 import { chainIds, imageId } from '../image/model.js';
 import { findImage } from '../store/images.js';
-import { OverlaySnapshotter } from '../snapshots/overlay.js';
+import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
+import { unpackImage } from '../snapshots/unpack.js';
 import type { NetworkMode } from '../host/network.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { toOciConfig } from '../sandbox/sandbox.js';
@@ -21,12 +22,12 @@ import { generateName, newContainerId, shortId, validateName } from './ids.js';
 import { NameInUseError } from './errors.js';
 import {
   beginCreate,
-  containerDir,
   files,
   finishCreate,
   listRecords,
   pathOf,
   reservedNames,
+  snapshotKey,
   withContainersLock,
   writeRecord,
   type ContainerRecord,
@@ -94,10 +95,7 @@ export interface CreateOptions {
   signal?: AbortSignal;
 }
 
-/**
- * The image's top chain id, unpacking the layers first unless that snapshot is already committed
- * (the common case; the unpacker and its tar/compression modules are then never even loaded).
- */
+/** The image's top chain id, unpacking the layers first unless that snapshot is already committed. */
 async function unpacked(
   store: OciStore,
   sn: OverlaySnapshotter,
@@ -110,28 +108,12 @@ async function unpacked(
   const info = await sn.stat(top).catch(() => undefined);
   // Unpacking commits a chain id's snapshot only once its content is complete.
   if (info?.kind === 'committed') return top;
-  const { unpackImage } = await import('../snapshots/unpack.js');
   return unpackImage(store, sn, layers, diffIds, { signal });
 }
 
 /** `--network` default: none, or bridge when ports are published. */
 export function defaultNetworkMode(network: NetworkMode | undefined, published: number): NetworkMode {
   return network ?? (published > 0 ? 'bridge' : 'none');
-}
-
-export function overlayRoot(root: string): string {
-  return join(root, 'overlay');
-}
-
-export function snapshotKey(id: string): string {
-  return `ctr-${id}`;
-}
-
-const SPEC_FILE = 'spec.json';
-
-/** The sandbox spec as created (netnsPath / cgroupPaths are added at start). */
-export function specPath(root: string, id: string): string {
-  return join(containerDir(root, id), SPEC_FILE);
 }
 
 export async function createContainer(store: OciStore, o: CreateOptions): Promise<ContainerRecord> {
@@ -232,7 +214,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       security,
     });
     const specWritten = Promise.all([
-      writeFile(join(dir, SPEC_FILE), JSON.stringify(spec, null, 2)),
+      writeFile(at('spec'), JSON.stringify(spec, null, 2)),
       writeFile(at('config'), `${JSON.stringify(safeOciConfig(spec), null, 2)}\n`),
     ]);
     specWritten.catch(() => {}); // awaited with the record below

@@ -54,3 +54,19 @@ export class BrokenContainerError extends ImgbuildError {
     if (options?.process) this.process = options.process;
   }
 }
+
+/** `rmi` of an image a container was created from, without force. */
+export class ImageInUseError extends ImgbuildError {
+  constructor(readonly image: string, readonly container: string, readonly id: string) {
+    super('FAILED_PRECONDITION', `unable to remove ${image} (must force): container ${container.slice(0, 12)} is using its image ${id}`);
+    this.name = 'ImageInUseError';
+  }
+}
+
+/** `rmi` of an id that names several tags, without force. */
+export class ImageConflictError extends ImgbuildError {
+  constructor(readonly image: string, reason: string) {
+    super('FAILED_PRECONDITION', `unable to delete ${image} (must be forced): ${reason}`);
+    this.name = 'ImageConflictError';
+  }
+}

@@ -2,12 +2,12 @@
  * `exec`: a new process in every namespace (and the cgroups) of a running container, as the
  * container's configured user and working directory unless told otherwise.
  */
-import { readFile } from 'node:fs/promises';
 import { execIn, type SandboxIO } from '../sandbox/sandbox.js';
-import type { SandboxSpec } from '../sandbox/spec.js';
 import { ContainerStateError } from './errors.js';
-import { containerPid, getContainer, mapStartError, type LifecycleOptions } from './lifecycle.js';
-import { specPath } from './create.js';
+import { mapStartError } from './exit.js';
+import { readSpec } from './record.js';
+import { containerPid, getContainer } from './state.js';
+import type { LifecycleOptions } from './types.js';
 import { mergeEnv, resolveEnvFlags } from './spec.js';
 import { resolveUser } from './users.js';
 
@@ -25,7 +25,7 @@ export async function execContainer(root: string, nameOrId: string, o: ExecOptio
   if (rec.state.status !== 'running') throw new ContainerStateError(rec.id, `container ${rec.name} is not running`);
   const pid = await containerPid(rec, o);
   if (!pid) throw new ContainerStateError(rec.id, `container ${rec.name} has no running process`);
-  const spec = JSON.parse(await readFile(specPath(root, rec.id), 'utf8')) as SandboxSpec;
+  const spec = await readSpec(root, rec.id);
   const user = await resolveUser(spec.rootfs, o.user ?? rec.config.User ?? '');
   const env = mergeEnv(rec.config.Env ?? [], resolveEnvFlags(o.env ?? [], o.hostEnv ?? process.env), o.tty ? ['TERM=xterm'] : []);
   const proc = {

@@ -3,11 +3,10 @@
  * NetworkSettings, GraphDriver) plus the namespace ids of its running pid 1 from /proc/<pid>/ns.
  */
 import { join } from 'node:path';
-import { readFile } from 'node:fs/promises';
-import { containerPid, getContainer, type LifecycleOptions } from './lifecycle.js';
-import { containerDir, pathOf, type ContainerRecord } from './record.js';
+import { containerPid, getContainer } from './state.js';
+import type { LifecycleOptions } from './types.js';
+import { containerDir, pathOf, readSpec, type ContainerRecord } from './record.js';
 import { namespacesOf } from './proc.js';
-import { specPath } from './create.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { layerDirs } from './rootfs.js';
 
@@ -21,7 +20,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
   const running = rec.state.status === 'running';
   let spec: SandboxSpec | undefined;
   try {
-    spec = JSON.parse(await readFile(specPath(root, rec.id), 'utf8')) as SandboxSpec;
+    spec = await readSpec(root, rec.id);
   } catch {
     spec = undefined;
   }

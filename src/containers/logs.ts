@@ -2,7 +2,8 @@
 import { open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { getContainer, refreshState, type LifecycleOptions } from './lifecycle.js';
+import { getContainer, refreshState } from './state.js';
+import type { LifecycleOptions } from './types.js';
 import { pathOf, readRecord } from './record.js';
 
 async function writeOut(out: Writable, b: Buffer): Promise<void> {

@@ -1,6 +1,7 @@
 /**
  * Container records: `<root>/containers/<id>/` holds
  *   config.json  the runtime-spec bundle config (toOciConfig of the sandbox spec; `runc run` can use it)
+ *   spec.json    the sandbox spec as created (netnsPath and cgroupPaths are added at start)
  *   state.json   this record (image, snapshot, network, cgroup, lifecycle state)
  *   status.json  the exit status, written once by whoever waited for the process (monitor or `run`)
  *   hosts, hostname, resolv.conf   bind-mounted into the container
@@ -18,6 +19,7 @@ import { withLock } from '../atomic.js';
 import type { ContainerConfig } from '../image/types.js';
 import type { NetworkMode, NetworkState } from '../host/network.js';
 import type { CgroupVersion } from '../host/cgroups.js';
+import type { SandboxSpec } from '../sandbox/spec.js';
 import { AmbiguousContainerError, BrokenContainerError, ContainerNotFoundError } from './errors.js';
 import { isSameProcess, procStartTime } from './proc.js';
 
@@ -118,6 +120,7 @@ export const files = {
   state: 'state.json',
   status: 'status.json',
   config: 'config.json',
+  spec: 'spec.json',
   log: 'log',
   hosts: 'hosts',
   hostname: 'hostname',
@@ -126,6 +129,16 @@ export const files = {
 
 export function pathOf(root: string, id: string, f: keyof typeof files): string {
   return join(containerDir(root, id), files[f]);
+}
+
+/** The container's sandbox spec as created. */
+export async function readSpec(root: string, id: string): Promise<SandboxSpec> {
+  return JSON.parse(await readFile(pathOf(root, id, 'spec'), 'utf8')) as SandboxSpec;
+}
+
+/** The key of container `id`'s writable snapshot. */
+export function snapshotKey(id: string): string {
+  return `ctr-${id}`;
 }
 
 /** Serialises creations (name uniqueness) across processes. */

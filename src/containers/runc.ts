@@ -18,9 +18,12 @@ import { netnsName, netnsPathOf, setupLoopbackNetns } from '../host/network.js';
 import { toOciConfig } from '../sandbox/sandbox.js';
 import { AbortedError, ImgbuildError } from '../errors.js';
 import { ContainerStartError, ContainerStateError } from './errors.js';
-import { acquireResources, finish, releaseResources, signalName, type ForegroundOptions, type RunIO } from './lifecycle.js';
+import { finish } from './exit.js';
 import { findInitPid, procStartTime } from './proc.js';
 import { containerDir, readRecord, updateRecord, type ExitStatus } from './record.js';
+import { acquireResources, releaseResources } from './resources.js';
+import { signalName } from './signals.js';
+import type { ForegroundOptions, RunIO } from './types.js';
 
 export type Runtime = 'imgbuild' | 'runc';
 
@@ -86,11 +89,11 @@ export async function cleanupRuncBundle(root: string, id: string, o: { runc?: st
 }
 
 /**
- * Runs a created container in the foreground with runc. Mirrors runContainer: the record turns
+ * Runs a created container in the foreground with runc. Mirrors startForeground (start.ts): the record turns
  * `running` once runc reports the container's pid, Ctrl-C (o.signal) is passed on to the app (runc
  * proxies signals) and, after `killGraceMs`, the whole cgroup is killed.
  */
-export async function runContainerWithRunc(
+export async function startForegroundWithRunc(
   store: OciStore,
   id: string,
   io: RunIO,

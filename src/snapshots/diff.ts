@@ -5,12 +5,15 @@
  * device 0:0 → `.wh.<name>`, opaque xattr → `.wh..wh..opq`) and never walks the merged rootfs.
  * The init layer lives in its own lower dir, so its placeholders are never in the upper dir.
  */
+import { stat } from 'node:fs/promises';
 import { isLeaseAlive, LEASE_LABEL, readLiveLeases } from '../store/lease.js';
+import { listImages } from '../store/images.js';
 import { writeLayerBlob, type LayerBlob } from '../store/layers.js';
 import type { Compression } from '../image/media-types.js';
+import { chainIds } from '../image/model.js';
 import type { OciStore } from '../store/store.js';
 import { packDir } from '../tar/pack.js';
-import type { OverlaySnapshotter } from './overlay.js';
+import { OverlaySnapshotter, overlayRoot } from './overlay.js';
 import type { SnapshotInfo } from './snapshotter.js';
 import { isStaleUnpack } from './unpack.js';
 
@@ -62,4 +65,22 @@ export async function pruneSnapshots(
   }, opts.signal ? { signal: opts.signal } : {});
   await sn.sweep();
   return result;
+}
+
+/**
+ * The snapshot part of `prune`: removes the snapshots of `store`'s snapshotter that no image of
+ * the store needs (pruneSnapshots). An image that cannot be read keeps everything, because its
+ * chain cannot be known; a store without snapshots has nothing to remove.
+ */
+export async function pruneImageSnapshots(store: OciStore, opts: { signal?: AbortSignal } = {}): Promise<{ removed: string[]; bytes: number }> {
+  const dir = overlayRoot(store.root);
+  if (!(await stat(dir).then(() => true, () => false))) return { removed: [], bytes: 0 };
+  const keep = new Set<string>();
+  for (const li of await listImages(store)) {
+    if (!li.image) return { removed: [], bytes: 0 };
+    for (const c of chainIds(li.image.config.rootfs?.diff_ids ?? [])) keep.add(c);
+  }
+  const sn = await OverlaySnapshotter.open(dir, opts.signal ? { signal: opts.signal } : {});
+  // Snapshots leased by running builds are spared.
+  return pruneSnapshots(sn, keep, { storeRoot: store.root, ...(opts.signal ? { signal: opts.signal } : {}) });
 }

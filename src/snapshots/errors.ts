@@ -4,7 +4,7 @@
  * children forbid FAILED_PRECONDITION, a kernel without usable overlayfs NOT_IMPLEMENTED.
  */
 import { ImgbuildError } from '../errors.js';
-import type { ProbeResult } from './probe.js';
+import type { ProbeResult } from './snapshotter.js';
 
 export class SnapshotNotFoundError extends ImgbuildError {
   constructor(readonly key: string) {

@@ -33,12 +33,17 @@ import type { Mount } from '../sandbox/spec.js';
 import { OverlayUnsupportedError, SnapshotNotFoundError, SnapshotStateError } from './errors.js';
 import { MetadataStore, parentIdsOf, toInfo, type SnapshotRecord } from './metadata.js';
 import { mountPointsUnder, unmount } from './mount.js';
-import { probeOverlay, PROBE_DIR, type ProbeResult } from './probe.js';
-import type { InitLayer, PrepareOptions, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from './snapshotter.js';
+import { probeOverlay, PROBE_DIR } from './probe.js';
+import type { InitLayer, PrepareOptions, ProbeResult, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from './snapshotter.js';
 
 /** The kernel's limit on mount data (one page) and on overlay stack depth (OVL_MAX_STACK). */
 const MOUNT_DATA_LIMIT = 4095;
 const MAX_LOWERS = 500;
+
+/** Where a store at `storeRoot` keeps its overlay snapshots (image layers and containers alike). */
+export function overlayRoot(storeRoot: string): string {
+  return join(storeRoot, 'overlay');
+}
 
 export interface OverlayOpenOptions {
   signal?: AbortSignal;

@@ -19,27 +19,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic.js';
 import { mountAll, unmount } from './mount.js';
 import type { Mount } from '../sandbox/spec.js';
-
-export type OpaqueXattr = 'trusted.overlay.opaque' | 'user.overlay.opaque';
-
-export interface ProbeResult {
-  version: 1;
-  kernel: string;
-  uid: number;
-  /** True when not in the initial user namespace. */
-  userNamespace: boolean;
-  supported: boolean;
-  /** Why overlay is unsupported (the mount error), when it is. */
-  reason?: string;
-  /** More than one lowerdir accepted (needed for any stack deeper than one layer). */
-  multipleLowers: boolean;
-  /** `userxattr` must be passed (rootless overlay). */
-  userxattr: boolean;
-  opaqueXattr: OpaqueXattr;
-  /** Extra options for every overlay mount, e.g. ['index=off', 'redirect_dir=off', 'metacopy=off']. */
-  options: string[];
-  checkedAt: string;
-}
+import type { ProbeResult } from './snapshotter.js';
 
 const PROBE_FILE = 'probe.json';
 /** The probe's scratch dir, `probe-<pid>-XXXXXX`: named by its process, so a killed probe's is found. */

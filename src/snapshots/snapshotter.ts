@@ -73,3 +73,26 @@ export interface Snapshotter {
    */
   upperDir(key: string): Promise<string>;
 }
+
+/** The xattr overlayfs marks an opaque directory with (`user.` in a user namespace). */
+export type OpaqueXattr = 'trusted.overlay.opaque' | 'user.overlay.opaque';
+
+/** What the kernel's overlayfs can do for a snapshotter root (probe.ts finds it out). */
+export interface ProbeResult {
+  version: 1;
+  kernel: string;
+  uid: number;
+  /** True when not in the initial user namespace. */
+  userNamespace: boolean;
+  supported: boolean;
+  /** Why overlay is unsupported (the mount error), when it is. */
+  reason?: string;
+  /** More than one lowerdir accepted (needed for any stack deeper than one layer). */
+  multipleLowers: boolean;
+  /** `userxattr` must be passed (rootless overlay). */
+  userxattr: boolean;
+  opaqueXattr: OpaqueXattr;
+  /** Extra options for every overlay mount, e.g. ['index=off', 'redirect_dir=off', 'metacopy=off']. */
+  options: string[];
+  checkedAt: string;
+}

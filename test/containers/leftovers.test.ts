@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
-import { pruneLeftovers } from '../../src/containers/lifecycle.js';
+import { pruneLeftovers } from '../../src/containers/leftovers.js';
 import { listGroups } from '../../src/host/cgroups.js';
 import { procStartTime as processStartTime } from '../../src/containers/proc.js';
 

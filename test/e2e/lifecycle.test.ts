@@ -7,7 +7,7 @@ import { OciStore } from '../../src/store/store.js';
 import { findImage } from '../../src/store/images.js';
 import { openLayerTar } from '../../src/store/layers.js';
 import tar from 'tar-stream';
-import { pruneContainers } from '../../src/containers/lifecycle.js';
+import { pruneContainers } from '../../src/containers/list.js';
 
 let env: Env;
 beforeAll(async () => {

@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { collect } from './run.js';
+import { commitContainer } from '../../containers/commit.js';
+import { loadImage } from '../../store/images.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -13,8 +15,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-a, --author <author>', 'author')
     .option('-c, --change <instruction>', 'apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, LABEL, WORKDIR, USER, EXPOSE, STOPSIGNAL, VOLUME)', collect, [])
     .action(async (container: string, image: string | undefined, f: { message?: string; author?: string; change: string[] }) => {
-      const { commitContainer } = await import('../../containers/commit.js');
-      const { loadImage } = await import('../../store/images.js');
       const store = await ctx.store();
       const desc = await commitContainer(store, container, image, { message: f.message, author: f.author, changes: f.change, signal: ctx.signal });
       const img = await loadImage(store, desc);

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { ExitError } from '../../errors.js';
+import { execContainer } from '../../containers/exec.js';
 import { abortSignalName, collect, followWindowSize, guardSignals, pipeGuard, withRunStatus } from './run.js';
 
 export default function register(program: Command, ctx: CliContext): void {
@@ -17,7 +18,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-u, --user <user[:group]>', 'user to run as (default: the container\'s)')
     .passThroughOptions()
     .action(async (container: string, command: string[], f: { interactive?: boolean; tty?: boolean; env: string[]; workdir?: string; user?: string }) => {
-      const { execContainer } = await import('../../containers/exec.js');
       const stdin = f.interactive ? process.stdin : undefined;
       const rawTty = Boolean(f.tty && f.interactive && process.stdin.isTTY);
       if (rawTty) process.stdin.setRawMode(true);

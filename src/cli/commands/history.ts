@@ -5,6 +5,10 @@
  */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { ellipsis, formatAgo, formatSize, shortId, table } from '../format.js';
+import { InvalidArgumentError } from '../../errors.js';
+import { imageId } from '../../image/model.js';
+import { findImage } from '../../store/images.js';
 
 interface Opts {
   trunc?: boolean;
@@ -23,10 +27,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-H, --human [bool]', 'print sizes and dates in human readable format', (v: string) => v !== 'false', true)
     .option('--format <format>', "output format: 'table' (default) or 'json'")
     .action(async (input: string, opts: Opts) => {
-      const { findImage } = await import('../../store/images.js');
-const { imageId } = await import('../../image/model.js');
-      const { formatSize, formatAgo, shortId, ellipsis, table } = await import('../format.js');
-      const { InvalidArgumentError } = await import('../../errors.js');
       const format = opts.format ?? 'table';
       if (format !== 'table' && format !== 'json') throw new InvalidArgumentError(`unsupported --format ${JSON.stringify(format)}: use table or json`);
       const store = await ctx.store();

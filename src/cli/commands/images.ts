@@ -5,6 +5,11 @@
  */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { formatAgo, formatSize, shortId, table } from '../format.js';
+import { InvalidArgumentError } from '../../errors.js';
+import { imageId, imageSize } from '../../image/model.js';
+import { familiarName, parseReference, repositoryName } from '../../image/reference.js';
+import { listImages } from '../../store/images.js';
 
 interface Opts {
   quiet?: boolean;
@@ -33,11 +38,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--format <format>', "output format: 'table' (default) or 'json'")
     .option('-f, --filter <filter>', 'filter: dangling=true|false, reference=PATTERN (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .action(async (repository: string | undefined, opts: Opts) => {
-      const { listImages } = await import('../../store/images.js');
-const { imageSize, imageId } = await import('../../image/model.js');
-      const { parseReference, familiarName, repositoryName } = await import('../../image/reference.js');
-      const { formatSize, formatAgo, shortId, table } = await import('../format.js');
-      const { InvalidArgumentError } = await import('../../errors.js');
       const format = opts.format ?? 'table';
       if (format !== 'table' && format !== 'json') throw new InvalidArgumentError(`unsupported --format ${JSON.stringify(format)}: use table or json`);
       let dangling: boolean | undefined;

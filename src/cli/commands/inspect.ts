@@ -1,12 +1,17 @@
 /**
  * `imgbuild inspect NAME...`: a JSON array describing each image (Docker's `image inspect` fields,
  * plus the manifest descriptor, the manifest and the full config as stored). A name that is not an
- * image is looked up as a container when the containers module provides `inspectContainer`.
+ * image is looked up as a container.
  * `--format` takes a small Go-template subset: `{{.Field.Sub}}` and `{{json .Field}}`.
  */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { InvalidArgumentError, isImgbuildError } from '../../errors.js';
+import { InvalidArgumentError, isImgbuildError, NotFoundError } from '../../errors.js';
+import { inspectContainer } from '../../containers/inspect.js';
+import { imageId, imageSize } from '../../image/model.js';
+import { familiarName, familiarReference, parseReference } from '../../image/reference.js';
+import { ImageNotFoundError } from '../../store/errors.js';
+import { findImage } from '../../store/images.js';
 
 interface Opts {
   format?: string;
@@ -44,11 +49,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-f, --format <template>', 'format each object with a template ({{.Id}}, {{json .Config}})')
     .option('--type <type>', 'only look for this kind of object: image or container')
     .action(async (names: string[], opts: Opts) => {
-      const { findImage } = await import('../../store/images.js');
-const { imageId, imageSize } = await import('../../image/model.js');
-      const { parseReference, familiarReference, familiarName } = await import('../../image/reference.js');
-      const { ImageNotFoundError } = await import('../../store/errors.js');
-      const { NotFoundError } = await import('../../errors.js');
       if (opts.type !== undefined && opts.type !== 'image' && opts.type !== 'container') {
         throw new InvalidArgumentError(`--type must be image or container, not ${JSON.stringify(opts.type)}`);
       }
@@ -90,14 +90,9 @@ const { imageId, imageSize } = await import('../../image/model.js');
         let container: object | undefined;
         if (opts.type !== 'image') {
           try {
-            const mod = (await import('../../containers/inspect.js' as string)) as {
-              inspectContainer?: (root: string, nameOrId: string) => Promise<object | undefined>;
-            };
-            if (typeof mod.inspectContainer === 'function') container = await mod.inspectContainer(ctx.root(), name);
+            container = await inspectContainer(ctx.root(), name);
           } catch (e) {
-            // A missing containers module means there are no containers to find; real failures surface.
-            const code = (e as NodeJS.ErrnoException).code;
-            if (code !== 'ERR_MODULE_NOT_FOUND' && !(isImgbuildError(e) && e.code === 'NOT_FOUND')) throw e;
+            if (!(isImgbuildError(e) && e.code === 'NOT_FOUND')) throw e;
           }
         }
         if (container) out.push(container);

@@ -1,6 +1,8 @@
 /** `imgbuild kill [-s SIGNAL] CONTAINER...` */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { signalNumber } from '../../containers/signals.js';
+import { killContainer } from '../../containers/stop.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -9,7 +11,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .argument('<containers...>', 'container names or ids')
     .option('-s, --signal <signal>', 'signal name or number', 'SIGKILL')
     .action(async (names: string[], f: { signal: string }) => {
-      const { killContainer, signalNumber } = await import('../../containers/lifecycle.js');
       signalNumber(f.signal); // reject an unknown signal before touching any container
       const failures: unknown[] = [];
       for (const n of names) {

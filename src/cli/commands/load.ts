@@ -7,6 +7,9 @@ import type { Command } from 'commander';
 import type { Readable } from 'node:stream';
 import type { CliContext } from '../context.js';
 import { createReadStream } from 'node:fs';
+import { loadArchive } from '../../archive/archive.js';
+import { familiarReference, parseReference } from '../../image/reference.js';
+import { InvalidArgumentError } from '../../errors.js';
 
 export { InvalidArchiveError } from '../../archive/archive.js';
 
@@ -17,10 +20,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-i, --input <file>', 'read from this file instead of stdin')
     .option('-q, --quiet', 'suppress the load output')
     .action(async (opts: { input?: string; quiet?: boolean }) => {
-      const { loadArchive } = await import('../../archive/archive.js');
-      const { parseReference, familiarReference } = await import('../../image/reference.js');
-      const { InvalidArgumentError } = await import('../../errors.js');
-
       const fromStdin = opts.input === undefined || opts.input === '-';
       if (fromStdin && process.stdin.isTTY) throw new InvalidArgumentError('refusing to read an archive from a terminal; use -i FILE or redirect stdin');
       const store = await ctx.store();

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
+import { streamLogs } from '../../containers/logs.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -11,7 +12,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-f, --follow', 'keep printing output until the container stops')
     .option('-n, --tail <lines>', 'only the last N lines')
     .action(async (container: string, f: { follow?: boolean; tail?: string }) => {
-      const { streamLogs } = await import('../../containers/logs.js');
       let tail: number | undefined;
       if (f.tail !== undefined && f.tail !== 'all') {
         tail = Number(f.tail);

@@ -1,6 +1,8 @@
 /** `imgbuild ps [-a] [-q]` */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { ellipsis, formatAgo, table } from '../format.js';
+import { listContainers } from '../../containers/list.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -10,8 +12,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-q, --quiet', 'only print container ids')
     .option('--no-trunc', 'do not truncate ids and commands')
     .action(async (f: { all?: boolean; quiet?: boolean; trunc?: boolean }) => {
-      const { listContainers } = await import('../../containers/lifecycle.js');
-      const { table, formatAgo, ellipsis } = await import('../format.js');
       const all = (await listContainers(ctx.root())).filter((r) => f.all || r.state.status === 'running');
       all.sort((a, b) => (b.created ?? '').localeCompare(a.created ?? ''));
       const trunc = f.trunc !== false;

@@ -1,6 +1,7 @@
 /** `imgbuild rm [-f] CONTAINER...` */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { removeContainer } from '../../containers/remove.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -9,7 +10,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .argument('<containers...>', 'container names or ids')
     .option('-f, --force', 'kill a running container first')
     .action(async (names: string[], f: { force?: boolean }) => {
-      const { removeContainer } = await import('../../containers/lifecycle.js');
       const failures: unknown[] = [];
       for (const n of names) {
         try {

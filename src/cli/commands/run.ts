@@ -10,6 +10,9 @@ import type { CliContext } from '../context.js';
 import { ExitError, fromSystemError, ImgbuildError, InvalidArgumentError, isImgbuildError } from '../../errors.js';
 import { parseCpus, parseMemoryLimit, parsePidsLimit, parseUlimit } from '../../host/limits.js';
 import { parseSecurityOpts } from '../../containers/security-opt.js';
+import { checkRunOptions, runContainer } from '../../containers/run.js';
+import type { Runtime } from '../../containers/runc.js';
+import { killContainer } from '../../containers/stop.js';
 
 export const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -199,145 +202,98 @@ export function parseRunLimits(f: Pick<RunFlags, 'memory' | 'cpus' | 'pidsLimit'
 async function runFromCli(ctx: CliContext, image: string, command: string[], f: RunFlags): Promise<void> {
   if (f.detach && f.interactive) throw withRunStatus(new InvalidArgumentError('-d cannot be combined with -i (there is no terminal to attach)'));
   let limits: RunLimits;
+  const runtime = (f.runtime ?? 'imgbuild') as Runtime;
   try {
     limits = parseRunLimits(f, availableParallelism());
     parseSecurityOpts(f.securityOpt); // read again by createContainer: checked before anything is made
+    checkRunOptions({ runtime, detach: f.detach, init: f.init });
   } catch (e) {
     throw withRunStatus(e);
   }
-  const runtime = f.runtime ?? 'imgbuild';
-  if (runtime !== 'imgbuild' && runtime !== 'runc') throw withRunStatus(new InvalidArgumentError(`unknown --runtime ${runtime}: use imgbuild or runc`));
-  if (runtime === 'runc' && f.detach) throw withRunStatus(new ImgbuildError('NOT_IMPLEMENTED', '--runtime runc runs in the foreground only (-d is not available)'));
-  if (runtime === 'runc' && f.init) throw withRunStatus(new ImgbuildError('NOT_IMPLEMENTED', '--init is not available with --runtime runc'));
-  // The store opens while the modules load; the modules load side by side.
-  const storeP = ctx.store();
-  storeP.catch(() => {}); // awaited below
-  const [{ abandonCreate, beginCreate, createContainer, defaultNetworkMode, overlayRoot }, lc, { newContainerId }, { OverlaySnapshotter }] = await Promise.all([
-    import('../../containers/create.js'),
-    import('../../containers/lifecycle.js'),
-    import('../../containers/ids.js'),
-    import('../../snapshots/overlay.js'),
-  ]);
   const root = ctx.root();
-  const [store, snapshotter] = await Promise.all([storeP, OverlaySnapshotter.open(overlayRoot(root), { signal: ctx.signal })]);
+  const store = await ctx.store();
   let containerId: string | undefined;
-  const unguard = guardSignals(() => {
-    if (containerId) void lc.killContainer(root, containerId, 'SIGKILL').catch(() => {});
-  });
+  const kill = (): void => {
+    if (containerId) void killContainer(root, containerId, 'SIGKILL').catch(() => {});
+  };
+  const unguard = guardSignals(kill);
+  // The terminal and the output streams are the container's from its start to its end.
+  const stdin = f.interactive && !f.detach ? process.stdin : undefined;
+  const rawTty = Boolean(f.tty && stdin && process.stdin.isTTY);
+  const out = pipeGuard(ctx.stdout, kill);
+  const err = pipeGuard(ctx.stderr, kill);
+  const win = f.tty && !f.detach ? followWindowSize(process.stdout) : undefined;
+  let raw = false;
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    win?.release();
+    out.release();
+    err.release();
+    if (raw) process.stdin.setRawMode(false);
+    if (stdin) stdin.pause();
+  };
+  let result;
   try {
-    await runGuarded();
+    result = await runContainer(store, {
+      image,
+      cmd: command,
+      name: f.name,
+      env: f.env,
+      envFiles: f.envFile,
+      workdir: f.workdir,
+      user: f.user,
+      volumes: f.volume,
+      tmpfs: f.tmpfs,
+      hostname: f.hostname,
+      network: f.network as 'none' | 'host' | 'bridge' | undefined,
+      publish: f.publish,
+      ...limits,
+      interactive: f.interactive,
+      tty: f.tty,
+      entrypoint: f.entrypoint,
+      init: f.init,
+      readOnly: f.readOnly,
+      capAdd: f.capAdd,
+      capDrop: f.capDrop,
+      ulimits: f.ulimit,
+      securityOpt: f.securityOpt,
+      autoRemove: f.rm,
+      hostEnv: ctx.env,
+      runtime,
+      detach: f.detach,
+      signal: ctx.signal,
+      forward: () => abortSignalName(ctx.signal),
+      io: {
+        stdin,
+        stdout: out.stream,
+        stderr: err.stream,
+        // INT and TERM abort ctx.signal (main.ts) and are forwarded by the run; these go through
+        // the sandbox helper to the container.
+        forwardSignals: ['SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'],
+        ...(win?.terminalSize ? { terminalSize: win.terminalSize } : {}),
+        ...(win ? { onStart: win.onStart } : {}),
+      },
+      onCreated: (id) => {
+        containerId = id;
+        // Raw only once the container exists: until then Ctrl-C must still interrupt the creation.
+        if (rawTty) {
+          process.stdin.setRawMode(true);
+          raw = true;
+        }
+      },
+      onExit: release,
+      warn: (m) => void ctx.stderr.write(`imgbuild: ${m}\n`),
+    });
+  } catch (e) {
+    // Interrupted while the container ran: the status of a process killed by that signal.
+    if (containerId && !f.detach && ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));
+    throw withRunStatus(e);
   } finally {
+    release();
     unguard();
   }
-
-  async function runGuarded(): Promise<void> {
-    // The cgroup and network namespace do not depend on the image: make them while the
-    // container is being created.
-    const preId = newContainerId();
-    // The container's directory comes first, so that the cgroup and network made next belong to
-    // a container that a later command can find, whenever this process is killed.
-    const dir = await beginCreate(root, preId);
-    let kernel: ReturnType<typeof lc.createKernelObjects> | undefined;
-    try {
-      kernel = lc.createKernelObjects(root, preId, {
-        ...limits,
-        networkMode: defaultNetworkMode(f.network as 'none' | 'host' | 'bridge' | undefined, f.publish.length),
-      });
-    } catch {
-      kernel = undefined; // a bad --network: createContainer reports it
-    }
-    kernel?.catch(() => {}); // observed below; avoid an unhandled rejection meanwhile
-    let rec;
-    try {
-      rec = await createContainer(store, {
-        id: preId,
-        dir,
-        image,
-        cmd: command,
-        name: f.name,
-        env: f.env,
-        envFiles: f.envFile,
-        workdir: f.workdir,
-        user: f.user,
-        volumes: f.volume,
-        tmpfs: f.tmpfs,
-        hostname: f.hostname,
-        network: f.network as 'none' | 'host' | 'bridge' | undefined,
-        publish: f.publish,
-        ...limits,
-        interactive: f.interactive,
-        tty: f.tty,
-        entrypoint: f.entrypoint,
-        init: f.init,
-        readOnly: f.readOnly,
-        capAdd: f.capAdd,
-        capDrop: f.capDrop,
-        ulimits: f.ulimit,
-        securityOpt: f.securityOpt,
-        autoRemove: f.rm,
-        hostEnv: ctx.env,
-        snapshotter,
-        signal: ctx.signal,
-      });
-    } catch (e) {
-      if (kernel) await kernel.then((k) => lc.releaseKernelObjects(preId, k), () => {}).catch(() => {});
-      await abandonCreate(dir);
-      throw withRunStatus(e);
-    }
-    const id = rec.id;
-    containerId = id;
-    if (f.detach) {
-      try {
-        await lc.startContainer(store, id, { signal: ctx.signal, ...(kernel ? { kernel } : {}) });
-      } catch (e) {
-        if (f.rm) await lc.removeContainer(root, id, { force: true, snapshotter }).catch(() => {});
-        throw withRunStatus(e);
-      }
-      ctx.stdout.write(`${id}\n`);
-      return;
-    }
-    const stdin = f.interactive ? process.stdin : undefined;
-    const rawTty = Boolean(f.tty && f.interactive && process.stdin.isTTY);
-    if (rawTty) process.stdin.setRawMode(true);
-    let status;
-    const kill = (): void => void lc.killContainer(root, id, 'SIGKILL').catch(() => {});
-    const out = pipeGuard(ctx.stdout, kill);
-    const err = pipeGuard(ctx.stderr, kill);
-    const win = f.tty ? followWindowSize(process.stdout) : undefined;
-    const runContainer = runtime === 'runc' ? (await import('../../containers/runc.js')).runContainerWithRunc : lc.runContainer;
-    try {
-      status = await runContainer(
-        store,
-        id,
-        {
-          stdin,
-          stdout: out.stream,
-          stderr: err.stream,
-          // INT and TERM abort ctx.signal (main.ts) and are forwarded by runContainer; these go
-          // through the sandbox helper to the container.
-          forwardSignals: ['SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'],
-          ...(win?.terminalSize ? { terminalSize: win.terminalSize } : {}),
-          ...(win ? { onStart: win.onStart } : {}),
-        },
-        { signal: ctx.signal, forward: () => abortSignalName(ctx.signal), skipFinalState: Boolean(f.rm), ...(kernel ? { kernel } : {}) },
-      );
-    } catch (e) {
-      if (ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));
-      throw withRunStatus(e);
-    } finally {
-      win?.release();
-      out.release();
-      err.release();
-      if (rawTty) process.stdin.setRawMode(false);
-      if (stdin) stdin.pause();
-      if (f.rm) {
-        const cgroup = kernel ? await kernel.then((k) => k.cgroup, () => undefined) : undefined;
-        await lc.removeContainer(root, id, { force: true, snapshotter, ...(cgroup ? { cgroup } : {}) }).catch((e: unknown) => {
-          // Someone else (rm -f) removed it meanwhile: nothing left to do.
-          if ((e as { code?: string }).code !== 'NOT_FOUND') ctx.stderr.write(`imgbuild: removing ${id.slice(0, 12)}: ${(e as Error).message}\n`);
-        });
-      }
-    }
-    if (status.exitCode !== 0) throw new ExitError(status.exitCode);
-  }
+  if (f.detach) ctx.stdout.write(`${result.id}\n`);
+  else if (result.status && result.status.exitCode !== 0) throw new ExitError(result.status.exitCode);
 }

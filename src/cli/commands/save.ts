@@ -12,6 +12,10 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { writeArchive, writeArchiveFile, type ArchiveImage } from '../../archive/archive.js';
+import { InvalidArgumentError, NotFoundError } from '../../errors.js';
+import { formatReference, parseReference } from '../../image/reference.js';
+import { findImage } from '../../store/images.js';
 
 interface Opts {
   output?: string;
@@ -26,11 +30,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-o, --output <file>', 'write to this file instead of stdout')
     .option('--format <format>', 'archive format: oci or docker', 'oci')
     .action(async (inputs: string[], opts: Opts) => {
-      const { findImage } = await import('../../store/images.js');
-      const { parseReference, formatReference } = await import('../../image/reference.js');
-      const { writeArchive, writeArchiveFile } = await import('../../archive/archive.js');
-      type ArchiveImage = import('../../archive/archive.js').ArchiveImage;
-      const { InvalidArgumentError, NotFoundError } = await import('../../errors.js');
       const format = opts.format ?? 'oci';
       if (format !== 'oci' && format !== 'docker') throw new InvalidArgumentError(`unsupported --format ${JSON.stringify(format)}: use oci or docker`);
       const toStdout = opts.output === undefined || opts.output === '-';

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
+import { stopContainer } from '../../containers/stop.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -10,7 +11,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .argument('<containers...>', 'container names or ids')
     .option('-t, --time <seconds>', 'seconds to wait before killing', '10')
     .action(async (names: string[], f: { time: string }) => {
-      const { stopContainer } = await import('../../containers/lifecycle.js');
       const t = Number(f.time);
       if (!Number.isFinite(t) || t < 0) throw new InvalidArgumentError(`invalid --time ${JSON.stringify(f.time)}`);
       const failures: unknown[] = [];

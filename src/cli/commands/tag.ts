@@ -1,6 +1,9 @@
 /** `imgbuild tag SOURCE TARGET`: gives an image another name (an index.json entry). */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { findImage } from '../../store/images.js';
+import { formatReference, parseReference } from '../../image/reference.js';
+import { InvalidReferenceError } from '../../image/errors.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -9,9 +12,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .argument('<source>', 'image name, name@digest or image id')
     .argument('<target>', 'new name[:tag]')
     .action(async (source: string, target: string) => {
-      const { findImage } = await import('../../store/images.js');
-      const { parseReference, formatReference } = await import('../../image/reference.js');
-      const { InvalidReferenceError } = await import('../../image/errors.js');
       const dest = parseReference(target);
       if (dest.digest) throw new InvalidReferenceError(target, 'a tag cannot contain a digest');
       const store = await ctx.store();

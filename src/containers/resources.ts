@@ -1,0 +1,175 @@
+/**
+ * A container's kernel objects: a cgroup (`imgbuild/<id>` per controller) and, for bridge
+ * networking, a named netns with a veth and a lease, plus a port proxy process. They are claimed
+ * for the store root (claims.ts) and made at start; releaseResources undoes them from the record
+ * alone, and releaseKernelById from the id alone (for a record that was never completed).
+ */
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { Cgroup } from '../host/cgroups.js';
+import {
+  hostVethName,
+  netnsPathOf,
+  setupNetwork as setupHostNetwork,
+  teardownNetwork as teardownHostNetwork,
+  type NetworkMode,
+  type NetworkOptions,
+  type NetworkState,
+} from '../host/network.js';
+import type { SandboxSpec } from '../sandbox/spec.js';
+import { claimId, unclaimId } from './claims.js';
+import { findPortProxies, startPortProxy } from './ports.js';
+import { isSameProcess, procStartTime } from './proc.js';
+import { pathOf, readSpec, type ContainerRecord, type HostConfig } from './record.js';
+import { hostsFile } from './spec.js';
+import type { KernelObjects, LifecycleOptions } from './types.js';
+
+/** The container's cgroup: the caller's when it holds it already, else found by id. */
+export async function cgroupOf(rec: ContainerRecord, o: LifecycleOptions): Promise<Cgroup> {
+  if (o.cgroup && o.cgroup.id === rec.id && (rec.cgroup?.version ?? o.cgroup.version) === o.cgroup.version) return o.cgroup;
+  return Cgroup.open(rec.id, { cgroupRoot: o.cgroupRoot, version: rec.cgroup?.version });
+}
+
+/** `host` and `none` need nothing set up here: the sandbox itself makes a `none` container's namespace. */
+async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOptions): Promise<NetworkState> {
+  if (mode === 'host' || mode === 'none') return { mode };
+  return setupHostNetwork(id, mode, o);
+}
+
+async function teardownNetwork(id: string, state: NetworkState | undefined, o: NetworkOptions): Promise<void> {
+  // Records of earlier versions may name a namespace for `none`: those are torn down too.
+  if (!state || state.mode === 'host' || (state.mode === 'none' && !state.netnsName)) return;
+  await teardownHostNetwork(id, state, o);
+}
+
+/**
+ * Creates a container's cgroup and network namespace, claimed for `root` first. `run` calls this
+ * while the container is still being created (the two are independent; its directory exists
+ * already) and hands the promise to the start.
+ */
+export async function createKernelObjects(
+  root: string,
+  id: string,
+  h: Pick<HostConfig, 'memory' | 'cpus' | 'pidsLimit' | 'networkMode'>,
+  o: LifecycleOptions = {},
+): Promise<KernelObjects> {
+  await claimId(id, root, o.claimsDir);
+  const [cgr, netr] = await Promise.allSettled([
+    Cgroup.create(id, { memory: h.memory, cpus: h.cpus, pidsLimit: h.pidsLimit }, { cgroupRoot: o.cgroupRoot }),
+    setupNetwork(id, h.networkMode, { stateDir: o.networkStateDir, signal: o.signal }),
+  ]);
+  if (cgr.status === 'fulfilled' && netr.status === 'fulfilled') return { cgroup: cgr.value, network: netr.value };
+  // Undo the half that worked.
+  if (cgr.status === 'fulfilled') await cgr.value.kill('SIGKILL').then(() => cgr.value.remove()).catch(() => {});
+  if (netr.status === 'fulfilled') await teardownNetwork(id, netr.value, { stateDir: o.networkStateDir }).catch(() => {});
+  await unclaimId(id, o.claimsDir);
+  throw cgr.status === 'rejected' ? cgr.reason : (netr as PromiseRejectedResult).reason;
+}
+
+/** Undoes createKernelObjects (for a container that never got created). */
+export async function releaseKernelObjects(id: string, k: KernelObjects, o: LifecycleOptions = {}): Promise<void> {
+  await Promise.all([
+    k.cgroup.kill('SIGKILL').then(() => k.cgroup.remove()),
+    teardownNetwork(id, k.network, { stateDir: o.networkStateDir }),
+  ]);
+  await unclaimId(id, o.claimsDir);
+}
+
+/**
+ * Creates (or takes from `o.kernel`) the cgroup and network, starts the port proxy and completes
+ * the spec for the runtimes; undone by releaseResources on failure.
+ */
+export async function acquireResources(
+  root: string,
+  rec: ContainerRecord,
+  o: LifecycleOptions & { kernel?: Promise<KernelObjects> },
+): Promise<{ spec: SandboxSpec; cgroup: Cgroup }> {
+  const spec = await readSpec(root, rec.id);
+  const h = rec.hostConfig;
+  const k = await (o.kernel ?? createKernelObjects(root, rec.id, h, o));
+  rec.cgroup = { version: k.cgroup.version, paths: k.cgroup.paths };
+  rec.network = k.network;
+  const cg = k.cgroup;
+  const net = k.network;
+  spec.cgroupPaths = cg.paths;
+  if (net.netnsPath) {
+    spec.netnsPath = net.netnsPath;
+    spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
+  }
+  if (net.ip) await writeFile(pathOf(root, rec.id, 'hosts'), hostsFile(rec.config.Hostname, net.ip));
+  if (h.portBindings.length > 0 && net.ip && net.netnsPath) {
+    const proxyPid = await startPortProxy({
+      containerIp: net.ip,
+      ports: h.portBindings,
+      netnsPath: net.netnsPath,
+    });
+    rec.state.proxyPid = proxyPid;
+    rec.state.proxyStartTime = await procStartTime(proxyPid);
+  }
+  return { spec, cgroup: cg };
+}
+
+/** Stops the port proxy, tears down the network and removes the cgroup (killing what is left in it). */
+export async function releaseResources(rec: ContainerRecord, o: LifecycleOptions): Promise<void> {
+  const errors: unknown[] = [];
+  if (rec.state.proxyPid && (await isSameProcess(rec.state.proxyPid, rec.state.proxyStartTime))) {
+    try {
+      process.kill(rec.state.proxyPid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  } else if (rec.hostConfig.portBindings.length > 0) {
+    // Started, but its pid never reached the record (the run was killed right after).
+    await killPortProxies(new Set([rec.id]));
+  }
+  // The cgroup and the network are independent: take both down at once.
+  await Promise.all([
+    (async () => {
+      const cg = await cgroupOf(rec, o);
+      if (await cg.exists()) {
+        await cg.kill('SIGKILL');
+        await cg.remove();
+      }
+    })().catch((e: unknown) => void errors.push(e)),
+    (async () => {
+      const mode = rec.hostConfig?.networkMode;
+      await teardownNetwork(rec.id, rec.network ?? (mode && mode !== 'host' ? { mode } : undefined), {
+        stateDir: o.networkStateDir,
+      });
+    })().catch((e: unknown) => void errors.push(e)),
+  ]);
+  if (errors.length > 0) throw errors[0];
+}
+
+/** The host-wide objects container `id` may have, knowing nothing but its id: cgroup, port proxy, netns and veth. */
+export async function releaseKernelById(id: string, o: LifecycleOptions): Promise<void> {
+  const cg = await Cgroup.open(id, { cgroupRoot: o.cgroupRoot }).catch(() => undefined); // no cgroups on this host
+  if (cg && (await cg.exists())) {
+    await cg.kill('SIGKILL');
+    await cg.remove();
+  }
+  await killPortProxies(new Set([id]));
+  if (existsSync(netnsPathOf(id)) || existsSync(`/sys/class/net/${hostVethName(id)}`)) {
+    await teardownHostNetwork(id, { mode: 'bridge' }, { stateDir: o.networkStateDir });
+  }
+}
+
+/** The running port proxies (of the containers `ids` only, when given). */
+export async function findProxies(ids?: Set<string>): Promise<{ pid: number; id: string }[]> {
+  return (await findPortProxies()).filter((p) => !ids || ids.has(p.id));
+}
+
+export async function killPortProxies(ids: Set<string>): Promise<void> {
+  for (const p of await findProxies(ids)) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/** The processes in container `id`'s cgroup (none when the host has no cgroups to look in). */
+export async function groupPids(id: string, o: LifecycleOptions): Promise<number[]> {
+  return Cgroup.open(id, { cgroupRoot: o.cgroupRoot }).then((cg) => cg.pids(), () => []);
+}

@@ -1,0 +1,190 @@
+/**
+ * Starting a created container with the native sandbox: in the foreground with the caller's
+ * stdio (startForeground), or detached under a monitor that outlives us (startContainer). The
+ * record turns `running` once the process exists; until then it stays `created` with our pid as
+ * its creator, which is what lets a reader tell a start that was killed from one in flight.
+ */
+import { createWriteStream } from 'node:fs';
+import { Writable } from 'node:stream';
+import type { Cgroup } from '../host/cgroups.js';
+import { runSandbox, startDetached } from '../sandbox/sandbox.js';
+import type { SandboxSpec } from '../sandbox/spec.js';
+import type { OciStore } from '../store/store.js';
+import { AbortedError } from '../errors.js';
+import { ContainerStateError } from './errors.js';
+import { finish, mapStartError, normaliseExit } from './exit.js';
+import { findInitPid, procStartTime } from './proc.js';
+import { pathOf, readRecord, updateRecord, type ContainerRecord, type ExitStatus } from './record.js';
+import { acquireResources, releaseResources } from './resources.js';
+import type { ForegroundOptions, KernelObjects, LifecycleOptions, RunIO } from './types.js';
+
+/**
+ * Runs a created container in the foreground with the caller's stdio. Signals delivered through
+ * `o.signal` (Ctrl-C) are forwarded to the container's pid 1 as `forwardSignal`, then after
+ * `killGraceMs` the whole cgroup is killed so the call always returns.
+ */
+export async function startForeground(
+  store: OciStore,
+  id: string,
+  io: RunIO,
+  o: ForegroundOptions = {},
+): Promise<ExitStatus> {
+  const root = store.root;
+  const rec0 = await readRecord(root, id);
+  if (!rec0) throw new ContainerStateError(id, `no such container: ${id}`);
+  const rec = rec0;
+  if (rec.state.status !== 'created') throw new ContainerStateError(id, `container ${rec.name} is ${rec.state.status}; only a created container can be started`);
+  let spec: SandboxSpec;
+  let cg: Cgroup;
+  // Our own start time (the record names us as the container's watcher) is read meanwhile.
+  const monitorStartTime = procStartTime(process.pid);
+  try {
+    ({ spec, cgroup: cg } = await acquireResources(root, rec, o));
+  } catch (e) {
+    await releaseResources(rec, o).catch(() => {});
+    throw e;
+  }
+  if (o.signal?.aborted) {
+    await releaseResources(rec, o).catch(() => {});
+    throw new AbortedError('interrupted before the container started', { cause: o.signal.reason });
+  }
+  // The record turns `running` once the process exists (onStart below), in one update. Until then
+  // it stays `created` with our pid as its creator, which is what lets a reader tell a container
+  // whose `run` was killed right here from one still starting.
+  const ctl = new AbortController();
+  let killTimer: NodeJS.Timeout | undefined;
+  let ended = false;
+  const onAbort = (): void => {
+    const sig = o.forward?.() ?? 'SIGTERM';
+    void (async () => {
+      const pid = await findInitPid(await cg.pids());
+      if (ended) return;
+      if (pid) {
+        try {
+          process.kill(pid, sig);
+        } catch {
+          // exited meanwhile
+        }
+      }
+      // Still running after the grace period: kill the whole group; the sandbox then reports
+      // the SIGKILL as the exit status. Aborting the sandbox is the last resort.
+      killTimer = setTimeout(() => {
+        void cg.kill('SIGKILL').catch(() => ctl.abort());
+        killTimer = setTimeout(() => ctl.abort(), 5_000);
+      }, o.killGraceMs ?? 3_000);
+    })();
+  };
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener('abort', onAbort, { once: true });
+  let status: ExitStatus;
+  // A kept container's output also goes to its log (as Docker's json-file log does), so `logs`
+  // shows it later; a --rm container's log would be deleted unread, so it is not written.
+  const log = rec.hostConfig.autoRemove ? undefined : createWriteStream(pathOf(root, id, 'log'), { flags: 'a' });
+  const teeOut = log && io.stdout ? tee(io.stdout, log) : io.stdout;
+  const teeErr = log && io.stderr ? tee(io.stderr, log) : io.stderr;
+  try {
+    let recorded: Promise<unknown> = Promise.resolve();
+    const r = await runSandbox(spec, {
+      ...io,
+      ...(teeOut ? { stdout: teeOut } : {}),
+      ...(teeErr ? { stderr: teeErr } : {}),
+      signal: ctl.signal,
+      onStart: (info) => {
+        const { pid } = info;
+        io.onStart?.(info); // the caller's hook too (a terminal's resize)
+        recorded = (async () => {
+          const [pidStartTime, ownStartTime] = await Promise.all([procStartTime(pid), monitorStartTime]);
+          await updateRecord(root, id, (r) => {
+            r.cgroup = rec.cgroup;
+            r.network = rec.network;
+            r.state = {
+              ...r.state,
+              status: 'running',
+              pid,
+              pidStartTime,
+              proxyPid: rec.state.proxyPid,
+              proxyStartTime: rec.state.proxyStartTime,
+              monitorPid: process.pid,
+              monitorStartTime: ownStartTime,
+              startedAt: new Date().toISOString(),
+            };
+          });
+        })().catch(() => {});
+      },
+    });
+    await recorded;
+    const oomKilled = await cg.oomKilled().catch(() => false);
+    const n = normaliseExit(r);
+    status = { ...n, oomKilled, finishedAt: new Date().toISOString() };
+  } catch (e) {
+    if (ctl.signal.aborted) {
+      status = { exitCode: 137, signal: 'SIGKILL', finishedAt: new Date().toISOString() };
+      await finish(root, id, status).catch(() => {});
+      return status;
+    }
+    const err = mapStartError(e, spec.process.args[0] ?? '');
+    status = { exitCode: err.exitCode, finishedAt: new Date().toISOString() };
+    await finish(root, id, status, err.message).catch(() => {});
+    throw err;
+  } finally {
+    ended = true;
+    o.signal?.removeEventListener('abort', onAbort);
+    if (killTimer) clearTimeout(killTimer);
+    if (log) await new Promise<void>((res) => log.end(() => res()));
+  }
+  // A --rm container is removed by the caller right away; its final state would be written only
+  // to be deleted.
+  if (!o.skipFinalState) await finish(root, id, status);
+  return status;
+}
+
+/** A writable that passes every chunk to `main` and copies it to `copy` (never ending `main`). */
+function tee(main: Writable, copy: Writable): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      copy.write(chunk);
+      if (main.write(chunk)) cb();
+      else main.once('drain', () => cb());
+    },
+  });
+}
+
+/** Starts a created container detached: a monitor outlives us and writes status.json. */
+export async function startContainer(store: OciStore, id: string, o: LifecycleOptions & { kernel?: Promise<KernelObjects> } = {}): Promise<ContainerRecord> {
+  const root = store.root;
+  const rec = await readRecord(root, id);
+  if (!rec) throw new ContainerStateError(id, `no such container: ${id}`);
+  if (rec.state.status !== 'created') throw new ContainerStateError(id, `container ${rec.name} is ${rec.state.status}; only a created container can be started`);
+  let spec: SandboxSpec;
+  try {
+    ({ spec } = await acquireResources(root, rec, o));
+  } catch (e) {
+    await releaseResources(rec, o).catch(() => {});
+    throw e;
+  }
+  let d: { pid: number; monitorPid: number };
+  try {
+    d = await startDetached(spec, { logPath: pathOf(root, id, 'log'), statusPath: pathOf(root, id, 'status'), signal: o.signal });
+  } catch (e) {
+    await releaseResources(rec, o).catch(() => {});
+    const err = mapStartError(e, spec.process.args[0] ?? '');
+    await finish(root, id, { exitCode: err.exitCode, finishedAt: new Date().toISOString() }, err.message).catch(() => {});
+    throw err;
+  }
+  const updated = await updateRecord(root, id, async (r) => {
+    r.cgroup = rec.cgroup;
+    r.network = rec.network;
+    r.state = {
+      ...r.state,
+      status: 'running',
+      pid: d.pid,
+      pidStartTime: await procStartTime(d.pid),
+      monitorPid: d.monitorPid,
+      monitorStartTime: await procStartTime(d.monitorPid),
+      proxyPid: rec.state.proxyPid,
+      proxyStartTime: rec.state.proxyStartTime,
+      startedAt: new Date().toISOString(),
+    };
+  });
+  return updated!;
+}

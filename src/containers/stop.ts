@@ -1,0 +1,62 @@
+/** Signalling containers: kill (a signal to pid 1, SIGKILL to the whole group), wait, and stop. */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ContainerStateError } from './errors.js';
+import { readRecord, type ContainerRecord } from './record.js';
+import { cgroupOf } from './resources.js';
+import { signalNumber } from './signals.js';
+import { containerPid, getContainer, refreshState } from './state.js';
+import type { LifecycleOptions } from './types.js';
+
+/** Sends a signal to the container's pid 1 (SIGKILL: to every process of its cgroup). */
+export async function killContainer(root: string, nameOrId: string, sig: string | number = 'SIGKILL', o: LifecycleOptions = {}): Promise<ContainerRecord> {
+  const rec = await getContainer(root, nameOrId, o);
+  if (rec.state.status !== 'running') throw new ContainerStateError(rec.id, `container ${rec.name} is not running`);
+  const n = signalNumber(sig);
+  if (n === 9) {
+    await (await cgroupOf(rec, o)).kill('SIGKILL');
+    return rec;
+  }
+  const pid = await containerPid(rec, o);
+  if (!pid) throw new ContainerStateError(rec.id, `container ${rec.name} has no running process`);
+  try {
+    process.kill(pid, n);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+  }
+  return rec;
+}
+
+/** Waits until the container is no longer running (polling the kernel and the status file). */
+export async function waitContainer(root: string, id: string, o: LifecycleOptions & { timeoutMs?: number } = {}): Promise<ContainerRecord | undefined> {
+  const deadline = o.timeoutMs === undefined ? Infinity : Date.now() + o.timeoutMs;
+  for (;;) {
+    const r = await readRecord(root, id);
+    if (!r) return undefined;
+    const cur = await refreshState(root, r, o);
+    if (cur.state.status !== 'running') return cur;
+    if (Date.now() >= deadline) return cur;
+    o.signal?.throwIfAborted();
+    await sleep(25);
+  }
+}
+
+/** STOPSIGNAL (default SIGTERM) to pid 1, then SIGKILL to the group after `timeoutSec`. */
+export async function stopContainer(root: string, nameOrId: string, o: LifecycleOptions & { timeoutSec?: number } = {}): Promise<ContainerRecord> {
+  const rec = await getContainer(root, nameOrId, o);
+  if (rec.state.status !== 'running') return rec;
+  const sig = rec.config.StopSignal || 'SIGTERM';
+  const pid = await containerPid(rec, o);
+  if (pid) {
+    try {
+      process.kill(pid, signalNumber(sig));
+    } catch {
+      // already exiting
+    }
+  }
+  let cur = await waitContainer(root, rec.id, { ...o, timeoutMs: (o.timeoutSec ?? 10) * 1000 });
+  if (cur && cur.state.status === 'running') {
+    await (await cgroupOf(rec, o)).kill('SIGKILL').catch(() => {});
+    cur = await waitContainer(root, rec.id, { ...o, timeoutMs: 10_000 });
+  }
+  return cur ?? rec;
+}
