@@ -13,22 +13,32 @@ import { availableParallelism } from 'node:os';
 import { OciStore } from '../store/store.js';
 import { isProcessAlive } from '../pid.js';
 import { mkdirp } from '../fs.js';
-import type { Descriptor, ImageConfig, Platform } from '../image/types.js';
+import type { Descriptor, ImageConfig } from '../image/types.js';
 import type { Compression } from '../image/media-types.js';
 import type { Digest } from '../image/digest.js';
-import { loadImage, writeImage } from '../store/images.js';
+import { findImage, loadImage, writeImage } from '../store/images.js';
+import { ensureCompressed } from '../store/layers.js';
 import { formatReference, parseReference } from '../image/reference.js';
-import type { OverlaySnapshotter } from '../snapshots/overlay.js';
-import { ImgbuildError, InvalidArgumentError, NotFoundError, throwIfAborted } from '../errors.js';
-import { BuildError } from './errors.js';
+import { OverlaySnapshotter } from '../snapshots/overlay.js';
+import { diffSnapshot } from '../snapshots/diff.js';
+import { unpackImage } from '../snapshots/unpack.js';
+import { mountPointsUnder, unmount } from '../snapshots/mount.js';
+import { writeArchiveFile, writeOciLayout } from '../archive/archive.js';
+import { InvalidArgumentError, NotFoundError, throwIfAborted } from '../errors.js';
 import type { Stage } from './frontend/instructions.js';
+import { parseDockerfile } from './frontend/parse.js';
 import { buildStageGraph, findStageRef } from './frontend/stages.js';
 import { hostPlatformOf, parsePlatformSpec } from './frontend/platform.js';
 import { BuildCache } from './cache.js';
 import { openContext } from './context.js';
-import { dispatchStage, isoTime, latestCreated, type BuildReporter, type DispatchEnv, type ImageState } from './dispatch/dispatch.js';
+import { dispatchStage } from './dispatch/dispatch.js';
+import { isoTime, latestCreated, type ImageState } from './dispatch/image-state.js';
+import type { BuildReporter, DispatchEnv } from './dispatch/stage.js';
+import type { BuildSnapshotter, BuildStore } from './dispatch/seams.js';
 import type { BuildNetwork } from './dispatch/run-step.js';
 import type { SecretSource } from './dispatch/mounts.js';
+
+export type { BuildReporter, StepReporter } from './dispatch/stage.js';
 
 export interface BuildOptions {
   /** Store root (`<root>/` OCI layout, `<root>/overlay`, `<root>/cache`). */
@@ -70,8 +80,6 @@ export interface BuildResult {
   tags: string[];
 }
 
-export { StageNotFoundError } from './frontend/stages.js';
-
 const NOOP_REPORTER: BuildReporter = { task: () => ({ log() {}, done() {}, fail() {} }) };
 
 /** Where builds keep their scratch dirs, `<pid>-<rand>` each. */
@@ -98,7 +106,6 @@ async function removeStaleTmp(base: string): Promise<void> {
     const pid = Number(n.split('-')[0]);
     if (!Number.isInteger(pid) || pid <= 0 || isProcessAlive(pid)) continue;
     const dir = join(base, n);
-    const { mountPointsUnder, unmount } = await import('../snapshots/mount.js');
     if ((await mountPointsUnder(dir)).length) await unmount(dir).catch(() => {});
     if ((await mountPointsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
@@ -137,9 +144,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     if (!dockerfilePath) throw new InvalidArgumentError('no Dockerfile given');
     text = await readDockerfile(dockerfilePath);
   }
-  const { parseDockerfile } = await import('./frontend/parse.js');
   const df = parseDockerfile(text, dockerfilePath ? { file: dockerfilePath } : {});
-  if (df.stages.length === 0) throw new BuildError('the Dockerfile has no FROM instruction');
   const escape = df.directives.escape;
   const platform = o.platform ? parsePlatformSpec(o.platform) : hostPlatformOf();
   const buildArgs = new Map(Object.entries(o.buildArgs ?? {}));
@@ -158,27 +163,15 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     ...(dockerfilePath ? { dockerfilePath } : {}),
   });
   const cache = await BuildCache.open(store);
-  let snP: Promise<OverlaySnapshotter> | undefined;
+  let snP: Promise<BuildSnapshotter> | undefined;
   const results = new Map<Stage, Promise<ImageState>>();
-  // The registry client is loaded only when a base image is missing (it is heavy to import).
-  const pullImage: DispatchEnv['pullImage'] = async (ref, p) => {
-    const mod = (await import('../registry/pull.js')) as { pullImage?: (s: OciStore, r: string, o?: { platform?: Platform; signal?: AbortSignal }) => Promise<Descriptor> };
-    if (typeof mod.pullImage !== 'function') throw new ImgbuildError('NOT_IMPLEMENTED', `image ${ref} is not in the store and pulling is not available`);
-    const task = reporter.task(`pull ${ref}`);
-    try {
-      await mod.pullImage(store, ref, { platform: p, ...(signal ? { signal } : {}) });
-      task.done();
-    } catch (e) {
-      task.fail(e instanceof Error ? e.message : String(e));
-      throw e;
-    }
-  };
 
   const env: DispatchEnv = {
-    store,
+    store: buildStore(store),
     root: o.root,
+    // Opened by the first step that needs a snapshot: a fully cached build never does.
     snapshotter: () => {
-      snP ??= import('../snapshots/overlay.js').then((m) => m.OverlaySnapshotter.open(join(o.root, 'overlay'), signal ? { signal } : {}));
+      snP ??= OverlaySnapshotter.open(join(o.root, 'overlay'), signal ? { signal } : {}).then((sn) => buildSnapshotter(store, sn));
       return snP;
     },
     cache,
@@ -186,7 +179,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     pull: o.pull ?? false,
     context,
     tmpDir,
-    compression: o.compression ?? 'none',
     ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
     network: o.network ?? 'none',
     secrets: new Map((o.secrets ?? []).map((s) => [s.id, s])),
@@ -194,7 +186,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     metaArgs,
     platform,
     escape,
-    dockerfile: df,
     reporter,
     stage: (ref, from) => {
       const st = findStageRef(df.stages, ref, from.index, true);
@@ -203,7 +194,18 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     stepLimit: pLimit(Math.max(1, o.parallelism ?? availableParallelism())),
     unpacking: new Map(),
     ...(signal ? { signal } : {}),
-    pullImage,
+    pullImage: async (ref, platform) => {
+      const task = reporter.task(`pull ${ref}`);
+      try {
+        // Imported here: loading the registry client cost every build ~5 ms (docs/architecture.md, Measurements).
+        const { pullImage } = await import('../registry/pull.js');
+        await pullImage(store, ref, { platform, ...(signal ? { signal } : {}) });
+        task.done();
+      } catch (e) {
+        task.fail(e instanceof Error ? e.message : String(e));
+        throw e;
+      }
+    },
   };
   const runStage = (st: Stage): Promise<ImageState> => {
     let p = results.get(st);
@@ -229,7 +231,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     let layers = [...finalImage.layers];
     const compression = o.compression ?? 'none';
     if (compression !== 'none') {
-      const { ensureCompressed } = await import('../store/layers.js');
       const task = reporter.task(`compressing ${layers.length} layers (${compression})`);
       layers = await Promise.all(layers.map((l) => ensureCompressed(store, l, compression, { ...(o.format ? { format: o.format } : {}), ...(signal ? { signal } : {}) })));
       task.done();
@@ -253,7 +254,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
     if (o.output) {
       const t = reporter.task(`exporting to ${o.output.type} ${o.output.dest}`);
-      const { writeArchiveFile, writeOciLayout } = await import('../archive/archive.js');
       const image = await loadImage(store, descriptor);
       const named = tags.length ? tags.map((ref) => ({ image, ref })) : [{ image }];
       // An OCI layout names the image once (by its first tag): ref.name values must stay unique.
@@ -272,8 +272,32 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await Promise.allSettled([...results.values()]);
     // The image is tagged (or the build failed): nothing needs protecting from prune any more.
     await store.release().catch(() => {});
-    const { mountPointsUnder, unmount } = await import('../snapshots/mount.js');
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length) await unmount(tmpDir).catch(() => {});
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length === 0) await rm(tmpDir, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/** The store as dispatch uses it (dispatch/seams.ts). */
+function buildStore(store: OciStore): BuildStore {
+  return {
+    lease: store.lease,
+    protect: (digests) => store.protect(digests),
+    findImage: (ref, platform) => findImage(store, ref, { platform }),
+  };
+}
+
+/** The overlay snapshotter as dispatch uses it, with layers packed into and unpacked from `store`. */
+function buildSnapshotter(store: OciStore, sn: OverlaySnapshotter): BuildSnapshotter {
+  return {
+    prepare: (key, parent, o) => sn.prepare(key, parent, o),
+    view: (key, parent, o) => sn.view(key, parent, o),
+    commit: (name, key, o) => sn.commit(name, key, o),
+    remove: (key) => sn.remove(key),
+    upperDir: (key) => sn.upperDir(key),
+    acquire: (key, lease, o) => sn.acquire(key, lease, o),
+    diff: (key, o) => diffSnapshot(store, sn, key, { compression: 'none', ...o }),
+    unpack: async (layers, diffIds, o) => {
+      await unpackImage(store, sn, layers, diffIds, o);
+    },
+  };
 }

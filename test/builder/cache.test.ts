@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { canonicalJson, stepKey, BuildCache, type StepKeyParts } from '../../src/builder/cache.js';
 import { build } from '../../src/builder/build.js';
-import type { BuildReporter } from '../../src/builder/dispatch/dispatch.js';
+import type { BuildReporter } from '../../src/builder/build.js';
 import { OciStore } from '../../src/store/store.js';
 import { digestOf } from '../../src/image/digest.js';
 import { MediaTypes } from '../../src/image/media-types.js';

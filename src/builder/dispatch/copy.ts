@@ -20,7 +20,7 @@
  * The work is split into `planCopy` (walk the sources, no writes; its digest is the cache key's
  * content part) and `applyCopy` (write into a rootfs mounted on the host).
  */
-import { lstat, stat, readdir, mkdir, lchown, chmod, lutimes, unlink, open, rm } from 'node:fs/promises';
+import { lstat, stat, readdir, mkdir, lchown, chmod, lutimes, unlink, open } from 'node:fs/promises';
 import { constants, lstatSync, readdirSync, readlinkSync, unlinkSync, linkSync, symlinkSync, lchownSync, lutimesSync, writeFileSync, copyFileSync, chmodSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import pLimit from 'p-limit';
@@ -573,9 +573,4 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
   dirTimes.sort((a, b) => b.host.length - a.host.length);
   for (const d of dirTimes) await lutimes(d.host, d.mtimeMs / 1000, d.mtimeMs / 1000);
   return written;
-}
-
-/** Removes a file tree that may have been partly written (used on failed downloads). */
-export async function removeQuiet(path: string): Promise<void> {
-  await rm(path, { recursive: true, force: true }).catch(() => {});
 }

@@ -5,14 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
-import {
-  parsePasswd, parseGroup, resolveChownIds, resolveExecUser,
-  type PasswdEntry, type GroupEntry, type ExecUser,
-} from '../../image/users.js';
+import { resolveChownIds, resolveExecUser, type ExecUser } from '../../image/users.js';
 import { resolveInRootSync } from '../../tar/resolve.js';
-
-// Resolution itself is the one the layer code uses (src/tar/resolve.ts).
-export { SymlinkLoopError } from '../../tar/resolve.js';
 
 /**
  * Resolves `p` (absolute or relative to `/`) inside `root` and returns the host path. Symlinks met
@@ -38,7 +32,6 @@ export function cleanAbs(p: string): string {
 
 // User and group lookup is shared with container runs (src/image/users.ts); here the image's
 // files are read from a rootfs dir on the host, resolved inside it.
-export { UnknownUserError, type PasswdEntry, type GroupEntry, type ExecUser } from '../../image/users.js';
 
 async function readInRoot(root: string, file: string): Promise<string | undefined> {
   try {
@@ -48,14 +41,6 @@ async function readInRoot(root: string, file: string): Promise<string | undefine
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
     throw e;
   }
-}
-
-export async function readPasswd(root: string): Promise<PasswdEntry[]> {
-  return parsePasswd(await readInRoot(root, '/etc/passwd'));
-}
-
-export async function readGroup(root: string): Promise<GroupEntry[]> {
-  return parseGroup(await readInRoot(root, '/etc/group'));
 }
 
 /** `--chown=` semantics (Docker), names looked up in the rootfs at `root`: see resolveChownIds. */

@@ -14,6 +14,7 @@ import { join, posix } from 'node:path';
 import type { Mount } from '../../sandbox/spec.js';
 import type { RunMount } from '../frontend/instructions.js';
 import { ImgbuildError } from '../../errors.js';
+import { withLock } from '../../atomic.js';
 import { resolveInRoot } from './fs-root.js';
 
 export class SecretNotFoundError extends ImgbuildError {
@@ -48,13 +49,12 @@ export function parseSecretFlag(s: string): SecretSource {
 
 export interface PreparedMounts {
   mounts: (Mount & { destination: string })[];
-  /** Targets to create as placeholders in the init layer (so the binds have a place to land). */
-  initDirs: string[];
-  initFiles: string[];
   /** Environment entries from `type=secret,env=`. */
   env: string[];
   /** Cache dirs with `sharing=locked` (or `private`): the step holds their lock while it runs. */
   locks: string[];
+  /** The host dir holding the step's secret files, to remove after it. */
+  secretDir?: string;
 }
 
 export interface MountContext {
@@ -74,7 +74,7 @@ function absTarget(t: string, workdir: string): string {
 }
 
 export async function prepareRunMounts(list: RunMount[], c: MountContext): Promise<PreparedMounts> {
-  const out: PreparedMounts = { mounts: [], initDirs: [], initFiles: [], env: [], locks: [] };
+  const out: PreparedMounts = { mounts: [], env: [], locks: [] };
   let secretDir: string | undefined;
   for (const m of list) {
     switch (m.type) {
@@ -99,7 +99,6 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
           }
         }
         out.mounts.push({ type: 'bind', source: dir, destination: target, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
-        out.initDirs.push(target);
         // `private` would need a second dir per concurrent user; holding the lock is the safe subset.
         if (m.sharing === 'locked' || m.sharing === 'private') out.locks.push(dir);
         break;
@@ -111,7 +110,7 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
         else if (c.contextDir) srcRoot = c.contextDir;
         else throw new ImgbuildError('INVALID_ARGUMENT', 'RUN --mount=type=bind needs a build context or from=');
         let src = await resolveInRoot(srcRoot, m.source ?? '/');
-        const st = await stat(src);
+        await stat(src); // a missing source fails here, before anything is copied or mounted
         if (!m.readonly) {
           // Writes are allowed but discarded: bind a scratch copy.
           const copy = join(await mkdtemp(join(c.scratch, 'rw-')), 'src');
@@ -119,13 +118,11 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
           src = copy;
         }
         out.mounts.push({ type: 'bind', source: src, destination: target, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
-        (st.isDirectory() ? out.initDirs : out.initFiles).push(target);
         break;
       }
       case 'tmpfs': {
         const target = absTarget(m.target, c.workdir);
         out.mounts.push({ type: 'tmpfs', source: 'tmpfs', destination: target, options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
-        out.initDirs.push(target);
         break;
       }
       case 'secret': {
@@ -152,7 +149,6 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
           await chmod(file, m.mode);
           await chown(file, m.uid, m.gid);
           out.mounts.push({ type: 'bind', source: file, destination: target, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
-          out.initFiles.push(target);
         }
         break;
       }
@@ -161,19 +157,13 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
         break;
     }
   }
-  if (secretDir) (out as PreparedMounts & { secretDir?: string }).secretDir = secretDir;
+  if (secretDir) out.secretDir = secretDir;
   return out;
 }
 
 /** Runs fn while holding the locks of `locked` cache mounts (in a fixed order, so no deadlock). */
 export async function withCacheLocks<T>(locks: string[], fn: () => Promise<T>): Promise<T> {
-  const { withLock } = await import('../../atomic.js');
   const sorted = [...new Set(locks)].sort();
   const step = (i: number): Promise<T> => (i >= sorted.length ? fn() : withLock(sorted[i] as string, () => step(i + 1)));
   return step(0);
-}
-
-/** The host dir holding secret files of a step, to remove after it (undefined when none). */
-export function secretDirOf(p: PreparedMounts): string | undefined {
-  return (p as PreparedMounts & { secretDir?: string }).secretDir;
 }

@@ -1,0 +1,118 @@
+/**
+ * COPY and ADD as steps: sources from the context, another stage or an image, ADD's URLs and
+ * archives, the cache key over the sources' content, and the layer step that writes them (see
+ * copy.ts for Docker's copy rules, add-sources.ts for downloads and archives).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ImgbuildError } from '../../errors.js';
+import type { Add, Copy } from '../frontend/instructions.js';
+import { processWord, lex } from '../frontend/shell-lex.js';
+import { hashFile } from '../context.js';
+import { applyCopy, parseChmod, planCopy, planDigest, type CopyPlan, type SourceTree } from './copy.js';
+import { resolveChown } from './fs-root.js';
+import { download, extractArchive, type Download } from './add-sources.js';
+import { loadBase } from './base-image.js';
+import type { ImageState } from './image-state.js';
+import { createWorkdir, layerStep } from './layer-step.js';
+import { withHostMount, withImageRoot } from './snapshots.js';
+import { getter, keyBase, type StageCtx } from './stage.js';
+
+export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string): Promise<void> {
+  const env = s.env;
+  const isAdd = ins.kind === 'add';
+  // `--from` is expanded with the meta ARGs (the stage graph is fixed before dispatch, as in BuildKit).
+  const from = ins.kind === 'copy' && ins.from !== undefined ? processWord(ins.from, (n) => env.metaArgs.get(n), env.escape) : undefined;
+  const chmod = ins.chmod ? parseChmod(ins.chmod) : undefined;
+  const inline = new Map<string, Buffer>();
+  for (const h of ins.heredocs) {
+    const text = h.expand ? lex(h.content, getter(s), { escape: env.escape, skipProcessQuotes: true }).result : h.content;
+    inline.set(h.name, Buffer.from(text));
+  }
+  const urls = isAdd ? ins.sources.filter((x) => /^https?:\/\//.test(x)) : [];
+  if (isAdd && ins.sources.some((x) => /^git@|\.git(#.*)?$/.test(x) && !/^https?:\/\//.test(x))) {
+    throw new ImgbuildError('NOT_IMPLEMENTED', 'ADD of git repositories is not supported');
+  }
+  const localSources = ins.sources.filter((x) => !urls.includes(x));
+  let content: string;
+  // Files come from another stage's (or an image's) rootfs, or from the context as planned.
+  let source: { image: ImageState } | { plan: CopyPlan };
+  const scratch = await mkdtemp(join(env.tmpDir, 'copy-'));
+  try {
+    const downloads: Download[] = [];
+    for (const u of urls) downloads.push(await download(u, scratch, (ins as Add).checksum, env.signal));
+    if (from) {
+      // A stage, else an image reference.
+      const image = (await env.stage(from, s.stage)) ?? (await loadBase(env, from, env.platform));
+      source = { image };
+      content = JSON.stringify({ from: image.chainId ?? 'empty', sources: localSources });
+    } else {
+      const tree: SourceTree | undefined = env.context.dir ? { root: env.context.dir, kind: 'context', ignore: env.context.ignore, statCache: env.context.stat } : undefined;
+      const plan = await planCopy({
+        sources: localSources, tree, exclude: ins.exclude, parents: ins.parents, inline, hash: true,
+        detectArchives: isAdd && (ins as Add).unpack !== false,
+        ...(env.signal ? { signal: env.signal } : {}),
+      });
+      source = { plan };
+      content = planDigest(plan);
+    }
+    if (downloads.length) {
+      content += JSON.stringify(await Promise.all(downloads.map(async (d) => [d.name, await hashFile(d.path)])));
+    }
+    const createdBy = `${isAdd ? 'ADD' : 'COPY'} ${ins.original.replace(/^\s*\S+\s+/, '').split('\n')[0]}`;
+    const keyParts = keyBase(s, {
+      kind: ins.kind, sources: ins.sources, dest: ins.dest, from: from ?? null, chown: ins.chown, chmod: ins.chmod,
+      link: ins.link, exclude: ins.exclude, parents: ins.parents, checksum: isAdd ? (ins as Add).checksum : undefined,
+      unpack: isAdd ? (ins as Add).unpack : undefined,
+    }, { content });
+    // --link: the layer does not depend on the parent's files (BuildKit), so neither does its key.
+    if (ins.link) {
+      keyParts.parent = 'link';
+      keyParts.env = [];
+      delete keyParts.user;
+      keyParts.workdir = s.image.config.config?.WorkingDir || '/';
+    }
+    const workdir = s.image.config.config?.WorkingDir || '/';
+    const workdirPending = s.workdirPending && !ins.link;
+    const parentImage = s.image;
+    // With nothing below (scratch, or --link) the upper dir is the whole rootfs: write into it
+    // directly and save the host mount and umount (docs/architecture.md, Measurements).
+    const direct = ins.link || !parentImage.chainId;
+    await layerStep(s, label, keyParts, createdBy, async (active) => {
+      const inRoot = async <T>(fn: (root: string) => Promise<T>): Promise<T> =>
+        direct ? fn(await (await env.snapshotter()).upperDir(active.key)) : withHostMount(env, active.mounts, fn);
+      await inRoot(async (root) => {
+        if (workdirPending) await createWorkdir(s, root);
+        // Names in --chown come from the stage's /etc/passwd, also for a linked (empty) layer.
+        const chown = !ins.chown ? undefined
+          : ins.link && !/^\d+(:\d+)?$/.test(ins.chown) ? await withImageRoot(env, parentImage, (r) => resolveChown(r, ins.chown as string))
+            : await resolveChown(root, ins.chown);
+        const apply = async (p: CopyPlan): Promise<void> => {
+          await applyCopy(p, {
+            root, dest: ins.dest, workdir,
+            ...(chown ? { chown } : {}), ...(chmod !== undefined ? { chmod } : {}),
+            extract: (archive, dir) => extractArchive(archive, dir, env.signal),
+            ...(env.signal ? { signal: env.signal } : {}),
+          });
+        };
+        if ('image' in source) {
+          await withImageRoot(env, source.image, async (srcRoot) => {
+            const p = await planCopy({ sources: localSources, tree: { root: srcRoot, kind: 'image' }, exclude: ins.exclude, parents: ins.parents, ...(env.signal ? { signal: env.signal } : {}) });
+            await apply(p);
+          });
+        } else {
+          const plan = source.plan;
+          const all: CopyPlan = { ...plan, multiple: plan.multiple || downloads.length + localSources.length > 1 };
+          for (const d of downloads) {
+            all.items.push({ source: d.name, name: d.name, isDir: false, entries: [{ rel: '', type: 'file', src: d.path, mode: 0o600, uid: 0, gid: 0, mtimeMs: d.mtimeMs }] });
+          }
+          await apply(all);
+        }
+      });
+    }, { linked: ins.link });
+    if (!ins.link) s.workdirPending = false;
+  } finally {
+    await rm(scratch, { recursive: true, force: true }).catch(() => {});
+  }
+}
+

@@ -1,0 +1,117 @@
+/**
+ * The layer step (RUN, COPY, ADD, and the mkdir a WORKDIR implies): cache lookup by key, else
+ * prepare an active snapshot on the stage's chain, do the work, pack the upper dir into an
+ * uncompressed layer and commit the snapshot under the new chain id. A cache hit touches neither
+ * snapshots nor file contents.
+ */
+import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import type { Descriptor } from '../../image/types.js';
+import type { Digest } from '../../image/digest.js';
+import type { Mount } from '../../sandbox/spec.js';
+import { throwIfAborted } from '../../errors.js';
+import { BuildError } from '../errors.js';
+import { stepKey, type StepKeyParts } from '../cache.js';
+import { chainIdOn } from './image-state.js';
+import { resolveInRoot } from './fs-root.js';
+import { ensureSnapshot, withHostMount } from './snapshots.js';
+import { appendLayer, historyEntry, keyBase, type StageCtx } from './stage.js';
+
+/** The active snapshot a layer step works in. */
+export interface ActiveStep {
+  key: string;
+  mounts: Mount[];
+}
+
+/**
+ * A layer-producing step: cached by `keyParts`; on a miss, `work` runs against a fresh active
+ * snapshot on the stage's chain, whose upper dir then becomes the new layer.
+ */
+export async function layerStep(
+  s: StageCtx,
+  label: string,
+  keyParts: StepKeyParts,
+  createdBy: string,
+  work: (a: ActiveStep, log: (line: string) => void) => Promise<void>,
+  o: { initFiles?: string[]; initDirs?: string[]; linked?: boolean } = {},
+): Promise<void> {
+  const env = s.env;
+  const key = stepKey(keyParts);
+  const task = env.reporter.task(label);
+  const chainOn = (diffId: Digest): Digest => chainIdOn(s.image.chainId, diffId);
+  try {
+    if (!env.noCache) {
+      const rec = await env.cache.get(key);
+      if (rec) {
+        // A linked layer is independent of its parent: its chain id depends on where it lands.
+        appendLayer(s, rec.layer, rec.diffId, o.linked ? chainOn(rec.diffId) : rec.chainId, rec.history);
+        task.done('CACHED');
+        return;
+      }
+    }
+    const history = historyEntry(s, createdBy, false);
+    const result = await env.stepLimit(async () => {
+      throwIfAborted(env.signal);
+      const sn = await env.snapshotter();
+      // COPY --link writes into an empty snapshot; the stacked snapshot is unpacked on demand.
+      const parent = o.linked ? undefined : await ensureSnapshot(env, s.image);
+      const activeKey = `build-${randomBytes(8).toString('hex')}`;
+      const init = o.initFiles?.length || o.initDirs?.length ? { init: { files: o.initFiles ?? [], dirs: o.initDirs ?? [] } } : {};
+      const mounts = await sn.prepare(activeKey, parent, { ...init, lease: env.store.lease });
+      let committed = false;
+      try {
+        await work({ key: activeKey, mounts }, (l) => task.log(l));
+        const blob = await sn.diff(activeKey, {
+          ...(env.sourceDateEpoch !== undefined ? { sourceDateEpoch: env.sourceDateEpoch } : {}),
+          ...(env.signal ? { signal: env.signal } : {}),
+        });
+        const chainId = chainOn(blob.diffId);
+        // Committed or found, the chain's snapshot is leased until the build ends.
+        const exists = o.linked || (await sn.acquire(chainId, env.store.lease));
+        if (!exists) {
+          try {
+            await sn.commit(chainId, activeKey, { lease: env.store.lease });
+            committed = true;
+          } catch (e) {
+            // A concurrent build may have committed the same chain meanwhile.
+            if (!(await sn.acquire(chainId, env.store.lease))) throw e;
+          }
+        }
+        const layer: Descriptor = { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
+        return { layer, diffId: blob.diffId, chainId };
+      } finally {
+        if (!committed) await sn.remove(activeKey).catch(() => {});
+      }
+    });
+    appendLayer(s, result.layer, result.diffId, result.chainId, history);
+    await env.cache.put(key, { ...result, history });
+    task.done();
+  } catch (e) {
+    task.fail(e instanceof Error ? e.message : String(e));
+    throw e;
+  }
+}
+
+/** Creates the pending WORKDIR inside a mounted rootfs (root-owned, 0755, like buildah). */
+export async function createWorkdir(s: StageCtx, root: string): Promise<void> {
+  const wd = s.image.config.config?.WorkingDir;
+  if (!wd || wd === '/') return;
+  const host = await resolveInRoot(root, wd);
+  try {
+    await mkdir(host, { recursive: true, mode: 0o755 });
+  } catch (e) {
+    // Named inside the image, not by the host path of the build's mount.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'EEXIST') throw new BuildError(`WORKDIR ${wd}: a part of it is not a directory in the image`, { code: 'FAILED_PRECONDITION', cause: e });
+    throw e;
+  }
+}
+
+/** The layer step of a WORKDIR that no later layer step of the stage created. */
+export async function workdirStep(s: StageCtx): Promise<void> {
+  const wd = s.image.config.config?.WorkingDir ?? '/';
+  await layerStep(s, `[${s.label}] WORKDIR ${wd}`, keyBase(s, { kind: 'workdir-mkdir', path: wd }), `WORKDIR ${wd}`, async (active) => {
+    await withHostMount(s.env, active.mounts, (root) => createWorkdir(s, root));
+  });
+  s.workdirPending = false;
+}

@@ -1,0 +1,174 @@
+/**
+ * RUN: the command line (shell or exec form, heredoc scripts), its cache key (mount sources from
+ * other stages and the context included), and the layer step that runs it in the sandbox with the
+ * stage's env, user and workdir and its RUN --mount mounts.
+ */
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { runSandbox } from '../../sandbox/sandbox.js';
+import { mountAll, unmount } from '../../snapshots/mount.js';
+import { ImgbuildError } from '../../errors.js';
+import type { Run } from '../frontend/instructions.js';
+import { proxyArgsFrom } from '../frontend/platform.js';
+import { planCopy, planDigest, type SourceTree } from './copy.js';
+import { resolveInRoot, resolveProcessUser } from './fs-root.js';
+import { INIT_FILES, lineWriter, networkFiles, RunFailedError, sandboxSpec, type BuildNetwork } from './run-step.js';
+import { prepareRunMounts, withCacheLocks } from './mounts.js';
+import { createWorkdir, layerStep } from './layer-step.js';
+import { ensureSnapshot, withHostMount } from './snapshots.js';
+import { commandArgs, envGet, keyBase, runEnv, shellOf, type StageCtx } from './stage.js';
+
+/** Where a `RUN <<EOF` script with a `#!` line is bound: /dev is the sandbox's own tmpfs. */
+const HEREDOC_SCRIPT_PATH = '/dev/.imgbuild-heredoc';
+
+export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise<void> {
+  const env = s.env;
+  let args: string[];
+  let createdBy: string;
+  /** A heredoc script with its own interpreter (`#!`), run as a file bound into /dev. */
+  let script: string | undefined;
+  const hd = ins.heredocs;
+  if (ins.command.form === 'shell' && hd.length > 0) {
+    const cmd = ins.command.command.trim();
+    const only = hd.length === 1 && /^<<-?["']?[A-Za-z0-9_.-]+["']?$/.test(cmd) ? hd[0] : undefined;
+    if (only && !only.content.startsWith('#!')) {
+      args = [...shellOf(s), only.content];
+    } else if (only) {
+      // A script with its own interpreter: run it as a file (BuildKit does the same).
+      script = only.content;
+      args = [HEREDOC_SCRIPT_PATH];
+    } else {
+      args = [...shellOf(s), `${ins.command.command}\n${hd.map((h) => `${h.content}${h.name}\n`).join('')}`];
+    }
+  } else {
+    args = commandArgs(s, ins.command);
+  }
+  createdBy = `RUN ${script !== undefined ? ins.original.split('\n')[0] : args.join(' ')}`;
+  const argNames = [...s.args.keys()].filter((k) => envGet(s, k) === undefined);
+  if (argNames.length) createdBy = `RUN |${argNames.length} ${argNames.map((k) => `${k}=${s.args.get(k) ?? ''}`).join(' ')} ${createdBy.slice(4)}`;
+  const network: BuildNetwork = ins.network === 'host' ? 'host' : ins.network === 'none' ? 'none' : env.network;
+  const mountsForKey = ins.mounts.map((m) => (m.type === 'secret' ? { type: 'secret', id: m.id, target: m.target, env: m.env } : m));
+  const fromChains: string[] = [];
+  for (const m of ins.mounts) {
+    if ((m.type === 'bind' || m.type === 'cache') && m.from) {
+      const st = await env.stage(m.from, s.stage);
+      fromChains.push(st?.chainId ?? m.from);
+    }
+  }
+  let contextDigest: string | undefined;
+  if (ins.mounts.some((m) => m.type === 'bind' && !m.from) && env.context.dir) {
+    const tree: SourceTree = { root: env.context.dir, kind: 'context', ignore: env.context.ignore, statCache: env.context.stat };
+    const sources = ins.mounts.filter((m) => m.type === 'bind' && !m.from).map((m) => (m as { source?: string }).source ?? '.');
+    contextDigest = planDigest(await planCopy({ sources, tree, hash: true, ...(env.signal ? { signal: env.signal } : {}) }));
+  }
+  const keyParts = keyBase(s, { kind: 'run', args, heredocs: hd, mounts: mountsForKey, network, security: ins.security }, {
+    shell: shellOf(s),
+    content: JSON.stringify({ fromChains, contextDigest }),
+  });
+  const workdir = s.image.config.config?.WorkingDir || '/';
+  const userSpec = s.image.config.config?.User ?? '';
+  // Proxy build args reach RUN without an ARG line and stay out of history and cache keys (BuildKit).
+  const proxyEnv = [...proxyArgsFrom(env.buildArgs)].filter(([k]) => !s.args.has(k)).map(([k, v]) => `${k}=${v}`);
+  const stepEnv = [...runEnv(s), ...proxyEnv];
+  // Mount targets are placeholders in the snapshot's init layer, so the sandbox creating them
+  // never leaves empty dirs or files in the step's layer.
+  const mountInit = await mountPlaceholders(ins, workdir, env.context.dir);
+  const workdirPending = s.workdirPending;
+  await layerStep(s, label, keyParts, createdBy, async (active, log) => {
+    const scratch = await mkdtemp(join(env.tmpDir, 'run-'));
+    const viewKeys: { key: string; dir: string }[] = [];
+    let scriptFile: string | undefined;
+    try {
+      const sn = await env.snapshotter();
+      // Name lookups and the WORKDIR mkdir need the rootfs on the host (only when needed).
+      let user = { uid: 0, gid: 0, additionalGids: [] as number[] };
+      const numeric = /^(\d+)(?::(\d+))?$/.exec(userSpec);
+      const needUserLookup = userSpec !== '' && userSpec !== 'root' && !(numeric && numeric[2] !== undefined);
+      if (needUserLookup || workdirPending) {
+        await withHostMount(env, active.mounts, async (root) => {
+          if (workdirPending) await createWorkdir(s, root);
+          if (needUserLookup) user = await resolveProcessUser(root, userSpec);
+        });
+      } else if (numeric) {
+        user = { uid: Number(numeric[1]), gid: Number(numeric[2]), additionalGids: [] };
+      }
+      if (script !== undefined) {
+        scriptFile = join(scratch, 'script');
+        await writeFile(scriptFile, script);
+        await chmod(scriptFile, 0o755);
+      }
+      const prepared = await prepareRunMounts(ins.mounts, {
+        storeRoot: env.root,
+        scratch,
+        contextDir: env.context.dir,
+        fromRoot: async (from) => {
+          const st = await env.stage(from, s.stage);
+          if (!st) throw new ImgbuildError('NOT_FOUND', `RUN --mount from=${from}: no such stage or image`);
+          const dir = await mkdtemp(join(scratch, 'from-'));
+          // Materialise the stage's rootfs read-only through a view mount kept for the step.
+          const parent = await ensureSnapshot(env, st);
+          if (parent) {
+            const vkey = `build-view-${randomBytes(8).toString('hex')}`;
+            await mountAll(await sn.view(vkey, parent, { lease: env.store.lease }), dir);
+            viewKeys.push({ key: vkey, dir });
+          }
+          return dir;
+        },
+        secrets: env.secrets,
+        workdir,
+      });
+      const files = await networkFiles(join(scratch, 'etc'), network);
+      const extra = scriptFile
+        ? [{ type: 'bind' as const, source: scriptFile, destination: HEREDOC_SCRIPT_PATH, options: ['rbind', 'ro'] }]
+        : [];
+      const spec = sandboxSpec({
+        rootfs: active.mounts,
+        args,
+        env: [...stepEnv, ...prepared.env],
+        cwd: workdir,
+        user,
+        network,
+        mounts: [...files, ...extra, ...prepared.mounts],
+      });
+      try {
+        const out = lineWriter(log);
+        const r = await withCacheLocks(prepared.locks, () => runSandbox(spec, { stdout: out, stderr: out, ...(env.signal ? { signal: env.signal } : {}) }));
+        out.end();
+        if (r.exitCode !== 0 || r.signal) throw new RunFailedError(args.join(' '), r.exitCode, r.signal);
+      } finally {
+        if (prepared.secretDir) await rm(prepared.secretDir, { recursive: true, force: true });
+      }
+    } finally {
+      for (const v of viewKeys.splice(0)) {
+        await unmount(v.dir).catch(() => {});
+        await (await env.snapshotter()).remove(v.key).catch(() => {});
+      }
+      await rm(scratch, { recursive: true, force: true }).catch(() => {});
+    }
+  }, { initFiles: [...INIT_FILES, ...mountInit.files], initDirs: mountInit.dirs });
+  s.workdirPending = false;
+}
+
+/** The RUN --mount targets as placeholder files and dirs (a file for a bind of a file). */
+async function mountPlaceholders(ins: Run, workdir: string, contextDir: string | undefined): Promise<{ files: string[]; dirs: string[] }> {
+  const files: string[] = [];
+  const dirs: string[] = [];
+  for (const m of ins.mounts) {
+    if (m.type === 'secret') {
+      if (m.target || !m.env) files.push(posix.resolve('/', m.target ?? `/run/secrets/${m.id ?? ''}`));
+      continue;
+    }
+    if (m.type === 'ssh') continue;
+    const target = posix.resolve(workdir || '/', m.target);
+    if (m.type === 'bind' && !m.from && contextDir) {
+      const st = await stat(await resolveInRoot(contextDir, m.source ?? '/')).catch(() => undefined);
+      if (st && !st.isDirectory()) {
+        files.push(target);
+        continue;
+      }
+    }
+    dirs.push(target);
+  }
+  return { files, dirs };
+}

@@ -1,0 +1,36 @@
+/**
+ * What dispatch needs of the image store, the snapshotter and the step cache: only the methods it
+ * calls. build.ts binds them to the OciStore, the overlay snapshotter and the BuildCache; tests
+ * dispatch through them with fakes held in memory.
+ */
+import type { Descriptor, Platform } from '../../image/types.js';
+import type { Digest } from '../../image/digest.js';
+import type { LoadedImage } from '../../image/model.js';
+import type { Lease } from '../../store/lease.js';
+import type { LayerBlob } from '../../store/layers.js';
+import type { Snapshotter } from '../../snapshots/snapshotter.js';
+import type { CacheRecord } from '../cache.js';
+
+export interface BuildStore {
+  /** The build's lease: the blobs and snapshots it names stay out of prune's reach until the end. */
+  readonly lease: Lease;
+  /** Leases the blobs that are present; returns the digests of those that are not. */
+  protect(digests: Iterable<Digest>): Promise<Digest[]>;
+  /** The image `ref` (a reference or an id) for `platform`; ImageNotFoundError when absent. */
+  findImage(ref: string, platform: Platform): Promise<LoadedImage>;
+}
+
+export interface BuildSnapshotter extends Pick<Snapshotter, 'prepare' | 'view' | 'commit' | 'remove' | 'upperDir'> {
+  /** Whether the committed snapshot `key` exists; with a lease, it is leased too. */
+  acquire(key: string, lease?: Lease, o?: { signal?: AbortSignal }): Promise<boolean>;
+  /** Packs the changes of the active snapshot `key` into an uncompressed layer in the store. */
+  diff(key: string, o: { sourceDateEpoch?: number; signal?: AbortSignal }): Promise<LayerBlob>;
+  /** Unpacks `layers` into committed snapshots named by their chain ids. */
+  unpack(layers: Descriptor[], diffIds: Digest[], o: { lease: Lease; signal?: AbortSignal }): Promise<void>;
+}
+
+/** The step cache (cache.ts): records by step key. */
+export interface StepCache {
+  get(key: Digest): Promise<CacheRecord | undefined>;
+  put(key: Digest, rec: Omit<CacheRecord, 'v'>): Promise<void>;
+}

@@ -1,0 +1,64 @@
+/**
+ * The snapshots and host mounts of a step: an image's chain unpacked on demand (once, however
+ * many stages ask), an active snapshot's mounts on a host dir for the duration of a function, and
+ * a read-only host view of an image's rootfs.
+ */
+import { mkdtemp, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Mount } from '../../sandbox/spec.js';
+import { mountAll, unmount } from '../../snapshots/mount.js';
+import type { ImageState } from './image-state.js';
+import type { DispatchEnv } from './stage.js';
+
+/** Makes sure the committed snapshot of `img`'s chain exists (unpacking layers when missing). */
+export async function ensureSnapshot(env: DispatchEnv, img: ImageState): Promise<string | undefined> {
+  if (!img.chainId) return undefined;
+  const chain = img.chainId;
+  const sn = await env.snapshotter();
+  const inflight = env.unpacking.get(chain);
+  if (inflight) await inflight.catch(() => {});
+  // Leased when found (or unpacked), so a concurrent prune keeps it for the rest of the build.
+  if (await sn.acquire(chain, env.store.lease, env.signal ? { signal: env.signal } : {})) return chain;
+  const p = sn.unpack([...img.layers], [...img.config.rootfs.diff_ids], { lease: env.store.lease, ...(env.signal ? { signal: env.signal } : {}) });
+  env.unpacking.set(chain, p);
+  try {
+    await p;
+  } finally {
+    env.unpacking.delete(chain);
+  }
+  return chain;
+}
+
+/** Mounts `mounts` on a fresh dir under the build tmp dir, runs fn, always unmounts. */
+export async function withHostMount<T>(env: DispatchEnv, mounts: Mount[], fn: (root: string) => Promise<T>): Promise<T> {
+  const target = await mkdtemp(join(env.tmpDir, 'mnt-'));
+  await mountAll(mounts, target, env.signal ? { signal: env.signal } : {});
+  try {
+    return await fn(target);
+  } finally {
+    await unmount(target);
+    await rmdir(target).catch(() => {});
+  }
+}
+
+/** A read-only host view of an image's rootfs for the duration of fn. */
+export async function withImageRoot<T>(env: DispatchEnv, img: ImageState, fn: (root: string) => Promise<T>): Promise<T> {
+  const parent = await ensureSnapshot(env, img);
+  if (!parent) {
+    const empty = await mkdtemp(join(env.tmpDir, 'empty-'));
+    try {
+      return await fn(empty);
+    } finally {
+      await rmdir(empty).catch(() => {});
+    }
+  }
+  const sn = await env.snapshotter();
+  const key = `build-view-${randomBytes(8).toString('hex')}`;
+  const mounts = await sn.view(key, parent, { lease: env.store.lease });
+  try {
+    return await withHostMount(env, mounts, fn);
+  } finally {
+    await sn.remove(key).catch(() => {});
+  }
+}
