@@ -34,17 +34,6 @@ export const STORE_VERSION = 1;
 
 export type { BlobWriter } from './ingest.js';
 
-export interface ImageStore {
-  readonly root: string;
-  info(d: Digest): Promise<{ digest: Digest; size: number } | undefined>;
-  reader(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Readable>;
-  writer(ref: string, opts?: { expected?: Digest; total?: number }): Promise<BlobWriter>;
-  delete(d: Digest): Promise<void>;
-  resolve(ref: string): Promise<Descriptor | undefined>;
-  tag(ref: string, desc: Descriptor): Promise<void>;
-  gc(): Promise<{ removed: Digest[]; bytes: number }>;
-}
-
 export interface IndexEntry {
   /** Full normalised reference, or undefined for an untagged (dangling) image kept in the store. */
   ref?: string;
@@ -77,7 +66,7 @@ export interface StoreOpening {
   readonly store: Promise<OciStore>;
 }
 
-export class OciStore implements ImageStore {
+export class OciStore {
   /**
    * This process's lease: every blob it places or protects, and the snapshots its builds use,
    * until `release()`.
