@@ -2,6 +2,10 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { resolve } from 'node:path';
+import { createProgress } from '../progress.js';
+import { parseCompressionLevel } from './push.js';
+import { build } from '../../builder/build.js';
+import { parseSecretFlag } from '../../builder/dispatch/mounts.js';
 
 interface BuildFlags {
   file?: string;
@@ -70,9 +74,6 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--insecure', 'with --push: allow plain http and unverified TLS')
     .option('--compression-level <n>', 'with --push: level of the compression done for the push (gzip 1-9, default 4; zstd 1-22, default 3)')
     .action(async (contextArg: string, f: BuildFlags) => {
-      const { build } = await import('../../builder/build.js');
-      const { parseSecretFlag } = await import('../../builder/dispatch/mounts.js');
-      const { createProgress } = await import('../progress.js');
       if (!['none', 'gzip', 'zstd'].includes(f.compression)) throw new InvalidArgumentError(`--compression must be none, gzip or zstd, not ${f.compression}`);
       if (!['none', 'host', 'default'].includes(f.network)) throw new InvalidArgumentError(`--network must be none or host, not ${f.network}`);
       if (!['auto', 'tty', 'plain', 'quiet'].includes(f.progress)) throw new InvalidArgumentError(`--progress must be auto, tty, plain or quiet`);
@@ -82,7 +83,6 @@ export default function register(program: Command, ctx: CliContext): void {
       if (f.compressionLevel !== undefined && !f.push) throw new InvalidArgumentError('--compression-level only applies with --push');
       let level: number | undefined;
       if (f.compressionLevel !== undefined) {
-        const { parseCompressionLevel } = await import('./push.js');
         level = parseCompressionLevel(f.compressionLevel, f.compression === 'none' ? 'gzip' : f.compression);
       }
       const buildArgs: Record<string, string> = {};
@@ -151,6 +151,7 @@ export default function register(program: Command, ctx: CliContext): void {
  * only the image id.
  */
 async function pushTags(ctx: CliContext, tags: string[], f: BuildFlags, level: number | undefined): Promise<void> {
+  // The registry client loads on use: `--help` loads every command module (docs/architecture.md, Measurements).
   const [{ pushImage }, { createTransferRenderer }] = await Promise.all([
     import('../../registry/push.js'),
     import('../transfer-progress.js'),

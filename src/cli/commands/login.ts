@@ -43,6 +43,8 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--password-stdin', 'read the password from stdin')
     .option('--insecure', 'allow plain http and unverified TLS for this registry')
     .action(async (registryArg: string, flags: LoginFlags) => {
+      // The registry client loads here, not with the module: `--help` loads every command module,
+      // and evaluating the client (undici) there cost ~10 ms (docs/architecture.md, Measurements).
       const [{ Keychain, StaticAuthenticator, keyHost }, { RegistrySession }] = await Promise.all([
         import('../../registry/auth.js'),
         import('../../registry/transport.js'),

@@ -16,11 +16,13 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--insecure', 'allow plain http and unverified TLS for this registry')
     .option('-q, --quiet', 'print only the image reference')
     .action(async (ref: string, flags: PullFlags) => {
-      // The store opens (and a new root is laid out) while the registry client's modules load and
-      // while the manifest is fetched: pullImage takes the opening store, starts the downloads
-      // once its directories exist and waits for the rest only to place what it fetched.
+      // The store opens (and a new root is laid out) while the manifest is fetched: pullImage
+      // takes the opening store, starts the downloads once its directories exist and waits for
+      // the rest only to place what it fetched.
       const opening = ctx.opening();
       opening.catch(() => {}); // awaited below; a failure surfaces there, never as unhandled
+      // The registry client loads here, not with the module: `--help` loads every command module,
+      // and evaluating the client (undici) there cost ~10 ms (docs/architecture.md, Measurements).
       const [{ pullImage }, { parsePlatform }, { createTransferRenderer }, { parseReference, formatReference }] = await Promise.all([
         import('../../registry/pull.js'),
         import('../../image/platform.js'),

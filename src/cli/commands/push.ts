@@ -27,7 +27,8 @@ export default function register(program: Command, ctx: CliContext): void {
         throw new InvalidArgumentError(`--compression must be gzip, zstd or none, not ${JSON.stringify(c)}`);
       }
       const level = parseCompressionLevel(flags.compressionLevel, c);
-      // The store opens while the registry client's modules load.
+      // The registry client loads here, not with the module: `--help` loads every command module,
+      // and evaluating the client (undici) there cost ~10 ms (docs/architecture.md, Measurements).
       const [store, { pushImage }, { createTransferRenderer }, { formatReference, parseReference }] = await Promise.all([
         ctx.store(),
         import('../../registry/push.js'),
