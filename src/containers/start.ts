@@ -19,8 +19,8 @@ import { acquireResources, releaseResources } from './resources.js';
 import type { ForegroundOptions, KernelObjects, LifecycleOptions, RunIO } from './types.js';
 
 /**
- * Runs a created container in the foreground with the caller's stdio. Signals delivered through
- * `o.signal` (Ctrl-C) are forwarded to the container's pid 1 as `forwardSignal`, then after
+ * Runs a created container in the foreground with the caller's stdio. An abort of `o.signal`
+ * (Ctrl-C) sends `o.forward()` (default SIGTERM) to the container's pid 1, then after
  * `killGraceMs` the whole cgroup is killed so the call always returns.
  */
 export async function startForeground(
