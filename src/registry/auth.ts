@@ -82,9 +82,8 @@ async function readConfig(path: string): Promise<DockerConfigFile> {
 
 /** Runs `docker-credential-<helper> <action>` with `input` on stdin. */
 function runHelper(helper: string, action: 'get' | 'store' | 'erase', input: string, env: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
-  // Loaded when a helper is configured: every pull and push reads the config, few run a helper,
-  // and node:child_process (with node:dgram) is ~1.5 ms of a registry command's start. (Not an
-  // import(): the CLI bundle runs in vm.Script, which has no loader for one.)
+  // Loaded when a helper is configured: `login` and `logout` load node:child_process for nothing
+  // else. (Not an import(): the CLI bundle runs in vm.Script, which has no loader for one.)
   const { spawn } = process.getBuiltinModule('node:child_process');
   return new Promise((resolve, reject) => {
     const child = spawn(`docker-credential-${helper}`, [action], { env, stdio: ['pipe', 'pipe', 'pipe'] });

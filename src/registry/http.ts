@@ -3,9 +3,9 @@
  * module instead of undici's index, and requests made through undici's `dispatch` with a handler
  * of ours rather than its promise `request` API.
  *
- * The index requires every dispatcher, the mock agents, fetch, websocket and the cache stores: 51
- * ms of module loading on this machine (median of 3, `await import('undici')`) against 19 ms for the
- * agent, paid by every pull and push before the first byte moves. undici has no `exports` map, so
+ * The index requires every dispatcher, the mock agents, fetch, websocket and the cache stores,
+ * more than twice the agent's loading time, paid by every pull and push before the first byte
+ * moves (docs/architecture.md, "Measurements"). undici has no `exports` map, so
  * the deep paths are public in practice; they are pinned by the undici@7 dependency, and the types
  * come from undici's own declarations.
  *
@@ -18,7 +18,7 @@
  */
 import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 // Static imports, so that the CLI bundle (scripts/build.mjs) carries these modules in its code
-// cache: loaded from node_modules they cost ~12 ms of every pull and push (`--cpu-prof`).
+// cache rather than every pull and push loading them from node_modules.
 import AgentImpl from 'undici/lib/dispatcher/agent.js';
 import undiciUtil from 'undici/lib/core/util.js';
 import type { Readable } from 'node:stream';

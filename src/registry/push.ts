@@ -21,6 +21,7 @@ import type { Descriptor, Index, Manifest } from '../image/types.js';
 import { DigestMismatchError } from '../image/errors.js';
 import { AbortedError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import { findImage, loadImage } from '../store/images.js';
+import { ensureCompressed } from '../store/layers.js';
 import { type LoadedImage } from '../image/model.js';
 import { RegistryError, ProtocolError, describeNetworkError } from './errors.js';
 import { discardBody } from './http.js';
@@ -267,11 +268,6 @@ async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter): Prom
   });
 }
 
-async function defaultConvert(store: OciStore, layer: Descriptor, c: Compression, o: { format: 'oci' | 'docker'; level?: number; signal?: AbortSignal }): Promise<Descriptor> {
-  const { ensureCompressed } = await import('../store/layers.js');
-  return ensureCompressed(store, layer, c, o);
-}
-
 /** The layer as it will be pushed: converted to the wanted compression when it differs. */
 async function convertLayer(store: OciStore, img: LoadedImage, l: Descriptor, o: PushOptions): Promise<Descriptor> {
   const format = img.descriptor.mediaType === MediaTypes.DOCKER_MANIFEST ? 'docker' : 'oci';
@@ -280,7 +276,7 @@ async function convertLayer(store: OciStore, img: LoadedImage, l: Descriptor, o:
   if (have === undefined || l.mediaType.includes('nondistributable') || l.mediaType.includes('foreign')) return l;
   const want = o.compression ?? (have === 'none' ? 'gzip' : have);
   if (want === have) return l;
-  const convert = o.convert ?? defaultConvert;
+  const convert = o.convert ?? ensureCompressed;
   const meter = new BlobMeter(o.onProgress, 'layer', l.digest, l.size);
   meter.phase('compressing', 0, `${have} → ${want}`);
   const c = await convert(store, l, want, { format, ...(o.compressionLevel !== undefined ? { level: o.compressionLevel } : {}), ...(o.signal ? { signal: o.signal } : {}) });
@@ -352,8 +348,7 @@ async function pushOne(t: PushTarget, img: LoadedImage, reference: string | unde
   }
   const uploads = pLimit(Math.max(1, o.concurrency ?? 5));
   // Two conversions at once, although each already uses every core: the second fills the cores
-  // while the first drains its last blocks and syncs its blob (5 × 60 MB gzip push, fresh
-  // registry each, median of 3: 2.49 s with two, 2.58 s with one).
+  // while the first drains its last blocks and syncs its blob (docs/architecture.md, "Measurements").
   const conversions = pLimit(2);
   const uploaded = new Map<string, Promise<void>>();
   const upload = (d: Descriptor, kind: 'layer' | 'config'): Promise<void> => {

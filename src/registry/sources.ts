@@ -6,8 +6,7 @@
  * Stored as `<root>/remote/sources/<alg>/<hex>.json` = `{ "<registry>": ["repo", ...] }`; the
  * records are hints (a lost update only costs an upload), so they are written without a lock
  * and without fsync: a temp file renamed over the record (never torn), written for every blob at
- * once. With writeFileAtomic's two fsyncs per record, one after another, the records of a
- * 5-layer pull took ~25 ms after the last byte had arrived (strace).
+ * once, so that they add nothing to a pull's end (docs/architecture.md, "Measurements").
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';

@@ -174,8 +174,7 @@ export class RegistrySession {
   agent(insecure: boolean): Agent {
     const common = { keepAliveTimeout: 10_000, connections: 16, headersTimeout: 120_000, bodyTimeout: 120_000 };
     // Nothing is verified here, so no CA store either: without `ca`, Node's first TLS connection
-    // parses its ~140 bundled root certificates (~18 ms, synchronously); with an empty list it
-    // loads none. Every https attempt to an insecure or a TLS loopback registry paid it.
+    // parses its ~140 bundled root certificates, synchronously; with an empty list it loads none.
     if (insecure) return (this.insecureAgent ??= new Agent({ ...common, connect: { rejectUnauthorized: false, ca: [] } }));
     if (!this.secureAgent) {
       const ca = deferredTrust(this.opts.env ?? process.env);
@@ -201,10 +200,8 @@ export class RegistrySession {
    *
    * Not undici's graceful Agent.close(): it ends each connection with a ClientDestroyedError of
    * its own, and Node's stream code formats the stack of an error it destroys a socket with, on
-   * the spot (streams/destroy.js, checkError): against the CLI's 1.3 MB bundle the first costs
-   * ~1.5 ms (V8 computes the bundle's line ends) and each further one ~0.3 ms; closing after a
-   * 5-layer pull took 2.5-7.5 ms. One error whose stack is already set serves every connection,
-   * and closing takes ~1 ms.
+   * the spot (streams/destroy.js, checkError), which against the CLI's whole bundle is slow. One
+   * error whose stack is already set serves every connection (docs/architecture.md, "Measurements").
    */
   async close(): Promise<void> {
     const closed = new AbortedError('registry session closed');
@@ -259,8 +256,8 @@ export class RegistryClient {
    * with its challenge) settles it; anything else (a TLS server's 400 to a plain request, a
    * refused or reset connection, no answer within PLAIN_FIRST_WAIT) sends the ping to https,
    * which then wins if it answers at all.
-   * This spares a local pull the TLS attempt, which cost ~4 ms of main-thread time before the
-   * manifest request could leave (a TLS context, the handshake, the failure).
+   * This spares a local pull the TLS attempt (a TLS context, the handshake, the failure) before
+   * the manifest request can leave.
    *
    * An `--insecure` remote registry is asked over https and http at the same time: https wins
    * when it answers at all, http is used when https cannot connect. Asking both at once saves the

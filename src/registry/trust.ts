@@ -22,7 +22,7 @@ export function deferredTrust(env: NodeJS.ProcessEnv): string[] | undefined {
     return undefined;
   }
   // node:tls is loaded here, on the first verifying connection, not with this module: a pull from
-  // a loopback registry makes none, and loading it was ~0.4 ms of that pull's start.
+  // a loopback registry makes none.
   const { rootCertificates } = process.getBuiltinModule('node:tls');
   return [...rootCertificates, extra];
 }

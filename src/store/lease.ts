@@ -42,7 +42,7 @@ export interface LeaseResources {
 /**
  * One process's lease on the store at `root`. Nothing is on disk until a resource is added; each
  * addition appends one line with what is new, so nothing is ever rewritten (a rename over the
- * previous version made ext4 flush it first: ~0.5 ms per addition while the disk was busy). A
+ * previous version made ext4 flush it first). A
  * reader ignores a last line without its newline. Written with synchronous calls, a few µs each,
  * where thread-pool round trips cost more than the writes; not fsync'd: a lease matters only
  * while its owner runs, and a crash ends that.

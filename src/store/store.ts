@@ -84,8 +84,8 @@ export class OciStore {
 
   /**
    * Opens the store at `root` in two steps, for a caller that can start on blobs before a new
-   * root's layout is complete (a pull: a new root's fsync'd layout files took ~5 ms of the time
-   * between the manifest's arrival and the first layer request).
+   * root's layout is complete (a pull: its layer requests need not wait for the fsync'd layout
+   * files).
    */
   static begin(root: string): StoreOpening {
     // Resolved once here: paths derived from the root end up in mounts and in a sandbox that
@@ -195,8 +195,7 @@ export class OciStore {
     }
     // 1 MiB reads: blobs are layers of many MB, and 64 KiB chunks cost more in per-chunk work than
     // I/O. Each read is a thread-pool job, queued behind ParallelGzip's compression jobs: sixteen
-    // of them per 1 MiB block starved the compressor (gzip of a 61 MB tar at level 4: 0.74 s wall
-    // with 64 KiB reads, 0.45 s with 1 MiB; same 0.8 s CPU, median of 5).
+    // of them per 1 MiB block starved the compressor (docs/architecture.md, "Measurements").
     const file = createReadStream(p, { highWaterMark: 1 << 20 });
     const v = new VerifyingStream(desc.digest, desc.size);
     file.once('error', (e) => v.destroy(e)); // pipe() does not pass a read error on
