@@ -15,6 +15,7 @@
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { containersDir } from '../store/paths.js';
 import { withLock } from '../atomic.js';
 import type { ContainerConfig } from '../image/types.js';
 import type { NetworkMode, NetworkState } from '../host/network.js';
@@ -108,9 +109,7 @@ export interface ExitStatus {
   finishedAt: string;
 }
 
-export function containersDir(root: string): string {
-  return join(root, 'containers');
-}
+export { containersDir };
 
 export function containerDir(root: string, id: string): string {
   return join(containersDir(root), id);

@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { runcRoot } from '../store/paths.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
 import { unmount } from '../snapshots/mount.js';
@@ -40,7 +41,7 @@ export async function removeContainer(root: string, nameOrId: string, o: Lifecyc
   // The writable snapshot is only mounted inside the container's own mount namespace, so it can
   // go at the same time as the kernel objects.
   // A `--runtime runc` run that was killed midway leaves runc state and a host mount of the rootfs.
-  if (existsSync(join(containerDir(root, rec.id), 'rootfs')) || existsSync(join(root, 'runc', rec.id))) {
+  if (existsSync(join(containerDir(root, rec.id), 'rootfs')) || existsSync(join(runcRoot(root), rec.id))) {
     await cleanupRuncBundle(root, rec.id);
   }
   const releasing = releaseResources(rec, o);
@@ -84,7 +85,7 @@ async function removeBroken(root: string, err: BrokenContainerError, o: Lifecycl
  * knowing nothing but the id (a record that was never completed or cannot be read). Idempotent.
  */
 export async function releaseById(root: string, id: string, o: LifecycleOptions, dir = containerDir(root, id)): Promise<void> {
-  if (existsSync(join(dir, 'rootfs')) || existsSync(join(root, 'runc', id))) {
+  if (existsSync(join(dir, 'rootfs')) || existsSync(join(runcRoot(root), id))) {
     await cleanupRuncBundle(root, id).catch(() => {});
   }
   await unmount(dir); // nothing is ever mounted in a container dir but the runc rootfs, handled above

@@ -12,6 +12,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runcRoot } from '../store/paths.js';
 import type { OciStore } from '../store/store.js';
 import { mountAll, unmount } from '../snapshots/mount.js';
 import { netnsName, netnsPathOf, setupLoopbackNetns } from '../host/network.js';
@@ -28,9 +29,7 @@ import type { ForegroundOptions, RunIO } from './types.js';
 export type Runtime = 'imgbuild' | 'runc';
 
 /** runc's --root for a store: its state dirs, one per running container. */
-export function runcRoot(root: string): string {
-  return join(root, 'runc');
-}
+export { runcRoot };
 
 function bundleRootfs(root: string, id: string): string {
   return join(containerDir(root, id), 'rootfs');

@@ -40,10 +40,8 @@ import type { InitLayer, PrepareOptions, ProbeResult, SnapshotInfo, SnapshotOpti
 const MOUNT_DATA_LIMIT = 4095;
 const MAX_LOWERS = 500;
 
-/** Where a store at `storeRoot` keeps its overlay snapshots (image layers and containers alike). */
-export function overlayRoot(storeRoot: string): string {
-  return join(storeRoot, 'overlay');
-}
+/** Where a store keeps its overlay snapshots (image layers and containers alike). */
+export { overlayRoot } from '../store/paths.js';
 
 export interface OverlayOpenOptions {
   signal?: AbortSignal;
