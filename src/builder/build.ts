@@ -8,6 +8,7 @@
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
+import { buildCacheDir, buildTmpDir, overlayRoot } from '../store/paths.js';
 import pLimit from 'p-limit';
 import { availableParallelism } from 'node:os';
 import { OciStore } from '../store/store.js';
@@ -84,7 +85,7 @@ const NOOP_REPORTER: BuildReporter = { task: () => ({ log() {}, done() {}, fail(
 
 /** Where builds keep their scratch dirs, `<pid>-<rand>` each. */
 function tmpBaseOf(root: string): string {
-  return join(root, 'cache', 'build', 'tmp');
+  return buildTmpDir(root);
 }
 
 /**
@@ -159,7 +160,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const tmpDir = join(tmpBase, `${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(tmpDir, { recursive: true });
   const context = await openContext(o.contextDir ? resolve(o.contextDir) : undefined, {
-    cacheDir: join(o.root, 'cache', 'build'),
+    cacheDir: buildCacheDir(o.root),
     ...(dockerfilePath ? { dockerfilePath } : {}),
   });
   const cache = await BuildCache.open(store);
@@ -171,7 +172,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     root: o.root,
     // Opened by the first step that needs a snapshot: a fully cached build never does.
     snapshotter: () => {
-      snP ??= OverlaySnapshotter.open(join(o.root, 'overlay'), signal ? { signal } : {}).then((sn) => buildSnapshotter(store, sn));
+      snP ??= OverlaySnapshotter.open(overlayRoot(o.root), signal ? { signal } : {}).then((sn) => buildSnapshotter(store, sn));
       return snP;
     },
     cache,

@@ -10,6 +10,7 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { stepCacheDir } from '../store/paths.js';
 import { createHasher, hexOf, isDigest, type Digest } from '../image/digest.js';
 import type { Descriptor, History } from '../image/types.js';
 import type { OciStore } from '../store/store.js';
@@ -65,7 +66,7 @@ export class BuildCache {
 
   /** Opens the cache of the store at `store.root` (`<root>/cache/build/steps`). */
   static async open(store: OciStore): Promise<BuildCache> {
-    const dir = join(store.root, 'cache', 'build', 'steps');
+    const dir = stepCacheDir(store.root);
     await mkdir(dir, { recursive: true });
     return new BuildCache(dir, store);
   }

@@ -11,6 +11,7 @@
 import { cp, mkdir, mkdtemp, readFile, writeFile, chmod, chown, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, posix } from 'node:path';
+import { cacheMountsDir } from '../../store/paths.js';
 import type { Mount } from '../../sandbox/spec.js';
 import type { RunMount } from '../frontend/instructions.js';
 import { ImgbuildError } from '../../errors.js';
@@ -81,7 +82,7 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
       case 'cache': {
         const target = absTarget(m.target, c.workdir);
         const id = m.id ?? target;
-        const dir = join(c.storeRoot, 'cache', 'mounts', createHash('sha256').update(id).digest('hex').slice(0, 32));
+        const dir = join(cacheMountsDir(c.storeRoot), createHash('sha256').update(id).digest('hex').slice(0, 32));
         let created = false;
         try {
           await stat(dir);
