@@ -4,8 +4,9 @@
  * (dist/cli/bundle.cjs, which scripts/build.mjs makes from main.ts with esbuild) through a V8 code
  * cache, rather than loading dist/cli/main.js as ES modules: start-up is most of a short command's
  * time, and Node's ES module loader, resolving and compiling each module file, is most of start-up
- * (docs/architecture.md, "CLI start-up"). This file and the build (scripts/build.mjs) are where
- * start-up is tuned; the library code below them imports statically.
+ * (docs/architecture.md, "CLI start-up"). Start-up is tuned here, in the build (scripts/build.mjs)
+ * and in the command table (commands/table.ts loads only the command's own module); the library
+ * code below imports statically.
  *
  * The code cache is one file per command, written when a command exits after finding none (or one
  * V8 refused, e.g. from another Node version), so it holds the functions that command compiled and
