@@ -7,7 +7,8 @@
 // Errors: every deliberate failure is an ImgbuildError with one of the ErrorCode categories.
 export { ImgbuildError, isImgbuildError, NotFoundError, InvalidArgumentError, AbortedError, type ErrorCode } from './errors.js';
 export { ImageNotFoundError, CorruptStoreError, StoreVersionError } from './store/errors.js';
-export { InvalidReferenceError, DigestMismatchError, PlatformNotFoundError } from './image/errors.js';
+export { InvalidReferenceError, DigestMismatchError } from './image/errors.js';
+export { PlatformNotFoundError } from './image/platform.js';
 export {
   ContainerNotFoundError,
   ContainerStartError,

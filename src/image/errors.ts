@@ -1,6 +1,4 @@
 import { ImgbuildError } from '../errors.js';
-import type { Platform } from './types.js';
-import { formatPlatform as platformString } from './platform.js';
 
 export class InvalidDigestError extends ImgbuildError {
   constructor(readonly value: string, reason: string) {
@@ -34,17 +32,6 @@ export class InvalidReferenceError extends ImgbuildError {
   constructor(readonly reference: string, reason: string) {
     super('INVALID_ARGUMENT', `invalid reference format ${JSON.stringify(reference)}: ${reason}`);
     this.name = 'InvalidReferenceError';
-  }
-}
-
-export class PlatformNotFoundError extends ImgbuildError {
-  constructor(readonly image: string, readonly wanted: Platform, readonly available: string[]) {
-    super(
-      'NOT_FOUND',
-      `no manifest for platform ${platformString(wanted)} in ${image}` +
-        (available.length ? ` (available: ${available.join(', ')})` : ''),
-    );
-    this.name = 'PlatformNotFoundError';
   }
 }
 

@@ -4,7 +4,7 @@
  * (x86_64 → amd64, aarch64 → arm64, ...), arm's default variant v7, no `v8` on arm64 and no `v1`
  * on amd64, lower case.
  */
-import { InvalidArgumentError } from '../errors.js';
+import { ImgbuildError, InvalidArgumentError } from '../errors.js';
 import type { Platform } from './types.js';
 
 const ARCH_ALIASES: Record<string, string> = {
@@ -58,4 +58,15 @@ const NODE_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: '
 /** The platform this process runs on (always linux here), normalised; `arch` is a Node `process.arch`. */
 export function hostPlatform(arch: string = process.arch): Platform {
   return normalizePlatform({ os: 'linux', architecture: NODE_ARCH[arch] ?? arch });
+}
+
+export class PlatformNotFoundError extends ImgbuildError {
+  constructor(readonly image: string, readonly wanted: Platform, readonly available: string[]) {
+    super(
+      'NOT_FOUND',
+      `no manifest for platform ${formatPlatform(wanted)} in ${image}` +
+        (available.length ? ` (available: ${available.join(', ')})` : ''),
+    );
+    this.name = 'PlatformNotFoundError';
+  }
 }

@@ -16,7 +16,8 @@ import { isImage, isIndex, isLayer, isConfig, layerCompression, MediaTypes } fro
 import { formatReference, parseReference, type Reference } from '../image/reference.js';
 import { OciStore, type StoreOpening } from '../store/store.js';
 import type { Descriptor, Index, Manifest, Platform } from '../image/types.js';
-import { DigestMismatchError, UnsupportedMediaTypeError, PlatformNotFoundError } from '../image/errors.js';
+import { DigestMismatchError, UnsupportedMediaTypeError } from '../image/errors.js';
+import { PlatformNotFoundError } from '../image/platform.js';
 import { AbortedError, ImgbuildError, throwIfAborted } from '../errors.js';
 import { parsePlatform, formatPlatform as platformString } from '../image/platform.js';
 import { platformMatches } from '../image/model.js';

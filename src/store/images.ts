@@ -11,7 +11,8 @@ import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../imag
 import { formatReference, parseReference } from '../image/reference.js';
 import { formatPlatform as platformString, hostPlatform } from '../image/platform.js';
 import { BlobNotFoundError, ImageNotFoundError } from './errors.js';
-import { InvalidReferenceError, UnsupportedMediaTypeError, InvalidManifestError, PlatformNotFoundError } from '../image/errors.js';
+import { InvalidReferenceError, UnsupportedMediaTypeError, InvalidManifestError } from '../image/errors.js';
+import { PlatformNotFoundError } from '../image/platform.js';
 import { imageId, platformMatches, type LoadedImage } from '../image/model.js';
 import { ImgbuildError, InvalidArgumentError } from '../errors.js';
 
