@@ -77,4 +77,32 @@ describe('dependency rule', () => {
       expect(bad, `forbidden imports in ${relative(SRC, f)}`).toEqual([]);
     });
   }
+
+  it('has no import circles between files (type imports included)', () => {
+    const IMPORT = /(?:import|export)\s+(?:type\s+)?[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g;
+    const edges = new Map<string, string[]>();
+    for (const f of all) {
+      const out: string[] = [];
+      for (const m of readFileSync(f, 'utf8').matchAll(IMPORT)) out.push(resolve(dirname(f), m[1] ?? m[2]!).replace(/\.js$/, '.ts'));
+      edges.set(f, out);
+    }
+    // Depth-first search; a file met again while still on the path closes a circle.
+    const state = new Map<string, 'open' | 'done'>();
+    const circles: string[] = [];
+    const visit = (f: string, path: string[]): void => {
+      state.set(f, 'open');
+      for (const t of edges.get(f) ?? []) {
+        if (state.get(t) === 'open') circles.push([...path.slice(path.indexOf(t)), t].map((x) => relative(SRC, x)).join(' → '));
+        else if (!state.has(t) && edges.has(t)) visit(t, [...path, t]);
+      }
+      state.set(f, 'done');
+    };
+    for (const f of all) if (!state.has(f)) visit(f, [f]);
+    expect(circles).toEqual([]);
+  });
+
+  it('keeps every source file small (at most 700 lines)', () => {
+    const big = all.map((f) => [relative(SRC, f), readFileSync(f, 'utf8').split('\n').length] as const).filter(([, n]) => n > 700);
+    expect(big).toEqual([]);
+  });
 });
