@@ -115,6 +115,51 @@ describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
     }
   });
 
+  it('loads the packages left outside the bundle only when a command uses them', async () => {
+    const tmp = await makeTmp();
+    try {
+      const cli = await privateCopy(tmp.dir);
+      // Names every package the process requires (not Node's own modules, not files), at exit.
+      const hook = join(tmp.dir, 'packages-hook.cjs');
+      await writeFile(hook, `
+const Module = require('node:module');
+const load = Module._load;
+const builtin = new Set(Module.builtinModules);
+const seen = new Set();
+Module._load = function (request, ...rest) {
+  if (!request.startsWith('node:') && !builtin.has(request) && !/^[./]/.test(request)) seen.add(request);
+  return load.call(this, request, ...rest);
+};
+process.on('exit', () => process.stderr.write('packages: ' + [...seen].sort().join(' ') + '\\n'));
+`);
+      const packagesOf = (args: string[]): string[] => {
+        const r = spawnSync(process.execPath, ['--require', hook, cli.main, ...args], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        const line = r.stderr.split('\n').find((l) => l.startsWith('packages: '));
+        expect(line, r.stderr).toBeDefined();
+        return line!.slice('packages: '.length).split(' ').filter(Boolean);
+      };
+      const outside = ['@mongodb-js/zstd', '@napi-rs/blake-hash', 'fs-xattr', 'fzstd'];
+      const root = join(tmp.dir, 'root');
+      // --help initialises every command's modules, importers of all four among them.
+      for (const args of [['--help'], ['--root', root, 'images']]) {
+        expect(packagesOf(args).filter((p) => outside.includes(p)), args.join(' ')).toEqual([]);
+      }
+      // Packing a directory reads its xattrs; a build hashes its context with blake3.
+      const ctx = join(tmp.dir, 'ctx');
+      await mkdir(ctx);
+      await writeFile(join(ctx, 'f'), 'hello\n');
+      await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY f /f\n');
+      expect(packagesOf(['--root', root, 'import', ctx, 'packed:1'])).toContain('fs-xattr');
+      expect(packagesOf(['--root', root, 'build', '-q', '-t', 'built:1', ctx])).toContain('@napi-rs/blake-hash');
+      const images = node(cli.main, ['--root', root, 'images', '--format', 'json']);
+      const repositories = images.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { Repository: string }).Repository);
+      expect(repositories.sort()).toEqual(['built', 'packed']);
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+
   it('an HTTP command also lists the Node modules it loaded, and its next run loads them first', async () => {
     const tmp = await makeTmp();
     const servers: Server[] = [];
