@@ -4,10 +4,11 @@
  * target, fsync the directory. The inter-process lock lives in src/lock.ts (the runner uses it
  * too, and may not depend on layers); it is re-exported here for the store's users.
  */
-import { open, readdir, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isProcessAlive } from './pid.js';
+import { namesIn } from './fs.js';
 
 export { withLock, sweepLocks } from './lock.js';
 
@@ -52,13 +53,7 @@ const TEMP_FILE = /\.(\d+)\.[0-9a-f]{8}\.tmp$/;
  * names removed; a missing `dir` is fine.
  */
 export async function sweepTempFiles(dir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
-    throw e;
-  }
+  const names = await namesIn(dir);
   const removed: string[] = [];
   for (const name of names) {
     const m = TEMP_FILE.exec(name);

@@ -2,7 +2,7 @@
  * Small file-system helpers open to every area (they depend on nothing internal; see the
  * dependency rule in test/conformance/dependency-rule.test.ts).
  */
-import { access, mkdir, stat } from 'node:fs/promises';
+import { access, mkdir, readdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** Whether a path can be reached (any kind of file; links followed). */
@@ -27,4 +27,15 @@ export async function mkdirp(dir: string, mode?: number): Promise<void> {
   await mkdir(dir, mode === undefined ? undefined : { mode }).catch((e: NodeJS.ErrnoException) => {
     if (e.code !== 'EEXIST') throw e;
   });
+}
+
+/** The names in `dir`; none when it is missing (or not a directory). Other errors are thrown. */
+export async function namesIn(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw e;
+  }
 }

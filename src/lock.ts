@@ -4,11 +4,12 @@
  * every part of the code base may use it (see test/conformance/dependency-rule.test.ts).
  */
 import { linkSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
-import { open, link, unlink, readdir, rmdir } from 'node:fs/promises';
+import { open, link, unlink, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ImgbuildError, throwIfAborted } from './errors.js';
 import { isOwnerAlive, isProcessAlive, selfStartTime } from './pid.js';
+import { namesIn } from './fs.js';
 
 /** How long withLock waits for a busy lock before giving up. */
 const LOCK_TIMEOUT_MS = 60_000;
@@ -161,13 +162,7 @@ const OWNER_FILE = /\.lock\.(\d+)\.[0-9a-f]{8}$/;
  * otherwise only broken by the next taker. Returns the names removed; a missing `dir` is fine.
  */
 export async function sweepLocks(dir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
-    throw e;
-  }
+  const names = await namesIn(dir);
   const removed: string[] = [];
   for (const name of names) {
     const p = join(dir, name);
