@@ -229,7 +229,12 @@ describe('typed instructions', () => {
     expect(parseMount('type=tmpfs,target=/t,size=64m')).toEqual({ type: 'tmpfs', target: '/t', size: 64 * 1024 * 1024 });
     expect(parseMount('type=cache,target=/c,mode=0700,uid=1000,gid=1000')).toMatchObject({ mode: 0o700, uid: 1000, gid: 1000 });
     expect(parseMount('type=secret,id=aws,env=AWS_KEY')).toEqual({ type: 'secret', id: 'aws', env: 'AWS_KEY', required: false, mode: 0o400, uid: 0, gid: 0 });
-    expect(() => parseMount('type=cache')).toThrow(/requires a target/);
+    // No target means WORKDIR (resolved at dispatch, as BuildKit does): `--mount=ro` binds the context there.
+    expect(parseMount('type=cache')).toMatchObject({ type: 'cache', target: '' });
+    expect(parseMount('ro')).toEqual({ type: 'bind', target: '', readonly: true });
+    expect(parseMount('from=delve-src,src=/usr/src/delve,rw')).toEqual({ type: 'bind', target: '', from: 'delve-src', source: '/usr/src/delve', readonly: false });
+    expect(parseMount('type=tmpfs')).toEqual({ type: 'tmpfs', target: '' });
+    expect(parseMount('type=secret,source=npmrc,target=/root/.npmrc')).toMatchObject({ type: 'secret', id: 'npmrc', target: '/root/.npmrc' });
     expect(() => parseMount('type=bogus,target=/x')).toThrow(/unsupported mount type/);
     expect(() => parseMount('type=tmpfs,target=/x,from=a')).toThrow(/unexpected key 'from'/);
   });

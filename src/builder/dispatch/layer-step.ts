@@ -33,7 +33,7 @@ export async function layerStep(
   keyParts: StepKeyParts,
   createdBy: string,
   work: (a: ActiveStep, log: (line: string) => void) => Promise<void>,
-  o: { initFiles?: string[]; initDirs?: string[]; linked?: boolean } = {},
+  o: { init?: () => Promise<{ files: string[]; dirs: string[] }>; linked?: boolean } = {},
 ): Promise<void> {
   const env = s.env;
   const key = stepKey(keyParts);
@@ -56,7 +56,9 @@ export async function layerStep(
       // COPY --link writes into an empty snapshot; the stacked snapshot is unpacked on demand.
       const parent = o.linked ? undefined : await ensureSnapshot(env, s.image);
       const activeKey = `build-${randomBytes(8).toString('hex')}`;
-      const init = o.initFiles?.length || o.initDirs?.length ? { init: { files: o.initFiles ?? [], dirs: o.initDirs ?? [] } } : {};
+      // Placeholders of an init layer (made only on a cache miss: finding them may need a mount).
+      const placeholders = o.init ? await o.init() : undefined;
+      const init = placeholders?.files.length || placeholders?.dirs.length ? { init: placeholders } : {};
       const mounts = await sn.prepare(activeKey, parent, { ...init, lease: env.store.lease });
       let committed = false;
       try {

@@ -70,6 +70,16 @@ export interface MountContext {
   workdir: string;
 }
 
+/**
+ * Where a bind, cache or tmpfs mount lands: its target against WORKDIR, no target being WORKDIR
+ * itself (`--mount=ro` binds the context there); only `/` is refused (BuildKit).
+ */
+export function mountTarget(t: string, workdir: string): string {
+  const abs = posix.resolve(workdir || '/', t);
+  if (abs === '/') throw new ImgbuildError('INVALID_ARGUMENT', `invalid mount target ${JSON.stringify(abs)}`);
+  return abs;
+}
+
 function absTarget(t: string, workdir: string): string {
   return posix.resolve(workdir || '/', t);
 }
@@ -80,7 +90,7 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
   for (const m of list) {
     switch (m.type) {
       case 'cache': {
-        const target = absTarget(m.target, c.workdir);
+        const target = mountTarget(m.target, c.workdir);
         const id = m.id ?? target;
         const dir = join(cacheMountsDir(c.storeRoot), createHash('sha256').update(id).digest('hex').slice(0, 32));
         let created = false;
@@ -105,7 +115,7 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
         break;
       }
       case 'bind': {
-        const target = absTarget(m.target, c.workdir);
+        const target = mountTarget(m.target, c.workdir);
         let srcRoot: string;
         if (m.from) srcRoot = await c.fromRoot(m.from);
         else if (c.contextDir) srcRoot = c.contextDir;
@@ -122,7 +132,7 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
         break;
       }
       case 'tmpfs': {
-        const target = absTarget(m.target, c.workdir);
+        const target = mountTarget(m.target, c.workdir);
         out.mounts.push({ type: 'tmpfs', source: 'tmpfs', destination: target, options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
         break;
       }

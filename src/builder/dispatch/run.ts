@@ -8,15 +8,16 @@ import { join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { runSandbox } from '../../sandbox/sandbox.js';
 import { mountAll, unmount } from '../../snapshots/mount.js';
-import { ImgbuildError } from '../../errors.js';
-import type { Run } from '../frontend/instructions.js';
+import type { BindMount, Run } from '../frontend/instructions.js';
 import { proxyArgsFrom } from '../frontend/platform.js';
 import { planCopy, planDigest, type SourceTree } from './copy.js';
 import { resolveInRoot, resolveProcessUser } from './fs-root.js';
 import { INIT_FILES, lineWriter, networkFiles, RunFailedError, sandboxSpec, type BuildNetwork } from './run-step.js';
-import { prepareRunMounts, withCacheLocks } from './mounts.js';
-import { createWorkdir, layerStep } from './layer-step.js';
-import { ensureSnapshot, withHostMount } from './snapshots.js';
+import { mountTarget, prepareRunMounts, withCacheLocks } from './mounts.js';
+import { loadBase } from './base-image.js';
+import type { ImageState } from './image-state.js';
+import { createWorkdir, layerStep, workdirStep } from './layer-step.js';
+import { ensureSnapshot, withHostMount, withImageRoot } from './snapshots.js';
 import { commandArgs, envGet, keyBase, runEnv, shellOf, type StageCtx } from './stage.js';
 
 /** Where a `RUN <<EOF` script with a `#!` line is bound: /dev is the sandbox's own tmpfs. */
@@ -49,12 +50,19 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
   if (argNames.length) createdBy = `RUN |${argNames.length} ${argNames.map((k) => `${k}=${s.args.get(k) ?? ''}`).join(' ')} ${createdBy.slice(4)}`;
   const network: BuildNetwork = ins.network === 'host' ? 'host' : ins.network === 'none' ? 'none' : env.network;
   const mountsForKey = ins.mounts.map((m) => (m.type === 'secret' ? { type: 'secret', id: m.id, target: m.target, env: m.env } : m));
+  // `from=` names a stage, else an image (from the store, or pulled), as COPY --from does.
+  const fromImages = new Map<string, ImageState>();
+  const fromImage = async (from: string): Promise<ImageState> => {
+    let img = fromImages.get(from);
+    if (!img) {
+      img = (await env.stage(from, s.stage)) ?? (await loadBase(env, from, env.platform));
+      fromImages.set(from, img);
+    }
+    return img;
+  };
   const fromChains: string[] = [];
   for (const m of ins.mounts) {
-    if ((m.type === 'bind' || m.type === 'cache') && m.from) {
-      const st = await env.stage(m.from, s.stage);
-      fromChains.push(st?.chainId ?? m.from);
-    }
+    if ((m.type === 'bind' || m.type === 'cache') && m.from) fromChains.push((await fromImage(m.from)).chainId ?? 'empty');
   }
   let contextDigest: string | undefined;
   if (ins.mounts.some((m) => m.type === 'bind' && !m.from) && env.context.dir) {
@@ -62,18 +70,29 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
     const sources = ins.mounts.filter((m) => m.type === 'bind' && !m.from).map((m) => (m as { source?: string }).source ?? '.');
     contextDigest = planDigest(await planCopy({ sources, tree, hash: true, ...(env.signal ? { signal: env.signal } : {}) }));
   }
+  const workdir = s.image.config.config?.WorkingDir || '/';
+  // Mount targets are placeholders in the snapshot's init layer, so the sandbox creating them
+  // never leaves empty dirs or files in the step's layer.
+  const targets = await mountPlaceholders(ins, workdir, async () => false);
+  const placeholders = async (): Promise<{ files: string[]; dirs: string[] }> => {
+    const p = await mountPlaceholders(ins, workdir, async (m) => {
+      if (m.from) return withImageRoot(env, await fromImage(m.from), (root) => isFileIn(root, m.source ?? '/'));
+      return env.context.dir !== undefined && isFileIn(env.context.dir, m.source ?? '/');
+    });
+    return { files: [...INIT_FILES, ...p.files], dirs: p.dirs };
+  };
+  // A placeholder at, above or below a WORKDIR still to be made would make it look present, and
+  // it would never reach the layer: the WORKDIR gets its own layer first.
+  const inWorkdir = (p: string): boolean => p === workdir || p.startsWith(`${workdir}/`) || workdir.startsWith(`${p}/`);
+  if (s.workdirPending && [...targets.dirs, ...targets.files].some(inWorkdir)) await workdirStep(s);
   const keyParts = keyBase(s, { kind: 'run', args, heredocs: hd, mounts: mountsForKey, network, security: ins.security }, {
     shell: shellOf(s),
     content: JSON.stringify({ fromChains, contextDigest }),
   });
-  const workdir = s.image.config.config?.WorkingDir || '/';
   const userSpec = s.image.config.config?.User ?? '';
   // Proxy build args reach RUN without an ARG line and stay out of history and cache keys (BuildKit).
   const proxyEnv = [...proxyArgsFrom(env.buildArgs)].filter(([k]) => !s.args.has(k)).map(([k, v]) => `${k}=${v}`);
   const stepEnv = [...runEnv(s), ...proxyEnv];
-  // Mount targets are placeholders in the snapshot's init layer, so the sandbox creating them
-  // never leaves empty dirs or files in the step's layer.
-  const mountInit = await mountPlaceholders(ins, workdir, env.context.dir);
   const workdirPending = s.workdirPending;
   await layerStep(s, label, keyParts, createdBy, async (active, log) => {
     const scratch = await mkdtemp(join(env.tmpDir, 'run-'));
@@ -103,8 +122,7 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
         scratch,
         contextDir: env.context.dir,
         fromRoot: async (from) => {
-          const st = await env.stage(from, s.stage);
-          if (!st) throw new ImgbuildError('NOT_FOUND', `RUN --mount from=${from}: no such stage or image`);
+          const st = await fromImage(from);
           const dir = await mkdtemp(join(scratch, 'from-'));
           // Materialise the stage's rootfs read-only through a view mount kept for the step.
           const parent = await ensureSnapshot(env, st);
@@ -146,12 +164,15 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
       }
       await rm(scratch, { recursive: true, force: true }).catch(() => {});
     }
-  }, { initFiles: [...INIT_FILES, ...mountInit.files], initDirs: mountInit.dirs });
+  }, { init: placeholders });
   s.workdirPending = false;
 }
 
-/** The RUN --mount targets as placeholder files and dirs (a file for a bind of a file). */
-async function mountPlaceholders(ins: Run, workdir: string, contextDir: string | undefined): Promise<{ files: string[]; dirs: string[] }> {
+/**
+ * The RUN --mount targets as placeholder files and dirs: a file where a file is bound (which
+ * `isFile` tells for a bind's source), and for secrets.
+ */
+async function mountPlaceholders(ins: Run, workdir: string, isFile: (m: BindMount) => Promise<boolean>): Promise<{ files: string[]; dirs: string[] }> {
   const files: string[] = [];
   const dirs: string[] = [];
   for (const m of ins.mounts) {
@@ -160,15 +181,15 @@ async function mountPlaceholders(ins: Run, workdir: string, contextDir: string |
       continue;
     }
     if (m.type === 'ssh') continue;
-    const target = posix.resolve(workdir || '/', m.target);
-    if (m.type === 'bind' && !m.from && contextDir) {
-      const st = await stat(await resolveInRoot(contextDir, m.source ?? '/')).catch(() => undefined);
-      if (st && !st.isDirectory()) {
-        files.push(target);
-        continue;
-      }
-    }
-    dirs.push(target);
+    const target = mountTarget(m.target, workdir);
+    if (m.type === 'bind' && (await isFile(m))) files.push(target);
+    else dirs.push(target);
   }
   return { files, dirs };
+}
+
+/** Whether a path in a source root is there and is not a directory. */
+async function isFileIn(root: string, path: string): Promise<boolean> {
+  const st = await stat(await resolveInRoot(root, path)).catch(() => undefined);
+  return st !== undefined && !st.isDirectory();
 }

@@ -75,7 +75,7 @@ export interface From extends Base {
 export type CacheSharing = 'shared' | 'private' | 'locked';
 
 interface MountBase {
-  /** Absolute target path in the container (unexpanded). */
+  /** Target path in the container (unexpanded); relative to WORKDIR, '' meaning WORKDIR itself. */
   target: string;
 }
 export interface CacheMount extends MountBase {

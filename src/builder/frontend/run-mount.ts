@@ -55,7 +55,7 @@ const MOUNT_KEYS: Record<string, ReadonlySet<string>> = {
   bind: new Set(['target', 'source', 'from', 'readonly', 'readwrite']),
   cache: new Set(['target', 'source', 'from', 'readonly', 'readwrite', 'id', 'sharing', 'mode', 'uid', 'gid']),
   tmpfs: new Set(['target', 'size']),
-  secret: new Set(['target', 'id', 'required', 'mode', 'uid', 'gid', 'env']),
+  secret: new Set(['target', 'source', 'id', 'required', 'mode', 'uid', 'gid', 'env']),
   ssh: new Set(['target', 'id', 'required', 'mode', 'uid', 'gid']),
 };
 const KEY_ALIASES: Record<string, string> = {
@@ -96,7 +96,8 @@ export function parseMount(value: string): RunMount {
     if (v === undefined) throw new Error(`mount option ${k} needs a value`);
     return v;
   };
-  const target = str('target');
+  // No target is WORKDIR (BuildKit resolves it at dispatch, refusing only `/`): `--mount=ro` binds the context there.
+  const target = str('target') ?? '';
   const readonly = (): boolean => {
     if (kv.has('readonly') && kv.has('readwrite')) throw new Error('readonly and readwrite are mutually exclusive');
     if (kv.has('readwrite')) return !parseBoolWord(kv.get('readwrite'), 'readwrite');
@@ -110,7 +111,6 @@ export function parseMount(value: string): RunMount {
   switch (type) {
     case 'bind':
     case 'cache': {
-      if (!target) throw new Error(`mount type ${type} requires a target`);
       if (type === 'bind') {
         const m: RunMount = { type: 'bind', target, readonly: readonly() };
         opt(m, 'from', str('from'));
@@ -129,16 +129,16 @@ export function parseMount(value: string): RunMount {
       return m;
     }
     case 'tmpfs': {
-      if (!target) throw new Error('mount type tmpfs requires a target');
       const m: RunMount = { type: 'tmpfs', target };
       const size = str('size');
       if (size !== undefined) m.size = parseSize(size);
       return m;
     }
     default: {
-      const id = str('id');
+      // A secret's `source` names it too, and wins over `id` (BuildKit dispatchSecret).
+      const id = (type === 'secret' ? str('source') : undefined) ?? str('id');
       const env = type === 'secret' ? str('env') : undefined;
-      let tgt = target;
+      let tgt = target || undefined;
       let theId = id;
       if (!theId && tgt) theId = tgt.split('/').filter(Boolean).pop();
       if (type === 'secret' && !tgt && env === undefined) {
