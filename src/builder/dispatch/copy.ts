@@ -3,7 +3,8 @@
  * and writing the files into a mounted rootfs.
  *
  * Docker semantics implemented here:
- *  - a source directory contributes its *contents*, not itself (`COPY dir /d` fills /d);
+ *  - a source directory contributes its *contents*, not itself (`COPY dir /d` fills /d; a missing
+ *    /d is made like a missing parent: 0755 or --chmod, root or --chown);
  *  - a file goes to `dest/<name>` when dest ends in `/` (or `/.`), or is an existing directory in
  *    the image, else to `dest` itself; several sources need a directory destination ending in `/`;
  *  - a relative dest is relative to WORKDIR; missing parents are created (0755);
@@ -507,7 +508,14 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
         await unlink(host);
         st = undefined;
       }
-      if (!st) {
+      if (!st && e.rel === '' && item.parentsPath === undefined) {
+        // A directory's contents go into the destination, which is made like a missing parent
+        // (0755 or --chmod, root or --chown, now), not as a copy of the source dir (BuildKit, moby).
+        await mkdir(host);
+        await lchown(host, rootOwner.uid, rootOwner.gid);
+        await chmod(host, o.chmod ?? 0o755);
+        written++;
+      } else if (!st) {
         await mkdir(host);
         await lchown(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
         await chmod(host, o.chmod ?? e.mode);
