@@ -14,10 +14,10 @@ import { parsePlatformSpec } from '../frontend/platform.js';
 import { loadBase } from './base-image.js';
 import { dispatchConfig } from './config.js';
 import { dispatchCopy } from './copy-add.js';
-import { draftOf, emptyImage, latestCreated, type ImageState } from './image-state.js';
+import { DEFAULT_PATH, draftOf, emptyImage, latestCreated, type ImageState } from './image-state.js';
 import { workdirStep } from './layer-step.js';
 import { dispatchRun } from './run.js';
-import { changeConfig, envIndex, firstLine, getter, type DispatchEnv, type StageCtx } from './stage.js';
+import { changeConfig, envGet, envIndex, firstLine, getter, setEnv, type DispatchEnv, type StageCtx } from './stage.js';
 
 /** Dispatches one instruction of a stage. */
 async function dispatchInstruction(s: StageCtx, raw: StageInstruction, label: string): Promise<void> {
@@ -64,6 +64,10 @@ export async function dispatchStage(env: DispatchEnv, stage: Stage): Promise<Ima
     envAt: envIndex(start.config.config?.Env ?? []),
     args: new Map(), cmdSet: false, workdirPending: false, step: 1, steps,
   };
+  // PATH is always set, Docker's default when the base has none (BuildKit; Windows keeps the OS's).
+  if (envGet(s, 'PATH') === undefined && s.image.config.os !== 'windows') {
+    changeConfig(s, (c) => setEnv(s, c, 'PATH', DEFAULT_PATH.slice('PATH='.length)));
+  }
   // The base image's ONBUILD triggers run first, and are not passed on.
   const onbuild = s.image.config.config?.OnBuild ?? [];
   if (onbuild.length) {
