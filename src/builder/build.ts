@@ -38,6 +38,8 @@ import type { BuildReporter, DispatchEnv } from './dispatch/stage.js';
 import type { BuildSnapshotter, BuildStore } from './dispatch/seams.js';
 import type { BuildNetwork } from './dispatch/run-step.js';
 import type { SecretSource } from './dispatch/mounts.js';
+import { checkEntitlements, releaseStaleStepNetworks, runSandboxOptions, StepNetworks } from './dispatch/run-network.js';
+import type { HostDnsSource } from '../host/resolv-conf.js';
 
 export type { BuildReporter, StepReporter } from './dispatch/stage.js';
 
@@ -56,7 +58,18 @@ export interface BuildOptions {
   noCache?: boolean;
   pull?: boolean;
   secrets?: SecretSource[];
+  /** RUN's network: `default` (a namespace of its own on the bridge, the default), `none` or `host`. */
   network?: BuildNetwork;
+  /** Entitlements (`network.host`, `security.insecure`) for RUN --network=host and --security=insecure. */
+  allow?: string[];
+  /** `--add-host` entries for RUN's /etc/hosts (`name:ip`, `name=ip`, `name:host-gateway`). */
+  addHosts?: string[];
+  /** `--ulimit` values for RUN (`nofile=1024:2048`). */
+  ulimits?: string[];
+  /** Size of RUN's /dev/shm (`--shm-size`, `128m`). */
+  shmSize?: string;
+  /** Where the host's DNS configuration is read for RUN's resolv.conf (default: /etc/resolv.conf, and systemd-resolved's upstream list behind 127.0.0.53). */
+  dns?: HostDnsSource;
   platform?: string;
   compression?: Compression;
   /** Manifest/config vocabulary of the result (default oci). */
@@ -107,6 +120,7 @@ async function removeStaleTmp(base: string): Promise<void> {
     const pid = Number(n.split('-')[0]);
     if (!Number.isInteger(pid) || pid <= 0 || isProcessAlive(pid)) continue;
     const dir = join(base, n);
+    await releaseStaleStepNetworks(dir).catch(() => {});
     if ((await mountPointsUnder(dir)).length) await unmount(dir).catch(() => {});
     if ((await mountPointsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
@@ -152,6 +166,17 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // Meta ARGs, the target and the stages it needs (throws StageNotFoundError for an unknown target).
   const graph = buildStageGraph(df, { buildArgs, platform, ...(o.target !== undefined ? { target: o.target } : {}) });
   const metaArgs = graph.meta;
+  const network = o.network ?? 'default';
+  const runSandbox = runSandboxOptions({
+    buildArgs,
+    ...(o.allow ? { allow: o.allow } : {}),
+    ...(o.addHosts ? { addHosts: o.addHosts } : {}),
+    ...(o.ulimits ? { ulimits: o.ulimits } : {}),
+    ...(o.shmSize !== undefined ? { shmSize: o.shmSize } : {}),
+    ...(o.dns ? { dns: o.dns } : {}),
+  });
+  // What a RUN may not do without an entitlement fails the build before any step runs (BuildKit).
+  for (const i of graph.needed) for (const ins of df.stages[i]!.instructions) if (ins.kind === 'run') checkEntitlements(ins, runSandbox.allow, network);
   // Opened once the Dockerfile is known good: a build that cannot start leaves no store behind.
   const store = await OciStore.open(o.root);
 
@@ -166,6 +191,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const cache = await BuildCache.open(store);
   let snP: Promise<BuildSnapshotter> | undefined;
   const results = new Map<Stage, Promise<ImageState>>();
+  const networks = new StepNetworks(tmpDir, signal ? { signal } : {});
 
   const env: DispatchEnv = {
     store: buildStore(store),
@@ -181,7 +207,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     context,
     tmpDir,
     ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
-    network: o.network ?? 'none',
+    network,
+    runSandbox,
+    networks,
     secrets: new Map((o.secrets ?? []).map((s) => [s.id, s])),
     buildArgs,
     metaArgs,
@@ -271,6 +299,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     return { descriptor, imageId, config, tags };
   } finally {
     await Promise.allSettled([...results.values()]);
+    // Before the scratch dir goes: it records the step networks until they are removed.
+    await networks.close().catch(() => {});
     // The image is tagged (or the build failed): nothing needs protecting from prune any more.
     await store.release().catch(() => {});
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length) await unmount(tmpDir).catch(() => {});

@@ -43,6 +43,20 @@ export function parseMemoryLimit(value: string, flag = '--memory'): number | und
 }
 
 /**
+ * `--shm-size`: the size of /dev/shm, read like `--memory` (binary units, exact) but with no
+ * minimum. `0` leaves the default size (undefined).
+ */
+export function parseShmSize(value: string, flag = '--shm-size'): number | undefined {
+  const m = /^(\d+)(?:\.(\d+))? ?([bkmgtp])?(?:i?b)?$/i.exec(value.trim());
+  if (!m) throw invalid(flag, value, 'expected a size such as 64m or 1g (units b, k, m, g, t, p)');
+  const { num, den } = decimal(m[1]!, m[2]);
+  const bytes = (num * UNITS[(m[3] ?? '').toLowerCase()]!) / den;
+  if (bytes === 0n) return undefined;
+  if (bytes > MAX_EXACT) throw invalid(flag, value, 'larger than the largest size, 8 PiB');
+  return Number(bytes);
+}
+
+/**
  * A number of CPUs as Docker reads `--cpus`: a decimal with at most nine decimals (it counts in
  * billionths of a CPU), from 0.01 to the number of CPUs available. `0` means no limit (undefined).
  */

@@ -4,10 +4,11 @@
  * mounts) and the process with the stage's env, user and workdir. The rootfs is the active
  * snapshot's overlay mounts; the init layer provides the placeholder files the binds land on.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { Mount, NamespaceKind, SandboxSpec } from '../../sandbox/spec.js';
+import type { Mount, NamespaceKind, Rlimit, SandboxSpec } from '../../sandbox/spec.js';
+import { CAPABILITIES } from '../../sandbox/capabilities.js';
 import { ImgbuildError } from '../../errors.js';
 
 export type BuildNetwork = 'none' | 'host' | 'default';
@@ -16,23 +17,25 @@ export type BuildNetwork = 'none' | 'host' | 'default';
 export const INIT_FILES = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'];
 
 export class RunFailedError extends ImgbuildError {
-  constructor(readonly command: string, readonly exitCode: number, readonly signal?: string) {
-    super('FAILED_PRECONDITION', `process "${command}" did not complete successfully: ${signal ? `killed by ${signal}` : `exit code: ${exitCode}`}`);
+  constructor(readonly command: string, readonly exitCode: number, readonly signal?: string, hint?: string) {
+    super('FAILED_PRECONDITION', `process "${command}" did not complete successfully: ${signal ? `killed by ${signal}` : `exit code: ${exitCode}`}${hint ? ` (hint: ${hint})` : ''}`);
     this.name = 'RunFailedError';
   }
 }
 
-export const BUILD_HOSTNAME = 'imgbuild';
+/** The text of a step's /etc/hosts, /etc/resolv.conf and /etc/hostname. */
+export interface NetworkFiles {
+  hosts: string;
+  resolvConf: string;
+  hostname: string;
+}
 
 /** Writes the per-step hosts/resolv.conf/hostname files into `dir` and returns their binds. */
-export async function networkFiles(dir: string, network: BuildNetwork): Promise<(Mount & { destination: string })[]> {
+export async function networkFiles(dir: string, files: NetworkFiles): Promise<(Mount & { destination: string })[]> {
   await mkdir(dir, { recursive: true });
-  const hosts = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${BUILD_HOSTNAME}\n`;
-  let resolv = '';
-  if (network === 'host') resolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
-  await writeFile(join(dir, 'hosts'), hosts);
-  await writeFile(join(dir, 'resolv.conf'), resolv);
-  await writeFile(join(dir, 'hostname'), `${BUILD_HOSTNAME}\n`);
+  await writeFile(join(dir, 'hosts'), files.hosts);
+  await writeFile(join(dir, 'resolv.conf'), files.resolvConf);
+  await writeFile(join(dir, 'hostname'), `${files.hostname}\n`);
   return [
     { type: 'bind', source: join(dir, 'hosts'), destination: '/etc/hosts', options: ['rbind', 'ro'] },
     { type: 'bind', source: join(dir, 'resolv.conf'), destination: '/etc/resolv.conf', options: ['rbind', 'ro'] },
@@ -47,20 +50,42 @@ export interface RunStepSpec {
   cwd: string;
   user: { uid: number; gid: number; additionalGids?: number[] };
   network: BuildNetwork;
+  /** The bridge namespace the step joins (`default`); without it `default` and `none` get a new one. */
+  netnsPath?: string;
+  hostname: string;
+  rlimits?: readonly Rlimit[];
+  /** Size of /dev/shm in bytes (the sandbox's default when undefined). */
+  shmSize?: number;
+  /** `RUN --security=insecure`: every capability, no syscall filter, no masked paths. */
+  insecure?: boolean;
   /** Binds for /etc/hosts etc. plus RUN --mount mounts, in mount order. */
   mounts: (Mount & { destination: string })[];
 }
 
 export function sandboxSpec(s: RunStepSpec): SandboxSpec {
   const namespaces: NamespaceKind[] = ['mount', 'pid', 'uts', 'ipc', 'cgroup'];
-  if (s.network !== 'host') namespaces.push('net');
+  if (s.network !== 'host' && !s.netnsPath) namespaces.push('net');
+  // A sized /dev/shm goes over the sandbox's own, before the RUN --mount mounts (one may target it).
+  const shm: (Mount & { destination: string })[] = s.shmSize
+    ? [{ type: 'tmpfs', source: 'shm', destination: '/dev/shm', options: ['nosuid', 'nodev', 'noexec', 'mode=1777', `size=${s.shmSize}`] }]
+    : [];
   return {
-    process: { args: s.args, env: s.env, cwd: s.cwd, user: s.user, noNewPrivileges: false },
+    process: {
+      args: s.args,
+      env: s.env,
+      cwd: s.cwd,
+      user: s.user,
+      noNewPrivileges: false,
+      ...(s.rlimits?.length ? { rlimits: [...s.rlimits] } : {}),
+      ...(s.insecure ? { capabilities: [...CAPABILITIES] } : {}),
+    },
     rootfs: s.rootfs,
     // /proc, /dev (device binds, pts, shm, mqueue) and /sys are mounted by the sandbox itself.
-    mounts: s.mounts,
+    mounts: [...shm, ...s.mounts],
     namespaces,
-    hostname: BUILD_HOSTNAME,
+    ...(s.netnsPath ? { netnsPath: s.netnsPath } : {}),
+    hostname: s.hostname,
+    ...(s.insecure ? { seccomp: false, maskedPaths: [], readonlyPaths: [] } : {}),
   };
 }
 

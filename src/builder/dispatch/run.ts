@@ -9,10 +9,10 @@ import { randomBytes } from 'node:crypto';
 import { runSandbox } from '../../sandbox/sandbox.js';
 import { mountAll, unmount } from '../../snapshots/mount.js';
 import type { BindMount, Run } from '../frontend/instructions.js';
-import { proxyArgsFrom } from '../frontend/platform.js';
 import { planCopy, planDigest, type SourceTree } from './copy.js';
 import { resolveInRoot, resolveProcessUser } from './fs-root.js';
 import { INIT_FILES, lineWriter, networkFiles, RunFailedError, sandboxSpec, type BuildNetwork } from './run-step.js';
+import { checkEntitlements, DEFAULT_RUN_SANDBOX, hostsFile, isResolutionFailure, noNetworkHint, proxyEnv, sandboxKey, StepNetworks, stepResolvConf } from './run-network.js';
 import { mountTarget, prepareRunMounts, withCacheLocks } from './mounts.js';
 import { loadBase } from './base-image.js';
 import type { ImageState } from './image-state.js';
@@ -49,6 +49,8 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
   const argNames = [...s.args.keys()].filter((k) => envGet(s, k) === undefined);
   if (argNames.length) createdBy = `RUN |${argNames.length} ${argNames.map((k) => `${k}=${s.args.get(k) ?? ''}`).join(' ')} ${createdBy.slice(4)}`;
   const network: BuildNetwork = ins.network === 'host' ? 'host' : ins.network === 'none' ? 'none' : env.network;
+  const sandbox = env.runSandbox ?? DEFAULT_RUN_SANDBOX;
+  checkEntitlements(ins, sandbox.allow, env.network);
   const mountsForKey = ins.mounts.map((m) => (m.type === 'secret' ? { type: 'secret', id: m.id, target: m.target, env: m.env } : m));
   // `from=` names a stage, else an image (from the store, or pulled), as COPY --from does.
   const fromImages = new Map<string, ImageState>();
@@ -85,14 +87,14 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
   // it would never reach the layer: the WORKDIR gets its own layer first.
   const inWorkdir = (p: string): boolean => p === workdir || p.startsWith(`${workdir}/`) || workdir.startsWith(`${p}/`);
   if (s.workdirPending && [...targets.dirs, ...targets.files].some(inWorkdir)) await workdirStep(s);
-  const keyParts = keyBase(s, { kind: 'run', args, heredocs: hd, mounts: mountsForKey, network, security: ins.security }, {
+  const keyParts = keyBase(s, { kind: 'run', args, heredocs: hd, mounts: mountsForKey, network, security: ins.security, ...sandboxKey(sandbox) }, {
     shell: shellOf(s),
     content: JSON.stringify({ fromChains, contextDigest }),
   });
   const userSpec = s.image.config.config?.User ?? '';
+  const stepEnv = runEnv(s);
   // Proxy build args reach RUN without an ARG line and stay out of history and cache keys (BuildKit).
-  const proxyEnv = [...proxyArgsFrom(env.buildArgs)].filter(([k]) => !s.args.has(k)).map(([k, v]) => `${k}=${v}`);
-  const stepEnv = [...runEnv(s), ...proxyEnv];
+  stepEnv.push(...proxyEnv(env.buildArgs, stepEnv));
   const workdirPending = s.workdirPending;
   await layerStep(s, label, keyParts, createdBy, async (active, log) => {
     const scratch = await mkdtemp(join(env.tmpDir, 'run-'));
@@ -136,25 +138,47 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
         secrets: env.secrets,
         workdir,
       });
-      const files = await networkFiles(join(scratch, 'etc'), network);
       const extra = scriptFile
         ? [{ type: 'bind' as const, source: scriptFile, destination: HEREDOC_SCRIPT_PATH, options: ['rbind', 'ro'] }]
         : [];
-      const spec = sandboxSpec({
-        rootfs: active.mounts,
-        args,
-        env: [...stepEnv, ...prepared.env],
-        cwd: workdir,
-        user,
-        network,
-        mounts: [...files, ...extra, ...prepared.mounts],
-      });
+      const mode = network === 'default' ? 'bridge' : network;
+      // The step's namespace, veth and lease go in the finally, whatever happened.
+      const nets = env.networks ?? new StepNetworks(env.tmpDir, { spare: false, ...(env.signal ? { signal: env.signal } : {}) });
+      const net = await nets.acquire(mode);
       try {
-        const out = lineWriter(log);
+        const files = await networkFiles(join(scratch, 'etc'), {
+          hosts: hostsFile(sandbox.hostname, sandbox.extraHosts, net.gateway),
+          resolvConf: await stepResolvConf(mode, sandbox.dns),
+          hostname: sandbox.hostname,
+        });
+        const spec = sandboxSpec({
+          rootfs: active.mounts,
+          args,
+          env: [...stepEnv, ...prepared.env],
+          cwd: workdir,
+          user,
+          network,
+          ...(net.netnsPath ? { netnsPath: net.netnsPath } : {}),
+          hostname: sandbox.hostname,
+          rlimits: sandbox.ulimits,
+          ...(sandbox.shmSize ? { shmSize: sandbox.shmSize } : {}),
+          insecure: ins.security === 'insecure',
+          mounts: [...files, ...extra, ...prepared.mounts],
+        });
+        // A step without a network that failed to resolve a name is told so.
+        let unresolved = false;
+        const out = lineWriter((line) => {
+          if (mode === 'none' && !unresolved && isResolutionFailure(line)) unresolved = true;
+          log(line);
+        });
         const r = await withCacheLocks(prepared.locks, () => runSandbox(spec, { stdout: out, stderr: out, ...(env.signal ? { signal: env.signal } : {}) }));
-        out.end();
-        if (r.exitCode !== 0 || r.signal) throw new RunFailedError(args.join(' '), r.exitCode, r.signal);
+        await new Promise<void>((resolve) => out.end(resolve));
+        if (r.exitCode !== 0 || r.signal) {
+          throw new RunFailedError(args.join(' '), r.exitCode, r.signal, unresolved ? noNetworkHint(ins.network === 'none') : undefined);
+        }
       } finally {
+        net.release();
+        if (nets !== env.networks) await nets.close();
         if (prepared.secretDir) await rm(prepared.secretDir, { recursive: true, force: true });
       }
     } finally {

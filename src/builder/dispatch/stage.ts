@@ -12,6 +12,7 @@ import { formatPlatform } from '../frontend/platform.js';
 import type { StepKeyParts } from '../cache.js';
 import type { BuildContext } from '../context.js';
 import type { BuildNetwork } from './run-step.js';
+import type { RunSandboxOptions, StepNetworks } from './run-network.js';
 import type { SecretSource } from './mounts.js';
 import type { BuildSnapshotter, BuildStore, StepCache } from './seams.js';
 import { DEFAULT_PATH, isoTime, type DraftImage, type ImageState } from './image-state.js';
@@ -40,7 +41,13 @@ export interface DispatchEnv {
   tmpDir: string;
   sourceDateEpoch?: number;
   network: BuildNetwork;
+  /** Entitlements, hostname, extra hosts, ulimits, /dev/shm size and DNS source of RUN steps. */
+  runSandbox?: RunSandboxOptions;
+  /** The bridged namespaces of RUN steps (one per step, removed by the build when it ends). */
+  networks?: StepNetworks;
   secrets: Map<string, SecretSource>;
+  /** The ssh agent socket git uses for an ssh remote (`--ssh default`), when one was given. */
+  sshAuthSock?: string;
   buildArgs: ReadonlyMap<string, string>;
   /** Values of the meta ARGs (before the first FROM), predefined platform args included. */
   metaArgs: ReadonlyMap<string, string>;

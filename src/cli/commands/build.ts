@@ -17,6 +17,10 @@ interface BuildFlags {
   progress: string;
   secret: string[];
   network: string;
+  allow: string[];
+  addHost: string[];
+  ulimit: string[];
+  shmSize?: string;
   platform?: string;
   output?: string;
   compression: string;
@@ -63,7 +67,11 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--pull', 'always pull base images', false)
     .option('--progress <mode>', 'progress output: auto, tty, plain or quiet', 'auto')
     .option('--secret <id=,src=>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
-    .option('--network <mode>', 'RUN networking: none (default) or host', 'none')
+    .option('--network <mode>', 'RUN networking: default (a namespace of its own on a bridge, with outbound NAT), none or host', 'default')
+    .option('--allow <entitlement>', 'allow network.host (RUN --network=host) or security.insecure (RUN --security=insecure) (repeatable)', collect, [])
+    .option('--add-host <host:ip>', 'add a line to RUN\'s /etc/hosts (ip may be host-gateway; repeatable)', collect, [])
+    .option('--ulimit <name=soft[:hard]>', 'a resource limit for RUN (repeatable)', collect, [])
+    .option('--shm-size <size>', 'size of RUN\'s /dev/shm (default 64m)')
     .option('--platform <os/arch>', 'target platform')
     .option('--output <type=oci|docker,dest=path>', 'also export the image: an OCI layout dir, or a tarball (dest ending in .tar, or type=docker)')
     .option('--compression <c>', 'layer compression: none (default), gzip or zstd', 'none')
@@ -75,7 +83,9 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--compression-level <n>', 'with --push: level of the compression done for the push (gzip 1-9, default 4; zstd 1-22, default 3)')
     .action(async (contextArg: string, f: BuildFlags) => {
       if (!['none', 'gzip', 'zstd'].includes(f.compression)) throw new InvalidArgumentError(`--compression must be none, gzip or zstd, not ${f.compression}`);
-      if (!['none', 'host', 'default'].includes(f.network)) throw new InvalidArgumentError(`--network must be none or host, not ${f.network}`);
+      // `bridge` is what the default network is, under the name `run` and the classic builder use.
+      if (f.network === 'bridge') f.network = 'default';
+      if (!['none', 'host', 'default'].includes(f.network)) throw new InvalidArgumentError(`--network must be default, none or host, not ${f.network}`);
       if (!['auto', 'tty', 'plain', 'quiet'].includes(f.progress)) throw new InvalidArgumentError(`--progress must be auto, tty, plain or quiet`);
       if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new InvalidArgumentError('--format must be oci or docker');
       if (f.push && f.tag.length === 0) throw new InvalidArgumentError('--push needs at least one -t name to push to');
@@ -124,7 +134,11 @@ export default function register(program: Command, ctx: CliContext): void {
           noCache: !f.cache,
           pull: f.pull,
           secrets: f.secret.map(parseSecretFlag),
-          network: f.network === 'host' ? 'host' : 'none',
+          network: f.network as 'default' | 'none' | 'host',
+          allow: f.allow,
+          addHosts: f.addHost,
+          ulimits: f.ulimit,
+          ...(f.shmSize !== undefined ? { shmSize: f.shmSize } : {}),
           ...(f.platform ? { platform: f.platform } : {}),
           compression: f.compression as 'none' | 'gzip' | 'zstd',
           ...(f.format ? { format: f.format as 'oci' | 'docker' } : {}),
