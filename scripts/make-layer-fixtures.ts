@@ -31,7 +31,8 @@ export const LAYER_FIXTURES: Record<string, () => TarBuilder> = {
   'hardlink-absolute-escape': () => tar().file('ok', '1').hardlink('hl', '/../../etc/passwd'),
   // a whiteout naming "..": must be refused (it would delete the directory's parent)
   'whiteout-dotdot': () => tar().dir('a').file('a/.wh...', ''),
-  // a device node: must be refused (layers are applied without allowDevices)
+  // a device node: refused by applyLayer and checkLayerTar unless allowDevices (given by unpack,
+  // pull and load where the process may make device nodes)
   'device': () => tar().dir('dev').char('dev/mem', 1, 1),
   // a name that climbs out, only in its PAX path record (the ustar name field holds a cut form)
   'pax-escape': () => tar().file(PAX_ESCAPE_NAME, 'x'),

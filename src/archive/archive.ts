@@ -32,6 +32,7 @@ import { IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION, type Descriptor, type Image
 import { TarFormatError } from '../tar/format.js';
 import { readTar } from '../tar/reader.js';
 import { LayerCheck, LayerRefusedError, checkLayerBuffer } from '../tar/check.js';
+import { mayMakeDevices } from '../tar/devices.js';
 import { mkdirp } from '../fs.js';
 
 export class InvalidArchiveError extends ImgbuildError {
@@ -324,7 +325,8 @@ async function readBlob(
   body: AsyncIterable<Buffer>, signal?: AbortSignal,
 ): Promise<void> {
   const w = await store.writer(name, named ? { expected: named, total: size } : { total: size });
-  const check = new LayerCheck(named ?? name, undefined, signal ? { signal } : {});
+  // Device nodes pass where this process could make them (tar/devices.ts), as applying will.
+  const check = new LayerCheck(named ?? name, undefined, { allowDevices: mayMakeDevices(), ...(signal ? { signal } : {}) });
   try {
     for await (const c of body) {
       await w.write(c);
@@ -411,7 +413,7 @@ export async function loadArchive(
   opts: { source?: string; signal?: AbortSignal } = {},
 ): Promise<LoadedArchiveImage[]> {
   const source = opts.source ?? 'archive';
-  const check = opts.signal ? { signal: opts.signal } : {};
+  const check = { allowDevices: mayMakeDevices(), ...(opts.signal ? { signal: opts.signal } : {}) };
   const members = await readMembers(store, raw, source, opts.signal);
   const { stored, small, refused, checked } = members;
   const cut = members.unterminated ? ' (the archive ends without its end-of-archive marker: truncated?)' : '';

@@ -15,9 +15,19 @@ const HINTS: Partial<Record<ImgbuildError['code'], string>> = {
   UNAUTHORIZED: 'log in with `imgbuild login <registry>`',
 };
 
+/** An error's own hint, or one of an error it wraps (its causes), else its code's. */
+function hintOf(e: ImgbuildError): string | undefined {
+  let c: unknown = e;
+  for (let depth = 0; c instanceof Error && depth < 8; depth++, c = c.cause) {
+    const own = (c as { hint?: unknown }).hint;
+    if (typeof own === 'string') return own;
+  }
+  return HINTS[e.code];
+}
+
 function describe(e: ImgbuildError): string {
   const extra = (e as unknown as { location?: string }).location;
-  const hint = HINTS[e.code];
+  const hint = hintOf(e);
   return `${e.code}: ${e.message}${extra ? ` (${extra})` : ''}${hint ? ` (hint: ${hint})` : ''}`;
 }
 

@@ -25,6 +25,7 @@ import { Keychain, type Authenticator } from './auth.js';
 import { ProtocolError, RegistryError, describeNetworkError } from './errors.js';
 import { Ingest, stageBlob, type IngestTap } from '../store/ingest.js';
 import { LayerCheck, LayerRefusedError, checkLayerFile } from '../tar/check.js';
+import { mayMakeDevices } from '../tar/devices.js';
 import { recordSources } from './sources.js';
 import { BlobMeter, type PullEvent } from './progress.js';
 import type { RetryPolicy } from './retry.js';
@@ -202,7 +203,7 @@ async function downloadBlob(
       if (streaming && check.fed === desc.size) await check.end();
       else {
         check.destroy();
-        await checkLayerFile(ing.path, desc.digest, layerCompression(desc.mediaType), signal ? { signal } : {});
+        await checkLayerFile(ing.path, desc.digest, layerCompression(desc.mediaType), { allowDevices: mayMakeDevices(), ...(signal ? { signal } : {}) });
       }
     }
     await ing.sync();
@@ -419,7 +420,8 @@ export async function pullImage(target: OciStore | Promise<OciStore> | StoreOpen
               return;
             }
             meter.phase('waiting');
-            const check = new LayerCheck(l.digest, layerCompression(l.mediaType), { signal: inner });
+            // Device nodes pass where this process could make them (tar/devices.ts), as unpacking will.
+            const check = new LayerCheck(l.digest, layerCompression(l.mediaType), { signal: inner, allowDevices: mayMakeDevices() });
             const ing = await downloadBlob(root, client, ref.repository, l, meter, session.retry, inner, check);
             ingests.push(ing);
             meter.phase('done', l.size);

@@ -27,6 +27,7 @@ import { isProcessAlive } from '../pid.js';
 import type { OciStore } from '../store/store.js';
 import type { Lease } from '../store/lease.js';
 import { applyLayer } from '../tar/apply.js';
+import { mayMakeDevices } from '../tar/devices.js';
 import type { Descriptor } from '../image/types.js';
 import { SnapshotExistsError, SnapshotNotFoundError } from './errors.js';
 import type { OverlaySnapshotter } from './overlay.js';
@@ -69,7 +70,9 @@ async function applyOne(
     // applyLayer reads to EOF (past the end-of-archive marker), so the hash covers the whole tar.
     const piping = pipeline(tar, hasher, { signal });
     try {
-      await applyLayer(upper, hasher, { mode: 'overlay', opaqueXattr: sn.opaqueXattr, signal });
+      // Device nodes are made where the process may (Docker, podman and buildah apply them); the
+      // rootfs is mounted nodev, so they stay inert.
+      await applyLayer(upper, hasher, { mode: 'overlay', opaqueXattr: sn.opaqueXattr, allowDevices: mayMakeDevices(), signal });
     } catch (e) {
       tar.destroy();
       hasher.destroy();

@@ -7,10 +7,12 @@
  *
  * Refused with UnsafePathError (naming the entry): a name that climbs above the root (`../x`,
  * `a/../../x`), a hard link whose target name does (or names the root itself), a whiteout naming
- * `..`, device nodes unless `allowDevices`. A whiteout naming nothing is an InvalidWhiteoutError.
+ * `..`, device nodes unless `allowDevices` (which callers give where the process may make them,
+ * devices.ts). A whiteout naming nothing is an InvalidWhiteoutError.
  * Absolute names are made relative, as GNU tar and containerd do. Symlink targets are stored
  * verbatim and never refused here: they are confined whenever a path is resolved through them.
  */
+import { DeviceNodeRefusedError, mayMakeDevices } from './devices.js';
 import { InvalidWhiteoutError, UnsafePathError } from './errors.js';
 import type { TarHeader } from './format.js';
 
@@ -74,6 +76,8 @@ export function planEntry(h: TarHeader, o: EntryRuleOptions = {}): EntryPlan {
   }
 
   if ((h.type === 'char' || h.type === 'block') && !o.allowDevices) {
+    // Where the process could not make the node anyway, say so (and what would do).
+    if (!mayMakeDevices()) throw new DeviceNodeRefusedError(h, o.root ?? '');
     refuse(`device nodes (${h.type} ${h.devmajor}:${h.devminor}) are refused unless devices are allowed`);
   }
   if (h.type === 'link') {

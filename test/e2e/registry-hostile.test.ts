@@ -76,7 +76,8 @@ beforeAll(async () => {
   reg = await startRegistry({ mode: 'none' });
   for (const name of Object.keys(HOSTILE)) await push(name, [fixtureTar(name)]);
   await push('zstd', [fixtureTar('hardlink-escape')], 'zstd');
-  await push('plain', [fixtureTar('device')], 'none');
+  await push('plain', [fixtureTar('name-escape')], 'none');
+  await push('device', [fixtureTar('device')]);
   await push('tricky', ['symlink-absolute', 'symlink-escape', 'whiteout', 'opaque', 'hardlink'].map(fixtureTar));
 }, 120_000);
 afterAll(async () => {
@@ -93,7 +94,7 @@ describe('pull refuses a hostile image before tagging it', () => {
 
   it('zstd and uncompressed layers are checked as well', async () => {
     await expectRefused(`${reg.host}/hostile/zstd:1`, images.get('zstd')!.layers[1]!.digest, HOSTILE['hardlink-escape']!);
-    await expectRefused(`${reg.host}/hostile/plain:1`, images.get('plain')!.layers[1]!.digest, HOSTILE.device!);
+    await expectRefused(`${reg.host}/hostile/plain:1`, images.get('plain')!.layers[1]!.digest, HOSTILE['name-escape']!);
   });
 
   it('an image pushed by skopeo from an OCI layout is refused the same way', async () => {
@@ -143,5 +144,12 @@ describe('pull refuses a hostile image before tagging it', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe(`${reg.host}/hostile/tricky:1\n`);
     expect((await storeState(root)).images).toEqual([`${reg.host}/hostile/tricky:1`]);
+  });
+
+  it('a device node pulls where the process may make it (root), as with Docker', async () => {
+    const root = await emptyRoot();
+    const r = await runCli(['pull', '-q', `${reg.host}/hostile/device:1`], { root });
+    expect(r.stderr).toBe('');
+    expect((await storeState(root)).images).toEqual([`${reg.host}/hostile/device:1`]);
   });
 });
