@@ -220,6 +220,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       const st = findStageRef(df.stages, ref, from.index, true);
       return st ? runStage(st) : Promise.resolve(undefined);
     },
+    isStage: (ref, from) => findStageRef(df.stages, ref, from.index, true) !== undefined,
     stepLimit: pLimit(Math.max(1, o.parallelism ?? availableParallelism())),
     unpacking: new Map(),
     ...(signal ? { signal } : {}),
@@ -264,7 +265,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       layers = await Promise.all(layers.map((l) => ensureCompressed(store, l, compression, { ...(o.format ? { format: o.format } : {}), ...(signal ? { signal } : {}) })));
       task.done();
     }
-    const task = reporter.task('writing image');
+    // BuildKit's export step; the image id is printed once, by the caller (the CLI on stdout).
+    const task = reporter.task('exporting to image');
     const descriptor = await writeImage(store, config, layers, o.format ? { format: o.format } : {});
     const manifest = JSON.parse((await store.read(descriptor)).toString('utf8')) as { config: Descriptor };
     const imageId = manifest.config.digest;
@@ -274,9 +276,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       // A rebuild that changed nothing leaves index.json alone (no lock, no rewrite).
       if ((await store.resolve(full))?.digest !== descriptor.digest) await store.tag(full, descriptor);
       tags.push(full);
+      task.update?.(`naming to ${full} done`);
     }
     if (tags.length === 0) await store.keepUntagged(descriptor);
-    task.done(`DONE ${imageId.slice(0, 19)}`);
+    task.done();
     if (o.iidfile) {
       await mkdirp(dirname(resolve(o.iidfile)));
       await writeFile(o.iidfile, imageId);

@@ -1,9 +1,10 @@
 /**
  * Build progress on the terminal. Two views:
- *  - plain: one line per event, BuildKit style (`#3 [build 2/4] RUN make`, prefixed output lines,
- *    `#3 CACHED`, `#3 DONE 0.3s`), suitable for logs and CI;
+ *  - plain: one line per event, BuildKit style (`#3 [build 2/4] RUN make`, output lines as
+ *    `#3 0.125 line`, `#3 CACHED`, `#3 DONE 0.3s`), suitable for logs and CI;
  *  - tty: one line per running step with its elapsed time, redrawn in place; output lines of a
- *    step are printed above the live block so nothing is lost, and finished steps stay as one line.
+ *    step are printed above the live block, after the step's `[stage n/N]`, so nothing is lost and
+ *    concurrent steps' lines stay attributed; finished steps stay as one line.
  * `quiet` prints nothing. Library code never imports this: it reports through callbacks that the
  * CLI maps onto these tasks.
  */
@@ -37,6 +38,18 @@ function secs(ms: number): string {
   return `${(ms / 1000).toFixed(1)}s`;
 }
 
+/** A log line's time since its step started, as BuildKit prints it: 3 decimals under 10 s, 2 under 100 s, then 1. */
+export function logStamp(ms: number): string {
+  const s = Math.max(0, ms) / 1000;
+  return s.toFixed(s < 10 ? 3 : s < 100 ? 2 : 1);
+}
+
+/** What a tty output line is prefixed with: the step's `[stage n/N]`, else its whole label. */
+function stepTag(label: string): string {
+  const m = /^\[[^\]]*\]/.exec(label);
+  return m ? m[0] : label;
+}
+
 export function createProgress(o: ProgressOptions): Progress {
   const mode = o.mode === 'auto' ? (o.isTTY ? 'tty' : 'plain') : o.mode;
   const now = o.now ?? (() => performance.now());
@@ -48,6 +61,11 @@ export function createProgress(o: ProgressOptions): Progress {
   return ttyProgress(o.out, now, o.interval ?? 100);
 }
 
+/**
+ * BuildKit's plain format: a step's title as `#N title` after a blank line, each output line as
+ * `#N <seconds since the step started> line` (so concurrent steps' lines stay attributed), and the
+ * step's end as `#N DONE 0.3s`, `#N CACHED` or `#N ERROR: ...`.
+ */
 function plainProgress(out: Writable, now: () => number): Progress {
   let n = 0;
   return {
@@ -55,10 +73,10 @@ function plainProgress(out: Writable, now: () => number): Progress {
       const id = ++n;
       const start = now();
       let finished = false;
-      out.write(`#${id} ${label}\n`);
+      out.write(`${id > 1 ? '\n' : ''}#${id} ${label}\n`);
       return {
         log(line) {
-          out.write(`#${id} ${secs(now() - start)} ${line}\n`);
+          out.write(`#${id} ${logStamp(now() - start)} ${line}\n`);
         },
         update(detail) {
           out.write(`#${id} ${detail}\n`);
@@ -133,7 +151,8 @@ function ttyProgress(out: Writable, now: () => number, interval: number): Progre
       };
       return {
         log(line) {
-          redraw(`${line}\n`);
+          // Printed above the live block, so nothing is lost, with the step it belongs to.
+          redraw(`${stepTag(label)} ${line}\n`);
         },
         update(detail) {
           t.detail = detail;

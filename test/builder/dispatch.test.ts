@@ -201,7 +201,7 @@ describe('progress views', () => {
     out.on('data', (c: Buffer) => chunks.push(c));
     return { out, text: () => Buffer.concat(chunks).toString('utf8') };
   }
-  it('plain: numbered steps, prefixed output, CACHED and DONE lines', () => {
+  it('plain: numbered steps after a blank line, output lines with their step and seconds (BuildKit), CACHED and DONE lines', () => {
     const c = capture();
     let t = 0;
     const p = createProgress({ mode: 'plain', out: c.out, isTTY: false, now: () => t });
@@ -217,14 +217,50 @@ describe('progress views', () => {
     p.close();
     expect(c.text()).toBe([
       '#1 [base 2/3] RUN make',
-      '#1 0.1s compiling',
+      '#1 0.100 compiling',
       '#1 DONE 0.3s',
+      '',
       '#2 [base 3/3] COPY x /x',
       '#2 CACHED',
+      '',
       '#3 [base 4/4] RUN false',
       '#3 ERROR: exit code: 1',
       '',
     ].join('\n'));
+  });
+  it('plain: lines of concurrent steps each carry their step; seconds as BuildKit prints them', () => {
+    const c = capture();
+    let t = 0;
+    const p = createProgress({ mode: 'plain', out: c.out, isTTY: false, now: () => t });
+    const a = p.task('[a 2/2] RUN make');
+    const b = p.task('[b 2/2] RUN make');
+    t = 5;
+    a.log('a1');
+    b.log('b1');
+    t = 12_345;
+    a.log('a2');
+    t = 123_456;
+    b.log('b2');
+    b.done();
+    a.done();
+    expect(c.text()).toBe([
+      '#1 [a 2/2] RUN make', '', '#2 [b 2/2] RUN make',
+      '#1 0.005 a1', '#2 0.005 b1', '#1 12.35 a2', '#2 123.5 b2', '#2 DONE 123.5s', '#1 DONE 123.5s', '',
+    ].join('\n'));
+  });
+  it('tty: output lines above the live block carry their step', () => {
+    const c = capture();
+    const p = createProgress({ mode: 'tty', out: c.out, isTTY: true, now: () => 0 });
+    const a = p.task('[a 2/2] RUN make');
+    const b = p.task('[b 2/2] RUN make');
+    b.log('b1');
+    a.log('a1');
+    a.done();
+    b.done();
+    p.close();
+    const text = c.text();
+    expect(text).toContain('[b 2/2] b1\n');
+    expect(text).toContain('[a 2/2] a1\n');
   });
   it('tty: running steps are redrawn in place with elapsed time; finished ones stay', () => {
     const c = capture();
@@ -240,7 +276,7 @@ describe('progress views', () => {
     const text = c.text();
     expect(text).toContain('=> step A 0.0s\n');
     expect(text).toContain('\x1b[2A\x1b[0J'); // two live lines erased before redrawing
-    expect(text).toContain('output of A\n');
+    expect(text).toContain('step A output of A\n'); // the step's tag (here its whole label) first
     expect(text).toContain('=> step A 1.5s\n');
     expect(text).toContain('=> CACHED step B 1.5s\n');
     const q = capture();

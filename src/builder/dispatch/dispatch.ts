@@ -11,13 +11,14 @@ import { expandInstruction } from '../frontend/instructions.js';
 import { parseDockerfile } from '../frontend/parse.js';
 import { processWord, type EnvGetter } from '../frontend/shell-lex.js';
 import { parsePlatformSpec } from '../frontend/platform.js';
+import { formatReference, parseReference } from '../../image/reference.js';
 import { loadBase } from './base-image.js';
 import { dispatchConfig } from './config.js';
 import { dispatchCopy } from './copy-add.js';
 import { DEFAULT_PATH, draftOf, emptyImage, latestCreated, type ImageState } from './image-state.js';
 import { workdirStep } from './layer-step.js';
 import { dispatchRun } from './run.js';
-import { changeConfig, envGet, envIndex, firstLine, getter, setEnv, type DispatchEnv, type StageCtx } from './stage.js';
+import { changeConfig, envGet, envIndex, firstLine, getter, setEnv, stepTitle, type DispatchEnv, type StageCtx } from './stage.js';
 
 /** Dispatches one instruction of a stage. */
 async function dispatchInstruction(s: StageCtx, raw: StageInstruction, label: string): Promise<void> {
@@ -46,11 +47,22 @@ async function startImage(env: DispatchEnv, stage: Stage): Promise<ImageState> {
   return (await env.stage(name, stage)) ?? (await loadBase(env, name, platform));
 }
 
+/** What a FROM names, as BuildKit titles it: the expanded name, an image's in full (`docker.io/library/x:latest`). */
+function fromTitle(env: DispatchEnv, stage: Stage): string {
+  const name = processWord(stage.from.image, (n) => env.metaArgs.get(n), env.escape);
+  if (name.toLowerCase() === 'scratch' || env.isStage?.(name, stage) !== false) return name;
+  try {
+    return formatReference(parseReference(name));
+  } catch {
+    return name;
+  }
+}
+
 /** Builds one stage and returns its final image. */
 export async function dispatchStage(env: DispatchEnv, stage: Stage): Promise<ImageState> {
   const stageLabel = stage.name ?? `stage-${stage.index}`;
   const steps = stage.instructions.length + 1;
-  const fromTask = env.reporter.task(`[${stageLabel} 1/${steps}] ${firstLine(stage.from)}`);
+  const fromTask = env.reporter.task(`[${stageLabel} 1/${steps}] FROM ${fromTitle(env, stage)}`);
   let start: ImageState;
   try {
     start = await startImage(env, stage);
@@ -84,7 +96,7 @@ export async function dispatchStage(env: DispatchEnv, stage: Stage): Promise<Ima
   for (const ins of stage.instructions) {
     throwIfAborted(env.signal);
     s.step++;
-    const label = `[${stageLabel} ${s.step}/${steps}] ${firstLine(ins)}`;
+    const label = `[${stageLabel} ${s.step}/${steps}] ${stepTitle(s, ins)}`;
     try {
       await dispatchInstruction(s, ins, label);
     } catch (e) {

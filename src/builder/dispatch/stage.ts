@@ -7,7 +7,7 @@ import type { LimitFunction } from 'p-limit';
 import type { Descriptor, History, ImageConfig, Platform } from '../../image/types.js';
 import type { Digest } from '../../image/digest.js';
 import type { CommandLine, Instruction, Stage } from '../frontend/instructions.js';
-import type { EnvGetter, EscapeChar } from '../frontend/shell-lex.js';
+import { lex, type EnvGetter, type EscapeChar } from '../frontend/shell-lex.js';
 import { formatPlatform } from '../frontend/platform.js';
 import type { StepKeyParts } from '../cache.js';
 import type { BuildContext } from '../context.js';
@@ -20,6 +20,8 @@ import { DEFAULT_PATH, isoTime, type DraftImage, type ImageState } from './image
 /** Receives step progress (the CLI passes its Progress; structurally the same shape). */
 export interface StepReporter {
   log(line: string): void;
+  /** A status line of the step (`naming to ...`), when the reporter shows them. */
+  update?(detail: string): void;
   done(note?: string): void;
   fail(msg?: string): void;
 }
@@ -56,6 +58,8 @@ export interface DispatchEnv {
   reporter: BuildReporter;
   /** The result of another stage by name or index (built on demand); undefined when no such stage. */
   stage(ref: string, from: Stage): Promise<ImageState | undefined>;
+  /** Whether `ref` names a stage before `from` (without building it). */
+  isStage?(ref: string, from: Stage): boolean;
   /** Limits concurrent layer steps across stages. */
   stepLimit: LimitFunction;
   /** Serialises unpacking of one chain id between concurrent stages. */
@@ -178,8 +182,24 @@ export function commandArgs(s: StageCtx, c: CommandLine): string[] {
 
 /** The first line of an instruction as written, shortened for a progress label. */
 export function firstLine(ins: Instruction): string {
-  const text = ins.original.split('\n')[0] ?? '';
+  return shorten(ins.original.split('\n')[0] ?? '');
+}
+
+function shorten(text: string): string {
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+/**
+ * A step's title as BuildKit shows it: the instruction's first line with the stage's ENV and ARG
+ * values expanded, quotes and unset variables left as written (its processCmdEnv).
+ */
+export function stepTitle(s: StageCtx, ins: Instruction): string {
+  const text = ins.original.split('\n')[0] ?? '';
+  try {
+    return shorten(lex(text, getter(s), { escape: s.env.escape, rawQuotes: true, skipUnsetEnv: true }).result);
+  } catch {
+    return shorten(text);
+  }
 }
 
 /** The parts of a step's cache key that come from the stage: parent chain, env, user, workdir. */
