@@ -158,7 +158,7 @@ describe('imgbuild build (e2e)', () => {
     });
     const { stderr } = await buildOk(['-t', 'runner', '--build-arg', 'GREETING=hi', ctx]);
     // BuildKit's sandbox hostname.
-    expect(stderr).toMatch(/#\d+ [\d.]+s hi world from 1500:1500 in \/w on buildkitsandbox/);
+    expect(stderr).toMatch(/#\d+ \d+\.\d{3} hi world from 1500:1500 in \/w on buildkitsandbox/);
     const { store, desc, config } = await image('runner');
     const layers = await layerEntries(store, desc);
     const all = new Map(layers.flatMap((m) => [...m]));
