@@ -5,7 +5,7 @@
  * export it (src/archive/archive.ts: an OCI layout dir, an OCI layout tar or a docker-archive).
  */
 
-import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import { buildCacheDir, buildTmpDir, overlayRoot } from '../store/paths.js';
@@ -25,13 +25,15 @@ import { diffSnapshot } from '../snapshots/diff.js';
 import { unpackImage } from '../snapshots/unpack.js';
 import { mountPointsUnder, unmount } from '../snapshots/mount.js';
 import { writeArchiveFile, writeOciLayout } from '../archive/archive.js';
-import { InvalidArgumentError, NotFoundError, throwIfAborted } from '../errors.js';
+import { throwIfAborted } from '../errors.js';
 import type { Stage } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
 import { buildStageGraph, findStageRef } from './frontend/stages.js';
 import { hostPlatformOf, parsePlatformSpec } from './frontend/platform.js';
 import { BuildCache } from './cache.js';
 import { openContext } from './context.js';
+import { openInputs, type BuildInputs } from './inputs/build-inputs.js';
+import type { ContextSource } from './inputs/context-source.js';
 import { dispatchStage } from './dispatch/dispatch.js';
 import { isoTime, latestCreated, type ImageState } from './dispatch/image-state.js';
 import type { BuildReporter, DispatchEnv } from './dispatch/stage.js';
@@ -52,6 +54,10 @@ export interface BuildOptions {
   dockerfile?: string;
   /** Dockerfile text (wins over `dockerfile`). */
   dockerfileText?: string;
+  /** The context when it is not `contextDir`: stdin, a tar archive, git, a URL (inputs/context-source.ts). */
+  contextSource?: ContextSource;
+  /** The Dockerfile's path inside a context that is not a local dir (default `Dockerfile`). */
+  dockerfileInContext?: string;
   tags?: string[];
   buildArgs?: Record<string, string>;
   target?: string;
@@ -76,6 +82,8 @@ export interface BuildOptions {
   format?: 'oci' | 'docker';
   output?: { type: 'oci' | 'docker'; dest: string };
   iidfile?: string;
+  /** `--label`s set on the image built (over the Dockerfile's). */
+  labels?: Record<string, string>;
   /** Seconds since the epoch for `created`, history times and clamped layer mtimes. */
   sourceDateEpoch?: number;
   reporter?: BuildReporter;
@@ -126,40 +134,35 @@ async function removeStaleTmp(base: string): Promise<void> {
   }
 }
 
-/** The context must be a directory: say so in one line rather than fail on the first read in it. */
-async function checkContextDir(dir: string): Promise<void> {
-  const st = await stat(dir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new NotFoundError(`build context ${JSON.stringify(dir)} not found`, { cause: e });
-    throw e;
-  });
-  if (!st.isDirectory()) throw new InvalidArgumentError(`build context ${JSON.stringify(dir)} is not a directory`);
-}
-
-async function readDockerfile(path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new NotFoundError(`Dockerfile ${JSON.stringify(path)} not found`, { cause: e });
-    if (code === 'EISDIR') throw new InvalidArgumentError(`Dockerfile ${JSON.stringify(path)} is a directory`, { cause: e });
-    throw e;
-  }
-}
-
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   // Tmp dirs under the root become bind-mount sources in the sandbox, whose cwd is not ours:
   // a relative `--root` is resolved once, here.
   const o: BuildOptions = { ...opts, root: resolve(opts.root) };
+  // The build's scratch dir, made when first needed: a context from stdin, an archive, git or a
+  // URL is materialized in it before the Dockerfile is read, and goes with it however the build ends.
+  const tmpDir = join(tmpBaseOf(o.root), `${process.pid}-${randomBytes(4).toString('hex')}`);
+  const newRoot = !(await stat(o.root).catch(() => undefined));
+  try {
+    const reporter = o.reporter ?? NOOP_REPORTER;
+    const inputs = await openInputs({
+      ...o,
+      task: (label) => reporter.task(label),
+      ...(o.contextSource ? { contextSource: o.contextSource } : {}),
+    }, tmpDir);
+    return await buildWith(o, inputs, tmpDir);
+  } finally {
+    if ((await mountPointsUnder(tmpDir).catch(() => [])).length) await unmount(tmpDir).catch(() => {});
+    if ((await mountPointsUnder(tmpDir).catch(() => [])).length === 0) await rm(tmpDir, { recursive: true, force: true }).catch(() => {});
+    // A build that could not start leaves no store behind: the dirs its scratch needed go (empty only).
+    if (newRoot) for (let d = dirname(tmpDir); d.startsWith(o.root); d = dirname(d)) if (!(await rmdir(d).then(() => true, () => false))) break;
+  }
+}
+
+async function buildWith(o: BuildOptions, inputs: BuildInputs, tmpDir: string): Promise<BuildResult> {
   const signal = o.signal;
   const reporter = o.reporter ?? NOOP_REPORTER;
-  const dockerfilePath = o.dockerfile ?? (o.contextDir ? join(o.contextDir, 'Dockerfile') : undefined);
-  if (o.contextDir !== undefined) await checkContextDir(o.contextDir);
-  let text = o.dockerfileText;
-  if (text === undefined) {
-    if (!dockerfilePath) throw new InvalidArgumentError('no Dockerfile given');
-    text = await readDockerfile(dockerfilePath);
-  }
-  const df = parseDockerfile(text, dockerfilePath ? { file: dockerfilePath } : {});
+  const dockerfilePath = inputs.dockerfilePath;
+  const df = parseDockerfile(inputs.dockerfileText, inputs.dockerfileName ? { file: inputs.dockerfileName } : {});
   const escape = df.directives.escape;
   const platform = o.platform ? parsePlatformSpec(o.platform) : hostPlatformOf();
   const buildArgs = new Map(Object.entries(o.buildArgs ?? {}));
@@ -182,10 +185,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 
   const tmpBase = tmpBaseOf(o.root);
   await removeStaleTmp(tmpBase);
-  const tmpDir = join(tmpBase, `${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(tmpDir, { recursive: true });
-  const context = await openContext(o.contextDir ? resolve(o.contextDir) : undefined, {
-    cacheDir: buildCacheDir(o.root),
+  const context = await openContext(inputs.contextDir ? resolve(inputs.contextDir) : undefined, {
+    // A context made for this build has its own paths each time: no stat cache is kept for it.
+    ...(inputs.materialized ? { ignoreFile: false } : { cacheDir: buildCacheDir(o.root) }),
     ...(dockerfilePath ? { dockerfilePath } : {}),
   });
   const cache = await BuildCache.open(store);
@@ -255,6 +258,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await Promise.allSettled([...results.values()]);
 
     const config: ImageConfig = JSON.parse(JSON.stringify(finalImage.config)) as ImageConfig;
+    // `--label`: on the image built, over the Dockerfile's, with no history entry (BuildKit).
+    if (o.labels && Object.keys(o.labels).length) (config.config ??= {}).Labels = { ...(config.config?.Labels ?? {}), ...o.labels };
     // Without SOURCE_DATE_EPOCH the image is as new as its newest step, so a fully cached
     // rebuild gives the same image id.
     config.created = o.sourceDateEpoch !== undefined ? isoTime(o.sourceDateEpoch) : latestCreated(finalImage) ?? isoTime();

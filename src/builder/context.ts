@@ -129,8 +129,12 @@ export interface BuildContext {
   stat: StatCache;
 }
 
-export async function openContext(dir: string | undefined, o: { cacheDir?: string; dockerfilePath?: string } = {}): Promise<BuildContext> {
-  const ignore = dir ? await loadIgnore(dir, o.dockerfilePath) : ignoreMatcher([]);
+/**
+ * Opens the context at `dir`. `ignoreFile: false` reads no `.dockerignore` (BuildKit applies one
+ * to a local context only, never to one from git, a URL or an archive).
+ */
+export async function openContext(dir: string | undefined, o: { cacheDir?: string; dockerfilePath?: string; ignoreFile?: boolean } = {}): Promise<BuildContext> {
+  const ignore = dir && o.ignoreFile !== false ? await loadIgnore(dir, o.dockerfilePath) : ignoreMatcher([]);
   const stat = await StatCache.open(o.cacheDir ? join(o.cacheDir, 'stat-cache.json') : undefined);
   if (dir) await lstat(dir);
   return { dir, ignore, stat };

@@ -1,19 +1,17 @@
 /**
  * What ADD fetches and unpacks beyond the context: a URL downloaded into the step's scratch dir
- * (with --checksum verified), and a local archive extracted, compressed with gzip (in process) or
- * bzip2, xz or zstd (through the system's tools, as a child process each).
+ * (with --checksum verified), a git repository checked out at a commit (inputs/git.ts), and a
+ * local archive extracted (plain, gzip, bzip2, xz or zstd; see inputs/archive.ts).
  */
-import { chmod, open as openFile, writeFile } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { createGunzip } from 'node:zlib';
-import { join, posix } from 'node:path';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { basename, join, posix } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
-import type { Readable } from 'node:stream';
-import { deferredTrust } from '../../registry/trust.js';
-import { applyLayer } from '../../tar/apply.js';
 import { ImgbuildError } from '../../errors.js';
+import { fetchUrl } from '../inputs/http.js';
+import { extractArchiveFile } from '../inputs/archive.js';
+import { checkoutGit, resolveGit, type ResolvedGit } from '../inputs/git.js';
+import { isHttpUrl, parseGitRef, type GitRef } from '../inputs/git-url.js';
+import type { Add, Copy } from '../frontend/instructions.js';
 
 /** A downloaded ADD source: the file, the name it takes in the image, and its mtime. */
 export interface Download {
@@ -22,41 +20,9 @@ export interface Download {
   mtimeMs: number;
 }
 
-/**
- * fetch() for an ADD URL. Node's own trusts its default CA store; when the `imgbuild` executable
- * deferred NODE_EXTRA_CA_CERTS (src/registry/trust.ts), an https URL goes through undici's
- * fetch (the package's: its Agent must match its fetch) with those certificates added.
- */
-async function fetchForAdd(url: string, signal?: AbortSignal): Promise<{ ok: boolean; status: number; statusText: string; data: Buffer; lastModified: string | null }> {
-  const ca = url.startsWith('https:') ? deferredTrust(process.env) : undefined;
-  const read = async (res: { ok: boolean; status: number; statusText: string; arrayBuffer(): Promise<ArrayBuffer>; headers: { get(n: string): string | null } }) => ({
-    ok: res.ok,
-    status: res.status,
-    statusText: res.statusText,
-    data: Buffer.from(await res.arrayBuffer()),
-    lastModified: res.headers.get('last-modified'),
-  });
-  // fetch() reports every network failure as "fetch failed": the reason is its cause.
-  const failed = (e: unknown): never => {
-    if (signal?.aborted) throw e;
-    const reason = (e as { cause?: { message?: string; code?: string } }).cause;
-    const why = reason?.message ?? (e as Error).message;
-    throw new ImgbuildError('UNAVAILABLE', `ADD ${url}: ${why}${reason?.code && !why.includes(reason.code) ? ` (${reason.code})` : ''}`, { cause: e });
-  };
-  if (!ca) return read(await fetch(url, signal ? { signal } : {}).catch(failed));
-  // Required here, on first use: undici's index is slow to load (docs/architecture.md, Measurements).
-  const undici = createRequire(import.meta.url)('undici') as typeof import('undici');
-  const dispatcher = new undici.Agent({ connect: { ca } });
-  try {
-    return await read(await undici.fetch(url, { dispatcher, ...(signal ? { signal } : {}) }).catch(failed));
-  } finally {
-    await dispatcher.close();
-  }
-}
-
 /** Downloads an ADD URL into `dir`. */
 export async function download(url: string, dir: string, checksum: string | undefined, signal?: AbortSignal): Promise<Download> {
-  const res = await fetchForAdd(url, signal);
+  const res = await fetchUrl(url, `ADD ${url}`, signal);
   if (!res.ok) throw new ImgbuildError('UNAVAILABLE', `ADD ${url}: HTTP ${res.status} ${res.statusText}`);
   const data = res.data;
   if (checksum) {
@@ -77,19 +43,65 @@ export async function download(url: string, dir: string, checksum: string | unde
 
 /** Extracts a local archive (tar, optionally gzip/bzip2/xz/zstd compressed) into `destDir`. */
 export async function extractArchive(archive: string, destDir: string, signal?: AbortSignal): Promise<void> {
-  const fh = await openFile(archive, 'r');
-  const head = Buffer.alloc(6);
-  await fh.read(head, 0, 6, 0);
-  await fh.close();
-  let stream: Readable;
-  const viaTool = (cmd: string): Readable => {
-    const p = spawn(cmd, ['-dc', archive], { stdio: ['ignore', 'pipe', 'inherit'] });
-    return p.stdout;
-  };
-  if (head[0] === 0x1f && head[1] === 0x8b) stream = createReadStream(archive).pipe(createGunzip());
-  else if (head.subarray(0, 3).toString('latin1') === 'BZh') stream = viaTool('bzip2');
-  else if (head[0] === 0xfd && head.subarray(1, 6).toString('latin1') === '7zXZ\0') stream = viaTool('xz');
-  else if (head.readUInt32LE(0) === 0xfd2fb528) stream = viaTool('zstd');
-  else stream = createReadStream(archive);
-  await applyLayer(destDir, stream, { mode: 'flat', ...(signal ? { signal } : {}) });
+  await extractArchiveFile(archive, destDir, { what: `ADD ${basename(archive)}`, ...(signal ? { signal } : {}) });
+}
+
+/** A git reference among ADD's sources, resolved to its commit. */
+export interface GitSource {
+  word: string;
+  ref: GitRef;
+  resolved: ResolvedGit;
+  keepGitDir: boolean;
+}
+
+/**
+ * The git references among the sources (BuildKit: a COPY may not name one, nor may `--checksum`
+ * go with several sources or a local one). Words that are no git reference are left alone.
+ */
+export function gitSourcesOf(ins: Copy | Add): { word: string; ref: GitRef }[] {
+  const out: { word: string; ref: GitRef }[] = [];
+  for (const word of ins.sources) {
+    const ref = parseGitRef(word);
+    if (!ref || ref.indistinguishableFromLocal) continue;
+    if (ins.kind === 'copy') throw new ImgbuildError('INVALID_ARGUMENT', "source can't be a git ref for COPY");
+    out.push({ word, ref });
+  }
+  if (ins.kind === 'add' && ins.checksum !== undefined) {
+    if (ins.sources.length !== 1) throw new ImgbuildError('INVALID_ARGUMENT', "checksum can't be specified for multiple sources");
+    if (out.length === 0 && !isHttpUrl(ins.sources[0]!)) throw new ImgbuildError('INVALID_ARGUMENT', 'checksum requires HTTP(S) or Git sources');
+  }
+  return out;
+}
+
+/**
+ * Resolves each git source to its commit (no checkout yet: a cached step needs none). The
+ * instruction's `--checksum` and `--keep-git-dir` join the URL's own `checksum` and
+ * `keep-git-dir`, which must not contradict them.
+ */
+export async function resolveGitSources(list: { word: string; ref: GitRef }[], ins: Add, o: { scratch: string; sshAuthSock?: string; signal?: AbortSignal }): Promise<GitSource[]> {
+  const out: GitSource[] = [];
+  for (const { word, ref } of list) {
+    const g: GitRef = { ...ref };
+    if (ins.checksum !== undefined) {
+      if (g.checksum !== undefined && g.checksum !== ins.checksum) throw new ImgbuildError('INVALID_ARGUMENT', `checksum mismatch ${JSON.stringify(ins.checksum)} != ${JSON.stringify(g.checksum)}`);
+      g.checksum = ins.checksum;
+    }
+    if (ins.keepGitDir && g.keepGitDir === false) throw new ImgbuildError('INVALID_ARGUMENT', 'inconsistent keep-git-dir configuration');
+    const keepGitDir = g.keepGitDir ?? ins.keepGitDir;
+    const resolved = await resolveGit(g, { scratch: o.scratch, ...(o.sshAuthSock ? { sshAuthSock: o.sshAuthSock } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+    out.push({ word, ref: g, resolved, keepGitDir });
+  }
+  return out;
+}
+
+/** What a git source contributes to its step's cache key: the commit and how it is checked out. */
+export function gitSourceKey(s: GitSource): unknown {
+  const g = s.ref;
+  return { git: g.remote, commit: s.resolved.commit, tag: s.resolved.tagObject, subdir: g.subdir, keep: s.keepGitDir, submodules: g.submodules ?? true, mtime: g.mtime ?? 'checkout' };
+}
+
+/** Checks a resolved git source out into `dir` (a fresh dir under the step's scratch). */
+export async function checkoutGitSource(s: GitSource, dir: string, o: { scratch: string; sshAuthSock?: string; signal?: AbortSignal }): Promise<void> {
+  await mkdir(o.scratch, { recursive: true });
+  await checkoutGit(s.ref, s.resolved, dir, { scratch: o.scratch, keepGitDir: s.keepGitDir, ...(o.sshAuthSock ? { sshAuthSock: o.sshAuthSock } : {}), ...(o.signal ? { signal: o.signal } : {}) });
 }

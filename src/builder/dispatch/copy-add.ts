@@ -5,13 +5,13 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ImgbuildError } from '../../errors.js';
 import type { Add, Copy } from '../frontend/instructions.js';
 import { processWord, lex } from '../frontend/shell-lex.js';
 import { hashFile } from '../context.js';
 import { applyCopy, parseChmod, planCopy, planDigest, type CopyPlan, type SourceTree } from './copy.js';
 import { resolveChown } from './fs-root.js';
-import { download, extractArchive, type Download } from './add-sources.js';
+import { checkoutGitSource, download, extractArchive, gitSourceKey, gitSourcesOf, resolveGitSources, type Download, type GitSource } from './add-sources.js';
+import { isHttpUrl } from '../inputs/git-url.js';
 import { loadBase } from './base-image.js';
 import type { ImageState } from './image-state.js';
 import { createWorkdir, layerStep } from './layer-step.js';
@@ -29,11 +29,11 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
     const text = h.expand ? lex(h.content, getter(s), { escape: env.escape, skipProcessQuotes: true }).result : h.content;
     inline.set(h.name, Buffer.from(text));
   }
-  const urls = isAdd ? ins.sources.filter((x) => /^https?:\/\//.test(x)) : [];
-  if (isAdd && ins.sources.some((x) => /^git@|\.git(#.*)?$/.test(x) && !/^https?:\/\//.test(x))) {
-    throw new ImgbuildError('NOT_IMPLEMENTED', 'ADD of git repositories is not supported');
-  }
-  const localSources = ins.sources.filter((x) => !urls.includes(x));
+  // Git references first: an https URL ending in .git is a repository, not a download (BuildKit).
+  const gitWords = gitSourcesOf(ins);
+  const isGit = (x: string): boolean => gitWords.some((g) => g.word === x);
+  const urls = isAdd ? ins.sources.filter((x) => isHttpUrl(x) && !isGit(x)) : [];
+  const localSources = ins.sources.filter((x) => !urls.includes(x) && !isGit(x));
   let content: string;
   // Files come from another stage's (or an image's) rootfs, or from the context as planned.
   let source: { image: ImageState } | { plan: CopyPlan };
@@ -41,6 +41,9 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
   try {
     const downloads: Download[] = [];
     for (const u of urls) downloads.push(await download(u, scratch, (ins as Add).checksum, env.signal));
+    const gitOpts = { scratch, ...(env.sshAuthSock ? { sshAuthSock: env.sshAuthSock } : {}), ...(env.signal ? { signal: env.signal } : {}) };
+    // Resolved to commits now (the cache key), checked out only when the step runs.
+    const gits: GitSource[] = gitWords.length ? await resolveGitSources(gitWords, ins as Add, gitOpts) : [];
     if (from) {
       // A stage, else an image reference.
       const image = (await env.stage(from, s.stage)) ?? (await loadBase(env, from, env.platform));
@@ -59,6 +62,7 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
     if (downloads.length) {
       content += JSON.stringify(await Promise.all(downloads.map(async (d) => [d.name, await hashFile(d.path)])));
     }
+    if (gits.length) content += JSON.stringify(gits.map(gitSourceKey));
     const createdBy = `${isAdd ? 'ADD' : 'COPY'} ${ins.original.replace(/^\s*\S+\s+/, '').split('\n')[0]}`;
     const keyParts = keyBase(s, {
       kind: ins.kind, sources: ins.sources, dest: ins.dest, from: from ?? null, chown: ins.chown, chmod: ins.chmod,
@@ -102,9 +106,16 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
           });
         } else {
           const plan = source.plan;
-          const all: CopyPlan = { ...plan, multiple: plan.multiple || downloads.length + localSources.length > 1 };
+          const all: CopyPlan = { ...plan, multiple: plan.multiple || downloads.length + localSources.length + gits.length > 1 };
           for (const d of downloads) {
             all.items.push({ source: d.name, name: d.name, isDir: false, entries: [{ rel: '', type: 'file', src: d.path, mode: 0o600, uid: 0, gid: 0, mtimeMs: d.mtimeMs }] });
+          }
+          // A repository's tree is copied into dest as a directory's contents are.
+          for (const [i, g] of gits.entries()) {
+            const dir = join(scratch, `git-${i}`);
+            await checkoutGitSource(g, dir, { ...gitOpts, scratch: join(scratch, `git-${i}.work`) });
+            const p = await planCopy({ sources: ['/'], tree: { root: dir, kind: 'context' }, ...(env.signal ? { signal: env.signal } : {}) });
+            all.items.push(...p.items.map((it) => ({ ...it, source: g.word })));
           }
           await apply(all);
         }

@@ -1,15 +1,16 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
-import { resolve } from 'node:path';
 import { createProgress } from '../progress.js';
 import { parseCompressionLevel } from './push.js';
 import { build } from '../../builder/build.js';
 import { parseSecretFlag } from '../../builder/dispatch/mounts.js';
+import { inputsFromArgs } from '../../builder/inputs/context-source.js';
 
 interface BuildFlags {
   file?: string;
   tag: string[];
+  label: string[];
   buildArg: string[];
   target?: string;
   cache: boolean;
@@ -58,9 +59,10 @@ export default function register(program: Command, ctx: CliContext): void {
   program
     .command('build')
     .description('build an image from a Dockerfile')
-    .argument('<context>', 'build context directory, or - to read a Dockerfile from stdin (no context)')
-    .option('-f, --file <path>', 'Dockerfile (default: <context>/Dockerfile)')
+    .argument('<context>', 'build context: a directory, a tar archive, a git repository URL, an http(s) URL, or - for a tar archive or a Dockerfile on stdin')
+    .option('-f, --file <path>', 'Dockerfile (default: <context>/Dockerfile; - for stdin; inside the context when it is not a directory)')
     .option('-t, --tag <name>', 'name the image (repeatable)', collect, [])
+    .option('--label <key=value>', 'set a label on the image (repeatable)', collect, [])
     .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage (and what it needs) only')
     .option('--no-cache', 'do not use the build cache')
@@ -104,13 +106,7 @@ export default function register(program: Command, ctx: CliContext): void {
           if (v !== undefined) buildArgs[a] = v;
         } else buildArgs[a.slice(0, i)] = a.slice(i + 1);
       }
-      let contextDir: string | undefined;
-      let dockerfileText: string | undefined;
-      if (contextArg === '-') {
-        const chunks: Buffer[] = [];
-        for await (const c of process.stdin) chunks.push(c as Buffer);
-        dockerfileText = Buffer.concat(chunks).toString('utf8');
-      } else contextDir = resolve(contextArg);
+      const inputs = await inputsFromArgs(contextArg, f.file, process.stdin, process.cwd());
       const epochText = ctx.env.SOURCE_DATE_EPOCH;
       let sourceDateEpoch: number | undefined;
       if (epochText !== undefined && epochText !== '') {
@@ -125,10 +121,10 @@ export default function register(program: Command, ctx: CliContext): void {
       try {
         const r = await build({
           root: ctx.root(),
-          ...(contextDir ? { contextDir } : {}),
-          ...(f.file ? { dockerfile: resolve(f.file) } : {}),
-          ...(dockerfileText !== undefined ? { dockerfileText } : {}),
+          ...inputs,
           tags: f.tag,
+          // `--label k` (no `=`) is an empty value, as docker's ConvertKVStringsToMap makes it.
+          labels: Object.fromEntries(f.label.map((l) => (l.includes('=') ? [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] : [l, '']))),
           buildArgs,
           ...(f.target ? { target: f.target } : {}),
           noCache: !f.cache,

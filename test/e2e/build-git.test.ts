@@ -1,0 +1,163 @@
+/**
+ * Git sources against a git server on 127.0.0.1 (git http-backend): a git repository as the build
+ * context (`URL#ref:subdir`, query forms, BUILDKIT_CONTEXT_KEEP_GIT_DIR) and `ADD <git ref>`
+ * (`--keep-git-dir`, `--checksum` with a commit, branches, tags, commits, subdirs), with BuildKit's
+ * semantics: no `.git` unless asked, files owned by root, a step cached by the commit.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeTmp } from '../helpers/tmp.js';
+import { runCli, expectOneLineError } from '../helpers/cli.js';
+import { ensureBusybox } from '../helpers/base-image.js';
+import { writeContext } from '../helpers/context.js';
+import { startGitServer, makeRepo, git, type GitServer } from '../helpers/git-server.js';
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let root: string;
+let server: GitServer;
+let ids: string[];
+let tagIds: string[];
+
+beforeAll(async () => {
+  tmp = await makeTmp('imgbuild-e2e-git-');
+  root = join(tmp.dir, 'root');
+  await ensureBusybox(root);
+  const repos = join(tmp.dir, 'repos');
+  await mkdir(repos);
+  server = await startGitServer(repos);
+  ids = makeRepo(repos, 'app', [
+    { files: { 'Dockerfile': 'FROM busybox\nCOPY . /src\nCMD ["cat", "/src/version"]\n', 'version': 'one\n', 'sub/Dockerfile': 'FROM busybox\nCOPY . /sub\n', 'sub/file': 'in sub\n' }, tag: 'v1' },
+    { files: { 'version': 'two\n', 'run.sh': '#!/bin/sh\necho run\n' }, mode: { 'run.sh': 0o755 }, annotatedTag: 'v2' },
+    { files: { 'version': 'three (dev)\n' }, branch: 'dev' },
+  ]);
+  tagIds = [git(join(repos, 'app.git'), 'rev-parse', 'v2')];
+}, 120_000);
+afterAll(async () => {
+  await server?.close();
+  await tmp.cleanup();
+});
+
+async function imgbuild(args: string[], o: { input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runCli(args, { root, ...(o.input !== undefined ? { input: o.input } : {}) });
+}
+
+async function buildOk(args: string[]): Promise<{ id: string; stderr: string }> {
+  const r = await imgbuild(['build', '--progress=plain', ...args]);
+  if (r.code !== 0) throw new Error(`build failed (${r.code}):\n${r.stderr}`);
+  return { id: r.stdout.trim(), stderr: r.stderr };
+}
+
+async function run(ref: string, ...cmd: string[]): Promise<string> {
+  const r = await imgbuild(['run', '--rm', ref, ...cmd]);
+  if (r.code !== 0) throw new Error(`run failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Nothing of a build is left in the store's scratch area. */
+async function scratchIsEmpty(): Promise<boolean> {
+  const names = await readdir(join(root, 'cache', 'build', 'tmp')).catch(() => []);
+  return names.length === 0;
+}
+
+describe('build with a git context', () => {
+  it('builds the default branch of a repository URL, without .git', async () => {
+    await buildOk(['-t', 'git-ctx', `${server.url}/app.git`]);
+    expect(await run('git-ctx')).toBe('two\n');
+    expect(await run('git-ctx', 'ls', '-a', '/src')).not.toMatch(/\.git\b/);
+    // Files as git checks them out: the executable bit kept, owned by root.
+    expect(await run('git-ctx', 'stat', '-c', '%a %u:%g %n', '/src/run.sh', '/src/version')).toBe('755 0:0 /src/run.sh\n644 0:0 /src/version\n');
+    expect(await scratchIsEmpty()).toBe(true);
+  });
+
+  it('takes a branch, a tag or a commit after #, and a subdir after :', async () => {
+    await buildOk(['-t', 'git-dev', `${server.url}/app.git#dev`]);
+    expect(await run('git-dev')).toBe('three (dev)\n');
+    await buildOk(['-t', 'git-v1', `${server.url}/app.git#v1`]);
+    expect(await run('git-v1')).toBe('one\n');
+    await buildOk(['-t', 'git-c0', `${server.url}/app.git#${ids[0]}`]);
+    expect(await run('git-c0')).toBe('one\n');
+    // The subdir is the context, and its Dockerfile the one built.
+    await buildOk(['-t', 'git-sub', `${server.url}/app.git#main:sub`]);
+    expect(await run('git-sub', 'cat', '/sub/file')).toBe('in sub\n');
+    expect(await run('git-sub', 'ls', '/sub')).toBe('Dockerfile\nfile\n');
+  });
+
+  it('reads the query form (?ref=, ?branch=, ?tag=, ?subdir=)', async () => {
+    await buildOk(['-t', 'git-q', `${server.url}/app.git?branch=dev`]);
+    expect(await run('git-q')).toBe('three (dev)\n');
+    await buildOk(['-t', 'git-q2', `${server.url}/app.git?tag=v1&subdir=sub`]);
+    expect(await run('git-q2', 'cat', '/sub/file')).toBe('in sub\n');
+  });
+
+  it('keeps .git with BUILDKIT_CONTEXT_KEEP_GIT_DIR=1, holding the commit and the origin', async () => {
+    const ctxDf = await writeContext(tmp.dir, 'keep-df', { 'Dockerfile': 'FROM busybox\nCOPY . /src\n' });
+    await buildOk(['-t', 'git-keep', '--build-arg', 'BUILDKIT_CONTEXT_KEEP_GIT_DIR=1', '-f', join(ctxDf, 'Dockerfile'), `${server.url}/app.git#dev`]);
+    const heads = await run('git-keep', 'cat', '/src/.git/HEAD');
+    expect(heads.trim()).toBe(ids[2]);
+    expect(await run('git-keep', 'cat', '/src/.git/config')).toContain(`url = ${server.url}/app.git`);
+  });
+
+  it('takes -f as a path inside the repository', async () => {
+    await buildOk(['-t', 'git-f', '-f', 'sub/Dockerfile', `${server.url}/app.git`]);
+    expect(await run('git-f', 'cat', '/sub/sub/file')).toBe('in sub\n');
+  });
+
+  it('fails in one line, leaving nothing, for a missing ref, repository or subdir', async () => {
+    expectOneLineError(await imgbuild(['build', '-q', `${server.url}/app.git#nope`]), /^imgbuild: NOT_FOUND: .*does not contain ref nope/);
+    expectOneLineError(await imgbuild(['build', '-q', `${server.url}/missing.git`]), /^imgbuild: UNAVAILABLE: git source .*missing\.git: git ls-remote failed/);
+    expectOneLineError(await imgbuild(['build', '-q', `${server.url}/app.git#main:nope`]), /^imgbuild: NOT_FOUND: .*subdir "nope" does not exist/);
+    expectOneLineError(await imgbuild(['build', '-q', 'http://127.0.0.1:1/x.git']), /^imgbuild: UNAVAILABLE: /);
+    expect(await scratchIsEmpty()).toBe(true);
+  });
+});
+
+describe('ADD <git ref>', () => {
+  it('adds the tree of a ref without .git, and with --keep-git-dir keeps it', async () => {
+    const ctx = await writeContext(tmp.dir, 'add-git', {
+      'Dockerfile': [
+        'FROM busybox',
+        `ADD ${server.url}/app.git#v1 /plain`,
+        `ADD --keep-git-dir=true ${server.url}/app.git#dev /kept`,
+        `ADD ${server.url}/app.git#main:sub /sub/`,
+        `ADD ${server.url}/app.git?tag=v2 /v2`,
+      ].join('\n'),
+    });
+    await buildOk(['-t', 'add-git', ctx]);
+    expect(await run('add-git', 'cat', '/plain/version', '/kept/version', '/sub/file', '/v2/version')).toBe('one\nthree (dev)\nin sub\ntwo\n');
+    expect(await run('add-git', 'ls', '-a', '/plain')).toBe('.\n..\nDockerfile\nsub\nversion\n');
+    expect((await run('add-git', 'cat', '/kept/.git/HEAD')).trim()).toBe(ids[2]);
+  });
+
+  it('caches the step by commit: a new commit on the branch is fetched, an unchanged one is not', async () => {
+    const ctx = await writeContext(tmp.dir, 'add-cache', { 'Dockerfile': `FROM busybox\nADD ${server.url}/cache.git#main /c\n` });
+    const repos = server.dir;
+    makeRepo(repos, 'cache', [{ files: { f: '1\n' } }]);
+    await buildOk(['-t', 'add-cache', ctx]);
+    const second = await buildOk(['-t', 'add-cache', ctx]);
+    expect(second.stderr).toMatch(/#2 \[stage-0 2\/2\] ADD .*\n#2 CACHED/);
+    makeRepo(repos, 'cache', [{ files: { f: '1\n' } }, { files: { f: '2\n' } }]);
+    const third = await buildOk(['-t', 'add-cache', ctx]);
+    expect(third.stderr).toMatch(/#2 \[stage-0 2\/2\] ADD .*\n#2 DONE/);
+    expect(await run('add-cache', 'cat', '/c/f')).toBe('2\n');
+  });
+
+  it('checks --checksum against the commit (a prefix will do; an annotated tag may name its tag object)', async () => {
+    const ok = await writeContext(tmp.dir, 'add-sum-ok', { 'Dockerfile': `FROM busybox\nADD --checksum=${ids[0]!.slice(0, 12)} ${server.url}/app.git#v1 /a\nADD --checksum=${tagIds[0]} ${server.url}/app.git#v2 /b\n` });
+    await buildOk(['-t', 'add-sum', ok]);
+    expect(await run('add-sum', 'cat', '/a/version', '/b/version')).toBe('one\ntwo\n');
+    const bad = await writeContext(tmp.dir, 'add-sum-bad', { 'Dockerfile': `FROM busybox\nADD --checksum=${ids[1]} ${server.url}/app.git#v1 /a\n` });
+    expectOneLineError(await imgbuild(['build', '-q', bad]), new RegExp(`^imgbuild: FAILED_PRECONDITION: \\S*Dockerfile:2:1: .*expected checksum to match ${ids[1]}, got ${ids[0]}`));
+    const notHex = await writeContext(tmp.dir, 'add-sum-hex', { 'Dockerfile': `FROM busybox\nADD --checksum=sha256:abc ${server.url}/app.git /a\n` });
+    expectOneLineError(await imgbuild(['build', '-q', notHex]), /INVALID_ARGUMENT: .*invalid checksum sha256:abc for Git URL, expected hex commit hash/);
+  });
+
+  it('refuses a git ref in COPY, and --checksum with several or local sources', async () => {
+    const cp = await writeContext(tmp.dir, 'copy-git', { 'Dockerfile': `FROM busybox\nCOPY ${server.url}/app.git /a\n` });
+    expectOneLineError(await imgbuild(['build', '-q', cp]), /INVALID_ARGUMENT: .*source can't be a git ref for COPY/);
+    const many = await writeContext(tmp.dir, 'sum-many', { 'Dockerfile': `FROM busybox\nADD --checksum=${ids[0]} ${server.url}/app.git f /a/\n`, f: 'x' });
+    expectOneLineError(await imgbuild(['build', '-q', many]), /INVALID_ARGUMENT: .*checksum can't be specified for multiple sources/);
+    const local = await writeContext(tmp.dir, 'sum-local', { 'Dockerfile': 'FROM busybox\nADD --checksum=sha256:00 f /a\n', f: 'x' });
+    expectOneLineError(await imgbuild(['build', '-q', local]), /INVALID_ARGUMENT: .*checksum requires HTTP\(S\) or Git sources/);
+  });
+});
