@@ -504,6 +504,12 @@ static void setup_dev_nodes(int rootfd) {
   if (unlinkat(devfd, ".nodes", AT_REMOVEDIR) < 0) bail("rmdir: /dev/.nodes");
 }
 
+static bool has_mount_at(const struct cfg *c, const char *dst) {
+  for (size_t i = 0; i < c->nmounts; i++)
+    if (strcmp(c->mounts[i].dst, dst) == 0) return true;
+  return false;
+}
+
 static void setup_dev(int rootfd, const struct cfg *c) {
   std_mount(rootfd, "tmpfs", "tmpfs", "/dev", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k");
   setup_dev_nodes(rootfd);
@@ -519,7 +525,9 @@ static void setup_dev(int rootfd, const struct cfg *c) {
         mount("devpts", tp, "devpts", pts.flags, "newinstance,ptmxmode=0666,mode=0620") < 0)
       bail("mount: devpts on /dev/pts");
   }
-  std_mount(rootfd, "tmpfs", "shm", "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+  /* A mount of the spec's own at /dev/shm (a sized one, say) takes the default's place, as in runc. */
+  if (!has_mount_at(c, "/dev/shm"))
+    std_mount(rootfd, "tmpfs", "shm", "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
   if (c->nsflags & CLONE_NEWIPC)
     std_mount(rootfd, "mqueue", "mqueue", "/dev/mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   cleanup_close int devfd = open_in_root(rootfd, "/dev", O_DIRECTORY);
