@@ -166,7 +166,8 @@ export class StepNetworks {
     const next = this.spare ?? this.make();
     this.spare = undefined;
     const made = await next;
-    if (this.o.spare !== false && !this.closed) {
+    // Another step may have started a spare meanwhile: there is never more than one.
+    if (this.o.spare !== false && !this.closed && !this.spare) {
       this.spare = this.make();
       this.spare.catch(() => {}); // its error, if any, is the next step's
     }
