@@ -35,7 +35,7 @@ const ALLOWED: Record<string, string[]> = {
   host: [],
   snapshots: ['store', 'tar', 'compress', 'image'],
   containers: ['snapshots', 'host', 'sandbox', 'store', 'image'],
-  builder: ['snapshots', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image'],
+  builder: ['snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image'],
   cli: ['builder', 'containers', 'snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image', 'root'],
   root: ['builder', 'containers', 'snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image'],
 };
