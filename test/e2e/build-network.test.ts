@@ -372,6 +372,21 @@ describe('nothing left behind', () => {
     await expect(nets.acquire('bridge')).rejects.toThrow(/ended/);
     expect((await nets.acquire('none')).netnsPath).toBeUndefined();
   });
+
+  it('StepNetworks: a network that cannot be made fails with a hint and leaves no namespace or record', async () => {
+    const buildTmp = join(tmp.dir, 'step-networks-fail');
+    await mkdir(buildTmp);
+    // A bridge and lease table of its own whose only subnet is the host's own route: no subnet to take.
+    const hostNet = JSON.parse(spawnSync('ip', ['-4', '-j', 'route', 'show'], { encoding: 'utf8' }).stdout) as { dst: string }[];
+    const taken = hostNet.find((r) => r.dst !== 'default' && r.dst.includes('/'))?.dst ?? '127.0.0.0/8';
+    const network = { stateDir: join(tmp.dir, 'leases'), bridge: `ibf${process.pid}`.slice(0, 15), subnets: [taken] };
+    const nets = new StepNetworks(buildTmp, { network });
+    await expect(nets.acquire('bridge')).rejects.toThrow(/^RUN's network: every candidate bridge subnet .* overlaps a host route \(hint: build --network none runs RUN without a network\)$/);
+    await nets.close();
+    // The namespace made before the subnet was looked for went with its record.
+    expect(await readdir(join(buildTmp, 'netns'))).toEqual([]);
+    expect(existsSync(`/sys/class/net/${network.bridge}`)).toBe(false);
+  });
 });
 
 describe('against buildah', () => {

@@ -16,7 +16,7 @@ import { isIP } from 'node:net';
 import { InvalidArgumentError, ImgbuildError } from '../../errors.js';
 import { namesIn } from '../../fs.js';
 import { parseShmSize, parseUlimit } from '../../host/limits.js';
-import { setupNetwork, teardownNetwork, type NetworkState } from '../../host/network.js';
+import { setupNetwork, teardownNetwork, type NetworkOptions, type NetworkState } from '../../host/network.js';
 import { sandboxResolvConf, type HostDnsSource } from '../../host/resolv-conf.js';
 import type { Rlimit } from '../../sandbox/spec.js';
 import { BuildError } from '../errors.js';
@@ -158,7 +158,8 @@ export class StepNetworks {
   private readonly removals = new Set<Promise<void>>();
   private closed = false;
 
-  constructor(private readonly buildTmp: string, private readonly o: { spare?: boolean; signal?: AbortSignal } = {}) {}
+  /** `network`: the bridge, subnets and lease table (host/network.ts's defaults unless given). */
+  constructor(private readonly buildTmp: string, private readonly o: { spare?: boolean; signal?: AbortSignal; network?: Omit<NetworkOptions, 'signal'> } = {}) {}
 
   async acquire(mode: 'none' | 'host' | 'bridge'): Promise<StepNetwork> {
     if (mode !== 'bridge') return { ...(mode === 'host' ? { gateway: '127.0.0.1' } : {}), release: () => {} };
@@ -200,17 +201,18 @@ export class StepNetworks {
     await mkdir(netRecordDir(this.buildTmp), { recursive: true });
     await writeFile(record, '');
     try {
-      return { id, state: await setupNetwork(id, 'bridge', this.o.signal ? { signal: this.o.signal } : {}) };
+      return { id, state: await setupNetwork(id, 'bridge', { ...this.o.network, ...(this.o.signal ? { signal: this.o.signal } : {}) }) };
     } catch (e) {
       // setupNetwork undid what it made.
       await rm(record, { force: true });
-      throw e;
+      if (this.o.signal?.aborted || !(e instanceof ImgbuildError)) throw e;
+      throw new ImgbuildError(e.code, `RUN's network: ${e.message} (hint: build --network none runs RUN without a network)`, { cause: e });
     }
   }
 
   private remove(m: Made): void {
     const p = (async () => {
-      await teardownNetwork(m.id, m.state);
+      await teardownNetwork(m.id, m.state, this.o.network ?? {});
       await rm(join(netRecordDir(this.buildTmp), m.id), { force: true });
     })().catch(() => {});
     this.removals.add(p);
