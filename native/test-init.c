@@ -1,6 +1,7 @@
 /*
  * Static multi-call entrypoint for the runner tests, so they need no distro image:
  *   test-init CMD [ARGS...] [+ CMD [ARGS...]]...
+ * (`ssh-ids [SOCK]` lists an ssh agent's keys, for RUN --mount=type=ssh.)
  * Commands run in order; the status is the last command's. Escape probes print what the kernel
  * answered ("ok" or the errno name) and exit 0 only when the attempt was refused.
  */
@@ -20,6 +21,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -152,8 +155,60 @@ static int watch_procs(int ms, const char *marker) {
   return bad;
 }
 
+/* Reads exactly n bytes (0 on success). */
+static int read_full(int fd, unsigned char *buf, size_t n) {
+  while (n > 0) {
+    ssize_t r = read(fd, buf, n);
+    if (r <= 0) return -1;
+    buf += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+static unsigned be32(const unsigned char *p) { return (unsigned)p[0] << 24 | (unsigned)p[1] << 16 | (unsigned)p[2] << 8 | p[3]; }
+
+/* `ssh-ids [SOCK]`: asks the ssh agent at SOCK (default $SSH_AUTH_SOCK) for its identities and
+ * prints their number, then each key's type and comment (what `ssh-add -l` would list). */
+static int ssh_ids(const char *sock) {
+  if (!sock) { printf("no agent socket\n"); return 2; }
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un a = { .sun_family = AF_UNIX };
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", sock);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) { printf("connect %s: %s\n", sock, ename(errno)); return 1; }
+  const unsigned char req[5] = {0, 0, 0, 1, 11};
+  if (write(fd, req, sizeof req) != sizeof req) { printf("write: %s\n", ename(errno)); return 1; }
+  unsigned char len[4];
+  if (read_full(fd, len, 4)) { printf("no answer\n"); return 1; }
+  unsigned n = be32(len);
+  if (n < 5 || n > 1 << 20) { printf("bad answer length %u\n", n); return 1; }
+  unsigned char *msg = malloc(n);
+  if (!msg || read_full(fd, msg, n)) { printf("short answer\n"); return 1; }
+  if (msg[0] != 12) { printf("answer type %u\n", msg[0]); return 1; }
+  unsigned count = be32(msg + 1), pos = 5;
+  printf("%u\n", count);
+  for (unsigned i = 0; i < count; i++) {
+    if (pos + 4 > n) return 1;
+    unsigned blen = be32(msg + pos);
+    if (pos + 4 + blen > n || blen < 4) return 1;
+    unsigned tlen = be32(msg + pos + 4);
+    if (tlen > blen - 4) return 1;
+    printf("%.*s", (int)tlen, (const char *)msg + pos + 8);
+    pos += 4 + blen;
+    if (pos + 4 > n) return 1;
+    unsigned clen = be32(msg + pos);
+    if (pos + 4 + clen > n) return 1;
+    printf(" %.*s\n", (int)clen, (const char *)msg + pos + 4);
+    pos += 4 + clen;
+  }
+  free(msg);
+  close(fd);
+  return 0;
+}
+
 static int run(int argc, char **argv) {
   const char *cmd = argv[0];
+  if (!strcmp(cmd, "ssh-ids")) return ssh_ids(argc > 1 ? argv[1] : getenv("SSH_AUTH_SOCK"));
   if (!strcmp(cmd, "echo")) {
     for (int i = 1; i < argc; i++) printf("%s%s", i > 1 ? " " : "", argv[i]);
     printf("\n");

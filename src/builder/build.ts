@@ -34,6 +34,7 @@ import { BuildCache } from './cache.js';
 import { openContext } from './context.js';
 import { openInputs, type BuildInputs } from './inputs/build-inputs.js';
 import type { ContextSource } from './inputs/context-source.js';
+import { SshForwards, type SshSpec } from './inputs/ssh-agent.js';
 import { dispatchStage } from './dispatch/dispatch.js';
 import { isoTime, latestCreated, type ImageState } from './dispatch/image-state.js';
 import type { BuildReporter, DispatchEnv } from './dispatch/stage.js';
@@ -64,6 +65,8 @@ export interface BuildOptions {
   noCache?: boolean;
   pull?: boolean;
   secrets?: SecretSource[];
+  /** `--ssh` agents: an id and a socket or key files (none: $SSH_AUTH_SOCK). */
+  ssh?: SshSpec[];
   /** RUN's network: `default` (a namespace of its own on the bridge, the default), `none` or `host`. */
   network?: BuildNetwork;
   /** Entitlements (`network.host`, `security.insecure`) for RUN --network=host and --security=insecure. */
@@ -142,15 +145,25 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // URL is materialized in it before the Dockerfile is read, and goes with it however the build ends.
   const tmpDir = join(tmpBaseOf(o.root), `${process.pid}-${randomBytes(4).toString('hex')}`);
   const newRoot = !(await stat(o.root).catch(() => undefined));
+  // `--ssh` values are checked (and key files read) before anything else is done.
+  const ssh = await SshForwards.open(o.ssh ?? [], process.env);
   try {
     const reporter = o.reporter ?? NOOP_REPORTER;
+    // git over ssh uses the `default` agent: a socket as it is, keys served from the scratch dir.
+    let sshAuthSock = ssh.hostSocket('default');
+    if (sshAuthSock === undefined && ssh.has('default')) {
+      await mkdir(tmpDir, { recursive: true });
+      sshAuthSock = (await ssh.serve('default', tmpDir, 'ssh-default.sock')).path;
+    }
     const inputs = await openInputs({
       ...o,
       task: (label) => reporter.task(label),
       ...(o.contextSource ? { contextSource: o.contextSource } : {}),
+      ...(sshAuthSock ? { sshAuthSock } : {}),
     }, tmpDir);
-    return await buildWith(o, inputs, tmpDir);
+    return await buildWith(o, inputs, tmpDir, { ssh, ...(sshAuthSock ? { sshAuthSock } : {}) });
   } finally {
+    await ssh.close();
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length) await unmount(tmpDir).catch(() => {});
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length === 0) await rm(tmpDir, { recursive: true, force: true }).catch(() => {});
     // A build that could not start leaves no store behind: the dirs its scratch needed go (empty only).
@@ -158,7 +171,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   }
 }
 
-async function buildWith(o: BuildOptions, inputs: BuildInputs, tmpDir: string): Promise<BuildResult> {
+async function buildWith(o: BuildOptions, inputs: BuildInputs, tmpDir: string, agents: Pick<DispatchEnv, 'ssh' | 'sshAuthSock'>): Promise<BuildResult> {
   const signal = o.signal;
   const reporter = o.reporter ?? NOOP_REPORTER;
   const dockerfilePath = inputs.dockerfilePath;
@@ -214,6 +227,7 @@ async function buildWith(o: BuildOptions, inputs: BuildInputs, tmpDir: string): 
     runSandbox,
     networks,
     secrets: new Map((o.secrets ?? []).map((s) => [s.id, s])),
+    ...agents,
     buildArgs,
     metaArgs,
     platform,

@@ -6,7 +6,9 @@
  *    `rw` bind go to a scratch copy and are discarded, as in BuildKit);
  *  - secret: the file given by `--secret id=,src=` copied onto a private tmpfs dir and bound
  *    read-only; its content never reaches a layer or a cache key;
- *  - tmpfs: a fresh tmpfs.
+ *  - tmpfs: a fresh tmpfs;
+ *  - ssh: a socket in the step's scratch dir serving the `--ssh` agent of its id (inputs/ssh-agent.ts),
+ *    bound at the target; SSH_AUTH_SOCK names the first one.
  */
 import { cp, mkdir, mkdtemp, readFile, writeFile, chmod, chown, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -17,6 +19,7 @@ import type { RunMount } from '../frontend/instructions.js';
 import { ImgbuildError } from '../../errors.js';
 import { withLock } from '../../atomic.js';
 import { resolveInRoot } from './fs-root.js';
+import type { ServedAgent, SshForwards } from '../inputs/ssh-agent.js';
 
 export class SecretNotFoundError extends ImgbuildError {
   constructor(readonly id: string) {
@@ -56,6 +59,18 @@ export interface PreparedMounts {
   locks: string[];
   /** The host dir holding the step's secret files, to remove after it. */
   secretDir?: string;
+  /** Agent sockets served for `type=ssh` mounts, to close after the step. */
+  agents?: ServedAgent[];
+}
+
+/**
+ * Where each `type=ssh` mount's socket goes: its target, else `/run/buildkit/ssh_agent.<n>`,
+ * n counting the ssh mounts of the RUN (BuildKit's llb exec).
+ */
+export function sshTargets(list: readonly RunMount[]): Map<RunMount, string> {
+  const out = new Map<RunMount, string>();
+  for (const m of list) if (m.type === 'ssh') out.set(m, posix.resolve('/', m.target ?? `/run/buildkit/ssh_agent.${out.size}`));
+  return out;
 }
 
 export interface MountContext {
@@ -67,6 +82,8 @@ export interface MountContext {
   /** Host rootfs of a stage/image named by `from` (mounted by the caller). */
   fromRoot: (from: string) => Promise<string>;
   secrets: Map<string, SecretSource>;
+  /** `--ssh` agents, for `type=ssh`. */
+  ssh?: SshForwards;
   workdir: string;
 }
 
@@ -163,9 +180,18 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
         }
         break;
       }
-      case 'ssh':
-        if (m.required) throw new ImgbuildError('NOT_IMPLEMENTED', 'RUN --mount=type=ssh is not supported');
+      case 'ssh': {
+        // Not forwarded: skipped when optional, as BuildKit's SSHOptional is.
+        const id = m.id ?? 'default';
+        if (!c.ssh?.has(id)) {
+          if (m.required) throw new ImgbuildError('NOT_FOUND', `no SSH key ${JSON.stringify(id)} forwarded from the client (use build --ssh ${id}[=SOCKET|KEY])`);
+          break;
+        }
+        const agent = await c.ssh.serve(id, c.scratch, `ssh-agent.${out.agents?.length ?? 0}`, { uid: m.uid, gid: m.gid, mode: m.mode });
+        (out.agents ??= []).push(agent);
+        out.mounts.push({ type: 'bind', source: agent.path, destination: sshTargets(list).get(m)!, options: ['rbind', 'nosuid', 'nodev', 'noexec'] });
         break;
+      }
     }
   }
   if (secretDir) out.secretDir = secretDir;

@@ -13,7 +13,7 @@ import { planCopy, planDigest, type SourceTree } from './copy.js';
 import { resolveInRoot, resolveProcessUser } from './fs-root.js';
 import { INIT_FILES, lineWriter, networkFiles, RunFailedError, sandboxSpec, type BuildNetwork } from './run-step.js';
 import { checkEntitlements, DEFAULT_RUN_SANDBOX, hostsFile, isResolutionFailure, noNetworkHint, proxyEnv, sandboxKey, StepNetworks, stepResolvConf } from './run-network.js';
-import { mountTarget, prepareRunMounts, withCacheLocks } from './mounts.js';
+import { mountTarget, prepareRunMounts, sshTargets, withCacheLocks } from './mounts.js';
 import { loadBase } from './base-image.js';
 import type { ImageState } from './image-state.js';
 import { createWorkdir, layerStep, workdirStep } from './layer-step.js';
@@ -95,6 +95,9 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
   const stepEnv = runEnv(s);
   // Proxy build args reach RUN without an ARG line and stay out of history and cache keys (BuildKit).
   stepEnv.push(...proxyEnv(env.buildArgs, stepEnv));
+  // The first ssh mount's socket is SSH_AUTH_SOCK, unless the stage sets one (BuildKit's llb exec).
+  const sshSock = [...sshTargets(ins.mounts).values()][0];
+  if (sshSock !== undefined && !stepEnv.some((e) => e.startsWith('SSH_AUTH_SOCK='))) stepEnv.push(`SSH_AUTH_SOCK=${sshSock}`);
   const workdirPending = s.workdirPending;
   await layerStep(s, label, keyParts, createdBy, async (active, log) => {
     const scratch = await mkdtemp(join(env.tmpDir, 'run-'));
@@ -136,6 +139,7 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
           return dir;
         },
         secrets: env.secrets,
+        ...(env.ssh ? { ssh: env.ssh } : {}),
         workdir,
       });
       const extra = scriptFile
@@ -180,6 +184,7 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
         net.release();
         if (nets !== env.networks) await nets.close();
         if (prepared.secretDir) await rm(prepared.secretDir, { recursive: true, force: true });
+        await Promise.all((prepared.agents ?? []).map((a) => a.close()));
       }
     } finally {
       for (const v of viewKeys.splice(0)) {
@@ -204,7 +209,10 @@ async function mountPlaceholders(ins: Run, workdir: string, isFile: (m: BindMoun
       if (m.target || !m.env) files.push(posix.resolve('/', m.target ?? `/run/secrets/${m.id ?? ''}`));
       continue;
     }
-    if (m.type === 'ssh') continue;
+    if (m.type === 'ssh') {
+      files.push(sshTargets(ins.mounts).get(m)!);
+      continue;
+    }
     const target = mountTarget(m.target, workdir);
     if (m.type === 'bind' && (await isFile(m))) files.push(target);
     else dirs.push(target);

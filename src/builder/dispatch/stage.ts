@@ -14,6 +14,7 @@ import type { BuildContext } from '../context.js';
 import type { BuildNetwork } from './run-step.js';
 import type { RunSandboxOptions, StepNetworks } from './run-network.js';
 import type { SecretSource } from './mounts.js';
+import type { SshForwards } from '../inputs/ssh-agent.js';
 import type { BuildSnapshotter, BuildStore, StepCache } from './seams.js';
 import { DEFAULT_PATH, isoTime, type DraftImage, type ImageState } from './image-state.js';
 
@@ -48,6 +49,8 @@ export interface DispatchEnv {
   /** The bridged namespaces of RUN steps (one per step, removed by the build when it ends). */
   networks?: StepNetworks;
   secrets: Map<string, SecretSource>;
+  /** The `--ssh` agents (RUN --mount=type=ssh). */
+  ssh?: SshForwards;
   /** The ssh agent socket git uses for an ssh remote (`--ssh default`), when one was given. */
   sshAuthSock?: string;
   buildArgs: ReadonlyMap<string, string>;

@@ -140,12 +140,12 @@ export function parseMount(value: string): RunMount {
       const env = type === 'secret' ? str('env') : undefined;
       let tgt = target || undefined;
       let theId = id;
-      if (!theId && tgt) theId = tgt.split('/').filter(Boolean).pop();
+      // A secret without an id is named by its target; an ssh mount's id is `default` (BuildKit).
+      if (!theId && tgt && type === 'secret') theId = tgt.split('/').filter(Boolean).pop();
       if (type === 'secret' && !tgt && env === undefined) {
         if (!theId) throw new Error('secret mount requires an id or a target');
         tgt = `/run/secrets/${theId}`;
       }
-      if (type === 'ssh' && !tgt) tgt = `/run/buildkit/ssh_agent.${0}`;
       if (type === 'ssh' && !theId) theId = 'default';
       const common = {
         required: kv.has('required') ? parseBoolWord(kv.get('required'), 'required') : false,

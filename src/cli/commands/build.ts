@@ -6,6 +6,7 @@ import { parseCompressionLevel } from './push.js';
 import { build } from '../../builder/build.js';
 import { parseSecretFlag } from '../../builder/dispatch/mounts.js';
 import { inputsFromArgs } from '../../builder/inputs/context-source.js';
+import { parseSshFlag } from '../../builder/inputs/ssh-agent.js';
 
 interface BuildFlags {
   file?: string;
@@ -17,6 +18,7 @@ interface BuildFlags {
   pull: boolean;
   progress: string;
   secret: string[];
+  ssh: string[];
   network: string;
   allow: string[];
   addHost: string[];
@@ -69,6 +71,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--pull', 'always pull base images', false)
     .option('--progress <mode>', 'progress output: auto, tty, plain or quiet', 'auto')
     .option('--secret <id=,src=>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
+    .option('--ssh <default|id[=socket|key[,key]]>', 'an ssh agent (socket, or key files) for RUN --mount=type=ssh and git over ssh (repeatable)', collect, [])
     .option('--network <mode>', 'RUN networking: default (a namespace of its own on a bridge, with outbound NAT), none or host', 'default')
     .option('--allow <entitlement>', 'allow network.host (RUN --network=host) or security.insecure (RUN --security=insecure) (repeatable)', collect, [])
     .option('--add-host <host:ip>', 'add a line to RUN\'s /etc/hosts (ip may be host-gateway; repeatable)', collect, [])
@@ -130,6 +133,7 @@ export default function register(program: Command, ctx: CliContext): void {
           noCache: !f.cache,
           pull: f.pull,
           secrets: f.secret.map(parseSecretFlag),
+          ssh: f.ssh.map(parseSshFlag),
           network: f.network as 'default' | 'none' | 'host',
           allow: f.allow,
           addHosts: f.addHost,
