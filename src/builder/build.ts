@@ -28,15 +28,18 @@ import { writeArchiveFile, writeOciLayout } from '../archive/archive.js';
 import { throwIfAborted } from '../errors.js';
 import type { Stage } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
-import { buildStageGraph, findStageRef } from './frontend/stages.js';
+import { buildStageGraph, findStageRef, type StageGraph } from './frontend/stages.js';
 import { hostPlatformOf, parsePlatformSpec } from './frontend/platform.js';
 import { BuildCache } from './cache.js';
 import { openContext } from './context.js';
 import { openInputs, type BuildInputs } from './inputs/build-inputs.js';
 import type { ContextSource } from './inputs/context-source.js';
 import { SshForwards, type SshSpec } from './inputs/ssh-agent.js';
+import { parseNamedContexts, type NamedContext } from './inputs/named-contexts.js';
+import { importOciLayout } from './inputs/oci-layout.js';
+import { NamedContextImages } from './dispatch/named-context.js';
 import { dispatchStage } from './dispatch/dispatch.js';
-import { isoTime, latestCreated, type ImageState } from './dispatch/image-state.js';
+import { imageFromLoaded, isoTime, latestCreated, type ImageState } from './dispatch/image-state.js';
 import type { BuildReporter, DispatchEnv } from './dispatch/stage.js';
 import type { BuildSnapshotter, BuildStore } from './dispatch/seams.js';
 import type { BuildNetwork } from './dispatch/run-step.js';
@@ -87,6 +90,8 @@ export interface BuildOptions {
   iidfile?: string;
   /** `--label`s set on the image built (over the Dockerfile's). */
   labels?: Record<string, string>;
+  /** `--build-context name=value` values (inputs/named-contexts.ts); relative paths against the working directory. */
+  buildContexts?: string[];
   /** Seconds since the epoch for `created`, history times and clamped layer mtimes. */
   sourceDateEpoch?: number;
   reporter?: BuildReporter;
@@ -145,7 +150,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // URL is materialized in it before the Dockerfile is read, and goes with it however the build ends.
   const tmpDir = join(tmpBaseOf(o.root), `${process.pid}-${randomBytes(4).toString('hex')}`);
   const newRoot = !(await stat(o.root).catch(() => undefined));
-  // `--ssh` values are checked (and key files read) before anything else is done.
+  // `--ssh` and `--build-context` values are checked (and key files read) before anything else is done.
+  const contexts = await parseNamedContexts(o.buildContexts ?? [], process.cwd());
   const ssh = await SshForwards.open(o.ssh ?? [], process.env);
   try {
     const reporter = o.reporter ?? NOOP_REPORTER;
@@ -161,7 +167,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       ...(o.contextSource ? { contextSource: o.contextSource } : {}),
       ...(sshAuthSock ? { sshAuthSock } : {}),
     }, tmpDir);
-    return await buildWith(o, inputs, tmpDir, { ssh, ...(sshAuthSock ? { sshAuthSock } : {}) });
+    return await buildWith(o, inputs, tmpDir, { ssh, ...(sshAuthSock ? { sshAuthSock } : {}) }, contexts);
   } finally {
     await ssh.close();
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length) await unmount(tmpDir).catch(() => {});
@@ -171,7 +177,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   }
 }
 
-async function buildWith(o: BuildOptions, inputs: BuildInputs, tmpDir: string, agents: Pick<DispatchEnv, 'ssh' | 'sshAuthSock'>): Promise<BuildResult> {
+async function buildWith(
+  o: BuildOptions, inputs: BuildInputs, tmpDir: string, agents: Pick<DispatchEnv, 'ssh' | 'sshAuthSock'>, contexts: ReadonlyMap<string, NamedContext>,
+): Promise<BuildResult> {
   const signal = o.signal;
   const reporter = o.reporter ?? NOOP_REPORTER;
   const dockerfilePath = inputs.dockerfilePath;
@@ -205,6 +213,12 @@ async function buildWith(o: BuildOptions, inputs: BuildInputs, tmpDir: string, a
     ...(dockerfilePath ? { dockerfilePath } : {}),
   });
   const cache = await BuildCache.open(store);
+  // Images of OCI layouts named as contexts are read into the store first (buildx resolves them up front).
+  const preloaded = new Map<string, ImageState>();
+  for (const c of contexts.values()) {
+    if (c.source.kind === 'oci-layout') preloaded.set(c.name, imageFromLoaded(await importOciLayout(store, c.source.path, { ...c.source, platform })));
+  }
+  const named = new NamedContextImages(contexts, preloaded);
   let snP: Promise<BuildSnapshotter> | undefined;
   const results = new Map<Stage, Promise<ImageState>>();
   const networks = new StepNetworks(tmpDir, signal ? { signal } : {});
@@ -235,9 +249,12 @@ async function buildWith(o: BuildOptions, inputs: BuildInputs, tmpDir: string, a
     reporter,
     stage: (ref, from) => {
       const st = findStageRef(df.stages, ref, from.index, true);
-      return st ? runStage(st) : Promise.resolve(undefined);
+      if (st) return runStage(st);
+      // A named context stands where an image of its name would be (BuildKit).
+      const nc = named.find(ref);
+      return nc ? named.image(nc, env, from) : Promise.resolve(undefined);
     },
-    isStage: (ref, from) => findStageRef(df.stages, ref, from.index, true) !== undefined,
+    isStage: (ref, from) => findStageRef(df.stages, ref, from.index, true) !== undefined || named.find(ref) !== undefined,
     stepLimit: pLimit(Math.max(1, o.parallelism ?? availableParallelism())),
     unpacking: new Map(),
     ...(signal ? { signal } : {}),
@@ -257,7 +274,9 @@ async function buildWith(o: BuildOptions, inputs: BuildInputs, tmpDir: string, a
   const runStage = (st: Stage): Promise<ImageState> => {
     let p = results.get(st);
     if (!p) {
-      p = dispatchStage(env, st);
+      // A stage named like a named context is replaced by it, and not built (BuildKit).
+      const nc = st.name !== undefined ? named.find(st.name) : undefined;
+      p = nc ? named.image(nc, env, st) : dispatchStage(env, st);
       p.catch(() => {});
       results.set(st, p);
     }
@@ -266,7 +285,7 @@ async function buildWith(o: BuildOptions, inputs: BuildInputs, tmpDir: string, a
 
   try {
     // Start every stage the target needs right away, so independent ones run concurrently.
-    for (const i of graph.needed) void runStage(df.stages[i]!);
+    for (const i of neededStages(graph, (i) => named.find(df.stages[i]!.name ?? '') !== undefined)) void runStage(df.stages[i]!);
     const finalImage = await runStage(df.stages[graph.target]!);
     throwIfAborted(signal);
     await Promise.allSettled([...results.values()]);
@@ -353,4 +372,16 @@ function buildSnapshotter(store: OciStore, sn: OverlaySnapshotter): BuildSnapsho
       await unpackImage(store, sn, layers, diffIds, o);
     },
   };
+}
+
+/** The stages the target needs, a stage replaced by a named context needing none of its own. */
+function neededStages(graph: StageGraph, replaced: (i: number) => boolean): number[] {
+  const seen = new Set<number>();
+  const visit = (i: number): void => {
+    if (seen.has(i)) return;
+    seen.add(i);
+    if (!replaced(i)) for (const d of graph.stages[i]!.stageDeps) visit(d);
+  };
+  visit(graph.target);
+  return [...seen].sort((a, b) => a - b);
 }

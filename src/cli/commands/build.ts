@@ -19,6 +19,7 @@ interface BuildFlags {
   progress: string;
   secret: string[];
   ssh: string[];
+  buildContext: string[];
   network: string;
   allow: string[];
   addHost: string[];
@@ -72,6 +73,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--progress <mode>', 'progress output: auto, tty, plain or quiet', 'auto')
     .option('--secret <id=,src=>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--ssh <default|id[=socket|key[,key]]>', 'an ssh agent (socket, or key files) for RUN --mount=type=ssh and git over ssh (repeatable)', collect, [])
+    .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount from=: a directory, docker-image://REF, oci-layout://PATH[:TAG], a git or http(s) URL (repeatable)', collect, [])
     .option('--network <mode>', 'RUN networking: default (a namespace of its own on a bridge, with outbound NAT), none or host', 'default')
     .option('--allow <entitlement>', 'allow network.host (RUN --network=host) or security.insecure (RUN --security=insecure) (repeatable)', collect, [])
     .option('--add-host <host:ip>', 'add a line to RUN\'s /etc/hosts (ip may be host-gateway; repeatable)', collect, [])
@@ -134,6 +136,7 @@ export default function register(program: Command, ctx: CliContext): void {
           pull: f.pull,
           secrets: f.secret.map(parseSecretFlag),
           ssh: f.ssh.map(parseSshFlag),
+          buildContexts: f.buildContext,
           network: f.network as 'default' | 'none' | 'host',
           allow: f.allow,
           addHosts: f.addHost,
