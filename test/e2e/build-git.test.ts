@@ -9,7 +9,8 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError } from '../helpers/cli.js';
-import { ensureBusybox } from '../helpers/base-image.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
 import { writeContext } from '../helpers/context.js';
 import { startGitServer, makeRepo, git, type GitServer } from '../helpers/git-server.js';
 
@@ -160,4 +161,57 @@ describe('ADD <git ref>', () => {
     const local = await writeContext(tmp.dir, 'sum-local', { 'Dockerfile': 'FROM busybox\nADD --checksum=sha256:00 f /a\n', f: 'x' });
     expectOneLineError(await imgbuild(['build', '-q', local]), /INVALID_ARGUMENT: .*checksum requires HTTP\(S\) or Git sources/);
   });
+});
+
+describe('git submodules', () => {
+  it('are checked out with the repository, unless ?submodules=false', async () => {
+    const repos = server.dir;
+    const [libCommit] = makeRepo(repos, 'sublib', [{ files: { 'lib.txt': 'from the submodule\n' } }]);
+    // A gitlink and .gitmodules written directly: cloning the submodule here would need the
+    // server, which answers from this process.
+    const work = join(tmp.dir, 'withsub-work');
+    await mkdir(work);
+    git(work, 'init', '-q', '-b', 'main');
+    await writeContext(work, '.', { '.gitmodules': `[submodule "lib"]\n\tpath = lib\n\turl = ${server.url}/sublib.git\n`, 'top.txt': 'top\n' });
+    git(work, 'add', '.gitmodules', 'top.txt');
+    git(work, 'update-index', '--add', '--cacheinfo', `160000,${libCommit},lib`);
+    git(work, 'commit', '-q', '-m', 'with a submodule');
+    git(repos, 'clone', '-q', '--bare', work, join(repos, 'withsub.git'));
+    const ctx = await writeContext(tmp.dir, 'add-sub', {
+      'Dockerfile': `FROM busybox\nADD ${server.url}/withsub.git /with\nADD ${server.url}/withsub.git?submodules=false /without\n`,
+    });
+    await buildOk(['-t', 'add-sub', ctx]);
+    expect(await run('add-sub', 'cat', '/with/top.txt', '/with/lib/lib.txt')).toBe('top\nfrom the submodule\n');
+    expect(await run('add-sub', 'ls', '-A', '/without/lib')).toBe('');
+  });
+});
+
+describe('against buildah', () => {
+  it('a git context gives the same files as buildah makes of it (but for the .git buildah keeps)', async () => {
+    const bRoot = join(tmp.dir, 'buildah-root');
+    const bRun = join(tmp.dir, 'buildah-run');
+    // Async: the git server answers from this process, so nothing here may block it.
+    const sh = (cmd: string, args: string[]): Promise<string> => new Promise((resolve, reject) => {
+      const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      c.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}: ${err}`))));
+    });
+    const buildah = (args: string[]): Promise<string> => sh('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, ...args]);
+    await sh('skopeo', ['copy', '-q', `oci:${root}:${BUSYBOX_REF}`, `containers-storage:[vfs@${bRoot}+${bRun}]${BUSYBOX_REF}`]);
+    const show = 'cd /src && find . -path ./.git -prune -o -print | sort | while read f; do stat -c "%A %u:%g %s %n" "$f"; done';
+    const url = `${server.url}/app.git`;
+    await buildOk(['-t', 'git-vs', url]);
+    const ours = await run('git-vs', 'sh', '-c', show);
+    await buildah(['build', '--isolation', 'chroot', '--pull=never', '-q', '-t', 'git-vs', url]);
+    const ctr = (await buildah(['from', '--pull=never', '-q', 'git-vs'])).trim();
+    try {
+      expect(ours).toBe(await buildah(['run', '--isolation', 'chroot', ctr, '--', 'sh', '-c', show]));
+    } finally {
+      await buildah(['rm', ctr]);
+      spawnSync('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, 'umount', '--all']);
+    }
+  }, 120_000);
 });

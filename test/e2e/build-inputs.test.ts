@@ -195,3 +195,34 @@ describe('inputs that are not there', () => {
     expectOneLineError(await imgbuild(['build', '-q', notTar]), /^imgbuild: INVALID_ARGUMENT: build context "[^"]*not-a-tar" is not a directory$/);
   });
 });
+
+describe('against buildah', () => {
+  it('a gzip tar context on stdin gives the same files as buildah makes of it', async () => {
+    const bRoot = join(tmp.dir, 'buildah-root');
+    const bRun = join(tmp.dir, 'buildah-run');
+    const buildah = (args: string[], input?: Buffer): string => {
+      const r = spawnSync('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, ...args], { encoding: 'utf8', input, maxBuffer: 64 << 20 });
+      if (r.status !== 0) throw new Error(`buildah ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const sk = spawnSync('skopeo', ['copy', '-q', `oci:${root}:docker.io/library/busybox:latest`, `containers-storage:[vfs@${bRoot}+${bRun}]docker.io/library/busybox:latest`], { encoding: 'utf8' });
+    if (sk.status !== 0) throw new Error(sk.stderr);
+    const dir = await writeContext(tmp.dir, 'vs-buildah', { 'Dockerfile': 'FROM busybox\nCOPY . /ctx\n', 'bin/run.sh': '#!/bin/sh\n', 'private': 'p', 'a/b/c.txt': 'c' });
+    spawnSync('chmod', ['755', join(dir, 'bin/run.sh')]);
+    spawnSync('chmod', ['600', join(dir, 'private')]);
+    spawnSync('ln', ['-s', 'a/b/c.txt', join(dir, 'link')]);
+    // Owned by someone else in the archive: COPY makes it root's either way.
+    const tar = spawnSync('tar', ['-C', dir, '--owner=1000', '--group=1000', '-czf', '-', '.'], { maxBuffer: 64 << 20 }).stdout;
+    const show = 'cd /ctx && find . | sort | while read f; do stat -c "%A %u:%g %s %N" "$f"; done';
+    await buildOk(['-t', 'vs-buildah', '-'], tar);
+    const ours = await run('vs-buildah', 'sh', '-c', show);
+    buildah(['build', '--isolation', 'chroot', '--pull=never', '-q', '-t', 'vs-buildah', '-'], tar);
+    const ctr = buildah(['from', '--pull=never', '-q', 'vs-buildah']).trim();
+    try {
+      expect(ours).toBe(buildah(['run', '--isolation', 'chroot', ctr, '--', 'sh', '-c', show]));
+    } finally {
+      buildah(['rm', ctr]);
+      spawnSync('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, 'umount', '--all']);
+    }
+  }, 120_000);
+});

@@ -34,7 +34,7 @@ function splitFragment(fragment: string): { ref: string; subdir: string } {
   const i = fragment.indexOf(':');
   const ref = i < 0 ? fragment : fragment.slice(0, i);
   const sub = i < 0 ? '' : fragment.slice(i + 1);
-  return { ref, subdir: posix.join('/', sub).slice(1) };
+  return { ref, subdir: posix.resolve('/', sub).slice(1) };
 }
 
 function parseBool(key: string, v: string): boolean {
@@ -67,7 +67,7 @@ function applyQuery(g: GitRef, query: URLSearchParams): void {
         break;
       case 'subdir':
         if (g.subdir !== '' && g.subdir !== v) throw new InvalidArgumentError(`git URL subdir conflicts: ${JSON.stringify(g.subdir)} vs ${JSON.stringify(v)}`);
-        g.subdir = posix.join('/', v).slice(1);
+        g.subdir = posix.resolve('/', v).slice(1);
         break;
       case 'checksum':
       case 'commit':
