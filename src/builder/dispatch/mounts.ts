@@ -65,11 +65,16 @@ export interface PreparedMounts {
 
 /**
  * Where each `type=ssh` mount's socket goes: its target, else `/run/buildkit/ssh_agent.<n>`,
- * n counting the ssh mounts of the RUN (BuildKit's llb exec).
+ * n counting the ssh mounts of the RUN (BuildKit's llb exec). The parser gives a mount without a
+ * target the first one's default; a later mount with it is numbered here.
  */
 export function sshTargets(list: readonly RunMount[]): Map<RunMount, string> {
   const out = new Map<RunMount, string>();
-  for (const m of list) if (m.type === 'ssh') out.set(m, posix.resolve('/', m.target ?? `/run/buildkit/ssh_agent.${out.size}`));
+  for (const m of list) {
+    if (m.type !== 'ssh') continue;
+    const dflt = `/run/buildkit/ssh_agent.${out.size}`;
+    out.set(m, posix.resolve('/', m.target === undefined || m.target === '/run/buildkit/ssh_agent.0' ? dflt : m.target));
+  }
   return out;
 }
 

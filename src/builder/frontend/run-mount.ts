@@ -146,6 +146,8 @@ export function parseMount(value: string): RunMount {
         if (!theId) throw new Error('secret mount requires an id or a target');
         tgt = `/run/secrets/${theId}`;
       }
+      // The first ssh mount's socket; dispatch numbers the others' (BuildKit's llb exec, sshTargets).
+      if (type === 'ssh' && !tgt) tgt = '/run/buildkit/ssh_agent.0';
       if (type === 'ssh' && !theId) theId = 'default';
       const common = {
         required: kv.has('required') ? parseBoolWord(kv.get('required'), 'required') : false,
