@@ -40,6 +40,17 @@ export class GitError extends ImgbuildError {
   }
 }
 
+/**
+ * git's reason in a line: its first `fatal:`/`error:` line with the line before it (often the
+ * cause: ssh's `Permission denied`, a curl error), else its last lines.
+ */
+function gitFailure(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('hint:') && !/^@+$/.test(l));
+  const i = lines.findIndex((l) => /^(fatal|error): /.test(l));
+  const picked = i < 0 ? lines.slice(-2) : [...(i > 0 && !/^(fatal|error|warning): /.test(lines[i - 1]!) ? [lines[i - 1]!] : []), lines[i]!];
+  return picked.map((l) => l.replace(/^(fatal|error): /, '')).join('; ');
+}
+
 /** The git command of an argument list (past `-c k=v` and `--git-dir=` options). */
 function subcommand(args: string[]): string {
   for (let i = 0; i < args.length; i++) {
@@ -76,7 +87,7 @@ function git(args: string[], o: GitOptions & { cwd?: string; what: string }): Pr
       if (o.signal?.aborted) return reject(new ImgbuildError('ABORTED', 'operation aborted'));
       if (code === 127) return reject(new GitError('NOT_FOUND', `${o.what}: git is not installed (it fetches git sources)`));
       if (code !== 0) {
-        const why = err.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('hint:')).map((l) => l.replace(/^(fatal|error): /, '')).slice(0, 2).join('; ');
+        const why = gitFailure(err);
         return reject(new GitError('UNAVAILABLE', `${o.what}: git ${subcommand(args)} failed: ${why || `exit status ${code}`}`));
       }
       resolve(Buffer.concat(out).toString('utf8'));
