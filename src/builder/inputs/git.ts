@@ -63,7 +63,7 @@ function subcommand(args: string[]): string {
 /** Runs git (with umask 022, as a checkout by a daemon would be) and returns its stdout. */
 function git(args: string[], o: GitOptions & { cwd?: string; what: string }): Promise<string> {
   return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...(o.env ?? process.env), GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C', GIT_PROTOCOL: 'version=2' };
+    const env: NodeJS.ProcessEnv = { ...(o.env ?? process.env), GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' };
     if (o.sshAuthSock) env.SSH_AUTH_SOCK = o.sshAuthSock;
     // No hooks or local config of a repository from the network ever run: git runs in dirs it made.
     const child = spawn('sh', ['-c', 'umask 022 && exec git "$@"', 'git', ...args], {
