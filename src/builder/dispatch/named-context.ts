@@ -6,7 +6,7 @@
  * empty image of the build's platform, made as a cached layer step keyed by the files' content.
  * Each is made once per build, when first asked for.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ImgbuildError } from '../../errors.js';
@@ -74,11 +74,10 @@ export class NamedContextImages {
       }
       case 'url': {
         // BuildKit's HTTP source: the download alone, as a file named `context`.
-        const res = await fetchUrl(src.url, `context ${nc.name}`, env.signal);
-        if (!res.ok) throw new ImgbuildError(res.status === 404 ? 'NOT_FOUND' : 'UNAVAILABLE', `context ${nc.name}: ${src.url}: HTTP ${res.status} ${res.statusText}`);
         const dir = join(env.tmpDir, `context-${hashOf(nc.name)}`);
         await mkdir(dir, { recursive: true });
-        await writeFile(join(dir, 'context'), res.data, { mode: 0o600 });
+        const res = await fetchUrl(src.url, `context ${nc.name}`, env.signal, { toFile: join(dir, 'context') });
+        if (!res.ok) throw new ImgbuildError(res.status === 404 ? 'NOT_FOUND' : 'UNAVAILABLE', `context ${nc.name}: ${src.url}: HTTP ${res.status} ${res.statusText}`);
         return treeImage(env, requester, nc, dir, undefined);
       }
     }

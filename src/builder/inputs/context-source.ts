@@ -9,7 +9,7 @@
  * failed or killed build leaves nothing behind that the scratch dir's removal does not take.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, posix, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -119,10 +119,9 @@ export async function prepareContext(src: ContextSource, o: PrepareOptions): Pro
     case 'url': {
       await mkdir(o.scratch, { recursive: true });
       return withTask(o, `[internal] load remote build context ${src.url}`, async () => {
-        const res = await fetchUrl(src.url, `build context ${src.url}`, o.signal);
-        if (!res.ok) throw new ImgbuildError(res.status === 404 ? 'NOT_FOUND' : 'UNAVAILABLE', `build context ${src.url}: HTTP ${res.status} ${res.statusText}`);
         const file = join(o.scratch, 'download');
-        await writeFile(file, res.data, { mode: 0o600 });
+        const res = await fetchUrl(src.url, `build context ${src.url}`, o.signal, { toFile: file });
+        if (!res.ok) throw new ImgbuildError(res.status === 404 ? 'NOT_FOUND' : 'UNAVAILABLE', `build context ${src.url}: HTTP ${res.status} ${res.statusText}`);
         return fileContext(file, { ...o, dockerfileGiven: false }, src.url);
       });
     }

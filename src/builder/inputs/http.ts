@@ -1,7 +1,11 @@
 /**
  * Downloads over http(s) for build inputs: a remote build context and ADD's URLs.
  */
+import { createWriteStream } from 'node:fs';
 import { createRequire } from 'node:module';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadable } from 'node:stream/web';
 import { deferredTrust } from '../../registry/trust.js';
 import { ImgbuildError } from '../../errors.js';
 
@@ -11,15 +15,18 @@ import { ImgbuildError } from '../../errors.js';
  * (src/registry/trust.ts), an https URL goes through undici's fetch (the package's: its Agent
  * must match its fetch) with those certificates added.
  */
-export async function fetchUrl(url: string, what: string, signal?: AbortSignal): Promise<{ ok: boolean; status: number; statusText: string; data: Buffer; lastModified: string | null }> {
+export async function fetchUrl(
+  url: string, what: string, signal?: AbortSignal, o: { toFile?: string } = {},
+): Promise<{ ok: boolean; status: number; statusText: string; data: Buffer; lastModified: string | null }> {
   const ca = url.startsWith('https:') ? deferredTrust(process.env) : undefined;
-  const read = async (res: { ok: boolean; status: number; statusText: string; arrayBuffer(): Promise<ArrayBuffer>; headers: { get(n: string): string | null } }) => ({
-    ok: res.ok,
-    status: res.status,
-    statusText: res.statusText,
-    data: Buffer.from(await res.arrayBuffer()),
-    lastModified: res.headers.get('last-modified'),
-  });
+  type Res = { ok: boolean; status: number; statusText: string; arrayBuffer(): Promise<ArrayBuffer>; headers: { get(n: string): string | null }; body: unknown };
+  const read = async (res: Res) => {
+    let data = Buffer.alloc(0);
+    // `toFile`: a successful body goes to the file as it comes (a context may be large), not to memory.
+    if (o.toFile && res.ok && res.body) await pipeline(Readable.fromWeb(res.body as WebReadable), createWriteStream(o.toFile, { mode: 0o600 }), ...(signal ? [{ signal }] : []));
+    else data = Buffer.from(await res.arrayBuffer());
+    return { ok: res.ok, status: res.status, statusText: res.statusText, data, lastModified: res.headers.get('last-modified') };
+  };
   // fetch() reports every network failure as "fetch failed": the reason is its cause.
   const failed = (e: unknown): never => {
     if (signal?.aborted) throw e;
