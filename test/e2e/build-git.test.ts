@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
-import { runCli, expectOneLineError } from '../helpers/cli.js';
+import { runCli, expectOneLineError, CLI_EXE } from '../helpers/cli.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
 import { writeContext } from '../helpers/context.js';
@@ -214,4 +214,39 @@ describe('against buildah', () => {
       spawnSync('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, 'umount', '--all']);
     }
   }, 120_000);
+});
+
+describe('an interrupted git fetch', () => {
+  it('leaves nothing when interrupted, and a killed build\'s checkout goes with the next build', async () => {
+    makeRepo(server.dir, 'slow', [{ files: { f: 'x' } }]);
+    server.stall.add('slow.git');
+    const scratch = join(root, 'cache', 'build', 'tmp');
+    const start = (): { child: ReturnType<typeof spawn>; waitFetching: Promise<void>; done: Promise<number | null> } => {
+      const child = spawn(CLI_EXE, ['--root', root, 'build', '--progress=plain', `${server.url}/slow.git`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      const waitFetching = new Promise<void>((resolve) => {
+        child.stderr!.on('data', (d: Buffer) => {
+          err += d.toString();
+          if (err.includes('load git source')) resolve();
+        });
+      });
+      const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      return { child, waitFetching, done };
+    };
+    const a = start();
+    await a.waitFetching;
+    expect(await readdir(scratch)).toHaveLength(1);
+    a.child.kill('SIGINT');
+    expect(await a.done).not.toBe(0);
+    expect(await scratchIsEmpty()).toBe(true);
+    const b = start();
+    await b.waitFetching;
+    b.child.kill('SIGKILL');
+    await b.done;
+    expect(await readdir(scratch)).toHaveLength(1);
+    // The next build removes what the killed one left (its process is gone).
+    server.stall.delete('slow.git');
+    await buildOk(['-q', `${server.url}/app.git#v1`]);
+    expect(await scratchIsEmpty()).toBe(true);
+  });
 });

@@ -29,15 +29,23 @@ export interface GitServer {
   dir: string;
   /** Requests served so far (method and path). */
   requests: string[];
+  /** Repositories (`name.git`) whose requests are held unanswered until the server closes. */
+  stall: Set<string>;
   close(): Promise<void>;
 }
 
 /** Serves `dir`'s bare repositories with git http-backend. */
 export async function startGitServer(dir: string): Promise<GitServer> {
   const requests: string[] = [];
+  const stall = new Set<string>();
+  const held = new Set<import('node:http').ServerResponse>();
   const server: Server = createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     requests.push(`${req.method} ${u.pathname}`);
+    if ([...stall].some((r) => u.pathname.startsWith(`/${r}/`))) {
+      held.add(res);
+      return;
+    }
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       GIT_PROJECT_ROOT: dir,
@@ -83,7 +91,11 @@ export async function startGitServer(dir: string): Promise<GitServer> {
     url: `http://127.0.0.1:${port}`,
     dir,
     requests,
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    stall,
+    close: () => new Promise<void>((r) => {
+      for (const res of held) res.destroy();
+      server.close(() => r());
+    }),
   };
 }
 
