@@ -5,7 +5,7 @@
  * semantics: no `.git` unless asked, files owned by root, a step cached by the commit.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli, expectOneLineError, CLI_EXE } from '../helpers/cli.js';
@@ -248,5 +248,25 @@ describe('an interrupted git fetch', () => {
     server.stall.delete('slow.git');
     await buildOk(['-q', `${server.url}/app.git#v1`]);
     expect(await scratchIsEmpty()).toBe(true);
+  });
+});
+
+describe('a private http(s) repository', () => {
+  it('is fetched with the GIT_AUTH_TOKEN secret (or GIT_AUTH_TOKEN.<host>), as BuildKit sends it', async () => {
+    makeRepo(server.dir, 'private', [{ files: { 'Dockerfile': 'FROM busybox\nCOPY p.txt /p.txt\n', 'p.txt': 'private\n' } }]);
+    server.auth.set('private.git', `basic ${Buffer.from('x-access-token:s3cret').toString('base64')}`);
+    const url = `${server.url}/private.git`;
+    const r = await runCli(['build', '-q', '-t', 'private-ctx', '--secret', 'id=GIT_AUTH_TOKEN,env=TOK', url], { root, env: { TOK: 's3cret' } });
+    expect(r.stderr).toBe('');
+    expect(await run('private-ctx', 'cat', '/p.txt')).toBe('private\n');
+    const host = new URL(server.url).host;
+    const tokenFile = join(tmp.dir, 'token');
+    await writeFile(tokenFile, 's3cret');
+    const ctx = await writeContext(tmp.dir, 'add-private', { 'Dockerfile': `FROM busybox\nADD ${url} /priv\n` });
+    const add = await runCli(['build', '-q', '-t', 'private-add', '--secret', `id=GIT_AUTH_TOKEN.${host},src=${tokenFile}`, ctx], { root });
+    expect(add.stderr).toBe('');
+    expect(await run('private-add', 'cat', '/priv/p.txt')).toBe('private\n');
+    // Never prompted for: without the secret git cannot read a user name.
+    expectOneLineError(await imgbuild(['build', '-q', url]), /^imgbuild: UNAVAILABLE: git source \S+private\.git: git ls-remote failed: could not read Username for 'http:\/\/127\.0\.0\.1:\d+': terminal prompts disabled$/);
   });
 });

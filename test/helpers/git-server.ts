@@ -31,6 +31,8 @@ export interface GitServer {
   requests: string[];
   /** Repositories (`name.git`) whose requests are held unanswered until the server closes. */
   stall: Set<string>;
+  /** Repositories (`name.git`) answered only with this Authorization header (else 401). */
+  auth: Map<string, string>;
   close(): Promise<void>;
 }
 
@@ -38,12 +40,18 @@ export interface GitServer {
 export async function startGitServer(dir: string): Promise<GitServer> {
   const requests: string[] = [];
   const stall = new Set<string>();
+  const auth = new Map<string, string>();
   const held = new Set<import('node:http').ServerResponse>();
   const server: Server = createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     requests.push(`${req.method} ${u.pathname}`);
     if ([...stall].some((r) => u.pathname.startsWith(`/${r}/`))) {
       held.add(res);
+      return;
+    }
+    const wanted = [...auth].find(([r]) => u.pathname.startsWith(`/${r}/`))?.[1];
+    if (wanted !== undefined && req.headers.authorization !== wanted) {
+      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="git"' }).end();
       return;
     }
     const env: NodeJS.ProcessEnv = {
@@ -92,6 +100,7 @@ export async function startGitServer(dir: string): Promise<GitServer> {
     dir,
     requests,
     stall,
+    auth,
     close: () => new Promise<void>((r) => {
       for (const res of held) res.destroy();
       server.close(() => r());

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { ImgbuildError } from '../../errors.js';
 import { fetchUrl } from '../inputs/http.js';
 import { extractArchiveFile } from '../inputs/archive.js';
-import { checkoutGit, resolveGit, type ResolvedGit } from '../inputs/git.js';
+import { checkoutGit, gitAuthHeader, resolveGit, type ResolvedGit } from '../inputs/git.js';
 import { isHttpUrl, parseGitRef, type GitRef } from '../inputs/git-url.js';
 import type { Add, Copy } from '../frontend/instructions.js';
 
@@ -52,6 +52,17 @@ export interface GitSource {
   ref: GitRef;
   resolved: ResolvedGit;
   keepGitDir: boolean;
+  /** From the GIT_AUTH_* secrets, for an http(s) remote. */
+  authHeader?: string;
+}
+
+/** How git sources are fetched: where, with which agent and secrets. */
+export interface GitFetch {
+  scratch: string;
+  sshAuthSock?: string;
+  /** The build's secrets by id (GIT_AUTH_TOKEN, GIT_AUTH_HEADER). */
+  secret?: (id: string) => Promise<Buffer | undefined>;
+  signal?: AbortSignal;
 }
 
 /**
@@ -78,7 +89,7 @@ export function gitSourcesOf(ins: Copy | Add): { word: string; ref: GitRef }[] {
  * instruction's `--checksum` and `--keep-git-dir` join the URL's own `checksum` and
  * `keep-git-dir`, which must not contradict them.
  */
-export async function resolveGitSources(list: { word: string; ref: GitRef }[], ins: Add, o: { scratch: string; sshAuthSock?: string; signal?: AbortSignal }): Promise<GitSource[]> {
+export async function resolveGitSources(list: { word: string; ref: GitRef }[], ins: Add, o: GitFetch): Promise<GitSource[]> {
   const out: GitSource[] = [];
   for (const { word, ref } of list) {
     const g: GitRef = { ...ref };
@@ -88,8 +99,9 @@ export async function resolveGitSources(list: { word: string; ref: GitRef }[], i
     }
     if (ins.keepGitDir && g.keepGitDir === false) throw new ImgbuildError('INVALID_ARGUMENT', 'inconsistent keep-git-dir configuration');
     const keepGitDir = g.keepGitDir ?? ins.keepGitDir;
-    const resolved = await resolveGit(g, { scratch: o.scratch, ...(o.sshAuthSock ? { sshAuthSock: o.sshAuthSock } : {}), ...(o.signal ? { signal: o.signal } : {}) });
-    out.push({ word, ref: g, resolved, keepGitDir });
+    const authHeader = o.secret ? await gitAuthHeader(g.remote, o.secret) : undefined;
+    const resolved = await resolveGit(g, { scratch: o.scratch, ...(authHeader ? { authHeader } : {}), ...(o.sshAuthSock ? { sshAuthSock: o.sshAuthSock } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+    out.push({ word, ref: g, resolved, keepGitDir, ...(authHeader ? { authHeader } : {}) });
   }
   return out;
 }
@@ -101,7 +113,9 @@ export function gitSourceKey(s: GitSource): unknown {
 }
 
 /** Checks a resolved git source out into `dir` (a fresh dir under the step's scratch). */
-export async function checkoutGitSource(s: GitSource, dir: string, o: { scratch: string; sshAuthSock?: string; signal?: AbortSignal }): Promise<void> {
+export async function checkoutGitSource(s: GitSource, dir: string, o: GitFetch): Promise<void> {
   await mkdir(o.scratch, { recursive: true });
-  await checkoutGit(s.ref, s.resolved, dir, { scratch: o.scratch, keepGitDir: s.keepGitDir, ...(o.sshAuthSock ? { sshAuthSock: o.sshAuthSock } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+  await checkoutGit(s.ref, s.resolved, dir, {
+    scratch: o.scratch, keepGitDir: s.keepGitDir, ...(s.authHeader ? { authHeader: s.authHeader } : {}), ...(o.sshAuthSock ? { sshAuthSock: o.sshAuthSock } : {}), ...(o.signal ? { signal: o.signal } : {}),
+  });
 }

@@ -12,6 +12,7 @@ import { applyCopy, parseChmod, planCopy, planDigest, type CopyPlan, type Source
 import { resolveChown } from './fs-root.js';
 import { checkoutGitSource, download, extractArchive, gitSourceKey, gitSourcesOf, resolveGitSources, type Download, type GitSource } from './add-sources.js';
 import { isHttpUrl } from '../inputs/git-url.js';
+import { secretReader } from '../inputs/git.js';
 import { loadBase } from './base-image.js';
 import type { ImageState } from './image-state.js';
 import { createWorkdir, layerStep } from './layer-step.js';
@@ -41,7 +42,7 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
   try {
     const downloads: Download[] = [];
     for (const u of urls) downloads.push(await download(u, scratch, (ins as Add).checksum, env.signal));
-    const gitOpts = { scratch, ...(env.sshAuthSock ? { sshAuthSock: env.sshAuthSock } : {}), ...(env.signal ? { signal: env.signal } : {}) };
+    const gitOpts = { scratch, secret: secretReader(env.secrets.values()), ...(env.sshAuthSock ? { sshAuthSock: env.sshAuthSock } : {}), ...(env.signal ? { signal: env.signal } : {}) };
     // Resolved to commits now (the cache key), checked out only when the step runs.
     const gits: GitSource[] = gitWords.length ? await resolveGitSources(gitWords, ins as Add, gitOpts) : [];
     if (from) {

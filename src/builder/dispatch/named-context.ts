@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { ImgbuildError } from '../../errors.js';
 import type { Stage } from '../frontend/instructions.js';
 import { loadIgnore, type IgnoreMatcher } from '../context.js';
-import { checkoutGit, resolveGit } from '../inputs/git.js';
+import { checkoutGit, gitAuthHeader, resolveGit, secretReader } from '../inputs/git.js';
 import { fetchUrl } from '../inputs/http.js';
 import { findNamedContext, type NamedContext } from '../inputs/named-contexts.js';
 import { applyCopy, planCopy, planDigest } from './copy.js';
@@ -61,7 +61,8 @@ export class NamedContextImages {
         const dir = join(env.tmpDir, `context-${hashOf(nc.name)}`);
         const scratch = `${dir}.git-work`;
         await mkdir(scratch, { recursive: true });
-        const o = { scratch, ...(env.sshAuthSock ? { sshAuthSock: env.sshAuthSock } : {}), ...(env.signal ? { signal: env.signal } : {}) };
+        const authHeader = await gitAuthHeader(src.ref.remote, secretReader(env.secrets.values()));
+        const o = { scratch, ...(authHeader ? { authHeader } : {}), ...(env.sshAuthSock ? { sshAuthSock: env.sshAuthSock } : {}), ...(env.signal ? { signal: env.signal } : {}) };
         const task = env.reporter.task(`[context ${nc.name}] load git source ${nc.value}`);
         try {
           await checkoutGit(src.ref, await resolveGit(src.ref, o), dir, { ...o, keepGitDir: src.ref.keepGitDir ?? false });

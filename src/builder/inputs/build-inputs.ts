@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError, NotFoundError } from '../../errors.js';
 import { resolveInRoot } from '../dispatch/fs-root.js';
 import { prepareContext, type ContextSource } from './context-source.js';
+import { secretReader } from './git.js';
 
 export interface InputOptions {
   contextDir?: string;
@@ -22,6 +23,8 @@ export interface InputOptions {
   sourceDateEpoch?: number;
   /** SSH_AUTH_SOCK for ssh git remotes. */
   sshAuthSock?: string;
+  /** `--secret`s (GIT_AUTH_TOKEN, GIT_AUTH_HEADER for a git context). */
+  secrets?: { id: string; src?: string; env?: string }[];
   task?: (label: string) => { done(): void; fail(msg?: string): void };
   signal?: AbortSignal;
 }
@@ -80,6 +83,7 @@ export async function openInputs(o: InputOptions, scratch: string): Promise<Buil
       ...(keep !== undefined ? { keepGitDir: ['1', 't', 'true'].includes(keep.toLowerCase()) } : {}),
       commitTimes: o.sourceDateEpoch !== undefined,
       ...(o.sshAuthSock ? { sshAuthSock: o.sshAuthSock } : {}),
+      ...(o.secrets?.length ? { secret: secretReader(o.secrets) } : {}),
       ...(o.task ? { task: o.task } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });

@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { ImgbuildError, InvalidArgumentError, NotFoundError } from '../../errors.js';
 import { extractArchiveFile, fileArchiveKind } from './archive.js';
-import { checkoutGit, resolveGit } from './git.js';
+import { checkoutGit, gitAuthHeader, resolveGit } from './git.js';
 import { isHttpUrl, parseGitRef, redactRemote, type GitRef } from './git-url.js';
 import { fetchUrl } from './http.js';
 
@@ -62,6 +62,8 @@ export interface PrepareOptions {
   commitTimes?: boolean;
   /** The `--ssh default` agent for ssh git remotes. */
   sshAuthSock?: string;
+  /** The build's secrets by id (GIT_AUTH_TOKEN and GIT_AUTH_HEADER authenticate an http(s) git remote). */
+  secret?: (id: string) => Promise<Buffer | undefined>;
   /** Reports a step of its own (fetching, extracting). */
   task?: (label: string) => { done(): void; fail(msg?: string): void };
   signal?: AbortSignal;
@@ -132,7 +134,10 @@ export async function prepareContext(src: ContextSource, o: PrepareOptions): Pro
       return withTask(o, `[internal] load git source ${name}`, async () => {
         const gitScratch = join(o.scratch, 'git');
         await mkdir(gitScratch);
-        const common = { scratch: gitScratch, ...(o.sshAuthSock ? { sshAuthSock: o.sshAuthSock } : {}), ...(o.signal ? { signal: o.signal } : {}) };
+        const authHeader = o.secret ? await gitAuthHeader(g.remote, o.secret) : undefined;
+        const common = {
+          scratch: gitScratch, ...(authHeader ? { authHeader } : {}), ...(o.sshAuthSock ? { sshAuthSock: o.sshAuthSock } : {}), ...(o.signal ? { signal: o.signal } : {}),
+        };
         const resolved = await resolveGit(g, common);
         const dir = join(o.scratch, 'context');
         await checkoutGit(g, resolved, dir, { ...common, keepGitDir: (o.keepGitDir ?? false) || (g.keepGitDir ?? false) });

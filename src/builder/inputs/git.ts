@@ -9,7 +9,7 @@
  * known_hosts), never prompting; an ssh agent forwarded with `--ssh default` is the one it uses.
  */
 import { spawn } from 'node:child_process';
-import { lstat, mkdir, readdir, rename, rm, lutimes } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rename, rm, lutimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImgbuildError } from '../../errors.js';
 import { isCommitId, redactRemote, type GitRef } from './git-url.js';
@@ -27,6 +27,8 @@ export interface ResolvedGit {
 export interface GitOptions {
   /** A dir of the caller's for git's own files (removed by the caller). */
   scratch: string;
+  /** The Authorization header for an http(s) remote (from the GIT_AUTH_* secrets: gitAuthHeader). */
+  authHeader?: string;
   /** SSH_AUTH_SOCK for ssh remotes (the `--ssh default` agent), else the environment's. */
   sshAuthSock?: string;
   env?: NodeJS.ProcessEnv;
@@ -61,10 +63,17 @@ function subcommand(args: string[]): string {
 }
 
 /** Runs git (with umask 022, as a checkout by a daemon would be) and returns its stdout. */
-function git(args: string[], o: GitOptions & { cwd?: string; what: string }): Promise<string> {
+function git(args: string[], o: GitOptions & { cwd?: string; what: string; remote?: string }): Promise<string> {
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = { ...(o.env ?? process.env), GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' };
     if (o.sshAuthSock) env.SSH_AUTH_SOCK = o.sshAuthSock;
+    if (o.authHeader && o.remote) {
+      // Through the environment, not the arguments, where any user could read it (ps).
+      const n = Number(env.GIT_CONFIG_COUNT ?? 0) || 0;
+      env.GIT_CONFIG_COUNT = String(n + 1);
+      env[`GIT_CONFIG_KEY_${n}`] = `http.${tokenScope(o.remote)}.extraheader`;
+      env[`GIT_CONFIG_VALUE_${n}`] = `Authorization: ${o.authHeader}`;
+    }
     // No hooks or local config of a repository from the network ever run: git runs in dirs it made.
     const child = spawn('sh', ['-c', 'umask 022 && exec git "$@"', 'git', ...args], {
       cwd: o.cwd ?? o.scratch,
@@ -95,9 +104,40 @@ function git(args: string[], o: GitOptions & { cwd?: string; what: string }): Pr
   });
 }
 
+/**
+ * A token reaches the remote itself, and every github.com repository for a github.com remote
+ * (BuildKit's tokenScope, as actions/checkout does).
+ */
+function tokenScope(remote: string): string {
+  for (const p of ['https://github.com/', 'https://www.github.com/']) if (remote.startsWith(p)) return p;
+  return remote;
+}
+
+/**
+ * The Authorization header BuildKit sends an http(s) remote from the build's secrets:
+ * `GIT_AUTH_HEADER.<host>`, `GIT_AUTH_TOKEN.<host>`, `GIT_AUTH_HEADER`, `GIT_AUTH_TOKEN`, the first
+ * given; a token as `basic base64(x-access-token:TOKEN)`, a header as it is.
+ */
+export async function gitAuthHeader(remote: string, secret: (id: string) => Promise<Buffer | undefined>): Promise<string | undefined> {
+  let host: string;
+  try {
+    const u = new URL(remote);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined;
+    host = u.host;
+  } catch {
+    return undefined;
+  }
+  for (const [name, token] of [[`GIT_AUTH_HEADER.${host}`, false], [`GIT_AUTH_TOKEN.${host}`, true], ['GIT_AUTH_HEADER', false], ['GIT_AUTH_TOKEN', true]] as const) {
+    const v = await secret(name);
+    if (v === undefined) continue;
+    return token ? `basic ${Buffer.from(`x-access-token:${v.toString('utf8')}`).toString('base64')}` : v.toString('utf8');
+  }
+  return undefined;
+}
+
 /** The remote's default branch (`ls-remote --symref HEAD`), as a full ref. */
 async function defaultBranch(g: GitRef, o: GitOptions, what: string): Promise<string> {
-  const out = await git(['ls-remote', '--symref', '--', g.remote, 'HEAD'], { ...o, what });
+  const out = await git(['ls-remote', '--symref', '--', g.remote, 'HEAD'], { ...o, what, remote: g.remote });
   for (const line of out.split('\n')) {
     const m = /^ref: (\S+)\tHEAD$/.exec(line);
     if (m) return m[1]!;
@@ -125,7 +165,7 @@ export async function resolveGit(g: GitRef, o: GitOptions): Promise<ResolvedGit>
     return { commit: g.ref, ref: g.ref };
   }
   const ref = g.ref === '' ? await defaultBranch(g, o, what) : g.ref;
-  const out = await git(['ls-remote', '--', g.remote, ref, `${ref}^{}`], { ...o, what });
+  const out = await git(['ls-remote', '--', g.remote, ref, `${ref}^{}`], { ...o, what, remote: g.remote });
   const bare = ref.replace(/^refs\//, '');
   const partial = `refs/${bare}`;
   const head = `refs/heads/${ref.replace(/^refs\/heads\//, '')}`;
@@ -197,7 +237,7 @@ export async function checkoutGit(g: GitRef, r: ResolvedGit, dest: string, o: Gi
   await mkdir(dest, { recursive: true });
   const work = g.subdir === '' ? dest : join(o.scratch, 'tree');
   const gitDir = keep ? join(dest, '.git') : join(o.scratch, 'repo.git');
-  const run = (args: string[]): Promise<string> => git([`--git-dir=${gitDir}`, `--work-tree=${work}`, ...args], { ...o, what, cwd: work });
+  const run = (args: string[]): Promise<string> => git([`--git-dir=${gitDir}`, `--work-tree=${work}`, ...args], { ...o, what, cwd: work, remote: g.remote });
   await mkdir(work, { recursive: true });
   await git(['-c', 'init.defaultBranch=master', 'init', '-q', ...(keep ? [] : ['--bare']), ...(r.commit.length === 64 ? ['--object-format=sha256'] : []), keep ? dest : gitDir], { ...o, what });
   await run(['remote', 'add', 'origin', g.remote]);
@@ -234,4 +274,18 @@ export async function checkoutGit(g: GitRef, r: ResolvedGit, dest: string, o: Gi
     await setTimes(dest, t);
   }
   if (!keep) await rm(join(dest, '.git'), { recursive: true, force: true });
+}
+
+/**
+ * Reads a build's `--secret`s by id (a file, an environment variable, or the variable named like
+ * the id, as RUN --mount=type=secret reads them): undefined for an id not given.
+ */
+export function secretReader(list: Iterable<{ id: string; src?: string; env?: string }>): (id: string) => Promise<Buffer | undefined> {
+  const byId = new Map([...list].map((s) => [s.id, s]));
+  return async (id) => {
+    const s = byId.get(id);
+    if (!s) return undefined;
+    if (s.src) return readFile(s.src);
+    return Buffer.from(process.env[s.env ?? s.id] ?? '');
+  };
 }
