@@ -70,7 +70,7 @@ async function signAndVerify(sock: string, name: string): Promise<void> {
 }
 
 describe('an agent of our own for key files', () => {
-  it('lists every key with its comment, and signs what OpenSSH verifies', async () => {
+  it('lists every key, and signs what OpenSSH verifies', async () => {
     const fw = await SshForwards.open([{ id: 'keys', paths: keys.map((k) => keyPath(k.name)) }], {});
     const served = await fw.serve('keys', tmp.dir, 'keys.sock');
     try {
@@ -81,9 +81,8 @@ describe('an agent of our own for key files', () => {
       expect(listed.status).toBe(0);
       const lines = listed.stdout.trim().split('\n');
       expect(lines.map((l) => l.split(' ')[1])).toEqual(await Promise.all(keys.map((k) => fingerprint(k.name))));
-      // The comment of an OpenSSH key is its own; a PEM key carries none, so its path stands in.
-      expect(lines[0]).toContain('key-ed25519');
-      expect(lines[5]).toContain(keyPath('rsa-pem'));
+      // Listed without comments, as BuildKit's keyring lists them.
+      expect(lines[0]).toMatch(/^256 SHA256:\S+  \(ED25519\)$/);
       for (const k of keys) await signAndVerify(served.path, k.name);
       // Keys cannot be added through it.
       expect((await sh('ssh-add', [keyPath('ed25519')], { SSH_AUTH_SOCK: served.path })).status).not.toBe(0);

@@ -96,15 +96,16 @@ describe('RUN --mount=type=ssh', () => {
       'RUN --mount=type=ssh,id=deploy,target=/mine,uid=1000 --mount=type=ssh,id=deploy,target=/roots test-init ssh-ids /mine > /tmp/mine; test-init ssh-ids /roots > /tmp/roots; true',
     ]);
     await buildOk(['-t', 'ssh-keys', '--ssh', `deploy=${join(tmp.dir, 'file-ed')},${join(tmp.dir, 'file-ec')}`, ctx]);
-    expect(await cat('ssh-keys', '/st', '/ids', '/sock')).toBe('640 1000:1001 socket\n2\nssh-ed25519 comment-file-ed\necdsa-sha2-nistp256 comment-file-ec\n/agent\n');
+    // Key files are listed without comment, as BuildKit's keyring lists them.
+    expect(await cat('ssh-keys', '/st', '/ids', '/sock')).toBe('640 1000:1001 socket\n2\nssh-ed25519 \necdsa-sha2-nistp256 \n/agent\n');
     // uid 1000 reaches the socket it owns, not root's 0600 one.
-    expect(await cat('ssh-keys', '/tmp/mine', '/tmp/roots')).toBe('2\nssh-ed25519 comment-file-ed\necdsa-sha2-nistp256 comment-file-ec\nconnect /roots: EACCES\n');
+    expect(await cat('ssh-keys', '/tmp/mine', '/tmp/roots')).toBe('2\nssh-ed25519 \necdsa-sha2-nistp256 \nconnect /roots: EACCES\n');
   });
 
   it('names the sockets of several mounts ssh_agent.0, .1, and takes `id=SOCKET`', async () => {
     const ctx = await context('two', ['RUN --mount=type=ssh,id=a --mount=type=ssh,id=b ls /run/buildkit > /ls && echo "$SSH_AUTH_SOCK" > /sock && test-init ssh-ids /run/buildkit/ssh_agent.1 > /ids1']);
     await buildOk(['-t', 'ssh-two', '--ssh', `a=${agentSock}`, '--ssh', `b=${join(tmp.dir, 'file-ec')}`, ctx]);
-    expect(await cat('ssh-two', '/ls', '/sock', '/ids1')).toBe('ssh_agent.0\nssh_agent.1\n/run/buildkit/ssh_agent.0\n1\necdsa-sha2-nistp256 comment-file-ec\n');
+    expect(await cat('ssh-two', '/ls', '/sock', '/ids1')).toBe('ssh_agent.0\nssh_agent.1\n/run/buildkit/ssh_agent.0\n1\necdsa-sha2-nistp256 \n');
   });
 
   it('skips a mount whose id was not forwarded, unless it is required', async () => {
@@ -127,4 +128,33 @@ describe('RUN --mount=type=ssh', () => {
     expectOneLineError(await imgbuild(['build', '-q', '--ssh', `k=${join(tmp.dir, 'nope')}`, tmp.dir]), /^imgbuild: NOT_FOUND: --ssh k: \S*nope: no such file or socket$/);
     expectOneLineError(await imgbuild(['build', '-q', '--ssh', `k=${join(tmp.dir, 'file-ed.pub')}`, tmp.dir]), /^imgbuild: INVALID_ARGUMENT: --ssh k: \S*file-ed\.pub: no private key found/);
   });
+});
+
+describe('against buildah', () => {
+  it('RUN --mount=type=ssh sees the same keys, sockets and SSH_AUTH_SOCK as under buildah', async () => {
+    const bRoot = join(tmp.dir, 'buildah-root');
+    const bRun = join(tmp.dir, 'buildah-run');
+    const buildah = (args: string[], env: NodeJS.ProcessEnv = {}): string => {
+      const r = spawnSync('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+      if (r.status !== 0) throw new Error(`buildah ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const sk = spawnSync('skopeo', ['copy', '-q', `oci:${root}:docker.io/library/busybox:latest`, `containers-storage:[vfs@${bRoot}+${bRun}]docker.io/library/busybox:latest`], { encoding: 'utf8' });
+    if (sk.status !== 0) throw new Error(sk.stderr);
+    const ctx = await context('vs-buildah', [
+      'RUN --mount=type=ssh,id=agent --mount=type=ssh,id=keys,target=/k.sock test-init ssh-ids > /ids && test-init ssh-ids /k.sock >> /ids && echo "$SSH_AUTH_SOCK" >> /ids',
+    ]);
+    const flags = ['--ssh', `agent=${agentSock}`, '--ssh', `keys=${join(tmp.dir, 'file-ed')}`];
+    await buildOk(['-t', 'ssh-vs', ...flags, ctx]);
+    buildah(['build', '--isolation', 'chroot', '--pull=never', '-q', ...flags, '-t', 'ssh-vs', ctx]);
+    const ctr = buildah(['from', '--pull=never', '-q', 'ssh-vs']).trim();
+    try {
+      const theirs = buildah(['run', '--isolation', 'chroot', ctr, '--', 'cat', '/ids']);
+      expect(await cat('ssh-vs', '/ids')).toBe(theirs);
+      expect(theirs).toBe('1\nssh-ed25519 comment-in-agent\n1\nssh-ed25519 \n/run/buildkit/ssh_agent.0\n');
+    } finally {
+      buildah(['rm', ctr]);
+      spawnSync('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, 'umount', '--all']);
+    }
+  }, 120_000);
 });

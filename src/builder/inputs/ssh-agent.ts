@@ -176,7 +176,8 @@ export class SshForwards {
           socket = p;
           continue;
         }
-        keys.push(parsePrivateKey(await readFile(p, 'utf8'), `--ssh ${spec.id}: ${p}`));
+        // Listed without comment, as BuildKit's keyring lists the keys it loads.
+        keys.push({ ...parsePrivateKey(await readFile(p, 'utf8'), `--ssh ${spec.id}: ${p}`), comment: '' });
       }
       // A later value for the same id wins (buildx removes duplicates so).
       sources.set(spec.id, socket !== undefined ? { kind: 'socket', path: socket } : { kind: 'keys', keys });
