@@ -5,9 +5,10 @@
  * `RUN --security=insecure` need, `/etc/hosts` with `--add-host` entries, the hostname
  * (`BUILDKIT_SANDBOX_HOSTNAME`), `--ulimit` and `--shm-size`.
  *
- * Each bridged step has a namespace, a veth and a lease of its own (host/network.ts), made before
- * the step and removed after it whatever happened. Their ids are written under the build's scratch
- * dir first, so that what a killed build left is found and removed with that dir.
+ * Each bridged step has a namespace, a veth and a lease of its own (host/network.ts), never used
+ * by another step and removed after it whatever happened (StepNetworks). Their ids are written
+ * under the build's scratch dir first, so that what a killed build left is found and removed with
+ * that dir.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
