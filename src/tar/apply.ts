@@ -53,6 +53,8 @@ export interface ApplyOptions {
   /** Overlay mode: the xattr that marks a directory opaque (`user.` when the mount uses userxattr). */
   opaqueXattr?: 'trusted.overlay.opaque' | 'user.overlay.opaque';
   allowDevices?: boolean;
+  /** Every entry gets this owner instead of its header's (ADD --chown of an archive). */
+  owner?: { uid: number; gid: number };
   signal?: AbortSignal;
 }
 
@@ -201,7 +203,7 @@ class Applier {
             while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
             this.bytes += chunk.length;
           }
-          this.tryChown(() => fchownSync(fd, h.uid, h.gid));
+          this.tryChown(() => fchownSync(fd, this.opts.owner?.uid ?? h.uid, this.opts.owner?.gid ?? h.gid));
           fchmodSync(fd, h.mode);
           futimesSync(fd, h.mtime, h.mtime);
         } finally {
@@ -213,7 +215,7 @@ class Applier {
       case 'symlink':
         // Stored verbatim: confinement happens whenever a path is resolved through it.
         symlinkSync(h.linkname, target);
-        this.tryChown(() => lchownSync(target, h.uid, h.gid));
+        this.tryChown(() => lchownSync(target, this.opts.owner?.uid ?? h.uid, this.opts.owner?.gid ?? h.gid));
         lutimesSync(target, h.mtime, h.mtime);
         return;
       case 'link': {
@@ -247,7 +249,7 @@ class Applier {
   }
 
   private setOwner(p: string, h: TarHeader): void {
-    this.tryChown(() => lchownSync(p, h.uid, h.gid));
+    this.tryChown(() => lchownSync(p, this.opts.owner?.uid ?? h.uid, this.opts.owner?.gid ?? h.gid));
   }
 
   private setXattrs(p: string, h: TarHeader): void {

@@ -26,8 +26,12 @@ export async function download(url: string, dir: string, checksum: string | unde
   if (!res.ok) throw new ImgbuildError('UNAVAILABLE', `ADD ${url}: HTTP ${res.status} ${res.statusText}`);
   const data = res.data;
   if (checksum) {
-    const [alg, hex] = checksum.split(':');
-    if (alg !== 'sha256' && alg !== 'sha384' && alg !== 'sha512') throw new ImgbuildError('INVALID_ARGUMENT', `ADD --checksum: unsupported algorithm ${alg}`);
+    // BuildKit's digest.Parse: "algorithm:hex", an algorithm it knows.
+    const i = checksum.indexOf(':');
+    if (i < 0) throw new ImgbuildError('INVALID_ARGUMENT', `ADD --checksum=${checksum}: invalid checksum digest format`);
+    const alg = checksum.slice(0, i);
+    const hex = checksum.slice(i + 1);
+    if (alg !== 'sha256' && alg !== 'sha384' && alg !== 'sha512') throw new ImgbuildError('INVALID_ARGUMENT', `ADD --checksum=${checksum}: unsupported digest algorithm`);
     const actual = createHash(alg).update(data).digest('hex');
     if (actual !== hex) throw new ImgbuildError('FAILED_PRECONDITION', `ADD ${url}: checksum mismatch: expected ${checksum}, got ${alg}:${actual}`);
   }
@@ -41,9 +45,12 @@ export async function download(url: string, dir: string, checksum: string | unde
   return { path, name, mtimeMs: Number.isFinite(mtimeMs) ? mtimeMs : 0 };
 }
 
-/** Extracts a local archive (tar, optionally gzip/bzip2/xz/zstd compressed) into `destDir`. */
-export async function extractArchive(archive: string, destDir: string, signal?: AbortSignal): Promise<void> {
-  await extractArchiveFile(archive, destDir, { what: `ADD ${basename(archive)}`, ...(signal ? { signal } : {}) });
+/**
+ * Extracts a local archive (tar, optionally gzip/bzip2/xz/zstd compressed) into `destDir`;
+ * with `owner` (ADD --chown) every entry gets that owner.
+ */
+export async function extractArchive(archive: string, destDir: string, signal?: AbortSignal, owner?: { uid: number; gid: number }): Promise<void> {
+  await extractArchiveFile(archive, destDir, { what: `ADD ${basename(archive)}`, ...(owner ? { owner } : {}), ...(signal ? { signal } : {}) });
 }
 
 /** A git reference among ADD's sources, resolved to its commit. */

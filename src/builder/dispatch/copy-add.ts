@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import type { Add, Copy } from '../frontend/instructions.js';
 import { processWord, lex } from '../frontend/shell-lex.js';
 import { hashFile } from '../context.js';
-import { applyCopy, parseChmod, planCopy, planDigest, type CopyPlan, type SourceTree } from './copy.js';
+import { applyCopy, isArchive, planCopy, planDigest, type CopyPlan, type SourceTree } from './copy.js';
+import { parseChmodSpec } from './chmod.js';
 import { resolveChown } from './fs-root.js';
 import { checkoutGitSource, download, extractArchive, gitSourceKey, gitSourcesOf, resolveGitSources, type Download, type GitSource } from './add-sources.js';
 import { isHttpUrl } from '../inputs/git-url.js';
@@ -24,7 +25,7 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
   const isAdd = ins.kind === 'add';
   // `--from` is expanded with the meta ARGs (the stage graph is fixed before dispatch, as in BuildKit).
   const from = ins.kind === 'copy' && ins.from !== undefined ? processWord(ins.from, (n) => env.metaArgs.get(n), env.escape) : undefined;
-  const chmod = ins.chmod ? parseChmod(ins.chmod) : undefined;
+  const chmod = ins.chmod ? parseChmodSpec(ins.chmod) : undefined;
   const inline = new Map<string, Buffer>();
   for (const h of ins.heredocs) {
     const text = h.expand ? lex(h.content, getter(s), { escape: env.escape, skipProcessQuotes: true }).result : h.content;
@@ -64,7 +65,11 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
       content += JSON.stringify(await Promise.all(downloads.map(async (d) => [d.name, await hashFile(d.path)])));
     }
     if (gits.length) content += JSON.stringify(gits.map(gitSourceKey));
-    const createdBy = `${isAdd ? 'ADD' : 'COPY'} ${ins.original.replace(/^\s*\S+\s+/, '').split('\n')[0]}`;
+    // BuildKit's history text: the flags that change the files, the sources and the destination.
+    const createdBy = [
+      isAdd ? 'ADD' : 'COPY', ...(ins.parents ? ['--parents'] : []), ...(ins.chown ? [`--chown=${ins.chown}`] : []),
+      ...(ins.chmod ? [`--chmod=${ins.chmod}`] : []), ...ins.sources, ins.dest,
+    ].join(' ');
     const keyParts = keyBase(s, {
       kind: ins.kind, sources: ins.sources, dest: ins.dest, from: from ?? null, chown: ins.chown, chmod: ins.chmod,
       link: ins.link, exclude: ins.exclude, parents: ins.parents, checksum: isAdd ? (ins as Add).checksum : undefined,
@@ -96,7 +101,7 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
           await applyCopy(p, {
             root, dest: ins.dest, workdir,
             ...(chown ? { chown } : {}), ...(chmod !== undefined ? { chmod } : {}),
-            extract: (archive, dir) => extractArchive(archive, dir, env.signal),
+            extract: (archive, dir, owner) => extractArchive(archive, dir, env.signal, owner),
             ...(env.signal ? { signal: env.signal } : {}),
           });
         };
@@ -108,8 +113,11 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
         } else {
           const plan = source.plan;
           const all: CopyPlan = { ...plan, multiple: plan.multiple || downloads.length + localSources.length + gits.length > 1 };
+          // A URL is unpacked only when asked to (ADD --unpack=true), and only if it is an archive.
+          const unpackUrls = isAdd && (ins as Add).unpack === true;
           for (const d of downloads) {
-            all.items.push({ source: d.name, name: d.name, isDir: false, entries: [{ rel: '', type: 'file', src: d.path, mode: 0o600, uid: 0, gid: 0, mtimeMs: d.mtimeMs }] });
+            const archive = unpackUrls && (await isArchive(d.path));
+            all.items.push({ source: d.name, name: d.name, isDir: false, ...(archive ? { archive } : {}), entries: [{ rel: '', type: 'file', src: d.path, mode: 0o600, uid: 0, gid: 0, mtimeMs: d.mtimeMs }] });
           }
           // A repository's tree is copied into dest as a directory's contents are.
           for (const [i, g] of gits.entries()) {

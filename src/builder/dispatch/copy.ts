@@ -29,6 +29,7 @@ import { createHasher, type Digest } from '../../image/digest.js';
 import { ImgbuildError, throwIfAborted } from '../../errors.js';
 import { resolveRel, resolveInRoot, cleanAbs } from './fs-root.js';
 import { patternMatcher, hashFile, type IgnoreMatcher, type StatCache } from '../context.js';
+import { chmodOf, parseOctalChmod, type ChmodSpec } from './chmod.js';
 
 export class CopySourceNotFoundError extends ImgbuildError {
   constructor(readonly source: string, detail = 'no such file or directory') {
@@ -94,6 +95,8 @@ export interface CopyPlan {
   items: PlannedItem[];
   /** True when more than one source word or match was given (dest must then be a directory). */
   multiple: boolean;
+  /** `--parents`: the destination is a directory, made even when nothing matched (BuildKit). */
+  parents?: boolean;
 }
 
 export interface PlanOptions {
@@ -149,8 +152,31 @@ interface Match {
   real: string;
 }
 
-/** Expands one source word to matching paths inside the root. */
-async function matchSource(root: string, word: string, ignore: IgnoreMatcher | undefined): Promise<Match[]> {
+/** Every directory below `m` (not through symlinks), `m` first: what a `**` component matches. */
+function descendantDirs(root: string, m: Match): Match[] {
+  const out: Match[] = [m];
+  for (let i = 0; i < out.length; i++) {
+    const d = out[i]!;
+    const host = d.real === '' ? root : `${root}/${d.real}`;
+    let names: string[];
+    try {
+      names = readdirSync(host).sort();
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      if (!lstatSync(`${host}/${n}`).isDirectory()) continue;
+      out.push({ rel: d.rel === '' ? n : `${d.rel}/${n}`, real: d.real === '' ? n : `${d.real}/${n}` });
+    }
+  }
+  return out;
+}
+
+/**
+ * Expands one source word to matching paths inside the root. With `doubleStar` (--parents, whose
+ * sources BuildKit matches as include patterns) a `**` component matches any number of directories.
+ */
+async function matchSource(root: string, word: string, ignore: IgnoreMatcher | undefined, doubleStar = false): Promise<Match[]> {
   const rel = cleanSource(word);
   if (!hasGlob(rel)) {
     if (rel !== '' && ignore?.ignores(rel)) return [];
@@ -168,6 +194,10 @@ async function matchSource(root: string, word: string, ignore: IgnoreMatcher | u
     const comp = comps[i] as string;
     const next: Match[] = [];
     for (const m of frontier) {
+      if (doubleStar && comp === '**') {
+        next.push(...descendantDirs(root, m));
+        continue;
+      }
       if (!hasGlob(comp)) {
         const r = m.rel === '' ? comp : `${m.rel}/${comp}`;
         next.push({ rel: r, real: await resolveRel(root, r, true) });
@@ -190,8 +220,10 @@ async function matchSource(root: string, word: string, ignore: IgnoreMatcher | u
     frontier = next;
   }
   const out: Match[] = [];
+  const seen = new Set<string>();
   for (const m of frontier) {
-    if (ignore?.ignores(m.rel)) continue;
+    if (ignore?.ignores(m.rel) || seen.has(m.rel)) continue;
+    seen.add(m.rel);
     try {
       await lstat(m.real === '' ? root : `${root}/${m.real}`);
       out.push(m);
@@ -273,7 +305,9 @@ async function walkItem(
         const cRel = ctxRel === '' ? n : `${ctxRel}/${n}`;
         const src = `${dirHost}/${n}`;
         const st = lstatSync(src);
-        const type = typeOf(st);
+        // A socket in the context arrives as an empty regular file (BuildKit's context transfer).
+        const socket = o.tree.kind === 'context' && st.isSocket();
+        const type = socket ? 'file' : typeOf(st);
         if (!type) continue;
         const ignored = (ignore?.ignores(cRel) ?? false) || (o.exclude?.ignores(rel) ?? false);
         if (ignored && !(type === 'dir' && (ignore?.mayReinclude(cRel) ?? false))) continue;
@@ -285,6 +319,7 @@ async function walkItem(
           walk(dirReal === '' ? n : `${dirReal}/${n}`, rel, cRel);
         } else if (!ignored) {
           if (type === 'symlink') out.push({ ...base, linkTarget: readlinkSync(src) });
+          else if (socket) out.push({ rel, type, data: EMPTY, hash: digestData(EMPTY), mode: base.mode, uid: 0, gid: 0, mtimeMs: st.mtimeMs });
           else addFile(base);
         }
       }
@@ -337,7 +372,7 @@ export async function planCopy(o: PlanOptions): Promise<CopyPlan> {
         pattern = word;
       }
     }
-    const matches = await matchSource(root, pattern, o.tree.ignore);
+    const matches = await matchSource(root, pattern, o.tree.ignore, o.parents ?? false);
     if (matches.length === 0) {
       if (hasGlob(cleanSource(word))) continue; // BuildKit allows a wildcard to match nothing
       throw new CopySourceNotFoundError(word);
@@ -348,7 +383,8 @@ export async function planCopy(o: PlanOptions): Promise<CopyPlan> {
       const isDir = entries[0]?.type === 'dir';
       const name = m.rel === '' ? '' : posix.basename(m.rel);
       const item: PlannedItem = { source: word, name, isDir, entries };
-      if (o.parents) item.parentsPath = pivot && (m.rel === pivot || m.rel.startsWith(`${pivot}/`)) ? m.rel.slice(pivot.length + 1) : m.rel;
+      // The pivot's components (wildcards among them) each matched one component of the path.
+      if (o.parents) item.parentsPath = pivot ? m.rel.split('/').slice(pivot.split('/').length).join('/') : m.rel;
       if (o.detectArchives && !isDir && entries[0]?.src && (await isArchive(entries[0].src))) item.archive = true;
       items.push(item);
     }
@@ -356,8 +392,10 @@ export async function planCopy(o: PlanOptions): Promise<CopyPlan> {
   if (count === 0 && o.sources.length > 0 && items.length === 0) {
     // every source was a wildcard matching nothing: nothing to copy, like BuildKit
   }
-  return { items, multiple: o.sources.length > 1 || count > 1 };
+  return { items, multiple: o.sources.length > 1 || count > 1, ...(o.parents ? { parents: true } : {}) };
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function digestData(d: Buffer): Digest {
   const h = createHasher('blake3');
@@ -387,17 +425,16 @@ export interface ApplyOptions {
   /** WORKDIR of the stage (absolute). */
   workdir: string;
   chown?: { uid: number; gid: number };
-  /** Permission bits for everything copied (`--chmod`). */
-  chmod?: number;
-  /** Extract archives (ADD) with this function: (archive host path, destination host dir). */
-  extract?: (archive: string, destDir: string) => Promise<void>;
+  /** Permission bits for everything copied (`--chmod`): octal, or symbolic (chmod.ts). */
+  chmod?: ChmodSpec;
+  /** Extract archives (ADD) with this function: (archive host path, destination host dir, --chown). */
+  extract?: (archive: string, destDir: string, owner?: { uid: number; gid: number }) => Promise<void>;
   signal?: AbortSignal;
 }
 
-/** Parses `--chmod` (octal only, as BuildKit accepts for files; symbolic modes are refused). */
+/** Parses an octal `--chmod` (0 to 07777); chmod.ts's parseChmodSpec takes symbolic modes too. */
 export function parseChmod(s: string): number {
-  if (!/^[0-7]{3,4}$/.test(s)) throw new ImgbuildError('INVALID_ARGUMENT', `invalid --chmod=${s}: expected an octal mode such as 755`);
-  return parseInt(s, 8);
+  return parseOctalChmod(s);
 }
 
 function endsAsDir(dest: string): boolean {
@@ -406,9 +443,10 @@ function endsAsDir(dest: string): boolean {
 
 /**
  * Makes the directory `abs` (absolute in the image) exist, creating missing components with
- * 0755 and the given owner, and returns its confined host path.
+ * `mode` (0755, or an octal --chmod as BuildKit does) and the given owner, and returns its
+ * confined host path.
  */
-async function ensureDir(root: string, abs: string, owner: { uid: number; gid: number }, times?: number): Promise<string> {
+async function ensureDir(root: string, abs: string, owner: { uid: number; gid: number }, mode = 0o755): Promise<string> {
   const rel = await resolveRel(root, abs, true);
   if (rel === '') return root;
   const comps = rel.split('/');
@@ -426,9 +464,8 @@ async function ensureDir(root: string, abs: string, owner: { uid: number; gid: n
       continue;
     }
     await mkdir(cur, 0o755);
-    await chmod(cur, 0o755);
+    await chmod(cur, mode);
     await lchown(cur, owner.uid, owner.gid);
-    if (times !== undefined) await lutimes(cur, times / 1000, times / 1000);
   }
   return cur;
 }
@@ -443,7 +480,10 @@ class CopyDirectoryConflict extends CopyDestinationError {
 export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number> {
   const destAbs = cleanAbs(o.dest.startsWith('/') ? o.dest : posix.join(o.workdir || '/', o.dest));
   const dirSyntax = endsAsDir(o.dest);
-  if (plan.multiple && !dirSyntax) {
+  // Directories' contents and archives go into a destination directory whatever its spelling
+  // (BuildKit): only several files need it to end in '/' (or to exist as a directory).
+  const files = plan.items.filter((i) => !i.isDir && !i.archive && i.parentsPath === undefined).length;
+  if (plan.multiple && !dirSyntax && files > 1) {
     // Docker: several sources need a directory destination that ends in '/'. An existing directory
     // is accepted too (BuildKit copies into it).
     const host = await resolveInRoot(o.root, destAbs);
@@ -453,6 +493,9 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
     }
   }
   const rootOwner = o.chown ?? { uid: 0, gid: 0 };
+  // Directories a COPY makes (parents, a destination) take an octal --chmod, else 0755 (BuildKit).
+  const madeDirMode = typeof o.chmod === 'number' ? o.chmod : 0o755;
+  if (plan.parents) await ensureDir(o.root, destAbs, rootOwner, madeDirMode);
   let written = 0;
   const hardlinks = new Map<string, string>();
   const dirTimes: { host: string; mtimeMs: number }[] = [];
@@ -475,16 +518,16 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
     }
 
     if (item.archive) {
-      const hostDir = await ensureDir(o.root, target, rootOwner);
+      const hostDir = await ensureDir(o.root, target, rootOwner, madeDirMode);
       const src = item.entries[0]?.src;
       if (!src || !o.extract) throw new ImgbuildError('NOT_IMPLEMENTED', `cannot extract ${item.source}: no archive support`);
-      await o.extract(src, hostDir);
+      await o.extract(src, hostDir, o.chown);
       written++;
       continue;
     }
 
     // Parent of the target must exist as a directory; the target itself is handled per type.
-    const parentHost = await ensureDir(o.root, posix.dirname(target), rootOwner);
+    const parentHost = await ensureDir(o.root, posix.dirname(target), rootOwner, madeDirMode);
     const base = posix.basename(target);
     const dirs = new Map<string, string>(); // entry rel → host dir
     for (const e of item.entries) {
@@ -513,18 +556,18 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
         // (0755 or --chmod, root or --chown, now), not as a copy of the source dir (BuildKit, moby).
         await mkdir(host);
         await lchown(host, rootOwner.uid, rootOwner.gid);
-        await chmod(host, o.chmod ?? 0o755);
+        await chmod(host, madeDirMode);
         written++;
       } else if (!st) {
         await mkdir(host);
         await lchown(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
-        await chmod(host, o.chmod ?? e.mode);
+        await chmod(host, chmodOf(o.chmod, e.mode, true));
         dirTimes.push({ host, mtimeMs: e.mtimeMs });
         written++;
       } else if (e.rel !== '' && host !== o.root) {
         // Merging into an existing dir of a copied tree: the copied dir's metadata wins (Docker).
         await lchown(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
-        await chmod(host, o.chmod ?? e.mode);
+        await chmod(host, chmodOf(o.chmod, e.mode, true));
         dirTimes.push({ host, mtimeMs: e.mtimeMs });
       }
       dirs.set(e.rel, host);
@@ -570,7 +613,7 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
         if (e.data) writeFileSync(host, e.data, { flag: 'wx' });
         else copyFileSync(e.src as string, host, constants.COPYFILE_EXCL);
         if (uid !== 0 || gid !== 0) lchownSync(host, uid, gid);
-        chmodSync(host, o.chmod ?? e.mode);
+        chmodSync(host, chmodOf(o.chmod, e.mode, false));
         lutimesSync(host, e.mtimeMs / 1000, e.mtimeMs / 1000);
       };
       written++;
