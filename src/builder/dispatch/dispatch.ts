@@ -9,6 +9,7 @@ import { withLocation } from '../errors.js';
 import type { Stage, StageInstruction } from '../frontend/instructions.js';
 import { expandInstruction } from '../frontend/instructions.js';
 import { parseDockerfile } from '../frontend/parse.js';
+import { resolveDeferredMount } from '../frontend/run-mount.js';
 import { processWord, type EnvGetter } from '../frontend/shell-lex.js';
 import { parsePlatformSpec } from '../frontend/platform.js';
 import { formatReference, parseReference } from '../../image/reference.js';
@@ -26,8 +27,10 @@ async function dispatchInstruction(s: StageCtx, raw: StageInstruction, label: st
   const g = getter(s);
   const ex = (w: string): string => processWord(w, g, esc);
   switch (raw.kind) {
-    case 'run':
-      return dispatchRun(s, expandInstruction(raw, ex), label);
+    case 'run': {
+      const ins = expandInstruction(raw, ex);
+      return dispatchRun(s, { ...ins, mounts: ins.mounts.map((m) => resolveDeferredMount(m, ex)) }, label);
+    }
     case 'copy':
     case 'add':
       return dispatchCopy(s, expandInstruction(raw, ex), label);

@@ -70,6 +70,21 @@ export function suggest(word: string, names: readonly string[]): string | undefi
   return best !== undefined && bestD <= limit ? best : undefined;
 }
 
+/** The closest name at most `max` edits away (BuildKit's suggestions), or undefined. */
+export function suggestWithin(word: string, names: readonly string[], max: number): string | undefined {
+  let best: string | undefined;
+  let bestD = max + 1;
+  for (const n of names) {
+    const dist = editDistance(word, n);
+    if (dist === 0) return undefined;
+    if (dist < bestD) {
+      bestD = dist;
+      best = n;
+    }
+  }
+  return best;
+}
+
 /**
  * Reports a flag error; `flag` is the text to point at (its last occurrence when `last`), or
  * undefined for the instruction as a whole.

@@ -77,6 +77,8 @@ export type CacheSharing = 'shared' | 'private' | 'locked';
 interface MountBase {
   /** Target path in the container (unexpanded); relative to WORKDIR, '' meaning WORKDIR itself. */
   target: string;
+  /** The `--mount` text when a variable in it leaves it to be parsed at dispatch (run-mount.ts). */
+  spec?: string;
 }
 export interface CacheMount extends MountBase {
   type: 'cache';
@@ -104,6 +106,7 @@ export interface TmpfsMount extends MountBase {
 }
 export interface SecretMount {
   type: 'secret';
+  spec?: string;
   id?: string;
   /** Defaults to /run/secrets/<id> when neither target nor env is given. */
   target?: string;
@@ -115,6 +118,7 @@ export interface SecretMount {
 }
 export interface SshMount {
   type: 'ssh';
+  spec?: string;
   id?: string;
   target?: string;
   required: boolean;

@@ -3,6 +3,7 @@
  * aliases, the keys each mount type takes, and the defaults buildkit gives them.
  */
 import type { CacheSharing, RunMount } from './instructions.js';
+import { suggestWithin } from './flags.js';
 
 /** Splits one `--mount` value: comma-separated key[=value] fields with CSV-style double quotes. */
 function csvFields(s: string): string[] {
@@ -66,30 +67,69 @@ const KEY_ALIASES: Record<string, string> = {
   rw: 'readwrite',
 };
 
-/** Parses one `RUN --mount=...` value into a typed mount (buildkit `parseMount`). */
-export function parseMount(value: string): RunMount {
+/** Options whose values are words (paths, names), usable before their variables are known. */
+const WORD_KEYS = new Set(['target', 'source', 'from', 'id', 'env']);
+
+const ALL_KEYS = [...new Set([...Object.values(MOUNT_KEYS).flatMap((k) => [...k]), 'type', ...Object.keys(KEY_ALIASES)])];
+
+/** BuildKit's hint: the closest word within two edits. */
+function hint(word: string, names: readonly string[]): string {
+  const s = suggestWithin(word.toLowerCase(), names, 2);
+  return s ? ` (did you mean ${s}?)` : '';
+}
+
+/**
+ * Parses one `RUN --mount=...` value into a typed mount (buildkit `parseMount`). Values are
+ * passed through `expand` first when it is given. Without it, a value holding a variable cannot
+ * be read yet: such a mount is parsed only as far as it can be and keeps its text in `spec`,
+ * which dispatch parses again with the stage's variables (BuildKit expands every option there).
+ */
+export function parseMount(value: string, expand?: (word: string) => string): RunMount {
   const fields = csvFields(value);
+  const deferred = expand === undefined && value.includes('$');
   let type = 'bind';
   const kv = new Map<string, string | undefined>();
+  const fieldOf = new Map<string, string>();
   for (const field of fields) {
     const f = field.trim();
     if (f === '') continue;
     const eq = f.indexOf('=');
     const rawKey = (eq < 0 ? f : f.slice(0, eq)).toLowerCase();
-    const v = eq < 0 ? undefined : f.slice(eq + 1);
+    let v = eq < 0 ? undefined : f.slice(eq + 1);
     const key = KEY_ALIASES[rawKey] ?? rawKey;
+    if (v !== undefined && expand) v = expand(v);
+    // Words keep their text (expandInstruction and the stage graph expand them); a value that
+    // must be read (a type, a number, a flag) waits for dispatch.
+    if (deferred && !WORD_KEYS.has(key) && v?.includes('$')) continue;
     if (key === 'type') {
-      if (v === undefined || !(v in MOUNT_KEYS)) throw new Error(`unsupported mount type ${JSON.stringify(v ?? '')}`);
+      if (v === undefined || !(v in MOUNT_KEYS)) throw new Error(`unsupported mount type ${JSON.stringify(v ?? '')}${hint(v ?? '', Object.keys(MOUNT_KEYS))}`);
       type = v;
       continue;
     }
     if (kv.has(key)) throw new Error(`duplicate mount option ${key}`);
     kv.set(key, v);
+    fieldOf.set(key, f);
   }
   const allowed = MOUNT_KEYS[type]!;
   for (const k of kv.keys()) {
-    if (!allowed.has(k)) throw new Error(`unexpected key '${k}' for mount type ${type}`);
+    if (!ALL_KEYS.includes(k)) throw new Error(`unexpected key '${k}' in '${fieldOf.get(k) ?? k}'${hint(k, ALL_KEYS)}`);
+    if (!allowed.has(k) && !deferred) throw new Error(`unexpected key '${k}' for mount type ${type}`);
   }
+  const m = typedMount(type, kv);
+  return deferred ? { ...m, spec: value } : m;
+}
+
+/** A mount left for dispatch (see parseMount) parsed with the stage's variables; others as they are. */
+export function resolveDeferredMount(m: RunMount, expand: (word: string) => string): RunMount {
+  if (m.spec === undefined) return m;
+  try {
+    return parseMount(m.spec, expand);
+  } catch (e) {
+    throw new Error(`invalid --mount=${m.spec}: ${(e as Error).message}`);
+  }
+}
+
+function typedMount(type: string, kv: Map<string, string | undefined>): RunMount {
   const str = (k: string): string | undefined => {
     if (!kv.has(k)) return undefined;
     const v = kv.get(k);
