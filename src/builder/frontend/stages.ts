@@ -8,12 +8,16 @@ import type { Platform } from '../../image/types.js';
 import { BuildError } from '../errors.js';
 import type { Dockerfile, Instruction, SourceRange, Stage } from './instructions.js';
 import { hostPlatformOf, predefinedPlatformArgs } from './platform.js';
+import { suggestWithin } from './flags.js';
 import { processWord, ShellExpansionError } from './shell-lex.js';
 
 export class StageNotFoundError extends BuildError {
   readonly target: string;
   constructor(target: string, known: string[]) {
-    super(`target stage ${JSON.stringify(target)} could not be found${known.length ? ` (stages: ${known.join(', ')})` : ''}`, { code: 'NOT_FOUND' });
+    // BuildKit's hint when a name is close; else the names there are.
+    const close = suggestWithin(target.toLowerCase(), known, 2);
+    const hint = close ? ` (did you mean ${close}?)` : known.length ? ` (stages: ${known.join(', ')})` : '';
+    super(`target stage ${JSON.stringify(target)} could not be found${hint}`, { code: 'NOT_FOUND' });
     this.name = 'StageNotFoundError';
     this.target = target;
   }
@@ -98,7 +102,8 @@ export function resolveMetaArgs(df: Dockerfile, buildArgs: ReadonlyMap<string, s
         }
       }
       if (v !== undefined) meta.set(d.key, v);
-      else meta.delete(d.key);
+      // A predefined ARG declared without a value keeps its value (BuildKit).
+      else if (!platformArgs.has(d.key)) meta.delete(d.key);
     }
   }
   return meta;
@@ -126,7 +131,15 @@ export function buildStageGraph(df: Dockerfile, o: StageGraphOptions = {}): Stag
   const escape = df.directives.escape;
   const buildArgs = toMap(o.buildArgs);
   const buildPlatform = o.buildPlatform ?? hostPlatformOf();
+  let target = df.stages.length - 1;
+  if (o.target !== undefined && o.target !== '') {
+    const s = df.stages.find((x) => x.name === o.target!.toLowerCase());
+    if (!s) throw new StageNotFoundError(o.target, df.stages.flatMap((x) => (x.name ? [x.name] : [])));
+    target = s.index;
+  }
   const platformArgs = predefinedPlatformArgs(o.platform ?? buildPlatform, buildPlatform);
+  // TARGETSTAGE: the target as asked for, else the last stage's name, else "default" (BuildKit).
+  platformArgs.set('TARGETSTAGE', o.target || (df.stages[target]?.name ?? 'default'));
   const meta = resolveMetaArgs(df, buildArgs, platformArgs);
   const expandMeta = (w: string, range: SourceRange, env: ReadonlyMap<string, string> = meta): string => {
     try {
@@ -160,6 +173,12 @@ export function buildStageGraph(df: Dockerfile, o: StageGraphOptions = {}): Stag
     const local = new Map<string, string>(meta);
     const refer = (ref: string, via: 'copy' | 'mount', ins: Instruction): void => {
       const name = expandMeta(ref, ins.range, local);
+      // A variable no ARG in scope gives a value: BuildKit allows none there, and says so.
+      if (name === '' && ref.includes('$')) {
+        throw new BuildError(via === 'copy'
+          ? 'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround'
+          : "'from' doesn't support variable expansion, define alias stage instead", { range: ins.range });
+      }
       if (name === '') throw new BuildError(`${via === 'copy' ? '--from' : 'mount from='} value ${JSON.stringify(ref)} is empty after expansion`, { range: ins.range });
       if (/^\d+$/.test(name)) {
         const i = Number(name);
@@ -170,6 +189,11 @@ export function buildStageGraph(df: Dockerfile, o: StageGraphOptions = {}): Stag
         return;
       }
       const s = findStageRef(df.stages, name, stage.index, false);
+      // BuildKit refuses a COPY from a later stage rather than pulling an image of that name.
+      const later = s || via !== 'copy' ? undefined : df.stages.slice(stage.index + 1).find((x) => x.name === name.toLowerCase());
+      if (later) {
+        throw new BuildError(`cannot copy from stage ${JSON.stringify(name)}, it needs to be defined before current stage ${JSON.stringify(stage.name ?? `stage-${stage.index}`)}`, { range: ins.range });
+      }
       deps.push({ source: s ? { kind: 'stage', index: s.index } : { kind: 'image', ref: name }, via, range: ins.range });
     };
     for (const ins of stage.instructions) {
@@ -194,13 +218,6 @@ export function buildStageGraph(df: Dockerfile, o: StageGraphOptions = {}): Stag
     if (from.platform !== undefined) r.platform = expandMeta(from.platform, from.range);
     return r;
   });
-
-  let target = df.stages.length - 1;
-  if (o.target !== undefined && o.target !== '') {
-    const s = df.stages.find((x) => x.name === o.target!.toLowerCase());
-    if (!s) throw new StageNotFoundError(o.target, df.stages.flatMap((x) => (x.name ? [x.name] : [])));
-    target = s.index;
-  }
 
   const neededSet = new Set<number>();
   const visit = (i: number): void => {
