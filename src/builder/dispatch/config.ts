@@ -83,7 +83,11 @@ export function dispatchConfig(s: StageCtx, ins: ConfigInstruction, label: strin
       cfgStep(`WORKDIR ${wd}`, (c) => {
         c.WorkingDir = wd;
       });
-      if (wd !== '/') s.workdirPending = true;
+      // A layer step made the earlier ones; this one joins those still to make.
+      if (!s.workdirPending) s.pendingWorkdirs = [];
+      const user = s.image.config.config?.User;
+      if (wd !== '/') (s.pendingWorkdirs ??= []).push({ path: wd, ...(user ? { user } : {}) });
+      if (s.pendingWorkdirs?.length) s.workdirPending = true;
       return;
     }
     case 'user':

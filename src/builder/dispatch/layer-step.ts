@@ -4,7 +4,7 @@
  * uncompressed layer and commit the snapshot under the new chain id. A cache hit touches neither
  * snapshots nor file contents.
  */
-import { mkdir } from 'node:fs/promises';
+import { lchown, lstat, mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { Descriptor } from '../../image/types.js';
 import type { Digest } from '../../image/digest.js';
@@ -13,7 +13,7 @@ import { throwIfAborted } from '../../errors.js';
 import { BuildError } from '../errors.js';
 import { stepKey, type StepKeyParts } from '../cache.js';
 import { chainIdOn } from './image-state.js';
-import { resolveInRoot } from './fs-root.js';
+import { resolveChown, resolveRel } from './fs-root.js';
 import { ensureSnapshot, withHostMount } from './snapshots.js';
 import { appendLayer, historyEntry, keyBase, type StageCtx } from './stage.js';
 
@@ -94,19 +94,34 @@ export async function layerStep(
   }
 }
 
-/** Creates the pending WORKDIR inside a mounted rootfs (root-owned, 0755, like buildah). */
+/**
+ * Creates the pending WORKDIRs inside a mounted rootfs: missing dirs 0755, owned by the USER in
+ * effect at their WORKDIR (its /etc/passwd entry, a number as uid and gid; root when unknown),
+ * as BuildKit's mkdir with the stage's user does.
+ */
 export async function createWorkdir(s: StageCtx, root: string): Promise<void> {
   const wd = s.image.config.config?.WorkingDir;
-  if (!wd || wd === '/') return;
-  const host = await resolveInRoot(root, wd);
-  try {
-    await mkdir(host, { recursive: true, mode: 0o755 });
-  } catch (e) {
-    // Named inside the image, not by the host path of the build's mount.
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR' || code === 'EEXIST') throw new BuildError(`WORKDIR ${wd}: a part of it is not a directory in the image`, { code: 'FAILED_PRECONDITION', cause: e });
-    throw e;
+  const pending = s.pendingWorkdirs ?? (wd && wd !== '/' ? [{ path: wd }] : []);
+  for (const p of pending) {
+    const owner = p.user ? await resolveChown(root, p.user).catch(() => ({ uid: 0, gid: 0 })) : { uid: 0, gid: 0 };
+    const rel = await resolveRel(root, p.path, true);
+    let cur = root;
+    for (const comp of rel.split('/').filter(Boolean)) {
+      cur = `${cur}/${comp}`;
+      const st = await lstat(cur).catch(() => undefined);
+      if (st?.isDirectory()) continue;
+      try {
+        await mkdir(cur, { mode: 0o755 });
+      } catch (e) {
+        // Named inside the image, not by the host path of the build's mount.
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOTDIR' || code === 'EEXIST') throw new BuildError(`WORKDIR ${p.path}: a part of it is not a directory in the image`, { code: 'FAILED_PRECONDITION', cause: e });
+        throw e;
+      }
+      if (owner.uid !== 0 || owner.gid !== 0) await lchown(cur, owner.uid, owner.gid);
+    }
   }
+  s.pendingWorkdirs = [];
 }
 
 /** The layer step of a WORKDIR that no later layer step of the stage created. */

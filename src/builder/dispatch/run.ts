@@ -117,6 +117,8 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
       } else if (numeric) {
         user = { uid: Number(numeric[1]), gid: Number(numeric[2]), additionalGids: [] };
       }
+      // The primary group is among the process's groups too (BuildKit, containerd since CVE-2023-25173).
+      user = { ...user, additionalGids: [user.gid, ...user.additionalGids.filter((g) => g !== user.gid)] };
       if (script !== undefined) {
         scriptFile = join(scratch, 'script');
         await writeFile(scriptFile, script);

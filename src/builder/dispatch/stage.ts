@@ -88,6 +88,11 @@ export interface StageCtx {
   cmdSet: boolean;
   /** WORKDIR named a dir that the next layer step must create. */
   workdirPending: boolean;
+  /**
+   * The dirs WORKDIRs named since the last layer step and the USER then in effect: each is made,
+   * owned by that user (BuildKit), also when a later WORKDIR moved on (`WORKDIR /a` then `WORKDIR /`).
+   */
+  pendingWorkdirs?: { path: string; user?: string }[];
   step: number;
   steps: number;
 }
@@ -213,7 +218,7 @@ export function keyBase(s: StageCtx, instruction: unknown, extra: Partial<StepKe
     instruction,
     env: runEnv(s),
     ...(c.User ? { user: c.User } : {}),
-    workdir: (c.WorkingDir || '/') + (s.workdirPending ? ' (create)' : ''),
+    workdir: (c.WorkingDir || '/') + (s.workdirPending ? ` (create ${JSON.stringify(s.pendingWorkdirs ?? [])})` : ''),
     ...extra,
   };
 }
