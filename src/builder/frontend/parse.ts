@@ -279,7 +279,8 @@ function toInstruction(node: AstNode, file: string | undefined): Instruction {
         { ...t, startLine: node.startLine, endLine: node.endLine, startColumn: node.startColumn, endColumn: node.endColumn, heredocs: node.heredocs, segments: [] },
         file,
       );
-      const expression = node.original.replace(/^\s*ONBUILD\s*/i, '');
+      // A trigger's heredocs are stored with it, each body then its delimiter (BuildKit).
+      const expression = node.original.replace(/^\s*ONBUILD\s*/i, '') + node.heredocs.map((h) => `\n${h.content}${h.name}`).join('');
       return { ...base, kind: 'onbuild', expression, instruction: inner };
     }
   }
