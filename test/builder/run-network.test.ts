@@ -71,7 +71,9 @@ describe('entitlements', () => {
   it('RUN --network=host and --security=insecure are refused at the instruction without --allow', () => {
     const none = new Set<never>();
     const host = runOf('RUN --network=host true');
-    expect(() => checkEntitlements(host, none, 'default')).toThrow('Dockerfile:2:1: network.host is not allowed (hint: grant it with build --allow network.host)');
+    expect(() => checkEntitlements(host, none, 'default')).toThrow(
+      expect.objectContaining({ message: 'Dockerfile:2:1: network.host is not allowed', hint: 'grant it with build --allow network.host' }),
+    );
     expect(() => checkEntitlements(host, new Set(['network.host'] as const), 'default')).not.toThrow();
     // build --network host grants network.host, as Docker's does.
     expect(() => checkEntitlements(host, none, 'host')).not.toThrow();

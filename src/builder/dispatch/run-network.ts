@@ -110,6 +110,27 @@ export function runSandboxOptions(o: {
   };
 }
 
+/** A RUN that needs an entitlement the build was not given (BuildKit's words, at the instruction). */
+export class EntitlementError extends BuildError {
+  readonly hint: string;
+
+  constructor(readonly entitlement: Entitlement, ins: Run) {
+    super(`${entitlement} is not allowed`, { range: ins.range, instruction: 'RUN', code: 'FAILED_PRECONDITION' });
+    this.name = 'EntitlementError';
+    this.hint = `grant it with build --allow ${entitlement}`;
+  }
+}
+
+/** A step network that could not be made. */
+export class StepNetworkError extends ImgbuildError {
+  readonly hint = 'build --network none runs RUN without a network';
+
+  constructor(cause: ImgbuildError) {
+    super(cause.code, `RUN's network: ${cause.message}`, { cause });
+    this.name = 'StepNetworkError';
+  }
+}
+
 /**
  * Refuses what a RUN asks for without its entitlement, in BuildKit's words (`network.host is not
  * allowed`), at the instruction. `build --network host` grants network.host itself, as Docker's does.
@@ -119,13 +140,7 @@ export function checkEntitlements(ins: Run, allow: ReadonlySet<Entitlement>, bui
   if (ins.network === 'host' && !allow.has('network.host') && buildNetwork !== 'host') missing.push('network.host');
   if (ins.security === 'insecure' && !allow.has('security.insecure')) missing.push('security.insecure');
   const e = missing[0];
-  if (e) {
-    throw new BuildError(`${e} is not allowed (hint: grant it with build --allow ${e})`, {
-      range: ins.range,
-      instruction: 'RUN',
-      code: 'FAILED_PRECONDITION',
-    });
-  }
+  if (e) throw new EntitlementError(e, ins);
 }
 
 /** The network of one step as the sandbox joins it. */
@@ -207,7 +222,7 @@ export class StepNetworks {
       // setupNetwork undid what it made.
       await rm(record, { force: true });
       if (this.o.signal?.aborted || !(e instanceof ImgbuildError)) throw e;
-      throw new ImgbuildError(e.code, `RUN's network: ${e.message} (hint: build --network none runs RUN without a network)`, { cause: e });
+      throw new StepNetworkError(e);
     }
   }
 

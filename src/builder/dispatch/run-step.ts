@@ -17,9 +17,13 @@ export type BuildNetwork = 'none' | 'host' | 'default';
 export const INIT_FILES = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'];
 
 export class RunFailedError extends ImgbuildError {
+  /** What may be wrong, said after the error (a step without a network that could not resolve a name). */
+  readonly hint?: string;
+
   constructor(readonly command: string, readonly exitCode: number, readonly signal?: string, hint?: string) {
-    super('FAILED_PRECONDITION', `process "${command}" did not complete successfully: ${signal ? `killed by ${signal}` : `exit code: ${exitCode}`}${hint ? ` (hint: ${hint})` : ''}`);
+    super('FAILED_PRECONDITION', `process "${command}" did not complete successfully: ${signal ? `killed by ${signal}` : `exit code: ${exitCode}`}`);
     this.name = 'RunFailedError';
+    if (hint) this.hint = hint;
   }
 }
 
