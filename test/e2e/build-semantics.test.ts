@@ -103,6 +103,10 @@ describe('RUN --mount without a target lands at WORKDIR (BuildKit)', () => {
         'RUN --mount=from=binaries --mount=type=bind,from=binaries,source=/tmp/.version,target=/tmp/.version cp tool /copied-tool && cat /tmp/.version > /version',
         'RUN --mount=source=/tmp/.commit_date,target=/tmp/.commit_date,from=binaries cat /tmp/.commit_date > /commit-date',
         // moby: another stage's directory at a new WORKDIR, writable (the writes are discarded)
+        // a mount below an earlier WORKDIR still to be made
+        'WORKDIR /opt/first',
+        'WORKDIR /opt/second',
+        'RUN --mount=type=tmpfs,target=/opt/first/tmp true',
         'WORKDIR /usr/src/delve',
         'RUN --mount=from=delve-src,src=/usr/src/delve,rw cat main.go > /delve-main && echo changed > main.go',
       ].join('\n'),
@@ -110,7 +114,7 @@ describe('RUN --mount without a target lands at WORKDIR (BuildKit)', () => {
     await buildOk(['-t', 'mount-lines', ctx]);
     const out = await runOut('mount-lines', [
       'cat /cli-version /cli-built /cli-version2 /copied-tool /version /commit-date /delve-main',
-      'for d in /go/src/github.com/docker/cli /usr/src/delve /work; do test -d $d && test -z "$(ls -A $d)" || echo "$d: not an empty dir"; done; echo end',
+      'for d in /go/src/github.com/docker/cli /usr/src/delve /opt/first /opt/second /work; do test -d $d && test -z "$(ls -A $d)" || echo "$d: not an empty dir"; done; echo end',
       'test -e /tmp/.version && echo leftover-mount-point; test -e /go/src/github.com/docker/cli/cmd && echo leftover-tmpfs-point; true',
     ].join('; '));
     // WORKDIRs exist (empty: the binds were mount points, their writes discarded), nothing left over.

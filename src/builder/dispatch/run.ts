@@ -84,9 +84,10 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
     return { files: [...INIT_FILES, ...p.files], dirs: p.dirs };
   };
   // A placeholder at, above or below a WORKDIR still to be made would make it look present, and
-  // it would never reach the layer: the WORKDIR gets its own layer first.
-  const inWorkdir = (p: string): boolean => p === workdir || p.startsWith(`${workdir}/`) || workdir.startsWith(`${p}/`);
-  if (s.workdirPending && [...targets.dirs, ...targets.files].some(inWorkdir)) await workdirStep(s);
+  // it would never reach the layer: the WORKDIRs get their own layer first.
+  const pending = (s.pendingWorkdirs ?? [{ path: workdir }]).map((w) => w.path);
+  const overlaps = (p: string): boolean => pending.some((w) => p === w || p.startsWith(`${w}/`) || w.startsWith(`${p}/`));
+  if (s.workdirPending && [...targets.dirs, ...targets.files].some(overlaps)) await workdirStep(s);
   const keyParts = keyBase(s, { kind: 'run', args, heredocs: hd, mounts: mountsForKey, network, security: ins.security, ...sandboxKey(sandbox) }, {
     shell: shellOf(s),
     content: JSON.stringify({ fromChains, contextDigest }),
