@@ -128,7 +128,6 @@ export const addCases: Case[] = [
     upstream: `${BK_ADD}:testDockerfileADDFromURL`,
     dockerfile: 'FROM scratch\nADD {{http}}/foo /dest/\n',
     expect: { files: { 'dest/foo': { content: 'content1', mode: 0o600, owner: '0:0' } } },
-    buildahFails: 'buildah gives a downloaded file mode 0644',
   },
   {
     name: 'add-url-archive-not-extracted',

@@ -11,18 +11,21 @@ export const configCases: Case[] = [
   {
     name: 'shell-changes-run-and-cmd',
     upstream: `${MOBY_CLI}:TestBuildShellMultiple`,
+    buildahFails: 'buildah runs a shell-form CMD or ENTRYPOINT with /bin/sh -c whatever SHELL says',
     dockerfile: 'FROM busybox\nRUN echo defaultshell > /default\nSHELL ["/bin/sh", "-c", "echo via-sh-c > /shell-c; eval \\"$1\\"", "x"]\nRUN echo second > /second\nSHELL ["ls"]\nRUN -l\nCMD -l\n',
     expect: { files: { default: 'defaultshell\n', 'shell-c': 'via-sh-c\n', second: 'second\n' }, config: { Shell: ['ls'], Cmd: ['ls', '-l'] } },
   },
   {
     name: 'shell-entrypoint',
     upstream: `${MOBY_CLI}:TestBuildShellEntrypoint`,
+    buildahFails: 'buildah runs a shell-form CMD or ENTRYPOINT with /bin/sh -c whatever SHELL says',
     dockerfile: 'FROM busybox\nSHELL ["ls"]\nENTRYPOINT -l\n',
     expect: { config: { Entrypoint: ['ls', '-l'], Cmd: null } },
   },
   {
     name: 'shell-inherited-from-image',
     upstream: `${MOBY_CLI}:TestBuildShellInherited`,
+    buildahFails: 'buildah runs a shell-form CMD or ENTRYPOINT with /bin/sh -c whatever SHELL says',
     bases: [{ tag: 'localhost/battery/shell-inherited:base', dockerfile: 'FROM busybox\nSHELL ["/bin/sh", "-c", "touch /via-shell; eval \\"$1\\"", "x"]\n' }],
     dockerfile: 'FROM localhost/battery/shell-inherited:base\nRUN echo hi > /out\nCMD echo foo\n',
     expect: {
@@ -53,6 +56,7 @@ export const configCases: Case[] = [
   {
     name: 'shell-and-entrypoint-in-child',
     upstream: `${BK_CMD}:testCmdShell`,
+    buildahFails: 'buildah runs a shell-form CMD or ENTRYPOINT with /bin/sh -c whatever SHELL says',
     bases: [{ tag: 'localhost/battery/cmd-shell:base', dockerfile: 'FROM scratch\nCMD ["test"]\n' }],
     dockerfile: 'FROM localhost/battery/cmd-shell:base\nSHELL ["ls"]\nENTRYPOINT my entrypoint\n',
     expect: { config: { Cmd: null, Entrypoint: ['ls', 'my entrypoint'] } },
@@ -72,6 +76,7 @@ export const configCases: Case[] = [
   {
     name: 'entrypoint-invalid-json-is-shell-form',
     upstream: `${BK_CMD}:testInvalidJSONCommands (ENTRYPOINT)`,
+    buildahFails: 'buildah reads `[]random string` as an empty exec form',
     dockerfile: 'FROM busybox\nENTRYPOINT []random string\n',
     expect: { config: { Entrypoint: ['/bin/sh', '-c', '[]random string'] } },
   },
@@ -122,6 +127,7 @@ export const configCases: Case[] = [
   {
     name: 'expose-upper-case-protocol',
     upstream: `${MOBY_CLI}:TestBuildExposeUpperCaseProto`,
+    buildahFails: "buildah keeps the protocol's case",
     dockerfile: 'FROM scratch\nEXPOSE 5678/UDP\n',
     expect: { config: { ExposedPorts: { '5678/udp': {} } } },
   },
@@ -134,6 +140,7 @@ export const configCases: Case[] = [
   {
     name: 'expose-range',
     upstream: `${MOBY_CLI}:TestBuildExpose (a port range)`,
+    buildahFails: 'buildah keeps a port range as one entry',
     dockerfile: 'FROM scratch\nEXPOSE 80-82/tcp 2375\n',
     expect: { config: { ExposedPorts: { '80/tcp': {}, '81/tcp': {}, '82/tcp': {}, '2375/tcp': {} } } },
   },
@@ -167,7 +174,7 @@ export const configCases: Case[] = [
     name: 'volume-empty-string',
     upstream: `${MOBY_CLI}:TestBuildEmptyStringVolume`,
     dockerfile: 'FROM busybox\nARG foo=""\nVOLUME $foo\n',
-    expect: { error: /VOLUME specified can not be an empty string/ },
+    expect: { error: /VOLUME specified can not be an empty string/i },
   },
   {
     name: 'healthcheck',
@@ -184,6 +191,7 @@ export const configCases: Case[] = [
   {
     name: 'history-of-steps',
     upstream: 'buildkit frontend/dockerfile/dockerfile_history_test.go:testExportedHistory',
+    buildahFails: "buildah writes history in the classic builder's form",
     dockerfile: 'FROM busybox AS base\nENV foo=bar\nCOPY foo /foo2\nFROM busybox\nLABEL lbl=val\nCOPY --from=base foo2 foo3\nWORKDIR /\nRUN echo bar > foo4\nRUN ["ls"]\nEXPOSE 2375 5000 1234/udp\n',
     files: { foo: 'contents0' },
     expect: {

@@ -17,6 +17,7 @@ export const errorCases: Case[] = [
   {
     name: 'error-invalid-json-run',
     upstream: `${BK_CMD}:testInvalidJSONCommands`,
+    buildahFails: 'buildah ignores text after a JSON array',
     dockerfile: 'FROM busybox\nRUN ["echo", "hello"]this is invalid\n',
     expect: { error: /this is invalid/ },
   },
@@ -78,12 +79,14 @@ export const errorCases: Case[] = [
   {
     name: 'error-expose-invalid',
     upstream: `${MOBY_CLI}:TestBuildExpose (an invalid port)`,
+    buildahFails: 'buildah accepts any EXPOSE word',
     dockerfile: 'FROM scratch\nEXPOSE abc\n',
     expect: { error: /abc/ },
   },
   {
     name: 'dockerfile-lowercase-name',
     upstream: `${BK_CORE}:testDockerfileLowercase`,
+    buildahFails: 'buildah looks for Containerfile or Dockerfile only',
     dockerfile: 'FROM busybox\nCOPY f /f\n',
     dockerfileName: 'dockerfile',
     files: { f: 'lower' },

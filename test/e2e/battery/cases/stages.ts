@@ -40,6 +40,7 @@ export const stageCases: Case[] = [
   {
     name: 'stage-names-case-insensitive',
     upstream: `${BK_MULTI}:testMultiStageCaseInsensitive`,
+    buildahFails: 'buildah 1.28 matches stage names case-sensitively',
     dockerfile: 'FROM scratch AS STAge0\nCOPY foo bar\nFROM scratch AS staGE1\nCOPY --from=staGE0 bar baz\nFROM scratch\nCOPY --from=stage1 baz bax\n',
     files: { foo: 'foo-contents' },
     target: 'Stage1',
@@ -55,6 +56,7 @@ export const stageCases: Case[] = [
   {
     name: 'stage-copy-from-self',
     upstream: `${MOBY_CLI}:TestBuildMultiStageCopyFromErrors (refers to current build stage)`,
+    buildahFails: 'buildah looks the current stage up as an image',
     dockerfile: 'FROM busybox\nCOPY --from=0 foo bar\n',
     files: { foo: 'abc' },
     expect: { error: /circular dependency|refers to current (or future )?build stage|cannot copy from stage/i },
@@ -62,6 +64,7 @@ export const stageCases: Case[] = [
   {
     name: 'stage-name-numeric-refused',
     upstream: `${MOBY_CLI}:TestBuildMultiStageCopyFromErrors (invalid name for build stage)`,
+    buildahFails: 'buildah 1.28 panics on a numeric stage name',
     dockerfile: 'FROM busybox AS 1\nCOPY --from=1 foo bar\n',
     files: { foo: 'abc' },
     expect: { error: /invalid name for build stage/ },
@@ -93,6 +96,7 @@ COPY --from=first bar bay
   {
     name: 'stage-name-variants',
     upstream: `${MOBY_CLI}:TestBuildMultiStageNameVariants`,
+    buildahFails: 'buildah 1.28 matches stage names case-sensitively',
     dockerfile: 'FROM busybox as foo\nCOPY foo /\nFROM foo as foo1\nRUN echo 1 >> foo\nFROM foo as foO2\nRUN echo 2 >> foo\nFROM foo\nCOPY --from=foo1 foo f1\nCOPY --from=FOo2 foo f2\n',
     files: { foo: 'bar' },
     expect: { files: { foo: 'bar', f1: 'bar1\n', f2: 'bar2\n' } },
@@ -122,6 +126,7 @@ COPY --from=first bar bay
   {
     name: 'target-intermediate',
     upstream: `${MOBY_CLI}:TestBuildIntermediateTarget`,
+    buildahFails: 'buildah 1.28 matches stage names case-sensitively',
     dockerfile: 'FROM busybox AS build-env\nCMD ["/dev"]\nFROM busybox\nCMD ["/dist"]\n',
     target: 'BUIld-EnV',
     expect: { config: { Cmd: ['/dev'] } },
@@ -240,6 +245,7 @@ COPY --from=child /step* /
   {
     name: 'onbuild-bind-mount-from-stage',
     upstream: `${BK_ONBUILD}:testOnBuildNewDeps (a trigger's RUN --mount from a stage of the child)`,
+    buildahFails: "buildah does not find a trigger's mount source among the child's stages",
     bases: [{ tag: 'localhost/battery/onbuild-mount:base', dockerfile: 'FROM busybox\nONBUILD RUN --mount=type=bind,target=/in,from=inputstage mkdir /out && cat /in/foo > /out/bar\n' }],
     dockerfile: 'FROM busybox AS inputstage\nRUN echo -n foo > /foo\nFROM localhost/battery/onbuild-mount:base AS base\nRUN echo -n bar3 > /out/bar3\nFROM scratch\nCOPY --from=base /out /\n',
     expect: { files: { bar: 'foo', bar3: 'bar3' } },
@@ -264,13 +270,11 @@ COPY --from=child /step* /
     upstream: 'buildkit frontend/dockerfile/instructions/parse_test.go (ONBUILD ONBUILD)',
     dockerfile: 'FROM busybox\nONBUILD ONBUILD RUN true\n',
     expect: { error: /Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed/ },
-    buildahFails: 'buildah words the error differently',
   },
   {
     name: 'onbuild-from-refused',
     upstream: 'buildkit frontend/dockerfile/instructions/parse_test.go (ONBUILD FROM)',
     dockerfile: 'FROM busybox\nONBUILD FROM scratch\n',
     expect: { error: /FROM isn't allowed as an ONBUILD trigger/ },
-    buildahFails: 'buildah words the error differently',
   },
 ];
