@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(build-essential busybox-static skopeo umoci docker-registry buildah podman runc oci-image-tool
-  zstd pigz iproute2 iptables uidmap apache2-utils jq attr hyperfine util-linux git openssh-client xz-utils bzip2 dropbear-bin)
+  zstd pigz iproute2 iptables uidmap apache2-utils jq attr hyperfine util-linux git openssh-client xz-utils bzip2 dropbear-bin debootstrap)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -10,7 +10,8 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
-import { makeTmp } from '../helpers/tmp.js';
+import { makeTmp, mountsUnder } from '../helpers/tmp.js';
+import { checkClean } from '../helpers/store-check.js';
 import { ensureBusybox } from '../helpers/base-image.js';
 import { build } from '../../src/builder/build.js';
 import { OciStore } from '../../src/store/store.js';
@@ -99,3 +100,14 @@ describe('build battery: imgbuild', () => {
     }, 180_000);
   }
 });
+
+describe('build battery: after every case', () => {
+  // Many cases fail on purpose (errors, failing RUNs, refused mounts): none may leave a mount, a
+  // step's scratch dir, an active snapshot, an ingest or lease file or a half-written cache entry.
+  it('leaves the store clean and nothing mounted', async () => {
+    expect(Object.keys(outcomes).length).toBe(CASES.length);
+    expect(await checkClean(root)).toEqual([]);
+    expect(await mountsUnder(tmp.dir)).toEqual([]);
+  });
+});
+
