@@ -11,6 +11,7 @@ import { diffSnapshot } from '../snapshots/diff.js';
 import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
 import { InvalidArgumentError } from '../errors.js';
 import { withFrozen } from './freeze.js';
+import { emitContainerEvent } from './events.js';
 import { getContainer } from './state.js';
 import type { LifecycleOptions } from './types.js';
 import { mergeEnv } from './spec.js';
@@ -133,6 +134,9 @@ export async function commitContainer(
   };
   const layerDesc: Descriptor = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
   const desc = await writeImage(store, config, [...base.manifest.layers, layerDesc]);
-  if (ref) await store.tag(formatReference(parseReference(ref)), desc);
+  const full = ref ? formatReference(parseReference(ref)) : undefined;
+  if (full) await store.tag(full, desc);
+  const id = (JSON.parse((await store.read(desc)).toString('utf8')) as { config: { digest: string } }).config.digest;
+  await emitContainerEvent(root, rec, 'commit', { comment: o.message ?? '', imageID: id, ...(full ? { imageRef: full } : {}) });
   return desc;
 }

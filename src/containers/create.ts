@@ -5,6 +5,7 @@
  * renamed into place complete (see record.ts), so that a creation cut short by SIGKILL leaves no
  * half-made container, only a directory prune recognises. Nothing runs until start.
  */
+import { emitContainerEvent } from './events.js';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OciStore } from '../store/store.js';
@@ -262,6 +263,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     };
     await Promise.all([specWritten, writeRecord(root, rec, dir)]);
     await finishCreate(root, id, dir);
+    await emitContainerEvent(root, rec, 'create');
     return rec;
   } catch (e) {
     if (prepared) await sn.remove(snapshotKey(id)).catch(() => {});

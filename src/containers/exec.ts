@@ -8,6 +8,9 @@ import { mapStartError } from './exit.js';
 import { readSpec } from './record.js';
 import { containerPid, getContainer } from './state.js';
 import type { LifecycleOptions } from './types.js';
+import { randomBytes } from 'node:crypto';
+import { emitEvents } from '../store/events.js';
+import { containerEvent, emitContainerEvent } from './events.js';
 import { mergeEnv, resolveEnvFlags } from './spec.js';
 import { resolveUser } from './users.js';
 
@@ -39,9 +42,17 @@ export async function execContainer(root: string, nameOrId: string, o: ExecOptio
     ...(spec.process.noNewPrivileges ? { noNewPrivileges: true } : {}),
     ...(spec.seccomp === false ? { seccomp: false } : {}),
   };
+  // Docker's exec events name the command in the action (`exec_start: sh -c date`).
+  const what = { execID: randomBytes(32).toString('hex') };
+  const command = o.args.join(' ');
+  await emitEvents(root, [containerEvent(rec, `exec_create: ${command}`, what), containerEvent(rec, `exec_start: ${command}`, what)]);
+  let r: { exitCode: number; signal?: string } | undefined;
   try {
-    return await execIn(pid, proc, io);
+    r = await execIn(pid, proc, io);
+    return r;
   } catch (e) {
     throw mapStartError(e, o.args[0] ?? '');
+  } finally {
+    await emitContainerEvent(root, rec, 'exec_die', { ...what, exitCode: String(r?.exitCode ?? 126) });
   }
 }

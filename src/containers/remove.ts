@@ -18,6 +18,7 @@ import { groupPids, releaseKernelById, releaseResources } from './resources.js';
 import { cleanupRuncBundle } from './runc.js';
 import { refreshState } from './state.js';
 import type { LifecycleOptions } from './types.js';
+import { emitContainerEvent } from './events.js';
 
 /**
  * Removes a container: kills what is left (force), tears down network and cgroup, removes the
@@ -56,6 +57,7 @@ export async function removeContainer(root: string, nameOrId: string, o: Lifecyc
   }
   await deleteContainerDir(root, rec.id);
   await unclaimId(rec.id, o.claimsDir);
+  await emitContainerEvent(root, rec, 'destroy');
   return rec.id;
 }
 

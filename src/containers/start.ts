@@ -16,6 +16,7 @@ import { finish, mapStartError, normaliseExit } from './exit.js';
 import { findInitPid, procStartTime } from './proc.js';
 import { pathOf, readRecord, updateRecord, type ContainerRecord, type ExitStatus } from './record.js';
 import { acquireResources, releaseResources } from './resources.js';
+import { emitContainerEnd, emitContainerEvent } from './events.js';
 import type { ForegroundOptions, KernelObjects, LifecycleOptions, RunIO } from './types.js';
 
 /**
@@ -109,6 +110,7 @@ export async function startForeground(
               startedAt: new Date().toISOString(),
             };
           });
+          await emitContainerEvent(root, rec, 'start');
         })().catch(() => {});
       },
     });
@@ -116,10 +118,12 @@ export async function startForeground(
     const oomKilled = await cg.oomKilled().catch(() => false);
     const n = normaliseExit(r);
     status = { ...n, oomKilled, finishedAt: new Date().toISOString() };
+    await emitContainerEnd(root, rec, status);
   } catch (e) {
     if (ctl.signal.aborted) {
       status = { exitCode: 137, signal: 'SIGKILL', finishedAt: new Date().toISOString() };
       await finish(root, id, status).catch(() => {});
+      await emitContainerEnd(root, rec, status);
       return status;
     }
     const err = mapStartError(e, spec.process.args[0] ?? '');
@@ -186,5 +190,6 @@ export async function startContainer(store: OciStore, id: string, o: LifecycleOp
       startedAt: new Date().toISOString(),
     };
   });
+  await emitContainerEvent(root, rec, 'start');
   return updated!;
 }

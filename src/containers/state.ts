@@ -14,6 +14,7 @@ import { findInitPid, isSameProcess, parentPid, procStartTime } from './proc.js'
 import { readExitStatus, readRecord, resolveContainer, updateRecord, withContainerLock, writeRecord, type ContainerRecord, type ExitStatus } from './record.js';
 import { cgroupOf, findProxies, releaseResources } from './resources.js';
 import type { LifecycleOptions } from './types.js';
+import { emitContainerEnd } from './events.js';
 
 /** The host pid of the container's pid 1, when it is running. */
 export async function containerPid(rec: ContainerRecord, o: LifecycleOptions = {}): Promise<number | undefined> {
@@ -50,10 +51,14 @@ export async function refreshState(root: string, rec: ContainerRecord, o: Lifecy
     error = 'the process waiting for the container went away before it exited';
   }
   const status = next;
+  let ended = false;
   const updated = await updateRecord(root, rec.id, (r) => {
     if (r.state.status !== 'running') return;
     r.state = exitedState(r.state, status, error);
+    ended = true;
   });
+  // Whoever records the end tells it, once (the update is made under the container's lock).
+  if (ended) await emitContainerEnd(root, rec, status);
   return updated ?? rec;
 }
 

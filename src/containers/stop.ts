@@ -6,12 +6,14 @@ import { cgroupOf } from './resources.js';
 import { signalNumber } from './signals.js';
 import { containerPid, getContainer, refreshState } from './state.js';
 import type { LifecycleOptions } from './types.js';
+import { emitContainerEvent } from './events.js';
 
 /** Sends a signal to the container's pid 1 (SIGKILL: to every process of its cgroup). */
 export async function killContainer(root: string, nameOrId: string, sig: string | number = 'SIGKILL', o: LifecycleOptions = {}): Promise<ContainerRecord> {
   const rec = await getContainer(root, nameOrId, o);
   if (rec.state.status !== 'running') throw new ContainerStateError(rec.id, `container ${rec.name} is not running`);
   const n = signalNumber(sig);
+  await emitContainerEvent(root, rec, 'kill', { signal: String(n) });
   if (n === 9) {
     await (await cgroupOf(rec, o)).kill('SIGKILL');
     return rec;
@@ -45,6 +47,7 @@ export async function stopContainer(root: string, nameOrId: string, o: Lifecycle
   const rec = await getContainer(root, nameOrId, o);
   if (rec.state.status !== 'running') return rec;
   const sig = rec.config.StopSignal || 'SIGTERM';
+  await emitContainerEvent(root, rec, 'kill', { signal: String(signalNumber(sig)) });
   const pid = await containerPid(rec, o);
   if (pid) {
     try {
@@ -55,8 +58,10 @@ export async function stopContainer(root: string, nameOrId: string, o: Lifecycle
   }
   let cur = await waitContainer(root, rec.id, { ...o, timeoutMs: (o.timeoutSec ?? 10) * 1000 });
   if (cur && cur.state.status === 'running') {
+    await emitContainerEvent(root, rec, 'kill', { signal: '9' });
     await (await cgroupOf(rec, o)).kill('SIGKILL').catch(() => {});
     cur = await waitContainer(root, rec.id, { ...o, timeoutMs: 10_000 });
   }
+  await emitContainerEvent(root, rec, 'stop');
   return cur ?? rec;
 }

@@ -63,3 +63,10 @@ export const overlayRoot = (root: string): string => join(root, 'overlay');
 export const containersDir = (root: string): string => join(root, 'containers');
 /** `<root>/runc`: runc's state directory for `run --runtime runc`. */
 export const runcRoot = (root: string): string => join(root, 'runc');
+
+// The event journal (events.ts).
+
+/** `<root>/events.jsonl`: the event journal, one JSON event per line. */
+export const eventsFile = (root: string): string => join(root, 'events.jsonl');
+/** `<root>/events.1.jsonl`: the journal's previous generation, kept after a rotation. */
+export const eventsOldFile = (root: string): string => join(root, 'events.1.jsonl');
