@@ -30,7 +30,8 @@ const outcomes: Record<string, Outcome> = {};
 /** Runs buildah on the private store; resolves with its status and output. */
 function buildah(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // TMPDIR keeps buildah's cache mounts ($TMPDIR/buildah-cache) in this test's directory, not host-wide.
+    const p = spawn('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: tmp.dir } });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     p.stdout.on('data', (b: Buffer) => out.push(b));

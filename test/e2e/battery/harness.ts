@@ -156,7 +156,7 @@ export async function verify(c: Case, root: string, config: ImageConfig): Promis
     });
   }
   if (c.expect.layers !== undefined) {
-    const n = config.rootfs?.diff_ids.length ?? 0;
+    const n = config.rootfs?.diff_ids?.length ?? 0;
     if (n !== c.expect.layers) out.push(`layers: ${n}, expected ${c.expect.layers}`);
   }
   return out;
