@@ -10,10 +10,12 @@
  * never place a refused one), made by imgbuild itself (build, commit), or as a tar the user
  * imported. Applying enforces the rules in any case.
  */
+import { emitEvent } from '../store/events.js';
+import { addRepoDigest } from '../store/repo-digests.js';
 import pLimit from 'p-limit';
 import { createHasher, parseDigest, type Digest } from '../image/digest.js';
 import { isImage, isIndex, isLayer, isConfig, layerCompression, MediaTypes } from '../image/media-types.js';
-import { formatReference, parseReference, type Reference } from '../image/reference.js';
+import { familiarName, familiarReference, formatReference, parseReference, repositoryName, type Reference } from '../image/reference.js';
 import { OciStore, type StoreOpening } from '../store/store.js';
 import type { Descriptor, Index, Manifest, Platform } from '../image/types.js';
 import { DigestMismatchError, UnsupportedMediaTypeError } from '../image/errors.js';
@@ -372,7 +374,7 @@ export async function pullImage(target: OciStore | Promise<OciStore> | StoreOpen
   const signal = o.signal;
   try {
     const client = session.client(ref.registry, o.insecure !== undefined ? { insecure: o.insecure } : {});
-    const { image } = await resolveRemote(client, ref, { platform, ...(signal ? { signal } : {}) });
+    const { top, image } = await resolveRemote(client, ref, { platform, ...(signal ? { signal } : {}) });
     const manifest = image.doc as Manifest;
     validateManifest(manifest, display);
     await opening.usable;
@@ -455,7 +457,10 @@ export async function pullImage(target: OciStore | Promise<OciStore> | StoreOpen
     await Promise.all([
       store.tag(display, tagged),
       recordSources(store.root, [manifest.config.digest, ...layers.map((l) => l.digest)], ref.registry, ref.repository).catch(() => {}),
+      // What the registry serves for the reference (an index for a multi-platform tag).
+      addRepoDigest(store.root, manifest.config.digest, `${repositoryName(ref)}@${top.descriptor.digest}`).catch(() => {}),
     ]);
+    await emitEvent(store.root, { type: 'image', action: 'pull', id: familiarReference(ref), attributes: { name: familiarName(ref) } });
     o.onProgress?.({ type: 'done', ref: display, digest: tagged.digest });
     return tagged;
   } finally {

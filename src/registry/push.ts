@@ -10,19 +10,21 @@
  * Uploads are monolithic (POST + PUT) below a size threshold and chunked (PATCH ranges + PUT) above
  * it; a registry that refuses one style gets the other.
  */
+import { emitEvent } from '../store/events.js';
+import { addRepoDigest } from '../store/repo-digests.js';
 import { createReadStream } from 'node:fs';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import pLimit from 'p-limit';
 import { createHasher, type Digest } from '../image/digest.js';
 import { isImage, layerCompression, MediaTypes, type Compression } from '../image/media-types.js';
-import { formatReference, parseReference, type Reference } from '../image/reference.js';
+import { familiarName, familiarReference, formatReference, parseReference, repositoryName, type Reference } from '../image/reference.js';
 import type { OciStore } from '../store/store.js';
 import type { Descriptor, Index, Manifest } from '../image/types.js';
 import { DigestMismatchError } from '../image/errors.js';
 import { AbortedError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import { findImage, loadImage } from '../store/images.js';
 import { ensureCompressed } from '../store/layers.js';
-import { type LoadedImage } from '../image/model.js';
+import { imageId, type LoadedImage } from '../image/model.js';
 import { RegistryError, ProtocolError, describeNetworkError } from './errors.js';
 import { discardBody } from './http.js';
 import { BlobMeter, type PushEvent } from './progress.js';
@@ -474,6 +476,8 @@ export async function pushImage(store: OciStore, src: string, dest?: string, o: 
     }
     o.onProgress?.({ type: 'manifest', ref: display, digest: pushed.digest, size: pushed.size });
     o.onProgress?.({ type: 'done', ref: display, digest: pushed.digest });
+    await addRepoDigest(store.root, imageId(img), `${repositoryName(destRef)}@${pushed.digest}`).catch(() => {});
+    await emitEvent(store.root, { type: 'image', action: 'push', id: familiarReference(destRef), attributes: { name: familiarName(destRef) } });
     return pushed;
   } finally {
     if (owned) await session.close();

@@ -8,7 +8,9 @@ import type { OciStore, IndexEntry } from './store.js';
 import { isDigest, parseDigest, type Digest } from '../image/digest.js';
 import { isImage, isIndex, isLayer, layerCompression, layerMediaType, MediaTypes } from '../image/media-types.js';
 import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../image/types.js';
-import { formatReference, parseReference } from '../image/reference.js';
+import { familiarReference, formatReference, parseReference } from '../image/reference.js';
+import { emitEvent } from './events.js';
+import { imageIdOfRepoDigest } from './repo-digests.js';
 import { formatPlatform as platformString, hostPlatform } from '../image/platform.js';
 import { BlobNotFoundError, ImageNotFoundError } from './errors.js';
 import { InvalidReferenceError, UnsupportedMediaTypeError, InvalidManifestError } from '../image/errors.js';
@@ -149,6 +151,12 @@ export async function findImage(store: OciStore, input: string, opts: { platform
           const mt = sniffMediaType(parseJson(raw, parsed.digest, 'manifest'));
           if (mt && (isImage(mt) || isIndex(mt))) return loadImage(store, { mediaType: mt, digest: parsed.digest, size: info.size }, lo);
         }
+        // The digest a registry served when the image was pushed or pulled (repo-digests.ts).
+        const id = await imageIdOfRepoDigest(store.root, `${repo}@${parsed.digest}`);
+        if (id !== undefined && id !== input) return findImage(store, id, opts).catch((e: unknown) => {
+          if (e instanceof ImageNotFoundError) throw new ImageNotFoundError(input);
+          throw e;
+        });
       } else {
         const full = formatReference(parsed);
         const d = await store.resolve(full);
@@ -263,4 +271,11 @@ export async function listImages(store: OciStore, opts: { platform?: Platform } 
     }
   }
   return out;
+}
+
+/** `tag`: names the image `source` finds `target` (a full normalised reference) and records the event. */
+export async function tagImage(store: OciStore, source: string, target: string): Promise<void> {
+  const img = await findImage(store, source);
+  await store.tag(target, img.indexDescriptor ?? img.descriptor);
+  await emitEvent(store.root, { type: 'image', action: 'tag', id: imageId(img), attributes: { name: familiarReference(parseReference(target)) } });
 }

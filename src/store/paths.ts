@@ -70,3 +70,5 @@ export const runcRoot = (root: string): string => join(root, 'runc');
 export const eventsFile = (root: string): string => join(root, 'events.jsonl');
 /** `<root>/events.1.jsonl`: the journal's previous generation, kept after a rotation. */
 export const eventsOldFile = (root: string): string => join(root, 'events.1.jsonl');
+/** `<root>/repo-digests.json`: `repo@digest` as registries serve each image, by image id (repo-digests.ts). */
+export const repoDigestsFile = (root: string): string => join(root, 'repo-digests.json');

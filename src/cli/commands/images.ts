@@ -10,6 +10,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { imageId, imageSize } from '../../image/model.js';
 import { familiarName, parseReference, repositoryName } from '../../image/reference.js';
 import { listImages } from '../../store/images.js';
+import { allRepoDigests } from '../../store/repo-digests.js';
 
 interface Opts {
   quiet?: boolean;
@@ -58,6 +59,15 @@ export default function register(program: Command, ctx: CliContext): void {
         filter = { repo: repositoryName(r), ...(explicitTag && r.tag ? { tag: r.tag } : {}) };
       }
       const rows: { repo: string; tag: string; digest: string; id: string; created?: string; size: number }[] = [];
+      const repoDigests = await allRepoDigests(store.root);
+      // A row's digest is the one its repository served (Docker's `<none>` for an image never pushed or pulled).
+      const digestFor = (id: string, repo: string): string => {
+        for (const r of repoDigests[id] ?? []) {
+          const p = parseReference(r);
+          if (familiarName(p) === repo && p.digest) return p.digest;
+        }
+        return '<none>';
+      };
       for (const li of await listImages(store)) {
         if (!li.image) {
           ctx.stderr.write(`imgbuild: warning: cannot read image ${li.entry.ref ?? li.entry.descriptor.digest}: ${li.error?.message ?? 'unknown error'}\n`);
@@ -81,7 +91,7 @@ export default function register(program: Command, ctx: CliContext): void {
         rows.push({
           repo,
           tag,
-          digest: li.entry.descriptor.digest,
+          digest: digestFor(imageId(li.image), repo),
           id: imageId(li.image),
           ...(created !== undefined ? { created } : {}),
           size: imageSize(li.image),

@@ -9,9 +9,10 @@ import type { CliContext } from '../context.js';
 import { InvalidArgumentError, isImgbuildError, NotFoundError } from '../../errors.js';
 import { inspectContainer } from '../../containers/inspect.js';
 import { imageId, imageSize } from '../../image/model.js';
-import { familiarName, familiarReference, parseReference } from '../../image/reference.js';
+import { familiarReference, parseReference } from '../../image/reference.js';
 import { ImageNotFoundError } from '../../store/errors.js';
 import { findImage } from '../../store/images.js';
+import { repoDigestsOf } from '../../store/repo-digests.js';
 
 interface Opts {
   format?: string;
@@ -63,7 +64,7 @@ export default function register(program: Command, ctx: CliContext): void {
             const top = img.indexDescriptor ?? img.descriptor;
             const tagged = entries.filter((e) => e.ref !== undefined && e.descriptor.digest === top.digest);
             const repoTags = tagged.map((e) => familiarReference(parseReference(e.ref!)));
-            const repoDigests = [...new Set(tagged.map((e) => `${familiarName(parseReference(e.ref!))}@${top.digest}`))];
+            const repoDigests = (await repoDigestsOf(store.root, imageId(img))).map((r) => familiarReference(parseReference(r)));
             const c = img.config;
             out.push({
               Id: imageId(img),
