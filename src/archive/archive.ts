@@ -9,6 +9,7 @@
  * named by digest) are buffered. Nothing is tagged until every image of the archive is whole and
  * every layer passed the rules applying uses.
  */
+import { emitEvents } from '../store/events.js';
 import { createWriteStream } from 'node:fs';
 import { copyFile, link, open, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -215,6 +216,10 @@ export async function writeArchive(
     }
     pack.finalize();
     await piped;
+    await emitEvents(store.root, list.map((i) => {
+      const id = imageId(i.image);
+      return { type: 'image', action: 'save', id, attributes: { name: i.ref ? familiarReference(parseReference(i.ref)) : id } };
+    }));
   } catch (e) {
     pack.destroy();
     await piped.catch(() => {});
@@ -562,6 +567,7 @@ export async function loadArchive(
     for (const n of r.names) await store.tag(n, r.desc);
     out.push({ descriptor: r.desc, names: r.names, id: imageId(await loadImage(store, r.desc)) });
   }
+  await emitEvents(store.root, out.map((r) => ({ type: 'image', action: 'load', id: r.id, attributes: { name: r.names[0] ? familiarReference(parseReference(r.names[0])) : r.id } })));
   return out;
 }
 

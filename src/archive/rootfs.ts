@@ -3,6 +3,7 @@
  * directory (packed deterministically) or a tar (plain, gzip or zstd, detected), from a file or a
  * stream; a source that is not a tar at all is refused before anything is stored.
  */
+import { emitEvent } from '../store/events.js';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -14,7 +15,7 @@ import type { Digest } from '../image/digest.js';
 import type { Compression } from '../image/media-types.js';
 import { imageId } from '../image/model.js';
 import { hostPlatform } from '../image/platform.js';
-import { formatReference, parseReference } from '../image/reference.js';
+import { familiarReference, formatReference, parseReference } from '../image/reference.js';
 import type { Descriptor, ImageConfig, Platform } from '../image/types.js';
 import { loadImage, writeImage } from '../store/images.js';
 import { writeLayerBlob } from '../store/layers.js';
@@ -134,5 +135,7 @@ export async function importRootfs(store: OciStore, source: string | Readable, o
   const descriptor = await writeImage(store, config, [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }]);
   if (ref) await store.tag(formatReference(ref), descriptor);
   else await store.keepUntagged(descriptor);
-  return { descriptor, imageId: imageId(await loadImage(store, descriptor)) };
+  const id = imageId(await loadImage(store, descriptor));
+  await emitEvent(store.root, { type: 'image', action: 'import', id, attributes: { name: ref ? familiarReference(ref) : id } });
+  return { descriptor, imageId: id };
 }

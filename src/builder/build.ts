@@ -5,6 +5,7 @@
  * export it (src/archive/archive.ts: an OCI layout dir, an OCI layout tar or a docker-archive).
  */
 
+import { emitEvents } from '../store/events.js';
 import { mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
@@ -19,7 +20,7 @@ import type { Compression } from '../image/media-types.js';
 import type { Digest } from '../image/digest.js';
 import { findImage, loadImage, writeImage } from '../store/images.js';
 import { ensureCompressed } from '../store/layers.js';
-import { formatReference, parseReference } from '../image/reference.js';
+import { familiarReference, formatReference, parseReference } from '../image/reference.js';
 import { OverlaySnapshotter } from '../snapshots/overlay.js';
 import { diffSnapshot } from '../snapshots/diff.js';
 import { unpackImage } from '../snapshots/unpack.js';
@@ -317,6 +318,10 @@ async function buildWith(
       task.update?.(`naming to ${full} done`);
     }
     if (tags.length === 0) await store.keepUntagged(descriptor);
+    await emitEvents(store.root, [
+      { type: 'image', action: 'build', id: imageId, attributes: { name: tags[0] ? familiarReference(parseReference(tags[0])) : imageId } },
+      ...tags.map((t) => ({ type: 'image' as const, action: 'tag', id: imageId, attributes: { name: familiarReference(parseReference(t)) } })),
+    ]);
     task.done();
     if (o.iidfile) {
       await mkdirp(dirname(resolve(o.iidfile)));

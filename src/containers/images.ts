@@ -14,6 +14,8 @@ import { findImage, listImages, loadImage } from '../store/images.js';
 import type { OciStore } from '../store/store.js';
 import { ImageConflictError, ImageInUseError } from './errors.js';
 import { containersDir, files } from './record.js';
+import { emitEvents, type EmitEvent } from '../store/events.js';
+import { dropRepoDigests } from '../store/repo-digests.js';
 
 /**
  * Manifest digest → ids of the containers created from it: every container directory whose
@@ -51,6 +53,17 @@ export interface ImageRemoval {
   deleted?: string;
   /** Why nothing (more) was done for this operand. */
   error?: Error;
+  /** The id of the image the names were removed from. */
+  untaggedId?: string;
+}
+
+/** Docker's events for a removal: `untag` per name, then `delete` once the image is gone. */
+function imageEvents(untagged: readonly string[], deleted: string | undefined, id: string | undefined): EmitEvent[] {
+  const of = id ?? deleted ?? '';
+  return [
+    ...untagged.map((ref): EmitEvent => ({ type: 'image', action: 'untag', id: of, attributes: { name: display(ref) } })),
+    ...(deleted !== undefined ? [{ type: 'image' as const, action: 'delete', id: deleted, attributes: { name: deleted } }] : []),
+  ];
 }
 
 const display = (ref: string): string => familiarReference(parseReference(ref));
@@ -120,12 +133,13 @@ export async function removeImages(store: OciStore, inputs: readonly string[], o
       if (byTag && full !== undefined) {
         const digest = byTag.descriptor.digest;
         const others = entries.filter((e) => e.descriptor.digest === digest && e.ref !== undefined && e.ref !== full);
+        const img = await loadImage(store, byTag.descriptor).catch(() => undefined);
+        if (img) r.untaggedId = imageId(img);
         if (others.length > 0) {
           await store.untag(full);
           r.untagged.push(full);
           continue;
         }
-        const img = await loadImage(store, byTag.descriptor).catch(() => undefined);
         await deleteImage(r, digest, img ? imageId(img) : digest, display(full));
         continue;
       }
@@ -136,11 +150,15 @@ export async function removeImages(store: OciStore, inputs: readonly string[], o
         throw new ImageConflictError(input, `image is referenced in multiple repositories (${tagged.map((e) => display(e.ref!)).join(', ')})`);
       }
       if (!entries.some((e) => e.descriptor.digest === top.digest)) throw new ImageNotFoundError(input);
+      r.untaggedId = imageId(img);
       await deleteImage(r, top.digest, imageId(img), input);
     } catch (e) {
       r.error = e as Error;
     }
   }
+  const deleted = results.flatMap((r) => (r.deleted !== undefined ? [r.deleted] : []));
+  await emitEvents(store.root, results.flatMap((r) => imageEvents(r.untagged, r.deleted, r.untaggedId)));
+  await dropRepoDigests(store.root, deleted).catch(() => {});
   if (deletedAny) await store.gc();
   return results;
 }
@@ -176,5 +194,7 @@ export async function pruneImages(store: OciStore, o: { all?: boolean } = {}): P
     gone.add(id);
     out.push(p);
   }
+  await emitEvents(store.root, out.flatMap((p) => imageEvents(p.untagged !== undefined ? [p.untagged] : [], p.deleted, p.deleted)));
+  await dropRepoDigests(store.root, gone).catch(() => {});
   return out;
 }

@@ -13,6 +13,7 @@ import { parseSecurityOpts } from '../../containers/security-opt.js';
 import { checkRunOptions, runContainer } from '../../containers/run.js';
 import type { Runtime } from '../../containers/runc.js';
 import { killContainer } from '../../containers/stop.js';
+import { parsePullPolicy, withPullPolicy, type PullPolicy } from '../pulling.js';
 
 export const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -56,6 +57,7 @@ export interface RunFlags {
   ulimit: string[];
   securityOpt: string[];
   runtime?: string;
+  pull?: string;
 }
 
 /**
@@ -175,6 +177,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--ulimit <name=soft[:hard]>', 'set a resource limit (repeatable)', collect, [])
     .option('--security-opt <opt>', 'no-new-privileges[=true|false], seccomp=unconfined or systempaths=unconfined (repeatable)', collect, [])
     .option('--runtime <name>', 'imgbuild (the built-in sandbox) or runc (runs the container\'s OCI bundle; foreground only)', 'imgbuild')
+    .option('--pull <policy>', 'pull the image before running: missing (when not in the store), always or never', 'missing')
     .passThroughOptions()
     .action(async (image: string, command: string[], f: RunFlags) => {
       await runFromCli(ctx, image, command, f);
@@ -203,7 +206,9 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   if (f.detach && f.interactive) throw withRunStatus(new InvalidArgumentError('-d cannot be combined with -i (there is no terminal to attach)'));
   let limits: RunLimits;
   const runtime = (f.runtime ?? 'imgbuild') as Runtime;
+  let pull: PullPolicy;
   try {
+    pull = parsePullPolicy(f.pull);
     limits = parseRunLimits(f, availableParallelism());
     parseSecurityOpts(f.securityOpt); // read again by createContainer: checked before anything is made
     checkRunOptions({ runtime, detach: f.detach, init: f.init });
@@ -236,7 +241,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   };
   let result;
   try {
-    result = await runContainer(store, {
+    result = await withPullPolicy(ctx, image, pull, () => runContainer(store, {
       image,
       cmd: command,
       name: f.name,
@@ -285,7 +290,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
       },
       onExit: release,
       warn: (m) => void ctx.stderr.write(`imgbuild: ${m}\n`),
-    });
+    }));
   } catch (e) {
     // Interrupted while the container ran: the status of a process killed by that signal.
     if (containerId && !f.detach && ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));

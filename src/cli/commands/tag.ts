@@ -1,7 +1,7 @@
 /** `imgbuild tag SOURCE TARGET`: gives an image another name (an index.json entry). */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { findImage } from '../../store/images.js';
+import { tagImage } from '../../store/images.js';
 import { formatReference, parseReference } from '../../image/reference.js';
 import { InvalidReferenceError } from '../../image/errors.js';
 
@@ -15,7 +15,6 @@ export default function register(program: Command, ctx: CliContext): void {
       const dest = parseReference(target);
       if (dest.digest) throw new InvalidReferenceError(target, 'a tag cannot contain a digest');
       const store = await ctx.store();
-      const img = await findImage(store, source);
-      await store.tag(formatReference(dest), img.indexDescriptor ?? img.descriptor);
+      await tagImage(store, source, formatReference(dest));
     });
 }
