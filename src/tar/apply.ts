@@ -55,6 +55,16 @@ export interface ApplyOptions {
   allowDevices?: boolean;
   /** Every entry gets this owner instead of its header's (ADD --chown of an archive). */
   owner?: { uid: number; gid: number };
+  /**
+   * Not a layer but a plain archive (`cp`): `.wh.` names are ordinary files, and a directory never
+   * replaces a non-directory nor the reverse (Docker's NoOverwriteDirNonDir).
+   */
+  plain?: boolean;
+  /**
+   * Root-relative directory the entries go under (`cp` into a container's `/dest`): names are held
+   * to the rules relative to it (none may climb out of it), then resolved inside `root`.
+   */
+  under?: string[];
   signal?: AbortSignal;
 }
 
@@ -146,16 +156,22 @@ class Applier {
   }
 
   private async entry(h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
-    const plan = planEntry(h, { root: this.root, ...(this.opts.allowDevices ? { allowDevices: true } : {}) });
-    if (plan.kind === 'skip') return;
-    if (plan.kind === 'opaque') return this.opaque(h.name, plan.parts);
-    if (plan.kind === 'whiteout') return this.whiteout(h.name, plan.parts, plan.name);
-    const { parts, base } = plan;
+    let plan = planEntry(h, { root: this.root, ...(this.opts.allowDevices ? { allowDevices: true } : {}) });
+    if (this.opts.plain && (plan.kind === 'opaque' || plan.kind === 'whiteout')) plan = { kind: 'entry', parts: plan.parts, base: plan.parts[plan.parts.length - 1]! };
+    if (plan.kind === 'skip') {
+      // The archive's own root (`./`) names the directory it goes under: nothing to make.
+      return;
+    }
+    const under = this.opts.under ?? [];
+    if (plan.kind === 'opaque') return this.opaque(h.name, [...under, ...plan.parts]);
+    if (plan.kind === 'whiteout') return this.whiteout(h.name, [...under, ...plan.parts], plan.name);
+    const parts = [...under, ...plan.parts];
+    const base = plan.base;
     let linkSource: string | undefined;
     if (plan.link) {
       // The link names an entry of the archive: its parents resolve inside the root; its own last
       // component is not followed (link(2) links a symlink itself).
-      linkSource = resolveInRootSync(this.root, plan.link.join('/'), { followFinal: false }).path;
+      linkSource = resolveInRootSync(this.root, [...under, ...plan.link].join('/'), { followFinal: false }).path;
     }
 
     let parent: { path: string; rel: string };
@@ -168,6 +184,10 @@ class Applier {
     const rel = parent.rel ? `${parent.rel}/${base}` : base;
     try {
       const existing = this.lstatOrUndef(target);
+      if (this.opts.plain && existing && existing.isDirectory() !== (h.type === 'dir')) {
+        const [what, by] = existing.isDirectory() ? ['directory', 'non-directory'] : ['non-directory', 'directory'];
+        throw new LayerApplyError(h.name, `cannot overwrite ${what} ${JSON.stringify(`/${rel}`)} with ${by}`);
+      }
       if (h.type === 'dir') {
         if (existing && !existing.isDirectory()) this.removeExisting(target, existing);
         if (!existing || !existing.isDirectory()) mkdirSync(target, { mode: 0o700 });

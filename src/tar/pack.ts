@@ -31,6 +31,8 @@ import { END_OF_ARCHIVE, encodeHeader, paddingFor, type EntryType, type TarHeade
 export interface PackOptions {
   mode: 'overlay' | 'plain';
   sourceDateEpoch?: number;
+  /** Absolute paths left out with everything below them (a container's /proc and /sys mounts, for `cp`). */
+  exclude?: ReadonlySet<string>;
   signal?: AbortSignal;
 }
 
@@ -105,7 +107,7 @@ function byteCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-async function* generate(dir: string, opts: PackOptions): AsyncGenerator<Buffer> {
+async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGenerator<Buffer> {
   const overlay = opts.mode === 'overlay';
   const sde = opts.sourceDateEpoch;
   const clamp = (st: Stats): number => {
@@ -160,37 +162,41 @@ async function* generate(dir: string, opts: PackOptions): AsyncGenerator<Buffer>
       const p = join(abs, name);
       const r = rel ? `${rel}/${name}` : name;
       const type = typeOf(st);
-      if (!type) continue;
-      if (type === 'dir') {
-        yield encodeHeader(header(r, st, 'dir', { xattrs: readXattrs(p) }));
-        if (overlay && isOpaque(p)) yield encodeHeader(whiteoutHeader(`${r}/.wh..wh..opq`, clamp(st)));
-        yield* walk(p, r);
-        continue;
+      if (!type || opts.exclude?.has(p)) continue;
+      yield* one(p, r, st, type);
+    }
+  }
+
+  async function* one(p: string, r: string, st: Stats, type: EntryType): AsyncGenerator<Buffer> {
+    if (type === 'dir') {
+      yield encodeHeader(header(r, st, 'dir', { xattrs: readXattrs(p) }));
+      if (overlay && isOpaque(p)) yield encodeHeader(whiteoutHeader(`${r}/.wh..wh..opq`, clamp(st)));
+      yield* walk(p, r);
+      return;
+    }
+    if (type !== 'symlink' && st.nlink > 1) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = firstPathOfInode.get(key);
+      if (first !== undefined) {
+        yield encodeHeader(header(r, st, 'link', { linkname: first }));
+        return;
       }
-      if (type !== 'symlink' && st.nlink > 1) {
-        const key = `${st.dev}:${st.ino}`;
-        const first = firstPathOfInode.get(key);
-        if (first !== undefined) {
-          yield encodeHeader(header(r, st, 'link', { linkname: first }));
-          continue;
-        }
-        firstPathOfInode.set(key, r);
-      }
-      switch (type) {
-        case 'symlink':
-          yield encodeHeader(header(r, st, 'symlink', { linkname: readlinkSync(p) }));
-          break;
-        case 'char':
-        case 'block':
-          yield encodeHeader(header(r, st, type, { devmajor: major(st.rdev), devminor: minor(st.rdev), xattrs: readXattrs(p) }));
-          break;
-        case 'fifo':
-          yield encodeHeader(header(r, st, 'fifo', { xattrs: readXattrs(p) }));
-          break;
-        case 'file':
-          yield* file(p, r, st);
-          break;
-      }
+      firstPathOfInode.set(key, r);
+    }
+    switch (type) {
+      case 'symlink':
+        yield encodeHeader(header(r, st, 'symlink', { linkname: readlinkSync(p) }));
+        break;
+      case 'char':
+      case 'block':
+        yield encodeHeader(header(r, st, type, { devmajor: major(st.rdev), devminor: minor(st.rdev), xattrs: readXattrs(p) }));
+        break;
+      case 'fifo':
+        yield encodeHeader(header(r, st, 'fifo', { xattrs: readXattrs(p) }));
+        break;
+      case 'file':
+        yield* file(p, r, st);
+        break;
     }
   }
 
@@ -218,9 +224,24 @@ async function* generate(dir: string, opts: PackOptions): AsyncGenerator<Buffer>
   }
 
   const rootSt = lstatSync(dir);
-  if (!rootSt.isDirectory()) throw new PackError(dir, 'not a directory');
-  yield* walk(dir, '');
+  if (name !== undefined) {
+    // One path as one named entry (a directory with everything below it).
+    const type = typeOf(rootSt);
+    if (!type) throw new PackError(dir, 'a socket cannot be archived');
+    yield* one(dir, name, rootSt, type);
+  } else {
+    if (!rootSt.isDirectory()) throw new PackError(dir, 'not a directory');
+    yield* walk(dir, '');
+  }
   yield END_OF_ARCHIVE;
+}
+
+/**
+ * A tar of `path` itself named `name` (`cp`, Docker's TarResourceRebase): a file, a symlink (never
+ * followed) or a directory entry followed by everything below it as `name/...`.
+ */
+export function packPath(path: string, name: string, opts: PackOptions): Readable {
+  return Readable.from(generate(path, opts, name), { objectMode: false, highWaterMark: READ_CHUNK });
 }
 
 /** An uncompressed, deterministic tar stream of `dir` (see the module comment). */

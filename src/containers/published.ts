@@ -1,0 +1,38 @@
+/** `port`: the published port mappings a container's record holds, as Docker prints them. */
+import { NotFoundError, InvalidArgumentError } from '../errors.js';
+import type { ContainerRecord, PortBinding } from './record.js';
+import { getContainer } from './state.js';
+import type { LifecycleOptions } from './types.js';
+
+export interface PortMapping {
+  /** `80/tcp` */
+  containerPort: string;
+  /** `0.0.0.0:8080`, `[::]:8080` */
+  host: string;
+}
+
+function hostAddress(p: PortBinding): string {
+  const ip = p.hostIp === '' ? '0.0.0.0' : p.hostIp;
+  return ip.includes(':') ? `[${ip}]:${p.hostPort}` : `${ip}:${p.hostPort}`;
+}
+
+/** `80`, `80/tcp` → [port, proto]; Docker's `nat.ParsePort` rules (proto defaults to tcp). */
+function parsePortArg(arg: string): { port: number; proto: string } {
+  const m = /^(\d+)(?:\/(tcp|udp|sctp))?$/i.exec(arg.trim());
+  if (!m) throw new InvalidArgumentError(`invalid port ${JSON.stringify(arg)}`);
+  return { port: Number(m[1]), proto: (m[2] ?? 'tcp').toLowerCase() };
+}
+
+/** The mappings of `rec`, ordered by container port then protocol (what `docker port` prints). */
+export function portMappings(rec: ContainerRecord, filter?: string): PortMapping[] {
+  const want = filter === undefined ? undefined : parsePortArg(filter);
+  const binds = [...rec.hostConfig.portBindings]
+    .filter((p) => !want || (p.containerPort === want.port && p.protocol === want.proto))
+    .sort((a, b) => a.containerPort - b.containerPort || a.protocol.localeCompare(b.protocol) || a.hostPort - b.hostPort);
+  if (want && binds.length === 0) throw new NotFoundError(`No public port '${want.port}/${want.proto}' published for ${rec.name}`);
+  return binds.map((p) => ({ containerPort: `${p.containerPort}/${p.protocol}`, host: hostAddress(p) }));
+}
+
+export async function containerPorts(root: string, nameOrId: string, filter: string | undefined, o: LifecycleOptions = {}): Promise<PortMapping[]> {
+  return portMappings(await getContainer(root, nameOrId, o), filter);
+}

@@ -1,0 +1,78 @@
+/**
+ * Reaching a container's filesystem from the host (`cp`, `export`). A running container is reached
+ * through `/proc/<pid>/root`, its own mount namespace, so its volumes, binds and tmpfs are seen and
+ * written as the container sees them, and writes into the rootfs are overlay writes (copy-up), not
+ * edits of the upper dir behind the mount's back; it is frozen meanwhile, so that nothing inside can
+ * swap a directory for a symlink between our resolution of a path and its use (CVE-2018-15664,
+ * which moby answered the same way). A stopped container's rootfs is mounted on a private temporary
+ * directory for the length of the call and unmounted after. Every path is then resolved with
+ * resolveInRoot: symlinks are followed as if the container's root were `/`.
+ */
+import { mkdtemp, readFile, rmdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
+import { mountAll, unmount } from '../snapshots/mount.js';
+import { ContainerStateError } from './errors.js';
+import { withFrozen } from './freeze.js';
+import { readSpec, type ContainerRecord } from './record.js';
+import { containerPid } from './state.js';
+import type { LifecycleOptions } from './types.js';
+
+export interface ContainerRoot {
+  /** Host path of the container's `/`. */
+  path: string;
+  running: boolean;
+  /** Host paths of the kernel's filesystems mounted inside (proc, sysfs, the /dev tmpfs…): never archived. */
+  pseudo: Set<string>;
+}
+
+const PSEUDO_FS = new Set(['proc', 'sysfs', 'cgroup', 'cgroup2', 'devpts', 'mqueue', 'securityfs', 'debugfs', 'tracefs', 'bpf', 'fusectl', 'pstore', 'configfs']);
+
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+async function pseudoMounts(pid: number, base: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const line of (await readFile(`/proc/${pid}/mountinfo`, 'utf8')).split('\n')) {
+    const [left, right] = line.split(' - ');
+    const point = left?.split(' ')[4];
+    const fstype = right?.split(' ')[0];
+    if (!point || !fstype || point === '/') continue;
+    const m = unescapeMountinfo(point);
+    if (PSEUDO_FS.has(fstype) || (m === '/dev' && fstype === 'tmpfs')) out.add(join(base, m));
+  }
+  return out;
+}
+
+/** Whether container path `rel` (root-relative, resolved) lies in a bind or tmpfs of the container. */
+export function inVolume(rec: ContainerRecord, rel: string): string | undefined {
+  const p = posix.normalize(`/${rel}`);
+  for (const d of [...rec.hostConfig.binds.map((b) => b.destination), ...rec.hostConfig.tmpfs.map((t) => t.destination)]) {
+    const v = posix.normalize(`/${d}`);
+    if (p === v || p.startsWith(v.endsWith('/') ? v : `${v}/`)) return v;
+  }
+  return undefined;
+}
+
+/** Runs `fn` with the container's filesystem reachable at a host path (see the module comment). */
+export async function withContainerRoot<T>(root: string, rec: ContainerRecord, o: LifecycleOptions, fn: (r: ContainerRoot) => Promise<T>): Promise<T> {
+  if (rec.state.status === 'running') {
+    const pid = await containerPid(rec, o);
+    if (!pid) throw new ContainerStateError(rec.id, `container ${rec.name} has no running process`);
+    const path = `/proc/${pid}/root`;
+    return withFrozen(root, rec, o, async () => fn({ path, running: true, pseudo: await pseudoMounts(pid, path) }));
+  }
+  const spec = await readSpec(root, rec.id);
+  const dir = await mkdtemp(join(tmpdir(), 'imgbuild-rootfs-'));
+  try {
+    await mountAll(spec.rootfs, dir, o.signal ? { signal: o.signal } : {});
+    try {
+      return await fn({ path: dir, running: false, pseudo: new Set() });
+    } finally {
+      await unmount(dir);
+    }
+  } finally {
+    await rmdir(dir).catch(() => {});
+  }
+}
