@@ -1,0 +1,57 @@
+/**
+ * A rootfs's layers flattened into one tar (`export`): the layer dirs of its overlay (the upper dir
+ * as the topmost lowerdir, so its whiteouts hide what was deleted) are stacked read-only on a
+ * private temporary mount, packed, and unmounted; nothing else mounted in a container (volumes,
+ * binds, the kernel's filesystems) is part of it.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rename, rm, rmdir } from 'node:fs/promises';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { InvalidArgumentError } from '../errors.js';
+import type { Mount } from '../sandbox/spec.js';
+import { packDir } from '../tar/pack.js';
+import { mountAll, unmount } from './mount.js';
+
+/** A rootfs as one read-only overlay of all its layer dirs (upper first). */
+function readOnlyStack(rootfs: Mount[]): Mount | undefined {
+  const m = rootfs.find((x) => x.type === 'overlay');
+  if (!m) return undefined;
+  const opt = (k: string): string | undefined => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
+  const upper = opt('upperdir');
+  const lower = opt('lowerdir');
+  if (!upper || !lower) return undefined;
+  return { type: 'overlay', source: 'overlay', options: ['ro', 'index=off', 'redirect_dir=off', 'metacopy=off', `lowerdir=${upper}:${lower}`], ...(m.cwd ? { cwd: m.cwd } : {}) };
+}
+
+/** Writes the flattened rootfs to `out` (a file appears complete or not at all). */
+export async function exportRootfs(rootfs: Mount[], out: string | Writable, o: { signal?: AbortSignal } = {}): Promise<void> {
+  const stack = readOnlyStack(rootfs);
+  if (!stack) throw new InvalidArgumentError('the rootfs is not an overlay: nothing to export');
+  const dir = await mkdtemp(join(tmpdir(), 'imgbuild-export-'));
+  try {
+    await mountAll([stack], dir, o.signal ? { signal: o.signal } : {});
+    try {
+      const tar = packDir(dir, { mode: 'plain', ...(o.signal ? { signal: o.signal } : {}) });
+      if (typeof out !== 'string') {
+        for await (const chunk of tar) if (!out.write(chunk)) await once(out, 'drain');
+        return;
+      }
+      const tmp = `${out}.${process.pid}.tmp`;
+      try {
+        await pipeline(tar, createWriteStream(tmp, { mode: 0o644 }));
+        await rename(tmp, out);
+      } catch (e) {
+        await rm(tmp, { force: true });
+        throw e;
+      }
+    } finally {
+      await unmount(dir);
+    }
+  } finally {
+    await rmdir(dir).catch(() => {});
+  }
+}
