@@ -6,7 +6,8 @@
  * half-made container, only a directory prune recognises. Nothing runs until start.
  */
 import { emitContainerEvent } from './events.js';
-import { rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OciStore } from '../store/store.js';
 import type { Descriptor } from '../image/types.js';
@@ -19,6 +20,7 @@ import type { NetworkMode } from '../host/network.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { toOciConfig } from '../sandbox/sandbox.js';
 import { InvalidArgumentError } from '../errors.js';
+import { mkdirp } from '../fs.js';
 import { generateName, newContainerId, shortId, validateName } from './ids.js';
 import { NameInUseError } from './errors.js';
 import {
@@ -31,9 +33,12 @@ import {
   snapshotKey,
   withContainersLock,
   writeRecord,
+  type BindSpec,
   type ContainerRecord,
   type HostConfig,
 } from './record.js';
+import { checkDuplicates, parseMountFlag, parseVolumeFlag, type MountRequest } from './mounts.js';
+import { attachVolumes, detachVolumes, imageVolumeRequests, type AttachedVolume } from './volumes.js';
 import {
   buildSandboxSpec,
   capabilitySet,
@@ -44,7 +49,6 @@ import {
   parsePublish,
   parseTmpfs,
   parseUlimit,
-  parseVolume,
   readEnvFile,
   resolvConf,
   resolveEnvFlags,
@@ -70,7 +74,10 @@ export interface CreateOptions {
   envFiles?: string[];
   workdir?: string;
   user?: string;
+  /** `-v` specs: binds, named volumes, anonymous volumes. */
   volumes?: string[];
+  /** `--mount` specs. */
+  mounts?: string[];
   tmpfs?: string[];
   hostname?: string;
   network?: NetworkMode;
@@ -123,8 +130,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const img = await findImage(store, o.image, {});
   const cfg = img.config.config ?? {};
   const { entrypoint, cmd, argv } = composeCommand(cfg, { entrypoint: o.entrypoint, cmd: o.cmd });
-  const binds = await Promise.all((o.volumes ?? []).map((v) => parseVolume(v)));
-  const tmpfs = (o.tmpfs ?? []).map(parseTmpfs);
+  const { binds, tmpfs, volumeRequests } = await mountsOf(o, cfg.Volumes);
   const portBindings = (o.publish ?? []).map(parsePublish);
   const rlimits = (o.ulimits ?? []).map(parseUlimit);
   const security = parseSecurityOpts(o.securityOpt ?? []);
@@ -157,6 +163,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const dir = o.dir ?? (await beginCreate(root, id));
   const at = (f: keyof typeof files): string => join(dir, files[f]);
   let prepared = false;
+  let attached: AttachedVolume[] = [];
   try {
     // Reserve the name first, so a concurrent create with the same name fails (while the image's
     // layers are checked or unpacked). The reservation names the image too, so that rmi and
@@ -176,13 +183,15 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
 
     const top = await topP;
     const key = snapshotKey(id);
-    const volumeDirs = [...binds.map((b) => b.destination), ...tmpfs.map((t) => t.destination)];
+    const volumeDirs = [...binds.map((b) => b.destination), ...tmpfs.map((t) => t.destination), ...volumeRequests.map((v) => v.destination)];
     prepared = true;
     const rootfs = await sn.prepare(key, top, {
       labels: { 'imgbuild.container': id },
       init: { files: ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'], dirs: volumeDirs },
       signal: o.signal,
     });
+    // From here on the container is a user of its volumes: `volume rm` refuses them.
+    attached = await attachVolumes(root, id, dir, volumeRequests, rootfs, { signal: o.signal });
     const userSpec = o.user ?? cfg.User ?? '';
     // The spec names the files where they will be once the directory is in place.
     const etcFiles = { hosts: pathOf(root, id, 'hosts'), hostname: pathOf(root, id, 'hostname'), resolv: pathOf(root, id, 'resolv') };
@@ -206,6 +215,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       etcFiles,
       binds,
       tmpfs,
+      volumes: attached.map((a) => ({ destination: a.spec.destination, readOnly: a.spec.readOnly, mount: a.mount })),
       readOnly: o.readOnly ?? false,
       capabilities,
       rlimits,
@@ -229,6 +239,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       pidsLimit: o.pidsLimit,
       binds,
       tmpfs,
+      ...(attached.length > 0 ? { volumes: attached.map((a) => a.spec) } : {}),
       readOnly: o.readOnly ?? false,
       capAdd: o.capAdd ?? [],
       capDrop: o.capDrop ?? [],
@@ -266,6 +277,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     await emitContainerEvent(root, rec, 'create');
     return rec;
   } catch (e) {
+    if (attached.length > 0) await detachVolumes(root, id, attached.map((a) => a.spec), { removeAnonymous: true }).catch(() => {});
     if (prepared) await sn.remove(snapshotKey(id)).catch(() => {});
     if (!o.dir) await rm(dir, { recursive: true, force: true });
     throw e;
@@ -273,6 +285,39 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
 }
 
 export { beginCreate };
+
+/**
+ * The container's mounts from `-v`, `--mount` and `--tmpfs`, checked before anything is made, and
+ * the volumes it needs: those asked for and the image's VOLUMEs no mount covers (anonymous).
+ */
+async function mountsOf(
+  o: Pick<CreateOptions, 'volumes' | 'mounts' | 'tmpfs'>,
+  imageVolumes: Record<string, unknown> | undefined,
+): Promise<{ binds: BindSpec[]; tmpfs: { destination: string; options: string[] }[]; volumeRequests: MountRequest[] }> {
+  const fromV = (o.volumes ?? []).map((v) => parseVolumeFlag(v));
+  const requests = [...fromV, ...(o.mounts ?? []).map((m) => parseMountFlag(m, { exists: existsSync }))];
+  const tmpfs = [
+    ...(o.tmpfs ?? []).map(parseTmpfs),
+    ...requests.filter((r) => r.type === 'tmpfs').map((r) => ({ destination: r.destination, options: r.tmpfsOptions ?? [] })),
+  ];
+  const bindReqs = requests.filter((r) => r.type === 'bind');
+  const asked = requests.filter((r) => r.type === 'volume');
+  const taken = [...bindReqs.map((r) => r.destination), ...tmpfs.map((t) => t.destination), ...asked.map((r) => r.destination)];
+  checkDuplicates(taken);
+  const volumeRequests = [...asked, ...imageVolumeRequests(imageVolumes, taken)];
+  // Docker makes a missing host directory for -v (a --mount bind's must exist: checked above).
+  for (const r of fromV) {
+    if (r.type === 'bind' && !(await stat(r.source).catch(() => undefined))) await mkdirp(r.source);
+  }
+  const binds = bindReqs.map((r): BindSpec => ({
+    source: r.source,
+    destination: r.destination,
+    readOnly: r.readOnly,
+    ...(r.propagation && r.propagation !== 'rprivate' ? { propagation: r.propagation } : {}),
+    ...(r.mode ? { mode: r.mode } : {}),
+  }));
+  return { binds, tmpfs, volumeRequests };
+}
 
 /** Removes the directory of a creation that failed (after its kernel objects: see run). */
 export async function abandonCreate(dir: string): Promise<void> {

@@ -25,6 +25,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
     spec = undefined;
   }
   const dirs = spec ? layerDirs(spec.rootfs) : [];
+  const volumes = rec.hostConfig.volumes ?? [];
   const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
   for (const p of rec.hostConfig.portBindings) (ports[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
   return {
@@ -57,7 +58,11 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
       AutoRemove: rec.hostConfig.autoRemove,
       NetworkMode: rec.hostConfig.networkMode,
       PortBindings: ports,
-      Binds: rec.hostConfig.binds.map((b) => `${b.source}:${b.destination}${b.readOnly ? ':ro' : ''}`),
+      Binds: [
+        ...rec.hostConfig.binds.map((b) => `${b.source}:${b.destination}${b.mode ? `:${b.mode}` : b.readOnly ? ':ro' : ''}`),
+        // Named volumes of -v (those with a mode); --mount and anonymous volumes are not binds.
+        ...volumes.filter((v) => !v.anonymous && v.mode !== '').map((v) => `${v.name}:${v.destination}${v.mode === 'z' ? '' : `:${v.mode}`}`),
+      ],
       Tmpfs: Object.fromEntries(rec.hostConfig.tmpfs.map((t) => [t.destination, t.options.join(',')])),
       Memory: rec.hostConfig.memory ?? 0,
       NanoCpus: rec.hostConfig.cpus ? Math.round(rec.hostConfig.cpus * 1e9) : 0,
@@ -77,14 +82,18 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
         LowerDir: dirs.slice(1).join(':'),
       },
     },
-    Mounts: rec.hostConfig.binds.map((b) => ({
-      Type: 'bind',
-      Source: b.source,
-      Destination: b.destination,
-      Mode: b.readOnly ? 'ro' : '',
-      RW: !b.readOnly,
-      Propagation: 'rprivate',
-    })).concat(rec.hostConfig.tmpfs.map((t) => ({ Type: 'tmpfs', Source: '', Destination: t.destination, Mode: t.options.join(','), RW: true, Propagation: '' }))),
+    Mounts: [
+      ...rec.hostConfig.binds.map((b) => ({
+        Type: 'bind',
+        Source: b.source,
+        Destination: b.destination,
+        Mode: b.mode ?? (b.readOnly ? 'ro' : ''),
+        RW: !b.readOnly,
+        Propagation: b.propagation ?? 'rprivate',
+      })),
+      ...volumes.map((v) => ({ Type: 'volume', Name: v.name, Source: v.source, Destination: v.destination, Driver: 'local', Mode: v.mode, RW: !v.readOnly, Propagation: '' })),
+      ...rec.hostConfig.tmpfs.map((t) => ({ Type: 'tmpfs', Source: '', Destination: t.destination, Mode: t.options.join(','), RW: !t.options.includes('ro'), Propagation: '' })),
+    ],
     Config: {
       Hostname: rec.config.Hostname,
       User: rec.config.User ?? '',

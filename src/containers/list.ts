@@ -14,7 +14,7 @@ export async function listContainers(root: string, o: LifecycleOptions = {}): Pr
     const orphan = cur.state.status === 'exited' || cur.state.status === 'created';
     if (orphan && cur.hostConfig?.autoRemove && cur.state.monitorPid !== process.pid) {
       if (!(await isSameProcess(cur.state.monitorPid, cur.state.monitorStartTime))) {
-        await removeContainer(root, cur.id, { ...o, force: true }).catch(() => {});
+        await removeContainer(root, cur.id, { ...o, force: true, removeVolumes: true }).catch(() => {});
         continue;
       }
     }

@@ -37,6 +37,23 @@ export interface BindSpec {
   source: string;
   destination: string;
   readOnly: boolean;
+  /** rprivate unless `bind-propagation=` or a `-v` mode said otherwise (records before it: rprivate). */
+  propagation?: string;
+  /** The `-v` mode as given (Docker's Mode in inspect). */
+  mode?: string;
+}
+
+/** A volume mounted in the container (volumes/store.ts): named, or anonymous (made for it). */
+export interface VolumeSpec {
+  name: string;
+  /** The volume's `_data` dir (its Mountpoint). */
+  source: string;
+  destination: string;
+  readOnly: boolean;
+  /** The `-v` mode as given ('' for `--mount` and image VOLUMEs). */
+  mode: string;
+  anonymous: boolean;
+  noCopy?: boolean;
 }
 
 export interface HostConfig {
@@ -48,6 +65,8 @@ export interface HostConfig {
   pidsLimit?: number;
   binds: BindSpec[];
   tmpfs: { destination: string; options: string[] }[];
+  /** Volumes (absent in records without any). */
+  volumes?: VolumeSpec[];
   readOnly: boolean;
   capAdd: string[];
   capDrop: string[];
@@ -201,6 +220,9 @@ export function recordProblem(v: unknown, id: string): string | undefined {
   }
   if (!Array.isArray(h.binds) || !h.binds.every((b) => isObj(b) && typeof b.source === 'string' && typeof b.destination === 'string' && typeof b.readOnly === 'boolean')) {
     return 'hostConfig.binds is missing';
+  }
+  if (h.volumes !== undefined && !(Array.isArray(h.volumes) && h.volumes.every((b) => isObj(b) && typeof b.name === 'string' && typeof b.destination === 'string' && typeof b.anonymous === 'boolean'))) {
+    return 'hostConfig.volumes is invalid';
   }
   if (!Array.isArray(h.tmpfs) || !h.tmpfs.every((t) => isObj(t) && typeof t.destination === 'string' && isStrings(t.options))) return 'hostConfig.tmpfs is missing';
   if (!isStrings(h.capAdd) || !isStrings(h.capDrop)) return 'hostConfig.capAdd/capDrop is missing';

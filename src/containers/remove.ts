@@ -17,6 +17,7 @@ import { containerDir, deleteContainerDir, resolveContainer, snapshotKey, type C
 import { groupPids, releaseKernelById, releaseResources } from './resources.js';
 import { cleanupRuncBundle } from './runc.js';
 import { refreshState } from './state.js';
+import { detachVolumes, volumesOf } from './volumes.js';
 import type { LifecycleOptions } from './types.js';
 import { emitContainerEvent } from './events.js';
 
@@ -27,7 +28,11 @@ import { emitContainerEvent } from './events.js';
  * be repeated, so a removal cut short is finished by the next `rm` (or prune, once the directory
  * was renamed away). A container with an unreadable record is removed by id all the same.
  */
-export async function removeContainer(root: string, nameOrId: string, o: LifecycleOptions & { force?: boolean } = {}): Promise<string> {
+export async function removeContainer(
+  root: string,
+  nameOrId: string,
+  o: LifecycleOptions & { force?: boolean; /** `rm -v`, `run --rm`: its anonymous volumes go too. */ removeVolumes?: boolean } = {},
+): Promise<string> {
   let found: ContainerRecord;
   try {
     found = await resolveContainer(root, nameOrId);
@@ -56,6 +61,9 @@ export async function removeContainer(root: string, nameOrId: string, o: Lifecyc
     await sleep(20);
   }
   await deleteContainerDir(root, rec.id);
+  // Once the container is gone (a removal cut short before this leaves user files of a container
+  // that no longer exists, which count for nothing).
+  await detachVolumes(root, rec.id, volumesOf(rec), { removeAnonymous: o.removeVolumes ?? false });
   await unclaimId(rec.id, o.claimsDir);
   await emitContainerEvent(root, rec, 'destroy');
   return rec.id;

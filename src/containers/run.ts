@@ -81,7 +81,7 @@ export async function runContainer(store: OciStore, o: RunOptions): Promise<RunR
     try {
       await startContainer(store, id, { ...dirs, signal: o.signal, kernel });
     } catch (e) {
-      if (o.autoRemove) await removeContainer(root, id, { ...dirs, force: true, snapshotter }).catch(() => {});
+      if (o.autoRemove) await removeContainer(root, id, { ...dirs, force: true, removeVolumes: true, snapshotter }).catch(() => {});
       throw e;
     }
     return { id };
@@ -103,7 +103,7 @@ export async function runContainer(store: OciStore, o: RunOptions): Promise<RunR
     o.onExit?.();
     if (o.autoRemove) {
       const cgroup = await kernel.then((k) => k.cgroup, () => undefined);
-      await removeContainer(root, id, { ...dirs, force: true, snapshotter, ...(cgroup ? { cgroup } : {}) }).catch((e: unknown) => {
+      await removeContainer(root, id, { ...dirs, force: true, removeVolumes: true, snapshotter, ...(cgroup ? { cgroup } : {}) }).catch((e: unknown) => {
         // Someone else (rm -f) removed it meanwhile: nothing left to do.
         if ((e as { code?: string }).code !== 'NOT_FOUND') o.warn?.(`removing ${id.slice(0, 12)}: ${(e as Error).message}`);
       });

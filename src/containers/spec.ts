@@ -3,13 +3,13 @@
  * following Docker's rules: ENTRYPOINT/CMD composition, env precedence (image < --env-file < -e),
  * `-w`, `-u` against the image's passwd/group, binds, tmpfs, capabilities, rlimits.
  */
-import { readFile, stat } from 'node:fs/promises';
-import { mkdirp } from '../fs.js';
-import { isAbsolute, posix, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { posix } from 'node:path';
 import type { ContainerConfig } from '../image/types.js';
 import type { Mount, Rlimit, SandboxSpec } from '../sandbox/spec.js';
 import { fromSystemError, InvalidArgumentError } from '../errors.js';
 import { CAPABILITIES, DEFAULT_CAPABILITIES as RUNNER_DEFAULT_CAPABILITIES, normalizeCapability } from '../sandbox/capabilities.js';
+import type { VolumeMount } from '../volumes/local-driver.js';
 import type { BindSpec, PortBinding } from './record.js';
 import { ContainerStartError } from './errors.js';
 import type { SecurityOptions } from './security-opt.js';
@@ -89,29 +89,6 @@ export async function readEnvFile(path: string, hostEnv: NodeJS.ProcessEnv): Pro
   return resolveEnvFlags(lines, hostEnv);
 }
 
-/** `-v /host:/ctr[:ro|rw]` (bind mounts only; the host side must be absolute). */
-export async function parseVolume(v: string, cwd = process.cwd()): Promise<BindSpec> {
-  const parts = v.split(':');
-  if (parts.length < 2 || parts.length > 3) {
-    throw new InvalidArgumentError(`invalid volume ${JSON.stringify(v)}: expected /host/path:/container/path[:ro]`);
-  }
-  const [src = '', dst = '', mode = 'rw'] = parts;
-  if (!src.startsWith('/') && !src.startsWith('.')) {
-    throw new InvalidArgumentError(`invalid volume ${JSON.stringify(v)}: named volumes are not supported, give an absolute host path`);
-  }
-  if (!posix.isAbsolute(dst)) throw new InvalidArgumentError(`invalid volume ${JSON.stringify(v)}: the container path must be absolute`);
-  const modes = mode.split(',');
-  if (modes.some((m) => !['ro', 'rw', 'z', 'Z'].includes(m))) throw new InvalidArgumentError(`invalid volume mode ${JSON.stringify(mode)} in ${v}`);
-  const source = isAbsolute(src) ? src : resolve(cwd, src);
-  // Docker creates a missing host directory for -v.
-  try {
-    await stat(source);
-  } catch {
-    await mkdirp(source);
-  }
-  return { source, destination: posix.normalize(dst), readOnly: modes.includes('ro') };
-}
-
 /** `--tmpfs /path[:opt,opt]`. */
 export function parseTmpfs(t: string): { destination: string; options: string[] } {
   const i = t.indexOf(':');
@@ -145,6 +122,8 @@ export interface SpecInput {
   etcFiles: { hosts: string; hostname: string; resolv: string };
   binds: BindSpec[];
   tmpfs: { destination: string; options: string[] }[];
+  /** Volumes, as their driver mounts them. */
+  volumes?: { destination: string; readOnly: boolean; mount: VolumeMount }[];
   readOnly: boolean;
   capabilities: string[];
   rlimits: Rlimit[];
@@ -165,10 +144,19 @@ export function buildSandboxSpec(i: SpecInput): SandboxSpec {
     options: ['rbind', 'rprivate', ...(i.readOnly ? ['ro'] : [])],
   });
   mounts.push(etc('/etc/hosts', i.etcFiles.hosts), etc('/etc/hostname', i.etcFiles.hostname), etc('/etc/resolv.conf', i.etcFiles.resolv));
-  for (const t of i.tmpfs) mounts.push({ destination: t.destination, type: 'tmpfs', source: 'tmpfs', options: t.options });
+  const user: (Mount & { destination: string })[] = [];
+  for (const t of i.tmpfs) user.push({ destination: t.destination, type: 'tmpfs', source: 'tmpfs', options: t.options });
   for (const b of i.binds) {
-    mounts.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', ...(b.readOnly ? ['ro'] : [])] });
+    user.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', b.propagation ?? 'rprivate', ...(b.readOnly ? ['ro'] : [])] });
   }
+  for (const v of i.volumes ?? []) {
+    const ro = v.readOnly ? ['ro'] : [];
+    if (v.mount.type === 'tmpfs') user.push({ destination: v.destination, type: 'tmpfs', source: 'tmpfs', options: [...v.mount.options, ...ro] });
+    else user.push({ destination: v.destination, type: 'bind', source: v.mount.source, options: ['rbind', 'rprivate', ...ro] });
+  }
+  // A mount inside another goes after it, whatever order the flags came in (Docker sorts them so).
+  const depth = (d: string): number => posix.normalize(d).split('/').filter(Boolean).length;
+  mounts.push(...user.map((m, n) => ({ m, n })).sort((a, b) => depth(a.m.destination) - depth(b.m.destination) || a.n - b.n).map((x) => x.m));
   return {
     process: {
       args: i.argv,

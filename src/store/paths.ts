@@ -72,3 +72,12 @@ export const eventsFile = (root: string): string => join(root, 'events.jsonl');
 export const eventsOldFile = (root: string): string => join(root, 'events.1.jsonl');
 /** `<root>/repo-digests.json`: `repo@digest` as registries serve each image, by image id (repo-digests.ts). */
 export const repoDigestsFile = (root: string): string => join(root, 'repo-digests.json');
+
+// Volumes.
+
+/** `<root>/volumes`: a directory per volume (volumes/store.ts), and the volumes' lock. */
+export const volumesDir = (root: string): string => join(root, 'volumes');
+/** `<root>/volumes/<name>`: a volume's metadata (`volume.json`), users and data. */
+export const volumeDir = (root: string, name: string): string => join(root, 'volumes', name);
+/** `<root>/volumes/<name>/_data`: what a container sees of a volume of the local driver (Docker's path). */
+export const volumeDataDir = (root: string, name: string): string => join(root, 'volumes', name, '_data');

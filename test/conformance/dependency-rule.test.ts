@@ -34,10 +34,11 @@ const ALLOWED: Record<string, string[]> = {
   sandbox: [],
   host: [],
   snapshots: ['store', 'tar', 'compress', 'image'],
-  containers: ['snapshots', 'host', 'sandbox', 'store', 'image'],
+  volumes: ['store'],
+  containers: ['volumes', 'snapshots', 'host', 'sandbox', 'store', 'image'],
   builder: ['snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image'],
-  cli: ['builder', 'containers', 'snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image', 'root'],
-  root: ['builder', 'containers', 'snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image'],
+  cli: ['builder', 'containers', 'volumes', 'snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image', 'root'],
+  root: ['builder', 'containers', 'volumes', 'snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image'],
 };
 
 /** Imports of the sandbox's spec for its types (the Mount and Rlimit shapes) that are allowed. */

@@ -11,7 +11,6 @@ import {
   parsePublish,
   parseTmpfs,
   parseUlimit,
-  parseVolume,
   resolveEnvFlags,
 } from '../../src/containers/spec.js';
 import { applyChanges } from '../../src/containers/commit.js';
@@ -59,21 +58,6 @@ describe('container spec composition', () => {
     expect(validateName('/web-1')).toBe('web-1');
     expect(() => validateName('a')).toThrow(/invalid container name/);
     expect(() => validateName('bad name')).toThrow(/invalid container name/);
-  });
-
-  it('parses -v and creates a missing host directory', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'imgbuild-vol-'));
-    try {
-      const v = await parseVolume(`${dir}/new/sub:/data:ro`);
-      expect(v).toEqual({ source: `${dir}/new/sub`, destination: '/data', readOnly: true });
-      expect((await stat(`${dir}/new/sub`)).isDirectory()).toBe(true);
-      expect((await parseVolume(`${dir}:/x/../y`)).destination).toBe('/y');
-      await expect(parseVolume('named:/data')).rejects.toThrow(/named volumes/);
-      await expect(parseVolume(`${dir}:relative`)).rejects.toThrow(/must be absolute/);
-      await expect(parseVolume(`${dir}:/d:rx`)).rejects.toThrow(/invalid volume mode/);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
   });
 
   it('applies commit --change instructions', () => {

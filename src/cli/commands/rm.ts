@@ -9,11 +9,12 @@ export default function register(program: Command, ctx: CliContext): void {
     .description('remove containers (their writable layer, cgroup and network)')
     .argument('<containers...>', 'container names or ids')
     .option('-f, --force', 'kill a running container first')
-    .action(async (names: string[], f: { force?: boolean }) => {
+    .option('-v, --volumes', 'remove the anonymous volumes of the container too')
+    .action(async (names: string[], f: { force?: boolean; volumes?: boolean }) => {
       const failures: unknown[] = [];
       for (const n of names) {
         try {
-          await removeContainer(ctx.root(), n, { force: f.force });
+          await removeContainer(ctx.root(), n, { force: f.force, removeVolumes: f.volumes });
           ctx.stdout.write(`${n}\n`);
         } catch (e) {
           failures.push(e);

@@ -40,6 +40,7 @@ export interface RunFlags {
   workdir?: string;
   user?: string;
   volume: string[];
+  mount: string[];
   tmpfs: string[];
   hostname?: string;
   network?: string;
@@ -159,7 +160,8 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect, [])
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user[:group]>', 'user name or uid (and group) to run as')
-    .option('-v, --volume <host:ctr[:ro]>', 'bind-mount a host path (repeatable)', collect, [])
+    .option('-v, --volume <[src:]ctr[:mode]>', 'bind-mount a host path, mount a named volume (made on first use), or an anonymous one (repeatable)', collect, [])
+    .option('--mount <type=...,dst=...>', 'mount a bind, volume or tmpfs, as docker takes it (repeatable)', collect, [])
     .option('--tmpfs <path[:opts]>', 'mount a tmpfs (repeatable)', collect, [])
     .option('--hostname <name>', 'container host name (default: the short id)')
     .option('--network <mode>', 'none, host or bridge (default: none; bridge when -p is given)')
@@ -250,6 +252,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
       workdir: f.workdir,
       user: f.user,
       volumes: f.volume,
+      mounts: f.mount,
       tmpfs: f.tmpfs,
       hostname: f.hostname,
       network: f.network as 'none' | 'host' | 'bridge' | undefined,

@@ -37,6 +37,7 @@ export const commandModules: ReadonlyMap<string, Loader> = new Map<string, Loade
   ['tag', () => import('./tag.js')],
   ['rmi', () => import('./rmi.js')],
   ['prune', () => import('./prune.js')],
+  ['volume', () => import('./volume.js')],
   ['import', () => import('./import.js')],
   ['save', () => import('./save.js')],
   ['load', () => import('./load.js')],

@@ -1,0 +1,105 @@
+/**
+ * Docker's copy-up: a new, empty volume gets the image's content at its mount point, owners,
+ * modes, times, links and xattrs kept. The image's layers are read through a read-only overlay of
+ * them, mounted by a short-lived `unshare -m` child in a mount namespace of its own, so the mount
+ * is gone with the child whatever happens to us; `cp -a` copies. The path is resolved inside the
+ * rootfs first (symlinks as if the rootfs were `/`), and the child refuses a path that still has
+ * a symlink in the merged view, so an image cannot make us copy from the host.
+ */
+import { spawn } from 'node:child_process';
+import { lstat, mkdir, readlink, rmdir } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { ImgbuildError } from '../errors.js';
+import type { Mount } from '../sandbox/spec.js';
+import { layerDirs } from './rootfs.js';
+
+async function lookup(dirs: string[], path: string): Promise<{ kind: 'dir' | 'symlink' | 'other'; layer: string } | undefined> {
+  for (const d of dirs) {
+    try {
+      const st = await lstat(join(d, path));
+      if (st.isCharacterDevice() && st.rdev === 0) return undefined; // whiteout
+      return { kind: st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other', layer: d };
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+      throw e;
+    }
+  }
+  return undefined;
+}
+
+/** `path` in the merged rootfs with its symlinks followed inside it; undefined unless it is a directory. */
+export async function resolveDirInRootfs(rootfs: Mount[], path: string): Promise<string | undefined> {
+  const dirs = layerDirs(rootfs);
+  let todo = path.split('/').filter(Boolean);
+  let cur: string[] = [];
+  for (let links = 0; todo.length > 0; ) {
+    const c = todo.shift()!;
+    if (c === '.') continue;
+    if (c === '..') {
+      cur.pop();
+      continue;
+    }
+    const p = `/${[...cur, c].join('/')}`;
+    const e = await lookup(dirs, p);
+    if (!e) return undefined;
+    if (e.kind === 'symlink') {
+      if (++links > 40) return undefined;
+      const target = await readlink(join(e.layer, p));
+      if (target.startsWith('/')) cur = [];
+      todo = [...target.split('/').filter(Boolean), ...todo];
+      continue;
+    }
+    if (e.kind !== 'dir') return undefined;
+    cur.push(c);
+  }
+  return `/${cur.join('/')}`;
+}
+
+// $1 overlay options, $2 mount point, $3 path inside, $4 destination.
+const SCRIPT = `set -e
+mount -t overlay overlay -o "ro,$1" "$2"
+p=
+IFS=/
+for c in $3; do
+  [ -n "$c" ] || continue
+  p="$p/$c"
+  if [ -L "$2$p" ] || [ ! -d "$2$p" ]; then echo "$p is not a directory of the image" >&2; exit 3; fi
+done
+unset IFS
+cp -a "$2$p/." "$4/"
+`;
+
+/**
+ * Copies the image's directory at `path` (of the container's `rootfs` mounts, before it runs)
+ * into `dest`. Nothing is copied when the image has no directory there. `scratch` is an empty
+ * directory of ours the overlay is mounted on (in the child's namespace only).
+ */
+export async function copyUp(rootfs: Mount[], path: string, dest: string, scratch: string, o: { signal?: AbortSignal } = {}): Promise<void> {
+  const ov = rootfs.find((m) => m.type === 'overlay');
+  if (!ov) return; // an image without layers has nothing to copy
+  const resolved = await resolveDirInRootfs(rootfs, path);
+  if (!resolved || resolved === '/') return;
+  const lowers = ov.options.filter((x) => !x.startsWith('upperdir=') && !x.startsWith('workdir='));
+  if (!lowers.some((x) => x.startsWith('lowerdir='))) return;
+  await mkdir(scratch, { recursive: true });
+  try {
+    await new Promise<void>((res, rej) => {
+      const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', SCRIPT, 'sh', lowers.join(','), scratch, posix.normalize(resolved), dest], {
+        cwd: ov.cwd ?? '/',
+        stdio: ['ignore', 'ignore', 'pipe'],
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+      let err = '';
+      child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      child.on('error', (e) => rej(e));
+      child.on('close', (code) => {
+        if (code === 0) return res();
+        const line = err.trim().split('\n').at(-1) ?? '';
+        rej(new ImgbuildError('INTERNAL', `copying the image's ${path} into its volume: ${line || `exit status ${code}`}`));
+      });
+    });
+  } finally {
+    await rmdir(scratch).catch(() => {});
+  }
+}
