@@ -11,6 +11,7 @@ import { pruneImages } from '../../containers/images.js';
 import { pruneLeftovers } from '../../containers/leftovers.js';
 import { familiarReference, parseReference } from '../../image/reference.js';
 import { pruneImageSnapshots } from '../../snapshots/diff.js';
+import { sweepVolumes } from '../../volumes/store.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -23,6 +24,7 @@ export default function register(program: Command, ctx: CliContext): void {
       // What killed runs left (half-made containers, their cgroups, netns, proxies, snapshots)
       // goes first, so that the images those named are no longer held.
       const left = await pruneLeftovers(ctx.root());
+      await sweepVolumes(ctx.root()); // half-made and half-removed volumes of killed commands
       const lines: string[] = [];
       for (const p of await pruneImages(store, { all: opts.all })) {
         if (p.untagged !== undefined) lines.push(`untagged: ${familiarReference(parseReference(p.untagged))}`);
