@@ -246,6 +246,7 @@ export async function releaseVolumes(
  */
 export async function removeVolume(root: string, name: string, o: { force?: boolean; live: LiveContainers; signal?: AbortSignal }): Promise<void> {
   let to: string | undefined;
+  await mkdir(volumesDir(root), { recursive: true });
   await withVolumesLock(root, async () => {
     const v = await readVolume(root, name);
     if (!v) {
