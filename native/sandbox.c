@@ -146,7 +146,8 @@ struct cfg {
   char *hostname;
   struct rl *rl; size_t nrl;
   uint64_t caps;
-  bool nnp, init, terminal, ro_rootfs, seccomp;
+  bool nnp, init, terminal, ro_rootfs;
+  struct sock_filter *seccomp; size_t nseccomp;
   char **masked; size_t nmasked;
   char **ro; size_t nro;
   char *netns;
@@ -261,7 +262,14 @@ static void read_bootstrap(struct cfg *c) {
     case TAG_TARGET_PID: c->target = get_u32(v, len, tag); break;
     case TAG_LOG_PATH: c->logpath = dupstr(v, len); break;
     case TAG_STATUS_PATH: c->statuspath = dupstr(v, len); break;
-    case TAG_SECCOMP: c->seccomp = get_u32(v, len, tag) != 0; break;
+    case TAG_SECCOMP:
+      /* A BPF program compiled by src/sandbox/seccomp/bpf.ts (struct sock_filter[]). */
+      if (len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > BPF_MAXINSNS)
+        bail_errno(EINVAL, "bootstrap: seccomp program of %u bytes", len);
+      c->seccomp = xrealloc(NULL, len);
+      memcpy(c->seccomp, v, len);
+      c->nseccomp = len / sizeof(struct sock_filter);
+      break;
     case TAG_CONTROL: c->control = get_u32(v, len, tag) != 0; break;
     case TAG_WINSIZE:
       if (len < 4) bail_errno(EINVAL, "bootstrap: short winsize record");
@@ -674,75 +682,9 @@ static void setup_pty(const struct cfg *c, int sock) {
 
 /* ---------- seccomp ---------- */
 
-/* A deny list in the spirit of Docker's default profile, for what capabilities do not already
- * cover: kernel keyrings (not namespaced), new namespaces (no `unshare -U` to regain
- * capabilities), the new mount API, io_uring, bpf, perf, userfaultfd, kexec, modules, clock and
- * swap control. Everything else is allowed. The same list is in src/sandbox/oci-config.ts. */
-struct deny {
-  int nr, err;
-};
-#define NS_CLONE_FLAGS 0x7E020000U /* CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET} */
-static const struct deny deny_x86_64[] = {
-    {250, EPERM}, {248, EPERM}, {249, EPERM},                             /* keyctl add_key request_key */
-    {272, EPERM}, {308, EPERM}, {435, ENOSYS},                            /* unshare setns clone3 */
-    {165, EPERM}, {166, EPERM}, {155, EPERM},                             /* mount umount2 pivot_root */
-    {428, EPERM}, {429, EPERM}, {430, EPERM}, {431, EPERM}, {432, EPERM}, /* open_tree move_mount fs* */
-    {433, EPERM}, {442, EPERM},                                           /* fspick mount_setattr */
-    {425, EPERM}, {426, EPERM}, {427, EPERM},                             /* io_uring_* */
-    {321, EPERM}, {298, EPERM}, {323, EPERM}, {304, EPERM},               /* bpf perf userfaultfd open_by_handle_at */
-    {246, EPERM}, {320, EPERM}, {169, EPERM},                             /* kexec_load kexec_file_load reboot */
-    {175, EPERM}, {313, EPERM}, {176, EPERM},                             /* init/finit/delete_module */
-    {172, EPERM}, {173, EPERM}, {167, EPERM}, {168, EPERM},               /* iopl ioperm swapon swapoff */
-    {163, EPERM}, {164, EPERM}, {227, EPERM}, {305, EPERM},               /* acct settimeofday clock_settime/adjtime */
-    {103, EPERM}, {179, EPERM}, {212, EPERM},                             /* syslog quotactl lookup_dcookie */
-};
-static const struct deny deny_i386[] = {
-    {288, EPERM}, {286, EPERM}, {287, EPERM}, {310, EPERM}, {346, EPERM}, {435, ENOSYS},
-    {21, EPERM},  {22, EPERM},  {52, EPERM},  {217, EPERM}, {428, EPERM}, {429, EPERM},
-    {430, EPERM}, {431, EPERM}, {432, EPERM}, {433, EPERM}, {442, EPERM}, {425, EPERM},
-    {426, EPERM}, {427, EPERM}, {357, EPERM}, {336, EPERM}, {374, EPERM}, {342, EPERM},
-    {283, EPERM}, {88, EPERM},  {128, EPERM}, {350, EPERM}, {129, EPERM}, {110, EPERM},
-    {101, EPERM}, {87, EPERM},  {115, EPERM}, {51, EPERM},  {79, EPERM},  {264, EPERM},
-    {103, EPERM}, {131, EPERM},
-};
-
-static size_t emit_arch(struct sock_filter *f, size_t n, const struct deny *d, size_t nd, int clone_nr, bool x86_64) {
-#define ST(code, k) f[n++] = (struct sock_filter)BPF_STMT(code, k)
-#define JEQ(k, jt, jf) f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, jt, jf)
-  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-  if (x86_64) { /* x32 numbers (bit 30) would dodge the list: refuse that ABI */
-    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000U, 0, 1);
-    ST(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
-  }
-  for (size_t i = 0; i < nd; i++) {
-    JEQ((uint32_t)d[i].nr, 0, 1);
-    ST(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (uint32_t)d[i].err);
-  }
-  JEQ((uint32_t)clone_nr, 0, 4);
-  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])); /* low word of the flags */
-  f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NS_CLONE_FLAGS, 0, 1);
-  ST(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
-  ST(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-  ST(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-  return n;
-#undef ST
-#undef JEQ
-}
-
-static void install_seccomp(void) {
-  struct sock_filter f[512];
-  size_t n = 0;
-  f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-  f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 1);
-  size_t ja = n;
-  f[n++] = (struct sock_filter)BPF_STMT(BPF_JMP | BPF_JA, 0); /* → x86_64 section, patched below */
-  /* i386 (int 0x80 on a 64-bit kernel), then anything else is allowed */
-  f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_I386, 1, 0);
-  f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-  n = emit_arch(f, n, deny_i386, sizeof deny_i386 / sizeof *deny_i386, 120, false);
-  f[ja].k = (uint32_t)(n - ja - 1);
-  n = emit_arch(f, n, deny_x86_64, sizeof deny_x86_64 / sizeof *deny_x86_64, 56, true);
-  struct sock_fprog prog = {.len = (unsigned short)n, .filter = f};
+/* The program comes compiled from the container's profile (Docker's default unless one is given). */
+static void install_seccomp(const struct cfg *c) {
+  struct sock_fprog prog = {.len = (unsigned short)c->nseccomp, .filter = c->seccomp};
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) bail("prctl: PR_SET_SECCOMP");
 }
 
@@ -805,7 +747,7 @@ __attribute__((noreturn)) static void finish_and_exec(const struct cfg *c, int p
   if (c->terminal) setup_pty(c, ptysock);
   /* Installed while CAP_SYS_ADMIN is still held (no no_new_privs needed); nothing after this
    * point uses a filtered syscall. */
-  if (c->seccomp) install_seccomp();
+  if (c->seccomp) install_seccomp(c);
   drop_caps(c->caps, last_cap());
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) bail("prctl: PR_SET_KEEPCAPS");
   /* Rootless: setgroups is denied in the user namespace; with no extra groups there is nothing to do. */

@@ -19,6 +19,7 @@ import { unpackImage } from '../snapshots/unpack.js';
 import type { NetworkMode } from '../host/network.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { toOciConfig } from '../sandbox/sandbox.js';
+import { seccompProgram } from '../sandbox/seccomp/filter.js';
 import { InvalidArgumentError } from '../errors.js';
 import { mkdirp } from '../fs.js';
 import { generateName, newContainerId, shortId, validateName } from './ids.js';
@@ -135,6 +136,8 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const rlimits = (o.ulimits ?? []).map(parseUlimit);
   const security = parseSecurityOpts(o.securityOpt ?? []);
   const capabilities = capabilitySet(o.capAdd ?? [], o.capDrop ?? []);
+  // A profile that cannot apply to this container (no architecture of the host, too long) fails here, before anything is made.
+  if (typeof security.seccomp === 'object') seccompProgram(security.seccomp, capabilities);
   const networkMode = defaultNetworkMode(o.network, portBindings.length);
   if (!['none', 'host', 'bridge'].includes(networkMode)) throw new InvalidArgumentError(`unknown --network ${networkMode}: use none, host or bridge`);
   if (portBindings.length > 0 && networkMode !== 'bridge') throw new InvalidArgumentError(`-p needs --network bridge (not ${networkMode})`);

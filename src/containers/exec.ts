@@ -40,7 +40,7 @@ export async function execContainer(root: string, nameOrId: string, o: ExecOptio
     capabilities: spec.process.capabilities,
     // As in Docker, an exec'd process is confined like the container's own.
     ...(spec.process.noNewPrivileges ? { noNewPrivileges: true } : {}),
-    ...(spec.seccomp === false ? { seccomp: false } : {}),
+    ...(spec.seccomp !== undefined ? { seccomp: spec.seccomp } : {}),
   };
   // Docker's exec events name the command in the action (`exec_start: sh -c date`).
   const what = { execID: randomBytes(32).toString('hex') };

@@ -1,17 +1,20 @@
 /**
  * `run --security-opt`, read as Docker reads it (`key=value`, or the older `key:value`). What maps
  * onto the sandbox is accepted: `no-new-privileges[=bool]` (the kernel's no_new_privs, off unless
- * asked, as in Docker), `seccomp=unconfined` (no default syscall filter) and
- * `systempaths=unconfined` (no masked or read-only /proc and /sys paths). Seccomp profiles,
- * AppArmor and SELinux labels have nothing to map onto and are refused in one line.
+ * asked, as in Docker), `seccomp=unconfined` (no syscall filter), `seccomp=PROFILE.json` (a
+ * profile in Docker's format, read and checked here, as the docker client reads it) and
+ * `systempaths=unconfined` (no masked or read-only /proc and /sys paths). AppArmor and SELinux
+ * labels have nothing to map onto and are refused in one line.
  */
-import { ImgbuildError, InvalidArgumentError } from '../errors.js';
+import { readFileSync } from 'node:fs';
+import { fromSystemError, ImgbuildError, InvalidArgumentError } from '../errors.js';
+import { parseProfile, type SeccompProfile } from '../sandbox/seccomp/profile.js';
 
 export interface SecurityOptions {
   /** Set no_new_privs for the container's processes (exec'd ones included). */
   noNewPrivileges: boolean;
-  /** The default syscall filter. */
-  seccomp: boolean;
+  /** The syscall filter: Docker's default (true), none (false) or a profile of the user's. */
+  seccomp: boolean | SeccompProfile;
   /** Docker's masked and read-only paths under /proc and /sys. */
   systemPaths: boolean;
 }
@@ -24,7 +27,7 @@ const BOOLS: Readonly<Record<string, boolean>> = {
   0: false, f: false, F: false, false: false, FALSE: false, False: false,
 };
 
-const ACCEPTED = 'no-new-privileges[=true|false], seccomp=unconfined or systempaths=unconfined';
+const ACCEPTED = 'no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json or systempaths=unconfined';
 
 /** Parses every `--security-opt` in order (a later one wins, as in Docker). */
 export function parseSecurityOpts(opts: readonly string[]): SecurityOptions {
@@ -45,7 +48,7 @@ export function parseSecurityOpts(opts: readonly string[]): SecurityOptions {
       }
       case 'seccomp':
         if (value === 'unconfined') out.seccomp = false;
-        else if (value) throw unsupported('seccomp profiles are not supported (seccomp=unconfined turns the default filter off)');
+        else if (value) out.seccomp = readProfile(value);
         else throw invalid(`expected ${ACCEPTED}`);
         break;
       case 'systempaths':
@@ -61,4 +64,20 @@ export function parseSecurityOpts(opts: readonly string[]): SecurityOptions {
     }
   }
   return out;
+}
+
+/** `seccomp=FILE`: the profile's JSON, checked as it is read (docker reads it on the client too). */
+function readProfile(path: string): SeccompProfile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const err = fromSystemError(e);
+    throw new InvalidArgumentError(`--security-opt seccomp=${path}: ${err?.message ?? (e as Error).message}`, { cause: e });
+  }
+  try {
+    return parseProfile(text);
+  } catch (e) {
+    throw new InvalidArgumentError(`--security-opt seccomp=${path}: ${(e as Error).message}`, { cause: e });
+  }
 }

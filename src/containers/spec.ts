@@ -174,7 +174,7 @@ export function buildSandboxSpec(i: SpecInput): SandboxSpec {
     hostname: i.hostname,
     readonlyRootfs: i.readOnly,
     init: i.init,
-    ...(i.security?.seccomp === false ? { seccomp: false } : {}),
+    ...(i.security?.seccomp === false || typeof i.security?.seccomp === 'object' ? { seccomp: i.security.seccomp } : {}),
     ...(i.security?.systemPaths === false ? { maskedPaths: [], readonlyPaths: [] } : {}),
   };
 }

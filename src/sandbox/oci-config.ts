@@ -5,6 +5,8 @@
  * in an annotation for reference.
  */
 import { DEFAULT_CAPABILITIES, normalizeCapability } from './capabilities.js';
+import { DEFAULT_PROFILE } from './seccomp/default-profile.js';
+import { resolveProfile, toRuntimeSpec } from './seccomp/profile.js';
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, type NamespaceKind, type SandboxSpec } from './spec.js';
 
 const NS_NAMES: Record<NamespaceKind, string> = {
@@ -16,38 +18,6 @@ const NS_NAMES: Record<NamespaceKind, string> = {
   net: 'network',
   cgroup: 'cgroup',
 };
-
-/**
- * The default syscall filter as an OCI seccomp profile: the same deny list native/sandbox.c
- * compiles to BPF (keep the two in step).
- */
-export const SECCOMP_DENIED: readonly string[] = [
-  'keyctl', 'add_key', 'request_key', 'unshare', 'setns', 'mount', 'umount', 'umount2', 'pivot_root',
-  'open_tree', 'move_mount', 'fsopen', 'fsconfig', 'fsmount', 'fspick', 'mount_setattr',
-  'io_uring_setup', 'io_uring_enter', 'io_uring_register', 'bpf', 'perf_event_open', 'userfaultfd',
-  'open_by_handle_at', 'kexec_load', 'kexec_file_load', 'reboot', 'init_module', 'finit_module',
-  'delete_module', 'iopl', 'ioperm', 'swapon', 'swapoff', 'acct', 'settimeofday', 'clock_settime',
-  'clock_adjtime', 'syslog', 'quotactl', 'lookup_dcookie',
-];
-const CLONE_NS_FLAGS = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000];
-
-function seccompProfile(): object {
-  return {
-    defaultAction: 'SCMP_ACT_ALLOW',
-    architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
-    syscalls: [
-      { names: [...SECCOMP_DENIED], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
-      // ENOSYS makes libc fall back to clone(2), where the namespace flags are checked
-      { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
-      ...CLONE_NS_FLAGS.map((f) => ({
-        names: ['clone'],
-        action: 'SCMP_ACT_ERRNO',
-        errnoRet: 1,
-        args: [{ index: 0, value: f, valueTwo: f, op: 'SCMP_CMP_MASKED_EQ' }],
-      })),
-    ],
-  };
-}
 
 export interface OciConfigOptions {
   /** `root.path` (relative to the bundle or absolute); default `rootfs`. */
@@ -83,7 +53,7 @@ export function toOciConfig(spec: SandboxSpec, o: OciConfigOptions = {}): object
     maskedPaths: [...(spec.maskedPaths ?? DEFAULT_MASKED_PATHS)],
     readonlyPaths: [...(spec.readonlyPaths ?? DEFAULT_READONLY_PATHS)],
   };
-  if (spec.seccomp !== false) linux.seccomp = seccompProfile();
+  if (spec.seccomp !== false) linux.seccomp = toRuntimeSpec(resolveProfile(spec.seccomp ?? DEFAULT_PROFILE, { capabilities: caps }));
   if (spec.namespaces.includes('user')) {
     linux.uidMappings = spec.uidMappings ?? [];
     linux.gidMappings = spec.gidMappings ?? [];

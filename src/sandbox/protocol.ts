@@ -180,6 +180,10 @@ export class BootstrapWriter {
     return this;
   }
 
+  bytes(tag: number, v: Buffer): this {
+    return this.record(tag, v);
+  }
+
   u32(tag: number, v: number): this {
     if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new InvalidArgumentError(`value ${v} of tag ${tag} is not a u32`);
     const b = Buffer.alloc(4);

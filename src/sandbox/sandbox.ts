@@ -9,7 +9,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { ImgbuildError, InvalidArgumentError, NotFoundError } from '../errors.js';
-import { DEFAULT_CAPABILITIES, capabilityMask } from './capabilities.js';
+import { DEFAULT_CAPABILITIES, capabilityMask, normalizeCapability } from './capabilities.js';
 import { mapWaitStatus, runHelper } from './native.js';
 import {
   BootstrapWriter,
@@ -21,6 +21,8 @@ import {
   Tag,
   parseMountOptions,
 } from './protocol.js';
+import { seccompProgram } from './seccomp/filter.js';
+import type { SeccompProfile } from './seccomp/profile.js';
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, type IdMap, type SandboxSpec } from './spec.js';
 
 export interface SandboxIO {
@@ -60,8 +62,8 @@ export interface ExecProcess {
   /** Kept capabilities; default Docker's default set. */
   capabilities?: string[];
   noNewPrivileges?: boolean;
-  /** The default syscall filter; on unless false. */
-  seccomp?: boolean;
+  /** The syscall filter: a Docker seccomp profile, Docker's default when omitted, none when false. */
+  seccomp?: false | SeccompProfile;
 }
 
 /** The signals a foreground `run` relays by default. */
@@ -113,7 +115,7 @@ function processRecords(
   p: { args: string[]; env: string[]; cwd: string; user: { uid: number; gid: number; additionalGids?: number[] };
     capabilities?: string[]; noNewPrivileges?: boolean; terminal?: boolean },
   size?: { rows: number; cols: number },
-  seccomp = true,
+  seccomp: false | SeccompProfile | undefined = undefined,
 ): void {
   if (p.args.length === 0) throw new InvalidArgumentError('process.args is empty');
   absolute(p.cwd, 'process.cwd');
@@ -122,9 +124,10 @@ function processRecords(
   w.str(Tag.CWD, p.cwd);
   w.u32(Tag.UID, p.user.uid).u32(Tag.GID, p.user.gid);
   for (const g of p.user.additionalGids ?? []) w.u32(Tag.ADDGID, g);
-  w.u64(Tag.CAPS, capabilityMask(p.capabilities ?? DEFAULT_CAPABILITIES));
+  const caps = p.capabilities ?? DEFAULT_CAPABILITIES;
+  w.u64(Tag.CAPS, capabilityMask(caps));
   if (p.noNewPrivileges) w.u32(Tag.NO_NEW_PRIVS, 1);
-  if (seccomp) w.u32(Tag.SECCOMP, 1);
+  if (seccomp !== false) w.bytes(Tag.SECCOMP, seccompProgram(seccomp, caps.map(normalizeCapability)));
   if (p.terminal) {
     w.u32(Tag.TERMINAL, 1);
     if (size) w.winsize(size.rows, size.cols);
@@ -156,7 +159,7 @@ function toBigLimit(n: number): bigint {
 export function encodeSpec(spec: SandboxSpec, mode: number, extra: (w: BootstrapWriter) => void = () => {}, size?: { rows: number; cols: number }): Buffer {
   const w = new BootstrapWriter();
   w.u32(Tag.MODE, mode);
-  processRecords(w, spec.process, size, spec.seccomp !== false);
+  processRecords(w, spec.process, size, spec.seccomp);
   let ns = 0;
   const uid = process.getuid?.() ?? 0;
   // Not root: only a user namespace gives the capabilities the setup needs; map our own ids to
@@ -289,7 +292,7 @@ export async function execIn(pid: number, p: ExecProcess, io: SandboxIO): Promis
   if (!existsSync(`/proc/${pid}`)) throw new NotFoundError(`no process ${pid} to exec into`);
   const w = new BootstrapWriter();
   w.u32(Tag.MODE, Mode.EXEC).u32(Tag.TARGET_PID, pid);
-  processRecords(w, p, io.terminalSize, p.seccomp !== false);
+  processRecords(w, p, io.terminalSize, p.seccomp);
   for (const c of cgroupsOf(pid)) w.str(Tag.CGROUP_PATH, c);
   const out = await runHelper({
     helper: checkedHelper(),

@@ -32,6 +32,8 @@ export interface Rlimit {
 
 export type NamespaceKind = 'user' | 'mount' | 'pid' | 'ipc' | 'uts' | 'net' | 'cgroup';
 
+import type { SeccompProfile } from './seccomp/profile.js';
+
 export interface ProcessSpec {
   args: string[];
   env: string[];
@@ -66,10 +68,10 @@ export interface SandboxSpec {
   /** A minimal reaper runs as pid 1 and the app as its child (`--init`). */
   init?: boolean;
   /**
-   * The default syscall filter (keyrings, new namespaces, mount API, io_uring, bpf, perf, kexec,
-   * modules, clocks, swap: EPERM). On unless false (`--security-opt seccomp=unconfined`).
+   * The syscall filter: a Docker seccomp profile, Docker's default when omitted, none when false
+   * (`--security-opt seccomp=unconfined`).
    */
-  seccomp?: boolean;
+  seccomp?: false | SeccompProfile;
 }
 
 /** Default masked paths (as Docker's, moby oci/defaults.go). */

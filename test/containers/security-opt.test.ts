@@ -34,7 +34,7 @@ describe('parseSecurityOpts', () => {
       }
       throw new Error(`${opt} was accepted`);
     };
-    expect(refused('seccomp=/etc/profile.json')).toMatchObject({ code: 'NOT_IMPLEMENTED', message: expect.stringMatching(/^--security-opt "seccomp=\/etc\/profile.json": seccomp profiles are not supported/) });
+    expect(refused('seccomp=/nonexistent/profile.json')).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^--security-opt seccomp=\/nonexistent\/profile.json: .*no such file/i) });
     expect(refused('apparmor=unconfined')).toMatchObject({ code: 'NOT_IMPLEMENTED', message: '--security-opt "apparmor=unconfined": AppArmor is not supported' });
     expect(refused('label=disable')).toMatchObject({ code: 'NOT_IMPLEMENTED' });
     for (const opt of ['bogus', 'seccomp', 'seccomp=', 'systempaths=confined', 'privileged=true', '']) {

@@ -54,7 +54,12 @@ describe('toOciConfig', () => {
       '/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/data',
     ]);
     expect(cfg.root).toEqual({ path: 'rootfs', readonly: true });
-    expect(cfg.linux.seccomp.syscalls[0].names).toContain('keyctl');
+    // Docker's default profile, resolved for the container's capabilities: an allow list
+    expect(cfg.linux.seccomp.defaultAction).toBe('SCMP_ACT_ERRNO');
+    const allowed = cfg.linux.seccomp.syscalls.filter((s: { action: string }) => s.action === 'SCMP_ACT_ALLOW').flatMap((s: { names: string[] }) => s.names);
+    expect(allowed).toContain('mkdir');
+    expect(allowed).not.toContain('keyctl');
+    expect(allowed).not.toContain('mount'); // CAP_SYS_ADMIN's
     expect((toOciConfig({ ...spec, seccomp: false }) as Record<string, any>).linux.seccomp).toBeUndefined();
     // a deliberately broken config is rejected, so the check above means something
     expect(validate({ ...cfg, process: { ...cfg.process, cwd: 5 } })).toBe(false);
