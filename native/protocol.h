@@ -51,8 +51,10 @@ enum boot_tag {
   TAG_LOG_PATH = 26,      /* string: detached mode: stdout+stderr file */
   TAG_STATUS_PATH = 27,   /* string: detached mode: JSON exit status file */
   TAG_WINSIZE = 28,       /* u16 rows; u16 cols: initial terminal size */
-  TAG_SECCOMP = 29,       /* u32 0/1: install the default syscall filter (sandbox.c) */
+  TAG_SECCOMP = 29,       /* struct sock_filter[]: the syscall filter to install */
   TAG_CONTROL = 30,       /* u32 0/1: fd 5 is the control stream (otherwise it is closed) */
+  TAG_PRIVILEGED = 31,    /* u32 0/1: /sys writable (--privileged) */
+  TAG_DEVICE = 32,        /* {u32 mode; u32 major; u32 minor; u32 uid; u32 gid; char path[]}: a device node to make */
 };
 
 /* Mount record value: u32 flags; u32 propagation; then five NUL-terminated strings:

@@ -146,7 +146,8 @@ struct cfg {
   char *hostname;
   struct rl *rl; size_t nrl;
   uint64_t caps;
-  bool nnp, init, terminal, ro_rootfs;
+  bool nnp, init, terminal, ro_rootfs, privileged;
+  struct dev { uint32_t mode, major, minor, uid, gid; char *path; } *devs; size_t ndevs;
   struct sock_filter *seccomp; size_t nseccomp;
   char **masked; size_t nmasked;
   char **ro; size_t nro;
@@ -271,6 +272,16 @@ static void read_bootstrap(struct cfg *c) {
       c->nseccomp = len / sizeof(struct sock_filter);
       break;
     case TAG_CONTROL: c->control = get_u32(v, len, tag) != 0; break;
+    case TAG_PRIVILEGED: c->privileged = get_u32(v, len, tag) != 0; break;
+    case TAG_DEVICE: {
+      struct dev d;
+      if (len <= 20) bail_errno(EINVAL, "bootstrap: short device record");
+      memcpy(&d, v, 20);
+      d.path = dupstr(v + 20, len - 20);
+      if (d.path[0] != '/') bail_errno(EINVAL, "bootstrap: device path %s is not absolute", d.path);
+      PUSH(c->devs, c->ndevs, d);
+      break;
+    }
     case TAG_WINSIZE:
       if (len < 4) bail_errno(EINVAL, "bootstrap: short winsize record");
       memcpy(&c->rows, v, 2);
@@ -478,7 +489,7 @@ static const struct {
  * stays nodev: a node the container makes there with CAP_MKNOD cannot be opened. The staging
  * tmpfs is unmounted again; the binds keep its nodes. In a user namespace mknod is refused and
  * the host's nodes are bound instead (the container's root does not own them there). */
-static void setup_dev_nodes(int rootfd) {
+static void setup_dev_nodes(int rootfd, const struct cfg *c) {
   cleanup_close int devfd = open_in_root(rootfd, "/dev", O_DIRECTORY);
   if (devfd < 0) bail("open: /dev");
   if (mkdirat(devfd, ".nodes", 0700) < 0) bail("mkdir: /dev/.nodes");
@@ -508,6 +519,21 @@ static void setup_dev_nodes(int rootfd) {
     else snprintf(src, sizeof src, "/dev/%s", n);
     std_mount(rootfd, "bind", src, dst, MS_BIND, NULL);
   }
+  /* --device and --privileged: made and bound the same way, each at its own path. */
+  for (size_t i = 0; i < c->ndevs; i++) {
+    const struct dev *d = &c->devs[i];
+    char n[32], src[PATH_MAX];
+    snprintf(n, sizeof n, "d%zu", i);
+    if (own) {
+      if (mknodat(nodes, n, d->mode, makedev(d->major, d->minor)) < 0) bail("mknod: %s", d->path);
+      if (fchmodat(nodes, n, d->mode & 07777, 0) < 0) bail("chmod: %s", d->path);
+      if (fchownat(nodes, n, d->uid, d->gid, 0) < 0) bail("chown: %s", d->path);
+      snprintf(src, sizeof src, "%s/%s", sp, n);
+    } else {
+      snprintf(src, sizeof src, "%s", d->path);
+    }
+    std_mount(rootfd, "bind", src, d->path, MS_BIND, NULL);
+  }
   if (umount2(sp, MNT_DETACH) < 0) bail("umount2: tmpfs for device nodes");
   if (unlinkat(devfd, ".nodes", AT_REMOVEDIR) < 0) bail("rmdir: /dev/.nodes");
 }
@@ -520,7 +546,7 @@ static bool has_mount_at(const struct cfg *c, const char *dst) {
 
 static void setup_dev(int rootfd, const struct cfg *c) {
   std_mount(rootfd, "tmpfs", "tmpfs", "/dev", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k");
-  setup_dev_nodes(rootfd);
+  setup_dev_nodes(rootfd, c);
   struct mnt pts = {.flags = MS_NOSUID | MS_NOEXEC, .prop = 0, .type = "devpts", .src = "devpts",
                     .dst = "/dev/pts", .data = "newinstance,ptmxmode=0666,mode=0620,gid=5", .cwd = ""};
   {
@@ -547,12 +573,12 @@ static void setup_dev(int rootfd, const struct cfg *c) {
     if (symlinkat(links[i][0], devfd, links[i][1]) < 0 && errno != EEXIST) bail("symlink: /dev/%s", links[i][1]);
 }
 
-static void setup_sys(int rootfd) {
+static void setup_sys(int rootfd, bool writable) {
   cleanup_close int t = mkpath_in_root(rootfd, "/sys", false);
   char tp[64];
   if (t < 0) bail("mkdir: /sys");
   fdpath(tp, sizeof tp, t);
-  unsigned long f = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  unsigned long f = (writable ? 0 : MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC;
   if (mount("sysfs", tp, "sysfs", f, NULL) == 0) return;
   /* A user namespace that does not own its network namespace may not mount sysfs: bind the
    * host's read-only instead (as runc does). */
@@ -568,7 +594,7 @@ static void setup_mounts(const struct cfg *c) {
   if (rootfd < 0) bail("open: rootfs dir %s", c->rootdir);
   std_mount(rootfd, "proc", "proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   setup_dev(rootfd, c);
-  setup_sys(rootfd);
+  setup_sys(rootfd, c->privileged);
   for (size_t i = 0; i < c->nmounts; i++) mount_in_root(rootfd, &c->mounts[i], NULL);
   /* A missing working directory is created (as runc and Docker do), confined to the rootfs; if
    * that is impossible (a file in the way, read-only mount) the later chdir reports why. */

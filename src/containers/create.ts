@@ -42,6 +42,7 @@ import { checkDuplicates, parseMountFlag, parseVolumeFlag, type MountRequest } f
 import { attachVolumes, detachVolumes, imageVolumeRequests, type AttachedVolume } from './volumes.js';
 import {
   buildSandboxSpec,
+  ALL_CAPABILITIES,
   capabilitySet,
   composeCommand,
   DEFAULT_PATH,
@@ -55,6 +56,7 @@ import {
   resolveEnvFlags,
 } from './spec.js';
 import { parseSecurityOpts } from './security-opt.js';
+import { deviceSettings, readLabels, resolveGroups } from './run-flags.js';
 import { resolveUser } from './users.js';
 import { ensureRootfsDir } from './rootfs.js';
 import { procStartTime } from './proc.js';
@@ -96,6 +98,17 @@ export interface CreateOptions {
   ulimits?: string[];
   /** `--security-opt` values (security-opt.ts). */
   securityOpt?: string[];
+  privileged?: boolean;
+  /** `--device /dev/x[:/dev/y][:rwm]` (devices.ts). */
+  devices?: string[];
+  deviceCgroupRules?: string[];
+  /** `--group-add`: group names (from the image's /etc/group) or gids. */
+  groupAdd?: string[];
+  /** `--shm-size` in bytes. */
+  shmSize?: number;
+  /** `--label k=v` and `--label-file` lines, over the image's labels. */
+  labels?: string[];
+  labelFiles?: string[];
   autoRemove?: boolean;
   /** Environment `-e NAME` (without a value) is taken from. */
   hostEnv?: NodeJS.ProcessEnv;
@@ -135,7 +148,9 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const portBindings = (o.publish ?? []).map(parsePublish);
   const rlimits = (o.ulimits ?? []).map(parseUlimit);
   const security = parseSecurityOpts(o.securityOpt ?? []);
-  const capabilities = capabilitySet(o.capAdd ?? [], o.capDrop ?? []);
+  const capabilities = o.privileged ? [...ALL_CAPABILITIES] : capabilitySet(o.capAdd ?? [], o.capDrop ?? []);
+  const dev = deviceSettings(o);
+  const labels = await readLabels(o.labels ?? [], o.labelFiles ?? []);
   // A profile that cannot apply to this container (no architecture of the host, too long) fails here, before anything is made.
   if (typeof security.seccomp === 'object') seccompProgram(security.seccomp, capabilities);
   const networkMode = defaultNetworkMode(o.network, portBindings.length);
@@ -207,6 +222,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       resolvConf(networkMode === 'host').then((t) => writeFile(at('resolv'), t)),
     ]);
     if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
+    if (o.groupAdd?.length) user.additionalGids = [...new Set([...user.additionalGids, ...(await resolveGroups(rootfs, o.groupAdd))])];
 
     const spec: SandboxSpec = buildSandboxSpec({
       argv,
@@ -226,6 +242,10 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       terminal: o.tty ?? false,
       hostNetwork: networkMode === 'host',
       security,
+      privileged: o.privileged ?? false,
+      devices: dev.nodes,
+      ...(dev.rules ? { deviceRules: dev.rules } : {}),
+      ...(o.shmSize !== undefined ? { shmSize: o.shmSize } : {}),
     });
     const specWritten = Promise.all([
       writeFile(at('spec'), JSON.stringify(spec, null, 2)),
@@ -247,6 +267,12 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       capAdd: o.capAdd ?? [],
       capDrop: o.capDrop ?? [],
       ...(o.securityOpt?.length ? { securityOpt: [...o.securityOpt] } : {}),
+      ...(o.privileged ? { privileged: true } : {}),
+      ...(o.devices?.length ? { devices: [...o.devices] } : {}),
+      ...(o.deviceCgroupRules?.length ? { deviceCgroupRules: [...o.deviceCgroupRules] } : {}),
+      ...(dev.rules ? { deviceRules: dev.rules } : {}),
+      ...(o.groupAdd?.length ? { groupAdd: [...o.groupAdd] } : {}),
+      ...(o.shmSize !== undefined ? { shmSize: o.shmSize } : {}),
       init: o.init ?? false,
       tty: o.tty ?? false,
       interactive: o.interactive ?? false,
@@ -268,6 +294,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
         Cmd: cmd,
         WorkingDir: workdir,
         User: userSpec,
+        ...(Object.keys(labels).length ? { Labels: { ...(cfg.Labels ?? {}), ...labels } } : {}),
       },
       path: argv[0]!,
       args: argv.slice(1),

@@ -71,6 +71,11 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
       CapAdd: rec.hostConfig.capAdd,
       CapDrop: rec.hostConfig.capDrop,
       SecurityOpt: rec.hostConfig.securityOpt ?? null,
+      Privileged: rec.hostConfig.privileged ?? false,
+      Devices: (rec.hostConfig.devices ?? []).map(deviceMapping),
+      DeviceCgroupRules: rec.hostConfig.deviceCgroupRules ?? null,
+      GroupAdd: rec.hostConfig.groupAdd ?? null,
+      ShmSize: rec.hostConfig.shmSize ?? 64 * 1024 * 1024,
       Init: rec.hostConfig.init,
       CgroupParent: 'imgbuild',
     },
@@ -121,4 +126,11 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
     Directory: containerDir(root, rec.id),
     Spec: spec ? join(containerDir(root, rec.id), 'config.json') : undefined,
   };
+}
+
+/** `--device` as docker inspect shows it. */
+function deviceMapping(d: string): { PathOnHost: string; PathInContainer: string; CgroupPermissions: string } {
+  const parts = d.split(':');
+  const perms = parts.length > 1 && /^[rwm]{1,3}$/.test(parts.at(-1)!) ? parts.pop()! : 'rwm';
+  return { PathOnHost: parts[0] ?? '', PathInContainer: parts[1] ?? parts[0] ?? '', CgroupPermissions: perms };
 }

@@ -72,6 +72,14 @@ export interface HostConfig {
   capDrop: string[];
   /** `--security-opt` as given. */
   securityOpt?: string[];
+  privileged?: boolean;
+  /** `--device` as given. */
+  devices?: string[];
+  deviceCgroupRules?: string[];
+  /** Device cgroup rules the container's group gets (absent: no devices group, the nodev /dev is the policy). */
+  deviceRules?: string[];
+  groupAdd?: string[];
+  shmSize?: number;
   init: boolean;
   tty: boolean;
   interactive: boolean;

@@ -50,12 +50,12 @@ async function teardownNetwork(id: string, state: NetworkState | undefined, o: N
 export async function createKernelObjects(
   root: string,
   id: string,
-  h: Pick<HostConfig, 'memory' | 'cpus' | 'pidsLimit' | 'networkMode'>,
+  h: Pick<HostConfig, 'memory' | 'cpus' | 'pidsLimit' | 'networkMode' | 'deviceRules'>,
   o: LifecycleOptions = {},
 ): Promise<KernelObjects> {
   await claimId(id, root, o.claimsDir);
   const [cgr, netr] = await Promise.allSettled([
-    Cgroup.create(id, { memory: h.memory, cpus: h.cpus, pidsLimit: h.pidsLimit }, { cgroupRoot: o.cgroupRoot }),
+    Cgroup.create(id, { memory: h.memory, cpus: h.cpus, pidsLimit: h.pidsLimit, ...(h.deviceRules ? { devices: h.deviceRules } : {}) }, { cgroupRoot: o.cgroupRoot }),
     setupNetwork(id, h.networkMode, { stateDir: o.networkStateDir, signal: o.signal }),
   ]);
   if (cgr.status === 'fulfilled' && netr.status === 'fulfilled') return { cgroup: cgr.value, network: netr.value };

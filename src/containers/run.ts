@@ -7,6 +7,7 @@ import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
 import type { OciStore } from '../store/store.js';
 import { abandonCreate, createContainer, defaultNetworkMode, type CreateOptions } from './create.js';
 import { newContainerId } from './ids.js';
+import { deviceSettings } from './run-flags.js';
 import { beginCreate, type ExitStatus } from './record.js';
 import { removeContainer } from './remove.js';
 import { createKernelObjects, releaseKernelObjects } from './resources.js';
@@ -58,12 +59,15 @@ export async function runContainer(store: OciStore, o: RunOptions): Promise<RunR
   const dirs: LifecycleOptions = { cgroupRoot: o.cgroupRoot, networkStateDir: o.networkStateDir, claimsDir: o.claimsDir };
   const snOpening = o.snapshotter ? Promise.resolve(o.snapshotter) : OverlaySnapshotter.open(overlayRoot(root), { signal: o.signal });
   snOpening.catch(() => {}); // awaited below
+  // Device flags are read first: a bad one fails before anything is made.
+  const deviceRules = o.privileged || o.devices?.length || o.deviceCgroupRules?.length ? deviceSettings(o).rules : undefined;
   const id = newContainerId();
   const dir = await beginCreate(root, id);
   const kernel = createKernelObjects(root, id, {
     memory: o.memory,
     cpus: o.cpus,
     pidsLimit: o.pidsLimit,
+    ...(deviceRules ? { deviceRules } : {}),
     networkMode: defaultNetworkMode(o.network, o.publish?.length ?? 0),
   }, dirs);
   kernel.catch(() => {}); // observed below; avoid an unhandled rejection meanwhile

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { ContainerConfig } from '../image/types.js';
-import type { Mount, Rlimit, SandboxSpec } from '../sandbox/spec.js';
+import type { Device, Mount, Rlimit, SandboxSpec } from '../sandbox/spec.js';
 import { fromSystemError, InvalidArgumentError } from '../errors.js';
 import { CAPABILITIES, DEFAULT_CAPABILITIES as RUNNER_DEFAULT_CAPABILITIES, normalizeCapability } from '../sandbox/capabilities.js';
 import type { VolumeMount } from '../volumes/local-driver.js';
@@ -132,6 +132,12 @@ export interface SpecInput {
   hostNetwork: boolean;
   /** `--security-opt`; Docker's defaults when absent. */
   security?: SecurityOptions;
+  /** `--privileged`: every capability and host device, no syscall filter, no masked paths, /sys writable. */
+  privileged?: boolean;
+  devices?: Device[];
+  deviceRules?: string[];
+  /** `--shm-size` in bytes (Docker's default 64 MiB otherwise). */
+  shmSize?: number;
 }
 
 export function buildSandboxSpec(i: SpecInput): SandboxSpec {
@@ -144,6 +150,9 @@ export function buildSandboxSpec(i: SpecInput): SandboxSpec {
     options: ['rbind', 'rprivate', ...(i.readOnly ? ['ro'] : [])],
   });
   mounts.push(etc('/etc/hosts', i.etcFiles.hosts), etc('/etc/hostname', i.etcFiles.hostname), etc('/etc/resolv.conf', i.etcFiles.resolv));
+  if (i.shmSize !== undefined && !i.tmpfs.some((t) => t.destination === '/dev/shm')) {
+    mounts.push({ destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${i.shmSize}`] });
+  }
   const user: (Mount & { destination: string })[] = [];
   for (const t of i.tmpfs) user.push({ destination: t.destination, type: 'tmpfs', source: 'tmpfs', options: t.options });
   for (const b of i.binds) {
@@ -174,8 +183,14 @@ export function buildSandboxSpec(i: SpecInput): SandboxSpec {
     hostname: i.hostname,
     readonlyRootfs: i.readOnly,
     init: i.init,
-    ...(i.security?.seccomp === false || typeof i.security?.seccomp === 'object' ? { seccomp: i.security.seccomp } : {}),
-    ...(i.security?.systemPaths === false ? { maskedPaths: [], readonlyPaths: [] } : {}),
+    ...(i.privileged
+      ? { seccomp: false as const, maskedPaths: [], readonlyPaths: [], privileged: true }
+      : {
+          ...(i.security?.seccomp === false || typeof i.security?.seccomp === 'object' ? { seccomp: i.security.seccomp } : {}),
+          ...(i.security?.systemPaths === false ? { maskedPaths: [], readonlyPaths: [] } : {}),
+        }),
+    ...(i.devices?.length ? { devices: i.devices } : {}),
+    ...(i.deviceRules ? { deviceRules: i.deviceRules } : {}),
   };
 }
 

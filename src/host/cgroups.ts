@@ -23,6 +23,8 @@ export interface CgroupOptions {
   parent?: string;
   /** Hierarchy version; detected from cgroupRoot when omitted. */
   version?: CgroupVersion;
+  /** v1: include the devices controller's group (made when device rules are given). */
+  devices?: boolean;
 }
 
 export interface CgroupLimits {
@@ -32,6 +34,12 @@ export interface CgroupLimits {
   cpus?: number;
   /** Maximum number of tasks (threads + processes). */
   pidsLimit?: number;
+  /**
+   * Device access rules (`c 1:3 rwm`, `a`), all denied but these: given for `--device`,
+   * `--device-cgroup-rule` and `--privileged` only (otherwise the nodev /dev is the policy).
+   * v1's devices controller; v2 would need a BPF program attached to the group, not made here.
+   */
+  devices?: string[];
 }
 
 export class CgroupError extends ImgbuildError {
@@ -146,15 +154,19 @@ export class Cgroup {
       }
       if (!dirs.has('memory') && !dirs.has('pids') && !dirs.has('cpu'))
         throw new CgroupError(`no usable cgroup v1 controllers under ${cgroupRoot}`, cgroupRoot);
+      // A devices group exists only for containers given device rules (see CgroupLimits.devices).
+      const devices = join(cgroupRoot, 'devices', parent, id);
+      if (o.devices || (await exists(devices))) dirs.set('devices', devices);
     }
     return new Cgroup(id, version, cgroupRoot, dirs);
   }
 
   /** Creates the group (idempotent) and applies the limits. */
   static async create(id: string, limits: CgroupLimits = {}, o: CgroupOptions = {}): Promise<Cgroup> {
-    const cg = await Cgroup.open(id, o);
+    const cg = await Cgroup.open(id, { ...o, devices: limits.devices !== undefined });
     const parent = o.parent ?? 'imgbuild';
     if (cg.version === 2) {
+      if (limits.devices) throw new CgroupError('device rules need cgroup v1 (v2 would need a BPF device program, which imgbuild does not make)', cg.cgroupRoot);
       const dir = cg.dirs.get('unified')!;
       const parentDir = join(cg.cgroupRoot, parent);
       await mkdir(parentDir, { recursive: true });
@@ -209,6 +221,12 @@ export class Cgroup {
       if (!cpu) throw new CgroupError('--cpus needs the v1 cpu controller', cg.cgroupRoot);
       await writeControl(cpu, 'cpu.cfs_period_us', String(CFS_PERIOD_US));
       await writeControl(cpu, 'cpu.cfs_quota_us', String(cpuQuota(limits.cpus)));
+    }
+    if (limits.devices !== undefined) {
+      const devices = cg.dirs.get('devices');
+      if (!devices || !(await exists(join(cg.cgroupRoot, 'devices')))) throw new CgroupError('device rules need the v1 devices controller', cg.cgroupRoot);
+      if (!limits.devices.includes('a *:* rwm')) await writeControl(devices, 'devices.deny', 'a');
+      for (const r of limits.devices) await writeControl(devices, 'devices.allow', r);
     }
     if (limits.pidsLimit !== undefined) {
       const pids = cg.dirs.get('pids');

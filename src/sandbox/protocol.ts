@@ -36,6 +36,8 @@ export const Tag = {
   WINSIZE: 28,
   SECCOMP: 29,
   CONTROL: 30,
+  PRIVILEGED: 31,
+  DEVICE: 32,
 } as const;
 
 export const Mode = { RUN: 0, DETACHED: 1, EXEC: 2 } as const;
@@ -221,6 +223,14 @@ export class BootstrapWriter {
     b.writeBigUInt64LE(soft, 8);
     b.writeBigUInt64LE(hard, 16);
     return this.record(Tag.RLIMIT, b);
+  }
+
+  device(d: { mode: number; major: number; minor: number; uid: number; gid: number; path: string }): this {
+    const h = Buffer.alloc(20);
+    [d.mode, d.major, d.minor, d.uid, d.gid].forEach((v, i) => h.writeUInt32LE(v >>> 0, i * 4));
+    const p = Buffer.from(d.path, 'utf8');
+    if (p.includes(0)) throw new InvalidArgumentError(`NUL byte in device path ${JSON.stringify(d.path)}`);
+    return this.record(Tag.DEVICE, Buffer.concat([h, p]));
   }
 
   winsize(rows: number, cols: number): this {

@@ -205,6 +205,11 @@ export function encodeSpec(spec: SandboxSpec, mode: number, extra: (w: Bootstrap
   for (const p of spec.readonlyPaths ?? DEFAULT_READONLY_PATHS) w.str(Tag.READONLY, p);
   for (const c of spec.cgroupPaths ?? []) w.str(Tag.CGROUP_PATH, c);
   if (spec.init) w.u32(Tag.INIT, 1);
+  if (spec.privileged) w.u32(Tag.PRIVILEGED, 1);
+  for (const d of spec.devices ?? []) {
+    absolute(d.path, 'device path');
+    w.device({ mode: (d.type === 'b' ? 0o060000 : 0o020000) | (d.fileMode & 0o7777), major: d.major, minor: d.minor, uid: d.uid, gid: d.gid, path: d.path });
+  }
   if (spec.readonlyRootfs) w.u32(Tag.READONLY_ROOTFS, 1);
   w.str(Tag.ROOTFS_DIR, rootfsDir());
   extra(w);

@@ -30,6 +30,17 @@ export interface Rlimit {
   hard: number;
 }
 
+/** A device node to make in the container's /dev (runtime-spec `linux.devices`). */
+export interface Device {
+  path: string;
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+  fileMode: number;
+  uid: number;
+  gid: number;
+}
+
 export type NamespaceKind = 'user' | 'mount' | 'pid' | 'ipc' | 'uts' | 'net' | 'cgroup';
 
 import type { SeccompProfile } from './seccomp/profile.js';
@@ -72,6 +83,12 @@ export interface SandboxSpec {
    * (`--security-opt seccomp=unconfined`).
    */
   seccomp?: false | SeccompProfile;
+  /** Device nodes made in /dev besides the standard ones (`--device`, `--privileged`). */
+  devices?: Device[];
+  /** `--privileged`: /sys writable (the caller gives every capability and device, no filter, no masks). */
+  privileged?: boolean;
+  /** Device cgroup rules for runtimes that apply them from config.json (`linux.resources.devices`). */
+  deviceRules?: string[];
 }
 
 /** Default masked paths (as Docker's, moby oci/defaults.go). */

@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { Writable } from 'node:stream';
 import type { CliContext } from '../context.js';
 import { ExitError, fromSystemError, ImgbuildError, InvalidArgumentError, isImgbuildError } from '../../errors.js';
-import { parseCpus, parseMemoryLimit, parsePidsLimit, parseUlimit } from '../../host/limits.js';
+import { parseCpus, parseMemoryLimit, parsePidsLimit, parseShmSize, parseUlimit } from '../../host/limits.js';
 import { parseSecurityOpts } from '../../containers/security-opt.js';
 import { checkRunOptions, runContainer } from '../../containers/run.js';
 import type { Runtime } from '../../containers/runc.js';
@@ -59,6 +59,13 @@ export interface RunFlags {
   securityOpt: string[];
   runtime?: string;
   pull?: string;
+  privileged?: boolean;
+  device: string[];
+  deviceCgroupRule: string[];
+  groupAdd: string[];
+  shmSize?: string;
+  label: string[];
+  labelFile: string[];
 }
 
 /**
@@ -177,7 +184,14 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--cap-add <cap>', 'add a capability (repeatable; ALL for every one)', collect, [])
     .option('--cap-drop <cap>', 'drop a capability (repeatable; ALL for every one)', collect, [])
     .option('--ulimit <name=soft[:hard]>', 'set a resource limit (repeatable)', collect, [])
-    .option('--security-opt <opt>', 'no-new-privileges[=true|false], seccomp=unconfined or systempaths=unconfined (repeatable)', collect, [])
+    .option('--security-opt <opt>', 'no-new-privileges[=true|false], seccomp=unconfined|PROFILE.json or systempaths=unconfined (repeatable)', collect, [])
+    .option('--privileged', 'every capability and host device, no seccomp filter, no masked paths, /sys writable')
+    .option('--device <host[:ctr][:rwm]>', 'make a host device available in the container (repeatable)', collect, [])
+    .option('--device-cgroup-rule <rule>', "allow devices in the device cgroup, e.g. 'c 42:* rmw' (repeatable)", collect, [])
+    .option('--group-add <group>', 'an additional group (name from the image or gid; repeatable)', collect, [])
+    .option('--shm-size <size>', 'size of /dev/shm (default 64m)')
+    .option('-l, --label <key=value>', 'set a label on the container (repeatable)', collect, [])
+    .option('--label-file <file>', 'read labels from a file of key=value lines (repeatable)', collect, [])
     .option('--runtime <name>', 'imgbuild (the built-in sandbox) or runc (runs the container\'s OCI bundle; foreground only)', 'imgbuild')
     .option('--pull <policy>', 'pull the image before running: missing (when not in the store), always or never', 'missing')
     .passThroughOptions()
@@ -207,12 +221,14 @@ export function parseRunLimits(f: Pick<RunFlags, 'memory' | 'cpus' | 'pidsLimit'
 async function runFromCli(ctx: CliContext, image: string, command: string[], f: RunFlags): Promise<void> {
   if (f.detach && f.interactive) throw withRunStatus(new InvalidArgumentError('-d cannot be combined with -i (there is no terminal to attach)'));
   let limits: RunLimits;
+  let shmSize: number | undefined;
   const runtime = (f.runtime ?? 'imgbuild') as Runtime;
   let pull: PullPolicy;
   try {
     pull = parsePullPolicy(f.pull);
     limits = parseRunLimits(f, availableParallelism());
     parseSecurityOpts(f.securityOpt); // read again by createContainer: checked before anything is made
+    shmSize = f.shmSize === undefined ? undefined : parseShmSize(f.shmSize);
     checkRunOptions({ runtime, detach: f.detach, init: f.init });
   } catch (e) {
     throw withRunStatus(e);
@@ -267,6 +283,13 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
       capDrop: f.capDrop,
       ulimits: f.ulimit,
       securityOpt: f.securityOpt,
+      ...(f.privileged ? { privileged: true } : {}),
+      devices: f.device,
+      deviceCgroupRules: f.deviceCgroupRule,
+      groupAdd: f.groupAdd,
+      ...(shmSize !== undefined ? { shmSize } : {}),
+      labels: f.label,
+      labelFiles: f.labelFile,
       autoRemove: f.rm,
       hostEnv: ctx.env,
       runtime,
