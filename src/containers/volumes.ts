@@ -8,7 +8,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Mount } from '../sandbox/spec.js';
-import { releaseVolumes, useVolumes, type VolumeRequest } from '../volumes/store.js';
+import { releaseVolumes, useVolumes, volumeUsage, type VolumeRequest, type VolumeUsage } from '../volumes/store.js';
 import { volumeMountOf, type VolumeMount } from '../volumes/local-driver.js';
 import { copyUp } from './copy-up.js';
 import { cleanPath, type MountRequest } from './mounts.js';
@@ -96,4 +96,12 @@ export async function detachVolumes(root: string, id: string, volumes: readonly 
 /** The volumes of a container's record. */
 export function volumesOf(rec: ContainerRecord): VolumeSpec[] {
   return rec.hostConfig.volumes ?? [];
+}
+
+/**
+ * Every volume with its size (bytes under `_data`, hard links once; skipped with `withSize:
+ * false`) and the containers that use it: what `system df` and `system prune` need.
+ */
+export function listVolumeUsage(root: string, o: { withSize?: boolean } = {}): Promise<VolumeUsage[]> {
+  return volumeUsage(root, { live: () => liveContainerIds(root), ...(o.withSize === false ? { withSize: false } : {}) });
 }

@@ -11,27 +11,21 @@
  * is gone (a creation killed midway, a removal cut short) counts for nothing: the caller says which
  * containers exist (`live`), as the containers area knows them.
  */
-import { lstat, mkdir, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { withLock } from '../lock.js';
 import { namesIn } from '../fs.js';
 import { isProcessAlive } from '../pid.js';
-import { InvalidArgumentError } from '../errors.js';
 import { volumeDataDir, volumeDir, volumesDir } from '../store/paths.js';
+import { emitEvents } from '../store/events.js';
 import { VolumeInUseError, VolumeNotFoundError } from './errors.js';
-import { ANONYMOUS_LABEL, checkDriver, checkDriverOptions, checkVolumeName, LOCAL_DRIVER } from './local-driver.js';
+import { treeSize, volumeFilter } from './usage.js';
+import type { Volume, VolumeUsage } from './types.js';
 
-/** A volume as `volume inspect` shows it. */
-export interface Volume {
-  CreatedAt: string;
-  Driver: string;
-  Labels: Record<string, string>;
-  Mountpoint: string;
-  Name: string;
-  Options: Record<string, string>;
-  Scope: 'local';
-}
+export type { Volume, VolumeUsage } from './types.js';
+export { treeSize, volumeFilter } from './usage.js';
+import { ANONYMOUS_LABEL, checkDriver, checkDriverOptions, checkVolumeName, LOCAL_DRIVER } from './local-driver.js';
 
 export interface CreateVolumeOptions {
   name?: string;
@@ -50,6 +44,11 @@ export type LiveContainers = () => Promise<Set<string>>;
 const META = 'volume.json';
 const USERS = 'users';
 const ENTRY = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+/** Docker's volume events (`create`, `destroy`) in the store's journal; never fails. */
+function emitVolumeEvents(root: string, action: 'create' | 'destroy', names: readonly string[]): Promise<void> {
+  return emitEvents(root, names.map((id) => ({ type: 'volume' as const, action, id, attributes: { driver: LOCAL_DRIVER } })));
+}
 
 function withVolumesLock<T>(root: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   return withLock(join(volumesDir(root), '.volumes'), fn, { signal });
@@ -119,6 +118,7 @@ async function makeVolume(root: string, name: string, o: CreateVolumeOptions): P
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
+  await emitVolumeEvents(root, 'create', [name]);
   return { ...meta, Mountpoint: volumeDataDir(root, name), Name: name, Scope: 'local' };
 }
 
@@ -194,6 +194,7 @@ async function deleteVolumeDir(root: string, name: string): Promise<void> {
     throw e;
   }
   await rm(gone, { recursive: true, force: true });
+  await emitVolumeEvents(root, 'destroy', [name]);
 }
 
 /** The containers that use volume `name` (stale user files, of containers gone, are removed). */
@@ -237,6 +238,7 @@ export async function releaseVolumes(
   }, o.signal);
   // Deleted outside the lock: the volume is out of sight already.
   await Promise.all(gone.map((g) => rm(g, { recursive: true, force: true })));
+  await emitVolumeEvents(root, 'destroy', removed);
   return removed;
 }
 
@@ -258,46 +260,10 @@ export async function removeVolume(root: string, name: string, o: { force?: bool
     to = join(volumesDir(root), `.removing-${name}-${randomBytes(4).toString('hex')}`);
     await rename(volumeDir(root, name), to);
   }, o.signal);
-  if (to) await rm(to, { recursive: true, force: true });
-}
-
-/** A volume with what `system df` and `volume ls -f dangling=` need: its size and users. */
-export interface VolumeUsage extends Volume {
-  /** Bytes of the files under `_data` (hard links counted once), as Docker's `system df` counts. */
-  size: number;
-  /** Ids of the containers that use it. */
-  users: string[];
-}
-
-/** The size of a directory tree: st_size of every entry but dirs, each inode once. */
-export async function treeSize(dir: string): Promise<number> {
-  const seen = new Set<string>();
-  let total = 0;
-  const walk = async (d: string): Promise<void> => {
-    let names: string[];
-    try {
-      names = await readdir(d);
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const p = join(d, n);
-      const st = await lstat(p).catch(() => undefined);
-      if (!st) continue;
-      if (st.isDirectory()) {
-        await walk(p);
-        continue;
-      }
-      const key = `${st.dev}:${st.ino}`;
-      if (st.nlink > 1) {
-        if (seen.has(key)) continue;
-        seen.add(key);
-      }
-      total += st.size;
-    }
-  };
-  await walk(dir);
-  return total;
+  if (to) {
+    await rm(to, { recursive: true, force: true });
+    await emitVolumeEvents(root, 'destroy', [name]);
+  }
 }
 
 /**
@@ -313,52 +279,6 @@ export async function volumeUsage(root: string, o: { live: LiveContainers; withS
       return { ...v, size, users };
     }),
   );
-}
-
-/** `volume ls --filter` and `volume prune --filter`: dangling=, name=, label=, driver=. */
-export function volumeFilter(filters: readonly string[]): (v: VolumeUsage) => boolean {
-  const tests: ((v: VolumeUsage) => boolean)[] = [];
-  for (const f of filters) {
-    const i = f.indexOf('=');
-    const key = i < 0 ? f : f.slice(0, i);
-    const value = i < 0 ? '' : f.slice(i + 1);
-    if (i < 0) throw new InvalidArgumentError(`bad format of filter (expected name=value)`);
-    switch (key) {
-      case 'dangling': {
-        const want = ['true', '1'].includes(value.toLowerCase()) ? true : ['false', '0'].includes(value.toLowerCase()) ? false : undefined;
-        if (want === undefined) throw new InvalidArgumentError(`invalid filter 'dangling=${value}'`);
-        tests.push((v) => (v.users.length === 0) === want);
-        break;
-      }
-      case 'name':
-        tests.push((v) => v.Name.includes(value));
-        break;
-      case 'driver':
-        tests.push((v) => v.Driver === value);
-        break;
-      case 'label': {
-        const j = value.indexOf('=');
-        const [lk, lv] = j < 0 ? [value, undefined] : [value.slice(0, j), value.slice(j + 1)];
-        tests.push((v) => Object.hasOwn(v.Labels, lk) && (lv === undefined || v.Labels[lk] === lv));
-        break;
-      }
-      case 'label!': {
-        const j = value.indexOf('=');
-        const [lk, lv] = j < 0 ? [value, undefined] : [value.slice(0, j), value.slice(j + 1)];
-        tests.push((v) => !(Object.hasOwn(v.Labels, lk) && (lv === undefined || v.Labels[lk] === lv)));
-        break;
-      }
-      default:
-        throw new InvalidArgumentError(`invalid filter '${key}'`);
-    }
-  }
-  // Filters of one key are alternatives in Docker; of different keys, all must hold.
-  const byKey = new Map<string, ((v: VolumeUsage) => boolean)[]>();
-  filters.forEach((f, i) => {
-    const k = f.slice(0, Math.max(0, f.indexOf('=')));
-    byKey.set(k, [...(byKey.get(k) ?? []), tests[i]!]);
-  });
-  return (v) => [...byKey.values()].every((alts) => alts.some((t) => t(v)));
 }
 
 /**
@@ -389,6 +309,7 @@ export async function pruneVolumes(
     bytes += await treeSize(join(g.dir, '_data'));
     await rm(g.dir, { recursive: true, force: true });
   }
+  await emitVolumeEvents(root, 'destroy', gone.map((g) => g.name));
   return { removed: gone.map((g) => g.name), bytes };
 }
 

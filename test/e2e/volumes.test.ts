@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { setupEnv, type Env } from './containers-env.js';
 import { expectOneLineError } from '../helpers/cli.js';
 import { mountsUnder } from '../helpers/tmp.js';
-import { volumeUsage } from '../../src/volumes/store.js';
-import { liveContainerIds } from '../../src/containers/volumes.js';
+import { listVolumeUsage } from '../../src/containers/volumes.js';
 
 let env: Env;
 const vols = async (): Promise<string[]> => (await env.cli(['volume', 'ls', '-q'])).stdout.split('\n').filter(Boolean);
@@ -52,7 +51,7 @@ describe('volumes', () => {
     expect(busy.code).toBe(1);
     expect(busy.stderr).toBe(`imgbuild: FAILED_PRECONDITION: remove shared: volume is in use - [${id}]\n`);
     expect((await env.cli(['volume', 'ls', '--filter', 'dangling=false', '--format', '{{.Name}} {{.Driver}} {{.Links}}'])).stdout).toBe('shared local 1\n');
-    const usage = await volumeUsage(env.root, { live: () => liveContainerIds(env.root) });
+    const usage = await listVolumeUsage(env.root);
     expect(usage.find((u) => u.Name === 'shared')).toMatchObject({ users: [id], size: 'kept\n'.length + 'live\n'.length });
     expect((await env.cli(['rm', '-f', '-v', 'w2'])).code).toBe(0);
     expect((await env.cli(['volume', 'rm', 'shared'])).stdout).toBe('shared\n');
@@ -138,6 +137,8 @@ describe('volumes', () => {
     expect(await readFile(join(src, 'here'), 'utf8')).toBe('dev\n'); // a bind volume's device is the user's
     expectOneLineError(await env.cli(['volume', 'rm', 'memvol']), /^imgbuild: NOT_FOUND: no such volume: memvol$/);
     expect((await env.cli(['volume', 'rm', '-f', 'memvol'])).code).toBe(0);
+    const events = (await readFile(join(env.root, 'events.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { Type: string; Action: string; Actor: { ID: string } });
+    expect(events.filter((e) => e.Type === 'volume' && e.Actor.ID === 'memvol').map((e) => e.Action)).toEqual(['create', 'destroy']);
     expectOneLineError(await env.cli(['volume', 'inspect', 'memvol']), /no such volume: memvol$/);
   }, 60_000);
 
