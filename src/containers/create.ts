@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OciStore } from '../store/store.js';
-import type { Descriptor } from '../image/types.js';
+import type { Descriptor, HealthConfig } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
 import { chainIds, imageId } from '../image/model.js';
 import { findImage } from '../store/images.js';
@@ -60,6 +60,8 @@ import { deviceSettings, readLabels, resolveGroups } from './run-flags.js';
 import { resolveUser } from './users.js';
 import { ensureRootfsDir } from './rootfs.js';
 import { procStartTime } from './proc.js';
+import { checkRestartWithAutoRemove, type RestartPolicy } from './restart-policy.js';
+import { mergeHealthConfig } from './health.js';
 
 export interface CreateOptions {
   /** The container id to use (64 hex); generated when omitted. */
@@ -110,6 +112,10 @@ export interface CreateOptions {
   labels?: string[];
   labelFiles?: string[];
   autoRemove?: boolean;
+  /** `--restart` (restart-policy.ts); carried out by the container's keeper. */
+  restartPolicy?: RestartPolicy;
+  /** The `--health-*` / `--no-healthcheck` check (health.ts), over the image's HEALTHCHECK. */
+  healthcheck?: HealthConfig;
   /** Environment `-e NAME` (without a value) is taken from. */
   hostEnv?: NodeJS.ProcessEnv;
   /** An already open snapshotter of this root (saves re-opening it). */
@@ -154,6 +160,8 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   // A profile that cannot apply to this container (no architecture of the host, too long) fails here, before anything is made.
   if (typeof security.seccomp === 'object') seccompProgram(security.seccomp, capabilities);
   const networkMode = defaultNetworkMode(o.network, portBindings.length);
+  checkRestartWithAutoRemove(o.restartPolicy, o.autoRemove ?? false);
+  const healthcheck = mergeHealthConfig(cfg.Healthcheck, o.healthcheck);
   if (!['none', 'host', 'bridge'].includes(networkMode)) throw new InvalidArgumentError(`unknown --network ${networkMode}: use none, host or bridge`);
   if (portBindings.length > 0 && networkMode !== 'bridge') throw new InvalidArgumentError(`-p needs --network bridge (not ${networkMode})`);
   const fileEnv: string[] = [];
@@ -276,6 +284,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       init: o.init ?? false,
       tty: o.tty ?? false,
       interactive: o.interactive ?? false,
+      ...(o.restartPolicy && o.restartPolicy.name !== 'no' ? { restartPolicy: o.restartPolicy } : {}),
     };
     const rec: ContainerRecord = {
       id,
@@ -295,6 +304,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
         WorkingDir: workdir,
         User: userSpec,
         ...(Object.keys(labels).length ? { Labels: { ...(cfg.Labels ?? {}), ...labels } } : {}),
+        ...(healthcheck ? { Healthcheck: healthcheck } : {}),
       },
       path: argv[0]!,
       args: argv.slice(1),

@@ -9,6 +9,7 @@ import { containerDir, pathOf, readSpec, type ContainerRecord } from './record.j
 import { namespacesOf } from './proc.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { layerDirs } from './rootfs.js';
+import { hasHealthcheck, initialHealth, readHealth } from './health.js';
 
 export async function inspectContainer(root: string, nameOrId: string, o: LifecycleOptions = {}): Promise<object> {
   const rec = await getContainer(root, nameOrId, o);
@@ -18,6 +19,8 @@ export async function inspectContainer(root: string, nameOrId: string, o: Lifecy
 export async function describeContainer(root: string, rec: ContainerRecord, o: LifecycleOptions = {}): Promise<object> {
   const pid = await containerPid(rec, o);
   const running = rec.state.status === 'running';
+  const restarting = rec.state.restarting === true && rec.state.status !== 'running';
+  const health = hasHealthcheck(rec.config.Healthcheck) ? ((await readHealth(root, rec.id)) ?? initialHealth()) : undefined;
   let spec: SandboxSpec | undefined;
   try {
     spec = await readSpec(root, rec.id);
@@ -34,10 +37,11 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
     Path: rec.path,
     Args: rec.args,
     State: {
-      Status: rec.state.status,
-      Running: running,
+      // As docker has it, a container waiting to be restarted counts as running.
+      Status: restarting ? 'restarting' : rec.state.status,
+      Running: running || restarting,
       Paused: false,
-      Restarting: false,
+      Restarting: restarting,
       OOMKilled: rec.state.oomKilled ?? false,
       Dead: rec.state.status === 'dead',
       Pid: running ? (pid ?? 0) : 0,
@@ -45,6 +49,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
       Error: rec.state.error ?? '',
       StartedAt: rec.state.startedAt ?? '0001-01-01T00:00:00Z',
       FinishedAt: rec.state.finishedAt ?? '0001-01-01T00:00:00Z',
+      ...(health ? { Health: health } : {}),
     },
     Image: rec.imageId,
     ImageManifest: rec.image,
@@ -53,6 +58,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
     HostsPath: pathOf(root, rec.id, 'hosts'),
     LogPath: pathOf(root, rec.id, 'log'),
     Name: `/${rec.name}`,
+    RestartCount: rec.state.restartCount ?? 0,
     Driver: 'overlay',
     HostConfig: {
       AutoRemove: rec.hostConfig.autoRemove,
@@ -78,6 +84,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
       ShmSize: rec.hostConfig.shmSize ?? 64 * 1024 * 1024,
       Init: rec.hostConfig.init,
       CgroupParent: 'imgbuild',
+      RestartPolicy: { Name: rec.hostConfig.restartPolicy?.name ?? 'no', MaximumRetryCount: rec.hostConfig.restartPolicy?.maximumRetryCount ?? 0 },
     },
     GraphDriver: {
       Name: 'overlay',
@@ -112,6 +119,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
       Labels: rec.config.Labels ?? {},
       StopSignal: rec.config.StopSignal,
       ExposedPorts: rec.config.ExposedPorts,
+      ...(rec.config.Healthcheck ? { Healthcheck: rec.config.Healthcheck } : {}),
     },
     NetworkSettings: {
       SandboxKey: rec.network?.netnsPath ?? '',

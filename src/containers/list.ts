@@ -30,7 +30,8 @@ export async function listContainers(root: string, o: LifecycleOptions = {}): Pr
 export async function pruneContainers(root: string, o: LifecycleOptions = {}): Promise<string[]> {
   const removed: string[] = [];
   for (const r of await listContainers(root, o)) {
-    if (r.state.status === 'running') continue;
+    // A container waiting to be restarted counts as running (docker's prune spares it too).
+    if (r.state.status === 'running' || r.state.restarting) continue;
     // A container being created right now by a live process is not garbage.
     if (r.state.status === 'created' && r.state.monitorPid !== process.pid && (await isSameProcess(r.state.monitorPid, r.state.monitorStartTime))) continue;
     removed.push(await removeContainer(root, r.id, { ...o, force: true }));

@@ -6,6 +6,7 @@
  *   status.json  the exit status, written once by whoever waited for the process (monitor or `run`)
  *   hosts, hostname, resolv.conf   bind-mounted into the container
  *   log          stdout+stderr of detached containers
+ *   health.json  the HEALTHCHECK state, written by the container's keeper (health.ts)
  * A container directory appears complete or not at all: it is filled in as
  * `.creating-<id>-<pid>-<start>` (named for its creator, so one left by a killed process is known
  * as such) and renamed into place; removal renames it to `.removing-<id>` before deleting it.
@@ -23,6 +24,7 @@ import type { CgroupVersion } from '../host/cgroups.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { AmbiguousContainerError, BrokenContainerError, ContainerNotFoundError } from './errors.js';
 import { isSameProcess, procStartTime } from './proc.js';
+import type { RestartPolicy } from './restart-policy.js';
 
 export type ContainerStatus = 'created' | 'running' | 'exited' | 'dead';
 
@@ -83,6 +85,8 @@ export interface HostConfig {
   init: boolean;
   tty: boolean;
   interactive: boolean;
+  /** `--restart` (absent: no). */
+  restartPolicy?: RestartPolicy;
 }
 
 export interface ContainerState {
@@ -103,6 +107,17 @@ export interface ContainerState {
   signal?: string;
   oomKilled?: boolean;
   error?: string;
+  /** Restarts made by the restart policy since the user last started it. */
+  restartCount?: number;
+  /** Exited, and its keeper is waiting out the delay before restarting it (docker's `restarting`). */
+  restarting?: boolean;
+  /** The delay waited before the last restart (the next one doubles it). */
+  restartDelayMs?: number;
+  /** Stopped or killed by its user: no restart policy applies until it is started again. */
+  manuallyStopped?: boolean;
+  /** The keeper (keeper-main.ts) carrying out the restart policy and HEALTHCHECK, while there is one. */
+  keeperPid?: number;
+  keeperStartTime?: string;
 }
 
 export interface ContainerRecord {
@@ -151,6 +166,7 @@ export const files = {
   hosts: 'hosts',
   hostname: 'hostname',
   resolv: 'resolv.conf',
+  health: 'health.json',
 } as const;
 
 export function pathOf(root: string, id: string, f: keyof typeof files): string {
@@ -242,9 +258,9 @@ export function recordProblem(v: unknown, id: string): string | undefined {
   const st = v.state;
   if (!isObj(st)) return 'state is missing';
   if (!STATUSES.includes(st.status as string)) return 'state.status is invalid';
-  for (const k of ['pid', 'monitorPid', 'proxyPid', 'exitCode']) if (!opt(st[k], 'number')) return `state.${k} is not a number`;
-  for (const k of ['pidStartTime', 'monitorStartTime', 'proxyStartTime', 'startedAt', 'finishedAt', 'signal', 'error']) if (!opt(st[k], 'string')) return `state.${k} is not a string`;
-  if (!opt(st.oomKilled, 'boolean')) return 'state.oomKilled is not a boolean';
+  for (const k of ['pid', 'monitorPid', 'proxyPid', 'exitCode', 'restartCount', 'restartDelayMs', 'keeperPid']) if (!opt(st[k], 'number')) return `state.${k} is not a number`;
+  for (const k of ['pidStartTime', 'monitorStartTime', 'proxyStartTime', 'startedAt', 'finishedAt', 'signal', 'error', 'keeperStartTime']) if (!opt(st[k], 'string')) return `state.${k} is not a string`;
+  for (const k of ['oomKilled', 'restarting', 'manuallyStopped']) if (!opt(st[k], 'boolean')) return `state.${k} is not a boolean`;
   return undefined;
 }
 

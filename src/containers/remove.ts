@@ -12,6 +12,7 @@ import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
 import { unmount } from '../snapshots/mount.js';
 import { unclaimId } from './claims.js';
 import { BrokenContainerError, ContainerStateError } from './errors.js';
+import { needsKeeper, stopKeeper } from './keeper.js';
 import { isSameProcess } from './proc.js';
 import { containerDir, deleteContainerDir, resolveContainer, snapshotKey, type ContainerRecord } from './record.js';
 import { groupPids, releaseKernelById, releaseResources } from './resources.js';
@@ -40,9 +41,19 @@ export async function removeContainer(
     if (e instanceof BrokenContainerError) return removeBroken(root, e, o);
     throw e;
   }
-  const rec = await refreshState(root, found, o);
+  let rec = await refreshState(root, found, o);
   if (rec.state.status === 'running' && !o.force) {
     throw new ContainerStateError(rec.id, `container ${rec.name} is running: stop it first or use rm -f`);
+  }
+  if (rec.state.restarting && !o.force) {
+    throw new ContainerStateError(rec.id, `you cannot remove a restarting container ${rec.name}: stop it first or use rm -f`);
+  }
+  // Its keeper goes first, so that it cannot start the container again once its kernel objects
+  // are released; the record is read again, for what the keeper did meanwhile.
+  if (rec.state.keeperPid !== undefined || needsKeeper(rec)) {
+    await stopKeeper(rec.id, rec.state);
+    const again = await resolveContainer(root, rec.id).catch(() => undefined);
+    if (again) rec = await refreshState(root, again, o);
   }
   // The writable snapshot is only mounted inside the container's own mount namespace, so it can
   // go at the same time as the kernel objects.
@@ -98,6 +109,7 @@ export async function releaseById(root: string, id: string, o: LifecycleOptions,
   if (existsSync(join(dir, 'rootfs')) || existsSync(join(runcRoot(root), id))) {
     await cleanupRuncBundle(root, id).catch(() => {});
   }
+  await stopKeeper(id);
   await unmount(dir); // nothing is ever mounted in a container dir but the runc rootfs, handled above
   await releaseKernelById(id, o);
   await removeSnapshotOf(root, id, o);

@@ -13,6 +13,7 @@ import { removeContainer } from './remove.js';
 import { createKernelObjects, releaseKernelObjects } from './resources.js';
 import { startForegroundWithRunc, type Runtime } from './runc.js';
 import { startContainer, startForeground } from './start.js';
+import { needsKeeper, startKeeper } from './keeper.js';
 import type { ForegroundOptions, LifecycleOptions, RunIO } from './types.js';
 
 export interface RunOptions extends Omit<CreateOptions, 'id' | 'dir'>, Omit<ForegroundOptions, 'kernel' | 'skipFinalState'> {
@@ -72,9 +73,10 @@ export async function runContainer(store: OciStore, o: RunOptions): Promise<RunR
   }, dirs);
   kernel.catch(() => {}); // observed below; avoid an unhandled rejection meanwhile
   let snapshotter: OverlaySnapshotter;
+  let kept: boolean;
   try {
     snapshotter = await snOpening;
-    await createContainer(store, { ...o, id, dir, snapshotter });
+    kept = needsKeeper(await createContainer(store, { ...o, id, dir, snapshotter }));
   } catch (e) {
     await kernel.then((k) => releaseKernelObjects(id, k, dirs), () => {}).catch(() => {});
     await abandonCreate(dir);
@@ -84,6 +86,7 @@ export async function runContainer(store: OciStore, o: RunOptions): Promise<RunR
   if (o.detach) {
     try {
       await startContainer(store, id, { ...dirs, signal: o.signal, kernel });
+      if (kept) startKeeper(root, id, dirs);
     } catch (e) {
       if (o.autoRemove) await removeContainer(root, id, { ...dirs, force: true, removeVolumes: true, snapshotter }).catch(() => {});
       throw e;
@@ -91,6 +94,8 @@ export async function runContainer(store: OciStore, o: RunOptions): Promise<RunR
     return { id };
   }
   const start = o.runtime === 'runc' ? startForegroundWithRunc : startForeground;
+  // A foreground container's check runs while it does; a restart policy takes over once it ends.
+  if (kept) startKeeper(root, id, dirs);
   try {
     const status = await start(store, id, o.io ?? {}, {
       ...dirs,

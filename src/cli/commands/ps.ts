@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { ellipsis, formatAgo, table } from '../format.js';
 import { listContainers } from '../../containers/list.js';
+import { healthStatusOf } from '../../containers/health.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -12,16 +13,20 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-q, --quiet', 'only print container ids')
     .option('--no-trunc', 'do not truncate ids and commands')
     .action(async (f: { all?: boolean; quiet?: boolean; trunc?: boolean }) => {
-      const all = (await listContainers(ctx.root())).filter((r) => f.all || r.state.status === 'running');
+      // A container waiting to be restarted counts as running, as in docker.
+      const all = (await listContainers(ctx.root())).filter((r) => f.all || r.state.status === 'running' || r.state.restarting);
       all.sort((a, b) => (b.created ?? '').localeCompare(a.created ?? ''));
       const trunc = f.trunc !== false;
       if (f.quiet) {
         for (const r of all) ctx.stdout.write(`${trunc ? r.id.slice(0, 12) : r.id}\n`);
         return;
       }
+      const health = new Map(await Promise.all(all.map(async (r) => [r.id, r.state.status === 'running' ? await healthStatusOf(ctx.root(), r) : undefined] as const)));
       const status = (r: (typeof all)[number]): string => {
         const s = r.state;
-        if (s.status === 'running') return `Up ${formatAgo(s.startedAt).replace(/ ago$/, '')}`;
+        if (s.restarting && s.status !== 'running') return `Restarting (${s.exitCode ?? 0}) ${formatAgo(s.finishedAt)}`;
+        const h = health.get(r.id);
+        if (s.status === 'running') return `Up ${formatAgo(s.startedAt).replace(/ ago$/, '')}${h ? (h === 'starting' ? ' (health: starting)' : ` (${h})`) : ''}`;
         if (s.status === 'exited') return `Exited (${s.exitCode ?? 0})${s.oomKilled ? ' OOMKilled' : ''} ${formatAgo(s.finishedAt)}`;
         if (s.status === 'created') return 'Created';
         return s.status;

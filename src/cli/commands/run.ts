@@ -14,6 +14,9 @@ import { checkRunOptions, runContainer } from '../../containers/run.js';
 import type { Runtime } from '../../containers/runc.js';
 import { killContainer } from '../../containers/stop.js';
 import { parsePullPolicy, withPullPolicy, type PullPolicy } from '../pulling.js';
+import { checkRestartWithAutoRemove, parseRestartPolicy, type RestartPolicy } from '../../containers/restart-policy.js';
+import { healthConfigFromFlags } from '../../containers/health.js';
+import type { HealthConfig } from '../../image/types.js';
 
 export const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -66,6 +69,14 @@ export interface RunFlags {
   shmSize?: string;
   label: string[];
   labelFile: string[];
+  restart?: string;
+  healthCmd?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthStartPeriod?: string;
+  healthRetries?: string;
+  /** Commander's name for `--no-healthcheck` (false when given). */
+  healthcheck?: boolean;
 }
 
 /**
@@ -192,12 +203,37 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--shm-size <size>', 'size of /dev/shm (default 64m)')
     .option('-l, --label <key=value>', 'set a label on the container (repeatable)', collect, [])
     .option('--label-file <file>', 'read labels from a file of key=value lines (repeatable)', collect, [])
+    .option('--restart <policy>', 'no, on-failure[:max-retries], always or unless-stopped (carried out by a small keeper process)', 'no')
+    .option('--health-cmd <command>', 'command to run to check health (in the container, through /bin/sh -c)')
+    .option('--health-interval <duration>', 'time between checks (ms|s|m|h) (default 30s)')
+    .option('--health-timeout <duration>', 'maximum time a check may take (ms|s|m|h) (default 30s)')
+    .option('--health-start-period <duration>', 'time for the container to start before failures count (ms|s|m|h) (default 0s)')
+    .option('--health-retries <n>', 'consecutive failures that make it unhealthy (default 3)')
+    .option('--no-healthcheck', 'disable any HEALTHCHECK of the image')
     .option('--runtime <name>', 'imgbuild (the built-in sandbox) or runc (runs the container\'s OCI bundle; foreground only)', 'imgbuild')
     .option('--pull <policy>', 'pull the image before running: missing (when not in the store), always or never', 'missing')
     .passThroughOptions()
     .action(async (image: string, command: string[], f: RunFlags) => {
       await runFromCli(ctx, image, command, f);
     });
+}
+
+/** `--restart` and the health flags, checked as docker checks them (also for `create`). */
+export function parseKeeperFlags(f: Pick<RunFlags, 'restart' | 'rm' | 'healthCmd' | 'healthInterval' | 'healthTimeout' | 'healthStartPeriod' | 'healthRetries' | 'healthcheck'>): {
+  restartPolicy: RestartPolicy;
+  healthcheck: HealthConfig | undefined;
+} {
+  const restartPolicy = parseRestartPolicy(f.restart ?? 'no');
+  checkRestartWithAutoRemove(restartPolicy, f.rm ?? false);
+  const healthcheck = healthConfigFromFlags({
+    healthCmd: f.healthCmd,
+    healthInterval: f.healthInterval,
+    healthTimeout: f.healthTimeout,
+    healthStartPeriod: f.healthStartPeriod,
+    healthRetries: f.healthRetries,
+    noHealthcheck: f.healthcheck === false,
+  });
+  return { restartPolicy, healthcheck };
 }
 
 /** The resource limits of `run`, each parsed once (host/limits.ts); undefined where not limited. */
@@ -222,11 +258,14 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   if (f.detach && f.interactive) throw withRunStatus(new InvalidArgumentError('-d cannot be combined with -i (there is no terminal to attach)'));
   let limits: RunLimits;
   let shmSize: number | undefined;
+  let restartPolicy: RestartPolicy;
+  let healthcheck: HealthConfig | undefined;
   const runtime = (f.runtime ?? 'imgbuild') as Runtime;
   let pull: PullPolicy;
   try {
     pull = parsePullPolicy(f.pull);
     limits = parseRunLimits(f, availableParallelism());
+    ({ restartPolicy, healthcheck } = parseKeeperFlags(f));
     parseSecurityOpts(f.securityOpt); // read again by createContainer: checked before anything is made
     shmSize = f.shmSize === undefined ? undefined : parseShmSize(f.shmSize);
     checkRunOptions({ runtime, detach: f.detach, init: f.init });
@@ -291,6 +330,8 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
       labels: f.label,
       labelFiles: f.labelFile,
       autoRemove: f.rm,
+      restartPolicy,
+      ...(healthcheck ? { healthcheck } : {}),
       hostEnv: ctx.env,
       runtime,
       detach: f.detach,

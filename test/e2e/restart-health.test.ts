@@ -1,0 +1,251 @@
+/**
+ * Restart policies and HEALTHCHECK without a daemon, on real containers: what moby's restart and
+ * health integration tests expect of docker, reproduced through the CLI. Intervals are short and
+ * every state is polled for with generous limits; no timing is asserted.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, readdirSync } from 'node:fs';
+import { writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { leftovers, setupEnv, waitFor, type Env } from './containers-env.js';
+
+let env: Env;
+beforeAll(async () => {
+  env = await setupEnv();
+});
+afterAll(async () => env?.cleanup());
+
+interface Health {
+  Status: string;
+  FailingStreak: number;
+  Log: { Start: string; End: string; ExitCode: number; Output: string }[];
+}
+interface Inspect {
+  Id: string;
+  RestartCount: number;
+  State: { Status: string; Running: boolean; Restarting: boolean; ExitCode: number; Health?: Health };
+  HostConfig: { RestartPolicy: { Name: string; MaximumRetryCount: number } };
+  Config: { Healthcheck?: { Test: string[] } };
+}
+
+async function inspect(name: string): Promise<Inspect> {
+  const r = await env.cli(['inspect', name]);
+  expect(r.code, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as Inspect[])[0]!;
+}
+
+/** The keeper processes of container `id` (their command line names it). */
+function keepers(id: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      const st = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (st.slice(st.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      if (argv.some((a) => a.endsWith('keeper-main.js') || a.endsWith('keeper-main.ts')) && argv.includes(id)) out.push(Number(p));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+async function runD(args: string[]): Promise<string> {
+  const r = await env.cli(['run', '-d', ...args]);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.trim();
+}
+
+/** rm -f, then nothing of the container may be left: no keeper, monitor, mount, cgroup or netns. */
+async function removeAndCheck(id: string): Promise<void> {
+  expect((await env.cli(['rm', '-f', id])).code).toBe(0);
+  expect(keepers(id)).toEqual([]);
+  expect(leftovers(id, env.root)).toEqual({ mounts: [], cgroups: [], net: [], processes: [] });
+}
+
+describe('restart policies', () => {
+  it('on-failure:N restarts a failing container N times, then leaves it exited; a success is not restarted', async () => {
+    const id = await runD(['--restart', 'on-failure:3', 'busybox', 'sh', '-c', 'echo run; exit 3']);
+    const done = await waitFor(async () => {
+      const i = await inspect(id);
+      return i.State.Status === 'exited' && i.RestartCount === 3 && keepers(id).length === 0 ? i : undefined;
+    }, 30_000);
+    expect(done.State.ExitCode).toBe(3);
+    expect(done.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 });
+    expect((await env.cli(['logs', id])).stdout).toBe('run\nrun\nrun\nrun\n');
+    await removeAndCheck(id);
+
+    const ok = await runD(['--restart', 'on-failure:3', 'busybox', 'true']);
+    const exited = await waitFor(async () => {
+      const i = await inspect(ok);
+      return i.State.Status === 'exited' && keepers(ok).length === 0 ? i : undefined;
+    }, 20_000);
+    expect(exited.RestartCount).toBe(0);
+    await removeAndCheck(ok);
+  });
+
+  it('always restarts whatever the exit status, ps shows it restarting or up, and stop ends it for good', async () => {
+    const id = await runD(['--name', 'again', '--restart', 'always', 'busybox', 'sh', '-c', 'sleep 0.2; exit 0']);
+    const seen = new Set<string>();
+    await waitFor(async () => {
+      const line = (await env.cli(['ps'])).stdout.split('\n').find((l) => l.includes('again')) ?? '';
+      if (/Restarting \(0\) /.test(line)) seen.add('restarting');
+      if (/ Up /.test(line)) seen.add('up');
+      return seen.size === 2 && (await inspect(id)).RestartCount >= 3 ? true : undefined;
+    }, 30_000);
+    expect((await env.cli(['stop', 'again'])).code).toBe(0);
+    const stopped = await waitFor(async () => {
+      const i = await inspect(id);
+      return i.State.Status === 'exited' && keepers(id).length === 0 ? i : undefined;
+    }, 20_000);
+    expect(stopped.State.Restarting).toBe(false);
+    // Stopped by its user: nothing starts it again.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const later = await inspect(id);
+    expect(later.State.Status).toBe('exited');
+    expect(later.RestartCount).toBe(stopped.RestartCount);
+    expect((await env.cli(['ps', '-q'])).stdout).toBe('');
+    await removeAndCheck(id);
+  });
+
+  it('kill with SIGKILL is a user stop (no restart); a death by another signal is restarted', async () => {
+    const id = await runD(['--restart', 'unless-stopped', 'busybox', 'sh', '-c', 'trap "exit 5" USR1; while true; do sleep 0.1; done']);
+    await waitFor(async () => ((await inspect(id)).State.Status === 'running' && keepers(id).length === 1) || undefined, 20_000);
+    expect((await env.cli(['kill', '-s', 'USR1', id])).code).toBe(0);
+    await waitFor(async () => {
+      const i = await inspect(id);
+      return (i.RestartCount === 1 && i.State.Status === 'running') || undefined;
+    }, 20_000);
+    expect((await env.cli(['kill', id])).code).toBe(0);
+    const killed = await waitFor(async () => {
+      const i = await inspect(id);
+      return i.State.Status === 'exited' && keepers(id).length === 0 ? i : undefined;
+    }, 20_000);
+    expect(killed.State.ExitCode).toBe(137);
+    expect(killed.RestartCount).toBe(1);
+    await removeAndCheck(id);
+  });
+
+  it('rm -f of a container that keeps failing leaves nothing; --restart is refused with --rm and when malformed', async () => {
+    const id = await runD(['--restart', 'always', 'busybox', 'false']);
+    await waitFor(async () => ((await inspect(id)).RestartCount >= 2) || undefined, 20_000);
+    await removeAndCheck(id);
+    for (const [args, msg] of [
+      [['--rm', '--restart', 'always'], /Conflicting options: --restart and --rm/],
+      [['--restart', 'sometimes'], /invalid restart policy 'sometimes'/],
+      [['--restart', 'always:3'], /maximum retry count cannot be used with restart policy 'always'/],
+      [['--restart', 'on-failure:-1'], /maximum retry count cannot be negative/],
+    ] as const) {
+      const r = await env.cli(['run', '-d', ...args, 'busybox', 'true']);
+      expect(r.code).toBe(125);
+      expect(r.stderr).toMatch(msg);
+    }
+    expect((await env.cli(['ps', '-aq'])).stdout).toBe('');
+  });
+
+  it('a container without a policy or a check gets no keeper', async () => {
+    const id = await runD(['busybox', 'sleep', '30']);
+    expect(keepers(id)).toEqual([]);
+    expect((await inspect(id)).HostConfig.RestartPolicy).toEqual({ Name: 'no', MaximumRetryCount: 0 });
+    await removeAndCheck(id);
+  });
+});
+
+describe('HEALTHCHECK', () => {
+  it('goes starting → healthy → unhealthy → healthy as the check passes and fails, ps says so, the log keeps 5', async () => {
+    // As moby's TestHealthKillContainer: a signal flips what the check reads.
+    const cmd = 'echo 1 > /health; trap \'if [ "$(cat /health)" = 1 ]; then echo 0 > /health; else echo 1 > /health; fi\' USR1; while true; do sleep 0.1; done';
+    const id = await runD(['--name', 'doc', '--health-cmd', 'echo probing; [ "$(cat /health)" = 1 ]', '--health-interval', '100ms', '--health-retries', '2', '--health-start-period', '1ms', 'busybox', 'sh', '-c', cmd]);
+    await waitFor(async () => ((await inspect(id)).State.Health?.Status === 'healthy') || undefined, 20_000);
+    expect((await env.cli(['ps'])).stdout).toMatch(/Up .* \(healthy\)\s+doc/);
+    expect((await env.cli(['kill', '-s', 'USR1', id])).code).toBe(0);
+    const bad = await waitFor(async () => {
+      const h = (await inspect(id)).State.Health!;
+      return h.Status === 'unhealthy' ? h : undefined;
+    }, 20_000);
+    expect(bad.FailingStreak).toBeGreaterThanOrEqual(2);
+    expect((await env.cli(['ps'])).stdout).toMatch(/Up .* \(unhealthy\)\s+doc/);
+    await waitFor(async () => ((await inspect(id)).State.Health!.Log.length === 5) || undefined, 20_000);
+    const last = (await inspect(id)).State.Health!.Log.at(-1)!;
+    expect(last).toMatchObject({ ExitCode: 1, Output: 'probing\n' });
+    expect(Date.parse(last.End)).toBeGreaterThanOrEqual(Date.parse(last.Start));
+    expect((await env.cli(['kill', '-s', 'USR1', id])).code).toBe(0);
+    const good = await waitFor(async () => {
+      const h = (await inspect(id)).State.Health!;
+      return h.Status === 'healthy' ? h : undefined;
+    }, 20_000);
+    expect(good.FailingStreak).toBe(0);
+    await removeAndCheck(id);
+  });
+
+  it('stays starting through the start period, failures uncounted', async () => {
+    const id = await runD(['--name', 'slow', '--health-cmd', 'false', '--health-interval', '100ms', '--health-retries', '1', '--health-start-period', '1h', 'busybox', 'sleep', '60']);
+    await waitFor(async () => ((await inspect(id)).State.Health!.Log.length >= 3) || undefined, 20_000);
+    const h = (await inspect(id)).State.Health!;
+    expect(h).toMatchObject({ Status: 'starting', FailingStreak: 0 });
+    expect((await env.cli(['ps'])).stdout).toMatch(/Up .* \(health: starting\)\s+slow/);
+    await removeAndCheck(id);
+  });
+
+  it('kills a check that hangs at its timeout (moby TestHealthCheckProcessKilled), leaving no process behind', async () => {
+    const id = await runD(['--health-cmd', 'sleep 61', '--health-interval', '100ms', '--health-timeout', '200ms', '--health-retries', '1', 'busybox', 'sleep', '60']);
+    const h = await waitFor(async () => {
+      const x = (await inspect(id)).State.Health!;
+      return x.Status === 'unhealthy' ? x : undefined;
+    }, 20_000);
+    expect(h.Log[0]).toMatchObject({ ExitCode: -1, Output: 'Health check exceeded timeout (200ms)' });
+    // Between probes, no check (nor its shell's child) is still running in the container.
+    await waitFor(async () => {
+      const ps = await env.cli(['exec', id, 'ps', '-o', 'args']);
+      return !ps.stdout.includes('sleep 61') || undefined;
+    }, 20_000);
+    await removeAndCheck(id);
+  });
+
+  it('runs the check as the container\'s user in its working directory (moby TestHealthCheckWorkdir)', async () => {
+    const id = await runD(['-w', '/foo', '-u', 'nobody', '--health-cmd', '[ "$PWD" = /foo ] && [ "$(id -u)" = 65534 ]', '--health-interval', '100ms', 'busybox', 'sleep', '60']);
+    await waitFor(async () => ((await inspect(id)).State.Health?.Status === 'healthy') || undefined, 20_000);
+    await removeAndCheck(id);
+  });
+
+  it('takes the image\'s HEALTHCHECK, the run flags over it, and --no-healthcheck turns it off', async () => {
+    const ctx = join(env.dir, 'hc');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nHEALTHCHECK --interval=100ms --retries=1 CMD ["sh", "-c", "exit 1"]\n');
+    expect((await env.cli(['build', '-q', '-t', 'hc:1', ctx])).code).toBe(0);
+    const fromImage = await runD(['hc:1', 'sleep', '60']);
+    const h = await waitFor(async () => {
+      const x = (await inspect(fromImage)).State.Health;
+      return x?.Status === 'unhealthy' ? x : undefined;
+    }, 20_000);
+    expect(h.Log[0]!.ExitCode).toBe(1);
+    await removeAndCheck(fromImage);
+    // The run's command replaces the image's; its interval and retries stay.
+    const over = await runD(['--health-cmd', 'true', 'hc:1', 'sleep', '60']);
+    await waitFor(async () => ((await inspect(over)).State.Health?.Status === 'healthy') || undefined, 20_000);
+    expect((await inspect(over)).Config.Healthcheck?.Test).toEqual(['CMD-SHELL', 'true']);
+    await removeAndCheck(over);
+    const off = await runD(['--no-healthcheck', 'hc:1', 'sleep', '60']);
+    const i = await inspect(off);
+    expect(i.State.Health).toBeUndefined();
+    expect(i.Config.Healthcheck?.Test).toEqual(['NONE']);
+    expect(keepers(off)).toEqual([]);
+    await removeAndCheck(off);
+    const bad = await env.cli(['run', '-d', '--no-healthcheck', '--health-cmd', 'true', 'busybox', 'true']);
+    expect(bad.code).toBe(125);
+    expect(bad.stderr).toMatch(/--no-healthcheck conflicts with --health-\* options/);
+    await env.cli(['rmi', 'hc:1']);
+  });
+
+  it('a restarted container\'s check starts over; the keeper leaves with the container', async () => {
+    const id = await runD(['--restart', 'on-failure:1', '--health-cmd', 'true', '--health-interval', '100ms', 'busybox', 'sh', '-c', 'sleep 1; exit 1']);
+    await waitFor(async () => ((await inspect(id)).State.Health?.Status === 'healthy') || undefined, 20_000);
+    const end = await waitFor(async () => {
+      const i = await inspect(id);
+      return i.State.Status === 'exited' && i.RestartCount === 1 && keepers(id).length === 0 ? i : undefined;
+    }, 30_000);
+    expect(end.State.Health!.Log.length).toBeGreaterThan(0);
+    await removeAndCheck(id);
+  });
+});
