@@ -9,6 +9,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { OciStore } from '../store/store.js';
+import { emitContainerEvent } from './events.js';
 import { execContainer } from './exec.js';
 import {
   applyProbeResult,
@@ -144,8 +145,11 @@ async function watchRunning(first: ContainerRecord): Promise<void> {
       const after = await readRecord(root, id).catch(() => undefined);
       if (!after) return;
       if ((await refreshState(root, after, o)).state.status !== 'running') return;
+      const was = health.Status;
       health = applyProbeResult(health, res, { startedAt, startPeriodNs: hc?.StartPeriod ?? 0, retries: hc?.Retries ?? 0 });
       await writeHealth(root, id, health).catch(() => {});
+      // docker's action names the new status: `health_status: healthy`.
+      if (health.Status !== was) await emitContainerEvent(root, cur, `health_status: ${health.Status}`);
       next = Date.now() + intervalMs;
     }
     await waitChange(argv ? Math.min(1_000, next - Date.now()) : 1_000);
@@ -173,10 +177,11 @@ async function startAgain(): Promise<boolean> {
   await releaseResources(before, o).catch(() => {});
   const store = await OciStore.open(root);
   try {
-    await startContainer(store, id, o);
+    const rec = await startContainer(store, id, o);
     await updateRecord(root, id, (r) => {
       delete r.state.restarting;
     });
+    await emitContainerEvent(root, rec, 'restart');
     return true;
   } catch {
     return false; // recorded as the container's error by startContainer

@@ -8,6 +8,14 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { leftovers, setupEnv, waitFor, type Env } from './containers-env.js';
+import { readEvents } from '../../src/store/events.js';
+
+/** The actions the store's event journal holds for container `id`. */
+async function actions(id: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of readEvents(env.root)) if (e.Actor.ID === id) out.push(e.Action);
+  return out;
+}
 
 let env: Env;
 beforeAll(async () => {
@@ -74,6 +82,7 @@ describe('restart policies', () => {
     expect(done.State.ExitCode).toBe(3);
     expect(done.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 });
     expect((await env.cli(['logs', id])).stdout).toBe('run\nrun\nrun\nrun\n');
+    expect((await actions(id)).filter((a) => a === 'restart')).toHaveLength(3);
     await removeAndCheck(id);
 
     const ok = await runD(['--restart', 'on-failure:3', 'busybox', 'true']);
@@ -176,6 +185,8 @@ describe('HEALTHCHECK', () => {
       return h.Status === 'healthy' ? h : undefined;
     }, 20_000);
     expect(good.FailingStreak).toBe(0);
+    const changes = (await actions(id)).filter((a) => a.startsWith('health_status'));
+    expect(changes).toEqual(['health_status: healthy', 'health_status: unhealthy', 'health_status: healthy']);
     await removeAndCheck(id);
   });
 
