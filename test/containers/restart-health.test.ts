@@ -129,3 +129,20 @@ describe('health check', () => {
     expect(s.endsWith('b...')).toBe(true);
   });
 });
+
+describe('generate systemd', () => {
+  it('writes a oneshot unit that starts and stops the container through the CLI, quoted for systemd', async () => {
+    const { systemdUnit, unitName } = await import('../../src/containers/systemd-unit.js');
+    const rec = { id: 'a'.repeat(64), name: 'web' };
+    const u = systemdUnit(rec, { exe: '/opt/img build/bin/imgbuild', root: '/var/lib/imgbuild', useName: true, stopTimeout: 5 });
+    expect(unitName(rec, true)).toBe('container-web.service');
+    expect(unitName(rec)).toBe(`container-${'a'.repeat(64)}.service`);
+    expect(u).toContain('\nType=oneshot\nRemainAfterExit=yes\n');
+    expect(u).toContain('\nExecStart="/opt/img build/bin/imgbuild" --root /var/lib/imgbuild start web\n');
+    expect(u).toContain('\nExecStop="/opt/img build/bin/imgbuild" --root /var/lib/imgbuild stop -t 5 web\n');
+    expect(u).toContain('\nTimeoutStopSec=65\n');
+    expect(u).toContain('\nRequiresMountsFor=/var/lib/imgbuild\n');
+    expect(u).toMatch(/\[Install\]\nWantedBy=default.target\n$/);
+    expect(systemdUnit(rec, { exe: '/x', root: '/r%1' })).toContain(`ExecStart=/x --root /r%%1 start ${'a'.repeat(64)}`);
+  });
+});

@@ -38,6 +38,7 @@ export const commandModules: ReadonlyMap<string, Loader> = new Map<string, Loade
   ['rmi', () => import('./rmi.js')],
   ['prune', () => import('./prune.js')],
   ['volume', () => import('./volume.js')],
+  ['generate', () => import('./generate.js')],
   ['import', () => import('./import.js')],
   ['save', () => import('./save.js')],
   ['load', () => import('./load.js')],
