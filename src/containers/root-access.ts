@@ -45,10 +45,11 @@ async function pseudoMounts(pid: number, base: string): Promise<Set<string>> {
   return out;
 }
 
-/** Whether container path `rel` (root-relative, resolved) lies in a bind or tmpfs of the container. */
+/** Whether container path `rel` (root-relative, resolved) lies in a bind, volume or tmpfs of the container. */
 export function inVolume(rec: ContainerRecord, rel: string): string | undefined {
   const p = posix.normalize(`/${rel}`);
-  for (const d of [...rec.hostConfig.binds.map((b) => b.destination), ...rec.hostConfig.tmpfs.map((t) => t.destination)]) {
+  const h = rec.hostConfig;
+  for (const d of [...h.binds.map((b) => b.destination), ...(h.volumes ?? []).map((v) => v.destination), ...h.tmpfs.map((t) => t.destination)]) {
     const v = posix.normalize(`/${d}`);
     if (p === v || p.startsWith(v.endsWith('/') ? v : `${v}/`)) return v;
   }

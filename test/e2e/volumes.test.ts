@@ -53,6 +53,14 @@ describe('volumes', () => {
     expect((await env.cli(['volume', 'ls', '--filter', 'dangling=false', '--format', '{{.Name}} {{.Driver}} {{.Links}}'])).stdout).toBe('shared local 1\n');
     const usage = await listVolumeUsage(env.root);
     expect(usage.find((u) => u.Name === 'shared')).toMatchObject({ users: [id], size: 'kept\n'.length + 'live\n'.length });
+    // cp reaches a running container's volume; a stopped one's is refused, not written under it.
+    const f = join(env.dir, 'cpin');
+    await writeFile(f, 'copied\n');
+    expect((await env.cli(['cp', f, 'w2:/d/cpin'])).code).toBe(0);
+    expect(await readFile(join(env.root, 'volumes', 'shared', '_data', 'cpin'), 'utf8')).toBe('copied\n');
+    expect((await env.cli(['run', '--name', 'w3', '-v', 'shared:/d', 'busybox', 'true'])).code).toBe(0);
+    expectOneLineError(await env.cli(['cp', f, 'w3:/d/cpin2']), /a volume of the stopped container w3/);
+    expect((await env.cli(['rm', 'w3'])).code).toBe(0);
     expect((await env.cli(['rm', '-f', '-v', 'w2'])).code).toBe(0);
     expect((await env.cli(['volume', 'rm', 'shared'])).stdout).toBe('shared\n');
     expect(await vols()).not.toContain('shared');
@@ -168,5 +176,28 @@ describe('volumes', () => {
     // Nothing is left behind: no mounts, no half-made or half-removed volumes, no copy-up dirs.
     expect(await mountsUnder(env.root)).toEqual([]);
     expect((await readdir(join(env.root, 'volumes'))).filter((n) => n.startsWith('.') && !n.endsWith('.lock'))).toEqual([]);
+  }, 90_000);
+
+  it('a run killed at any moment leaves nothing a later rm, prune or volume rm trips over', async () => {
+    for (let i = 0; i < 8; i++) {
+      const child = env.spawnCli(['run', '--rm', '-v', 'killvol:/k', 'vimg', 'sh', '-c', 'echo x > /k/x; echo y > /data/y']);
+      await new Promise((r) => setTimeout(r, 40 + i * 40));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('close', r));
+    }
+    // What the killed runs left: containers (removed by ps for --rm ones, or rm -f -v) and
+    // half-made ones (prune); their anonymous volumes are then unused.
+    await env.cli(['ps', '-a']);
+    const ids = (await env.cli(['ps', '-aq', '--no-trunc'])).stdout.split('\n').filter(Boolean);
+    if (ids.length > 0) expect((await env.cli(['rm', '-f', '-v', ...ids])).code).toBe(0);
+    expect((await env.cli(['prune'])).code).toBe(0);
+    const left = await env.cli(['volume', 'ls', '--filter', 'dangling=false', '-q']);
+    expect(left.stdout).toBe('');
+    expect((await env.cli(['volume', 'rm', '-f', 'killvol'])).code).toBe(0);
+    expect((await env.cli(['volume', 'prune', '-f'])).code).toBe(0);
+    expect((await env.cli(['volume', 'ls', '-q', '--filter', 'label=com.docker.volume.anonymous'])).stdout).toBe('');
+    expect(await mountsUnder(env.root)).toEqual([]);
+    expect((await readdir(join(env.root, 'volumes'))).filter((n) => n.startsWith('.') && !n.endsWith('.lock'))).toEqual([]);
+    expect((await readdir(join(env.root, 'containers'))).filter((n) => !n.endsWith('.lock'))).toEqual([]);
   }, 90_000);
 });
