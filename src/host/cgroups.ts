@@ -42,6 +42,17 @@ export interface CgroupLimits {
   devices?: string[];
 }
 
+/** What `Cgroup.usage` reads (see there). */
+export interface CgroupUsage {
+  cpuNs?: number;
+  memory?: number;
+  memoryLimit?: number;
+  inactiveFile?: number;
+  pids?: number;
+  blockRead: number;
+  blockWrite: number;
+}
+
 export class CgroupError extends ImgbuildError {
   constructor(
     message: string,
@@ -60,11 +71,11 @@ const CFS_PERIOD_US = 100_000;
 
 /**
  * v1 controllers a container gets a group in (those present are used): memory, cpu and pids carry
- * the limits, freezer lets a kill stop a forking group first. cpuacct is left out: nothing reads it,
- * and every group dir costs a mkdir/rmdir on each run.
+ * the limits, freezer lets a kill stop a forking group first, cpuacct and blkio count the CPU time
+ * and block I/O `stats` reports (where they are co-mounted with cpu, they share its dir).
  */
-const V1_CONTROLLERS = ['memory', 'cpu', 'pids', 'freezer'] as const;
-const V2_CONTROLLERS = ['memory', 'cpu', 'pids'] as const;
+const V1_CONTROLLERS = ['memory', 'cpu', 'pids', 'freezer', 'cpuacct', 'blkio'] as const;
+const V2_CONTROLLERS = ['memory', 'cpu', 'pids', 'io'] as const;
 
 /**
  * v2 when the root itself is a cgroup2 mount (or, for a tree that is not cgroupfs at all, when it
@@ -265,6 +276,67 @@ export class Cgroup {
     if (!mem) return false;
     const oc = keyed(await readControl(mem, 'memory.oom_control'));
     return (oc.get('oom_kill') ?? 0) > 0;
+  }
+
+  /**
+   * The group's counters as `stats` reports them (Docker's sources): CPU time (v1 cpuacct.usage,
+   * v2 cpu.stat usage_usec), memory use, limit and inactive file cache (v1 memory.stat
+   * total_inactive_file, v2 inactive_file), task count, and bytes read and written on block devices
+   * (v1 blkio.throttle.io_service_bytes_recursive, v2 io.stat). Absent counters are undefined.
+   */
+  async usage(): Promise<CgroupUsage> {
+    const num = (t: string | undefined): number | undefined => (t !== undefined && /^\d+/.test(t.trim()) ? Number.parseInt(t, 10) : undefined);
+    if (this.version === 2) {
+      const d = this.dirs.get('unified')!;
+      const [cpu, cur, max, stat, pids, io] = await Promise.all(
+        ['cpu.stat', 'memory.current', 'memory.max', 'memory.stat', 'pids.current', 'io.stat'].map((f) => readControl(d, f)),
+      );
+      const usec = keyed(cpu).get('usage_usec');
+      let read = 0;
+      let write = 0;
+      for (const line of (io ?? '').split('\n')) {
+        for (const kv of line.trim().split(/\s+/).slice(1)) {
+          const [k, v] = kv.split('=');
+          if (k === 'rbytes') read += Number(v) || 0;
+          if (k === 'wbytes') write += Number(v) || 0;
+        }
+      }
+      return {
+        cpuNs: usec === undefined ? undefined : usec * 1000,
+        memory: num(cur),
+        memoryLimit: num(max),
+        inactiveFile: keyed(stat).get('inactive_file'),
+        pids: num(pids),
+        blockRead: read,
+        blockWrite: write,
+      };
+    }
+    const at = (c: string, f: string): Promise<string | undefined> => (this.dirs.has(c) ? readControl(this.dirs.get(c)!, f) : Promise.resolve(undefined));
+    const [cpu, cur, max, stat, pids, blk, blkPlain] = await Promise.all([
+      at('cpuacct', 'cpuacct.usage'),
+      at('memory', 'memory.usage_in_bytes'),
+      at('memory', 'memory.limit_in_bytes'),
+      at('memory', 'memory.stat'),
+      at('pids', 'pids.current'),
+      at('blkio', 'blkio.throttle.io_service_bytes_recursive'),
+      at('blkio', 'blkio.io_service_bytes_recursive'),
+    ]);
+    let read = 0;
+    let write = 0;
+    for (const line of (blk ?? blkPlain ?? '').split('\n')) {
+      const [, op, v] = line.trim().split(/\s+/);
+      if (op === 'Read') read += Number(v) || 0;
+      if (op === 'Write') write += Number(v) || 0;
+    }
+    return {
+      cpuNs: num(cpu),
+      memory: num(cur),
+      memoryLimit: num(max),
+      inactiveFile: keyed(stat).get('total_inactive_file'),
+      pids: num(pids),
+      blockRead: read,
+      blockWrite: write,
+    };
   }
 
   /** Current memory use in bytes (for inspect/ps), when the controller is present. */

@@ -40,8 +40,8 @@ describe('cgroup v2 (fake tree)', () => {
     expect(cg.version).toBe(2);
     const dir = join(root, 'imgbuild', 'abc123');
     expect(cg.paths).toEqual([dir]);
-    expect((await read(join(root, 'cgroup.subtree_control'))).split(' ').sort()).toEqual(['+cpu', '+memory', '+pids']);
-    expect((await read(join(root, 'imgbuild', 'cgroup.subtree_control'))).split(' ').sort()).toEqual(['+cpu', '+memory', '+pids']);
+    expect((await read(join(root, 'cgroup.subtree_control'))).split(' ').sort()).toEqual(['+cpu', '+io', '+memory', '+pids']);
+    expect((await read(join(root, 'imgbuild', 'cgroup.subtree_control'))).split(' ').sort()).toEqual(['+cpu', '+io', '+memory', '+pids']);
     expect(await read(join(dir, 'memory.max'))).toBe('20971520');
     expect(await read(join(dir, 'memory.swap.max'))).toBe('0');
     expect(await read(join(dir, 'cpu.max'))).toBe('50000 100000');
