@@ -184,7 +184,13 @@ async function startAgain(): Promise<boolean> {
     await emitContainerEvent(root, rec, 'restart');
     return true;
   } catch {
-    return false; // recorded as the container's error by startContainer
+    // The failure is the container's error (startContainer recorded it); docker leaves a container
+    // whose restart failed exited.
+    await updateRecord(root, id, (r) => {
+      if (r.state.status === 'created' && r.state.monitorPid === undefined) r.state.status = 'exited';
+      delete r.state.restarting;
+    }).catch(() => {});
+    return false;
   } finally {
     await store.release();
   }

@@ -153,6 +153,19 @@ describe('restart policies', () => {
     expect((await env.cli(['ps', '-aq'])).stdout).toBe('');
   });
 
+  it('a restart that cannot start leaves the container exited with the error, and the keeper gone', async () => {
+    const id = await runD(['--restart', 'always', 'busybox', 'sh', '-c', 'rm /bin/sh; exit 1']);
+    const end = await waitFor(async () => {
+      const i = await inspect(id);
+      return i.State.Status === 'exited' && keepers(id).length === 0 ? i : undefined;
+    }, 20_000);
+    expect(end.RestartCount).toBe(1);
+    expect(end.State.Restarting).toBe(false);
+    expect(end.State.ExitCode).toBe(127);
+    expect((end.State as { Error?: string }).Error).toMatch(/not found/);
+    await removeAndCheck(id);
+  });
+
   it('a container without a policy or a check gets no keeper', async () => {
     const id = await runD(['busybox', 'sleep', '30']);
     expect(keepers(id)).toEqual([]);
