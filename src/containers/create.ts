@@ -116,6 +116,10 @@ export interface CreateOptions {
   restartPolicy?: RestartPolicy;
   /** The `--health-*` / `--no-healthcheck` check (health.ts), over the image's HEALTHCHECK. */
   healthcheck?: HealthConfig;
+  /** `--stop-signal` (default: the image's STOPSIGNAL, else SIGTERM). */
+  stopSignal?: string;
+  /** `--stop-timeout` in seconds (default 10; -1 waits forever). */
+  stopTimeout?: number;
   /** Environment `-e NAME` (without a value) is taken from. */
   hostEnv?: NodeJS.ProcessEnv;
   /** An already open snapshotter of this root (saves re-opening it). */
@@ -305,6 +309,8 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
         User: userSpec,
         ...(Object.keys(labels).length ? { Labels: { ...(cfg.Labels ?? {}), ...labels } } : {}),
         ...(healthcheck ? { Healthcheck: healthcheck } : {}),
+        ...(o.stopSignal !== undefined ? { StopSignal: o.stopSignal } : {}),
+        ...(o.stopTimeout !== undefined ? { StopTimeout: o.stopTimeout } : {}),
       },
       path: argv[0]!,
       args: argv.slice(1),

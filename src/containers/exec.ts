@@ -26,6 +26,7 @@ export interface ExecOptions extends LifecycleOptions {
 export async function execContainer(root: string, nameOrId: string, o: ExecOptions, io: SandboxIO): Promise<{ exitCode: number; signal?: string }> {
   const rec = await getContainer(root, nameOrId, o);
   if (rec.state.status !== 'running') throw new ContainerStateError(rec.id, `container ${rec.name} is not running`);
+  if (rec.state.paused) throw new ContainerStateError(rec.id, `container ${rec.name} is paused, unpause the container before exec`);
   const pid = await containerPid(rec, o);
   if (!pid) throw new ContainerStateError(rec.id, `container ${rec.name} has no running process`);
   const spec = await readSpec(root, rec.id);

@@ -27,8 +27,9 @@ export function mapStartError(e: unknown, argv0: string): ContainerStartError {
 
 /** The record state of a container that has ended with `status`. */
 export function exitedState(state: ContainerRecord['state'], status: ExitStatus, error?: string): ContainerRecord['state'] {
+  const { paused: _paused, ...rest } = state;
   return {
-    ...state,
+    ...rest,
     status: 'exited',
     exitCode: status.exitCode,
     signal: status.signal,

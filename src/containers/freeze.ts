@@ -26,7 +26,8 @@ export async function withFrozen<T>(root: string, rec: ContainerRecord, o: Lifec
     frozen = await cg.freeze(true).catch(() => false);
     return await fn();
   } finally {
-    if (frozen) await cg.freeze(false).catch(() => {});
+    // A paused container stays frozen (`unpause` thaws it).
+    if (frozen && !rec.state.paused) await cg.freeze(false).catch(() => {});
     await rm(freezeMarker(root, rec.id), { force: true });
   }
 }
@@ -41,6 +42,11 @@ export async function thawIfAbandoned(root: string, rec: ContainerRecord, o: Lif
   const probe = v1 ? join(v1, 'freezer.state') : rec.cgroup?.version === 2 ? join(rec.cgroup.paths[0] ?? '', 'cgroup.events') : undefined;
   const text = probe ? await readFile(probe, 'utf8').catch(() => '') : '';
   const frozen = v1 ? text.trim() === 'FROZEN' : /^frozen 1$/m.test(text);
+  // Frozen by `pause`: that freeze is meant to last.
+  if (frozen && rec.state.paused) {
+    if (holder !== undefined) await rm(freezeMarker(root, rec.id), { force: true });
+    return;
+  }
   if (frozen || (!probe && holder !== undefined)) await (await cgroupOf(rec, o)).freeze(false).catch(() => {});
   if (holder !== undefined) await rm(freezeMarker(root, rec.id), { force: true });
 }

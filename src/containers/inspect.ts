@@ -38,9 +38,9 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
     Args: rec.args,
     State: {
       // As docker has it, a container waiting to be restarted counts as running.
-      Status: restarting ? 'restarting' : rec.state.status,
+      Status: restarting ? 'restarting' : running && rec.state.paused ? 'paused' : rec.state.status,
       Running: running || restarting,
-      Paused: false,
+      Paused: Boolean(running && rec.state.paused),
       Restarting: restarting,
       OOMKilled: rec.state.oomKilled ?? false,
       Dead: rec.state.status === 'dead',

@@ -118,6 +118,8 @@ export interface ContainerState {
   /** The keeper (keeper-main.ts) carrying out the restart policy and HEALTHCHECK, while there is one. */
   keeperPid?: number;
   keeperStartTime?: string;
+  /** Frozen by `pause` (the cgroup freezer) until `unpause`. */
+  paused?: boolean;
 }
 
 export interface ContainerRecord {
@@ -134,7 +136,7 @@ export interface ContainerRecord {
   snapshotKey: string;
   created: string;
   /** The effective container config (image config with the run's changes), the base for commit. */
-  config: ContainerConfig & { Hostname: string };
+  config: ContainerConfig & { Hostname: string; StopTimeout?: number };
   /** argv of the process: path + args. */
   path: string;
   args: string[];
@@ -260,7 +262,7 @@ export function recordProblem(v: unknown, id: string): string | undefined {
   if (!STATUSES.includes(st.status as string)) return 'state.status is invalid';
   for (const k of ['pid', 'monitorPid', 'proxyPid', 'exitCode', 'restartCount', 'restartDelayMs', 'keeperPid']) if (!opt(st[k], 'number')) return `state.${k} is not a number`;
   for (const k of ['pidStartTime', 'monitorStartTime', 'proxyStartTime', 'startedAt', 'finishedAt', 'signal', 'error', 'keeperStartTime']) if (!opt(st[k], 'string')) return `state.${k} is not a string`;
-  for (const k of ['oomKilled', 'restarting', 'manuallyStopped']) if (!opt(st[k], 'boolean')) return `state.${k} is not a boolean`;
+  for (const k of ['oomKilled', 'restarting', 'manuallyStopped', 'paused']) if (!opt(st[k], 'boolean')) return `state.${k} is not a boolean`;
   return undefined;
 }
 

@@ -11,12 +11,12 @@ import { runSandbox, startDetached } from '../sandbox/sandbox.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import type { OciStore } from '../store/store.js';
 import { AbortedError } from '../errors.js';
-import { ContainerStateError } from './errors.js';
 import { finish, mapStartError, normaliseExit } from './exit.js';
 import { findInitPid, procStartTime } from './proc.js';
-import { pathOf, readRecord, updateRecord, type ContainerRecord, type ExitStatus } from './record.js';
+import { pathOf, updateRecord, type ContainerRecord, type ExitStatus } from './record.js';
 import { acquireResources, releaseResources } from './resources.js';
 import { emitContainerEnd, emitContainerEvent } from './events.js';
+import { abandonStart, claimStart } from './starting.js';
 import type { ForegroundOptions, KernelObjects, LifecycleOptions, RunIO } from './types.js';
 
 /**
@@ -31,10 +31,9 @@ export async function startForeground(
   o: ForegroundOptions = {},
 ): Promise<ExitStatus> {
   const root = store.root;
-  const rec0 = await readRecord(root, id);
-  if (!rec0) throw new ContainerStateError(id, `no such container: ${id}`);
-  const rec = rec0;
-  if (rec.state.status !== 'created') throw new ContainerStateError(id, `container ${rec.name} is ${rec.state.status}; only a created container can be started`);
+  const claim = await claimStart(root, id, o);
+  const { rec } = claim;
+  id = rec.id;
   let spec: SandboxSpec;
   let cg: Cgroup;
   // Our own start time (the record names us as the container's watcher) is read meanwhile.
@@ -43,11 +42,14 @@ export async function startForeground(
     ({ spec, cgroup: cg } = await acquireResources(root, rec, o));
   } catch (e) {
     await releaseResources(rec, o).catch(() => {});
+    await abandonStart(root, claim, e as Error);
     throw e;
   }
   if (o.signal?.aborted) {
     await releaseResources(rec, o).catch(() => {});
-    throw new AbortedError('interrupted before the container started', { cause: o.signal.reason });
+    const err = new AbortedError('interrupted before the container started', { cause: o.signal.reason });
+    await abandonStart(root, claim, err);
+    throw err;
   }
   // The record turns `running` once the process exists (onStart below), in one update. Until then
   // it stays `created` with our pid as its creator, which is what lets a reader tell a container
@@ -127,8 +129,8 @@ export async function startForeground(
       return status;
     }
     const err = mapStartError(e, spec.process.args[0] ?? '');
-    status = { exitCode: err.exitCode, finishedAt: new Date().toISOString() };
-    await finish(root, id, status, err.message).catch(() => {});
+    await releaseResources(rec, o).catch(() => {});
+    await abandonStart(root, claim, err);
     throw err;
   } finally {
     ended = true;
@@ -153,17 +155,24 @@ function tee(main: Writable, copy: Writable): Writable {
   });
 }
 
-/** Starts a created container detached: a monitor outlives us and writes status.json. */
-export async function startContainer(store: OciStore, id: string, o: LifecycleOptions & { kernel?: Promise<KernelObjects> } = {}): Promise<ContainerRecord> {
+/**
+ * Starts a created or exited container detached (by id, name or id prefix): a monitor outlives us,
+ * copies its output into the log and writes status.json when it ends. An exited container starts
+ * again on its own writable snapshot. A start that fails leaves the container as it was (created
+ * or exited, with the failure as its error) and nothing of the attempt behind; ContainerStartError
+ * carries Docker's status (125, or 126/127 for a command that cannot run).
+ */
+export async function startContainer(store: OciStore, nameOrId: string, o: LifecycleOptions & { kernel?: Promise<KernelObjects> } = {}): Promise<ContainerRecord> {
   const root = store.root;
-  const rec = await readRecord(root, id);
-  if (!rec) throw new ContainerStateError(id, `no such container: ${id}`);
-  if (rec.state.status !== 'created') throw new ContainerStateError(id, `container ${rec.name} is ${rec.state.status}; only a created container can be started`);
+  const claim = await claimStart(root, nameOrId, o);
+  const { rec } = claim;
+  const id = rec.id;
   let spec: SandboxSpec;
   try {
     ({ spec } = await acquireResources(root, rec, o));
   } catch (e) {
     await releaseResources(rec, o).catch(() => {});
+    await abandonStart(root, claim, e as Error);
     throw e;
   }
   let d: { pid: number; monitorPid: number };
@@ -172,7 +181,7 @@ export async function startContainer(store: OciStore, id: string, o: LifecycleOp
   } catch (e) {
     await releaseResources(rec, o).catch(() => {});
     const err = mapStartError(e, spec.process.args[0] ?? '');
-    await finish(root, id, { exitCode: err.exitCode, finishedAt: new Date().toISOString() }, err.message).catch(() => {});
+    await abandonStart(root, claim, err);
     throw err;
   }
   const updated = await updateRecord(root, id, async (r) => {

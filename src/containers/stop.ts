@@ -55,8 +55,13 @@ export async function waitContainer(root: string, id: string, o: LifecycleOption
   }
 }
 
-/** STOPSIGNAL (default SIGTERM) to pid 1, then SIGKILL to the group after `timeoutSec`. */
-export async function stopContainer(root: string, nameOrId: string, o: LifecycleOptions & { timeoutSec?: number } = {}): Promise<ContainerRecord> {
+/**
+ * The container's stop signal (`--stop-signal`, else the image's STOPSIGNAL, else SIGTERM) to pid
+ * 1, then SIGKILL to the group after `timeoutSec` (default `--stop-timeout`, else 10; -1 waits
+ * forever). A paused container gets the signal queued and, as Docker's, is killed (and thawed)
+ * once the time is up.
+ */
+export async function stopContainer(root: string, nameOrId: string, o: LifecycleOptions & { timeoutSec?: number; stopSignal?: string } = {}): Promise<ContainerRecord> {
   let rec = await getContainer(root, nameOrId, o);
   if (rec.hostConfig.restartPolicy || rec.state.restarting) {
     await markStopped(root, rec.id);
@@ -64,7 +69,8 @@ export async function stopContainer(root: string, nameOrId: string, o: Lifecycle
     if (rec.state.status !== 'running') rec = await settleRestart(root, rec, o);
   }
   if (rec.state.status !== 'running') return rec;
-  const sig = rec.config.StopSignal || 'SIGTERM';
+  const sig = o.stopSignal ?? (rec.config.StopSignal || 'SIGTERM');
+  const timeoutSec = o.timeoutSec ?? rec.config.StopTimeout ?? 10;
   await emitContainerEvent(root, rec, 'kill', { signal: String(signalNumber(sig)) });
   const pid = await containerPid(rec, o);
   if (pid) {
@@ -74,7 +80,7 @@ export async function stopContainer(root: string, nameOrId: string, o: Lifecycle
       // already exiting
     }
   }
-  let cur = await waitContainer(root, rec.id, { ...o, timeoutMs: (o.timeoutSec ?? 10) * 1000 });
+  let cur = await waitContainer(root, rec.id, { ...o, ...(timeoutSec >= 0 ? { timeoutMs: timeoutSec * 1000 } : {}) });
   if (cur && cur.state.status === 'running') {
     await emitContainerEvent(root, rec, 'kill', { signal: '9' });
     await (await cgroupOf(rec, o)).kill('SIGKILL').catch(() => {});

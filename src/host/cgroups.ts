@@ -207,6 +207,21 @@ export class Cgroup {
         }
       }
       await mkdir(dir, { recursive: true });
+      await cg.setLimits(limits);
+      return cg;
+    }
+    for (const dir of cg.paths) await mkdir(dir, { recursive: true });
+    await cg.setLimits(limits);
+    return cg;
+  }
+
+  /**
+   * Applies limits to the existing group (at creation, and `update` of a live container); a limit
+   * left undefined is not touched. pidsLimit -1 lifts the limit.
+   */
+  async setLimits(limits: CgroupLimits): Promise<void> {
+    if (this.version === 2) {
+      const dir = this.dirs.get('unified')!;
       if (limits.memory !== undefined) {
         await writeControl(dir, 'memory.max', String(limits.memory));
         // swap.max is swap only (not memory+swap as in v1): 0 keeps the container from growing into swap.
@@ -214,37 +229,39 @@ export class Cgroup {
           await writeControl(dir, 'memory.swap.max', '0');
       }
       if (limits.cpus !== undefined) await writeControl(dir, 'cpu.max', `${cpuQuota(limits.cpus)} ${CFS_PERIOD_US}`);
-      if (limits.pidsLimit !== undefined) await writeControl(dir, 'pids.max', String(limits.pidsLimit));
-      return cg;
+      if (limits.pidsLimit !== undefined) await writeControl(dir, 'pids.max', limits.pidsLimit < 0 ? 'max' : String(limits.pidsLimit));
+      return;
     }
-    for (const dir of cg.paths) await mkdir(dir, { recursive: true });
-    const mem = cg.dirs.get('memory');
+    const mem = this.dirs.get('memory');
     if (limits.memory !== undefined) {
-      if (!mem) throw new CgroupError('--memory needs the v1 memory controller', cg.cgroupRoot);
+      if (!mem) throw new CgroupError('--memory needs the v1 memory controller', this.cgroupRoot);
+      // memsw is memory+swap; the same value as the memory limit means no swap use. The kernel
+      // requires memsw >= memory at every step: raising, memsw goes first; lowering, it follows.
+      // Absent without swap accounting.
+      const memsw = await exists(join(mem, 'memory.memsw.limit_in_bytes'));
+      const cur = Number((await readControl(mem, 'memory.limit_in_bytes'))?.trim() ?? NaN);
+      const raising = memsw && !(limits.memory <= cur);
+      if (raising) await writeControl(mem, 'memory.memsw.limit_in_bytes', String(limits.memory));
       await writeControl(mem, 'memory.limit_in_bytes', String(limits.memory));
-      // memsw is memory+swap; the same value as the memory limit means no swap use. Must follow
-      // limit_in_bytes (the kernel requires memsw >= memory). Absent without swap accounting.
-      if (await exists(join(mem, 'memory.memsw.limit_in_bytes')))
-        await writeControl(mem, 'memory.memsw.limit_in_bytes', String(limits.memory));
+      if (memsw && !raising) await writeControl(mem, 'memory.memsw.limit_in_bytes', String(limits.memory));
     }
     if (limits.cpus !== undefined) {
-      const cpu = cg.dirs.get('cpu');
-      if (!cpu) throw new CgroupError('--cpus needs the v1 cpu controller', cg.cgroupRoot);
+      const cpu = this.dirs.get('cpu');
+      if (!cpu) throw new CgroupError('--cpus needs the v1 cpu controller', this.cgroupRoot);
       await writeControl(cpu, 'cpu.cfs_period_us', String(CFS_PERIOD_US));
       await writeControl(cpu, 'cpu.cfs_quota_us', String(cpuQuota(limits.cpus)));
     }
     if (limits.devices !== undefined) {
-      const devices = cg.dirs.get('devices');
-      if (!devices || !(await exists(join(cg.cgroupRoot, 'devices')))) throw new CgroupError('device rules need the v1 devices controller', cg.cgroupRoot);
+      const devices = this.dirs.get('devices');
+      if (!devices || !(await exists(join(this.cgroupRoot, 'devices')))) throw new CgroupError('device rules need the v1 devices controller', this.cgroupRoot);
       if (!limits.devices.includes('a *:* rwm')) await writeControl(devices, 'devices.deny', 'a');
       for (const r of limits.devices) await writeControl(devices, 'devices.allow', r);
     }
     if (limits.pidsLimit !== undefined) {
-      const pids = cg.dirs.get('pids');
-      if (!pids) throw new CgroupError('--pids-limit needs the v1 pids controller', cg.cgroupRoot);
-      await writeControl(pids, 'pids.max', String(limits.pidsLimit));
+      const pids = this.dirs.get('pids');
+      if (!pids) throw new CgroupError('--pids-limit needs the v1 pids controller', this.cgroupRoot);
+      await writeControl(pids, 'pids.max', limits.pidsLimit < 0 ? 'max' : String(limits.pidsLimit));
     }
-    return cg;
   }
 
   /** Whether any group dir of this container exists. */

@@ -26,7 +26,7 @@ export default function register(program: Command, ctx: CliContext): void {
         const s = r.state;
         if (s.restarting && s.status !== 'running') return `Restarting (${s.exitCode ?? 0}) ${formatAgo(s.finishedAt)}`;
         const h = health.get(r.id);
-        if (s.status === 'running') return `Up ${formatAgo(s.startedAt).replace(/ ago$/, '')}${h ? (h === 'starting' ? ' (health: starting)' : ` (${h})`) : ''}`;
+        if (s.status === 'running') return `Up ${formatAgo(s.startedAt).replace(/ ago$/, '')}${s.paused ? ' (Paused)' : ''}${h ? (h === 'starting' ? ' (health: starting)' : ` (${h})`) : ''}`;
         if (s.status === 'exited') return `Exited (${s.exitCode ?? 0})${s.oomKilled ? ' OOMKilled' : ''} ${formatAgo(s.finishedAt)}`;
         if (s.status === 'created') return 'Created';
         return s.status;

@@ -1,0 +1,42 @@
+/** `imgbuild update [-m SIZE] [--cpus N] [--pids-limit N] CONTAINER...`: new limits, live and for later starts. */
+import type { Command } from 'commander';
+import { availableParallelism } from 'node:os';
+import type { CliContext } from '../context.js';
+import { InvalidArgumentError } from '../../errors.js';
+import { parseCpus, parseMemoryLimit, parsePidsLimit } from '../../host/limits.js';
+import { updateContainer } from '../../containers/update.js';
+
+interface UpdateFlags {
+  memory?: string;
+  cpus?: string;
+  pidsLimit?: string;
+}
+
+export default function register(program: Command, ctx: CliContext): void {
+  program
+    .command('update')
+    .description("change containers' resource limits (applied at once to running ones, kept for later starts)")
+    .argument('<containers...>', 'container names or ids')
+    .option('-m, --memory <size>', 'memory limit (e.g. 64m); swap is not used beyond it')
+    .option('--cpus <n>', 'CPU limit (e.g. 0.5)')
+    .option('--pids-limit <n>', 'maximum number of processes/threads (-1 or 0: unlimited)')
+    .action(async (names: string[], f: UpdateFlags) => {
+      const limits = {
+        ...(f.memory !== undefined ? { memory: parseMemoryLimit(f.memory, '--memory') } : {}),
+        ...(f.cpus !== undefined ? { cpus: parseCpus(f.cpus, availableParallelism(), '--cpus') } : {}),
+        // -1 or 0: no limit (parsePidsLimit's undefined), which update must say explicitly.
+        ...(f.pidsLimit !== undefined ? { pidsLimit: parsePidsLimit(f.pidsLimit, '--pids-limit') ?? -1 } : {}),
+      };
+      if (Object.keys(limits).length === 0) throw new InvalidArgumentError('you must provide one or more flags when using this command');
+      const failures: unknown[] = [];
+      for (const n of names) {
+        try {
+          await updateContainer(ctx.root(), n, limits, { signal: ctx.signal });
+          ctx.stdout.write(`${n}\n`);
+        } catch (e) {
+          failures.push(e);
+        }
+      }
+      if (failures.length) throw failures.length === 1 ? failures[0] : new AggregateError(failures);
+    });
+}
