@@ -10,6 +10,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { leftovers, NOTHING, setupEnv, waitFor, type Env } from './containers-env.js';
 import { expectOneLineError } from '../helpers/cli.js';
+import { readEvents } from '../../src/store/events.js';
 
 let env: Env;
 beforeAll(async () => {
@@ -167,6 +168,19 @@ describe('container lifecycle', () => {
     expectOneLineError(await env.cli(['rename', 'third', 'second']), /"second" is already in use/);
     expectOneLineError(await env.cli(['rename', 'third', 'bad name']), /invalid container name/);
     expect((await env.cli(['rm', 'third', 'second'])).code).toBe(0);
+  });
+
+  it('records its actions in the event journal', async () => {
+    expect((await env.cli(['run', '-d', '--name', 'told', 'busybox', 'sleep', '300'])).code).toBe(0);
+    for (const args of [['pause', 'told'], ['unpause', 'told'], ['update', '--pids-limit', '30', 'told'], ['rename', 'told', 'retold'], ['restart', '-t', '0', 'retold']]) {
+      expect((await env.cli(args)).code).toBe(0);
+    }
+    expect((await env.cli(['rm', '-f', 'retold'])).code).toBe(0);
+    const seen: string[] = [];
+    for await (const e of readEvents(env.root)) if (e.Type === 'container' && /told/.test(e.Actor.Attributes.name ?? '')) seen.push(e.Action);
+    for (const a of ['create', 'start', 'pause', 'unpause', 'update', 'rename', 'kill', 'die', 'stop', 'restart', 'destroy']) expect(seen).toContain(a);
+    expect(seen.indexOf('pause')).toBeLessThan(seen.indexOf('unpause'));
+    expect(seen.lastIndexOf('start')).toBeLessThan(seen.indexOf('restart'));
   });
 
   it('--cidfile and --stop-signal', async () => {
