@@ -44,6 +44,7 @@ export const COMMANDS: ReadonlySet<string> = new Set([
   'build', 'run', 'exec', 'ps', 'logs', 'stop', 'kill', 'rm', 'commit', 'pull', 'push', 'login', 'logout',
   'images', 'inspect', 'history', 'tag', 'rmi', 'prune', 'import', 'save', 'load', 'generate', 'help',
   'create', 'start', 'restart', 'wait', 'pause', 'unpause', 'rename', 'update',
+  'cp', 'diff', 'export', 'top', 'stats', 'port', 'volume',
 ]);
 
 /** The commands that make HTTP requests (registries, ADD URLs). */
