@@ -7,7 +7,7 @@
  */
 import { emitContainerEvent } from './events.js';
 import { existsSync } from 'node:fs';
-import { rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OciStore } from '../store/store.js';
 import type { Descriptor, HealthConfig } from '../image/types.js';
@@ -26,6 +26,7 @@ import { generateName, newContainerId, shortId, validateName } from './ids.js';
 import { NameInUseError } from './errors.js';
 import {
   beginCreate,
+  BUNDLE_ROOTFS,
   files,
   finishCreate,
   listRecords,
@@ -261,7 +262,8 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     });
     const specWritten = Promise.all([
       writeFile(at('spec'), JSON.stringify(spec, null, 2)),
-      writeFile(at('config'), `${JSON.stringify(safeOciConfig(spec), null, 2)}\n`),
+      writeFile(at('config'), `${JSON.stringify(safeOciConfig(spec, { memory: o.memory, cpus: o.cpus, pidsLimit: o.pidsLimit }, id), null, 2)}\n`),
+      mkdir(join(dir, BUNDLE_ROOTFS)),
     ]);
     specWritten.catch(() => {}); // awaited with the record below
 
@@ -370,10 +372,15 @@ export async function abandonCreate(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-/** toOciConfig may not cover every field; the bundle config is informative, never required to run. */
-function safeOciConfig(spec: SandboxSpec): object {
+/**
+ * The container's directory is an OCI bundle that `runc run --bundle DIR` runs as it is: the
+ * overlay is the first of config.json's mounts, at `/` over the empty `rootfs` dir, with the
+ * container's limits and its cgroup path. toOciConfig may not cover every field; the native
+ * runtime never reads this file.
+ */
+function safeOciConfig(spec: SandboxSpec, resources: { memory?: number; cpus?: number; pidsLimit?: number }, id: string): object {
   try {
-    return toOciConfig(spec);
+    return toOciConfig(spec, { rootPath: BUNDLE_ROOTFS, rootfsInMounts: true, resources, cgroupsPath: `/imgbuild/${id}` });
   } catch (e) {
     return { ociVersion: '1.0.2', error: `not representable: ${(e as Error).message}` };
   }

@@ -13,11 +13,7 @@ import type { Device } from '../sandbox/spec.js';
 /** A device node in the runtime-spec's form (`linux.devices`). */
 export type DeviceNode = Device;
 
-/** runc's default allowed devices, which Docker keeps (null, zero, full, random, urandom, tty, ptmx, pts, tun; mknod of any). */
-export const DEFAULT_DEVICE_RULES: readonly string[] = [
-  'c *:* m', 'b *:* m', 'c 1:3 rwm', 'c 1:8 rwm', 'c 1:7 rwm', 'c 5:0 rwm', 'c 1:5 rwm', 'c 1:9 rwm',
-  'c 136:* rwm', 'c 5:2 rwm', 'c 10:200 rwm',
-];
+export { DEFAULT_DEVICE_RULES } from '../sandbox/spec.js';
 export const ALLOW_ALL_DEVICES = 'a *:* rwm';
 
 /** Linux's dev_t split (major: bits 8-19 and 32-43, minor: bits 0-7 and 20-31). */

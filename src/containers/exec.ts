@@ -2,6 +2,7 @@
  * `exec`: a new process in every namespace (and the cgroups) of a running container, as the
  * container's configured user and working directory unless told otherwise.
  */
+import { seccompCacheDir } from '../store/paths.js';
 import { execIn, type SandboxIO } from '../sandbox/sandbox.js';
 import { ContainerStateError } from './errors.js';
 import { mapStartError } from './exit.js';
@@ -49,7 +50,7 @@ export async function execContainer(root: string, nameOrId: string, o: ExecOptio
   await emitEvents(root, [containerEvent(rec, `exec_create: ${command}`, what), containerEvent(rec, `exec_start: ${command}`, what)]);
   let r: { exitCode: number; signal?: string } | undefined;
   try {
-    r = await execIn(pid, proc, io);
+    r = await execIn(pid, proc, { ...io, seccompCacheDir: seccompCacheDir(root) });
     return r;
   } catch (e) {
     throw mapStartError(e, o.args[0] ?? '');

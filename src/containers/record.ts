@@ -159,6 +159,9 @@ export function containerDir(root: string, id: string): string {
   return join(containersDir(root), id);
 }
 
+/** The empty directory config.json's `root.path` names (the overlay is mounted on it by the runtime). */
+export const BUNDLE_ROOTFS = 'rootfs';
+
 export const files = {
   state: 'state.json',
   status: 'status.json',

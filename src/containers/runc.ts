@@ -1,27 +1,29 @@
 /**
  * `run --runtime runc`: the same container run by runc instead of the native sandbox. The
- * container's dir is the OCI bundle: config.json (toOciConfig of the finished spec, joining the
- * container's own cgroup through cgroupsPath) over the rootfs mounted on the host at
- * `<dir>/rootfs`. runc keeps its state under `<root>/runc` (its --root), so a store's containers
- * and their runc state live and go together.
+ * container's dir is an OCI bundle runc runs as it is (create.ts); a start uses a bundle of its
+ * own beside it, `<dir>/runc-bundle/config.json` (toOciConfig of the finished spec: the network
+ * namespace made for it, the container's own cgroup through cgroupsPath), over the same empty
+ * `<dir>/rootfs` with the overlay among its mounts, so nothing is mounted on the host. runc keeps
+ * its state under `<root>/runc` (its --root), so a store's containers and their runc state live
+ * and go together.
  *
  * Foreground only (`runc run`); the exit status is the app's, runc's own failures (read from its
  * JSON log) map to 125/126/127 like the native sandbox's.
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runcRoot } from '../store/paths.js';
 import type { OciStore } from '../store/store.js';
-import { mountAll, unmount } from '../snapshots/mount.js';
+import { unmount } from '../snapshots/mount.js';
 import { netnsName, netnsPathOf, setupLoopbackNetns } from '../host/network.js';
 import { toOciConfig } from '../sandbox/sandbox.js';
 import { AbortedError, ImgbuildError } from '../errors.js';
 import { ContainerStartError, ContainerStateError } from './errors.js';
 import { finish } from './exit.js';
 import { findInitPid, procStartTime } from './proc.js';
-import { containerDir, readRecord, updateRecord, type ExitStatus } from './record.js';
+import { BUNDLE_ROOTFS, containerDir, readRecord, updateRecord, type ExitStatus } from './record.js';
 import { acquireResources, releaseResources } from './resources.js';
 import { signalName } from './signals.js';
 import type { ForegroundOptions, RunIO } from './types.js';
@@ -32,7 +34,11 @@ export type Runtime = 'imgbuild' | 'runc';
 export { runcRoot };
 
 function bundleRootfs(root: string, id: string): string {
-  return join(containerDir(root, id), 'rootfs');
+  return join(containerDir(root, id), BUNDLE_ROOTFS);
+}
+
+function runBundle(root: string, id: string): string {
+  return join(containerDir(root, id), 'runc-bundle');
 }
 
 function exec(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> {
@@ -71,8 +77,9 @@ function startError(msg: string, argv0: string): ContainerStartError {
 }
 
 /**
- * Undoes what a runc run leaves on the host: runc's state (`runc delete -f`) and the rootfs mount
- * of the bundle. Idempotent; removeContainer calls it for a run that was killed midway.
+ * Undoes what a runc run leaves on the host: runc's state (`runc delete -f`), the start's bundle
+ * and (from earlier versions) a rootfs mounted on the host. Idempotent; removeContainer calls it
+ * for a run that was killed midway.
  */
 export async function cleanupRuncBundle(root: string, id: string, o: { runc?: string } = {}): Promise<void> {
   if (existsSync(join(runcRoot(root), id))) {
@@ -81,10 +88,13 @@ export async function cleanupRuncBundle(root: string, id: string, o: { runc?: st
       throw new ImgbuildError('INTERNAL', `runc delete -f ${id}: ${r.stderr.trim()}`);
   }
   const rootfs = bundleRootfs(root, id);
-  if (existsSync(rootfs)) {
-    await unmount(rootfs);
-    await rmdir(rootfs).catch(() => {});
-  }
+  if (existsSync(rootfs) && (await isMountPoint(rootfs))) await unmount(rootfs);
+  await rm(runBundle(root, id), { recursive: true, force: true });
+}
+
+async function isMountPoint(dir: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  return info.split('\n').some((l) => l.split(' ')[4] === dir);
 }
 
 /**
@@ -127,12 +137,11 @@ export async function startForegroundWithRunc(
       spec.netnsPath = netnsPathOf(id);
       spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
     }
-    const config = toOciConfig(spec, { rootPath: 'rootfs' }) as { linux: Record<string, unknown>; process: Record<string, unknown> };
     // The container's own cgroup (made with its limits by acquireResources): runc joins it.
-    config.linux.cgroupsPath = cgroupsPathOf(cgroup.paths[0] ?? '', id);
-    await mkdir(rootfs, { recursive: true });
-    await mountAll(spec.rootfs, rootfs, { signal: o.signal });
-    await writeFile(join(cdir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    const config = toOciConfig(spec, { rootPath: rootfs, rootfsInMounts: true, cgroupsPath: cgroupsPathOf(cgroup.paths[0] ?? '', id) });
+    await mkdir(rootfs, { recursive: true }); // containers made by earlier versions have none
+    await mkdir(runBundle(root, id), { recursive: true });
+    await writeFile(join(runBundle(root, id), 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     await mkdir(runcRoot(root), { recursive: true, mode: 0o700 });
     await rm(logPath, { force: true });
     if (o.signal?.aborted) throw new AbortedError('interrupted before the container started', { cause: o.signal.reason });
@@ -166,7 +175,7 @@ async function runRunc(
   o: { signal?: AbortSignal; forward?: () => NodeJS.Signals | undefined; killGraceMs?: number; skipFinalState?: boolean },
 ): Promise<ExitStatus> {
   const monitorStartTime = await procStartTime(process.pid);
-  const child = spawn(runc, ['--root', runcRoot(root), '--log', logPath, '--log-format', 'json', 'run', '--bundle', containerDir(root, id), id], {
+  const child = spawn(runc, ['--root', runcRoot(root), '--log', logPath, '--log-format', 'json', 'run', '--bundle', runBundle(root, id), id], {
     stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
   if (io.stdin && child.stdin) {

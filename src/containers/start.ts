@@ -4,6 +4,7 @@
  * record turns `running` once the process exists; until then it stays `created` with our pid as
  * its creator, which is what lets a reader tell a start that was killed from one in flight.
  */
+import { seccompCacheDir } from '../store/paths.js';
 import { createWriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import type { Cgroup } from '../host/cgroups.js';
@@ -89,6 +90,7 @@ export async function startForeground(
     let recorded: Promise<unknown> = Promise.resolve();
     const r = await runSandbox(spec, {
       ...io,
+      seccompCacheDir: seccompCacheDir(root),
       ...(teeOut ? { stdout: teeOut } : {}),
       ...(teeErr ? { stderr: teeErr } : {}),
       signal: ctl.signal,
@@ -177,7 +179,7 @@ export async function startContainer(store: OciStore, nameOrId: string, o: Lifec
   }
   let d: { pid: number; monitorPid: number };
   try {
-    d = await startDetached(spec, { logPath: pathOf(root, id, 'log'), statusPath: pathOf(root, id, 'status'), signal: o.signal });
+    d = await startDetached(spec, { logPath: pathOf(root, id, 'log'), statusPath: pathOf(root, id, 'status'), signal: o.signal, seccompCacheDir: seccompCacheDir(root) });
   } catch (e) {
     await releaseResources(rec, o).catch(() => {});
     const err = mapStartError(e, spec.process.args[0] ?? '');

@@ -1,13 +1,16 @@
 /**
  * SandboxSpec → OCI runtime-spec `config.json`, so the same container can be run by runc/crun
- * (`runc run --bundle`), logged or inspected. The rootfs mounts cannot be expressed in
- * config.json (it names one root path): the caller mounts them at `root.path`; they are kept
- * in an annotation for reference.
+ * (`runc run --bundle`), logged or inspected. config.json names one root path; the snapshot's
+ * mounts (an overlay) are either listed first in `mounts`, at `/`, with absolute paths (so that
+ * the bundle runs as it is and the runtime mounts the overlay in the container's own mount
+ * namespace: nothing stays mounted on the host) or left to the caller to mount at `root.path`.
+ * They are also kept in an annotation for reference.
  */
+import { isAbsolute, resolve } from 'node:path';
 import { DEFAULT_CAPABILITIES, normalizeCapability } from './capabilities.js';
 import { DEFAULT_PROFILE } from './seccomp/default-profile.js';
 import { resolveProfile, toRuntimeSpec } from './seccomp/profile.js';
-import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, type NamespaceKind, type SandboxSpec } from './spec.js';
+import { DEFAULT_DEVICE_RULES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, type NamespaceKind, type SandboxSpec } from './spec.js';
 
 const NS_NAMES: Record<NamespaceKind, string> = {
   user: 'user',
@@ -22,6 +25,45 @@ const NS_NAMES: Record<NamespaceKind, string> = {
 export interface OciConfigOptions {
   /** `root.path` (relative to the bundle or absolute); default `rootfs`. */
   rootPath?: string;
+  /** List the rootfs mounts in `mounts` at `/` (root.path is then an empty directory). */
+  rootfsInMounts?: boolean;
+  /** `linux.resources` limits (the devices come from the spec). */
+  resources?: { memory?: number; cpus?: number; pidsLimit?: number };
+  /** `linux.cgroupsPath`. */
+  cgroupsPath?: string;
+}
+
+/** A devices.allow rule (`c 1:3 rwm`, `a *:* rwm`) as a runtime-spec device cgroup entry. */
+function deviceRule(rule: string): object {
+  const m = /^([abc]) (\d+|\*):(\d+|\*) ([rwm]+)$/.exec(rule);
+  if (!m) throw new Error(`unreachable: device rule ${rule}`);
+  const num = (s: string): number | undefined => (s === '*' ? undefined : Number(s));
+  const [major, minor] = [num(m[2]!), num(m[3]!)];
+  return { allow: true, type: m[1], ...(major !== undefined ? { major } : {}), ...(minor !== undefined ? { minor } : {}), access: m[4] };
+}
+
+/** An overlay's or bind's relative paths (against the mount's cwd) made absolute, for a runtime that does not chdir. */
+function absoluteMount(m: SandboxSpec['rootfs'][number]): object {
+  const base = m.cwd || '/';
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
+  const options = m.options.map((opt) => {
+    const eq = opt.indexOf('=');
+    const k = opt.slice(0, eq);
+    if (eq < 0 || !['lowerdir', 'upperdir', 'workdir'].includes(k)) return opt;
+    return `${k}=${opt.slice(eq + 1).split(':').map(abs).join(':')}`;
+  });
+  return { destination: `/${(m.target ?? '').replace(/^\/+/, '')}`, type: m.type, source: m.type === 'bind' ? abs(m.source) : m.source, options };
+}
+
+function resources(spec: SandboxSpec, r: NonNullable<OciConfigOptions['resources']>): object {
+  const out: Record<string, unknown> = {
+    devices: [{ allow: false, access: 'rwm' }, ...(spec.deviceRules ?? DEFAULT_DEVICE_RULES).map(deviceRule)],
+  };
+  // swap = memory+swap in runc's v1 terms: the same value means no swap, as run -m does.
+  if (r.memory !== undefined) out.memory = { limit: r.memory, swap: r.memory };
+  if (r.cpus !== undefined) out.cpu = { quota: Math.round(r.cpus * 100_000), period: 100_000 };
+  if (r.pidsLimit !== undefined) out.pids = { limit: r.pidsLimit };
+  return out;
 }
 
 export function toOciConfig(spec: SandboxSpec, o: OciConfigOptions = {}): object {
@@ -31,17 +73,20 @@ export function toOciConfig(spec: SandboxSpec, o: OciConfigOptions = {}): object
   if (p.user.additionalGids?.length) user.additionalGids = p.user.additionalGids;
   const limit = (n: number) => (n < 0 ? Number.MAX_SAFE_INTEGER : n);
   const mounts: object[] = [
+    ...(o.rootfsInMounts ? spec.rootfs.map(absoluteMount) : []),
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     {
       destination: '/dev/pts', type: 'devpts', source: 'devpts',
       options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
     },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    ...(spec.mounts.some((m) => m.destination === '/dev/shm')
+      ? []
+      : [{ destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] }]),
     ...(spec.namespaces.includes('ipc')
       ? [{ destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] }]
       : []),
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', spec.privileged ? 'rw' : 'ro'] },
     ...spec.mounts.map((m) => ({ destination: m.destination, type: m.type, source: m.source, options: [...m.options] })),
   ];
   const namespaces = spec.namespaces.map((n) =>
@@ -53,6 +98,9 @@ export function toOciConfig(spec: SandboxSpec, o: OciConfigOptions = {}): object
     maskedPaths: [...(spec.maskedPaths ?? DEFAULT_MASKED_PATHS)],
     readonlyPaths: [...(spec.readonlyPaths ?? DEFAULT_READONLY_PATHS)],
   };
+  if (spec.devices?.length) linux.devices = spec.devices.map((d) => ({ ...d }));
+  if (o.resources) linux.resources = resources(spec, o.resources);
+  if (o.cgroupsPath) linux.cgroupsPath = o.cgroupsPath;
   if (spec.seccomp !== false) linux.seccomp = toRuntimeSpec(resolveProfile(spec.seccomp ?? DEFAULT_PROFILE, { capabilities: caps }));
   if (spec.namespaces.includes('user')) {
     linux.uidMappings = spec.uidMappings ?? [];

@@ -39,6 +39,8 @@ export interface SandboxIO {
   forwardSignals?: readonly NodeJS.Signals[];
   /** Initial terminal size when `terminal` is set. */
   terminalSize?: { rows: number; cols: number };
+  /** Where compiled seccomp programs are kept between runs (the store's cache). */
+  seccompCacheDir?: string;
 }
 
 export interface SandboxResult {
@@ -116,6 +118,7 @@ function processRecords(
     capabilities?: string[]; noNewPrivileges?: boolean; terminal?: boolean },
   size?: { rows: number; cols: number },
   seccomp: false | SeccompProfile | undefined = undefined,
+  seccompCacheDir?: string,
 ): void {
   if (p.args.length === 0) throw new InvalidArgumentError('process.args is empty');
   absolute(p.cwd, 'process.cwd');
@@ -127,7 +130,7 @@ function processRecords(
   const caps = p.capabilities ?? DEFAULT_CAPABILITIES;
   w.u64(Tag.CAPS, capabilityMask(caps));
   if (p.noNewPrivileges) w.u32(Tag.NO_NEW_PRIVS, 1);
-  if (seccomp !== false) w.bytes(Tag.SECCOMP, seccompProgram(seccomp, caps.map(normalizeCapability)));
+  if (seccomp !== false) w.bytes(Tag.SECCOMP, seccompProgram(seccomp, caps.map(normalizeCapability), seccompCacheDir ? { cacheDir: seccompCacheDir } : {}));
   if (p.terminal) {
     w.u32(Tag.TERMINAL, 1);
     if (size) w.winsize(size.rows, size.cols);
@@ -156,10 +159,16 @@ function toBigLimit(n: number): bigint {
 }
 
 /** Encodes a spec as bootstrap records (exported for tests and debugging). */
-export function encodeSpec(spec: SandboxSpec, mode: number, extra: (w: BootstrapWriter) => void = () => {}, size?: { rows: number; cols: number }): Buffer {
+export function encodeSpec(
+  spec: SandboxSpec,
+  mode: number,
+  extra: (w: BootstrapWriter) => void = () => {},
+  size?: { rows: number; cols: number },
+  seccompCacheDir?: string,
+): Buffer {
   const w = new BootstrapWriter();
   w.u32(Tag.MODE, mode);
-  processRecords(w, spec.process, size, spec.seccomp);
+  processRecords(w, spec.process, size, spec.seccomp, seccompCacheDir);
   let ns = 0;
   const uid = process.getuid?.() ?? 0;
   // Not root: only a user namespace gives the capabilities the setup needs; map our own ids to
@@ -218,7 +227,7 @@ export function encodeSpec(spec: SandboxSpec, mode: number, extra: (w: Bootstrap
 
 /** Runs the spec's process to completion; stdio are the given streams (or a pty with `terminal`). */
 export async function runSandbox(spec: SandboxSpec, io: SandboxIO): Promise<SandboxResult> {
-  const bootstrap = encodeSpec(spec, Mode.RUN, undefined, io.terminalSize);
+  const bootstrap = encodeSpec(spec, Mode.RUN, undefined, io.terminalSize, io.seccompCacheDir);
   const out = await runHelper({
     helper: checkedHelper(),
     bootstrap,
@@ -253,13 +262,13 @@ function startHooks(io: SandboxIO, terminal: boolean) {
  */
 export async function startDetached(
   spec: SandboxSpec,
-  o: { logPath: string; statusPath: string; signal?: AbortSignal },
+  o: { logPath: string; statusPath: string; signal?: AbortSignal; seccompCacheDir?: string },
 ): Promise<Detached> {
   absolute(o.logPath, 'logPath');
   absolute(o.statusPath, 'statusPath');
   const bootstrap = encodeSpec(spec, Mode.DETACHED, (w) => {
     w.str(Tag.LOG_PATH, o.logPath).str(Tag.STATUS_PATH, o.statusPath);
-  });
+  }, undefined, o.seccompCacheDir);
   const out = await runHelper({
     helper: checkedHelper(),
     bootstrap,
@@ -297,7 +306,7 @@ export async function execIn(pid: number, p: ExecProcess, io: SandboxIO): Promis
   if (!existsSync(`/proc/${pid}`)) throw new NotFoundError(`no process ${pid} to exec into`);
   const w = new BootstrapWriter();
   w.u32(Tag.MODE, Mode.EXEC).u32(Tag.TARGET_PID, pid);
-  processRecords(w, p, io.terminalSize, p.seccomp);
+  processRecords(w, p, io.terminalSize, p.seccomp, io.seccompCacheDir);
   for (const c of cgroupsOf(pid)) w.str(Tag.CGROUP_PATH, c);
   const out = await runHelper({
     helper: checkedHelper(),

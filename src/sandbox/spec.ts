@@ -105,6 +105,12 @@ export const DEFAULT_MASKED_PATHS: readonly string[] = [
   '/sys/devices/virtual/powercap',
 ];
 
+/** runc's default allowed devices, which Docker keeps (null, zero, full, random, urandom, tty, ptmx, pts, tun; mknod of any). */
+export const DEFAULT_DEVICE_RULES: readonly string[] = [
+  'c *:* m', 'b *:* m', 'c 1:3 rwm', 'c 1:8 rwm', 'c 1:7 rwm', 'c 5:0 rwm', 'c 1:5 rwm', 'c 1:9 rwm',
+  'c 136:* rwm', 'c 5:2 rwm', 'c 10:200 rwm',
+];
+
 /** Default read-only paths. */
 export const DEFAULT_READONLY_PATHS: readonly string[] = [
   '/proc/asound',

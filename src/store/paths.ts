@@ -52,6 +52,8 @@ export const buildCacheDir = (root: string): string => join(root, 'cache', 'buil
 export const stepCacheDir = (root: string): string => join(root, 'cache', 'build', 'steps');
 /** `<root>/cache/build/tmp`: a build's scratch files. */
 export const buildTmpDir = (root: string): string => join(root, 'cache', 'build', 'tmp');
+/** `<root>/cache/seccomp`: compiled seccomp programs (sandbox/seccomp/filter.ts). */
+export const seccompCacheDir = (root: string): string => join(root, 'cache', 'seccomp');
 /** `<root>/cache/mounts`: RUN --mount=type=cache directories and their locks. */
 export const cacheMountsDir = (root: string): string => join(root, 'cache', 'mounts');
 

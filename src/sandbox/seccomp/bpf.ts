@@ -221,6 +221,7 @@ export function compileFilter(p: ResolvedProfile): Buffer {
   a.emit(JA, has('SCMP_ARCH_X86_64') || has('SCMP_ARCH_X32') ? s64 : bad);
   a.emit(JEQ, AUDIT_ARCH_I386, 0, 1);
   a.emit(JA, has('SCMP_ARCH_X86') ? s32 : bad);
+  a.emit(JA, bad);
   if (has('SCMP_ARCH_X86_64') || has('SCMP_ARCH_X32')) {
     a.here(s64);
     a.ld(OFF_NR);

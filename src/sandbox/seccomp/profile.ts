@@ -267,13 +267,27 @@ export function toRuntimeSpec(r: ResolvedProfile): object {
     ...(r.defaultErrnoRet !== undefined ? { defaultErrnoRet: r.defaultErrnoRet } : {}),
     architectures: r.arches,
     ...(r.flags.length ? { flags: r.flags } : {}),
-    syscalls: r.rules.map((x) => ({
+    syscalls: merged(r.rules),
+  };
+}
+
+/** Rules in the runtime-spec's form, neighbours with the same action and no arguments sharing one entry. */
+function merged(rules: ResolvedRule[]): object[] {
+  const out: { names: string[]; action: string; errnoRet?: number; args?: object[] }[] = [];
+  for (const x of rules) {
+    const last = out.at(-1);
+    if (x.args.length === 0 && last && !last.args && last.action === x.actionName && last.errnoRet === x.errnoRet) {
+      last.names.push(x.name);
+      continue;
+    }
+    out.push({
       names: [x.name],
       action: x.actionName,
       ...(x.errnoRet !== undefined ? { errnoRet: x.errnoRet } : {}),
       ...(x.args.length
         ? { args: x.args.map((a) => ({ index: a.index, value: Number(a.value), ...(a.valueTwo ? { valueTwo: Number(a.valueTwo) } : {}), op: a.op })) }
         : {}),
-    })),
-  };
+    });
+  }
+  return out;
 }
