@@ -1,0 +1,92 @@
+/**
+ * Go templates as Docker uses them for `--format`: `parseTemplate` with Go's and Docker's
+ * functions, `renderTemplate` for one object (`inspect -f`), and `formatRows` for listings (`table`
+ * with Docker's headers and column spacing, `json` as one object per line, or a plain template).
+ */
+import { InvalidArgumentError } from '../../errors.js';
+import { execute, type ExecOptions, type FuncMap, TemplateExecError } from './exec.js';
+import { BUILTINS, DOCKER_FUNCS, DOCKER_HEADER_FUNCS } from './funcs.js';
+import { parse, type ParsedTemplate, TemplateParseError } from './parser.js';
+import { tabwrite } from './tabwriter.js';
+
+export { GO_TYPE, GoFloat } from './value.js';
+export { TemplateExecError } from './exec.js';
+export { TemplateParseError } from './parser.js';
+
+/** Builtins plus Docker's functions (the set `docker --format` parses with). */
+export const DEFAULT_FUNCS: FuncMap = new Map([...BUILTINS, ...DOCKER_FUNCS]);
+const HEADER_FUNCS: FuncMap = new Map([...BUILTINS, ...DOCKER_HEADER_FUNCS]);
+
+/** Parses a template; a syntax error is Go's one line (`template: :1: unclosed action`). */
+export function parseTemplate(text: string, funcs: FuncMap = DEFAULT_FUNCS): ParsedTemplate {
+  return parse(text, '', new Set(funcs.keys()));
+}
+
+/** Runs a parsed template over one value. */
+export function executeTemplate(tpl: ParsedTemplate, data: unknown, opts: Partial<ExecOptions> = {}): string {
+  return execute(tpl, data, { funcs: DEFAULT_FUNCS, ...opts });
+}
+
+/** A template failure as the CLI reports it, in Docker's words (`template parsing error: ...`). */
+export class TemplateError extends InvalidArgumentError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TemplateError';
+  }
+}
+
+function wrap<T>(f: () => T, prefix: string): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof TemplateParseError) throw new TemplateError(`template parsing error: ${e.message}`, { cause: e });
+    if (e instanceof TemplateExecError) throw new TemplateError(`${prefix}${e.message}`, { cause: e });
+    throw e;
+  }
+}
+
+/**
+ * `docker inspect -f`: Docker runs the template on the raw JSON with `missingkey=error`, so a
+ * missing field is an error (`map has no entry for key "X"`) rather than `<no value>`.
+ */
+export function renderTemplate(text: string, data: unknown): string {
+  const tpl = wrap(() => parseTemplate(text), '');
+  return wrap(() => executeTemplate(tpl, data, { missingKey: 'error' }), 'template parsing error: ');
+}
+
+export interface RowFormat {
+  /** The table's column names, by field (`{ ID: 'CONTAINER ID' }`), for `table` formats. */
+  headers: Readonly<Record<string, string>>;
+  /** The format used for plain `table` (Docker's default columns). */
+  defaultTable: string;
+}
+
+/**
+ * Formats rows the way docker/cli's formatter does: `table ...` (or just `table`) prints a header
+ * line (the same template run over the column names with Docker's header functions) and aligns
+ * the columns with Go's tabwriter; `json` prints each row as one JSON object per line; anything
+ * else is a template run per row, each followed by a newline. `\t` and `\n` typed literally in
+ * the format are a tab and a newline, as in Docker.
+ */
+export function formatRows(format: string, rows: readonly unknown[], o: RowFormat): string {
+  let text = format;
+  const isTable = text.startsWith('table');
+  if (isTable) text = text.slice('table'.length);
+  else if (text.trim() === 'json') text = '{{json .}}';
+  text = text.replace(/^ +| +$/g, '');
+  if (isTable && text === '') text = o.defaultTable.replace(/^table\s*/, '');
+  text = text.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
+  const tpl = wrap(() => parseTemplate(text), '');
+  let body = '';
+  for (const r of rows) body += `${wrap(() => executeTemplate(tpl, r), 'template: failed to execute template: ')}\n`;
+  if (!isTable) return body;
+  let header = '';
+  try {
+    header = execute(tpl, { ...o.headers }, { funcs: HEADER_FUNCS });
+  } catch (e) {
+    // Docker ignores the header template's failure and keeps what it wrote before it.
+    if (!(e instanceof TemplateExecError)) throw e;
+    header = e.partial;
+  }
+  return tabwrite(`${header}\n${body}`);
+}

@@ -1,0 +1,3 @@
+module imgbuild/test/cli/template/gen
+
+go 1.19
