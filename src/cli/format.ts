@@ -6,8 +6,8 @@
 
 const SIZE_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
 
-/** Docker's `units.HumanSizeWithPrecision(n, 3)`: `0B`, `120B`, `1.23kB`, `4.26MB`. */
-export function formatSize(bytes: number): string {
+/** Docker's `units.HumanSizeWithPrecision(n, 3)`: `0B`, `120B`, `1.23kB`, `4.26MB` (`units.HumanSize` with precision 4). */
+export function formatSize(bytes: number, precision = 3): string {
   let n = Math.max(0, bytes);
   let i = 0;
   while (n >= 1000 && i < SIZE_UNITS.length - 1) {
@@ -15,7 +15,7 @@ export function formatSize(bytes: number): string {
     i++;
   }
   // %.3g without trailing zeros: toPrecision then parseFloat drops "1.00" → "1".
-  let s = String(parseFloat(n.toPrecision(3)));
+  let s = String(parseFloat(n.toPrecision(precision)));
   if (s === '1000' && i < SIZE_UNITS.length - 1) {
     s = '1';
     i++;

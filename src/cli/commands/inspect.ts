@@ -2,7 +2,8 @@
  * `imgbuild inspect NAME...`: a JSON array describing each image (Docker's `image inspect` fields,
  * plus the manifest descriptor, the manifest and the full config as stored). A name that is not an
  * image is looked up as a container.
- * `--format` takes a small Go-template subset: `{{.Field.Sub}}` and `{{json .Field}}`.
+ * `--format` is a Go template run over each object, as `docker inspect -f` does (a missing field
+ * is an error there, not `<no value>`).
  */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
@@ -11,35 +12,13 @@ import { inspectContainer } from '../../containers/inspect.js';
 import { imageId, imageSize } from '../../image/model.js';
 import { familiarReference, parseReference } from '../../image/reference.js';
 import { ImageNotFoundError } from '../../store/errors.js';
+import { inspectTemplate } from '../template/index.js';
 import { findImage } from '../../store/images.js';
 import { repoDigestsOf } from '../../store/repo-digests.js';
 
 interface Opts {
   format?: string;
   type?: string;
-}
-
-function lookup(obj: unknown, path: string): unknown {
-  let cur: unknown = obj;
-  for (const k of path.split('.').filter(Boolean)) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string, unknown>)[k];
-  }
-  return cur;
-}
-
-/** Renders `{{.A.B}}` / `{{json .A}}`; values print like Go's text/template would for plain data. */
-export function renderTemplate(tpl: string, data: unknown): string {
-  const unsupported = /\{\{(?!\s*(?:json\s+)?\.[\w.]*\s*\}\})/;
-  if (unsupported.test(tpl)) throw new InvalidArgumentError(`unsupported template ${JSON.stringify(tpl)}: only {{.Field}} and {{json .Field}} are understood`);
-  return tpl.replace(/\{\{\s*(json\s+)?\.([\w.]*)\s*\}\}/g, (_m, json: string | undefined, path: string) => {
-    const v = lookup(data, path);
-    if (json) return JSON.stringify(v ?? null);
-    if (v === undefined || v === null) return '<no value>';
-    if (Array.isArray(v)) return `[${v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(' ')}]`;
-    if (typeof v === 'object') return `map[${Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k}:${typeof x === 'object' ? JSON.stringify(x) : String(x)}`).join(' ')}]`;
-    return String(v);
-  });
 }
 
 export default function register(program: Command, ctx: CliContext): void {
@@ -53,6 +32,8 @@ export default function register(program: Command, ctx: CliContext): void {
       if (opts.type !== undefined && opts.type !== 'image' && opts.type !== 'container') {
         throw new InvalidArgumentError(`--type must be image or container, not ${JSON.stringify(opts.type)}`);
       }
+      // A template that does not parse fails before anything is looked up, as in Docker.
+      const render = opts.format !== undefined ? inspectTemplate(opts.format) : undefined;
       const store = await ctx.store();
       const entries = await store.list();
       const out: unknown[] = [];
@@ -99,8 +80,8 @@ export default function register(program: Command, ctx: CliContext): void {
         if (container) out.push(container);
         else missing ??= name;
       }
-      if (opts.format !== undefined) {
-        for (const o of out) ctx.stdout.write(`${renderTemplate(opts.format, o)}\n`);
+      if (render) {
+        for (const o of out) ctx.stdout.write(`${render(o)}\n`);
       } else {
         ctx.stdout.write(`${JSON.stringify(out, null, 4)}\n`);
       }

@@ -1,9 +1,23 @@
-/** `imgbuild ps [-a] [-q]` */
+/** `imgbuild ps [-a] [-q] [--no-trunc] [--format FORMAT] [-f KEY=VALUE]...` */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ellipsis, formatAgo, table } from '../format.js';
-import { listContainers } from '../../containers/list.js';
+import { collectFilter, parseFilters } from '../filters.js';
+import { CONTAINER_FORMAT, containerRow } from '../rows.js';
+import { formatRows } from '../template/index.js';
+import { CONTAINER_FILTER_KEYS, filterContainers } from '../../containers/filter.js';
 import { healthStatusOf } from '../../containers/health.js';
+import { listContainers } from '../../containers/list.js';
+
+interface Opts {
+  all?: boolean;
+  quiet?: boolean;
+  trunc?: boolean;
+  format?: string;
+  filter: string[];
+}
+
+/** Docker's `raw` format for containers. */
+const RAW = 'container_id: {{.ID}}\nimage: {{.Image}}\ncommand: {{.Command}}\ncreated_at: {{.CreatedAt}}\nstate: {{- pad .State 1 0}}\nstatus: {{- pad .Status 1 0}}\nnames: {{.Names}}\nlabels: {{- pad .Labels 1 0}}\nports: {{- pad .Ports 1 0}}\n';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -12,39 +26,21 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-a, --all', 'show all containers (default: running ones)')
     .option('-q, --quiet', 'only print container ids')
     .option('--no-trunc', 'do not truncate ids and commands')
-    .action(async (f: { all?: boolean; quiet?: boolean; trunc?: boolean }) => {
-      // A container waiting to be restarted counts as running, as in docker.
-      const all = (await listContainers(ctx.root())).filter((r) => f.all || r.state.status === 'running' || r.state.restarting);
-      all.sort((a, b) => (b.created ?? '').localeCompare(a.created ?? ''));
+    .option('--format <format>', "'table', 'table TEMPLATE', 'json', 'raw' or a Go template ({{.ID}} {{.Names}} {{.Status}} {{.Label \"k\"}} ...)")
+    .option('-f, --filter <filter>', 'filter: status=, name=, id=, label=k[=v], ancestor=, exited=N, before=, since=, health=, network=, publish=, expose=, volume= (repeatable)', collectFilter, [] as string[])
+    .action(async (f: Opts) => {
+      const filters = parseFilters(f.filter, CONTAINER_FILTER_KEYS);
+      const records = (await listContainers(ctx.root())).sort((a, b) => (b.created ?? '').localeCompare(a.created ?? ''));
+      const health = new Map(await Promise.all(records.map(async (r) => [r.id, r.state.status === 'running' ? await healthStatusOf(ctx.root(), r) : undefined] as const)));
+      const shown = await filterContainers(records, filters, { all: f.all === true, store: () => ctx.store(), health: (r) => health.get(r.id) });
       const trunc = f.trunc !== false;
       if (f.quiet) {
-        for (const r of all) ctx.stdout.write(`${trunc ? r.id.slice(0, 12) : r.id}\n`);
+        if (f.format !== undefined && f.format !== 'table') ctx.stderr.write('WARNING: Ignoring custom format, because both --format and --quiet are set.\n');
+        for (const r of shown) ctx.stdout.write(`${trunc ? r.id.slice(0, 12) : r.id}\n`);
         return;
       }
-      const health = new Map(await Promise.all(all.map(async (r) => [r.id, r.state.status === 'running' ? await healthStatusOf(ctx.root(), r) : undefined] as const)));
-      const status = (r: (typeof all)[number]): string => {
-        const s = r.state;
-        if (s.restarting && s.status !== 'running') return `Restarting (${s.exitCode ?? 0}) ${formatAgo(s.finishedAt)}`;
-        const h = health.get(r.id);
-        if (s.status === 'running') return `Up ${formatAgo(s.startedAt).replace(/ ago$/, '')}${s.paused ? ' (Paused)' : ''}${h ? (h === 'starting' ? ' (health: starting)' : ` (${h})`) : ''}`;
-        if (s.status === 'exited') return `Exited (${s.exitCode ?? 0})${s.oomKilled ? ' OOMKilled' : ''} ${formatAgo(s.finishedAt)}`;
-        if (s.status === 'created') return 'Created';
-        return s.status;
-      };
-      const rows = [['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES']];
-      for (const r of all) {
-        const cmd = [r.path ?? '', ...(r.args ?? [])].join(' ');
-        rows.push([
-          trunc ? r.id.slice(0, 12) : r.id,
-          r.imageName ?? r.image,
-          JSON.stringify(trunc ? ellipsis(cmd, 20) : cmd),
-          formatAgo(r.created),
-          status(r),
-          (r.hostConfig?.portBindings ?? []).map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.protocol}`).join(', '),
-          r.name,
-        ]);
-      }
-      const text = table(rows);
-      ctx.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+      const format = f.format === undefined || f.format === '' ? CONTAINER_FORMAT.defaultTable : f.format === 'raw' ? RAW : f.format;
+      const now = new Date();
+      ctx.stdout.write(formatRows(format, shown.map((r) => containerRow(r, { trunc, now, health: health.get(r.id) })), CONTAINER_FORMAT));
     });
 }

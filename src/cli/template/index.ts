@@ -9,6 +9,8 @@ import { BUILTINS, DOCKER_FUNCS, DOCKER_HEADER_FUNCS } from './funcs.js';
 import { parse, type ParsedTemplate, TemplateParseError } from './parser.js';
 import { tabwrite } from './tabwriter.js';
 
+import { GO_TYPE } from './value.js';
+
 export { GO_TYPE, GoFloat } from './value.js';
 export { TemplateExecError } from './exec.js';
 export { TemplateParseError } from './parser.js';
@@ -35,23 +37,29 @@ export class TemplateError extends InvalidArgumentError {
   }
 }
 
-function wrap<T>(f: () => T, prefix: string): T {
+function wrap<T>(f: () => T, words: { parse: string; exec: string }, exitCode?: number): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof TemplateParseError) throw new TemplateError(`template parsing error: ${e.message}`, { cause: e });
-    if (e instanceof TemplateExecError) throw new TemplateError(`${prefix}${e.message}`, { cause: e });
-    throw e;
+    let err: TemplateError | undefined;
+    if (e instanceof TemplateParseError) err = new TemplateError(`${words.parse}${e.message}`, { cause: e });
+    else if (e instanceof TemplateExecError) err = new TemplateError(`${words.exec}${e.message}`, { cause: e });
+    if (!err) throw e;
+    if (exitCode !== undefined) Object.assign(err, { exitCode });
+    throw err;
   }
 }
 
+const DOCKER_WORDS = { parse: 'template parsing error: ', exec: 'template parsing error: ' };
+
 /**
  * `docker inspect -f`: Docker runs the template on the raw JSON with `missingkey=error`, so a
- * missing field is an error (`map has no entry for key "X"`) rather than `<no value>`.
+ * missing field is an error (`map has no entry for key "X"`) rather than `<no value>`; a template
+ * that does not parse exits 64, as Docker's does.
  */
-export function renderTemplate(text: string, data: unknown): string {
-  const tpl = wrap(() => parseTemplate(text), '');
-  return wrap(() => executeTemplate(tpl, data, { missingKey: 'error' }), 'template parsing error: ');
+export function inspectTemplate(text: string): (data: unknown) => string {
+  const tpl = wrap(() => parseTemplate(text), DOCKER_WORDS, 64);
+  return (data) => wrap(() => executeTemplate(tpl, data, { missingKey: 'error' }), DOCKER_WORDS);
 }
 
 export interface RowFormat {
@@ -59,6 +67,19 @@ export interface RowFormat {
   headers: Readonly<Record<string, string>>;
   /** The format used for plain `table` (Docker's default columns). */
   defaultTable: string;
+  /**
+   * Methods of the header object, for columns that take arguments (`ps` names a `{{.Label "k"}}`
+   * column after the label). With them the header is a struct, whose unknown fields fail (the
+   * header then keeps what it had written, as Docker's does); without, a map (`<no value>`).
+   */
+  headerMethods?: Readonly<Record<string, (...args: string[]) => string>>;
+  /** Docker's words before a parse and an execution error (they differ between its commands). */
+  words?: { parse: string; exec: string };
+  /**
+   * A row to try the format on first, as given (`table ` and typed `\\t` included, so positions in
+   * errors are the user's), so a bad field fails even when nothing is listed: `docker ps` does so.
+   */
+  emptyRow?: () => unknown;
 }
 
 /**
@@ -66,9 +87,15 @@ export interface RowFormat {
  * line (the same template run over the column names with Docker's header functions) and aligns
  * the columns with Go's tabwriter; `json` prints each row as one JSON object per line; anything
  * else is a template run per row, each followed by a newline. `\t` and `\n` typed literally in
- * the format are a tab and a newline, as in Docker.
+ * the format are a tab and a newline, as in Docker. Other listings (`volume ls`) use it with
+ * their own headers.
  */
 export function formatRows(format: string, rows: readonly unknown[], o: RowFormat): string {
+  const words = o.words ?? DOCKER_WORDS;
+  if (o.emptyRow) {
+    const raw = wrap(() => parseTemplate(format), words);
+    wrap(() => executeTemplate(raw, o.emptyRow!()), words);
+  }
   let text = format;
   const isTable = text.startsWith('table');
   if (isTable) text = text.slice('table'.length);
@@ -76,17 +103,22 @@ export function formatRows(format: string, rows: readonly unknown[], o: RowForma
   text = text.replace(/^ +| +$/g, '');
   if (isTable && text === '') text = o.defaultTable.replace(/^table\s*/, '');
   text = text.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
-  const tpl = wrap(() => parseTemplate(text), '');
+  const tpl = wrap(() => parseTemplate(text), words);
   let body = '';
-  for (const r of rows) body += `${wrap(() => executeTemplate(tpl, r), 'template: failed to execute template: ')}\n`;
+  for (const r of rows) body += `${wrap(() => executeTemplate(tpl, r), words)}\n`;
   if (!isTable) return body;
-  let header = '';
+  const header: Record<string | symbol, unknown> = { ...o.headers };
+  if (o.headerMethods) {
+    header[GO_TYPE] = 'formatter.SubHeaderContext';
+    for (const [k, f] of Object.entries(o.headerMethods)) Object.defineProperty(header, k, { value: f, enumerable: false });
+  }
+  let line = '';
   try {
-    header = execute(tpl, { ...o.headers }, { funcs: HEADER_FUNCS });
+    line = execute(tpl, header, { funcs: HEADER_FUNCS });
   } catch (e) {
     // Docker ignores the header template's failure and keeps what it wrote before it.
     if (!(e instanceof TemplateExecError)) throw e;
-    header = e.partial;
+    line = e.partial;
   }
-  return tabwrite(`${header}\n${body}`);
+  return tabwrite(`${line}\n${body}`);
 }

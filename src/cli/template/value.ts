@@ -160,5 +160,8 @@ export function toJson(v: unknown): string {
     if (kindOf(x) === 'map' && typeof (x as { toJSON?: unknown }).toJSON !== 'function') return Object.fromEntries(entriesOf(x as object));
     return x;
   });
-  return (s ?? 'null').replace(/(?<!\\)((?:\\\\)*)\\([bf])/g, (_m, pre: string, c: string) => `${pre}\\u000${c === 'b' ? '8' : 'c'}`).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  // A value with its own toJSON stands for a Go type with MarshalJSON, whose json.Marshal escapes HTML.
+  const own = typeof v === 'object' && v !== null && typeof (v as { toJSON?: unknown }).toJSON === 'function';
+  const text = own ? (s ?? 'null').replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`) : s;
+  return (text ?? 'null').replace(/(?<!\\)((?:\\\\)*)\\([bf])/g, (_m, pre: string, c: string) => `${pre}\\u000${c === 'b' ? '8' : 'c'}`).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { executeTemplate, parseTemplate, TemplateExecError, TemplateParseError } from '../../../src/cli/template/index.js';
+import { tabwrite } from '../../../src/cli/template/tabwriter.js';
 
 interface Vector {
   name: string;
@@ -18,7 +19,7 @@ interface Vector {
   phase?: 'parse' | 'exec';
 }
 
-const file = JSON.parse(readFileSync(join(import.meta.dirname, 'vectors.json'), 'utf8')) as { data: unknown; vectors: Vector[] };
+const file = JSON.parse(readFileSync(join(import.meta.dirname, 'vectors.json'), 'utf8')) as { data: unknown; vectors: Vector[]; tabwriter: { in: string; out: string }[] };
 
 /**
  * Where the engine departs from Go on purpose, by template. Plain JavaScript data does not say
@@ -59,5 +60,12 @@ describe('Go text/template vectors', () => {
       else if (v.error !== undefined) expect(got).toEqual({ error: v.error, phase: v.phase });
       else expect(got).toEqual({ out: v.out });
     });
+  });
+});
+
+describe("Go's tabwriter as docker/cli sets it up for tables", () => {
+  it('has the vectors', () => expect(file.tabwriter.length).toBeGreaterThan(10));
+  file.tabwriter.forEach((v, i) => {
+    it(`#${i} ${JSON.stringify(v.in).slice(0, 60)}`, () => expect(tabwrite(v.in)).toBe(v.out));
   });
 });

@@ -1,5 +1,6 @@
 // Command gen prints what Go's text/template, with docker/cli's template functions, makes of each
-// case in ../cases.json: the output or the error text. Its output is committed as
+// case in ../cases.json (the output or the error text), and what Go's tabwriter, set up as docker/cli
+// sets it up for tables, makes of each tabwriter input. Its output is committed as
 // ../vectors.json, which the TypeScript engine is tested against (the tests never run Go).
 //
 //	cd test/cli/template/gen && go run . < ../cases.json > ../vectors.json
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"text/template"
 )
 
@@ -42,8 +44,14 @@ var basicFunctions = template.FuncMap{
 }
 
 type input struct {
-	Data  json.RawMessage `json:"data"`
-	Cases []tcase         `json:"cases"`
+	Data      json.RawMessage `json:"data"`
+	Cases     []tcase         `json:"cases"`
+	Tabwriter []string        `json:"tabwriter"`
+}
+
+type tabVector struct {
+	In  string `json:"in"`
+	Out string `json:"out"`
 }
 
 type tcase struct {
@@ -119,9 +127,18 @@ func main() {
 	}
 	def := decode(in.Data)
 	out := struct {
-		Data    json.RawMessage `json:"data"`
-		Vectors []vector        `json:"vectors"`
+		Data      json.RawMessage `json:"data"`
+		Vectors   []vector        `json:"vectors"`
+		Tabwriter []tabVector     `json:"tabwriter"`
 	}{Data: in.Data}
+	// Tables as docker/cli writes them: tabwriter.NewWriter(out, 10, 1, 3, ' ', 0).
+	for _, text := range in.Tabwriter {
+		var buf bytes.Buffer
+		w := tabwriter.NewWriter(&buf, 10, 1, 3, ' ', 0)
+		_, _ = w.Write([]byte(text))
+		_ = w.Flush()
+		out.Tabwriter = append(out.Tabwriter, tabVector{In: text, Out: buf.String()})
+	}
 	for _, c := range in.Cases {
 		v := vector{tcase: c}
 		data := def
