@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { formatSize } from '../format.js';
-import { renderTemplate } from './inspect.js';
+import { formatRows, inspectTemplate, type RowFormat } from '../template/index.js';
 import { liveContainerIds } from '../../containers/volumes.js';
 import { keyValues } from '../../volumes/local-driver.js';
 import { createVolume, getVolume, pruneVolumes, removeVolume, volumeFilter, volumeUsage, type Volume } from '../../volumes/store.js';
@@ -30,6 +30,12 @@ function lsFields(v: Volume & { users: string[] }): Record<string, unknown> {
     Size: 'N/A',
   };
 }
+
+/** Docker's `volume ls` columns, for `--format 'table ...'`. */
+const VOLUME_FORMAT: RowFormat = {
+  headers: { Name: 'VOLUME NAME', Driver: 'DRIVER', Scope: 'SCOPE', Mountpoint: 'MOUNTPOINT', Labels: 'LABELS', Links: 'LINKS', Size: 'SIZE' },
+  defaultTable: 'table {{.Driver}}\t{{.Name}}',
+};
 
 export default function register(program: Command, ctx: CliContext): void {
   const live = (): Promise<Set<string>> => liveContainerIds(ctx.root());
@@ -58,7 +64,7 @@ export default function register(program: Command, ctx: CliContext): void {
       const keep = volumeFilter(f.filter);
       const vols = (await volumeUsage(ctx.root(), { live, withSize: false })).filter(keep);
       if (f.quiet) ctx.stdout.write(vols.map((v) => `${v.Name}\n`).join(''));
-      else if (f.format !== undefined) ctx.stdout.write(vols.map((v) => `${renderTemplate(f.format!, lsFields(v))}\n`).join(''));
+      else if (f.format !== undefined) ctx.stdout.write(formatRows(f.format, vols.map(lsFields), VOLUME_FORMAT));
       else ctx.stdout.write(lsTable([['DRIVER', 'VOLUME NAME'], ...vols.map((v): [string, string] => [v.Driver, v.Name])]));
     });
 
@@ -77,7 +83,8 @@ export default function register(program: Command, ctx: CliContext): void {
           failures.push(e);
         }
       }
-      if (f.format !== undefined) ctx.stdout.write(out.map((v) => `${renderTemplate(f.format!, v)}\n`).join(''));
+      const render = f.format !== undefined ? inspectTemplate(f.format) : undefined;
+      if (render) ctx.stdout.write(out.map((v) => `${render(v)}\n`).join(''));
       else ctx.stdout.write(`${JSON.stringify(out, null, 4)}\n`);
       if (failures.length) throw failures.length === 1 ? failures[0] : new AggregateError(failures);
     });

@@ -1,6 +1,6 @@
 /**
  * Go templates as Docker uses them for `--format`: `parseTemplate` with Go's and Docker's
- * functions, `renderTemplate` for one object (`inspect -f`), and `formatRows` for listings (`table`
+ * functions, `inspectTemplate` for one object at a time (`inspect -f`), and `formatRows` for listings (`table`
  * with Docker's headers and column spacing, `json` as one object per line, or a plain template).
  */
 import { InvalidArgumentError } from '../../errors.js';
