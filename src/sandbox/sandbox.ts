@@ -130,7 +130,8 @@ function processRecords(
   const caps = p.capabilities ?? DEFAULT_CAPABILITIES;
   w.u64(Tag.CAPS, capabilityMask(caps));
   if (p.noNewPrivileges) w.u32(Tag.NO_NEW_PRIVS, 1);
-  if (seccomp !== false) w.bytes(Tag.SECCOMP, seccompProgram(seccomp, caps.map(normalizeCapability), seccompCacheDir ? { cacheDir: seccompCacheDir } : {}));
+  const prog = seccomp === false ? undefined : seccompProgram(seccomp, caps.map(normalizeCapability), seccompCacheDir ? { cacheDir: seccompCacheDir } : {});
+  if (prog) w.bytes(Tag.SECCOMP, prog);
   if (p.terminal) {
     w.u32(Tag.TERMINAL, 1);
     if (size) w.winsize(size.rows, size.cols);

@@ -209,7 +209,7 @@ function section(a: Assembler, p: ResolvedProfile, table: Readonly<Record<string
 export function compileFilter(p: ResolvedProfile): Buffer {
   const has = (arch: string): boolean => p.arches.includes(arch);
   if (!has('SCMP_ARCH_X86_64') && !has('SCMP_ARCH_X86') && !has('SCMP_ARCH_X32')) {
-    throw new SeccompProfileError(`none of its architectures (${p.arches.join(', ')}) is one this host runs`);
+    throw new SeccompProfileError(`none of its architectures (${p.arches.join(', ')}) is one imgbuild compiles filters for (x86_64, x86, x32); --security-opt seccomp=unconfined runs without one`);
   }
   const a = new Assembler();
   const s64 = a.label('x86_64');

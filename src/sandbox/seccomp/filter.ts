@@ -49,8 +49,13 @@ function cached(dir: string, key: string, compile: () => Buffer): Buffer {
   return prog;
 }
 
-/** The BPF program (struct sock_filter[]) of `profile` (default: Docker's) for a process with `capabilities`. */
-export function seccompProgram(profile: SeccompProfile | undefined, capabilities: readonly string[], o: { cacheDir?: string } = {}): Buffer {
+/**
+ * The BPF program (struct sock_filter[]) of `profile` (default: Docker's) for a process with
+ * `capabilities`. Syscall tables exist for x86 only: elsewhere the default is no filter (as the
+ * earlier built-in one allowed other architectures) and a profile of one's own is refused.
+ */
+export function seccompProgram(profile: SeccompProfile | undefined, capabilities: readonly string[], o: { cacheDir?: string } = {}): Buffer | undefined {
+  if (!profile && process.arch !== 'x64' && process.arch !== 'ia32') return undefined;
   const p = profile ?? DEFAULT_PROFILE;
   const caps = [...capabilities].sort().join(',');
   let byCaps = compiled.get(p);
