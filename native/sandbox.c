@@ -994,7 +994,29 @@ static bool wait_exec(int exec_r) {
   return total == 0;
 }
 
-static void copy_some(int from, int to, bool *open_from) {
+/* Where the monitor notes when log output arrived: `logs -t/--since/--until` read it. */
+struct logtimes {
+  int fd;       /* <log>.times, or -1 */
+  off_t off;    /* the log's size: where the next chunk goes */
+  int64_t last; /* ns of the last record */
+};
+
+/* One record per chunk read, {u64 log offset; i64 ns since the epoch} little-endian, written
+ * before the chunk so a reader never sees output without its time. Chunks within a millisecond of
+ * the last record share it: bulk output costs no extra write per read. */
+static void note_time(struct logtimes *t, ssize_t n) {
+  if (t->fd < 0) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  if (now - t->last >= 1000000) {
+    uint64_t rec[2] = {(uint64_t)t->off, (uint64_t)now};
+    if (write(t->fd, rec, sizeof rec) == (ssize_t)sizeof rec) t->last = now;
+  }
+  t->off += n;
+}
+
+static void copy_some(int from, int to, bool *open_from, struct logtimes *t) {
   char buf[16384];
   ssize_t r = read(from, buf, sizeof buf);
   if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
@@ -1002,6 +1024,7 @@ static void copy_some(int from, int to, bool *open_from) {
     *open_from = false;
     return;
   }
+  note_time(t, r);
   for (ssize_t off = 0; off < r;) {
     ssize_t w = write(to, buf + off, (size_t)(r - off));
     if (w < 0 && errno == EINTR) continue;
@@ -1009,7 +1032,6 @@ static void copy_some(int from, int to, bool *open_from) {
     off += w;
   }
 }
-
 
 static void read_control(int master) {
   static char buf[256];
@@ -1045,7 +1067,7 @@ static void read_control(int master) {
 }
 
 /* Forwards signals, proxies the terminal and waits for the child; returns its wait status. */
-static int monitor(pid_t child, int master, int in_fd, int out_fd) {
+static int monitor(pid_t child, int master, int in_fd, int out_fd, struct logtimes *times) {
   sigset_t set;
   monitor_sigset(&set);
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
@@ -1077,7 +1099,7 @@ static int monitor(pid_t child, int master, int in_fd, int out_fd) {
         }
       }
     }
-    if (master_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) copy_some(master, out_fd, &master_open);
+    if (master_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) copy_some(master, out_fd, &master_open, times);
     if (master_open && (p[1].revents & POLLOUT) && inlen > inoff) {
       ssize_t w = write(master, inbuf + inoff, inlen - inoff);
       if (w > 0) inoff += (size_t)w;
@@ -1222,10 +1244,16 @@ static int run_container(const struct cfg *c) {
   close(execp[1]);
   if (outp[1] >= 0) close(outp[1]);
   int logfd = -1;
+  struct logtimes times = {-1, 0, 0};
   if (detached) {
     /* Opened only now, so the container never inherits it; private and never executable. */
     logfd = open(c->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (logfd < 0) bail("open: log %s", c->logpath);
+    char tpath[PATH_MAX];
+    snprintf(tpath, sizeof tpath, "%s.times", c->logpath);
+    times.fd = open(tpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct stat lst;
+    if (times.fd >= 0 && fstat(logfd, &lst) == 0) times.off = lst.st_size;
   }
   bool joined = true;
   if (self_join) {
@@ -1280,7 +1308,7 @@ static int run_container(const struct cfg *c) {
   g_kill_on_bail = 0;
   if (detached) close(4); /* EOF: Node's startDetached returns */
   /* The monitor copies the pty master, or the output pipe, into the log. */
-  int st = monitor(child, master >= 0 ? master : outp[0], detached ? -1 : 0, detached ? logfd : 1);
+  int st = monitor(child, master >= 0 ? master : outp[0], detached ? -1 : 0, detached ? logfd : 1, &times);
   if (detached) write_status(c, st);
   else send_rec(4, REC_EXIT, st, NULL);
   return 0;
@@ -1354,7 +1382,8 @@ static int run_exec(const struct cfg *c) {
     return 1;
   }
   g_kill_on_bail = 0;
-  int st = monitor(child, master, 0, 1);
+  struct logtimes none = {-1, 0, 0};
+  int st = monitor(child, master, 0, 1, &none);
   send_rec(4, REC_EXIT, st, NULL);
   return 0;
 }
