@@ -59,6 +59,19 @@ describe('run --device', () => {
     expect(r.stdout).toContain('w=1');
   });
 
+  it('gives a detached container its devices group, removed with it', async () => {
+    const d = await env.cli(['run', '-d', '--device', '/dev/kmsg:/dev/k:w', 'busybox', 'sleep', '60']);
+    expect(d.code).toBe(0);
+    const id = d.stdout.trim();
+    const list = (await import('node:fs')).readFileSync(`/sys/fs/cgroup/devices/imgbuild/${id}/devices.list`, 'utf8');
+    expect(list).toContain('c 1:11 w');
+    expect(list).not.toContain('a *:* rwm');
+    const w = await env.cli(['exec', id, 'sh', '-c', 'echo x > /dev/k; echo w=$?']);
+    expect(w.stdout).toBe('w=0\n');
+    expect((await env.cli(['rm', '-f', id])).code).toBe(0);
+    expect(leftovers(id, env.root)).toEqual(NOTHING);
+  });
+
   it('refuses a missing device or a malformed rule in one line, status 125, leaving nothing', async () => {
     for (const [args, re] of [
       [['--device', '/dev/nonexistent'], /^imgbuild: INVALID_ARGUMENT: --device \/dev\/nonexistent: no such device$/],

@@ -57,6 +57,13 @@ describe('cgroup v2 (fake tree)', () => {
     await expect(Cgroup.create('x2', { memory: 64 * 1024 * 1024 }, { cgroupRoot: root })).rejects.toThrow(/memory controller is not available/);
   });
 
+  it('refuses device rules in one line (v2 would need a BPF device program) and makes nothing', async () => {
+    await expect(Cgroup.create('dev1', { devices: ['c 1:3 rwm'] }, { cgroupRoot: root })).rejects.toThrow(
+      /^device rules need cgroup v1 \(v2 would need a BPF device program, which imgbuild does not make\)$/,
+    );
+    expect(await present(join(root, 'imgbuild', 'dev1'))).toBe(false);
+  });
+
   it('reads the OOM kill counter from memory.events', async () => {
     const cg = await Cgroup.create('oom', { memory: 8 * 1024 * 1024 }, { cgroupRoot: root });
     const dir = cg.paths[0]!;
