@@ -39,7 +39,7 @@ import {
   type ContainerRecord,
   type HostConfig,
 } from './record.js';
-import { checkDuplicates, parseMountFlag, parseVolumeFlag, type MountRequest } from './mounts.js';
+import { checkDuplicates, dockerMount, parseMountFlag, parseVolumeFlag, type MountRequest } from './mounts.js';
 import { attachVolumes, detachVolumes, imageVolumeRequests, type AttachedVolume } from './volumes.js';
 import {
   buildSandboxSpec,
@@ -155,7 +155,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const img = await findImage(store, o.image, {});
   const cfg = img.config.config ?? {};
   const { entrypoint, cmd, argv } = composeCommand(cfg, { entrypoint: o.entrypoint, cmd: o.cmd });
-  const { binds, tmpfs, volumeRequests } = await mountsOf(o, cfg.Volumes);
+  const { binds, tmpfs, volumeRequests, anonymousV, dockerMounts } = await mountsOf(o, cfg.Volumes);
   const portBindings = (o.publish ?? []).map(parsePublish);
   const rlimits = (o.ulimits ?? []).map(parseUlimit);
   const security = parseSecurityOpts(o.securityOpt ?? []);
@@ -277,6 +277,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       binds,
       tmpfs,
       ...(attached.length > 0 ? { volumes: attached.map((a) => a.spec) } : {}),
+      ...(dockerMounts.length > 0 ? { mounts: dockerMounts } : {}),
       readOnly: o.readOnly ?? false,
       capAdd: o.capAdd ?? [],
       capDrop: o.capDrop ?? [],
@@ -303,6 +304,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       created: new Date().toISOString(),
       config: {
         ...cfg,
+        ...(anonymousV.length > 0 ? { Volumes: { ...(cfg.Volumes ?? {}), ...Object.fromEntries(anonymousV.map((d) => [d, {}])) } } : {}),
         Hostname: hostname,
         Env: env,
         Entrypoint: entrypoint.length > 0 ? entrypoint : null,
@@ -341,9 +343,10 @@ export { beginCreate };
 async function mountsOf(
   o: Pick<CreateOptions, 'volumes' | 'mounts' | 'tmpfs'>,
   imageVolumes: Record<string, unknown> | undefined,
-): Promise<{ binds: BindSpec[]; tmpfs: { destination: string; options: string[] }[]; volumeRequests: MountRequest[] }> {
+): Promise<{ binds: BindSpec[]; tmpfs: { destination: string; options: string[] }[]; volumeRequests: MountRequest[]; anonymousV: string[]; dockerMounts: Record<string, unknown>[] }> {
   const fromV = (o.volumes ?? []).map((v) => parseVolumeFlag(v));
-  const requests = [...fromV, ...(o.mounts ?? []).map((m) => parseMountFlag(m, { exists: existsSync }))];
+  const fromMount = (o.mounts ?? []).map((m) => parseMountFlag(m, { exists: existsSync }));
+  const requests = [...fromV, ...fromMount];
   const tmpfs = [
     ...(o.tmpfs ?? []).map(parseTmpfs),
     ...requests.filter((r) => r.type === 'tmpfs').map((r) => ({ destination: r.destination, options: r.tmpfsOptions ?? [] })),
@@ -364,7 +367,9 @@ async function mountsOf(
     ...(r.propagation && r.propagation !== 'rprivate' ? { propagation: r.propagation } : {}),
     ...(r.mode ? { mode: r.mode } : {}),
   }));
-  return { binds, tmpfs, volumeRequests };
+  // docker's CLI makes `-v /path` a VOLUME of the container's config (commit keeps it).
+  const anonymousV = fromV.filter((r) => r.type === 'volume' && r.source === '').map((r) => r.destination);
+  return { binds, tmpfs, volumeRequests, anonymousV, dockerMounts: fromMount.map(dockerMount) };
 }
 
 /** Removes the directory of a creation that failed (after its kernel objects: see run). */

@@ -69,6 +69,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
         // Named volumes of -v (those with a mode); --mount and anonymous volumes are not binds.
         ...volumes.filter((v) => !v.anonymous && v.mode !== '').map((v) => `${v.name}:${v.destination}${v.mode === 'z' ? '' : `:${v.mode}`}`),
       ],
+      ...(rec.hostConfig.mounts ? { Mounts: rec.hostConfig.mounts } : {}),
       Tmpfs: Object.fromEntries(rec.hostConfig.tmpfs.map((t) => [t.destination, t.options.join(',')])),
       Memory: rec.hostConfig.memory ?? 0,
       NanoCpus: rec.hostConfig.cpus ? Math.round(rec.hostConfig.cpus * 1e9) : 0,
@@ -114,6 +115,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
       Env: rec.config.Env ?? [],
       Cmd: rec.config.Cmd ?? null,
       Image: rec.imageName,
+      Volumes: rec.config.Volumes ?? null,
       WorkingDir: rec.config.WorkingDir ?? '',
       Entrypoint: rec.config.Entrypoint ?? null,
       Labels: rec.config.Labels ?? {},

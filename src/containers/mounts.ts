@@ -28,6 +28,29 @@ export interface MountRequest {
   volumeDriver?: string;
   /** tmpfs: the mount's options (`size=`, `mode=`, `ro`). */
   tmpfsOptions?: string[];
+  /** tmpfs of `--mount`: `tmpfs-size` in bytes and `tmpfs-mode`, as given. */
+  tmpfs?: { size?: number; mode?: number };
+}
+
+/** A `--mount` as Docker's HostConfig.Mounts shows it (`inspect`). */
+export function dockerMount(m: MountRequest): Record<string, unknown> {
+  return {
+    Type: m.type,
+    ...(m.source !== '' ? { Source: m.source } : {}),
+    Target: m.destination,
+    ...(m.readOnly ? { ReadOnly: true } : {}),
+    ...(m.type === 'bind' && m.propagation !== 'rprivate' ? { BindOptions: { Propagation: m.propagation } } : {}),
+    ...(m.type === 'volume' && (m.noCopy || m.volumeLabels || m.volumeOptions || m.volumeDriver !== undefined)
+      ? {
+          VolumeOptions: {
+            ...(m.noCopy ? { NoCopy: true } : {}),
+            ...(m.volumeLabels ? { Labels: m.volumeLabels } : {}),
+            ...(m.volumeOptions || m.volumeDriver !== undefined ? { DriverConfig: { ...(m.volumeDriver ? { Name: m.volumeDriver } : {}), ...(m.volumeOptions ? { Options: m.volumeOptions } : {}) } } : {}),
+          },
+        }
+      : {}),
+    ...(m.tmpfs ? { TmpfsOptions: { ...(m.tmpfs.size ? { SizeBytes: m.tmpfs.size } : {}), ...(m.tmpfs.mode ? { Mode: m.tmpfs.mode } : {}) } } : {}),
+  };
 }
 
 /** Go's path.Clean for an absolute path: `/a/../b/` → `/b`. */
@@ -282,6 +305,7 @@ export function parseMountFlag(raw: string, o: { cwd?: string; exists: (p: strin
     ...(volumeDriver !== undefined ? { volumeDriver } : {}),
   };
   if (type === 'tmpfs') {
+    if (tmpfs) m.tmpfs = tmpfs;
     m.tmpfsOptions = ['nosuid', 'nodev', 'noexec', ...(readOnly ? ['ro'] : []), ...(tmpfs?.mode ? [`mode=${tmpfs.mode.toString(8)}`] : []), ...(tmpfs?.size ? [`size=${tmpfsSize(tmpfs.size)}`] : [])];
   }
   if (type === 'bind' && propagation !== undefined && !PROPAGATIONS.has(propagation)) {

@@ -69,6 +69,8 @@ export interface HostConfig {
   tmpfs: { destination: string; options: string[] }[];
   /** Volumes (absent in records without any). */
   volumes?: VolumeSpec[];
+  /** `--mount`s as Docker's HostConfig.Mounts shows them (absent without any). */
+  mounts?: Record<string, unknown>[];
   readOnly: boolean;
   capAdd: string[];
   capDrop: string[];

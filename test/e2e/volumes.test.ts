@@ -94,6 +94,10 @@ describe('volumes', () => {
     expect(await vols()).toEqual(before);
     expect((await env.cli(['run', '--name', 'k1', '-v', '/anon', 'vimg', 'true'])).code).toBe(0);
     expect((await vols()).length).toBe(before.length + 2);
+    // As docker's CLI does, -v /anon is a VOLUME of the container's config: commit keeps it.
+    expect((await env.cli(['inspect', '--format', '{{json .Config.Volumes}}', 'k1'])).stdout).toBe('{"/data":{},"/anon":{}}\n');
+    expect((await env.cli(['commit', 'k1', 'k1img'])).code).toBe(0);
+    expect((await env.cli(['inspect', '--format', '{{json .Config.Volumes}}', 'k1img'])).stdout).toBe('{"/data":{},"/anon":{}}\n');
     expect((await env.cli(['rm', '-v', 'k1'])).code).toBe(0);
     expect(await vols()).toEqual(before);
     // A named volume over the image's VOLUME: no anonymous one; nocopy leaves it empty.
@@ -114,8 +118,21 @@ describe('volumes', () => {
     const host = join(env.dir, 'bindsrc');
     await mkdir(host);
     const b = await env.cli(['run', '--rm', '--mount', `type=bind,src=${host},dst=/b`, '--mount', 'type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770', 'busybox', 'sh', '-c', 'echo hi > /b/f; stat -c %a /t; grep " /t " /proc/mounts']);
+    expect(b.code).toBe(0);
     expect(b.stdout).toMatch(/^1770\ntmpfs \/t tmpfs rw,nosuid,nodev,noexec,relatime,size=1024k,mode=1770/);
     expect(await readFile(join(host, 'f'), 'utf8')).toBe('hi\n');
+    const c = await env.cli(['run', '--name', 'm1', '--mount', `type=bind,src=${host},dst=/b,readonly,bind-propagation=rslave`, '--mount', 'type=tmpfs,dst=/t,tmpfs-size=1m', '--mount', 'src=mv,dst=/v,volume-nocopy,volume-label=a=b', 'busybox', 'true']);
+    expect(c.code).toBe(0);
+    expect(JSON.parse((await env.cli(['inspect', '--format', '{{json .HostConfig.Mounts}}', 'm1'])).stdout)).toEqual([
+      { Type: 'bind', Source: host, Target: '/b', ReadOnly: true, BindOptions: { Propagation: 'rslave' } },
+      { Type: 'tmpfs', Target: '/t', TmpfsOptions: { SizeBytes: 1048576 } },
+      { Type: 'volume', Source: 'mv', Target: '/v', VolumeOptions: { NoCopy: true, Labels: { a: 'b' } } },
+    ]);
+    const mounts = JSON.parse((await env.cli(['inspect', '--format', '{{json .Mounts}}', 'm1'])).stdout) as { Type: string; Propagation: string; RW: boolean }[];
+    expect(mounts.map((m) => [m.Type, m.RW, m.Propagation])).toEqual([['bind', false, 'rslave'], ['volume', true, ''], ['tmpfs', true, '']]);
+    expect((await env.cli(['volume', 'inspect', '--format', '{{json .Labels}}', 'mv'])).stdout).toBe('{"a":"b"}\n');
+    expect((await env.cli(['rm', '-v', 'm1'])).code).toBe(0);
+    expect((await env.cli(['volume', 'rm', 'mv'])).code).toBe(0);
     expectOneLineError(await env.cli(['run', '--rm', '--mount', 'type=bind,src=/no/such/dir,dst=/b', 'busybox', 'true']), /^imgbuild: INVALID_ARGUMENT: invalid mount config for type "bind": bind source path does not exist: \/no\/such\/dir$/);
     const bad = await env.cli(['run', '--rm', '--mount', 'type=volume', 'busybox', 'true']);
     expect(bad.code).toBe(125);
