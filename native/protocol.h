@@ -55,6 +55,7 @@ enum boot_tag {
   TAG_CONTROL = 30,       /* u32 0/1: fd 5 is the control stream (otherwise it is closed) */
   TAG_PRIVILEGED = 31,    /* u32 0/1: /sys writable (--privileged) */
   TAG_DEVICE = 32,        /* {u32 mode; u32 major; u32 minor; u32 uid; u32 gid; char path[]}: a device node to make */
+  TAG_EXEC_DETACHED = 33, /* u32 0/1: exec mode: the helper stays as the process's monitor, detached (exec -d) */
 };
 
 /* Mount record value: u32 flags; u32 propagation; then five NUL-terminated strings:

@@ -146,7 +146,7 @@ struct cfg {
   char *hostname;
   struct rl *rl; size_t nrl;
   uint64_t caps;
-  bool nnp, init, terminal, ro_rootfs, privileged;
+  bool nnp, init, terminal, ro_rootfs, privileged, exec_detached;
   struct dev { uint32_t mode, major, minor, uid, gid; char *path; } *devs; size_t ndevs;
   struct sock_filter *seccomp; size_t nseccomp;
   char **masked; size_t nmasked;
@@ -273,6 +273,7 @@ static void read_bootstrap(struct cfg *c) {
       break;
     case TAG_CONTROL: c->control = get_u32(v, len, tag) != 0; break;
     case TAG_PRIVILEGED: c->privileged = get_u32(v, len, tag) != 0; break;
+    case TAG_EXEC_DETACHED: c->exec_detached = get_u32(v, len, tag) != 0; break;
     case TAG_DEVICE: {
       struct dev d;
       if (len <= 20) bail_errno(EINVAL, "bootstrap: short device record");
@@ -764,10 +765,12 @@ __attribute__((noreturn)) static void finish_and_exec(const struct cfg *c, int p
     if (setrlimit((int)c->rl[i].res, &want) < 0) bail("setrlimit: resource %u", c->rl[i].res);
   }
   enter_cwd(c->cwd);
-  /* A detached container's stdin is the container's own /dev/null, never the host's. */
-  if (c->mode == MODE_DETACHED && !c->terminal) {
-    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  /* A detached container's stdin is the container's own /dev/null, never the host's; a detached
+   * exec's output goes there too (its helper's stdio is the host's /dev/null). */
+  if ((c->mode == MODE_DETACHED || c->exec_detached) && !c->terminal) {
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (nul < 0 || dup2(nul, 0) < 0) bail("open: /dev/null as stdin");
+    if (c->exec_detached && (dup2(nul, 1) < 0 || dup2(nul, 2) < 0)) bail("dup2: /dev/null as stdout");
     close(nul);
   }
   if (c->terminal) setup_pty(c, ptysock);
@@ -1317,7 +1320,22 @@ static int run_container(const struct cfg *c) {
 /* ---------- exec into a running container ---------- */
 
 static int run_exec(const struct cfg *c) {
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) bail("prctl: PR_SET_PDEATHSIG");
+  if (c->exec_detached) {
+    /* As a detached container's monitor: orphaned, in a session of its own, with the host's
+     * /dev/null as stdio; it reaps the process and leaves with it. */
+    pid_t m = fork();
+    if (m < 0) bail("fork: monitor");
+    if (m > 0) _exit(0);
+    if (setsid() < 0) bail("setsid: monitor");
+    int nul = open("/dev/null", O_RDWR);
+    if (nul < 0) bail("open: /dev/null");
+    dup2(nul, 0);
+    dup2(nul, 1);
+    dup2(nul, 2);
+    if (nul > 2) close(nul);
+  } else if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+    bail("prctl: PR_SET_PDEATHSIG");
+  }
   sigset_t set;
   monitor_sigset(&set);
   sigprocmask(SIG_BLOCK, &set, NULL);
@@ -1364,7 +1382,7 @@ static int run_exec(const struct cfg *c) {
     if (ptys[0] >= 0) close(ptys[0]);
     reset_signals();
     if (setsid() < 0) bail("setsid");
-    finish_and_exec(c, ptys[1], true);
+    finish_and_exec(c, ptys[1], !c->exec_detached);
   }
   g_stage = STAGE_PARENT;
   g_kill_on_bail = child;
@@ -1383,6 +1401,11 @@ static int run_exec(const struct cfg *c) {
   }
   g_kill_on_bail = 0;
   struct logtimes none = {-1, 0, 0};
+  if (c->exec_detached) {
+    close(4); /* EOF: Node's exec returns */
+    monitor(child, -1, -1, 1, &none);
+    return 0;
+  }
   int st = monitor(child, master, 0, 1, &none);
   send_rec(4, REC_EXIT, st, NULL);
   return 0;

@@ -3,7 +3,7 @@
  * container's configured user and working directory unless told otherwise.
  */
 import { seccompCacheDir } from '../store/paths.js';
-import { execIn, type SandboxIO } from '../sandbox/sandbox.js';
+import { execDetached, execIn, type SandboxIO } from '../sandbox/sandbox.js';
 import { ContainerStateError } from './errors.js';
 import { mapStartError } from './exit.js';
 import { readSpec } from './record.js';
@@ -24,7 +24,8 @@ export interface ExecOptions extends LifecycleOptions {
   hostEnv?: NodeJS.ProcessEnv;
 }
 
-export async function execContainer(root: string, nameOrId: string, o: ExecOptions, io: SandboxIO): Promise<{ exitCode: number; signal?: string }> {
+/** The container's init pid and the process an exec runs, as the container's user and workdir unless told otherwise. */
+async function prepareExec(root: string, nameOrId: string, o: ExecOptions) {
   const rec = await getContainer(root, nameOrId, o);
   if (rec.state.status !== 'running') throw new ContainerStateError(rec.id, `container ${rec.name} is not running`);
   if (rec.state.paused) throw new ContainerStateError(rec.id, `container ${rec.name} is paused, unpause the container before exec`);
@@ -48,6 +49,11 @@ export async function execContainer(root: string, nameOrId: string, o: ExecOptio
   const what = { execID: randomBytes(32).toString('hex') };
   const command = o.args.join(' ');
   await emitEvents(root, [containerEvent(rec, `exec_create: ${command}`, what), containerEvent(rec, `exec_start: ${command}`, what)]);
+  return { rec, pid, proc, what };
+}
+
+export async function execContainer(root: string, nameOrId: string, o: ExecOptions, io: SandboxIO): Promise<{ exitCode: number; signal?: string }> {
+  const { rec, pid, proc, what } = await prepareExec(root, nameOrId, o);
   let r: { exitCode: number; signal?: string } | undefined;
   try {
     r = await execIn(pid, proc, { ...io, seccompCacheDir: seccompCacheDir(root) });
@@ -56,5 +62,18 @@ export async function execContainer(root: string, nameOrId: string, o: ExecOptio
     throw mapStartError(e, o.args[0] ?? '');
   } finally {
     await emitContainerEvent(root, rec, 'exec_die', { ...what, exitCode: String(r?.exitCode ?? 126) });
+  }
+}
+
+/**
+ * `exec -d`: starts the process and returns once it runs (its host pid), without waiting for it;
+ * its output is discarded and its stdin is empty, as Docker's.
+ */
+export async function execContainerDetached(root: string, nameOrId: string, o: ExecOptions): Promise<number> {
+  const { pid, proc } = await prepareExec(root, nameOrId, o);
+  try {
+    return await execDetached(pid, proc, { seccompCacheDir: seccompCacheDir(root) });
+  } catch (e) {
+    throw mapStartError(e, o.args[0] ?? '');
   }
 }

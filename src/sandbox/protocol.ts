@@ -38,6 +38,7 @@ export const Tag = {
   CONTROL: 30,
   PRIVILEGED: 31,
   DEVICE: 32,
+  EXEC_DETACHED: 33,
 } as const;
 
 export const Mode = { RUN: 0, DETACHED: 1, EXEC: 2 } as const;

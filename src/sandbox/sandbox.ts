@@ -301,6 +301,23 @@ function cgroupsOf(pid: number): string[] {
   return dirs;
 }
 
+/**
+ * Runs a process in a running container as execIn does, but detached (`exec -d`): its stdio is the
+ * container's /dev/null and the helper stays, orphaned, as its monitor (reaping it). Resolves with
+ * its host pid once it has exec'd.
+ */
+export async function execDetached(pid: number, p: ExecProcess, o: { seccompCacheDir?: string } = {}): Promise<number> {
+  if (!Number.isInteger(pid) || pid <= 0) throw new InvalidArgumentError(`bad pid ${pid}`);
+  if (!existsSync(`/proc/${pid}`)) throw new NotFoundError(`no process ${pid} to exec into`);
+  const w = new BootstrapWriter();
+  w.u32(Tag.MODE, Mode.EXEC).u32(Tag.TARGET_PID, pid).u32(Tag.EXEC_DETACHED, 1);
+  processRecords(w, { ...p, terminal: false }, undefined, p.seccomp, o.seccompCacheDir);
+  for (const c of cgroupsOf(pid)) w.str(Tag.CGROUP_PATH, c);
+  const out = await runHelper({ helper: checkedHelper(), bootstrap: w.finish(), detached: true });
+  if (out.pid === undefined) throw new Error('unreachable: detached exec without a pid');
+  return out.pid;
+}
+
 /** Joins every namespace (and the cgroups) of a running container and runs a process there. */
 export async function execIn(pid: number, p: ExecProcess, io: SandboxIO): Promise<SandboxResult> {
   if (!Number.isInteger(pid) || pid <= 0) throw new InvalidArgumentError(`bad pid ${pid}`);

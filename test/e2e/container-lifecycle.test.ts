@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { leftovers, NOTHING, setupEnv, waitFor, type Env } from './containers-env.js';
 import { expectOneLineError } from '../helpers/cli.js';
 import { readEvents } from '../../src/store/events.js';
+import { OciStore } from '../../src/store/store.js';
+import { loadImage, writeImage } from '../../src/store/images.js';
+import { BUSYBOX_REF } from '../helpers/base-image.js';
 
 let env: Env;
 beforeAll(async () => {
@@ -168,6 +171,54 @@ describe('container lifecycle', () => {
     expectOneLineError(await env.cli(['rename', 'third', 'second']), /"second" is already in use/);
     expectOneLineError(await env.cli(['rename', 'third', 'bad name']), /invalid container name/);
     expect((await env.cli(['rm', 'third', 'second'])).code).toBe(0);
+  });
+
+  it('exec -d runs a command in the background and returns at once', async () => {
+    const id = (await env.cli(['run', '-d', '--name', 'bg', 'busybox', 'sleep', '300'])).stdout.trim();
+    const r = await env.cli(['exec', '-d', 'bg', 'sh', '-c', 'echo out; echo err >&2; sleep 0.3; echo done > /bg']);
+    expect(r).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    await waitFor(async () => (await env.cli(['exec', 'bg', 'cat', '/bg'])).stdout === 'done\n' || undefined);
+    // Its output went nowhere (not into the container's log).
+    expect((await env.cli(['logs', 'bg'])).stdout).toBe('');
+    const bad = await env.cli(['exec', '-d', 'bg', 'no-such-command']);
+    expect(bad.code).toBe(127);
+    expectOneLineError(bad, /no-such-command/);
+    expect((await env.cli(['rm', '-f', 'bg'])).code).toBe(0);
+    expect(leftovers(id)).toEqual(NOTHING);
+  });
+
+  it('container prune removes stopped containers (with until= and label= filters), image prune dangling images', async () => {
+    await env.cli(['run', '--name', 'p-keep', '-l', 'keep=yes', 'busybox', 'sh', '-c', 'head -c 200000 /dev/zero > /f']);
+    await env.cli(['create', '--name', 'p-created', 'busybox', 'true']);
+    const running = (await env.cli(['run', '-d', '--name', 'p-running', 'busybox', 'sleep', '300'])).stdout.trim();
+    const created = (await inspect('p-created')).Id;
+    // Created an hour ago? None are: until=1h removes nothing.
+    expect((await env.cli(['container', 'prune', '-f', '--filter', 'until=1h'])).stdout).toBe('Total reclaimed space: 0B\n');
+    const r = await env.cli(['container', 'prune', '-f', '--filter', 'label!=keep']);
+    expect(r.stdout).toBe(`Deleted Containers:\n${created}\n\nTotal reclaimed space: ${r.stdout.split('space: ')[1]}`);
+    const kept = (await inspect('p-keep')).Id;
+    const r2 = await env.cli(['container', 'prune', '--filter', 'label=keep=yes']);
+    expect(r2.stdout).toMatch(new RegExp(`^Deleted Containers:\n${kept}\n\nTotal reclaimed space: 2\\d\\dkB\n$`));
+    expect((await env.cli(['ps', '-aq', '--no-trunc'])).stdout).toBe(`${running}\n`);
+    expectOneLineError(await env.cli(['container', 'prune', '--filter', 'name=x']), /invalid filter 'name'/);
+
+    // An untagged image (as a build without -t leaves): image prune removes only that one.
+    const committed = (await env.cli(['commit', 'p-running', 'junk:1'])).stdout.trim();
+    const st = await OciStore.open(env.root);
+    const base = await loadImage(st, (await st.resolve(BUSYBOX_REF))!);
+    const dangling = await writeImage(st, { ...base.config, created: '2024-02-02T00:00:00Z' }, base.manifest.layers);
+    await st.keepUntagged(dangling);
+    await st.release();
+    const ip = await env.cli(['image', 'prune', '-f']);
+    expect(ip.stdout).toMatch(/^Deleted Images:\ndeleted: sha256:[0-9a-f]{64}\n\nTotal reclaimed space: \S+\n$/);
+    expect(ip.stdout).not.toContain(committed);
+    // -a: every image no container uses (busybox is p-running's).
+    const all = await env.cli(['image', 'prune', '-a', '-f']);
+    expect(all.stdout).toMatch(/untagged: junk:1\ndeleted: /);
+    expect(all.stdout).not.toMatch(/busybox/);
+    expect((await env.cli(['images', '-q'])).stdout.trim().split('\n')).toHaveLength(1);
+    expect((await env.cli(['image', 'prune'])).stdout).toBe('Total reclaimed space: 0B\n');
+    await env.cli(['rm', '-f', 'p-running']);
   });
 
   it('records its actions in the event journal', async () => {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { ExitError } from '../../errors.js';
-import { execContainer } from '../../containers/exec.js';
+import { execContainer, execContainerDetached } from '../../containers/exec.js';
 import { abortSignalName, collect, followWindowSize, guardSignals, pipeGuard, withRunStatus } from './run.js';
 
 export default function register(program: Command, ctx: CliContext): void {
@@ -11,13 +11,22 @@ export default function register(program: Command, ctx: CliContext): void {
     .description('run a command in a running container')
     .argument('<container>', 'container name or id')
     .argument('<command...>', 'command and arguments')
+    .option('-d, --detach', 'run the command in the background (its output is discarded)')
     .option('-i, --interactive', 'pass stdin to the command')
     .option('-t, --tty', 'allocate a pseudo-terminal')
     .option('-e, --env <KEY[=VALUE]>', 'set an environment variable (repeatable)', collect, [])
     .option('-w, --workdir <dir>', 'working directory (default: the container\'s)')
     .option('-u, --user <user[:group]>', 'user to run as (default: the container\'s)')
     .passThroughOptions()
-    .action(async (container: string, command: string[], f: { interactive?: boolean; tty?: boolean; env: string[]; workdir?: string; user?: string }) => {
+    .action(async (container: string, command: string[], f: { detach?: boolean; interactive?: boolean; tty?: boolean; env: string[]; workdir?: string; user?: string }) => {
+      if (f.detach) {
+        try {
+          await execContainerDetached(ctx.root(), container, { args: command, env: f.env, workdir: f.workdir, user: f.user, hostEnv: ctx.env, signal: ctx.signal });
+        } catch (e) {
+          throw withRunStatus(e);
+        }
+        return;
+      }
       const stdin = f.interactive ? process.stdin : undefined;
       const rawTty = Boolean(f.tty && f.interactive && process.stdin.isTTY);
       if (rawTty) process.stdin.setRawMode(true);
