@@ -236,12 +236,13 @@ describe('container lifecycle', () => {
 
   it('--cidfile and --stop-signal', async () => {
     const cid = join(env.dir, 'cid');
-    const id = (await env.cli(['run', '-d', '--cidfile', cid, '--name', 'usr', '--stop-signal', 'USR1', 'busybox', 'sh', '-c', 'trap "echo usr1; exit 7" USR1; while true; do sleep 0.1; done'])).stdout.trim();
+    const id = (await env.cli(['run', '-d', '--cidfile', cid, '--name', 'usr', '--stop-signal', 'USR1', 'busybox', 'sh', '-c', 'trap "echo usr1; exit 7" USR1; touch /ready; while true; do sleep 0.1; done'])).stdout.trim();
     expect(readFileSync(cid, 'utf8')).toBe(id);
     const again = await env.cli(['create', '--cidfile', cid, 'busybox', 'true']);
     expect(again.code).toBe(125);
     expectOneLineError(again, /container ID file found/);
-    await waitFor(async () => (await env.cli(['exec', 'usr', 'true'])).code === 0 || undefined);
+    // (pid 1 ignores a signal it has no handler for: wait until the trap is set)
+    await waitFor(async () => (await env.cli(['exec', 'usr', 'test', '-f', '/ready'])).code === 0 || undefined);
     expect((await env.cli(['stop', 'usr'])).code).toBe(0);
     expect((await env.cli(['logs', 'usr'])).stdout).toBe('usr1\n');
     expect((await inspect('usr')).State.ExitCode).toBe(7);
