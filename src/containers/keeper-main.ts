@@ -138,7 +138,10 @@ async function watchRunning(first: ContainerRecord): Promise<void> {
     if (!r) return;
     const cur = await refreshState(root, r, o);
     if (cur.state.status !== 'running' || cur.state.startedAt !== first.state.startedAt) return;
-    if (argv && health && Date.now() >= next) {
+    // A paused container is not probed (docker stops its monitor); probing resumes an interval
+    // after the unpause.
+    if (cur.state.paused) next = Date.now() + intervalMs;
+    else if (argv && health && Date.now() >= next) {
       const res = await probe(cur, argv, timeoutNs);
       if (stop.signal.aborted) return;
       // A probe cut short by the container's end says nothing about its health.
@@ -159,9 +162,9 @@ async function watchRunning(first: ContainerRecord): Promise<void> {
 /**
  * Starts the exited container again (its kernel objects made anew, as at its first start). The
  * record turns `created` with us as its starter first, under its lock, unless its user stopped it
- * meanwhile. Returns false when nothing was started.
+ * meanwhile: `cancelled` then (or when someone else started it), `failed` when the start failed.
  */
-async function startAgain(): Promise<boolean> {
+async function startAgain(): Promise<'started' | 'cancelled' | 'failed'> {
   const startTime = await ownStart;
   let before: ContainerRecord | undefined;
   await updateRecord(root, id, async (r) => {
@@ -173,7 +176,7 @@ async function startAgain(): Promise<boolean> {
     // Still `restarting` (for ps and inspect) until the process runs.
     r.state = { ...rest, status: 'created', monitorPid: process.pid, monitorStartTime: startTime };
   });
-  if (!before) return false;
+  if (!before) return 'cancelled';
   await releaseResources(before, o).catch(() => {});
   const store = await OciStore.open(root);
   try {
@@ -182,7 +185,7 @@ async function startAgain(): Promise<boolean> {
       delete r.state.restarting;
     });
     await emitContainerEvent(root, rec, 'restart');
-    return true;
+    return 'started';
   } catch {
     // The failure is the container's error (startContainer recorded it); docker leaves a container
     // whose restart failed exited.
@@ -190,7 +193,7 @@ async function startAgain(): Promise<boolean> {
       if (r.state.status === 'created' && r.state.monitorPid === undefined) r.state.status = 'exited';
       delete r.state.restarting;
     }).catch(() => {});
-    return false;
+    return 'failed';
   } finally {
     await store.release();
   }
@@ -223,16 +226,21 @@ async function keep(): Promise<void> {
       manuallyStopped: rec.state.manuallyStopped ?? false,
     });
     if (!d.restart) return;
-    const marked = await updateRecord(root, id, (x) => {
-      if (x.state.status !== 'exited' || x.state.manuallyStopped || x.state.restarting) return;
+    // (A `restarting` already set is one a keeper before us left: we are the only one now.)
+    let marked = false;
+    const gone = !(await updateRecord(root, id, (x) => {
+      if (x.state.status !== 'exited' || x.state.manuallyStopped) return;
       x.state.restarting = true;
       x.state.restartCount = (x.state.restartCount ?? 0) + 1;
       x.state.restartDelayMs = d.delayMs;
-    });
-    if (!marked?.state.restarting) return;
+      marked = true;
+    }));
+    if (gone) return;
+    // Stopped or started by its user meanwhile: the loop reads what it is now.
+    if (!marked) continue;
     await sleepUnlessStopped(d.delayMs);
     if (stop.signal.aborted) return;
-    if (!(await startAgain())) return;
+    if ((await startAgain()) === 'failed') return;
   }
 }
 

@@ -52,6 +52,15 @@ export function startKeeper(root: string, id: string, o: KeeperOptions = {}): nu
   return child.pid!;
 }
 
+/**
+ * Starts container `rec`'s keeper when it needs one and none runs (a keeper still alive from an
+ * earlier run goes on with the new one). Called once the start has claimed the container: a
+ * keeper finding it exited would apply the restart policy itself.
+ */
+export async function ensureKeeper(root: string, rec: Pick<ContainerRecord, 'id' | 'hostConfig' | 'config'>, o: KeeperOptions = {}): Promise<void> {
+  if (needsKeeper(rec) && (await findKeepers(rec.id)).length === 0) startKeeper(root, rec.id, o);
+}
+
 /** Running keepers (of container `id` only, when given), found by their command line. */
 export async function findKeepers(id?: string): Promise<{ pid: number; id: string; root: string }[]> {
   const out: { pid: number; id: string; root: string }[] = [];

@@ -5,16 +5,14 @@
 import type { OciStore } from '../store/store.js';
 import { emitContainerEvent } from './events.js';
 import type { ContainerRecord } from './record.js';
-import { findKeepers, needsKeeper, startKeeper } from './keeper.js';
+import { ensureKeeper } from './keeper.js';
 import { startContainer } from './start.js';
 import { stopContainer } from './stop.js';
 import type { LifecycleOptions } from './types.js';
 
 export async function startKept(store: OciStore, nameOrId: string, o: LifecycleOptions = {}): Promise<ContainerRecord> {
   const rec = await startContainer(store, nameOrId, o);
-  if (needsKeeper(rec) && (await findKeepers(rec.id)).length === 0) {
-    startKeeper(store.root, rec.id, { cgroupRoot: o.cgroupRoot, networkStateDir: o.networkStateDir, claimsDir: o.claimsDir });
-  }
+  await ensureKeeper(store.root, rec, { cgroupRoot: o.cgroupRoot, networkStateDir: o.networkStateDir, claimsDir: o.claimsDir });
   return rec;
 }
 

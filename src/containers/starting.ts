@@ -45,8 +45,9 @@ export async function claimStart(root: string, nameOrId: string, o: LifecycleOpt
     // and its exit status, which would otherwise read as this run's end.
     await releaseResources(rec, o);
     await rm(pathOf(root, rec.id, 'status'), { force: true });
-    // Started by its user: a restart policy applies again (docker's manual stop is over).
-    const { pid: _p, pidStartTime: _s, proxyPid: _x, proxyStartTime: _y, error: _e, manuallyStopped: _m, restarting: _r, ...kept } = rec.state;
+    // Started by its user: a restart policy applies again (docker's manual stop is over), with its
+    // count and back-off from zero, as docker's start resets them.
+    const { pid: _p, pidStartTime: _s, proxyPid: _x, proxyStartTime: _y, error: _e, manuallyStopped: _m, restarting: _r, restartCount: _c, restartDelayMs: _d, ...kept } = rec.state;
     rec.state = { ...kept, status: 'created', monitorPid: process.pid, monitorStartTime: ownStart };
     rec.cgroup = undefined;
     rec.network = undefined;

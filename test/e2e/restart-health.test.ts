@@ -166,6 +166,55 @@ describe('restart policies', () => {
     await removeAndCheck(id);
   });
 
+  it('create --restart keeps its policy for start; a user start after stop restarts again from a count of 0', async () => {
+    const c = await env.cli(['create', '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'exit 2']);
+    expect(c.code, c.stderr).toBe(0);
+    const id = c.stdout.trim();
+    expect(keepers(id)).toEqual([]);
+    expect((await env.cli(['start', id])).code).toBe(0);
+    const done = await waitFor(async () => {
+      const i = await inspect(id);
+      return i.State.Status === 'exited' && i.RestartCount === 2 && keepers(id).length === 0 ? i : undefined;
+    }, 30_000);
+    expect(done.State.ExitCode).toBe(2);
+    await removeAndCheck(id);
+
+    const a = await runD(['--restart', 'always', 'busybox', 'sh', '-c', 'sleep 0.3; exit 1']);
+    await waitFor(async () => ((await inspect(a)).RestartCount >= 2) || undefined, 20_000);
+    expect((await env.cli(['stop', a])).code).toBe(0);
+    await waitFor(async () => ((await inspect(a)).State.Status === 'exited' && keepers(a).length === 0) || undefined, 20_000);
+    expect((await env.cli(['start', a])).code).toBe(0);
+    const again = await inspect(a);
+    expect(again.State.Status).toBe('running');
+    expect(again.RestartCount).toBe(0);
+    await waitFor(async () => ((await inspect(a)).RestartCount >= 1) || undefined, 20_000);
+    await removeAndCheck(a);
+  });
+
+  it('after a reboot (every process and kernel object of the container gone) the generate systemd unit brings it back', async () => {
+    const id = await runD(['--name', 'boot', '--restart', 'always', '--health-cmd', 'true', '--health-interval', '100ms', 'busybox', 'sleep', '600']);
+    await waitFor(async () => ((await inspect(id)).State.Health?.Status === 'healthy') || undefined, 20_000);
+    const unit = (await env.cli(['generate', 'systemd', '--name', 'boot', '-t', '1'])).stdout;
+    const line = (key: string): string[] => unit.split('\n').find((l) => l.startsWith(`${key}=`))!.slice(key.length + 1).split(' ');
+    expect(line('ExecStart').slice(-2)).toEqual(['start', 'boot']);
+    expect(line('ExecStop').slice(-4)).toEqual(['stop', '-t', '1', 'boot']);
+    // What a reboot does: the keeper, the monitor and the container die, /run is emptied.
+    const st = JSON.parse(readFileSync(join(env.root, 'containers', id, 'state.json'), 'utf8')) as { state: { keeperPid: number; monitorPid: number; pid: number } };
+    for (const p of [st.state.keeperPid, st.state.monitorPid, st.state.pid]) process.kill(p, 'SIGKILL');
+    await waitFor(() => keepers(id).length === 0 || undefined);
+    await waitFor(async () => ((await inspect(id)).State.Status === 'exited') || undefined, 20_000);
+    const [exe, ...args] = line('ExecStart');
+    const { spawnSync } = await import('node:child_process');
+    expect(spawnSync(exe!, args, { encoding: 'utf8' }).status).toBe(0);
+    const back = await inspect(id);
+    expect(back.State.Status).toBe('running');
+    await waitFor(async () => ((await inspect(id)).State.Health?.Status === 'healthy' && keepers(id).length === 1) || undefined, 20_000);
+    const [sexe, ...sargs] = line('ExecStop');
+    expect(spawnSync(sexe!, sargs, { encoding: 'utf8' }).status).toBe(0);
+    await waitFor(async () => ((await inspect(id)).State.Status === 'exited' && keepers(id).length === 0) || undefined, 20_000);
+    await removeAndCheck(id);
+  });
+
   it('a container without a policy or a check gets no keeper', async () => {
     const id = await runD(['busybox', 'sleep', '30']);
     expect(keepers(id)).toEqual([]);
@@ -224,6 +273,19 @@ describe('HEALTHCHECK', () => {
       const ps = await env.cli(['exec', id, 'ps', '-o', 'args']);
       return !ps.stdout.includes('sleep 61') || undefined;
     }, 20_000);
+    await removeAndCheck(id);
+  });
+
+  it('does not probe a paused container, and probes again once it is unpaused', async () => {
+    const id = await runD(['--health-cmd', 'true', '--health-interval', '100ms', 'busybox', 'sleep', '60']);
+    await waitFor(async () => ((await inspect(id)).State.Health?.Status === 'healthy') || undefined, 20_000);
+    expect((await env.cli(['pause', id])).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 500)); // a probe under way when it froze ends meanwhile
+    const frozen = (await inspect(id)).State.Health!.Log.at(-1)!.End;
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await inspect(id)).State.Health!.Log.at(-1)!.End).toBe(frozen);
+    expect((await env.cli(['unpause', id])).code).toBe(0);
+    await waitFor(async () => ((await inspect(id)).State.Health!.Log.at(-1)!.End !== frozen) || undefined, 20_000);
     await removeAndCheck(id);
   });
 

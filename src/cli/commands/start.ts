@@ -10,6 +10,7 @@ import { startForeground } from '../../containers/start.js';
 import { startKept } from '../../containers/restart.js';
 import { getContainer } from '../../containers/state.js';
 import { killContainer } from '../../containers/stop.js';
+import { ensureKeeper } from '../../containers/keeper.js';
 import { abortSignalName, followWindowSize, guardSignals, pipeGuard, withRunStatus } from './run.js';
 
 interface StartFlags {
@@ -80,6 +81,8 @@ async function startAttached(ctx: CliContext, name: string, f: StartFlags): Prom
       onStart: (info) => {
         win?.onStart(info);
         if (rawTty) process.stdin.setRawMode(true);
+        // Its restart policy or health check, as for a detached start (now that it is claimed).
+        void ensureKeeper(root, rec, {}).catch(() => {});
       },
     }, { signal: ctx.signal, forward: () => abortSignalName(ctx.signal) });
   } catch (e) {
