@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CliContext } from '../context.js';
 import { formatSize } from '../format.js';
-import { InvalidArgumentError } from '../../errors.js';
+import { formatRows, GO_TYPE } from '../template/index.js';
 import { listContainers } from '../../containers/list.js';
 import { getContainer } from '../../containers/state.js';
 import { computeStats, sampleStats, type StatsFigures, type StatsSample } from '../../containers/stats.js';
@@ -35,11 +35,15 @@ const HEADERS: Record<string, string> = {
 };
 const DEFAULT_FORMAT = 'table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}';
 
+/** The row a format is tried on before anything is listed (a bad field fails even then). */
+const EMPTY = { id: '', name: '' } as ContainerRecord;
+
 /** A stopped container reads as zeros, as in Docker. */
 const ZERO: StatsFigures = { cpuPercent: 0, memUsage: 0, memLimit: 0, memPercent: 0, netRx: 0, netTx: 0, blockRead: 0, blockWrite: 0, pids: 0 };
 
+/** A row as Docker's `containerStatsContext`: a struct, so an unknown field fails as there. */
 function fields(arg: string, r: ContainerRecord, s: StatsFigures = ZERO, trunc = true): Record<string, string> {
-  return {
+  const row: Record<string, string> = {
     Container: arg,
     ID: trunc ? r.id.slice(0, 12) : r.id,
     Name: r.name,
@@ -50,27 +54,8 @@ function fields(arg: string, r: ContainerRecord, s: StatsFigures = ZERO, trunc =
     BlockIO: `${formatSize(s.blockRead)} / ${formatSize(s.blockWrite)}`,
     PIDs: String(s.pids),
   };
-}
-
-/** Go's tabwriter as Docker's formatter sets it up: minimum width 10, padding 3, the last cell bare. */
-function tabwrite(rows: string[][]): string {
-  const widths: number[] = [];
-  for (const r of rows) r.slice(0, -1).forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 10, [...c].length + 3)));
-  return rows.map((r) => `${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 10))).join('')}\n`).join('');
-}
-
-/** The `{{.Field}}` subset of Docker's templates, `table` giving a header row; `\t` and `\n` as written. */
-function render(format: string, rows: Record<string, string>[]): string {
-  const table = format.startsWith('table');
-  const body = (table ? format.slice(5).trimStart() : format).replace(/\\t/g, '\t').replace(/\\n/g, '\n');
-  const fill = (vals: Record<string, string>): string =>
-    body.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_m, k: string) => {
-      if (!(k in HEADERS)) throw new InvalidArgumentError(`template: can't evaluate field ${k}`);
-      return vals[k] ?? '';
-    });
-  if (!table) return rows.map((r) => `${fill(r)}\n`).join('');
-  const lines = [fill(HEADERS), ...rows.map(fill)];
-  return tabwrite(lines.map((l) => l.split('\t')));
+  Object.defineProperty(row, GO_TYPE, { value: '*formatter.containerStatsContext' });
+  return row;
 }
 
 export default function register(program: Command, ctx: CliContext): void {
@@ -80,7 +65,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .argument('[containers...]', 'container names or ids (default: every running container)')
     .option('--no-stream', 'print one reading and exit')
     .option('--no-trunc', 'do not truncate ids')
-    .option('--format <template>', 'Go template, e.g. "table {{.Name}}\\t{{.CPUPerc}}"')
+    .option('--format <template>', 'Go template (table for a header, json), e.g. "table {{.Name}}\\t{{.CPUPerc}}"')
     .action(async (names: string[], f: { stream?: boolean; trunc?: boolean; format?: string }) => {
       const root = ctx.root();
       const o = { signal: ctx.signal };
@@ -108,7 +93,7 @@ export default function register(program: Command, ctx: CliContext): void {
           if (s) prev.set(t.rec.id, s);
           return fields(t.arg, t.rec, figures, f.trunc !== false);
         });
-        const text = render(format, rows);
+        const text = formatRows(format, rows, { headers: HEADERS, defaultTable: DEFAULT_FORMAT, emptyRow: () => fields('', EMPTY) });
         if (f.stream === false) {
           ctx.stdout.write(text);
           return;
