@@ -19,7 +19,7 @@ function hostAddress(p: PortBinding): string {
 /** `80`, `80/tcp` → [port, proto]; Docker's `nat.ParsePort` rules (proto defaults to tcp). */
 function parsePortArg(arg: string): { port: number; proto: string } {
   const m = /^(\d+)(?:\/(tcp|udp|sctp))?$/i.exec(arg.trim());
-  if (!m) throw new InvalidArgumentError(`invalid port ${JSON.stringify(arg)}`);
+  if (!m) throw new InvalidArgumentError(`invalid port (${arg})`);
   return { port: Number(m[1]), proto: (m[2] ?? 'tcp').toLowerCase() };
 }
 
@@ -29,7 +29,8 @@ export function portMappings(rec: ContainerRecord, filter?: string): PortMapping
   const binds = [...rec.hostConfig.portBindings]
     .filter((p) => !want || (p.containerPort === want.port && p.protocol === want.proto))
     .sort((a, b) => a.containerPort - b.containerPort || a.protocol.localeCompare(b.protocol) || a.hostPort - b.hostPort);
-  if (want && binds.length === 0) throw new NotFoundError(`No public port '${want.port}/${want.proto}' published for ${rec.name}`);
+  // Named as the user wrote it, as Docker does (`'80'`, `'80/tcp'`).
+  if (want && binds.length === 0) throw new NotFoundError(`No public port '${filter}' published for ${rec.name}`);
   return binds.map((p) => ({ containerPort: `${p.containerPort}/${p.protocol}`, host: hostAddress(p) }));
 }
 

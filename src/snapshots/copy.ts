@@ -68,19 +68,29 @@ function sourceName(p: string): string {
   return posix.basename(clean.replace(/\/+$/, ''));
 }
 
+/** Docker's words for a destination that cannot be (they differ between the host and the container side). */
+interface DestMessages {
+  /** DEST is a file: how it is named. */
+  describe: string;
+  /** DEST's parent does not exist. */
+  parentMissing: string;
+  /** DEST is a file but was written with a trailing `/`. */
+  fileWithSlash: string;
+}
+
 /**
  * Docker's destination rules (see the module comment), given what DEST is (`dst`, followed) and
- * how `parentIsDir` its parent.
+ * whether its parent is a directory.
  */
-function place(srcIsDir: boolean, srcName: string, dest: string, dst: Stats | undefined, parentIsDir: boolean, describe: string): Placement {
+function place(srcIsDir: boolean, srcName: string, dest: string, dst: Stats | undefined, parentIsDir: boolean, m: DestMessages): Placement {
   if (dst?.isDirectory()) return { dir: dest, name: srcName };
   if (dst) {
-    if (srcIsDir) throw new CopyError('FAILED_PRECONDITION', `cannot copy directory: ${describe} is a file`);
-    if (endsWithSep(dest)) throw new CopyError('FAILED_PRECONDITION', `${describe}: not a directory`);
+    if (srcIsDir) throw new CopyError('FAILED_PRECONDITION', `cannot copy directory: ${m.describe} is a file`);
+    if (endsWithSep(dest)) throw new CopyError('FAILED_PRECONDITION', m.fileWithSlash);
     return { dir: dirname(dest), name: basename(dest) };
   }
-  if (!parentIsDir) throw new CopyError('NOT_FOUND', `${describe}: no such file or directory (its parent directory must exist)`);
-  if (!srcIsDir && endsWithSep(dest)) throw new CopyError('NOT_FOUND', `${describe}: no such directory`);
+  if (!parentIsDir) throw new CopyError('NOT_FOUND', m.parentMissing);
+  if (!srcIsDir && endsWithSep(dest)) throw new CopyError('NOT_FOUND', 'no such directory');
   return { dir: dirname(dest.replace(/\/+$/, '') || '/'), name: basename(dest.replace(/\/+$/, '')) };
 }
 
@@ -114,7 +124,7 @@ export async function copyOutOfRoot(r: CopyRoot, src: string, dest: string | Wri
   const follow = Boolean(o.followLink) || endsWithSep(src) || contentsOnly(src);
   const s = resolveIn(r, src, follow);
   const st = await statResolved(s);
-  if (!st) throw new CopyError('NOT_FOUND', `no such container:path: ${r.label}:${src}`);
+  if (!st) throw new CopyError('NOT_FOUND', `Could not find the file ${src} in container ${r.label}`);
   if ((endsWithSep(src) || contentsOnly(src)) && !st.isDirectory()) throw new CopyError('FAILED_PRECONDITION', `${r.label}:${src}: not a directory`);
   r.check?.(s.rel, false);
   const name = sourceName(src);
@@ -127,9 +137,15 @@ export async function copyOutOfRoot(r: CopyRoot, src: string, dest: string | Wri
     }
     return;
   }
-  const dst = await statOrUndef(dest, true);
-  const parent = await statOrUndef(dirname(dest.replace(/\/+$/, '') || '/'), true);
-  const at = place(st.isDirectory(), name, dest, dst, parent?.isDirectory() ?? false, JSON.stringify(dest));
+  // Stat without a trailing /: a file named so is Docker's "not a directory", not a missing path.
+  const dst = await statOrUndef(dest.replace(/(.)\/+$/, '$1'), true);
+  const parentDir = dirname(dest.replace(/\/+$/, '') || '/');
+  const parent = await statOrUndef(parentDir, true);
+  const at = place(st.isDirectory(), name, dest, dst, parent?.isDirectory() ?? false, {
+    describe: JSON.stringify(dest),
+    parentMissing: `invalid output path: directory ${JSON.stringify(parentDir)} does not exist`,
+    fileWithSlash: `stat ${dest}: not a directory`,
+  });
   // As `docker cp` extracts: owned by the user running it (NoLchown), whatever -a says.
   const owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
   await applyLayer(at.dir, packPath(from, at.name, pack), { mode: 'flat', plain: true, owner, ...(o.signal ? { signal: o.signal } : {}) });
@@ -167,7 +183,11 @@ export async function copyIntoRoot(r: CopyRoot, src: { path: string; st: Stats }
     const parentName = posix.dirname(posix.normalize(`/${dest}`).replace(/\/+$/, '') || '/');
     const p = resolveIn(r, parentName, true);
     const parentSt = await statResolved(p);
-    const where = place(srcSt.isDirectory(), sourceName(srcPath), dest, dst, parentSt?.isDirectory() ?? false, JSON.stringify(describe));
+    const where = place(srcSt.isDirectory(), sourceName(srcPath), dest, dst, parentSt?.isDirectory() ?? false, {
+      describe: JSON.stringify(describe),
+      parentMissing: `Could not find the file ${parentName} in container ${r.label}`,
+      fileWithSlash: 'no such directory',
+    });
     // `where.dir` is DEST itself or its parent: both were resolved inside the root just now.
     at = { rel: where.dir === dest ? d.rel : p.rel, name: where.name };
     tar = packPath(srcPath, where.name, { mode: 'plain', ...(o.signal ? { signal: o.signal } : {}) });

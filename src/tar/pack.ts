@@ -31,7 +31,10 @@ import { END_OF_ARCHIVE, encodeHeader, paddingFor, type EntryType, type TarHeade
 export interface PackOptions {
   mode: 'overlay' | 'plain';
   sourceDateEpoch?: number;
-  /** Absolute paths left out with everything below them (a container's /proc and /sys mounts, for `cp`). */
+  /**
+   * Absolute paths whose contents are left out (a container's /proc and /sys mounts, for `cp`): a
+   * directory among them is archived empty, anything else not at all.
+   */
   exclude?: ReadonlySet<string>;
   signal?: AbortSignal;
 }
@@ -162,7 +165,11 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
       const p = join(abs, name);
       const r = rel ? `${rel}/${name}` : name;
       const type = typeOf(st);
-      if (!type || opts.exclude?.has(p)) continue;
+      if (!type) continue;
+      if (opts.exclude?.has(p)) {
+        if (type === 'dir') yield encodeHeader(header(r, st, 'dir'));
+        continue;
+      }
       yield* one(p, r, st, type);
     }
   }

@@ -89,7 +89,9 @@ describe('port', () => {
     expect((await env.cli(['run', '-d', '--name', 'ported', '-p', `${a}:80`, '-p', `${b}:8080`, 'busybox', 'sleep', '300'])).code).toBe(0);
     expect((await env.cli(['port', 'ported'])).stdout).toBe(`80/tcp -> 127.0.0.1:${a}\n8080/tcp -> 127.0.0.1:${b}\n`);
     expect((await env.cli(['port', 'ported', '8080/tcp'])).stdout).toBe(`127.0.0.1:${b}\n`);
-    expectOneLineError(await env.cli(['port', 'ported', '81']), /No public port '81\/tcp' published for ported/);
+    expectOneLineError(await env.cli(['port', 'ported', '81']), /No public port '81' published for ported/);
+    expectOneLineError(await env.cli(['port', 'ported', '80/udp']), /No public port '80\/udp' published for ported/);
+    expectOneLineError(await env.cli(['port', 'ported', 'abc']), /invalid port \(abc\)/);
     expect((await env.cli(['port', 'changed'])).stdout).toBe('');
   });
 });

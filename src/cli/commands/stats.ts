@@ -41,7 +41,7 @@ const EMPTY = { id: '', name: '' } as ContainerRecord;
 /** A stopped container reads as zeros, as in Docker. */
 const ZERO: StatsFigures = { cpuPercent: 0, memUsage: 0, memLimit: 0, memPercent: 0, netRx: 0, netTx: 0, blockRead: 0, blockWrite: 0, pids: 0 };
 
-/** A row as Docker's `containerStatsContext`: a struct, so an unknown field fails as there. */
+/** A row as Docker's `container.statsContext`: a struct, so an unknown field fails as there. */
 function fields(arg: string, r: ContainerRecord, s: StatsFigures = ZERO, trunc = true): Record<string, string> {
   const row: Record<string, string> = {
     Container: arg,
@@ -54,7 +54,7 @@ function fields(arg: string, r: ContainerRecord, s: StatsFigures = ZERO, trunc =
     BlockIO: `${formatSize(s.blockRead)} / ${formatSize(s.blockWrite)}`,
     PIDs: String(s.pids),
   };
-  Object.defineProperty(row, GO_TYPE, { value: '*formatter.containerStatsContext' });
+  Object.defineProperty(row, GO_TYPE, { value: '*container.statsContext' });
   return row;
 }
 
