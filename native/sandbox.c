@@ -427,8 +427,9 @@ static void do_rootfs_mounts(const struct cfg *c) {
     snprintf(target, sizeof target, "%s/%s", c->rootdir, m->dst);
     if (m->cwd[0] && chdir(m->cwd) < 0) bail("chdir: rootfs mount cwd %s", m->cwd);
     /* nodev: device nodes in the image or made with mknod are inert; /dev is a separate tmpfs
-     * holding bind mounts of the few host devices a container gets. */
-    unsigned long flags = m->flags | MS_NODEV;
+     * holding bind mounts of the few host devices a container gets. --privileged, whose device
+     * cgroup allows every device (as Docker's), keeps device nodes usable. */
+    unsigned long flags = m->flags | (c->privileged ? 0 : MS_NODEV);
     int r;
     if (flags & MS_BIND) {
       r = mount(m->src, target, NULL, MS_BIND | (flags & MS_REC), NULL);
@@ -546,7 +547,7 @@ static bool has_mount_at(const struct cfg *c, const char *dst) {
 }
 
 static void setup_dev(int rootfd, const struct cfg *c) {
-  std_mount(rootfd, "tmpfs", "tmpfs", "/dev", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k");
+  std_mount(rootfd, "tmpfs", "tmpfs", "/dev", MS_NOSUID | (c->privileged ? 0 : MS_NODEV) | MS_STRICTATIME, "mode=755,size=65536k");
   setup_dev_nodes(rootfd, c);
   struct mnt pts = {.flags = MS_NOSUID | MS_NOEXEC, .prop = 0, .type = "devpts", .src = "devpts",
                     .dst = "/dev/pts", .data = "newinstance,ptmxmode=0666,mode=0620,gid=5", .cwd = ""};

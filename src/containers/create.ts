@@ -43,7 +43,6 @@ import { checkDuplicates, dockerMount, parseMountFlag, parseVolumeFlag, type Mou
 import { attachVolumes, detachVolumes, imageVolumeRequests, type AttachedVolume } from './volumes.js';
 import {
   buildSandboxSpec,
-  ALL_CAPABILITIES,
   capabilitySet,
   composeCommand,
   DEFAULT_PATH,
@@ -57,7 +56,7 @@ import {
   resolveEnvFlags,
 } from './spec.js';
 import { parseSecurityOpts } from './security-opt.js';
-import { deviceSettings, readLabels, resolveGroups } from './run-flags.js';
+import { deviceSettings, privilegedCapabilities, readLabels, resolveGroups } from './run-flags.js';
 import { resolveUser } from './users.js';
 import { ensureRootfsDir } from './rootfs.js';
 import { procStartTime } from './proc.js';
@@ -159,7 +158,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const portBindings = (o.publish ?? []).map(parsePublish);
   const rlimits = (o.ulimits ?? []).map(parseUlimit);
   const security = parseSecurityOpts(o.securityOpt ?? []);
-  const capabilities = o.privileged ? [...ALL_CAPABILITIES] : capabilitySet(o.capAdd ?? [], o.capDrop ?? []);
+  const capabilities = o.privileged ? privilegedCapabilities() : capabilitySet(o.capAdd ?? [], o.capDrop ?? []);
   const dev = deviceSettings(o);
   const labels = await readLabels(o.labels ?? [], o.labelFiles ?? []);
   // A profile that cannot apply to this container (no architecture of the host, too long) fails here, before anything is made.

@@ -2,8 +2,10 @@
  * `run` flags that need the host or the image to be read: devices (`--device`,
  * `--device-cgroup-rule`, `--privileged`), `--group-add` and labels (`--label`, `--label-file`).
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fromSystemError, InvalidArgumentError } from '../errors.js';
+import { capabilitiesFromMask } from '../sandbox/capabilities.js';
 import type { Device, Mount } from '../sandbox/spec.js';
 import { ALLOW_ALL_DEVICES, DEFAULT_DEVICE_RULES, hostDevices, parseDevice, parseDeviceCgroupRule } from './devices.js';
 import { readRootfsFile } from './rootfs.js';
@@ -66,4 +68,13 @@ export async function readLabels(labels: string[], files: string[]): Promise<Rec
     out[k] = i < 0 ? '' : l.slice(i + 1);
   }
   return out;
+}
+
+/**
+ * `--privileged`'s capabilities: every one this process holds in its bounding set (Docker takes
+ * every capability the host knows; a runtime cannot grant one it lacks, and runc refuses to try).
+ */
+export function privilegedCapabilities(): string[] {
+  const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return capabilitiesFromMask(m?.[1] ?? '0');
 }

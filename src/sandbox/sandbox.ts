@@ -201,7 +201,7 @@ export function encodeSpec(
     absolute(m.destination, 'mount destination');
     const o = parseMountOptions(m.type, m.options);
     w.mount(Tag.MOUNT, {
-      flags: o.flags | (deviceNodesAllowed(m) ? 0 : MountFlags.NODEV), propagation: o.propagation, type: m.type, source: m.source,
+      flags: o.flags | (spec.privileged || deviceNodesAllowed(m) ? 0 : MountFlags.NODEV), propagation: o.propagation, type: m.type, source: m.source,
       destination: m.destination, data: o.data, cwd: m.cwd ?? '',
     });
   }

@@ -83,7 +83,7 @@ describe('the container bundle', () => {
 
   it('carries --privileged as Docker has it: every device allowed, the host devices, no filter or masks', async () => {
     const store = await OciStore.open(env.root);
-    const rec = await createContainer(store, { image: 'busybox', name: 'priv-bundle', cmd: ['true'], privileged: true });
+    const rec = await createContainer(store, { image: 'busybox', name: 'priv-bundle', cmd: ['sh', '-c', 'echo x > /dev/kmsg && grep " /sys " /proc/mounts'], privileged: true });
     const config = JSON.parse(readFileSync(join(env.root, 'containers', rec.id, 'config.json'), 'utf8'));
     const validate = runtimeConfigValidator();
     expect(validate(config), JSON.stringify(validate.errors)).toBe(true);
@@ -93,6 +93,14 @@ describe('the container bundle', () => {
     expect(config.linux.maskedPaths).toEqual([]);
     expect(config.mounts.find((m: { destination: string }) => m.destination === '/sys').options).toContain('rw');
     expect(config.process.capabilities.bounding).toContain('CAP_SYS_ADMIN');
+    // and runc runs it: the host's devices usable, /sys writable
+    const state = join(env.dir, 'runc-state-priv');
+    const r = spawnSync('runc', ['--root', state, 'run', '--bundle', join(env.root, 'containers', rec.id), `imgbuild-priv-${process.pid}`], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^sysfs \/sys sysfs rw,/);
+    expect(r.status).toBe(0);
+    expect(readdirSync(state)).toEqual([]);
+    expect(leftovers(rec.id, env.root)).toEqual(NOTHING);
     expect((await env.cli(['rm', '-f', 'priv-bundle'])).code).toBe(0);
   });
 });

@@ -29,17 +29,17 @@ function profile(name: string, p: object): string {
 describe('run --privileged', () => {
   it('has every capability the host has, no filter, no masks, a writable /sys and the host devices', async () => {
     const host = /CapBnd:\s*(\w+)/.exec(await import('node:fs').then((fs) => fs.readFileSync('/proc/self/status', 'utf8')))![1];
-    const r = await run(['--privileged'], 'grep -E "^(CapEff|Seccomp):" /proc/self/status; grep " /sys " /proc/mounts; grep -c /proc/ /proc/mounts; test -c /dev/kmsg && echo kmsg; echo x > /dev/kmsg && echo written');
+    const r = await run(['--privileged'], 'grep -E "^(CapEff|Seccomp):" /proc/self/status; grep " /sys " /proc/mounts; grep -c /proc/ /proc/mounts; test -c /dev/kmsg && echo kmsg; echo x > /dev/kmsg && echo written; mknod /tmp/k c 1 11 && echo y > /tmp/k && echo made');
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain(`CapEff:\t${host}`);
     expect(r.stdout).toMatch(/Seccomp:\s*0/);
     expect(r.stdout).toMatch(/sysfs \/sys sysfs rw,/);
     expect(r.stdout).toMatch(/^0$/m); // nothing mounted over /proc paths (masks, read-only binds)
-    expect(r.stdout).toContain('kmsg\nwritten');
-    const plain = await run([], 'grep -E "^Seccomp:" /proc/self/status; grep " /sys " /proc/mounts; test -e /dev/kmsg || echo no-kmsg');
+    expect(r.stdout).toContain('kmsg\nwritten\nmade');
+    const plain = await run([], 'grep -E "^Seccomp:" /proc/self/status; grep " /sys " /proc/mounts; test -e /dev/kmsg || echo no-kmsg; mknod /tmp/k c 1 11 && echo y > /tmp/k || echo inert');
     expect(plain.stdout).toMatch(/Seccomp:\s*2/);
     expect(plain.stdout).toMatch(/sysfs \/sys sysfs ro,/);
-    expect(plain.stdout).toContain('no-kmsg');
+    expect(plain.stdout).toContain('no-kmsg\ninert');
   });
 });
 
