@@ -43,7 +43,7 @@ const VALUE_OPTIONS = new Set(['--root']);
 export const COMMANDS: ReadonlySet<string> = new Set([
   'build', 'run', 'exec', 'ps', 'logs', 'stop', 'kill', 'rm', 'commit', 'pull', 'push', 'login', 'logout',
   'images', 'inspect', 'history', 'tag', 'rmi', 'prune', 'import', 'save', 'load', 'generate', 'help',
-  'create', 'start', 'restart', 'wait', 'pause', 'unpause', 'rename', 'update', 'container', 'image',
+  'create', 'start', 'restart', 'wait', 'pause', 'unpause', 'rename', 'update', 'container', 'image', 'attach',
   'cp', 'diff', 'export', 'top', 'stats', 'port', 'volume',
 ]);
 

@@ -221,6 +221,40 @@ describe('container lifecycle', () => {
     await env.cli(['rm', '-f', 'p-running']);
   });
 
+  it('attach follows the output from now on and ends with the exit status; Ctrl-C is passed on unless --sig-proxy=false', async () => {
+    await env.cli(['run', '-d', '--name', 'talky', 'busybox', 'sh', '-c', 'echo before; sleep 1; echo after; echo err >&2; exit 4']);
+    await waitFor(async () => (await env.cli(['logs', 'talky'])).stdout === 'before\n' || undefined);
+    const a = await env.cli(['attach', 'talky']);
+    expect(a).toMatchObject({ code: 4, stdout: 'after\nerr\n' });
+    expectOneLineError(await env.cli(['attach', 'talky']), /cannot attach to a stopped container/);
+    await env.cli(['rm', 'talky']);
+
+    const script = 'trap "echo got-int; exit 3" INT; touch /ready; while true; do sleep 0.1; done';
+    await env.cli(['run', '-d', '--name', 'proxied', 'busybox', 'sh', '-c', script]);
+    await waitFor(async () => (await env.cli(['exec', 'proxied', 'test', '-f', '/ready'])).code === 0 || undefined);
+    const attachOnce = async (args: string[]): Promise<{ code: number | null; out: string }> => {
+      const child = env.spawnCli(['attach', ...args]);
+      let out = '';
+      child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+      // attach records its event once it follows the log; then the signal finds it attached.
+      await waitFor(async () => {
+        for await (const e of readEvents(env.root)) if (e.Action === 'attach' && e.Actor.Attributes.name === 'proxied' && !seenAttach.has(e.timeNano)) return seenAttach.add(e.timeNano);
+        return undefined;
+      });
+      child.kill('SIGINT');
+      const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+      return { code, out };
+    };
+    const seenAttach = new Set<string>();
+    // --sig-proxy=false: Ctrl-C detaches, the container runs on.
+    expect((await attachOnce(['--sig-proxy=false', 'proxied'])).code).toBe(130);
+    expect((await inspect('proxied')).State.Running).toBe(true);
+    // By default it is passed on: the container's trap ends it, and attach ends with its status.
+    expect(await attachOnce(['proxied'])).toEqual({ code: 3, out: 'got-int\n' });
+    expect((await inspect('proxied')).State).toMatchObject({ Running: false, ExitCode: 3 });
+    await env.cli(['rm', 'proxied']);
+  });
+
   it('records its actions in the event journal', async () => {
     expect((await env.cli(['run', '-d', '--name', 'told', 'busybox', 'sleep', '300'])).code).toBe(0);
     for (const args of [['pause', 'told'], ['unpause', 'told'], ['update', '--pids-limit', '30', 'told'], ['rename', 'told', 'retold'], ['restart', '-t', '0', 'retold']]) {

@@ -27,6 +27,7 @@ export const commandModules: ReadonlyMap<string, Loader> = new Map<string, Loade
   ['unpause', () => import('./unpause.js')],
   ['rename', () => import('./rename.js')],
   ['update', () => import('./update.js')],
+  ['attach', () => import('./attach.js')],
   ['container', () => import('./container.js')],
   ['image', () => import('./image.js')],
   ['rm', () => import('./rm.js')],
