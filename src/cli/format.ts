@@ -1,7 +1,7 @@
 /**
  * Shared output formatting for the CLI, matching what Docker prints so scripts and eyes used to
  * `docker images` / `docker ps` read imgbuild's tables the same way: decimal size units with three
- * significant digits, "N minutes ago" durations, and columns separated by three spaces.
+ * significant digits and "N minutes ago" durations (tables are Go's tabwriter: template/tabwriter.ts).
  */
 
 const SIZE_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
@@ -62,23 +62,4 @@ export function ellipsis(s: string, max: number): string {
   const chars = [...s];
   if (chars.length <= max) return s;
   return `${chars.slice(0, max - 1).join('')}…`;
-}
-
-/**
- * Aligns rows (header first) into columns separated by three spaces, like Go's tabwriter with
- * padding 3 as Docker uses it; the last column is never padded so lines carry no trailing blanks.
- */
-export function table(rows: readonly (readonly string[])[]): string {
-  const widths: number[] = [];
-  for (const r of rows) {
-    r.forEach((c, i) => {
-      widths[i] = Math.max(widths[i] ?? 0, [...c].length);
-    });
-  }
-  let out = '';
-  for (const r of rows) {
-    const cells = r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - [...c].length + 3)));
-    out += `${cells.join('').trimEnd()}\n`;
-  }
-  return out;
 }

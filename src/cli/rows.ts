@@ -21,6 +21,17 @@ export function goTimeString(date: string | number | Date | undefined): string {
   return `${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())} ${p(t.getHours())}:${p(t.getMinutes())}:${p(t.getSeconds())} ${off < 0 ? '-' : '+'}${p(Math.floor(Math.abs(off) / 60))}${p(Math.abs(off) % 60)} ${abbr}`;
 }
 
+/** Go's `time.Time.Format(time.RFC3339)` of a Unix time in local time: `2026-12-07T03:12:12Z`. */
+export function goRFC3339(date: string | number | Date): string {
+  const d = date instanceof Date ? date : new Date(date);
+  if (Number.isNaN(d.getTime())) return '';
+  const t = new Date(Math.floor(d.getTime() / 1000) * 1000);
+  const p = (n: number): string => String(n).padStart(2, '0');
+  const off = -t.getTimezoneOffset();
+  const zone = off === 0 ? 'Z' : `${off < 0 ? '-' : '+'}${p(Math.floor(Math.abs(off) / 60))}:${p(Math.abs(off) % 60)}`;
+  return `${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())}T${p(t.getHours())}:${p(t.getMinutes())}:${p(t.getSeconds())}${zone}`;
+}
+
 export const CONTAINER_FORMAT: RowFormat = {
   headers: {
     ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Ports: 'PORTS', State: 'STATE',

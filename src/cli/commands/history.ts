@@ -5,10 +5,17 @@
  */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ellipsis, formatAgo, formatSize, shortId, table } from '../format.js';
-import { InvalidArgumentError } from '../../errors.js';
+import { ellipsis, formatAgo, formatSize, shortId } from '../format.js';
+import { goRFC3339 } from '../rows.js';
+import { formatRows, GO_TYPE, type RowFormat } from '../template/index.js';
 import { imageId } from '../../image/model.js';
 import { findImage } from '../../store/images.js';
+
+/** Docker's history columns (`docker history --format`). */
+const HISTORY_FORMAT: RowFormat = {
+  headers: { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' },
+  defaultTable: 'table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}',
+};
 
 interface Opts {
   trunc?: boolean;
@@ -24,11 +31,10 @@ export default function register(program: Command, ctx: CliContext): void {
     .argument('<image>')
     .option('--no-trunc', 'do not truncate output')
     .option('-q, --quiet', 'only show image ids')
-    .option('-H, --human [bool]', 'print sizes and dates in human readable format', (v: string) => v !== 'false', true)
-    .option('--format <format>', "output format: 'table' (default) or 'json'")
+    .option('-H, --human [bool]', 'print sizes and dates in human readable format', (v: string) => !/^=?(false|0)$/.test(v), true)
+    .option('--format <format>', "'table', 'table TEMPLATE', 'json' or a Go template ({{.ID}} {{.CreatedBy}} {{.Size}} ...)")
     .action(async (input: string, opts: Opts) => {
-      const format = opts.format ?? 'table';
-      if (format !== 'table' && format !== 'json') throw new InvalidArgumentError(`unsupported --format ${JSON.stringify(format)}: use table or json`);
+      const format = opts.format === undefined || opts.format === '' ? HISTORY_FORMAT.defaultTable : opts.format;
       const store = await ctx.store();
       const img = await findImage(store, input);
       const layers = img.manifest.layers;
@@ -54,32 +60,22 @@ export default function register(program: Command, ctx: CliContext): void {
         for (const r of rows) ctx.stdout.write(`${idOf(r.id)}\n`);
         return;
       }
-      if (format === 'json') {
-        for (const r of rows) {
-          ctx.stdout.write(
-            `${JSON.stringify({
-              Comment: r.comment,
-              CreatedAt: r.created ?? '',
-              CreatedBy: r.createdBy,
-              CreatedSince: formatAgo(r.created),
-              ID: idOf(r.id),
-              Size: human ? formatSize(r.size) : String(r.size),
-            })}\n`,
-          );
-        }
-        return;
-      }
-      ctx.stdout.write(
-        table([
-          ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
-          ...rows.map((r) => [
-            idOf(r.id),
-            human ? formatAgo(r.created) : (r.created ?? ''),
-            opts.trunc === false ? r.createdBy : ellipsis(r.createdBy.replace(/\s+/g, ' '), 45),
-            human ? formatSize(r.size) : String(r.size),
-            r.comment,
-          ]),
-        ]),
-      );
+      // Docker's history context: CreatedAt is RFC 3339, CreatedSince the same unless human, tabs in
+      // CREATED BY made spaces and the command cut to 45 characters unless --no-trunc.
+      const trunc = opts.trunc !== false;
+      const objs = rows.map((r) => {
+        const at = r.created ? goRFC3339(r.created) : '';
+        const createdBy = r.createdBy.replace(/\t/g, ' ');
+        const o: Record<string, string> = {
+          Comment: r.comment,
+          CreatedAt: at,
+          CreatedBy: trunc ? ellipsis(createdBy, 45) : createdBy,
+          CreatedSince: human ? formatAgo(r.created) : at,
+          ID: idOf(r.id),
+          Size: human ? formatSize(r.size) : String(r.size),
+        };
+        return Object.defineProperty(o, GO_TYPE, { value: '*formatter.historyContext' });
+      });
+      ctx.stdout.write(formatRows(format, objs, HISTORY_FORMAT));
     });
 }
