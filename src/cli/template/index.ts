@@ -9,7 +9,7 @@ import { BUILTINS, DOCKER_FUNCS, DOCKER_HEADER_FUNCS } from './funcs.js';
 import { parse, type ParsedTemplate, TemplateParseError } from './parser.js';
 import { tabwrite } from './tabwriter.js';
 
-import { GO_TYPE } from './value.js';
+import { GO_TYPE, STRUCT_ORDER } from './value.js';
 
 export { GO_TYPE, GoFloat } from './value.js';
 export { TemplateExecError } from './exec.js';
@@ -59,7 +59,22 @@ const DOCKER_WORDS = { parse: 'template parsing error: ', exec: 'template parsin
  */
 export function inspectTemplate(text: string): (data: unknown) => string {
   const tpl = wrap(() => parseTemplate(text), DOCKER_WORDS, 64);
-  return (data) => wrap(() => executeTemplate(tpl, data, { missingKey: 'error' }), DOCKER_WORDS);
+  return (data) => wrap(() => executeTemplate(tpl, markStructs(data), { missingKey: 'error' }), DOCKER_WORDS);
+}
+
+/**
+ * Docker runs `inspect -f` on its typed structs first, so `{{json .Config}}` lists fields in the
+ * struct's order while maps (labels, ports) come sorted. The objects here are plain JSON: one whose
+ * keys are all capitalised reads as a struct (Go's exported fields), any other as a map.
+ */
+function markStructs(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(markStructs);
+  if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Object.prototype) return v;
+  const out: Record<string | symbol, unknown> = {};
+  const keys = Object.keys(v);
+  for (const k of keys) out[k] = markStructs((v as Record<string, unknown>)[k]);
+  if (keys.length > 0 && keys.every((k) => /^[A-Z]/.test(k))) Object.defineProperty(out, STRUCT_ORDER, { value: true });
+  return out;
 }
 
 export interface RowFormat {

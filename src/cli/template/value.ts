@@ -9,6 +9,12 @@
 /** Marks an object as a Go struct; the value is its type's name as Go prints it (`*formatter.ContainerContext`). */
 export const GO_TYPE = Symbol.for('imgbuild.template.goType');
 
+/**
+ * Marks a plain object (still a map to the template) that stands for a Go struct when marshalled:
+ * `json` keeps its keys in their order, as encoding/json keeps a struct's fields.
+ */
+export const STRUCT_ORDER = Symbol.for('imgbuild.template.structOrder');
+
 /** A float64 whose value happens to be integral (`1.0` in a template), kept apart from ints as Go does. */
 export class GoFloat {
   constructor(readonly value: number) {}
@@ -157,7 +163,9 @@ export function toJson(v: unknown): string {
     if (x instanceof GoFloat) return x.value;
     if (typeof x === 'bigint') return Number(x);
     // Maps marshal with sorted keys; structs (and objects with their own toJSON) in their order.
-    if (kindOf(x) === 'map' && typeof (x as { toJSON?: unknown }).toJSON !== 'function') return Object.fromEntries(entriesOf(x as object));
+    if (kindOf(x) === 'map' && typeof (x as { toJSON?: unknown }).toJSON !== 'function' && !(x as Record<symbol, unknown>)[STRUCT_ORDER]) {
+      return Object.fromEntries(entriesOf(x as object));
+    }
     return x;
   });
   // A value with its own toJSON stands for a Go type with MarshalJSON, whose json.Marshal escapes HTML.

@@ -110,6 +110,9 @@ describe('inspectTemplate', () => {
     const r = (t: string): string => inspectTemplate(t)(obj);
     expect(r('{{.State.Status}} {{.State.Pid}}')).toBe('running 42');
     expect(r('{{json .Config.Labels}}')).toBe('{"a":"1","b":"2"}');
+    // a struct's fields keep their order (Docker marshals its typed structs), maps come sorted
+    expect(r('{{json .State}}')).toBe('{"Status":"running","Pid":42}');
+    expect(r('{{json .Config}}')).toBe('{"Env":["A=1","B=2"],"Labels":{"a":"1","b":"2"},"Cmd":null}');
     expect(r('{{.Config.Labels}}')).toBe('map[a:1 b:2]');
     expect(r('{{range .Config.Env}}{{.}};{{end}}')).toBe('A=1;B=2;');
     expect(r('{{index .Config.Labels "a"}} {{join .Config.Env ","}} {{.Config.Cmd}}')).toBe('1 A=1,B=2 <no value>');
