@@ -3,7 +3,7 @@
  * a whiteout is `D`; an entry absent from the layers below (the init layer included) is `A`, and
  * so is everything below a new or opaque directory; an entry present below is `C`, except a
  * directory whose mtime is unchanged (overlayfs copied it up only to reach a child). The init
- * layer's placeholders and the mount points of binds and tmpfs are left out, as they are the
+ * layer's placeholders and the mount points of binds, volumes and tmpfs are left out, as they are the
  * runtime's, not the container's changes. Sorted by path, as Docker sorts them.
  */
 import { lstat, readdir } from 'node:fs/promises';
@@ -94,5 +94,6 @@ export async function containerChanges(root: string, nameOrId: string, o: Lifecy
   const exclude = new Set<string>(RUNTIME_FILES);
   for (const b of rec.hostConfig.binds) exclude.add(posix.normalize(`/${b.destination}`));
   for (const t of rec.hostConfig.tmpfs) exclude.add(posix.normalize(`/${t.destination}`));
+  for (const v of rec.hostConfig.volumes ?? []) exclude.add(posix.normalize(`/${v.destination}`));
   return upperChanges(upper, lowers, exclude);
 }

@@ -14,8 +14,8 @@ function tarNames(buf: Buffer): string[] {
 
 beforeAll(async () => {
   env = await setupEnv();
-  const r = await env.cli(['run', '-d', '--name', 'changed', '-v', `${env.dir}:/vol`, 'busybox', 'sh', '-c',
-    'echo hi > /tmp/x; rm /bin/ls; mkdir -p /etc/foo/bar; echo >> /etc/passwd; touch /vol/inside; echo ready > /tmp/ready; exec sleep 300']);
+  const r = await env.cli(['run', '-d', '--name', 'changed', '-v', `${env.dir}:/vol`, '-v', '/srv/anon/data', '--tmpfs', '/scratch', 'busybox', 'sh', '-c',
+    'echo hi > /tmp/x; rm /bin/ls; touch /srv/anon/data/in-volume /scratch/in-tmpfs; mkdir -p /etc/foo/bar; echo >> /etc/passwd; touch /vol/inside; echo ready > /tmp/ready; exec sleep 300']);
   expect(r.code).toBe(0);
   for (let i = 0; i < 100; i++) {
     if ((await env.cli(['exec', 'changed', 'cat', '/tmp/ready'])).stdout === 'ready\n') break;
@@ -53,6 +53,7 @@ describe('export', () => {
     expect(names).toContain('bin/busybox');
     expect(names).not.toContain('bin/ls');
     expect(names.filter((n) => n.startsWith('vol/') && n !== 'vol/')).toEqual([]);
+    expect(names.filter((n) => n.includes('in-volume') || n.includes('in-tmpfs'))).toEqual([]);
     expect(names.some((n) => n.includes('.wh.'))).toBe(false);
     // To stdout: the same entries.
     const std = spawnSync(CLI_EXE, ['--root', env.root, 'export', 'changed'], { cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024 });
