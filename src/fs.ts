@@ -39,3 +39,35 @@ export async function namesIn(dir: string): Promise<string[]> {
     throw e;
   }
 }
+
+/**
+ * Writes a stream's chunks to `out` (stdout) with back-pressure. A reader that goes away
+ * (`imgbuild export CTR | head -c 100`: EPIPE) ends the copy quietly, as a pipe's end is no failure.
+ */
+export async function writeAllTo(chunks: AsyncIterable<Buffer | string>, out: NodeJS.WritableStream): Promise<void> {
+  let gone = false;
+  const onError = (e: NodeJS.ErrnoException): void => {
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') gone = true;
+  };
+  out.on('error', onError);
+  try {
+    for await (const chunk of chunks) {
+      if (gone) return;
+      if (!out.write(chunk)) {
+        await new Promise<void>((res) => {
+          const done = (): void => {
+            out.off('drain', done);
+            out.off('error', done);
+            out.off('close', done);
+            res();
+          };
+          out.on('drain', done);
+          out.on('error', done);
+          out.on('close', done);
+        });
+      }
+    }
+  } finally {
+    out.off('error', onError);
+  }
+}

@@ -17,8 +17,8 @@ import { lstat, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, dirname, posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { once } from 'node:events';
 import { ImgbuildError } from '../errors.js';
+import { writeAllTo } from '../fs.js';
 import { applyLayer, type ApplyOptions } from '../tar/apply.js';
 import { packPath } from '../tar/pack.js';
 import { resolveInRootSync, NotADirectoryError } from '../tar/resolve.js';
@@ -132,9 +132,7 @@ export async function copyOutOfRoot(r: CopyRoot, src: string, dest: string | Wri
   const from = s.rel === '' ? `${s.path}/.` : s.path;
   const pack = { mode: 'plain' as const, ...(r.exclude ? { exclude: r.exclude } : {}), ...(o.signal ? { signal: o.signal } : {}) };
   if (typeof dest !== 'string') {
-    for await (const chunk of packPath(from, name, pack)) {
-      if (!dest.write(chunk)) await once(dest, 'drain');
-    }
+    await writeAllTo(packPath(from, name, pack), dest);
     return;
   }
   // Stat without a trailing /: a file named so is Docker's "not a directory", not a missing path.

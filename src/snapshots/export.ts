@@ -6,12 +6,12 @@
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rename, rm, rmdir } from 'node:fs/promises';
-import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InvalidArgumentError } from '../errors.js';
+import { writeAllTo } from '../fs.js';
 import type { Mount } from '../sandbox/spec.js';
 import { packDir } from '../tar/pack.js';
 import { mountAll, unmount } from './mount.js';
@@ -37,7 +37,7 @@ export async function exportRootfs(rootfs: Mount[], out: string | Writable, o: {
     try {
       const tar = packDir(dir, { mode: 'plain', ...(o.signal ? { signal: o.signal } : {}) });
       if (typeof out !== 'string') {
-        for await (const chunk of tar) if (!out.write(chunk)) await once(out, 'drain');
+        await writeAllTo(tar, out);
         return;
       }
       const tmp = `${out}.${process.pid}.tmp`;

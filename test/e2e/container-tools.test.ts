@@ -60,6 +60,13 @@ describe('export', () => {
     expect(std.status).toBe(0);
     expect(tarNames(std.stdout)).toEqual(names);
     expect(mountsLeft()).toEqual([]);
+    // A reader that stops early ends it quietly, and the container is thawed and running.
+    const cut = spawnSync('bash', ['-c', `'${CLI_EXE}' --root '${env.root}' export changed | head -c 100 >/dev/null; echo "\${PIPESTATUS[0]}"`], { encoding: 'utf8' });
+    expect([cut.stdout, cut.stderr]).toEqual(['0\n', '']);
+    expect((await env.cli(['inspect', '-f', '{{.State.Status}}', 'changed'])).stdout).toBe('running\n');
+    const id = (await env.cli(['inspect', '-f', '{{.Id}}', 'changed'])).stdout.trim();
+    expect(readFileSync(`/sys/fs/cgroup/freezer/imgbuild/${id}/freezer.state`, 'utf8').trim()).toBe('THAWED');
+    expect(mountsLeft()).toEqual([]);
     const imp = await env.cli(['import', out, 'exported:1']);
     expect(imp.code).toBe(0);
     const run = await env.cli(['run', '--rm', 'exported:1', 'sh', '-c', 'cat /tmp/x; test -e /bin/ls || echo no-ls']);
