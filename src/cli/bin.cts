@@ -37,14 +37,15 @@ export function restoreDeferredCaEnv(env: NodeJS.ProcessEnv): void {
 const VALUE_OPTIONS = new Set(['--root']);
 
 /**
- * The commands of commands/table.ts (a test keeps the two lists equal), plus commander's `help`.
+ * The commands of commands/table.ts and the groups of groups.ts (a test keeps the lists equal),
+ * plus commander's `help`.
  * Listed here so that this file loads nothing else, and so a mistyped command shares one cache.
  */
 export const COMMANDS: ReadonlySet<string> = new Set([
-  'build', 'run', 'exec', 'ps', 'logs', 'stop', 'kill', 'rm', 'commit', 'pull', 'push', 'login', 'logout',
-  'images', 'inspect', 'history', 'tag', 'rmi', 'prune', 'import', 'save', 'load', 'generate', 'help',
-  'create', 'start', 'restart', 'wait', 'pause', 'unpause', 'rename', 'update', 'container', 'image', 'attach',
-  'cp', 'diff', 'export', 'top', 'stats', 'port', 'volume',
+  'build', 'run', 'create', 'start', 'exec', 'ps', 'logs', 'stop', 'kill', 'restart', 'wait', 'pause', 'unpause',
+  'rename', 'update', 'attach', 'rm', 'commit', 'cp', 'diff', 'export', 'top', 'stats', 'port', 'pull', 'push',
+  'login', 'logout', 'images', 'inspect', 'history', 'tag', 'rmi', 'prune', 'volume', 'generate', 'import', 'save',
+  'load', 'events', 'info', 'version', 'container', 'image', 'network', 'system', 'help',
 ]);
 
 /** The commands that make HTTP requests (registries, ADD URLs). */

@@ -7,12 +7,14 @@
 import { Command, CommanderError } from 'commander';
 import type { CliContext } from './context.js';
 import { commandModules, loadCommands } from './commands/table.js';
+import { commandGroups, groupFor, registerGroup } from './groups.js';
+import { IMGBUILD_VERSION } from './about.js';
 
 /** Program-level options that take a value (their value is not the command name). */
 const VALUE_OPTIONS = new Set(['--root']);
 
 /**
- * Which commands' modules a command line needs: `[name]` for `imgbuild [--root D] name ...`,
+ * Which commands' modules a command line needs (groups aside: see groups.ts): `[name]` for `imgbuild [--root D] name ...`,
  * `[name]` for `imgbuild help name`, none for a bare `--version`, otherwise all (help listing,
  * unknown command with suggestions).
  */
@@ -42,7 +44,7 @@ export function commandsFor(args: readonly string[]): string[] | undefined {
 export function buildProgram(ctx: CliContext, setRoot: (root: string | undefined) => void): Command {
   const program = new Command('imgbuild')
     .description('daemonless container image builder and runner')
-    .version('0.1.0')
+    .version(IMGBUILD_VERSION)
     .option('--root <dir>', 'store root (default: $IMGBUILD_ROOT, /var/lib/imgbuild as root, else $XDG_DATA_HOME/imgbuild)')
     .exitOverride()
     // Options after a command's operands belong to the container's command (`run busybox sh -c`,
@@ -67,7 +69,14 @@ export function buildProgram(ctx: CliContext, setRoot: (root: string | undefined
       const from = opts?.from ?? 'node';
       const args = argv ?? process.argv;
       const user = from === 'user' ? args : from === 'electron' ? args.slice(1) : args.slice(2);
-      for (const register of await loadCommands(commandsFor(user))) register(program, ctx);
+      const group = groupFor(user);
+      if (group) await registerGroup(program, ctx, group.group, group.sub);
+      else {
+        const names = commandsFor(user);
+        for (const register of await loadCommands(names)) register(program, ctx);
+        // Help and unknown commands list the groups too.
+        if (names === undefined) for (const g of commandGroups.keys()) await registerGroup(program, ctx, g);
+      }
     }
     return parseAsync(argv, opts);
   };

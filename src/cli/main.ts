@@ -2,9 +2,9 @@
 /**
  * The CLI entry point and the only place that formats errors and exits. Every error is one line,
  * `imgbuild: CODE: message` (an INTERNAL one, a bug, is followed by its stack).
- * Exit codes: the command's own status via ExitError; 1 for imgbuild errors; 2 for usage errors;
- * 125 for `run` and `exec` failures of imgbuild itself, usage errors included (their other
- * statuses are the program's), as Docker does.
+ * Exit codes: the command's own status via ExitError; 1 for imgbuild errors; 125 for usage errors
+ * (every command) and for `run` and `exec` failures of imgbuild itself (their other statuses are
+ * the program's), as Docker does.
  */
 import { ExitError, fromSystemError, isImgbuildError, type ImgbuildError } from '../errors.js';
 import type { CliContext } from './context.js';
@@ -31,9 +31,6 @@ function describe(e: ImgbuildError): string {
   return `${e.code}: ${e.message}${extra ? ` (${extra})` : ''}${hint ? ` (hint: ${hint})` : ''}`;
 }
 
-/** Commands whose exit status is their program's: their own failures exit 125. */
-const PROGRAM_STATUS_COMMANDS: ReadonlySet<string> = new Set(['run', 'exec']);
-
 /** Writes one error (its line; an INTERNAL one's stack after it) and returns the exit status. */
 function report(e: unknown): number {
   const err = isImgbuildError(e) ? e : fromSystemError(e);
@@ -45,16 +42,6 @@ function report(e: unknown): number {
   process.stderr.write(`imgbuild: ${describe(err)}\n`);
   if (err.code === 'INTERNAL') process.stderr.write(`${err.stack ?? ''}\nThis is a bug in imgbuild; please report it with the output above.\n`);
   return (err as unknown as { exitCode?: number }).exitCode ?? (e as { exitCode?: number }).exitCode ?? 1;
-}
-
-/**
- * A usage error from the option parser, on one line like every other error: commander's own text
- * (`error: unknown option '--x'`, a suggestion on a second line) without its prefix, and where to
- * read the usage instead of the whole help text.
- */
-function usageLine(message: string, command: string | undefined): string {
-  const text = message.replace(/^error: /, '').split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
-  return `imgbuild: INVALID_ARGUMENT: ${text} (see 'imgbuild ${command ? `${command} ` : ''}--help')`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -95,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
     signal: controller.signal,
     isTTY: Boolean(process.stdout.isTTY),
   };
-  const { buildProgram, commandsFor, CommanderError } = await import('./index.js');
+  const { buildProgram, CommanderError } = await import('./index.js');
   const program = buildProgram(ctx, (r) => {
     root = r;
   });
@@ -107,9 +94,10 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       if (e.exitCode === 0) return 0;
-      const command = commandsFor(argv.slice(2))?.[0];
-      process.stderr.write(`${usageLine(e.message, command)}\n`);
-      return command !== undefined && PROGRAM_STATUS_COMMANDS.has(command) ? 125 : 2;
+      // A usage error, on one line like every other error (commander prints nothing itself).
+      const { usageText } = await import('./usage.js');
+      process.stderr.write(`imgbuild: INVALID_ARGUMENT: ${usageText(program, argv.slice(2), e.message)}\n`);
+      return 125;
     }
     // A command that went through several operands (rm, stop, kill) reports each failure.
     let status = 1;

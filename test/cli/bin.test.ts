@@ -89,7 +89,8 @@ describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
     expect(commandName(['imagse'])).toBe('other');
     expect(commandName(['../../etc/x'])).toBe('other');
     const { commandModules } = await import('../../src/cli/commands/table.js');
-    expect([...COMMANDS].sort()).toEqual([...commandModules.keys(), 'help'].sort());
+    const { commandGroups } = await import('../../src/cli/groups.js');
+    expect([...COMMANDS].sort()).toEqual([...new Set([...commandModules.keys(), ...commandGroups.keys(), 'help'])].sort());
   });
 
   it('writes a code cache per command at exit, and runs correctly from it', async () => {
@@ -108,7 +109,7 @@ describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
       expect(second).toEqual(first);
       expect(statSync(file).mtimeMs).toBe(mtime);
       // An unknown command goes to the shared `other` cache, and no temporary files are left.
-      expect(node(cli.main, ['imagse']).status).toBe(2);
+      expect(node(cli.main, ['imagse']).status).toBe(125);
       expect(readdirSync(cli.cacheDir).sort()).toEqual([file, cli.cacheOf('other')].map((f) => f.slice(cli.cacheDir.length + 1)).sort());
     } finally {
       await tmp.cleanup();

@@ -51,7 +51,7 @@ async function corruptLayer(): Promise<string> {
 
 describe('one-line errors', () => {
   it('a missing image, for every command that reads one', async () => {
-    for (const args of [['run', '--rm', 'nosuch:1', 'true'], ['history', 'nosuch:1'], ['tag', 'nosuch:1', 'x:1'], ['rmi', 'nosuch:1'], ['save', '-o', out(), 'nosuch:1']]) {
+    for (const args of [['run', '--rm', '--pull', 'never', 'nosuch:1', 'true'], ['history', 'nosuch:1'], ['tag', 'nosuch:1', 'x:1'], ['rmi', 'nosuch:1'], ['save', '-o', out(), 'nosuch:1']]) {
       const r = await cli(args);
       expectOneLineError(r, /nosuch:1/);
       expect(r.stderr, args.join(' ')).toMatch(/NOT_FOUND|not found/i);
@@ -113,19 +113,35 @@ describe('one line with a code, for usage, limits and system errors', () => {
     expect(await readdir(tmp.dir)).not.toContain('fresh-root');
   });
 
-  it('usage errors are one line naming the help to read; run and exec exit 125 for them, others 2', async () => {
+  it('usage errors are one line in Docker\'s words naming the help to read, and exit 125 for every command', async () => {
     const run = await cli(['run', '--rm', '--bogus', 'busybox', 'true']);
-    expectOneLineError(run, /^imgbuild: INVALID_ARGUMENT: unknown option '--bogus' \(see 'imgbuild run --help'\)$/);
+    expectOneLineError(run, /^imgbuild: INVALID_ARGUMENT: unknown flag: --bogus\. See 'imgbuild run --help'\.$/);
     expect(run.code).toBe(125);
     const exec = await cli(['exec']);
-    expectOneLineError(exec, /^imgbuild: INVALID_ARGUMENT: missing required argument 'container' \(see 'imgbuild exec --help'\)$/);
+    expectOneLineError(exec, /^imgbuild: INVALID_ARGUMENT: 'imgbuild exec' requires at least 2 arguments\. See 'imgbuild exec --help'\.$/);
     expect(exec.code).toBe(125);
     const images = await cli(['images', '--bogus']);
-    expectOneLineError(images, /^imgbuild: INVALID_ARGUMENT: unknown option '--bogus' \(see 'imgbuild images --help'\)$/);
-    expect(images.code).toBe(2);
+    expectOneLineError(images, /^imgbuild: INVALID_ARGUMENT: unknown flag: --bogus\. See 'imgbuild images --help'\.$/);
+    expect(images.code).toBe(125);
+    const rm = await cli(['rm', '--x']);
+    expectOneLineError(rm, /^imgbuild: INVALID_ARGUMENT: unknown flag: --x\. See 'imgbuild rm --help'\.$/);
+    expect(rm.code).toBe(125);
+    const ps = await cli(['ps', 'extra']);
+    expectOneLineError(ps, /^imgbuild: INVALID_ARGUMENT: 'imgbuild ps' accepts no arguments\. See 'imgbuild ps --help'\.$/);
+    expect(ps.code).toBe(125);
+    const name = await cli(['run', '--name']);
+    expectOneLineError(name, /^imgbuild: INVALID_ARGUMENT: flag needs an argument: --name\. See 'imgbuild run --help'\.$/);
+    expect(name.code).toBe(125);
     const unknown = await cli(['rn', 'busybox']);
-    expectOneLineError(unknown, /^imgbuild: INVALID_ARGUMENT: unknown command 'rn' \(Did you mean one of rm, run\?\) \(see 'imgbuild --help'\)$/);
-    expect(unknown.code).toBe(2);
+    expectOneLineError(unknown, /^imgbuild: INVALID_ARGUMENT: unknown command: imgbuild rn \(did you mean one of rm, run\?\)\. See 'imgbuild --help'\.$/);
+    expect(unknown.code).toBe(125);
+    // In a group, the help named is the subcommand's.
+    const grouped = await cli(['container', 'rm', '--x']);
+    expectOneLineError(grouped, /^imgbuild: INVALID_ARGUMENT: unknown flag: --x\. See 'imgbuild container rm --help'\.$/);
+    expect(grouped.code).toBe(125);
+    const sub = await cli(['image', 'nosuch']);
+    expectOneLineError(sub, /^imgbuild: INVALID_ARGUMENT: unknown command: imgbuild image nosuch\. See 'imgbuild image --help'\.$/);
+    expect(sub.code).toBe(125);
   });
 
   it('run: limits are checked before anything is made, one line naming flag and value, status 125', async () => {

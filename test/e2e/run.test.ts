@@ -167,8 +167,8 @@ describe('run', () => {
       expect(r.stdout).toContain('--runtime <name>');
     }
     const unknown = await env.cli(['rn', 'busybox']);
-    expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/unknown command 'rn'[\s\S]*Did you mean one of rm, run\?/);
+    expect(unknown.code).toBe(125);
+    expect(unknown.stderr).toMatch(/unknown command: imgbuild rn \(did you mean one of rm, run\?\)/);
   });
 
   it('leaves no container behind with --rm and keeps one without it', async () => {

@@ -28,8 +28,6 @@ export const commandModules: ReadonlyMap<string, Loader> = new Map<string, Loade
   ['rename', () => import('./rename.js')],
   ['update', () => import('./update.js')],
   ['attach', () => import('./attach.js')],
-  ['container', () => import('./container.js')],
-  ['image', () => import('./image.js')],
   ['rm', () => import('./rm.js')],
   ['commit', () => import('./commit.js')],
   ['cp', () => import('./cp.js')],
@@ -53,6 +51,9 @@ export const commandModules: ReadonlyMap<string, Loader> = new Map<string, Loade
   ['import', () => import('./import.js')],
   ['save', () => import('./save.js')],
   ['load', () => import('./load.js')],
+  ['events', () => import('./events.js')],
+  ['info', () => import('./info.js')],
+  ['version', () => import('./version.js')],
 ]);
 
 /** Loads the register functions of the named commands (all of them when `names` is omitted), in table order. */

@@ -7,8 +7,7 @@ import { pruneStoppedContainers } from '../../containers/prune.js';
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 export default function register(program: Command, ctx: CliContext): void {
-  const container = program.command('container').description('manage containers');
-  container
+  program
     .command('prune')
     .description('remove all stopped containers')
     .option('-f, --force', 'do not prompt for confirmation (imgbuild never prompts)')

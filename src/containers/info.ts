@@ -1,0 +1,100 @@
+/**
+ * What `info` reports of this host and store: container counts by state, images, the storage
+ * driver and its overlay options, the cgroup version and driver, the kernel and OS, whether this
+ * runs rootless. Everything is read from the store and the kernel; there is no daemon to ask.
+ */
+import { readFile } from 'node:fs/promises';
+import { arch, availableParallelism, release, totalmem } from 'node:os';
+import { detectCgroupVersion } from '../host/cgroups.js';
+import { probeOverlay } from '../snapshots/probe.js';
+import { overlayRoot } from '../snapshots/overlay.js';
+import { listImages } from '../store/images.js';
+import type { OciStore } from '../store/store.js';
+import { imageId } from '../image/model.js';
+import { listContainers } from './list.js';
+
+export interface SystemInfo {
+  Containers: number;
+  ContainersRunning: number;
+  ContainersPaused: number;
+  ContainersStopped: number;
+  Images: number;
+  Driver: string;
+  DriverStatus: [string, string][];
+  Snapshotter: string;
+  CgroupDriver: string;
+  CgroupVersion: string;
+  KernelVersion: string;
+  OperatingSystem: string;
+  OSType: string;
+  Architecture: string;
+  NCPU: number;
+  MemTotal: number;
+  RootDir: string;
+  Rootless: boolean;
+  Runtimes: string[];
+  DefaultRuntime: string;
+  LoggingDriver: string;
+  SecurityOptions: string[];
+}
+
+/** PRETTY_NAME of /etc/os-release (`Debian GNU/Linux 12 (bookworm)`). */
+async function operatingSystem(): Promise<string> {
+  for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
+    try {
+      const m = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(await readFile(p, 'utf8'));
+      if (m) return m[1]!;
+    } catch {
+      // next
+    }
+  }
+  return 'Linux';
+}
+
+export async function systemInfo(store: OciStore, o: { signal?: AbortSignal } = {}): Promise<SystemInfo> {
+  const root = store.root;
+  const [containers, images, probe, cgroupVersion, os] = await Promise.all([
+    listContainers(root, o),
+    listImages(store),
+    probeOverlay(overlayRoot(root)).catch(() => undefined),
+    detectCgroupVersion().catch(() => undefined),
+    operatingSystem(),
+  ]);
+  const byState = (s: string): number => containers.filter((c) => (c.state.status as string) === s).length;
+  const ids = new Set(images.flatMap((li) => (li.image ? [imageId(li.image)] : [])));
+  const driverStatus: [string, string][] = probe
+    ? [
+        ['Backing Filesystem', 'overlay upper and work dirs under the store root'],
+        ['Supports d_type', 'true'],
+        ['Native Overlay Diff', 'true'],
+        ['userxattr', String(probe.userxattr ?? false)],
+        ['Mount Options', (probe.options ?? []).join(',') || '(none)'],
+      ]
+    : [['Status', 'overlayfs is not usable here']];
+  return {
+    Containers: containers.length,
+    ContainersRunning: byState('running'),
+    ContainersPaused: byState('paused'),
+    ContainersStopped: containers.length - byState('running') - byState('paused'),
+    Images: ids.size,
+    Driver: 'overlay',
+    DriverStatus: driverStatus,
+    Snapshotter: probe?.supported ? 'overlayfs' : 'none',
+    // imgbuild writes the cgroup tree itself (no systemd unit per container).
+    CgroupDriver: 'cgroupfs',
+    CgroupVersion: cgroupVersion === undefined ? 'unknown' : String(cgroupVersion),
+    KernelVersion: release(),
+    OperatingSystem: os,
+    OSType: 'linux',
+    Architecture: arch() === 'x64' ? 'x86_64' : arch() === 'arm64' ? 'aarch64' : arch(),
+    NCPU: availableParallelism(),
+    MemTotal: totalmem(),
+    RootDir: root,
+    Rootless: process.getuid?.() !== 0,
+    Runtimes: ['imgbuild', 'runc'],
+    DefaultRuntime: 'imgbuild',
+    // The container's output as written, in one file per container (`logs` reads it back).
+    LoggingDriver: 'file',
+    SecurityOptions: ['seccomp'],
+  };
+}
