@@ -125,13 +125,15 @@ describe('system df and prune', () => {
       return Object.fromEntries(r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string | number>).map((o) => [o.Type, o]));
     };
     // The stopped one gets a writable layer with something in it.
-    expect((await cli(['run', '--name', 'sys-fat', 'busybox', 'sh', '-c', 'dd if=/dev/zero of=/fat bs=1k count=2000 2>/dev/null'])).code).toBe(0);
+    // The stopped one gets a writable layer with something in it, and a named volume.
+    expect((await cli(['run', '--name', 'sys-fat', '-v', 'sysvol:/data', 'busybox', 'sh', '-c', 'dd if=/dev/zero of=/fat bs=1k count=2000 2>/dev/null; echo hi > /data/x'])).code).toBe(0);
     const before = await df();
     expect(before.Images).toMatchObject({ TotalCount: 1, Active: 1 });
     expect(before.Containers).toMatchObject({ TotalCount: 3, Active: 1 });
     expect(String(before.Containers!.Size)).toMatch(/^2\.\d+MB$/);
     expect(String(before.Containers!.Reclaimable)).toMatch(/^2\.\d+MB \(\d+%\)$/);
-    expect(before['Local Volumes']).toMatchObject({ TotalCount: 0 });
+    expect(before['Local Volumes']).toMatchObject({ TotalCount: 1, Active: 1 });
+    expect(before['Local Volumes']!.Size).not.toBe('0B');
     expect(before['Build Cache']).toMatchObject({ TotalCount: 0, Size: '0B' });
     const table = (await cli(['system', 'df'])).stdout.split('\n');
     expect(table[0]).toMatch(/^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE$/);
@@ -165,6 +167,11 @@ describe('system df and prune', () => {
     expect(after.Images).toMatchObject({ TotalCount: 1 });
     expect(after['Build Cache']).toMatchObject({ TotalCount: 0 });
     expect(after.Containers).toMatchObject({ TotalCount: 1, Active: 1 });
+    // Its container gone, the named volume is unused (reclaimable) but kept: --volumes takes anonymous ones only.
+    expect(after['Local Volumes']).toMatchObject({ TotalCount: 1, Active: 0 });
+    expect(String(after['Local Volumes']!.Reclaimable)).toMatch(/\(100%\)$/);
+    expect((await cli(['system', 'prune', '-f', '--volumes'])).code).toBe(0);
+    expect((await cli(['volume', 'ls', '-q'])).stdout).toBe('sysvol\n');
     // The image a container uses stays, even with -a.
     expect((await cli(['image', 'prune', '-a', '-f'])).stdout).toBe('Total reclaimed space: 0B\n');
     expect((await cli(['image', 'ls', '-q'])).stdout.trim().split('\n')).toHaveLength(1);

@@ -23,19 +23,18 @@ export function humanSize(bytes: number): string {
 
 const reclaimable = (bytes: number, total: number): string => (total > 0 ? `${humanSize(bytes)} (${Math.trunc((bytes * 100) / total)}%)` : humanSize(bytes));
 
-/** A local volume as df counts it; the volumes area fills this in once it exists. */
-interface VolumeUsage {
+/** A local volume as df counts it. */
+interface VolumeRow {
   name: string;
-  /** Containers using it. */
-  links: number;
+  /** The containers using it. */
+  users: string[];
   size: number;
 }
 
-/**
- * Local volumes (none until imgbuild has named volumes: this is where their usage is read).
- */
-async function volumeUsage(_root: string): Promise<VolumeUsage[]> {
-  return [];
+async function volumeRows(root: string): Promise<VolumeRow[]> {
+  const [{ volumeUsage }, { liveContainerIds }] = await Promise.all([import('../../volumes/store.js'), import('../../containers/volumes.js')]);
+  const vols = await volumeUsage(root, { live: () => liveContainerIds(root) });
+  return vols.map((v) => ({ name: v.Name, users: v.users, size: Math.max(0, v.size) }));
 }
 
 export default function register(program: Command, ctx: CliContext): void {
@@ -48,15 +47,15 @@ export default function register(program: Command, ctx: CliContext): void {
       const [{ diskUsage }, { buildCacheUsage }] = await Promise.all([import('../../containers/disk-usage.js'), import('../../builder/cache-usage.js')]);
       const store = await ctx.store();
       const du = await diskUsage(store, { signal: ctx.signal });
-      const [cache, volumes] = await Promise.all([buildCacheUsage(store, du.imageBlobs, { signal: ctx.signal }), volumeUsage(store.root)]);
+      const [cache, volumes] = await Promise.all([buildCacheUsage(store, du.imageBlobs, { signal: ctx.signal }), volumeRows(store.root)]);
       const containersSize = du.containers.reduce((n, c) => n + c.size, 0);
       const stoppedSize = du.containers.filter((c) => c.record.state.status !== 'running').reduce((n, c) => n + c.size, 0);
       const volumesSize = volumes.reduce((n, v) => n + v.size, 0);
-      const unusedVolumes = volumes.filter((v) => v.links === 0).reduce((n, v) => n + v.size, 0);
+      const unusedVolumes = volumes.filter((v) => v.users.length === 0).reduce((n, v) => n + v.size, 0);
       const rows = [
         { Type: 'Images', TotalCount: du.images.length, Active: du.images.filter((i) => i.containers > 0).length, Size: humanSize(du.imagesSize), Reclaimable: reclaimable(du.imagesReclaimable, du.imagesSize) },
         { Type: 'Containers', TotalCount: du.containers.length, Active: du.containers.filter((c) => c.record.state.status === 'running').length, Size: humanSize(containersSize), Reclaimable: reclaimable(stoppedSize, containersSize) },
-        { Type: 'Local Volumes', TotalCount: volumes.length, Active: volumes.filter((v) => v.links > 0).length, Size: humanSize(volumesSize), Reclaimable: reclaimable(unusedVolumes, volumesSize) },
+        { Type: 'Local Volumes', TotalCount: volumes.length, Active: volumes.filter((v) => v.users.length > 0).length, Size: humanSize(volumesSize), Reclaimable: reclaimable(unusedVolumes, volumesSize) },
         { Type: 'Build Cache', TotalCount: cache.entries.length, Active: 0, Size: humanSize(cache.size), Reclaimable: humanSize(cache.size) },
       ];
       if (!f.verbose || f.format !== undefined) {
@@ -79,14 +78,14 @@ export default function register(program: Command, ctx: CliContext): void {
       for (const { record: r, size } of du.containers) {
         const cmd = [r.path ?? '', ...(r.args ?? [])].join(' ');
         const status = r.state.status === 'running' ? `Up ${formatAgo(r.state.startedAt).replace(/ ago$/, '')}` : r.state.status === 'exited' ? `Exited (${r.state.exitCode ?? 0}) ${formatAgo(r.state.finishedAt)}` : 'Created';
-        containerRows.push([r.id.slice(0, 12), r.imageName, JSON.stringify(ellipsis(cmd, 20)), '0', humanSize(size), formatAgo(r.created), status, r.name]);
+        containerRows.push([r.id.slice(0, 12), r.imageName, JSON.stringify(ellipsis(cmd, 20)), String(volumes.filter((v) => v.users.includes(r.id)).length), humanSize(size), formatAgo(r.created), status, r.name]);
       }
       const cacheRows: string[][] = [['CACHE ID', 'CACHE TYPE', 'SIZE', 'CREATED', 'LAST USED', 'USAGE', 'SHARED']];
       for (const c of cache.entries) cacheRows.push([c.id.slice(0, 12), c.type, humanSize(c.size), formatAgo(c.created), formatAgo(c.lastUsed), '1', String(c.shared)]);
       ctx.stdout.write(
         `Images space usage:\n\n${table(imageRows)}\n` +
           `Containers space usage:\n\n${table(containerRows)}\n` +
-          `Local Volumes space usage:\n\n${table([['VOLUME NAME', 'LINKS', 'SIZE'], ...volumes.map((v) => [v.name, String(v.links), humanSize(v.size)])])}\n` +
+          `Local Volumes space usage:\n\n${table([['VOLUME NAME', 'LINKS', 'SIZE'], ...volumes.map((v) => [v.name, String(v.users.length), humanSize(v.size)])])}\n` +
           `Build cache usage: ${humanSize(cache.size)}\n\n${table(cacheRows)}`,
       );
     });

@@ -1,19 +1,18 @@
 /**
  * `imgbuild system prune [-a] [--volumes] [-f]`: stopped containers, dangling images (with -a every
- * image no container uses), the build cache (with -a its RUN cache mounts too), with Docker's
- * prompt and output. There are no user-defined networks to remove.
+ * image no container uses), the build cache (with -a its RUN cache mounts too), and with --volumes
+ * the anonymous volumes no container uses (as `volume prune`), with Docker's prompt and output.
+ * There are no user-defined networks to remove.
  */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { formatSize } from '../format.js';
 import { familiarReference, parseReference } from '../../image/reference.js';
 
-/**
- * Removes the local volumes no container uses (none until imgbuild has named volumes: this is
- * where their prune is called). Returns the names removed and the bytes given back.
- */
-async function pruneVolumes(_root: string): Promise<{ removed: string[]; bytes: number }> {
-  return { removed: [], bytes: 0 };
+/** Removes the anonymous volumes no container uses (as `volume prune` does without -a). */
+async function pruneUnusedVolumes(root: string, signal: AbortSignal): Promise<{ removed: string[]; bytes: number }> {
+  const [{ pruneVolumes }, { liveContainerIds }] = await Promise.all([import('../../volumes/store.js'), import('../../containers/volumes.js')]);
+  return pruneVolumes(root, { live: () => liveContainerIds(root), signal });
 }
 
 export default function register(program: Command, ctx: CliContext): void {
@@ -32,7 +31,8 @@ export default function register(program: Command, ctx: CliContext): void {
       ]);
       const store = await ctx.store();
       const containers = await pruneStoppedContainers(ctx.root(), { signal: ctx.signal });
-      const volumes = f.volumes ? await pruneVolumes(ctx.root()) : { removed: [], bytes: 0 };
+      // After the containers: the volumes only they used are unused now.
+      const volumes = f.volumes ? await pruneUnusedVolumes(ctx.root(), ctx.signal) : { removed: [], bytes: 0 };
       // The build cache's records go before the images' blobs are collected, so that the layers
       // only they named are collected too.
       const cache = await pruneBuildCache(store, { all: f.all });
