@@ -1,7 +1,8 @@
 /**
  * `imgbuild system prune [-a] [--volumes] [-f]`: stopped containers, dangling images (with -a every
  * image no container uses), the build cache (with -a its RUN cache mounts too), and with --volumes
- * the anonymous volumes no container uses (as `volume prune`), with Docker's prompt and output.
+ * the anonymous volumes no container uses (as `volume prune`), with Docker's output (-f is accepted:
+ * imgbuild never prompts).
  * There are no user-defined networks to remove.
  */
 import type { Command } from 'commander';
