@@ -108,7 +108,7 @@ describe('volumes', () => {
     expect((await vols()).sort()).toEqual([...before, 'over', 'over2', 'over3'].sort());
     // prune without -a keeps named volumes; -a takes the unused ones.
     expect((await env.cli(['volume', 'prune', '-f'])).stdout).toBe('Total reclaimed space: 0B\n');
-    const all = await env.cli(['volume', 'prune', '-f', '-a', '--filter', 'label!=keep']);
+    const all = await env.cli(['volume', 'prune', '-f', '--filter', 'all=true', '--filter', 'label!=keep']);
     expect(all.stdout).toMatch(/^Deleted Volumes:\n(over\d?\n){3}\nTotal reclaimed space: [\d.]+k?B\n$/);
   }, 60_000);
 

@@ -113,9 +113,12 @@ export default function register(program: Command, ctx: CliContext): void {
     .description('remove anonymous volumes no container uses (all unused ones with -a)')
     .option('-a, --all', 'remove named volumes no container uses too')
     .option('-f, --force', 'do not prompt for confirmation (imgbuild never prompts)')
-    .option('--filter <filter>', 'label=key[=value], label!=... (repeatable)', collect, [])
+    .option('--filter <filter>', 'label=key[=value], label!=..., all=true (repeatable)', collect, [])
     .action(async (f: { all?: boolean; filter: string[] }) => {
-      const r = await pruneVolumes(ctx.root(), { all: f.all, filters: f.filter, live, signal: ctx.signal });
+      // docker 23+ takes `--filter all=true` for -a too.
+      const all = f.all || f.filter.some((x) => /^all=(true|1)$/i.test(x));
+      const filters = f.filter.filter((x) => !/^all=/i.test(x));
+      const r = await pruneVolumes(ctx.root(), { all, filters, live, signal: ctx.signal });
       if (r.removed.length > 0) ctx.stdout.write(`Deleted Volumes:\n${r.removed.join('\n')}\n\n`);
       ctx.stdout.write(`Total reclaimed space: ${formatSize(r.bytes)}\n`);
     });
