@@ -5,9 +5,13 @@
  */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { ellipsis, formatAgo, shortId, table } from '../format.js';
+import { ellipsis, formatAgo, shortId } from '../format.js';
+import { tabwrite } from '../template/tabwriter.js';
 import { formatRows } from '../template/index.js';
 import { familiarName, parseReference } from '../../image/reference.js';
+
+/** Rows as Docker's tabwriter aligns its tables (min width 10, padding 3). */
+const table = (rows: readonly (readonly string[])[]): string => tabwrite(rows.map((r) => `${r.join('\t')}\n`).join(''));
 
 /** Docker's units.HumanSize: four significant digits, decimal units (`16.43MB`). */
 export function humanSize(bytes: number): string {
