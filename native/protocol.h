@@ -56,6 +56,7 @@ enum boot_tag {
   TAG_PRIVILEGED = 31,    /* u32 0/1: /sys writable (--privileged) */
   TAG_DEVICE = 32,        /* {u32 mode; u32 major; u32 minor; u32 uid; u32 gid; char path[]}: a device node to make */
   TAG_EXEC_DETACHED = 33, /* u32 0/1: exec mode: the helper stays as the process's monitor, detached (exec -d) */
+  TAG_DOMAINNAME = 34,    /* string: NIS domain name of the uts namespace */
 };
 
 /* Mount record value: u32 flags; u32 propagation; then five NUL-terminated strings:

@@ -144,6 +144,7 @@ struct cfg {
   struct mnt *rootfs; size_t nrootfs;
   struct mnt *mounts; size_t nmounts;
   char *hostname;
+  char *domainname;
   struct rl *rl; size_t nrl;
   uint64_t caps;
   bool nnp, init, terminal, ro_rootfs, privileged, exec_detached;
@@ -238,6 +239,7 @@ static void read_bootstrap(struct cfg *c) {
       break;
     }
     case TAG_HOSTNAME: c->hostname = dupstr(v, len); break;
+    case TAG_DOMAINNAME: c->domainname = dupstr(v, len); break;
     case TAG_RLIMIT: {
       struct rl r;
       if (len < 24) bail_errno(EINVAL, "bootstrap: short rlimit record");
@@ -298,7 +300,7 @@ static void read_bootstrap(struct cfg *c) {
     if (!c->rootdir) bail_errno(EINVAL, "bootstrap: no ROOTFS_DIR");
     if (c->nrootfs == 0) bail_errno(EINVAL, "bootstrap: no ROOTFS_MOUNT");
     /* Without its own uts namespace, sethostname would rename the host. */
-    if (c->hostname && !(c->nsflags & CLONE_NEWUTS)) bail_errno(EINVAL, "sethostname: a hostname needs a uts namespace");
+    if ((c->hostname || c->domainname) && !(c->nsflags & CLONE_NEWUTS)) bail_errno(EINVAL, "sethostname: a hostname needs a uts namespace");
   } else if (c->target == 0) {
     bail_errno(EINVAL, "bootstrap: exec mode without TARGET_PID");
   }
@@ -942,6 +944,7 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
   if (c->ro_rootfs) remount_bind("/", MS_RDONLY);
   mask_paths(c);
   if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0) bail("sethostname: %s", c->hostname);
+  if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0) bail("setdomainname: %s", c->domainname);
   if (!early_ack) wait_ack(c, ch.sync_r);
   if (c->init) {
     /* Everything stays blocked in the reaper (it takes signals with sigwaitinfo); the app

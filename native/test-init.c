@@ -23,6 +23,7 @@
 #include <sys/sysmacros.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,25 @@
 extern char **environ;
 
 static const char *ename(int e) { return strerrorname_np(e) ? strerrorname_np(e) : "E?"; }
+
+/* `udp-echo PORT`: answers every datagram on 0.0.0.0:PORT with "echo:" and its bytes (busybox has no UDP server). */
+static int udp_echo(int port) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port), .sin_addr = {.s_addr = htonl(INADDR_ANY)}};
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+    printf("udp-echo: %s\n", ename(errno));
+    return 1;
+  }
+  for (;;) {
+    char buf[2048];
+    memcpy(buf, "echo:", 5);
+    struct sockaddr_in from;
+    socklen_t len = sizeof from;
+    ssize_t n = recvfrom(fd, buf + 5, sizeof buf - 5, 0, (struct sockaddr *)&from, &len);
+    if (n < 0) continue;
+    sendto(fd, buf, (size_t)n + 5, 0, (struct sockaddr *)&from, len);
+  }
+}
 
 static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -208,6 +228,7 @@ static int ssh_ids(const char *sock) {
 
 static int run(int argc, char **argv) {
   const char *cmd = argv[0];
+  if (!strcmp(cmd, "udp-echo") && argc > 1) return udp_echo(atoi(argv[1]));
   if (!strcmp(cmd, "ssh-ids")) return ssh_ids(argc > 1 ? argv[1] : getenv("SSH_AUTH_SOCK"));
   if (!strcmp(cmd, "echo")) {
     for (int i = 1; i < argc; i++) printf("%s%s", i > 1 ? " " : "", argv[i]);

@@ -8,6 +8,7 @@ import { goQuote } from './template/quote.js';
 import { GO_TYPE } from './template/index.js';
 import type { RowFormat } from './template/index.js';
 import { ellipsis, formatAgo, formatSize, shortId } from './format.js';
+import { formatPorts } from '../containers/publish.js';
 
 /** Go's `time.Time.String()` of a Unix time in local time: `2026-12-07 03:12:12 +0000 UTC`. */
 export function goTimeString(date: string | number | Date | undefined): string {
@@ -109,7 +110,7 @@ export function containerRow(r: ContainerRecord, o: RowOptions): Record<string, 
     Command: command(r, o.trunc),
     CreatedAt: goTimeString(r.created),
     RunningFor: formatAgo(r.created, now),
-    Ports: (r.hostConfig.portBindings ?? []).map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.protocol}`).join(', '),
+    Ports: r.state.status === 'running' ? formatPorts(r.state.ports ?? [], Object.keys(r.config?.ExposedPorts ?? {})) : '',
     State: containerState(r),
     Status: containerStatus(r, now, o.health),
     Size: formatSize(0),

@@ -16,7 +16,8 @@ import { chainIds, imageId } from '../image/model.js';
 import { findImage } from '../store/images.js';
 import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
 import { unpackImage } from '../snapshots/unpack.js';
-import type { NetworkMode } from '../host/network.js';
+import { hostname as osHostname } from 'node:os';
+import { containerResolvConf, type HostDnsSource } from '../host/resolv-conf.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { toOciConfig } from '../sandbox/sandbox.js';
 import { seccompProgram } from '../sandbox/seccomp/filter.js';
@@ -32,11 +33,13 @@ import {
   listRecords,
   pathOf,
   reservedNames,
+  resolveContainer,
   snapshotKey,
   withContainersLock,
   writeRecord,
   type BindSpec,
   type ContainerRecord,
+  type ContainerNetworkMode,
   type HostConfig,
 } from './record.js';
 import { checkDuplicates, dockerMount, parseMountFlag, parseVolumeFlag, type MountRequest } from './mounts.js';
@@ -46,13 +49,10 @@ import {
   capabilitySet,
   composeCommand,
   DEFAULT_PATH,
-  hostsFile,
   mergeEnv,
-  parsePublish,
   parseTmpfs,
   parseUlimit,
   readEnvFile,
-  resolvConf,
   resolveEnvFlags,
 } from './spec.js';
 import { parseSecurityOpts } from './security-opt.js';
@@ -62,6 +62,8 @@ import { ensureRootfsDir } from './rootfs.js';
 import { procStartTime } from './proc.js';
 import { checkRestartWithAutoRemove, type RestartPolicy } from './restart-policy.js';
 import { mergeHealthConfig } from './health.js';
+import { checkAddHosts, checkNetworkConflicts, hostHostsFile, hostsFile, parseMacAddress, parseNamespaceMode, parseNetworkFlag } from './network-options.js';
+import { parseExpose, portBindings as bindingsOf } from './publish.js';
 
 export interface CreateOptions {
   /** The container id to use (64 hex); generated when omitted. */
@@ -85,8 +87,29 @@ export interface CreateOptions {
   mounts?: string[];
   tmpfs?: string[];
   hostname?: string;
-  network?: NetworkMode;
+  /** `--domainname`. */
+  domainname?: string;
+  /** `--network`: bridge (the default; also `default`), none, host or container:NAME. */
+  network?: string;
   publish?: string[];
+  /** `-P`: every exposed port on a random host port. */
+  publishAll?: boolean;
+  /** `--expose`. */
+  expose?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+  /** `--add-host name:ip` (ip may be host-gateway). */
+  addHosts?: string[];
+  /** `--mac-address` of eth0 on the bridge. */
+  macAddress?: string;
+  /** `--pid` and `--ipc`: host, or a namespace of its own. */
+  pid?: string;
+  ipc?: string;
+  /** Where the host's DNS configuration is read (tests); /etc/resolv.conf by default. */
+  hostDns?: HostDnsSource;
+  /** Told of what is accepted but ignored (ports published with the host's network). */
+  warn?: (message: string) => void;
   memory?: number;
   cpus?: number;
   pidsLimit?: number;
@@ -143,10 +166,6 @@ async function unpacked(
   return unpackImage(store, sn, layers, diffIds, { signal });
 }
 
-/** `--network` default: none, or bridge when ports are published. */
-export function defaultNetworkMode(network: NetworkMode | undefined, published: number): NetworkMode {
-  return network ?? (published > 0 ? 'bridge' : 'none');
-}
 
 export async function createContainer(store: OciStore, o: CreateOptions): Promise<ContainerRecord> {
   const root = store.root;
@@ -155,7 +174,6 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const cfg = img.config.config ?? {};
   const { entrypoint, cmd, argv } = composeCommand(cfg, { entrypoint: o.entrypoint, cmd: o.cmd });
   const { binds, tmpfs, volumeRequests, anonymousV, dockerMounts } = await mountsOf(o, cfg.Volumes);
-  const portBindings = (o.publish ?? []).map(parsePublish);
   const rlimits = (o.ulimits ?? []).map(parseUlimit);
   const security = parseSecurityOpts(o.securityOpt ?? []);
   const capabilities = o.privileged ? privilegedCapabilities() : capabilitySet(o.capAdd ?? [], o.capDrop ?? []);
@@ -163,18 +181,42 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const labels = await readLabels(o.labels ?? [], o.labelFiles ?? []);
   // A profile that cannot apply to this container (no architecture of the host, too long) fails here, before anything is made.
   if (typeof security.seccomp === 'object') seccompProgram(security.seccomp, capabilities);
-  const networkMode = defaultNetworkMode(o.network, portBindings.length);
   checkRestartWithAutoRemove(o.restartPolicy, o.autoRemove ?? false);
   const healthcheck = mergeHealthConfig(cfg.Healthcheck, o.healthcheck);
-  if (!['none', 'host', 'bridge'].includes(networkMode)) throw new InvalidArgumentError(`unknown --network ${networkMode}: use none, host or bridge`);
-  if (portBindings.length > 0 && networkMode !== 'bridge') throw new InvalidArgumentError(`-p needs --network bridge (not ${networkMode})`);
+  const net = parseNetworkFlag(o.network);
+  const expose = (o.expose ?? []).flatMap(parseExpose);
+  checkNetworkConflicts(net, {
+    hostname: o.hostname,
+    dns: o.dns ?? [],
+    addHosts: o.addHosts ?? [],
+    publish: (o.publish?.length ?? 0) > 0 || Boolean(o.publishAll),
+    expose: expose.length > 0,
+    macAddress: o.macAddress,
+  });
+  const macAddress = o.macAddress ? parseMacAddress(o.macAddress) : undefined;
+  checkAddHosts(o.addHosts ?? []);
+  const pidMode = parseNamespaceMode('--pid', o.pid);
+  const ipcMode = parseNamespaceMode('--ipc', o.ipc);
+  const exposed = [...new Set([...Object.keys(cfg.ExposedPorts ?? {}), ...expose])];
+  let portBindings = bindingsOf(o.publish ?? [], o.publishAll ?? false, exposed);
+  if (portBindings.length > 0 && net.mode === 'host') {
+    o.warn?.('Published ports are discarded when using host network mode');
+    portBindings = [];
+  }
+  if (portBindings.length > 0 && net.mode === 'none') throw new InvalidArgumentError('-p needs a network: ports cannot be published with --network none');
+  // The joined container must exist now; that it runs is checked at each start, as Docker does.
+  const joined = net.container !== undefined ? await resolveContainer(root, net.container) : undefined;
+  const networkMode: ContainerNetworkMode = joined ? `container:${joined.id}` : (net.mode as Exclude<typeof net.mode, 'container'>);
   const fileEnv: string[] = [];
   for (const f of o.envFiles ?? []) fileEnv.push(...(await readEnvFile(f, hostEnv)));
   const flagEnv = resolveEnvFlags(o.env ?? [], hostEnv);
 
   const id = o.id ?? newContainerId();
   if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidArgumentError(`invalid container id ${JSON.stringify(id)}`);
-  const hostname = o.hostname ?? shortId(id);
+  if (joined?.id === id) throw new InvalidArgumentError('cannot join own network');
+  // Docker's defaults: the host's name with its network, the joined container's with its.
+  const hostname = joined?.config.Hostname ?? o.hostname ?? (net.mode === 'host' ? osHostname() : shortId(id));
+  const domainname = joined ? joined.config.Domainname : o.domainname;
   const env = mergeEnv(
     [`PATH=${DEFAULT_PATH}`],
     cfg.Env ?? [],
@@ -229,9 +271,15 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     const [user] = await Promise.all([
       resolveUser(rootfs, userSpec),
       ensureRootfsDir(rootfs, workdir),
-      writeFile(at('hosts'), hostsFile(hostname)),
+      // A bridge's address is known at start, which writes the file again; a joined
+      // container's files are copied then too.
+      (net.mode === 'host' ? hostHostsFile() : Promise.resolve(undefined)).then((hostHosts) =>
+        writeFile(at('hosts'), hostsFile(hostname, { domainname, extraHosts: o.addHosts, ...(hostHosts !== undefined ? { hostHosts } : {}) })),
+      ),
       writeFile(at('hostname'), `${hostname}\n`),
-      resolvConf(networkMode === 'host').then((t) => writeFile(at('resolv'), t)),
+      containerResolvConf(net.mode === 'host' ? 'host' : 'private', { nameservers: o.dns, search: o.dnsSearch, options: o.dnsOptions }, o.hostDns).then((t) =>
+        writeFile(at('resolv'), t),
+      ),
     ]);
     if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
     if (o.groupAdd?.length) user.additionalGids = [...new Set([...user.additionalGids, ...(await resolveGroups(rootfs, o.groupAdd))])];
@@ -243,6 +291,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       user,
       rootfs,
       hostname,
+      domainname,
       etcFiles,
       binds,
       tmpfs,
@@ -252,7 +301,9 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       rlimits,
       init: o.init ?? false,
       terminal: o.tty ?? false,
-      hostNetwork: networkMode === 'host',
+      hostNetwork: net.mode === 'host',
+      hostPid: pidMode === 'host',
+      hostIpc: ipcMode === 'host',
       security,
       privileged: o.privileged ?? false,
       devices: dev.nodes,
@@ -269,7 +320,16 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     const hostConfig: HostConfig = {
       autoRemove: o.autoRemove ?? false,
       networkMode,
+      networkName: net.name,
       portBindings,
+      ...(o.publishAll ? { publishAll: true } : {}),
+      ...(o.dns?.length ? { dns: [...o.dns] } : {}),
+      ...(o.dnsSearch?.length ? { dnsSearch: [...o.dnsSearch] } : {}),
+      ...(o.dnsOptions?.length ? { dnsOptions: [...o.dnsOptions] } : {}),
+      ...(o.addHosts?.length ? { extraHosts: [...o.addHosts] } : {}),
+      ...(pidMode ? { pidMode } : {}),
+      ...(ipcMode ? { ipcMode } : {}),
+      ...(macAddress ? { macAddress } : {}),
       memory: o.memory,
       cpus: o.cpus,
       pidsLimit: o.pidsLimit,
@@ -305,6 +365,11 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
         ...cfg,
         ...(anonymousV.length > 0 ? { Volumes: { ...(cfg.Volumes ?? {}), ...Object.fromEntries(anonymousV.map((d) => [d, {}])) } } : {}),
         Hostname: hostname,
+        ...(domainname ? { Domainname: domainname } : {}),
+        // Docker adds the published ports to the exposed ones.
+        ...(exposed.length + portBindings.length > 0
+          ? { ExposedPorts: Object.fromEntries([...exposed, ...portBindings.map((b) => `${b.containerPort}/${b.protocol}`)].map((k) => [k, {}])) }
+          : {}),
         Env: env,
         Entrypoint: entrypoint.length > 0 ? entrypoint : null,
         Cmd: cmd,

@@ -157,8 +157,10 @@ export async function filterContainers(records: readonly ContainerRecord[], filt
       if (!filters.get('network')!.includes(name)) continue;
     }
     if (publish.size > 0 || expose.size > 0) {
-      const ports = r.hostConfig.portBindings ?? [];
-      if (!ports.some((p) => publish.has(`${p.hostPort}/${p.protocol}`) || expose.has(`${p.containerPort}/${p.protocol}`))) continue;
+      // Where ports listen (random ones resolved) while it runs, else the host ports asked for.
+      const published = r.state.status === 'running' && r.state.ports ? r.state.ports : (r.hostConfig.portBindings ?? []);
+      const exposed = [...Object.keys(r.config?.ExposedPorts ?? {}), ...(r.hostConfig.portBindings ?? []).map((p) => `${p.containerPort}/${p.protocol}`)];
+      if (!published.some((p) => publish.has(`${p.hostPort}/${p.protocol}`)) && !exposed.some((k) => expose.has(k))) continue;
     }
     out.push(r);
   }

@@ -10,6 +10,7 @@ import { namespacesOf } from './proc.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { layerDirs } from './rootfs.js';
 import { hasHealthcheck, initialHealth, readHealth } from './health.js';
+import { publishedPortsDocument, requestedPortsDocument } from './publish.js';
 
 export async function inspectContainer(root: string, nameOrId: string, o: LifecycleOptions = {}): Promise<object> {
   const rec = await getContainer(root, nameOrId, o);
@@ -29,8 +30,8 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
   }
   const dirs = spec ? layerDirs(spec.rootfs) : [];
   const volumes = rec.hostConfig.volumes ?? [];
-  const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
-  for (const p of rec.hostConfig.portBindings) (ports[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+  const h = rec.hostConfig;
+  const exposed = Object.keys(rec.config.ExposedPorts ?? {});
   return {
     Id: rec.id,
     Created: rec.created,
@@ -62,8 +63,15 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
     Driver: 'overlay',
     HostConfig: {
       AutoRemove: rec.hostConfig.autoRemove,
-      NetworkMode: rec.hostConfig.networkMode,
-      PortBindings: ports,
+      NetworkMode: h.networkMode.startsWith('container:') ? h.networkMode : (h.networkName ?? h.networkMode),
+      PortBindings: requestedPortsDocument(h.portBindings),
+      PublishAllPorts: h.publishAll ?? false,
+      Dns: h.dns ?? [],
+      DnsSearch: h.dnsSearch ?? [],
+      DnsOptions: h.dnsOptions ?? [],
+      ExtraHosts: h.extraHosts ?? null,
+      PidMode: h.pidMode ?? '',
+      IpcMode: h.ipcMode ?? 'private',
       Binds: [
         ...rec.hostConfig.binds.map((b) => `${b.source}:${b.destination}${b.mode ? `:${b.mode}` : b.readOnly ? ':ro' : ''}`),
         // Named volumes of -v (those with a mode); --mount and anonymous volumes are not binds.
@@ -109,6 +117,8 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
     ],
     Config: {
       Hostname: rec.config.Hostname,
+      Domainname: rec.config.Domainname ?? '',
+      MacAddress: h.macAddress ?? '',
       User: rec.config.User ?? '',
       Tty: rec.hostConfig.tty,
       OpenStdin: rec.hostConfig.interactive,
@@ -127,9 +137,10 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
       SandboxKey: rec.network?.netnsPath ?? '',
       IPAddress: rec.network?.ip ?? '',
       IPPrefixLen: rec.network?.prefixLength ?? 0,
+      MacAddress: rec.network?.macAddress ?? '',
       Gateway: rec.network?.gateway ?? '',
       Bridge: rec.network?.bridge ?? '',
-      Ports: ports,
+      Ports: publishedPortsDocument(running ? (rec.state.ports ?? []) : [], exposed),
     },
     Cgroup: rec.cgroup ?? null,
     Namespaces: running && pid ? await namespacesOf(pid) : {},

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Cgroup, listGroups } from '../host/cgroups.js';
-import { listNetnsIds, netnsPathOf } from '../host/network.js';
+import { listNetnsIds, netnsPathOf, removeIdleBridge } from '../host/network.js';
 import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
 import { sweepLocks, sweepTempFiles } from '../atomic.js';
 import { claimOf, DEFAULT_CLAIMS_DIR, unclaimId } from './claims.js';
@@ -156,6 +156,8 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
     }
     if (removed) out.kernelObjects.push(id);
   }
+  // The bridge stays between containers (as docker0 does); with no lease left it goes here.
+  await attempt(async () => void (await removeIdleBridge({ ...(o.networkStateDir ? { stateDir: o.networkStateDir } : {}) })));
   if (failure !== undefined) throw failure;
   return out;
 }

@@ -1,15 +1,14 @@
 /**
- * Published ports: a small detached userland TCP proxy per container (port-proxy.ts) listening on
- * 127.0.0.1:hostPort and forwarding to containerIP:containerPort over the bridge. Chosen over DNAT
- * because DNAT of 127.0.0.1 needs the host-wide route_localnet sysctl and a hairpin rule; the proxy
- * needs neither, and it exits on its own when the container's network namespace goes away.
+ * Published ports: a small detached userland proxy per container (port-proxy.ts, TCP and UDP)
+ * listening on the host's addresses (every one unless `-p` names one) and forwarding to
+ * containerIP:containerPort over the bridge. Chosen over DNAT because DNAT of 127.0.0.1 needs the
+ * host-wide route_localnet sysctl and a hairpin rule, and rules that must be undone after a crash;
+ * the proxy needs neither, and it exits on its own when the container's network namespace goes away.
  */
 import { spawn } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from 'node:net';
-import type { PortBinding } from './record.js';
+import type { PortBinding, PublishedPort } from './record.js';
 import { ImgbuildError } from '../errors.js';
 
 function proxyScript(): { cmd: string; args: string[] } {
@@ -22,39 +21,39 @@ function proxyScript(): { cmd: string; args: string[] } {
   return { cmd: process.execPath, args: [fileURLToPath(new URL('../containers/port-proxy.js', import.meta.url))] };
 }
 
-/** Starts the proxy and waits until every host port accepts connections. Returns its pid. */
-export async function startPortProxy(o: { containerIp: string; ports: PortBinding[]; netnsPath: string }): Promise<number> {
+/**
+ * Starts the proxy and waits until it listens on every binding; returns its pid and where it
+ * listens (the proxy binds, so a random port is the kernel's pick and never raced for).
+ */
+export async function startPortProxy(o: { containerIp: string; ports: PortBinding[]; netnsPath: string }): Promise<{ pid: number; ports: PublishedPort[] }> {
   const { cmd, args } = proxyScript();
-  const spec = o.ports.map((p) => `${p.hostIp}:${p.hostPort}:${p.containerPort}`).join(',');
-  // A plain TCP relay: it has no use for extra CA certificates, which Node would parse while it
+  const spec = o.ports.map((p) => `${p.protocol}/${p.hostIp}/${p.hostPort}/${p.hostPortEnd ?? ''}/${p.containerPort}`).join(',');
+  // A plain relay: it has no use for extra CA certificates, which Node would parse while it
   // starts (tens of ms when NODE_EXTRA_CA_CERTS names a system bundle; see bin/imgbuild).
   const { NODE_EXTRA_CA_CERTS: _unused, ...env } = process.env;
-  const child = spawn(cmd, [...args, o.containerIp, spec, o.netnsPath], { detached: true, stdio: ['ignore', 'ignore', 'pipe'], env });
+  const child = spawn(cmd, [...args, o.containerIp, spec, o.netnsPath], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
   let err = '';
+  let out = '';
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  const exited = new Promise<number>((res) => child.once('exit', (c) => res(c ?? 1)));
-  const deadline = Date.now() + 5_000;
-  for (const p of o.ports) {
-    for (;;) {
-      const ok = await new Promise<boolean>((res) => {
-        const s = connect({ host: p.hostIp, port: p.hostPort });
-        s.once('connect', () => {
-          s.destroy();
-          res(true);
-        });
-        s.once('error', () => res(false));
-      });
-      if (ok) break;
-      const code = await Promise.race([exited, sleep(20).then(() => undefined)]);
-      if (code !== undefined || Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new ImgbuildError('UNAVAILABLE', `publishing ${p.hostIp}:${p.hostPort}: ${err.trim() || 'the port proxy did not start'}`);
-      }
-    }
+  const report = new Promise<PublishedPort[] | undefined>((resolve) => {
+    child.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)) as PublishedPort[]);
+    });
+    child.once('exit', () => resolve(undefined));
+    // Not a reason to keep the process alive (a detached run returns once the ports are up).
+    setTimeout(() => resolve(undefined), 10_000).unref();
+  });
+  const ports = await report;
+  if (!ports) {
+    child.kill('SIGKILL');
+    throw new ImgbuildError('UNAVAILABLE', `publishing ports: ${err.trim() || 'the port proxy did not start'}`);
   }
+  child.stdout!.destroy();
   child.stderr!.destroy();
   child.unref();
-  return child.pid!;
+  return { pid: child.pid!, ports };
 }
 
 /**

@@ -28,11 +28,22 @@ import type { RestartPolicy } from './restart-policy.js';
 
 export type ContainerStatus = 'created' | 'running' | 'exited' | 'dead';
 
+/** A `-p` binding as asked for: hostIp '' is every address, hostPort 0 a free port. */
 export interface PortBinding {
   hostIp: string;
   hostPort: number;
+  /** With a host port range for one container port: the free port is looked for up to here. */
+  hostPortEnd?: number;
   containerPort: number;
-  protocol: 'tcp';
+  protocol: 'tcp' | 'udp';
+}
+
+/** Where a port is published while the container runs (one per listening address). */
+export interface PublishedPort {
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
 }
 
 export interface BindSpec {
@@ -58,10 +69,27 @@ export interface VolumeSpec {
   noCopy?: boolean;
 }
 
+/** `--network`: a mode, or `container:<id>` (that container's network namespace). */
+export type ContainerNetworkMode = Exclude<NetworkMode, 'container'> | `container:${string}`;
+
 export interface HostConfig {
   autoRemove: boolean;
-  networkMode: NetworkMode;
+  networkMode: ContainerNetworkMode;
+  /** `--network` as given (Docker shows `default` when it was not). */
+  networkName?: string;
   portBindings: PortBinding[];
+  /** `-P`. */
+  publishAll?: boolean;
+  /** `--dns`, `--dns-search`, `--dns-option`, `--add-host` as given. */
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+  extraHosts?: string[];
+  /** `--pid` and `--ipc`: '' (private) or `host`. */
+  pidMode?: string;
+  ipcMode?: string;
+  /** `--mac-address`. */
+  macAddress?: string;
   memory?: number;
   cpus?: number;
   pidsLimit?: number;
@@ -102,6 +130,8 @@ export interface ContainerState {
   monitorStartTime?: string;
   /** Userland port proxy serving the published ports. */
   proxyPid?: number;
+  /** The addresses and ports the proxy listens on (random ports resolved). */
+  ports?: PublishedPort[];
   proxyStartTime?: string;
   startedAt?: string;
   finishedAt?: string;
@@ -138,7 +168,7 @@ export interface ContainerRecord {
   snapshotKey: string;
   created: string;
   /** The effective container config (image config with the run's changes), the base for commit. */
-  config: ContainerConfig & { Hostname: string; StopTimeout?: number };
+  config: ContainerConfig & { Hostname: string; Domainname?: string; StopTimeout?: number };
   /** argv of the process: path + args. */
   path: string;
   args: string[];
@@ -231,6 +261,7 @@ const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x)
 const opt = (v: unknown, type: 'number' | 'string' | 'boolean'): boolean => v === undefined || v === null || typeof v === type;
 const STATUSES = ['created', 'running', 'exited', 'dead'];
 const NETWORK_MODES = ['none', 'host', 'bridge'];
+const NETWORK_STATE_MODES = [...NETWORK_MODES, 'container'];
 
 /** What keeps `v` from being a complete record of container `id`, or undefined when nothing does. */
 export function recordProblem(v: unknown, id: string): string | undefined {
@@ -244,7 +275,7 @@ export function recordProblem(v: unknown, id: string): string | undefined {
   const h = v.hostConfig;
   if (!isObj(h)) return 'hostConfig is missing';
   for (const k of ['autoRemove', 'readOnly', 'init', 'tty', 'interactive']) if (typeof h[k] !== 'boolean') return `hostConfig.${k} is missing`;
-  if (!NETWORK_MODES.includes(h.networkMode as string)) return 'hostConfig.networkMode is missing';
+  if (!NETWORK_MODES.includes(h.networkMode as string) && !/^container:[0-9a-f]{64}$/.test(String(h.networkMode))) return 'hostConfig.networkMode is missing';
   const ports = h.portBindings;
   if (!Array.isArray(ports) || !ports.every((p) => isObj(p) && typeof p.hostIp === 'string' && typeof p.hostPort === 'number' && typeof p.containerPort === 'number' && typeof p.protocol === 'string')) {
     return 'hostConfig.portBindings is missing';
@@ -258,7 +289,7 @@ export function recordProblem(v: unknown, id: string): string | undefined {
   if (!Array.isArray(h.tmpfs) || !h.tmpfs.every((t) => isObj(t) && typeof t.destination === 'string' && isStrings(t.options))) return 'hostConfig.tmpfs is missing';
   if (!isStrings(h.capAdd) || !isStrings(h.capDrop)) return 'hostConfig.capAdd/capDrop is missing';
   if (!opt(h.memory, 'number') || !opt(h.cpus, 'number') || !opt(h.pidsLimit, 'number')) return 'a hostConfig limit is not a number';
-  if (v.network !== undefined && v.network !== null && !(isObj(v.network) && NETWORK_MODES.includes(v.network.mode as string))) return 'network is invalid';
+  if (v.network !== undefined && v.network !== null && !(isObj(v.network) && NETWORK_STATE_MODES.includes(v.network.mode as string))) return 'network is invalid';
   if (v.cgroup !== undefined && v.cgroup !== null && !(isObj(v.cgroup) && (v.cgroup.version === 1 || v.cgroup.version === 2) && isStrings(v.cgroup.paths))) {
     return 'cgroup is invalid';
   }

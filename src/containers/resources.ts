@@ -5,7 +5,7 @@
  * alone, and releaseKernelById from the id alone (for a record that was never completed).
  */
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { copyFile, writeFile } from 'node:fs/promises';
 import { Cgroup } from '../host/cgroups.js';
 import {
   hostVethName,
@@ -20,8 +20,9 @@ import type { SandboxSpec } from '../sandbox/spec.js';
 import { claimId, unclaimId } from './claims.js';
 import { findPortProxies, startPortProxy } from './ports.js';
 import { isSameProcess, procStartTime } from './proc.js';
-import { pathOf, readSpec, type ContainerRecord, type HostConfig } from './record.js';
-import { hostsFile } from './spec.js';
+import { pathOf, readRecord, readSpec, type ContainerRecord, type HostConfig } from './record.js';
+import { hostNetworkMode, hostsFile, joinedContainer } from './network-options.js';
+import { ContainerStateError } from './errors.js';
 import type { KernelObjects, LifecycleOptions } from './types.js';
 
 /** The container's cgroup: the caller's when it holds it already, else found by id. */
@@ -38,7 +39,7 @@ async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOptions): P
 
 async function teardownNetwork(id: string, state: NetworkState | undefined, o: NetworkOptions): Promise<void> {
   // Records of earlier versions may name a namespace for `none`: those are torn down too.
-  if (!state || state.mode === 'host' || (state.mode === 'none' && !state.netnsName)) return;
+  if (!state || state.mode === 'host' || state.mode === 'container' || (state.mode === 'none' && !state.netnsName)) return;
   await teardownHostNetwork(id, state, o);
 }
 
@@ -50,13 +51,13 @@ async function teardownNetwork(id: string, state: NetworkState | undefined, o: N
 export async function createKernelObjects(
   root: string,
   id: string,
-  h: Pick<HostConfig, 'memory' | 'cpus' | 'pidsLimit' | 'networkMode' | 'deviceRules'>,
+  h: Pick<HostConfig, 'memory' | 'cpus' | 'pidsLimit' | 'networkMode' | 'deviceRules' | 'macAddress'>,
   o: LifecycleOptions = {},
 ): Promise<KernelObjects> {
   await claimId(id, root, o.claimsDir);
   const [cgr, netr] = await Promise.allSettled([
     Cgroup.create(id, { memory: h.memory, cpus: h.cpus, pidsLimit: h.pidsLimit, ...(h.deviceRules ? { devices: h.deviceRules } : {}) }, { cgroupRoot: o.cgroupRoot }),
-    setupNetwork(id, h.networkMode, { stateDir: o.networkStateDir, signal: o.signal }),
+    setupNetwork(id, hostNetworkMode(h.networkMode), { stateDir: o.networkStateDir, signal: o.signal, ...(h.macAddress ? { macAddress: h.macAddress } : {}) }),
   ]);
   if (cgr.status === 'fulfilled' && netr.status === 'fulfilled') return { cgroup: cgr.value, network: netr.value };
   // Undo the half that worked.
@@ -96,17 +97,39 @@ export async function acquireResources(
     spec.netnsPath = net.netnsPath;
     spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
   }
-  if (net.ip) await writeFile(pathOf(root, rec.id, 'hosts'), hostsFile(rec.config.Hostname, net.ip));
+  const joined = joinedContainer(h.networkMode);
+  if (joined) await joinNetwork(root, rec, joined, spec);
+  if (net.ip) {
+    const hosts = hostsFile(rec.config.Hostname, { ip: net.ip, domainname: rec.config.Domainname, extraHosts: h.extraHosts, gateway: net.gateway });
+    await writeFile(pathOf(root, rec.id, 'hosts'), hosts);
+  }
   if (h.portBindings.length > 0 && net.ip && net.netnsPath) {
-    const proxyPid = await startPortProxy({
+    const proxy = await startPortProxy({
       containerIp: net.ip,
       ports: h.portBindings,
       netnsPath: net.netnsPath,
     });
-    rec.state.proxyPid = proxyPid;
-    rec.state.proxyStartTime = await procStartTime(proxyPid);
+    rec.state.proxyPid = proxy.pid;
+    rec.state.proxyStartTime = await procStartTime(proxy.pid);
+    rec.state.ports = proxy.ports;
   }
   return { spec, cgroup: cg };
+}
+
+/**
+ * `--network container:X`: the spec joins X's network namespace through its pid 1, and takes X's
+ * hosts, resolv.conf and hostname (Docker points the container at X's files). X must be running.
+ */
+async function joinNetwork(root: string, rec: ContainerRecord, targetId: string, spec: SandboxSpec): Promise<void> {
+  const target = await readRecord(root, targetId);
+  const name = target?.name ?? targetId.slice(0, 12);
+  const pid = target?.state.status === 'running' ? target.state.pid : undefined;
+  if (!target || !pid || !(await isSameProcess(pid, target.state.pidStartTime))) {
+    throw new ContainerStateError(rec.id, `cannot join network of a non running container: ${name}`);
+  }
+  spec.netnsPath = `/proc/${pid}/ns/net`;
+  spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
+  await Promise.all((['hosts', 'resolv', 'hostname'] as const).map((f) => copyFile(pathOf(root, targetId, f), pathOf(root, rec.id, f))));
 }
 
 /** Stops the port proxy, tears down the network and removes the cgroup (killing what is left in it). */
@@ -132,7 +155,7 @@ export async function releaseResources(rec: ContainerRecord, o: LifecycleOptions
       }
     })().catch((e: unknown) => void errors.push(e)),
     (async () => {
-      const mode = rec.hostConfig?.networkMode;
+      const mode = rec.hostConfig?.networkMode ? hostNetworkMode(rec.hostConfig.networkMode) : undefined;
       await teardownNetwork(rec.id, rec.network ?? (mode && mode !== 'host' ? { mode } : undefined), {
         stateDir: o.networkStateDir,
       });

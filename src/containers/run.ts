@@ -5,7 +5,8 @@
 import { ImgbuildError, InvalidArgumentError } from '../errors.js';
 import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
 import type { OciStore } from '../store/store.js';
-import { abandonCreate, createContainer, defaultNetworkMode, type CreateOptions } from './create.js';
+import { abandonCreate, createContainer, type CreateOptions } from './create.js';
+import { parseMacAddress, parseNetworkFlag } from './network-options.js';
 import { newContainerId } from './ids.js';
 import { deviceSettings } from './run-flags.js';
 import { beginCreate, type ExitStatus } from './record.js';
@@ -62,6 +63,9 @@ export async function runContainer(store: OciStore, o: RunOptions): Promise<RunR
   snOpening.catch(() => {}); // awaited below
   // Device flags are read first: a bad one fails before anything is made.
   const deviceRules = o.privileged || o.devices?.length || o.deviceCgroupRules?.length ? deviceSettings(o).rules : undefined;
+  // Read before anything is made: a bad value leaves nothing behind.
+  const net = parseNetworkFlag(o.network);
+  const mac = o.macAddress ? parseMacAddress(o.macAddress) : undefined;
   const id = newContainerId();
   const dir = await beginCreate(root, id);
   const kernel = createKernelObjects(root, id, {
@@ -69,7 +73,9 @@ export async function runContainer(store: OciStore, o: RunOptions): Promise<RunR
     cpus: o.cpus,
     pidsLimit: o.pidsLimit,
     ...(deviceRules ? { deviceRules } : {}),
-    networkMode: defaultNetworkMode(o.network, o.publish?.length ?? 0),
+    // A joined container's namespace is taken at start; nothing is made for it here.
+    networkMode: net.mode === 'container' ? 'container:' : net.mode,
+    ...(mac ? { macAddress: mac } : {}),
   }, dirs);
   kernel.catch(() => {}); // observed below; avoid an unhandled rejection meanwhile
   let snapshotter: OverlaySnapshotter;

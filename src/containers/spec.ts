@@ -10,7 +10,7 @@ import type { Device, Mount, Rlimit, SandboxSpec } from '../sandbox/spec.js';
 import { fromSystemError, InvalidArgumentError } from '../errors.js';
 import { CAPABILITIES, DEFAULT_CAPABILITIES as RUNNER_DEFAULT_CAPABILITIES, normalizeCapability } from '../sandbox/capabilities.js';
 import type { VolumeMount } from '../volumes/local-driver.js';
-import type { BindSpec, PortBinding } from './record.js';
+import type { BindSpec } from './record.js';
 import { ContainerStartError } from './errors.js';
 import type { SecurityOptions } from './security-opt.js';
 
@@ -98,17 +98,6 @@ export function parseTmpfs(t: string): { destination: string; options: string[] 
   return { destination: posix.normalize(dst), options: ['nosuid', 'nodev', ...opts] };
 }
 
-/** `-p [127.0.0.1:]hostPort:containerPort[/tcp]` — published on 127.0.0.1 only. */
-export function parsePublish(p: string): PortBinding {
-  const m = /^(?:(127\.0\.0\.1|localhost):)?(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/.exec(p);
-  if (!m) throw new InvalidArgumentError(`invalid -p ${JSON.stringify(p)}: expected [127.0.0.1:]hostPort:containerPort[/tcp]`);
-  if (m[4] === 'udp') throw new InvalidArgumentError(`-p ${p}: only tcp ports can be published`);
-  const hostPort = Number(m[2]);
-  const containerPort = Number(m[3]);
-  if (hostPort < 1 || hostPort > 65535 || containerPort < 1 || containerPort > 65535) throw new InvalidArgumentError(`-p ${p}: port out of range`);
-  return { hostIp: '127.0.0.1', hostPort, containerPort, protocol: 'tcp' };
-}
-
 /** `--ulimit name=soft[:hard]`: parsed with the other limits (host/limits.ts). */
 export { parseUlimit } from '../host/limits.js';
 
@@ -119,6 +108,7 @@ export interface SpecInput {
   user: { uid: number; gid: number; additionalGids: number[] };
   rootfs: Mount[];
   hostname: string;
+  domainname?: string;
   etcFiles: { hosts: string; hostname: string; resolv: string };
   binds: BindSpec[];
   tmpfs: { destination: string; options: string[] }[];
@@ -130,6 +120,9 @@ export interface SpecInput {
   init: boolean;
   terminal: boolean;
   hostNetwork: boolean;
+  /** `--pid host`, `--ipc host`: the host's namespace instead of one of its own. */
+  hostPid?: boolean;
+  hostIpc?: boolean;
   /** `--security-opt`; Docker's defaults when absent. */
   security?: SecurityOptions;
   /** `--privileged`: every capability and host device, no syscall filter, no masked paths, /sys writable. */
@@ -179,8 +172,11 @@ export function buildSandboxSpec(i: SpecInput): SandboxSpec {
     },
     rootfs: i.rootfs,
     mounts,
-    namespaces: i.hostNetwork ? ['mount', 'pid', 'ipc', 'uts', 'cgroup'] : ['mount', 'pid', 'ipc', 'uts', 'cgroup', 'net'],
+    namespaces: (['mount', 'pid', 'ipc', 'uts', 'cgroup', 'net'] as const).filter(
+      (n) => !(n === 'net' && i.hostNetwork) && !(n === 'pid' && i.hostPid) && !(n === 'ipc' && i.hostIpc),
+    ),
     hostname: i.hostname,
+    ...(i.domainname ? { domainname: i.domainname } : {}),
     readonlyRootfs: i.readOnly,
     init: i.init,
     ...(i.privileged
@@ -192,34 +188,4 @@ export function buildSandboxSpec(i: SpecInput): SandboxSpec {
     ...(i.devices?.length ? { devices: i.devices } : {}),
     ...(i.deviceRules ? { deviceRules: i.deviceRules } : {}),
   };
-}
-
-/** /etc/hosts of a container: loopback names, plus its own address on a bridge. */
-export function hostsFile(hostname: string, ip?: string): string {
-  return [
-    '127.0.0.1\tlocalhost',
-    '::1\tlocalhost ip6-localhost ip6-loopback',
-    'fe00::0\tip6-localnet',
-    'ff00::0\tip6-mcastprefix',
-    'ff02::1\tip6-allnodes',
-    'ff02::2\tip6-allrouters',
-    ip ? `${ip}\t${hostname}` : `127.0.1.1\t${hostname}`,
-    '',
-  ].join('\n');
-}
-
-/** The host's resolv.conf without loopback resolvers (unreachable from a separate net namespace). */
-export async function resolvConf(hostNetwork: boolean): Promise<string> {
-  let text = '';
-  try {
-    text = await readFile('/etc/resolv.conf', 'utf8');
-  } catch {
-    return '';
-  }
-  if (hostNetwork) return text;
-  return `${text
-    .split('\n')
-    .filter((l) => !/^\s*nameserver\s+(127\.|::1\s*$)/.test(l))
-    .join('\n')
-    .trim()}\n`;
 }

@@ -109,6 +109,7 @@ export async function startForeground(
               pidStartTime,
               proxyPid: rec.state.proxyPid,
               proxyStartTime: rec.state.proxyStartTime,
+              ports: rec.state.ports,
               monitorPid: process.pid,
               monitorStartTime: ownStartTime,
               startedAt: new Date().toISOString(),
@@ -198,6 +199,7 @@ export async function startContainer(store: OciStore, nameOrId: string, o: Lifec
       monitorStartTime: await procStartTime(d.monitorPid),
       proxyPid: rec.state.proxyPid,
       proxyStartTime: rec.state.proxyStartTime,
+      ports: rec.state.ports,
       startedAt: new Date().toISOString(),
     };
   });

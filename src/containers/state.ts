@@ -13,6 +13,7 @@ import { thawIfAbandoned } from './freeze.js';
 import { findInitPid, isSameProcess, parentPid, procStartTime } from './proc.js';
 import { readExitStatus, readRecord, resolveContainer, updateRecord, withContainerLock, writeRecord, type ContainerRecord, type ExitStatus } from './record.js';
 import { cgroupOf, findProxies, releaseResources } from './resources.js';
+import { hostNetworkMode } from './network-options.js';
 import type { LifecycleOptions } from './types.js';
 import { emitContainerEnd } from './events.js';
 
@@ -112,7 +113,7 @@ async function adoptRunning(rec: ContainerRecord, cg: Cgroup, pids: number[], o:
   rec.cgroup ??= { version: cg.version, paths: cg.paths };
   if (!rec.network && rec.hostConfig.networkMode === 'bridge') {
     rec.network = (await leasedState(rec.id, { stateDir: o.networkStateDir })) ?? { mode: 'bridge', netnsName: netnsName(rec.id), netnsPath: netnsPathOf(rec.id), hostVeth: hostVethName(rec.id) };
-  } else rec.network ??= { mode: rec.hostConfig.networkMode };
+  } else rec.network ??= { mode: hostNetworkMode(rec.hostConfig.networkMode) };
   const proxy = rec.hostConfig.portBindings.length > 0 ? (await findProxies(new Set([rec.id])))[0] : undefined;
   rec.state = {
     ...rec.state,

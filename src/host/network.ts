@@ -9,8 +9,10 @@
  *
  * The bridge, its subnet and the lease table are host-wide (every store root shares `imgbuild0`),
  * so the lease table lives with the kernel objects it describes, in /run (tmpfs: it vanishes on
- * reboot exactly when the namespaces and veths do). The bridge and its iptables rules are removed
- * again when the last lease is released, so a host with no containers carries no imgbuild state.
+ * reboot exactly when the namespaces and veths do). Like docker0 and podman's bridge, the bridge
+ * and its NAT rules stay once made: removing and remaking them costs ~45 ms (a bridge's deletion
+ * waits for an RCU grace period) on every `run --rm` of an otherwise idle host, which is most of
+ * them. `removeIdleBridge` (called by `prune`) takes them down when no lease is left.
  *
  * Published ports are served by a userland proxy (see containers/ports.ts), not DNAT: DNAT of
  * 127.0.0.1 needs route_localnet=1 on the bridge plus a hairpin MASQUERADE, a host-wide sysctl that
@@ -20,10 +22,12 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile, readdir, writeFile, rename } from 'node:fs/promises';
 import { exists } from '../fs.js';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { withLock } from '../lock.js';
 import { ImgbuildError } from '../errors.js';
 
-export type NetworkMode = 'none' | 'host' | 'bridge';
+/** `container`: another container's namespace is joined; nothing is made or undone here. */
+export type NetworkMode = 'none' | 'host' | 'bridge' | 'container';
 
 export interface NetworkOptions {
   /** Where the host-wide lease table lives (default /run/imgbuild/network). */
@@ -32,6 +36,8 @@ export interface NetworkOptions {
   bridge?: string;
   /** Candidate subnets, first one that overlaps no host route wins. */
   subnets?: string[];
+  /** eth0's MAC address (`--mac-address`); by default one made of the IP address, as Docker makes it. */
+  macAddress?: string;
   signal?: AbortSignal;
 }
 
@@ -48,6 +54,7 @@ export interface NetworkState {
   gateway?: string;
   subnet?: string;
   nat?: boolean;
+  macAddress?: string;
 }
 
 export class NetworkError extends ImgbuildError {
@@ -201,13 +208,13 @@ async function linkExists(name: string): Promise<boolean> {
 
 /** Creates the bridge (and NAT where the host has a default route) if it is not there yet. */
 async function ensureBridge(t: LeaseTable, signal?: AbortSignal): Promise<void> {
-  if (!(await linkExists(t.bridge))) {
-    const prefix = parseCidr(t.subnet).prefix;
-    await ip(['-b', '-'], {
-      signal,
-      input: [`link add ${t.bridge} type bridge`, `addr add ${t.gateway}/${prefix} dev ${t.bridge}`, `link set ${t.bridge} up`, ''].join('\n'),
-    });
-  }
+  // The rules are made with the bridge: checking them on every setup would cost 3 iptables runs.
+  if (await linkExists(t.bridge)) return;
+  const prefix = parseCidr(t.subnet).prefix;
+  await ip(['-b', '-'], {
+    signal,
+    input: [`link add ${t.bridge} type bridge`, `addr add ${t.gateway}/${prefix} dev ${t.bridge}`, `link set ${t.bridge} up`, ''].join('\n'),
+  });
   if (t.nat) {
     for (const r of natRules(t)) await ensureRule(r.table, r.chain, r.rule);
     // Forwarding is what lets the MASQUERADEd traffic leave; it is only turned on when NAT is wanted.
@@ -244,12 +251,18 @@ function allocate(t: LeaseTable, id: string): string {
   throw new NetworkError(`no free address left in ${t.subnet}`);
 }
 
+/** Docker's MAC address for an IPv4 address (libnetwork's genMAC): 02:42 and the address's bytes. */
+export function macOf(addr: string): string {
+  const n = ipToInt(addr);
+  return ['02', '42', ...[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
 /**
  * Prepares the container's network. For `bridge` the returned netnsPath goes into
  * spec.netnsPath; for `none` the spec asks for a new net namespace; for `host` for none at all.
  */
 export async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOptions = {}): Promise<NetworkState> {
-  if (mode === 'host') return { mode };
+  if (mode === 'host' || mode === 'container') return { mode };
   if (mode !== 'bridge' && mode !== 'none') throw new NetworkError(`unknown network mode ${String(mode)}`);
   if (!/^[0-9a-f]{12,64}$/.test(id)) throw new NetworkError(`invalid container id ${id}`);
   // `none`: the sandbox makes the container a new network namespace and brings its loopback up
@@ -261,8 +274,6 @@ export async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOpti
   const veth = hostVethName(id);
   const state: NetworkState = { mode, netnsName: ns, netnsPath: netnsPathOf(id), bridge, hostVeth: veth };
   try {
-    // The namespace exists before the lease, so a lease without its namespace is known stale.
-    await ip(['netns', 'add', ns], { signal: o.signal });
     const t = await withTableLock(stateDir, async () => {
       let table = await readTable(stateDir);
       if (table) await pruneLeases(table);
@@ -279,15 +290,22 @@ export async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOpti
       }
       await ensureBridge(table, o.signal);
       const addr = allocate(table, id);
+      // Docker's MAC for an address (02:42 and its four bytes): a new container on an address
+      // used before is then reached at once, where the old MAC in the neighbour caches would
+      // lose its first packets until they expire.
+      const mac = o.macAddress ?? macOf(addr);
+      // Two `ip` processes in all (~4 ms each): this one for the namespace and the host's side
+      // (made before the lease is written, so that a lease without its namespace is known stale),
+      // the next one inside the namespace.
+      await ip(['-b', '-'], {
+        signal: o.signal,
+        input: [`netns add ${ns}`, `link add ${veth} type veth peer name eth0 address ${mac} netns ${ns}`, `link set ${veth} master ${table.bridge} up`, ''].join('\n'),
+      });
       await writeTable(stateDir, table);
       return { ...table, addr };
     });
     const prefix = parseCidr(t.subnet).prefix;
-    Object.assign(state, { ip: t.addr, prefixLength: prefix, gateway: t.gateway, subnet: t.subnet, nat: t.nat });
-    await ip(['-b', '-'], {
-      signal: o.signal,
-      input: [`link add ${veth} type veth peer name eth0 netns ${ns}`, `link set ${veth} master ${t.bridge} up`, ''].join('\n'),
-    });
+    Object.assign(state, { ip: t.addr, prefixLength: prefix, gateway: t.gateway, subnet: t.subnet, nat: t.nat, macAddress: o.macAddress ?? macOf(t.addr) });
     await ip(['-n', ns, '-b', '-'], {
       signal: o.signal,
       input: [
@@ -339,17 +357,49 @@ export async function teardownNetwork(id: string, state: NetworkState | undefine
     return;
   }
   const veth = state.hostVeth ?? hostVethName(id);
-  if (await exists(`/run/netns/${ns}`)) await ip(['netns', 'del', ns]).catch(() => {});
-  if (await linkExists(veth)) await ip(['link', 'del', veth]).catch(() => {});
+  // The namespace's end goes with the namespace, and the kernel then deletes its peer by itself
+  // within ~20 ms; `ip link del` would wait just as long for the same grace period, and costs a
+  // process more. The wait overlaps the release of the lease.
+  const hadNetns = await exists(`/run/netns/${ns}`);
+  if (hadNetns) await ip(['netns', 'del', ns]).catch(() => {});
   await withTableLock(stateDir, async () => {
     const t = await readTable(stateDir);
-    if (!t) return;
+    if (!t || !(id in t.leases)) return;
     delete t.leases[id];
+    await writeTable(stateDir, t);
+  });
+  if (hadNetns && (await vethGone(veth, 2_000))) return;
+  if (await linkExists(veth)) await ip(['link', 'del', veth]).catch(() => {});
+}
+
+/** Waits up to `ms` for link `name` to disappear; true when it has. */
+async function vethGone(name: string, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
+    if (!(await linkExists(name))) return true;
+    if (Date.now() > end) return false;
+    await sleep(wait);
+  }
+}
+
+/**
+ * Takes the bridge and its NAT rules down when no container or build step holds a lease (stale
+ * leases, whose namespace is gone, are dropped first). Returns whether it did.
+ */
+export async function removeIdleBridge(o: NetworkOptions = {}): Promise<boolean> {
+  const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
+  if (!(await exists(join(stateDir, 'leases.json')))) return false;
+  return withTableLock(stateDir, async () => {
+    const t = await readTable(stateDir);
+    if (!t) return false;
     await pruneLeases(t);
-    if (Object.keys(t.leases).length === 0) {
-      await removeBridge(t);
-      await writeTable(stateDir, undefined);
-    } else await writeTable(stateDir, t);
+    if (Object.keys(t.leases).length > 0) {
+      await writeTable(stateDir, t);
+      return false;
+    }
+    await removeBridge(t);
+    await writeTable(stateDir, undefined);
+    return true;
   });
 }
 

@@ -93,6 +93,30 @@ async function load(path: string): Promise<ResolvConf> {
  * namespace of its own (a bridge, or none).
  */
 export async function sandboxResolvConf(mode: 'host' | 'private', src: HostDnsSource = {}): Promise<string> {
+  return formatResolvConf(await sandboxResolv(mode, src));
+}
+
+/** `--dns`, `--dns-search` and `--dns-option` of `run`: each list, when given, replaces the host's. */
+export interface DnsOverrides {
+  nameservers?: readonly string[];
+  search?: readonly string[];
+  options?: readonly string[];
+}
+
+/**
+ * A container's resolv.conf: the sandbox's (above) with `run`'s overrides, as moby's sandbox DNS
+ * setup does it: given nameservers are used as they are (a loopback one too: the user's choice),
+ * `--dns-search .` means no search domain.
+ */
+export async function containerResolvConf(mode: 'host' | 'private', o: DnsOverrides, src: HostDnsSource = {}): Promise<string> {
+  const rc = await sandboxResolv(mode, src);
+  if (o.nameservers?.length) rc.nameservers = [...o.nameservers];
+  if (o.search?.length) rc.search = o.search.filter((d) => d !== '.');
+  if (o.options?.length) rc.options = [...o.options];
+  return formatResolvConf(rc);
+}
+
+async function sandboxResolv(mode: 'host' | 'private', src: HostDnsSource): Promise<ResolvConf> {
   const hostPath = src.resolvConf ?? HOST_RESOLV_CONF;
   let rc = await load(hostPath);
   if (mode === 'private' && rc.nameservers.length === 1 && rc.nameservers[0] === SYSTEMD_STUB) {
@@ -102,5 +126,5 @@ export async function sandboxResolvConf(mode: 'host' | 'private', src: HostDnsSo
     rc.nameservers = rc.nameservers.filter((n) => !isLoopbackAddress(n));
     if (rc.nameservers.length === 0) rc.nameservers = [...FALLBACK_NAMESERVERS];
   }
-  return formatResolvConf(rc);
+  return rc;
 }

@@ -129,5 +129,6 @@ export function toOciConfig(spec: SandboxSpec, o: OciConfigOptions = {}): object
     },
   };
   if (spec.hostname !== undefined) config.hostname = spec.hostname;
+  if (spec.domainname) config.domainname = spec.domainname;
   return config;
 }

@@ -39,6 +39,7 @@ export const Tag = {
   PRIVILEGED: 31,
   DEVICE: 32,
   EXEC_DETACHED: 33,
+  DOMAINNAME: 34,
 } as const;
 
 export const Mode = { RUN: 0, DETACHED: 1, EXEC: 2 } as const;

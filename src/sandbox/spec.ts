@@ -67,6 +67,8 @@ export interface SandboxSpec {
   uidMappings?: IdMap[];
   gidMappings?: IdMap[];
   hostname?: string;
+  /** NIS domain name of the uts namespace (`--domainname`). */
+  domainname?: string;
   readonlyRootfs?: boolean;
   /** Paths hidden (bind of /dev/null, or an empty read-only tmpfs for dirs). Omitted: DEFAULT_MASKED_PATHS. */
   maskedPaths?: string[];

@@ -8,7 +8,6 @@ import {
   composeCommand,
   DEFAULT_CAPABILITIES,
   mergeEnv,
-  parsePublish,
   parseTmpfs,
   parseUlimit,
   resolveEnvFlags,
@@ -43,12 +42,7 @@ describe('container spec composition', () => {
     expect(() => capabilitySet(['FLY'], [])).toThrow(/unknown capability/);
   });
 
-  it('parses -p, --tmpfs, --ulimit and names', () => {
-    expect(parsePublish('8080:80')).toEqual({ hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, protocol: 'tcp' });
-    expect(parsePublish('127.0.0.1:1:2/tcp').hostPort).toBe(1);
-    expect(() => parsePublish('0.0.0.0:80:80')).toThrow(/invalid -p/);
-    expect(() => parsePublish('53:53/udp')).toThrow(/only tcp/);
-    expect(() => parsePublish('70000:1')).toThrow(/out of range/);
+  it('parses --tmpfs, --ulimit and names', () => {
     expect(parseTmpfs('/run:size=1m')).toEqual({ destination: '/run', options: ['nosuid', 'nodev', 'size=1m'] });
     expect(() => parseTmpfs('rel')).toThrow(/absolute/);
     expect(parseUlimit('nofile=10:20')).toEqual({ type: 'RLIMIT_NOFILE', soft: 10, hard: 20 });

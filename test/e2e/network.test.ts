@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { setupEnv, freePort, leftovers, NOTHING, waitFor, type Env } from './containers-env.js';
-import { listNetworkObjects, setupNetwork, teardownNetwork } from '../../src/host/network.js';
+import { listNetworkObjects, removeIdleBridge, setupNetwork, teardownNetwork } from '../../src/host/network.js';
 import { makeTmp } from '../helpers/tmp.js';
 
 let env: Env;
@@ -33,7 +33,7 @@ function httpGet(port: number): Promise<string> {
 
 describe('network', () => {
   it('none: a namespace of its own with only loopback, up', async () => {
-    const r = await env.cli(['run', '--rm', 'busybox', 'sh', '-c', 'ls /sys/class/net; cat /sys/class/net/lo/operstate; ping -c1 -W2 127.0.0.1 >/dev/null && echo lo-ok']);
+    const r = await env.cli(['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'ls /sys/class/net; cat /sys/class/net/lo/operstate; ping -c1 -W2 127.0.0.1 >/dev/null && echo lo-ok']);
     expect(r.stdout).toBe('lo\nunknown\nlo-ok\n');
   });
 
@@ -88,9 +88,9 @@ describe('network', () => {
     for (const id of ids) expect(leftovers(id)).toEqual(NOTHING);
   });
 
-  it('-p publishes a container port on 127.0.0.1 and rm takes it down', async () => {
+  it('-p 127.0.0.1:H:C publishes a container port on 127.0.0.1 and rm takes it down', async () => {
     const port = await freePort();
-    await env.cli(['run', '-d', '--name', 'web', '-p', `${port}:8080`, 'busybox', 'sh', '-c',
+    await env.cli(['run', '-d', '--name', 'web', '-p', `127.0.0.1:${port}:8080`, 'busybox', 'sh', '-c',
       'mkdir /www && echo served-from-container > /www/index.html && exec httpd -f -p 8080 -h /www']);
     const c = await inspect('web');
     const body = await waitFor(async () => httpGet(port).catch(() => undefined), 10_000);
@@ -101,9 +101,9 @@ describe('network', () => {
     expect(leftovers(c.Id)).toEqual(NOTHING);
   });
 
-  it('refuses -p without a bridge and a malformed -p', async () => {
+  it('refuses -p without a network and a malformed -p', async () => {
     expect((await env.cli(['run', '--rm', '--network', 'none', '-p', '1234:80', 'busybox', 'true'])).code).toBe(125);
-    expect((await env.cli(['run', '--rm', '-p', '10.0.0.1:1234:80', 'busybox', 'true'])).stderr).toMatch(/invalid -p/);
+    expect((await env.cli(['run', '--rm', '-p', '1234:http', 'busybox', 'true'])).stderr).toBe('imgbuild: INVALID_ARGUMENT: invalid containerPort: http\n');
   });
 
   it('setupNetwork/teardownNetwork leave no netns, veth, lease or rule behind', async () => {
@@ -121,6 +121,9 @@ describe('network', () => {
       expect(JSON.parse(readFileSync(`${tmp.dir}/leases.json`, 'utf8')).leases[id]).toBe(s.ip);
       await teardownNetwork(id, s, o);
       await teardownNetwork(id, s, o); // idempotent
+      // The bridge stays, as docker0 does, until prune finds it idle.
+      expect(existsSync(`/sys/class/net/${o.bridge}`)).toBe(true);
+      expect(await removeIdleBridge(o)).toBe(true);
       expect(existsSync(`/sys/class/net/${o.bridge}`)).toBe(false);
       expect(existsSync(s.netnsPath!)).toBe(false);
       expect(existsSync(`/sys/class/net/${s.hostVeth}`)).toBe(false);

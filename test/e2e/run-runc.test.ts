@@ -46,7 +46,7 @@ describe('run --runtime runc', () => {
   });
 
   it('has only loopback, up, with --network none (as the built-in runtime)', async () => {
-    const { ours, runc } = await both(['busybox', 'sh', '-c', 'ls /sys/class/net; ping -c1 -W2 127.0.0.1 >/dev/null && echo lo-ok']);
+    const { ours, runc } = await both(['--network', 'none', 'busybox', 'sh', '-c', 'ls /sys/class/net; ping -c1 -W2 127.0.0.1 >/dev/null && echo lo-ok']);
     expect(ours.stdout).toBe('lo\nlo-ok\n');
     expect(runc.stdout).toBe(ours.stdout);
   });

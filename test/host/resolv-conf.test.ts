@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
-import { FALLBACK_NAMESERVERS, formatResolvConf, isLoopbackAddress, parseResolvConf, sandboxResolvConf } from '../../src/host/resolv-conf.js';
+import { containerResolvConf, FALLBACK_NAMESERVERS, formatResolvConf, isLoopbackAddress, parseResolvConf, sandboxResolvConf } from '../../src/host/resolv-conf.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 beforeAll(async () => {
@@ -75,5 +75,15 @@ describe('sandboxResolvConf', () => {
     // No host file at all, on any network.
     expect(await sandboxResolvConf('private', { resolvConf: join(tmp.dir, 'none') })).toBe(fallbacks);
     expect(await sandboxResolvConf('host', { resolvConf: join(tmp.dir, 'none') })).toBe(fallbacks);
+  });
+});
+
+describe('containerResolvConf (run --dns, --dns-search, --dns-option)', () => {
+  it('replaces each list that is given, keeps the host\'s others, and takes a given loopback resolver as it is', async () => {
+    const src = { resolvConf: await file('run-host.conf', 'nameserver 127.0.0.53\nsearch corp.example\noptions edns0\n'), systemdResolvConf: await file('run-up.conf', 'nameserver 10.9.9.9\nsearch corp.example\noptions edns0\n') };
+    expect(await containerResolvConf('private', {}, src)).toBe('nameserver 10.9.9.9\nsearch corp.example\noptions edns0\n');
+    expect(await containerResolvConf('private', { nameservers: ['127.0.0.1'] }, src)).toBe('nameserver 127.0.0.1\nsearch corp.example\noptions edns0\n');
+    expect(await containerResolvConf('private', { search: ['a.test', 'b.test'], options: ['ndots:3'] }, src)).toBe('nameserver 10.9.9.9\nsearch a.test b.test\noptions ndots:3\n');
+    expect(await containerResolvConf('host', { search: ['.'] }, src)).toBe('nameserver 127.0.0.53\noptions edns0\n');
   });
 });

@@ -13,7 +13,6 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { isIP } from 'node:net';
 import { InvalidArgumentError, ImgbuildError } from '../../errors.js';
 import { namesIn } from '../../fs.js';
 import { parseShmSize, parseUlimit } from '../../host/limits.js';
@@ -23,6 +22,7 @@ import type { Rlimit } from '../../sandbox/spec.js';
 import { BuildError } from '../errors.js';
 import type { Run } from '../frontend/instructions.js';
 import type { BuildNetwork } from './run-step.js';
+import { HOST_GATEWAY, parseAddHost, type ExtraHost } from '../../host/extra-hosts.js';
 
 export type Entitlement = 'network.host' | 'security.insecure';
 
@@ -31,11 +31,7 @@ export const DEFAULT_BUILD_HOSTNAME = 'buildkitsandbox';
 /** The build arg that names the hostname of RUN steps (BuildKit). */
 export const HOSTNAME_ARG = 'BUILDKIT_SANDBOX_HOSTNAME';
 
-/** An `--add-host` entry; `ip` may be `host-gateway` (the address of the host on the step's network). */
-export interface ExtraHost {
-  host: string;
-  ip: string;
-}
+export { parseAddHost, HOST_GATEWAY, type ExtraHost } from '../../host/extra-hosts.js';
 
 /** What every RUN of a build shares beside its network mode. */
 export interface RunSandboxOptions {
@@ -56,8 +52,6 @@ export const DEFAULT_RUN_SANDBOX: RunSandboxOptions = {
   dns: {},
 };
 
-const HOST_GATEWAY = 'host-gateway';
-
 /** `--allow` values: BuildKit's entitlement names. */
 export function parseEntitlements(values: readonly string[]): Set<Entitlement> {
   const out = new Set<Entitlement>();
@@ -69,23 +63,6 @@ export function parseEntitlements(values: readonly string[]): Set<Entitlement> {
     }
   }
   return out;
-}
-
-/**
- * `--add-host` as the Docker CLI reads it: `name:ip` or `name=ip`, an IPv6 address possibly in
- * brackets, or `host-gateway`.
- */
-export function parseAddHost(value: string): ExtraHost {
-  let i = value.indexOf('=');
-  if (i < 0) i = value.indexOf(':');
-  const host = i < 0 ? '' : value.slice(0, i);
-  let ip = i < 0 ? '' : value.slice(i + 1);
-  if (host === '' || host.includes(':') || /\s/.test(host)) throw new InvalidArgumentError(`bad format for add-host: ${JSON.stringify(value)}`);
-  if (ip !== HOST_GATEWAY) {
-    if (ip.length > 2 && ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
-    if (isIP(ip) === 0) throw new InvalidArgumentError(`invalid IP address in add-host: ${JSON.stringify(ip)}`);
-  }
-  return { host, ip };
 }
 
 /** The build options behind RUN's sandbox, checked before anything is made. */

@@ -26,8 +26,18 @@ export interface ContainerFlags {
   mount: string[];
   tmpfs: string[];
   hostname?: string;
+  domainname?: string;
   network?: string;
   publish: string[];
+  publishAll?: boolean;
+  expose: string[];
+  dns: string[];
+  dnsSearch: string[];
+  dnsOption: string[];
+  addHost: string[];
+  pid?: string;
+  ipc?: string;
+  macAddress?: string;
   memory?: string;
   cpus?: string;
   pidsLimit?: string;
@@ -74,8 +84,18 @@ export function addContainerFlags(c: Command): Command {
     .option('--mount <type=...,dst=...>', 'mount a bind, volume or tmpfs, as docker takes it (repeatable)', collect, [])
     .option('--tmpfs <path[:opts]>', 'mount a tmpfs (repeatable)', collect, [])
     .option('--hostname <name>', 'container host name (default: the short id)')
-    .option('--network <mode>', 'none, host or bridge (default: none; bridge when -p is given)')
-    .option('-p, --publish <[127.0.0.1:]host:ctr[/tcp]>', 'publish a container port on 127.0.0.1 (repeatable)', collect, [])
+    .option('--domainname <name>', 'container NIS domain name')
+    .option('--network <mode>', 'bridge (the default, also "default"), none, host or container:<name|id>')
+    .option('-p, --publish <[ip:][host:]ctr[/proto]>', 'publish a container port (or range) on every host address, or on ip; no host port: a free one (repeatable)', collect, [])
+    .option('-P, --publish-all', 'publish every exposed port on a free host port')
+    .option('--expose <port[/proto]>', 'expose a port or range without publishing it (repeatable)', collect, [])
+    .option('--dns <ip>', 'nameserver for the container (repeatable; replaces the host\'s)', collect, [])
+    .option('--dns-search <domain>', 'DNS search domain (repeatable; "." for none)', collect, [])
+    .option('--dns-option <opt>', 'resolv.conf option (repeatable)', collect, [])
+    .option('--add-host <name:ip>', 'add a line to /etc/hosts; ip may be host-gateway (repeatable)', collect, [])
+    .option('--mac-address <mac>', 'MAC address of the container\'s eth0 on the bridge')
+    .option('--pid <mode>', 'host: share the host\'s pid namespace')
+    .option('--ipc <mode>', 'host: share the host\'s ipc namespace')
     .option('-m, --memory <size>', 'memory limit (e.g. 64m); swap is not used beyond it')
     .option('--cpus <n>', 'CPU limit (e.g. 0.5)')
     .option('--pids-limit <n>', 'maximum number of processes/threads')
@@ -172,8 +192,18 @@ export function containerOptions(ctx: CliContext, f: ContainerFlags, cpusAvailab
     mounts: f.mount,
     tmpfs: f.tmpfs,
     hostname: f.hostname,
-    network: f.network as 'none' | 'host' | 'bridge' | undefined,
+    domainname: f.domainname,
+    network: f.network,
     publish: f.publish,
+    publishAll: f.publishAll,
+    expose: f.expose,
+    dns: f.dns,
+    dnsSearch: f.dnsSearch,
+    dnsOptions: f.dnsOption,
+    addHosts: f.addHost,
+    pid: f.pid,
+    ipc: f.ipc,
+    macAddress: f.macAddress,
     ...limits,
     interactive: f.interactive,
     tty: f.tty,
