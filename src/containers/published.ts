@@ -1,6 +1,6 @@
-/** `port`: the published port mappings a container's record holds, as Docker prints them. */
+/** `port`: where a running container's ports are published, as Docker prints them. */
 import { NotFoundError, InvalidArgumentError } from '../errors.js';
-import type { ContainerRecord, PortBinding } from './record.js';
+import type { ContainerRecord, PublishedPort } from './record.js';
 import { getContainer } from './state.js';
 import type { LifecycleOptions } from './types.js';
 
@@ -11,8 +11,8 @@ export interface PortMapping {
   host: string;
 }
 
-function hostAddress(p: PortBinding): string {
-  const ip = p.hostIp === '' ? '0.0.0.0' : p.hostIp;
+function hostAddress(p: PublishedPort): string {
+  const ip = p.hostIp;
   return ip.includes(':') ? `[${ip}]:${p.hostPort}` : `${ip}:${p.hostPort}`;
 }
 
@@ -26,7 +26,8 @@ function parsePortArg(arg: string): { port: number; proto: string } {
 /** The mappings of `rec`, ordered by container port then protocol (what `docker port` prints). */
 export function portMappings(rec: ContainerRecord, filter?: string): PortMapping[] {
   const want = filter === undefined ? undefined : parsePortArg(filter);
-  const binds = [...rec.hostConfig.portBindings]
+  // Where the ports listen (random ones resolved), as Docker reads NetworkSettings.Ports: only while it runs.
+  const binds = [...(rec.state.status === 'running' ? (rec.state.ports ?? []) : [])]
     .filter((p) => !want || (p.containerPort === want.port && p.protocol === want.proto))
     .sort((a, b) => a.containerPort - b.containerPort || a.protocol.localeCompare(b.protocol) || a.hostPort - b.hostPort);
   // Named as the user wrote it, as Docker does (`'80'`, `'80/tcp'`).

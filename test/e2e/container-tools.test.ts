@@ -95,8 +95,8 @@ describe('port', () => {
   it('prints the published mappings, all or one', async () => {
     const [a, b] = [await freePort(), await freePort()];
     expect((await env.cli(['run', '-d', '--name', 'ported', '-p', `${a}:80`, '-p', `${b}:8080`, 'busybox', 'sleep', '300'])).code).toBe(0);
-    expect((await env.cli(['port', 'ported'])).stdout).toBe(`80/tcp -> 127.0.0.1:${a}\n8080/tcp -> 127.0.0.1:${b}\n`);
-    expect((await env.cli(['port', 'ported', '8080/tcp'])).stdout).toBe(`127.0.0.1:${b}\n`);
+    expect((await env.cli(['port', 'ported'])).stdout).toBe(`80/tcp -> 0.0.0.0:${a}\n80/tcp -> [::]:${a}\n8080/tcp -> 0.0.0.0:${b}\n8080/tcp -> [::]:${b}\n`);
+    expect((await env.cli(['port', 'ported', '8080/tcp'])).stdout).toBe(`0.0.0.0:${b}\n[::]:${b}\n`);
     expectOneLineError(await env.cli(['port', 'ported', '81']), /No public port '81' published for ported/);
     expectOneLineError(await env.cli(['port', 'ported', '80/udp']), /No public port '80\/udp' published for ported/);
     expectOneLineError(await env.cli(['port', 'ported', 'abc']), /invalid port \(abc\)/);
