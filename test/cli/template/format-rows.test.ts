@@ -19,7 +19,7 @@ const rec = (over: Partial<ContainerRecord> & { id: string; name: string }): Con
     path: 'sh',
     args: ['-c', 'sleep 1000; echo done'],
     hostConfig: { autoRemove: false, networkMode: 'bridge', portBindings: [{ hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80, protocol: 'tcp' }], binds: [], tmpfs: [], readOnly: false, capAdd: [], capDrop: [], init: false, tty: false, interactive: false },
-    state: { status: 'running', startedAt: '2026-12-07T02:58:30Z' },
+    state: { status: 'running', startedAt: '2026-12-07T02:58:30Z', ports: [{ hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80, protocol: 'tcp' }] },
     ...over,
   }) as ContainerRecord;
 
@@ -34,7 +34,8 @@ describe('formatRows', () => {
       [
         'CONTAINER ID   IMAGE     COMMAND                  CREATED         STATUS                      PORTS                  NAMES',
         'aaaaaaaaaaaa   busybox   "sh -c \'sleep 1000; …"   2 minutes ago   Up About a minute           0.0.0.0:8080->80/tcp   web',
-        'bbbbbbbbbbbb   busybox   "sh -c \'sleep 1000; …"   2 minutes ago   Exited (3) 59 minutes ago   0.0.0.0:8080->80/tcp   db',
+        // An exited container publishes nothing, as docker shows it.
+        'bbbbbbbbbbbb   busybox   "sh -c \'sleep 1000; …"   2 minutes ago   Exited (3) 59 minutes ago                          db',
         '',
       ].join('\n'),
     );
@@ -54,7 +55,7 @@ describe('formatRows', () => {
   });
 
   it('prints plain templates per row and json as one object per line with sorted keys', () => {
-    expect(formatRows('{{.Names}}: {{.Label "tier"}} [{{.Labels}}] {{.Ports}}', rows, CONTAINER_FORMAT)).toBe('web: front end [app=web,tier=front end] 0.0.0.0:8080->80/tcp\ndb:  [] 0.0.0.0:8080->80/tcp\n');
+    expect(formatRows('{{.Names}}: {{.Label "tier"}} [{{.Labels}}] {{.Ports}}', rows, CONTAINER_FORMAT)).toBe('web: front end [app=web,tier=front end] 0.0.0.0:8080->80/tcp\ndb:  [] \n');
     const lines = formatRows('json', rows, CONTAINER_FORMAT).trimEnd().split('\n');
     expect(lines).toHaveLength(2);
     const o = JSON.parse(lines[0]!) as Record<string, string>;
