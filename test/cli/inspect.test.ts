@@ -41,7 +41,8 @@ describe('imgbuild inspect', () => {
   it('formats with a template', async () => {
     const r = await runCli(['inspect', '-f', '{{.Os}}/{{.Architecture}} {{json .Config.Cmd}} {{.RepoTags}}', 'busybox'], { root });
     expect(r.stdout).toMatch(/^linux\/\w+ \["sh"\] \[busybox:latest\]\n$/);
-    expectOneLineError(await runCli(['inspect', '-f', '{{range .RepoTags}}x{{end}}', 'busybox'], { root }), /unsupported template/);
+    expect((await runCli(['inspect', '-f', '{{range $i, $t := .RepoTags}}{{$i}}={{$t}}{{end}}', 'busybox'], { root })).stdout).toBe('0=busybox:latest\n');
+    expectOneLineError(await runCli(['inspect', '-f', '{{.Nope}}', 'busybox'], { root }), /template parsing error: template: :1:2: executing "" at <\.Nope>: map has no entry for key "Nope"$/);
   });
 
   it('fails with one line for a missing image and a malformed reference', async () => {
