@@ -85,7 +85,9 @@ export async function copyUp(rootfs: Mount[], path: string, dest: string, scratc
   await mkdir(scratch, { recursive: true });
   try {
     await new Promise<void>((res, rej) => {
-      const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', SCRIPT, 'sh', lowers.join(','), scratch, posix.normalize(resolved), dest], {
+      // Rootless, the mount needs a user namespace of its own (the layers are the user's files).
+      const ns = process.getuid?.() === 0 ? ['-m'] : ['-U', '-r', '-m'];
+      const child = spawn('unshare', [...ns, '--propagation', 'private', 'sh', '-c', SCRIPT, 'sh', lowers.join(','), scratch, posix.normalize(resolved), dest], {
         cwd: ov.cwd ?? '/',
         stdio: ['ignore', 'ignore', 'pipe'],
         ...(o.signal ? { signal: o.signal } : {}),
