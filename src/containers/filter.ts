@@ -99,6 +99,8 @@ export interface ContainerFilterOptions {
   all?: boolean;
   /** The image store, opened only when `ancestor` is used. */
   store?: () => Promise<OciStore>;
+  /** `--last N` (`-l`: 1): the N newest containers that pass, stopped ones included, as in docker. */
+  limit?: number;
   /** A running container's health (`starting`, `healthy`, `unhealthy`); none without a check. */
   health?: (r: ContainerRecord) => string | undefined;
 }
@@ -138,7 +140,7 @@ export async function filterContainers(records: readonly ContainerRecord[], filt
     const restarting = r.state.restarting === true && r.state.status !== 'running';
     const running = r.state.status === 'running' || restarting;
     const state = restarting ? 'restarting' : r.state.status === 'running' && r.state.paused ? 'paused' : r.state.status;
-    if (!running && !all) continue;
+    if (!running && !all && !(o.limit !== undefined && o.limit > 0)) continue;
     if (!matches(filters.get('name'), `/${r.name}`, r.name)) continue;
     if (!matches(filters.get('id'), r.id)) continue;
     if (isTask?.includes('true')) continue;
@@ -163,6 +165,7 @@ export async function filterContainers(records: readonly ContainerRecord[], filt
       if (!published.some((p) => publish.has(`${p.hostPort}/${p.protocol}`)) && !exposed.some((k) => expose.has(k))) continue;
     }
     out.push(r);
+    if (o.limit !== undefined && o.limit > 0 && out.length >= o.limit) break;
   }
   return out;
 }

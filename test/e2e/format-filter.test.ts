@@ -99,6 +99,10 @@ describe('ps --filter', () => {
     expect(await names('-a', '-f', 'before=ok')).toEqual(['done', 'web']);
     expect(await names('-a', '-f', 'since=web')).toEqual(['ok', 'done']);
     expect(await names('-f', 'before=ok')).toEqual(['web']);
+    // --last/--latest count stopped containers too, newest first
+    expect(await names('-n', '2')).toEqual(['ok', 'done']);
+    expect(await names('-l')).toEqual(['ok']);
+    expect(await names('-n', '5', '-f', 'label=tier')).toEqual(['web']);
     expectOneLineError(await env.cli(['ps', '-f', 'before=nosuch']), /NOT_FOUND: No such container: nosuch/);
   });
 

@@ -1,5 +1,5 @@
-/** `imgbuild ps [-a] [-q] [--no-trunc] [--format FORMAT] [-f KEY=VALUE]...` */
-import type { Command } from 'commander';
+/** `imgbuild ps [-a] [-n N] [-l] [-q] [--no-trunc] [--format FORMAT] [-f KEY=VALUE]...` */
+import { type Command, InvalidArgumentError as UsageError } from 'commander';
 import type { CliContext } from '../context.js';
 import { collectFilter, parseFilters } from '../filters.js';
 import { CONTAINER_FORMAT, containerRow } from '../rows.js';
@@ -10,6 +10,8 @@ import { listContainers } from '../../containers/list.js';
 
 interface Opts {
   all?: boolean;
+  last?: number;
+  latest?: boolean;
   quiet?: boolean;
   trunc?: boolean;
   format?: string;
@@ -24,6 +26,11 @@ export default function register(program: Command, ctx: CliContext): void {
     .command('ps')
     .description('list containers')
     .option('-a, --all', 'show all containers (default: running ones)')
+    .option('-n, --last <n>', 'show the n last created containers (all states)', (v: string) => {
+      if (!/^-?\d+$/.test(v)) throw new UsageError(`invalid syntax: ${JSON.stringify(v)}`);
+      return Number(v);
+    })
+    .option('-l, --latest', 'show the latest created container (all states)')
     .option('-q, --quiet', 'only print container ids')
     .option('--no-trunc', 'do not truncate ids and commands')
     .option('--format <format>', "'table', 'table TEMPLATE', 'json', 'raw' or a Go template ({{.ID}} {{.Names}} {{.Status}} {{.Label \"k\"}} ...)")
@@ -32,7 +39,7 @@ export default function register(program: Command, ctx: CliContext): void {
       const filters = parseFilters(f.filter, CONTAINER_FILTER_KEYS);
       const records = (await listContainers(ctx.root())).sort((a, b) => (b.created ?? '').localeCompare(a.created ?? ''));
       const health = new Map(await Promise.all(records.map(async (r) => [r.id, r.state.status === 'running' ? await healthStatusOf(ctx.root(), r) : undefined] as const)));
-      const shown = await filterContainers(records, filters, { all: f.all === true, store: () => ctx.store(), health: (r) => health.get(r.id) });
+      const shown = await filterContainers(records, filters, { all: f.all === true, ...(f.latest ? { limit: 1 } : f.last !== undefined ? { limit: f.last } : {}), store: () => ctx.store(), health: (r) => health.get(r.id) });
       const trunc = f.trunc !== false;
       if (f.quiet) {
         if (f.format !== undefined && f.format !== 'table') ctx.stderr.write('WARNING: Ignoring custom format, because both --format and --quiet are set.\n');

@@ -98,6 +98,14 @@ describe('formatRows', () => {
     });
   });
 
+  it('escapes <, > and & in json lines as docker\'s MarshalJSON does, not in {{json .Field}}', () => {
+    const dangling = imageRow({ repo: '<none>', tag: '<none>', digest: '<none>', id: 'sha256:' + 'f'.repeat(64), size: 0 }, { trunc: true, now });
+    const line = formatRows('json', [dangling], IMAGE_FORMAT);
+    expect(line).toContain('"Repository":"\\u003cnone\\u003e"');
+    expect(JSON.parse(line)).toMatchObject({ Repository: '<none>', Tag: '<none>', Digest: '<none>' });
+    expect(formatRows('{{json .Repository}}', [dangling], IMAGE_FORMAT)).toBe('"<none>"\n');
+  });
+
   it("prints Go's time the way Docker's CreatedAt does", () => {
     const saved = process.env.TZ;
     expect(goTimeString('2023-11-14T22:13:20.5Z')).toMatch(/^2023-11-1[45] \d\d:\d\d:20 [+-]\d{4} \S+$/);
