@@ -4,9 +4,6 @@
  * removal is: kill what is left, tear down network and cgroup, remove the snapshot and the
  * directory, then the claim on the id.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { runcRoot } from '../store/paths.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
 import { unmount } from '../snapshots/mount.js';
@@ -16,7 +13,7 @@ import { needsKeeper, stopKeeper } from './keeper.js';
 import { isSameProcess } from './proc.js';
 import { containerDir, deleteContainerDir, resolveContainer, snapshotKey, type ContainerRecord } from './record.js';
 import { groupPids, releaseKernelById, releaseResources } from './resources.js';
-import { cleanupRuncBundle } from './runc.js';
+import { cleanupRuncBundle, hasRuncLeftovers } from './runc.js';
 import { refreshState } from './state.js';
 import { detachVolumes, volumesOf } from './volumes.js';
 import type { LifecycleOptions } from './types.js';
@@ -58,9 +55,7 @@ export async function removeContainer(
   // The writable snapshot is only mounted inside the container's own mount namespace, so it can
   // go at the same time as the kernel objects.
   // A `--runtime runc` run that was killed midway leaves runc state and a host mount of the rootfs.
-  if (existsSync(join(containerDir(root, rec.id), 'rootfs')) || existsSync(join(runcRoot(root), rec.id))) {
-    await cleanupRuncBundle(root, rec.id);
-  }
+  if (hasRuncLeftovers(root, rec.id)) await cleanupRuncBundle(root, rec.id);
   const releasing = releaseResources(rec, o);
   const removeSnapshot = (async () => {
     if (rec.state.status === 'running') await releasing; // never pull a layer from under live processes
@@ -106,9 +101,7 @@ async function removeBroken(root: string, err: BrokenContainerError, o: Lifecycl
  * knowing nothing but the id (a record that was never completed or cannot be read). Idempotent.
  */
 export async function releaseById(root: string, id: string, o: LifecycleOptions, dir = containerDir(root, id)): Promise<void> {
-  if (existsSync(join(dir, 'rootfs')) || existsSync(join(runcRoot(root), id))) {
-    await cleanupRuncBundle(root, id).catch(() => {});
-  }
+  if (hasRuncLeftovers(root, id, dir)) await cleanupRuncBundle(root, id).catch(() => {});
   await stopKeeper(id);
   await unmount(dir); // nothing is ever mounted in a container dir but the runc rootfs, handled above
   await releaseKernelById(id, o);

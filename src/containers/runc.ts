@@ -11,7 +11,7 @@
  * JSON log) map to 125/126/127 like the native sandbox's.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runcRoot } from '../store/paths.js';
@@ -74,6 +74,20 @@ function startError(msg: string, argv0: string): ContainerStartError {
   if (/permission denied|exec format error/i.test(msg) && /exec/i.test(msg))
     return new ContainerStartError(`${argv0}: permission denied or not executable (runc: ${msg})`, 126, { cause: new ImgbuildError('PERMISSION_DENIED', msg) });
   return new ContainerStartError(`starting the container with runc: ${msg}`, 125);
+}
+
+/**
+ * Whether a `--runtime runc` run may have left something (its state, its bundle, or from earlier
+ * versions a rootfs mounted on the host, which shows as a non-empty `rootfs`): cheap checks, as
+ * every `rm` asks.
+ */
+export function hasRuncLeftovers(root: string, id: string, dir = containerDir(root, id)): boolean {
+  if (existsSync(join(runcRoot(root), id)) || existsSync(join(dir, 'runc-bundle'))) return true;
+  try {
+    return readdirSync(join(dir, BUNDLE_ROOTFS)).length > 0;
+  } catch {
+    return false;
+  }
 }
 
 /**
