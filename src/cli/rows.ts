@@ -94,6 +94,8 @@ export interface RowOptions {
   now?: Date;
   /** The container's health (`starting`, `healthy`, `unhealthy`) when it has a check. */
   health?: string;
+  /** Its writable layer and everything it sees, when measured (`ps -s`). */
+  size?: { rw: number; rootFs: number };
 }
 
 /** One container as `ps --format` sees it. */
@@ -113,7 +115,8 @@ export function containerRow(r: ContainerRecord, o: RowOptions): Record<string, 
     Ports: r.state.status === 'running' ? formatPorts(r.state.ports ?? [], Object.keys(r.config?.ExposedPorts ?? {})) : '',
     State: containerState(r),
     Status: containerStatus(r, now, o.health),
-    Size: formatSize(0),
+    // Docker's `0B (virtual 1.98MB)`: the virtual part only when there is one.
+    Size: o.size && o.size.rootFs > 0 ? `${formatSize(o.size.rw)} (virtual ${formatSize(o.size.rootFs)})` : formatSize(o.size?.rw ?? 0),
     Names: r.name,
     Labels: Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join(','),
     Mounts: mounts.join(','),

@@ -59,6 +59,17 @@ describe('ps --format', () => {
     expect((await env.cli(['ps', '--no-trunc', '--format', '{{.ID}}'])).stdout).toBe(`${ids.web}\n`);
   });
 
+  it('measures sizes with -s or a format naming .Size: the writable layer, and with the image', async () => {
+    expect((await env.cli(['exec', 'web', 'sh', '-c', 'head -c 5000 /dev/zero > /five-k'])).code).toBe(0);
+    const s = await env.cli(['ps', '-s']);
+    expect(lines(s.stdout)[0]).toMatch(/ {3}NAMES {3,}SIZE$/);
+    expect(lines(s.stdout)[1]).toMatch(/ {3}web {7}\d+(\.\d+)?kB \(virtual \d+(\.\d+)?MB\)$/);
+    const v = await env.cli(['ps', '--format', '{{.Names}} {{.Size}}']);
+    expect(v.stdout).toMatch(/^web \d+(\.\d+)?kB \(virtual \d+(\.\d+)?MB\)\n$/);
+    // json does not measure (docker prints 0B there too)
+    expect(JSON.parse((await env.cli(['ps', '--format', 'json'])).stdout)).toMatchObject({ Size: '0B' });
+  });
+
   it('fails on a bad template with docker\'s one line, even with nothing listed', async () => {
     expectOneLineError(await env.cli(['ps', '-f', 'name=nothing', '--format', 'table {{.Names}}\\t{{.Foo}}']), /INVALID_ARGUMENT: failed to execute template: template: :1:20: executing "" at <\.Foo>: can't evaluate field Foo in type \*formatter\.ContainerContext$/);
     const p = await env.cli(['ps', '--format', '{{.Names']);

@@ -1,4 +1,4 @@
-/** `imgbuild ps [-a] [-n N] [-l] [-q] [--no-trunc] [--format FORMAT] [-f KEY=VALUE]...` */
+/** `imgbuild ps [-a] [-n N] [-l] [-s] [-q] [--no-trunc] [--format FORMAT] [-f KEY=VALUE]...` */
 import { type Command, InvalidArgumentError as UsageError } from 'commander';
 import type { CliContext } from '../context.js';
 import { collectFilter, parseFilters } from '../filters.js';
@@ -7,9 +7,11 @@ import { formatRows } from '../template/index.js';
 import { CONTAINER_FILTER_KEYS, filterContainers } from '../../containers/filter.js';
 import { healthStatusOf } from '../../containers/health.js';
 import { listContainers } from '../../containers/list.js';
+import { containerSizes } from '../../containers/size.js';
 
 interface Opts {
   all?: boolean;
+  size?: boolean;
   last?: number;
   latest?: boolean;
   quiet?: boolean;
@@ -31,6 +33,7 @@ export default function register(program: Command, ctx: CliContext): void {
       return Number(v);
     })
     .option('-l, --latest', 'show the latest created container (all states)')
+    .option('-s, --size', 'show sizes (the writable layer, and with the image)')
     .option('-q, --quiet', 'only print container ids')
     .option('--no-trunc', 'do not truncate ids and commands')
     .option('--format <format>', "'table', 'table TEMPLATE', 'json', 'raw' or a Go template ({{.ID}} {{.Names}} {{.Status}} {{.Label \"k\"}} ...)")
@@ -46,8 +49,11 @@ export default function register(program: Command, ctx: CliContext): void {
         for (const r of shown) ctx.stdout.write(`${trunc ? r.id.slice(0, 12) : r.id}\n`);
         return;
       }
-      const format = f.format === undefined || f.format === '' ? CONTAINER_FORMAT.defaultTable : f.format === 'raw' ? RAW : f.format;
+      const table = f.format === undefined || f.format === '' || f.format === 'table';
+      const format = table ? CONTAINER_FORMAT.defaultTable + (f.size ? '\t{{.Size}}' : '') : f.format === 'raw' ? RAW + (f.size ? 'size: {{.Size}}\n' : '') : f.format!;
+      // Sizes are measured only when shown (-s, or a format naming .Size), as docker does.
+      const sizes = f.size || /\.Size\b/.test(format) ? await containerSizes(await ctx.store(), shown, { signal: ctx.signal }) : undefined;
       const now = new Date();
-      ctx.stdout.write(formatRows(format, shown.map((r) => containerRow(r, { trunc, now, health: health.get(r.id) })), CONTAINER_FORMAT));
+      ctx.stdout.write(formatRows(format, shown.map((r) => containerRow(r, { trunc, now, health: health.get(r.id), ...(sizes?.has(r.id) ? { size: sizes.get(r.id)! } : {}) })), CONTAINER_FORMAT));
     });
 }
