@@ -45,7 +45,7 @@ beforeAll(async () => {
   expect((await env.cli(['run', '-d', '--name', 'live', 'busybox', 'sleep', '300'])).code).toBe(0);
 });
 afterAll(async () => {
-  await env?.cli(['rm', '-f', 'live', 'stopped', 'racer']);
+  await env?.cli(['rm', '-f', 'live', 'stopped', 'stopped-links', 'racer', 'ro']);
   await env?.cleanup();
 });
 
@@ -186,6 +186,22 @@ describe('cp out of a container', () => {
   });
 });
 
+describe('cp and the container\'s own mounts', () => {
+  it('reads through a symlink to / inside the container, not the host', async () => {
+    const dest = join(env.dir, 'through');
+    expect((await env.cli(['cp', 'live:/tmp/toroot/etc/hostname', dest])).code).toBe(0);
+    expect(readFileSync(dest, 'utf8')).toBe(await sh('live', 'cat /etc/hostname'));
+  });
+
+  it('writes into a running container\'s tmpfs, and refuses a read-only rootfs in Docker\'s words', async () => {
+    expect((await env.cli(['run', '-d', '--name', 'ro', '--read-only', '--tmpfs', '/scratch', 'busybox', 'sleep', '300'])).code).toBe(0);
+    expect((await env.cli(['cp', join(host, 'file.txt'), 'ro:/scratch/'])).code).toBe(0);
+    expect(await sh('ro', 'cat /scratch/file.txt; grep " /scratch " /proc/mounts | cut -d" " -f3')).toBe('from the host\ntmpfs\n');
+    expectOneLineError(await env.cli(['cp', join(host, 'file.txt'), 'ro:/etc/']), /container ro rootfs is marked read-only/);
+    expect((await env.cli(['rm', '-f', 'ro'])).code).toBe(0);
+  });
+});
+
 describe('cp with a stopped container', () => {
   it('copies both ways through a temporary mount that is gone afterwards', async () => {
     expect((await env.cli(['run', '--name', 'stopped', 'busybox', 'sh', '-c', 'echo made > /made'])).code).toBe(0);
@@ -193,6 +209,11 @@ describe('cp with a stopped container', () => {
     expect((await env.cli(['cp', 'stopped:/made', dest])).code).toBe(0);
     expect(readFileSync(dest, 'utf8')).toBe('made\n');
     expect((await env.cli(['cp', join(host, 'dir'), 'stopped:/copied'])).code).toBe(0);
+    // Its symlinks resolve inside its own root on the temporary mount as well.
+    expect((await env.cli(['run', '--name', 'stopped-links', 'busybox', 'ln', '-s', '/', '/esc'])).code).toBe(0);
+    expect((await env.cli(['cp', join(host, 'file.txt'), `stopped-links:/esc/stopped-${tag}`])).code).toBe(0);
+    expect(existsSync(`/stopped-${tag}`)).toBe(false);
+    expect((await env.cli(['diff', 'stopped-links'])).stdout).toContain(`A /stopped-${tag}\n`);
     expect(tempMounts()).toEqual([]);
     const diff = await env.cli(['diff', 'stopped']);
     expect(diff.stdout).toContain('A /copied/sub/b\n');
