@@ -6,6 +6,7 @@
 import type { Writable } from 'node:stream';
 import { exportRootfs } from '../snapshots/export.js';
 import { withFrozen } from './freeze.js';
+import { whileStopped } from './root-access.js';
 import { readSpec } from './record.js';
 import { getContainer } from './state.js';
 import type { LifecycleOptions } from './types.js';
@@ -14,5 +15,5 @@ export async function exportContainer(root: string, nameOrId: string, out: strin
   const rec = await getContainer(root, nameOrId, o);
   const { rootfs } = await readSpec(root, rec.id);
   const write = (): Promise<void> => exportRootfs(rootfs, out, o.signal ? { signal: o.signal } : {});
-  await (rec.state.status === 'running' ? withFrozen(root, rec, o, write) : write());
+  await (rec.state.status === 'running' ? withFrozen(root, rec, o, write) : whileStopped(root, rec, write));
 }

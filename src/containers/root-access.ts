@@ -14,7 +14,8 @@ import { join, posix } from 'node:path';
 import { mountAll, unmount } from '../snapshots/mount.js';
 import { ContainerStateError } from './errors.js';
 import { withFrozen } from './freeze.js';
-import { readSpec, type ContainerRecord } from './record.js';
+import { isSameProcess } from './proc.js';
+import { readRecord, readSpec, withContainerLock, type ContainerRecord } from './record.js';
 import { containerPid } from './state.js';
 import type { LifecycleOptions } from './types.js';
 
@@ -64,16 +65,32 @@ export async function withContainerRoot<T>(root: string, rec: ContainerRecord, o
     const path = `/proc/${pid}/root`;
     return withFrozen(root, rec, o, async () => fn({ path, running: true, pseudo: await pseudoMounts(pid, path) }));
   }
-  const spec = await readSpec(root, rec.id);
-  const dir = await mkdtemp(join(tmpdir(), 'imgbuild-rootfs-'));
-  try {
-    await mountAll(spec.rootfs, dir, o.signal ? { signal: o.signal } : {});
+  return whileStopped(root, rec, async () => {
+    const spec = await readSpec(root, rec.id);
+    const dir = await mkdtemp(join(tmpdir(), 'imgbuild-rootfs-'));
     try {
-      return await fn({ path: dir, running: false, pseudo: new Set() });
+      await mountAll(spec.rootfs, dir, o.signal ? { signal: o.signal } : {});
+      try {
+        return await fn({ path: dir, running: false, pseudo: new Set() });
+      } finally {
+        await unmount(dir);
+      }
     } finally {
-      await unmount(dir);
+      await rmdir(dir).catch(() => {});
     }
-  } finally {
-    await rmdir(dir).catch(() => {});
-  }
+  });
+}
+
+/**
+ * Runs `fn` on a container that is not running, holding its lock: a start (whose claim takes the
+ * lock) or a removal waits meanwhile, so its writable layer is never mounted twice at once.
+ */
+export async function whileStopped<T>(root: string, rec: ContainerRecord, fn: () => Promise<T>): Promise<T> {
+  return withContainerLock(root, rec.id, async () => {
+    const cur = await readRecord(root, rec.id);
+    if (!cur) throw new ContainerStateError(rec.id, `container ${rec.name} was removed meanwhile`);
+    const starting = cur.state.status === 'created' && (await isSameProcess(cur.state.monitorPid, cur.state.monitorStartTime));
+    if (cur.state.status === 'running' || starting) throw new ContainerStateError(rec.id, `container ${rec.name} was started meanwhile; try again`);
+    return fn();
+  });
 }

@@ -219,4 +219,20 @@ describe('cp with a stopped container', () => {
     expect(diff.stdout).toContain('A /copied/sub/b\n');
     expect(tempMounts()).toEqual([]);
   });
+
+  it('holds off a start until the copy is done, so the writable layer is never mounted twice', async () => {
+    const cp = spawn(CLI_EXE, ['--root', env.root, 'cp', '-', 'stopped:/'], { cwd: REPO_ROOT, stdio: ['pipe', 'ignore', 'pipe'] });
+    const order: string[] = [];
+    const cpDone = new Promise<number | null>((res) => cp.on('exit', (c) => (order.push('cp'), res(c))));
+    await waitFor(() => (tempMounts().length > 0 ? true : undefined), 20_000);
+    const start = spawn(CLI_EXE, ['--root', env.root, 'start', 'stopped'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    const startDone = new Promise<number | null>((res) => start.on('exit', (c) => (order.push('start'), res(c))));
+    await new Promise((r) => setTimeout(r, 1500));
+    cp.stdin.end(await new TarBuilder().file('before-start', 'b\n').buffer());
+    expect(await cpDone).toBe(0);
+    expect(await startDone).toBe(0);
+    expect(order).toEqual(['cp', 'start']);
+    expect((await env.cli(['diff', 'stopped'])).stdout).toContain('A /before-start\n');
+    expect(tempMounts()).toEqual([]);
+  });
 });
