@@ -8,6 +8,7 @@ import { emitContainerEvent } from './events.js';
 import { updateRecord, type ContainerRecord } from './record.js';
 import { cgroupOf } from './resources.js';
 import { getContainer } from './state.js';
+import { updateBundleLimits } from './bundle.js';
 import type { LifecycleOptions } from './types.js';
 
 export async function updateContainer(root: string, nameOrId: string, limits: CgroupLimits, o: LifecycleOptions = {}): Promise<ContainerRecord> {
@@ -24,6 +25,7 @@ export async function updateContainer(root: string, nameOrId: string, limits: Cg
     if (limits.pidsLimit !== undefined) h.pidsLimit = limits.pidsLimit < 0 ? undefined : limits.pidsLimit;
   });
   if (!rec) throw new ContainerStateError(cur.id, `container ${cur.name} was removed meanwhile`);
+  await updateBundleLimits(root, rec.id, rec.hostConfig);
   await emitContainerEvent(root, rec, 'update');
   return rec;
 }

@@ -55,15 +55,21 @@ function absoluteMount(m: SandboxSpec['rootfs'][number]): object {
   return { destination: `/${(m.target ?? '').replace(/^\/+/, '')}`, type: m.type, source: m.type === 'bind' ? abs(m.source) : m.source, options };
 }
 
-function resources(spec: SandboxSpec, r: NonNullable<OciConfigOptions['resources']>): object {
-  const out: Record<string, unknown> = {
-    devices: [{ allow: false, access: 'rwm' }, ...(spec.deviceRules ?? DEFAULT_DEVICE_RULES).map(deviceRule)],
-  };
+/** `linux.resources` memory, cpu and pids of run's limits. */
+export function resourceLimits(r: NonNullable<OciConfigOptions['resources']>): Record<string, object> {
+  const out: Record<string, object> = {};
   // swap = memory+swap in runc's v1 terms: the same value means no swap, as run -m does.
   if (r.memory !== undefined) out.memory = { limit: r.memory, swap: r.memory };
   if (r.cpus !== undefined) out.cpu = { quota: Math.round(r.cpus * 100_000), period: 100_000 };
   if (r.pidsLimit !== undefined) out.pids = { limit: r.pidsLimit };
   return out;
+}
+
+function resources(spec: SandboxSpec, r: NonNullable<OciConfigOptions['resources']>): object {
+  return {
+    devices: [{ allow: false, access: 'rwm' }, ...(spec.deviceRules ?? DEFAULT_DEVICE_RULES).map(deviceRule)],
+    ...resourceLimits(r),
+  };
 }
 
 export function toOciConfig(spec: SandboxSpec, o: OciConfigOptions = {}): object {

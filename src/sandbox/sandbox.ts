@@ -340,4 +340,4 @@ export async function execIn(pid: number, p: ExecProcess, io: SandboxIO): Promis
   return mapWaitStatus(out.waitStatus ?? 0);
 }
 
-export { toOciConfig } from './oci-config.js';
+export { resourceLimits, toOciConfig } from './oci-config.js';

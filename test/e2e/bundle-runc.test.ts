@@ -34,6 +34,8 @@ describe('the container bundle', () => {
       devices: ['/dev/kmsg'],
     });
     const dir = join(env.root, 'containers', rec.id);
+    // `update` keeps the bundle's limits in step with the container's
+    expect((await env.cli(['update', '--pids-limit', '43', 'bundled'])).code).toBe(0);
     const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     const validate = runtimeConfigValidator();
     expect(validate(config), JSON.stringify(validate.errors)).toBe(true);
@@ -59,7 +61,7 @@ describe('the container bundle', () => {
       // the cgroup runc made from linux.cgroupsPath, with linux.resources
       expect(readFileSync(cg('memory', rec.id, 'memory.limit_in_bytes'), 'utf8').trim()).toBe(String(64 * 1024 * 1024));
       expect(readFileSync(cg('cpu', rec.id, 'cpu.cfs_quota_us'), 'utf8').trim()).toBe('50000');
-      expect(readFileSync(cg('pids', rec.id, 'pids.max'), 'utf8').trim()).toBe('42');
+      expect(readFileSync(cg('pids', rec.id, 'pids.max'), 'utf8').trim()).toBe('43');
       const devices = readFileSync(cg('devices', rec.id, 'devices.list'), 'utf8');
       expect(devices).toContain('c 1:11 rwm');
       expect(devices).toContain('c 1:3 rwm');
