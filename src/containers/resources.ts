@@ -51,13 +51,13 @@ async function teardownNetwork(id: string, state: NetworkState | undefined, o: N
 export async function createKernelObjects(
   root: string,
   id: string,
-  h: Pick<HostConfig, 'memory' | 'cpus' | 'pidsLimit' | 'networkMode' | 'deviceRules' | 'macAddress'>,
+  h: Pick<HostConfig, 'memory' | 'cpus' | 'pidsLimit' | 'networkMode' | 'deviceRules' | 'macAddress'> & { ifaceBySandbox?: boolean },
   o: LifecycleOptions = {},
 ): Promise<KernelObjects> {
   await claimId(id, root, o.claimsDir);
   const [cgr, netr] = await Promise.allSettled([
     Cgroup.create(id, { memory: h.memory, cpus: h.cpus, pidsLimit: h.pidsLimit, ...(h.deviceRules ? { devices: h.deviceRules } : {}) }, { cgroupRoot: o.cgroupRoot }),
-    setupNetwork(id, hostNetworkMode(h.networkMode), { stateDir: o.networkStateDir, signal: o.signal, ...(h.macAddress ? { macAddress: h.macAddress } : {}) }),
+    setupNetwork(id, hostNetworkMode(h.networkMode), { stateDir: o.networkStateDir, signal: o.signal, ...(h.macAddress ? { macAddress: h.macAddress } : {}), ...(h.ifaceBySandbox ? { ifaceBySandbox: true } : {}) }),
   ]);
   if (cgr.status === 'fulfilled' && netr.status === 'fulfilled') return { cgroup: cgr.value, network: netr.value };
   // Undo the half that worked.
@@ -96,6 +96,9 @@ export async function acquireResources(
   if (net.netnsPath) {
     spec.netnsPath = net.netnsPath;
     spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
+    if (net.ifaceBySandbox && net.ip && net.gateway && net.prefixLength !== undefined) {
+      spec.netIface = { name: 'eth0', address: net.ip, prefixLength: net.prefixLength, gateway: net.gateway };
+    }
   }
   const joined = joinedContainer(h.networkMode);
   if (joined) await joinNetwork(root, rec, joined, spec);

@@ -38,6 +38,11 @@ export interface NetworkOptions {
   subnets?: string[];
   /** eth0's MAC address (`--mac-address`); by default one made of the IP address, as Docker makes it. */
   macAddress?: string;
+  /**
+   * The sandbox that joins the namespace gives eth0 its address and route itself (imgbuild's own
+   * runtime: spec.netIface), sparing the second `ip` process; other runtimes need it done here.
+   */
+  ifaceBySandbox?: boolean;
   signal?: AbortSignal;
 }
 
@@ -55,6 +60,8 @@ export interface NetworkState {
   subnet?: string;
   nat?: boolean;
   macAddress?: string;
+  /** eth0 is left without its address and route, for the sandbox to set (NetworkOptions.ifaceBySandbox). */
+  ifaceBySandbox?: boolean;
 }
 
 export class NetworkError extends ImgbuildError {
@@ -294,9 +301,9 @@ export async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOpti
       // used before is then reached at once, where the old MAC in the neighbour caches would
       // lose its first packets until they expire.
       const mac = o.macAddress ?? macOf(addr);
-      // Two `ip` processes in all (~4 ms each): this one for the namespace and the host's side
-      // (made before the lease is written, so that a lease without its namespace is known stale),
-      // the next one inside the namespace.
+      // This `ip` process makes the namespace and the host's side (before the lease is written,
+      // so that a lease without its namespace is known stale); the next one, inside the
+      // namespace, is spared when the sandbox configures eth0 itself (ifaceBySandbox).
       await ip(['-b', '-'], {
         signal: o.signal,
         input: [`netns add ${ns}`, `link add ${veth} type veth peer name eth0 address ${mac} netns ${ns}`, `link set ${veth} master ${table.bridge} up`, ''].join('\n'),
@@ -306,6 +313,7 @@ export async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOpti
     });
     const prefix = parseCidr(t.subnet).prefix;
     Object.assign(state, { ip: t.addr, prefixLength: prefix, gateway: t.gateway, subnet: t.subnet, nat: t.nat, macAddress: o.macAddress ?? macOf(t.addr) });
+    if (o.ifaceBySandbox) return { ...state, ifaceBySandbox: true };
     await ip(['-n', ns, '-b', '-'], {
       signal: o.signal,
       input: [

@@ -40,6 +40,7 @@ export const Tag = {
   DEVICE: 32,
   EXEC_DETACHED: 33,
   DOMAINNAME: 34,
+  NET_IFACE: 35,
 } as const;
 
 export const Mode = { RUN: 0, DETACHED: 1, EXEC: 2 } as const;

@@ -207,6 +207,7 @@ export function encodeSpec(
   }
   if (spec.hostname !== undefined) w.str(Tag.HOSTNAME, spec.hostname);
   if (spec.domainname) w.str(Tag.DOMAINNAME, spec.domainname);
+  if (spec.netIface) w.str(Tag.NET_IFACE, `${spec.netIface.name} ${spec.netIface.address} ${spec.netIface.prefixLength} ${spec.netIface.gateway}`);
   for (const r of spec.process.rlimits ?? []) {
     const res = RLIMITS[r.type.toUpperCase()];
     if (res === undefined) throw new InvalidArgumentError(`unknown rlimit ${JSON.stringify(r.type)}`);

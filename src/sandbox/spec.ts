@@ -76,6 +76,8 @@ export interface SandboxSpec {
   readonlyPaths?: string[];
   /** Join this network namespace (e.g. /run/netns/x) instead of creating one. */
   netnsPath?: string;
+  /** An interface of the joined namespace (netnsPath) that the sandbox gives its address and default route. */
+  netIface?: { name: string; address: string; prefixLength: number; gateway: string };
   /** cgroup dirs the process is placed in before exec (v1: one per controller; v2: one). */
   cgroupPaths?: string[];
   /** A minimal reaper runs as pid 1 and the app as its child (`--init`). */
