@@ -113,6 +113,9 @@ describe('run networking as Docker has it', () => {
     expect(Number(nameservers)).toBeGreaterThan(0);
     await env.cli(['rm', '-f', 'plain']);
     expect(leftovers(c.Id)).toEqual(NOTHING);
+    // runc does not set eth0 up as the built-in sandbox does: the namespace's side is made for it.
+    const runc = await env.cli(['run', '--rm', '--runtime', 'runc', 'busybox', 'sh', '-c', 'ip -4 -o addr show eth0; ip route | grep ^default']);
+    expect(runc.stdout).toMatch(/inet \d+\.\d+\.\d+\.\d+\/\d+ .*\ndefault via \d+\.\d+\.\d+\.\d+ dev eth0/);
   });
 
   it('publishes -p on every address, ranges, random ports and -P; ps and inspect show them as docker does', async () => {
