@@ -9,7 +9,7 @@ beforeAll(async () => {
   // Busy on one CPU, a 64 MiB limit, traffic on its own bridge interface.
   expect((await env.cli(['run', '-d', '--name', 'busy', '-m', '64m', '--network', 'bridge', 'busybox', 'sh', '-c',
     'ping -c 3 -i 0.2 10.88.0.1 >/dev/null 2>&1; while :; do :; done'])).code).toBe(0);
-  expect((await env.cli(['run', '-d', '--name', 'idle', 'busybox', 'sleep', '300'])).code).toBe(0);
+  expect((await env.cli(['run', '-d', '--name', 'idle', '--network', 'none', 'busybox', 'sleep', '300'])).code).toBe(0);
 });
 afterAll(async () => {
   await env?.cli(['rm', '-f', 'busy', 'idle', 'gone']);
