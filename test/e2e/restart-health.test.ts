@@ -106,7 +106,8 @@ describe('restart policies', () => {
       const line = (await env.cli(['ps'])).stdout.split('\n').find((l) => l.includes('again')) ?? '';
       if (/Restarting \(0\) /.test(line)) seen.add('restarting');
       if (/ Up /.test(line)) seen.add('up');
-      return seen.size === 2 && (await inspect(id)).RestartCount >= 3 ? true : undefined;
+      if ((await env.cli(['ps', '-q', '--filter', 'status=restarting'])).stdout.includes(id.slice(0, 12))) seen.add('filtered');
+      return seen.size === 3 && (await inspect(id)).RestartCount >= 3 ? true : undefined;
     }, 30_000);
     expect((await env.cli(['stop', 'again'])).code).toBe(0);
     const stopped = await waitFor(async () => {
@@ -235,6 +236,8 @@ describe('HEALTHCHECK', () => {
     const id = await runD(['--name', 'doc', '--health-cmd', 'echo probing; [ "$(cat /health)" = 1 ]', '--health-interval', '100ms', '--health-retries', '2', '--health-start-period', '1ms', 'busybox', 'sh', '-c', cmd]);
     await waitFor(async () => ((await inspect(id)).State.Health?.Status === 'healthy') || undefined, 20_000);
     expect((await env.cli(['ps'])).stdout).toMatch(/Up .* \(healthy\)\s+doc/);
+    expect((await env.cli(['ps', '-q', '--filter', 'health=healthy'])).stdout).toBe(`${id.slice(0, 12)}\n`);
+    expect((await env.cli(['ps', '-q', '--filter', 'health=unhealthy'])).stdout).toBe('');
     expect((await env.cli(['kill', '-s', 'USR1', id])).code).toBe(0);
     const bad = await waitFor(async () => {
       const h = (await inspect(id)).State.Health!;
@@ -242,6 +245,7 @@ describe('HEALTHCHECK', () => {
     }, 20_000);
     expect(bad.FailingStreak).toBeGreaterThanOrEqual(2);
     expect((await env.cli(['ps'])).stdout).toMatch(/Up .* \(unhealthy\)\s+doc/);
+    expect((await env.cli(['ps', '-q', '--filter', 'health=unhealthy'])).stdout).toBe(`${id.slice(0, 12)}\n`);
     await waitFor(async () => ((await inspect(id)).State.Health!.Log.length === 5) || undefined, 20_000);
     const last = (await inspect(id)).State.Health!.Log.at(-1)!;
     expect(last).toMatchObject({ ExitCode: 1, Output: 'probing\n' });
@@ -320,6 +324,7 @@ describe('HEALTHCHECK', () => {
     const off = await runD(['--no-healthcheck', 'hc:1', 'sleep', '60']);
     const i = await inspect(off);
     expect(i.State.Health).toBeUndefined();
+    expect((await env.cli(['ps', '-q', '--filter', 'health=none'])).stdout).toBe(`${off.slice(0, 12)}\n`);
     expect(i.Config.Healthcheck?.Test).toEqual(['NONE']);
     expect(keepers(off)).toEqual([]);
     await removeAndCheck(off);
