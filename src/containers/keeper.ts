@@ -43,9 +43,12 @@ export function startKeeper(root: string, id: string, o: KeeperOptions = {}): nu
   const opts = JSON.stringify({ cgroupRoot: o.cgroupRoot, networkStateDir: o.networkStateDir, claimsDir: o.claimsDir });
   // It has no use for extra CA certificates (see ports.ts); a small heap keeps it small.
   const { NODE_EXTRA_CA_CERTS: _unused, ...env } = process.env;
+  // In `/`: a keeper lives long and must not keep the caller's working directory busy (unmounted).
+  // (From source, tsx is found from the working directory, which then stays.)
   const child = spawn(cmd, ['--max-semi-space-size=1', '--max-old-space-size=32', ...args, root, id, opts], {
     detached: true,
     stdio: 'ignore',
+    ...(import.meta.url.endsWith('.ts') ? {} : { cwd: '/' }),
     env,
   });
   child.unref();

@@ -4,7 +4,7 @@
  * every state is polled for with generous limits; no timing is asserted.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { leftovers, setupEnv, waitFor, type Env } from './containers-env.js';
@@ -127,6 +127,8 @@ describe('restart policies', () => {
   it('kill with SIGKILL is a user stop (no restart); a death by another signal is restarted', async () => {
     const id = await runD(['--restart', 'unless-stopped', 'busybox', 'sh', '-c', 'trap "exit 5" USR1; while true; do sleep 0.1; done']);
     await waitFor(async () => ((await inspect(id)).State.Status === 'running' && keepers(id).length === 1) || undefined, 20_000);
+    // It keeps no directory of its caller busy.
+    expect(readlinkSync(`/proc/${keepers(id)[0]}/cwd`)).toBe('/');
     expect((await env.cli(['kill', '-s', 'USR1', id])).code).toBe(0);
     await waitFor(async () => {
       const i = await inspect(id);
