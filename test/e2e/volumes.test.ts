@@ -163,7 +163,11 @@ describe('volumes', () => {
     expectOneLineError(await env.cli(['volume', 'rm', 'memvol']), /^imgbuild: NOT_FOUND: no such volume: memvol$/);
     expect((await env.cli(['volume', 'rm', '-f', 'memvol'])).code).toBe(0);
     const events = (await readFile(join(env.root, 'events.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { Type: string; Action: string; Actor: { ID: string } });
-    expect(events.filter((e) => e.Type === 'volume' && e.Actor.ID === 'memvol').map((e) => e.Action)).toEqual(['create', 'destroy']);
+    expect(events.filter((e) => e.Type === 'volume' && e.Actor.ID === 'memvol').map((e) => e.Action)).toEqual(['create', 'mount', 'unmount', 'destroy']);
+    // As docker events shows them: the mount just before the container's start, the unmount after its die.
+    const around = events.filter((e) => (e.Type === 'volume' && e.Actor.ID === 'memvol') || (e.Type === 'container' && ['start', 'die'].includes(e.Action)));
+    const i = around.findIndex((e) => e.Action === 'mount');
+    expect(around.slice(i, i + 4).map((e) => `${e.Type} ${e.Action}`)).toEqual(['volume mount', 'container start', 'container die', 'volume unmount']);
     expectOneLineError(await env.cli(['volume', 'inspect', 'memvol']), /no such volume: memvol$/);
   }, 60_000);
 
