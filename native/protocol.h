@@ -57,6 +57,8 @@ enum boot_tag {
   TAG_DEVICE = 32,        /* {u32 mode; u32 major; u32 minor; u32 uid; u32 gid; char path[]}: a device node to make */
   TAG_EXEC_DETACHED = 33, /* u32 0/1: exec mode: the helper stays as the process's monitor, detached (exec -d) */
   TAG_DOMAINNAME = 34,    /* string: NIS domain name of the uts namespace */
+  TAG_PIDNS_PATH = 36,    /* string: pid namespace to join (children of the helper start in it) */
+  TAG_IPCNS_PATH = 37,    /* string: ipc namespace to join */
   TAG_NET_IFACE = 35,     /* string "IFNAME ADDR PREFIX GATEWAY": an interface of the joined netns to configure (IPv4) */
 };
 

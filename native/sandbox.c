@@ -157,6 +157,7 @@ struct cfg {
   char **ro; size_t nro;
   char *netns;
   char *net_iface;
+  char *pidns, *ipcns;
   char **cgroups; size_t ncgroups;
   char *rootdir;
   uint32_t target;
@@ -262,6 +263,8 @@ static void read_bootstrap(struct cfg *c) {
     case TAG_READONLY: PUSH(c->ro, c->nro, dupstr(v, len)); break;
     case TAG_NETNS_PATH: c->netns = dupstr(v, len); break;
     case TAG_NET_IFACE: c->net_iface = dupstr(v, len); break;
+    case TAG_PIDNS_PATH: c->pidns = dupstr(v, len); break;
+    case TAG_IPCNS_PATH: c->ipcns = dupstr(v, len); break;
     case TAG_CGROUP_PATH: PUSH(c->cgroups, c->ncgroups, dupstr(v, len)); break;
     case TAG_INIT: c->init = get_u32(v, len, tag) != 0; break;
     case TAG_TERMINAL: c->terminal = get_u32(v, len, tag) != 0; break;
@@ -1254,6 +1257,16 @@ static int run_container(const struct cfg *c) {
     if (fd < 0) bail("open: netns %s", c->netns);
     if (setns(fd, CLONE_NEWNET) < 0) bail("setns: netns %s", c->netns);
     ns &= ~(uint32_t)CLONE_NEWNET;
+  }
+  /* --pid/--ipc container:X: joined here, so that the container's process, cloned next, is in
+   * them (a pid namespace applies to the children of whoever joins it). */
+  const struct { const char *path; int type; const char *name; } joins[] = {{c->pidns, CLONE_NEWPID, "pid"}, {c->ipcns, CLONE_NEWIPC, "ipc"}};
+  for (size_t i = 0; i < sizeof joins / sizeof joins[0]; i++) {
+    if (!joins[i].path) continue;
+    cleanup_close int fd = open(joins[i].path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) bail("open: %s namespace %s", joins[i].name, joins[i].path);
+    if (setns(fd, joins[i].type) < 0) bail("setns: %s namespace %s", joins[i].name, joins[i].path);
+    ns &= ~(uint32_t)joins[i].type;
   }
   if ((ns & CLONE_NEWUSER) && !g_rootless) {
     /* The rootfs (overlay) needs host privileges: mount it in a private mount namespace of the

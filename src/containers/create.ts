@@ -195,8 +195,11 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   });
   const macAddress = o.macAddress ? parseMacAddress(o.macAddress) : undefined;
   checkAddHosts(o.addHosts ?? []);
-  const pidMode = parseNamespaceMode('--pid', o.pid);
-  const ipcMode = parseNamespaceMode('--ipc', o.ipc);
+  // Another container's pid or ipc namespace: it must exist now, and run at each start (as Docker).
+  const joinedMode = async (m: ReturnType<typeof parseNamespaceMode>): Promise<string> =>
+    m.startsWith('container:') ? `container:${(await resolveContainer(root, m.slice('container:'.length))).id}` : m;
+  const pidMode = await joinedMode(parseNamespaceMode('--pid', o.pid));
+  const ipcMode = await joinedMode(parseNamespaceMode('--ipc', o.ipc));
   const exposed = [...new Set([...Object.keys(cfg.ExposedPorts ?? {}), ...expose])];
   let portBindings = bindingsOf(o.publish ?? [], o.publishAll ?? false, exposed);
   if (portBindings.length > 0 && net.mode === 'host') {

@@ -36,8 +36,8 @@ export function hostNetworkMode(m: ContainerNetworkMode): NetworkMode {
   return m.startsWith('container:') ? 'container' : (m as NetworkMode);
 }
 
-/** The id a `container:<id>` mode names. */
-export function joinedContainer(m: ContainerNetworkMode): string | undefined {
+/** The id a `container:<id>` mode (of --network, --pid or --ipc) names. */
+export function joinedContainer(m: ContainerNetworkMode | string): string | undefined {
   return m.startsWith('container:') ? m.slice('container:'.length) : undefined;
 }
 
@@ -66,11 +66,11 @@ export function parseMacAddress(v: string): string {
   return mac;
 }
 
-/** `--pid` / `--ipc`: '' (a namespace of its own) or `host`. */
-export function parseNamespaceMode(flag: '--pid' | '--ipc', value: string | undefined): '' | 'host' {
+/** `--pid` / `--ipc`: '' (a namespace of its own), `host`, or `container:NAME` (that container's). */
+export function parseNamespaceMode(flag: '--pid' | '--ipc', value: string | undefined): '' | 'host' | `container:${string}` {
   if (value === undefined || value === '' || value === 'private') return '';
   if (value === 'host') return 'host';
-  if (value.startsWith('container:')) throw new ImgbuildError('NOT_IMPLEMENTED', `${flag} ${value}: joining another container's namespace is not supported (host is)`);
+  if (value.startsWith('container:') && value.length > 'container:'.length) return value as `container:${string}`;
   if (flag === '--ipc' && (value === 'shareable' || value === 'none')) return '';
   throw new InvalidArgumentError(`${flag}: invalid ${flag === '--pid' ? 'PID' : 'IPC'} mode`);
 }

@@ -102,6 +102,16 @@ export async function acquireResources(
   }
   const joined = joinedContainer(h.networkMode);
   if (joined) await joinNetwork(root, rec, joined, spec);
+  const pidOf = joinedContainer(h.pidMode ?? '');
+  if (pidOf) {
+    spec.pidnsPath = `/proc/${await runningPid(root, rec, pidOf, 'PID')}/ns/pid`;
+    spec.namespaces = spec.namespaces.filter((n) => n !== 'pid');
+  }
+  const ipcOf = joinedContainer(h.ipcMode ?? '');
+  if (ipcOf) {
+    spec.ipcnsPath = `/proc/${await runningPid(root, rec, ipcOf, 'IPC')}/ns/ipc`;
+    spec.namespaces = spec.namespaces.filter((n) => n !== 'ipc');
+  }
   if (net.ip) {
     const hosts = hostsFile(rec.config.Hostname, { ip: net.ip, domainname: rec.config.Domainname, extraHosts: h.extraHosts, gateway: net.gateway });
     await writeFile(pathOf(root, rec.id, 'hosts'), hosts);
@@ -119,18 +129,22 @@ export async function acquireResources(
   return { spec, cgroup: cg };
 }
 
+/** Pid 1 of container `targetId`, which must be running (Docker's words when it is not). */
+async function runningPid(root: string, rec: ContainerRecord, targetId: string, what: 'network' | 'PID' | 'IPC'): Promise<number> {
+  const target = await readRecord(root, targetId);
+  const pid = target?.state.status === 'running' ? target.state.pid : undefined;
+  if (!target || !pid || !(await isSameProcess(pid, target.state.pidStartTime))) {
+    throw new ContainerStateError(rec.id, `cannot join ${what} of a non running container: ${target?.name ?? targetId.slice(0, 12)}`);
+  }
+  return pid;
+}
+
 /**
  * `--network container:X`: the spec joins X's network namespace through its pid 1, and takes X's
  * hosts, resolv.conf and hostname (Docker points the container at X's files). X must be running.
  */
 async function joinNetwork(root: string, rec: ContainerRecord, targetId: string, spec: SandboxSpec): Promise<void> {
-  const target = await readRecord(root, targetId);
-  const name = target?.name ?? targetId.slice(0, 12);
-  const pid = target?.state.status === 'running' ? target.state.pid : undefined;
-  if (!target || !pid || !(await isSameProcess(pid, target.state.pidStartTime))) {
-    throw new ContainerStateError(rec.id, `cannot join network of a non running container: ${name}`);
-  }
-  spec.netnsPath = `/proc/${pid}/ns/net`;
+  spec.netnsPath = `/proc/${await runningPid(root, rec, targetId, 'network')}/ns/net`;
   spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
   await Promise.all((['hosts', 'resolv', 'hostname'] as const).map((f) => copyFile(pathOf(root, targetId, f), pathOf(root, rec.id, f))));
 }

@@ -99,6 +99,8 @@ export function toOciConfig(spec: SandboxSpec, o: OciConfigOptions = {}): object
     n === 'net' && spec.netnsPath ? { type: 'network', path: spec.netnsPath } : { type: NS_NAMES[n] },
   );
   if (spec.netnsPath && !spec.namespaces.includes('net')) namespaces.push({ type: 'network', path: spec.netnsPath });
+  if (spec.pidnsPath) namespaces.push({ type: 'pid', path: spec.pidnsPath });
+  if (spec.ipcnsPath) namespaces.push({ type: 'ipc', path: spec.ipcnsPath });
   const linux: Record<string, unknown> = {
     namespaces,
     maskedPaths: [...(spec.maskedPaths ?? DEFAULT_MASKED_PATHS)],

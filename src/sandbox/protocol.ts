@@ -41,6 +41,8 @@ export const Tag = {
   EXEC_DETACHED: 33,
   DOMAINNAME: 34,
   NET_IFACE: 35,
+  PIDNS_PATH: 36,
+  IPCNS_PATH: 37,
 } as const;
 
 export const Mode = { RUN: 0, DETACHED: 1, EXEC: 2 } as const;

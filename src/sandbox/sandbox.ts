@@ -188,6 +188,16 @@ export function encodeSpec(
     w.str(Tag.NETNS_PATH, spec.netnsPath);
     ns &= ~CloneFlags.net;
   }
+  if (spec.pidnsPath) {
+    absolute(spec.pidnsPath, 'pidnsPath');
+    w.str(Tag.PIDNS_PATH, spec.pidnsPath);
+    ns &= ~CloneFlags.pid;
+  }
+  if (spec.ipcnsPath) {
+    absolute(spec.ipcnsPath, 'ipcnsPath');
+    w.str(Tag.IPCNS_PATH, spec.ipcnsPath);
+    ns &= ~CloneFlags.ipc;
+  }
   w.u32(Tag.NS_FLAGS, ns >>> 0);
   if (spec.rootfs.length === 0) throw new InvalidArgumentError('spec.rootfs has no mounts');
   for (const m of spec.rootfs) {

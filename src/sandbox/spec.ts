@@ -76,6 +76,9 @@ export interface SandboxSpec {
   readonlyPaths?: string[];
   /** Join this network namespace (e.g. /run/netns/x) instead of creating one. */
   netnsPath?: string;
+  /** Pid and ipc namespaces to join (`--pid`/`--ipc container:X`); 'pid'/'ipc' are then not in `namespaces`. */
+  pidnsPath?: string;
+  ipcnsPath?: string;
   /** An interface of the joined namespace (netnsPath) that the sandbox gives its address and default route. */
   netIface?: { name: string; address: string; prefixLength: number; gateway: string };
   /** cgroup dirs the process is placed in before exec (v1: one per controller; v2: one). */

@@ -29,6 +29,8 @@ describe('run network options', () => {
     expect(parseNamespaceMode('--pid', 'host')).toBe('host');
     expect(parseNamespaceMode('--ipc', undefined)).toBe('');
     expect(() => parseNamespaceMode('--pid', 'bogus')).toThrow('--pid: invalid PID mode');
+    expect(parseNamespaceMode('--ipc', 'container:db')).toBe('container:db');
+    expect(() => parseNamespaceMode('--ipc', 'container:')).toThrow('--ipc: invalid IPC mode');
     expect(parseMacAddress('02:AA:bb:00:11:22')).toBe('02:aa:bb:00:11:22');
     expect(() => parseMacAddress('01:00:00:00:00:00')).toThrow(/multicast/);
     expect(() => parseMacAddress('zz')).toThrow(/not a valid mac address/);

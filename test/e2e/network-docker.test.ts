@@ -220,7 +220,7 @@ describe('run networking as Docker has it', () => {
     await env.cli(['rm', '-f', 'named']);
   });
 
-  it('container:NAME joins that container\'s network; it must be running, as Docker says', async () => {
+  it('container:NAME joins that container\'s network (and --pid/--ipc its namespaces); it must be running, as Docker says', async () => {
     await env.cli(['run', '-d', '--name', 'srv', '--hostname', 'srvhost', 'busybox', ...WEB, 'only-on-loopback', '127.0.0.1:8080']);
     const srv = await inspect('srv');
     const r = await waitFor(async () => {
@@ -229,12 +229,16 @@ describe('run networking as Docker has it', () => {
     });
     expect(r.stdout).toContain('only-on-loopback\nsrvhost\n');
     expect(r.stdout).toContain(`inet ${srv.NetworkSettings.IPAddress}/`);
+    // --pid and --ipc container:srv: its processes and its ipc namespace.
+    const shared = await env.cli(['run', '--rm', '--pid', 'container:srv', '--ipc', 'container:srv', 'busybox', 'sh', '-c', 'ps -o args | grep -c "^httpd -f"; readlink /proc/self/ns/ipc']);
+    expect(shared.stdout).toBe(`1\n${(await env.cli(['exec', 'srv', 'readlink', '/proc/self/ns/ipc'])).stdout}`);
     const conflict = await env.cli(['run', '--rm', '--network', 'container:srv', '-p', '80', 'busybox', 'true']);
     expect([conflict.code, conflict.stderr.trim()]).toEqual([125, 'imgbuild: INVALID_ARGUMENT: conflicting options: port publishing and the container type network mode']);
     await env.cli(['kill', 'srv']);
     await waitFor(async () => ((await env.cli(['ps', '-q'])).stdout.includes(srv.Id.slice(0, 12)) ? undefined : true));
     const stopped = await env.cli(['run', '--rm', '--network', 'container:srv', 'busybox', 'true']);
     expect([stopped.code, stopped.stderr.trim()]).toEqual([125, 'imgbuild: FAILED_PRECONDITION: cannot join network of a non running container: srv']);
+    expect((await env.cli(['run', '--rm', '--pid', 'container:srv', 'busybox', 'true'])).stderr.trim()).toBe('imgbuild: FAILED_PRECONDITION: cannot join PID of a non running container: srv');
     const missing = await env.cli(['run', '--rm', '--network', 'container:nosuch', 'busybox', 'true']);
     expect(missing.code).toBe(125);
     expect(missing.stderr).toContain('no such container: nosuch');
