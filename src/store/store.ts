@@ -16,6 +16,7 @@ import { createHasher, algorithmOf, hexOf, isDigest, type Digest } from '../imag
 import { isIndex, isImage, MediaTypes } from '../image/media-types.js';
 import type { Descriptor, Index, Manifest } from '../image/types.js';
 import { REF_NAME_ANNOTATION, IMAGE_NAME_ANNOTATION } from '../image/types.js';
+import { formatReference, parseReference } from '../image/reference.js';
 import { BlobNotFoundError, CorruptStoreError, StoreVersionError } from './errors.js';
 import { DigestMismatchError, SizeMismatchError } from '../image/errors.js';
 import { VerifyingStream } from './verify.js';
@@ -501,8 +502,21 @@ export class OciStore {
   }
 }
 
+/**
+ * The full reference an index entry names. Other tools write shorter ref names into the layout
+ * (`skopeo copy ... oci:<root>:tagonly` writes a bare `tagonly`, umoci a tag): such a name means
+ * what it means typed on the command line, so `tagonly` is `docker.io/library/tagonly:latest`,
+ * the name `images` shows and `run`, `inspect`, `tag` and `rmi` take. A name that is no
+ * reference at all is kept as written.
+ */
 export function refOf(d: Descriptor): string | undefined {
-  return d.annotations?.[IMAGE_NAME_ANNOTATION] ?? d.annotations?.[REF_NAME_ANNOTATION];
+  const raw = d.annotations?.[IMAGE_NAME_ANNOTATION] ?? d.annotations?.[REF_NAME_ANNOTATION];
+  if (raw === undefined) return undefined;
+  try {
+    return formatReference(parseReference(raw));
+  } catch {
+    return raw;
+  }
 }
 
 
