@@ -13,6 +13,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The unprivileged user the rootless tests run imgbuild as (idempotent; .ci/run removes it again).
+if [ "$(id -u)" = 0 ]; then bash scripts/rootless-user.sh ensure; fi
 if [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ "${IMGBUILD_FORCE_NPM_CI:-}" = 1 ]; then
   npm ci --no-audit --no-fund
 else

@@ -48,7 +48,9 @@ export class MountError extends ImgbuildError {
     readonly stderr: string,
     what = 'mount',
   ) {
-    super('INTERNAL', `${what} ${target} failed (status ${status}): ${stderr.trim() || 'no message'}`);
+    // One line: mount(8) adds a line pointing at dmesg, which says nothing about the failure.
+    const said = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('dmesg(1) may have more information'));
+    super('INTERNAL', `${what} ${target} failed (status ${status}): ${said.join('; ') || 'no message'}`);
     this.name = 'MountError';
   }
 }

@@ -25,11 +25,14 @@ export interface CliOptions {
   cwd?: string;
   /** Kill the CLI after this many ms (default 120 s) so a hung command fails the test. */
   timeoutMs?: number;
+  /** A command that starts the CLI (e.g. `setpriv --reuid U ...`): the CLI's path and arguments follow it. */
+  wrap?: string[];
 }
 
 export function runCli(args: string[], o: CliOptions): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(CLI_EXE, ['--root', o.root, ...args], {
+    const argv = [CLI_EXE, '--root', o.root, ...args];
+    const child = spawn(o.wrap?.[0] ?? argv[0]!, o.wrap ? [...o.wrap.slice(1), ...argv] : argv.slice(1), {
       cwd: o.cwd ?? REPO_ROOT,
       env: { ...process.env, ...(o.env ?? {}) },
       stdio: ['pipe', 'pipe', 'pipe'],
