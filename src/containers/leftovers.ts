@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { Cgroup, listGroups } from '../host/cgroups.js';
 import { listNetnsIds, netnsPathOf, removeIdleBridge } from '../host/network.js';
 import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
+import { sweepTempMounts } from '../snapshots/mount.js';
 import { sweepLocks, sweepTempFiles } from '../atomic.js';
 import { claimOf, DEFAULT_CLAIMS_DIR, unclaimId } from './claims.js';
 import { isSameProcess } from './proc.js';
@@ -40,7 +41,7 @@ export interface Leftovers {
  * container still uses:
  * - directories of containers being created whose creator is gone, with their cgroup, network,
  *   port proxy and snapshot; directories of removals cut short; unreadable records nothing runs in;
- *   lock and temp files of dead processes;
+ *   lock and temp files of dead processes; temporary mounts of a killed `cp` or `export`;
  * - `ctr-<id>` snapshots of no container;
  * - host-wide kernel objects — cgroups under `imgbuild/` (v1 and v2), netns `imgbuild-<id>` and
  *   their veths, port proxies — of ids claimed by this root, or by a root that no longer has
@@ -59,6 +60,9 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
       failure ??= e;
     }
   };
+  // A killed cp or export's temporary mount of a stopped container's layer, before anything
+  // below removes that layer.
+  await attempt(async () => void (await sweepTempMounts()));
   const dirs = await scanContainerDirs(root);
   const drop = (id: string, dir: string): Promise<void> =>
     attempt(async () => {

@@ -8,10 +8,9 @@
  * directory for the length of the call and unmounted after. Every path is then resolved with
  * resolveInRoot: symlinks are followed as if the container's root were `/`.
  */
-import { mkdtemp, readFile, rmdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rmdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { mountAll, unmount } from '../snapshots/mount.js';
+import { makeTempMountDir, mountAll, sweepTempMounts, unmount } from '../snapshots/mount.js';
 import { ContainerStateError } from './errors.js';
 import { withFrozen } from './freeze.js';
 import { isSameProcess } from './proc.js';
@@ -67,7 +66,7 @@ export async function withContainerRoot<T>(root: string, rec: ContainerRecord, o
   }
   return whileStopped(root, rec, async () => {
     const spec = await readSpec(root, rec.id);
-    const dir = await mkdtemp(join(tmpdir(), 'imgbuild-rootfs-'));
+    const dir = await makeTempMountDir('rootfs');
     try {
       await mountAll(spec.rootfs, dir, o.signal ? { signal: o.signal } : {});
       try {
@@ -87,6 +86,8 @@ export async function withContainerRoot<T>(root: string, rec: ContainerRecord, o
  */
 export async function whileStopped<T>(root: string, rec: ContainerRecord, fn: () => Promise<T>): Promise<T> {
   return withContainerLock(root, rec.id, async () => {
+    // A killed cp or export may have left this container's layer mounted: undo that first.
+    await sweepTempMounts();
     const cur = await readRecord(root, rec.id);
     if (!cur) throw new ContainerStateError(rec.id, `container ${rec.name} was removed meanwhile`);
     const starting = cur.state.status === 'created' && (await isSameProcess(cur.state.monitorPid, cur.state.monitorStartTime));

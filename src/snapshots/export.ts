@@ -5,16 +5,14 @@
  * binds, the kernel's filesystems) is part of it.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rename, rm, rmdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rename, rm, rmdir } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InvalidArgumentError } from '../errors.js';
 import { writeAllTo } from '../fs.js';
 import type { Mount } from '../sandbox/spec.js';
 import { packDir } from '../tar/pack.js';
-import { mountAll, unmount } from './mount.js';
+import { makeTempMountDir, mountAll, unmount } from './mount.js';
 
 /** A rootfs as one read-only overlay of all its layer dirs (upper first). */
 function readOnlyStack(rootfs: Mount[]): Mount | undefined {
@@ -31,7 +29,7 @@ function readOnlyStack(rootfs: Mount[]): Mount | undefined {
 export async function exportRootfs(rootfs: Mount[], out: string | Writable, o: { signal?: AbortSignal } = {}): Promise<void> {
   const stack = readOnlyStack(rootfs);
   if (!stack) throw new InvalidArgumentError('the rootfs is not an overlay: nothing to export');
-  const dir = await mkdtemp(join(tmpdir(), 'imgbuild-export-'));
+  const dir = await makeTempMountDir('export');
   try {
     await mountAll([stack], dir, o.signal ? { signal: o.signal } : {});
     try {

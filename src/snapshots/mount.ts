@@ -8,11 +8,13 @@
  * under the one-page limit of mount data (containerd's compactLowerdirOption idea).
  */
 import { spawn } from 'node:child_process';
-import { readFile, realpath } from 'node:fs/promises';
+import { mkdtemp, readFile, realpath, rmdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { throwIfAborted, InvalidArgumentError } from '../errors.js';
 import type { Mount } from '../sandbox/spec.js';
 import { MountError } from './errors.js';
+import { isOwnerAlive, selfStartTime } from '../pid.js';
 
 interface RunResult {
   status: number | null;
@@ -130,4 +132,33 @@ export async function unmount(target: string): Promise<void> {
       await new Promise((r) => setTimeout(r, 25 * (attempt + 1)));
     }
   }
+}
+
+/** Temporary mount points of `cp` and `export`: `<tmp>/imgbuild-<kind>-<pid>-<start>-XXXXXX`. */
+const TEMP_MOUNT = /^imgbuild-(rootfs|export)-(\d+)-(\d+)-[A-Za-z0-9]{6}$/;
+
+/** A private temporary directory to mount a rootfs on, named for this process (see sweepTempMounts). */
+export function makeTempMountDir(kind: 'rootfs' | 'export'): Promise<string> {
+  return mkdtemp(join(tmpdir(), `imgbuild-${kind}-${process.pid}-${selfStartTime()}-`));
+}
+
+/**
+ * Unmounts and removes the temporary mount points whose process is gone (a `cp` or `export`
+ * killed while it held a stopped container's layer mounted). Returns the directories removed.
+ */
+export async function sweepTempMounts(): Promise<string[]> {
+  const base = await realpath(tmpdir()).catch(() => tmpdir());
+  const seen = new Set<string>();
+  for (const p of await mountPointsUnder(base)) {
+    const rel = p.slice(base.length + 1).split('/')[0] ?? '';
+    const m = TEMP_MOUNT.exec(rel);
+    if (m && !(await isOwnerAlive(Number(m[2]), m[3]))) seen.add(join(base, rel));
+  }
+  const removed: string[] = [];
+  for (const dir of seen) {
+    await unmount(dir);
+    await rmdir(dir).catch(() => {});
+    removed.push(dir);
+  }
+  return removed;
 }

@@ -220,6 +220,18 @@ describe('cp with a stopped container', () => {
     expect(tempMounts()).toEqual([]);
   });
 
+  it('undoes the temporary mount of a cp that was killed, at the next cp', async () => {
+    const cp = spawn(CLI_EXE, ['--root', env.root, 'cp', '-', 'stopped-links:/'], { cwd: REPO_ROOT, stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+    const gone = new Promise((res) => cp.on('exit', res));
+    await waitFor(() => (tempMounts().length > 0 ? true : undefined), 20_000);
+    // The whole process group: the CLI's node process is a child of its shell script.
+    process.kill(-cp.pid!, 'SIGKILL');
+    await gone;
+    expect(tempMounts().length).toBeGreaterThan(0);
+    expect((await env.cli(['cp', join(host, 'file.txt'), 'stopped-links:/after-kill'])).code).toBe(0);
+    expect(tempMounts()).toEqual([]);
+  });
+
   it('holds off a start until the copy is done, so the writable layer is never mounted twice', async () => {
     const cp = spawn(CLI_EXE, ['--root', env.root, 'cp', '-', 'stopped:/'], { cwd: REPO_ROOT, stdio: ['pipe', 'ignore', 'pipe'] });
     const order: string[] = [];
