@@ -14,7 +14,7 @@
 import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { withLock } from '../lock.js';
+import { sweepLocks, withLock } from '../lock.js';
 import { namesIn } from '../fs.js';
 import { isProcessAlive } from '../pid.js';
 import { volumeDataDir, volumeDir, volumesDir } from '../store/paths.js';
@@ -313,8 +313,9 @@ export async function pruneVolumes(
   return { removed: gone.map((g) => g.name), bytes };
 }
 
-/** Deletes what killed processes left in the volumes dir: half-made and half-removed volumes. */
+/** Deletes what killed processes left in the volumes dir: half-made and half-removed volumes, lock files. */
 export async function sweepVolumes(root: string): Promise<void> {
+  await sweepLocks(volumesDir(root)).catch(() => {});
   await withVolumesLock(root, async () => {
     for (const n of await namesIn(volumesDir(root))) {
       const m = /^\.creating-.+-(\d+)-[0-9a-f]{8}$/.exec(n);

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
-import { createVolume, getVolume, listVolumes, pruneVolumes, releaseVolumes, removeVolume, useVolumes, volumeUsage } from '../../src/volumes/store.js';
+import { createVolume, getVolume, listVolumes, pruneVolumes, releaseVolumes, removeVolume, sweepVolumes, useVolumes, volumeUsage } from '../../src/volumes/store.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let root: string;
@@ -81,5 +81,17 @@ describe('volume store', () => {
     expect(await volumeUsage(root, o())).toMatchObject([{ Name: 'sized', size: 100, users: [A] }]);
     live = new Set();
     expect(await volumeUsage(root, { ...o(), withSize: false })).toMatchObject([{ Name: 'sized', size: -1, users: [] }]);
+  });
+
+  it('sweeps what killed processes left: half-made and half-removed volumes, a dead owner\'s lock', async () => {
+    await createVolume(root, { name: 'kept' });
+    const { mkdir } = await import('node:fs/promises');
+    const dead = 2 ** 22 + 17; // above pid_max's default: no such process
+    await mkdir(join(root, 'volumes', `.creating-half-${dead}-0badc0de`, '_data'), { recursive: true });
+    await mkdir(join(root, 'volumes', `.creating-live-${process.pid}-0badc0de`), { recursive: true });
+    await mkdir(join(root, 'volumes', '.removing-gone-12345678', '_data'), { recursive: true });
+    await writeFile(join(root, 'volumes', '.volumes.lock'), `${dead} 1`);
+    await sweepVolumes(root);
+    expect((await readdir(join(root, 'volumes'))).sort()).toEqual([`.creating-live-${process.pid}-0badc0de`, 'kept']);
   });
 });
