@@ -69,6 +69,12 @@ describe('repository digests', () => {
     const there = await inspect(dst, `${reg.host}/t/bb@${pushedDigest}`);
     expect(there.Id).toBe(after.Id);
     expect(there.RepoDigests).toEqual([`${reg.host}/t/bb@${pushedDigest}`]);
+
+    // Both recorded their events.
+    const ev = async (root: string): Promise<string[]> =>
+      (await runCli(['events', '--since', '0', '--until', String(Date.now() / 1000 + 1), '--filter', 'type=image', '--format', '{{.Action}} {{.Actor.ID}}'], { root })).stdout.trim().split('\n');
+    expect(await ev(src)).toContain(`push ${reg.host}/t/bb:1`);
+    expect(await ev(dst)).toContain(`pull ${reg.host}/t/bb@${pushedDigest}`);
   });
 
   it('records it after a pull by tag; images --digests shows it', async () => {

@@ -73,6 +73,21 @@ describe('events', () => {
     expect(bad.stderr).toMatch(/^imgbuild: INVALID_ARGUMENT: invalid --since/);
   });
 
+  it('a detached container: stop records kill (the signal), die and stop; exec its own events', async () => {
+    const since = String(Date.now() / 1000);
+    expect((await cli(['run', '-d', '--name', 'sys-d', 'busybox', 'sleep', '60'])).code).toBe(0);
+    expect((await cli(['exec', 'sys-d', 'sh', '-c', 'exit 4'])).code).toBe(4);
+    expect((await cli(['stop', '-t', '1', 'sys-d'])).code).toBe(0);
+    expect((await cli(['rm', 'sys-d'])).code).toBe(0);
+    const evs = await events(['--since', since, '--until', String(Date.now() / 1000 + 0.001), '--filter', 'container=sys-d']);
+    // sleep as pid 1 has no handler for SIGTERM, so the kernel ignores it: SIGKILL after the timeout.
+    expect(evs.map((e) => e.Action.split(':')[0])).toEqual(['create', 'start', 'exec_create', 'exec_start', 'exec_die', 'kill', 'kill', 'die', 'stop', 'destroy']);
+    expect(evs[3]!.Action).toBe('exec_start: sh -c exit 4');
+    expect(evs[4]!.Actor.Attributes.exitCode).toBe('4');
+    expect([evs[5]!.Actor.Attributes.signal, evs[6]!.Actor.Attributes.signal]).toEqual(['15', '9']);
+    expect(evs[7]!.Actor.Attributes.exitCode).toBe('137');
+  });
+
   it('follows new events until interrupted', async () => {
     const child = spawn(CLI_EXE, ['--root', env.root, 'events', '--filter', 'type=image', '--format', '{{.Action}} {{.Actor.Attributes.name}}'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
