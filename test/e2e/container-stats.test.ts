@@ -52,10 +52,14 @@ describe('stats', () => {
     expectOneLineError(await env.cli(['stats', '--no-stream', 'nosuch']), /no such container: nosuch/);
   });
 
-  it('shows a stopped container as zeros', async () => {
+  it('shows a stopped container as zeros, and lists it with -a only', async () => {
     expect((await env.cli(['run', '--name', 'gone', 'busybox', 'true'])).code).toBe(0);
     const r = await env.cli(['stats', '--no-stream', '--format', '{{.CPUPerc}} {{.MemUsage}} {{.PIDs}}', 'gone']);
     expect(r.stdout).toBe('0.00% 0B / 0B 0\n');
+    const names = async (args: string[]): Promise<string[]> =>
+      (await env.cli(['stats', '--no-stream', ...args, '--format', '{{.Name}}'])).stdout.split('\n').filter(Boolean).sort();
+    expect(await names([])).toEqual(['busy', 'idle']);
+    expect(await names(['-a'])).toEqual(['busy', 'gone', 'idle']);
   });
 
   it('redraws the table in place until interrupted', async () => {

@@ -63,17 +63,18 @@ export default function register(program: Command, ctx: CliContext): void {
     .command('stats')
     .description("show containers' resource use (CPU, memory, network, block I/O, pids)")
     .argument('[containers...]', 'container names or ids (default: every running container)')
+    .option('-a, --all', 'show every container (default: running ones)')
     .option('--no-stream', 'print one reading and exit')
     .option('--no-trunc', 'do not truncate ids')
     .option('--format <template>', 'Go template (table for a header, json), e.g. "table {{.Name}}\\t{{.CPUPerc}}"')
-    .action(async (names: string[], f: { stream?: boolean; trunc?: boolean; format?: string }) => {
+    .action(async (names: string[], f: { all?: boolean; stream?: boolean; trunc?: boolean; format?: string }) => {
       const root = ctx.root();
       const o = { signal: ctx.signal };
       const format = f.format ?? DEFAULT_FORMAT;
       const targets = async (): Promise<{ arg: string; rec: ContainerRecord }[]> =>
         names.length > 0
           ? Promise.all(names.map(async (n) => ({ arg: n, rec: await getContainer(root, n, o) })))
-          : (await listContainers(root)).filter((r) => r.state.status === 'running').map((r) => ({ arg: r.id.slice(0, 12), rec: r }));
+          : (await listContainers(root)).filter((r) => f.all || r.state.status === 'running').map((r) => ({ arg: r.id.slice(0, 12), rec: r }));
       const prev = new Map<string, StatsSample>();
       const sample = async (list: { rec: ContainerRecord }[]): Promise<Map<string, StatsSample | undefined>> =>
         new Map(await Promise.all(list.map(async (t) => [t.rec.id, await sampleStats(t.rec, o).catch(() => undefined)] as const)));
