@@ -17,6 +17,9 @@ const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
 /** A volume name as the local driver accepts it (moby's message, which hints at host paths). */
 export function checkVolumeName(name: string): void {
+  if (name.length === 1 && /^[a-zA-Z0-9]$/.test(name)) {
+    throw new InvalidArgumentError(`create ${name}: volume name is too short, names should be at least two alphanumeric characters`);
+  }
   if (!NAME.test(name)) {
     throw new InvalidArgumentError(
       `create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,

@@ -78,7 +78,8 @@ describe('image VOLUMEs and the local driver', () => {
   });
 
   it("checks names and options as moby's local driver does", () => {
-    expect(() => checkVolumeName('a')).toThrow(/"a" includes invalid characters for a local volume name, only "\[a-zA-Z0-9\]\[a-zA-Z0-9_.-\]" are allowed/);
+    expect(() => checkVolumeName('a')).toThrow('create a: volume name is too short, names should be at least two alphanumeric characters');
+    expect(() => checkVolumeName('bad/name')).toThrow(/"bad\/name" includes invalid characters for a local volume name, only "\[a-zA-Z0-9\]\[a-zA-Z0-9_.-\]" are allowed/);
     expect(() => checkVolumeName('ok_name-1.2')).not.toThrow();
     expect(() => checkDriverOptions('v', { foo: 'x' })).toThrow('create v: invalid option: "foo"');
     expect(() => checkDriverOptions('v', { type: 'tmpfs' })).toThrow('create v: missing required option: "device"');

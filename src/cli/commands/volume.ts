@@ -26,7 +26,8 @@ function lsFields(v: Volume & { users: string[] }): Record<string, unknown> {
     Scope: v.Scope,
     Mountpoint: v.Mountpoint,
     Labels: Object.entries(v.Labels).map(([k, x]) => `${k}=${x}`).join(','),
-    Links: String(v.users.length),
+    // Docker fills in links (and size) only for `system df -v`.
+    Links: 'N/A',
     Size: 'N/A',
   };
 }
@@ -74,11 +75,13 @@ export default function register(program: Command, ctx: CliContext): void {
     .argument('<names...>', 'volume names')
     .option('-f, --format <template>', 'format each volume with a template')
     .action(async (names: string[], f: { format?: string }) => {
-      const out: Volume[] = [];
+      const out: (Omit<Volume, 'Labels' | 'Options'> & { Labels: Record<string, string> | null; Options: Record<string, string> | null })[] = [];
       const failures: unknown[] = [];
       for (const n of names) {
         try {
-          out.push(await getVolume(ctx.root(), n));
+          const v = await getVolume(ctx.root(), n);
+          // As Docker prints them: no labels or options is null.
+          out.push({ ...v, Labels: Object.keys(v.Labels).length > 0 ? v.Labels : null, Options: Object.keys(v.Options).length > 0 ? v.Options : null });
         } catch (e) {
           failures.push(e);
         }
