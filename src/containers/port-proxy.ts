@@ -158,8 +158,10 @@ async function bind(b: Binding, ipv6: boolean): Promise<Listening[]> {
       if (!random && b.hostPortEnd === b.hostPort) break;
     }
   }
-  const where = `${b.hostIp || '0.0.0.0'}:${b.hostPortEnd !== b.hostPort ? `${b.hostPort}-${b.hostPortEnd}` : b.hostPort}/${b.proto}`;
-  throw new Error(`${where}: ${(lastError as Error)?.message ?? 'no free port'}`);
+  const where = `${b.hostIp || '0.0.0.0'}:${b.hostPortEnd !== b.hostPort ? `${b.hostPort}-${b.hostPortEnd}` : b.hostPort}`;
+  // Docker's words for a port taken by another process or container.
+  if ((lastError as NodeJS.ErrnoException)?.code === 'EADDRINUSE') throw new Error(`Bind for ${where} failed: port is already allocated`);
+  throw new Error(`${where}/${b.proto}: ${(lastError as Error)?.message ?? 'no free port'}`);
 }
 
 async function main(): Promise<void> {

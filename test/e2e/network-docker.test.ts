@@ -178,8 +178,13 @@ describe('run networking as Docker has it', () => {
     expect(await udpEcho('127.0.0.1', base + 2)).toBe('echo:ping');
     expect(await udpEcho('::1', base + 2)).toBe('echo:ping');
     expect((await env.cli(['ps'])).stdout).toContain(`0.0.0.0:${base + 2}->53/udp`);
-    await env.cli(['rm', '-f', 'rng']);
+    // A host port in use: Docker's words, status 125, and the container stays created.
+    const taken = await env.cli(['run', '-d', '--name', 'taken', '-p', `${base}:80`, 'busybox', 'true']);
+    expect([taken.code, taken.stderr]).toEqual([125, `imgbuild: UNAVAILABLE: publishing ports: Bind for 0.0.0.0:${base} failed: port is already allocated\n`]);
+    const left = await inspect('taken');
+    await env.cli(['rm', '-f', 'rng', 'taken']);
     expect(leftovers(c.Id)).toEqual(NOTHING);
+    expect(leftovers(left.Id)).toEqual(NOTHING);
     expect(await udpEcho('127.0.0.1', base + 2, 1000)).toBeUndefined();
   });
 
