@@ -109,6 +109,29 @@ describe('events', () => {
   });
 });
 
+describe('events | head -1', () => {
+  it('ends when its reader goes away', async () => {
+    const child = spawn(CLI_EXE, ['--root', env.root, 'events', '--filter', 'type=image'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const closed = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+    let seen = false;
+    child.stdout.once('data', () => {
+      seen = true;
+      child.stdout.destroy(); // as `head -1` exits after its line
+    });
+    try {
+      // The first event is read; the next one meets a closed pipe and ends the command.
+      for (let i = 0; i < 50 && child.exitCode === null; i++) {
+        await cli(['tag', 'busybox', `gone/one:${i}`]);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(seen).toBe(true);
+      expect(await closed).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
+
 describe('version and info', () => {
   it('version: Client and Server blocks, --format', async () => {
     const r = await cli(['version']);

@@ -93,13 +93,19 @@ export default function register(program: Command, ctx: CliContext): void {
       const until = f.until !== undefined ? parseEventTime(f.until, '--until', now) : undefined;
       const keep = eventFilter(f.filter);
       const { readEvents } = await import('../../store/events.js');
+      // A reader that goes away (`events | head -1`) ends the stream, as an interrupt does.
+      const gone = new AbortController();
+      const stop = (): void => gone.abort();
+      ctx.stdout.once('error', stop);
+      ctx.stdout.once('close', stop);
+      const signal = AbortSignal.any([ctx.signal, gone.signal]);
       const json = f.format !== undefined && /^\s*(?:json|\{\{\s*json\s+\.\s*\}\})\s*$/.test(f.format);
       for await (const e of readEvents(ctx.root(), {
         follow: true,
         // With only --until, Docker shows what it has kept from the start.
         ...(since !== undefined ? { sinceNano: since } : until !== undefined ? { sinceNano: 0n } : {}),
         ...(until !== undefined ? { untilNano: until } : {}),
-        signal: ctx.signal,
+        signal,
       })) {
         if (!keep(e)) continue;
         // The exact nanoseconds (a double cannot hold them) for {{json .}}.
