@@ -13,7 +13,7 @@
  * inside); the host side is the user's own. Keeping the root still meanwhile is the caller's part
  * (containers/root-access.ts freezes a running container).
  */
-import { lstat, stat } from 'node:fs/promises';
+import { lstat, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, dirname, posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -149,17 +149,26 @@ export async function copyOutOfRoot(r: CopyRoot, src: string, dest: string | Wri
   await applyLayer(at.dir, packPath(from, at.name, pack), { mode: 'flat', plain: true, owner, ...(o.signal ? { signal: o.signal } : {}) });
 }
 
+/** A host source: SRC as given (it names the copy) and the path packed. */
+export interface HostSource {
+  path: string;
+  from: string;
+  st: Stats;
+}
+
 /** A host source of `cp SRC CTR:DEST`, checked by Docker's rules before the container is touched. */
-export async function hostSource(src: string, o: CopyOptions = {}): Promise<{ path: string; st: Stats }> {
+export async function hostSource(src: string, o: CopyOptions = {}): Promise<HostSource> {
   const st = await statOrUndef(src, Boolean(o.followLink) || endsWithSep(src) || contentsOnly(src));
   if (!st && endsWithSep(src) && (await statOrUndef(src.replace(/\/+$/, ''), false))) throw new CopyError('FAILED_PRECONDITION', `${src}: not a directory`);
   if (!st) throw new CopyError('NOT_FOUND', `lstat ${src}: no such file or directory`);
   if ((endsWithSep(src) || contentsOnly(src)) && !st.isDirectory()) throw new CopyError('FAILED_PRECONDITION', `${src}: not a directory`);
-  return { path: src, st };
+  // What is packed: the path itself (a link stays a link), or with -L or a trailing / what it names.
+  const follow = Boolean(o.followLink) || endsWithSep(src) || contentsOnly(src);
+  return { path: src, from: follow ? await realpath(src) : src, st };
 }
 
 /** `cp SRC|- CTR:DEST`: a host source (from hostSource) or a tar stream into DEST inside root `r`. */
-export async function copyIntoRoot(r: CopyRoot, src: { path: string; st: Stats } | Readable, dest: string, o: CopyOptions = {}): Promise<void> {
+export async function copyIntoRoot(r: CopyRoot, src: HostSource | Readable, dest: string, o: CopyOptions = {}): Promise<void> {
   const srcPath = 'st' in src ? src.path : undefined;
   const srcSt = 'st' in src ? src.st : undefined;
   const describe = `${r.label}:${dest}`;
@@ -188,7 +197,7 @@ export async function copyIntoRoot(r: CopyRoot, src: { path: string; st: Stats }
     });
     // `where.dir` is DEST itself or its parent: both were resolved inside the root just now.
     at = { rel: where.dir === dest ? d.rel : p.rel, name: where.name };
-    tar = packPath(srcPath, where.name, { mode: 'plain', ...(o.signal ? { signal: o.signal } : {}) });
+    tar = packPath((src as HostSource).from, where.name, { mode: 'plain', ...(o.signal ? { signal: o.signal } : {}) });
   }
   r.check?.(at.rel, true);
   await applyLayer(r.path, tar, { ...apply, under: at.rel.split('/').filter(Boolean) });

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { setupEnv, waitFor, type Env } from './containers-env.js';
@@ -55,6 +55,14 @@ describe('cp into a running container', () => {
     expect(await sh('live', 'cat /tmp/file.txt; stat -c %u:%g /tmp/file.txt')).toBe('from the host\n0:0\n');
     expect((await env.cli(['cp', '-a', join(host, 'file.txt'), 'live:/tmp/kept.txt'])).code).toBe(0);
     expect(await sh('live', 'stat -c %u:%g /tmp/kept.txt')).toBe('1234:5678\n');
+  });
+
+  it('copies a host symlink as a link, or what it points to with -L', async () => {
+    symlinkSync(join(host, 'file.txt'), join(host, 'link'));
+    expect((await env.cli(['cp', join(host, 'link'), 'live:/tmp/aslink'])).code).toBe(0);
+    expect(await sh('live', 'readlink /tmp/aslink')).toBe(`${join(host, 'file.txt')}\n`);
+    expect((await env.cli(['cp', '-L', join(host, 'link'), 'live:/tmp/followed'])).code).toBe(0);
+    expect(await sh('live', 'cat /tmp/followed; test -L /tmp/followed || echo regular')).toBe('from the host\nregular\n');
   });
 
   it('follows Docker\'s rules for directories, trailing / and /.', async () => {
