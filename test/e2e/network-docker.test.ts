@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createSocket } from 'node:dgram';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { setupEnv, leftovers, NOTHING, waitFor, type Env } from './containers-env.js';
@@ -99,6 +99,27 @@ function udpEcho(host: string, port: number, ms = 5000): Promise<string | undefi
   });
 }
 
+/** Whether a TCP (or UDP) port can be bound on every address right now. */
+function canBind(port: number, udp = false): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (udp) {
+      const u = createSocket('udp4');
+      u.once('error', () => resolve(false));
+      u.bind(port, () => u.close(() => resolve(true)));
+      return;
+    }
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** The first of three consecutive free ports from `from` on. */
+async function freeRun(from: number): Promise<number> {
+  for (let p = from; p < 32000; p += 3) if ((await canBind(p)) && (await canBind(p + 1)) && (await canBind(p + 2, true))) return p;
+  throw new Error('no free ports');
+}
+
 const WEB = ['sh', '-c', 'mkdir -p /www && echo "$0" > /www/index.html && exec httpd -f -p "$1" -h /www'];
 
 describe('run networking as Docker has it', () => {
@@ -163,8 +184,8 @@ describe('run networking as Docker has it', () => {
   });
 
   it('publishes fixed ports and port ranges, and UDP', async () => {
-    // Free ports for the range: three the kernel gave out and took back, near each other.
-    const base = 20000 + (process.pid % 2000) * 10;
+    // Three consecutive ports below the ephemeral range that nothing holds now (TCP, TCP, UDP).
+    const base = await freeRun(20000 + (process.pid % 1000) * 10);
     const started = await env.cli([
       'run', '-d', '--name', 'rng', '-v', `${TEST_INIT_DIR}:/opt/t:ro`,
       '-p', `${base}-${base + 1}:7001-7002`, '-p', `${base + 2}:53/udp`,
