@@ -1,5 +1,5 @@
 /**
- * `update`: new resource limits for a container, applied to its live cgroup when it runs and
+ * `update`: new resource limits (and restart policy) for a container, applied to its live cgroup when it runs and
  * recorded in its host config, so that every later start (start, restart) makes its cgroup with them.
  */
 import type { CgroupLimits } from '../host/cgroups.js';
@@ -10,9 +10,14 @@ import { cgroupOf } from './resources.js';
 import { getContainer } from './state.js';
 import { updateBundleLimits } from './bundle.js';
 import type { LifecycleOptions } from './types.js';
+import { ensureKeeper } from './keeper.js';
+import type { RestartPolicy } from './restart-policy.js';
 
-export async function updateContainer(root: string, nameOrId: string, limits: CgroupLimits, o: LifecycleOptions = {}): Promise<ContainerRecord> {
+export async function updateContainer(root: string, nameOrId: string, limits: CgroupLimits, o: LifecycleOptions & { restartPolicy?: RestartPolicy } = {}): Promise<ContainerRecord> {
   const cur = await getContainer(root, nameOrId, o);
+  if (o.restartPolicy && o.restartPolicy.name !== 'no' && cur.hostConfig.autoRemove) {
+    throw new ContainerStateError(cur.id, 'Restart policy cannot be updated because AutoRemove is enabled for the container');
+  }
   if (cur.state.status === 'running') {
     const cg = await cgroupOf(cur, o);
     if (await cg.exists()) await cg.setLimits(limits);
@@ -23,9 +28,15 @@ export async function updateContainer(root: string, nameOrId: string, limits: Cg
     if (limits.cpus !== undefined) h.cpus = limits.cpus;
     // -1 lifts the limit: nothing is set at the next start.
     if (limits.pidsLimit !== undefined) h.pidsLimit = limits.pidsLimit < 0 ? undefined : limits.pidsLimit;
+    if (o.restartPolicy) h.restartPolicy = o.restartPolicy.name === 'no' ? undefined : o.restartPolicy;
   });
   if (!rec) throw new ContainerStateError(cur.id, `container ${cur.name} was removed meanwhile`);
   await updateBundleLimits(root, rec.id, rec.hostConfig);
+  // A running container's new policy is carried out by a keeper (its keeper reads the policy anew
+  // each time the process ends).
+  if (o.restartPolicy && rec.state.status === 'running') {
+    await ensureKeeper(root, rec, { cgroupRoot: o.cgroupRoot, networkStateDir: o.networkStateDir, claimsDir: o.claimsDir });
+  }
   await emitContainerEvent(root, rec, 'update');
   return rec;
 }

@@ -223,6 +223,26 @@ describe('restart policies', () => {
     await removeAndCheck(id);
   });
 
+  it('update --restart gives a running container a policy (and a keeper), and takes it away', async () => {
+    const id = await runD(['busybox', 'sh', '-c', 'sleep 1; exit 4']);
+    expect(keepers(id)).toEqual([]);
+    expect((await env.cli(['update', '--restart', 'on-failure:1', id])).code).toBe(0);
+    expect((await inspect(id)).HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 1 });
+    const end = await waitFor(async () => {
+      const i = await inspect(id);
+      return i.State.Status === 'exited' && i.RestartCount === 1 && keepers(id).length === 0 ? i : undefined;
+    }, 30_000);
+    expect(end.State.ExitCode).toBe(4);
+    expect((await env.cli(['update', '--restart', 'no', id])).code).toBe(0);
+    expect((await inspect(id)).HostConfig.RestartPolicy.Name).toBe('no');
+    await removeAndCheck(id);
+    const rm = await runD(['--rm', 'busybox', 'sleep', '30']);
+    const r = await env.cli(['update', '--restart', 'always', rm]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/AutoRemove is enabled/);
+    await removeAndCheck(rm);
+  });
+
   it('a container without a policy or a check gets no keeper', async () => {
     const id = await runD(['busybox', 'sleep', '30']);
     expect(keepers(id)).toEqual([]);

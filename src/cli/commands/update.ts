@@ -1,15 +1,17 @@
-/** `imgbuild update [-m SIZE] [--cpus N] [--pids-limit N] CONTAINER...`: new limits, live and for later starts. */
+/** `imgbuild update [-m SIZE] [--cpus N] [--pids-limit N] [--restart POLICY] CONTAINER...`: new limits, live and for later starts; a new restart policy. */
 import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { parseCpus, parseMemoryLimit, parsePidsLimit } from '../../host/limits.js';
 import { updateContainer } from '../../containers/update.js';
+import { parseRestartPolicy } from '../../containers/restart-policy.js';
 
 interface UpdateFlags {
   memory?: string;
   cpus?: string;
   pidsLimit?: string;
+  restart?: string;
 }
 
 export default function register(program: Command, ctx: CliContext): void {
@@ -20,6 +22,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-m, --memory <size>', 'memory limit (e.g. 64m); swap is not used beyond it')
     .option('--cpus <n>', 'CPU limit (e.g. 0.5)')
     .option('--pids-limit <n>', 'maximum number of processes/threads (-1 or 0: unlimited)')
+    .option('--restart <policy>', 'no, on-failure[:max-retries], always or unless-stopped')
     .action(async (names: string[], f: UpdateFlags) => {
       const limits = {
         ...(f.memory !== undefined ? { memory: parseMemoryLimit(f.memory, '--memory') } : {}),
@@ -27,11 +30,12 @@ export default function register(program: Command, ctx: CliContext): void {
         // -1 or 0: no limit (parsePidsLimit's undefined), which update must say explicitly.
         ...(f.pidsLimit !== undefined ? { pidsLimit: parsePidsLimit(f.pidsLimit, '--pids-limit') ?? -1 } : {}),
       };
-      if (Object.keys(limits).length === 0) throw new InvalidArgumentError('you must provide one or more flags when using this command');
+      const restartPolicy = f.restart === undefined ? undefined : parseRestartPolicy(f.restart);
+      if (Object.keys(limits).length === 0 && !restartPolicy) throw new InvalidArgumentError('you must provide one or more flags when using this command');
       const failures: unknown[] = [];
       for (const n of names) {
         try {
-          await updateContainer(ctx.root(), n, limits, { signal: ctx.signal });
+          await updateContainer(ctx.root(), n, limits, { signal: ctx.signal, ...(restartPolicy ? { restartPolicy } : {}) });
           ctx.stdout.write(`${n}\n`);
         } catch (e) {
           failures.push(e);
