@@ -149,6 +149,7 @@ describe('version and info', () => {
     const j = JSON.parse((await cli(['info', '--format', '{{json .}}'])).stdout) as Record<string, unknown>;
     expect(j).toMatchObject({ Containers: 2, ContainersRunning: 1, ContainersPaused: 0, ContainersStopped: 1, Images: 1, Driver: 'overlay', Snapshotter: 'overlayfs', CgroupDriver: 'cgroupfs', CgroupVersion: '1', OSType: 'linux', Rootless: false, RootDir: env.root });
     expect(j.Registries).toContain('docker.io');
+    expect(j.InsecureRegistries).toContain('127.0.0.0/8');
     expect((await cli(['system', 'info', '--format', '{{.Containers}} {{.ContainersRunning}}'])).stdout).toBe('2 1\n');
     const text = (await cli(['info'])).stdout;
     for (const l of [' Containers: 2', '  Running: 1', '  Stopped: 1', ' Images: 1', ' Storage Driver: overlay', ' Cgroup Version: 1', ' Rootless: false']) expect(text).toContain(`${l}\n`);

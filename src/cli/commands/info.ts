@@ -31,7 +31,9 @@ export default function register(program: Command, ctx: CliContext): void {
       const { systemInfo } = await import('../../containers/info.js');
       const store = await ctx.store();
       const [info, registries] = await Promise.all([systemInfo(store, { signal: ctx.signal }), configuredRegistries(ctx.env)]);
-      const data = { ...info, ServerVersion: IMGBUILD_VERSION, Registries: registries, IndexServerAddress: 'https://index.docker.io/v1/' };
+      // Loopback registries are spoken to over plain http (registry/transport.ts), as Docker's
+      // default insecure range 127.0.0.0/8; others only with --insecure.
+      const data = { ...info, ServerVersion: IMGBUILD_VERSION, Registries: registries, InsecureRegistries: ['localhost', '127.0.0.0/8', '::1'], IndexServerAddress: 'https://index.docker.io/v1/' };
       if (f.format !== undefined) {
         ctx.stdout.write(formatRows(f.format, [data], { headers: {}, defaultTable: '{{json .}}' }));
         return;
@@ -69,6 +71,8 @@ export default function register(program: Command, ctx: CliContext): void {
         ` Rootless: ${data.Rootless}`,
         ' Registries:',
         ...data.Registries.map((r) => `  ${r}`),
+        ' Insecure Registries:',
+        ...data.InsecureRegistries.map((r) => `  ${r}`),
       ];
       ctx.stdout.write(`${lines.join('\n')}\n`);
     });
