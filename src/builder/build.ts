@@ -9,7 +9,7 @@ import { emitEvents } from '../store/events.js';
 import { mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
-import { buildCacheDir, buildTmpDir, overlayRoot } from '../store/paths.js';
+import { buildCacheDir, buildTmpDir } from '../store/paths.js';
 import pLimit from 'p-limit';
 import { availableParallelism } from 'node:os';
 import { OciStore } from '../store/store.js';
@@ -21,9 +21,7 @@ import type { Digest } from '../image/digest.js';
 import { findImage, loadImage, writeImage } from '../store/images.js';
 import { ensureCompressed } from '../store/layers.js';
 import { familiarReference, formatReference, parseReference } from '../image/reference.js';
-import { OverlaySnapshotter } from '../snapshots/overlay.js';
-import { diffSnapshot } from '../snapshots/diff.js';
-import { unpackImage } from '../snapshots/unpack.js';
+import { openBuildSnapshotter, type StorageDriver } from './build-snapshotter.js';
 import { mountPointsUnder, unmount } from '../snapshots/mount.js';
 import { writeArchiveFile, writeOciLayout } from '../archive/archive.js';
 import { throwIfAborted } from '../errors.js';
@@ -68,6 +66,8 @@ export interface BuildOptions {
   target?: string;
   noCache?: boolean;
   pull?: boolean;
+  /** The snapshotter: overlay, or vfs (copies, no mount); default overlay where it mounts, else vfs. */
+  storageDriver?: StorageDriver;
   secrets?: SecretSource[];
   /** `--ssh` agents: an id and a socket or key files (none: $SSH_AUTH_SOCK). */
   ssh?: SshSpec[];
@@ -229,7 +229,7 @@ async function buildWith(
     root: o.root,
     // Opened by the first step that needs a snapshot: a fully cached build never does.
     snapshotter: () => {
-      snP ??= OverlaySnapshotter.open(overlayRoot(o.root), signal ? { signal } : {}).then((sn) => buildSnapshotter(store, sn));
+      snP ??= openBuildSnapshotter(store, o.root, { ...(o.storageDriver ? { driver: o.storageDriver } : {}), ...(signal ? { signal } : {}) });
       return snP;
     },
     cache,
@@ -360,22 +360,6 @@ function buildStore(store: OciStore): BuildStore {
     lease: store.lease,
     protect: (digests) => store.protect(digests),
     findImage: (ref, platform) => findImage(store, ref, { platform }),
-  };
-}
-
-/** The overlay snapshotter as dispatch uses it, with layers packed into and unpacked from `store`. */
-function buildSnapshotter(store: OciStore, sn: OverlaySnapshotter): BuildSnapshotter {
-  return {
-    prepare: (key, parent, o) => sn.prepare(key, parent, o),
-    view: (key, parent, o) => sn.view(key, parent, o),
-    commit: (name, key, o) => sn.commit(name, key, o),
-    remove: (key) => sn.remove(key),
-    upperDir: (key) => sn.upperDir(key),
-    acquire: (key, lease, o) => sn.acquire(key, lease, o),
-    diff: (key, o) => diffSnapshot(store, sn, key, { compression: 'none', ...o }),
-    unpack: async (layers, diffIds, o) => {
-      await unpackImage(store, sn, layers, diffIds, o);
-    },
   };
 }
 

@@ -62,7 +62,9 @@ export async function systemInfo(store: OciStore, o: { signal?: AbortSignal } = 
   ]);
   const byState = (s: string): number => containers.filter((c) => (c.state.status as string) === s).length;
   const ids = new Set(images.flatMap((li) => (li.image ? [imageId(li.image)] : [])));
-  const driverStatus: [string, string][] = probe
+  // Where overlayfs cannot be mounted (an unprivileged pod) builds use the copying vfs snapshotter.
+  const overlay = probe?.supported === true;
+  const driverStatus: [string, string][] = overlay
     ? [
         ['Backing Filesystem', 'overlay upper and work dirs under the store root'],
         ['Supports d_type', 'true'],
@@ -70,16 +72,16 @@ export async function systemInfo(store: OciStore, o: { signal?: AbortSignal } = 
         ['userxattr', String(probe.userxattr ?? false)],
         ['Mount Options', (probe.options ?? []).join(',') || '(none)'],
       ]
-    : [['Status', 'overlayfs is not usable here']];
+    : [['Status', `overlayfs is not usable here${probe?.reason ? ` (${probe.reason})` : ''}: builds copy each step's rootfs (vfs)`]];
   return {
     Containers: containers.length,
     ContainersRunning: byState('running'),
     ContainersPaused: byState('paused'),
     ContainersStopped: containers.length - byState('running') - byState('paused'),
     Images: ids.size,
-    Driver: 'overlay',
+    Driver: overlay ? 'overlay' : 'vfs',
     DriverStatus: driverStatus,
-    Snapshotter: probe?.supported ? 'overlayfs' : 'none',
+    Snapshotter: overlay ? 'overlayfs' : 'vfs',
     // imgbuild writes the cgroup tree itself (no systemd unit per container).
     CgroupDriver: 'cgroupfs',
     CgroupVersion: cgroupVersion === undefined ? 'unknown' : String(cgroupVersion),

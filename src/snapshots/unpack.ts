@@ -31,6 +31,7 @@ import { mayMakeDevices } from '../tar/devices.js';
 import type { Descriptor } from '../image/types.js';
 import { SnapshotExistsError, SnapshotNotFoundError } from './errors.js';
 import type { OverlaySnapshotter } from './overlay.js';
+import type { VfsSnapshotter } from './vfs.js';
 import type { SnapshotInfo } from './snapshotter.js';
 
 /** Label set on every snapshot made by unpack: the diffID of its own layer. */
@@ -47,7 +48,7 @@ export function isStaleUnpack(i: SnapshotInfo): boolean {
 
 async function applyOne(
   store: OciStore,
-  sn: OverlaySnapshotter,
+  sn: OverlaySnapshotter | VfsSnapshotter,
   layer: Descriptor,
   diffId: Digest,
   chainId: Digest,
@@ -72,7 +73,9 @@ async function applyOne(
     try {
       // Device nodes are made where the process may (Docker, podman and buildah apply them); the
       // rootfs is mounted nodev, so they stay inert.
-      await applyLayer(upper, hasher, { mode: 'overlay', opaqueXattr: sn.opaqueXattr, allowDevices: mayMakeDevices(), signal });
+      // A vfs snapshot is a copy of the whole parent rootfs: whiteouts there delete.
+      const mode = 'layerForm' in sn ? sn.layerForm : 'overlay';
+      await applyLayer(upper, hasher, { mode, opaqueXattr: sn.opaqueXattr, allowDevices: mayMakeDevices(), signal });
     } catch (e) {
       tar.destroy();
       hasher.destroy();
@@ -104,7 +107,7 @@ async function applyOne(
  */
 export async function unpackImage(
   store: OciStore,
-  sn: OverlaySnapshotter,
+  sn: OverlaySnapshotter | VfsSnapshotter,
   layers: Descriptor[],
   diffIds: Digest[],
   opts: { signal?: AbortSignal; lease?: Lease } = {},

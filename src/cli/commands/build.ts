@@ -4,11 +4,13 @@ import { InvalidArgumentError } from '../../errors.js';
 import { createProgress } from '../progress.js';
 import { parseCompressionLevel } from './push.js';
 import { build } from '../../builder/build.js';
+import { parseStorageDriver } from '../../builder/build-snapshotter.js';
 import { parseSecretFlag } from '../../builder/dispatch/mounts.js';
 import { inputsFromArgs } from '../../builder/inputs/context-source.js';
 import { parseSshFlag } from '../../builder/inputs/ssh-agent.js';
 
 interface BuildFlags {
+  storageDriver?: string;
   file?: string;
   tag: string[];
   label: string[];
@@ -70,6 +72,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--target <stage>', 'build this stage (and what it needs) only')
     .option('--no-cache', 'do not use the build cache')
     .option('--pull', 'always pull base images', false)
+    .option('--storage-driver <name>', 'snapshotter for the build: overlay, or vfs (copies, needs no mount); default overlay where it can be mounted, else vfs')
     .option('--progress <mode>', 'progress output: auto, tty, plain or quiet', 'auto')
     .option('--secret <id=,src=>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--ssh <default|id[=socket|key[,key]]>', 'an ssh agent (socket, or key files) for RUN --mount=type=ssh and git over ssh (repeatable)', collect, [])
@@ -134,6 +137,7 @@ export default function register(program: Command, ctx: CliContext): void {
           ...(f.target ? { target: f.target } : {}),
           noCache: !f.cache,
           pull: f.pull,
+          ...(f.storageDriver ? { storageDriver: parseStorageDriver(f.storageDriver) } : {}),
           secrets: f.secret.map(parseSecretFlag),
           ssh: f.ssh.map(parseSshFlag),
           buildContexts: f.buildContext,
