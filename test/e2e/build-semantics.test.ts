@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeContext } from '../helpers/context.js';
-import { makeTmp } from '../helpers/tmp.js';
+import { makeTmp, unmountAll } from '../helpers/tmp.js';
 import { CLI_EXE, REPO_ROOT, expectOneLineError, runCli, type CliResult } from '../helpers/cli.js';
 import { BUSYBOX_REF, ensureBusybox } from '../helpers/base-image.js';
 import { startRegistry } from '../helpers/registry.js';
@@ -226,13 +226,16 @@ describe('layers with device nodes, fifos and sockets', () => {
 describe('a Debian base made by debootstrap', () => {
   let rootfsTar: string | undefined;
   let why = '';
-  beforeAll(() => {
+  beforeAll(async () => {
     if (spawnSync('sh', ['-c', 'command -v debootstrap']).status !== 0) {
       why = 'debootstrap is not installed (apt-get install debootstrap)';
       return;
     }
     const dir = join(tmp.dir, 'bookworm');
     const r = spawnSync('debootstrap', ['--variant=minbase', 'bookworm', dir, 'http://deb.debian.org/debian'], { encoding: 'utf8', timeout: 600_000 });
+    // debootstrap mounts /proc (and more) in the target while it works, and a failed or timed-out
+    // one leaves them: never archive a live /proc, never leave it for the cleanup to find.
+    await unmountAll(dir);
     if (r.status !== 0) {
       why = `debootstrap could not make a bookworm rootfs (is deb.debian.org reachable?): ${(r.stderr || r.stdout || String(r.error)).trim().split('\n').slice(-2).join(' ')}`;
       return;
