@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Cgroup, listGroups } from '../host/cgroups.js';
-import { listNetnsIds, netnsPathOf, removeIdleBridge } from '../host/network.js';
+import { listNetnsIds, netnsPathOf, networkStateDir, removeIdleBridge } from '../host/network.js';
 import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
 import { sweepTempMounts } from '../snapshots/mount.js';
 import { sweepLocks, sweepTempFiles } from '../atomic.js';
@@ -160,8 +160,12 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
     }
     if (removed) out.kernelObjects.push(id);
   }
-  // The bridge stays between containers (as docker0 does); with no lease left it goes here.
-  await attempt(async () => void (await removeIdleBridge({ ...(o.networkStateDir ? { stateDir: o.networkStateDir } : {}) })));
+  // The bridge stays between containers (as docker0 does); with no lease left it goes here, and
+  // so do the lease table's lock and temp files of processes killed while they held them.
+  const net = { ...(o.networkStateDir ? { stateDir: o.networkStateDir } : {}) };
+  await attempt(async () => void (await removeIdleBridge(net)));
+  await attempt(async () => void (await sweepLocks(networkStateDir(net))));
+  await attempt(async () => void (await sweepTempFiles(networkStateDir(net))));
   if (failure !== undefined) throw failure;
   return out;
 }

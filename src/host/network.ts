@@ -19,6 +19,7 @@
  * opens 127.0.0.0/8 to martian routing; a proxy needs no sysctl and works with any iptables backend.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, writeFile, rename } from 'node:fs/promises';
 import { exists } from '../fs.js';
 import { join } from 'node:path';
@@ -156,7 +157,8 @@ async function writeTable(dir: string, t: LeaseTable | undefined): Promise<void>
     await writeFile(p, '');
     return;
   }
-  const tmp = `${p}.${process.pid}.tmp`;
+  // Named as sweepTempFiles knows it, so that what a killed writer left is removed by `prune`.
+  const tmp = `${p}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   await writeFile(tmp, JSON.stringify(t, null, 2));
   await rename(tmp, p);
 }
@@ -431,6 +433,11 @@ export async function leasedState(id: string, o: NetworkOptions = {}): Promise<N
     subnet: t.subnet,
     nat: t.nat,
   };
+}
+
+/** The directory of the host-wide lease table (its lock's and writes' leftovers are swept by `prune`). */
+export function networkStateDir(o: Pick<NetworkOptions, 'stateDir'> = {}): string {
+  return o.stateDir ?? DEFAULT_STATE_DIR;
 }
 
 /** Ids of the containers that have a named network namespace (`imgbuild-<id>`) on the host. */
