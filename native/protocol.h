@@ -60,6 +60,7 @@ enum boot_tag {
   TAG_PIDNS_PATH = 36,    /* string: pid namespace to join (children of the helper start in it) */
   TAG_IPCNS_PATH = 37,    /* string: ipc namespace to join */
   TAG_NET_IFACE = 35,     /* string "IFNAME ADDR PREFIX GATEWAY": an interface of the joined netns to configure (IPv4) */
+  TAG_STDIN_PATH = 38,    /* string: detached mode: a FIFO the monitor makes and copies into the container's stdin */
 };
 
 /* Mount record value: u32 flags; u32 propagation; then five NUL-terminated strings:

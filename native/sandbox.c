@@ -161,7 +161,7 @@ struct cfg {
   char **cgroups; size_t ncgroups;
   char *rootdir;
   uint32_t target;
-  char *logpath, *statuspath;
+  char *logpath, *statuspath, *stdinpath;
   uint16_t rows, cols;
   bool control;
 };
@@ -272,6 +272,7 @@ static void read_bootstrap(struct cfg *c) {
     case TAG_ROOTFS_DIR: c->rootdir = dupstr(v, len); break;
     case TAG_TARGET_PID: c->target = get_u32(v, len, tag); break;
     case TAG_LOG_PATH: c->logpath = dupstr(v, len); break;
+    case TAG_STDIN_PATH: c->stdinpath = dupstr(v, len); break;
     case TAG_STATUS_PATH: c->statuspath = dupstr(v, len); break;
     case TAG_SECCOMP:
       /* A BPF program compiled by src/sandbox/seccomp/bpf.ts (struct sock_filter[]). */
@@ -778,7 +779,7 @@ __attribute__((noreturn)) static void finish_and_exec(const struct cfg *c, int p
   enter_cwd(c->cwd);
   /* A detached container's stdin is the container's own /dev/null, never the host's; a detached
    * exec's output goes there too (its helper's stdio is the host's /dev/null). */
-  if ((c->mode == MODE_DETACHED || c->exec_detached) && !c->terminal) {
+  if ((c->mode == MODE_DETACHED || c->exec_detached) && !c->terminal && !c->stdinpath) {
     int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (nul < 0 || dup2(nul, 0) < 0) bail("open: /dev/null as stdin");
     if (c->exec_detached && (dup2(nul, 1) < 0 || dup2(nul, 2) < 0)) bail("dup2: /dev/null as stdout");
@@ -1119,25 +1120,30 @@ static void read_control(int master) {
 }
 
 /* Forwards signals, proxies the terminal and waits for the child; returns its wait status. */
-static int monitor(pid_t child, int master, int in_fd, int out_fd, struct logtimes *times) {
+/* `master` is the output to copy (a pty master or a pipe); input read from `in_fd` goes to `in_to`
+ * (the pty master, or the pipe that is a detached container's stdin). */
+static int monitor(pid_t child, int master, int in_fd, int in_to, int out_fd, struct logtimes *times) {
   sigset_t set;
   monitor_sigset(&set);
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
   if (sfd < 0) bail("signalfd");
-  bool master_open = master >= 0, in_open = in_fd >= 0 && master >= 0, exited = false;
+  bool master_open = master >= 0, in_open = in_fd >= 0 && in_to >= 0, exited = false;
   int status = 0;
   /* Input to the pty goes through a buffer and a non-blocking master, so a process that does
    * not read its terminal never stalls the monitor (signals, output, exit). */
   char inbuf[4096];
   size_t inlen = 0, inoff = 0;
   if (master >= 0) fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+  if (in_to >= 0 && in_to != master) fcntl(in_to, F_SETFL, fcntl(in_to, F_GETFL) | O_NONBLOCK);
+  bool to_master = in_to >= 0 && in_to == master;
   while (!exited || master_open) {
-    short mev = (short)(POLLIN | (inlen > inoff ? POLLOUT : 0));
-    struct pollfd p[4] = {{sfd, POLLIN, 0},
+    short mev = (short)(POLLIN | (to_master && inlen > inoff ? POLLOUT : 0));
+    struct pollfd p[5] = {{sfd, POLLIN, 0},
                           {master_open ? master : -1, mev, 0},
                           {in_open && inlen == inoff ? in_fd : -1, POLLIN, 0},
-                          {exited ? -1 : g_ctl, POLLIN, 0}};
-    int n = poll(p, 4, exited ? 100 : -1);
+                          {exited ? -1 : g_ctl, POLLIN, 0},
+                          {!to_master && in_to >= 0 && inlen > inoff && !exited ? in_to : -1, POLLOUT, 0}};
+    int n = poll(p, 5, exited ? 100 : -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) bail("poll");
     if (n == 0 && exited) break; /* nothing left in the pty after the container ended */
@@ -1152,8 +1158,8 @@ static int monitor(pid_t child, int master, int in_fd, int out_fd, struct logtim
       }
     }
     if (master_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) copy_some(master, out_fd, &master_open, times);
-    if (master_open && (p[1].revents & POLLOUT) && inlen > inoff) {
-      ssize_t w = write(master, inbuf + inoff, inlen - inoff);
+    if (inlen > inoff && ((to_master && master_open && (p[1].revents & POLLOUT)) || (p[4].revents & (POLLOUT | POLLERR | POLLHUP)))) {
+      ssize_t w = write(in_to, inbuf + inoff, inlen - inoff);
       if (w > 0) inoff += (size_t)w;
       else if (w < 0 && errno != EAGAIN && errno != EINTR) inoff = inlen; /* terminal gone: drop input */
     }
@@ -1284,6 +1290,24 @@ static int run_container(const struct cfg *c) {
   bool self_join = !(ns & CLONE_NEWUSER) && any_cgroup_v1(c);
   if (self_join && pipe2(joinp, O_CLOEXEC) < 0) bail("pipe2");
   if (c->terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptys) < 0) bail("socketpair");
+  /* A detached container created with -i: a FIFO beside its log that `attach` writes into, copied
+   * by the monitor (which holds it open for reading and writing, so it never reads EOF) into the
+   * container's stdin, a pipe (or its terminal). The container never holds the FIFO itself. */
+  int fifo = -1, in_w = -1;
+  if (detached && c->stdinpath) {
+    unlink(c->stdinpath);
+    if (mkfifo(c->stdinpath, 0600) < 0) bail("mkfifo: %s", c->stdinpath);
+    fifo = open(c->stdinpath, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    if (fifo < 0) bail("open: %s", c->stdinpath);
+    if (!c->terminal) {
+      int inp[2];
+      if (pipe2(inp, O_CLOEXEC) < 0) bail("pipe2");
+      /* The read end becomes fd 0, which the child keeps across exec. */
+      if (dup2(inp[0], 0) < 0) bail("dup2: stdin");
+      close(inp[0]);
+      in_w = inp[1];
+    }
+  }
   unsigned long flags = CLONE_NEWNS | (ns & (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET));
   /* An unprivileged parent may write the child's id maps only while the child is dumpable
    * (a non-dumpable process's /proc files belong to root); the child, alone in its new pid
@@ -1305,6 +1329,14 @@ static int run_container(const struct cfg *c) {
   close(syncp[0]);
   close(execp[1]);
   if (outp[1] >= 0) close(outp[1]);
+  if (in_w >= 0) {
+    /* Only the child reads the stdin pipe. */
+    int nul = open("/dev/null", O_RDONLY);
+    if (nul >= 0 && nul != 0) {
+      dup2(nul, 0);
+      close(nul);
+    }
+  }
   int logfd = -1;
   struct logtimes times = {-1, 0, 0};
   if (detached) {
@@ -1370,7 +1402,7 @@ static int run_container(const struct cfg *c) {
   g_kill_on_bail = 0;
   if (detached) close(4); /* EOF: Node's startDetached returns */
   /* The monitor copies the pty master, or the output pipe, into the log. */
-  int st = monitor(child, master >= 0 ? master : outp[0], detached ? -1 : 0, detached ? logfd : 1, &times);
+  int st = monitor(child, master >= 0 ? master : outp[0], detached ? fifo : 0, master >= 0 ? master : in_w, detached ? logfd : 1, &times);
   if (detached) write_status(c, st);
   else send_rec(4, REC_EXIT, st, NULL);
   return 0;
@@ -1462,10 +1494,10 @@ static int run_exec(const struct cfg *c) {
   struct logtimes none = {-1, 0, 0};
   if (c->exec_detached) {
     close(4); /* EOF: Node's exec returns */
-    monitor(child, -1, -1, 1, &none);
+    monitor(child, -1, -1, -1, 1, &none);
     return 0;
   }
-  int st = monitor(child, master, 0, 1, &none);
+  int st = monitor(child, master, 0, master, 1, &none);
   send_rec(4, REC_EXIT, st, NULL);
   return 0;
 }

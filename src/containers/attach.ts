@@ -1,10 +1,12 @@
 /**
  * `attach` to a running detached container: its output from now on (what its monitor appends to
- * the log; stdout and stderr as one stream), until it stops, and then its exit status. There is
- * no daemon to hold a stream open, so the log is followed from its end.
+ * the log; stdout and stderr as one stream), until it stops, and then its exit status; its stdin
+ * through the FIFO its monitor reads when it was created with -i. There is no daemon to hold a
+ * stream open, so the log is followed from its end.
  */
+import { constants, createWriteStream, open as openFd } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
+import { Transform, type Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerStateError } from './errors.js';
 import { emitContainerEvent } from './events.js';
@@ -27,12 +29,20 @@ export async function attachable(root: string, nameOrId: string, o: LifecycleOpt
 /**
  * Copies the container's output from now on to `out` until it stops (or `o.signal` aborts: a
  * detach); resolves with its final record (undefined when it was removed meanwhile).
+ * `o.onFollowing` is called once the output is followed.
  */
-export async function followOutput(root: string, rec: ContainerRecord, out: Writable, o: LifecycleOptions = {}): Promise<ContainerRecord | undefined> {
+export async function followOutput(
+  root: string,
+  rec: ContainerRecord,
+  out: Writable,
+  o: LifecycleOptions & { onFollowing?: () => void } = {},
+): Promise<ContainerRecord | undefined> {
   await emitContainerEvent(root, rec, 'attach');
   const fh = await open(pathOf(root, rec.id, 'log'), 'r');
   try {
     let pos = (await fh.stat()).size;
+    // From here on nothing it writes is missed: input may go in (its answers come after).
+    o.onFollowing?.();
     const buf = Buffer.alloc(64 * 1024);
     const drain = async (): Promise<number> => {
       let total = 0;
@@ -58,4 +68,44 @@ export async function followOutput(root: string, rec: ContainerRecord, out: Writ
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * The write end of a running `-i` container's stdin (the FIFO its monitor reads), or undefined
+ * when it was not created with -i. Opened read-write, so that the open never blocks, whether or
+ * not the monitor still reads it.
+ */
+export async function openStdin(root: string, rec: ContainerRecord): Promise<Writable | undefined> {
+  if (!rec.hostConfig.interactive) return undefined;
+  const fd = await new Promise<number | undefined>((res) => openFd(pathOf(root, rec.id, 'stdin'), constants.O_RDWR | constants.O_NOFOLLOW, (e, n) => res(e ? undefined : n)));
+  return fd === undefined ? undefined : createWriteStream('', { fd });
+}
+
+/**
+ * Docker's detach keys, ctrl-p ctrl-q: passes stdin through until the sequence, which calls
+ * `onDetach` instead of reaching the container (a ctrl-p not followed by ctrl-q is passed on).
+ */
+export function detachKeys(onDetach: () => void): Transform {
+  let held = false;
+  let done = false;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (done) return cb();
+      const out: number[] = [];
+      for (const b of chunk) {
+        if (held) {
+          held = false;
+          if (b === 0x11) {
+            done = true;
+            onDetach();
+            break;
+          }
+          out.push(0x10);
+        }
+        if (b === 0x10) held = true;
+        else out.push(b);
+      }
+      cb(null, Buffer.from(out));
+    },
+  });
 }

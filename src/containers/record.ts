@@ -200,6 +200,8 @@ export const files = {
   config: 'config.json',
   spec: 'spec.json',
   log: 'log',
+  /** A FIFO into a detached `-i` container's stdin (made by its monitor at each start; attach writes it). */
+  stdin: 'stdin',
   hosts: 'hosts',
   hostname: 'hostname',
   resolv: 'resolv.conf',

@@ -180,7 +180,13 @@ export async function startContainer(store: OciStore, nameOrId: string, o: Lifec
   }
   let d: { pid: number; monitorPid: number };
   try {
-    d = await startDetached(spec, { logPath: pathOf(root, id, 'log'), statusPath: pathOf(root, id, 'status'), signal: o.signal, seccompCacheDir: seccompCacheDir(root) });
+    d = await startDetached(spec, {
+      logPath: pathOf(root, id, 'log'),
+      statusPath: pathOf(root, id, 'status'),
+      ...(rec.hostConfig.interactive ? { stdinPath: pathOf(root, id, 'stdin') } : {}),
+      signal: o.signal,
+      seccompCacheDir: seccompCacheDir(root),
+    });
   } catch (e) {
     await releaseResources(rec, o).catch(() => {});
     const err = mapStartError(e, spec.process.args[0] ?? '');

@@ -35,15 +35,18 @@ export async function refreshState(root: string, rec: ContainerRecord, o: Lifecy
   if (rec.state.status === 'created') return settleCreated(root, rec, o);
   if (rec.state.status !== 'running') return rec;
   await thawIfAbandoned(root, rec, o);
-  const st = await readExitStatus(root, rec.id);
+  let st = await readExitStatus(root, rec.id);
   let next: ExitStatus | undefined;
   let error: string | undefined;
+  // The watcher writes the status and then exits: one found gone may have written it since the
+  // first read (a container ending just then would otherwise read as killed, 137).
+  const watcherAlive = st === undefined && (await isSameProcess(rec.state.monitorPid, rec.state.monitorStartTime));
+  if (!st && !watcherAlive) st = await readExitStatus(root, rec.id);
   if (st) {
     const n = normaliseExit({ exitCode: st.exitCode, signal: st.signal });
     next = { ...st, ...n };
     if (!next.oomKilled) next.oomKilled = await (await cgroupOf(rec, o)).oomKilled().catch(() => false);
   } else {
-    const watcherAlive = await isSameProcess(rec.state.monitorPid, rec.state.monitorStartTime);
     if (watcherAlive) return rec;
     const cg = await cgroupOf(rec, o);
     if ((await cg.pids()).length > 0) return rec; // orphaned but still running: rm -f / kill can reach it

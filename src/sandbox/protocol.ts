@@ -43,6 +43,7 @@ export const Tag = {
   NET_IFACE: 35,
   PIDNS_PATH: 36,
   IPCNS_PATH: 37,
+  STDIN_PATH: 38,
 } as const;
 
 export const Mode = { RUN: 0, DETACHED: 1, EXEC: 2 } as const;

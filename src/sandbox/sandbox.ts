@@ -275,12 +275,16 @@ function startHooks(io: SandboxIO, terminal: boolean) {
  */
 export async function startDetached(
   spec: SandboxSpec,
-  o: { logPath: string; statusPath: string; signal?: AbortSignal; seccompCacheDir?: string },
+  o: { logPath: string; statusPath: string; stdinPath?: string; signal?: AbortSignal; seccompCacheDir?: string },
 ): Promise<Detached> {
   absolute(o.logPath, 'logPath');
   absolute(o.statusPath, 'statusPath');
   const bootstrap = encodeSpec(spec, Mode.DETACHED, (w) => {
     w.str(Tag.LOG_PATH, o.logPath).str(Tag.STATUS_PATH, o.statusPath);
+    if (o.stdinPath !== undefined) {
+      absolute(o.stdinPath, 'stdinPath');
+      w.str(Tag.STDIN_PATH, o.stdinPath);
+    }
   }, undefined, o.seccompCacheDir);
   const out = await runHelper({
     helper: checkedHelper(),

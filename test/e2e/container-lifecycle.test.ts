@@ -255,6 +255,28 @@ describe('container lifecycle', () => {
     await env.cli(['rm', 'proxied']);
   });
 
+  it('attach passes stdin to a container run with -d -i, and ctrl-p ctrl-q detaches from a -t one', async () => {
+    const id = (await env.cli(['run', '-d', '-i', '--name', 'listener', 'busybox', 'sh', '-c', 'while read l; do echo got:$l; [ "$l" = bye ] && exit 6; done'])).stdout.trim();
+    const a = await env.cli(['attach', 'listener'], { input: 'hi\nbye\n' });
+    expect(a).toMatchObject({ code: 6, stdout: 'got:hi\ngot:bye\n' });
+    // Started again, it reads from a new FIFO; --no-stdin attaches the output only.
+    expect((await env.cli(['start', 'listener'])).code).toBe(0);
+    const b = await env.cli(['attach', 'listener'], { input: 'bye\n' });
+    expect(b).toMatchObject({ code: 6, stdout: 'got:bye\n' });
+    await env.cli(['rm', 'listener']);
+    expect(leftovers(id)).toEqual(NOTHING);
+
+    await env.cli(['run', '-d', '-i', '-t', '--name', 'term', 'busybox', 'sh']);
+    const d = await env.cli(['attach', 'term'], { input: 'echo one\n\x10\x11' });
+    expect(d.code).toBe(0);
+    expect((await inspect('term')).State.Running).toBe(true);
+    // A ctrl-p not followed by ctrl-q reaches the container.
+    const e = await env.cli(['attach', 'term'], { input: 'echo \x10x\nexit 5\n' });
+    expect(e.code).toBe(5);
+    expect((await env.cli(['logs', 'term'])).stdout).toContain('one');
+    await env.cli(['rm', 'term']);
+  });
+
   it('records its actions in the event journal', async () => {
     expect((await env.cli(['run', '-d', '--name', 'told', 'busybox', 'sleep', '300'])).code).toBe(0);
     for (const args of [['pause', 'told'], ['unpause', 'told'], ['update', '--pids-limit', '30', 'told'], ['rename', 'told', 'retold'], ['restart', '-t', '0', 'retold']]) {

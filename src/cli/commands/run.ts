@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { Writable } from 'node:stream';
 import type { CliContext } from '../context.js';
-import { ExitError, fromSystemError, ImgbuildError, InvalidArgumentError, isImgbuildError } from '../../errors.js';
+import { ExitError, fromSystemError, ImgbuildError, isImgbuildError } from '../../errors.js';
 import { addContainerFlags, collect, containerOptions, type ContainerFlags } from './container-flags.js';
 import { CidFile } from './cidfile.js';
 import { checkRunOptions, runContainer } from '../../containers/run.js';
@@ -138,7 +138,6 @@ export default function register(program: Command, ctx: CliContext): void {
 }
 
 async function runFromCli(ctx: CliContext, image: string, command: string[], f: RunFlags): Promise<void> {
-  if (f.detach && f.interactive) throw withRunStatus(new InvalidArgumentError('-d cannot be combined with -i (there is no terminal to attach)'));
   let options: ReturnType<typeof containerOptions>;
   const runtime = (f.runtime ?? 'imgbuild') as Runtime;
   let pull: PullPolicy;
