@@ -222,10 +222,20 @@ describe('container lifecycle', () => {
   });
 
   it('attach follows the output from now on and ends with the exit status; Ctrl-C is passed on unless --sig-proxy=false', async () => {
-    await env.cli(['run', '-d', '--name', 'talky', 'busybox', 'sh', '-c', 'echo before; sleep 1; echo after; echo err >&2; exit 4']);
+    await env.cli(['run', '-d', '--name', 'talky', 'busybox', 'sh', '-c', 'echo before; until [ -f /go ]; do sleep 0.05; done; echo after; echo err >&2; exit 4']);
     await waitFor(async () => (await env.cli(['logs', 'talky'])).stdout === 'before\n' || undefined);
-    const a = await env.cli(['attach', 'talky']);
-    expect(a).toMatchObject({ code: 4, stdout: 'after\nerr\n' });
+    const child = env.spawnCli(['attach', 'talky']);
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    const closed = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    // Once attach follows (its event is in the journal), the container goes on.
+    await waitFor(async () => {
+      for await (const e of readEvents(env.root)) if (e.Action === 'attach' && e.Actor.Attributes.name === 'talky') return true;
+      return undefined;
+    });
+    await env.cli(['exec', 'talky', 'touch', '/go']);
+    expect(await closed).toBe(4);
+    expect(out).toBe('after\nerr\n');
     expectOneLineError(await env.cli(['attach', 'talky']), /cannot attach to a stopped container/);
     await env.cli(['rm', 'talky']);
 
