@@ -113,6 +113,8 @@ export interface CreateOptions {
   memory?: number;
   cpus?: number;
   pidsLimit?: number;
+  /** `--memory-swap`: memory plus swap in bytes (-1: unlimited swap); needs `memory`. */
+  memorySwap?: number;
   interactive?: boolean;
   tty?: boolean;
   entrypoint?: string;
@@ -336,6 +338,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       memory: o.memory,
       cpus: o.cpus,
       pidsLimit: o.pidsLimit,
+      ...(o.memorySwap !== undefined ? { memorySwap: o.memorySwap } : {}),
       binds,
       tmpfs,
       ...(attached.length > 0 ? { volumes: attached.map((a) => a.spec) } : {}),

@@ -51,12 +51,12 @@ async function teardownNetwork(id: string, state: NetworkState | undefined, o: N
 export async function createKernelObjects(
   root: string,
   id: string,
-  h: Pick<HostConfig, 'memory' | 'cpus' | 'pidsLimit' | 'networkMode' | 'deviceRules' | 'macAddress'> & { ifaceBySandbox?: boolean },
+  h: Pick<HostConfig, 'memory' | 'memorySwap' | 'cpus' | 'pidsLimit' | 'networkMode' | 'deviceRules' | 'macAddress'> & { ifaceBySandbox?: boolean },
   o: LifecycleOptions = {},
 ): Promise<KernelObjects> {
   await claimId(id, root, o.claimsDir);
   const [cgr, netr] = await Promise.allSettled([
-    Cgroup.create(id, { memory: h.memory, cpus: h.cpus, pidsLimit: h.pidsLimit, ...(h.deviceRules ? { devices: h.deviceRules } : {}) }, { cgroupRoot: o.cgroupRoot }),
+    Cgroup.create(id, { memory: h.memory, ...(h.memorySwap !== undefined ? { memorySwap: h.memorySwap } : {}), cpus: h.cpus, pidsLimit: h.pidsLimit, ...(h.deviceRules ? { devices: h.deviceRules } : {}) }, { cgroupRoot: o.cgroupRoot }),
     setupNetwork(id, hostNetworkMode(h.networkMode), { stateDir: o.networkStateDir, signal: o.signal, ...(h.macAddress ? { macAddress: h.macAddress } : {}), ...(h.ifaceBySandbox ? { ifaceBySandbox: true } : {}) }),
   ]);
   if (cgr.status === 'fulfilled' && netr.status === 'fulfilled') return { cgroup: cgr.value, network: netr.value };

@@ -72,6 +72,7 @@ export async function runContainer(store: OciStore, o: RunOptions): Promise<RunR
     memory: o.memory,
     cpus: o.cpus,
     pidsLimit: o.pidsLimit,
+    ...(o.memorySwap !== undefined ? { memorySwap: o.memorySwap } : {}),
     ...(deviceRules ? { deviceRules } : {}),
     // A joined container's namespace is taken at start; nothing is made for it here.
     networkMode: net.mode === 'container' ? 'container:' : net.mode,

@@ -34,6 +34,8 @@ export interface CgroupLimits {
   cpus?: number;
   /** Maximum number of tasks (threads + processes). */
   pidsLimit?: number;
+  /** Bytes of memory plus swap (Docker's --memory-swap; -1: swap unlimited); needs `memory`. Without it, no swap is used. */
+  memorySwap?: number;
   /**
    * Device access rules (`c 1:3 rwm`, `a`), all denied but these: given for `--device`,
    * `--device-cgroup-rule` and `--privileged` only (otherwise the nodev /dev is the policy).
@@ -225,8 +227,9 @@ export class Cgroup {
       if (limits.memory !== undefined) {
         await writeControl(dir, 'memory.max', String(limits.memory));
         // swap.max is swap only (not memory+swap as in v1): 0 keeps the container from growing into swap.
-        if ((await isRealCgroupfs(dir)) ? await exists(join(dir, 'memory.swap.max')) : true)
-          await writeControl(dir, 'memory.swap.max', '0');
+        const swap = limits.memorySwap === undefined ? '0' : limits.memorySwap < 0 ? 'max' : String(Math.max(0, limits.memorySwap - limits.memory));
+        if ((await isRealCgroupfs(dir)) ? await exists(join(dir, 'memory.swap.max')) : true) await writeControl(dir, 'memory.swap.max', swap);
+        else if (limits.memorySwap !== undefined) throw new CgroupError('--memory-swap needs swap accounting (memory.swap.max)', dir);
       }
       if (limits.cpus !== undefined) await writeControl(dir, 'cpu.max', `${cpuQuota(limits.cpus)} ${CFS_PERIOD_US}`);
       if (limits.pidsLimit !== undefined) await writeControl(dir, 'pids.max', limits.pidsLimit < 0 ? 'max' : String(limits.pidsLimit));
@@ -238,12 +241,15 @@ export class Cgroup {
       // memsw is memory+swap; the same value as the memory limit means no swap use. The kernel
       // requires memsw >= memory at every step: raising, memsw goes first; lowering, it follows.
       // Absent without swap accounting.
+      // --memory-swap sets memsw itself (-1: unlimited).
       const memsw = await exists(join(mem, 'memory.memsw.limit_in_bytes'));
+      if (limits.memorySwap !== undefined && !memsw) throw new CgroupError('--memory-swap needs swap accounting (memory.memsw.limit_in_bytes)', mem);
+      const swapTo = limits.memorySwap === undefined ? String(limits.memory) : limits.memorySwap < 0 ? '-1' : String(limits.memorySwap);
       const cur = Number((await readControl(mem, 'memory.limit_in_bytes'))?.trim() ?? NaN);
       const raising = memsw && !(limits.memory <= cur);
-      if (raising) await writeControl(mem, 'memory.memsw.limit_in_bytes', String(limits.memory));
+      if (raising) await writeControl(mem, 'memory.memsw.limit_in_bytes', swapTo);
       await writeControl(mem, 'memory.limit_in_bytes', String(limits.memory));
-      if (memsw && !raising) await writeControl(mem, 'memory.memsw.limit_in_bytes', String(limits.memory));
+      if (memsw && !raising) await writeControl(mem, 'memory.memsw.limit_in_bytes', swapTo);
     }
     if (limits.cpus !== undefined) {
       const cpu = this.dirs.get('cpu');

@@ -71,6 +71,8 @@ beforeEach(async () => {
   };
   await mkdir(containerDir(store, ID), { recursive: true });
   await writeRecord(store, rec);
+  // The runtime bundle's config, which update keeps in step.
+  await writeFile(join(containerDir(store, ID), 'config.json'), JSON.stringify({ ociVersion: '1.0.2', process: {}, root: { path: 'rootfs' }, linux: {} }));
 });
 afterEach(async () => {
   clearInterval(kernel);
@@ -105,6 +107,10 @@ describe('cgroup v2 (fake tree)', () => {
     expect(await read(join(group, 'cpu.max'))).toBe('150000 100000');
     expect(await read(join(group, 'pids.max'))).toBe('20');
     expect((await readRecord(store, ID))!.hostConfig).toMatchObject({ memory: 32 << 20, cpus: 1.5, pidsLimit: 20 });
+    await updateContainer(store, 'fake', { memorySwap: 48 << 20 }, { cgroupRoot });
+    expect(await read(join(group, 'memory.swap.max'))).toBe(String(16 << 20)); // v2's is swap alone
+    await updateContainer(store, 'fake', { memorySwap: -1 }, { cgroupRoot });
+    expect(await read(join(group, 'memory.swap.max'))).toBe('max');
     await updateContainer(store, 'fake', { pidsLimit: -1 }, { cgroupRoot });
     expect(await read(join(group, 'pids.max'))).toBe('max');
     expect((await readRecord(store, ID))!.hostConfig.pidsLimit).toBeUndefined();

@@ -158,6 +158,17 @@ describe('container lifecycle', () => {
     expect((await env.cli(['update', '--pids-limit', '-1', 'limited'])).code).toBe(0);
     expect(readFileSync(pids, 'utf8').trim()).toBe('max');
     expectOneLineError(await env.cli(['update', 'limited']), /provide one or more flags/);
+    // --memory-swap: memory plus swap (v1 memsw), kept across a restart; without -m it is refused.
+    const memsw = `/sys/fs/cgroup/memory/imgbuild/${id}/memory.memsw.limit_in_bytes`;
+    expect(readFileSync(memsw, 'utf8').trim()).toBe(String(32 << 20)); // no swap by default
+    expect((await env.cli(['update', '--memory-swap', '80m', 'limited'])).code).toBe(0);
+    expect(readFileSync(memsw, 'utf8').trim()).toBe(String(80 << 20));
+    expect((await env.cli(['restart', '-t', '0', 'limited'])).code).toBe(0);
+    expect(readFileSync(memsw, 'utf8').trim()).toBe(String(80 << 20));
+    expectOneLineError(await env.cli(['update', '--memory-swap', '16m', 'limited']), /at least the memory limit/);
+    const noMem = await env.cli(['create', '--memory-swap', '64m', 'busybox']);
+    expect(noMem.code).toBe(125);
+    expectOneLineError(noMem, /needs -m/);
     expect((await env.cli(['rm', '-f', 'limited'])).code).toBe(0);
     expect(leftovers(id)).toEqual(NOTHING);
   });

@@ -9,6 +9,7 @@ import { parseCpus, parseMemoryLimit, parsePidsLimit, parseShmSize, parseUlimit 
 import type { CreateOptions } from '../../containers/create.js';
 import { parseSecurityOpts } from '../../containers/security-opt.js';
 import { signalNumber } from '../../containers/signals.js';
+import { checkMemorySwap } from '../../containers/update.js';
 import { checkRestartWithAutoRemove, parseRestartPolicy, type RestartPolicy } from '../../containers/restart-policy.js';
 import { healthConfigFromFlags } from '../../containers/health.js';
 import type { HealthConfig } from '../../image/types.js';
@@ -39,6 +40,7 @@ export interface ContainerFlags {
   ipc?: string;
   macAddress?: string;
   memory?: string;
+  memorySwap?: string;
   cpus?: string;
   pidsLimit?: string;
   interactive?: boolean;
@@ -97,6 +99,7 @@ export function addContainerFlags(c: Command): Command {
     .option('--pid <mode>', 'host or container:<name|id>: share that pid namespace')
     .option('--ipc <mode>', 'host or container:<name|id>: share that ipc namespace')
     .option('-m, --memory <size>', 'memory limit (e.g. 64m); swap is not used beyond it')
+    .option('--memory-swap <size>', 'memory plus swap limit (with -m; -1: unlimited swap; default: no swap)')
     .option('--cpus <n>', 'CPU limit (e.g. 0.5)')
     .option('--pids-limit <n>', 'maximum number of processes/threads')
     .option('-i, --interactive', 'keep stdin open and pass it to the container')
@@ -164,6 +167,12 @@ export function parseKeeperFlags(f: Pick<ContainerFlags, 'restart' | 'rm' | 'hea
   return { restartPolicy, healthcheck };
 }
 
+/** `--memory-swap`: a size as -m takes it, or -1 for unlimited swap. */
+export function parseMemorySwap(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  return v.trim() === '-1' ? -1 : parseMemoryLimit(v, '--memory-swap');
+}
+
 /** `--stop-timeout` in whole seconds (Docker's; -1 waits forever). */
 export function parseStopTimeout(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -177,6 +186,8 @@ export function parseStopTimeout(v: string | undefined): number | undefined {
  */
 export function containerOptions(ctx: CliContext, f: ContainerFlags, cpusAvailable: number): Omit<CreateOptions, 'image'> {
   const limits = parseRunLimits(f, cpusAvailable);
+  const memorySwap = parseMemorySwap(f.memorySwap);
+  checkMemorySwap(limits.memory, memorySwap);
   const { restartPolicy, healthcheck } = parseKeeperFlags(f);
   parseSecurityOpts(f.securityOpt); // read again by createContainer: checked before anything is made
   if (f.stopSignal !== undefined) signalNumber(f.stopSignal);
@@ -205,6 +216,7 @@ export function containerOptions(ctx: CliContext, f: ContainerFlags, cpusAvailab
     ipc: f.ipc,
     macAddress: f.macAddress,
     ...limits,
+    ...(memorySwap !== undefined ? { memorySwap } : {}),
     interactive: f.interactive,
     tty: f.tty,
     entrypoint: f.entrypoint,

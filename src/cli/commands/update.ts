@@ -1,14 +1,16 @@
-/** `imgbuild update [-m SIZE] [--cpus N] [--pids-limit N] [--restart POLICY] CONTAINER...`: new limits, live and for later starts; a new restart policy. */
+/** `imgbuild update [-m SIZE] [--memory-swap SIZE] [--cpus N] [--pids-limit N] [--restart POLICY] CONTAINER...`: new limits, live and for later starts; a new restart policy. */
 import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { parseCpus, parseMemoryLimit, parsePidsLimit } from '../../host/limits.js';
 import { updateContainer } from '../../containers/update.js';
+import { parseMemorySwap } from './container-flags.js';
 import { parseRestartPolicy } from '../../containers/restart-policy.js';
 
 interface UpdateFlags {
   memory?: string;
+  memorySwap?: string;
   cpus?: string;
   pidsLimit?: string;
   restart?: string;
@@ -20,12 +22,14 @@ export default function register(program: Command, ctx: CliContext): void {
     .description("change containers' resource limits (applied at once to running ones, kept for later starts)")
     .argument('<containers...>', 'container names or ids')
     .option('-m, --memory <size>', 'memory limit (e.g. 64m); swap is not used beyond it')
+    .option('--memory-swap <size>', 'memory plus swap limit (-1: unlimited swap)')
     .option('--cpus <n>', 'CPU limit (e.g. 0.5)')
     .option('--pids-limit <n>', 'maximum number of processes/threads (-1 or 0: unlimited)')
     .option('--restart <policy>', 'no, on-failure[:max-retries], always or unless-stopped')
     .action(async (names: string[], f: UpdateFlags) => {
       const limits = {
         ...(f.memory !== undefined ? { memory: parseMemoryLimit(f.memory, '--memory') } : {}),
+        ...(f.memorySwap !== undefined ? { memorySwap: parseMemorySwap(f.memorySwap)! } : {}),
         ...(f.cpus !== undefined ? { cpus: parseCpus(f.cpus, availableParallelism(), '--cpus') } : {}),
         // -1 or 0: no limit (parsePidsLimit's undefined), which update must say explicitly.
         ...(f.pidsLimit !== undefined ? { pidsLimit: parsePidsLimit(f.pidsLimit, '--pids-limit') ?? -1 } : {}),
