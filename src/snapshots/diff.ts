@@ -14,6 +14,8 @@ import { chainIds } from '../image/model.js';
 import type { OciStore } from '../store/store.js';
 import { packDir } from '../tar/pack.js';
 import { OverlaySnapshotter, overlayRoot } from './overlay.js';
+import { OverlayUnsupportedError } from './errors.js';
+import { VfsSnapshotter, vfsRoot } from './vfs.js';
 import type { SnapshotInfo } from './snapshotter.js';
 import { isStaleUnpack } from './unpack.js';
 
@@ -47,7 +49,7 @@ async function isAbandoned(i: SnapshotInfo): Promise<boolean> {
  * Returns the removed keys and the bytes they held.
  */
 export async function pruneSnapshots(
-  sn: OverlaySnapshotter,
+  sn: Pick<OverlaySnapshotter, 'removeWhere' | 'sweep'>,
   keep: Set<string>,
   opts: { storeRoot?: string; signal?: AbortSignal } = {},
 ): Promise<{ removed: string[]; bytes: number }> {
@@ -68,19 +70,39 @@ export async function pruneSnapshots(
 }
 
 /**
- * The snapshot part of `prune`: removes the snapshots of `store`'s snapshotter that no image of
+ * The snapshot part of `prune`: removes the snapshots of `store`'s snapshotters (overlay and vfs) that no image of
  * the store needs (pruneSnapshots). An image that cannot be read keeps everything, because its
  * chain cannot be known; a store without snapshots has nothing to remove.
  */
 export async function pruneImageSnapshots(store: OciStore, opts: { signal?: AbortSignal } = {}): Promise<{ removed: string[]; bytes: number }> {
-  const dir = overlayRoot(store.root);
-  if (!(await stat(dir).then(() => true, () => false))) return { removed: [], bytes: 0 };
-  const keep = new Set<string>();
-  for (const li of await listImages(store)) {
-    if (!li.image) return { removed: [], bytes: 0 };
-    for (const c of chainIds(li.image.config.rootfs?.diff_ids ?? [])) keep.add(c);
+  const total = { removed: [] as string[], bytes: 0 };
+  const so = opts.signal ? { signal: opts.signal } : {};
+  let keep: Set<string> | undefined;
+  for (const [dir, open] of [
+    [overlayRoot(store.root), (d: string) => OverlaySnapshotter.open(d, so)],
+    // Builds where overlay cannot be mounted keep whole-rootfs copies here (vfs.ts).
+    [vfsRoot(store.root), (d: string) => VfsSnapshotter.open(d, so)],
+  ] as const) {
+    if (!(await stat(dir).then(() => true, () => false))) continue;
+    if (!keep) {
+      keep = new Set<string>();
+      for (const li of await listImages(store)) {
+        if (!li.image) return total;
+        for (const c of chainIds(li.image.config.rootfs?.diff_ids ?? [])) keep.add(c);
+      }
+    }
+    let sn: Pick<OverlaySnapshotter, 'removeWhere' | 'sweep'>;
+    try {
+      sn = await open(dir);
+    } catch (e) {
+      // A store made where overlay cannot be mounted may still have its (empty) overlay dir.
+      if (e instanceof OverlayUnsupportedError) continue;
+      throw e;
+    }
+    // Snapshots leased by running builds are spared.
+    const r = await pruneSnapshots(sn, keep, { storeRoot: store.root, ...so });
+    total.removed.push(...r.removed);
+    total.bytes += r.bytes;
   }
-  const sn = await OverlaySnapshotter.open(dir, opts.signal ? { signal: opts.signal } : {});
-  // Snapshots leased by running builds are spared.
-  return pruneSnapshots(sn, keep, { storeRoot: store.root, ...(opts.signal ? { signal: opts.signal } : {}) });
+  return total;
 }

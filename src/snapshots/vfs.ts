@@ -21,6 +21,7 @@ import { promisify } from 'node:util';
 import { join, posix, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ImgbuildError, throwIfAborted } from '../errors.js';
+import { sweepLocks, sweepTempFiles } from '../atomic.js';
 import { LEASE_LABEL, type Lease } from '../store/lease.js';
 import type { Mount } from '../sandbox/spec.js';
 import { SnapshotNotFoundError, SnapshotStateError } from './errors.js';
@@ -201,6 +202,57 @@ export class VfsSnapshotter implements Snapshotter {
       return dest;
     });
     await rm(trash, { recursive: true, force: true }).catch(() => {});
+  }
+
+  /**
+   * Removes, in one metadata transaction, the snapshots `select` picks (run under the metadata
+   * lock, where leases are read), children before parents, skipping one that keeps a child;
+   * as the overlay snapshotter's removeWhere.
+   */
+  async removeWhere(
+    select: (all: Map<string, SnapshotInfo>) => Iterable<string> | Promise<Iterable<string>>,
+    o: { signal?: AbortSignal } = {},
+  ): Promise<{ removed: string[]; bytes: number }> {
+    const trash: string[] = [];
+    const result = await this.meta.update(async (tx, save) => {
+      const all = new Map(Object.entries(tx.doc.snapshots).map(([k, r]) => [k, toInfo(k, r)]));
+      const depth = (key: string): number => {
+        let d = 0;
+        for (let k = all.get(key)?.parent; k !== undefined && d <= all.size; k = all.get(k)?.parent) d++;
+        return d;
+      };
+      const chosen = [...new Set(await select(all))].filter((k) => all.has(k)).sort((a, b) => depth(b) - depth(a));
+      const removed: string[] = [];
+      const recs: SnapshotRecord[] = [];
+      let bytes = 0;
+      for (const key of chosen) {
+        throwIfAborted(o.signal);
+        if (tx.hasChildren(key)) continue;
+        const r = tx.remove(key);
+        bytes += r.usage?.size ?? (await diskUsage(join(this.dirOf(r.id), 'fs')).catch(() => ({ size: 0 }))).size;
+        removed.push(key);
+        recs.push(r);
+      }
+      if (removed.length === 0) return { removed, bytes };
+      await save();
+      for (const r of recs) {
+        const dest = join(this.root, `rm-${r.id}-${randomBytes(4).toString('hex')}`);
+        await rename(this.dirOf(r.id), dest).then(
+          () => trash.push(dest),
+          (e: NodeJS.ErrnoException) => {
+            if (e.code !== 'ENOENT') throw e;
+          },
+        );
+      }
+      return { removed, bytes };
+    }, o);
+    for (const t of trash) await rm(t, { recursive: true, force: true }).catch(() => {});
+    return result;
+  }
+
+  /** Removes the lock and temp files dead processes left (prune's last step). */
+  async sweep(): Promise<string[]> {
+    return [...(await sweepLocks(this.root)), ...(await sweepTempFiles(this.root))];
   }
 
   async stat(key: string): Promise<SnapshotInfo> {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { writeContext } from '../helpers/context.js';
 import { makeTmp, mountsUnder } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
-import { ensureBusybox } from '../helpers/base-image.js';
+import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
 import { OciStore } from '../../src/store/store.js';
 import { findImage } from '../../src/store/images.js';
 import { openLayerTar } from '../../src/store/layers.js';
@@ -75,6 +75,24 @@ describe('vfs snapshotter', () => {
     expect(snaps.length).toBeGreaterThan(0);
     expect((await stat(join(vfs.root, 'vfs', 'snapshots', snaps[0]!, 'fs', 'bin', 'sh'))).isFile()).toBe(true);
   }, 90_000);
+
+  it('prune removes the vfs snapshots no image needs, and keeps those of a tagged image', async () => {
+    const root = join(tmp.dir, 'prune');
+    await ensureBusybox(root);
+    const ctx = await writeContext(tmp.dir, 'ctx-prune', { Dockerfile: 'FROM busybox\nRUN echo 1 > /one\nRUN echo 2 > /two\n' });
+    const b = await runCli(['build', '-q', '--storage-driver', 'vfs', '-t', 'keep', ctx], { root });
+    expect(b.code, b.stderr).toBe(0);
+    const snaps = join(root, 'vfs', 'snapshots');
+    const before = (await readdir(snaps)).length;
+    expect(before).toBe(3); // busybox, RUN one, RUN two
+    // Kept: every chain snapshot of the tagged image.
+    expect((await runCli(['prune', '-f'], { root })).code).toBe(0);
+    expect((await readdir(snaps)).length).toBe(3);
+    expect((await runCli(['rmi', 'keep', BUSYBOX_REF], { root })).code).toBe(0);
+    const p = await runCli(['prune', '-f'], { root });
+    expect(p.code, p.stderr).toBe(0);
+    expect(await readdir(snaps)).toEqual([]);
+  }, 60_000);
 
   it('names a storage driver it does not know in one line', async () => {
     const root = join(tmp.dir, 'bad');
