@@ -56,6 +56,7 @@ function overlayBuildSnapshotter(store: OciStore, sn: OverlaySnapshotter): Build
 
 function vfsBuildSnapshotter(store: OciStore, sn: VfsSnapshotter): BuildSnapshotter {
   return {
+    inPlace: true,
     prepare: (key, parent, o) => sn.prepare(key, parent, o),
     view: (key, parent, o) => sn.view(key, parent, o),
     commit: (name, key, o) => sn.commit(name, key, o),

@@ -8,7 +8,8 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeContext } from '../helpers/context.js';
 import { makeTmp, mountsUnder } from '../helpers/tmp.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, CLI_EXE } from '../helpers/cli.js';
+import { spawnSync } from 'node:child_process';
 import { ensureBusybox, BUSYBOX_REF } from '../helpers/base-image.js';
 import { OciStore } from '../../src/store/store.js';
 import { findImage } from '../../src/store/images.js';
@@ -92,6 +93,29 @@ describe('vfs snapshotter', () => {
     const p = await runCli(['prune', '-f'], { root });
     expect(p.code, p.stderr).toBe(0);
     expect(await readdir(snaps)).toEqual([]);
+  }, 60_000);
+
+  it('without CAP_SYS_ADMIN (no mount) a build picks vfs by itself and COPY, COPY --from and WORKDIR work; info names vfs', async () => {
+    const root = join(tmp.dir, 'nocap');
+    await ensureBusybox(root);
+    const ctx = await writeContext(tmp.dir, 'ctx-nocap', {
+      Dockerfile: 'FROM busybox AS one\nCOPY a.txt /src/a.txt\nFROM busybox\nWORKDIR /app\nCOPY --from=one /src/a.txt ./b.txt\nCOPY a.txt /etc/\n',
+      'a.txt': 'A\n',
+    });
+    const run = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+      new Promise((resolve) => {
+        const r = spawnSync('capsh', ['--drop=cap_sys_admin', '--', '-c', 'exec "$0" "$@"', CLI_EXE, '--root', root, ...args], { encoding: 'utf8' });
+        resolve({ code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr });
+      });
+    const b = await run(['build', '-q', '-t', 'nocap', ctx]);
+    expect(b.code, b.stderr).toBe(0);
+    const info = await run(['info']);
+    expect(info.stdout).toContain('Storage Driver: vfs');
+    expect(await readdir(join(root, 'vfs', 'snapshots'))).not.toEqual([]);
+    expect(await mountsUnder(root)).toEqual([]);
+    // What the image holds, read through the store by a normal run.
+    const r = await runCli(['run', '--rm', 'nocap', 'cat', '/app/b.txt', '/etc/a.txt'], { root });
+    expect(r.stdout).toBe('A\nA\n');
   }, 60_000);
 
   it('names a storage driver it does not know in one line', async () => {

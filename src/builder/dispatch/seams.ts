@@ -21,6 +21,11 @@ export interface BuildStore {
 }
 
 export interface BuildSnapshotter extends Pick<Snapshotter, 'prepare' | 'view' | 'commit' | 'remove' | 'upperDir'> {
+  /**
+   * Its mounts are binds of plain directories (vfs), used where they are: no mount is made on the
+   * host for COPY or a read of an image, so a build needs no mount permission outside RUN.
+   */
+  readonly inPlace?: boolean;
   /** Whether the committed snapshot `key` exists; with a lease, it is leased too. */
   acquire(key: string, lease?: Lease, o?: { signal?: AbortSignal }): Promise<boolean>;
   /** Packs the changes of the active snapshot `key` into an uncompressed layer in the store. */

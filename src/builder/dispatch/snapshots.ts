@@ -32,6 +32,8 @@ export async function ensureSnapshot(env: DispatchEnv, img: ImageState): Promise
 
 /** Mounts `mounts` on a fresh dir under the build tmp dir, runs fn, always unmounts. */
 export async function withHostMount<T>(env: DispatchEnv, mounts: Mount[], fn: (root: string) => Promise<T>): Promise<T> {
+  const only = mounts.length === 1 ? mounts[0]! : undefined;
+  if (only?.type === 'bind' && (await env.snapshotter()).inPlace) return fn(only.source);
   const target = await mkdtemp(join(env.tmpDir, 'mnt-'));
   await mountAll(mounts, target, env.signal ? { signal: env.signal } : {});
   try {
