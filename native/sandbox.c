@@ -81,6 +81,16 @@ static pid_t g_kill_on_bail; /* child to kill when the parent bails */
 static int g_ctl = -1;       /* optional control stream (fd 5): WINSIZE records while running */
 static bool g_rootless;      /* not root on the host: everything happens inside the user namespace */
 
+/* /proc/self/setgroups says "deny": a user namespace whose gid map was written unprivileged. */
+static bool setgroups_denied(void) {
+  char buf[16] = {0};
+  int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  return n > 0 && strncmp(buf, "deny", 4) == 0;
+}
+
 static void send_rec(int fd, int stage, int32_t value, const char *msg) {
   char buf[4096];
   uint32_t len = msg ? (uint32_t)strnlen(msg, sizeof buf - 9) : 0;
@@ -791,8 +801,10 @@ __attribute__((noreturn)) static void finish_and_exec(const struct cfg *c, int p
   if (c->seccomp) install_seccomp(c);
   drop_caps(c->caps, last_cap());
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) bail("prctl: PR_SET_KEEPCAPS");
-  /* Rootless: setgroups is denied in the user namespace; with no extra groups there is nothing to do. */
-  if (setgroups(c->naddgids, c->addgids) < 0 && !(errno == EPERM && g_rootless && c->naddgids == 0)) bail("setgroups");
+  /* Rootless: setgroups is denied in the user namespace (ours, or the one a rootless imgbuild runs
+   * in with a single-id mapping, where the one mapped gid is all there is to be in). */
+  if (setgroups(c->naddgids, c->addgids) < 0 && !(errno == EPERM && ((g_rootless && c->naddgids == 0) || setgroups_denied())))
+    bail("setgroups");
   if (setresgid(c->gid, c->gid, c->gid) < 0) bail("setresgid: %u", c->gid);
   if (setresuid(c->uid, c->uid, c->uid) < 0) bail("setresuid: %u", c->uid);
   if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) bail("prctl: PR_SET_KEEPCAPS");

@@ -44,6 +44,22 @@ function report(e: unknown): number {
   return (err as unknown as { exitCode?: number }).exitCode ?? (e as { exitCode?: number }).exitCode ?? 1;
 }
 
+/**
+ * What a rootless user runs as itself: these write no file of a snapshot, and the ones that reach
+ * a running container (exec, signals) must start from the host, the owner of every container's
+ * user namespace, to enter it.
+ */
+const OUTSIDE_NAMESPACE: ReadonlySet<string> = new Set(['', 'version', 'help', 'login', 'logout', 'images', 'exec', 'stop', 'kill', 'logs', 'ps', 'wait', 'inspect']);
+
+/** The command word of a command line (after global options; `--root` takes a value). */
+function commandOf(args: string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--root') i++;
+    else if (!args[i]!.startsWith('-')) return args[i]!;
+  }
+  return '';
+}
+
 async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
   // The first SIGINT/SIGTERM aborts the command so it can clean up (unmount, remove cgroups);
@@ -64,6 +80,18 @@ async function main(argv: string[]): Promise<number> {
     stream.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code !== 'EPIPE') throw e;
     });
+  }
+
+  // Not root: the commands that touch the store's snapshots or containers run again inside the
+  // user's namespace (src/host/userns.ts); root never gets here past one getuid().
+  if (process.getuid?.() !== 0 && !process.env.IMGBUILD_ROOTLESS) {
+    if (!OUTSIDE_NAMESPACE.has(commandOf(argv.slice(2)))) {
+      const { reexecInUserNamespace } = await import('../host/userns.js');
+      const { defaultRoot } = await import('../store/paths.js');
+      return reexecInUserNamespace([process.execPath, ...process.execArgv, argv[1]!, ...argv.slice(2)], process.env, defaultRoot(process.env), process.stderr);
+    }
+    // The areas below ask this variable whether they run rootless (claims dir, network default).
+    process.env.IMGBUILD_ROOTLESS = `${process.getuid?.()}:${process.getgid?.()}`;
   }
 
   let root: string | undefined;

@@ -9,8 +9,13 @@
  */
 import { mkdir, readlink, symlink, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { ROOTLESS_ENV } from '../host/userns.js';
 
-export const DEFAULT_CLAIMS_DIR = '/run/imgbuild/containers';
+/** A rootless user's claims live in its own runtime dir: /run/imgbuild is root's. */
+export const DEFAULT_CLAIMS_DIR = process.env[ROOTLESS_ENV]
+  ? join(process.env.XDG_RUNTIME_DIR || join(tmpdir(), `imgbuild-${process.env[ROOTLESS_ENV]!.split(':')[0]}`), 'imgbuild', 'containers')
+  : '/run/imgbuild/containers';
 
 /** Records that container `id`'s kernel objects belong to the store at `root`. */
 export async function claimId(id: string, root: string, dir = DEFAULT_CLAIMS_DIR): Promise<void> {

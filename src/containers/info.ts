@@ -83,7 +83,8 @@ export async function systemInfo(store: OciStore, o: { signal?: AbortSignal } = 
     DriverStatus: driverStatus,
     Snapshotter: overlay ? 'overlayfs' : 'vfs',
     // imgbuild writes the cgroup tree itself (no systemd unit per container).
-    CgroupDriver: 'cgroupfs',
+    // Rootless containers get no cgroup here (containers/resources.ts), as Docker's rootless says.
+    CgroupDriver: process.env.IMGBUILD_ROOTLESS ? 'none' : 'cgroupfs',
     CgroupVersion: cgroupVersion === undefined ? 'unknown' : String(cgroupVersion),
     KernelVersion: release(),
     OperatingSystem: os,
@@ -92,7 +93,7 @@ export async function systemInfo(store: OciStore, o: { signal?: AbortSignal } = 
     NCPU: availableParallelism(),
     MemTotal: totalmem(),
     RootDir: root,
-    Rootless: process.getuid?.() !== 0,
+    Rootless: process.getuid?.() !== 0 || Boolean(process.env.IMGBUILD_ROOTLESS),
     Runtimes: ['imgbuild', 'runc'],
     DefaultRuntime: 'imgbuild',
     // The container's output as written, in one file per container (`logs` reads it back).

@@ -4,6 +4,7 @@
  * `--ipc`, and the container's /etc/hosts (moby's default entries, the `--add-host` ones, then the
  * container's own address).
  */
+import { ROOTLESS_ENV } from '../host/userns.js';
 import { readFile } from 'node:fs/promises';
 import { ImgbuildError, InvalidArgumentError } from '../errors.js';
 import { HOST_GATEWAY, parseAddHost } from '../host/extra-hosts.js';
@@ -20,7 +21,12 @@ export interface NetworkFlag {
 
 /** `--network`: Docker's default is the bridge. */
 export function parseNetworkFlag(value: string | undefined): NetworkFlag {
+  // Rootless, a bridge (a veth into the host's network) is out of reach: the default is none.
+  if (value === undefined && process.env[ROOTLESS_ENV]) return { mode: 'none', name: 'none' };
   const v = value ?? 'default';
+  if ((v === 'default' || v === 'bridge') && process.env[ROOTLESS_ENV]) {
+    throw new ImgbuildError('FAILED_PRECONDITION', `network ${v} needs root: rootless containers have --network none (the default) or host`);
+  }
   if (v === 'default' || v === 'bridge') return { mode: 'bridge', name: v };
   if (v === 'none' || v === 'host') return { mode: v, name: v };
   if (v.startsWith('container:') || v === 'container') {

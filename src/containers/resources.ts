@@ -7,6 +7,8 @@
 import { existsSync } from 'node:fs';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { Cgroup } from '../host/cgroups.js';
+import { ROOTLESS_ENV } from '../host/userns.js';
+import { ImgbuildError } from '../errors.js';
 import {
   hostVethName,
   netnsPathOf,
@@ -27,8 +29,24 @@ import type { KernelObjects, LifecycleOptions } from './types.js';
 
 /** The container's cgroup: the caller's when it holds it already, else found by id. */
 export async function cgroupOf(rec: ContainerRecord, o: LifecycleOptions): Promise<Cgroup> {
+  if (rec.cgroup && rec.cgroup.paths.length === 0) {
+    const { pid, pidStartTime } = rec.state;
+    return Cgroup.none(rec.id, pid ? { pid, alive: () => isSameProcess(pid, pidStartTime) } : undefined);
+  }
   if (o.cgroup && o.cgroup.id === rec.id && (rec.cgroup?.version ?? o.cgroup.version) === o.cgroup.version) return o.cgroup;
   return Cgroup.open(rec.id, { cgroupRoot: o.cgroupRoot, version: rec.cgroup?.version });
+}
+
+/**
+ * Rootless: no cgroup is delegated to this user (cgroup v1, or no writable v2 subtree), so the
+ * container runs in the caller's cgroup and limits are refused, as podman refuses them.
+ */
+async function rootlessCgroup(id: string, h: Pick<HostConfig, 'memory' | 'memorySwap' | 'cpus' | 'pidsLimit' | 'deviceRules'>): Promise<Cgroup> {
+  const asked = [h.memory !== undefined && '--memory', h.memorySwap !== undefined && '--memory-swap', h.cpus !== undefined && '--cpus', h.pidsLimit !== undefined && '--pids-limit', h.deviceRules && h.deviceRules.length > 0 && 'device rules'].filter(Boolean);
+  if (asked.length > 0) {
+    throw new ImgbuildError('FAILED_PRECONDITION', `${asked.join(', ')} cannot be applied: a rootless container gets no cgroup of its own on this host (cgroup v2 with a delegated subtree is needed)`);
+  }
+  return Cgroup.none(id);
 }
 
 /** `host` and `none` need nothing set up here: the sandbox itself makes a `none` container's namespace. */
@@ -56,7 +74,9 @@ export async function createKernelObjects(
 ): Promise<KernelObjects> {
   await claimId(id, root, o.claimsDir);
   const [cgr, netr] = await Promise.allSettled([
-    Cgroup.create(id, { memory: h.memory, ...(h.memorySwap !== undefined ? { memorySwap: h.memorySwap } : {}), cpus: h.cpus, pidsLimit: h.pidsLimit, ...(h.deviceRules ? { devices: h.deviceRules } : {}) }, { cgroupRoot: o.cgroupRoot }),
+    process.env[ROOTLESS_ENV]
+      ? rootlessCgroup(id, h)
+      : Cgroup.create(id, { memory: h.memory, ...(h.memorySwap !== undefined ? { memorySwap: h.memorySwap } : {}), cpus: h.cpus, pidsLimit: h.pidsLimit, ...(h.deviceRules ? { devices: h.deviceRules } : {}) }, { cgroupRoot: o.cgroupRoot }),
     setupNetwork(id, hostNetworkMode(h.networkMode), { stateDir: o.networkStateDir, signal: o.signal, ...(h.macAddress ? { macAddress: h.macAddress } : {}), ...(h.ifaceBySandbox ? { ifaceBySandbox: true } : {}) }),
   ]);
   if (cgr.status === 'fulfilled' && netr.status === 'fulfilled') return { cgroup: cgr.value, network: netr.value };

@@ -138,11 +138,21 @@ export class Cgroup {
     readonly cgroupRoot: string,
     /** v1: controller name → group dir; v2: one entry keyed 'unified'. */
     readonly dirs: ReadonlyMap<string, string>,
+    /** Without a group (none()): the container's pid 1, its only handle on the processes. */
+    private readonly leader?: { pid: number; alive: () => Promise<boolean> },
   ) {}
 
   /** Group dirs for spec.cgroupPaths (deduplicated: co-mounted v1 controllers share one dir). */
   get paths(): string[] {
     return [...new Set(this.dirs.values())];
+  }
+
+  /**
+   * No group at all: a rootless container on a host that delegates it no cgroup runs in the
+   * caller's, without limits (its paths are empty, so nothing is joined, killed or removed).
+   */
+  static none(id: string, leader?: { pid: number; alive: () => Promise<boolean> }): Cgroup {
+    return new Cgroup(id, 1, DEFAULT_ROOT, new Map(), leader);
   }
 
   /** Computes the group's paths without touching the filesystem beyond detection (for rm/inspect). */
@@ -272,12 +282,15 @@ export class Cgroup {
 
   /** Whether any group dir of this container exists. */
   async exists(): Promise<boolean> {
+    if (this.dirs.size === 0) return (await this.pids()).length > 0;
     for (const d of this.paths) if (await exists(d)) return true;
     return false;
   }
 
   /** Host pids of every process in the group (union over v1 hierarchies). */
   async pids(): Promise<number[]> {
+    // No group: pid 1 stands for its pid namespace (killing it kills every process in it).
+    if (this.dirs.size === 0) return this.leader && (await this.leader.alive()) ? [this.leader.pid] : [];
     const out = new Set<number>();
     for (const d of this.paths) {
       const t = await readControl(d, 'cgroup.procs');

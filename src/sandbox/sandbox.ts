@@ -92,7 +92,10 @@ function checkedHelper(): string {
  */
 function rootfsDir(): string {
   const uid = process.getuid?.() ?? 0;
-  const d = join(tmpdir(), uid === 0 ? 'imgbuild-sandbox-rootfs' : `imgbuild-sandbox-rootfs-${uid}`);
+  // A rootless CLI is uid 0 in its user namespace (IMGBUILD_ROOTLESS, src/host/userns.ts): named
+  // for its host uid, never root's dir.
+  const hostUid = process.env.IMGBUILD_ROOTLESS?.split(':')[0] ?? String(uid);
+  const d = join(tmpdir(), hostUid === '0' ? 'imgbuild-sandbox-rootfs' : `imgbuild-sandbox-rootfs-${hostUid}`);
   mkdirSync(d, { recursive: true, mode: 0o700 });
   // The name is predictable in a shared /tmp: use it only if it is our own private directory,
   // never a symlink or a dir someone else created first.

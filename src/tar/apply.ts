@@ -83,7 +83,9 @@ interface DirTime { rel: string; ino: number; dev: number; mtime: number }
 
 class Applier {
   readonly root: string;
-  private readonly isRoot = process.getuid?.() === 0;
+  // A rootless CLI is root only of its user namespace (IMGBUILD_ROOTLESS, src/host/userns.ts): ids
+  // outside its mapping (EINVAL) and trusted.* xattrs (EPERM) stay out of reach there too.
+  private readonly isRoot = process.getuid?.() === 0 && !process.env.IMGBUILD_ROOTLESS;
   /** Root-relative resolved paths this layer created (flat mode opaque/whiteout bookkeeping). */
   private readonly unpacked = new Set<string>();
   /** Ancestor directories of `unpacked` paths (kept by an opaque marker, their other contents not). */

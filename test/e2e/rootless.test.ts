@@ -9,7 +9,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { expectOneLineError } from '../helpers/cli.js';
-import { ensureTestUser, makeUserEnv, type TestUser, type UserEnv } from '../helpers/rootless.js';
+import { ensureTestUser, makeUserEnv, TEST_USER_NOSUB, type TestUser, type UserEnv } from '../helpers/rootless.js';
 
 let user: TestUser;
 let env: UserEnv;
@@ -59,15 +59,108 @@ describe('rootless', () => {
     expect(list.stdout).toContain('index.json');
     expect((await stat(out)).uid).toBe(user.uid);
 
-    const info = await env.cli(['info', '--format', '{{.Rootless}} {{.RootDir}}']);
-    expect(info.stdout.trim()).toBe(`true ${env.root}`);
+    const info = await env.cli(['info', '--format', '{{.Rootless}} {{.RootDir}} {{.CgroupDriver}} {{.Snapshotter}}']);
+    expect(info.stderr).toBe('');
+    expect(info.stdout.trim()).toBe(`true ${env.root} none overlayfs`);
   });
 
-  it('a command this user cannot do yet fails with one line, without a stack trace, and leaves nothing', async () => {
+  it('run: the container runs as root of a user namespace mapped from /etc/subuid; image owners stay the image\'s', async () => {
+    // A layer with a file of uid/gid 1000, which a single-id mapping could not represent.
+    const tarDir = join(env.dir, 'own');
+    spawnSync('mkdir', ['-p', join(tarDir, 'home/app')]);
+    spawnSync('sh', ['-c', `echo hello > ${tarDir}/home/app/f`]);
+    const layer = join(env.dir, 'owned.tar');
+    const t = spawnSync('tar', ['-C', tarDir, '--owner=1000', '--group=1000', '-cf', layer, 'home'], { encoding: 'utf8' });
+    expect(t.status).toBe(0);
+    spawnSync('chown', [`${user.uid}:${user.gid}`, layer]);
     await env.importBusybox();
-    const r = await env.cli(['run', '--rm', 'busybox', 'true']);
-    expect(r.code).toBe(125);
-    expectOneLineError(r, /^imgbuild: [A-Z_]+: /);
-    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect((await env.cli(['import', layer, 'owned:1'])).code).toBe(0);
+    await env.file('Dockerfile', 'FROM owned:1\nCOPY --from=busybox / /\nRUN stat -c "%u:%g" /home/app/f > /owner && echo built > /home/app/g && chown 1000:1000 /home/app/g\n');
+    const b = await env.cli(['build', '-q', '-t', 'built:1', env.dir]);
+    expect(b.stderr).toBe('');
+    expect(b.code).toBe(0);
+
+    const r = await env.cli(['run', '--rm', 'built:1', 'sh', '-c', 'id -u; cat /owner; stat -c "%u:%g" /bin/busybox /home/app/f; cat /proc/self/uid_map']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const [uid, owner, bb, f, ...map] = r.stdout.trim().split('\n');
+    expect({ uid, owner, bb, f }).toEqual({ uid: '0', owner: '1000:1000', bb: '0:0', f: '1000:1000' });
+    // Container root is the user; 1..N its subordinate range.
+    expect(map.map((l) => l.trim().split(/\s+/).map(Number))).toEqual([
+      [0, user.uid, 1],
+      [1, expect.any(Number), 65536],
+    ]);
+    // The layer RUN made records the image's owners (root, 1000), not the user's uid.
+    const out = join(env.dir, 'built.tar');
+    expect((await env.cli(['save', '-o', out, 'built:1'])).code).toBe(0);
+    const x = join(env.dir, 'x');
+    spawnSync('mkdir', [x]);
+    spawnSync('tar', ['-C', x, '-xf', out]);
+    const owners = new Map<string, string>();
+    for (const blob of await readdir(join(x, 'blobs', 'sha256'))) {
+      const l = spawnSync('tar', ['--numeric-owner', '-tvf', join(x, 'blobs', 'sha256', blob)], { encoding: 'utf8' });
+      for (const line of l.stdout.split('\n')) {
+        const m = /^\S+\s+(\d+\/\d+)\s.*\s(\S+)$/.exec(line);
+        if (m) owners.set(m[2]!.replace(/^\.\//, ''), m[1]!);
+      }
+    }
+    expect(owners.get('owner')).toBe('0/0');
+    expect(owners.get('home/app/g')).toBe('1000/1000');
+    expect(owners.get('bin/busybox')).toBe('0/0');
+    expect([...owners.values()].filter((o) => o.startsWith(`${user.uid}/`))).toEqual([]);
+  });
+
+  it('detached: exec, logs, stop, commit, start, kill and rm as the user, nothing left', async () => {
+    await env.importBusybox();
+    const d = await env.cli(['run', '-d', '--name', 'c1', 'busybox', 'sh', '-c', 'echo started; exec sleep 100']);
+    expect(d.stderr).toBe('');
+    expect(d.code).toBe(0);
+    const e = await env.cli(['exec', 'c1', 'sh', '-c', 'id -u; echo x > /made']);
+    expect(e.stderr).toBe('');
+    expect(e.stdout.trim()).toBe('0');
+    expect((await env.cli(['ps', '--format', '{{.Names}}'])).stdout.trim()).toBe('c1');
+    expect((await env.cli(['logs', 'c1'])).stdout).toBe('started\n');
+    expect((await env.cli(['stop', '-t', '1', 'c1'])).code).toBe(0);
+    expect((await env.cli(['ps', '-a', '--format', '{{.Status}}'])).stdout).toMatch(/^Exited \(137\)/);
+    expect((await env.cli(['commit', 'c1', 'made:1'])).code).toBe(0);
+    expect((await env.cli(['run', '--rm', 'made:1', 'cat', '/made'])).stdout).toBe('x\n');
+    expect((await env.cli(['start', 'c1'])).code).toBe(0);
+    expect((await env.cli(['kill', 'c1'])).code).toBe(0);
+    expect((await env.cli(['start', 'c1'])).code).toBe(0);
+    const rm = await env.cli(['rm', '-f', 'c1']);
+    expect(rm.stderr).toBe('');
+    expect((await env.cli(['ps', '-a', '-q'])).stdout).toBe('');
+  });
+
+  it('limits and a bridge network fail with one line; the default network is none', async () => {
+    await env.importBusybox();
+    for (const flags of [['-m', '64m'], ['--cpus', '1'], ['--pids-limit', '10']]) {
+      const r = await env.cli(['run', '--rm', ...flags, 'busybox', 'true']);
+      expect(r.code).toBe(125);
+      expectOneLineError(r, /^imgbuild: FAILED_PRECONDITION: --\S+ cannot be applied: a rootless container gets no cgroup of its own/);
+    }
+    const b = await env.cli(['run', '--rm', '--network', 'bridge', 'busybox', 'true']);
+    expect(b.code).toBe(125);
+    expectOneLineError(b, /^imgbuild: FAILED_PRECONDITION: network bridge needs root/);
+    const n = await env.cli(['run', '--rm', 'busybox', 'ls', '/sys/class/net']);
+    expect(n.stdout).toBe('lo\n');
+    expect((await env.cli(['run', '--rm', '--network', 'host', 'busybox', 'true'])).code).toBe(0);
+  });
+
+  it('a user without a subordinate range gets one warning line and the single-id mapping', async () => {
+    const plain = await makeUserEnv(ensureTestUser(TEST_USER_NOSUB));
+    try {
+      await plain.importBusybox();
+      const r = await plain.cli(['run', '--rm', 'busybox', 'sh', '-c', 'id -u; cat /proc/self/uid_map']);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe(
+        `imgbuild: warning: no subordinate uid range for user ${TEST_USER_NOSUB} in /etc/subuid: files of an image's other users become root's; add one with usermod --add-subuids 100000-165535 ${TEST_USER_NOSUB}\n`,
+      );
+      const [uid, ...map] = r.stdout.trim().split('\n');
+      expect(uid).toBe('0');
+      expect(map.map((l) => l.trim().split(/\s+/).map(Number))).toEqual([[0, plain.user.uid, 1]]);
+    } finally {
+      await plain.cleanup();
+    }
   });
 });

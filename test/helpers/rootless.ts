@@ -14,6 +14,8 @@ import { makeTmp, mountsUnder } from './tmp.js';
 import { busyboxLayerTar } from './base-image.js';
 
 export const TEST_USER = 'imgbuild-ci';
+/** The same without a subordinate id range. */
+export const TEST_USER_NOSUB = 'imgbuild-ci-nosub';
 
 export interface TestUser {
   name: string;
@@ -21,11 +23,11 @@ export interface TestUser {
   gid: number;
 }
 
-export function ensureTestUser(): TestUser {
+export function ensureTestUser(name = TEST_USER): TestUser {
   const r = spawnSync('bash', [join(REPO_ROOT, 'scripts', 'rootless-user.sh'), 'ensure'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`rootless-user.sh ensure failed: ${r.stderr}`);
-  const id = (flag: string) => Number(spawnSync('id', [flag, TEST_USER], { encoding: 'utf8' }).stdout.trim());
-  return { name: TEST_USER, uid: id('-u'), gid: id('-g') };
+  const id = (flag: string) => Number(spawnSync('id', [flag, name], { encoding: 'utf8' }).stdout.trim());
+  return { name, uid: id('-u'), gid: id('-g') };
 }
 
 /** The pids of the user's processes. */
@@ -80,7 +82,12 @@ export async function makeUserEnv(user: TestUser): Promise<UserEnv> {
       if (r.code !== 0) throw new Error(`import as ${user.name} failed: ${r.stderr}`);
     },
     cleanup: async () => {
-      const left = processesOf(user);
+      // A monitor may still be exiting after the command that stopped its container returned.
+      let left = processesOf(user);
+      for (let i = 0; i < 100 && left.length > 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        left = processesOf(user);
+      }
       const mounts = await mountsUnder(tmp.dir);
       await tmp.cleanup();
       if (left.length > 0) throw new Error(`${user.name} still has processes: ${left.join(' ')}`);

@@ -3,6 +3,7 @@
  * other stages and the context included), and the layer step that runs it in the sandbox with the
  * stage's env, user and workdir and its RUN --mount mounts.
  */
+import { ROOTLESS_ENV } from '../../host/userns.js';
 import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -148,7 +149,8 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
       const extra = scriptFile
         ? [{ type: 'bind' as const, source: scriptFile, destination: HEREDOC_SCRIPT_PATH, options: ['rbind', 'ro'] }]
         : [];
-      const mode = network === 'default' ? 'bridge' : network;
+      // Rootless, no bridge can be made: the default network is none (README, "Store location").
+      const mode = network === 'default' ? (process.env[ROOTLESS_ENV] ? 'none' : 'bridge') : network;
       // The step's namespace, veth and lease go in the finally, whatever happened.
       const nets = env.networks ?? new StepNetworks(env.tmpDir, { spare: false, ...(env.signal ? { signal: env.signal } : {}) });
       const net = await nets.acquire(mode);

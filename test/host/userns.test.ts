@@ -1,0 +1,42 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { userInfo } from 'node:os';
+import { makeTmp } from '../helpers/tmp.js';
+import { subordinateRange, unshareCommand } from '../../src/host/userns.js';
+
+describe('subordinate id ranges', () => {
+  it('finds the first range of the user, by name or by id, and skips malformed lines', () => {
+    const text = 'alice:100000:65536\nbob:x:1\n1001:200000:1000\nbob:300000:10\n';
+    expect(subordinateRange(text, 'alice', 1000)).toEqual({ start: 100000, size: 65536 });
+    expect(subordinateRange(text, 'carol', 1001)).toEqual({ start: 200000, size: 1000 });
+    expect(subordinateRange(text, 'bob', 5)).toEqual({ start: 300000, size: 10 });
+    expect(subordinateRange(text, 'dave', 7)).toBeUndefined();
+    expect(subordinateRange('alice:1:0\n', 'alice', 1)).toBeUndefined();
+  });
+});
+
+describe('unshareCommand', () => {
+  let tmp: Awaited<ReturnType<typeof makeTmp>>;
+  beforeAll(async () => {
+    tmp = await makeTmp();
+  });
+  afterAll(() => tmp.cleanup());
+
+  it('maps the subordinate ranges above the caller as root, or warns once and maps the caller alone', async () => {
+    const me = userInfo();
+    const sub = join(tmp.dir, 'subuid');
+    const none = join(tmp.dir, 'empty');
+    await writeFile(sub, `${me.username}:100000:65536\n`);
+    await writeFile(none, 'someone:1:2\n');
+    const full = unshareCommand(['prog', 'a'], { subuid: sub, subgid: sub });
+    expect(full.warning).toBeUndefined();
+    expect(full.args).toEqual(['unshare', '--map-root-user', '--mount', '--propagation', 'private', '--map-users=100000,1,65536', '--map-groups=100000,1,65536', '--', 'prog', 'a']);
+    const single = unshareCommand(['prog'], { subuid: none, subgid: sub });
+    expect(single.args).toEqual(['unshare', '--map-root-user', '--mount', '--propagation', 'private', '--', 'prog']);
+    expect(single.warning).toBe(
+      `imgbuild: warning: no subordinate uid range for user ${me.username} in /etc/subuid: files of an image's other users become root's; add one with usermod --add-subuids 100000-165535 ${me.username}`,
+    );
+    expect(unshareCommand(['prog'], { subuid: sub, subgid: none }).warning).toMatch(/no subordinate gid range for user .* in \/etc\/subgid: .*usermod --add-subgids /);
+  });
+});
