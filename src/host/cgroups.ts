@@ -232,6 +232,10 @@ export class Cgroup {
    * left undefined is not touched. pidsLimit -1 lifts the limit.
    */
   async setLimits(limits: CgroupLimits): Promise<void> {
+    if (this.dirs.size === 0) {
+      if (Object.values(limits).some((v) => v !== undefined)) throw new CgroupError(`container ${this.id.slice(0, 12)} has no cgroup of its own (rootless on this host): its limits cannot be changed`, '');
+      return;
+    }
     if (this.version === 2) {
       const dir = this.dirs.get('unified')!;
       if (limits.memory !== undefined) {

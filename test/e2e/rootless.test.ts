@@ -127,6 +127,7 @@ describe('rootless', () => {
     expect((await env.cli(['start', 'c1'])).code).toBe(0);
     expect((await env.cli(['kill', 'c1'])).code).toBe(0);
     expect((await env.cli(['start', 'c1'])).code).toBe(0);
+    expectOneLineError(await env.cli(['update', '-m', '64m', 'c1']), /^imgbuild: FAILED_PRECONDITION: container [0-9a-f]{12} has no cgroup of its own \(rootless on this host\)/);
     const rm = await env.cli(['rm', '-f', 'c1']);
     expect(rm.stderr).toBe('');
     expect((await env.cli(['ps', '-a', '-q'])).stdout).toBe('');
