@@ -203,9 +203,11 @@ describe('volumes', () => {
   it('a run killed at any moment leaves nothing a later rm, prune or volume rm trips over', async () => {
     for (let i = 0; i < 5; i++) {
       const child = env.spawnCli(['run', '--rm', '-v', 'killvol:/k', 'vimg', 'sh', '-c', 'echo x > /k/x; echo y > /data/y']);
+      // Listened for at once: a run that ends before the kill has closed already.
+      const closed = new Promise((r) => child.once('close', r));
       await new Promise((r) => setTimeout(r, 40 + i * 60));
       child.kill('SIGKILL');
-      await new Promise((r) => child.once('close', r));
+      await closed;
     }
     // What the killed runs left: containers (removed by ps for --rm ones, or rm -f -v) and
     // half-made ones (prune); their anonymous volumes are then unused.
