@@ -6,7 +6,7 @@
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from '../image/digest.js';
-import { diskUsage } from '../snapshots/overlay.js';
+import { diskUsage } from '../snapshots/records.js';
 import { cacheMountsDir, stepCacheDir } from '../store/paths.js';
 import type { OciStore } from '../store/store.js';
 

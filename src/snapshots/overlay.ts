@@ -22,19 +22,20 @@
  * mount data; a read-only single layer is a bind mount because overlay needs two lowers without
  * an upper.
  */
-import { chmod, chown, lstat, mkdir, mkdtemp, opendir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join, posix, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ImgbuildError, throwIfAborted } from '../errors.js';
 import { sweepLocks, sweepTempFiles } from '../atomic.js';
-import { LEASE_LABEL, type Lease } from '../store/lease.js';
+import { LEASE_LABEL } from '../store/lease.js';
 import { isProcessAlive } from '../pid.js';
 import type { Mount } from '../sandbox/spec.js';
 import { OverlayUnsupportedError, SnapshotNotFoundError, SnapshotStateError } from './errors.js';
-import { MetadataStore, parentIdsOf, toInfo, type SnapshotRecord } from './metadata.js';
+import { parentIdsOf, type SnapshotRecord } from './metadata.js';
 import { mountPointsUnder, unmount } from './mount.js';
 import { probeOverlay, PROBE_DIR } from './probe.js';
-import type { InitLayer, PrepareOptions, ProbeResult, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from './snapshotter.js';
+import { diskUsage, RecordedSnapshotter } from './records.js';
+import type { InitLayer, PrepareOptions, ProbeResult, SnapshotOptions, Snapshotter } from './snapshotter.js';
 
 /** The kernel's limit on mount data (one page) and on overlay stack depth (OVL_MAX_STACK). */
 const MOUNT_DATA_LIMIT = 4095;
@@ -49,32 +50,6 @@ export interface OverlayOpenOptions {
   reprobe?: boolean;
 }
 
-/** Counts bytes (allocated blocks) and inodes under `dir`, each hard-linked inode once. */
-export async function diskUsage(dir: string, signal?: AbortSignal): Promise<Usage> {
-  const seen = new Set<string>();
-  let size = 0;
-  const stack = [dir];
-  const count = async (p: string): Promise<boolean> => {
-    const st = await lstat(p, { bigint: true });
-    const id = `${st.dev}:${st.ino}`;
-    if (seen.has(id)) return st.isDirectory();
-    seen.add(id);
-    size += Number(st.blocks) * 512;
-    return st.isDirectory();
-  };
-  await count(dir);
-  while (stack.length > 0) {
-    throwIfAborted(signal);
-    const d = stack.pop()!;
-    const h = await opendir(d);
-    for await (const e of h) {
-      const p = join(d, e.name);
-      if ((await count(p)) && e.isDirectory()) stack.push(p);
-    }
-  }
-  return { size, inodes: seen.size };
-}
-
 function normalizeInitPath(p: string): string {
   // Normalising against '/' clamps any '..' at the root; the init dir is freshly made, holds no
   // symlinks, so the joined path cannot leave it.
@@ -83,16 +58,12 @@ function normalizeInitPath(p: string): string {
   return n;
 }
 
-export class OverlaySnapshotter implements Snapshotter {
-  readonly snapshotsDir: string;
-  private readonly meta: MetadataStore;
-
+export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshotter {
   private constructor(
-    readonly root: string,
+    root: string,
     readonly probe: ProbeResult,
   ) {
-    this.snapshotsDir = join(root, 'snapshots');
-    this.meta = new MetadataStore(root);
+    super(root);
   }
 
   static async open(rootArg: string, opts: OverlayOpenOptions = {}): Promise<OverlaySnapshotter> {
@@ -110,10 +81,6 @@ export class OverlaySnapshotter implements Snapshotter {
   /** The overlay xattr that marks an opaque directory in this root's layers. */
   get opaqueXattr(): ProbeResult['opaqueXattr'] {
     return this.probe.opaqueXattr;
-  }
-
-  private dirOf(id: number): string {
-    return join(this.snapshotsDir, String(id));
   }
 
   /** Removes what an interrupted create/remove/probe left behind; runs under the metadata lock. */
@@ -300,66 +267,6 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   /**
-   * Whether the snapshot `key` exists; with a lease, it is also leased, under the metadata lock
-   * so that no prune removes it between being found and being leased.
-   */
-  async acquire(key: string, lease?: Lease, o: { signal?: AbortSignal } = {}): Promise<boolean> {
-    if (!lease) return Object.hasOwn((await this.meta.read()).snapshots, key);
-    return this.meta.update(async (tx) => {
-      if (!tx.get(key)) return false;
-      await lease.add({ snapshots: [key] });
-      return true;
-    }, o);
-  }
-
-  /**
-   * Removes, in one metadata transaction, the snapshots that `select` picks. `select` runs under
-   * the metadata lock (a collector reads leases there) and gets every snapshot; children are
-   * removed before their parents, and one that keeps a child is skipped. Returns the removed keys
-   * and the bytes they held.
-   */
-  async removeWhere(
-    select: (all: Map<string, SnapshotInfo>) => Iterable<string> | Promise<Iterable<string>>,
-    o: { signal?: AbortSignal } = {},
-  ): Promise<{ removed: string[]; bytes: number }> {
-    const trash: string[] = [];
-    const result = await this.meta.update(async (tx, save) => {
-      const all = new Map(Object.entries(tx.doc.snapshots).map(([k, r]) => [k, toInfo(k, r)]));
-      const depth = (key: string): number => {
-        let d = 0;
-        for (let k = all.get(key)?.parent; k !== undefined && d <= all.size; k = all.get(k)?.parent) d++;
-        return d;
-      };
-      const chosen = [...new Set(await select(all))].filter((k) => all.has(k)).sort((a, b) => depth(b) - depth(a));
-      const removed: string[] = [];
-      const recs: SnapshotRecord[] = [];
-      let bytes = 0;
-      for (const key of chosen) {
-        throwIfAborted(o.signal);
-        if (tx.hasChildren(key)) continue;
-        const r = tx.remove(key);
-        bytes += r.usage?.size ?? (await diskUsage(join(this.dirOf(r.id), 'fs')).catch(() => ({ size: 0 }))).size;
-        removed.push(key);
-        recs.push(r);
-      }
-      if (removed.length === 0) return { removed, bytes };
-      await save();
-      for (const r of recs) {
-        const dest = join(this.root, `rm-${r.id}`);
-        await rename(this.dirOf(r.id), dest).then(
-          () => trash.push(dest),
-          (e: NodeJS.ErrnoException) => {
-            if (e.code !== 'ENOENT') throw e;
-          },
-        );
-      }
-      return { removed, bytes };
-    }, o);
-    for (const t of trash) await rm(t, { recursive: true, force: true }).catch(() => {});
-    return result;
-  }
-
-  /**
    * Removes the lock files (metadata, per-layer unpack locks: owner files, stale locks) and
    * metadata temp files that dead processes left, and scratch dirs left in committed snapshots.
    */
@@ -379,48 +286,6 @@ export class OverlaySnapshotter implements Snapshotter {
       }
     }
     return removed;
-  }
-
-  async remove(key: string): Promise<void> {
-    const trash = await this.meta.update(async (tx, save) => {
-      const rec = tx.remove(key);
-      await save();
-      const dest = join(this.root, `rm-${rec.id}`);
-      await rename(this.dirOf(rec.id), dest).catch(async (e: NodeJS.ErrnoException) => {
-        if (e.code !== 'ENOENT') throw e;
-      });
-      return dest;
-    });
-    await rm(trash, { recursive: true, force: true }).catch(() => {}); // else left for cleanup
-  }
-
-  async stat(key: string): Promise<SnapshotInfo> {
-    const doc = await this.meta.read();
-    const rec = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;
-    if (!rec) throw new SnapshotNotFoundError(key);
-    return toInfo(key, rec);
-  }
-
-  async usage(key: string): Promise<Usage> {
-    const doc = await this.meta.read();
-    const rec = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;
-    if (!rec) throw new SnapshotNotFoundError(key);
-    if (rec.kind === 'committed' && rec.usage) return { ...rec.usage };
-    return diskUsage(join(this.dirOf(rec.id), 'fs'));
-  }
-
-  async walk(fn: (i: SnapshotInfo) => void | Promise<void>): Promise<void> {
-    const doc = await this.meta.read();
-    const entries = Object.entries(doc.snapshots).sort((a, b) => a[1].id - b[1].id);
-    for (const [key, rec] of entries) await fn(toInfo(key, rec));
-  }
-
-  async upperDir(key: string): Promise<string> {
-    const doc = await this.meta.read();
-    const rec = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;
-    if (!rec) throw new SnapshotNotFoundError(key);
-    if (rec.kind === 'view') throw new SnapshotStateError(key, 'a view has no upper dir');
-    return join(this.dirOf(rec.id), 'fs');
   }
 
   /** The keys of `key`'s parent chain, nearest first (for pruning and export). */

@@ -19,15 +19,14 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, writeFile, lstat,
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join, posix, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { ImgbuildError, throwIfAborted } from '../errors.js';
 import { sweepLocks, sweepTempFiles } from '../atomic.js';
-import { LEASE_LABEL, type Lease } from '../store/lease.js';
+import { LEASE_LABEL } from '../store/lease.js';
 import type { Mount } from '../sandbox/spec.js';
 import { SnapshotNotFoundError, SnapshotStateError } from './errors.js';
-import { MetadataStore, parentIdsOf, toInfo, type SnapshotRecord } from './metadata.js';
-import { diskUsage } from './overlay.js';
-import type { InitLayer, PrepareOptions, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from './snapshotter.js';
+import { parentIdsOf, type SnapshotRecord } from './metadata.js';
+import { diskUsage, RecordedSnapshotter } from './records.js';
+import type { InitLayer, PrepareOptions, SnapshotOptions, Snapshotter } from './snapshotter.js';
 
 const run = promisify(execFile);
 
@@ -39,16 +38,13 @@ export interface VfsInit {
   dirs: string[];
 }
 
-export class VfsSnapshotter implements Snapshotter {
-  readonly snapshotsDir: string;
+export class VfsSnapshotter extends RecordedSnapshotter implements Snapshotter {
   /** Layers are applied onto a whole rootfs, whiteouts deleting (tar/apply.ts 'flat'). */
   readonly layerForm = 'flat' as const;
   readonly opaqueXattr = 'user.overlay.opaque' as const;
-  private readonly meta: MetadataStore;
 
-  private constructor(readonly root: string) {
-    this.snapshotsDir = join(root, 'snapshots');
-    this.meta = new MetadataStore(root);
+  private constructor(root: string) {
+    super(root);
   }
 
   static async open(rootArg: string, o: { signal?: AbortSignal } = {}): Promise<VfsSnapshotter> {
@@ -57,10 +53,6 @@ export class VfsSnapshotter implements Snapshotter {
     const sn = new VfsSnapshotter(root);
     await sn.cleanup(o.signal);
     return sn;
-  }
-
-  dirOf(id: number): string {
-    return join(this.snapshotsDir, String(id));
   }
 
   /** Removes what an interrupted create/remove left behind; runs under the metadata lock. */
@@ -182,110 +174,9 @@ export class VfsSnapshotter implements Snapshotter {
     await rm(join(dir, 'init.json'), { force: true }).catch(() => {});
   }
 
-  async acquire(key: string, lease?: Lease, o: { signal?: AbortSignal } = {}): Promise<boolean> {
-    if (!lease) return Object.hasOwn((await this.meta.read()).snapshots, key);
-    return this.meta.update(async (tx) => {
-      if (!tx.get(key)) return false;
-      await lease.add({ snapshots: [key] });
-      return true;
-    }, o);
-  }
-
-  async remove(key: string): Promise<void> {
-    const trash = await this.meta.update(async (tx, save) => {
-      const rec = tx.remove(key);
-      await save();
-      const dest = join(this.root, `rm-${rec.id}-${randomBytes(4).toString('hex')}`);
-      await rename(this.dirOf(rec.id), dest).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'ENOENT') throw e;
-      });
-      return dest;
-    });
-    await rm(trash, { recursive: true, force: true }).catch(() => {});
-  }
-
-  /**
-   * Removes, in one metadata transaction, the snapshots `select` picks (run under the metadata
-   * lock, where leases are read), children before parents, skipping one that keeps a child;
-   * as the overlay snapshotter's removeWhere.
-   */
-  async removeWhere(
-    select: (all: Map<string, SnapshotInfo>) => Iterable<string> | Promise<Iterable<string>>,
-    o: { signal?: AbortSignal } = {},
-  ): Promise<{ removed: string[]; bytes: number }> {
-    const trash: string[] = [];
-    const result = await this.meta.update(async (tx, save) => {
-      const all = new Map(Object.entries(tx.doc.snapshots).map(([k, r]) => [k, toInfo(k, r)]));
-      const depth = (key: string): number => {
-        let d = 0;
-        for (let k = all.get(key)?.parent; k !== undefined && d <= all.size; k = all.get(k)?.parent) d++;
-        return d;
-      };
-      const chosen = [...new Set(await select(all))].filter((k) => all.has(k)).sort((a, b) => depth(b) - depth(a));
-      const removed: string[] = [];
-      const recs: SnapshotRecord[] = [];
-      let bytes = 0;
-      for (const key of chosen) {
-        throwIfAborted(o.signal);
-        if (tx.hasChildren(key)) continue;
-        const r = tx.remove(key);
-        bytes += r.usage?.size ?? (await diskUsage(join(this.dirOf(r.id), 'fs')).catch(() => ({ size: 0 }))).size;
-        removed.push(key);
-        recs.push(r);
-      }
-      if (removed.length === 0) return { removed, bytes };
-      await save();
-      for (const r of recs) {
-        const dest = join(this.root, `rm-${r.id}-${randomBytes(4).toString('hex')}`);
-        await rename(this.dirOf(r.id), dest).then(
-          () => trash.push(dest),
-          (e: NodeJS.ErrnoException) => {
-            if (e.code !== 'ENOENT') throw e;
-          },
-        );
-      }
-      return { removed, bytes };
-    }, o);
-    for (const t of trash) await rm(t, { recursive: true, force: true }).catch(() => {});
-    return result;
-  }
-
   /** Removes the lock and temp files dead processes left (prune's last step). */
   async sweep(): Promise<string[]> {
     return [...(await sweepLocks(this.root)), ...(await sweepTempFiles(this.root))];
-  }
-
-  async stat(key: string): Promise<SnapshotInfo> {
-    const doc = await this.meta.read();
-    const rec = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;
-    if (!rec) throw new SnapshotNotFoundError(key);
-    return toInfo(key, rec);
-  }
-
-  async usage(key: string): Promise<Usage> {
-    const doc = await this.meta.read();
-    const rec = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;
-    if (!rec) throw new SnapshotNotFoundError(key);
-    if (rec.kind === 'committed' && rec.usage) return { ...rec.usage };
-    return diskUsage(join(this.dirOf(rec.id), 'fs'));
-  }
-
-  async walk(fn: (i: SnapshotInfo) => void | Promise<void>): Promise<void> {
-    const doc = await this.meta.read();
-    const entries = Object.entries(doc.snapshots).sort((a, b) => a[1].id - b[1].id);
-    for (const [key, rec] of entries) await fn(toInfo(key, rec));
-  }
-
-  /**
-   * The directory a step writes into: the whole rootfs of an active snapshot (no layer of its own
-   * exists before vfs-diff.ts computes it), or of a committed one (read only).
-   */
-  async upperDir(key: string): Promise<string> {
-    const doc = await this.meta.read();
-    const rec = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;
-    if (!rec) throw new SnapshotNotFoundError(key);
-    if (rec.kind === 'view') throw new SnapshotStateError(key, 'a view has no upper dir');
-    return join(this.dirOf(rec.id), 'fs');
   }
 
   /** What the comparison of an active snapshot with its parent needs (vfs-diff.ts). */
