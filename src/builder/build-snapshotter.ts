@@ -41,29 +41,28 @@ export async function openBuildSnapshotter(
 
 function overlayBuildSnapshotter(store: OciStore, sn: OverlaySnapshotter): BuildSnapshotter {
   return {
-    prepare: (key, parent, o) => sn.prepare(key, parent, o),
-    view: (key, parent, o) => sn.view(key, parent, o),
-    commit: (name, key, o) => sn.commit(name, key, o),
-    remove: (key) => sn.remove(key),
-    upperDir: (key) => sn.upperDir(key),
-    acquire: (key, lease, o) => sn.acquire(key, lease, o),
+    ...common(store, sn),
     diff: (key, o) => diffSnapshot(store, sn, key, { compression: 'none', ...o }),
-    unpack: async (layers, diffIds, o) => {
-      await unpackImage(store, sn, layers, diffIds, o);
-    },
   };
 }
 
+/** vfs steps write into the snapshot's whole rootfs (`inPlace`), and their layer is a comparison. */
 function vfsBuildSnapshotter(store: OciStore, sn: VfsSnapshotter): BuildSnapshotter {
   return {
+    ...common(store, sn),
     inPlace: true,
+    diff: (key, o) => diffVfsSnapshot(store, sn, key, { compression: 'none', ...o }),
+  };
+}
+
+function common(store: OciStore, sn: OverlaySnapshotter | VfsSnapshotter): Omit<BuildSnapshotter, 'diff' | 'inPlace'> {
+  return {
     prepare: (key, parent, o) => sn.prepare(key, parent, o),
     view: (key, parent, o) => sn.view(key, parent, o),
     commit: (name, key, o) => sn.commit(name, key, o),
     remove: (key) => sn.remove(key),
     upperDir: (key) => sn.upperDir(key),
     acquire: (key, lease, o) => sn.acquire(key, lease, o),
-    diff: (key, o) => diffVfsSnapshot(store, sn, key, { compression: 'none', ...o }),
     unpack: async (layers, diffIds, o) => {
       await unpackImage(store, sn, layers, diffIds, o);
     },
