@@ -22,7 +22,7 @@
  * mount data; a read-only single layer is a bind mount because overlay needs two lowers without
  * an upper.
  */
-import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join, posix, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ImgbuildError, throwIfAborted } from '../errors.js';
@@ -83,35 +83,15 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
     return this.probe.opaqueXattr;
   }
 
-  /** Removes what an interrupted create/remove/probe left behind; runs under the metadata lock. */
-  async cleanup(signal?: AbortSignal): Promise<string[]> {
-    return this.meta.update(async (tx) => {
-      const removed: string[] = [];
-      const ids = tx.ids();
-      for (const name of await readdir(this.root)) {
-        // Temp dirs of a create/remove and temp files of a metadata write cut short by a crash.
-        // (A live remover may be deleting its rm-* dir too: either of us may finish it.)
-        if (name.startsWith('new-') || name.startsWith('rm-') || /^\.metadata\.json\..*\.tmp$/.test(name)) {
-          await rm(join(this.root, name), { recursive: true, force: true }).catch(() => {});
-          removed.push(name);
-        }
-        const probe = PROBE_DIR.exec(name);
-        if (probe && !isProcessAlive(Number(probe[1]))) {
-          // A probe killed with its test mount in place: never rm into a mount.
-          const dir = join(this.root, name);
-          if ((await mountPointsUnder(dir)).length > 0) await unmount(dir);
-          await rm(dir, { recursive: true, force: true });
-          removed.push(name);
-        }
-      }
-      for (const name of await readdir(this.snapshotsDir)) {
-        if (!/^\d+$/.test(name) || !ids.has(Number(name))) {
-          await rm(join(this.snapshotsDir, name), { recursive: true, force: true });
-          removed.push(`snapshots/${name}`);
-        }
-      }
-      return removed;
-    }, { signal });
+  /** A probe killed with its test mount in place (probe.ts) is the overlay root's own leftover. */
+  protected async removeLeftover(name: string): Promise<boolean> {
+    const probe = PROBE_DIR.exec(name);
+    if (!probe || isProcessAlive(Number(probe[1]))) return false;
+    // Never rm into a mount.
+    const dir = join(this.root, name);
+    if ((await mountPointsUnder(dir)).length > 0) await unmount(dir);
+    await rm(dir, { recursive: true, force: true });
+    return true;
   }
 
   prepare(key: string, parent?: string, o: PrepareOptions = {}): Promise<Mount[]> {

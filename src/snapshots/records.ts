@@ -4,7 +4,7 @@
  * measuring and removing snapshots. A removed snapshot's dir is renamed to `<root>/rm-*` under the
  * metadata lock and deleted after it; whatever a crash leaves there is removed on open.
  */
-import { lstat, opendir, rename, rm } from 'node:fs/promises';
+import { lstat, opendir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { throwIfAborted } from '../errors.js';
@@ -46,6 +46,37 @@ export abstract class RecordedSnapshotter {
   protected constructor(readonly root: string) {
     this.snapshotsDir = join(root, 'snapshots');
     this.meta = new MetadataStore(root);
+  }
+
+  /** Removes a leftover of this kind's own in the root (`name`); false when `name` is none. */
+  protected abstract removeLeftover(name: string): Promise<boolean>;
+
+  /**
+   * Removes what an interrupted create/remove left behind (`new-*` and `rm-*` dirs, metadata
+   * temp files, snapshot dirs the metadata does not know) and the kind's own leftovers; runs under
+   * the metadata lock.
+   */
+  async cleanup(signal?: AbortSignal): Promise<string[]> {
+    return this.meta.update(async (tx) => {
+      const removed: string[] = [];
+      const ids = tx.ids();
+      for (const name of await readdir(this.root)) {
+        // (A live remover may be deleting its rm-* dir too: either of us may finish it.)
+        if (name.startsWith('new-') || name.startsWith('rm-') || /^\.metadata\.json\..*\.tmp$/.test(name)) {
+          await rm(join(this.root, name), { recursive: true, force: true }).catch(() => {});
+          removed.push(name);
+        } else if (await this.removeLeftover(name)) {
+          removed.push(name);
+        }
+      }
+      for (const name of await readdir(this.snapshotsDir)) {
+        if (!/^\d+$/.test(name) || !ids.has(Number(name))) {
+          await rm(join(this.snapshotsDir, name), { recursive: true, force: true });
+          removed.push(`snapshots/${name}`);
+        }
+      }
+      return removed;
+    }, { signal });
   }
 
   dirOf(id: number): string {

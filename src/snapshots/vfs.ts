@@ -15,7 +15,7 @@
  * xattrs and hard links. Its layer is computed by comparing it with the parent (vfs-diff.ts).
  * A view copies nothing: it is the parent's directory, read-only.
  */
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, writeFile, lstat, chmod } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, rmdir, writeFile, lstat, chmod } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join, posix, resolve } from 'node:path';
@@ -55,25 +55,11 @@ export class VfsSnapshotter extends RecordedSnapshotter implements Snapshotter {
     return sn;
   }
 
-  /** Removes what an interrupted create/remove left behind; runs under the metadata lock. */
-  async cleanup(signal?: AbortSignal): Promise<string[]> {
-    return this.meta.update(async (tx) => {
-      const removed: string[] = [];
-      const ids = tx.ids();
-      for (const name of await readdir(this.root)) {
-        if (name.startsWith('new-') || name.startsWith('rm-') || name.startsWith('diff-') || /^\.metadata\.json\..*\.tmp$/.test(name)) {
-          await rm(join(this.root, name), { recursive: true, force: true }).catch(() => {});
-          removed.push(name);
-        }
-      }
-      for (const name of await readdir(this.snapshotsDir)) {
-        if (!/^\d+$/.test(name) || !ids.has(Number(name))) {
-          await rm(join(this.snapshotsDir, name), { recursive: true, force: true });
-          removed.push(`snapshots/${name}`);
-        }
-      }
-      return removed;
-    }, { signal });
+  /** A comparison's scratch dir (vfs-diff.ts) cut short by a crash. */
+  protected async removeLeftover(name: string): Promise<boolean> {
+    if (!name.startsWith('diff-')) return false;
+    await rm(join(this.root, name), { recursive: true, force: true }).catch(() => {});
+    return true;
   }
 
   prepare(key: string, parent?: string, o: PrepareOptions = {}): Promise<Mount[]> {
