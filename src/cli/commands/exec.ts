@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { ExitError } from '../../errors.js';
 import { execContainer, execContainerDetached } from '../../containers/exec.js';
-import { abortSignalName, collect, followWindowSize, guardSignals, pipeGuard, withRunStatus } from './run.js';
+import { abortSignalName, attachStdio, collect, guardSignals, withRunStatus } from './run.js';
 
 export default function register(program: Command, ctx: CliContext): void {
   program
@@ -27,18 +27,15 @@ export default function register(program: Command, ctx: CliContext): void {
         }
         return;
       }
-      const stdin = f.interactive ? process.stdin : undefined;
-      const rawTty = Boolean(f.tty && f.interactive && process.stdin.isTTY);
-      if (rawTty) process.stdin.setRawMode(true);
-      let r;
-      const unguard = guardSignals(() => {});
       // Ctrl-C, or the reader of our output going away, ends the exec'd process.
       const stop = new AbortController();
+      const io = attachStdio(ctx, { interactive: Boolean(f.interactive), tty: Boolean(f.tty), onBroken: () => stop.abort(new Error('output closed')) });
+      const { stdin, out, err, win } = io;
+      io.makeRaw();
+      let r;
+      const unguard = guardSignals(() => {});
       const onAbort = (): void => stop.abort(ctx.signal.reason);
       ctx.signal.addEventListener('abort', onAbort, { once: true });
-      const out = pipeGuard(ctx.stdout, () => stop.abort(new Error('output closed')));
-      const err = pipeGuard(ctx.stderr, () => stop.abort(new Error('output closed')));
-      const win = f.tty ? followWindowSize(process.stdout) : undefined;
       try {
         r = await execContainer(
           ctx.root(),
@@ -59,12 +56,8 @@ export default function register(program: Command, ctx: CliContext): void {
         throw withRunStatus(e);
       } finally {
         ctx.signal.removeEventListener('abort', onAbort);
-        win?.release();
-        out.release();
-        err.release();
+        io.release();
         unguard();
-        if (rawTty) process.stdin.setRawMode(false);
-        if (stdin) stdin.pause();
       }
       if (r.exitCode !== 0) throw new ExitError(r.exitCode);
     });

@@ -113,6 +113,52 @@ export function followWindowSize(out: NodeJS.WriteStream): {
   };
 }
 
+/** Our stdio given to a container's process for as long as it runs (run, start -a, exec). */
+export interface AttachedStdio {
+  stdin?: NodeJS.ReadStream;
+  out: { stream: Writable; release: () => void };
+  err: { stream: Writable; release: () => void };
+  win?: ReturnType<typeof followWindowSize>;
+  /** Puts our terminal in raw mode when the process has one and we read stdin from a terminal. */
+  makeRaw: () => void;
+  /** Gives everything back (once; later calls do nothing). */
+  release: () => void;
+}
+
+/**
+ * Stdin with `interactive`, the output streams guarded (`onBroken` when a reader goes away), the
+ * window followed with `tty`; raw mode is the caller's to turn on when the process is there.
+ */
+export function attachStdio(ctx: CliContext, o: { interactive: boolean; tty: boolean; onBroken: () => void }): AttachedStdio {
+  const stdin = o.interactive ? process.stdin : undefined;
+  const rawTty = Boolean(o.tty && stdin && process.stdin.isTTY);
+  const out = pipeGuard(ctx.stdout, o.onBroken);
+  const err = pipeGuard(ctx.stderr, o.onBroken);
+  const win = o.tty ? followWindowSize(process.stdout) : undefined;
+  let raw = false;
+  let released = false;
+  return {
+    ...(stdin ? { stdin } : {}),
+    out,
+    err,
+    ...(win ? { win } : {}),
+    makeRaw: () => {
+      if (!rawTty || raw || released) return;
+      process.stdin.setRawMode(true);
+      raw = true;
+    },
+    release: () => {
+      if (released) return;
+      released = true;
+      win?.release();
+      out.release();
+      err.release();
+      if (raw) process.stdin.setRawMode(false);
+      if (stdin) stdin.pause();
+    },
+  };
+}
+
 /** Which signal a Ctrl-C / SIGTERM of ours was (main.ts aborts with "received SIGx"). */
 export function abortSignalName(signal: AbortSignal): NodeJS.Signals {
   const m = /SIG[A-Z0-9]+/.exec(String((signal.reason as Error | undefined)?.message ?? signal.reason ?? ''));
@@ -158,22 +204,8 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
   };
   const unguard = guardSignals(kill);
   // The terminal and the output streams are the container's from its start to its end.
-  const stdin = f.interactive && !f.detach ? process.stdin : undefined;
-  const rawTty = Boolean(f.tty && stdin && process.stdin.isTTY);
-  const out = pipeGuard(ctx.stdout, kill);
-  const err = pipeGuard(ctx.stderr, kill);
-  const win = f.tty && !f.detach ? followWindowSize(process.stdout) : undefined;
-  let raw = false;
-  let released = false;
-  const release = (): void => {
-    if (released) return;
-    released = true;
-    win?.release();
-    out.release();
-    err.release();
-    if (raw) process.stdin.setRawMode(false);
-    if (stdin) stdin.pause();
-  };
+  const io = attachStdio(ctx, { interactive: Boolean(f.interactive && !f.detach), tty: Boolean(f.tty && !f.detach), onBroken: kill });
+  const { stdin, out, err, win, release } = io;
   let result;
   try {
     result = await withPullPolicy(ctx, image, pull, () => runContainer(store, {
@@ -198,10 +230,7 @@ async function runFromCli(ctx: CliContext, image: string, command: string[], f: 
         containerId = id;
         cid?.write(id);
         // Raw only once the container exists: until then Ctrl-C must still interrupt the creation.
-        if (rawTty) {
-          process.stdin.setRawMode(true);
-          raw = true;
-        }
+        io.makeRaw();
       },
       onExit: release,
       warn: (m) => void ctx.stderr.write(`imgbuild: ${m}\n`),

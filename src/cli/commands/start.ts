@@ -11,7 +11,7 @@ import { startKept } from '../../containers/restart.js';
 import { getContainer } from '../../containers/state.js';
 import { killContainer } from '../../containers/stop.js';
 import { ensureKeeper } from '../../containers/keeper.js';
-import { abortSignalName, followWindowSize, guardSignals, pipeGuard, withRunStatus } from './run.js';
+import { abortSignalName, attachStdio, guardSignals, withRunStatus } from './run.js';
 
 interface StartFlags {
   attach?: boolean;
@@ -65,11 +65,8 @@ async function startAttached(ctx: CliContext, name: string, f: StartFlags): Prom
   const id = rec.id;
   const kill = (): void => void killContainer(root, id, 'SIGKILL').catch(() => {});
   const unguard = guardSignals(kill);
-  const stdin = f.interactive && rec.hostConfig.interactive ? process.stdin : undefined;
-  const rawTty = Boolean(rec.hostConfig.tty && stdin && process.stdin.isTTY);
-  const out = pipeGuard(ctx.stdout, kill);
-  const err = pipeGuard(ctx.stderr, kill);
-  const win = rec.hostConfig.tty ? followWindowSize(process.stdout) : undefined;
+  const io = attachStdio(ctx, { interactive: Boolean(f.interactive && rec.hostConfig.interactive), tty: rec.hostConfig.tty, onBroken: kill });
+  const { stdin, out, err, win } = io;
   let status;
   try {
     status = await startForeground(store, id, {
@@ -80,7 +77,7 @@ async function startAttached(ctx: CliContext, name: string, f: StartFlags): Prom
       ...(win?.terminalSize ? { terminalSize: win.terminalSize } : {}),
       onStart: (info) => {
         win?.onStart(info);
-        if (rawTty) process.stdin.setRawMode(true);
+        io.makeRaw();
         // Its restart policy or health check, as for a detached start (now that it is claimed).
         void ensureKeeper(root, rec, {}).catch(() => {});
       },
@@ -89,12 +86,8 @@ async function startAttached(ctx: CliContext, name: string, f: StartFlags): Prom
     if (ctx.signal.aborted) throw new ExitError(128 + (abortSignalName(ctx.signal) === 'SIGINT' ? 2 : 15));
     throw withRunStatus(e);
   } finally {
-    win?.release();
-    out.release();
-    err.release();
+    io.release();
     unguard();
-    if (rawTty) process.stdin.setRawMode(false);
-    if (stdin) stdin.pause();
   }
   if (status.exitCode !== 0) throw new ExitError(status.exitCode);
 }
