@@ -1,23 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { Ajv } from 'ajv';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { toOciConfig } from '../../src/sandbox/sandbox.js';
-import { makeBox, repo, type Box } from './fixture.js';
-
-const SCHEMA_DIR = join(repo, 'test', 'conformance', 'data', 'runtime-spec-schema');
-
-/** The schemas are draft-04; Ajv 8 reads them once `$schema` is dropped (no draft-04-only keywords used). */
-function validator() {
-  const ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false });
-  for (const f of readdirSync(SCHEMA_DIR).filter((n) => n.endsWith('.json'))) {
-    const s = JSON.parse(readFileSync(join(SCHEMA_DIR, f), 'utf8')) as Record<string, unknown>;
-    delete s.$schema;
-    ajv.addSchema(s, f);
-  }
-  return ajv.getSchema('config-schema.json')!;
-}
+import { makeBox, type Box } from './fixture.js';
+import { runtimeConfigValidator } from '../conformance/validate-runtime.js';
 
 let box: Box;
 beforeEach(async () => {
@@ -29,7 +16,7 @@ afterEach(async () => {
 
 describe('toOciConfig', () => {
   it('produces a runtime-spec config.json that validates against the schema', () => {
-    const validate = validator();
+    const validate = runtimeConfigValidator();
     const spec = box.spec(['test-init', 'echo', 'hi'], {
       proc: {
         user: { uid: 1, gid: 2, additionalGids: [3] },
