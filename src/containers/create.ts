@@ -64,6 +64,7 @@ import { checkRestartWithAutoRemove, type RestartPolicy } from './restart-policy
 import { mergeHealthConfig } from './health.js';
 import { checkAddHosts, checkNetworkConflicts, hostHostsFile, hostsFile, parseMacAddress, parseNamespaceMode, parseNetworkFlag } from './network-options.js';
 import { parseExpose, portBindings as bindingsOf } from './publish.js';
+import { currentIsolation } from './isolation.js';
 
 export interface CreateOptions {
   /** The container id to use (64 hex); generated when omitted. */
@@ -366,6 +367,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       imageId: imageId(img),
       parentChainId: top,
       snapshotKey: key,
+      isolation: currentIsolation(),
       created: new Date().toISOString(),
       config: {
         ...cfg,

@@ -12,18 +12,16 @@ import { listImages } from '../store/images.js';
 import type { OciStore } from '../store/store.js';
 import { imageId } from '../image/model.js';
 import { listContainers } from './list.js';
+import { hostIsolation, type HostIsolation } from './isolation.js';
+import { rootlessIds } from '../host/userns.js';
 
-export interface SystemInfo {
+export interface SystemInfo extends HostIsolation {
   Containers: number;
   ContainersRunning: number;
   ContainersPaused: number;
   ContainersStopped: number;
   Images: number;
-  Driver: string;
   DriverStatus: [string, string][];
-  Snapshotter: string;
-  CgroupDriver: string;
-  CgroupVersion: string;
   KernelVersion: string;
   OperatingSystem: string;
   OSType: string;
@@ -35,7 +33,6 @@ export interface SystemInfo {
   Runtimes: string[];
   DefaultRuntime: string;
   LoggingDriver: string;
-  SecurityOptions: string[];
 }
 
 /** PRETTY_NAME of /etc/os-release (`Debian GNU/Linux 12 (bookworm)`). */
@@ -73,19 +70,16 @@ export async function systemInfo(store: OciStore, o: { signal?: AbortSignal } = 
         ['Mount Options', (probe.options ?? []).join(',') || '(none)'],
       ]
     : [['Status', `overlayfs is not usable here${probe?.reason ? ` (${probe.reason})` : ''}: builds copy each step's rootfs (vfs)`]];
+  const rootless = rootlessIds() !== undefined;
+  const isolation = hostIsolation({ rootless, snapshotter: overlay ? 'overlayfs' : 'vfs', ...(cgroupVersion ? { cgroupVersion } : {}) });
   return {
     Containers: containers.length,
     ContainersRunning: byState('running'),
     ContainersPaused: byState('paused'),
     ContainersStopped: containers.length - byState('running') - byState('paused'),
     Images: ids.size,
-    Driver: overlay ? 'overlay' : 'vfs',
     DriverStatus: driverStatus,
-    Snapshotter: overlay ? 'overlayfs' : 'vfs',
-    // imgbuild writes the cgroup tree itself (no systemd unit per container).
-    // Rootless containers get no cgroup here (containers/resources.ts), as Docker's rootless says.
-    CgroupDriver: process.env.IMGBUILD_ROOTLESS ? 'none' : 'cgroupfs',
-    CgroupVersion: cgroupVersion === undefined ? 'unknown' : String(cgroupVersion),
+    ...isolation,
     KernelVersion: release(),
     OperatingSystem: os,
     OSType: 'linux',
@@ -93,11 +87,10 @@ export async function systemInfo(store: OciStore, o: { signal?: AbortSignal } = 
     NCPU: availableParallelism(),
     MemTotal: totalmem(),
     RootDir: root,
-    Rootless: process.getuid?.() !== 0 || Boolean(process.env.IMGBUILD_ROOTLESS),
+    Rootless: rootless,
     Runtimes: ['imgbuild', 'runc'],
     DefaultRuntime: 'imgbuild',
     // The container's output as written, in one file per container (`logs` reads it back).
     LoggingDriver: 'file',
-    SecurityOptions: ['seccomp'],
   };
 }

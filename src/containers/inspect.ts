@@ -11,6 +11,7 @@ import type { SandboxSpec } from '../sandbox/spec.js';
 import { layerDirs } from './rootfs.js';
 import { hasHealthcheck, initialHealth, readHealth } from './health.js';
 import { publishedPortsDocument, requestedPortsDocument } from './publish.js';
+import { containerIsolation } from './isolation.js';
 
 export async function inspectContainer(root: string, nameOrId: string, o: LifecycleOptions = {}): Promise<object> {
   const rec = await getContainer(root, nameOrId, o);
@@ -32,6 +33,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
   const volumes = rec.hostConfig.volumes ?? [];
   const h = rec.hostConfig;
   const exposed = Object.keys(rec.config.ExposedPorts ?? {});
+  const iso = containerIsolation(rec, spec);
   return {
     Id: rec.id,
     Created: rec.created,
@@ -60,7 +62,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
     LogPath: pathOf(root, rec.id, 'log'),
     Name: `/${rec.name}`,
     RestartCount: rec.state.restartCount ?? 0,
-    Driver: 'overlay',
+    Driver: iso.GraphDriver,
     HostConfig: {
       AutoRemove: rec.hostConfig.autoRemove,
       NetworkMode: h.networkMode.startsWith('container:') ? h.networkMode : (h.networkName ?? h.networkMode),
@@ -72,6 +74,8 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
       ExtraHosts: h.extraHosts ?? null,
       PidMode: h.pidMode ?? '',
       IpcMode: h.ipcMode ?? 'private',
+      UsernsMode: iso.UsernsMode,
+      Isolation: iso.Isolation,
       Binds: [
         ...rec.hostConfig.binds.map((b) => `${b.source}:${b.destination}${b.mode ? `:${b.mode}` : b.readOnly ? ':ro' : ''}`),
         // Named volumes of -v (those with a mode); --mount and anonymous volumes are not binds.
@@ -96,7 +100,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
       RestartPolicy: { Name: rec.hostConfig.restartPolicy?.name ?? 'no', MaximumRetryCount: rec.hostConfig.restartPolicy?.maximumRetryCount ?? 0 },
     },
     GraphDriver: {
-      Name: 'overlay',
+      Name: iso.GraphDriver,
       Data: {
         SnapshotKey: rec.snapshotKey,
         UpperDir: dirs[0] ?? '',

@@ -21,6 +21,7 @@ import { withLock } from '../atomic.js';
 import type { ContainerConfig } from '../image/types.js';
 import type { NetworkMode, NetworkState } from '../host/network.js';
 import type { CgroupVersion } from '../host/cgroups.js';
+import type { ContainerIsolationRecord } from './isolation.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { AmbiguousContainerError, BrokenContainerError, ContainerNotFoundError } from './errors.js';
 import { isSameProcess, procStartTime } from './proc.js';
@@ -177,6 +178,8 @@ export interface ContainerRecord {
   hostConfig: HostConfig;
   network?: NetworkState;
   cgroup?: { version: CgroupVersion; paths: string[] };
+  /** How it is isolated (isolation.ts); absent in records made before it was recorded. */
+  isolation?: ContainerIsolationRecord;
   state: ContainerState;
 }
 

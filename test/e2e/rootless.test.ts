@@ -59,9 +59,9 @@ describe('rootless', () => {
     expect(list.stdout).toContain('index.json');
     expect((await stat(out)).uid).toBe(user.uid);
 
-    const info = await env.cli(['info', '--format', '{{.Rootless}} {{.RootDir}} {{.CgroupDriver}} {{.Snapshotter}}']);
+    const info = await env.cli(['info', '--format', '{{.Rootless}} {{.RootDir}} {{.CgroupDriver}} {{.Snapshotter}} {{.Isolation}} {{.SecurityOptions}}']);
     expect(info.stderr).toBe('');
-    expect(info.stdout.trim()).toBe(`true ${env.root} none overlayfs`);
+    expect(info.stdout.trim()).toBe(`true ${env.root} none overlayfs rootless [name=seccomp,profile=default name=rootless]`);
   });
 
   it('run: the container runs as root of a user namespace mapped from /etc/subuid; image owners stay the image\'s', async () => {
@@ -119,6 +119,7 @@ describe('rootless', () => {
     expect(e.stderr).toBe('');
     expect(e.stdout.trim()).toBe('0');
     expect((await env.cli(['ps', '--format', '{{.Names}}'])).stdout.trim()).toBe('c1');
+    expect((await env.cli(['inspect', '-f', '{{.GraphDriver.Name}} {{.HostConfig.Isolation}} {{.HostConfig.NetworkMode}}', 'c1'])).stdout).toBe('overlay rootless none\n');
     expect((await env.cli(['logs', 'c1'])).stdout).toBe('started\n');
     expect((await env.cli(['stop', '-t', '1', 'c1'])).code).toBe(0);
     expect((await env.cli(['ps', '-a', '--format', '{{.Status}}'])).stdout).toMatch(/^Exited \(137\)/);

@@ -153,6 +153,11 @@ describe('version and info', () => {
     expect((await cli(['system', 'info', '--format', '{{.Containers}} {{.ContainersRunning}}'])).stdout).toBe('2 1\n');
     const text = (await cli(['info'])).stdout;
     for (const l of [' Containers: 2', '  Running: 1', '  Stopped: 1', ' Images: 1', ' Storage Driver: overlay', ' Cgroup Version: 1', ' Rootless: false']) expect(text).toContain(`${l}\n`);
+    // Which isolation, snapshotter and network the store and a container use.
+    expect(j).toMatchObject({ Isolation: 'namespaces', DefaultNetwork: 'bridge', RootlessNetworkCmd: '', SecurityOptions: ['name=seccomp,profile=default'] });
+    expect(text).toContain(' Isolation: namespaces\n Default Network: bridge\n Security Options:\n  seccomp\n   Profile: default\n');
+    const insp = await cli(['inspect', '-f', '{{.GraphDriver.Name}} {{.Driver}} {{.HostConfig.Isolation}} [{{.HostConfig.UsernsMode}}] {{.HostConfig.NetworkMode}}', 'sys-up']);
+    expect(insp.stdout).toBe('overlay overlay namespaces [] default\n');
   });
 });
 

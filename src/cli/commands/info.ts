@@ -29,6 +29,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-f, --format <template>', 'format the output with a template ({{.Driver}}, {{json .}})')
     .action(async (f: { format?: string }) => {
       const { systemInfo } = await import('../../containers/info.js');
+      const { securityOptionLines } = await import('../../containers/isolation.js');
       const store = await ctx.store();
       const [info, registries] = await Promise.all([systemInfo(store, { signal: ctx.signal }), configuredRegistries(ctx.env)]);
       // Loopback registries are spoken to over plain http (registry/transport.ts), as Docker's
@@ -59,8 +60,11 @@ export default function register(program: Command, ctx: CliContext): void {
         ` Cgroup Version: ${data.CgroupVersion}`,
         ` Runtimes: ${data.Runtimes.join(' ')}`,
         ` Default Runtime: ${data.DefaultRuntime}`,
+        ` Isolation: ${data.Isolation}`,
+        ` Default Network: ${data.DefaultNetwork}`,
+        ...(data.RootlessNetworkCmd ? [` Rootless Network Cmd: ${data.RootlessNetworkCmd}`] : []),
         ' Security Options:',
-        ...data.SecurityOptions.map((s) => `  ${s}`),
+        ...securityOptionLines(data.SecurityOptions).map((s) => `  ${s}`),
         ` Kernel Version: ${data.KernelVersion}`,
         ` Operating System: ${data.OperatingSystem}`,
         ` OSType: ${data.OSType}`,
