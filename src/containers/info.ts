@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { arch, availableParallelism, release, totalmem } from 'node:os';
 import { detectCgroupVersion } from '../host/cgroups.js';
+import { findDelegation } from '../host/rootless-cgroup.js';
 import { probeOverlay } from '../snapshots/probe.js';
 import { overlayRoot } from '../snapshots/overlay.js';
 import { listImages } from '../store/images.js';
@@ -70,8 +71,15 @@ export async function systemInfo(store: OciStore, o: { signal?: AbortSignal } = 
         ['Mount Options', (probe.options ?? []).join(',') || '(none)'],
       ]
     : [['Status', `overlayfs is not usable here${probe?.reason ? ` (${probe.reason})` : ''}: builds copy each step's rootfs (vfs)`]];
-  const rootless = rootlessIds() !== undefined;
-  const isolation = hostIsolation({ rootless, snapshotter: overlay ? 'overlayfs' : 'vfs', ...(cgroupVersion ? { cgroupVersion } : {}) });
+  const rootlessUser = rootlessIds();
+  const rootless = rootlessUser !== undefined;
+  const delegation = rootless && cgroupVersion === 2 ? await findDelegation({ version: 2, hostUid: rootlessUser.uid }) : undefined;
+  const isolation = hostIsolation({
+    rootless,
+    snapshotter: overlay ? 'overlayfs' : 'vfs',
+    ...(cgroupVersion ? { cgroupVersion } : {}),
+    ...(delegation?.delegated ? { cgroupDelegation: { path: delegation.dir, controllers: delegation.controllers } } : {}),
+  });
   return {
     Containers: containers.length,
     ContainersRunning: byState('running'),

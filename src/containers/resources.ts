@@ -6,8 +6,10 @@
  */
 import { existsSync } from 'node:fs';
 import { copyFile, writeFile } from 'node:fs/promises';
-import { Cgroup } from '../host/cgroups.js';
-import { ROOTLESS_ENV } from '../host/userns.js';
+import { dirname, relative } from 'node:path';
+import { Cgroup, CgroupError } from '../host/cgroups.js';
+import { containerParent, createDelegatedCgroup, findDelegation } from '../host/rootless-cgroup.js';
+import { ROOTLESS_ENV, rootlessIds } from '../host/userns.js';
 import { ImgbuildError } from '../errors.js';
 import {
   hostVethName,
@@ -34,19 +36,36 @@ export async function cgroupOf(rec: ContainerRecord, o: LifecycleOptions): Promi
     return Cgroup.none(rec.id, pid ? { pid, alive: () => isSameProcess(pid, pidStartTime) } : undefined);
   }
   if (o.cgroup && o.cgroup.id === rec.id && (rec.cgroup?.version ?? o.cgroup.version) === o.cgroup.version) return o.cgroup;
-  return Cgroup.open(rec.id, { cgroupRoot: o.cgroupRoot, version: rec.cgroup?.version });
+  // A v2 group is where the record says (a rootless one lies in the user's delegated subtree).
+  const at = rec.cgroup?.version === 2 && rec.cgroup.paths.length === 1 ? relative(o.cgroupRoot ?? '/sys/fs/cgroup', dirname(rec.cgroup.paths[0]!)) : undefined;
+  return Cgroup.open(rec.id, { cgroupRoot: o.cgroupRoot, version: rec.cgroup?.version, ...(at && !at.startsWith('..') ? { parent: at } : {}) });
+}
+
+/** Rootless: where this CLI's container groups are (under its delegated subtree), if anywhere. */
+async function rootlessParent(o: LifecycleOptions): Promise<string | undefined> {
+  if (!process.env[ROOTLESS_ENV]) return undefined;
+  const d = await findDelegation({ cgroupRoot: o.cgroupRoot });
+  return d.delegated ? containerParent(d) : undefined;
 }
 
 /**
- * Rootless: no cgroup is delegated to this user (cgroup v1, or no writable v2 subtree), so the
- * container runs in the caller's cgroup and limits are refused, as podman refuses them.
+ * Rootless: a group under the cgroup v2 subtree delegated to this user; without one (cgroup v1,
+ * or no writable v2 subtree) the container runs in the caller's cgroup and limits are refused
+ * with the reason.
  */
-async function rootlessCgroup(id: string, h: Pick<HostConfig, 'memory' | 'memorySwap' | 'cpus' | 'pidsLimit' | 'deviceRules'>): Promise<Cgroup> {
+async function rootlessCgroup(id: string, h: Pick<HostConfig, 'memory' | 'memorySwap' | 'cpus' | 'pidsLimit' | 'deviceRules'>, o: LifecycleOptions): Promise<Cgroup> {
   const asked = [h.memory !== undefined && '--memory', h.memorySwap !== undefined && '--memory-swap', h.cpus !== undefined && '--cpus', h.pidsLimit !== undefined && '--pids-limit', h.deviceRules && h.deviceRules.length > 0 && 'device rules'].filter(Boolean);
-  if (asked.length > 0) {
-    throw new ImgbuildError('FAILED_PRECONDITION', `${asked.join(', ')} cannot be applied: a rootless container gets no cgroup of its own on this host (cgroup v2 with a delegated subtree is needed)`);
+  const d = await findDelegation({ cgroupRoot: o.cgroupRoot, hostUid: rootlessIds()?.uid });
+  if (!d.delegated) {
+    if (asked.length > 0) throw new ImgbuildError('FAILED_PRECONDITION', `${asked.join(', ')} cannot be applied to a rootless container: ${d.reason}`);
+    return Cgroup.none(id);
   }
-  return Cgroup.none(id);
+  try {
+    return await createDelegatedCgroup(id, { memory: h.memory, ...(h.memorySwap !== undefined ? { memorySwap: h.memorySwap } : {}), cpus: h.cpus, pidsLimit: h.pidsLimit, ...(h.deviceRules?.length ? { devices: h.deviceRules } : {}) }, d);
+  } catch (e) {
+    if (asked.length > 0 && e instanceof CgroupError) throw new ImgbuildError('FAILED_PRECONDITION', `${asked.join(', ')} cannot be applied to a rootless container: ${e.message}`, { cause: e });
+    throw e;
+  }
 }
 
 /** `host` and `none` need nothing set up here: the sandbox itself makes a `none` container's namespace. */
@@ -75,7 +94,7 @@ export async function createKernelObjects(
   await claimId(id, root, o.claimsDir);
   const [cgr, netr] = await Promise.allSettled([
     process.env[ROOTLESS_ENV]
-      ? rootlessCgroup(id, h)
+      ? rootlessCgroup(id, h, o)
       : Cgroup.create(id, { memory: h.memory, ...(h.memorySwap !== undefined ? { memorySwap: h.memorySwap } : {}), cpus: h.cpus, pidsLimit: h.pidsLimit, ...(h.deviceRules ? { devices: h.deviceRules } : {}) }, { cgroupRoot: o.cgroupRoot }),
     setupNetwork(id, hostNetworkMode(h.networkMode), { stateDir: o.networkStateDir, signal: o.signal, ...(h.macAddress ? { macAddress: h.macAddress } : {}), ...(h.ifaceBySandbox ? { ifaceBySandbox: true } : {}) }),
   ]);
@@ -203,7 +222,8 @@ export async function releaseResources(rec: ContainerRecord, o: LifecycleOptions
 
 /** The host-wide objects container `id` may have, knowing nothing but its id: cgroup, port proxy, netns and veth. */
 export async function releaseKernelById(id: string, o: LifecycleOptions): Promise<void> {
-  const cg = await Cgroup.open(id, { cgroupRoot: o.cgroupRoot }).catch(() => undefined); // no cgroups on this host
+  const parent = await rootlessParent(o);
+  const cg = await Cgroup.open(id, { cgroupRoot: o.cgroupRoot, ...(parent ? { parent } : {}) }).catch(() => undefined); // no cgroups on this host
   if (cg && (await cg.exists())) {
     await cg.kill('SIGKILL');
     await cg.remove();
@@ -231,5 +251,6 @@ export async function killPortProxies(ids: Set<string>): Promise<void> {
 
 /** The processes in container `id`'s cgroup (none when the host has no cgroups to look in). */
 export async function groupPids(id: string, o: LifecycleOptions): Promise<number[]> {
-  return Cgroup.open(id, { cgroupRoot: o.cgroupRoot }).then((cg) => cg.pids(), () => []);
+  const parent = await rootlessParent(o).catch(() => undefined);
+  return Cgroup.open(id, { cgroupRoot: o.cgroupRoot, ...(parent ? { parent } : {}) }).then((cg) => cg.pids(), () => []);
 }

@@ -25,6 +25,12 @@ export interface CgroupOptions {
   version?: CgroupVersion;
   /** v1: include the devices controller's group (made when device rules are given). */
   devices?: boolean;
+  /**
+   * v2: the topmost group (relative to cgroupRoot) whose cgroup.subtree_control this process may
+   * write, from which controllers are enabled down to `parent`: the root for root, a delegated
+   * subtree for a rootless CLI (rootless-cgroup.ts). Default: the root itself.
+   */
+  delegationRoot?: string;
 }
 
 export interface CgroupLimits {
@@ -192,9 +198,11 @@ export class Cgroup {
       if (limits.devices) throw new CgroupError('device rules need cgroup v1 (v2 would need a BPF device program, which imgbuild does not make)', cg.cgroupRoot);
       const dir = cg.dirs.get('unified')!;
       const parentDir = join(cg.cgroupRoot, parent);
+      const top = join(cg.cgroupRoot, o.delegationRoot ?? '');
       await mkdir(parentDir, { recursive: true });
-      // Delegate the controllers down to the per-container group: root → parent → group.
-      const available = new Set((await readControl(cg.cgroupRoot, 'cgroup.controllers'))?.trim().split(/\s+/) ?? []);
+      // Delegate the controllers down to the per-container group: root (or the delegated
+      // subtree) → parent → group.
+      const available = new Set((await readControl(top, 'cgroup.controllers'))?.trim().split(/\s+/) ?? []);
       const wanted = V2_CONTROLLERS.filter((c) => available.has(c));
       // Needed only for the limits asked for: a root we may not delegate from (a cgroup
       // namespace whose root holds processes refuses with EBUSY) still runs unlimited containers.
@@ -204,11 +212,11 @@ export class Cgroup {
         ...(limits.pidsLimit !== undefined ? ['pids'] : []),
       ]);
       for (const c of needed) {
-        if (!available.has(c)) throw new CgroupError(`the ${c} controller is not available in ${cg.cgroupRoot}`, cg.cgroupRoot);
+        if (!available.has(c)) throw new CgroupError(`the ${c} controller is not available in ${top}`, top);
       }
       if (wanted.length > 0) {
         const enable = wanted.map((c) => `+${c}`).join(' ');
-        for (const d of [cg.cgroupRoot, parentDir]) {
+        for (const d of [top, parentDir]) {
           const current = new Set((await readControl(d, 'cgroup.subtree_control'))?.trim().split(/\s+/) ?? []);
           if (wanted.every((c) => current.has(c))) continue;
           try {
