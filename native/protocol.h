@@ -61,6 +61,7 @@ enum boot_tag {
   TAG_IPCNS_PATH = 37,    /* string: ipc namespace to join */
   TAG_NET_IFACE = 35,     /* string "IFNAME ADDR PREFIX GATEWAY": an interface of the joined netns to configure (IPv4) */
   TAG_STDIN_PATH = 38,    /* string: detached mode: a FIFO the monitor makes and copies into the container's stdin */
+  TAG_ROOTFS_IDMAP = 39,  /* u32 0/1: the rootfs's layers (overlay lowers, a bind's tree) are idmapped through UIDMAP/GIDMAP */
 };
 
 /* Mount record value: u32 flags; u32 propagation; then five NUL-terminated strings:

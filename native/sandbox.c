@@ -55,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "idmap.h"
 #include "protocol.h"
 
 extern char **environ;
@@ -174,6 +175,7 @@ struct cfg {
   char *logpath, *statuspath, *stdinpath;
   uint16_t rows, cols;
   bool control;
+  bool rootfs_idmap;
 };
 
 #define PUSH(arr, n, v)                                     \
@@ -293,6 +295,7 @@ static void read_bootstrap(struct cfg *c) {
       c->nseccomp = len / sizeof(struct sock_filter);
       break;
     case TAG_CONTROL: c->control = get_u32(v, len, tag) != 0; break;
+    case TAG_ROOTFS_IDMAP: c->rootfs_idmap = get_u32(v, len, tag) != 0; break;
     case TAG_PRIVILEGED: c->privileged = get_u32(v, len, tag) != 0; break;
     case TAG_EXEC_DETACHED: c->exec_detached = get_u32(v, len, tag) != 0; break;
     case TAG_DEVICE: {
@@ -441,7 +444,10 @@ static void remount_bind(const char *path, unsigned long flags) {
 
 /* ---------- mounts ---------- */
 
-static void do_rootfs_mounts(const struct cfg *c) {
+/* `idmap_fd` >= 0: the layers are shown through that user namespace's mapping (idmap.h): each
+ * overlay lowerdir, or a bind's tree; an overlay's upper dir is not, so what the container writes
+ * is owned on the host by its mapped ids. */
+static void do_rootfs_mounts(const struct cfg *c, int idmap_fd) {
   for (size_t i = 0; i < c->nrootfs; i++) {
     const struct mnt *m = &c->rootfs[i];
     char target[PATH_MAX];
@@ -452,9 +458,24 @@ static void do_rootfs_mounts(const struct cfg *c) {
      * cgroup allows every device (as Docker's), keeps device nodes usable. */
     unsigned long flags = m->flags | (c->privileged ? 0 : MS_NODEV);
     int r;
-    if (flags & MS_BIND) {
+    const char *what = NULL;
+    if ((flags & MS_BIND) && idmap_fd >= 0) {
+      cleanup_close int t = idmap_tree(m->src, idmap_fd, &what);
+      if (t < 0) bail("%s: rootfs %s", what, m->src);
+      r = (int)syscall(SYS_move_mount, t, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
+      if (r == 0) remount_bind(target, flags);
+    } else if (flags & MS_BIND) {
       r = mount(m->src, target, NULL, MS_BIND | (flags & MS_REC), NULL);
       if (r == 0) remount_bind(target, flags);
+    } else if (idmap_fd >= 0 && strcmp(m->type, "overlay") == 0) {
+      int fds[512];
+      size_t nfds = 0;
+      cleanup_free char *data = idmap_overlay_data(m->data, idmap_fd, fds, sizeof fds / sizeof *fds, &nfds, &what);
+      if (!data) bail("%s: rootfs layer under %s", what, m->cwd);
+      r = mount(m->src, target, m->type, flags, data);
+      int e = errno;
+      for (size_t j = 0; j < nfds; j++) close(fds[j]);
+      errno = e;
     } else {
       r = mount(m->src, target, m->type, flags, m->data[0] ? m->data : NULL);
     }
@@ -991,7 +1012,7 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
   if (c->net_iface) iface_up(c->net_iface);
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
   if (!(c->nsflags & CLONE_NEWUSER) || g_rootless) {
-    do_rootfs_mounts(c);
+    do_rootfs_mounts(c, -1);
   } else if (mount(c->rootdir, c->rootdir, NULL, MS_BIND | MS_REC, NULL) < 0) {
     /* Mounts copied from the helper's more privileged namespace are locked, and pivot_root
      * refuses a locked new root: bind it onto itself to get a mount of our own. */
@@ -1291,7 +1312,14 @@ static int run_container(const struct cfg *c) {
      * helper; the container's user-owned mount namespace starts as a copy of it. */
     if (unshare(CLONE_NEWNS) < 0) bail("unshare: CLONE_NEWNS");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
-    do_rootfs_mounts(c);
+    int idmap_fd = -1;
+    if (c->rootfs_idmap) {
+      const char *what = NULL;
+      idmap_fd = idmap_userns_fd(c->uidmap, c->gidmap, &what);
+      if (idmap_fd < 0) bail("%s", what);
+    }
+    do_rootfs_mounts(c, idmap_fd);
+    if (idmap_fd >= 0) close(idmap_fd);
   }
   int syncp[2], execp[2], ptys[2] = {-1, -1}, joinp[2] = {-1, -1}, outp[2] = {-1, -1};
   if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0) bail("pipe2");

@@ -44,6 +44,7 @@ export const Tag = {
   PIDNS_PATH: 36,
   IPCNS_PATH: 37,
   STDIN_PATH: 38,
+  ROOTFS_IDMAP: 39,
 } as const;
 
 export const Mode = { RUN: 0, DETACHED: 1, EXEC: 2 } as const;

@@ -185,6 +185,7 @@ export function encodeSpec(
   } else if (spec.namespaces.includes('user')) {
     w.str(Tag.UIDMAP, mapText(spec.uidMappings, 'uidMappings'));
     w.str(Tag.GIDMAP, mapText(spec.gidMappings, 'gidMappings'));
+    if (spec.rootfsIdmap) w.u32(Tag.ROOTFS_IDMAP, 1);
   }
   if (spec.netnsPath) {
     absolute(spec.netnsPath, 'netnsPath');

@@ -66,6 +66,12 @@ export interface SandboxSpec {
   namespaces: NamespaceKind[];
   uidMappings?: IdMap[];
   gidMappings?: IdMap[];
+  /**
+   * With a user namespace (as root): the rootfs's layers are idmapped mounts through the
+   * mappings, so files owned by 0 in the image are the container root's; an overlay's upper dir
+   * is not, so what the container writes is owned on the host by the mapped ids.
+   */
+  rootfsIdmap?: boolean;
   hostname?: string;
   /** NIS domain name of the uts namespace (`--domainname`). */
   domainname?: string;

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SandboxError } from '../../src/sandbox/errors.js';
@@ -204,6 +204,20 @@ describe('runSandbox: filesystem', () => {
     expect(r.stdout).toContain('CapEff:\t00000000a80425fb');
     // host root's /tmp dir is not writable by the mapped root (it is "nobody" owned from inside)
     expect(r.stdout).toMatch(/\/tmp\/x: (EACCES|EPERM|EOVERFLOW)/);
+  });
+
+  it('idmaps the rootfs: its root-owned dirs are the mapped root\'s, and what it writes is stored with in-container owners', async () => {
+    const r = await box.run(
+      box.spec(sh('touch', '/tmp/x', '+', 'id'), {
+        namespaces: ['user', 'mount', 'pid', 'uts', 'ipc', 'net'],
+        uidMappings: [{ containerID: 0, hostID: 200000, size: 65536 }],
+        gidMappings: [{ containerID: 0, hostID: 200000, size: 65536 }],
+        rootfsIdmap: true,
+      }),
+    );
+    expect(r.stdout).toBe('/tmp/x: ok\nuid=0 gid=0 euid=0 groups=\n');
+    // Through the idmapped bind, the mapped root's write lands on the disk as uid 0 again.
+    expect(statSync(join(box.rootfs, 'tmp', 'x'))).toMatchObject({ uid: 0, gid: 0 });
   });
 });
 
