@@ -23,6 +23,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/if.h>
+#include <linux/nsfs.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <arpa/inet.h>
@@ -140,6 +141,7 @@ static void *xrealloc(void *p, size_t n) {
 struct mnt {
   uint32_t flags, prop;
   char *type, *src, *dst, *data, *cwd;
+  int tree; /* a bind's source, cloned by the helper before the clone (open_tree), or -1 */
 };
 struct rl {
   uint32_t res;
@@ -203,6 +205,7 @@ static void parse_mount(struct mnt *m, const char *v, uint32_t len) {
   if (len < 8) bail_errno(EINVAL, "bootstrap: short mount record");
   memcpy(&m->flags, v, 4);
   memcpy(&m->prop, v + 4, 4);
+  m->tree = -1;
   char *s = dupstr(v + 8, len - 8), *end = s + (len - 8);
   char **fields[] = {&m->type, &m->src, &m->dst, &m->data, &m->cwd};
   for (size_t i = 0; i < 5; i++) {
@@ -489,7 +492,7 @@ static void mount_in_root(int rootfd, const struct mnt *m, const char *data_over
   if (bind) {
     struct stat st;
     if (m->cwd[0] && chdir(m->cwd) < 0) bail("chdir: mount cwd %s", m->cwd);
-    if (stat(m->src, &st) < 0) bail("stat: bind source %s", m->src);
+    if ((m->tree >= 0 ? fstat(m->tree, &st) : stat(m->src, &st)) < 0) bail("stat: bind source %s", m->src);
     file = !S_ISDIR(st.st_mode);
   }
   cleanup_close int tfd = mkpath_in_root(rootfd, m->dst, file);
@@ -498,7 +501,10 @@ static void mount_in_root(int rootfd, const struct mnt *m, const char *data_over
   fdpath(tpath, sizeof tpath, tfd);
   if (m->cwd[0] && chdir(m->cwd) < 0) bail("chdir: mount cwd %s", m->cwd);
   const char *data = data_override ? data_override : (m->data[0] ? m->data : NULL);
-  if (bind) {
+  if (bind && m->tree >= 0) {
+    if (syscall(SYS_move_mount, m->tree, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+      bail("move_mount: bind %s on %s", m->src, m->dst);
+  } else if (bind) {
     if (mount(m->src, tpath, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
       bail("mount: bind %s on %s", m->src, m->dst);
   } else if (mount(m->src, tpath, m->type, m->flags, data) < 0) {
@@ -518,7 +524,7 @@ static void mount_in_root(int rootfd, const struct mnt *m, const char *data_over
 static void std_mount(int rootfd, const char *type, const char *src, const char *dst, unsigned long flags,
                       const char *data) {
   struct mnt m = {.flags = (uint32_t)flags, .prop = 0, .type = (char *)type, .src = (char *)src,
-                  .dst = (char *)dst, .data = (char *)(data ? data : ""), .cwd = (char *)""};
+                  .dst = (char *)dst, .data = (char *)(data ? data : ""), .cwd = (char *)"", .tree = -1};
   mount_in_root(rootfd, &m, NULL);
 }
 
@@ -592,7 +598,7 @@ static void setup_dev(int rootfd, const struct cfg *c) {
   std_mount(rootfd, "tmpfs", "tmpfs", "/dev", MS_NOSUID | (c->privileged ? 0 : MS_NODEV) | MS_STRICTATIME, "mode=755,size=65536k");
   setup_dev_nodes(rootfd, c);
   struct mnt pts = {.flags = MS_NOSUID | MS_NOEXEC, .prop = 0, .type = "devpts", .src = "devpts",
-                    .dst = "/dev/pts", .data = "newinstance,ptmxmode=0666,mode=0620,gid=5", .cwd = ""};
+                    .dst = "/dev/pts", .data = "newinstance,ptmxmode=0666,mode=0620,gid=5", .cwd = "", .tree = -1};
   {
     /* gid=5 (tty) is refused when gid 5 is not mapped in a user namespace. */
     cleanup_close int t = mkpath_in_root(rootfd, "/dev/pts", false);
@@ -1009,7 +1015,7 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
   }
   g_stage = STAGE_INIT;
   if ((c->nsflags & CLONE_NEWNET) && !c->netns) loopback_up();
-  if (c->net_iface) iface_up(c->net_iface);
+  if (c->net_iface && !((c->nsflags & CLONE_NEWUSER) && !g_rootless)) iface_up(c->net_iface);
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
   if (!(c->nsflags & CLONE_NEWUSER) || g_rootless) {
     do_rootfs_mounts(c, -1);
@@ -1320,6 +1326,20 @@ static int run_container(const struct cfg *c) {
     }
     do_rootfs_mounts(c, idmap_fd);
     if (idmap_fd >= 0) close(idmap_fd);
+    /* The container's root is not root on the host: it may not even reach a bind's source (a
+     * store under a 0700 dir). The helper clones each source tree now; the child moves the
+     * clones into place. */
+    for (size_t i = 0; i < c->nmounts; i++) {
+      struct mnt *m = &c->mounts[i];
+      if (!(m->flags & MS_BIND)) continue;
+      if (m->cwd[0] && chdir(m->cwd) < 0) bail("chdir: mount cwd %s", m->cwd);
+      m->tree = (int)syscall(SYS_open_tree, AT_FDCWD, m->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | ((m->flags & MS_REC) ? AT_RECURSIVE : 0));
+      if (m->tree < 0) bail("open_tree: bind source %s", m->src);
+      if (chdir("/") < 0) bail("chdir: /");
+    }
+    /* A joined network namespace belongs to the host's user namespace: its interface is set up
+     * here, with the host's privileges, rather than by the container's root. */
+    if (c->net_iface) iface_up(c->net_iface);
   }
   int syncp[2], execp[2], ptys[2] = {-1, -1}, joinp[2] = {-1, -1}, outp[2] = {-1, -1};
   if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0) bail("pipe2");
@@ -1494,6 +1514,23 @@ static int run_exec(const struct cfg *c) {
   join_v1_cgroups_self(c);
   join_cgroups(c, getpid(), true);
   g_stage = STAGE_CHILD;
+  /* A namespace the container's user namespace does not own (a network namespace the host made
+   * for a --userns=auto container) is joined first, while the helper has the host's privileges:
+   * inside the user namespace it no longer could. */
+  struct stat us;
+  if (fds[0] >= 0 && fstat(fds[0], &us) == 0) {
+    for (size_t i = 1; i < 6; i++) {
+      if (fds[i] < 0) continue;
+      int owner = ioctl(fds[i], NS_GET_USERNS);
+      struct stat os;
+      bool own = owner >= 0 && fstat(owner, &os) == 0 && os.st_ino == us.st_ino && os.st_dev == us.st_dev;
+      if (owner >= 0) close(owner);
+      if (own) continue;
+      if (setns(fds[i], order[i].type) < 0) bail("setns: %s of pid %u", order[i].name, c->target);
+      close(fds[i]);
+      fds[i] = -1;
+    }
+  }
   for (size_t i = 0; i < 7; i++) {
     if (fds[i] < 0) continue;
     if (setns(fds[i], order[i].type) < 0) bail("setns: %s of pid %u", order[i].name, c->target);
