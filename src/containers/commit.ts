@@ -109,7 +109,11 @@ export async function commitContainer(
   const sn = await OverlaySnapshotter.open(overlayRoot(root), { signal: o.signal });
   // A running container is frozen while its upper dir is read, so the layer is one moment's state
   // (withFrozen names us as the holder: if we are killed meanwhile, the next reader thaws it).
-  const diff = (): ReturnType<typeof diffSnapshot> => diffSnapshot(store, sn, rec.snapshotKey, { compression: 'none', signal: o.signal });
+  const diff = (): ReturnType<typeof diffSnapshot> => diffSnapshot(store, sn, rec.snapshotKey, {
+      compression: 'none',
+      signal: o.signal,
+      ...(rec.hostConfig.idMapping ? { fromHostIds: rec.hostConfig.idMapping } : {}),
+    });
   const layer = rec.state.status === 'running' ? await withFrozen(root, rec, o, diff) : await diff();
   // The container's effective config is the base: what `run` changed (env, cmd, workdir, user).
   const { Hostname: _h, ...effective } = rec.config;

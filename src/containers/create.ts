@@ -7,7 +7,7 @@
  */
 import { emitContainerEvent } from './events.js';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OciStore } from '../store/store.js';
 import type { Descriptor, HealthConfig } from '../image/types.js';
@@ -65,6 +65,8 @@ import { mergeHealthConfig } from './health.js';
 import { checkAddHosts, checkNetworkConflicts, hostHostsFile, hostsFile, parseMacAddress, parseNamespaceMode, parseNetworkFlag } from './network-options.js';
 import { parseExpose, portBindings as bindingsOf } from './publish.js';
 import { currentIsolation } from './isolation.js';
+import { parseUsernsMode, type SubidFiles } from '../host/id-ranges.js';
+import { allocateContainerIds, checkUsernsMode, releaseContainerIds, type IdRangeMapping } from './userns.js';
 
 export interface CreateOptions {
   /** The container id to use (64 hex); generated when omitted. */
@@ -148,6 +150,10 @@ export interface CreateOptions {
   stopTimeout?: number;
   /** Environment `-e NAME` (without a value) is taken from. */
   hostEnv?: NodeJS.ProcessEnv;
+  /** `--userns`: host (the default) or auto[:size=N] (userns.ts). */
+  userns?: string;
+  /** Where `--userns=auto` reads the subordinate ranges (default /etc/subuid and /etc/subgid). */
+  subidFiles?: SubidFiles;
   /** An already open snapshotter of this root (saves re-opening it). */
   snapshotter?: OverlaySnapshotter;
   signal?: AbortSignal;
@@ -186,6 +192,8 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   if (typeof security.seccomp === 'object') seccompProgram(security.seccomp, capabilities);
   checkRestartWithAutoRemove(o.restartPolicy, o.autoRemove ?? false);
   const healthcheck = mergeHealthConfig(cfg.Healthcheck, o.healthcheck);
+  const userns = parseUsernsMode(o.userns);
+  checkUsernsMode(userns);
   const net = parseNetworkFlag(o.network);
   const expose = (o.expose ?? []).flatMap(parseExpose);
   checkNetworkConflicts(net, {
@@ -242,6 +250,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const at = (f: keyof typeof files): string => join(dir, files[f]);
   let prepared = false;
   let attached: AttachedVolume[] = [];
+  let idMapping: IdRangeMapping | undefined;
   try {
     // Reserve the name first, so a concurrent create with the same name fails (while the image's
     // layers are checked or unpacked). The reservation names the image too, so that rmi and
@@ -259,6 +268,8 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       return n;
     });
 
+    // The range is held from here until rm (or until prune finds the container gone).
+    if (userns.kind === 'auto') idMapping = await allocateContainerIds(root, id, userns.size, { files: o.subidFiles, signal: o.signal });
     const top = await topP;
     const key = snapshotKey(id);
     const volumeDirs = [...binds.map((b) => b.destination), ...tmpfs.map((t) => t.destination), ...volumeRequests.map((v) => v.destination)];
@@ -268,15 +279,17 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       init: { files: ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'], dirs: volumeDirs },
       signal: o.signal,
     });
+    // The upper dir's root is the merged root's: the container's root must own it to write there.
+    if (idMapping) await chown(await sn.upperDir(key), idMapping.uid, idMapping.gid);
     // From here on the container is a user of its volumes: `volume rm` refuses them.
-    attached = await attachVolumes(root, id, dir, volumeRequests, rootfs, { signal: o.signal });
+    attached = await attachVolumes(root, id, dir, volumeRequests, rootfs, { signal: o.signal, ...(idMapping ? { idMapping } : {}) });
     const userSpec = o.user ?? cfg.User ?? '';
     // The spec names the files where they will be once the directory is in place.
     const etcFiles = { hosts: pathOf(root, id, 'hosts'), hostname: pathOf(root, id, 'hostname'), resolv: pathOf(root, id, 'resolv') };
     // Independent steps, taken together: the user lookup, the workdir, the container's /etc files.
     const [user] = await Promise.all([
       resolveUser(rootfs, userSpec),
-      ensureRootfsDir(rootfs, workdir),
+      ensureRootfsDir(rootfs, workdir, idMapping),
       // A bridge's address is known at start, which writes the file again; a joined
       // container's files are copied then too.
       (net.mode === 'host' ? hostHostsFile() : Promise.resolve(undefined)).then((hostHosts) =>
@@ -315,6 +328,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       devices: dev.nodes,
       ...(dev.rules ? { deviceRules: dev.rules } : {}),
       ...(o.shmSize !== undefined ? { shmSize: o.shmSize } : {}),
+      ...(idMapping ? { idMapping } : {}),
     });
     const specWritten = Promise.all([
       writeFile(at('spec'), JSON.stringify(spec, null, 2)),
@@ -358,6 +372,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       tty: o.tty ?? false,
       interactive: o.interactive ?? false,
       ...(o.restartPolicy && o.restartPolicy.name !== 'no' ? { restartPolicy: o.restartPolicy } : {}),
+      ...(idMapping ? { idMapping } : {}),
     };
     const rec: ContainerRecord = {
       id,
@@ -367,7 +382,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       imageId: imageId(img),
       parentChainId: top,
       snapshotKey: key,
-      isolation: currentIsolation(),
+      isolation: currentIsolation(o.userns !== undefined ? { userns: o.userns } : {}),
       created: new Date().toISOString(),
       config: {
         ...cfg,
@@ -401,6 +416,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   } catch (e) {
     if (attached.length > 0) await detachVolumes(root, id, attached.map((a) => a.spec), { removeAnonymous: true }).catch(() => {});
     if (prepared) await sn.remove(snapshotKey(id)).catch(() => {});
+    if (idMapping) await releaseContainerIds(root, id).catch(() => {});
     if (!o.dir) await rm(dir, { recursive: true, force: true });
     throw e;
   }

@@ -76,6 +76,8 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
       IpcMode: h.ipcMode ?? 'private',
       UsernsMode: iso.UsernsMode,
       Isolation: iso.Isolation,
+      // As podman shows a container's own user namespace: container:host:size.
+      ...(h.idMapping ? { IDMappings: { UidMap: [`0:${h.idMapping.uid}:${h.idMapping.size}`], GidMap: [`0:${h.idMapping.gid}:${h.idMapping.size}`] } } : {}),
       Binds: [
         ...rec.hostConfig.binds.map((b) => `${b.source}:${b.destination}${b.mode ? `:${b.mode}` : b.readOnly ? ':ro' : ''}`),
         // Named volumes of -v (those with a mode); --mount and anonymous volumes are not binds.

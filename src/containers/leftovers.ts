@@ -15,6 +15,7 @@ import { claimOf, DEFAULT_CLAIMS_DIR, unclaimId } from './claims.js';
 import { isSameProcess } from './proc.js';
 import { containerDir, containersDir, deleteContainerDir, readAllRecords, scanContainerDirs } from './record.js';
 import { releaseById } from './remove.js';
+import { sweepContainerIds, releaseContainerIds } from './userns.js';
 import { findProxies, groupPids, releaseKernelById } from './resources.js';
 import type { LifecycleOptions } from './types.js';
 
@@ -68,6 +69,7 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
     attempt(async () => {
       await releaseById(root, id, o, dir);
       await rm(dir, { recursive: true, force: true });
+      await releaseContainerIds(root, id);
       await unclaimId(id, o.claimsDir);
       out.containers.push(id);
     });
@@ -85,6 +87,7 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
     await attempt(async () => {
       await releaseById(root, b.id, o);
       await deleteContainerDir(root, b.id);
+      await releaseContainerIds(root, b.id);
       await unclaimId(b.id, o.claimsDir);
       out.containers.push(b.id);
     });
@@ -110,6 +113,9 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
       if (gone) out.snapshots.push(key);
     });
   }
+
+  // Id ranges (--userns=auto) of containers removed and builds killed.
+  await attempt(async () => void (await sweepContainerIds(root)));
 
   // Host-wide kernel objects, likewise listed before their owners are looked for.
   const groups = await listGroups({ cgroupRoot: o.cgroupRoot }).catch(() => new Map<string, { createdMs: number }>());

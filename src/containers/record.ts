@@ -120,6 +120,8 @@ export interface HostConfig {
   interactive: boolean;
   /** `--restart` (absent: no). */
   restartPolicy?: RestartPolicy;
+  /** `--userns=auto`: the host ids of the container's 0 and how many follow (containers/userns.ts). */
+  idMapping?: { uid: number; gid: number; size: number };
 }
 
 export interface ContainerState {

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
 import { unmount } from '../snapshots/mount.js';
 import { unclaimId } from './claims.js';
+import { releaseContainerIds } from './userns.js';
 import { BrokenContainerError, ContainerStateError } from './errors.js';
 import { needsKeeper, stopKeeper } from './keeper.js';
 import { isSameProcess } from './proc.js';
@@ -67,6 +68,8 @@ export async function removeContainer(
     await sleep(20);
   }
   await deleteContainerDir(root, rec.id);
+  // Its files are gone with its snapshot: its id range may serve another container.
+  if (rec.hostConfig.idMapping) await releaseContainerIds(root, rec.id);
   // Once the container is gone (a removal cut short before this leaves user files of a container
   // that no longer exists, which count for nothing).
   await detachVolumes(root, rec.id, volumesOf(rec), { removeAnonymous: o.removeVolumes ?? false });
@@ -92,6 +95,7 @@ async function removeBroken(root: string, err: BrokenContainerError, o: Lifecycl
   }
   await releaseById(root, id, o);
   await deleteContainerDir(root, id);
+  await releaseContainerIds(root, id);
   await unclaimId(id, o.claimsDir);
   return id;
 }

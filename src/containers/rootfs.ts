@@ -2,8 +2,8 @@
  * Reading and adjusting a container's merged rootfs without mounting it on the host: lookups go
  * through the overlay's layer dirs top-down (upper, then each lowerdir), as overlayfs resolves them.
  */
-import { lstat, mkdir, readFile } from 'node:fs/promises';
-import { isAbsolute, join, posix, resolve } from 'node:path';
+import { chown, lstat, mkdir, readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import type { Mount } from '../sandbox/spec.js';
 
 /** The layer dirs of a rootfs, topmost first. */
@@ -58,8 +58,9 @@ async function entryType(rootfs: Mount[], path: string): Promise<'dir' | 'symlin
 /**
  * Creates a missing directory (`-w` that the image lacks, as Docker does) in the writable upper
  * dir. Stops at a symlink: creating a directory over it in the upper layer would hide the link.
+ * `owner`: the host ids of the container's root (`--userns=auto`), who then owns what is made.
  */
-export async function ensureRootfsDir(rootfs: Mount[], path: string): Promise<void> {
+export async function ensureRootfsDir(rootfs: Mount[], path: string, owner?: { uid: number; gid: number }): Promise<void> {
   const upper = layerDirs(rootfs)[0];
   const isOverlay = rootfs.some((m) => m.type === 'overlay');
   if (!upper || !isOverlay) return;
@@ -71,7 +72,10 @@ export async function ensureRootfsDir(rootfs: Mount[], path: string): Promise<vo
     if (t === 'dir') continue;
     if (t !== undefined) return;
     // Everything from here down is missing: create the rest of the path in one go.
-    await mkdir(join(upper, ...parts), { recursive: true, mode: 0o755 });
+    const first = await mkdir(join(upper, ...parts), { recursive: true, mode: 0o755 });
+    if (owner && first) {
+      for (let d = join(upper, ...parts); d.length >= first.length; d = dirname(d)) await chown(d, owner.uid, owner.gid);
+    }
     return;
   }
 }

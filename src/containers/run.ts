@@ -15,6 +15,8 @@ import { createKernelObjects, releaseKernelObjects } from './resources.js';
 import { startForegroundWithRunc, type Runtime } from './runc.js';
 import { startContainer, startForeground } from './start.js';
 import { needsKeeper, startKeeper } from './keeper.js';
+import { checkUsernsMode } from './userns.js';
+import { parseUsernsMode } from '../host/id-ranges.js';
 import type { ForegroundOptions, LifecycleOptions, RunIO } from './types.js';
 
 export interface RunOptions extends Omit<CreateOptions, 'id' | 'dir'>, Omit<ForegroundOptions, 'kernel' | 'skipFinalState'> {
@@ -41,8 +43,9 @@ export interface RunResult {
 }
 
 /** Refuses the combinations of runtime and mode that cannot run, before anything is made. */
-export function checkRunOptions(o: Pick<RunOptions, 'runtime' | 'detach' | 'init'>): void {
+export function checkRunOptions(o: Pick<RunOptions, 'runtime' | 'detach' | 'init' | 'userns'>): void {
   const runtime = o.runtime ?? 'imgbuild';
+  checkUsernsMode(parseUsernsMode(o.userns), { runtime });
   if (runtime !== 'imgbuild' && runtime !== 'runc') throw new InvalidArgumentError(`unknown --runtime ${String(runtime)}: use imgbuild or runc`);
   if (runtime === 'runc' && o.detach) throw new ImgbuildError('NOT_IMPLEMENTED', '--runtime runc runs in the foreground only (-d is not available)');
   if (runtime === 'runc' && o.init) throw new ImgbuildError('NOT_IMPLEMENTED', '--init is not available with --runtime runc');

@@ -131,6 +131,8 @@ export interface SpecInput {
   deviceRules?: string[];
   /** `--shm-size` in bytes (Docker's default 64 MiB otherwise). */
   shmSize?: number;
+  /** `--userns=auto`: the host ids of the container's 0, for `size` ids (a user namespace of its own). */
+  idMapping?: { uid: number; gid: number; size: number };
 }
 
 export function buildSandboxSpec(i: SpecInput): SandboxSpec {
@@ -172,9 +174,19 @@ export function buildSandboxSpec(i: SpecInput): SandboxSpec {
     },
     rootfs: i.rootfs,
     mounts,
-    namespaces: (['mount', 'pid', 'ipc', 'uts', 'cgroup', 'net'] as const).filter(
-      (n) => !(n === 'net' && i.hostNetwork) && !(n === 'pid' && i.hostPid) && !(n === 'ipc' && i.hostIpc),
-    ),
+    namespaces: [
+      ...(i.idMapping ? (['user'] as const) : []),
+      ...(['mount', 'pid', 'ipc', 'uts', 'cgroup', 'net'] as const).filter(
+        (n) => !(n === 'net' && i.hostNetwork) && !(n === 'pid' && i.hostPid) && !(n === 'ipc' && i.hostIpc),
+      ),
+    ],
+    ...(i.idMapping
+      ? {
+          uidMappings: [{ containerID: 0, hostID: i.idMapping.uid, size: i.idMapping.size }],
+          gidMappings: [{ containerID: 0, hostID: i.idMapping.gid, size: i.idMapping.size }],
+          rootfsIdmap: true,
+        }
+      : {}),
     hostname: i.hostname,
     ...(i.domainname ? { domainname: i.domainname } : {}),
     readonlyRootfs: i.readOnly,

@@ -11,6 +11,7 @@ import type { Mount } from '../sandbox/spec.js';
 import { releaseVolumes, useVolumes, volumeUsage, type VolumeRequest, type VolumeUsage } from '../volumes/store.js';
 import { volumeMountOf, type VolumeMount } from '../volumes/local-driver.js';
 import { copyUp } from './copy-up.js';
+import { shiftOwners, type IdRangeMapping } from './userns.js';
 import { cleanPath, type MountRequest } from './mounts.js';
 import { isSameProcess } from './proc.js';
 import { scanContainerDirs, type ContainerRecord, type VolumeSpec } from './record.js';
@@ -52,7 +53,7 @@ export async function attachVolumes(
   dir: string,
   requests: readonly MountRequest[],
   rootfs: Mount[],
-  o: { signal?: AbortSignal } = {},
+  o: { signal?: AbortSignal; idMapping?: IdRangeMapping } = {},
 ): Promise<AttachedVolume[]> {
   if (requests.length === 0) return [];
   const asked: VolumeRequest[] = requests.map((r) => ({
@@ -71,9 +72,12 @@ export async function attachVolumes(
   });
   try {
     for (const [i, a] of attached.entries()) {
-      if (a.spec.noCopy || a.mount.type !== 'bind' || a.mount.source !== a.spec.source) continue;
+      if ((a.spec.noCopy && !o.idMapping) || a.mount.type !== 'bind' || a.mount.source !== a.spec.source) continue;
       if ((await readdir(a.spec.source)).length > 0) continue;
-      await copyUp(rootfs, a.spec.destination, a.spec.source, join(dir, `copy-up-${i}`), o);
+      if (!a.spec.noCopy) await copyUp(rootfs, a.spec.destination, a.spec.source, join(dir, `copy-up-${i}`), o);
+      // A new volume of a container with its own user namespace is handed to its range, copy
+      // and all, as podman does (its root would otherwise find the volume not its own).
+      if (o.idMapping) await shiftOwners(a.spec.source, o.idMapping, o);
     }
   } catch (e) {
     await detachVolumes(root, id, attached.map((a) => a.spec), { removeAnonymous: true }).catch(() => {});

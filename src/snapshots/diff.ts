@@ -23,10 +23,17 @@ export async function diffSnapshot(
   store: OciStore,
   sn: OverlaySnapshotter,
   key: string,
-  opts: { compression: Compression; format?: 'oci' | 'docker'; sourceDateEpoch?: number; signal?: AbortSignal },
+  opts: {
+    compression: Compression;
+    format?: 'oci' | 'docker';
+    sourceDateEpoch?: number;
+    /** The upper dir's owners are a user namespace's host ids (`--userns=auto`): record the container's. */
+    fromHostIds?: { uid: number; gid: number; size: number };
+    signal?: AbortSignal;
+  },
 ): Promise<LayerBlob> {
   const upper = await sn.upperDir(key);
-  const tar = packDir(upper, { mode: 'overlay', sourceDateEpoch: opts.sourceDateEpoch, signal: opts.signal });
+  const tar = packDir(upper, { mode: 'overlay', sourceDateEpoch: opts.sourceDateEpoch, signal: opts.signal, ...(opts.fromHostIds ? { fromHostIds: opts.fromHostIds } : {}) });
   const o: Parameters<typeof writeLayerBlob>[2] = { compression: opts.compression, signal: opts.signal };
   if (opts.format !== undefined) o.format = opts.format;
   return writeLayerBlob(store, tar, o);

@@ -65,6 +65,8 @@ export const overlayRoot = (root: string): string => join(root, 'overlay');
 export const vfsRoot = (root: string): string => join(root, 'vfs');
 /** `<root>/containers`: a directory per container. */
 export const containersDir = (root: string): string => join(root, 'containers');
+/** `<root>/userns`: the id ranges `--userns=auto` gave containers and builds, a file per owner (host/id-ranges.ts). */
+export const usernsDir = (root: string): string => join(root, 'userns');
 /** `<root>/runc`: runc's state directory for `run --runtime runc`. */
 export const runcRoot = (root: string): string => join(root, 'runc');
 

@@ -36,6 +36,11 @@ export interface PackOptions {
    * directory among them is archived empty, anything else not at all.
    */
   exclude?: ReadonlySet<string>;
+  /**
+   * The dir's owners are a user namespace's host ids (`--userns=auto`): host id `uid` + n is
+   * recorded as n (likewise for gids), so the layer holds the ids its container saw.
+   */
+  fromHostIds?: { uid: number; gid: number; size: number };
   signal?: AbortSignal;
 }
 
@@ -118,14 +123,15 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
     return sde !== undefined && t > sde ? sde : t;
   };
   const firstPathOfInode = new Map<string, string>();
+  const shift = opts.fromHostIds;
 
   function header(name: string, st: Stats, type: EntryType, over: Partial<TarHeader> = {}): TarHeader {
     return {
       name,
       type,
       mode: st.mode & 0o7777,
-      uid: st.uid,
-      gid: st.gid,
+      uid: shift && st.uid >= shift.uid && st.uid - shift.uid < shift.size ? st.uid - shift.uid : st.uid,
+      gid: shift && st.gid >= shift.gid && st.gid - shift.gid < shift.size ? st.gid - shift.gid : st.gid,
       size: 0,
       mtime: clamp(st),
       linkname: '',

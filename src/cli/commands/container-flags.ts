@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { parseCpus, parseMemoryLimit, parsePidsLimit, parseShmSize, parseUlimit } from '../../host/limits.js';
+import { subidFilesFromEnv } from '../../host/id-ranges.js';
 import type { CreateOptions } from '../../containers/create.js';
 import { parseSecurityOpts } from '../../containers/security-opt.js';
 import { signalNumber } from '../../containers/signals.js';
@@ -38,6 +39,7 @@ export interface ContainerFlags {
   addHost: string[];
   pid?: string;
   ipc?: string;
+  userns?: string;
   macAddress?: string;
   memory?: string;
   memorySwap?: string;
@@ -98,6 +100,7 @@ export function addContainerFlags(c: Command): Command {
     .option('--mac-address <mac>', 'MAC address of the container\'s eth0 on the bridge')
     .option('--pid <mode>', 'host or container:<name|id>: share that pid namespace')
     .option('--ipc <mode>', 'host or container:<name|id>: share that ipc namespace')
+    .option('--userns <mode>', 'host (default) or auto[:size=N]: a user namespace of its own, with ids from the subordinate ranges of user containers (as root)')
     .option('-m, --memory <size>', 'memory limit (e.g. 64m); swap is not used beyond it')
     .option('--memory-swap <size>', 'memory plus swap limit (with -m; -1: unlimited swap; default: no swap)')
     .option('--cpus <n>', 'CPU limit (e.g. 0.5)')
@@ -214,6 +217,7 @@ export function containerOptions(ctx: CliContext, f: ContainerFlags, cpusAvailab
     addHosts: f.addHost,
     pid: f.pid,
     ipc: f.ipc,
+    ...(f.userns !== undefined ? { userns: f.userns, subidFiles: subidFilesFromEnv(ctx.env) } : {}),
     macAddress: f.macAddress,
     ...limits,
     ...(memorySwap !== undefined ? { memorySwap } : {}),
