@@ -423,6 +423,14 @@ static int mkpath_in_root(int rootfd, const char *path, bool file) {
   return -1;
 }
 
+/* Whether the comma-separated option list `data` has `opt`. */
+static bool has_option(const char *data, const char *opt) {
+  size_t n = strlen(opt);
+  for (const char *p = data; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (strncmp(p, opt, n) == 0 && (p[n] == ',' || p[n] == 0)) return true;
+  return false;
+}
+
 static void fdpath(char *buf, size_t n, int fd) { snprintf(buf, n, "/proc/self/fd/%d", fd); }
 
 /* Mount flags a remount must keep: in a user namespace the kernel refuses to clear locked ones. */
@@ -1318,14 +1326,15 @@ static int run_container(const struct cfg *c) {
      * helper; the container's user-owned mount namespace starts as a copy of it. */
     if (unshare(CLONE_NEWNS) < 0) bail("unshare: CLONE_NEWNS");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
-    int idmap_fd = -1;
-    if (c->rootfs_idmap) {
+    bool idmapped_binds = false;
+    for (size_t i = 0; i < c->nmounts; i++) idmapped_binds |= (c->mounts[i].flags & MS_BIND) && has_option(c->mounts[i].data, "idmap");
+    cleanup_close int idmap_fd = -1;
+    if (c->rootfs_idmap || idmapped_binds) {
       const char *what = NULL;
       idmap_fd = idmap_userns_fd(c->uidmap, c->gidmap, &what);
       if (idmap_fd < 0) bail("%s", what);
     }
-    do_rootfs_mounts(c, idmap_fd);
-    if (idmap_fd >= 0) close(idmap_fd);
+    do_rootfs_mounts(c, c->rootfs_idmap ? idmap_fd : -1);
     /* The container's root is not root on the host: it may not even reach a bind's source (a
      * store under a 0700 dir). The helper clones each source tree now; the child moves the
      * clones into place. */
@@ -1335,6 +1344,11 @@ static int run_container(const struct cfg *c) {
       if (m->cwd[0] && chdir(m->cwd) < 0) bail("chdir: mount cwd %s", m->cwd);
       m->tree = (int)syscall(SYS_open_tree, AT_FDCWD, m->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | ((m->flags & MS_REC) ? AT_RECURSIVE : 0));
       if (m->tree < 0) bail("open_tree: bind source %s", m->src);
+      /* `idmap`: the source's owners are shown through the container's mapping. */
+      if (has_option(m->data, "idmap")) {
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)idmap_fd};
+        if (syscall(SYS_mount_setattr, m->tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) bail("mount_setattr: idmap %s", m->src);
+      }
       if (chdir("/") < 0) bail("chdir: /");
     }
     /* A joined network namespace belongs to the host's user namespace: its interface is set up
