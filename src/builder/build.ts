@@ -25,6 +25,8 @@ import { openBuildSnapshotter, type StorageDriver } from './build-snapshotter.js
 import { mountPointsUnder, unmount } from '../snapshots/mount.js';
 import { writeArchiveFile, writeOciLayout } from '../archive/archive.js';
 import { throwIfAborted } from '../errors.js';
+import { parseUsernsMode, type SubidFiles } from '../host/id-ranges.js';
+import { BuildIdRange, checkBuildUserns } from './dispatch/run-userns.js';
 import type { Stage } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
 import { buildStageGraph, findStageRef, type StageGraph } from './frontend/stages.js';
@@ -75,6 +77,10 @@ export interface BuildOptions {
   network?: BuildNetwork;
   /** Entitlements (`network.host`, `security.insecure`) for RUN --network=host and --security=insecure. */
   allow?: string[];
+  /** `--userns`: RUN steps in the host's user namespace (the default) or in a range of their own (`auto[:size=N]`, as root). */
+  userns?: string;
+  /** Where `--userns=auto` reads the subordinate ranges (default /etc/subuid and /etc/subgid). */
+  subidFiles?: SubidFiles;
   /** `--add-host` entries for RUN's /etc/hosts (`name:ip`, `name=ip`, `name:host-gateway`). */
   addHosts?: string[];
   /** `--ulimit` values for RUN (`nofile=1024:2048`). */
@@ -200,6 +206,8 @@ async function buildWith(
     ...(o.shmSize !== undefined ? { shmSize: o.shmSize } : {}),
     ...(o.dns ? { dns: o.dns } : {}),
   });
+  const userns = parseUsernsMode(o.userns);
+  checkBuildUserns(userns);
   // What a RUN may not do without an entitlement fails the build before any step runs (BuildKit).
   for (const i of graph.needed) for (const ins of df.stages[i]!.instructions) if (ins.kind === 'run') checkEntitlements(ins, runSandbox.allow, network);
   // Opened once the Dockerfile is known good: a build that cannot start leaves no store behind.
@@ -223,6 +231,7 @@ async function buildWith(
   let snP: Promise<BuildSnapshotter> | undefined;
   const results = new Map<Stage, Promise<ImageState>>();
   const networks = new StepNetworks(tmpDir, signal ? { signal } : {});
+  const idRange = userns.kind === 'auto' ? new BuildIdRange(o.root, userns.size, { ...(o.subidFiles ? { files: o.subidFiles } : {}), ...(signal ? { signal } : {}) }) : undefined;
 
   const env: DispatchEnv = {
     store: buildStore(store),
@@ -240,6 +249,7 @@ async function buildWith(
     ...(o.sourceDateEpoch !== undefined ? { sourceDateEpoch: o.sourceDateEpoch } : {}),
     network,
     runSandbox,
+    ...(idRange ? { idRange } : {}),
     networks,
     secrets: new Map((o.secrets ?? []).map((s) => [s.id, s])),
     ...agents,
@@ -347,6 +357,7 @@ async function buildWith(
     await Promise.allSettled([...results.values()]);
     // Before the scratch dir goes: it records the step networks until they are removed.
     await networks.close().catch(() => {});
+    await idRange?.release().catch(() => {});
     // The image is tagged (or the build failed): nothing needs protecting from prune any more.
     await store.release().catch(() => {});
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length) await unmount(tmpDir).catch(() => {});

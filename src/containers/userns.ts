@@ -5,14 +5,13 @@
  * on the host to the range's ids; a new volume is handed over to the range the same way, as
  * podman does. Binds are left as they are on the host.
  */
-import { chmod, lchown, lstat, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { ImgbuildError } from '../errors.js';
 import {
   allocateIdRange,
   containerOwner,
   ownersAlive,
   releaseIdRange,
+  shiftOwners,
   sweepIdRanges,
   type IdRangeMapping,
   type SubidFiles,
@@ -23,6 +22,7 @@ import type { IdMap } from '../sandbox/spec.js';
 import { containersDir, usernsDir } from '../store/paths.js';
 
 export type { IdRangeMapping };
+export { shiftOwners };
 
 /** Refuses `--userns=auto` where it cannot work, before anything is made. */
 export function checkUsernsMode(mode: UsernsMode, o: { runtime?: string } = {}): void {
@@ -51,24 +51,4 @@ export function sweepContainerIds(root: string): Promise<string[]> {
 /** The sandbox's id mappings of a range. */
 export function idMapsOf(m: IdRangeMapping): { uidMappings: IdMap[]; gidMappings: IdMap[] } {
   return { uidMappings: [{ containerID: 0, hostID: m.uid, size: m.size }], gidMappings: [{ containerID: 0, hostID: m.gid, size: m.size }] };
-}
-
-/**
- * Moves the owners of everything under `dir` (itself included) into the range: a container's id
- * n becomes the host's start + n. Ids already outside [0, size) are left alone.
- */
-export async function shiftOwners(dir: string, m: IdRangeMapping, o: { signal?: AbortSignal } = {}): Promise<void> {
-  const visit = async (p: string): Promise<void> => {
-    o.signal?.throwIfAborted();
-    const st = await lstat(p);
-    const uid = st.uid < m.size ? st.uid + m.uid : st.uid;
-    const gid = st.gid < m.size ? st.gid + m.gid : st.gid;
-    // chown clears setuid/setgid bits on files; the mode is put back as it was.
-    if (uid !== st.uid || gid !== st.gid) {
-      await lchown(p, uid, gid);
-      if (!st.isSymbolicLink() && (st.mode & 0o6000) !== 0) await chmod(p, st.mode & 0o7777);
-    }
-    if (st.isDirectory()) for (const n of await readdir(p)) await visit(join(p, n));
-  };
-  await visit(dir);
 }

@@ -77,7 +77,7 @@ export async function attachVolumes(
       if (!a.spec.noCopy) await copyUp(rootfs, a.spec.destination, a.spec.source, join(dir, `copy-up-${i}`), o);
       // A new volume of a container with its own user namespace is handed to its range, copy
       // and all, as podman does (its root would otherwise find the volume not its own).
-      if (o.idMapping) await shiftOwners(a.spec.source, o.idMapping, o);
+      if (o.idMapping) await shiftOwners(a.spec.source, o.idMapping, 'up', o);
     }
   } catch (e) {
     await detachVolumes(root, id, attached.map((a) => a.spec), { removeAnonymous: true }).catch(() => {});

@@ -7,7 +7,7 @@
  * gives its range back: the caller says which owners are alive, and dead ones are swept whenever
  * a range is allocated.
  */
-import { readFile, readdir, rm, writeFile, rename } from 'node:fs/promises';
+import { chmod, lchown, lstat, readFile, readdir, rm, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImgbuildError, InvalidArgumentError } from '../errors.js';
 import { withLock } from '../lock.js';
@@ -107,7 +107,7 @@ function isRecord(v: unknown): v is RangeRecord {
 /** The owner name of container `id`'s range. */
 export const containerOwner = (id: string): string => `ctr-${id}`;
 /** The owner name of a build's range: the building process. */
-export const buildOwner = (pid: number, startTime: string): string => `build-${pid}-${startTime}`;
+export const buildOwner = (pid: number, startTime: string, tag: string): string => `build-${pid}-${startTime}-${tag}`;
 
 /**
  * Whether an owner exists: a container while anything of it is in `containersDir` (its directory,
@@ -122,7 +122,7 @@ export function ownersAlive(containersDir: string): (owner: string) => Promise<b
       names ??= readdir(containersDir).catch(() => [] as string[]);
       return (await names).some((n) => n === id || n === `.removing-${id}` || n.startsWith(`.creating-${id}-`));
     }
-    m = /^build-([0-9]+)-([0-9]+)$/.exec(owner);
+    m = /^build-([0-9]+)-([0-9]+)-[0-9a-z]+$/.exec(owner);
     return m ? isOwnerAlive(Number(m[1]), m[2]) : false;
   };
 }
@@ -221,4 +221,29 @@ export async function sweepIdRanges(dir: string, isLive: (owner: string) => Prom
 /** The ranges held now, by owner (inspect and tests). */
 export async function heldIdRanges(dir: string): Promise<Map<string, IdRangeMapping>> {
   return new Map((await readRecords(dir)).map((r) => [r.owner, { uid: r.uid, gid: r.gid, size: r.size }]));
+}
+
+/**
+ * Moves the owners of everything under `dir` (itself included) into the range (`up`: container
+ * id n becomes the host's start + n) or back out of it (`down`). Ids outside the range being left
+ * are left alone (a whiteout overlay made as the host's root stays 0).
+ */
+export async function shiftOwners(dir: string, m: IdRangeMapping, direction: 'up' | 'down', o: { signal?: AbortSignal } = {}): Promise<void> {
+  const move = (id: number, start: number): number => {
+    if (direction === 'up') return id < m.size ? id + start : id;
+    return id >= start && id - start < m.size ? id - start : id;
+  };
+  const visit = async (p: string): Promise<void> => {
+    o.signal?.throwIfAborted();
+    const st = await lstat(p);
+    const uid = move(st.uid, m.uid);
+    const gid = move(st.gid, m.gid);
+    if (uid !== st.uid || gid !== st.gid) {
+      await lchown(p, uid, gid);
+      // chown clears the setuid and setgid bits: they are put back.
+      if (!st.isSymbolicLink() && (st.mode & 0o6000) !== 0) await chmod(p, st.mode & 0o7777);
+    }
+    if (st.isDirectory()) for (const n of await readdir(p)) await visit(join(p, n));
+  };
+  await visit(dir);
 }

@@ -12,6 +12,7 @@ import { mountAll, unmount } from '../../snapshots/mount.js';
 import type { BindMount, Run } from '../frontend/instructions.js';
 import { planCopy, planDigest, type SourceTree } from './copy.js';
 import { resolveInRoot, resolveProcessUser } from './fs-root.js';
+import { inUserNamespace, withUpperInRange } from './run-userns.js';
 import { INIT_FILES, lineWriter, networkFiles, RunFailedError, sandboxSpec, type BuildNetwork } from './run-step.js';
 import { checkEntitlements, DEFAULT_RUN_SANDBOX, hostsFile, isResolutionFailure, noNetworkHint, proxyEnv, sandboxKey, StepNetworks, stepResolvConf } from './run-network.js';
 import { mountTarget, prepareRunMounts, sshTargets, withCacheLocks } from './mounts.js';
@@ -160,7 +161,8 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
           resolvConf: await stepResolvConf(mode, sandbox.dns),
           hostname: sandbox.hostname,
         });
-        const spec = sandboxSpec({
+        const range = env.idRange ? await env.idRange.get() : undefined;
+        const plain = sandboxSpec({
           rootfs: active.mounts,
           args,
           env: [...stepEnv, ...prepared.env],
@@ -174,13 +176,16 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
           insecure: ins.security === 'insecure',
           mounts: [...files, ...extra, ...prepared.mounts],
         });
+        const spec = range ? inUserNamespace(plain, range) : plain;
+        const upper = range && active.mounts.some((m) => m.type === 'overlay') ? await sn.upperDir(active.key) : undefined;
         // A step without a network that failed to resolve a name is told so.
         let unresolved = false;
         const out = lineWriter((line) => {
           if (mode === 'none' && !unresolved && isResolutionFailure(line)) unresolved = true;
           log(line);
         });
-        const r = await withCacheLocks(prepared.locks, () => runSandbox(spec, { stdout: out, stderr: out, ...(env.signal ? { signal: env.signal } : {}) }));
+        const sandboxed = (): ReturnType<typeof runSandbox> => runSandbox(spec, { stdout: out, stderr: out, ...(env.signal ? { signal: env.signal } : {}) });
+        const r = await withCacheLocks(prepared.locks, () => (range ? withUpperInRange(upper, range, sandboxed, env.signal ? { signal: env.signal } : {}) : sandboxed()));
         await new Promise<void>((resolve) => out.end(resolve));
         if (r.exitCode !== 0 || r.signal) {
           throw new RunFailedError(args.join(' '), r.exitCode, r.signal, unresolved ? noNetworkHint(ins.network === 'none') : undefined);

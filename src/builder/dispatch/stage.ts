@@ -3,6 +3,7 @@
  * mutable state (StageCtx, its DraftImage included), and the helpers instructions share: the
  * Env list, history entries, the environment a step sees and the base of a step's cache key.
  */
+import type { BuildIdRange } from './run-userns.js';
 import type { LimitFunction } from 'p-limit';
 import type { Descriptor, History, ImageConfig, Platform } from '../../image/types.js';
 import type { Digest } from '../../image/digest.js';
@@ -46,6 +47,8 @@ export interface DispatchEnv {
   network: BuildNetwork;
   /** Entitlements, hostname, extra hosts, ulimits, /dev/shm size and DNS source of RUN steps. */
   runSandbox?: RunSandboxOptions;
+  /** `--userns=auto`: the build's id range, which RUN steps run in (run-userns.ts). */
+  idRange?: BuildIdRange;
   /** The bridged namespaces of RUN steps (one per step, removed by the build when it ends). */
   networks?: StepNetworks;
   secrets: Map<string, SecretSource>;

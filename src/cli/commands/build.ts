@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { subidFilesFromEnv } from '../../host/id-ranges.js';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { createProgress } from '../progress.js';
@@ -23,6 +24,7 @@ interface BuildFlags {
   ssh: string[];
   buildContext: string[];
   network: string;
+  userns?: string;
   allow: string[];
   addHost: string[];
   ulimit: string[];
@@ -78,6 +80,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--ssh <default|id[=socket|key[,key]]>', 'an ssh agent (socket, or key files) for RUN --mount=type=ssh and git over ssh (repeatable)', collect, [])
     .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount from=: a directory, docker-image://REF, oci-layout://PATH[:TAG], a git or http(s) URL (repeatable)', collect, [])
     .option('--network <mode>', 'RUN networking: default (a namespace of its own on a bridge, with outbound NAT), none or host', 'default')
+    .option('--userns <mode>', 'RUN\'s user namespace: host (default) or auto[:size=N], a range of ids of its own from the subordinate ranges of user containers (as root)')
     .option('--allow <entitlement>', 'allow network.host (RUN --network=host) or security.insecure (RUN --security=insecure) (repeatable)', collect, [])
     .option('--add-host <host:ip>', 'add a line to RUN\'s /etc/hosts (ip may be host-gateway; repeatable)', collect, [])
     .option('--ulimit <name=soft[:hard]>', 'a resource limit for RUN (repeatable)', collect, [])
@@ -143,6 +146,7 @@ export default function register(program: Command, ctx: CliContext): void {
           buildContexts: f.buildContext,
           network: f.network as 'default' | 'none' | 'host',
           allow: f.allow,
+          ...(f.userns !== undefined ? { userns: f.userns, subidFiles: subidFilesFromEnv(ctx.env) } : {}),
           addHosts: f.addHost,
           ulimits: f.ulimit,
           ...(f.shmSize !== undefined ? { shmSize: f.shmSize } : {}),
