@@ -3,7 +3,7 @@
 // native/build/.
 // Fails with one line naming what is missing.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,6 +59,11 @@ if (existsSync(join(root, 'native', 'Makefile'))) {
  * others' modules; below it, modules import each other statically. A module's own top level is
  * cheap; what costs is the Node modules and packages it requires, so packages outside the bundle
  * are required on first use (lazyExternals).
+ *
+ * Beside it, each command of the table gets a bundle of its own, dist/cli/bundle-NAME.cjs, which
+ * holds only what that command reaches: the whole bundle's size was paid by every command (read,
+ * its top level compiled, its code cache deserialised and collected), ~6 ms of `run --rm`'s
+ * time at 1.85 MB (docs/architecture.md, "Module loading").
  */
 async function bundleCli() {
   let esbuild;
@@ -68,7 +73,24 @@ async function bundleCli() {
     console.error('imgbuild build: the esbuild package is missing; run `npm ci` (dev dependencies are needed to build)');
     process.exit(1);
   }
-  const outfile = join(root, 'dist', 'cli', 'bundle.cjs');
+  const cli = join(root, 'dist', 'cli');
+  // Bundles of an earlier build whose command is gone must not linger.
+  for (const f of readdirSync(cli)) if (/^bundle[.-].*\.cjs(\.map)?$/.test(f)) rmSync(join(cli, f));
+  const commands = tableCommands();
+  await Promise.all([
+    bundleOne(esbuild, join(cli, 'bundle.cjs'), []),
+    ...commands.map((c) => bundleOne(esbuild, join(cli, `bundle-${c.name}.cjs`), [onlyCommand(c.file)])),
+  ]);
+  // A code cache is only valid for the bundle it was made from (see src/cli/bin.cts).
+  rmSync(join(cli, 'code-cache'), { recursive: true, force: true });
+  chmodSync(join(cli, 'bin.cjs'), 0o755);
+}
+
+/**
+ * One CLI bundle at `outfile`: main.ts and what it reaches, with `extra` plugins (onlyCommand for
+ * a command's own bundle).
+ */
+async function bundleOne(esbuild, outfile, extra) {
   const result = await esbuild.build({
     entryPoints: [join(root, 'src', 'cli', 'main.ts')],
     outfile,
@@ -78,9 +100,10 @@ async function bundleCli() {
     target: 'node20',
     define: { 'import.meta.url': '__imgbuildBundleUrl' },
     banner: { js: 'const __imgbuildBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
-    sourcemap: 'external',
+    // One map, of the whole bundle: a command's bundle is the same modules, in the same code.
+    sourcemap: extra.length === 0 ? 'external' : false,
     metafile: true,
-    plugins: [lazyExternals(LAZY_EXTERNALS), lazyUndiciH2(), lazyCommanderChildProcess()],
+    plugins: [...extra, lazyExternals(LAZY_EXTERNALS), lazyUndiciH2(), lazyCommanderChildProcess()],
     logLevel: 'error',
   });
   // The executable compiles this file itself (no shebang wanted: the line is blanked, so the source
@@ -101,9 +124,47 @@ async function bundleCli() {
     .replace(/^#!.*\n/, '\n')
     .replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   writeFileSync(outfile, code);
-  // A code cache is only valid for the bundle it was made from (see src/cli/bin.cts).
-  rmSync(join(root, 'dist', 'cli', 'code-cache'), { recursive: true, force: true });
-  chmodSync(join(root, 'dist', 'cli', 'bin.cjs'), 0o755);
+}
+
+/**
+ * The command table's entries (src/cli/commands/table.ts), as `{ name, file }`. The build fails
+ * when the table no longer reads as `['name', () => import('./file.js')]` lines, rather than
+ * quietly making fewer bundles.
+ */
+function tableCommands() {
+  const table = readFileSync(join(root, 'src', 'cli', 'commands', 'table.ts'), 'utf8');
+  const entries = [...table.matchAll(/^\s*\['([a-z-]+)', \(\) => import\('\.\/([a-z-]+)\.js'\)\],$/gm)].map((m) => ({ name: m[1], file: m[2] }));
+  const listed = (table.match(/^\s*\['/gm) ?? []).length;
+  if (entries.length === 0 || entries.length !== listed || entries.some((e) => !existsSync(join(root, 'src', 'cli', 'commands', `${e.file}.ts`)))) {
+    console.error('imgbuild build: src/cli/commands/table.ts no longer lists its commands as scripts/build.mjs (tableCommands) reads them');
+    process.exit(1);
+  }
+  return entries;
+}
+
+/**
+ * A command's own bundle (dist/cli/bundle-NAME.cjs, which the executable runs for `imgbuild NAME
+ * ...`: src/cli/bin.cts): the table's and the groups' other command modules are left out, each an
+ * `import()` of a module that says it is missing. That import never runs: the executable picks
+ * such a bundle only for a command line that loads that command's module alone.
+ */
+function onlyCommand(file) {
+  const namespace = 'not-in-bundle';
+  const own = `./${file}.js`;
+  return {
+    name: 'only-command',
+    setup(build) {
+      build.onResolve({ filter: /^\.\/.*\.js$/ }, (args) => {
+        if (args.kind !== 'dynamic-import' || args.path === own) return undefined;
+        if (!/[\\/]cli[\\/](commands[\\/]table|groups)\.ts$/.test(args.importer)) return undefined;
+        return { path: args.path, namespace };
+      });
+      build.onLoad({ filter: /.*/, namespace }, (args) => ({
+        contents: `export default function () { throw new Error(${JSON.stringify(`${args.path} is not in this command's bundle`)}); }`,
+        loader: 'js',
+      }));
+    },
+  };
 }
 
 /**

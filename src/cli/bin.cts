@@ -109,13 +109,49 @@ export function loadedBuiltins(moduleLoadList: readonly string[]): string[] {
     .filter((m) => pub.has(m) && !m.startsWith('_'));
 }
 
+/**
+ * The command whose own bundle (dist/cli/bundle-NAME.cjs, made by scripts/build.mjs) can run this
+ * command line: one that loads that command's module alone (src/cli/index.ts, commandsFor), which
+ * is a table command after nothing but `--root`. Help, `--version`, groups and anything unusual
+ * take the whole bundle.
+ */
+export function ownBundle(args: readonly string[]): string | undefined {
+  let i = 0;
+  for (;;) {
+    const a = args[i];
+    if (a === '--root') i += 2;
+    else if (a !== undefined && a.startsWith('--root=')) i++;
+    else break;
+  }
+  const name = args[i];
+  return name !== undefined && COMMANDS.has(name) && !GROUPS.has(name) && name !== 'help' ? name : undefined;
+}
+
+/** The management groups of groups.ts (a test keeps the list equal): they run from the whole bundle. */
+const GROUPS: ReadonlySet<string> = new Set(['container', 'image', 'network', 'system']);
+
+/** The command's own bundle when there is one, else the whole one. */
+function openBundle(args: readonly string[]): { bundle: string; fd: number } {
+  const own = ownBundle(args);
+  if (own !== undefined) {
+    const bundle = join(__dirname, `bundle-${own}.cjs`);
+    try {
+      return { bundle, fd: openSync(bundle, 'r') };
+    } catch {
+      // a build without command bundles: the whole bundle runs every command
+    }
+  }
+  const bundle = join(__dirname, 'bundle.cjs');
+  return { bundle, fd: openSync(bundle, 'r') };
+}
+
 function start(): void {
   restoreDeferredCaEnv(process.env);
-  const command = commandName(process.argv.slice(2));
-  const bundle = join(__dirname, 'bundle.cjs');
+  const args = process.argv.slice(2);
+  const command = commandName(args);
+  const { bundle, fd } = openBundle(args);
   const cores = (): number => (require('node:os') as typeof import('node:os')).availableParallelism();
   sizeThreadPool(command, process.env, cores, () => access(bundle, () => {}));
-  const fd = openSync(bundle, 'r');
   const st = fstatSync(fd);
   const source = readFileSync(fd, 'latin1'); // ASCII only (scripts/build.mjs)
   closeSync(fd);

@@ -12,8 +12,9 @@ import { CLI_EXE, CLI_MAIN, REPO_ROOT, runCli } from '../helpers/cli.js';
 import { RegistrySession } from '../../src/registry/transport.js';
 import { httpRequest } from '../../src/registry/http.js';
 
-const { commandName, restoreDeferredCaEnv, sizeThreadPool, COMMANDS } = createRequire(import.meta.url)(CLI_MAIN) as {
+const { commandName, ownBundle, restoreDeferredCaEnv, sizeThreadPool, COMMANDS } = createRequire(import.meta.url)(CLI_MAIN) as {
   commandName: (a: string[]) => string;
+  ownBundle: (a: string[]) => string | undefined;
   restoreDeferredCaEnv: (env: NodeJS.ProcessEnv) => void;
   sizeThreadPool: (command: string, env: NodeJS.ProcessEnv, cores: () => number, queueTask: () => void) => void;
   COMMANDS: ReadonlySet<string>;
@@ -26,15 +27,18 @@ const { commandName, restoreDeferredCaEnv, sizeThreadPool, COMMANDS } = createRe
 async function privateCopy(dir: string): Promise<{ main: string; cacheOf: (command: string) => string; cacheDir: string }> {
   const cli = join(dir, 'dist', 'cli');
   await mkdir(cli, { recursive: true });
-  for (const f of ['bin.cjs', 'bundle.cjs']) await copyFile(join(REPO_ROOT, 'dist', 'cli', f), join(cli, f));
+  const files = readdirSync(join(REPO_ROOT, 'dist', 'cli')).filter((f) => f === 'bin.cjs' || /^bundle(-[a-z]+)?\.cjs$/.test(f));
+  for (const f of files) await copyFile(join(REPO_ROOT, 'dist', 'cli', f), join(cli, f));
   // Packages left outside the bundle resolve from its location.
   await symlink(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'));
   const cacheDir = join(cli, 'code-cache');
   return {
     main: join(cli, 'bin.cjs'),
     cacheDir,
+    // The cache of a command run from its own bundle (or from the whole one: `none`, `other`).
     cacheOf: (command) => {
-      const st = statSync(join(cli, 'bundle.cjs'));
+      const own = join(cli, `bundle-${command}.cjs`);
+      const st = statSync(existsSync(own) ? own : join(cli, 'bundle.cjs'));
       return join(cacheDir, `${command}-${process.version}-${process.arch}-${st.size}-${Math.trunc(st.mtimeMs)}.bin`);
     },
   };
@@ -91,6 +95,60 @@ describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
     const { commandModules } = await import('../../src/cli/commands/table.js');
     const { commandGroups } = await import('../../src/cli/groups.js');
     expect([...COMMANDS].sort()).toEqual([...new Set([...commandModules.keys(), ...commandGroups.keys(), 'help'])].sort());
+  });
+
+  it('a command line that loads one command\'s module runs from that command\'s own bundle; others from the whole one', async () => {
+    const { commandsFor } = await import('../../src/cli/index.js');
+    const { commandModules } = await import('../../src/cli/commands/table.js');
+    const { commandGroups, groupFor } = await import('../../src/cli/groups.js');
+    const lines = [
+      ['run', '--rm', 'busybox', 'true'], ['--root', '/r', 'ps', '-a'], ['--root=/r', 'images'], ['exec', '-h'],
+      ['-h', 'run'], ['--help'], ['help', 'run'], ['--', 'run'], ['--version'], ['-V', 'ps'], [], ['imagse'],
+      ['--root'], ['--root', 'run'], ...[...commandGroups.keys()].map((g) => [g, 'ls']), ...[...commandModules.keys()].map((c) => [c]),
+    ];
+    for (const args of lines) {
+      const own = ownBundle(args);
+      // The own bundle holds that command's module alone: chosen only where index.ts loads no other.
+      if (own !== undefined) {
+        expect(commandsFor(args), args.join(' ')).toEqual([own]);
+        expect(groupFor(args), args.join(' ')).toBeUndefined();
+      }
+    }
+    expect(lines.filter((a) => ownBundle(a) !== undefined).map((a) => ownBundle(a))).toEqual(['run', 'ps', 'images', 'exec', ...commandModules.keys()]);
+    // Each table command has its bundle, holding its own module and not another command's.
+    const dist = join(REPO_ROOT, 'dist', 'cli');
+    const whole = statSync(join(dist, 'bundle.cjs')).size;
+    for (const c of commandModules.keys()) {
+      const file = join(dist, `bundle-${c}.cjs`);
+      expect(statSync(file).size, c).toBeLessThan(whole);
+    }
+    const ps = readFileSync(join(dist, 'bundle-ps.cjs'), 'latin1');
+    expect(ps).toContain('// src/cli/commands/ps.ts');
+    expect(ps).not.toContain('// src/cli/commands/build.ts');
+    expect(ps).not.toContain('// node_modules/undici/');
+  });
+
+  it('runs every command from its own bundle or the whole one alike', async () => {
+    const tmp = await makeTmp();
+    try {
+      const cli = await privateCopy(tmp.dir);
+      const root = join(tmp.dir, 'root');
+      const ps = node(cli.main, ['--root', root, 'ps', '-a']);
+      expect(ps.status, ps.stderr).toBe(0);
+      expect(existsSync(cli.cacheOf('ps'))).toBe(true);
+      // The group form runs the same module from the whole bundle and prints the same.
+      expect(node(cli.main, ['--root', root, 'container', 'ls', '-a'])).toEqual(ps);
+      const help = node(cli.main, ['run', '--help']);
+      expect(help.status).toBe(0);
+      expect(help.stdout).toContain('--rm');
+      // Whole-bundle help still lists every command.
+      expect(node(cli.main, ['--help']).stdout).toMatch(/\bbuild\b[\s\S]*\bversion\b/);
+      // A usage error from an own bundle is one line, exit 125.
+      const bad = node(cli.main, ['ps', '--no-such-flag']);
+      expect([bad.status, bad.stderr.trim().split('\n').length]).toEqual([125, 1]);
+    } finally {
+      await tmp.cleanup();
+    }
   });
 
   it('writes a code cache per command at exit, and runs correctly from it', async () => {

@@ -12,8 +12,11 @@ import { compileFilter } from '../../src/sandbox/seccomp/bpf.js';
 import { DEFAULT_PROFILE } from '../../src/sandbox/seccomp/default-profile.js';
 import { FILTER_FORMAT } from '../../src/sandbox/seccomp/filter.js';
 import { parseProfile, resolveProfile, type SeccompProfile } from '../../src/sandbox/seccomp/profile.js';
-import { X86, X86_64 } from '../../src/sandbox/seccomp/syscalls-x86.js';
+import { syscallsX86, syscallsX86_64 } from '../../src/sandbox/seccomp/syscalls-x86.js';
 import { DEFAULT_CAPABILITIES } from '../../src/sandbox/capabilities.js';
+
+const X86 = syscallsX86();
+const X86_64 = syscallsX86_64();
 
 const X86_64_ARCH = 0xc000003e;
 const I386_ARCH = 0x40000003;

@@ -8,7 +8,7 @@
  * two 32-bit words. The native helper installs the program as it is.
  */
 import { SeccompProfileError, type ResolvedProfile, type ResolvedRule } from './profile.js';
-import { X32, X86, X86_64 } from './syscalls-x86.js';
+import { syscallsX32, syscallsX86, syscallsX86_64 } from './syscalls-x86.js';
 
 const AUDIT_ARCH_X86_64 = 0xc000003e;
 const AUDIT_ARCH_I386 = 0x40000003;
@@ -227,17 +227,17 @@ export function compileFilter(p: ResolvedProfile): Buffer {
     a.ld(OFF_NR);
     a.emit(JGE, X32_BIT, 0, 1);
     a.emit(JA, has('SCMP_ARCH_X32') ? sx32 : bad);
-    if (has('SCMP_ARCH_X86_64')) section(a, p, X86_64, true);
+    if (has('SCMP_ARCH_X86_64')) section(a, p, syscallsX86_64(), true);
     else a.emit(JA, bad);
   }
   if (has('SCMP_ARCH_X32')) {
     a.here(sx32);
-    section(a, p, X32, true);
+    section(a, p, syscallsX32(), true);
   }
   if (has('SCMP_ARCH_X86')) {
     a.here(s32);
     a.ld(OFF_NR);
-    section(a, p, X86, false);
+    section(a, p, syscallsX86(), false);
   }
   a.here(bad); // last, so that every jump here is forward
   a.ret(RET_KILL_THREAD);
