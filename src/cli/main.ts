@@ -82,6 +82,9 @@ async function main(argv: string[]): Promise<number> {
     });
   }
 
+  // Re-executed inside the user's namespace: say so to the parent, which explains a failure of
+  // unshare only when it came before this.
+  if (process.env.IMGBUILD_USERNS_STARTED_FD) (await import('../host/userns.js')).announceStarted(process.env);
   // Not root: the commands that touch the store's snapshots or containers run again inside the
   // user's namespace (src/host/userns.ts); root never gets here past one getuid().
   if (process.getuid?.() !== 0 && !process.env.IMGBUILD_ROOTLESS) {

@@ -10,8 +10,9 @@
  * namespace getuid() says 0.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { findMapHelper, inPath, preflightMessage, readUsernsSysctls, unshareStderr, usernsFailureMessage, type MapHelper } from './userns-errors.js';
 
 export const ROOTLESS_ENV = 'IMGBUILD_ROOTLESS';
 
@@ -78,30 +79,96 @@ export function unshareCommand(argv: string[], files: { subuid?: string; subgid?
   if (subuid && subgid) {
     args.push(`--map-users=${subuid.start},1,${subuid.size}`, `--map-groups=${subgid.start},1,${subgid.size}`);
   } else {
-    const file = subuid ? '/etc/subgid' : '/etc/subuid';
-    const opt = subuid ? '--add-subgids' : '--add-subuids';
-    warning = `imgbuild: warning: no subordinate ${subuid ? 'gid' : 'uid'} range for user ${name} in ${file}: files of an image's other users become root's; add one with usermod ${opt} 100000-165535 ${name}`;
+    // What is missing first, in the words of the fix; then what the fallback costs.
+    const missing = [
+      ...(subuid ? [] : [{ kind: 'uid', file: files.subuid ?? '/etc/subuid', opt: '--add-subuids' }]),
+      ...(subgid ? [] : [{ kind: 'gid', file: files.subgid ?? '/etc/subgid', opt: '--add-subgids' }]),
+    ];
+    const what = missing.map((m) => `${m.kind} range for user ${name} in ${m.file}`).join(' and no subordinate ');
+    const fix = missing.map((m) => `${m.opt} 100000-165535`).join(' ');
+    warning = `imgbuild: warning: no subordinate ${what}: add ${missing.length > 1 ? 'them' : 'one'} with usermod ${fix} ${name} (meanwhile only ${name}'s own id is mapped: files of an image's other users become root's)`;
   }
   return { args: [...args, '--', ...argv], ...(warning ? { warning } : {}) };
 }
 
 /**
+ * Set for the re-executed CLI: the descriptor on which it says it has started, so that a failure
+ * of unshare itself (which the CLI's own exit statuses could not be told from) is explained.
+ */
+const STARTED_FD_ENV = 'IMGBUILD_USERNS_STARTED_FD';
+
+/** In the re-executed CLI: tells the parent it runs inside the namespace (and closes the descriptor). */
+export function announceStarted(env: NodeJS.ProcessEnv = process.env): void {
+  const fd = Number(env[STARTED_FD_ENV]);
+  delete env[STARTED_FD_ENV];
+  if (!Number.isInteger(fd) || fd < 3) return;
+  try {
+    writeSync(fd, '1');
+    closeSync(fd);
+  } catch {
+    // the parent is gone: nothing to tell
+  }
+}
+
+/**
  * Runs this CLI again inside the user namespace and resolves to its exit status. Signals the
  * terminal sends reach both processes (one process group); SIGTERM sent to this one is passed on.
+ * When unshare fails before the CLI starts, one line says what is missing (userns-errors.ts).
  */
 export function reexecInUserNamespace(argv: string[], env: NodeJS.ProcessEnv, root: string, stderr: NodeJS.WritableStream): Promise<number> {
   const { args, warning } = unshareCommand(argv);
+  const mapsRanges = warning === undefined;
+  const helpers = mapsRanges ? [findMapHelper('newuidmap', env.PATH), findMapHelper('newgidmap', env.PATH)] : [];
+  const refused = preflightMessage({ user: userName(), unshare: inPath('unshare', env.PATH) !== undefined, helpers, sysctls: readUsernsSysctls() });
+  if (refused) {
+    stderr.write(`imgbuild: FAILED_PRECONDITION: ${refused}\n`);
+    return Promise.resolve(125);
+  }
   if (warning) stderr.write(`${warning}\n`);
-  const childEnv = { ...env, [ROOTLESS_ENV]: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`, IMGBUILD_ROOT: root };
+  const childEnv = { ...env, [ROOTLESS_ENV]: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`, IMGBUILD_ROOT: root, [STARTED_FD_ENV]: '3' };
   return new Promise((resolve) => {
-    const child = spawn(args[0]!, args.slice(1), { stdio: 'inherit', env: childEnv });
+    const child = spawn(args[0]!, args.slice(1), { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env: childEnv });
+    let started = false;
+    const fd3 = child.stdio[3] as NodeJS.ReadableStream | null;
+    fd3?.on('data', () => {
+      started = true;
+    });
+    fd3?.on('error', () => {});
     const pass = (sig: NodeJS.Signals): void => void child.kill(sig);
     process.on('SIGTERM', pass);
     process.on('SIGINT', () => {});
     child.on('error', (e) => {
-      stderr.write(`imgbuild: FAILED_PRECONDITION: cannot start unshare(1) for a user namespace: ${e.message} (hint: install util-linux and uidmap)\n`);
+      const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      stderr.write(
+        missing
+          ? 'imgbuild: FAILED_PRECONDITION: unshare is not installed (not found in PATH): install the util-linux package; a user other than root needs it to make imgbuild\'s user namespace\n'
+          : `imgbuild: FAILED_PRECONDITION: cannot start unshare(1) for a user namespace: ${e.message}\n`,
+      );
       resolve(125);
     });
-    child.on('close', (code, signal) => resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15)));
+    child.on('close', (code, signal) => {
+      if (code !== null && code !== 0 && !started) {
+        void explainFailure(args, helpers).then((line) => {
+          stderr.write(`imgbuild: FAILED_PRECONDITION: ${line}\n`);
+          resolve(125);
+        });
+        return;
+      }
+      resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
+    });
   });
+}
+
+/** Why unshare failed: asked again with its stderr kept, then judged with the helpers and the kernel's settings. */
+async function explainFailure(args: string[], helpers: MapHelper[]): Promise<string> {
+  const said = await unshareStderr(args);
+  return usernsFailureMessage(said, { user: userName(), helpers, sysctls: readUsernsSysctls() });
+}
+
+function userName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? 0);
+  }
 }

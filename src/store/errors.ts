@@ -30,3 +30,13 @@ export class CorruptStoreError extends ImgbuildError {
     this.name = 'CorruptStoreError';
   }
 }
+
+/** The store's directory cannot be made or written by this user (a rootless user's `$XDG_DATA_HOME/imgbuild` in a directory it does not own). */
+export class StoreNotWritableError extends ImgbuildError {
+  /** Said instead of PERMISSION_DENIED's general hint (run as root), which is not the fix here. */
+  readonly hint = 'choose a directory this user may write with --root or XDG_DATA_HOME, or give it to the user (chown)';
+  constructor(readonly root: string, readonly blocked: string, options?: { cause?: unknown }) {
+    super('PERMISSION_DENIED', `the store directory ${root} is not writable: ${blocked === root ? 'it is' : `${blocked} is`} not writable by this user`, options);
+    this.name = 'StoreNotWritableError';
+  }
+}

@@ -9,7 +9,7 @@
  */
 import { createReadStream, existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, rm, stat, readdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createHasher, algorithmOf, hexOf, isDigest, type Digest } from '../image/digest.js';
@@ -17,7 +17,7 @@ import { isIndex, isImage, MediaTypes } from '../image/media-types.js';
 import type { Descriptor, Index, Manifest } from '../image/types.js';
 import { REF_NAME_ANNOTATION, IMAGE_NAME_ANNOTATION } from '../image/types.js';
 import { formatReference, parseReference } from '../image/reference.js';
-import { BlobNotFoundError, CorruptStoreError, StoreVersionError } from './errors.js';
+import { BlobNotFoundError, CorruptStoreError, StoreNotWritableError, StoreVersionError } from './errors.js';
 import { DigestMismatchError, SizeMismatchError } from '../image/errors.js';
 import { VerifyingStream } from './verify.js';
 import { sweepLocks, sweepTempFiles, writeFileAtomic, withLock } from '../atomic.js';
@@ -121,6 +121,19 @@ export class OciStore {
   }
 
   private async init(markUsable: () => void): Promise<void> {
+    try {
+      await this.initLayout(markUsable);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw e;
+      // Name the directory in the way: the root, or the nearest of its parents that exists.
+      let blocked = this.root;
+      while (dirname(blocked) !== blocked && !(await stat(blocked).then(() => true, () => false))) blocked = dirname(blocked);
+      throw new StoreNotWritableError(this.root, blocked, { cause: e });
+    }
+  }
+
+  private async initLayout(markUsable: () => void): Promise<void> {
     const version = versionFile(this.root);
     let existing: string | undefined;
     try {

@@ -5,10 +5,10 @@
  * nothing mounted left.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { readdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { expectOneLineError } from '../helpers/cli.js';
+import { expectOneLineError, runCli } from '../helpers/cli.js';
 import { ensureTestUser, makeUserEnv, TEST_USER_NOSUB, type TestUser, type UserEnv } from '../helpers/rootless.js';
 
 let user: TestUser;
@@ -158,7 +158,7 @@ describe('rootless', () => {
       const r = await plain.cli(['run', '--rm', 'busybox', 'sh', '-c', 'id -u; cat /proc/self/uid_map']);
       expect(r.code).toBe(0);
       expect(r.stderr).toBe(
-        `imgbuild: warning: no subordinate uid range for user ${TEST_USER_NOSUB} in /etc/subuid: files of an image's other users become root's; add one with usermod --add-subuids 100000-165535 ${TEST_USER_NOSUB}\n`,
+        `imgbuild: warning: no subordinate uid range for user ${TEST_USER_NOSUB} in /etc/subuid and no subordinate gid range for user ${TEST_USER_NOSUB} in /etc/subgid: add them with usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${TEST_USER_NOSUB} (meanwhile only ${TEST_USER_NOSUB}'s own id is mapped: files of an image's other users become root's)\n`,
       );
       const [uid, ...map] = r.stdout.trim().split('\n');
       expect(uid).toBe('0');
@@ -166,5 +166,40 @@ describe('rootless', () => {
     } finally {
       await plain.cleanup();
     }
+  });
+
+  it('what is missing is named in one line: newuidmap, a working newuidmap, unshare, a writable store', async () => {
+    await env.importBusybox();
+    // A PATH holding only what starting the CLI as the user needs, plus the tools each case keeps.
+    const bin = async (name: string, tools: string[]): Promise<string> => {
+      const d = join(env.dir, name);
+      await mkdir(d);
+      for (const t of ['node', 'setpriv', 'env', ...tools]) await symlink(t === 'node' ? process.execPath : `/usr/bin/${t}`, join(d, t));
+      return d;
+    };
+    const noUidmap = await env.cli(['run', '--rm', 'busybox', 'true'], { env: { PATH: await bin('no-uidmap', ['unshare']) } });
+    expect(noUidmap.code).toBe(125);
+    expectOneLineError(noUidmap, new RegExp(`^imgbuild: FAILED_PRECONDITION: newuidmap is not installed \\(not found in PATH\\): install the uidmap package, which maps user ${user.name}'s subordinate uids from /etc/subuid`));
+
+    const noUnshare = await env.cli(['run', '--rm', 'busybox', 'true'], { env: { PATH: await bin('no-unshare', ['newuidmap', 'newgidmap']) } });
+    expect(noUnshare.code).toBe(125);
+    expectOneLineError(noUnshare, /^imgbuild: FAILED_PRECONDITION: unshare is not installed \(not found in PATH\): install the util-linux package/);
+
+    // A newuidmap that is there but fails: unshare's own words, then imgbuild's line with them.
+    const broken = await bin('broken', ['unshare', 'newgidmap']);
+    await writeFile(join(broken, 'newuidmap'), '#!/bin/sh\necho "newuidmap: write to uid_map failed: Operation not permitted" >&2\nexit 1\n');
+    await chmod(join(broken, 'newuidmap'), 0o4755);
+    const failed = await env.cli(['run', '--rm', 'busybox', 'true'], { env: { PATH: broken } });
+    expect(failed.code).toBe(125);
+    expect(failed.stderr.trim().split('\n').at(-1)).toBe('imgbuild: FAILED_PRECONDITION: cannot make a user namespace: newuidmap: write to uid_map failed: Operation not permitted');
+    expect(failed.stderr).not.toMatch(/at .*\.js:\d+/);
+
+    // A store root ($XDG_DATA_HOME/imgbuild) in a directory the user may not write (root's).
+    const locked = join(env.dir, 'locked');
+    await mkdir(locked, { mode: 0o755 });
+    const images = await runCli(['images'], { root: join(locked, 'imgbuild'), wrap: ['setpriv', '--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups'] });
+    expectOneLineError(images, new RegExp(`^imgbuild: PERMISSION_DENIED: the store directory ${locked}/imgbuild is not writable: ${locked} is not writable by this user \\(hint: choose a directory this user may write with --root or XDG_DATA_HOME, or give it to the user \\(chown\\)\\)$`));
+    const run = await runCli(['run', '--rm', 'busybox', 'true'], { root: join(locked, 'imgbuild'), env: { HOME: env.dir }, wrap: ['setpriv', '--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups'] });
+    expectOneLineError(run, /^imgbuild: PERMISSION_DENIED: the store directory \S+ is not writable/);
   });
 });

@@ -34,9 +34,15 @@ describe('unshareCommand', () => {
     expect(full.args).toEqual(['unshare', '--map-root-user', '--mount', '--propagation', 'private', '--map-users=100000,1,65536', '--map-groups=100000,1,65536', '--', 'prog', 'a']);
     const single = unshareCommand(['prog'], { subuid: none, subgid: sub });
     expect(single.args).toEqual(['unshare', '--map-root-user', '--mount', '--propagation', 'private', '--', 'prog']);
+    // The file it looked in is named (here the test's, by default /etc/subuid).
     expect(single.warning).toBe(
-      `imgbuild: warning: no subordinate uid range for user ${me.username} in /etc/subuid: files of an image's other users become root's; add one with usermod --add-subuids 100000-165535 ${me.username}`,
+      `imgbuild: warning: no subordinate uid range for user ${me.username} in ${none}: add one with usermod --add-subuids 100000-165535 ${me.username} (meanwhile only ${me.username}'s own id is mapped: files of an image's other users become root's)`,
     );
-    expect(unshareCommand(['prog'], { subuid: sub, subgid: none }).warning).toMatch(/no subordinate gid range for user .* in \/etc\/subgid: .*usermod --add-subgids /);
+    expect(unshareCommand(['prog'], { subuid: sub, subgid: none }).warning).toMatch(
+      new RegExp(`^imgbuild: warning: no subordinate gid range for user \\S+ in ${none}: add one with usermod --add-subgids 100000-165535 `),
+    );
+    expect(unshareCommand(['prog'], { subuid: none, subgid: join(tmp.dir, 'missing') }).warning).toBe(
+      `imgbuild: warning: no subordinate uid range for user ${me.username} in ${none} and no subordinate gid range for user ${me.username} in ${join(tmp.dir, 'missing')}: add them with usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${me.username} (meanwhile only ${me.username}'s own id is mapped: files of an image's other users become root's)`,
+    );
   });
 });
