@@ -16,7 +16,7 @@ import { isSameProcess } from './proc.js';
 import { containerDir, containersDir, deleteContainerDir, readAllRecords, scanContainerDirs } from './record.js';
 import { releaseById } from './remove.js';
 import { sweepContainerIds, releaseContainerIds } from './userns.js';
-import { findProxies, groupPids, releaseKernelById } from './resources.js';
+import { findProxies, groupPids, releaseKernelById, rootlessParent } from './resources.js';
 import type { LifecycleOptions } from './types.js';
 
 /** Whether `root` has anything of container `id`: its directory, or one being made or deleted. */
@@ -118,7 +118,9 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
   await attempt(async () => void (await sweepContainerIds(root)));
 
   // Host-wide kernel objects, likewise listed before their owners are looked for.
-  const groups = await listGroups({ cgroupRoot: o.cgroupRoot }).catch(() => new Map<string, { createdMs: number }>());
+  // A rootless CLI's groups are under the cgroup subtree delegated to it.
+  const parent = await rootlessParent(o).catch(() => undefined);
+  const groups = await listGroups({ cgroupRoot: o.cgroupRoot, ...(parent ? { parent, version: 2 as const } : {}) }).catch(() => new Map<string, { createdMs: number }>());
   const proxies = await findProxies();
   // A host veth names only 12 hex digits of its id: it is matched against the claims.
   const veths = (await readdir('/sys/class/net').catch(() => [] as string[])).map((n) => /^ib([0-9a-f]{12})$/.exec(n)?.[1]).filter(Boolean);
@@ -161,7 +163,7 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
     const g = groups.get(id);
     if (g && Date.now() - g.createdMs > UNCLAIMED_GROUP_AGE_MS && !existsSync(netnsPathOf(id)) && !(await hasTrace(root, id))) {
       // rmdir refuses a group that has processes, so a group in use is never taken.
-      const cg = await Cgroup.open(id, { cgroupRoot: o.cgroupRoot }).catch(() => undefined);
+      const cg = await Cgroup.open(id, { cgroupRoot: o.cgroupRoot, ...(parent ? { parent, version: 2 as const } : {}) }).catch(() => undefined);
       if (cg && (await groupPids(id, o)).length === 0) removed = (await cg.remove({ timeoutMs: 0 }).then(() => true, () => false)) || removed;
     }
     if (removed) out.kernelObjects.push(id);

@@ -42,7 +42,7 @@ export async function cgroupOf(rec: ContainerRecord, o: LifecycleOptions): Promi
 }
 
 /** Rootless: where this CLI's container groups are (under its delegated subtree), if anywhere. */
-async function rootlessParent(o: LifecycleOptions): Promise<string | undefined> {
+export async function rootlessParent(o: LifecycleOptions): Promise<string | undefined> {
   if (!process.env[ROOTLESS_ENV]) return undefined;
   const d = await findDelegation({ cgroupRoot: o.cgroupRoot });
   return d.delegated ? containerParent(d) : undefined;
