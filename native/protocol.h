@@ -62,6 +62,7 @@ enum boot_tag {
   TAG_NET_IFACE = 35,     /* string "IFNAME ADDR PREFIX GATEWAY": an interface of the joined netns to configure (IPv4) */
   TAG_STDIN_PATH = 38,    /* string: detached mode: a FIFO the monitor makes and copies into the container's stdin */
   TAG_ROOTFS_IDMAP = 39,  /* u32 0/1: the rootfs's layers (overlay lowers, a bind's tree) are idmapped through UIDMAP/GIDMAP */
+  TAG_LIFELINE = 40,      /* u32 1: fd 6 is held (close-on-exec) until the container has exited; a network helper watching its peer then ends */
 };
 
 /* Mount record value: u32 flags; u32 propagation; then five NUL-terminated strings:

@@ -178,6 +178,7 @@ struct cfg {
   uint16_t rows, cols;
   bool control;
   bool rootfs_idmap;
+  bool lifeline;
 };
 
 #define PUSH(arr, n, v)                                     \
@@ -299,6 +300,7 @@ static void read_bootstrap(struct cfg *c) {
       break;
     case TAG_CONTROL: c->control = get_u32(v, len, tag) != 0; break;
     case TAG_ROOTFS_IDMAP: c->rootfs_idmap = get_u32(v, len, tag) != 0; break;
+    case TAG_LIFELINE: c->lifeline = get_u32(v, len, tag) != 0; break;
     case TAG_PRIVILEGED: c->privileged = get_u32(v, len, tag) != 0; break;
     case TAG_EXEC_DETACHED: c->exec_detached = get_u32(v, len, tag) != 0; break;
     case TAG_DEVICE: {
@@ -1595,7 +1597,8 @@ static int run_exec(const struct cfg *c) {
 
 /* ---------- start-up ---------- */
 
-/* Closes every descriptor above the protocol's (0-2 stdio, 3 bootstrap, 4 status, 5 control):
+/* Closes every descriptor above the protocol's (0-2 stdio, 3 bootstrap, 4 status, 5 control,
+ * 6 lifeline):
  * whatever the caller leaked (a directory, a host file) must not be reachable through
  * /proc/self/fd from a path the image or the user names, nor be held by a process that enters
  * a container. Closed, not marked close-on-exec: paths are resolved before execve. */
@@ -1637,7 +1640,7 @@ static void reexec_sealed(char **argv) {
 
 int main(int argc, char **argv) {
   (void)argc;
-  close_inherited(6);
+  close_inherited(7);
   /* Non-dumpable until the container's program is exec'd: no process inside can ptrace a
    * helper or open its /proc/<pid>/{fd,exe,cwd,root,mem}. execve resets it for that program. */
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) bail("prctl: PR_SET_DUMPABLE");
@@ -1652,6 +1655,9 @@ int main(int argc, char **argv) {
   read_bootstrap(&c);
   if (c.control && fcntl(5, F_SETFD, FD_CLOEXEC) == 0) g_ctl = 5;
   else close(5);
+  /* Kept by this process and the monitor alone (close-on-exec): its peer, a rootless network
+   * helper's exit fd, sees it close exactly when the container has ended and the monitor goes. */
+  if (!(c.lifeline && fcntl(6, F_SETFD, FD_CLOEXEC) == 0)) close(6);
   g_rootless = geteuid() != 0;
   return c.mode == MODE_EXEC ? run_exec(&c) : run_container(&c);
 }

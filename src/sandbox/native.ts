@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { AbortedError } from '../errors.js';
 import { SandboxError, type SandboxStage } from './errors.js';
@@ -25,6 +26,8 @@ export interface HelperOptions {
   forwardSignals?: readonly NodeJS.Signals[];
   /** Detached mode: resolve as soon as fd 4 reaches EOF and the helper exited. */
   detached?: boolean;
+  /** Given to the helper as its fd 6 (the bootstrap says so: SandboxIO.lifeline). */
+  lifeline?: Socket;
 }
 
 export interface HelperOutcome {
@@ -57,7 +60,9 @@ export function runHelper(o: HelperOptions): Promise<HelperOutcome> {
       reject(new AbortedError('sandbox aborted before start', { cause: o.signal.reason }));
       return;
     }
-    const child = spawn(o.helper, [], { stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', ...(o.control ? (['pipe'] as const) : [])] });
+    const child = spawn(o.helper, [], {
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', ...(o.control ? (['pipe'] as const) : o.lifeline ? (['ignore'] as const) : []), ...(o.lifeline ? [o.lifeline] : [])],
+    });
     const outcome: HelperOutcome = {};
     let error: SandboxError | undefined;
     let spawnError: Error | undefined;

@@ -45,6 +45,7 @@ export const Tag = {
   IPCNS_PATH: 37,
   STDIN_PATH: 38,
   ROOTFS_IDMAP: 39,
+  LIFELINE: 40,
 } as const;
 
 export const Mode = { RUN: 0, DETACHED: 1, EXEC: 2 } as const;

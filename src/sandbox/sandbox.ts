@@ -6,6 +6,7 @@
 import { mkdirSync, existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { ImgbuildError, InvalidArgumentError, NotFoundError } from '../errors.js';
@@ -41,6 +42,11 @@ export interface SandboxIO {
   terminalSize?: { rows: number; cols: number };
   /** Where compiled seccomp programs are kept between runs (the store's cache). */
   seccompCacheDir?: string;
+  /**
+   * Held by the helper and its monitor until the container has exited (never by the container's
+   * programs): the peer of a rootless network helper's exit descriptor, which then ends.
+   */
+  lifeline?: Socket;
 }
 
 export interface SandboxResult {
@@ -244,10 +250,11 @@ export function encodeSpec(
 
 /** Runs the spec's process to completion; stdio are the given streams (or a pty with `terminal`). */
 export async function runSandbox(spec: SandboxSpec, io: SandboxIO): Promise<SandboxResult> {
-  const bootstrap = encodeSpec(spec, Mode.RUN, undefined, io.terminalSize, io.seccompCacheDir);
+  const bootstrap = encodeSpec(spec, Mode.RUN, io.lifeline ? (w) => void w.u32(Tag.LIFELINE, 1) : undefined, io.terminalSize, io.seccompCacheDir);
   const out = await runHelper({
     helper: checkedHelper(),
     bootstrap,
+    ...(io.lifeline ? { lifeline: io.lifeline } : {}),
     ...(io.stdin ? { stdin: io.stdin } : {}),
     ...(io.stdout ? { stdout: io.stdout } : {}),
     ...(io.stderr ? { stderr: io.stderr } : {}),
@@ -279,7 +286,7 @@ function startHooks(io: SandboxIO, terminal: boolean) {
  */
 export async function startDetached(
   spec: SandboxSpec,
-  o: { logPath: string; statusPath: string; stdinPath?: string; signal?: AbortSignal; seccompCacheDir?: string },
+  o: { logPath: string; statusPath: string; stdinPath?: string; signal?: AbortSignal; seccompCacheDir?: string; lifeline?: Socket },
 ): Promise<Detached> {
   absolute(o.logPath, 'logPath');
   absolute(o.statusPath, 'statusPath');
@@ -289,11 +296,13 @@ export async function startDetached(
       absolute(o.stdinPath, 'stdinPath');
       w.str(Tag.STDIN_PATH, o.stdinPath);
     }
+    if (o.lifeline) w.u32(Tag.LIFELINE, 1);
   }, undefined, o.seccompCacheDir);
   const out = await runHelper({
     helper: checkedHelper(),
     bootstrap,
     detached: true,
+    ...(o.lifeline ? { lifeline: o.lifeline } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
   });
   if (out.pid === undefined || out.monitorPid === undefined) throw new Error('unreachable: detached start without pids');
