@@ -27,8 +27,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { withLock } from '../lock.js';
 import { ImgbuildError } from '../errors.js';
 
-/** `container`: another container's namespace is joined; nothing is made or undone here. */
-export type NetworkMode = 'none' | 'host' | 'bridge' | 'container';
+/**
+ * `container`: another container's namespace is joined; nothing is made or undone here.
+ * `slirp4netns`, `pasta`: a rootless container's (host/rootless-network.ts); nothing to undo either.
+ */
+export type NetworkMode = 'none' | 'host' | 'bridge' | 'container' | 'slirp4netns' | 'pasta';
 
 export interface NetworkOptions {
   /** Where the host-wide lease table lives (default /run/imgbuild/network). */
@@ -61,6 +64,8 @@ export interface NetworkState {
   subnet?: string;
   nat?: boolean;
   macAddress?: string;
+  /** The resolver inside (a rootless helper's forwarder). */
+  dns?: string;
   /** eth0 is left without its address and route, for the sandbox to set (NetworkOptions.ifaceBySandbox). */
   ifaceBySandbox?: boolean;
 }
@@ -271,7 +276,7 @@ export function macOf(addr: string): string {
  * spec.netnsPath; for `none` the spec asks for a new net namespace; for `host` for none at all.
  */
 export async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOptions = {}): Promise<NetworkState> {
-  if (mode === 'host' || mode === 'container') return { mode };
+  if (mode === 'host' || mode === 'container' || mode === 'slirp4netns' || mode === 'pasta') return { mode };
   if (mode !== 'bridge' && mode !== 'none') throw new NetworkError(`unknown network mode ${String(mode)}`);
   if (!/^[0-9a-f]{12,64}$/.test(id)) throw new NetworkError(`invalid container id ${id}`);
   // `none`: the sandbox makes the container a new network namespace and brings its loopback up
@@ -358,7 +363,7 @@ export async function setupLoopbackNetns(id: string, o: { signal?: AbortSignal }
  * Idempotent, and safe to call with a partial state after a crash.
  */
 export async function teardownNetwork(id: string, state: NetworkState | undefined, o: NetworkOptions = {}): Promise<void> {
-  if (!state || state.mode === 'host') return;
+  if (!state || state.mode === 'host' || state.mode === 'slirp4netns' || state.mode === 'pasta') return;
   const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
   const ns = state.netnsName ?? netnsName(id);
   if (state.mode === 'none') {

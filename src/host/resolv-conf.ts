@@ -92,8 +92,8 @@ async function load(path: string): Promise<ResolvConf> {
  * The resolv.conf text for a sandbox: `host` shares the host's network, `private` has a network
  * namespace of its own (a bridge, or none).
  */
-export async function sandboxResolvConf(mode: 'host' | 'private', src: HostDnsSource = {}): Promise<string> {
-  return formatResolvConf(await sandboxResolv(mode, src));
+export async function sandboxResolvConf(mode: 'host' | 'private', src: HostDnsSource = {}, forwarder?: string): Promise<string> {
+  return formatResolvConf(await sandboxResolv(mode, src, forwarder));
 }
 
 /** `--dns`, `--dns-search` and `--dns-option` of `run`: each list, when given, replaces the host's. */
@@ -108,17 +108,23 @@ export interface DnsOverrides {
  * setup does it: given nameservers are used as they are (a loopback one too: the user's choice),
  * `--dns-search .` means no search domain.
  */
-export async function containerResolvConf(mode: 'host' | 'private', o: DnsOverrides, src: HostDnsSource = {}): Promise<string> {
-  const rc = await sandboxResolv(mode, src);
+export async function containerResolvConf(mode: 'host' | 'private', o: DnsOverrides, src: HostDnsSource = {}, forwarder?: string): Promise<string> {
+  const rc = await sandboxResolv(mode, src, forwarder);
   if (o.nameservers?.length) rc.nameservers = [...o.nameservers];
   if (o.search?.length) rc.search = o.search.filter((d) => d !== '.');
   if (o.options?.length) rc.options = [...o.options];
   return formatResolvConf(rc);
 }
 
-async function sandboxResolv(mode: 'host' | 'private', src: HostDnsSource): Promise<ResolvConf> {
+/**
+ * `forwarder`: a rootless helper's resolver inside the namespace (slirp4netns's 10.0.2.3, pasta's
+ * --dns-forward address), which asks the host's resolvers from the host, a loopback one too: it is
+ * the only nameserver, as podman writes it; the host's search domains and options are kept.
+ */
+async function sandboxResolv(mode: 'host' | 'private', src: HostDnsSource, forwarder?: string): Promise<ResolvConf> {
   const hostPath = src.resolvConf ?? HOST_RESOLV_CONF;
   let rc = await load(hostPath);
+  if (forwarder) return { ...rc, nameservers: [forwarder] };
   if (mode === 'private' && rc.nameservers.length === 1 && rc.nameservers[0] === SYSTEMD_STUB) {
     rc = await load(src.systemdResolvConf ?? SYSTEMD_RESOLV_CONF);
   }

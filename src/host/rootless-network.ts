@@ -1,0 +1,381 @@
+/**
+ * The network of a rootless container or build step, as podman gives it: a network namespace of
+ * its own whose outbound traffic a user-mode helper carries on the host's sockets, `slirp4netns`
+ * (its own 10.0.2.0/24 network, NAT) or `pasta` (the host's address and gateway copied in). Each
+ * helper serves one namespace and ends with it:
+ * - the namespace is made by `unshare --net` (a shell that waits on its stdin, so it also ends with
+ *   us), opened here and handed to the helper and to the sandbox by descriptor;
+ * - the helper's life is tied to the container's through a socket pair: one end goes to the
+ *   sandbox helper as its lifeline (held by it and its monitor until the container has exited,
+ *   never by the container's programs), the other is slirp4netns's `--exit-fd`, or for pasta, which
+ *   has no such option, the stdin of a `sh` that kills it when the end closes. Whatever ends the
+ *   container — its own exit, stop, kill, rm, or this CLI being killed before the start — the helper
+ *   ends with it and nothing is left to undo.
+ * Published ports are opened by the helper on the host (slirp4netns's API socket `add_hostfwd`,
+ * pasta's `-t`/`-u`), as the user: a port below net.ipv4.ip_unprivileged_port_start is refused
+ * before anything is made.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { accessSync, closeSync, constants as fsc, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { ImgbuildError } from '../errors.js';
+
+export type RootlessNetworkMode = 'slirp4netns' | 'pasta';
+
+/** slirp4netns's fixed addresses with `--configure` (its defaults). */
+export const SLIRP = { ip: '10.0.2.100', prefixLength: 24, gateway: '10.0.2.2', dns: '10.0.2.3' } as const;
+/** The address pasta answers DNS on (`--dns-forward`), as podman 5 gives it. */
+export const PASTA_DNS = '169.254.1.1';
+
+/** The resolver a rootless helper answers on inside (undefined for the other modes). */
+export function rootlessResolver(mode: string): string | undefined {
+  return mode === 'slirp4netns' ? SLIRP.dns : mode === 'pasta' ? PASTA_DNS : undefined;
+}
+
+/** The variable that picks the helper when both are installed (`slirp4netns` or `pasta`). */
+export const ROOTLESS_NETWORK_ENV = 'IMGBUILD_ROOTLESS_NETWORK';
+
+export interface RootlessPortRequest {
+  hostIp: string;
+  hostPort: number;
+  hostPortEnd?: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+}
+
+export interface RootlessPort {
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+}
+
+export interface RootlessNetwork {
+  mode: RootlessNetworkMode;
+  /** Where the sandbox joins the namespace (a descriptor of this process). */
+  netnsPath: string;
+  ip: string;
+  prefixLength: number;
+  gateway: string;
+  /** The resolver the helper answers on inside. */
+  dns: string;
+  /** The host's loopback as the container reaches it (`host-gateway`). */
+  hostLoopback: string;
+  ports: RootlessPort[];
+  /** The sandbox's fd 6 (SandboxIO.lifeline). */
+  lifeline: Socket;
+  /** Closes what this process holds (the namespace's descriptor, the lifeline): once the sandbox has both, or when it never starts. */
+  close(): void;
+}
+
+function onPath(name: string, path = process.env.PATH ?? ''): boolean {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, name), fsc.X_OK);
+      return true;
+    } catch {
+      // not here
+    }
+  }
+  return false;
+}
+
+/**
+ * The helper a rootless container gets by default: IMGBUILD_ROOTLESS_NETWORK when set, else
+ * slirp4netns, else pasta (docs/architecture.md says why slirp4netns first); undefined when
+ * neither is installed.
+ */
+export function probeRootlessNetwork(env: NodeJS.ProcessEnv = process.env): RootlessNetworkMode | undefined {
+  const asked = env[ROOTLESS_NETWORK_ENV];
+  if (asked === 'slirp4netns' || asked === 'pasta') return asked;
+  if (onPath('slirp4netns', env.PATH)) return 'slirp4netns';
+  if (onPath('pasta', env.PATH)) return 'pasta';
+  return undefined;
+}
+
+/** The one-line failure for a helper that is not installed. */
+export function missingHelper(mode: RootlessNetworkMode | undefined): ImgbuildError {
+  const what = mode ?? 'slirp4netns or pasta';
+  const pkg = mode === 'pasta' ? 'passt' : mode === 'slirp4netns' ? 'slirp4netns' : 'slirp4netns (or passt)';
+  return new ImgbuildError('FAILED_PRECONDITION', `a rootless container's network needs ${what}, which is not installed: install the ${pkg} package, or use --network none or host`);
+}
+
+/** Refuses a host port the user may not bind (the sysctl is read in the host's namespace, ours). */
+export function checkUnprivilegedPorts(ports: readonly RootlessPortRequest[], sysctl = '/proc/sys/net/ipv4/ip_unprivileged_port_start'): void {
+  let start = 1024;
+  try {
+    start = Number(readFileSync(sysctl, 'utf8').trim());
+  } catch {
+    // no such sysctl (kernel < 4.11): the classic limit
+  }
+  for (const p of ports) {
+    if (p.hostPort !== 0 && p.hostPort < start) {
+      throw new ImgbuildError(
+        'FAILED_PRECONDITION',
+        `a rootless container cannot publish host port ${p.hostPort}/${p.protocol}: ports below ${start} (net.ipv4.ip_unprivileged_port_start) need root; publish a port >= ${start}, or lower the sysctl`,
+      );
+    }
+  }
+}
+
+function freePort(hostIp: string, protocol: 'tcp' | 'udp', port = 0): Promise<number | undefined> {
+  const host = hostIp || '0.0.0.0';
+  return new Promise((resolve) => {
+    if (protocol === 'udp') {
+      const s = createSocket(hostIp.includes(':') ? 'udp6' : 'udp4');
+      s.once('error', () => resolve(undefined));
+      s.bind(port, host, () => {
+        const p = s.address().port;
+        s.close(() => resolve(p));
+      });
+      return;
+    }
+    const srv = createServer();
+    srv.once('error', () => resolve(undefined));
+    srv.listen(port, host, () => {
+      const a = srv.address();
+      srv.close(() => resolve(typeof a === 'object' && a ? a.port : undefined));
+    });
+  });
+}
+
+/** Each request with a host port: a free one the kernel picks for 0, the first free one of a range. */
+async function choosePorts(reqs: readonly RootlessPortRequest[]): Promise<RootlessPort[]> {
+  const out: RootlessPort[] = [];
+  for (const r of reqs) {
+    let port: number | undefined = r.hostPort;
+    if (r.hostPort === 0) port = await freePort(r.hostIp, r.protocol);
+    else if (r.hostPortEnd !== undefined) {
+      port = undefined;
+      for (let p = r.hostPort; p <= r.hostPortEnd && port === undefined; p++) port = await freePort(r.hostIp, r.protocol, p);
+    }
+    if (port === undefined) throw new ImgbuildError('FAILED_PRECONDITION', `no free host port for ${r.containerPort}/${r.protocol} in ${r.hostPort}-${r.hostPortEnd ?? r.hostPort}`);
+    out.push({ hostIp: r.hostIp || '0.0.0.0', hostPort: port, containerPort: r.containerPort, protocol: r.protocol });
+  }
+  return out;
+}
+
+/** What a helper wrote to its stderr file (pasta's lines about an unreachable syslog left out). */
+async function messages(file: string): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.split('\n').filter((l) => l.trim() && !/^Failed to send \d+ bytes to syslog/.test(l)).join('; ').slice(0, 2000).trim();
+}
+
+function exitOf(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    child.once('error', () => resolve(-1));
+    child.once('exit', (code) => resolve(code));
+  });
+}
+
+/** A new network namespace, as a descriptor of this process (its maker, a shell, ends when we close its stdin). */
+async function newNetns(signal?: AbortSignal): Promise<number> {
+  const holder = spawn('unshare', ['--net', 'sh', '-c', 'echo; read _'], { stdio: ['pipe', 'pipe', 'pipe'], signal });
+  holder.on('error', () => {});
+  let err = '';
+  holder.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  try {
+    const ready = await new Promise<boolean>((resolve) => {
+      holder.stdout!.once('data', () => resolve(true));
+      holder.once('exit', () => resolve(false));
+      holder.once('error', () => resolve(false));
+    });
+    if (!ready || holder.pid === undefined) throw new ImgbuildError('FAILED_PRECONDITION', `cannot make a network namespace (unshare --net): ${err.trim() || 'it ended'}`);
+    return openSync(`/proc/${holder.pid}/ns/net`, 'r');
+  } finally {
+    holder.stdin!.end();
+    holder.stdout!.destroy();
+    holder.stderr!.destroy();
+  }
+}
+
+/** One request on slirp4netns's API socket (one JSON object each way per connection). */
+function slirpApi(path: string, req: unknown): Promise<{ return?: unknown; error?: { desc?: string } }> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    let data = '';
+    s.on('connect', () => s.end(JSON.stringify(req)));
+    s.on('data', (b) => (data += b.toString()));
+    s.on('error', reject);
+    s.on('close', () => {
+      try {
+        resolve(JSON.parse(data) as { return?: unknown });
+      } catch {
+        reject(new ImgbuildError('FAILED_PRECONDITION', `slirp4netns's API answered ${JSON.stringify(data)}`));
+      }
+    });
+  });
+}
+
+/**
+ * The helper's stderr: a file in a directory of its own under /tmp (unlinked once it has started,
+ * the helper keeping what it writes later to itself), never a pipe that would break when we exit.
+ */
+async function stderrFile(dir: string): Promise<number> {
+  return openSync(join(dir, 'stderr'), 'w', 0o600);
+}
+
+async function startSlirp(netnsFd: number, life: ChildLife, ports: RootlessPort[], dir: string): Promise<void> {
+  const api = ports.length > 0 ? join(dir, 'api.sock') : undefined;
+  const errFd = await stderrFile(dir);
+  {
+    // fd 3: the exit fd (the lifeline's peer), fd 4: ready, fd 5: the namespace.
+    const child = spawn(
+      'slirp4netns',
+      ['--configure', '--mtu=65520', '--enable-sandbox', '--enable-seccomp', '--exit-fd=3', '--ready-fd=4', ...(api ? [`--api-socket=${api}`] : []), '--netns-type=path', '/proc/self/fd/5', 'eth0'],
+      { stdio: ['ignore', 'ignore', errFd, 'pipe', 'pipe', netnsFd], detached: true },
+    );
+    closeSync(errFd);
+    life.adopt(child);
+    const ended = exitOf(child);
+    const ready = await Promise.race([
+      new Promise<boolean>((resolve) => (child.stdio[4] as Socket).once('data', (b: Buffer) => resolve(b.toString().includes('1')))),
+      ended.then(() => false),
+    ]);
+    (child.stdio[4] as Socket).destroy();
+    if (!ready) throw new ImgbuildError('FAILED_PRECONDITION', `slirp4netns did not start: ${(await messages(join(dir, 'stderr'))) || 'it ended'}${tunHint()}`);
+    for (const p of ports) {
+      const r = await slirpApi(api!, { execute: 'add_hostfwd', arguments: { proto: p.protocol, host_addr: p.hostIp, host_port: p.hostPort, guest_port: p.containerPort } });
+      if (r.error) throw new ImgbuildError('FAILED_PRECONDITION', `cannot publish ${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.protocol}: ${r.error.desc ?? JSON.stringify(r.error)}`);
+    }
+  }
+}
+
+function tunHint(): string {
+  try {
+    accessSync('/dev/net/tun', fsc.R_OK | fsc.W_OK);
+    return '';
+  } catch {
+    return ' (/dev/net/tun is not readable and writable by this user: it is mode 0666 on a standard system)';
+  }
+}
+
+/** pasta's `-t`/`-u` values for the ports (`none` without any). */
+export function pastaPorts(ports: readonly RootlessPort[], proto: 'tcp' | 'udp'): string {
+  const specs = ports.filter((p) => p.protocol === proto).map((p) => `${p.hostIp === '0.0.0.0' || p.hostIp === '' ? '' : `${p.hostIp}/`}${p.hostPort}:${p.containerPort}`);
+  return specs.length ? specs.join(',') : 'none';
+}
+
+/** The host's default route's interface, its IPv4 address and gateway: what pasta copies in. */
+function hostDefaultRoute(): { ip: string; prefixLength: number; gateway: string } | undefined {
+  let text = '';
+  try {
+    text = readFileSync('/proc/net/route', 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n').slice(1)) {
+    const [iface, dest, gw] = line.trim().split(/\s+/);
+    if (!iface || dest !== '00000000' || !gw) continue;
+    const n = parseInt(gw, 16);
+    const gateway = [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join('.');
+    const addr = networkInterfaces()[iface]?.find((a) => a.family === 'IPv4');
+    if (!addr) continue;
+    return { ip: addr.address, prefixLength: Number(addr.cidr?.split('/')[1] ?? 24), gateway };
+  }
+  return undefined;
+}
+
+async function startPasta(netnsFd: number, life: ChildLife, ports: RootlessPort[], dir: string): Promise<void> {
+  const errFd = await stderrFile(dir);
+  {
+    const pidFile = join(dir, 'pid');
+    // pasta drops its capabilities before opening the namespace: a path of its own (fd 3) needs none.
+    const child = spawn(
+      'pasta',
+      ['--config-net', '--quiet', '-I', 'eth0', '-t', pastaPorts(ports, 'tcp'), '-u', pastaPorts(ports, 'udp'), '-T', 'none', '-U', 'none', '--dns-forward', PASTA_DNS, '--runas', '0:0', '--no-netns-quit', '--pid', pidFile, '--netns', '/proc/self/fd/3'],
+      { stdio: ['ignore', 'ignore', errFd, netnsFd] },
+    );
+    closeSync(errFd);
+    // It forks into the background once the namespace is configured.
+    const code = await exitOf(child);
+    const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+    if (code !== 0 || !Number.isInteger(pid) || pid <= 0) throw new ImgbuildError('FAILED_PRECONDITION', `pasta did not start: ${(await messages(join(dir, 'stderr'))) || `exit ${code}`}${tunHint()}`);
+    // Its watcher: reads the lifeline's peer until it closes, then ends pasta (checked by name,
+    // `passt.avx2` as pasta re-executes itself: pasta may have ended by itself and its pid been reused).
+    const watcher = spawn('sh', ['-c', 'read _ <&3; case $(cat /proc/$1/comm 2>/dev/null) in pasta*|passt*) kill "$1";; esac', 'sh', String(pid)], {
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+      detached: true,
+    });
+    life.adopt(watcher, () => {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
+    });
+  }
+}
+
+/** The process whose fd 3 is the lifeline's peer, let go of once started (or killed on failure). */
+class ChildLife {
+  child?: ChildProcess;
+  private undo?: () => void;
+  adopt(child: ChildProcess, undo?: () => void): void {
+    this.child = child;
+    this.undo = undo;
+    child.on('error', () => {});
+  }
+  get lifeline(): Socket {
+    return this.child!.stdio[3] as Socket;
+  }
+  release(): void {
+    this.child?.unref();
+    (this.child?.stdio[3] as Socket | undefined)?.unref();
+  }
+  kill(): void {
+    this.child?.kill('SIGKILL');
+    this.undo?.();
+    (this.child?.stdio[3] as Socket | undefined)?.destroy();
+  }
+}
+
+/**
+ * Makes the namespace and starts its helper with the ports forwarded. The caller hands `lifeline`
+ * to the sandbox and calls `close()` once the sandbox has started (or failed to).
+ */
+export async function setupRootlessNetwork(
+  mode: RootlessNetworkMode,
+  o: { ports?: readonly RootlessPortRequest[]; signal?: AbortSignal } = {},
+): Promise<RootlessNetwork> {
+  if (!onPath(mode)) throw missingHelper(mode);
+  checkUnprivilegedPorts(o.ports ?? []);
+  const hostRoute = mode === 'pasta' ? hostDefaultRoute() : undefined;
+  if (mode === 'pasta' && !hostRoute) throw new ImgbuildError('FAILED_PRECONDITION', 'pasta copies the host\'s default route and its address into the container, and this host has no IPv4 default route: use --network slirp4netns');
+  const ports = await choosePorts(o.ports ?? []);
+  const fd = await newNetns(o.signal);
+  const life = new ChildLife();
+  const dir = await mkdtemp(join(tmpdir(), `imgbuild-${mode}-`));
+  try {
+    if (mode === 'slirp4netns') await startSlirp(fd, life, ports, dir);
+    else await startPasta(fd, life, ports, dir);
+    if (o.signal?.aborted) throw o.signal.reason;
+  } catch (e) {
+    life.kill();
+    closeSync(fd);
+    throw e;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  life.release();
+  let closed = false;
+  const addr = mode === 'slirp4netns' ? { ip: SLIRP.ip, prefixLength: SLIRP.prefixLength, gateway: SLIRP.gateway, dns: SLIRP.dns, hostLoopback: SLIRP.gateway } : { ...hostRoute!, dns: PASTA_DNS, hostLoopback: hostRoute!.gateway };
+  return {
+    mode,
+    netnsPath: `/proc/${process.pid}/fd/${fd}`,
+    ...addr,
+    ports,
+    lifeline: life.lifeline,
+    close: () => {
+      if (closed) return;
+      closed = true;
+      life.lifeline.destroy();
+      closeSync(fd);
+    },
+  };
+}
