@@ -121,7 +121,7 @@ export function containerRow(r: ContainerRecord, o: RowOptions): Record<string, 
     Labels: Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join(','),
     Mounts: mounts.join(','),
     LocalVolumes: String(volumes.length),
-    Networks: mode === 'none' || mode === 'host' ? mode : 'bridge',
+    Networks: mode === 'none' || mode === 'host' || mode === 'slirp4netns' || mode === 'pasta' ? mode : 'bridge',
   };
   const fields = { ...row };
   Object.defineProperty(row, GO_TYPE, { value: '*formatter.ContainerContext' });

@@ -18,6 +18,7 @@ import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
 import { unpackImage } from '../snapshots/unpack.js';
 import { hostname as osHostname } from 'node:os';
 import { containerResolvConf, type HostDnsSource } from '../host/resolv-conf.js';
+import { checkUnprivilegedPorts, rootlessResolver } from '../host/rootless-network.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { toOciConfig } from '../sandbox/sandbox.js';
 import { seccompProgram } from '../sandbox/seccomp/filter.js';
@@ -195,6 +196,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const userns = parseUsernsMode(o.userns);
   checkUsernsMode(userns);
   const net = parseNetworkFlag(o.network);
+  if (net.note) o.warn?.(net.note);
   const expose = (o.expose ?? []).flatMap(parseExpose);
   checkNetworkConflicts(net, {
     hostname: o.hostname,
@@ -217,6 +219,8 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     o.warn?.('Published ports are discarded when using host network mode');
     portBindings = [];
   }
+  // Refused now rather than at each start: the helper binds them as the user.
+  if (net.mode === 'slirp4netns' || net.mode === 'pasta') checkUnprivilegedPorts(portBindings);
   if (portBindings.length > 0 && net.mode === 'none') throw new InvalidArgumentError('-p needs a network: ports cannot be published with --network none');
   // The joined container must exist now; that it runs is checked at each start, as Docker does.
   const joined = net.container !== undefined ? await resolveContainer(root, net.container) : undefined;
@@ -296,7 +300,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
         writeFile(at('hosts'), hostsFile(hostname, { domainname, extraHosts: o.addHosts, ...(hostHosts !== undefined ? { hostHosts } : {}) })),
       ),
       writeFile(at('hostname'), `${hostname}\n`),
-      containerResolvConf(net.mode === 'host' ? 'host' : 'private', { nameservers: o.dns, search: o.dnsSearch, options: o.dnsOptions }, o.hostDns).then((t) =>
+      containerResolvConf(net.mode === 'host' ? 'host' : 'private', { nameservers: o.dns, search: o.dnsSearch, options: o.dnsOptions }, o.hostDns, rootlessResolver(net.mode)).then((t) =>
         writeFile(at('resolv'), t),
       ),
     ]);

@@ -15,6 +15,7 @@ import { imageId } from '../image/model.js';
 import { listContainers } from './list.js';
 import { hostIsolation, type HostIsolation } from './isolation.js';
 import { rootlessIds } from '../host/userns.js';
+import { probeRootlessNetwork } from '../host/rootless-network.js';
 
 export interface SystemInfo extends HostIsolation {
   Containers: number;
@@ -74,8 +75,10 @@ export async function systemInfo(store: OciStore, o: { signal?: AbortSignal } = 
   const rootlessUser = rootlessIds();
   const rootless = rootlessUser !== undefined;
   const delegation = rootless && cgroupVersion === 2 ? await findDelegation({ version: 2, hostUid: rootlessUser.uid }) : undefined;
+  const rootlessNetwork = rootless ? probeRootlessNetwork() : undefined;
   const isolation = hostIsolation({
     rootless,
+    ...(rootlessNetwork ? { rootlessNetworkCmd: rootlessNetwork } : {}),
     snapshotter: overlay ? 'overlayfs' : 'vfs',
     ...(cgroupVersion ? { cgroupVersion } : {}),
     ...(delegation?.delegated ? { cgroupDelegation: { path: delegation.dir, controllers: delegation.controllers } } : {}),

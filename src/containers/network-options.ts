@@ -9,24 +9,33 @@ import { readFile } from 'node:fs/promises';
 import { ImgbuildError, InvalidArgumentError } from '../errors.js';
 import { HOST_GATEWAY, parseAddHost } from '../host/extra-hosts.js';
 import type { NetworkMode } from '../host/network.js';
+import { missingHelper, probeRootlessNetwork } from '../host/rootless-network.js';
 import type { ContainerNetworkMode } from './record.js';
 
 export interface NetworkFlag {
   mode: Exclude<NetworkMode, 'container'> | 'container';
   /** The container named by `container:NAME`. */
   container?: string;
-  /** As given (`default` when not given), for inspect. */
+  /** As given (`default` when not given), for inspect; a rootless helper's name for its modes. */
   name: string;
+  /** Said once on stderr: what serves a network asked for by another name. */
+  note?: string;
 }
 
-/** `--network`: Docker's default is the bridge. */
-export function parseNetworkFlag(value: string | undefined): NetworkFlag {
-  // Rootless, a bridge (a veth into the host's network) is out of reach: the default is none.
-  if (value === undefined && process.env[ROOTLESS_ENV]) return { mode: 'none', name: 'none' };
+/**
+ * `--network`: Docker's default is the bridge. Rootless, a bridge (a veth into the host's
+ * network) is out of reach: the default is a user-mode helper's network, which `bridge` names
+ * too, as podman maps it; `slirp4netns` and `pasta` pick one.
+ */
+export function parseNetworkFlag(value: string | undefined, env: NodeJS.ProcessEnv = process.env): NetworkFlag {
   const v = value ?? 'default';
-  if ((v === 'default' || v === 'bridge') && process.env[ROOTLESS_ENV]) {
-    throw new ImgbuildError('FAILED_PRECONDITION', `network ${v} needs root: rootless containers have --network none (the default) or host`);
+  if (env[ROOTLESS_ENV] && (v === 'default' || v === 'bridge' || v === 'slirp4netns' || v === 'pasta')) {
+    const mode = v === 'slirp4netns' || v === 'pasta' ? v : probeRootlessNetwork(env);
+    if (!mode) throw missingHelper(undefined);
+    const note = v === 'bridge' ? `warning: a rootless container cannot have a bridge: --network bridge is served by ${mode} (a network namespace of its own with outbound access)` : undefined;
+    return { mode, name: mode, ...(note ? { note } : {}) };
   }
+  if (v === 'slirp4netns' || v === 'pasta') throw new ImgbuildError('FAILED_PRECONDITION', `network ${v} is a rootless container's: as root, use the bridge (the default)`);
   if (v === 'default' || v === 'bridge') return { mode: 'bridge', name: v };
   if (v === 'none' || v === 'host') return { mode: v, name: v };
   if (v.startsWith('container:') || v === 'container') {
@@ -34,7 +43,7 @@ export function parseNetworkFlag(value: string | undefined): NetworkFlag {
     if (!c) throw new InvalidArgumentError('invalid network mode: invalid container format container:<name|id>');
     return { mode: 'container', container: c, name: v };
   }
-  throw new ImgbuildError('NOT_FOUND', `network ${v} not found (imgbuild has bridge, none, host and container:<name|id>)`);
+  throw new ImgbuildError('NOT_FOUND', `network ${v} not found (imgbuild has bridge, none, host and container:<name|id>${env[ROOTLESS_ENV] ? ', and rootless slirp4netns and pasta' : ''})`);
 }
 
 /** The mode host/network.ts sets up for a container's recorded mode. */

@@ -269,7 +269,7 @@ const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x)
 /** Absent (JSON drops undefined; null is taken as absent too) or of the given type. */
 const opt = (v: unknown, type: 'number' | 'string' | 'boolean'): boolean => v === undefined || v === null || typeof v === type;
 const STATUSES = ['created', 'running', 'exited', 'dead'];
-const NETWORK_MODES = ['none', 'host', 'bridge'];
+const NETWORK_MODES = ['none', 'host', 'bridge', 'slirp4netns', 'pasta'];
 const NETWORK_STATE_MODES = [...NETWORK_MODES, 'container'];
 
 /** What keeps `v` from being a complete record of container `id`, or undefined when nothing does. */

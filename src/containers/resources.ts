@@ -20,6 +20,7 @@ import {
   type NetworkOptions,
   type NetworkState,
 } from '../host/network.js';
+import { setupRootlessNetwork, type RootlessNetwork } from '../host/rootless-network.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { claimId, unclaimId } from './claims.js';
 import { findPortProxies, startPortProxy } from './ports.js';
@@ -68,15 +69,18 @@ async function rootlessCgroup(id: string, h: Pick<HostConfig, 'memory' | 'memory
   }
 }
 
-/** `host` and `none` need nothing set up here: the sandbox itself makes a `none` container's namespace. */
+/**
+ * `host` and `none` need nothing set up here: the sandbox itself makes a `none` container's
+ * namespace. A rootless helper's is made at start, once the ports are known (acquireResources).
+ */
 async function setupNetwork(id: string, mode: NetworkMode, o: NetworkOptions): Promise<NetworkState> {
-  if (mode === 'host' || mode === 'none') return { mode };
+  if (mode === 'host' || mode === 'none' || mode === 'slirp4netns' || mode === 'pasta') return { mode };
   return setupHostNetwork(id, mode, o);
 }
 
 async function teardownNetwork(id: string, state: NetworkState | undefined, o: NetworkOptions): Promise<void> {
   // Records of earlier versions may name a namespace for `none`: those are torn down too.
-  if (!state || state.mode === 'host' || state.mode === 'container' || (state.mode === 'none' && !state.netnsName)) return;
+  if (!state || state.mode === 'host' || state.mode === 'container' || state.mode === 'slirp4netns' || state.mode === 'pasta' || (state.mode === 'none' && !state.netnsName)) return;
   await teardownHostNetwork(id, state, o);
 }
 
@@ -117,17 +121,34 @@ export async function releaseKernelObjects(id: string, k: KernelObjects, o: Life
 
 /**
  * Creates (or takes from `o.kernel`) the cgroup and network, starts the port proxy and completes
- * the spec for the runtimes; undone by releaseResources on failure.
+ * the spec for the runtimes; undone by releaseResources on failure. A rootless helper's network
+ * comes back as `rootlessNetwork`: its lifeline goes to the sandbox, and the caller closes it once
+ * the sandbox has started or failed to.
  */
 export async function acquireResources(
   root: string,
   rec: ContainerRecord,
   o: LifecycleOptions & { kernel?: Promise<KernelObjects> },
-): Promise<{ spec: SandboxSpec; cgroup: Cgroup }> {
+): Promise<{ spec: SandboxSpec; cgroup: Cgroup; rootlessNetwork?: RootlessNetwork }> {
   const spec = await readSpec(root, rec.id);
   const h = rec.hostConfig;
   const k = await (o.kernel ?? createKernelObjects(root, rec.id, h, o));
   rec.cgroup = { version: k.cgroup.version, paths: k.cgroup.paths };
+  if (k.network.mode === 'slirp4netns' || k.network.mode === 'pasta') {
+    const rn = await setupRootlessNetwork(k.network.mode, { ports: h.portBindings, signal: o.signal });
+    try {
+      rec.network = { mode: rn.mode, ip: rn.ip, prefixLength: rn.prefixLength, gateway: rn.gateway, dns: rn.dns };
+      rec.state.ports = rn.ports;
+      spec.netnsPath = rn.netnsPath;
+      spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
+      const hosts = hostsFile(rec.config.Hostname, { ip: rn.ip, domainname: rec.config.Domainname, extraHosts: h.extraHosts, gateway: rn.hostLoopback });
+      await writeFile(pathOf(root, rec.id, 'hosts'), hosts);
+      return { spec, cgroup: k.cgroup, rootlessNetwork: rn };
+    } catch (e) {
+      rn.close();
+      throw e;
+    }
+  }
   rec.network = k.network;
   const cg = k.cgroup;
   const net = k.network;

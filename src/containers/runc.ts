@@ -135,8 +135,12 @@ export async function startForegroundWithRunc(
   const logPath = join(cdir, 'runc.log');
   let acquired = false;
   try {
-    const { spec, cgroup } = await acquireResources(root, rec, o);
+    const { spec, cgroup, rootlessNetwork } = await acquireResources(root, rec, o);
     acquired = true;
+    if (rootlessNetwork) {
+      rootlessNetwork.close();
+      throw new ImgbuildError('NOT_IMPLEMENTED', `--runtime runc cannot join a rootless ${rootlessNetwork.mode} network: use the default runtime, or --network none or host`);
+    }
     if (spec.init) throw new ImgbuildError('NOT_IMPLEMENTED', '--init is not available with --runtime runc');
     // runc leaves a new network namespace's loopback down; `none` means lo up (as with our own
     // runtime), so runc joins a named namespace made here, removed with the container.

@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import type { Cgroup } from '../host/cgroups.js';
 import { runSandbox, startDetached } from '../sandbox/sandbox.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
+import type { RootlessNetwork } from '../host/rootless-network.js';
 import type { OciStore } from '../store/store.js';
 import { AbortedError } from '../errors.js';
 import { finish, mapStartError, normaliseExit } from './exit.js';
@@ -37,16 +38,18 @@ export async function startForeground(
   id = rec.id;
   let spec: SandboxSpec;
   let cg: Cgroup;
+  let rn: RootlessNetwork | undefined;
   // Our own start time (the record names us as the container's watcher) is read meanwhile.
   const monitorStartTime = procStartTime(process.pid);
   try {
-    ({ spec, cgroup: cg } = await acquireResources(root, rec, o));
+    ({ spec, cgroup: cg, rootlessNetwork: rn } = await acquireResources(root, rec, o));
   } catch (e) {
     await releaseResources(rec, o).catch(() => {});
     await abandonStart(root, claim, e as Error);
     throw e;
   }
   if (o.signal?.aborted) {
+    rn?.close();
     await releaseResources(rec, o).catch(() => {});
     const err = new AbortedError('interrupted before the container started', { cause: o.signal.reason });
     await abandonStart(root, claim, err);
@@ -94,8 +97,11 @@ export async function startForeground(
       ...(teeOut ? { stdout: teeOut } : {}),
       ...(teeErr ? { stderr: teeErr } : {}),
       signal: ctl.signal,
+      ...(rn ? { lifeline: rn.lifeline } : {}),
       onStart: (info) => {
         const { pid } = info;
+        // The sandbox holds the namespace and the lifeline now.
+        rn?.close();
         io.onStart?.(info); // the caller's hook too (a terminal's resize)
         recorded = (async () => {
           const [pidStartTime, ownStartTime] = await Promise.all([procStartTime(pid), monitorStartTime]);
@@ -136,6 +142,7 @@ export async function startForeground(
     await abandonStart(root, claim, err);
     throw err;
   } finally {
+    rn?.close();
     ended = true;
     o.signal?.removeEventListener('abort', onAbort);
     if (killTimer) clearTimeout(killTimer);
@@ -171,8 +178,9 @@ export async function startContainer(store: OciStore, nameOrId: string, o: Lifec
   const { rec } = claim;
   const id = rec.id;
   let spec: SandboxSpec;
+  let rn: RootlessNetwork | undefined;
   try {
-    ({ spec } = await acquireResources(root, rec, o));
+    ({ spec, rootlessNetwork: rn } = await acquireResources(root, rec, o));
   } catch (e) {
     await releaseResources(rec, o).catch(() => {});
     await abandonStart(root, claim, e as Error);
@@ -181,6 +189,7 @@ export async function startContainer(store: OciStore, nameOrId: string, o: Lifec
   let d: { pid: number; monitorPid: number };
   try {
     d = await startDetached(spec, {
+      ...(rn ? { lifeline: rn.lifeline } : {}),
       logPath: pathOf(root, id, 'log'),
       statusPath: pathOf(root, id, 'status'),
       ...(rec.hostConfig.interactive ? { stdinPath: pathOf(root, id, 'stdin') } : {}),
@@ -192,6 +201,8 @@ export async function startContainer(store: OciStore, nameOrId: string, o: Lifec
     const err = mapStartError(e, spec.process.args[0] ?? '');
     await abandonStart(root, claim, err);
     throw err;
+  } finally {
+    rn?.close();
   }
   const updated = await updateRecord(root, id, async (r) => {
     r.cgroup = rec.cgroup;

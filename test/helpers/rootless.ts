@@ -7,6 +7,7 @@
  * mounted there.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO_ROOT, runCli, type CliOptions, type CliResult } from './cli.js';
@@ -30,10 +31,29 @@ export function ensureTestUser(name = TEST_USER): TestUser {
   return { name, uid: id('-u'), gid: id('-g') };
 }
 
-/** The pids of the user's processes. */
-export function processesOf(user: TestUser): number[] {
+/**
+ * The pids of the user's processes; with `home`, only those of one test's commands: the ones
+ * with that HOME in their environment and their descendants (a container's processes have an
+ * environment of their own), so that test files running at once as the same user keep apart.
+ */
+export function processesOf(user: TestUser, home?: string): number[] {
   const r = spawnSync('pgrep', ['-u', String(user.uid)], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean).map(Number);
+  const all = r.stdout.split('\n').filter(Boolean).map(Number);
+  if (home === undefined) return all;
+  const parent = new Map<number, number>();
+  const mine = new Set<number>();
+  for (const pid of all) {
+    try {
+      parent.set(pid, Number(/\) \S+ (\d+)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1]));
+      if (readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`HOME=${home}`)) mine.add(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return all.filter((pid) => {
+    for (let p: number | undefined = pid, i = 0; p !== undefined && i < 64; p = parent.get(p), i++) if (mine.has(p)) return true;
+    return false;
+  });
 }
 
 export interface UserEnv {
@@ -83,10 +103,10 @@ export async function makeUserEnv(user: TestUser): Promise<UserEnv> {
     },
     cleanup: async () => {
       // A monitor may still be exiting after the command that stopped its container returned.
-      let left = processesOf(user);
+      let left = processesOf(user, tmp.dir);
       for (let i = 0; i < 100 && left.length > 0; i++) {
         await new Promise((r) => setTimeout(r, 20));
-        left = processesOf(user);
+        left = processesOf(user, tmp.dir);
       }
       const mounts = await mountsUnder(tmp.dir);
       await tmp.cleanup();
