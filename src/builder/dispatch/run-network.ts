@@ -17,6 +17,8 @@ import { InvalidArgumentError, ImgbuildError } from '../../errors.js';
 import { namesIn } from '../../fs.js';
 import { parseShmSize, parseUlimit } from '../../host/limits.js';
 import { setupNetwork, teardownNetwork, type NetworkOptions, type NetworkState } from '../../host/network.js';
+import { probeRootlessNetwork, rootlessResolver, setupRootlessNetwork, type RootlessNetworkMode } from '../../host/rootless-network.js';
+import type { Socket } from 'node:net';
 import { sandboxResolvConf, type HostDnsSource } from '../../host/resolv-conf.js';
 import type { Rlimit } from '../../sandbox/spec.js';
 import { BuildError } from '../errors.js';
@@ -120,12 +122,26 @@ export function checkEntitlements(ins: Run, allow: ReadonlySet<Entitlement>, bui
   if (e) throw new EntitlementError(e, ins);
 }
 
+/** A step's network: BuildKit's, or rootless a user-mode helper's in place of the bridge. */
+export type StepNetworkMode = 'none' | 'host' | 'bridge' | RootlessNetworkMode;
+
+/**
+ * The mode of a step with the build's `default` network: the bridge as root; rootless the helper
+ * probeRootlessNetwork picks, or none where neither is installed (a step that needs the network
+ * then fails with the no-network hint).
+ */
+export function defaultStepNetwork(rootless: boolean): StepNetworkMode {
+  return rootless ? (probeRootlessNetwork() ?? 'none') : 'bridge';
+}
+
 /** The network of one step as the sandbox joins it. */
 export interface StepNetwork {
   /** The bridge's namespace to join (undefined: a new one with `lo` only, or the host's). */
   netnsPath?: string;
   /** The host's address on the step's network (`host-gateway`). */
   gateway?: string;
+  /** A rootless helper's lifeline, for the sandbox (SandboxIO.lifeline). */
+  lifeline?: Socket;
   /** Gives the network back (its removal is awaited by StepNetworks.close). */
   release(): void;
 }
@@ -154,7 +170,18 @@ export class StepNetworks {
   /** `network`: the bridge, subnets and lease table (host/network.ts's defaults unless given). */
   constructor(private readonly buildTmp: string, private readonly o: { spare?: boolean; signal?: AbortSignal; network?: Omit<NetworkOptions, 'signal'> } = {}) {}
 
-  async acquire(mode: 'none' | 'host' | 'bridge'): Promise<StepNetwork> {
+  async acquire(mode: StepNetworkMode): Promise<StepNetwork> {
+    if (mode === 'slirp4netns' || mode === 'pasta') {
+      // One helper per step, ending with the step's sandbox: nothing is left to remove.
+      let rn;
+      try {
+        rn = await setupRootlessNetwork(mode, this.o.signal ? { signal: this.o.signal } : {});
+      } catch (e) {
+        if (this.o.signal?.aborted || !(e instanceof ImgbuildError)) throw e;
+        throw new StepNetworkError(e);
+      }
+      return { netnsPath: rn.netnsPath, gateway: rn.hostLoopback, lifeline: rn.lifeline, release: () => rn.close() };
+    }
     if (mode !== 'bridge') return { ...(mode === 'host' ? { gateway: '127.0.0.1' } : {}), release: () => {} };
     if (this.closed) throw new ImgbuildError('FAILED_PRECONDITION', 'the build has ended');
     const next = this.spare ?? this.make();
@@ -233,9 +260,9 @@ export function hostsFile(hostname: string, extra: readonly ExtraHost[], gateway
   return `${lines.join('\n')}\n`;
 }
 
-/** resolv.conf of a step: the host's for `host`, without loopback resolvers otherwise. */
-export function stepResolvConf(mode: 'none' | 'host' | 'bridge', dns: HostDnsSource): Promise<string> {
-  return sandboxResolvConf(mode === 'host' ? 'host' : 'private', dns);
+/** resolv.conf of a step: the host's for `host`, a rootless helper's resolver, the host's without loopback resolvers otherwise. */
+export function stepResolvConf(mode: StepNetworkMode, dns: HostDnsSource): Promise<string> {
+  return sandboxResolvConf(mode === 'host' ? 'host' : 'private', dns, rootlessResolver(mode));
 }
 
 /**

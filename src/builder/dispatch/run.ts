@@ -14,7 +14,7 @@ import { planCopy, planDigest, type SourceTree } from './copy.js';
 import { resolveInRoot, resolveProcessUser } from './fs-root.js';
 import { inUserNamespace, withUpperInRange } from './run-userns.js';
 import { INIT_FILES, lineWriter, networkFiles, RunFailedError, sandboxSpec, type BuildNetwork } from './run-step.js';
-import { checkEntitlements, DEFAULT_RUN_SANDBOX, hostsFile, isResolutionFailure, noNetworkHint, proxyEnv, sandboxKey, StepNetworks, stepResolvConf } from './run-network.js';
+import { checkEntitlements, defaultStepNetwork, DEFAULT_RUN_SANDBOX, hostsFile, isResolutionFailure, noNetworkHint, proxyEnv, sandboxKey, StepNetworks, stepResolvConf } from './run-network.js';
 import { mountTarget, prepareRunMounts, sshTargets, withCacheLocks } from './mounts.js';
 import { loadBase } from './base-image.js';
 import type { ImageState } from './image-state.js';
@@ -150,8 +150,8 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
       const extra = scriptFile
         ? [{ type: 'bind' as const, source: scriptFile, destination: HEREDOC_SCRIPT_PATH, options: ['rbind', 'ro'] }]
         : [];
-      // Rootless, no bridge can be made: the default network is none (README, "Store location").
-      const mode = network === 'default' ? (process.env[ROOTLESS_ENV] ? 'none' : 'bridge') : network;
+      // Rootless, no bridge can be made: a user-mode helper's network stands in for it.
+      const mode = network === 'default' ? defaultStepNetwork(Boolean(process.env[ROOTLESS_ENV])) : network;
       // The step's namespace, veth and lease go in the finally, whatever happened.
       const nets = env.networks ?? new StepNetworks(env.tmpDir, { spare: false, ...(env.signal ? { signal: env.signal } : {}) });
       const net = await nets.acquire(mode);
@@ -184,7 +184,7 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
           if (mode === 'none' && !unresolved && isResolutionFailure(line)) unresolved = true;
           log(line);
         });
-        const sandboxed = (): ReturnType<typeof runSandbox> => runSandbox(spec, { stdout: out, stderr: out, ...(env.signal ? { signal: env.signal } : {}) });
+        const sandboxed = (): ReturnType<typeof runSandbox> => runSandbox(spec, { stdout: out, stderr: out, ...(env.signal ? { signal: env.signal } : {}), ...(net.lifeline ? { lifeline: net.lifeline } : {}) });
         const r = await withCacheLocks(prepared.locks, () => (range ? withUpperInRange(upper, range, sandboxed, env.signal ? { signal: env.signal } : {}) : sandboxed()));
         await new Promise<void>((resolve) => out.end(resolve));
         if (r.exitCode !== 0 || r.signal) {
