@@ -119,7 +119,7 @@ describe('rootless', () => {
     expect(e.stderr).toBe('');
     expect(e.stdout.trim()).toBe('0');
     expect((await env.cli(['ps', '--format', '{{.Names}}'])).stdout.trim()).toBe('c1');
-    expect((await env.cli(['inspect', '-f', '{{.GraphDriver.Name}} {{.HostConfig.Isolation}} {{.HostConfig.NetworkMode}}', 'c1'])).stdout).toBe('overlay rootless none\n');
+    expect((await env.cli(['inspect', '-f', '{{.GraphDriver.Name}} {{.HostConfig.Isolation}} {{.HostConfig.NetworkMode}}', 'c1'])).stdout).toBe('overlay rootless slirp4netns\n');
     expect((await env.cli(['logs', 'c1'])).stdout).toBe('started\n');
     expect((await env.cli(['stop', '-t', '1', 'c1'])).code).toBe(0);
     expect((await env.cli(['ps', '-a', '--format', '{{.Status}}'])).stdout).toMatch(/^Exited \(137\)/);
