@@ -119,6 +119,8 @@ export interface CreateOptions {
   pidsLimit?: number;
   /** `--memory-swap`: memory plus swap in bytes (-1: unlimited swap); needs `memory`. */
   memorySwap?: number;
+  /** `--cpu-shares`: relative CPU weight. */
+  cpuShares?: number;
   interactive?: boolean;
   tty?: boolean;
   entrypoint?: string;
@@ -336,7 +338,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     });
     const specWritten = Promise.all([
       writeFile(at('spec'), JSON.stringify(spec, null, 2)),
-      writeFile(at('config'), `${JSON.stringify(safeOciConfig(spec, { memory: o.memory, cpus: o.cpus, pidsLimit: o.pidsLimit }, id), null, 2)}\n`),
+      writeFile(at('config'), `${JSON.stringify(safeOciConfig(spec, { memory: o.memory, cpus: o.cpus, pidsLimit: o.pidsLimit, ...(o.cpuShares !== undefined ? { cpuShares: o.cpuShares } : {}) }, id), null, 2)}\n`),
       mkdir(join(dir, BUNDLE_ROOTFS)),
     ]);
     specWritten.catch(() => {}); // awaited with the record below
@@ -358,6 +360,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       cpus: o.cpus,
       pidsLimit: o.pidsLimit,
       ...(o.memorySwap !== undefined ? { memorySwap: o.memorySwap } : {}),
+      ...(o.cpuShares !== undefined ? { cpuShares: o.cpuShares } : {}),
       binds,
       tmpfs,
       ...(attached.length > 0 ? { volumes: attached.map((a) => a.spec) } : {}),
@@ -475,7 +478,7 @@ export async function abandonCreate(dir: string): Promise<void> {
  * container's limits and its cgroup path. toOciConfig may not cover every field; the native
  * runtime never reads this file.
  */
-function safeOciConfig(spec: SandboxSpec, resources: { memory?: number; cpus?: number; pidsLimit?: number }, id: string): object {
+function safeOciConfig(spec: SandboxSpec, resources: { memory?: number; cpus?: number; pidsLimit?: number; cpuShares?: number }, id: string): object {
   try {
     return toOciConfig(spec, { rootPath: BUNDLE_ROOTFS, rootfsInMounts: true, resources, cgroupsPath: `/imgbuild/${id}` });
   } catch (e) {

@@ -87,6 +87,7 @@ export async function describeContainer(root: string, rec: ContainerRecord, o: L
       Tmpfs: Object.fromEntries(rec.hostConfig.tmpfs.map((t) => [t.destination, t.options.join(',')])),
       Memory: rec.hostConfig.memory ?? 0,
       NanoCpus: rec.hostConfig.cpus ? Math.round(rec.hostConfig.cpus * 1e9) : 0,
+      CpuShares: rec.hostConfig.cpuShares ?? 0,
       PidsLimit: rec.hostConfig.pidsLimit ?? null,
       ReadonlyRootfs: rec.hostConfig.readOnly,
       CapAdd: rec.hostConfig.capAdd,

@@ -94,6 +94,8 @@ export interface HostConfig {
   memory?: number;
   cpus?: number;
   pidsLimit?: number;
+  /** `--cpu-shares`: relative CPU weight (absent: the default, 1024). */
+  cpuShares?: number;
   /** Memory plus swap (`--memory-swap`; -1: unlimited swap). */
   memorySwap?: number;
   binds: BindSpec[];
@@ -297,7 +299,7 @@ export function recordProblem(v: unknown, id: string): string | undefined {
   }
   if (!Array.isArray(h.tmpfs) || !h.tmpfs.every((t) => isObj(t) && typeof t.destination === 'string' && isStrings(t.options))) return 'hostConfig.tmpfs is missing';
   if (!isStrings(h.capAdd) || !isStrings(h.capDrop)) return 'hostConfig.capAdd/capDrop is missing';
-  if (!opt(h.memory, 'number') || !opt(h.cpus, 'number') || !opt(h.pidsLimit, 'number') || !opt(h.memorySwap, 'number')) return 'a hostConfig limit is not a number';
+  if (!opt(h.memory, 'number') || !opt(h.cpus, 'number') || !opt(h.pidsLimit, 'number') || !opt(h.memorySwap, 'number') || !opt(h.cpuShares, 'number')) return 'a hostConfig limit is not a number';
   if (v.network !== undefined && v.network !== null && !(isObj(v.network) && NETWORK_STATE_MODES.includes(v.network.mode as string))) return 'network is invalid';
   if (v.cgroup !== undefined && v.cgroup !== null && !(isObj(v.cgroup) && (v.cgroup.version === 1 || v.cgroup.version === 2) && isStrings(v.cgroup.paths))) {
     return 'cgroup is invalid';

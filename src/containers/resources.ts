@@ -54,15 +54,15 @@ export async function rootlessParent(o: LifecycleOptions): Promise<string | unde
  * or no writable v2 subtree) the container runs in the caller's cgroup and limits are refused
  * with the reason.
  */
-async function rootlessCgroup(id: string, h: Pick<HostConfig, 'memory' | 'memorySwap' | 'cpus' | 'pidsLimit' | 'deviceRules'>, o: LifecycleOptions): Promise<Cgroup> {
-  const asked = [h.memory !== undefined && '--memory', h.memorySwap !== undefined && '--memory-swap', h.cpus !== undefined && '--cpus', h.pidsLimit !== undefined && '--pids-limit', h.deviceRules && h.deviceRules.length > 0 && 'device rules'].filter(Boolean);
+async function rootlessCgroup(id: string, h: Pick<HostConfig, 'memory' | 'memorySwap' | 'cpus' | 'cpuShares' | 'pidsLimit' | 'deviceRules'>, o: LifecycleOptions): Promise<Cgroup> {
+  const asked = [h.memory !== undefined && '--memory', h.memorySwap !== undefined && '--memory-swap', h.cpus !== undefined && '--cpus', h.cpuShares !== undefined && '--cpu-shares', h.pidsLimit !== undefined && '--pids-limit', h.deviceRules && h.deviceRules.length > 0 && 'device rules'].filter(Boolean);
   const d = await findDelegation({ cgroupRoot: o.cgroupRoot, hostUid: rootlessIds()?.uid });
   if (!d.delegated) {
     if (asked.length > 0) throw new ImgbuildError('FAILED_PRECONDITION', `${asked.join(', ')} cannot be applied to a rootless container: ${d.reason}`);
     return Cgroup.none(id);
   }
   try {
-    return await createDelegatedCgroup(id, { memory: h.memory, ...(h.memorySwap !== undefined ? { memorySwap: h.memorySwap } : {}), cpus: h.cpus, pidsLimit: h.pidsLimit, ...(h.deviceRules?.length ? { devices: h.deviceRules } : {}) }, d);
+    return await createDelegatedCgroup(id, { memory: h.memory, ...(h.memorySwap !== undefined ? { memorySwap: h.memorySwap } : {}), cpus: h.cpus, ...(h.cpuShares !== undefined ? { cpuShares: h.cpuShares } : {}), pidsLimit: h.pidsLimit, ...(h.deviceRules?.length ? { devices: h.deviceRules } : {}) }, d);
   } catch (e) {
     if (asked.length > 0 && e instanceof CgroupError) throw new ImgbuildError('FAILED_PRECONDITION', `${asked.join(', ')} cannot be applied to a rootless container: ${e.message}`, { cause: e });
     throw e;
@@ -92,14 +92,14 @@ async function teardownNetwork(id: string, state: NetworkState | undefined, o: N
 export async function createKernelObjects(
   root: string,
   id: string,
-  h: Pick<HostConfig, 'memory' | 'memorySwap' | 'cpus' | 'pidsLimit' | 'networkMode' | 'deviceRules' | 'macAddress'> & { ifaceBySandbox?: boolean },
+  h: Pick<HostConfig, 'memory' | 'memorySwap' | 'cpus' | 'cpuShares' | 'pidsLimit' | 'networkMode' | 'deviceRules' | 'macAddress'> & { ifaceBySandbox?: boolean },
   o: LifecycleOptions = {},
 ): Promise<KernelObjects> {
   await claimId(id, root, o.claimsDir);
   const [cgr, netr] = await Promise.allSettled([
     process.env[ROOTLESS_ENV]
       ? rootlessCgroup(id, h, o)
-      : Cgroup.create(id, { memory: h.memory, ...(h.memorySwap !== undefined ? { memorySwap: h.memorySwap } : {}), cpus: h.cpus, pidsLimit: h.pidsLimit, ...(h.deviceRules ? { devices: h.deviceRules } : {}) }, { cgroupRoot: o.cgroupRoot }),
+      : Cgroup.create(id, { memory: h.memory, ...(h.memorySwap !== undefined ? { memorySwap: h.memorySwap } : {}), cpus: h.cpus, ...(h.cpuShares !== undefined ? { cpuShares: h.cpuShares } : {}), pidsLimit: h.pidsLimit, ...(h.deviceRules ? { devices: h.deviceRules } : {}) }, { cgroupRoot: o.cgroupRoot }),
     setupNetwork(id, hostNetworkMode(h.networkMode), { stateDir: o.networkStateDir, signal: o.signal, ...(h.macAddress ? { macAddress: h.macAddress } : {}), ...(h.ifaceBySandbox ? { ifaceBySandbox: true } : {}) }),
   ]);
   if (cgr.status === 'fulfilled' && netr.status === 'fulfilled') return { cgroup: cgr.value, network: netr.value };

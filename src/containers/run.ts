@@ -76,6 +76,7 @@ export async function runContainer(store: OciStore, o: RunOptions): Promise<RunR
     cpus: o.cpus,
     pidsLimit: o.pidsLimit,
     ...(o.memorySwap !== undefined ? { memorySwap: o.memorySwap } : {}),
+    ...(o.cpuShares !== undefined ? { cpuShares: o.cpuShares } : {}),
     ...(deviceRules ? { deviceRules } : {}),
     // A joined container's namespace is taken at start; nothing is made for it here.
     networkMode: net.mode === 'container' ? 'container:' : net.mode,

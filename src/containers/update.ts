@@ -41,6 +41,7 @@ export async function updateContainer(root: string, nameOrId: string, limits: Cg
     const h = r.hostConfig;
     if (limits.memory !== undefined) h.memory = limits.memory;
     if (limits.cpus !== undefined) h.cpus = limits.cpus;
+    if (limits.cpuShares !== undefined) h.cpuShares = limits.cpuShares;
     if (limits.memorySwap !== undefined) h.memorySwap = limits.memorySwap;
     // -1 lifts the limit: nothing is set at the next start.
     if (limits.pidsLimit !== undefined) h.pidsLimit = limits.pidsLimit < 0 ? undefined : limits.pidsLimit;

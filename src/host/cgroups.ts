@@ -40,6 +40,8 @@ export interface CgroupLimits {
   cpus?: number;
   /** Maximum number of tasks (threads + processes). */
   pidsLimit?: number;
+  /** Relative CPU weight, Docker's --cpu-shares (v1 cpu.shares; v2 cpu.weight, converted as runc does). */
+  cpuShares?: number;
   /** Bytes of memory plus swap (Docker's --memory-swap; -1: swap unlimited); needs `memory`. Without it, no swap is used. */
   memorySwap?: number;
   /**
@@ -208,7 +210,7 @@ export class Cgroup {
       // namespace whose root holds processes refuses with EBUSY) still runs unlimited containers.
       const needed = new Set<string>([
         ...(limits.memory !== undefined ? ['memory'] : []),
-        ...(limits.cpus !== undefined ? ['cpu'] : []),
+        ...(limits.cpus !== undefined || limits.cpuShares !== undefined ? ['cpu'] : []),
         ...(limits.pidsLimit !== undefined ? ['pids'] : []),
       ]);
       for (const c of needed) {
@@ -254,6 +256,7 @@ export class Cgroup {
         else if (limits.memorySwap !== undefined) throw new CgroupError('--memory-swap needs swap accounting (memory.swap.max)', dir);
       }
       if (limits.cpus !== undefined) await writeControl(dir, 'cpu.max', `${cpuQuota(limits.cpus)} ${CFS_PERIOD_US}`);
+      if (limits.cpuShares !== undefined) await writeControl(dir, 'cpu.weight', String(cpuWeight(limits.cpuShares)));
       if (limits.pidsLimit !== undefined) await writeControl(dir, 'pids.max', limits.pidsLimit < 0 ? 'max' : String(limits.pidsLimit));
       return;
     }
@@ -278,6 +281,11 @@ export class Cgroup {
       if (!cpu) throw new CgroupError('--cpus needs the v1 cpu controller', this.cgroupRoot);
       await writeControl(cpu, 'cpu.cfs_period_us', String(CFS_PERIOD_US));
       await writeControl(cpu, 'cpu.cfs_quota_us', String(cpuQuota(limits.cpus)));
+    }
+    if (limits.cpuShares !== undefined) {
+      const cpu = this.dirs.get('cpu');
+      if (!cpu) throw new CgroupError('--cpu-shares needs the v1 cpu controller', this.cgroupRoot);
+      await writeControl(cpu, 'cpu.shares', String(limits.cpuShares));
     }
     if (limits.devices !== undefined) {
       const devices = this.dirs.get('devices');
@@ -525,6 +533,11 @@ export async function listGroups(o: CgroupOptions = {}): Promise<Map<string, { c
     }
   }
   return out;
+}
+
+/** v1 cpu.shares (2..262144) to v2 cpu.weight (1..10000), linearly as runc converts them. */
+export function cpuWeight(shares: number): number {
+  return 1 + Math.floor(((shares - 2) * 9999) / 262142);
 }
 
 function cpuQuota(cpus: number): number {

@@ -85,6 +85,22 @@ export function parsePidsLimit(value: string, flag = '--pids-limit'): number | u
   return Number(n);
 }
 
+/** The kernel's range of v1 cpu.shares (Docker moves a value outside it to the nearest end). */
+export const MIN_CPU_SHARES = 2;
+export const MAX_CPU_SHARES = 262144;
+
+/**
+ * `--cpu-shares` (`-c`): a relative CPU weight, 1024 for an ordinary container; 0 means the
+ * default (undefined). As Docker, a value outside 2..262144 is moved to the nearest end.
+ */
+export function parseCpuShares(value: string, flag = '--cpu-shares'): number | undefined {
+  const m = /^(\d+)$/.exec(value.trim());
+  if (!m) throw invalid(flag, value, 'expected a whole number (a relative weight: 1024 is the default)');
+  const n = BigInt(m[1]!);
+  if (n === 0n) return undefined;
+  return Number(n < BigInt(MIN_CPU_SHARES) ? BigInt(MIN_CPU_SHARES) : n > BigInt(MAX_CPU_SHARES) ? BigInt(MAX_CPU_SHARES) : n);
+}
+
 const RLIMIT_NAMES: Record<string, string> = {
   core: 'RLIMIT_CORE', cpu: 'RLIMIT_CPU', data: 'RLIMIT_DATA', fsize: 'RLIMIT_FSIZE', locks: 'RLIMIT_LOCKS',
   memlock: 'RLIMIT_MEMLOCK', msgqueue: 'RLIMIT_MSGQUEUE', nice: 'RLIMIT_NICE', nofile: 'RLIMIT_NOFILE',

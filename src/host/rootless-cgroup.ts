@@ -49,11 +49,12 @@ export type Delegation =
   | { delegated: false; version: CgroupVersion; reason: string };
 
 const DEFAULT_ROOT = '/sys/fs/cgroup';
-/** Controllers the limits need: --memory and --memory-swap, --cpus (--cpu-shares would too), --pids-limit. */
+/** Controllers the limits need: --memory and --memory-swap, --cpus and --cpu-shares, --pids-limit. */
 const NEEDS: { controller: string; key: keyof CgroupLimits }[] = [
   { controller: 'memory', key: 'memory' },
   { controller: 'memory', key: 'memorySwap' },
   { controller: 'cpu', key: 'cpus' },
+  { controller: 'cpu', key: 'cpuShares' },
   { controller: 'pids', key: 'pidsLimit' },
 ];
 

@@ -28,7 +28,7 @@ export interface OciConfigOptions {
   /** List the rootfs mounts in `mounts` at `/` (root.path is then an empty directory). */
   rootfsInMounts?: boolean;
   /** `linux.resources` limits (the devices come from the spec). */
-  resources?: { memory?: number; cpus?: number; pidsLimit?: number };
+  resources?: { memory?: number; cpus?: number; pidsLimit?: number; cpuShares?: number };
   /** `linux.cgroupsPath`. */
   cgroupsPath?: string;
 }
@@ -60,7 +60,9 @@ export function resourceLimits(r: NonNullable<OciConfigOptions['resources']>): R
   const out: Record<string, object> = {};
   // swap = memory+swap in runc's v1 terms: the same value means no swap, as run -m does.
   if (r.memory !== undefined) out.memory = { limit: r.memory, swap: r.memory };
-  if (r.cpus !== undefined) out.cpu = { quota: Math.round(r.cpus * 100_000), period: 100_000 };
+  if (r.cpus !== undefined || r.cpuShares !== undefined) {
+    out.cpu = { ...(r.cpus !== undefined ? { quota: Math.round(r.cpus * 100_000), period: 100_000 } : {}), ...(r.cpuShares !== undefined ? { shares: r.cpuShares } : {}) };
+  }
   if (r.pidsLimit !== undefined) out.pids = { limit: r.pidsLimit };
   return out;
 }

@@ -30,6 +30,7 @@ describe('the container bundle', () => {
       cmd: ['sh', '-c', 'echo from-bundle > /made-here; cat /made-here; ls /dev/kmsg; sleep 30'],
       memory: 64 * 1024 * 1024,
       cpus: 0.5,
+      cpuShares: 512,
       pidsLimit: 42,
       devices: ['/dev/kmsg'],
     });
@@ -61,6 +62,7 @@ describe('the container bundle', () => {
       // the cgroup runc made from linux.cgroupsPath, with linux.resources
       expect(readFileSync(cg('memory', rec.id, 'memory.limit_in_bytes'), 'utf8').trim()).toBe(String(64 * 1024 * 1024));
       expect(readFileSync(cg('cpu', rec.id, 'cpu.cfs_quota_us'), 'utf8').trim()).toBe('50000');
+      expect(readFileSync(cg('cpu', rec.id, 'cpu.shares'), 'utf8').trim()).toBe('512');
       expect(readFileSync(cg('pids', rec.id, 'pids.max'), 'utf8').trim()).toBe('43');
       const devices = readFileSync(cg('devices', rec.id, 'devices.list'), 'utf8');
       expect(devices).toContain('c 1:11 rwm');

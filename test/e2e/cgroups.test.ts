@@ -70,6 +70,27 @@ describe('cgroups (this host)', () => {
     expect(leftovers(c.Id)).toEqual(NOTHING);
   });
 
+  it('--cpu-shares (-c) sets the relative CPU weight, shown by inspect and changed by update', async () => {
+    const r = await env.cli(['run', '-d', '--name', 'weighted', '-c', '512', 'busybox', 'sleep', '300']);
+    expect(r.stderr).toBe('');
+    const c = await inspect('weighted');
+    const shares = (): string => {
+      if (version === 2) return readFileSync(join(c.Cgroup.paths[0]!, 'cpu.weight'), 'utf8').trim();
+      return readFileSync(join(c.Cgroup.paths.find((p) => p.includes('/cpu'))!, 'cpu.shares'), 'utf8').trim();
+    };
+    expect(shares()).toBe(version === 1 ? '512' : '20');
+    expect((await env.cli(['inspect', '-f', '{{.HostConfig.CpuShares}}', 'weighted'])).stdout).toBe('512\n');
+    expect((await env.cli(['update', '--cpu-shares', '2048', 'weighted'])).code).toBe(0);
+    expect(shares()).toBe(version === 1 ? '2048' : '79');
+    expect((await env.cli(['inspect', '-f', '{{.HostConfig.CpuShares}}', 'weighted'])).stdout).toBe('2048\n');
+    // Docker's range: 1 is raised to the kernel's minimum, 2.
+    const low = await env.cli(['run', '--rm', '--cpu-shares', '1', 'busybox', 'true']);
+    expect(low.code).toBe(0);
+    expect((await env.cli(['run', '--rm', '--cpu-shares', 'x', 'busybox', 'true'])).stderr).toMatch(/^imgbuild: INVALID_ARGUMENT: invalid --cpu-shares "x": expected a whole number/);
+    await env.cli(['rm', '-f', 'weighted']);
+    expect(leftovers(c.Id)).toEqual(NOTHING);
+  });
+
   it('reports an OOM kill: exit 137 and OOMKilled', async () => {
     const r = await env.cli(['run', '--name', 'hog', '--memory', '20m', 'busybox', 'tail', '/dev/zero']);
     expect(r.code).toBe(137);

@@ -137,7 +137,7 @@ describe('rootless', () => {
   it('limits fail with one line; --network none has only lo, host runs', async () => {
     await env.importBusybox();
     // This machine is cgroup v1, which delegates nothing to a user (v2: test/host/rootless-cgroup.test.ts).
-    for (const flags of [['-m', '64m'], ['--cpus', '1'], ['--pids-limit', '10'], ['-m', '64m', '--memory-swap', '128m']]) {
+    for (const flags of [['-m', '64m'], ['--cpus', '1'], ['--pids-limit', '10'], ['--cpu-shares', '512'], ['-m', '64m', '--memory-swap', '128m']]) {
       const r = await env.cli(['run', '--rm', ...flags, 'busybox', 'true']);
       expect(r.code).toBe(125);
       expectOneLineError(r, /^imgbuild: FAILED_PRECONDITION: --\S+(, --\S+)* cannot be applied to a rootless container: cgroup v1 does not support rootless limits \(they need cgroup v2 with a subtree delegated to the user, such as systemd's user@\d+\.service\)$/);

@@ -46,6 +46,9 @@ describe('cgroup v2 (fake tree)', () => {
     expect(await read(join(dir, 'memory.swap.max'))).toBe('0');
     expect(await read(join(dir, 'cpu.max'))).toBe('50000 100000');
     expect(await read(join(dir, 'pids.max'))).toBe('50');
+    expect(await present(join(dir, 'cpu.weight'))).toBe(false);
+    await cg.setLimits({ cpuShares: 512 });
+    expect(await read(join(dir, 'cpu.weight'))).toBe('20');
   });
 
   it('only enables controllers the parent offers, and leaves unset limits alone', async () => {

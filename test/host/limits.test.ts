@@ -3,7 +3,8 @@
  * file) and checked against Docker's and the kernel's ranges, with errors naming flag and value.
  */
 import { describe, it, expect } from 'vitest';
-import { MIN_MEMORY, parseCpus, parseMemoryLimit, parsePidsLimit, parseUlimit } from '../../src/host/limits.js';
+import { MIN_MEMORY, parseCpuShares, parseCpus, parseMemoryLimit, parsePidsLimit, parseUlimit } from '../../src/host/limits.js';
+import { cpuWeight } from '../../src/host/cgroups.js';
 
 describe('--memory', () => {
   it('reads sizes with binary units exactly, as Docker does', () => {
@@ -50,6 +51,21 @@ describe('--cpus', () => {
     for (const bad of ['1e-1', '-1', '', '.', 'one', '1/2', '0x1', 'Infinity', '99999999999999999999999']) {
       expect(() => parseCpus(bad, 2), bad).toThrow(/^invalid --cpus/);
     }
+  });
+});
+
+describe('--cpu-shares', () => {
+  it('reads a whole weight, 0 as the default, and moves one outside 2..262144 to the nearest end (as Docker)', () => {
+    expect(parseCpuShares('512')).toBe(512);
+    expect(parseCpuShares('0')).toBeUndefined();
+    expect(parseCpuShares('1')).toBe(2);
+    expect(parseCpuShares('999999999999999999999')).toBe(262144);
+    expect(() => parseCpuShares('-5')).toThrow(/^invalid --cpu-shares "-5": expected a whole number/);
+    expect(() => parseCpuShares('1.5')).toThrow(/expected a whole number/);
+  });
+
+  it('converts to cgroup v2 cpu.weight as runc does', () => {
+    expect([2, 1024, 512, 2048, 262144].map(cpuWeight)).toEqual([1, 39, 20, 79, 10000]);
   });
 });
 

@@ -131,6 +131,7 @@ describe('a container group in the delegated subtree', () => {
   it('refuses a limit whose controller is not delegated in one line, and makes nothing', async () => {
     await writeFile(join(root, SERVICE, 'cgroup.controllers'), 'memory pids\n');
     const d = delegated(await find(`/${SERVICE}/app.slice/term.scope`));
+    await expect(createDelegatedCgroup('shares', { cpuShares: 512 }, d)).rejects.toThrow(/^the cpu controller is not delegated to this user/);
     await expect(createDelegatedCgroup('nocpu', { cpus: 1, pidsLimit: 5 }, d)).rejects.toThrow(
       `the cpu controller is not delegated to this user (${join(root, SERVICE)}/cgroup.controllers has: memory pids): add them with Delegate=cpu cpuset io memory pids in a drop-in for user@.service (/etc/systemd/system/user@.service.d/delegate.conf) and log in again`,
     );

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
-import { parseCpus, parseMemoryLimit, parsePidsLimit, parseShmSize, parseUlimit } from '../../host/limits.js';
+import { parseCpuShares, parseCpus, parseMemoryLimit, parsePidsLimit, parseShmSize, parseUlimit } from '../../host/limits.js';
 import { subidFilesFromEnv } from '../../host/id-ranges.js';
 import type { CreateOptions } from '../../containers/create.js';
 import { parseSecurityOpts } from '../../containers/security-opt.js';
@@ -44,6 +44,7 @@ export interface ContainerFlags {
   memory?: string;
   memorySwap?: string;
   cpus?: string;
+  cpuShares?: string;
   pidsLimit?: string;
   interactive?: boolean;
   tty?: boolean;
@@ -104,6 +105,7 @@ export function addContainerFlags(c: Command): Command {
     .option('-m, --memory <size>', 'memory limit (e.g. 64m); swap is not used beyond it')
     .option('--memory-swap <size>', 'memory plus swap limit (with -m; -1: unlimited swap; default: no swap)')
     .option('--cpus <n>', 'CPU limit (e.g. 0.5)')
+    .option('-c, --cpu-shares <n>', 'CPU shares (relative weight; 1024 is the default)')
     .option('--pids-limit <n>', 'maximum number of processes/threads')
     .option('-i, --interactive', 'keep stdin open and pass it to the container')
     .option('-t, --tty', 'allocate a pseudo-terminal')
@@ -191,6 +193,7 @@ export function containerOptions(ctx: CliContext, f: ContainerFlags, cpusAvailab
   const limits = parseRunLimits(f, cpusAvailable);
   const memorySwap = parseMemorySwap(f.memorySwap);
   checkMemorySwap(limits.memory, memorySwap);
+  const cpuShares = f.cpuShares === undefined ? undefined : parseCpuShares(f.cpuShares);
   const { restartPolicy, healthcheck } = parseKeeperFlags(f);
   parseSecurityOpts(f.securityOpt); // read again by createContainer: checked before anything is made
   if (f.stopSignal !== undefined) signalNumber(f.stopSignal);
@@ -221,6 +224,7 @@ export function containerOptions(ctx: CliContext, f: ContainerFlags, cpusAvailab
     macAddress: f.macAddress,
     ...limits,
     ...(memorySwap !== undefined ? { memorySwap } : {}),
+    ...(cpuShares !== undefined ? { cpuShares } : {}),
     interactive: f.interactive,
     tty: f.tty,
     entrypoint: f.entrypoint,

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
-import { parseCpus, parseMemoryLimit, parsePidsLimit } from '../../host/limits.js';
+import { parseCpuShares, parseCpus, parseMemoryLimit, parsePidsLimit } from '../../host/limits.js';
 import { updateContainer } from '../../containers/update.js';
 import { parseMemorySwap } from './container-flags.js';
 import { parseRestartPolicy } from '../../containers/restart-policy.js';
@@ -12,6 +12,7 @@ interface UpdateFlags {
   memory?: string;
   memorySwap?: string;
   cpus?: string;
+  cpuShares?: string;
   pidsLimit?: string;
   restart?: string;
 }
@@ -24,13 +25,17 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('-m, --memory <size>', 'memory limit (e.g. 64m); swap is not used beyond it')
     .option('--memory-swap <size>', 'memory plus swap limit (-1: unlimited swap)')
     .option('--cpus <n>', 'CPU limit (e.g. 0.5)')
+    .option('-c, --cpu-shares <n>', 'CPU shares (relative weight; 1024 is the default)')
     .option('--pids-limit <n>', 'maximum number of processes/threads (-1 or 0: unlimited)')
     .option('--restart <policy>', 'no, on-failure[:max-retries], always or unless-stopped')
     .action(async (names: string[], f: UpdateFlags) => {
+      // 0 leaves the weight as it is, as docker update does.
+      const cpuShares = f.cpuShares === undefined ? undefined : parseCpuShares(f.cpuShares);
       const limits = {
         ...(f.memory !== undefined ? { memory: parseMemoryLimit(f.memory, '--memory') } : {}),
         ...(f.memorySwap !== undefined ? { memorySwap: parseMemorySwap(f.memorySwap)! } : {}),
         ...(f.cpus !== undefined ? { cpus: parseCpus(f.cpus, availableParallelism(), '--cpus') } : {}),
+        ...(cpuShares !== undefined ? { cpuShares } : {}),
         // -1 or 0: no limit (parsePidsLimit's undefined), which update must say explicitly.
         ...(f.pidsLimit !== undefined ? { pidsLimit: parsePidsLimit(f.pidsLimit, '--pids-limit') ?? -1 } : {}),
       };
