@@ -12,15 +12,16 @@
  * V8 refused, e.g. from another Node version), so it holds the functions that command compiled and
  * no others: a cache of the whole bundle compiled eagerly took longer to load than the functions it
  * saved compiling. The files live beside the bundle, as trusted as the code itself
- * (never in a shared temporary directory, where another user could plant one) and are written only
- * when that directory is writable. V8 checks a cache against the source's length only, so the file
- * name carries the bundle's size and mtime, and the build clears the directory.
+ * (never in a shared temporary directory, where another user could plant one), or, for a user who
+ * cannot write there, in that user's own cache directory (codeCacheDirs). V8 checks a cache
+ * against the source's length only, so the file name carries the bundle's size and mtime, and the
+ * build clears the directory.
  *
  * `node dist/cli/main.js` runs the same program without the bundle.
  */
-import { access, closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { access, closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { Script } from 'node:vm';
 
 /**
@@ -81,6 +82,75 @@ export function sizeThreadPool(command: string, env: NodeJS.ProcessEnv, cores: (
     queueTask();
   } finally {
     delete env.UV_THREADPOOL_SIZE;
+  }
+}
+
+/**
+ * The directories a command's code cache is written to, in order (and read from in reverse, a
+ * user's own first). Beside the bundle first: whoever installed imgbuild writes there. A user who
+ * cannot (every rootless user of an installation root owns, including a rootless CLI re-run inside
+ * its user namespace, where that directory belongs to nobody) would compile its bundle from
+ * source in each of its two Node starts (docs/architecture.md, "Measurements"); it keeps its own
+ * under $XDG_CACHE_HOME (or ~/.cache)/imgbuild/code-cache, which only it and root can write. Root
+ * uses the first directory alone.
+ */
+export function codeCacheDirs(bundleDir: string, env: NodeJS.ProcessEnv, uid: number): string[] {
+  const shared = join(bundleDir, 'code-cache');
+  if (uid === 0 && !env.IMGBUILD_ROOTLESS) return [shared];
+  const base = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : env.HOME && isAbsolute(env.HOME) ? join(env.HOME, '.cache') : undefined;
+  return base ? [shared, join(base, 'imgbuild', 'code-cache')] : [shared];
+}
+
+/**
+ * The cache name of a command line: a non-root CLI that has not entered its user namespace yet
+ * (src/host/userns.ts) mostly only starts its re-run, which uses `command`'s cache; trained on so
+ * little, its own must not replace that one, so it is `user-<command>`.
+ */
+export function cacheName(command: string, env: NodeJS.ProcessEnv, uid: number): string {
+  return uid !== 0 && !env.IMGBUILD_ROOTLESS ? `user-${command}` : command;
+}
+
+/** Writes the files into `dir` (each through a temporary file and a rename); false if it cannot. */
+function writeCache(dir: string, files: [string, string | Buffer][]): boolean {
+  for (const [name, data] of files) {
+    const file = join(dir, name);
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      // Level by level, not `recursive`: Node's recursive mkdir spins for ever where mkdir fails
+      // with ENOENT under an existing parent (a cache directory set below /proc, say).
+      for (const d of [dirname(dirname(dir)), dirname(dir), dir]) {
+        try {
+          mkdirSync(d);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        }
+      }
+      writeFileSync(tmp, data);
+      renameSync(tmp, file);
+    } catch {
+      // A read-only directory: the next one, or no cache.
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // nothing was written
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * A user's cache directory keeps one version of each cache (the build clears the shared one):
+ * writing `name-<key>` drops the other `name-*` files.
+ */
+function pruneCache(dir: string, name: string, key: string): void {
+  try {
+    for (const f of readdirSync(dir)) {
+      if (f.startsWith(`${name}-v`) && !f.startsWith(`${name}${key}.`)) unlinkSync(join(dir, f));
+    }
+  } catch {
+    // another process pruned it meanwhile
   }
 }
 
@@ -155,10 +225,21 @@ function start(): void {
   const st = fstatSync(fd);
   const source = readFileSync(fd, 'latin1'); // ASCII only (scripts/build.mjs)
   closeSync(fd);
-  const cacheDir = join(__dirname, 'code-cache');
-  const cacheBase = join(cacheDir, `${command}-${process.version}-${process.arch}-${st.size}-${Math.trunc(st.mtimeMs)}`);
-  const cacheFile = `${cacheBase}.bin`;
-  const builtinsFile = `${cacheBase}.builtins`;
+  const uid = process.getuid?.() ?? 0;
+  const cacheDirs = codeCacheDirs(__dirname, process.env, uid);
+  const name = cacheName(command, process.env, uid);
+  const cacheKey = `-${process.version}-${process.arch}-${st.size}-${Math.trunc(st.mtimeMs)}`;
+  /** `file` from the user's own cache directory, else from the shared one. */
+  const readCache = (file: string): Buffer | undefined => {
+    for (const dir of [...cacheDirs].reverse()) {
+      try {
+        return readFileSync(join(dir, file));
+      } catch {
+        // not made yet, or not there
+      }
+    }
+    return undefined;
+  };
   const http = HTTP_COMMANDS.has(command);
   if (http) {
     // undici parses HTTP with llhttp compiled to WebAssembly, whose huge state-machine function V8
@@ -170,12 +251,7 @@ function start(): void {
     // Node's own modules have code caches built under the default flags, so a module first loaded
     // after the change is compiled from source: the modules this command loaded on its last run
     // (listed beside its code cache) are loaded first.
-    let preload: string[] = [];
-    try {
-      preload = readFileSync(builtinsFile, 'utf8').split('\n').filter(Boolean);
-    } catch {
-      // not made yet
-    }
+    const preload = readCache(`${name}${cacheKey}.builtins`)?.toString('utf8').split('\n').filter(Boolean) ?? [];
     for (const m of preload) {
       try {
         require(`node:${m}`);
@@ -187,12 +263,7 @@ function start(): void {
     v8.setFlagsFromString('--liftoff-only');
     if (TRANSFER_COMMANDS.has(command)) v8.setFlagsFromString(TRANSFER_FLAGS);
   }
-  let cachedData: Buffer | undefined;
-  try {
-    cachedData = readFileSync(cacheFile);
-  } catch {
-    cachedData = undefined; // not made yet
-  }
+  const cachedData = readCache(`${name}${cacheKey}.bin`);
   // The same wrapper Node gives a CommonJS module, so the bundle sees require, module, __filename.
   const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: bundle,
@@ -200,21 +271,12 @@ function start(): void {
   });
   if (cachedData === undefined || script.cachedDataRejected) {
     process.once('exit', () => {
-      const files: [string, string | Buffer][] = [[cacheFile, script.createCachedData()]];
-      if (http) files.push([builtinsFile, `${loadedBuiltins((process as unknown as { moduleLoadList: string[] }).moduleLoadList).join('\n')}\n`]);
-      for (const [file, data] of files) {
-        const tmp = `${file}.${process.pid}.tmp`;
-        try {
-          mkdirSync(cacheDir, { recursive: true });
-          writeFileSync(tmp, data);
-          renameSync(tmp, file);
-        } catch {
-          // A read-only installation runs without a cache.
-          try {
-            unlinkSync(tmp);
-          } catch {
-            // nothing was written
-          }
+      const files: [string, string | Buffer][] = [[`${name}${cacheKey}.bin`, script.createCachedData()]];
+      if (http) files.push([`${name}${cacheKey}.builtins`, `${loadedBuiltins((process as unknown as { moduleLoadList: string[] }).moduleLoadList).join('\n')}\n`]);
+      for (const dir of cacheDirs) {
+        if (writeCache(dir, files)) {
+          if (dir !== cacheDirs[0]) pruneCache(dir, name, cacheKey);
+          break;
         }
       }
     });
