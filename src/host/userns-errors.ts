@@ -10,7 +10,7 @@
  * judged after a failure from unshare's words, asked again with its stderr kept.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface UsernsSysctls {
@@ -28,8 +28,10 @@ export interface MapHelper {
 
 /** The kernel's settings (synchronous: three small /proc reads, before a re-exec). */
 export function readUsernsSysctls(procSys = '/proc/sys'): UsernsSysctls {
+  // existsSync first: a thrown ENOENT costs far more than the read (a kernel without the setting).
   const num = (p: string): number | undefined => {
     try {
+      if (!existsSync(join(procSys, p))) return undefined;
       const t = readFileSync(join(procSys, p), 'utf8');
       return /^\d+/.test(t.trim()) ? Number.parseInt(t, 10) : undefined;
     } catch {
@@ -67,11 +69,7 @@ export function preflightMessage(o: { user: string; unshare: boolean; helpers: M
 /** The first `name` in PATH (a file), or undefined. */
 export function inPath(name: string, path = process.env.PATH ?? ''): string | undefined {
   for (const dir of path.split(':').filter(Boolean)) {
-    try {
-      if (statSync(join(dir, name)).isFile()) return join(dir, name);
-    } catch {
-      // not in this dir
-    }
+    if (statSync(join(dir, name), { throwIfNoEntry: false })?.isFile()) return join(dir, name);
   }
   return undefined;
 }
