@@ -49,7 +49,9 @@ function report(e: unknown): number {
  * a running container (exec, signals) must start from the host, the owner of every container's
  * user namespace, to enter it.
  */
-const OUTSIDE_NAMESPACE: ReadonlySet<string> = new Set(['', 'version', 'help', 'login', 'logout', 'images', 'exec', 'stop', 'kill', 'logs', 'ps', 'wait', 'inspect']);
+// `cp` starts outside too: a running container's files are reached only from its own user
+// namespace, which the command learns once it has found the container (UserNamespaceNeeded).
+const OUTSIDE_NAMESPACE: ReadonlySet<string> = new Set(['', 'version', 'help', 'login', 'logout', 'images', 'exec', 'stop', 'kill', 'logs', 'ps', 'wait', 'inspect', 'cp']);
 
 /** The command word of a command line (after global options; `--root` takes a value). */
 function commandOf(args: string[]): string {
@@ -122,6 +124,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof ExitError) return e.exitCode;
+    const { UserNamespaceNeeded, reexecInUserNamespace } = await import('../host/userns.js');
+    if (e instanceof UserNamespaceNeeded) {
+      const again = [process.execPath, ...process.execArgv, argv[1]!, ...argv.slice(2)];
+      return reexecInUserNamespace(again, process.env, ctx.root(), process.stderr, e.pid !== undefined ? { enter: e.pid } : {});
+    }
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       if (e.exitCode === 0) return 0;

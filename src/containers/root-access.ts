@@ -10,6 +10,7 @@
  */
 import { readFile, rmdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import { UserNamespaceNeeded } from '../host/userns.js';
 import { makeTempMountDir, mountAll, sweepTempMounts, unmount } from '../snapshots/mount.js';
 import { ContainerStateError } from './errors.js';
 import { withFrozen } from './freeze.js';
@@ -56,14 +57,23 @@ export function inVolume(rec: ContainerRecord, rel: string): string | undefined 
   return undefined;
 }
 
-/** Runs `fn` with the container's filesystem reachable at a host path (see the module comment). */
+/**
+ * Runs `fn` with the container's filesystem reachable at a host path (see the module comment).
+ * A rootless CLI outside any user namespace (as the user itself) is asked to run again in the
+ * running container's namespace, the only one whose processes may open its `/proc/<pid>/root`
+ * (a fresh one with the same mapping is a sibling, refused), or in a fresh one to mount a stopped
+ * container's layers; nothing has been read or written yet when it is.
+ */
 export async function withContainerRoot<T>(root: string, rec: ContainerRecord, o: LifecycleOptions, fn: (r: ContainerRoot) => Promise<T>): Promise<T> {
+  const outside = (process.getuid?.() ?? 0) !== 0;
   if (rec.state.status === 'running') {
     const pid = await containerPid(rec, o);
     if (!pid) throw new ContainerStateError(rec.id, `container ${rec.name} has no running process`);
+    if (outside) throw new UserNamespaceNeeded(pid);
     const path = `/proc/${pid}/root`;
     return withFrozen(root, rec, o, async () => fn({ path, running: true, pseudo: await pseudoMounts(pid, path) }));
   }
+  if (outside) throw new UserNamespaceNeeded();
   return whileStopped(root, rec, async () => {
     const spec = await readSpec(root, rec.id);
     const dir = await makeTempMountDir('rootfs');

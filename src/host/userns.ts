@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { ImgbuildError } from '../errors.js';
 import { findMapHelper, inPath, preflightMessage, readUsernsSysctls, unshareStderr, usernsFailureMessage, type MapHelper } from './userns-errors.js';
 
 export const ROOTLESS_ENV = 'IMGBUILD_ROOTLESS';
@@ -53,6 +54,28 @@ export interface Reexec {
   args: string[];
   /** Said once on stderr when the mapping had to fall back to the user's own id alone. */
   warning?: string;
+}
+
+/**
+ * Thrown by a rootless command that started outside any user namespace (as the user itself) once
+ * it knows which namespace its work needs: the user namespace of the running container whose
+ * process is `pid` (its files are reached through /proc/<pid>/root, which only a process of that
+ * namespace may open), or a fresh one when `pid` is undefined. The CLI runs itself again there.
+ */
+export class UserNamespaceNeeded extends ImgbuildError {
+  constructor(readonly pid?: number) {
+    super('INTERNAL', pid === undefined ? 'this command must run in a user namespace' : `this command must run in the user namespace of process ${pid}`);
+    this.name = 'UserNamespaceNeeded';
+  }
+}
+
+/**
+ * The command line that runs `argv` in the user namespace of the process `pid` (a running rootless
+ * container): nsenter(1) makes the caller, who owns that namespace, its root; a mount namespace of
+ * its own follows, so that whatever it mounts stays private.
+ */
+export function nsenterCommand(pid: number, argv: string[]): string[] {
+  return ['nsenter', `--target=${pid}`, '--user', '--', 'unshare', '--mount', '--propagation', 'private', '--', ...argv];
 }
 
 /** The unshare(1) command line that runs `argv` in the user's namespace. */
@@ -115,9 +138,16 @@ export function announceStarted(env: NodeJS.ProcessEnv = process.env): void {
  * terminal sends reach both processes (one process group); SIGTERM sent to this one is passed on.
  * When unshare fails before the CLI starts, one line says what is missing (userns-errors.ts).
  */
-export function reexecInUserNamespace(argv: string[], env: NodeJS.ProcessEnv, root: string, stderr: NodeJS.WritableStream): Promise<number> {
-  const { args, warning } = unshareCommand(argv);
-  const mapsRanges = warning === undefined;
+export function reexecInUserNamespace(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  root: string,
+  stderr: NodeJS.WritableStream,
+  o: { enter?: number } = {},
+): Promise<number> {
+  const { args, warning } = o.enter !== undefined ? { args: nsenterCommand(o.enter, argv), warning: undefined } : unshareCommand(argv);
+  // Entering a container's namespace maps nothing: the helpers matter only to a fresh one.
+  const mapsRanges = warning === undefined && o.enter === undefined;
   const helpers = mapsRanges ? [findMapHelper('newuidmap', env.PATH), findMapHelper('newgidmap', env.PATH)] : [];
   const refused = preflightMessage({ user: userName(), unshare: inPath('unshare', env.PATH) !== undefined, helpers, sysctls: readUsernsSysctls() });
   if (refused) {
@@ -141,8 +171,8 @@ export function reexecInUserNamespace(argv: string[], env: NodeJS.ProcessEnv, ro
       const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
       stderr.write(
         missing
-          ? 'imgbuild: FAILED_PRECONDITION: unshare is not installed (not found in PATH): install the util-linux package; a user other than root needs it to make imgbuild\'s user namespace\n'
-          : `imgbuild: FAILED_PRECONDITION: cannot start unshare(1) for a user namespace: ${e.message}\n`,
+          ? `imgbuild: FAILED_PRECONDITION: ${args[0]} is not installed (not found in PATH): install the util-linux package; a user other than root needs it to make imgbuild's user namespace\n`
+          : `imgbuild: FAILED_PRECONDITION: cannot start ${args[0]}(1) for a user namespace: ${e.message}\n`,
       );
       resolve(125);
     });

@@ -22,7 +22,10 @@ function readOnlyStack(rootfs: Mount[]): Mount | undefined {
   const upper = opt('upperdir');
   const lower = opt('lowerdir');
   if (!upper || !lower) return undefined;
-  return { type: 'overlay', source: 'overlay', options: ['ro', 'index=off', 'redirect_dir=off', 'metacopy=off', `lowerdir=${upper}:${lower}`], ...(m.cwd ? { cwd: m.cwd } : {}) };
+  // The snapshotter's own options stay (`userxattr` in a user namespace, where overlay may not
+  // read trusted.* xattrs and refuses the mount without it).
+  const kept = m.options.filter((x) => !/^(lowerdir|upperdir|workdir)=/.test(x));
+  return { type: 'overlay', source: 'overlay', options: ['ro', ...kept, `lowerdir=${upper}:${lower}`], ...(m.cwd ? { cwd: m.cwd } : {}) };
 }
 
 /** Writes the flattened rootfs to `out` (a file appears complete or not at all). */
