@@ -14,6 +14,13 @@
  * xattrs never leave the machine. Within a directory, whiteouts come before the other children
  * (image-spec layer.md: whiteouts SHOULD appear before sibling entries).
  *
+ * 'fuse-overlayfs' mode reads a fuse-overlayfs upper dir, which marks the same changes in the forms
+ * its privileges allow (fuse-overlayfs 1.x create_whiteout, set_fd_opaque): a deletion is a char
+ * device 0:0 or, where mknod is refused, an empty `.wh.<name>` file; an opaque directory gets a
+ * `.wh..wh..opq` file, an xattr (`trusted.overlay.opaque`, else `user.fuseoverlayfs.opaque`) and,
+ * where mknod works, a char 0:0 named `.wh..opq` (the whiteout of that name). Each form becomes
+ * the one entry overlay mode writes for it, so both upper dirs of one change give one layer.
+ *
  * The stream is pull-driven (Readable.from over a generator): nothing is read from disk until the
  * consumer asks, so memory stays at one read chunk whatever the tree size.
  *
@@ -29,7 +36,7 @@ import { ImgbuildError, throwIfAborted } from '../errors.js';
 import { END_OF_ARCHIVE, encodeHeader, paddingFor, type EntryType, type TarHeader } from './format.js';
 
 export interface PackOptions {
-  mode: 'overlay' | 'plain';
+  mode: 'overlay' | 'fuse-overlayfs' | 'plain';
   sourceDateEpoch?: number;
   /**
    * Absolute paths whose contents are left out (a container's /proc and /sys mounts, for `cp`): a
@@ -53,9 +60,14 @@ export class PackError extends ImgbuildError {
 
 const READ_CHUNK = 1024 * 1024;
 const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'];
+const FUSE_OPAQUE_XATTRS = [...OPAQUE_XATTRS, 'user.fuseoverlayfs.opaque'];
+/** fuse-overlayfs's opaque marker file, and the name whose char 0:0 whiteout marks the same. */
+const OPAQUE_FILE = '.wh..wh..opq';
+const OPAQUE_WHITEOUT_NAME = '.wh..opq';
 
 function isOverlayPrivateXattr(name: string): boolean {
-  return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
+  // user.fuseoverlayfs.* and user.containers.* are fuse-overlayfs's own (origin, opaque, stat overrides).
+  return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.') || name.startsWith('user.fuseoverlayfs.') || name.startsWith('user.containers.');
 }
 
 /** Linux dev_t split (glibc gnu_dev_major/minor). */
@@ -90,8 +102,18 @@ function readXattrs(path: string): Map<string, Buffer> {
   return out;
 }
 
-function isOpaque(path: string): boolean {
-  for (const x of OPAQUE_XATTRS) {
+function isOpaque(path: string, fuse: boolean): boolean {
+  if (fuse) {
+    for (const n of [OPAQUE_FILE, OPAQUE_WHITEOUT_NAME]) {
+      try {
+        lstatSync(join(path, n));
+        return true;
+      } catch {
+        // absent: try the next form
+      }
+    }
+  }
+  for (const x of fuse ? FUSE_OPAQUE_XATTRS : OPAQUE_XATTRS) {
     try {
       if (getAttributeSync(path, x).toString() === 'y') return true;
     } catch {
@@ -116,7 +138,8 @@ function byteCompare(a: string, b: string): number {
 }
 
 async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGenerator<Buffer> {
-  const overlay = opts.mode === 'overlay';
+  const fuse = opts.mode === 'fuse-overlayfs';
+  const overlay = opts.mode === 'overlay' || fuse;
   const sde = opts.sourceDateEpoch;
   const clamp = (st: Stats): number => {
     const t = Math.floor(st.mtimeMs / 1000);
@@ -155,10 +178,17 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
     }
     const whiteouts: { name: string; st: Stats }[] = [];
     const others: { name: string; st: Stats }[] = [];
+    const whitedOut = new Set<string>();
     for (const name of names) {
       const st = lstatSync(join(abs, name));
-      if (overlay && st.isCharacterDevice() && st.rdev === 0) whiteouts.push({ name, st });
-      else others.push({ name, st });
+      // fuse-overlayfs's opaque markers were written as the directory's own entry (isOpaque).
+      if (fuse && (name === OPAQUE_FILE || (name === OPAQUE_WHITEOUT_NAME && st.isCharacterDevice() && st.rdev === 0))) continue;
+      const target = overlay && st.isCharacterDevice() && st.rdev === 0 ? name : fuse && st.isFile() && name.startsWith('.wh.') ? name.slice(4) : undefined;
+      if (target === undefined) others.push({ name, st });
+      else if (!whitedOut.has(target)) {
+        whitedOut.add(target);
+        whiteouts.push({ name: target, st });
+      }
     }
     whiteouts.sort((a, b) => byteCompare(a.name, b.name));
     others.sort((a, b) => byteCompare(a.name, b.name));
@@ -183,7 +213,7 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
   async function* one(p: string, r: string, st: Stats, type: EntryType): AsyncGenerator<Buffer> {
     if (type === 'dir') {
       yield encodeHeader(header(r, st, 'dir', { xattrs: readXattrs(p) }));
-      if (overlay && isOpaque(p)) yield encodeHeader(whiteoutHeader(`${r}/.wh..wh..opq`, clamp(st)));
+      if (overlay && isOpaque(p, fuse)) yield encodeHeader(whiteoutHeader(`${r}/.wh..wh..opq`, clamp(st)));
       yield* walk(p, r);
       return;
     }
