@@ -1,42 +1,40 @@
 /**
- * The snapshotter a build uses: overlay where overlayfs can be mounted, else the copying vfs
- * snapshotter (snapshots/vfs.ts) that needs no mount at all (an unprivileged container), or the
- * one `--storage-driver` names. Both have their layers packed into and unpacked from the store.
+ * The snapshotter a build uses: the one `--storage-driver` names, else the first of the chain
+ * that works here (snapshots/drivers.ts): overlay, fuse-overlayfs where the kernel refuses, or the
+ * copying vfs snapshotter that needs no mount at all (an unprivileged container). All have their
+ * layers packed into and unpacked from the store.
  */
-import { ImgbuildError } from '../errors.js';
 import { OverlayUnsupportedError } from '../snapshots/errors.js';
 import { OverlaySnapshotter } from '../snapshots/overlay.js';
 import { diffSnapshot } from '../snapshots/diff.js';
+import { chooseDriver, openDriver, type StorageDriver } from '../snapshots/drivers.js';
 import { unpackImage } from '../snapshots/unpack.js';
 import { VfsSnapshotter } from '../snapshots/vfs.js';
 import { diffVfsSnapshot } from '../snapshots/vfs-diff.js';
-import { overlayRoot, vfsRoot } from '../store/paths.js';
 import type { OciStore } from '../store/store.js';
 import type { BuildSnapshotter } from './dispatch/seams.js';
 
-export type StorageDriver = 'overlay' | 'vfs';
+export { parseStorageDriver, type StorageDriver } from '../snapshots/drivers.js';
 
-export function parseStorageDriver(v: string): StorageDriver {
-  if (v === 'overlay' || v === 'vfs') return v;
-  throw new ImgbuildError('INVALID_ARGUMENT', `invalid storage driver ${JSON.stringify(v)}: overlay or vfs`);
-}
-
-/** Opens the build's snapshotter: `driver`, or overlay when it mounts here and vfs otherwise. */
+/** Opens the build's snapshotter: `driver`, or the first of the chain that works here. */
 export async function openBuildSnapshotter(
   store: OciStore,
   root: string,
   o: { driver?: StorageDriver; signal?: AbortSignal } = {},
 ): Promise<BuildSnapshotter & { driver: StorageDriver }> {
   const so = o.signal ? { signal: o.signal } : {};
-  if (o.driver !== 'vfs') {
+  let { driver } = await chooseDriver(root, o.driver);
+  for (;;) {
     try {
-      return { ...overlayBuildSnapshotter(store, await OverlaySnapshotter.open(overlayRoot(root), so)), driver: 'overlay' };
+      const sn = await openDriver(root, driver, so);
+      return { ...(sn instanceof VfsSnapshotter ? vfsBuildSnapshotter(store, sn) : overlayBuildSnapshotter(store, sn)), driver };
     } catch (e) {
-      // Asked for overlay by name: its failure is the answer.
-      if (o.driver === 'overlay' || !(e instanceof OverlayUnsupportedError)) throw e;
+      // Asked for by name: its failure is the answer. Chosen by a cached probe that no longer
+      // holds (a module unloaded): the next of the chain.
+      if (o.driver !== undefined || !(e instanceof OverlayUnsupportedError) || driver === 'vfs') throw e;
+      driver = driver === 'overlay' ? 'fuse-overlayfs' : 'vfs';
     }
   }
-  return { ...vfsBuildSnapshotter(store, await VfsSnapshotter.open(vfsRoot(root), so)), driver: 'vfs' };
 }
 
 function overlayBuildSnapshotter(store: OciStore, sn: OverlaySnapshotter): BuildSnapshotter {

@@ -5,7 +5,11 @@
  */
 
 export interface Mount {
-  type: 'overlay' | 'bind' | 'tmpfs' | 'proc' | 'sysfs' | 'devpts' | 'mqueue';
+  /**
+   * `fuse.fuse-overlayfs` is a snapshotter's rootfs that a userspace daemon serves: the host
+   * mounts it (snapshots/mount.ts) and the sandbox gets a bind of it, never this entry itself.
+   */
+  type: 'overlay' | 'bind' | 'tmpfs' | 'proc' | 'sysfs' | 'devpts' | 'mqueue' | 'fuse.fuse-overlayfs';
   source: string;
   target?: string;
   options: string[];

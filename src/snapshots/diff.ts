@@ -16,6 +16,7 @@ import { packDir } from '../tar/pack.js';
 import { OverlaySnapshotter, overlayRoot } from './overlay.js';
 import { OverlayUnsupportedError } from './errors.js';
 import { VfsSnapshotter, vfsRoot } from './vfs.js';
+import { fuseOverlayRoot } from '../store/paths.js';
 import type { SnapshotInfo } from './snapshotter.js';
 import { isStaleUnpack } from './unpack.js';
 
@@ -33,7 +34,12 @@ export async function diffSnapshot(
   },
 ): Promise<LayerBlob> {
   const upper = await sn.upperDir(key);
-  const tar = packDir(upper, { mode: 'overlay', sourceDateEpoch: opts.sourceDateEpoch, signal: opts.signal, ...(opts.fromHostIds ? { fromHostIds: opts.fromHostIds } : {}) });
+  const tar = packDir(upper, {
+    mode: sn.kind === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlay',
+    sourceDateEpoch: opts.sourceDateEpoch,
+    signal: opts.signal,
+    ...(opts.fromHostIds ? { fromHostIds: opts.fromHostIds } : {}),
+  });
   const o: Parameters<typeof writeLayerBlob>[2] = { compression: opts.compression, signal: opts.signal };
   if (opts.format !== undefined) o.format = opts.format;
   return writeLayerBlob(store, tar, o);
@@ -87,6 +93,7 @@ export async function pruneImageSnapshots(store: OciStore, opts: { signal?: Abor
   let keep: Set<string> | undefined;
   for (const [dir, open] of [
     [overlayRoot(store.root), (d: string) => OverlaySnapshotter.open(d, so)],
+    [fuseOverlayRoot(store.root), (d: string) => OverlaySnapshotter.open(d, { ...so, kind: 'fuse-overlayfs' })],
     // Builds where overlay cannot be mounted keep whole-rootfs copies here (vfs.ts).
     [vfsRoot(store.root), (d: string) => VfsSnapshotter.open(d, so)],
   ] as const) {

@@ -16,12 +16,14 @@ import { makeTempMountDir, mountAll, unmount } from './mount.js';
 
 /** A rootfs as one read-only overlay of all its layer dirs (upper first). */
 function readOnlyStack(rootfs: Mount[]): Mount | undefined {
-  const m = rootfs.find((x) => x.type === 'overlay');
+  const m = rootfs.find((x) => x.type === 'overlay' || x.type === 'fuse.fuse-overlayfs');
   if (!m) return undefined;
   const opt = (k: string): string | undefined => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
   const upper = opt('upperdir');
   const lower = opt('lowerdir');
   if (!upper || !lower) return undefined;
+  // fuse-overlayfs with lower dirs alone serves them read-only.
+  if (m.type === 'fuse.fuse-overlayfs') return { type: m.type, source: m.source, options: [`lowerdir=${upper}:${lower}`], ...(m.cwd ? { cwd: m.cwd } : {}) };
   // The snapshotter's own options stay (`userxattr` in a user namespace, where overlay may not
   // read trusted.* xattrs and refuses the mount without it).
   const kept = m.options.filter((x) => !/^(lowerdir|upperdir|workdir)=/.test(x));

@@ -8,7 +8,7 @@
  * under the one-page limit of mount data (containerd's compactLowerdirOption idea).
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, realpath, rmdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { throwIfAborted, InvalidArgumentError } from '../errors.js';
@@ -75,12 +75,23 @@ function destinationOf(m: Mount, target: string): string {
 }
 
 async function mountOne(m: Mount, dest: string, signal?: AbortSignal): Promise<void> {
+  if (m.cwd !== undefined && !isAbsolute(m.cwd)) throw new InvalidArgumentError(`mount cwd must be absolute: ${m.cwd}`);
+  if (m.type === 'fuse.fuse-overlayfs') {
+    // A filesystem in user space: its daemon mounts it (in this mount namespace) and serves it
+    // until it is unmounted; umount(8) ends it like any other mount.
+    const r = await run('fuse-overlayfs', ['-o', m.options.join(','), dest], { cwd: m.cwd, signal }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return { status: 127, stderr: 'fuse-overlayfs is not installed (Debian package fuse-overlayfs)' };
+      throw e;
+    });
+    // (It warns about options it ignores on success: only the status says whether it mounted.)
+    if (r.status !== 0) throw new MountError(dest, r.status, r.stderr.split('\n').filter((l) => !/^unknown argument ignored/.test(l)).join('\n'));
+    return;
+  }
   const args: string[] = [];
   const bind = m.type === 'bind' || m.options.includes('bind') || m.options.includes('rbind');
   if (!bind) args.push('-t', m.type);
   if (m.options.length > 0) args.push('-o', m.options.join(','));
   args.push(m.source, dest);
-  if (m.cwd !== undefined && !isAbsolute(m.cwd)) throw new InvalidArgumentError(`mount cwd must be absolute: ${m.cwd}`);
   const r = await run('mount', args, { cwd: m.cwd, signal });
   // mount(8) itself turns `bind,ro` into a bind plus a read-only remount.
   if (r.status !== 0) throw new MountError(dest, r.status, r.stderr);
@@ -161,4 +172,66 @@ export async function sweepTempMounts(): Promise<string[]> {
     removed.push(dir);
   }
   return removed;
+}
+
+/** A rootfs as the sandbox takes it, and the undoing of what was mounted for it (sandboxRootfs). */
+export interface SandboxRootfs {
+  rootfs: Mount[];
+  /**
+   * Called once the sandbox's process exists (its mount namespace holds its own copy): lazily
+   * unmounts this process's copy. Idempotent; a no-op when nothing was mounted.
+   */
+  detach(): Promise<void>;
+  /** Unmounts at once (the sandbox has ended: ours is the last copy, so its data is flushed). */
+  release(): Promise<void>;
+}
+
+/**
+ * Where a fuse-overlayfs rootfs is mounted for a sandbox: `<snapshot>/merged`, beside its upper
+ * dir, for a writable one. That directory must outlive the container: removing a mount point
+ * detaches the mounts on it in every namespace (Linux >= 3.18), the container's own included. It
+ * goes with the snapshot, when nothing can use it any more.
+ */
+function mergedDirOf(m: Mount): string | undefined {
+  const upper = m.options.find((o) => o.startsWith('upperdir='))?.slice('upperdir='.length);
+  if (upper === undefined || m.cwd === undefined) return undefined;
+  return join(resolve(m.cwd, upper), '..', 'merged');
+}
+
+/**
+ * The rootfs a sandbox can mount itself. A fuse-overlayfs rootfs needs its daemon, which only the
+ * host can start: it is mounted here (mergedDirOf) and the sandbox binds that. Once the sandbox
+ * runs, `detach` drops this process's copy, so the container's mount namespace holds the last one:
+ * when its last process is gone the mount goes with it and the daemon ends by itself, detached or
+ * not, without anyone left to unmount it (the daemon lives in our namespace: were our copy kept, it
+ * would keep itself alive). Any other rootfs passes through at no cost.
+ */
+export async function sandboxRootfs(rootfs: Mount[], o: { signal?: AbortSignal } = {}): Promise<SandboxRootfs> {
+  const fuse = rootfs.find((m) => m.type === 'fuse.fuse-overlayfs');
+  if (!fuse) return { rootfs, detach: async () => {}, release: async () => {} };
+  const merged = mergedDirOf(fuse);
+  const dir = merged ?? (await makeTempMountDir('rootfs'));
+  if (merged) await mkdir(merged, { recursive: true });
+  try {
+    await mountAll(rootfs, dir, o);
+  } catch (e) {
+    await rmdir(dir).catch(() => {});
+    throw e;
+  }
+  let done = false;
+  return {
+    rootfs: [{ type: 'bind', source: dir, options: ['rbind', 'rw'] }],
+    detach: async () => {
+      if (done) return;
+      done = true;
+      for (const p of (await mountPointsUnder(dir)).reverse()) await run('umount', ['-l', p]);
+    },
+    release: async () => {
+      if (done) return;
+      done = true;
+      await unmount(dir);
+      // The sandbox is gone: nothing mounts on it any more (a committed snapshot keeps no merged dir).
+      await rmdir(dir).catch(() => {});
+    },
+  };
 }

@@ -34,6 +34,7 @@ import { OverlayUnsupportedError, SnapshotNotFoundError, SnapshotStateError } fr
 import { parentIdsOf, type SnapshotRecord } from './metadata.js';
 import { mountPointsUnder, unmount } from './mount.js';
 import { probeOverlay, PROBE_DIR } from './probe.js';
+import { fuseOverlayMount, probeFuseOverlay } from './fuse-probe.js';
 import { diskUsage, RecordedSnapshotter } from './records.js';
 import type { InitLayer, PrepareOptions, ProbeResult, SnapshotOptions, Snapshotter } from './snapshotter.js';
 
@@ -44,8 +45,13 @@ const MAX_LOWERS = 500;
 /** Where a store keeps its overlay snapshots (image layers and containers alike). */
 export { overlayRoot } from '../store/paths.js';
 
+/** What mounts an overlay snapshotter's layers: the kernel, or fuse-overlayfs where the kernel refuses. */
+export type OverlayKind = 'overlay' | 'fuse-overlayfs';
+
 export interface OverlayOpenOptions {
   signal?: AbortSignal;
+  /** `fuse-overlayfs`: the same layout under its own root, mounted by the fuse-overlayfs binary. */
+  kind?: OverlayKind;
   /** Re-run the overlay probe instead of trusting `<root>/probe.json`. */
   reprobe?: boolean;
 }
@@ -62,6 +68,7 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
   private constructor(
     root: string,
     readonly probe: ProbeResult,
+    readonly kind: OverlayKind,
   ) {
     super(root);
   }
@@ -71,9 +78,10 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
     // (`--root ./store`) once, against the cwd of the caller.
     const root = resolve(rootArg);
     await mkdir(join(root, 'snapshots'), { recursive: true });
-    const probe = await probeOverlay(root, { refresh: opts.reprobe ?? false });
-    if (!probe.supported) throw new OverlayUnsupportedError(probe);
-    const sn = new OverlaySnapshotter(root, probe);
+    const kind = opts.kind ?? 'overlay';
+    const probe = await (kind === 'fuse-overlayfs' ? probeFuseOverlay : probeOverlay)(root, { refresh: opts.reprobe ?? false });
+    if (!probe.supported) throw new OverlayUnsupportedError(probe, `${kind === 'overlay' ? 'overlayfs' : kind} is not usable here: ${probe.reason ?? 'unknown reason'}`);
+    const sn = new OverlaySnapshotter(root, probe, kind);
     await sn.cleanup(opts.signal);
     return sn;
   }
@@ -188,23 +196,25 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
     if (rec.kind === 'active') {
       const lowers = [...(rec.init ? [`${rec.id}/init`] : []), ...parentIds.map((id) => `${id}/fs`)];
       if (lowers.length === 0) return [{ type: 'bind', source: abs(rec.id), options: ['rbind', 'rw'] }];
-      return [this.overlay(lowers, [`upperdir=${rec.id}/fs`, `workdir=${rec.id}/work`])];
+      return [this.overlay(lowers, { upperdir: `${rec.id}/fs`, workdir: `${rec.id}/work` })];
     }
     // Read-only: a view shows its parent chain; a committed snapshot shows itself and its parents.
     const chain = rec.kind === 'committed' ? [rec.id, ...parentIds] : parentIds;
     if (chain.length === 0) return [{ type: 'bind', source: abs(rec.id), options: ['rbind', 'ro'] }];
     if (chain.length === 1) return [{ type: 'bind', source: abs(chain[0]!), options: ['rbind', 'ro'] }];
-    return [this.overlay(chain.map((id) => `${id}/fs`), [])];
+    return [this.overlay(chain.map((id) => `${id}/fs`))];
   }
 
-  private overlay(lowers: string[], upper: string[]): Mount {
+  private overlay(lowers: string[], upper?: { upperdir: string; workdir: string }): Mount {
+    // fuse-overlayfs takes its options on its command line: no page limit, no kernel stack depth.
+    if (this.kind === 'fuse-overlayfs') return fuseOverlayMount(lowers, this.snapshotsDir, upper);
     if (lowers.length > 1 && !this.probe.multipleLowers) {
       throw new OverlayUnsupportedError(this.probe, 'this kernel\'s overlayfs takes only one lowerdir');
     }
     if (lowers.length > MAX_LOWERS) {
       throw new ImgbuildError('INVALID_ARGUMENT', `${lowers.length} layers exceed overlayfs' limit of ${MAX_LOWERS} lower dirs`);
     }
-    const options = [...this.probe.options, `lowerdir=${lowers.join(':')}`, ...upper];
+    const options = [...this.probe.options, `lowerdir=${lowers.join(':')}`, ...(upper ? [`upperdir=${upper.upperdir}`, `workdir=${upper.workdir}`] : [])];
     const data = options.join(',');
     if (data.length > MOUNT_DATA_LIMIT) {
       throw new ImgbuildError('INVALID_ARGUMENT', `${lowers.length} layers need ${data.length} bytes of mount options, over the ${MOUNT_DATA_LIMIT}-byte limit`);
@@ -257,7 +267,7 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
     const doc = await this.meta.read();
     for (const r of Object.values(doc.snapshots)) {
       if (r.kind !== 'committed') continue;
-      for (const sub of ['init', 'work']) {
+      for (const sub of ['init', 'work', 'merged']) {
         const p = join(this.dirOf(r.id), sub);
         if (await lstat(p).then(() => true, () => false)) {
           await rm(p, { recursive: true, force: true });

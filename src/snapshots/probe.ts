@@ -25,7 +25,8 @@ const PROBE_FILE = 'probe.json';
 /** The probe's scratch dir, `probe-<pid>-XXXXXX`: named by its process, so a killed probe's is found. */
 export const PROBE_DIR = /^probe-(\d+)-[A-Za-z0-9]{6}$/;
 
-async function inInitialUserNamespace(): Promise<boolean> {
+/** False inside a user namespace (a rootless CLI), where overlay keeps its xattrs in `user.*`. */
+export async function inInitialUserNamespace(): Promise<boolean> {
   try {
     const map = (await readFile('/proc/self/uid_map', 'utf8')).trim().split(/\s+/);
     return map[0] === '0' && map[1] === '0' && map[2] === '4294967295';

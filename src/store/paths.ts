@@ -61,6 +61,8 @@ export const cacheMountsDir = (root: string): string => join(root, 'cache', 'mou
 
 /** `<root>/overlay`: the overlay snapshotter's root. */
 export const overlayRoot = (root: string): string => join(root, 'overlay');
+/** `<root>/fuse-overlayfs`: the snapshots mounted through fuse-overlayfs where the kernel refuses overlay (snapshots/fuse-overlay.ts). */
+export const fuseOverlayRoot = (root: string): string => join(root, 'fuse-overlayfs');
 /** `<root>/vfs`: the copying snapshotter's root, used where overlay cannot be mounted (snapshots/vfs.ts). */
 export const vfsRoot = (root: string): string => join(root, 'vfs');
 /** `<root>/containers`: a directory per container. */

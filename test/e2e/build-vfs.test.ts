@@ -123,6 +123,6 @@ describe('vfs snapshotter', () => {
     const ctx = await writeContext(tmp.dir, 'ctx-bad', { Dockerfile: 'FROM busybox\n' });
     const r = await runCli(['build', '--storage-driver', 'zfs', ctx], { root });
     expect(r.code).not.toBe(0);
-    expect(r.stderr.trim()).toBe('imgbuild: INVALID_ARGUMENT: invalid storage driver "zfs": overlay or vfs');
+    expect(r.stderr.trim()).toBe('imgbuild: INVALID_ARGUMENT: invalid storage driver "zfs": overlay, fuse-overlayfs or vfs');
   });
 });

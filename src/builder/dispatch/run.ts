@@ -8,7 +8,7 @@ import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { runSandbox } from '../../sandbox/sandbox.js';
-import { mountAll, unmount } from '../../snapshots/mount.js';
+import { mountAll, sandboxRootfs, unmount, type SandboxRootfs } from '../../snapshots/mount.js';
 import type { BindMount, Run } from '../frontend/instructions.js';
 import { planCopy, planDigest, type SourceTree } from './copy.js';
 import { resolveInRoot, resolveProcessUser } from './fs-root.js';
@@ -155,7 +155,11 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
       // The step's namespace, veth and lease go in the finally, whatever happened.
       const nets = env.networks ?? new StepNetworks(env.tmpDir, { spare: false, ...(env.signal ? { signal: env.signal } : {}) });
       const net = await nets.acquire(mode);
+      // A fuse-overlayfs rootfs is mounted here for the step and unmounted after it (the sandbox
+      // binds it); any other passes through.
+      let live: SandboxRootfs | undefined;
       try {
+        live = await sandboxRootfs(active.mounts, env.signal ? { signal: env.signal } : {});
         const files = await networkFiles(join(scratch, 'etc'), {
           hosts: hostsFile(sandbox.hostname, sandbox.extraHosts, net.gateway),
           resolvConf: await stepResolvConf(mode, sandbox.dns),
@@ -163,7 +167,7 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
         });
         const range = env.idRange ? await env.idRange.get() : undefined;
         const plain = sandboxSpec({
-          rootfs: active.mounts,
+          rootfs: live.rootfs,
           args,
           env: [...stepEnv, ...prepared.env],
           cwd: workdir,
@@ -195,6 +199,8 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
         if (nets !== env.networks) await nets.close();
         if (prepared.secretDir) await rm(prepared.secretDir, { recursive: true, force: true });
         await Promise.all((prepared.agents ?? []).map((a) => a.close()));
+        // The step's processes are gone: ours is the last copy, unmounted now, its data flushed.
+        await live?.release();
       }
     } finally {
       for (const v of viewKeys.splice(0)) {
