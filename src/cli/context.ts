@@ -8,6 +8,8 @@ import type { OciStore, StoreOpening } from '../store/store.js';
 export interface CliContext {
   /** The store root after `--root` / IMGBUILD_ROOT / default resolution. */
   root(): string;
+  /** The global `--storage-driver`, else $IMGBUILD_STORAGE_DRIVER: what new containers and builds use (undefined: chosen by probe). */
+  storageDriver(): string | undefined;
   /** Opens the image store lazily (creating it on first use). */
   store(): Promise<OciStore>;
   /** The same store's opening, for a command that can start before a new root is laid out. */

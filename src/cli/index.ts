@@ -11,7 +11,7 @@ import { commandGroups, groupFor, registerGroup } from './groups.js';
 import { IMGBUILD_VERSION } from './about.js';
 
 /** Program-level options that take a value (their value is not the command name). */
-const VALUE_OPTIONS = new Set(['--root']);
+const VALUE_OPTIONS = new Set(['--root', '--storage-driver']);
 
 /**
  * Which commands' modules a command line needs (groups aside: see groups.ts): `[name]` for `imgbuild [--root D] name ...`,
@@ -41,11 +41,12 @@ export function commandsFor(args: readonly string[]): string[] | undefined {
   return version ? [] : undefined;
 }
 
-export function buildProgram(ctx: CliContext, setRoot: (root: string | undefined) => void): Command {
+export function buildProgram(ctx: CliContext, setGlobals: (g: { root?: string; storageDriver?: string }) => void): Command {
   const program = new Command('imgbuild')
     .description('daemonless container image builder and runner')
     .version(IMGBUILD_VERSION)
     .option('--root <dir>', 'store root (default: $IMGBUILD_ROOT, /var/lib/imgbuild as root, else $XDG_DATA_HOME/imgbuild)')
+    .option('--storage-driver <name>', 'storage driver of new containers and builds: overlay, fuse-overlayfs or vfs (builds only) (default: $IMGBUILD_STORAGE_DRIVER, else the first that works here)')
     .exitOverride()
     // Options after a command's operands belong to the container's command (`run busybox sh -c`,
     // `exec ctr ls -l`): those commands pass them through, which needs positional options here.
@@ -57,7 +58,7 @@ export function buildProgram(ctx: CliContext, setRoot: (root: string | undefined
       outputError: () => {},
     });
   program.hook('preAction', (thisCommand) => {
-    setRoot(thisCommand.opts<{ root?: string }>().root);
+    setGlobals(thisCommand.opts<{ root?: string; storageDriver?: string }>());
   });
   // Commands are registered when the command line is known: parseAsync loads the modules it needs
   // first. (The synchronous `parse` is not supported: command modules load asynchronously.)

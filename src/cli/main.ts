@@ -56,7 +56,7 @@ const OUTSIDE_NAMESPACE: ReadonlySet<string> = new Set(['', 'version', 'help', '
 /** The command word of a command line (after global options; `--root` takes a value). */
 function commandOf(args: string[]): string {
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--root') i++;
+    if (args[i] === '--root' || args[i] === '--storage-driver') i++;
     else if (!args[i]!.startsWith('-')) return args[i]!;
   }
   return '';
@@ -100,10 +100,12 @@ async function main(argv: string[]): Promise<number> {
   }
 
   let root: string | undefined;
+  let storageDriver: string | undefined;
   let opening: Promise<import('../store/store.js').StoreOpening> | undefined;
   const { defaultRoot } = await import('../store/paths.js');
   const ctx: CliContext = {
     root: () => root ?? defaultRoot(process.env),
+    storageDriver: () => storageDriver ?? (process.env.IMGBUILD_STORAGE_DRIVER || undefined),
     opening: () => {
       opening ??= import('../store/store.js').then((m) => m.OciStore.begin(ctx.root()));
       return opening;
@@ -116,8 +118,9 @@ async function main(argv: string[]): Promise<number> {
     isTTY: Boolean(process.stdout.isTTY),
   };
   const { buildProgram, CommanderError } = await import('./index.js');
-  const program = buildProgram(ctx, (r) => {
-    root = r;
+  const program = buildProgram(ctx, (g) => {
+    root = g.root;
+    storageDriver = g.storageDriver;
   });
   try {
     await program.parseAsync(argv);

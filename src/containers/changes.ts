@@ -46,8 +46,14 @@ async function lowerStat(lowers: string[], rel: string): Promise<Stats | undefin
   return undefined;
 }
 
-function isOpaque(path: string): boolean {
-  return ['trusted.overlay.opaque', 'user.overlay.opaque'].some((x) => {
+/** fuse-overlayfs's markers of an opaque dir, beside the xattrs (tar/pack.ts 'fuse-overlayfs'). */
+const FUSE_OPAQUE_MARKERS = new Set(['.wh..wh..opq', '.wh..opq']);
+
+async function isOpaque(path: string, fuse: boolean): Promise<boolean> {
+  if (fuse) {
+    for (const n of FUSE_OPAQUE_MARKERS) if (await lstatOrUndef(join(path, n))) return true;
+  }
+  return ['trusted.overlay.opaque', 'user.overlay.opaque', ...(fuse ? ['user.fuseoverlayfs.opaque'] : [])].some((x) => {
     try {
       return getAttributeSync(path, x).toString() === 'y';
     } catch {
@@ -56,8 +62,12 @@ function isOpaque(path: string): boolean {
   });
 }
 
-/** The changes in `upper` against `lowers` (topmost first), skipping the paths in `exclude`. */
-export async function upperChanges(upper: string, lowers: string[], exclude: Set<string> = new Set()): Promise<Change[]> {
+/**
+ * The changes in `upper` against `lowers` (topmost first), skipping the paths in `exclude`. A
+ * fuse-overlayfs upper dir (`fuse`) may also mark a deletion with a `.wh.<name>` file and an
+ * opaque dir with marker entries, which are not changes of their own.
+ */
+export async function upperChanges(upper: string, lowers: string[], exclude: Set<string> = new Set(), fuse = false): Promise<Change[]> {
   const out: Change[] = [];
   async function walk(rel: string, added: boolean): Promise<void> {
     const names = await readdir(join(upper, rel));
@@ -65,6 +75,12 @@ export async function upperChanges(upper: string, lowers: string[], exclude: Set
       const r = `${rel}/${name}`;
       const abs = join(upper, r);
       const st = await lstat(abs);
+      if (fuse && FUSE_OPAQUE_MARKERS.has(name)) continue;
+      if (fuse && st.isFile() && name.startsWith('.wh.')) {
+        const gone = `${rel}/${name.slice(4)}`;
+        if (!exclude.has(gone) && !added) out.push({ kind: 'D', path: gone });
+        continue;
+      }
       const keep = !exclude.has(r);
       if (isWhiteout(st)) {
         if (keep && !added) out.push({ kind: 'D', path: r });
@@ -78,7 +94,7 @@ export async function upperChanges(upper: string, lowers: string[], exclude: Set
       }
       const unchangedDir = st.isDirectory() && below.isDirectory() && st.mtimeMs === below.mtimeMs;
       if (keep && !unchangedDir) out.push({ kind: 'C', path: r });
-      if (st.isDirectory()) await walk(r, !below.isDirectory() || isOpaque(abs));
+      if (st.isDirectory()) await walk(r, !below.isDirectory() || (await isOpaque(abs, fuse)));
     }
   }
   await walk('', false);
@@ -90,10 +106,11 @@ export async function containerChanges(root: string, nameOrId: string, o: Lifecy
   const rec = await getContainer(root, nameOrId, o);
   const spec = await readSpec(root, rec.id);
   const [upper, ...lowers] = layerDirs(spec.rootfs);
-  if (!upper || !spec.rootfs.some((m) => m.type === 'overlay')) return [];
+  const fuse = spec.rootfs.some((m) => m.type === 'fuse.fuse-overlayfs');
+  if (!upper || !(fuse || spec.rootfs.some((m) => m.type === 'overlay'))) return [];
   const exclude = new Set<string>(RUNTIME_FILES);
   for (const b of rec.hostConfig.binds) exclude.add(posix.normalize(`/${b.destination}`));
   for (const t of rec.hostConfig.tmpfs) exclude.add(posix.normalize(`/${t.destination}`));
   for (const v of rec.hostConfig.volumes ?? []) exclude.add(posix.normalize(`/${v.destination}`));
-  return upperChanges(upper, lowers, exclude);
+  return upperChanges(upper, lowers, exclude, fuse);
 }

@@ -8,7 +8,7 @@ import { findImage, writeImage } from '../store/images.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import type { ContainerConfig, Descriptor, ImageConfig } from '../image/types.js';
 import { diffSnapshot } from '../snapshots/diff.js';
-import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
+import { containerSnapshotter, driverOf } from './snapshotter.js';
 import { InvalidArgumentError } from '../errors.js';
 import { withFrozen } from './freeze.js';
 import { emitContainerEvent } from './events.js';
@@ -106,7 +106,7 @@ export async function commitContainer(
   const root = store.root;
   const rec = await getContainer(root, nameOrId, o);
   const base = await findImage(store, rec.image);
-  const sn = await OverlaySnapshotter.open(overlayRoot(root), { signal: o.signal });
+  const sn = await containerSnapshotter(root, driverOf(rec), { signal: o.signal });
   // A running container is frozen while its upper dir is read, so the layer is one moment's state
   // (withFrozen names us as the holder: if we are killed meanwhile, the next reader thaws it).
   const diff = (): ReturnType<typeof diffSnapshot> => diffSnapshot(store, sn, rec.snapshotKey, {

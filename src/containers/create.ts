@@ -14,7 +14,9 @@ import type { Descriptor, HealthConfig } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
 import { chainIds, imageId } from '../image/model.js';
 import { findImage } from '../store/images.js';
-import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
+import type { OverlaySnapshotter } from '../snapshots/overlay.js';
+import type { StorageDriver } from '../snapshots/drivers.js';
+import { newContainerSnapshotter } from './snapshotter.js';
 import { unpackImage } from '../snapshots/unpack.js';
 import { hostname as osHostname } from 'node:os';
 import { containerResolvConf, type HostDnsSource } from '../host/resolv-conf.js';
@@ -157,8 +159,10 @@ export interface CreateOptions {
   userns?: string;
   /** Where `--userns=auto` reads the subordinate ranges (default /etc/subuid and /etc/subgid). */
   subidFiles?: SubidFiles;
-  /** An already open snapshotter of this root (saves re-opening it). */
+  /** An already open snapshotter of this root (saves re-opening it); its kind is the container's driver. */
   snapshotter?: OverlaySnapshotter;
+  /** `--storage-driver`: overlay or fuse-overlayfs (default: overlay where it mounts, else fuse-overlayfs). */
+  storageDriver?: StorageDriver;
   signal?: AbortSignal;
 }
 
@@ -248,7 +252,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   const workdir = o.workdir ?? (cfg.WorkingDir || '/');
   if (!workdir.startsWith('/')) throw new InvalidArgumentError(`the working directory ${JSON.stringify(workdir)} is not absolute`);
 
-  const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root), { signal: o.signal }));
+  const sn = o.snapshotter ?? (await newContainerSnapshotter(root, o.storageDriver, { signal: o.signal }));
   const ownStartTime = procStartTime(process.pid);
   const topP = unpacked(store, sn, img.manifest.layers, img.config.rootfs.diff_ids, o.signal);
   topP.catch(() => {}); // awaited below, after the name is reserved
@@ -389,7 +393,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
       imageId: imageId(img),
       parentChainId: top,
       snapshotKey: key,
-      isolation: currentIsolation(o.userns !== undefined ? { userns: o.userns } : {}),
+      isolation: currentIsolation({ snapshotter: sn.kind === 'overlay' ? 'overlayfs' : 'fuse-overlayfs', ...(o.userns !== undefined ? { userns: o.userns } : {}) }),
       created: new Date().toISOString(),
       config: {
         ...cfg,

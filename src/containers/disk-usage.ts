@@ -6,7 +6,7 @@
  */
 import type { Digest } from '../image/digest.js';
 import { chainIds, imageId } from '../image/model.js';
-import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
+import { existingContainerSnapshotters, snapshotUsage } from './snapshotter.js';
 import { listImages } from '../store/images.js';
 import type { OciStore } from '../store/store.js';
 import { imageUsers } from './images.js';
@@ -43,7 +43,8 @@ export interface DiskUsage {
 
 export async function diskUsage(store: OciStore, o: { signal?: AbortSignal } = {}): Promise<DiskUsage> {
   const root = store.root;
-  const sn = await OverlaySnapshotter.open(overlayRoot(root), o.signal ? { signal: o.signal } : {}).catch(() => undefined);
+  const sns = await existingContainerSnapshotters(root, o).catch(() => []);
+  const sn = sns.length > 0 ? { usage: async (key: string) => ({ size: await snapshotUsage(sns, key) }) } : undefined;
   const users = await imageUsers(root);
   // Every piece of an image: blobs by digest, unpacked layers by chain id, with their sizes.
   const pieceSize = new Map<string, number>();

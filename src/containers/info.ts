@@ -9,11 +9,14 @@ import { detectCgroupVersion } from '../host/cgroups.js';
 import { findDelegation } from '../host/rootless-cgroup.js';
 import { probeOverlay } from '../snapshots/probe.js';
 import { overlayRoot } from '../snapshots/overlay.js';
+import { probeFuseOverlay } from '../snapshots/fuse-probe.js';
+import { chooseDriver, type StorageDriver } from '../snapshots/drivers.js';
+import { fuseOverlayRoot } from '../store/paths.js';
 import { listImages } from '../store/images.js';
 import type { OciStore } from '../store/store.js';
 import { imageId } from '../image/model.js';
 import { listContainers } from './list.js';
-import { hostIsolation, type HostIsolation } from './isolation.js';
+import { hostIsolation, type HostIsolation, type SnapshotterName } from './isolation.js';
 import { rootlessIds } from '../host/userns.js';
 import { probeRootlessNetwork } from '../host/rootless-network.js';
 
@@ -50,28 +53,39 @@ async function operatingSystem(): Promise<string> {
   return 'Linux';
 }
 
-export async function systemInfo(store: OciStore, o: { signal?: AbortSignal } = {}): Promise<SystemInfo> {
+/** `info`'s Driver, DriverStatus and Snapshotter: the driver a new container or build gets, and why. */
+async function storageInfo(root: string, requested?: StorageDriver): Promise<{ DriverStatus: [string, string][]; Snapshotter: SnapshotterName }> {
+  const choice = await chooseDriver(root, requested);
+  const { driver } = choice;
+  const probe = driver === 'vfs' ? undefined : (choice.probes[driver] ?? (await (driver === 'overlay' ? probeOverlay(overlayRoot(root)) : probeFuseOverlay(fuseOverlayRoot(root))).catch(() => undefined)));
+  const refused = (['overlay', 'fuse-overlayfs'] as const).flatMap((d) => {
+    const p = choice.probes[d];
+    return p && !p.supported ? [[`${d} refused`, p.reason ?? 'unknown reason'] as [string, string]] : [];
+  });
+  const status: [string, string][] =
+    driver === 'vfs'
+      ? [['Status', 'containers need overlay or fuse-overlayfs; builds copy each step\'s rootfs (vfs)']]
+      : [
+          ['Backing Filesystem', `${driver === 'overlay' ? 'overlay' : 'fuse-overlayfs'} upper and work dirs under the store root`],
+          ['Supports d_type', 'true'],
+          ['Native Overlay Diff', String(driver === 'overlay')],
+          ['userxattr', String(probe?.userxattr ?? false)],
+          ...(driver === 'overlay' ? [['Mount Options', (probe?.options ?? []).join(',') || '(none)'] as [string, string]] : [['Mount Program', 'fuse-overlayfs'] as [string, string]]),
+        ];
+  return { DriverStatus: [...status, ...refused], Snapshotter: driver === 'overlay' ? 'overlayfs' : driver };
+}
+
+export async function systemInfo(store: OciStore, o: { signal?: AbortSignal; storageDriver?: StorageDriver } = {}): Promise<SystemInfo> {
   const root = store.root;
-  const [containers, images, probe, cgroupVersion, os] = await Promise.all([
+  const [containers, images, storage, cgroupVersion, os] = await Promise.all([
     listContainers(root, o),
     listImages(store),
-    probeOverlay(overlayRoot(root)).catch(() => undefined),
+    storageInfo(root, o.storageDriver),
     detectCgroupVersion().catch(() => undefined),
     operatingSystem(),
   ]);
   const byState = (s: string): number => containers.filter((c) => (c.state.status as string) === s).length;
   const ids = new Set(images.flatMap((li) => (li.image ? [imageId(li.image)] : [])));
-  // Where overlayfs cannot be mounted (an unprivileged pod) builds use the copying vfs snapshotter.
-  const overlay = probe?.supported === true;
-  const driverStatus: [string, string][] = overlay
-    ? [
-        ['Backing Filesystem', 'overlay upper and work dirs under the store root'],
-        ['Supports d_type', 'true'],
-        ['Native Overlay Diff', 'true'],
-        ['userxattr', String(probe.userxattr ?? false)],
-        ['Mount Options', (probe.options ?? []).join(',') || '(none)'],
-      ]
-    : [['Status', `overlayfs is not usable here${probe?.reason ? ` (${probe.reason})` : ''}: builds copy each step's rootfs (vfs)`]];
   const rootlessUser = rootlessIds();
   const rootless = rootlessUser !== undefined;
   const delegation = rootless && cgroupVersion === 2 ? await findDelegation({ version: 2, hostUid: rootlessUser.uid }) : undefined;
@@ -79,7 +93,7 @@ export async function systemInfo(store: OciStore, o: { signal?: AbortSignal } = 
   const isolation = hostIsolation({
     rootless,
     ...(rootlessNetwork ? { rootlessNetworkCmd: rootlessNetwork } : {}),
-    snapshotter: overlay ? 'overlayfs' : 'vfs',
+    snapshotter: storage.Snapshotter,
     ...(cgroupVersion ? { cgroupVersion } : {}),
     ...(delegation?.delegated ? { cgroupDelegation: { path: delegation.dir, controllers: delegation.controllers } } : {}),
   });
@@ -89,7 +103,7 @@ export async function systemInfo(store: OciStore, o: { signal?: AbortSignal } = 
     ContainersPaused: byState('paused'),
     ContainersStopped: containers.length - byState('running') - byState('paused'),
     Images: ids.size,
-    DriverStatus: driverStatus,
+    DriverStatus: storage.DriverStatus,
     ...isolation,
     KernelVersion: release(),
     OperatingSystem: os,

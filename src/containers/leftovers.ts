@@ -8,7 +8,8 @@ import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Cgroup, listGroups } from '../host/cgroups.js';
 import { listNetnsIds, netnsPathOf, networkStateDir, removeIdleBridge } from '../host/network.js';
-import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
+import type { OverlaySnapshotter } from '../snapshots/overlay.js';
+import { existingContainerSnapshotters } from './snapshotter.js';
 import { sweepTempMounts } from '../snapshots/mount.js';
 import { sweepLocks, sweepTempFiles } from '../atomic.js';
 import { claimOf, DEFAULT_CLAIMS_DIR, unclaimId } from './claims.js';
@@ -95,12 +96,13 @@ export async function pruneLeftovers(root: string, o: LifecycleOptions = {}): Pr
 
   // Snapshots: listed before the directories are looked at again, so that a container created
   // meanwhile (its directory is made before its snapshot) is never taken for a missing one.
-  const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root)));
-  const keys: string[] = [];
-  await sn.walk((i) => {
-    if (/^ctr-[0-9a-f]{64}$/.test(i.key)) keys.push(i.key);
-  });
-  for (const key of keys) {
+  const keys: [OverlaySnapshotter, string][] = [];
+  for (const sn of await existingContainerSnapshotters(root, o)) {
+    await sn.walk((i) => {
+      if (/^ctr-[0-9a-f]{64}$/.test(i.key)) keys.push([sn, i.key]);
+    });
+  }
+  for (const [sn, key] of keys) {
     if (await hasTrace(root, key.slice(4))) continue;
     await attempt(async () => {
       const gone = await sn.remove(key).then(

@@ -4,7 +4,7 @@
  * their writable layers held.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
+import { containerSnapshotter, driverOf } from './snapshotter.js';
 import { listContainers } from './list.js';
 import { isSameProcess } from './proc.js';
 import type { ContainerRecord } from './record.js';
@@ -63,13 +63,13 @@ export function pruneFilter(filters: readonly string[], now = Date.now()): (r: C
 
 export async function pruneStoppedContainers(root: string, o: LifecycleOptions & { filters?: readonly string[] } = {}): Promise<PruneResult> {
   const keep = pruneFilter(o.filters ?? []);
-  const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root)));
   const out: PruneResult = { removed: [], bytes: 0 };
   for (const r of await listContainers(root, o)) {
     // Waiting for its keeper's restart counts as running, as in docker.
     if (r.state.status === 'running' || r.state.restarting || !keep(r)) continue;
     // A container being created (or started) right now by a live process is not garbage.
     if (r.state.status === 'created' && r.state.monitorPid !== process.pid && (await isSameProcess(r.state.monitorPid, r.state.monitorStartTime))) continue;
+    const sn = await containerSnapshotter(root, driverOf(r), o);
     const size = (await sn.usage(r.snapshotKey).catch(() => ({ size: 0 }))).size;
     out.removed.push(await removeContainer(root, r.id, { ...o, snapshotter: sn, force: true }));
     out.bytes += size;

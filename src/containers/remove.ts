@@ -5,7 +5,7 @@
  * directory, then the claim on the id.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
+import { containerSnapshotter, driverOf, existingContainerSnapshotters, type ContainerDriver } from './snapshotter.js';
 import { unmount } from '../snapshots/mount.js';
 import { unclaimId } from './claims.js';
 import { releaseContainerIds } from './userns.js';
@@ -60,7 +60,7 @@ export async function removeContainer(
   const releasing = releaseResources(rec, o);
   const removeSnapshot = (async () => {
     if (rec.state.status === 'running') await releasing; // never pull a layer from under live processes
-    await removeSnapshotOf(root, rec.id, o, rec.snapshotKey);
+    await removeSnapshotOf(root, rec.id, o, rec.snapshotKey, driverOf(rec));
   })();
   await Promise.all([releasing, removeSnapshot]);
   // The watcher (monitor or a foreground run) goes once the container has; give it a moment.
@@ -78,11 +78,14 @@ export async function removeContainer(
   return rec.id;
 }
 
-async function removeSnapshotOf(root: string, id: string, o: LifecycleOptions, key = snapshotKey(id)): Promise<void> {
-  const sn = o.snapshotter ?? (await OverlaySnapshotter.open(overlayRoot(root)));
-  await sn.remove(key).catch((e: unknown) => {
-    if ((e as { code?: string }).code !== 'NOT_FOUND') throw e;
-  });
+/** Removes the container's snapshot from its driver, or from every driver when its record is unreadable. */
+async function removeSnapshotOf(root: string, id: string, o: LifecycleOptions, key = snapshotKey(id), driver?: ContainerDriver): Promise<void> {
+  const sns = driver ? [await containerSnapshotter(root, driver, o)] : await existingContainerSnapshotters(root, o);
+  for (const sn of sns) {
+    await sn.remove(key).catch((e: unknown) => {
+      if ((e as { code?: string }).code !== 'NOT_FOUND') throw e;
+    });
+  }
 }
 
 /** rm of a container whose record cannot be read: by id, with -f when anything still runs in it. */

@@ -12,7 +12,7 @@ export function layerDirs(rootfs: Mount[]): string[] {
   for (const m of rootfs) {
     const base = m.cwd ?? '/';
     const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
-    if (m.type === 'overlay') {
+    if (m.type === 'overlay' || m.type === 'fuse.fuse-overlayfs') {
       const opt = (k: string): string | undefined => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
       const upper = opt('upperdir');
       if (upper) dirs.push(abs(upper));
@@ -62,7 +62,7 @@ async function entryType(rootfs: Mount[], path: string): Promise<'dir' | 'symlin
  */
 export async function ensureRootfsDir(rootfs: Mount[], path: string, owner?: { uid: number; gid: number }): Promise<void> {
   const upper = layerDirs(rootfs)[0];
-  const isOverlay = rootfs.some((m) => m.type === 'overlay');
+  const isOverlay = rootfs.some((m) => m.type === 'overlay' || m.type === 'fuse.fuse-overlayfs');
   if (!upper || !isOverlay) return;
   const parts = posix.normalize(path).split('/').filter(Boolean);
   let cur = '';

@@ -3,7 +3,8 @@
  * status) or detached under its monitor, and remove it afterwards when asked (`autoRemove`).
  */
 import { ImgbuildError, InvalidArgumentError } from '../errors.js';
-import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
+import type { OverlaySnapshotter } from '../snapshots/overlay.js';
+import { newContainerSnapshotter } from './snapshotter.js';
 import type { OciStore } from '../store/store.js';
 import { abandonCreate, createContainer, type CreateOptions } from './create.js';
 import { parseMacAddress, parseNetworkFlag } from './network-options.js';
@@ -62,7 +63,7 @@ export async function runContainer(store: OciStore, o: RunOptions): Promise<RunR
   checkRunOptions(o);
   const root = store.root;
   const dirs: LifecycleOptions = { cgroupRoot: o.cgroupRoot, networkStateDir: o.networkStateDir, claimsDir: o.claimsDir };
-  const snOpening = o.snapshotter ? Promise.resolve(o.snapshotter) : OverlaySnapshotter.open(overlayRoot(root), { signal: o.signal });
+  const snOpening = o.snapshotter ? Promise.resolve(o.snapshotter) : newContainerSnapshotter(root, o.storageDriver, { signal: o.signal });
   snOpening.catch(() => {}); // awaited below
   // Device flags are read first: a bad one fails before anything is made.
   const deviceRules = o.privileged || o.devices?.length || o.deviceCgroupRules?.length ? deviceSettings(o).rules : undefined;

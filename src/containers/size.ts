@@ -3,7 +3,7 @@
  * sees, that layer and its image's unpacked layers (SizeRootFs, "virtual").
  */
 import { chainIds, imageId } from '../image/model.js';
-import { OverlaySnapshotter, overlayRoot } from '../snapshots/overlay.js';
+import { existingContainerSnapshotters, snapshotUsage } from './snapshotter.js';
 import { listImages } from '../store/images.js';
 import type { OciStore } from '../store/store.js';
 import type { ContainerRecord } from './record.js';
@@ -15,9 +15,9 @@ export interface ContainerSize {
 
 export async function containerSizes(store: OciStore, records: readonly ContainerRecord[], o: { signal?: AbortSignal } = {}): Promise<Map<string, ContainerSize>> {
   const out = new Map<string, ContainerSize>();
-  const sn = await OverlaySnapshotter.open(overlayRoot(store.root), o.signal ? { signal: o.signal } : {}).catch(() => undefined);
-  if (!sn) return out;
-  const usage = async (key: string): Promise<number> => (await sn.usage(key).catch(() => ({ size: 0 }))).size;
+  const sns = await existingContainerSnapshotters(store.root, o).catch(() => []);
+  if (sns.length === 0) return out;
+  const usage = (key: string): Promise<number> => snapshotUsage(sns, key);
   // An image's unpacked size: the sum of its layers' snapshots, each counted once per image.
   const wanted = new Set(records.map((r) => r.imageId));
   const imageSize = new Map<string, number>();

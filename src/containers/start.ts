@@ -11,6 +11,7 @@ import type { Cgroup } from '../host/cgroups.js';
 import { runSandbox, startDetached } from '../sandbox/sandbox.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import type { RootlessNetwork } from '../host/rootless-network.js';
+import { sandboxRootfs, type SandboxRootfs } from '../snapshots/mount.js';
 import type { OciStore } from '../store/store.js';
 import { AbortedError } from '../errors.js';
 import { finish, mapStartError, normaliseExit } from './exit.js';
@@ -39,17 +40,21 @@ export async function startForeground(
   let spec: SandboxSpec;
   let cg: Cgroup;
   let rn: RootlessNetwork | undefined;
+  let live: SandboxRootfs;
   // Our own start time (the record names us as the container's watcher) is read meanwhile.
   const monitorStartTime = procStartTime(process.pid);
   try {
     ({ spec, cgroup: cg, rootlessNetwork: rn } = await acquireResources(root, rec, o));
+    ({ spec, live } = await withLiveRootfs(spec, o.signal));
   } catch (e) {
+    rn?.close();
     await releaseResources(rec, o).catch(() => {});
     await abandonStart(root, claim, e as Error);
     throw e;
   }
   if (o.signal?.aborted) {
     rn?.close();
+    await live.detach().catch(() => {});
     await releaseResources(rec, o).catch(() => {});
     const err = new AbortedError('interrupted before the container started', { cause: o.signal.reason });
     await abandonStart(root, claim, err);
@@ -102,6 +107,7 @@ export async function startForeground(
         const { pid } = info;
         // The sandbox holds the namespace and the lifeline now.
         rn?.close();
+        void live.detach().catch(() => {});
         io.onStart?.(info); // the caller's hook too (a terminal's resize)
         recorded = (async () => {
           const [pidStartTime, ownStartTime] = await Promise.all([procStartTime(pid), monitorStartTime]);
@@ -143,6 +149,7 @@ export async function startForeground(
     throw err;
   } finally {
     rn?.close();
+    await live.detach().catch(() => {});
     ended = true;
     o.signal?.removeEventListener('abort', onAbort);
     if (killTimer) clearTimeout(killTimer);
@@ -179,9 +186,12 @@ export async function startContainer(store: OciStore, nameOrId: string, o: Lifec
   const id = rec.id;
   let spec: SandboxSpec;
   let rn: RootlessNetwork | undefined;
+  let live: SandboxRootfs;
   try {
     ({ spec, rootlessNetwork: rn } = await acquireResources(root, rec, o));
+    ({ spec, live } = await withLiveRootfs(spec, o.signal));
   } catch (e) {
+    rn?.close();
     await releaseResources(rec, o).catch(() => {});
     await abandonStart(root, claim, e as Error);
     throw e;
@@ -197,6 +207,7 @@ export async function startContainer(store: OciStore, nameOrId: string, o: Lifec
       seccompCacheDir: seccompCacheDir(root),
     });
   } catch (e) {
+    await live.detach().catch(() => {});
     await releaseResources(rec, o).catch(() => {});
     const err = mapStartError(e, spec.process.args[0] ?? '');
     await abandonStart(root, claim, err);
@@ -204,6 +215,7 @@ export async function startContainer(store: OciStore, nameOrId: string, o: Lifec
   } finally {
     rn?.close();
   }
+  await live.detach().catch(() => {});
   const updated = await updateRecord(root, id, async (r) => {
     r.cgroup = rec.cgroup;
     r.network = rec.network;
@@ -222,4 +234,13 @@ export async function startContainer(store: OciStore, nameOrId: string, o: Lifec
   });
   await emitContainerEvent(root, rec, 'start');
   return updated!;
+}
+
+/**
+ * The spec with a rootfs the sandbox can mount itself (snapshots/mount.ts sandboxRootfs: a
+ * fuse-overlayfs rootfs is mounted here and bound); `live.detach` once its process exists.
+ */
+async function withLiveRootfs(spec: SandboxSpec, signal?: AbortSignal): Promise<{ spec: SandboxSpec; live: SandboxRootfs }> {
+  const live = await sandboxRootfs(spec.rootfs, signal ? { signal } : {});
+  return { spec: live.rootfs === spec.rootfs ? spec : { ...spec, rootfs: live.rootfs }, live };
 }

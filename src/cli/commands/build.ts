@@ -74,7 +74,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--target <stage>', 'build this stage (and what it needs) only')
     .option('--no-cache', 'do not use the build cache')
     .option('--pull', 'always pull base images', false)
-    .option('--storage-driver <name>', 'snapshotter for the build: overlay, or vfs (copies, needs no mount); default overlay where it can be mounted, else vfs')
+    .option('--storage-driver <name>', 'snapshotter for the build: overlay, fuse-overlayfs or vfs (copies, needs no mount); default the global --storage-driver, else the first of them that works here')
     .option('--progress <mode>', 'progress output: auto, tty, plain or quiet', 'auto')
     .option('--secret <id=,src=>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--ssh <default|id[=socket|key[,key]]>', 'an ssh agent (socket, or key files) for RUN --mount=type=ssh and git over ssh (repeatable)', collect, [])
@@ -140,7 +140,7 @@ export default function register(program: Command, ctx: CliContext): void {
           ...(f.target ? { target: f.target } : {}),
           noCache: !f.cache,
           pull: f.pull,
-          ...(f.storageDriver ? { storageDriver: parseStorageDriver(f.storageDriver) } : {}),
+          ...((f.storageDriver ?? ctx.storageDriver()) ? { storageDriver: parseStorageDriver((f.storageDriver ?? ctx.storageDriver())!) } : {}),
           secrets: f.secret.map(parseSecretFlag),
           ssh: f.ssh.map(parseSshFlag),
           buildContexts: f.buildContext,

@@ -2,6 +2,7 @@
  * The flags `run` and `create` share (Docker's `run` is `create` + `start`): defined once here, and
  * turned into the container's CreateOptions once, so the two commands cannot drift apart.
  */
+import { parseStorageDriver } from '../../snapshots/drivers.js';
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
@@ -199,7 +200,9 @@ export function containerOptions(ctx: CliContext, f: ContainerFlags, cpusAvailab
   if (f.stopSignal !== undefined) signalNumber(f.stopSignal);
   const stopTimeout = parseStopTimeout(f.stopTimeout);
   const shmSize = f.shmSize === undefined ? undefined : parseShmSize(f.shmSize);
+  const driver = ctx.storageDriver();
   return {
+    ...(driver !== undefined ? { storageDriver: parseStorageDriver(driver) } : {}),
     name: f.name,
     env: f.env,
     envFiles: f.envFile,

@@ -3,6 +3,7 @@
  * of containers and images, storage driver and snapshotter, cgroups, kernel, OS, rootless, and the
  * registries configured (those with credentials in the Docker config, and the default one).
  */
+import { parseStorageDriver } from '../../snapshots/drivers.js';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
@@ -31,7 +32,7 @@ export default function register(program: Command, ctx: CliContext): void {
       const { systemInfo } = await import('../../containers/info.js');
       const { securityOptionLines } = await import('../../containers/isolation.js');
       const store = await ctx.store();
-      const [info, registries] = await Promise.all([systemInfo(store, { signal: ctx.signal }), configuredRegistries(ctx.env)]);
+      const [info, registries] = await Promise.all([systemInfo(store, { signal: ctx.signal, ...(ctx.storageDriver() ? { storageDriver: parseStorageDriver(ctx.storageDriver()!) } : {}) }), configuredRegistries(ctx.env)]);
       // Loopback registries are spoken to over plain http (registry/transport.ts), as Docker's
       // default insecure range 127.0.0.0/8; others only with --insecure.
       const data = { ...info, ServerVersion: IMGBUILD_VERSION, Registries: registries, InsecureRegistries: ['localhost', '127.0.0.0/8', '::1'], IndexServerAddress: 'https://index.docker.io/v1/' };
