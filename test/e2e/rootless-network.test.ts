@@ -113,23 +113,28 @@ const HTTPD = 'mkdir -p /www && echo served-by-$HOSTNAME > /www/i && exec httpd 
 describe.each(HELPERS)('rootless network with %s', (helper) => {
   const net = ['--network', helper];
 
-  it('a container reaches a server on the host\'s 127.0.0.1 through the helper; resolv.conf names its resolver; inspect, ps and info name the mode', async () => {
+  it('a container reaches a server on the host\'s 127.0.0.1 through the helper (host-gateway names it); resolv.conf names its resolver; create and start; inspect and ps name the mode', async () => {
     await env.importBusybox();
     const srv = await hostServer();
     try {
       const gw = hostLoopback(helper);
-      const r = await env.cli(['run', '--rm', ...net, 'busybox', 'sh', '-c', `${send('from-container')} | nc -w 5 ${gw} ${srv.port}; cat /etc/resolv.conf; ls /sys/class/net`]);
+      const r = await env.cli(['run', '--rm', ...net, '--add-host', 'hostside:host-gateway', 'busybox', 'sh', '-c', `${send('from-container')} | nc -w 5 hostside ${srv.port}; cat /etc/resolv.conf; ls /sys/class/net; grep hostside /etc/hosts`]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const [reply, ...rest] = r.stdout.trim().split('\n');
       expect(reply).toBe('hello from-container');
       // It arrived from the host's own loopback: the helper connected for the container.
       expect(srv.peers).toEqual(['127.0.0.1']);
-      expect(rest).toEqual([helper === 'slirp4netns' ? 'nameserver 10.0.2.3' : 'nameserver 169.254.1.1', 'eth0', 'lo']);
+      // `host-gateway` names the helper's address for the host's loopback.
+      expect(rest).toEqual([helper === 'slirp4netns' ? 'nameserver 10.0.2.3' : 'nameserver 169.254.1.1', 'eth0', 'lo', `${gw}\thostside`]);
     } finally {
       await srv.close();
     }
-    const d = await env.cli(['run', '-d', '--name', 'c1', ...net, 'busybox', 'sleep', '60']);
+    // create, then start: the helper is started with the container.
+    const c = await env.cli(['create', '--name', 'c1', ...net, 'busybox', 'sleep', '60']);
+    expect(c.stderr).toBe('');
+    expect(ours().map((p) => p.comm).filter((x) => x !== 'node')).toEqual([]);
+    const d = await env.cli(['start', 'c1']);
     expect(d.stderr).toBe('');
     const i = await env.cli(['inspect', '--format', '{{.HostConfig.NetworkMode}} {{.NetworkSettings.IPAddress}} {{.NetworkSettings.Gateway}}', 'c1']);
     const [mode, ip, gw] = i.stdout.trim().split(' ');
