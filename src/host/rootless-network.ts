@@ -16,9 +16,9 @@
  * before anything is made.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { accessSync, closeSync, constants as fsc, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { connect, createServer, type Socket } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -123,11 +123,13 @@ export function checkUnprivilegedPorts(ports: readonly RootlessPortRequest[], sy
   }
 }
 
-function freePort(hostIp: string, protocol: 'tcp' | 'udp', port = 0): Promise<number | undefined> {
+async function freePort(hostIp: string, protocol: 'tcp' | 'udp', port = 0): Promise<number | undefined> {
   const host = hostIp || '0.0.0.0';
+  // Loaded here: every `run` loads this module, few publish a UDP port.
+  const dgram = protocol === 'udp' ? (createRequire(import.meta.url)('node:dgram') as typeof import('node:dgram')) : undefined;
   return new Promise((resolve) => {
-    if (protocol === 'udp') {
-      const s = createSocket(hostIp.includes(':') ? 'udp6' : 'udp4');
+    if (dgram) {
+      const s = dgram.createSocket(hostIp.includes(':') ? 'udp6' : 'udp4');
       s.once('error', () => resolve(undefined));
       s.bind(port, host, () => {
         const p = s.address().port;
