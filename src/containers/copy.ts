@@ -19,6 +19,7 @@ function copyRoot(rec: ContainerRecord, r: ContainerRoot): CopyRoot {
     path: r.path,
     label: rec.name,
     exclude: r.pseudo,
+    ...(rec.hostConfig.idMapping ? { ids: rec.hostConfig.idMapping } : {}),
     check: (rel, writing) => {
       const v = inVolume(rec, rel);
       if (v && !r.running) throw new ContainerStateError(rec.id, `/${rel} is in ${v}, a volume of the stopped container ${rec.name}: start the container to copy there`);

@@ -219,6 +219,9 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     m.startsWith('container:') ? `container:${(await resolveContainer(root, m.slice('container:'.length))).id}` : m;
   const pidMode = await joinedMode(parseNamespaceMode('--pid', o.pid));
   const ipcMode = await joinedMode(parseNamespaceMode('--ipc', o.ipc));
+  if (userns.kind === 'auto' && pidMode) {
+    throw new InvalidArgumentError(`--pid ${o.pid} cannot be used with --userns=auto: a user namespace of its own cannot mount /proc for a pid namespace it does not own`);
+  }
   const exposed = [...new Set([...Object.keys(cfg.ExposedPorts ?? {}), ...expose])];
   let portBindings = bindingsOf(o.publish ?? [], o.publishAll ?? false, exposed);
   if (portBindings.length > 0 && net.mode === 'host') {

@@ -14,6 +14,7 @@ import type { LifecycleOptions } from './types.js';
 export async function exportContainer(root: string, nameOrId: string, out: string | Writable, o: LifecycleOptions = {}): Promise<void> {
   const rec = await getContainer(root, nameOrId, o);
   const { rootfs } = await readSpec(root, rec.id);
-  const write = (): Promise<void> => exportRootfs(rootfs, out, o.signal ? { signal: o.signal } : {});
+  const ids = rec.hostConfig.idMapping;
+  const write = (): Promise<void> => exportRootfs(rootfs, out, { ...(ids ? { fromHostIds: ids } : {}), ...(o.signal ? { signal: o.signal } : {}) });
   await (rec.state.status === 'running' ? withFrozen(root, rec, o, write) : whileStopped(root, rec, write));
 }

@@ -31,6 +31,13 @@ export interface CopyOptions {
   signal?: AbortSignal;
 }
 
+/** The ids of a root that belongs to a user namespace's range (`--userns=auto`): container 0 is the host's uid/gid. */
+export interface RootIds {
+  uid: number;
+  gid: number;
+  size: number;
+}
+
 /** A root to copy into or out of: a container's `/` as a host path. */
 export interface CopyRoot {
   /** Host path of the root (may itself be a link such as /proc/<pid>/root). */
@@ -41,6 +48,8 @@ export interface CopyRoot {
   exclude?: ReadonlySet<string>;
   /** Refuses (throws) a resolved root-relative path the caller cannot serve (a stopped container's volume). */
   check?: (rel: string, writing: boolean) => void;
+  /** Its files are owned by a range's host ids: archives carry, and copies in get, the container's. */
+  ids?: RootIds;
 }
 
 export class CopyError extends ImgbuildError {
@@ -130,7 +139,7 @@ export async function copyOutOfRoot(r: CopyRoot, src: string, dest: string | Wri
   const name = sourceName(src);
   // The root itself is reached through a link (/proc/<pid>/root): name the directory, not it.
   const from = s.rel === '' ? `${s.path}/.` : s.path;
-  const pack = { mode: 'plain' as const, ...(r.exclude ? { exclude: r.exclude } : {}), ...(o.signal ? { signal: o.signal } : {}) };
+  const pack = { mode: 'plain' as const, ...(r.exclude ? { exclude: r.exclude } : {}), ...(r.ids ? { fromHostIds: r.ids } : {}), ...(o.signal ? { signal: o.signal } : {}) };
   if (typeof dest !== 'string') {
     await writeAllTo(packPath(from, name, pack), dest);
     return;
@@ -178,6 +187,7 @@ export async function copyIntoRoot(r: CopyRoot, src: HostSource | Readable, dest
     mode: 'flat',
     plain: true,
     ...(o.archive ? {} : { owner: { uid: 0, gid: 0 } }),
+    ...(r.ids ? { toHostIds: r.ids } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
   };
   let at: { rel: string; name: string };

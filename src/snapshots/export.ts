@@ -31,14 +31,19 @@ function readOnlyStack(rootfs: Mount[]): Mount | undefined {
 }
 
 /** Writes the flattened rootfs to `out` (a file appears complete or not at all). */
-export async function exportRootfs(rootfs: Mount[], out: string | Writable, o: { signal?: AbortSignal } = {}): Promise<void> {
+export async function exportRootfs(
+  rootfs: Mount[],
+  out: string | Writable,
+  /** fromHostIds: the container's files are owned by a user namespace's range (`--userns=auto`): the tar carries the ids it saw. */
+  o: { fromHostIds?: { uid: number; gid: number; size: number }; signal?: AbortSignal } = {},
+): Promise<void> {
   const stack = readOnlyStack(rootfs);
   if (!stack) throw new InvalidArgumentError('the rootfs is not an overlay: nothing to export');
   const dir = await makeTempMountDir('export');
   try {
     await mountAll([stack], dir, o.signal ? { signal: o.signal } : {});
     try {
-      const tar = packDir(dir, { mode: 'plain', ...(o.signal ? { signal: o.signal } : {}) });
+      const tar = packDir(dir, { mode: 'plain', ...(o.fromHostIds ? { fromHostIds: o.fromHostIds } : {}), ...(o.signal ? { signal: o.signal } : {}) });
       if (typeof out !== 'string') {
         await writeAllTo(tar, out);
         return;

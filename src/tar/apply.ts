@@ -56,6 +56,11 @@ export interface ApplyOptions {
   /** Every entry gets this owner instead of its header's (ADD --chown of an archive). */
   owner?: { uid: number; gid: number };
   /**
+   * The root belongs to a user namespace's range (`--userns=auto`): id n below `size` is written
+   * as the host's `uid`/`gid` + n, so the container sees n.
+   */
+  toHostIds?: { uid: number; gid: number; size: number };
+  /**
    * Not a layer but a plain archive (`cp`): `.wh.` names are ordinary files, and a directory never
    * replaces a non-directory nor the reverse (Docker's NoOverwriteDirNonDir).
    */
@@ -225,7 +230,7 @@ class Applier {
             while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
             this.bytes += chunk.length;
           }
-          this.tryChown(() => fchownSync(fd, this.opts.owner?.uid ?? h.uid, this.opts.owner?.gid ?? h.gid));
+          this.tryChown(() => fchownSync(fd, ...this.ownerOf(h)));
           fchmodSync(fd, h.mode);
           futimesSync(fd, h.mtime, h.mtime);
         } finally {
@@ -237,7 +242,7 @@ class Applier {
       case 'symlink':
         // Stored verbatim: confinement happens whenever a path is resolved through it.
         symlinkSync(h.linkname, target);
-        this.tryChown(() => lchownSync(target, this.opts.owner?.uid ?? h.uid, this.opts.owner?.gid ?? h.gid));
+        this.tryChown(() => lchownSync(target, ...this.ownerOf(h)));
         lutimesSync(target, h.mtime, h.mtime);
         return;
       case 'link': {
@@ -270,8 +275,16 @@ class Applier {
     }
   }
 
+  private ownerOf(h: TarHeader): [number, number] {
+    const uid = this.opts.owner?.uid ?? h.uid;
+    const gid = this.opts.owner?.gid ?? h.gid;
+    const m = this.opts.toHostIds;
+    if (!m) return [uid, gid];
+    return [uid < m.size ? uid + m.uid : uid, gid < m.size ? gid + m.gid : gid];
+  }
+
   private setOwner(p: string, h: TarHeader): void {
-    this.tryChown(() => lchownSync(p, this.opts.owner?.uid ?? h.uid, this.opts.owner?.gid ?? h.gid));
+    this.tryChown(() => lchownSync(p, ...this.ownerOf(h)));
   }
 
   private setXattrs(p: string, h: TarHeader): void {

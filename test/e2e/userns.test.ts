@@ -4,7 +4,7 @@
  * fixture files (IMGBUILD_SUBUID_FILE / IMGBUILD_SUBGID_FILE), never from /etc/subuid.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setupEnv, leftovers, NOTHING, waitFor, type Env } from './containers-env.js';
@@ -80,6 +80,16 @@ describe('run --userns=auto', () => {
     expect(e.code).toBe(0);
     expect(e.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '))).toEqual([`0 ${startOf(ia)} 65536`, '0:0', '5:6', '0']);
 
+    // cp and export carry the ids the container sees; cp into it gives its root's.
+    const tarOf = (args: string): string =>
+      spawnSync('sh', ['-c', `${CLI_EXE} --root ${env.root} ${args} | tar -tvf - | awk '{print $2, $6}'`], { encoding: 'utf8' }).stdout;
+    expect(tarOf(`cp ${a}:/d -`)).toBe('5/6 d/\n');
+    expect(tarOf(`export ${a}`).split('\n').filter((l) => / (written|d\/|bin\/busybox)$/.test(l)).sort()).toEqual(['0/0 bin/busybox', '0/0 written', '5/6 d/']);
+    writeFileSync(join(env.dir, 'hostfile'), 'x');
+    expect((await cli(['cp', join(env.dir, 'hostfile'), `${a}:/copied`])).code).toBe(0);
+    expect((await cli(['exec', a, 'stat', '-c', '%u:%g', '/copied'])).stdout).toBe('0:0\n');
+    expect(statSync(join(ia.GraphDriver.Data.UpperDir, 'copied'))).toMatchObject({ uid: startOf(ia), gid: startOf(ia) });
+
     // No range is left: a third container is refused, in one line.
     const c = await cli(['run', '--rm', '--userns=auto', 'busybox', 'true']);
     expectOneLineError(c, /^imgbuild: UNAVAILABLE: --userns=auto: no free range of 65536 uids left for user containers in .*subuid/);
@@ -126,6 +136,7 @@ describe('run --userns=auto', () => {
     const bad = await cli(['run', '--rm', '--userns=sideways', 'busybox', 'true']);
     expectOneLineError(bad, /^imgbuild: INVALID_ARGUMENT: invalid --userns "sideways"/);
     expect(bad.code).toBe(125);
+    expectOneLineError(await cli(['run', '--rm', '--userns=auto', '--pid', 'host', 'busybox', 'true']), /^imgbuild: INVALID_ARGUMENT: --pid host cannot be used with --userns=auto/);
     writeFileSync(join(env.dir, 'nosub'), 'someone:100000:65536\n');
     const none = await env.cli(['run', '--rm', '--userns=auto', 'busybox', 'true'], { env: { ...ids, IMGBUILD_SUBUID_FILE: join(env.dir, 'nosub') } });
     expectOneLineError(none, /^imgbuild: FAILED_PRECONDITION: --userns=auto: no subordinate uid range for user containers in .*nosub: add one with usermod --add-subuids 2147483647-4294967294 containers/);
