@@ -1534,6 +1534,7 @@ static int run_exec(const struct cfg *c) {
    * for a --userns=auto container) is joined first, while the helper has the host's privileges:
    * inside the user namespace it no longer could. */
   struct stat us;
+  bool joins_user = fds[0] >= 0;
   if (fds[0] >= 0 && fstat(fds[0], &us) == 0) {
     for (size_t i = 1; i < 6; i++) {
       if (fds[i] < 0) continue;
@@ -1566,6 +1567,12 @@ static int run_exec(const struct cfg *c) {
     if (ptys[0] >= 0) close(ptys[0]);
     reset_signals();
     if (setsid() < 0) bail("setsid");
+    /* Host root is nobody in the container's user namespace: become its root first, as its init
+     * did, so that what it makes (a terminal) is owned by an id the namespace knows. */
+    if (joins_user && !g_rootless) {
+      if (setresgid(0, 0, 0) < 0) bail("setresgid: 0 (is container gid 0 mapped?)");
+      if (setresuid(0, 0, 0) < 0) bail("setresuid: 0 (is container uid 0 mapped?)");
+    }
     finish_and_exec(c, ptys[1], !c->exec_detached);
   }
   g_stage = STAGE_PARENT;
