@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { setupEnv, leftovers, NOTHING, waitFor, type Env } from './containers-env.js';
 import { expectOneLineError, CLI_EXE, REPO_ROOT } from '../helpers/cli.js';
+import { onPty } from './pty.js';
 
 // Room for exactly two ranges of the default size: a third container must wait for one to go.
 const START = 400_000_000;
@@ -80,6 +81,9 @@ describe('run --userns=auto', () => {
     expect(e.code).toBe(0);
     expect(e.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '))).toEqual([`0 ${startOf(ia)} 65536`, '0:0', '5:6', '0']);
 
+    // A terminal made by exec belongs to the container's root.
+    expect(await onPty(['--root', env.root, 'exec', '-t', a, 'sh', '-c', 'stat -c %u "$(tty)"; id -u'])).toBe('0\n0\nEXIT 0');
+
     // cp and export carry the ids the container sees; cp into it gives its root's.
     const tarOf = (args: string): string =>
       spawnSync('sh', ['-c', `${CLI_EXE} --root ${env.root} ${args} | tar -tvf - | awk '{print $2, $6}'`], { encoding: 'utf8' }).stdout;
@@ -100,6 +104,10 @@ describe('run --userns=auto', () => {
     const fromImage = await cli(['run', '--rm', 'userns-committed', 'stat', '-c', '%n %u:%g', '/written', '/d']);
     expect(fromImage.stdout).toBe('/written 0:0\n/d 5:6\n');
 
+    // Stopped and started again, it keeps its range and its files' owners.
+    expect((await cli(['stop', '-t', '1', a])).code).toBe(0);
+    expect((await cli(['start', a])).code).toBe(0);
+    expect((await cli(['exec', a, 'sh', '-c', 'cat /proc/self/uid_map; stat -c %u /written'])).stdout.split('\n').map((l) => l.trim().split(/\s+/).join(' '))).toEqual([`0 ${startOf(ia)} 65536`, '0', '']);
     expect((await cli(['stop', '-t', '1', a])).code).toBe(0);
     expect((await cli(['rm', a])).code).toBe(0);
     expect(leftovers(a, undefined)).toEqual(NOTHING);
