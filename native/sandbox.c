@@ -179,6 +179,7 @@ struct cfg {
   bool control;
   bool rootfs_idmap;
   bool lifeline;
+  bool chroot; /* chroot isolation: what cannot be made is done without (see chroot_namespaces) */
 };
 
 #define PUSH(arr, n, v)                                     \
@@ -302,6 +303,7 @@ static void read_bootstrap(struct cfg *c) {
     case TAG_ROOTFS_IDMAP: c->rootfs_idmap = get_u32(v, len, tag) != 0; break;
     case TAG_LIFELINE: c->lifeline = get_u32(v, len, tag) != 0; break;
     case TAG_PRIVILEGED: c->privileged = get_u32(v, len, tag) != 0; break;
+    case TAG_CHROOT: c->chroot = get_u32(v, len, tag) != 0; break;
     case TAG_EXEC_DETACHED: c->exec_detached = get_u32(v, len, tag) != 0; break;
     case TAG_DEVICE: {
       struct dev d;
@@ -327,7 +329,7 @@ static void read_bootstrap(struct cfg *c) {
     if (!c->rootdir) bail_errno(EINVAL, "bootstrap: no ROOTFS_DIR");
     if (c->nrootfs == 0) bail_errno(EINVAL, "bootstrap: no ROOTFS_MOUNT");
     /* Without its own uts namespace, sethostname would rename the host. */
-    if ((c->hostname || c->domainname) && !(c->nsflags & CLONE_NEWUTS)) bail_errno(EINVAL, "sethostname: a hostname needs a uts namespace");
+    if ((c->hostname || c->domainname) && !(c->nsflags & CLONE_NEWUTS) && !c->chroot) bail_errno(EINVAL, "sethostname: a hostname needs a uts namespace");
   } else if (c->target == 0) {
     bail_errno(EINVAL, "bootstrap: exec mode without TARGET_PID");
   }
@@ -979,6 +981,109 @@ static void join_v1_cgroups_self(const struct cfg *c) {
   }
 }
 
+/* ---------- chroot isolation ---------- */
+
+/* Whether unshare(flags) succeeds here, tried in a throwaway child. */
+static bool can_unshare(uint32_t flags) {
+  pid_t p = fork();
+  if (p < 0) return false;
+  if (p == 0) _exit(unshare((int)flags) == 0 ? 0 : 1);
+  int st;
+  while (waitpid(p, &st, 0) < 0 && errno == EINTR) {}
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* The namespaces of `want` that can be made: all of them when they can together (one trial),
+ * else each one tried alone (a seccomp filter or a sysctl may refuse some: a pod's runtime
+ * default refuses them all without CAP_SYS_ADMIN). A user namespace tried first: the others
+ * may need the capabilities it gives. The cgroup namespace is tried later (wait_ack). */
+static uint32_t chroot_namespaces(uint32_t want) {
+  want &= (uint32_t)(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP);
+  uint32_t cg = want & (uint32_t)CLONE_NEWCGROUP;
+  want &= ~(uint32_t)CLONE_NEWCGROUP;
+  if (can_unshare(want)) return want | cg;
+  uint32_t got = 0, user = want & (uint32_t)CLONE_NEWUSER;
+  if (user && can_unshare(user)) got = user;
+  static const uint32_t order[] = {CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET};
+  for (size_t i = 0; i < sizeof order / sizeof *order; i++)
+    if ((want & order[i]) && can_unshare(got | order[i])) got |= order[i];
+  return got | cg;
+}
+
+/* mount(2) of a filesystem or a recursive bind at `dst` inside the root; false when refused. */
+static bool try_mount_in_root(int rootfd, const char *type, const char *src, const char *dst, unsigned long flags, const char *data) {
+  cleanup_close int t = mkpath_in_root(rootfd, dst, false);
+  if (t < 0) return false;
+  char tp[64];
+  fdpath(tp, sizeof tp, t);
+  if (flags & MS_BIND) {
+    if (mount(src, tp, NULL, MS_BIND | MS_REC, NULL) < 0) return false;
+    /* Flags of a bind come with a remount, which a locked mount (one from the pod) may refuse. */
+    cleanup_close int n = open_in_root(rootfd, dst, 0);
+    if (n >= 0) {
+      fdpath(tp, sizeof tp, n);
+      unsigned long f = (flags | kept_flags(tp)) & ~(unsigned long)(MS_REC | MS_BIND);
+      mount(NULL, tp, NULL, MS_REMOUNT | MS_BIND | f, NULL);
+    }
+    return true;
+  }
+  return mount(src, tp, type, flags, data) == 0;
+}
+
+/* Masks and read-only paths as far as they can be applied over what the pod itself mounted. */
+static void mask_paths_soft(const struct cfg *c) {
+  for (size_t i = 0; i < c->nmasked; i++) {
+    const char *p = c->masked[i];
+    struct stat st;
+    if (lstat(p, &st) < 0) continue;
+    if (S_ISDIR(st.st_mode)) mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=755");
+    else mount("/dev/null", p, NULL, MS_BIND, NULL);
+  }
+  for (size_t i = 0; i < c->nro; i++) {
+    const char *p = c->ro[i];
+    if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) continue;
+    unsigned long f = (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | kept_flags(p)) & ~(unsigned long)(MS_REC | MS_BIND);
+    mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | f, NULL);
+  }
+}
+
+/* Chroot isolation (buildah's --isolation chroot): with a mount namespace, the rootfs and the
+ * spec's mounts as usual, /proc a new procfs where the pod allows one (own pid namespace and an
+ * unmasked /proc) else a bind of the pod's, /dev as usual, /sys a sysfs or a read-only bind,
+ * masks where they apply; then chroot(2) instead of pivot_root. Without a mount namespace
+ * nothing is mounted: the rootfs must be a directory (the copying snapshotter's). */
+static void enter_chroot(const struct cfg *c) {
+  const char *root = c->rootdir;
+  if (c->nsflags & CLONE_NEWNS) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
+    if (!(c->nsflags & CLONE_NEWUSER) || g_rootless) do_rootfs_mounts(c, -1);
+    /* The helper mounted it (build --userns): a mount of our own for pivot_root, as below. */
+    else mount(root, root, NULL, MS_BIND | MS_REC, NULL);
+    cleanup_close int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) bail("open: rootfs dir %s", root);
+    unsigned long pf = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (!((c->nsflags & CLONE_NEWPID) && try_mount_in_root(rootfd, "proc", "proc", "/proc", pf, NULL)))
+      try_mount_in_root(rootfd, NULL, "/proc", "/proc", pf | MS_BIND, NULL);
+    setup_dev(rootfd, c);
+    unsigned long sf = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (!try_mount_in_root(rootfd, "sysfs", "sysfs", "/sys", sf, NULL)) try_mount_in_root(rootfd, NULL, "/sys", "/sys", sf | MS_BIND, NULL);
+    for (size_t i = 0; i < c->nmounts; i++) mount_in_root(rootfd, &c->mounts[i], NULL);
+    int cwd = mkpath_in_root(rootfd, c->cwd, false);
+    if (cwd >= 0) close(cwd);
+  } else {
+    if (c->nrootfs != 1 || !(c->rootfs[0].flags & MS_BIND))
+      bail_errno(EPERM, "chroot: no mount namespace can be made here, and the rootfs is not a directory (use the vfs storage driver)");
+    root = c->rootfs[0].src;
+  }
+  if (chdir(root) < 0) bail("chdir: %s", root);
+  if (chroot(".") < 0) bail("chroot: %s", root);
+  if (chdir("/") < 0) bail("chdir: /");
+  if (c->nsflags & CLONE_NEWNS) {
+    if (c->ro_rootfs) mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
+    mask_paths_soft(c);
+  }
+}
+
 /* Waits for the parent's SYNC_USERMAP_ACK; then enters a new cgroup namespace (rooted at the
  * container's cgroup, which is why it waits for the ack). */
 static void wait_ack(const struct cfg *c, int sync_r) {
@@ -989,7 +1094,7 @@ static void wait_ack(const struct cfg *c, int sync_r) {
   if (r != 1 || b != SYNC_USERMAP_ACK) _exit(1); /* the parent failed and reported it */
   close(sync_r);
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) bail("prctl: PR_SET_DUMPABLE");
-  if ((c->nsflags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) bail("unshare: CLONE_NEWCGROUP");
+  if ((c->nsflags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0 && !c->chroot) bail("unshare: CLONE_NEWCGROUP");
 }
 
 __attribute__((noreturn)) static void container_child(const struct cfg *c, struct chan ch) {
@@ -1026,20 +1131,27 @@ __attribute__((noreturn)) static void container_child(const struct cfg *c, struc
   g_stage = STAGE_INIT;
   if ((c->nsflags & CLONE_NEWNET) && !c->netns) loopback_up();
   if (c->net_iface && !((c->nsflags & CLONE_NEWUSER) && !g_rootless)) iface_up(c->net_iface);
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
-  if (!(c->nsflags & CLONE_NEWUSER) || g_rootless) {
-    do_rootfs_mounts(c, -1);
-  } else if (mount(c->rootdir, c->rootdir, NULL, MS_BIND | MS_REC, NULL) < 0) {
-    /* Mounts copied from the helper's more privileged namespace are locked, and pivot_root
-     * refuses a locked new root: bind it onto itself to get a mount of our own. */
-    bail("mount: bind rootfs onto itself");
+  if (c->chroot) {
+    enter_chroot(c);
+  } else {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
+    if (!(c->nsflags & CLONE_NEWUSER) || g_rootless) {
+      do_rootfs_mounts(c, -1);
+    } else if (mount(c->rootdir, c->rootdir, NULL, MS_BIND | MS_REC, NULL) < 0) {
+      /* Mounts copied from the helper's more privileged namespace are locked, and pivot_root
+       * refuses a locked new root: bind it onto itself to get a mount of our own. */
+      bail("mount: bind rootfs onto itself");
+    }
+    setup_mounts(c);
+    do_pivot(c->rootdir);
+    if (c->ro_rootfs) remount_bind("/", MS_RDONLY);
+    mask_paths(c);
   }
-  setup_mounts(c);
-  do_pivot(c->rootdir);
-  if (c->ro_rootfs) remount_bind("/", MS_RDONLY);
-  mask_paths(c);
-  if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0) bail("sethostname: %s", c->hostname);
-  if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0) bail("setdomainname: %s", c->domainname);
+  /* A uts namespace whose sethostname a seccomp filter refuses (a pod's runtime default without
+   * CAP_SYS_ADMIN) keeps the pod's name under chroot isolation. */
+  bool uts = (c->nsflags & CLONE_NEWUTS) != 0;
+  if (uts && c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0 && !(c->chroot && errno == EPERM)) bail("sethostname: %s", c->hostname);
+  if (uts && c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0 && !(c->chroot && errno == EPERM)) bail("setdomainname: %s", c->domainname);
   if (!early_ack) wait_ack(c, ch.sync_r);
   if (c->init) {
     /* Everything stays blocked in the reaper (it takes signals with sigwaitinfo); the app
@@ -1323,6 +1435,17 @@ static int run_container(const struct cfg *c) {
     if (setns(fd, joins[i].type) < 0) bail("setns: %s namespace %s", joins[i].name, joins[i].path);
     ns &= ~(uint32_t)joins[i].type;
   }
+  /* Chroot isolation makes the namespaces it can: those refused are given up, and the child
+   * learns which through its copy of the config. */
+  struct cfg chc;
+  if (c->chroot) {
+    uint32_t want = ns | CLONE_NEWNS;
+    uint32_t got = chroot_namespaces(want);
+    chc = *c;
+    chc.nsflags = (c->nsflags & ~(want & ~got)) | (got & (uint32_t)CLONE_NEWNS);
+    ns = got;
+    c = &chc;
+  }
   if ((ns & CLONE_NEWUSER) && !g_rootless) {
     /* The rootfs (overlay) needs host privileges: mount it in a private mount namespace of the
      * helper; the container's user-owned mount namespace starts as a copy of it. */
@@ -1384,7 +1507,7 @@ static int run_container(const struct cfg *c) {
       in_w = inp[1];
     }
   }
-  unsigned long flags = CLONE_NEWNS | (ns & (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET));
+  unsigned long flags = (c->chroot ? 0 : CLONE_NEWNS) | (ns & (CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET));
   /* An unprivileged parent may write the child's id maps only while the child is dumpable
    * (a non-dumpable process's /proc files belong to root); the child, alone in its new pid
    * namespace until then, turns it off again once the maps are written (wait_ack). */

@@ -46,6 +46,7 @@ export const Tag = {
   STDIN_PATH: 38,
   ROOTFS_IDMAP: 39,
   LIFELINE: 40,
+  CHROOT: 41,
 } as const;
 
 export const Mode = { RUN: 0, DETACHED: 1, EXEC: 2 } as const;

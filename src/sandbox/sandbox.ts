@@ -243,6 +243,7 @@ export function encodeSpec(
     w.device({ mode: (d.type === 'b' ? 0o060000 : 0o020000) | (d.fileMode & 0o7777), major: d.major, minor: d.minor, uid: d.uid, gid: d.gid, path: d.path });
   }
   if (spec.readonlyRootfs) w.u32(Tag.READONLY_ROOTFS, 1);
+  if (spec.isolation === 'chroot') w.u32(Tag.CHROOT, 1);
   w.str(Tag.ROOTFS_DIR, rootfsDir());
   extra(w);
   return w.finish();

@@ -106,7 +106,16 @@ export interface SandboxSpec {
   privileged?: boolean;
   /** Device cgroup rules for runtimes that apply them from config.json (`linux.resources.devices`). */
   deviceRules?: string[];
+  /**
+   * `chroot`: the namespaces, /proc, /sys and masks that can be made are, the rest is done
+   * without, and the process is chrooted (buildah's `--isolation chroot`, for unprivileged pods).
+   * Default `oci`: all of it or a failure.
+   */
+  isolation?: Isolation;
 }
+
+/** How a process is isolated: the full set (pivot_root, own /proc) or as much as the host allows. */
+export type Isolation = 'oci' | 'chroot';
 
 /** Default masked paths (as Docker's, moby oci/defaults.go). */
 export const DEFAULT_MASKED_PATHS: readonly string[] = [
