@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { getAttributeSync } from 'fs-xattr';
 
 export interface UsernsSysctls {
   maxUserNamespaces?: number;
@@ -19,11 +20,13 @@ export interface UsernsSysctls {
   apparmorRestrict?: number;
 }
 
-/** A setuid helper as found in PATH: absent, or its path and whether it is setuid root. */
+/** A setuid helper as found in PATH: absent, or its path and whether it is setuid root or has file capabilities. */
 export interface MapHelper {
   name: 'newuidmap' | 'newgidmap';
   path?: string;
   setuidRoot?: boolean;
+  /** Installed with file capabilities instead (Fedora's shadow-utils, podman's in-container image). */
+  fileCaps?: boolean;
 }
 
 /** The kernel's settings (synchronous: three small /proc reads, before a re-exec). */
@@ -53,7 +56,16 @@ export function findMapHelper(name: MapHelper['name'], path = process.env.PATH ?
   const p = inPath(name, path);
   if (!p) return { name };
   const st = statSync(p);
-  return { name, path: p, setuidRoot: st.uid === 0 && (st.mode & 0o4000) !== 0 };
+  const setuidRoot = st.uid === 0 && (st.mode & 0o4000) !== 0;
+  return { name, path: p, setuidRoot, ...(setuidRoot ? {} : { fileCaps: hasFileCaps(p) }) };
+}
+
+function hasFileCaps(p: string): boolean {
+  try {
+    return getAttributeSync(p, 'security.capability').length > 0;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -78,7 +90,7 @@ function helperMessage(user: string, helpers: MapHelper[]): string | undefined {
   for (const h of helpers) {
     const ids = h.name === 'newuidmap' ? 'uid' : 'gid';
     if (!h.path) return `${h.name} is not installed (not found in PATH): install the uidmap package, which maps user ${user}'s subordinate ${ids}s from /etc/sub${ids} into imgbuild's user namespace`;
-    if (!h.setuidRoot) return `${h.path} is not setuid root, so it cannot map user ${user}'s subordinate ${ids}s: reinstall the uidmap package (or, as root: chmod u+s ${h.path})`;
+    if (!h.setuidRoot && !h.fileCaps) return `${h.path} is not setuid root, so it cannot map user ${user}'s subordinate ${ids}s: reinstall the uidmap package (or, as root: chmod u+s ${h.path})`;
   }
   return undefined;
 }

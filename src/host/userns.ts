@@ -3,13 +3,14 @@
  * podman does, where it is root over its own files and its subordinate ids. The namespace maps the
  * container's root to the user and 1..N to the user's range in /etc/subuid and /etc/subgid (set up
  * by newuidmap/newgidmap, through util-linux's unshare), so an image's owners other than root stay
- * distinct; a user without a range gets the single-id mapping (everything root-owned inside) and
- * one warning line. Overlay mounts there with `userxattr` (snapshots/probe.ts finds it).
+ * distinct; a user without a range, or where newuidmap can gain no privileges (a pod:
+ * no_new_privs, capabilities dropped, a setuid newuidmap without CAP_SYS_ADMIN), gets the single-id
+ * mapping (everything root-owned inside) and one warning line, as buildah does. Overlay mounts there with `userxattr` (snapshots/probe.ts finds it).
  *
  * The re-executed CLI learns who it really is from IMGBUILD_ROOTLESS ("uid:gid"), since inside the
  * namespace getuid() says 0.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { ImgbuildError } from '../errors.js';
@@ -78,8 +79,42 @@ export function nsenterCommand(pid: number, argv: string[]): string[] {
   return ['nsenter', `--target=${pid}`, '--user', '--', 'unshare', '--mount', '--propagation', 'private', '--', ...argv];
 }
 
+/** Bits of the capability sets in /proc/self/status. */
+const CAP_SETGID = 1n << 6n;
+const CAP_SETUID = 1n << 7n;
+const CAP_SYS_ADMIN = 1n << 21n;
+
+/**
+ * Why newuidmap/newgidmap can gain no privileges here, or undefined when they can. A pod is where
+ * this happens: no_new_privs (Kubernetes' `allowPrivilegeEscalation: false`) makes setuid and file
+ * capabilities powerless; without CAP_SETUID/CAP_SETGID in the bounding set (`drop: [ALL]`) there
+ * is nothing to gain; and a setuid-root newuidmap runs as uid 0, which does not own the new user
+ * namespace, so the kernel asks it for CAP_SYS_ADMIN, which a pod's bounding set lacks (file
+ * capabilities keep the caller's uid, the owner: podman's in-container image ships them so).
+ * Read from /proc/self/status: no process.
+ */
+export function newuidmapUnusable(o: { status?: string; setuidHelper?: boolean } = {}): string | undefined {
+  let status = o.status;
+  if (status === undefined) {
+    try {
+      status = readFileSync('/proc/self/status', 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+  if (/^NoNewPrivs:\s*1\s*$/m.test(status)) return 'no_new_privs is set, so newuidmap gains no privileges (Kubernetes: allowPrivilegeEscalation: false)';
+  const bnd = /^CapBnd:\s*([0-9a-f]+)\s*$/m.exec(status);
+  if (!bnd) return undefined;
+  const caps = BigInt(`0x${bnd[1]}`);
+  if ((caps & (CAP_SETUID | CAP_SETGID)) !== (CAP_SETUID | CAP_SETGID)) return 'the capability bounding set has no CAP_SETUID or CAP_SETGID (Kubernetes: capabilities drop ALL)';
+  if (o.setuidHelper && (caps & CAP_SYS_ADMIN) === 0n) {
+    return 'a setuid newuidmap needs CAP_SYS_ADMIN, which the capability bounding set lacks (give newuidmap and newgidmap file capabilities instead: setcap cap_setuid+ep, cap_setgid+ep)';
+  }
+  return undefined;
+}
+
 /** The unshare(1) command line that runs `argv` in the user's namespace. */
-export function unshareCommand(argv: string[], files: { subuid?: string; subgid?: string } = {}): Reexec {
+export function unshareCommand(argv: string[], files: { subuid?: string; subgid?: string; status?: string; path?: string } = {}): Reexec {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   let name: string;
@@ -99,8 +134,13 @@ export function unshareCommand(argv: string[], files: { subuid?: string; subgid?
   const subgid = subordinateRange(read(files.subgid ?? '/etc/subgid'), name, gid);
   const args = ['unshare', '--map-root-user', '--mount', '--propagation', 'private'];
   let warning: string | undefined;
-  if (subuid && subgid) {
+  const helpers = subuid && subgid ? [findMapHelper('newuidmap', files.path ?? process.env.PATH), findMapHelper('newgidmap', files.path ?? process.env.PATH)] : [];
+  // Helpers that are missing are named by the preflight (install uidmap); here, those present but powerless.
+  const unusable = helpers.every((h) => h.path) ? newuidmapUnusable({ ...(files.status !== undefined ? { status: files.status } : {}), setuidHelper: helpers.some((h) => h.setuidRoot) }) : undefined;
+  if (subuid && subgid && !unusable) {
     args.push(`--map-users=${subuid.start},1,${subuid.size}`, `--map-groups=${subgid.start},1,${subgid.size}`);
+  } else if (unusable) {
+    warning = `imgbuild: warning: the subordinate ids of user ${name} cannot be mapped: ${unusable} (meanwhile only ${name}'s own id is mapped: files of an image's other users become root's)`;
   } else {
     // What is missing first, in the words of the fix; then what the fallback costs.
     const missing = [
@@ -145,9 +185,14 @@ export function reexecInUserNamespace(
   stderr: NodeJS.WritableStream,
   o: { enter?: number } = {},
 ): Promise<number> {
+  const filtered = o.enter === undefined ? filterRefusesUserNamespace() : undefined;
+  if (filtered) {
+    stderr.write(`imgbuild: FAILED_PRECONDITION: cannot make a user namespace: ${filtered} (a seccomp profile refuses it without CAP_SYS_ADMIN, as Docker's default and Kubernetes' RuntimeDefault do: see docs/kubernetes.md)\n`);
+    return Promise.resolve(125);
+  }
   const { args, warning } = o.enter !== undefined ? { args: nsenterCommand(o.enter, argv), warning: undefined } : unshareCommand(argv);
   // Entering a container's namespace maps nothing: the helpers matter only to a fresh one.
-  const mapsRanges = warning === undefined && o.enter === undefined;
+  const mapsRanges = o.enter === undefined && args.some((a) => a.startsWith('--map-users='));
   const helpers = mapsRanges ? [findMapHelper('newuidmap', env.PATH), findMapHelper('newgidmap', env.PATH)] : [];
   const refused = preflightMessage({ user: userName(), unshare: inPath('unshare', env.PATH) !== undefined, helpers, sysctls: readUsernsSysctls() });
   if (refused) {
@@ -187,6 +232,24 @@ export function reexecInUserNamespace(
       resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
     });
   });
+}
+
+/**
+ * Under a seccomp filter (a container), whether a user namespace can be made at all, tried with
+ * `unshare --user true`: unshare(1) with --map-users hangs when its unshare(2) is refused (its
+ * newuidmap child is left waiting). Outside a filter, the usual case, nothing is run.
+ */
+function filterRefusesUserNamespace(): string | undefined {
+  let status: string;
+  try {
+    status = readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    return undefined;
+  }
+  if (!/^Seccomp:\s*2\s*$/m.test(status)) return undefined;
+  const r = spawnSync('unshare', ['--user', 'true'], { encoding: 'utf8' });
+  if (r.error || r.status === 0) return undefined; // a missing unshare(1) is named by the preflight
+  return r.stderr.trim().split('\n')[0] || `unshare exited with ${r.status}`;
 }
 
 /** Why unshare failed: asked again with its stderr kept, then judged with the helpers and the kernel's settings. */

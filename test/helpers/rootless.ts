@@ -71,7 +71,8 @@ export interface UserEnv {
   cleanup(): Promise<void>;
 }
 
-export async function makeUserEnv(user: TestUser): Promise<UserEnv> {
+/** `noNewPrivs`: the CLI starts with no_new_privs set, as in a pod with allowPrivilegeEscalation: false. */
+export async function makeUserEnv(user: TestUser, o: { noNewPrivs?: boolean } = {}): Promise<UserEnv> {
   const tmp = await makeTmp('imgbuild-rootless-');
   await chown(tmp.dir, user.uid, user.gid);
   const env = {
@@ -82,7 +83,7 @@ export async function makeUserEnv(user: TestUser): Promise<UserEnv> {
     USER: user.name,
     LOGNAME: user.name,
   };
-  const wrap = ['setpriv', '--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--reset-env'];
+  const wrap = ['setpriv', '--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--reset-env', ...(o.noNewPrivs ? ['--no-new-privs'] : [])];
   const ue: UserEnv = {
     user,
     dir: tmp.dir,

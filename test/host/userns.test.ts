@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { makeTmp } from '../helpers/tmp.js';
-import { subordinateRange, unshareCommand } from '../../src/host/userns.js';
+import { newuidmapUnusable, subordinateRange, unshareCommand } from '../../src/host/userns.js';
 
 describe('subordinate id ranges', () => {
   it('finds the first range of the user, by name or by id, and skips malformed lines', () => {
@@ -44,5 +44,35 @@ describe('unshareCommand', () => {
     expect(unshareCommand(['prog'], { subuid: none, subgid: join(tmp.dir, 'missing') }).warning).toBe(
       `imgbuild: warning: no subordinate uid range for user ${me.username} in ${none} and no subordinate gid range for user ${me.username} in ${join(tmp.dir, 'missing')}: add them with usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${me.username} (meanwhile only ${me.username}'s own id is mapped: files of an image's other users become root's)`,
     );
+  });
+});
+
+describe('newuidmap where it can gain nothing (a pod)', () => {
+  it('under no_new_privs maps the caller alone and says why; where it can, the ranges', async () => {
+    const me = userInfo();
+    const tmp = await makeTmp();
+    try {
+      const sub = join(tmp.dir, 'subuid');
+      await writeFile(sub, `${me.username}:100000:65536\n`);
+      const nnp = unshareCommand(['prog'], { subuid: sub, subgid: sub, status: 'Name:\tnode\nNoNewPrivs:\t1\nSeccomp:\t2\n', path: '/usr/bin' });
+      expect(nnp.args).toEqual(['unshare', '--map-root-user', '--mount', '--propagation', 'private', '--', 'prog']);
+      expect(nnp.warning).toBe(
+        `imgbuild: warning: the subordinate ids of user ${me.username} cannot be mapped: no_new_privs is set, so newuidmap gains no privileges (Kubernetes: allowPrivilegeEscalation: false) (meanwhile only ${me.username}'s own id is mapped: files of an image's other users become root's)`,
+      );
+      const fine = unshareCommand(['prog'], { subuid: sub, subgid: sub, status: 'NoNewPrivs:\t0\nCapBnd:\t000001ffffffffff\n', path: '/usr/bin' });
+      expect(fine.args).toContain('--map-users=100000,1,65536');
+      expect(fine.warning).toBeUndefined();
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+
+  it('names a bounding set without CAP_SETUID/CAP_SETGID, and a setuid newuidmap without CAP_SYS_ADMIN', () => {
+    expect(newuidmapUnusable({ status: 'NoNewPrivs:\t0\nCapBnd:\t0000000000000000\n' })).toMatch(/bounding set has no CAP_SETUID or CAP_SETGID/);
+    // podman's default set: file capabilities work, setuid does not.
+    const pod = 'NoNewPrivs:\t0\nCapBnd:\t00000000800405fb\n';
+    expect(newuidmapUnusable({ status: pod })).toBeUndefined();
+    expect(newuidmapUnusable({ status: pod, setuidHelper: true })).toMatch(/^a setuid newuidmap needs CAP_SYS_ADMIN/);
+    expect(newuidmapUnusable({ status: 'NoNewPrivs:\t0\nCapBnd:\t000001ffffffffff\n', setuidHelper: true })).toBeUndefined();
   });
 });
