@@ -22,6 +22,9 @@ import { findImage, loadImage, writeImage } from '../store/images.js';
 import { ensureCompressed } from '../store/layers.js';
 import { familiarReference, formatReference, parseReference } from '../image/reference.js';
 import { openBuildSnapshotter, type StorageDriver } from './build-snapshotter.js';
+import { chooseIsolation } from './isolation.js';
+import type { IsolationChoice } from '../sandbox/isolation.js';
+import type { Isolation } from '../sandbox/spec.js';
 import { mountPointsUnder, unmount } from '../snapshots/mount.js';
 import { writeArchiveFile, writeOciLayout } from '../archive/archive.js';
 import { throwIfAborted } from '../errors.js';
@@ -70,6 +73,8 @@ export interface BuildOptions {
   pull?: boolean;
   /** The snapshotter: overlay, or vfs (copies, no mount); default overlay where it mounts, else vfs. */
   storageDriver?: StorageDriver;
+  /** How RUN steps are isolated: `oci`, `chroot` (unprivileged pods), or `auto` (the default: probed on the first RUN). */
+  isolation?: IsolationChoice;
   secrets?: SecretSource[];
   /** `--ssh` agents: an id and a socket or key files (none: $SSH_AUTH_SOCK). */
   ssh?: SshSpec[];
@@ -229,6 +234,7 @@ async function buildWith(
   }
   const named = new NamedContextImages(contexts, preloaded);
   let snP: Promise<BuildSnapshotter> | undefined;
+  let isolationP: Promise<Isolation> | undefined;
   const results = new Map<Stage, Promise<ImageState>>();
   const networks = new StepNetworks(tmpDir, signal ? { signal } : {});
   const idRange = userns.kind === 'auto' ? new BuildIdRange(o.root, userns.size, { ...(o.subidFiles ? { files: o.subidFiles } : {}), ...(signal ? { signal } : {}) }) : undefined;
@@ -250,6 +256,11 @@ async function buildWith(
     network,
     runSandbox,
     ...(idRange ? { idRange } : {}),
+    // Found by the first RUN that runs: a build without one (or fully cached) never probes.
+    isolation: () => {
+      isolationP ??= chooseIsolation(o.isolation ?? 'auto', reporter, tmpDir, signal);
+      return isolationP;
+    },
     networks,
     secrets: new Map((o.secrets ?? []).map((s) => [s.id, s])),
     ...agents,

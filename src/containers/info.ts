@@ -19,6 +19,7 @@ import { listContainers } from './list.js';
 import { hostIsolation, type HostIsolation, type SnapshotterName } from './isolation.js';
 import { rootlessIds } from '../host/userns.js';
 import { probeRootlessNetwork } from '../host/rootless-network.js';
+import { resolveIsolation, type IsolationChoice } from '../sandbox/isolation.js';
 
 export interface SystemInfo extends HostIsolation {
   Containers: number;
@@ -38,6 +39,8 @@ export interface SystemInfo extends HostIsolation {
   Runtimes: string[];
   DefaultRuntime: string;
   LoggingDriver: string;
+  /** Why build steps get only chroot isolation here (the probe's failing step), when they do. */
+  IsolationReason?: string;
 }
 
 /** PRETTY_NAME of /etc/os-release (`Debian GNU/Linux 12 (bookworm)`). */
@@ -75,14 +78,17 @@ async function storageInfo(root: string, requested?: StorageDriver): Promise<{ D
   return { DriverStatus: [...status, ...refused], Snapshotter: driver === 'overlay' ? 'overlayfs' : driver };
 }
 
-export async function systemInfo(store: OciStore, o: { signal?: AbortSignal; storageDriver?: StorageDriver } = {}): Promise<SystemInfo> {
+export async function systemInfo(store: OciStore, o: { signal?: AbortSignal; storageDriver?: StorageDriver; isolation?: IsolationChoice } = {}): Promise<SystemInfo> {
   const root = store.root;
-  const [containers, images, storage, cgroupVersion, os] = await Promise.all([
+  const [containers, images, storage, cgroupVersion, os, build] = await Promise.all([
     listContainers(root, o),
     listImages(store),
     storageInfo(root, o.storageDriver),
     detectCgroupVersion().catch(() => undefined),
     operatingSystem(),
+    // What build steps get here (sandbox/isolation.ts probes it). The sandbox helper may be
+    // missing (an install without a compiler): then nothing runs, and nothing is said.
+    resolveIsolation(o.isolation ?? 'auto', o.signal ? { signal: o.signal } : {}).catch(() => ({ isolation: 'oci' as const, reason: undefined })),
   ]);
   const byState = (s: string): number => containers.filter((c) => (c.state.status as string) === s).length;
   const ids = new Set(images.flatMap((li) => (li.image ? [imageId(li.image)] : [])));
@@ -94,6 +100,7 @@ export async function systemInfo(store: OciStore, o: { signal?: AbortSignal; sto
     rootless,
     ...(rootlessNetwork ? { rootlessNetworkCmd: rootlessNetwork } : {}),
     snapshotter: storage.Snapshotter,
+    ...(build.isolation === 'chroot' ? { isolation: 'chroot' as const } : {}),
     ...(cgroupVersion ? { cgroupVersion } : {}),
     ...(delegation?.delegated ? { cgroupDelegation: { path: delegation.dir, controllers: delegation.controllers } } : {}),
   });
@@ -117,5 +124,6 @@ export async function systemInfo(store: OciStore, o: { signal?: AbortSignal; sto
     DefaultRuntime: 'imgbuild',
     // The container's output as written, in one file per container (`logs` reads it back).
     LoggingDriver: 'file',
+    ...(build.reason ? { IsolationReason: build.reason } : {}),
   };
 }

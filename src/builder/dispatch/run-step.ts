@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { Mount, NamespaceKind, Rlimit, SandboxSpec } from '../../sandbox/spec.js';
+import type { Isolation, Mount, NamespaceKind, Rlimit, SandboxSpec } from '../../sandbox/spec.js';
 import { CAPABILITIES } from '../../sandbox/capabilities.js';
 import { ImgbuildError } from '../../errors.js';
 
@@ -64,6 +64,8 @@ export interface RunStepSpec {
   insecure?: boolean;
   /** Binds for /etc/hosts etc. plus RUN --mount mounts, in mount order. */
   mounts: (Mount & { destination: string })[];
+  /** `chroot`: as much isolation as the host allows (an unprivileged pod); default all of it. */
+  isolation?: Isolation;
 }
 
 export function sandboxSpec(s: RunStepSpec): SandboxSpec {
@@ -90,6 +92,7 @@ export function sandboxSpec(s: RunStepSpec): SandboxSpec {
     ...(s.netnsPath ? { netnsPath: s.netnsPath } : {}),
     hostname: s.hostname,
     ...(s.insecure ? { seccomp: false, maskedPaths: [], readonlyPaths: [] } : {}),
+    ...(s.isolation === 'chroot' ? { isolation: 'chroot' as const } : {}),
   };
 }
 

@@ -166,7 +166,9 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
           hostname: sandbox.hostname,
         });
         const range = env.idRange ? await env.idRange.get() : undefined;
+        const isolation = (await env.isolation?.()) ?? 'oci';
         const plain = sandboxSpec({
+          isolation,
           rootfs: live.rootfs,
           args,
           env: [...stepEnv, ...prepared.env],

@@ -17,6 +17,7 @@ import type { RunSandboxOptions, StepNetworks } from './run-network.js';
 import type { SecretSource } from './mounts.js';
 import type { SshForwards } from '../inputs/ssh-agent.js';
 import type { BuildSnapshotter, BuildStore, StepCache } from './seams.js';
+import type { Isolation } from '../../sandbox/spec.js';
 import { DEFAULT_PATH, isoTime, type DraftImage, type ImageState } from './image-state.js';
 
 /** Receives step progress (the CLI passes its Progress; structurally the same shape). */
@@ -49,6 +50,8 @@ export interface DispatchEnv {
   runSandbox?: RunSandboxOptions;
   /** `--userns=auto`: the build's id range, which RUN steps run in (run-userns.ts). */
   idRange?: BuildIdRange;
+  /** How RUN steps are isolated (settled by the first one that runs). */
+  isolation?(): Promise<Isolation>;
   /** The bridged namespaces of RUN steps (one per step, removed by the build when it ends). */
   networks?: StepNetworks;
   secrets: Map<string, SecretSource>;

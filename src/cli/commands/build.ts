@@ -6,12 +6,14 @@ import { createProgress } from '../progress.js';
 import { parseCompressionLevel } from './push.js';
 import { build } from '../../builder/build.js';
 import { parseStorageDriver } from '../../builder/build-snapshotter.js';
+import { ISOLATION_ENV, parseIsolation } from '../../sandbox/isolation.js';
 import { parseSecretFlag } from '../../builder/dispatch/mounts.js';
 import { inputsFromArgs } from '../../builder/inputs/context-source.js';
 import { parseSshFlag } from '../../builder/inputs/ssh-agent.js';
 
 interface BuildFlags {
   storageDriver?: string;
+  isolation?: string;
   file?: string;
   tag: string[];
   label: string[];
@@ -75,6 +77,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--no-cache', 'do not use the build cache')
     .option('--pull', 'always pull base images', false)
     .option('--storage-driver <name>', 'snapshotter for the build: overlay, fuse-overlayfs or vfs (copies, needs no mount); default the global --storage-driver, else the first of them that works here')
+    .option('--isolation <type>', `how RUN steps are isolated: oci (all namespaces, own /proc), chroot (what an unprivileged pod allows, then chroot), or auto, the strongest available (default: $${ISOLATION_ENV}, else auto)`)
     .option('--progress <mode>', 'progress output: auto, tty, plain or quiet', 'auto')
     .option('--secret <id=,src=>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--ssh <default|id[=socket|key[,key]]>', 'an ssh agent (socket, or key files) for RUN --mount=type=ssh and git over ssh (repeatable)', collect, [])
@@ -141,6 +144,7 @@ export default function register(program: Command, ctx: CliContext): void {
           noCache: !f.cache,
           pull: f.pull,
           ...((f.storageDriver ?? ctx.storageDriver()) ? { storageDriver: parseStorageDriver((f.storageDriver ?? ctx.storageDriver())!) } : {}),
+          isolation: parseIsolation(f.isolation ?? ctx.env[ISOLATION_ENV] ?? 'auto'),
           secrets: f.secret.map(parseSecretFlag),
           ssh: f.ssh.map(parseSshFlag),
           buildContexts: f.buildContext,

@@ -29,10 +29,17 @@ export default function register(program: Command, ctx: CliContext): void {
     .description('show system-wide information')
     .option('-f, --format <template>', 'format the output with a template ({{.Driver}}, {{json .}})')
     .action(async (f: { format?: string }) => {
-      const { systemInfo } = await import('../../containers/info.js');
-      const { securityOptionLines } = await import('../../containers/isolation.js');
+      const [{ systemInfo }, { securityOptionLines }, { ISOLATION_ENV, parseIsolation }] = await Promise.all([
+        import('../../containers/info.js'),
+        import('../../containers/isolation.js'),
+        import('../../sandbox/isolation.js'),
+      ]);
       const store = await ctx.store();
-      const [info, registries] = await Promise.all([systemInfo(store, { signal: ctx.signal, ...(ctx.storageDriver() ? { storageDriver: parseStorageDriver(ctx.storageDriver()!) } : {}) }), configuredRegistries(ctx.env)]);
+      const isolation = parseIsolation(ctx.env[ISOLATION_ENV] ?? 'auto');
+      const [info, registries] = await Promise.all([
+        systemInfo(store, { signal: ctx.signal, isolation, ...(ctx.storageDriver() ? { storageDriver: parseStorageDriver(ctx.storageDriver()!) } : {}) }),
+        configuredRegistries(ctx.env),
+      ]);
       // Loopback registries are spoken to over plain http (registry/transport.ts), as Docker's
       // default insecure range 127.0.0.0/8; others only with --insecure.
       const data = { ...info, ServerVersion: IMGBUILD_VERSION, Registries: registries, InsecureRegistries: ['localhost', '127.0.0.0/8', '::1'], IndexServerAddress: 'https://index.docker.io/v1/' };
@@ -61,7 +68,7 @@ export default function register(program: Command, ctx: CliContext): void {
         ` Cgroup Version: ${data.CgroupVersion}`,
         ` Runtimes: ${data.Runtimes.join(' ')}`,
         ` Default Runtime: ${data.DefaultRuntime}`,
-        ` Isolation: ${data.Isolation}`,
+        ` Isolation: ${data.Isolation}${data.IsolationReason ? ` (full isolation is not available here: ${data.IsolationReason})` : ''}`,
         ` Default Network: ${data.DefaultNetwork}`,
         ...(data.RootlessNetworkCmd ? [` Rootless Network Cmd: ${data.RootlessNetworkCmd}`] : []),
         ' Security Options:',
