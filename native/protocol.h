@@ -63,7 +63,7 @@ enum boot_tag {
   TAG_STDIN_PATH = 38,    /* string: detached mode: a FIFO the monitor makes and copies into the container's stdin */
   TAG_ROOTFS_IDMAP = 39,  /* u32 0/1: the rootfs's layers (overlay lowers, a bind's tree) are idmapped through UIDMAP/GIDMAP */
   TAG_LIFELINE = 40,      /* u32 1: fd 6 is held (close-on-exec) until the container has exited; a network helper watching its peer then ends */
-  TAG_CHROOT = 41,        /* u32 0/1: chroot isolation: namespaces, /proc, /sys and masks as far as allowed; chroot(2), no pivot_root */
+  TAG_CHROOT = 41,        /* u32 0/1: chroot isolation: namespaces, /proc, /sys and masks as far as allowed; pivot_root, else chroot(2) */
 };
 
 /* Mount record value: u32 flags; u32 propagation; then five NUL-terminated strings:

@@ -1047,10 +1047,28 @@ static void mask_paths_soft(const struct cfg *c) {
   }
 }
 
+/* do_pivot where pivot_root is allowed; false, nothing changed, where it is not (a seccomp
+ * filter, a root that is no mount point). */
+static bool try_pivot(const char *rootdir) {
+  cleanup_close int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  cleanup_close int newroot = open(rootdir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (oldroot < 0 || newroot < 0 || fchdir(newroot) < 0) return false;
+  if (syscall(SYS_pivot_root, ".", ".") < 0) {
+    if (fchdir(oldroot) < 0) bail("fchdir: old root");
+    return false;
+  }
+  if (fchdir(oldroot) < 0) bail("fchdir: old root");
+  if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) bail("mount: make old root rslave");
+  if (umount2(".", MNT_DETACH) < 0) bail("umount2: old root");
+  if (chdir("/") < 0) bail("chdir: /");
+  return true;
+}
+
 /* Chroot isolation (buildah's --isolation chroot): with a mount namespace, the rootfs and the
  * spec's mounts as usual, /proc a new procfs where the pod allows one (own pid namespace and an
  * unmasked /proc) else a bind of the pod's, /dev as usual, /sys a sysfs or a read-only bind,
- * masks where they apply; then chroot(2) instead of pivot_root. Without a mount namespace
+ * masks where they apply; then pivot_root where a filter allows it (the host's mounts gone from
+ * the step's view, no chroot(2) to escape from), else chroot(2). Without a mount namespace
  * nothing is mounted: the rootfs must be a directory (the copying snapshotter's). */
 static void enter_chroot(const struct cfg *c) {
   const char *root = c->rootdir;
@@ -1075,9 +1093,11 @@ static void enter_chroot(const struct cfg *c) {
       bail_errno(EPERM, "chroot: no mount namespace can be made here, and the rootfs is not a directory (use the vfs storage driver)");
     root = c->rootfs[0].src;
   }
-  if (chdir(root) < 0) bail("chdir: %s", root);
-  if (chroot(".") < 0) bail("chroot: %s", root);
-  if (chdir("/") < 0) bail("chdir: /");
+  if (!((c->nsflags & CLONE_NEWNS) && try_pivot(root))) {
+    if (chdir(root) < 0) bail("chdir: %s", root);
+    if (chroot(".") < 0) bail("chroot: %s", root);
+    if (chdir("/") < 0) bail("chdir: /");
+  }
   if (c->nsflags & CLONE_NEWNS) {
     if (c->ro_rootfs) mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
     mask_paths_soft(c);

@@ -108,7 +108,8 @@ export interface SandboxSpec {
   deviceRules?: string[];
   /**
    * `chroot`: the namespaces, /proc, /sys and masks that can be made are, the rest is done
-   * without, and the process is chrooted (buildah's `--isolation chroot`, for unprivileged pods).
+   * without; the root is pivoted, or chrooted where pivot_root is refused (buildah's
+   * `--isolation chroot`, for unprivileged pods).
    * Default `oci`: all of it or a failure.
    */
   isolation?: Isolation;
