@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { makeTmp } from '../helpers/tmp.js';
 import { findMapHelper, inPath, preflightMessage, readUsernsSysctls, usernsFailureMessage, type MapHelper } from '../../src/host/userns-errors.js';
 
@@ -89,7 +90,10 @@ describe('reading the settings and finding the helpers', () => {
     await mkdir(bin);
     await writeFile(join(bin, 'newuidmap'), '');
     await chmod(join(bin, 'newuidmap'), 0o755);
-    expect(findMapHelper('newuidmap', `/nonexistent:${bin}`)).toEqual({ name: 'newuidmap', path: join(bin, 'newuidmap'), setuidRoot: false });
+    expect(findMapHelper('newuidmap', `/nonexistent:${bin}`)).toEqual({ name: 'newuidmap', path: join(bin, 'newuidmap'), setuidRoot: false, fileCaps: false });
+    // File capabilities (Fedora's shadow-utils, podman's in-container image) do as well as setuid.
+    spawnSync('setcap', ['cap_setuid+ep', join(bin, 'newuidmap')]);
+    expect(findMapHelper('newuidmap', bin)).toEqual({ name: 'newuidmap', path: join(bin, 'newuidmap'), setuidRoot: false, fileCaps: true });
     await chmod(join(bin, 'newuidmap'), 0o4755);
     expect(findMapHelper('newuidmap', bin).setuidRoot).toBe(true);
     expect(findMapHelper('newgidmap', bin)).toEqual({ name: 'newgidmap' });
