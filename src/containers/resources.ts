@@ -134,6 +134,8 @@ export async function acquireResources(
   const h = rec.hostConfig;
   const k = await (o.kernel ?? createKernelObjects(root, rec.id, h, o));
   rec.cgroup = { version: k.cgroup.version, paths: k.cgroup.paths };
+  // Joined by the sandbox before exec, whichever network the container has.
+  spec.cgroupPaths = k.cgroup.paths;
   if (k.network.mode === 'slirp4netns' || k.network.mode === 'pasta') {
     const rn = await setupRootlessNetwork(k.network.mode, { ports: h.portBindings, signal: o.signal });
     try {
@@ -152,7 +154,6 @@ export async function acquireResources(
   rec.network = k.network;
   const cg = k.cgroup;
   const net = k.network;
-  spec.cgroupPaths = cg.paths;
   if (net.netnsPath) {
     spec.netnsPath = net.netnsPath;
     spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
