@@ -81,7 +81,12 @@ export function preflightMessage(o: { user: string; unshare: boolean; helpers: M
 /** The first `name` in PATH (a file), or undefined. */
 export function inPath(name: string, path = process.env.PATH ?? ''): string | undefined {
   for (const dir of path.split(':').filter(Boolean)) {
-    if (statSync(join(dir, name), { throwIfNoEntry: false })?.isFile()) return join(dir, name);
+    try {
+      // No exception for the common miss (ENOENT); a directory the user may not search throws.
+      if (statSync(join(dir, name), { throwIfNoEntry: false })?.isFile()) return join(dir, name);
+    } catch {
+      // not reachable: as good as absent
+    }
   }
   return undefined;
 }

@@ -98,5 +98,8 @@ describe('reading the settings and finding the helpers', () => {
     expect(findMapHelper('newuidmap', bin).setuidRoot).toBe(true);
     expect(findMapHelper('newgidmap', bin)).toEqual({ name: 'newgidmap' });
     expect(inPath('unshare', '/usr/bin:/bin')).toMatch(/\/unshare$/);
+    // A PATH entry that cannot be searched is passed over, not an error (a root-only dir in a user's PATH).
+    await writeFile(join(tmp.dir, 'file'), '');
+    expect(inPath('unshare', `${join(tmp.dir, 'file')}:/usr/bin`)).toBe('/usr/bin/unshare');
   });
 });
