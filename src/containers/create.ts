@@ -24,7 +24,7 @@ import { checkUnprivilegedPorts, rootlessResolver } from '../host/rootless-netwo
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { toOciConfig } from '../sandbox/sandbox.js';
 import { seccompProgram } from '../sandbox/seccomp/filter.js';
-import { InvalidArgumentError } from '../errors.js';
+import { ImgbuildError, InvalidArgumentError } from '../errors.js';
 import { mkdirp } from '../fs.js';
 import { generateName, newContainerId, shortId, validateName } from './ids.js';
 import { NameInUseError } from './errors.js';
@@ -256,6 +256,9 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
   if (!workdir.startsWith('/')) throw new InvalidArgumentError(`the working directory ${JSON.stringify(workdir)} is not absolute`);
 
   const sn = o.snapshotter ?? (await newContainerSnapshotter(root, o.storageDriver, { signal: o.signal }));
+  if (userns.kind === 'auto' && sn.kind !== 'overlay') {
+    throw new ImgbuildError('NOT_IMPLEMENTED', `--userns=auto needs the overlay storage driver: a ${sn.kind} rootfs cannot be idmapped`);
+  }
   const ownStartTime = procStartTime(process.pid);
   const topP = unpacked(store, sn, img.manifest.layers, img.config.rootfs.diff_ids, o.signal);
   topP.catch(() => {}); // awaited below, after the name is reserved

@@ -145,6 +145,8 @@ describe('run --userns=auto', () => {
     expectOneLineError(bad, /^imgbuild: INVALID_ARGUMENT: invalid --userns "sideways"/);
     expect(bad.code).toBe(125);
     expectOneLineError(await cli(['run', '--rm', '--userns=auto', '--pid', 'host', 'busybox', 'true']), /^imgbuild: INVALID_ARGUMENT: --pid host cannot be used with --userns=auto/);
+    const fuse = await env.cli(['run', '--rm', '--userns=auto', 'busybox', 'true'], { env: { ...ids, IMGBUILD_STORAGE_DRIVER: 'fuse-overlayfs' } });
+    expectOneLineError(fuse, /^imgbuild: NOT_IMPLEMENTED: --userns=auto needs the overlay storage driver/);
     writeFileSync(join(env.dir, 'nosub'), 'someone:100000:65536\n');
     const none = await env.cli(['run', '--rm', '--userns=auto', 'busybox', 'true'], { env: { ...ids, IMGBUILD_SUBUID_FILE: join(env.dir, 'nosub') } });
     expectOneLineError(none, /^imgbuild: FAILED_PRECONDITION: --userns=auto: no subordinate uid range for user containers in .*nosub: add one with usermod --add-subuids 2147483647-4294967294 containers/);

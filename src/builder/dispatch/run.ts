@@ -7,6 +7,7 @@ import { ROOTLESS_ENV } from '../../host/userns.js';
 import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { ImgbuildError } from '../../errors.js';
 import { runSandbox } from '../../sandbox/sandbox.js';
 import { mountAll, sandboxRootfs, unmount, type SandboxRootfs } from '../../snapshots/mount.js';
 import type { BindMount, Run } from '../frontend/instructions.js';
@@ -183,7 +184,11 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
           mounts: [...files, ...extra, ...prepared.mounts],
         });
         const spec = range ? inUserNamespace(plain, range) : plain;
-        const upper = range && active.mounts.some((m) => m.type === 'overlay') ? await sn.upperDir(active.key) : undefined;
+        const overlay = active.mounts.some((m) => m.type === 'overlay');
+        if (range && !overlay && !sn.inPlace) {
+          throw new ImgbuildError('NOT_IMPLEMENTED', 'build --userns=auto needs the overlay or vfs storage driver: a fuse-overlayfs rootfs cannot be idmapped');
+        }
+        const upper = range && overlay ? await sn.upperDir(active.key) : undefined;
         // A step without a network that failed to resolve a name is told so.
         let unresolved = false;
         const out = lineWriter((line) => {
