@@ -219,6 +219,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     m.startsWith('container:') ? `container:${(await resolveContainer(root, m.slice('container:'.length))).id}` : m;
   const pidMode = await joinedMode(parseNamespaceMode('--pid', o.pid));
   const ipcMode = await joinedMode(parseNamespaceMode('--ipc', o.ipc));
+  if (userns.kind !== 'auto' && binds.some((b) => b.idmap)) throw new InvalidArgumentError('the idmap volume option needs --userns=auto: without a user namespace of its own there is nothing to map to');
   if (userns.kind === 'auto' && pidMode) {
     throw new InvalidArgumentError(`--pid ${o.pid} cannot be used with --userns=auto: a user namespace of its own cannot mount /proc for a pid namespace it does not own`);
   }
@@ -471,6 +472,7 @@ async function mountsOf(
     readOnly: r.readOnly,
     ...(r.propagation && r.propagation !== 'rprivate' ? { propagation: r.propagation } : {}),
     ...(r.mode ? { mode: r.mode } : {}),
+    ...(r.idmap ? { idmap: true } : {}),
   }));
   // docker's CLI makes `-v /path` a VOLUME of the container's config (commit keeps it).
   const anonymousV = fromV.filter((r) => r.type === 'volume' && r.source === '').map((r) => r.destination);

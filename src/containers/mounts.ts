@@ -22,6 +22,8 @@ export interface MountRequest {
   propagation?: string;
   /** volume: do not copy the image's content into a new, empty volume. */
   noCopy?: boolean;
+  /** bind (`-v src:dst:idmap`, podman's): the host files' owners shown through the container's user namespace. */
+  idmap?: boolean;
   /** volume: `volume-opt=` and `volume-label=` of `--mount`, for a volume it makes. */
   volumeOptions?: Record<string, string>;
   volumeLabels?: Record<string, string>;
@@ -67,7 +69,8 @@ function validMode(mode: string): boolean {
   if (mode === '') return true;
   const counts = new Map<string, number>();
   for (const o of mode.split(',')) {
-    const kind = o === 'rw' || o === 'ro' ? 'rw' : o === 'z' || o === 'Z' ? 'label' : PROPAGATIONS.has(o) ? 'prop' : o === 'nocopy' ? 'copy' : CONSISTENCY.has(o) ? 'cons' : undefined;
+    // `idmap`: podman's, for a container with a user namespace of its own (--userns=auto).
+    const kind = o === 'rw' || o === 'ro' ? 'rw' : o === 'z' || o === 'Z' ? 'label' : PROPAGATIONS.has(o) ? 'prop' : o === 'nocopy' ? 'copy' : CONSISTENCY.has(o) ? 'cons' : o === 'idmap' ? 'idmap' : undefined;
     if (!kind) return false;
     counts.set(kind, (counts.get(kind) ?? 0) + 1);
   }
@@ -134,9 +137,11 @@ export function parseVolumeFlag(raw: string, cwd: string = process.cwd()): Mount
     mode: type === 'volume' && source !== '' && mode === '' ? 'z' : mode,
     ...(type === 'bind' ? { propagation: prop ?? 'rprivate' } : {}),
     ...(modes.includes('nocopy') ? { noCopy: true } : {}),
+    ...(modes.includes('idmap') ? { idmap: true } : {}),
   };
   try {
     if (type === 'volume' && prop) throw new InvalidArgumentError(`invalid mount config for type "volume": field BindOptions must not be specified`);
+    if (type === 'volume' && m.idmap) throw new InvalidArgumentError(`invalid mode: idmap applies to bind mounts (a new volume is given to the container's range already)`);
     validate(m, { bindMustExist: false, exists: () => true });
   } catch (e) {
     throw new InvalidArgumentError(`invalid volume specification: '${raw}': ${(e as Error).message}`);

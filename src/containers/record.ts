@@ -55,6 +55,8 @@ export interface BindSpec {
   propagation?: string;
   /** The `-v` mode as given (Docker's Mode in inspect). */
   mode?: string;
+  /** `-v src:dst:idmap` (podman's): an idmapped bind, for a container with --userns=auto. */
+  idmap?: boolean;
 }
 
 /** A volume mounted in the container (volumes/store.ts): named, or anonymous (made for it). */

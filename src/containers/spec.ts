@@ -151,7 +151,7 @@ export function buildSandboxSpec(i: SpecInput): SandboxSpec {
   const user: (Mount & { destination: string })[] = [];
   for (const t of i.tmpfs) user.push({ destination: t.destination, type: 'tmpfs', source: 'tmpfs', options: t.options });
   for (const b of i.binds) {
-    user.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', b.propagation ?? 'rprivate', ...(b.readOnly ? ['ro'] : [])] });
+    user.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', b.propagation ?? 'rprivate', ...(b.readOnly ? ['ro'] : []), ...(b.idmap && i.idMapping ? ['idmap'] : [])] });
   }
   for (const v of i.volumes ?? []) {
     const ro = v.readOnly ? ['ro'] : [];

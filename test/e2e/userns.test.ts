@@ -59,6 +59,18 @@ describe('run --userns=auto', () => {
     expect((await cli(['volume', 'rm', 'uvol'])).code).toBe(0);
   });
 
+  it('a bind shows host owners as they are (unmapped: 65534); with podman\'s :idmap, through the mapping', async () => {
+    const host = join(env.dir, 'bind');
+    mkdirSync(host, { recursive: true });
+    writeFileSync(join(host, 'f'), 'x');
+    const plain = await cli(['run', '--rm', '--userns=auto', '-v', `${host}:/h`, 'busybox', 'stat', '-c', '%u:%g', '/h/f']);
+    expect(plain.stdout).toBe('65534:65534\n');
+    const idmapped = await cli(['run', '--rm', '--userns=auto', '-v', `${host}:/h:idmap`, 'busybox', 'sh', '-c', 'stat -c %u:%g /h/f && touch /h/made']);
+    expect(idmapped.stdout).toBe('0:0\n');
+    expect(statSync(join(host, 'made'))).toMatchObject({ uid: 0, gid: 0 });
+    expectOneLineError(await cli(['run', '--rm', '-v', `${host}:/h:idmap`, 'busybox', 'true']), /^imgbuild: INVALID_ARGUMENT: the idmap volume option needs --userns=auto/);
+  });
+
   it('concurrent containers get disjoint ranges; exec, commit, stop and rm work; rm frees the range for another', async () => {
     const a = (await cli(['run', '-d', '--userns=auto', 'busybox', 'sh', '-c', 'echo hi > /written; mkdir /d; chown 5:6 /d; sleep 300'])).stdout.trim();
     const b = (await cli(['run', '-d', '--userns=auto', 'busybox', 'sleep', '300'])).stdout.trim();
