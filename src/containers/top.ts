@@ -3,9 +3,15 @@
  * daemon/top_unix.go semantics): `ps` runs with the caller's options (default `-ef`) and the pids
  * of the container's cgroup as `-q`; when those options cannot be combined with `-q` (`f`), `ps`
  * runs again without it. Either way the rows are filtered by the PID column.
+ *
+ * Rootless, `top` runs as the user itself (a fresh user namespace may not read the container's
+ * processes' namespace links, which find those `exec` started: host/proc-group.ts), and `ps` runs
+ * in a user namespace with the user's mapping, so that its UID column shows the container's users
+ * (root, 1000) as rootless Docker and podman show them, not the host's subordinate ids.
  */
 import { execFile } from 'node:child_process';
 import { ImgbuildError } from '../errors.js';
+import { unshareCommand } from '../host/userns.js';
 import { ContainerStateError } from './errors.js';
 import { cgroupOf } from './resources.js';
 import { getContainer } from './state.js';
@@ -17,8 +23,9 @@ export interface TopResult {
 }
 
 function ps(args: string[], signal?: AbortSignal): Promise<{ ok: boolean; out: string; err: string }> {
+  const argv = (process.getuid?.() ?? 0) !== 0 ? unshareCommand(['ps', ...args]).args : ['ps', ...args];
   return new Promise((done) => {
-    execFile('ps', args, { maxBuffer: 64 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' }, ...(signal ? { signal } : {}) }, (e, out, err) =>
+    execFile(argv[0]!, argv.slice(1), { maxBuffer: 64 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' }, ...(signal ? { signal } : {}) }, (e, out, err) =>
       done({ ok: !e, out, err: err || (e ? e.message : '') }));
   });
 }
@@ -47,7 +54,7 @@ export function parsePsOutput(out: string, pids: Set<number>): TopResult {
 export async function topContainer(root: string, nameOrId: string, psArgs: string[], o: LifecycleOptions = {}): Promise<TopResult> {
   const rec = await getContainer(root, nameOrId, o);
   if (rec.state.status !== 'running') throw new ContainerStateError(rec.id, `container ${rec.name} is not running`);
-  const pids = await (await cgroupOf(rec, o)).pids();
+  const pids = await (await cgroupOf(rec, o)).members();
   const args = psArgs.length > 0 ? psArgs : ['-ef'];
   let r = pids.length > 0 ? await ps([...args, '-q', pids.join(',')], o.signal) : { ok: false, out: '', err: '' };
   // Some options (`f`) cannot be used with -q: run again without it, as Docker does.

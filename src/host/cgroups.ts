@@ -8,6 +8,7 @@
  * before exec, so every descendant (a fork bomb included) is accounted and can be killed as a group
  * even when the imgbuild process that started it is gone.
  */
+import { namespaceMembers, processesUsage } from './proc-group.js';
 import { mkdir, readFile, readdir, rm, rmdir, stat, statfs, writeFile, realpath } from 'node:fs/promises';
 import { exists } from '../fs.js';
 import { join } from 'node:path';
@@ -307,6 +308,15 @@ export class Cgroup {
     return false;
   }
 
+  /**
+   * Host pids of every process of the container (`top`): the group's, or without a group the
+   * processes of its pid 1's pid namespace, found in /proc (proc-group.ts).
+   */
+  async members(): Promise<number[]> {
+    if (this.dirs.size > 0) return this.pids();
+    return this.leader && (await this.leader.alive()) ? namespaceMembers(this.leader.pid) : [];
+  }
+
   /** Host pids of every process in the group (union over v1 hierarchies). */
   async pids(): Promise<number[]> {
     // No group: pid 1 stands for its pid namespace (killing it kills every process in it).
@@ -341,6 +351,8 @@ export class Cgroup {
    * (v1 blkio.throttle.io_service_bytes_recursive, v2 io.stat). Absent counters are undefined.
    */
   async usage(): Promise<CgroupUsage> {
+    // No group: the sums over its processes (proc-group.ts).
+    if (this.dirs.size === 0) return processesUsage(await this.members());
     const num = (t: string | undefined): number | undefined => (t !== undefined && /^\d+/.test(t.trim()) ? Number.parseInt(t, 10) : undefined);
     if (this.version === 2) {
       const d = this.dirs.get('unified')!;

@@ -101,4 +101,29 @@ describe('rootless container tools', () => {
     expect(owners(stopped).get('home/app/in.txt')).toBe('1000/1001');
     expect((await env.cli(['rm', 't1'])).code).toBe(0);
   });
+
+  it('top and stats count every process of a container without a cgroup, exec\'s included, with the users inside', async () => {
+    await env.importBusybox();
+    const run = await env.cli(['run', '-d', '--name', 't2', 'busybox', 'sh', '-c', 'sleep 101 & exec sleep 100']);
+    expect(run.stderr).toBe('');
+    expect((await env.cli(['exec', '-d', 't2', 'sleep', '102'])).code).toBe(0);
+    expect((await env.cli(['exec', '-d', '-u', '1000', 't2', 'sleep', '103'])).code).toBe(0);
+    const want = ['0 sleep 100', '0 sleep 101', '0 sleep 102', '1000 sleep 103'];
+    let rows: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const top = await env.cli(['top', 't2', '-o', 'pid,uid,args']);
+      expect(top.stderr).toBe('');
+      rows = top.stdout.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/).slice(1).join(' ')).sort();
+      if (rows.length >= want.length) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // The UID column is the container's (a user namespace with the user's mapping), not the host's.
+    expect(rows).toEqual(want);
+    const st = await env.cli(['stats', '--no-stream', '--format', '{{.PIDs}} {{.MemUsage}}', 't2']);
+    expect(st.stderr).toBe('');
+    const [pids, mem] = st.stdout.trim().split(' ');
+    expect(pids).toBe('4');
+    expect(mem).toMatch(/^[1-9][0-9.]*(KiB|MiB)$/);
+    expect((await env.cli(['rm', '-f', 't2'])).code).toBe(0);
+  });
 });
