@@ -186,6 +186,19 @@ describe.skipIf(podmanMissing !== undefined)(`imgbuild in an unprivileged podman
     expect(full.stdout.trim().split('\n').at(-1)).toBe('rootless');
   });
 
+  it('a profile that also refuses pivot_root: the step is chrooted (chroot(2)) and still builds', async () => {
+    // podman's own profile without pivot_root, as a stricter Localhost profile might be.
+    const podmanProfile = JSON.parse(await readFile('/usr/share/containers/seccomp.json', 'utf8')) as { syscalls: { names?: string[] }[] };
+    for (const rule of podmanProfile.syscalls) if (rule.names) rule.names = rule.names.filter((n) => n !== 'pivot_root');
+    const profile = join(tmp.dir, 'no-pivot-root.json');
+    await writeFile(profile, JSON.stringify(podmanProfile));
+    const r = await pod(['--security-opt', `seccomp=${profile}`], `set -e
+      imgbuild load -q -i /work/busybox.tar
+      printf 'FROM busybox\\nRUN echo chrooted > /made && cat /made\\n' | imgbuild build --progress plain -`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^#\d+ [\d.]+ chrooted$/m);
+  });
+
   it("Docker's default seccomp profile (Kubernetes' RuntimeDefault) refuses the user namespace: one error line", async () => {
     const profile = join(tmp.dir, 'docker-default.json');
     await writeFile(profile, JSON.stringify(DEFAULT_PROFILE));
