@@ -145,6 +145,7 @@ export async function acquireResources(
       spec.namespaces = spec.namespaces.filter((n) => n !== 'net');
       const hosts = hostsFile(rec.config.Hostname, { ip: rn.ip, domainname: rec.config.Domainname, extraHosts: h.extraHosts, gateway: rn.hostLoopback });
       await writeFile(pathOf(root, rec.id, 'hosts'), hosts);
+      await joinPidIpc(root, rec, spec);
       return { spec, cgroup: k.cgroup, rootlessNetwork: rn };
     } catch (e) {
       rn.close();
@@ -163,16 +164,7 @@ export async function acquireResources(
   }
   const joined = joinedContainer(h.networkMode);
   if (joined) await joinNetwork(root, rec, joined, spec);
-  const pidOf = joinedContainer(h.pidMode ?? '');
-  if (pidOf) {
-    spec.pidnsPath = `/proc/${await runningPid(root, rec, pidOf, 'PID')}/ns/pid`;
-    spec.namespaces = spec.namespaces.filter((n) => n !== 'pid');
-  }
-  const ipcOf = joinedContainer(h.ipcMode ?? '');
-  if (ipcOf) {
-    spec.ipcnsPath = `/proc/${await runningPid(root, rec, ipcOf, 'IPC')}/ns/ipc`;
-    spec.namespaces = spec.namespaces.filter((n) => n !== 'ipc');
-  }
+  await joinPidIpc(root, rec, spec);
   if (net.ip) {
     const hosts = hostsFile(rec.config.Hostname, { ip: net.ip, domainname: rec.config.Domainname, extraHosts: h.extraHosts, gateway: net.gateway });
     await writeFile(pathOf(root, rec.id, 'hosts'), hosts);
@@ -190,8 +182,28 @@ export async function acquireResources(
   return { spec, cgroup: cg };
 }
 
+/** `--pid`/`--ipc container:X`: the spec joins X's namespaces through its pid 1, whatever the network. */
+async function joinPidIpc(root: string, rec: ContainerRecord, spec: SandboxSpec): Promise<void> {
+  const h = rec.hostConfig;
+  const pidOf = joinedContainer(h.pidMode ?? '');
+  if (pidOf) {
+    spec.pidnsPath = `/proc/${await runningPid(root, rec, pidOf, 'PID')}/ns/pid`;
+    spec.namespaces = spec.namespaces.filter((n) => n !== 'pid');
+  }
+  const ipcOf = joinedContainer(h.ipcMode ?? '');
+  if (ipcOf) {
+    spec.ipcnsPath = `/proc/${await runningPid(root, rec, ipcOf, 'IPC')}/ns/ipc`;
+    spec.namespaces = spec.namespaces.filter((n) => n !== 'ipc');
+  }
+}
+
 /** Pid 1 of container `targetId`, which must be running (Docker's words when it is not). */
 async function runningPid(root: string, rec: ContainerRecord, targetId: string, what: 'network' | 'PID' | 'IPC'): Promise<number> {
+  // Each rootless command makes a user namespace of its own, with no rights in another's: the
+  // kernel would refuse to open the other container's namespace (EACCES). Said as what it is.
+  if (process.env[ROOTLESS_ENV]) {
+    throw new ImgbuildError('FAILED_PRECONDITION', `--${what === 'network' ? 'network' : what.toLowerCase()} container:${targetId.slice(0, 12)} is not available rootless: each imgbuild command runs in a user namespace of its own, which may not enter another container's namespaces`);
+  }
   const target = await readRecord(root, targetId);
   const pid = target?.state.status === 'running' ? target.state.pid : undefined;
   if (!target || !pid || !(await isSameProcess(pid, target.state.pidStartTime))) {

@@ -121,6 +121,13 @@ describe('rootless', () => {
     expect((await env.cli(['ps', '--format', '{{.Names}}'])).stdout.trim()).toBe('c1');
     expect((await env.cli(['inspect', '-f', '{{.GraphDriver.Name}} {{.HostConfig.Isolation}} {{.HostConfig.NetworkMode}}', 'c1'])).stdout).toBe('overlay rootless slirp4netns\n');
     expect((await env.cli(['logs', 'c1'])).stdout).toBe('started\n');
+    // Another container's namespaces cannot be entered from a command's own user namespace: said
+    // in one line, whatever the network (the default here is a user-mode one), never run unjoined.
+    for (const flags of [['--pid', 'container:c1'], ['--ipc', 'container:c1'], ['--network', 'container:c1']]) {
+      const j = await env.cli(['run', '--rm', ...flags, 'busybox', 'true']);
+      expect(j.code).toBe(125);
+      expectOneLineError(j, new RegExp(`^imgbuild: FAILED_PRECONDITION: ${flags[0]} container:[0-9a-f]{12} is not available rootless: each imgbuild command runs in a user namespace of its own`));
+    }
     expect((await env.cli(['stop', '-t', '1', 'c1'])).code).toBe(0);
     expect((await env.cli(['ps', '-a', '--format', '{{.Status}}'])).stdout).toMatch(/^Exited \(137\)/);
     expect((await env.cli(['commit', 'c1', 'made:1'])).code).toBe(0);
