@@ -1,153 +1,164 @@
 /**
- * Build speed beside buildah, measured in the same run on the same context and base image.
+ * Build speed beside BuildKit and buildah, side by side in one run on the same contexts and the
+ * same local busybox base (no Docker Hub):
+ *  - imgbuild through its executable (`bin/imgbuild build --network host`, Node's start-up included);
+ *  - BuildKit in a private dockerd (Debian's docker.io: own data root, exec root and socket,
+ *    overlay2, no bridge or iptables), `DOCKER_BUILDKIT=1 docker build --network host`;
+ *  - buildah on overlay with runc (`bud --isolation oci --runtime runc --layers`), own root and runroot.
+ * A peer that is not installed or does not start is skipped with one line; one that fails later is
+ * left out from there on. Everything started is stopped and everything mounted unmounted at the end.
  *
- *   npx tsx bench/build.ts               # 5,000-file context
- *   BENCH_QUICK=1 npx tsx bench/build.ts # 500 files, to check it works
+ *   npm run bench                           # everything (BENCH_ONLY=build for this file alone)
+ *   BENCH_QUICK=1 npx tsx bench/build.ts    # small sizes, one repetition: to check it works
+ *   BENCH_LARGE=1 npx tsx bench/build.ts    # adds 100k files and a 2 GB file (another ~15 min per repetition)
+ *   BENCH_RUNS=5                            # repetitions per build (default 3; medians shown)
+ *   BENCH_WORKLOADS=doc,files               # workloads whose names start so (doc, node_modules, files-, bytes-)
+ *   BENCH_NO_INSTRUCTIONS=1                 # skips the per-instruction scaling of imgbuild alone
  *
- * Three builds of one Dockerfile (2 RUNs and a COPY of the context):
- *  - cold: a fresh store that holds only the busybox base (snapshots, layers, cache all empty);
- *  - no-op rebuild: the same build again, nothing changed;
- *  - one file changed: one context file rewritten, so the COPY and the RUN after it re-run.
- * imgbuild is timed through its CLI (`bin/imgbuild build`, Node start-up included);
- * buildah as `buildah build --layers --isolation chroot` on a private vfs store. Each timing is the
- * median of `BENCH_RUNS` (default 3; 1 when quick) repetitions.
- *
- * Then the cost per instruction as a Dockerfile grows (`FROM busybox` and N instructions): N LABELs,
- * and a mix with an ENV, a WORKDIR and a `RUN true` among every 100 LABELs. A cold build and a
- * cached rebuild of each; the marginal column is the cost of each instruction added since the
- * previous N, which stays flat when build time is linear in N (start-up is in the first row only).
- * Copying the image config per step made it quadratic: 8,000 LABELs took 39 s, 10,000 77 s.
+ * Workloads (bench/build/workloads.ts): /usr/share/doc copied in, copied again by a RUN with
+ * deletes and a RUN writing an 80 MB file; the project's node_modules; files-N (1k → 10k → 100k
+ * tiny files) and bytes-N (10 MB → 200 MB → 2 GB in one file), each copied in and copied again by
+ * a RUN. Each is built cold (every tool emptied of images and cache but the base), as a no-op
+ * rebuild, and after one file changed. The tools take turns in a rotating order, with a `sync`
+ * (untimed) before each build so one tool's writeback does not land in another's time.
+ * Peak memory is GNU time's maximum RSS: the largest process of the command's tree (for imgbuild,
+ * its Node process); BuildKit's is in dockerd, which the client's figure would not show.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBusybox, BUSYBOX_REF } from '../test/helpers/base-image.js';
+import { ensureBusybox } from '../test/helpers/base-image.js';
 import { REPO_ROOT, CLI_EXE, CLI_MAIN } from '../test/helpers/cli.js';
+import { Imgbuild, type Builder } from './build/tools.js';
+import { BuildKit } from './build/buildkit.js';
+import { Buildah } from './build/buildah.js';
+import { GNU_TIME, removeTree, run } from './build/measure.js';
+import { bigFile, docTree, nodeModules, tinyFiles, type Workload, type WorkloadSpec } from './build/workloads.js';
+import { mainTable, record, seriesTable, summary, type Results, type Scenario } from './build/report.js';
+import { instructionScaling } from './build/instructions.js';
 
 const quick = process.env.BENCH_QUICK === '1';
-const FILES = quick ? 500 : 5000;
+const large = process.env.BENCH_LARGE === '1';
 const RUNS = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3));
+const only = process.env.BENCH_WORKLOADS?.split(',').map((s) => s.trim()).filter(Boolean);
 
-function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
-  const t0 = performance.now();
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env, maxBuffer: 1 << 26 });
-  const secs = (performance.now() - t0) / 1000;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return secs;
+function specs(): WorkloadSpec[] {
+  const all = quick
+    ? [docTree(600, 8), nodeModules(REPO_ROOT, 400), ...[100, 1000, 5000].map(tinyFiles), ...[1, 10, 50].map(bigFile)]
+    : [
+        docTree(undefined, 80),
+        nodeModules(REPO_ROOT, undefined),
+        ...[1000, 10000, ...(large ? [100000] : [])].map(tinyFiles),
+        ...[10, 200, ...(large ? [2000] : [])].map(bigFile),
+      ];
+  return all.filter((s) => !only || only.some((o) => s.name.startsWith(o)));
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
-
-function makeContext(dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  for (let i = 0; i < FILES; i++) {
-    const sub = join(dir, 'src', `d${i % 50}`);
-    if (i < 50) mkdirSync(sub, { recursive: true });
-    writeFileSync(join(sub, `f${i}.txt`), `file ${i}\n${'x'.repeat(1000)}\n`);
-  }
-  writeFileSync(join(dir, 'Dockerfile'), [
-    'FROM busybox',
-    'RUN echo prepare > /prepared',
-    'COPY src/ /app/src/',
-    'RUN find /app/src -type f | wc -l > /app/count',
-    'CMD ["cat", "/app/count"]',
-    '',
-  ].join('\n'));
-}
-
-/** `FROM busybox` and n instructions: LABELs, or with an ENV, WORKDIR and RUN among every 100. */
-function scalingDockerfile(n: number, mix: boolean): string {
-  const lines = ['FROM busybox'];
-  for (let i = 1; i <= n; i++) {
-    if (mix && i % 100 === 0) lines.push(`ENV e${i}=v${i}`);
-    else if (mix && i % 100 === 33) lines.push(`WORKDIR /w${i}`);
-    else if (mix && i % 100 === 66) lines.push('RUN true');
-    else lines.push(`LABEL k${i}=v${i}`);
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-function scaling(work: string, base: string): void {
-  const sizes = quick ? [250, 500, 1000] : [1000, 2000, 4000, 8000, 10000];
-  process.stdout.write('\n| Dockerfile | N | cold (s) | cold µs/instr | cold marginal µs/instr | rebuild (s) | rebuild marginal µs/instr |\n|---|---:|---:|---:|---:|---:|---:|\n');
-  for (const mix of [false, true]) {
-    let prev: { n: number; cold: number; rebuild: number } | undefined;
-    for (const n of sizes) {
-      const ctx = join(work, `scale-${n}`);
-      mkdirSync(ctx, { recursive: true });
-      writeFileSync(join(ctx, 'Dockerfile'), scalingDockerfile(n, mix));
-      const cold: number[] = [];
-      const rebuild: number[] = [];
-      for (let run = 0; run < RUNS; run++) {
-        const root = join(work, `scale-root-${n}-${run}`);
-        sh('cp', ['-a', base, root]);
-        const ours = (): number => sh(CLI_EXE, ['--root', root, 'build', '-q', '-t', 'scale', ctx]);
-        cold.push(ours());
-        rebuild.push(ours());
-        rmSync(root, { recursive: true, force: true });
-      }
-      const c = median(cold);
-      const r = median(rebuild);
-      const marginal = (t: number, p: number | undefined): string => (prev && p !== undefined ? ((t - p) / (n - prev.n) * 1e6).toFixed(0) : '');
-      process.stdout.write(`| ${mix ? 'mix' : 'LABEL'} | ${n} | ${c.toFixed(3)} | ${(c / n * 1e6).toFixed(0)} | ${marginal(c, prev?.cold)} | ${r.toFixed(3)} | ${marginal(r, prev?.rebuild)} |\n`);
-      prev = { n, cold: c, rebuild: r };
-    }
-  }
-  process.stdout.write('\ngoal: the marginal cost per instruction stays flat as N grows (linear build time)\n');
-}
+const say = (s: string): boolean => process.stderr.write(`bench/build: ${s}\n`);
 
 async function main(): Promise<void> {
-  if (!existsSync(CLI_MAIN)) sh(process.execPath, [join(REPO_ROOT, 'scripts', 'build.mjs')]);
-  const work = mkdtempSync(join(process.env.IMGBUILD_TEST_TMP ?? tmpdir(), 'imgbuild-bench-build-'));
+  if (!existsSync(CLI_MAIN)) run([process.execPath, join(REPO_ROOT, 'scripts', 'build.mjs')]);
+  // Short path: dockerd's containerd puts sockets under the exec root (108-byte limit).
+  const work = mkdtempSync(join(process.env.IMGBUILD_TEST_TMP ?? tmpdir(), 'ib-bench-'));
+  const builders: Builder[] = [];
+  let cleaned = false;
+  const cleanup = (): void => {
+    if (cleaned) return;
+    cleaned = true;
+    for (const b of builders) {
+      try {
+        b.close();
+      } catch (e) {
+        say(`${b.name}: clean-up: ${(e as Error).message}`);
+      }
+    }
+    removeTree(work);
+  };
+  const onSignal = (): void => {
+    cleanup();
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    const ctx = join(work, 'ctx');
-    makeContext(ctx);
     const base = join(work, 'base');
     await ensureBusybox(base);
+    const archive = join(work, 'busybox-docker.tar');
+    run([CLI_EXE, '--root', base, 'save', '--format', 'docker', '-o', archive, 'busybox']);
 
-    const results: Record<string, { ours: number[]; buildah: number[] }> = {
-      cold: { ours: [], buildah: [] },
-      'no-op rebuild': { ours: [], buildah: [] },
-      'one file changed': { ours: [], buildah: [] },
-    };
-    for (let run = 0; run < RUNS; run++) {
-      // imgbuild: a fresh store holding only the base image.
-      const root = join(work, `ours-${run}`);
-      sh('cp', ['-a', base, root]);
-      const ours = (): number => sh(CLI_EXE, ['--root', root, 'build', '-q', '-t', 'bench', ctx]);
-      results.cold!.ours.push(ours());
-      results['no-op rebuild']!.ours.push(ours());
-      writeFileSync(join(ctx, 'src', 'd7', 'f7.txt'), `changed ${run} ${Date.now()}\n`);
-      results['one file changed']!.ours.push(ours());
+    const skipped: string[] = [];
+    builders.push(new Imgbuild(work, base));
+    for (const start of [BuildKit.start, Buildah.start]) {
+      const b = start(work, archive);
+      if (typeof b === 'string') skipped.push(`${start === BuildKit.start ? 'BuildKit' : 'buildah'} skipped: ${b}`);
+      else builders.push(b);
+    }
+    for (const line of skipped) process.stdout.write(`${line}\n`);
+    if (!GNU_TIME) process.stdout.write('peak RSS not measured: /usr/bin/time (Debian: apt-get install time) is missing\n');
+    const peers = builders.slice(1).map((b) => b.name);
+    const dropped = new Set<string>();
+    const res: Results = new Map();
+    const workloads: Workload[] = [];
+    const loadBefore = loadavg();
+    const t0 = Date.now();
 
-      // buildah: a fresh vfs store with the same base image.
-      const bRoot = join(work, `buildah-${run}`);
-      const bRun = join(work, `buildah-run-${run}`);
-      sh('skopeo', ['copy', '-q', `oci:${base}:${BUSYBOX_REF}`, `containers-storage:[vfs@${bRoot}+${bRun}]${BUSYBOX_REF}`]);
-      const buildah = (): number => sh('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, 'build', '--layers', '--isolation', 'chroot', '--pull=never', '-q', '-t', 'bench', ctx]);
-      results.cold!.buildah.push(buildah());
-      results['no-op rebuild']!.buildah.push(buildah());
-      writeFileSync(join(ctx, 'src', 'd7', 'f7.txt'), `changed again ${run} ${Date.now()}\n`);
-      results['one file changed']!.buildah.push(buildah());
-      spawnSync('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, 'rm', '--all']);
-      spawnSync('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, 'rmi', '--all', '-f']);
+    for (const spec of specs()) {
+      const dir = join(work, `ctx-${spec.name}`);
+      mkdirSync(dir, { recursive: true });
+      const w: Workload = { name: spec.name, dir, ...spec.make(dir) };
+      workloads.push(w);
+      say(`${w.name}: ${w.files} files, ${(w.bytes / 1e6).toFixed(1)} MB`);
+      let changes = 0;
+      for (let rep = 0; rep < RUNS; rep++) {
+        // A rotating order, so that no tool is always first after the context was written.
+        const live = builders.filter((b) => !dropped.has(b.name));
+        const order = live.map((_, i) => live[(i + rep) % live.length]!);
+        for (const b of order) {
+          try {
+            const build = (s: Scenario): string => {
+              spawnSync('sync');
+              const t = b.build(dir);
+              record(res, w.name, b.name, s, t);
+              say(`${w.name}: ${b.name} ${s} ${t.secs.toFixed(2)} s`);
+              return t.last;
+            };
+            b.reset();
+            const cold = build('cold');
+            const noop = build('no-op rebuild');
+            w.change(changes++);
+            const changed = build('one file changed');
+            // The figures mean something only if the rebuild was served from cache and the change was seen.
+            if (noop !== cold) process.stdout.write(`${b.name}: ${w.name}'s no-op rebuild made another image (${noop} after ${cold})\n`);
+            if (changed === cold) process.stdout.write(`${b.name}: ${w.name}'s build after one file changed gave the same image\n`);
+            // Emptied again at once: the large workloads would otherwise hold three tools' copies on disk.
+            b.reset();
+          } catch (e) {
+            if (b.name === 'imgbuild') throw e;
+            dropped.add(b.name);
+            process.stdout.write(`${b.name} left out from ${w.name} on: ${(e as Error).message}\n`);
+          }
+        }
+      }
+      removeTree(dir);
     }
-    process.stdout.write(`context: ${FILES} files; median of ${RUNS} run(s); load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n\n`);
-    process.stdout.write('| build | imgbuild (s) | buildah --layers (s) | buildah / imgbuild |\n|---|---:|---:|---:|\n');
-    for (const [what, r] of Object.entries(results)) {
-      const o = median(r.ours);
-      const b = median(r.buildah);
-      process.stdout.write(`| ${what} | ${o.toFixed(3)} | ${b.toFixed(3)} | ${(b / o).toFixed(1)}x |\n`);
-    }
-    process.stdout.write('\ngoals: cold build faster than buildah; no-op rebuild < 0.3 s\n');
-    scaling(work, base);
+
+    const minutes = ((Date.now() - t0) / 60000).toFixed(1);
+    process.stdout.write(`\n${builders.map((b) => `- ${b.about}`).join('\n')}\n`);
+    process.stdout.write(`\nmedians of ${RUNS} run(s)${quick ? ' (quick sizes)' : ''}${large ? '' : '; 100k files and 2 GB with BENCH_LARGE=1'}; ${minutes} min; `);
+    process.stdout.write(`load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadavg().map((x) => x.toFixed(2)).join(' ')} after on ${cpus().length} cores\n`);
+    if (Math.max(loadBefore[0]!, loadavg()[0]!) > cpus().length) process.stdout.write('the machine was busy with other work: these figures are noisy\n');
+    process.stdout.write('\n');
+    mainTable(res, workloads, peers);
+    const rssTools = GNU_TIME ? ['imgbuild', ...peers.filter((p) => p === 'buildah')] : [];
+    seriesTable(res, workloads, peers, 'files', rssTools);
+    seriesTable(res, workloads, peers, 'bytes', rssTools);
+    summary(res, workloads, peers);
+
+    for (const b of builders.slice(1)) b.close();
+    if (process.env.BENCH_NO_INSTRUCTIONS !== '1') instructionScaling(work, base, { quick, runs: RUNS });
   } finally {
-    // Stores hold no live mounts after the CLI exits; buildah vfs neither once containers are removed.
-    rmSync(work, { recursive: true, force: true });
+    cleanup();
   }
 }
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(build-essential busybox-static skopeo umoci docker-registry buildah podman runc oci-image-tool
+PACKAGES=(build-essential busybox-static skopeo umoci docker-registry buildah podman runc oci-image-tool time
   zstd pigz iproute2 iptables uidmap apache2-utils jq attr hyperfine util-linux git openssh-client xz-utils bzip2 dropbear-bin debootstrap slirp4netns passt
   fuse-overlayfs libcap2-bin)
 missing=()
