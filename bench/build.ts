@@ -6,14 +6,16 @@
  *    overlay2, no bridge or iptables), `DOCKER_BUILDKIT=1 docker build --network host`;
  *  - buildah on overlay with runc (`bud --isolation oci --runtime runc --layers`), own root and runroot.
  * A peer that is not installed or does not start is skipped with one line; one that fails later is
- * left out from there on. Everything started is stopped and everything mounted unmounted at the end.
+ * left out from there on. Everything started is stopped and everything mounted unmounted at the end,
+ * on Ctrl-C too (run it with `node --import tsx`: the tsx command kills a script whose clean-up
+ * takes more than 30 ms).
  *
- *   npm run bench                           # everything (BENCH_ONLY=build for this file alone)
- *   BENCH_QUICK=1 npx tsx bench/build.ts    # small sizes, one repetition: to check it works
- *   BENCH_LARGE=1 npx tsx bench/build.ts    # adds 100k files and a 2 GB file (another ~15 min per repetition)
- *   BENCH_RUNS=5                            # repetitions per build (default 3; medians shown)
- *   BENCH_WORKLOADS=doc,files               # workloads whose names start so (doc, node_modules, files-, bytes-)
- *   BENCH_NO_INSTRUCTIONS=1                 # skips the per-instruction scaling of imgbuild alone
+ *   npm run bench                                   # every area (BENCH_ONLY=build for this one)
+ *   BENCH_QUICK=1 node --import tsx bench/build.ts  # small sizes (about 4 min): to check it works
+ *   BENCH_LARGE=1 node --import tsx bench/build.ts  # adds 100k files and a 2 GB file (tens of minutes more)
+ *   BENCH_RUNS=3                                    # repetitions per build, medians shown (default 1)
+ *   BENCH_WORKLOADS=doc,files                       # workloads whose names start so (doc, node_modules, files-, bytes-)
+ *   BENCH_NO_INSTRUCTIONS=1                         # skips the per-instruction scaling of imgbuild alone
  *
  * Workloads (bench/build/workloads.ts): /usr/share/doc copied in, copied again by a RUN with
  * deletes and a RUN writing an 80 MB file; the project's node_modules; files-N (1k → 10k → 100k
@@ -21,6 +23,7 @@
  * a RUN. Each is built cold (every tool emptied of images and cache but the base), as a no-op
  * rebuild, and after one file changed. The tools take turns in a rotating order, with a `sync`
  * (untimed) before each build so one tool's writeback does not land in another's time.
+ * One pass of the default workloads took 10.5 min on 2 cores at load 10-14 (other work running).
  * Peak memory is GNU time's maximum RSS: the largest process of the command's tree (for imgbuild,
  * its Node process); BuildKit's is in dockerd, which the client's figure would not show.
  */
@@ -40,7 +43,7 @@ import { instructionScaling } from './build/instructions.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const large = process.env.BENCH_LARGE === '1';
-const RUNS = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3));
+const RUNS = Number(process.env.BENCH_RUNS ?? 1);
 const only = process.env.BENCH_WORKLOADS?.split(',').map((s) => s.trim()).filter(Boolean);
 
 function specs(): WorkloadSpec[] {
@@ -156,7 +159,7 @@ async function main(): Promise<void> {
     summary(res, workloads, peers);
 
     for (const b of builders.slice(1)) b.close();
-    if (process.env.BENCH_NO_INSTRUCTIONS !== '1') instructionScaling(work, base, { quick, runs: RUNS });
+    if (process.env.BENCH_NO_INSTRUCTIONS !== '1') instructionScaling(work, base, { quick, runs: Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3)) });
   } finally {
     cleanup();
   }

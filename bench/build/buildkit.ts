@@ -76,8 +76,9 @@ export class BuildKit implements Builder {
       '--config-file', join(this.dir, 'daemon.json'), '--data-root', join(this.dir, 'data'), '--exec-root', join(this.dir, 'exec'),
       '--pidfile', join(this.dir, 'dockerd.pid'), '-H', `unix://${this.sock}`, '--storage-driver', 'overlay2',
       '--bridge=none', '--iptables=false', '--ip-masq=false', '--ip-forward=false',
-    ], { detached: true, stdio: ['ignore', log, log] });
+    ], { stdio: ['ignore', log, log] });
     closeSync(log);
+    // In the bench's process group: a Ctrl-C that kills the bench before its clean-up stops dockerd too.
     child.unref();
     this.daemonPid = child.pid;
     for (let i = 0; i < 120; i++) {
