@@ -92,9 +92,10 @@ async function main(): Promise<void> {
 
     const skipped: string[] = [];
     builders.push(new Imgbuild(work, base));
-    for (const start of [BuildKit.start, Buildah.start]) {
+    const peerStarts = [['BuildKit', BuildKit.start], ['buildah', Buildah.start]] as const;
+    for (const [name, start] of peerStarts) {
       const b = start(work, archive);
-      if (typeof b === 'string') skipped.push(`${start === BuildKit.start ? 'BuildKit' : 'buildah'} skipped: ${b}`);
+      if (typeof b === 'string') skipped.push(`${name} skipped: ${b}`);
       else builders.push(b);
     }
     for (const line of skipped) process.stdout.write(`${line}\n`);
