@@ -5,7 +5,7 @@
  * their contents.
  */
 import { open, readFile, mkdir, lstat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { closeSync, openSync, readSync, constants as fsc, type Stats } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { createMatcher, parseIgnoreFile, loadIgnore as loadDockerignore } from './frontend/dockerignore.js';
 import { createHasher, type Digest } from '../image/digest.js';
@@ -33,6 +33,30 @@ export async function hashFile(path: string): Promise<Digest> {
     }
   } finally {
     await fh.close();
+  }
+  return h.digest();
+}
+
+/** The read buffer of hashFileSync: one per process, never shared across an await. */
+let hashBuffer: Buffer | undefined;
+
+/**
+ * hashFile with synchronous reads into one reused 1 MiB buffer: for the thousands of small files
+ * of a context, the thread-pool round trips of the async form (open, stat, read, close) cost more
+ * than the reads, and memory stays one buffer whatever the files' sizes.
+ */
+export function hashFileSync(path: string): Digest {
+  const h = createHasher('blake3');
+  const buf = (hashBuffer ??= Buffer.allocUnsafe(1 << 20));
+  const fd = openSync(path, fsc.O_RDONLY);
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
   }
   return h.digest();
 }
@@ -77,10 +101,15 @@ export class StatCache {
   }
 
   async hash(path: string, st: Stats): Promise<Digest> {
+    return this.hashSync(path, st);
+  }
+
+  /** The file's hash: from the cache when unchanged, else read (synchronously) and remembered. */
+  hashSync(path: string, st: Stats): Digest {
     const cached = this.lookup(path, st);
     if (cached) return cached;
     this.misses++;
-    const hash = await hashFile(path);
+    const hash = hashFileSync(path);
     this.entries.set(path, { dev: st.dev, ino: st.ino, size: st.size, mtime: st.mtimeMs, ctime: st.ctimeMs, hash });
     this.dirty = true;
     return hash;

@@ -13,11 +13,12 @@ import type { Compression } from '../image/media-types.js';
 import { chainIds } from '../image/model.js';
 import type { OciStore } from '../store/store.js';
 import { packDir } from '../tar/pack.js';
+import type { PhaseClock } from '../phases.js';
 import { OverlaySnapshotter, overlayRoot } from './overlay.js';
 import { OverlayUnsupportedError } from './errors.js';
 import { VfsSnapshotter, vfsRoot } from './vfs.js';
 import { fuseOverlayRoot } from '../store/paths.js';
-import type { SnapshotInfo } from './snapshotter.js';
+import type { SnapshotInfo, Usage } from './snapshotter.js';
 import { isStaleUnpack } from './unpack.js';
 
 export async function diffSnapshot(
@@ -30,19 +31,26 @@ export async function diffSnapshot(
     sourceDateEpoch?: number;
     /** The upper dir's owners are a user namespace's host ids (`--userns=auto`): record the container's. */
     fromHostIds?: { uid: number; gid: number; size: number };
+    /** Records where the time goes (pack, hash, write, sync). */
+    phases?: PhaseClock;
     signal?: AbortSignal;
   },
-): Promise<LayerBlob> {
+): Promise<LayerBlob & { usage: Usage }> {
   const upper = await sn.upperDir(key);
+  const ph = opts.phases ? { phases: opts.phases } : {};
+  // Measured as it is packed: the commit that follows needs no walk of its own.
+  const usage = { size: 0, inodes: 0 };
   const tar = packDir(upper, {
     mode: sn.kind === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlay',
     sourceDateEpoch: opts.sourceDateEpoch,
     signal: opts.signal,
+    usage,
+    ...ph,
     ...(opts.fromHostIds ? { fromHostIds: opts.fromHostIds } : {}),
   });
-  const o: Parameters<typeof writeLayerBlob>[2] = { compression: opts.compression, signal: opts.signal };
+  const o: Parameters<typeof writeLayerBlob>[2] = { compression: opts.compression, signal: opts.signal, ...ph };
   if (opts.format !== undefined) o.format = opts.format;
-  return writeLayerBlob(store, tar, o);
+  return { ...(await writeLayerBlob(store, tar, o)), usage };
 }
 
 /** Whether an active snapshot or view is the leftover of a process that is gone. */

@@ -36,7 +36,7 @@ import { mountPointsUnder, unmount } from './mount.js';
 import { probeOverlay, PROBE_DIR } from './probe.js';
 import { fuseOverlayMount, probeFuseOverlay } from './fuse-probe.js';
 import { diskUsage, RecordedSnapshotter } from './records.js';
-import type { InitLayer, PrepareOptions, ProbeResult, SnapshotOptions, Snapshotter } from './snapshotter.js';
+import type { InitLayer, PrepareOptions, ProbeResult, SnapshotOptions, Snapshotter, Usage } from './snapshotter.js';
 
 /** The kernel's limit on mount data (one page) and on overlay stack depth (OVL_MAX_STACK). */
 const MOUNT_DATA_LIMIT = 4095;
@@ -229,13 +229,13 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
     return this.mountsFor(rec, parentIdsOf(doc, key));
   }
 
-  async commit(name: string, key: string, o: SnapshotOptions = {}): Promise<void> {
+  async commit(name: string, key: string, o: SnapshotOptions & { usage?: Usage } = {}): Promise<void> {
     const doc = await this.meta.read();
     const cur = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;
     if (!cur) throw new SnapshotNotFoundError(key);
     if (cur.kind !== 'active') throw new SnapshotStateError(key, `only an active snapshot can be committed, it is ${cur.kind}`);
     // Measured outside the lock: the layer is the caller's and no longer changes.
-    const usage = await diskUsage(join(this.dirOf(cur.id), 'fs'), o.signal);
+    const usage = o.usage ?? (await diskUsage(join(this.dirOf(cur.id), 'fs'), o.signal));
     const trash = await this.meta.update(async (tx, save) => {
       const r = tx.commit(name, key, usage, o.labels ?? {});
       if (r.id !== cur.id) throw new SnapshotStateError(key, 'changed while it was being committed');

@@ -60,8 +60,11 @@ export interface Snapshotter {
   view(key: string, parent?: string, o?: SnapshotOptions): Promise<Mount[]>;
   /** Mounts of an existing snapshot (a committed one is returned read-only, like a view). */
   mounts(key: string): Promise<Mount[]>;
-  /** Turns the active snapshot `key` into the immutable committed snapshot `name`. */
-  commit(name: string, key: string, o?: SnapshotOptions): Promise<void>;
+  /**
+   * Turns the active snapshot `key` into the immutable committed snapshot `name`. `usage`: what
+   * its layer holds, when the caller has just measured it (a diff's pack); else it is measured.
+   */
+  commit(name: string, key: string, o?: SnapshotOptions & { usage?: Usage }): Promise<void>;
   /** Removes a snapshot; refuses one that still has children. */
   remove(key: string): Promise<void>;
   stat(key: string): Promise<SnapshotInfo>;

@@ -22,6 +22,7 @@ import type { Compression } from '../image/media-types.js';
 import { writeLayerBlob, type LayerBlob } from '../store/layers.js';
 import type { OciStore } from '../store/store.js';
 import { packDir } from '../tar/pack.js';
+import type { PhaseClock } from '../phases.js';
 import type { VfsSnapshotter } from './vfs.js';
 
 export interface ChangesOptions {
@@ -211,15 +212,16 @@ export async function diffVfsSnapshot(
   store: OciStore,
   sn: VfsSnapshotter,
   key: string,
-  opts: { compression: Compression; sourceDateEpoch?: number; signal?: AbortSignal },
+  opts: { compression: Compression; sourceDateEpoch?: number; phases?: PhaseClock; signal?: AbortSignal },
 ): Promise<LayerBlob> {
   const base = await sn.changeBase(key);
   const skip = new Set([...(base.init?.files ?? []), ...(base.init?.dirs ?? [])]);
   const out = await mkdtemp(join(sn.root, 'diff-'));
   try {
     gatherChanges(base.fs, base.parentFs, out, { copiedAt: base.copiedAt, skip, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const tar = packDir(out, { mode: 'overlay', sourceDateEpoch: opts.sourceDateEpoch, signal: opts.signal });
-    return await writeLayerBlob(store, tar, { compression: opts.compression, signal: opts.signal });
+    const ph = opts.phases ? { phases: opts.phases } : {};
+    const tar = packDir(out, { mode: 'overlay', sourceDateEpoch: opts.sourceDateEpoch, signal: opts.signal, ...ph });
+    return await writeLayerBlob(store, tar, { compression: opts.compression, signal: opts.signal, ...ph });
   } finally {
     await rm(out, { recursive: true, force: true });
   }

@@ -12,6 +12,7 @@ import { compressedCacheDir } from './paths.js';
 import { Writable, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { throwIfAborted } from '../errors.js';
+import type { PhaseClock } from '../phases.js';
 import { writeFileAtomic } from '../atomic.js';
 import { HashingTransform, hexOf, algorithmOf, parseDigest, type Digest } from '../image/digest.js';
 import { isDockerType, layerCompression, layerMediaType, type Compression } from '../image/media-types.js';
@@ -45,9 +46,15 @@ export async function writeLayerBlob(
      */
     diffId?: Digest;
     uncompressedSize?: number;
+    /**
+     * Records where the time goes: 'hash' (hashing as the blob is written), 'write' (the rest of
+     * the pass: waiting for the disk, compressing), 'sync' (flushing and placing the blob).
+     */
+    phases?: PhaseClock;
     signal?: AbortSignal;
   },
 ): Promise<LayerBlob> {
+  const phases = opts.phases;
   throwIfAborted(opts.signal);
   const w = await store.writer(`layer-${Date.now()}`);
   const comp = compressorFor(opts.compression, opts.level);
@@ -59,19 +66,34 @@ export async function writeLayerBlob(
   const sink = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _e, cb) {
-      w.write(chunk).then(() => cb(), cb);
+      // The writer hashes the chunk before its first await: that part is the hash.
+      const t = phases ? performance.now() : 0;
+      const written = w.write(chunk);
+      if (phases) {
+        const ms = performance.now() - t;
+        hashed += ms;
+        phases.add('hash', ms);
+      }
+      written.then(() => cb(), cb);
     },
   });
+  let hashed = 0;
   try {
     const stages: (Readable | Transform | Writable)[] = [tar];
     if (diff) stages.push(diff);
     if (comp) stages.push(comp);
     stages.push(sink);
+    const packedBefore = phases?.totalsMs.get('pack') ?? 0;
+    const started = performance.now();
     await (pipeline as (...a: unknown[]) => Promise<void>)(...stages, ...(opts.signal ? [{ signal: opts.signal }] : []));
+    // What the pass spent besides packing and hashing on this thread: the disk and the stream.
+    phases?.add('write', Math.max(0, performance.now() - started - hashed - ((phases.totalsMs.get('pack') ?? 0) - packedBefore)));
     const digest = w.digest();
     const size = w.offset;
     const diffId = diff ? diff.result().digest : comp && known ? opts.diffId! : digest;
+    const synced = phases?.start('sync');
     await w.commit(size, digest);
+    synced?.();
     return {
       mediaType: layerMediaType(opts.compression, opts.format ?? 'oci'),
       digest,

@@ -21,8 +21,10 @@
  * where mknod works, a char 0:0 named `.wh..opq` (the whiteout of that name). Each form becomes
  * the one entry overlay mode writes for it, so both upper dirs of one change give one layer.
  *
- * The stream is pull-driven (Readable.from over a generator): nothing is read from disk until the
- * consumer asks, so memory stays at one read chunk whatever the tree size.
+ * The stream is pull-driven (Readable.from over a synchronous generator): nothing is read from disk
+ * until the consumer asks, so memory stays at a few 1 MiB chunks whatever the tree size. The reads
+ * are synchronous on purpose: per file they are a few short syscalls, which cost less inline than
+ * as thread-pool round trips.
  *
  * Limits: sockets are skipped (tar cannot hold them, GNU tar skips them too); xattrs on symlinks
  * are not read (fs-xattr only has the symlink-following getxattr); file names that are not valid
@@ -33,6 +35,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { listAttributesSync, getAttributeSync } from 'fs-xattr';
 import { ImgbuildError, throwIfAborted } from '../errors.js';
+import type { PhaseClock } from '../phases.js';
 import { END_OF_ARCHIVE, encodeHeader, paddingFor, type EntryType, type TarHeader } from './format.js';
 
 export interface PackOptions {
@@ -48,6 +51,13 @@ export interface PackOptions {
    * recorded as n (likewise for gids), so the layer holds the ids its container saw.
    */
   fromHostIds?: { uid: number; gid: number; size: number };
+  /**
+   * Filled as the tree is read: bytes allocated (blocks) and inodes under the dir, each
+   * hard-linked inode once, the dir itself included (a snapshot's usage without a second walk).
+   */
+  usage?: { size: number; inodes: number };
+  /** Records the time spent reading the tree and encoding it as the 'pack' phase. */
+  phases?: PhaseClock;
   signal?: AbortSignal;
 }
 
@@ -78,46 +88,53 @@ function minor(rdev: number): number {
   return Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
 }
 
-function readXattrs(path: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
+/**
+ * The xattrs of `path` worth recording, and (with `opaqueNames`) whether it is an opaque overlay
+ * dir. One listxattr answers both: the opaque marker is read only when it is listed (not a
+ * getxattr per marker name on every directory), and a path with no xattrs (nearly all) costs
+ * that one call.
+ */
+function readXattrs(path: string, opaqueNames?: readonly string[]): { xattrs: Map<string, Buffer>; opaque: boolean } {
+  const xattrs = new Map<string, Buffer>();
+  let opaque = false;
   let names: string[];
   try {
     names = listAttributesSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return out;
+    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return { xattrs, opaque };
     throw e;
   }
   for (const n of names) {
-    if (isOverlayPrivateXattr(n)) continue;
+    if (isOverlayPrivateXattr(n)) {
+      if (!opaque && opaqueNames?.includes(n)) opaque = getOptional(path, n)?.toString() === 'y';
+      continue;
+    }
     // system.* (POSIX ACLs as stored by some filesystems) is not portable between hosts.
     if (n.startsWith('system.')) continue;
-    try {
-      out.set(n, getAttributeSync(path, n));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENODATA') continue;
-      throw e;
-    }
+    const v = getOptional(path, n);
+    if (v) xattrs.set(n, v);
   }
-  return out;
+  return { xattrs, opaque };
 }
 
-function isOpaque(path: string, fuse: boolean): boolean {
-  if (fuse) {
-    for (const n of [OPAQUE_FILE, OPAQUE_WHITEOUT_NAME]) {
-      try {
-        lstatSync(join(path, n));
-        return true;
-      } catch {
-        // absent: try the next form
-      }
-    }
+function getOptional(path: string, name: string): Buffer | undefined {
+  try {
+    return getAttributeSync(path, name);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENODATA') return undefined;
+    throw e;
   }
-  for (const x of fuse ? FUSE_OPAQUE_XATTRS : OPAQUE_XATTRS) {
+}
+
+/** fuse-overlayfs's marker files of an opaque dir (its xattr is found by readXattrs). */
+function hasOpaqueFile(path: string): boolean {
+  for (const n of [OPAQUE_FILE, OPAQUE_WHITEOUT_NAME]) {
     try {
-      if (getAttributeSync(path, x).toString() === 'y') return true;
+      lstatSync(join(path, n));
+      return true;
     } catch {
-      // ENODATA / ENOTSUP: not opaque
+      // absent: try the next form
     }
   }
   return false;
@@ -137,9 +154,17 @@ function byteCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGenerator<Buffer> {
+/**
+ * Output is gathered into batches of BATCH bytes (headers, and the contents of files small enough
+ * to be read straight into the batch), so a tree of small files is a few hundred stream chunks,
+ * not one or two per file; a larger file's contents go out in READ_CHUNK pieces of their own.
+ */
+const BATCH = 1024 * 1024;
+
+function* generate(dir: string, opts: PackOptions, name?: string): Generator<Buffer> {
   const fuse = opts.mode === 'fuse-overlayfs';
   const overlay = opts.mode === 'overlay' || fuse;
+  const opaqueNames = fuse ? FUSE_OPAQUE_XATTRS : overlay ? OPAQUE_XATTRS : undefined;
   const sde = opts.sourceDateEpoch;
   const clamp = (st: Stats): number => {
     const t = Math.floor(st.mtimeMs / 1000);
@@ -147,6 +172,40 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
   };
   const firstPathOfInode = new Map<string, string>();
   const shift = opts.fromHostIds;
+  const usage = opts.usage;
+  // Inodes with more than one link counted already (every other inode is met once).
+  const counted = new Set<string>();
+  const count = (st: Stats): void => {
+    if (!usage) return;
+    if (st.nlink > 1 && !st.isDirectory()) {
+      const id = `${st.dev}:${st.ino}`;
+      if (counted.has(id)) return;
+      counted.add(id);
+    }
+    usage.size += st.blocks * 512;
+    usage.inodes++;
+  };
+  let out = Buffer.allocUnsafe(BATCH);
+  let used = 0;
+
+  /** Hands the batch on (when it holds anything) and starts a new one. */
+  function* flush(): Generator<Buffer> {
+    if (used === 0) return;
+    const full = out.subarray(0, used);
+    out = Buffer.allocUnsafe(BATCH);
+    used = 0;
+    yield full;
+  }
+
+  function* put(b: Buffer): Generator<Buffer> {
+    if (used + b.length > BATCH) yield* flush();
+    if (b.length > BATCH) {
+      yield b; // a header with very large xattrs
+      return;
+    }
+    b.copy(out, used);
+    used += b.length;
+  }
 
   function header(name: string, st: Stats, type: EntryType, over: Partial<TarHeader> = {}): TarHeader {
     return {
@@ -169,7 +228,7 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
     return { name, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime, linkname: '', devmajor: 0, devminor: 0, xattrs: new Map() };
   }
 
-  async function* walk(abs: string, rel: string): AsyncGenerator<Buffer> {
+  function* walk(abs: string, rel: string): Generator<Buffer> {
     let names: string[];
     try {
       names = readdirSync(abs);
@@ -181,7 +240,8 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
     const whitedOut = new Set<string>();
     for (const name of names) {
       const st = lstatSync(join(abs, name));
-      // fuse-overlayfs's opaque markers were written as the directory's own entry (isOpaque).
+      count(st);
+      // fuse-overlayfs's opaque markers were written as the directory's own entry (hasOpaqueFile).
       if (fuse && (name === OPAQUE_FILE || (name === OPAQUE_WHITEOUT_NAME && st.isCharacterDevice() && st.rdev === 0))) continue;
       const target = overlay && st.isCharacterDevice() && st.rdev === 0 ? name : fuse && st.isFile() && name.startsWith('.wh.') ? name.slice(4) : undefined;
       if (target === undefined) others.push({ name, st });
@@ -194,7 +254,7 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
     others.sort((a, b) => byteCompare(a.name, b.name));
     for (const w of whiteouts) {
       throwIfAborted(opts.signal);
-      yield encodeHeader(whiteoutHeader(rel ? `${rel}/.wh.${w.name}` : `.wh.${w.name}`, clamp(w.st)));
+      yield* put(encodeHeader(whiteoutHeader(rel ? `${rel}/.wh.${w.name}` : `.wh.${w.name}`, clamp(w.st))));
     }
     for (const { name, st } of others) {
       throwIfAborted(opts.signal);
@@ -203,17 +263,18 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
       const type = typeOf(st);
       if (!type) continue;
       if (opts.exclude?.has(p)) {
-        if (type === 'dir') yield encodeHeader(header(r, st, 'dir'));
+        if (type === 'dir') yield* put(encodeHeader(header(r, st, 'dir')));
         continue;
       }
       yield* one(p, r, st, type);
     }
   }
 
-  async function* one(p: string, r: string, st: Stats, type: EntryType): AsyncGenerator<Buffer> {
+  function* one(p: string, r: string, st: Stats, type: EntryType): Generator<Buffer> {
     if (type === 'dir') {
-      yield encodeHeader(header(r, st, 'dir', { xattrs: readXattrs(p) }));
-      if (overlay && isOpaque(p, fuse)) yield encodeHeader(whiteoutHeader(`${r}/.wh..wh..opq`, clamp(st)));
+      const { xattrs, opaque } = readXattrs(p, opaqueNames);
+      yield* put(encodeHeader(header(r, st, 'dir', { xattrs })));
+      if (opaque || (fuse && hasOpaqueFile(p))) yield* put(encodeHeader(whiteoutHeader(`${r}/.wh..wh..opq`, clamp(st))));
       yield* walk(p, r);
       return;
     }
@@ -221,21 +282,21 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
       const key = `${st.dev}:${st.ino}`;
       const first = firstPathOfInode.get(key);
       if (first !== undefined) {
-        yield encodeHeader(header(r, st, 'link', { linkname: first }));
+        yield* put(encodeHeader(header(r, st, 'link', { linkname: first })));
         return;
       }
       firstPathOfInode.set(key, r);
     }
     switch (type) {
       case 'symlink':
-        yield encodeHeader(header(r, st, 'symlink', { linkname: readlinkSync(p) }));
+        yield* put(encodeHeader(header(r, st, 'symlink', { linkname: readlinkSync(p) })));
         break;
       case 'char':
       case 'block':
-        yield encodeHeader(header(r, st, type, { devmajor: major(st.rdev), devminor: minor(st.rdev), xattrs: readXattrs(p) }));
+        yield* put(encodeHeader(header(r, st, type, { devmajor: major(st.rdev), devminor: minor(st.rdev), xattrs: readXattrs(p).xattrs })));
         break;
       case 'fifo':
-        yield encodeHeader(header(r, st, 'fifo', { xattrs: readXattrs(p) }));
+        yield* put(encodeHeader(header(r, st, 'fifo', { xattrs: readXattrs(p).xattrs })));
         break;
       case 'file':
         yield* file(p, r, st);
@@ -243,30 +304,44 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
     }
   }
 
-  async function* file(p: string, r: string, st: Stats): AsyncGenerator<Buffer> {
+  /** Reads exactly `len` bytes of `fd` into `buf` at `at`. */
+  function readFully(fd: number, p: string, buf: Buffer, at: number, len: number, done: number, size: number): void {
+    let n = 0;
+    while (n < len) {
+      const got = readSync(fd, buf, at + n, len - n, null);
+      if (got === 0) throw new PackError(p, `file shrank while being packed (${done + n} of ${size} bytes)`);
+      n += got;
+    }
+  }
+
+  function* file(p: string, r: string, st: Stats): Generator<Buffer> {
     const fd = openSync(p, fsc.O_RDONLY | fsc.O_NOFOLLOW);
     try {
-      yield encodeHeader(header(r, st, 'file', { size: st.size, xattrs: readXattrs(p) }));
+      yield* put(encodeHeader(header(r, st, 'file', { size: st.size, xattrs: readXattrs(p).xattrs })));
+      const pad = paddingFor(st.size);
+      if (st.size + pad <= BATCH - used) {
+        // Small enough for the batch: read into it, no buffer of its own.
+        readFully(fd, p, out, used, st.size, 0, st.size);
+        out.fill(0, used + st.size, used + st.size + pad);
+        used += st.size + pad;
+        return;
+      }
+      yield* flush();
       let left = st.size;
       while (left > 0) {
         const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
-        let n = 0;
-        while (n < buf.length) {
-          const got = readSync(fd, buf, n, buf.length - n, null);
-          if (got === 0) throw new PackError(p, `file shrank while being packed (${st.size - left + n} of ${st.size} bytes)`);
-          n += got;
-        }
-        left -= n;
+        readFully(fd, p, buf, 0, buf.length, st.size - left, st.size);
+        left -= buf.length;
         yield buf;
       }
-      const pad = paddingFor(st.size);
-      if (pad) yield Buffer.alloc(pad);
+      if (pad) yield* put(Buffer.alloc(pad));
     } finally {
       closeSync(fd);
     }
   }
 
   const rootSt = lstatSync(dir);
+  count(rootSt);
   if (name !== undefined) {
     // One path as one named entry (a directory with everything below it).
     const type = typeOf(rootSt);
@@ -276,7 +351,20 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
     if (!rootSt.isDirectory()) throw new PackError(dir, 'not a directory');
     yield* walk(dir, '');
   }
-  yield END_OF_ARCHIVE;
+  yield* put(END_OF_ARCHIVE);
+  yield* flush();
+}
+
+/** The generator's own time (reading the tree and encoding) recorded as the 'pack' phase. */
+function* timed(g: Generator<Buffer>, phases: PhaseClock | undefined): Generator<Buffer> {
+  if (!phases) return yield* g;
+  for (;;) {
+    const end = phases.start('pack');
+    const r = g.next();
+    end();
+    if (r.done) return;
+    yield r.value;
+  }
 }
 
 /**
@@ -284,10 +372,10 @@ async function* generate(dir: string, opts: PackOptions, name?: string): AsyncGe
  * followed) or a directory entry followed by everything below it as `name/...`.
  */
 export function packPath(path: string, name: string, opts: PackOptions): Readable {
-  return Readable.from(generate(path, opts, name), { objectMode: false, highWaterMark: READ_CHUNK });
+  return Readable.from(timed(generate(path, opts, name), opts.phases), { objectMode: false, highWaterMark: READ_CHUNK });
 }
 
 /** An uncompressed, deterministic tar stream of `dir` (see the module comment). */
 export function packDir(dir: string, opts: PackOptions): Readable {
-  return Readable.from(generate(dir, opts), { objectMode: false, highWaterMark: READ_CHUNK });
+  return Readable.from(timed(generate(dir, opts), opts.phases), { objectMode: false, highWaterMark: READ_CHUNK });
 }

@@ -10,6 +10,7 @@ import { applyLayer } from '../../src/tar/apply.js';
 import { readTar, type TarEntry } from '../../src/tar/reader.js';
 import { makeTmp } from '../helpers/tmp.js';
 import { snapshotTree } from '../helpers/tar.js';
+import { diskUsage } from '../../src/snapshots/records.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 beforeEach(async () => {
@@ -186,6 +187,48 @@ describe('packDir', () => {
     expect(strip(snapshotTree(out))).toEqual(strip(snapshotTree(d)));
     expect(getAttributeSync(join(out, 'a'), 'trusted.overlay.opaque').toString()).toBe('y');
     expect((await collect(packDir(out, { mode: 'overlay' }))).equals(buf)).toBe(true);
+  });
+
+  it('gathers small files into batches and streams large ones without changing a byte', async () => {
+    // Sizes around the 1 MiB batch: a file that fills a batch exactly, one a byte over, and small
+    // files before and after them, so contents land on both sides of every boundary.
+    const d = join(tmp.dir, 'b');
+    mkdirSync(d);
+    const sizes = [100, 1024 * 1024 - 1024, 70_000, 1024 * 1024 + 1, 0, 3 * 1024 * 1024 + 17, ...Array.from({ length: 40 }, (_, i) => 30_000 + i * 511)];
+    const want = new Map<string, Buffer>();
+    sizes.forEach((n, i) => {
+      const data = Buffer.alloc(n);
+      for (let j = 0; j < n; j++) data[j] = (j * 31 + i) & 0xff;
+      const name = `f${String(i).padStart(3, '0')}`;
+      writeFileSync(join(d, name), data);
+      want.set(name, data);
+    });
+    const chunks: Buffer[] = [];
+    for await (const c of packDir(d, { mode: 'plain' })) chunks.push(c as Buffer);
+    // Few chunks: not one or two per file.
+    expect(chunks.length).toBeLessThan(sizes.length);
+    const got = new Map<string, Buffer>();
+    for await (const e of readTar(Readable.from([Buffer.concat(chunks)]))) {
+      const parts: Buffer[] = [];
+      if (e.body) for await (const c of e.body) parts.push(c as Buffer);
+      if (e.header.type === 'file') got.set(e.header.name, Buffer.concat(parts));
+    }
+    expect([...got.keys()]).toEqual([...want.keys()]);
+    for (const [n, data] of want) expect(got.get(n)!.equals(data), n).toBe(true);
+  });
+
+  it('measures what it packs as diskUsage does: blocks and inodes, a hard-linked inode once', async () => {
+    const d = join(tmp.dir, 'u');
+    mkdirSync(join(d, 'a/b'), { recursive: true });
+    writeFileSync(join(d, 'a/big'), Buffer.alloc(300_000, 1));
+    writeFileSync(join(d, 'a/b/small'), 'x');
+    linkSync(join(d, 'a/big'), join(d, 'a/b/big-link'));
+    symlinkSync('big', join(d, 'a/ln'));
+    mknod(join(d, 'a/gone'), 'c', '0', '0');
+    const usage = { size: 0, inodes: 0 };
+    await collect(packDir(d, { mode: 'overlay', usage }));
+    expect(usage).toEqual(await diskUsage(d));
+    expect(usage.inodes).toBe(7); // the dir, a, a/b, big (twice linked), small, ln, gone
   });
 
   it('stops on abort', async () => {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Add, Copy } from '../frontend/instructions.js';
 import { processWord, lex } from '../frontend/shell-lex.js';
 import { hashFile } from '../context.js';
+import { PhaseClock } from '../../phases.js';
 import { applyCopy, isArchive, planCopy, planDigest, type CopyPlan, type SourceTree } from './copy.js';
 import { parseChmodSpec } from './chmod.js';
 import { resolveChown } from './fs-root.js';
@@ -39,6 +40,8 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
   let content: string;
   // Files come from another stage's (or an image's) rootfs, or from the context as planned.
   let source: { image: ImageState } | { plan: CopyPlan };
+  // The context's walk and hashing (the cache key) are the step's too.
+  const phases = new PhaseClock();
   const scratch = await mkdtemp(join(env.tmpDir, 'copy-'));
   try {
     const downloads: Download[] = [];
@@ -53,11 +56,13 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
       content = JSON.stringify({ from: image.chainId ?? 'empty', sources: localSources });
     } else {
       const tree: SourceTree | undefined = env.context.dir ? { root: env.context.dir, kind: 'context', ignore: env.context.ignore, statCache: env.context.stat } : undefined;
+      const planned = phases.start('context');
       const plan = await planCopy({
         sources: localSources, tree, exclude: ins.exclude, parents: ins.parents, inline, hash: true,
         detectArchives: isAdd && (ins as Add).unpack !== false,
         ...(env.signal ? { signal: env.signal } : {}),
       });
+      planned();
       source = { plan };
       content = planDigest(plan);
     }
@@ -90,7 +95,7 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
     const direct = ins.link || !parentImage.chainId;
     await layerStep(s, label, keyParts, createdBy, async (active) => {
       const inRoot = async <T>(fn: (root: string) => Promise<T>): Promise<T> =>
-        direct ? fn(await (await env.snapshotter()).upperDir(active.key)) : withHostMount(env, active.mounts, fn);
+        direct ? fn(await (await env.snapshotter()).upperDir(active.key)) : withHostMount(env, active.mounts, fn, active.phases);
       await inRoot(async (root) => {
         if (workdirPending) await createWorkdir(s, root);
         // Names in --chown come from the stage's /etc/passwd, also for a linked (empty) layer.
@@ -98,12 +103,14 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
           : ins.link && !/^\d+(:\d+)?$/.test(ins.chown) ? await withImageRoot(env, parentImage, (r) => resolveChown(r, ins.chown as string))
             : await resolveChown(root, ins.chown);
         const apply = async (p: CopyPlan): Promise<void> => {
+          const copied = active.phases.start('copy');
           await applyCopy(p, {
             root, dest: ins.dest, workdir,
             ...(chown ? { chown } : {}), ...(chmod !== undefined ? { chmod } : {}),
             extract: (archive, dir, owner) => extractArchive(archive, dir, env.signal, owner),
             ...(env.signal ? { signal: env.signal } : {}),
           });
+          copied();
         };
         if ('image' in source) {
           await withImageRoot(env, source.image, async (srcRoot) => {
@@ -129,7 +136,7 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
           await apply(all);
         }
       });
-    }, { linked: ins.link });
+    }, { linked: ins.link, phases });
     if (!ins.link) s.workdirPending = false;
   } finally {
     await rm(scratch, { recursive: true, force: true }).catch(() => {});

@@ -21,14 +21,13 @@
  * The work is split into `planCopy` (walk the sources, no writes; its digest is the cache key's
  * content part) and `applyCopy` (write into a rootfs mounted on the host).
  */
-import { lstat, stat, readdir, mkdir, lchown, chmod, lutimes, unlink, open } from 'node:fs/promises';
-import { constants, lstatSync, readdirSync, readlinkSync, unlinkSync, linkSync, symlinkSync, lchownSync, lutimesSync, writeFileSync, copyFileSync, chmodSync, type Stats } from 'node:fs';
+import { lstat, stat, readdir, mkdir, lchown, chmod, open } from 'node:fs/promises';
+import { constants, lstatSync, readdirSync, readlinkSync, unlinkSync, linkSync, symlinkSync, lchownSync, lutimesSync, writeFileSync, copyFileSync, chmodSync, mkdirSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
-import pLimit from 'p-limit';
 import { createHasher, type Digest } from '../../image/digest.js';
 import { ImgbuildError, throwIfAborted } from '../../errors.js';
 import { resolveRel, resolveInRoot, cleanAbs } from './fs-root.js';
-import { patternMatcher, hashFile, type IgnoreMatcher, type StatCache } from '../context.js';
+import { patternMatcher, hashFileSync, type IgnoreMatcher, type StatCache } from '../context.js';
 import { chmodOf, parseOctalChmod, type ChmodSpec } from './chmod.js';
 
 export class CopySourceNotFoundError extends ImgbuildError {
@@ -271,21 +270,12 @@ async function walkItem(
   // The item itself was resolved with symlinks followed (Docker follows the named source).
   const top = await stat(host(m.real));
   const out: PlannedEntry[] = [];
-  const pending: Promise<void>[] = [];
-  const limit = pLimit(32);
   const addFile = (e: PlannedEntry): void => {
     out.push(e);
     if (o.hash && e.type === 'file' && e.src && e.st) {
-      const { src, st } = e;
-      // Unchanged files are answered from the stat cache without I/O; only misses are read.
-      const cached = o.tree.statCache?.lookup(src, st);
-      if (cached) {
-        e.hash = cached;
-        return;
-      }
-      pending.push(limit(async () => {
-        e.hash = o.tree.statCache ? await o.tree.statCache.hash(src, st) : await hashFile(src);
-      }));
+      // Unchanged files are answered from the stat cache without I/O; only misses are read, with
+      // synchronous reads into one buffer (see hashFileSync).
+      e.hash = o.tree.statCache ? o.tree.statCache.hashSync(e.src, e.st) : hashFileSync(e.src);
     }
   };
   const t = typeOf(top);
@@ -328,7 +318,6 @@ async function walkItem(
   } else {
     throw new CopySourceNotFoundError(m.rel, 'not a regular file, directory or symlink');
   }
-  await Promise.all(pending);
   if (!out.some((e) => e.implied)) return out;
   const needed = new Set<string>();
   for (const e of out) {
@@ -530,44 +519,61 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
     const parentHost = await ensureDir(o.root, posix.dirname(target), rootOwner, madeDirMode);
     const base = posix.basename(target);
     const dirs = new Map<string, string>(); // entry rel → host dir
+    // Dirs this item made: empty when made, so its files in them need no look for what is there.
+    const made = new Set<string>();
+    // Synchronous calls in both loops on purpose: each is a short syscall on local disk, and for
+    // the many small files of a typical context the thread-pool round trips of the async forms
+    // cost more than the calls themselves (the same choice as tar/apply.ts).
+    const lstatOrUndefined = (p: string): Stats | undefined => {
+      try {
+        return lstatSync(p);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw e;
+      }
+    };
     for (const e of item.entries) {
       if (e.type !== 'dir') continue;
+      throwIfAborted(o.signal);
       let host: string;
+      let parent: string | undefined;
       if (e.rel === '') {
         host = target === '/' ? o.root : `${parentHost}/${base}`;
       } else {
-        const parent = dirs.get(posix.dirname(e.rel) === '.' ? '' : posix.dirname(e.rel));
+        parent = dirs.get(posix.dirname(e.rel) === '.' ? '' : posix.dirname(e.rel));
         if (parent === undefined) continue;
         host = `${parent}/${posix.basename(e.rel)}`;
       }
-      let st = await lstat(host).catch(() => undefined);
+      let st = parent !== undefined && made.has(parent) ? undefined : lstatOrUndefined(host);
       if (st?.isSymbolicLink()) {
         // An existing symlink in the image where the source has a dir: follow it, confined.
         const rel = host.slice(o.root.length);
         host = await resolveInRoot(o.root, rel);
-        st = await lstat(host).catch(() => undefined);
+        st = lstatOrUndefined(host);
       }
       if (st && !st.isDirectory()) {
-        await unlink(host);
+        unlinkSync(host);
         st = undefined;
       }
       if (!st && e.rel === '' && item.parentsPath === undefined) {
         // A directory's contents go into the destination, which is made like a missing parent
         // (0755 or --chmod, root or --chown, now), not as a copy of the source dir (BuildKit, moby).
-        await mkdir(host);
-        await lchown(host, rootOwner.uid, rootOwner.gid);
-        await chmod(host, madeDirMode);
+        mkdirSync(host);
+        lchownSync(host, rootOwner.uid, rootOwner.gid);
+        chmodSync(host, madeDirMode);
+        made.add(host);
         written++;
       } else if (!st) {
-        await mkdir(host);
-        await lchown(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
-        await chmod(host, chmodOf(o.chmod, e.mode, true));
+        mkdirSync(host);
+        lchownSync(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
+        chmodSync(host, chmodOf(o.chmod, e.mode, true));
         dirTimes.push({ host, mtimeMs: e.mtimeMs });
+        made.add(host);
         written++;
       } else if (e.rel !== '' && host !== o.root) {
         // Merging into an existing dir of a copied tree: the copied dir's metadata wins (Docker).
-        await lchown(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
-        await chmod(host, chmodOf(o.chmod, e.mode, true));
+        lchownSync(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
+        chmodSync(host, chmodOf(o.chmod, e.mode, true));
         dirTimes.push({ host, mtimeMs: e.mtimeMs });
       }
       dirs.set(e.rel, host);
@@ -576,26 +582,20 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
     for (const e of item.entries) {
       if (e.type === 'dir') continue;
       let host: string;
+      let parent: string | undefined;
       if (e.rel === '') host = `${parentHost}/${base}`;
       else {
-        const parent = dirs.get(posix.dirname(e.rel) === '.' ? '' : posix.dirname(e.rel));
+        parent = dirs.get(posix.dirname(e.rel) === '.' ? '' : posix.dirname(e.rel));
         if (parent === undefined) continue;
         host = `${parent}/${posix.basename(e.rel)}`;
       }
+      const inMade = parent !== undefined && made.has(parent);
       const key = e.st && e.st.nlink > 1 && e.type === 'file' ? `${e.st.dev}:${e.st.ino}` : undefined;
       const first = key ? hardlinks.get(key) : undefined;
       if (key && !first) hardlinks.set(key, host);
-      // Synchronous calls on purpose: each is a short syscall on local disk, and for the many
-      // small files of a typical context the thread-pool round trips of the async forms cost
-      // more than the calls themselves (the same choice as tar/apply.ts).
       const write = (): void => {
         throwIfAborted(o.signal);
-        let existing: Stats | undefined;
-        try {
-          existing = lstatSync(host);
-        } catch {
-          existing = undefined;
-        }
+        const existing = inMade ? undefined : lstatOrUndefined(host);
         if (existing?.isDirectory()) throw new CopyDestinationError(`cannot overwrite directory ${host.slice(o.root.length) || '/'} with a non-directory`);
         if (existing) unlinkSync(host);
         if (first) {
@@ -622,6 +622,6 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
   }
   // Directory times last, deepest first, since writing into a dir updates its mtime.
   dirTimes.sort((a, b) => b.host.length - a.host.length);
-  for (const d of dirTimes) await lutimes(d.host, d.mtimeMs / 1000, d.mtimeMs / 1000);
+  for (const d of dirTimes) lutimesSync(d.host, d.mtimeMs / 1000, d.mtimeMs / 1000);
   return written;
 }

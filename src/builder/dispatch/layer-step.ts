@@ -10,6 +10,7 @@ import type { Descriptor } from '../../image/types.js';
 import type { Digest } from '../../image/digest.js';
 import type { Mount } from '../../sandbox/spec.js';
 import { throwIfAborted } from '../../errors.js';
+import { PhaseClock } from '../../phases.js';
 import { BuildError } from '../errors.js';
 import { stepKey, type StepKeyParts } from '../cache.js';
 import { chainIdOn } from './image-state.js';
@@ -21,6 +22,8 @@ import { appendLayer, historyEntry, keyBase, type StageCtx } from './stage.js';
 export interface ActiveStep {
   key: string;
   mounts: Mount[];
+  /** Where the step's time goes (printed as the step's `times:` line). */
+  phases: PhaseClock;
 }
 
 /**
@@ -33,7 +36,7 @@ export async function layerStep(
   keyParts: StepKeyParts,
   createdBy: string,
   work: (a: ActiveStep, log: (line: string) => void) => Promise<void>,
-  o: { init?: () => Promise<{ files: string[]; dirs: string[] }>; linked?: boolean } = {},
+  o: { init?: () => Promise<{ files: string[]; dirs: string[] }>; linked?: boolean; phases?: PhaseClock } = {},
 ): Promise<void> {
   const env = s.env;
   const key = stepKey(keyParts);
@@ -50,6 +53,7 @@ export async function layerStep(
       }
     }
     const history = historyEntry(s, createdBy, false);
+    const phases = o.phases ?? new PhaseClock();
     const result = await env.stepLimit(async () => {
       throwIfAborted(env.signal);
       const sn = await env.snapshotter();
@@ -59,11 +63,12 @@ export async function layerStep(
       // Placeholders of an init layer (made only on a cache miss: finding them may need a mount).
       const placeholders = o.init ? await o.init() : undefined;
       const init = placeholders?.files.length || placeholders?.dirs.length ? { init: placeholders } : {};
-      const mounts = await sn.prepare(activeKey, parent, { ...init, lease: env.store.lease });
+      const mounts = await phases.time('snapshot', () => sn.prepare(activeKey, parent, { ...init, lease: env.store.lease }));
       let committed = false;
       try {
-        await work({ key: activeKey, mounts }, (l) => task.log(l));
+        await work({ key: activeKey, mounts, phases }, (l) => task.log(l));
         const blob = await sn.diff(activeKey, {
+          phases,
           ...(env.sourceDateEpoch !== undefined ? { sourceDateEpoch: env.sourceDateEpoch } : {}),
           ...(env.signal ? { signal: env.signal } : {}),
         });
@@ -72,7 +77,7 @@ export async function layerStep(
         const exists = o.linked || (await sn.acquire(chainId, env.store.lease));
         if (!exists) {
           try {
-            await sn.commit(chainId, activeKey, { lease: env.store.lease });
+            await phases.time('snapshot', () => sn.commit(chainId, activeKey, { lease: env.store.lease, ...(blob.usage ? { usage: blob.usage } : {}) }));
             committed = true;
           } catch (e) {
             // A concurrent build may have committed the same chain meanwhile.
@@ -87,6 +92,8 @@ export async function layerStep(
     });
     appendLayer(s, result.layer, result.diffId, result.chainId, history);
     await env.cache.put(key, { ...result, history });
+    const times = phases.summary();
+    if (times) task.update?.(`times: ${times}`);
     task.done();
   } catch (e) {
     task.fail(e instanceof Error ? e.message : String(e));
@@ -128,7 +135,7 @@ export async function createWorkdir(s: StageCtx, root: string): Promise<void> {
 export async function workdirStep(s: StageCtx): Promise<void> {
   const wd = s.image.config.config?.WorkingDir ?? '/';
   await layerStep(s, `[${s.label}] WORKDIR ${wd}`, keyBase(s, { kind: 'workdir-mkdir', path: wd }), `WORKDIR ${wd}`, async (active) => {
-    await withHostMount(s.env, active.mounts, (root) => createWorkdir(s, root));
+    await withHostMount(s.env, active.mounts, (root) => createWorkdir(s, root), active.phases);
   });
   s.workdirPending = false;
 }

@@ -117,7 +117,7 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
         await withHostMount(env, active.mounts, async (root) => {
           if (workdirPending) await createWorkdir(s, root);
           if (needUserLookup) user = await resolveProcessUser(root, userSpec);
-        });
+        }, active.phases);
       } else if (numeric) {
         user = { uid: Number(numeric[1]), gid: Number(numeric[2]), additionalGids: [] };
       }
@@ -195,7 +195,8 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
           if (mode === 'none' && !unresolved && isResolutionFailure(line)) unresolved = true;
           log(line);
         });
-        const sandboxed = (): ReturnType<typeof runSandbox> => runSandbox(spec, { stdout: out, stderr: out, ...(env.signal ? { signal: env.signal } : {}), ...(net.lifeline ? { lifeline: net.lifeline } : {}) });
+        // The sandbox's time covers its set-up (namespaces, the overlay mount) and the command.
+        const sandboxed = (): ReturnType<typeof runSandbox> => active.phases.time('sandbox', () => runSandbox(spec, { stdout: out, stderr: out, ...(env.signal ? { signal: env.signal } : {}), ...(net.lifeline ? { lifeline: net.lifeline } : {}) }));
         const r = await withCacheLocks(prepared.locks, () => (range ? withUpperInRange(upper, range, sandboxed, env.signal ? { signal: env.signal } : {}) : sandboxed()));
         await new Promise<void>((resolve) => out.end(resolve));
         if (r.exitCode !== 0 || r.signal) {

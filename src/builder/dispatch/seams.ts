@@ -3,12 +3,13 @@
  * calls. build.ts binds them to the OciStore, the overlay snapshotter and the BuildCache; tests
  * dispatch through them with fakes held in memory.
  */
+import type { PhaseClock } from '../../phases.js';
 import type { Descriptor, Platform } from '../../image/types.js';
 import type { Digest } from '../../image/digest.js';
 import type { LoadedImage } from '../../image/model.js';
 import type { Lease } from '../../store/lease.js';
 import type { LayerBlob } from '../../store/layers.js';
-import type { Snapshotter } from '../../snapshots/snapshotter.js';
+import type { Snapshotter, Usage } from '../../snapshots/snapshotter.js';
 import type { CacheRecord } from '../cache.js';
 
 export interface BuildStore {
@@ -29,7 +30,7 @@ export interface BuildSnapshotter extends Pick<Snapshotter, 'prepare' | 'view' |
   /** Whether the committed snapshot `key` exists; with a lease, it is leased too. */
   acquire(key: string, lease?: Lease, o?: { signal?: AbortSignal }): Promise<boolean>;
   /** Packs the changes of the active snapshot `key` into an uncompressed layer in the store. */
-  diff(key: string, o: { sourceDateEpoch?: number; signal?: AbortSignal }): Promise<LayerBlob>;
+  diff(key: string, o: { sourceDateEpoch?: number; phases?: PhaseClock; signal?: AbortSignal }): Promise<LayerBlob & { usage?: Usage }>;
   /** Unpacks `layers` into committed snapshots named by their chain ids. */
   unpack(layers: Descriptor[], diffIds: Digest[], o: { lease: Lease; signal?: AbortSignal }): Promise<void>;
 }

@@ -7,6 +7,7 @@ import { mkdtemp, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Mount } from '../../sandbox/spec.js';
+import type { PhaseClock } from '../../phases.js';
 import { mountAll, unmount } from '../../snapshots/mount.js';
 import type { ImageState } from './image-state.js';
 import type { DispatchEnv } from './stage.js';
@@ -31,16 +32,20 @@ export async function ensureSnapshot(env: DispatchEnv, img: ImageState): Promise
 }
 
 /** Mounts `mounts` on a fresh dir under the build tmp dir, runs fn, always unmounts. */
-export async function withHostMount<T>(env: DispatchEnv, mounts: Mount[], fn: (root: string) => Promise<T>): Promise<T> {
+export async function withHostMount<T>(env: DispatchEnv, mounts: Mount[], fn: (root: string) => Promise<T>, phases?: PhaseClock): Promise<T> {
   const only = mounts.length === 1 ? mounts[0]! : undefined;
   if (only?.type === 'bind' && (await env.snapshotter()).inPlace) return fn(only.source);
+  const mounted = phases?.start('mount');
   const target = await mkdtemp(join(env.tmpDir, 'mnt-'));
   await mountAll(mounts, target, env.signal ? { signal: env.signal } : {});
+  mounted?.();
   try {
     return await fn(target);
   } finally {
+    const unmounted = phases?.start('mount');
     await unmount(target);
     await rmdir(target).catch(() => {});
+    unmounted?.();
   }
 }
 
