@@ -184,6 +184,18 @@ describe('COPY confinement', () => {
     await copy(['dir'], '/k');
     expect(await readlink(join(rootfs, 'k/abs'))).toBe('/etc/shadow');
   });
+  it('a dangling image symlink into a dir the COPY makes: files reaching it both ways overwrite, the later wins', async () => {
+    // /t/a -> n does not exist yet; the source has both a/ and n/: a/f and n/f are one file.
+    await mkdir(join(rootfs, 't'));
+    await symlink('n', join(rootfs, 't/a'));
+    await mkdir(join(ctx, 'two/a'), { recursive: true });
+    await mkdir(join(ctx, 'two/n'), { recursive: true });
+    await writeFile(join(ctx, 'two/a/f'), 'via-a');
+    await writeFile(join(ctx, 'two/n/f'), 'via-n');
+    await copy(['two'], '/t');
+    expect(await readlink(join(rootfs, 't/a'))).toBe('n');
+    expect(await readFile(join(rootfs, 't/n/f'), 'utf8')).toBe('via-n');
+  });
   it('destination symlinks are followed but clamped at the rootfs', async () => {
     await symlink('/', join(rootfs, 'up'));
     await symlink('../../../../..', join(rootfs, 'dots'));

@@ -21,7 +21,7 @@
  * The work is split into `planCopy` (walk the sources, no writes; its digest is the cache key's
  * content part) and `applyCopy` (write into a rootfs mounted on the host).
  */
-import { lstat, stat, readdir, mkdir, lchown, chmod, open } from 'node:fs/promises';
+import { lstat, stat, readdir, mkdir, lchown, chmod, open, copyFile } from 'node:fs/promises';
 import { constants, lstatSync, readdirSync, readlinkSync, unlinkSync, linkSync, symlinkSync, lchownSync, lutimesSync, writeFileSync, copyFileSync, chmodSync, mkdirSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { createHasher, type Digest } from '../../image/digest.js';
@@ -29,6 +29,7 @@ import { ImgbuildError, throwIfAborted } from '../../errors.js';
 import { resolveRel, resolveInRoot, cleanAbs } from './fs-root.js';
 import { patternMatcher, hashFileSync, type IgnoreMatcher, type StatCache } from '../context.js';
 import { chmodOf, parseOctalChmod, type ChmodSpec } from './chmod.js';
+import { CopyWindow } from './copy-window.js';
 
 export class CopySourceNotFoundError extends ImgbuildError {
   constructor(readonly source: string, detail = 'no such file or directory') {
@@ -467,6 +468,15 @@ class CopyDirectoryConflict extends CopyDestinationError {
 
 /** Writes a planned COPY into the rootfs at `o.root`. Returns the number of entries written. */
 export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number> {
+  const copies = new CopyWindow();
+  try {
+    return await applyPlan(plan, o, copies);
+  } finally {
+    await copies.drain().catch(() => {});
+  }
+}
+
+async function applyPlan(plan: CopyPlan, o: ApplyOptions, copies: CopyWindow): Promise<number> {
   const destAbs = cleanAbs(o.dest.startsWith('/') ? o.dest : posix.join(o.workdir || '/', o.dest));
   const dirSyntax = endsAsDir(o.dest);
   // Directories' contents and archives go into a destination directory whatever its spelling
@@ -521,6 +531,7 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
     const dirs = new Map<string, string>(); // entry rel → host dir
     // Dirs this item made: empty when made, so its files in them need no look for what is there.
     const made = new Set<string>();
+    let aliased = false;
     // Synchronous calls in both loops on purpose: each is a short syscall on local disk, and for
     // the many small files of a typical context the thread-pool round trips of the async forms
     // cost more than the calls themselves (the same choice as tar/apply.ts).
@@ -544,12 +555,14 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
         if (parent === undefined) continue;
         host = `${parent}/${posix.basename(e.rel)}`;
       }
-      let st = parent !== undefined && made.has(parent) ? undefined : lstatOrUndefined(host);
+      let st = !aliased && parent !== undefined && made.has(parent) ? undefined : lstatOrUndefined(host);
       if (st?.isSymbolicLink()) {
         // An existing symlink in the image where the source has a dir: follow it, confined.
         const rel = host.slice(o.root.length);
         host = await resolveInRoot(o.root, rel);
         st = lstatOrUndefined(host);
+        // Two source dirs may now land in one host dir: look before writing everywhere.
+        aliased = true;
       }
       if (st && !st.isDirectory()) {
         unlinkSync(host);
@@ -589,36 +602,45 @@ export async function applyCopy(plan: CopyPlan, o: ApplyOptions): Promise<number
         if (parent === undefined) continue;
         host = `${parent}/${posix.basename(e.rel)}`;
       }
-      const inMade = parent !== undefined && made.has(parent);
+      const inMade = !aliased && parent !== undefined && made.has(parent);
       const key = e.st && e.st.nlink > 1 && e.type === 'file' ? `${e.st.dev}:${e.st.ino}` : undefined;
       const first = key ? hardlinks.get(key) : undefined;
       if (key && !first) hardlinks.set(key, host);
-      const write = (): void => {
-        throwIfAborted(o.signal);
-        const existing = inMade ? undefined : lstatOrUndefined(host);
-        if (existing?.isDirectory()) throw new CopyDestinationError(`cannot overwrite directory ${host.slice(o.root.length) || '/'} with a non-directory`);
-        if (existing) unlinkSync(host);
-        if (first) {
-          linkSync(first, host);
-          return;
-        }
-        const uid = o.chown?.uid ?? e.uid;
-        const gid = o.chown?.gid ?? e.gid;
-        if (e.type === 'symlink') {
-          symlinkSync(e.linkTarget as string, host);
-          lchownSync(host, uid, gid);
-          lutimesSync(host, e.mtimeMs / 1000, e.mtimeMs / 1000);
-          return;
-        }
-        if (e.data) writeFileSync(host, e.data, { flag: 'wx' });
-        else copyFileSync(e.src as string, host, constants.COPYFILE_EXCL);
+      throwIfAborted(o.signal);
+      const existing = inMade ? undefined : lstatOrUndefined(host);
+      if (existing?.isDirectory()) throw new CopyDestinationError(`cannot overwrite directory ${host.slice(o.root.length) || '/'} with a non-directory`);
+      if (existing) unlinkSync(host);
+      written++;
+      if (first) {
+        await copies.done(first); // its first path must be there to link to
+        linkSync(first, host);
+        continue;
+      }
+      const uid = o.chown?.uid ?? e.uid;
+      const gid = o.chown?.gid ?? e.gid;
+      const finish = (): void => {
         if (uid !== 0 || gid !== 0) lchownSync(host, uid, gid);
         chmodSync(host, chmodOf(o.chmod, e.mode, false));
         lutimesSync(host, e.mtimeMs / 1000, e.mtimeMs / 1000);
       };
-      written++;
-      write();
+      if (e.type === 'symlink') {
+        symlinkSync(e.linkTarget as string, host);
+        lchownSync(host, uid, gid);
+        lutimesSync(host, e.mtimeMs / 1000, e.mtimeMs / 1000);
+      } else if (e.data) {
+        writeFileSync(host, e.data, { flag: 'wx' });
+        finish();
+      } else if (inMade) {
+        // In a dir this item made, no other entry can reach the path: the copy may run on the
+        // thread pool, one round trip per file, beside others (the kernel work is the cost).
+        await copies.start(host, copyFile(e.src as string, host, constants.COPYFILE_EXCL).then(finish));
+      } else {
+        copyFileSync(e.src as string, host, constants.COPYFILE_EXCL);
+        finish();
+      }
     }
+    // The next item may write the same paths: this one's copies end first.
+    await copies.drain();
   }
   // Directory times last, deepest first, since writing into a dir updates its mtime.
   dirTimes.sort((a, b) => b.host.length - a.host.length);
