@@ -150,13 +150,15 @@ async function freePort(hostIp: string, protocol: 'tcp' | 'udp', port = 0): Prom
 async function choosePorts(reqs: readonly RootlessPortRequest[]): Promise<RootlessPort[]> {
   const out: RootlessPort[] = [];
   for (const r of reqs) {
-    let port: number | undefined = r.hostPort;
-    if (r.hostPort === 0) port = await freePort(r.hostIp, r.protocol);
-    else if (r.hostPortEnd !== undefined) {
-      port = undefined;
-      for (let p = r.hostPort; p <= r.hostPortEnd && port === undefined; p++) port = await freePort(r.hostIp, r.protocol, p);
+    let port: number | undefined;
+    // A given port is tried too: the helpers' own failure to bind says little (slirp4netns's
+    // "slirp_add_hostfwd failed").
+    for (let p = r.hostPort; p <= (r.hostPortEnd ?? r.hostPort) && port === undefined; p++) port = await freePort(r.hostIp, r.protocol, p);
+    if (port === undefined) {
+      const where = `${r.hostIp || '0.0.0.0'}:${r.hostPortEnd !== undefined && r.hostPortEnd !== r.hostPort ? `${r.hostPort}-${r.hostPortEnd}` : r.hostPort}`;
+      // Docker's words for a port taken by another process or container.
+      throw new ImgbuildError('FAILED_PRECONDITION', r.hostPort === 0 ? `no free host port for ${r.containerPort}/${r.protocol}` : `Bind for ${where} failed: port is already allocated`);
     }
-    if (port === undefined) throw new ImgbuildError('FAILED_PRECONDITION', `no free host port for ${r.containerPort}/${r.protocol} in ${r.hostPort}-${r.hostPortEnd ?? r.hostPort}`);
     out.push({ hostIp: r.hostIp || '0.0.0.0', hostPort: port, containerPort: r.containerPort, protocol: r.protocol });
   }
   return out;

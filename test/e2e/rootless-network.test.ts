@@ -212,7 +212,7 @@ describe.each(HELPERS)('rootless network with %s', (helper) => {
 });
 
 describe('rootless network modes', () => {
-  it('the default is a helper\'s network (bridge names it too, said once); none has only lo; host the host\'s; a host port below 1024 is refused', async () => {
+  it('the default is a helper\'s network (bridge names it too, said once); none has only lo; host the host\'s; a host port below 1024 or in use is refused', async () => {
     await env.importBusybox();
     const info = await env.cli(['info', '--format', '{{.DefaultNetwork}}']);
     expect(info.stdout.trim()).toBe(HELPERS[0] ?? 'none');
@@ -231,6 +231,15 @@ describe('rootless network modes', () => {
       const p = await env.cli(['run', '--rm', '-p', '80:80', 'busybox', 'true']);
       expect(p.code).toBe(125);
       expectOneLineError(p, new RegExp(`^imgbuild: FAILED_PRECONDITION: a rootless container cannot publish host port 80/tcp: ports below ${start} \\(net\\.ipv4\\.ip_unprivileged_port_start\\) need root`));
+    }
+    // A host port in use: Docker's words, before the helper is asked.
+    const taken = await hostServer();
+    try {
+      const t = await env.cli(['run', '--rm', '-p', `127.0.0.1:${taken.port}:80`, 'busybox', 'true']);
+      expect(t.code).toBe(125);
+      expectOneLineError(t, new RegExp(`^imgbuild: FAILED_PRECONDITION: Bind for 127\\.0\\.0\\.1:${taken.port} failed: port is already allocated$`));
+    } finally {
+      await taken.close();
     }
     expect((await env.cli(['ps', '-a', '-q'])).stdout).toBe('');
     expect(await nothingLeft()).toEqual([]);
