@@ -180,6 +180,7 @@ struct cfg {
   bool rootfs_idmap;
   bool lifeline;
   bool chroot; /* chroot isolation: what cannot be made is done without (see chroot_namespaces) */
+  bool own_userns; /* chroot isolation as root: a user namespace added (identity map), the rootfs mounted inside */
 };
 
 #define PUSH(arr, n, v)                                     \
@@ -1074,7 +1075,7 @@ static void enter_chroot(const struct cfg *c) {
   const char *root = c->rootdir;
   if (c->nsflags & CLONE_NEWNS) {
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) bail("mount: make / rprivate");
-    if (!(c->nsflags & CLONE_NEWUSER) || g_rootless) do_rootfs_mounts(c, -1);
+    if (!(c->nsflags & CLONE_NEWUSER) || g_rootless || c->own_userns) do_rootfs_mounts(c, -1);
     /* The helper mounted it (build --userns): a mount of our own for pivot_root, as below. */
     else mount(root, root, NULL, MS_BIND | MS_REC, NULL);
     cleanup_close int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -1462,11 +1463,23 @@ static int run_container(const struct cfg *c) {
     uint32_t want = ns | CLONE_NEWNS;
     uint32_t got = chroot_namespaces(want);
     chc = *c;
-    chc.nsflags = (c->nsflags & ~(want & ~got)) | (got & (uint32_t)CLONE_NEWNS);
+    /* Root without CAP_SYS_ADMIN (a pod run as root) can still make a user namespace, which gives
+     * the capabilities the others need: every id mapped to itself, so owners stay as they are. */
+    if (!g_rootless && !(want & CLONE_NEWUSER) && got != want) {
+      uint32_t with = chroot_namespaces(want | CLONE_NEWUSER);
+      if ((with & CLONE_NEWUSER) && with != (uint32_t)CLONE_NEWUSER) {
+        want |= CLONE_NEWUSER;
+        got = with;
+        chc.nsflags |= CLONE_NEWUSER;
+        chc.uidmap = chc.gidmap = (char *)"0 0 4294967295\n";
+        chc.own_userns = true;
+      }
+    }
+    chc.nsflags = (chc.nsflags & ~(want & ~got)) | (got & (uint32_t)CLONE_NEWNS);
     ns = got;
     c = &chc;
   }
-  if ((ns & CLONE_NEWUSER) && !g_rootless) {
+  if ((ns & CLONE_NEWUSER) && !g_rootless && !c->own_userns) {
     /* The rootfs (overlay) needs host privileges: mount it in a private mount namespace of the
      * helper; the container's user-owned mount namespace starts as a copy of it. */
     if (unshare(CLONE_NEWNS) < 0) bail("unshare: CLONE_NEWNS");

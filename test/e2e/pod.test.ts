@@ -186,6 +186,19 @@ describe.skipIf(podmanMissing !== undefined)(`imgbuild in an unprivileged podman
     expect(full.stdout.trim().split('\n').at(-1)).toBe('rootless');
   });
 
+  it('root without CAP_SYS_ADMIN (runAsUser: 0): a user namespace mapping every id to itself; RUN shares the pod network', async () => {
+    const r = await pod(['--user', '0:0'], `set -e
+      imgbuild load -q -i /work/busybox.tar
+      printf 'FROM busybox\\nRUN chown 1234 /bin && stat -c "owner %%u" /bin && echo "interfaces $(grep -c : /proc/net/dev)" && cat /proc/self/uid_map\\n' | imgbuild build --progress plain -`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/\[internal\] RUN isolation: chroot \(auto\)\n#\d+ [\d.]+ full isolation is not available here: sandbox parent: clone: namespaces 0x[0-9a-f]+: EPERM/);
+    expect(r.stderr).toMatch(/^#\d+ [\d.]+ owner 1234$/m);
+    expect(r.stderr).toMatch(/^#\d+ [\d.]+\s+0\s+0\s+4294967295$/m);
+    // The pod's own interfaces (--network host here: the machine's), not a namespace with lo alone.
+    const n = Number(/^#\d+ [\d.]+ interfaces (\d+)$/m.exec(r.stderr)?.[1]);
+    expect(n).toBeGreaterThan(1);
+  });
+
   it('a profile that also refuses pivot_root: the step is chrooted (chroot(2)) and still builds', async () => {
     // podman's own profile without pivot_root, as a stricter Localhost profile might be.
     const podmanProfile = JSON.parse(await readFile('/usr/share/containers/seccomp.json', 'utf8')) as { syscalls: { names?: string[] }[] };

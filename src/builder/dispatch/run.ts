@@ -151,8 +151,11 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
       const extra = scriptFile
         ? [{ type: 'bind' as const, source: scriptFile, destination: HEREDOC_SCRIPT_PATH, options: ['rbind', 'ro'] }]
         : [];
-      // Rootless, no bridge can be made: a user-mode helper's network stands in for it.
-      const mode = network === 'default' ? defaultStepNetwork(Boolean(process.env[ROOTLESS_ENV])) : network;
+      const isolation = (await env.isolation?.()) ?? 'oci';
+      // Rootless, no bridge can be made: a user-mode helper's network stands in for it. Under
+      // chroot isolation (a pod, where neither can be made) the step shares the pod's network,
+      // which is the pod's own already (kaniko's RUN, buildah's chroot isolation).
+      const mode = network === 'default' ? (isolation === 'chroot' ? 'host' : defaultStepNetwork(Boolean(process.env[ROOTLESS_ENV]))) : network;
       // The step's namespace, veth and lease go in the finally, whatever happened.
       const nets = env.networks ?? new StepNetworks(env.tmpDir, { spare: false, ...(env.signal ? { signal: env.signal } : {}) });
       const net = await nets.acquire(mode);
@@ -167,7 +170,6 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
           hostname: sandbox.hostname,
         });
         const range = env.idRange ? await env.idRange.get() : undefined;
-        const isolation = (await env.isolation?.()) ?? 'oci';
         const plain = sandboxSpec({
           isolation,
           rootfs: live.rootfs,
@@ -175,7 +177,7 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
           env: [...stepEnv, ...prepared.env],
           cwd: workdir,
           user,
-          network,
+          network: mode === 'host' ? 'host' : network,
           ...(net.netnsPath ? { netnsPath: net.netnsPath } : {}),
           hostname: sandbox.hostname,
           rlimits: sandbox.ulimits,
