@@ -91,6 +91,16 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
     return this.probe.opaqueXattr;
   }
 
+  /**
+   * fuse-overlayfs serves a running container on `<snapshot>/merged` (mount.ts sandboxRootfs);
+   * a CLI killed before dropping its copy leaves it mounted there: unmounted before deletion. The
+   * kernel's overlay mounts nothing in a snapshot's dir, and pays nothing for this.
+   */
+  protected override async releaseMounts(dir: string): Promise<void> {
+    if (this.kind !== 'fuse-overlayfs') return;
+    if ((await mountPointsUnder(resolve(dir))).length > 0) await unmount(dir);
+  }
+
   /** A probe killed with its test mount in place (probe.ts) is the overlay root's own leftover. */
   protected async removeLeftover(name: string): Promise<boolean> {
     const probe = PROBE_DIR.exec(name);

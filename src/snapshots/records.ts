@@ -52,6 +52,13 @@ export abstract class RecordedSnapshotter {
     this.meta = new MetadataStore(root);
   }
 
+  /**
+   * Called before a snapshot dir (or a leftover) is deleted: a kind whose snapshots may be mounted
+   * inside their own dir (fuse-overlayfs's `merged`) unmounts them, so that nothing is deleted
+   * through a mount. Nothing by default.
+   */
+  protected async releaseMounts(_dir: string): Promise<void> {}
+
   /** Removes a leftover of this kind's own in the root (`name`); false when `name` is none. */
   protected abstract removeLeftover(name: string): Promise<boolean>;
 
@@ -67,6 +74,7 @@ export abstract class RecordedSnapshotter {
       for (const name of await readdir(this.root)) {
         // (A live remover may be deleting its rm-* dir too: either of us may finish it.)
         if (name.startsWith('new-') || name.startsWith('rm-') || /^\.metadata\.json\..*\.tmp$/.test(name)) {
+          await this.releaseMounts(join(this.root, name));
           await rm(join(this.root, name), { recursive: true, force: true }).catch(() => {});
           removed.push(name);
         } else if (await this.removeLeftover(name)) {
@@ -75,6 +83,7 @@ export abstract class RecordedSnapshotter {
       }
       for (const name of await readdir(this.snapshotsDir)) {
         if (!/^\d+$/.test(name) || !ids.has(Number(name))) {
+          await this.releaseMounts(join(this.snapshotsDir, name));
           await rm(join(this.snapshotsDir, name), { recursive: true, force: true });
           removed.push(`snapshots/${name}`);
         }
@@ -155,7 +164,10 @@ export abstract class RecordedSnapshotter {
       }
       return { removed, bytes };
     }, o);
-    for (const t of trash) await rm(t, { recursive: true, force: true }).catch(() => {});
+    for (const t of trash) {
+      await this.releaseMounts(t);
+      await rm(t, { recursive: true, force: true }).catch(() => {});
+    }
     return result;
   }
 
@@ -169,6 +181,7 @@ export abstract class RecordedSnapshotter {
       });
       return dest;
     });
+    await this.releaseMounts(trash);
     await rm(trash, { recursive: true, force: true }).catch(() => {}); // else left for cleanup
   }
 

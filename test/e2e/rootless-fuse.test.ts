@@ -201,6 +201,26 @@ describe('fuse-overlayfs as root', () => {
     expect(await noDaemonsLeft(0)).toEqual([]);
   });
 
+  it('rm unmounts what a killed start left mounted in the snapshot before deleting it', async () => {
+    const c = await runCli(['--storage-driver', 'fuse-overlayfs', 'create', '--name', 'left', 'busybox', 'true'], { root });
+    expect(c.stderr).toBe('');
+    const id = c.stdout.trim();
+    // What a start killed between mounting and handing the mount over leaves: the daemon serving
+    // the container's rootfs on <snapshot>/merged.
+    const spec = JSON.parse(readFileSync(join(root, 'containers', id, 'spec.json'), 'utf8')) as { rootfs: { options: string[]; cwd: string }[] };
+    const m = spec.rootfs[0]!;
+    const upper = m.options.find((o) => o.startsWith('upperdir='))!.slice('upperdir='.length);
+    const merged = join(m.cwd, upper, '..', 'merged');
+    spawnSync('mkdir', ['-p', merged]);
+    expect(spawnSync('fuse-overlayfs', ['-o', m.options.join(','), merged], { cwd: m.cwd }).status).toBe(0);
+    expect(fuseMounts().length).toBe(1);
+    expect((await runCli(['rm', 'left'], { root })).stderr).toBe('');
+    expect(fuseMounts()).toEqual([]);
+    expect(await noDaemonsLeft(0)).toEqual([]);
+    // Nothing was deleted through the mount: the image's layers are whole.
+    expect((await runCli(['--storage-driver', 'fuse-overlayfs', 'run', '--rm', 'busybox', 'cat', '/etc/passwd'], { root })).stdout).toMatch(/^root:/);
+  });
+
   it('names a bad driver in one line; vfs is for builds only', async () => {
     const bad = await runCli(['--storage-driver', 'zfs', 'run', '--rm', 'busybox', 'true'], { root });
     expect(bad.code).toBe(125);
