@@ -17,7 +17,8 @@
  *   `buildah bud --layers` with `--isolation oci --runtime runc` and with `--isolation chroot`.
  *
  * The commands take turns round by round (load elsewhere hits them alike); each ratio is the
- * median of the ratios within a round. The base image comes into every store from one OCI archive
+ * median of the ratios within a round. Beside wall time, the CPU time of each command's process
+ * tree, which a busy machine disturbs less. The base image comes into every store from one OCI archive
  * (`imgbuild load`, `podman load`, `buildah pull oci-archive:`). Run as root, the bench works as
  * `imgbuild-bench`, made by scripts/rootless-user.sh (and removed again if this run made it);
  * otherwise as the calling user. A peer that is missing or fails is skipped with one line.
@@ -169,11 +170,28 @@ interface Timed {
   env: NodeJS.ProcessEnv;
 }
 
-/** Milliseconds, or undefined for a run that failed or hung (Node 20 can hang in its exit: nodejs/node#64274). */
-function timeOnce(c: Timed, fails: Map<string, string>): number | undefined {
+const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100);
+
+/**
+ * The CPU time (ms) of this process's children that it waited for, and of theirs: /proc/self/stat's
+ * cutime + cstime. It counts in clock ticks (10 ms), so it is summed over the rounds. On a busy
+ * machine it is the steadier figure: wall time there is mostly waiting for a core. Processes a
+ * command leaves to run on are not counted: podman's conmon, with the runc it starts, and its
+ * pause process.
+ */
+function childrenCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) * TICK_MS;
+}
+
+/** Milliseconds, or undefined for a run that failed or hung (Node 20 can hang in its exit: nodejs/node#64274); its CPU time is added to `cpu`. */
+function timeOnce(c: Timed, fails: Map<string, string>, cpu: number[] = [0]): number | undefined {
+  const c0 = childrenCpuMs();
   const t = process.hrtime.bigint();
   const r = spawnSync(c.argv[0]!, c.argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env: c.env, timeout: 20_000, killSignal: 'SIGKILL' });
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  cpu[0]! += childrenCpuMs() - c0;
   if (r.status === 0) return ms;
   if (!fails.has(c.name)) fails.set(c.name, r.signal === 'SIGKILL' ? 'hung for 20 s' : firstLine(r));
   return undefined;
@@ -202,17 +220,20 @@ function benchRun(u: AsUser, rootStore: string | undefined): void {
   say(`load average before: ${load()}; ${RUN_ROUNDS} interleaved rounds of run --rm busybox true`);
   for (let i = 0; i < 3; i++) for (const c of commands) timeOnce(c, fails);
   const times = commands.map(() => [] as (number | undefined)[]);
-  for (let i = 0; i < RUN_ROUNDS; i++) commands.forEach((c, k) => times[k]!.push(fails.has(c.name) ? undefined : timeOnce(c, fails)));
+  const cpu = commands.map(() => [0]);
+  for (let i = 0; i < RUN_ROUNDS; i++) commands.forEach((c, k) => times[k]!.push(fails.has(c.name) ? undefined : timeOnce(c, fails, cpu[k])));
   for (const [name, why] of fails) say(`${name}: left out after failing (${why})`);
   say(`load average after: ${load()}\n`);
   const ok = (xs: (number | undefined)[]): number[] => xs.filter((x): x is number => x !== undefined);
   const ref = stats(ok(times[0]!)).median;
-  say('| command (as the user unless marked) | median | mean ± sd | ÷ imgbuild --network none |\n|---|---:|---:|---:|');
+  const cpuPerRun = (k: number): number => cpu[k]![0]! / Math.max(1, ok(times[k]!).length);
+  say('| command (as the user unless marked) | median | mean ± sd | ÷ imgbuild --network none | CPU per run | CPU ÷ imgbuild |\n|---|---:|---:|---:|---:|---:|');
   commands.forEach((c, k) => {
     const s = stats(ok(times[k]!));
     if (Number.isNaN(s.median)) return;
-    say(`| ${c.name} | ${s.median.toFixed(1)} ms | ${s.mean.toFixed(1)} ± ${s.sd.toFixed(1)} ms | ${(s.median / ref).toFixed(2)} |`);
+    say(`| ${c.name} | ${s.median.toFixed(1)} ms | ${s.mean.toFixed(1)} ± ${s.sd.toFixed(1)} ms | ${(s.median / ref).toFixed(2)} | ${cpuPerRun(k).toFixed(0)} ms | ${(cpuPerRun(k) / cpuPerRun(0)).toFixed(2)} |`);
   });
+  say('\nCPU per run: of the process tree the bench waits for; podman\'s conmon, with the runc it starts, leaves it, so podman\'s is a lower bound.');
   const at = (name: string): (number | undefined)[] | undefined => times[commands.findIndex((c) => c.name === name)];
   const lines: string[] = [];
   for (const net of ['none', 'host']) {
@@ -296,6 +317,7 @@ function benchBuild(u: AsUser): void {
   }
   say(`\ncold build: ${ctx.files} files of ${ctx.source} copied, a RUN writing 1,000 files and deleting a third of the tree; ${BUILD_ROUNDS} round(s), the builders' order rotating; load average before: ${load()}`);
   const times = builders.map(() => [] as (number | undefined)[]);
+  const cpu = builders.map(() => [] as number[]);
   const skipped = new Map<string, string>();
   for (let round = 0; round < BUILD_ROUNDS; round++) {
     for (let j = 0; j < builders.length; j++) {
@@ -312,10 +334,13 @@ function benchBuild(u: AsUser): void {
         if (typeof p === 'string') skipped.set(b.name, `base import failed: ${p}`);
         else {
           const c = u.argv(p.argv, p.env);
+          const c0 = childrenCpuMs();
           const t = process.hrtime.bigint();
           const r = spawnSync(c.argv[0]!, c.argv.slice(1), { encoding: 'utf8', env: c.env, cwd: u.work, maxBuffer: 1 << 26 });
           ms = Number(process.hrtime.bigint() - t) / 1e6;
-          if (r.status !== 0) {
+          const used = childrenCpuMs() - c0;
+          if (r.status === 0) cpu[k]!.push(used);
+          else {
             if (k === 0) throw new Error(`rootless imgbuild build failed: ${firstLine(r)}`);
             skipped.set(b.name, firstLine(r));
             ms = undefined;
@@ -329,11 +354,13 @@ function benchBuild(u: AsUser): void {
   }
   for (const [name, why] of skipped) say(`${name}: skipped (${why})`);
   say(`load average after: ${load()}\n`);
-  say('| cold build (as the user) | median | runs | imgbuild ÷ it (paired) |\n|---|---:|---|---:|');
+  say('| cold build (as the user) | median | runs | imgbuild ÷ it (paired) | CPU (median) | imgbuild CPU ÷ its |\n|---|---:|---|---:|---:|---:|');
+  const cpu0 = stats(cpu[0]!).median;
   builders.forEach((b, k) => {
     const xs = times[k]!.filter((x): x is number => x !== undefined);
     if (xs.length === 0) return;
-    say(`| ${b.name} | ${(stats(xs).median / 1000).toFixed(2)} s | ${xs.map((x) => (x / 1000).toFixed(2)).join(', ')} | ${k === 0 ? '' : pairedRatio(times[0]!, times[k]!).toFixed(2)} |`);
+    const c = stats(cpu[k]!).median;
+    say(`| ${b.name} | ${(stats(xs).median / 1000).toFixed(2)} s | ${xs.map((x) => (x / 1000).toFixed(2)).join(', ')} | ${k === 0 ? '' : pairedRatio(times[0]!, times[k]!).toFixed(2)} | ${(c / 1000).toFixed(2)} s | ${k === 0 ? '' : (cpu0 / c).toFixed(2)} |`);
   });
 }
 
