@@ -189,6 +189,24 @@ describe('build --userns=auto', () => {
   });
 });
 
+describe('a killed build', () => {
+  it('keeps its range only until prune finds its process gone; no file of the range is left', async () => {
+    const ctx = join(env.dir, 'kctx');
+    mkdirSync(ctx, { recursive: true });
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN touch /x && sleep 120\n');
+    const rangeOwned = (): string => spawnSync('find', [env.root, '-uid', `+${START - 1}`], { encoding: 'utf8' }).stdout;
+    const child = spawn(CLI_EXE, ['--root', env.root, 'build', '--no-cache', '--userns=auto', '--progress', 'plain', ctx], { cwd: REPO_ROOT, env: { ...process.env, ...ids }, stdio: 'ignore' });
+    // Killed while its RUN runs: the step's upper dir (and /x) belong to the range then.
+    await waitFor(() => (held().some((n) => n.startsWith('build-')) && rangeOwned().includes('/x') ? true : undefined), 60_000);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('close', r));
+    expect(held()).toHaveLength(1);
+    expect((await cli(['prune', '-f'])).code).toBe(0);
+    expect(held()).toEqual([]);
+    expect(rangeOwned()).toBe('');
+  });
+});
+
 describe('nothing left', () => {
   it('no range records, no containers, no mounts under the store', async () => {
     expect(held()).toEqual([]);
