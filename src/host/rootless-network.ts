@@ -8,7 +8,7 @@
  * - the helper's life is tied to the container's through a socket pair: one end goes to the
  *   sandbox helper as its lifeline (held by it and its monitor until the container has exited,
  *   never by the container's programs), the other is slirp4netns's `--exit-fd`, or for pasta, which
- *   has no such option, the stdin of a `sh` that kills it when the end closes. Whatever ends the
+ *   has no such option, the fd 3 of a `sh` that starts it and ends it when the end closes. Whatever ends the
  *   container — its own exit, stop, kill, rm, or this CLI being killed before the start — the helper
  *   ends with it and nothing is left to undo.
  * Published ports are opened by the helper on the host (slirp4netns's API socket `add_hostfwd`,
@@ -285,44 +285,48 @@ function hostDefaultRoute(): { ip: string; prefixLength: number; gateway: string
   return undefined;
 }
 
+/**
+ * pasta under its watcher, a `sh` that starts it (pasta forks into the background once the
+ * namespace is configured), says its pid, then reads the lifeline's peer (fd 3) until it closes
+ * and ends pasta: started first, so that no moment of the start can leave pasta behind when we are
+ * killed (SIGPIPE is ignored once pasta has started, which refuses to run with it ignored: a closed
+ * stdout must not end the watcher before pasta). pasta is
+ * checked by name before the kill (`passt.avx2`, as it re-executes itself): it may have ended by
+ * itself and its pid been reused.
+ */
+const PASTA_WATCHER =
+  'pasta "$@" 3<&- || exit 1; trap "" PIPE; p=$(cat "$IMGBUILD_PASTA_PID"); rm -f "$IMGBUILD_PASTA_PID"; echo "$p"; ' +
+  'read _ <&3; case $(cat /proc/$p/comm 2>/dev/null) in pasta*|passt*) kill "$p";; esac';
+
 async function startPasta(netnsFd: number, life: ChildLife, ports: RootlessPort[], dir: string): Promise<void> {
   const errFd = await stderrFile(dir);
-  {
-    const pidFile = join(dir, 'pid');
-    // pasta drops its capabilities before opening the namespace: a path of its own (fd 3) needs none.
-    const child = spawn(
-      'pasta',
-      ['--config-net', '--quiet', '-I', 'eth0', '-t', pastaPorts(ports, 'tcp'), '-u', pastaPorts(ports, 'udp'), '-T', 'none', '-U', 'none', '--dns-forward', PASTA_DNS, '--runas', '0:0', '--no-netns-quit', '--pid', pidFile, '--netns', '/proc/self/fd/3'],
-      { stdio: ['ignore', 'ignore', errFd, netnsFd] },
-    );
-    closeSync(errFd);
-    // It forks into the background once the namespace is configured.
-    const code = await exitOf(child);
-    const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
-    if (code !== 0 || !Number.isInteger(pid) || pid <= 0) throw new ImgbuildError('FAILED_PRECONDITION', `pasta did not start: ${(await messages(join(dir, 'stderr'))) || `exit ${code}`}${tunHint()}`);
-    // Its watcher: reads the lifeline's peer until it closes, then ends pasta (checked by name,
-    // `passt.avx2` as pasta re-executes itself: pasta may have ended by itself and its pid been reused).
-    const watcher = spawn('sh', ['-c', 'read _ <&3; case $(cat /proc/$1/comm 2>/dev/null) in pasta*|passt*) kill "$1";; esac', 'sh', String(pid)], {
-      stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
-      detached: true,
-    });
-    life.adopt(watcher, () => {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // gone
-      }
-    });
+  const pidFile = join(dir, 'pid');
+  // pasta drops its capabilities before opening the namespace: a path of its own (fd 4) needs none.
+  const args = ['--config-net', '--quiet', '-I', 'eth0', '-t', pastaPorts(ports, 'tcp'), '-u', pastaPorts(ports, 'udp'), '-T', 'none', '-U', 'none', '--dns-forward', PASTA_DNS, '--runas', '0:0', '--no-netns-quit', '--pid', pidFile, '--netns', '/proc/self/fd/4'];
+  const watcher = spawn('sh', ['-c', PASTA_WATCHER, 'sh', ...args], {
+    stdio: ['ignore', 'pipe', errFd, 'pipe', netnsFd],
+    detached: true,
+    env: { ...process.env, IMGBUILD_PASTA_PID: pidFile },
+  });
+  closeSync(errFd);
+  life.adopt(watcher);
+  const ended = exitOf(watcher);
+  const said = await Promise.race([
+    new Promise<string>((resolve) => watcher.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()))),
+    ended.then(() => ''),
+  ]);
+  watcher.stdout!.destroy();
+  const pid = Number(said);
+  if (!said || !Number.isInteger(pid) || pid <= 0) {
+    throw new ImgbuildError('FAILED_PRECONDITION', `pasta did not start: ${(await messages(join(dir, 'stderr'))) || 'it ended'}${tunHint()}`);
   }
 }
 
 /** The process whose fd 3 is the lifeline's peer, let go of once started (or killed on failure). */
 class ChildLife {
   child?: ChildProcess;
-  private undo?: () => void;
-  adopt(child: ChildProcess, undo?: () => void): void {
+  adopt(child: ChildProcess): void {
     this.child = child;
-    this.undo = undo;
     child.on('error', () => {});
   }
   get lifeline(): Socket {
@@ -333,9 +337,9 @@ class ChildLife {
     (this.child?.stdio[3] as Socket | undefined)?.unref();
   }
   kill(): void {
-    this.child?.kill('SIGKILL');
-    this.undo?.();
+    // Closing the lifeline's peer first lets pasta's watcher end pasta before it is killed.
     (this.child?.stdio[3] as Socket | undefined)?.destroy();
+    if (this.child?.spawnfile !== 'sh') this.child?.kill('SIGKILL');
   }
 }
 
