@@ -1,7 +1,7 @@
 /**
  * Docker's copy-up: a new, empty volume gets the image's content at its mount point, owners,
  * modes, times, links and xattrs kept. The image's layers are read through a read-only overlay of
- * them, mounted by a short-lived `unshare -m` child in a mount namespace of its own, so the mount
+ * them (the kernel's, or fuse-overlayfs's for a container on that driver), mounted by a short-lived `unshare -m` child in a mount namespace of its own, so the mount
  * is gone with the child whatever happens to us; `cp -a` copies. The path is resolved inside the
  * rootfs first (symlinks as if the rootfs were `/`), and the child refuses a path that still has
  * a symlink in the merged view, so an image cannot make us copy from the host.
@@ -56,9 +56,16 @@ export async function resolveDirInRootfs(rootfs: Mount[], path: string): Promise
   return `/${cur.join('/')}`;
 }
 
-// $1 overlay options, $2 mount point, $3 path inside, $4 destination.
+// $1 overlay options, $2 mount point, $3 path inside, $4 destination, $5 \`fuse\` for
+// fuse-overlayfs: its daemon lives in the child's namespace, which its mount would keep alive, so
+// it is unmounted on the way out whatever happens (the kernel's mount just goes with the namespace).
 const SCRIPT = `set -e
-mount -t overlay overlay -o "ro,$1" "$2"
+if [ "$5" = fuse ]; then
+  trap 'umount "$2" 2>/dev/null || true' EXIT
+  fuse-overlayfs -o "$1" "$2"
+else
+  mount -t overlay overlay -o "ro,$1" "$2"
+fi
 p=
 IFS=/
 for c in $3; do
@@ -76,7 +83,7 @@ cp -a "$2$p/." "$4/"
  * directory of ours the overlay is mounted on (in the child's namespace only).
  */
 export async function copyUp(rootfs: Mount[], path: string, dest: string, scratch: string, o: { signal?: AbortSignal } = {}): Promise<void> {
-  const ov = rootfs.find((m) => m.type === 'overlay');
+  const ov = rootfs.find((m) => m.type === 'overlay' || m.type === 'fuse.fuse-overlayfs');
   if (!ov) return; // an image without layers has nothing to copy
   const resolved = await resolveDirInRootfs(rootfs, path);
   if (!resolved || resolved === '/') return;
@@ -87,7 +94,7 @@ export async function copyUp(rootfs: Mount[], path: string, dest: string, scratc
     await new Promise<void>((res, rej) => {
       // Rootless, the mount needs a user namespace of its own (the layers are the user's files).
       const ns = process.getuid?.() === 0 ? ['-m'] : ['-U', '-r', '-m'];
-      const child = spawn('unshare', [...ns, '--propagation', 'private', 'sh', '-c', SCRIPT, 'sh', lowers.join(','), scratch, posix.normalize(resolved), dest], {
+      const child = spawn('unshare', [...ns, '--propagation', 'private', 'sh', '-c', SCRIPT, 'sh', lowers.join(','), scratch, posix.normalize(resolved), dest, ov.type === 'overlay' ? 'kernel' : 'fuse'], {
         cwd: ov.cwd ?? '/',
         stdio: ['ignore', 'ignore', 'pipe'],
         ...(o.signal ? { signal: o.signal } : {}),

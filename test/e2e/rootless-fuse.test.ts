@@ -160,6 +160,11 @@ describe('fuse-overlayfs as the unprivileged user', () => {
     expect(readFileSync(out, 'utf8')).toBe('hi\n');
     expect((await env.cli(['commit', 'f1', 'f1:img'])).code).toBe(0);
     expect((await env.cli(['rm', '-f', 'f1'])).code).toBe(0);
+    // A new volume gets the image's content (Docker's copy-up) through fuse-overlayfs too.
+    const vol = await env.cli(['--storage-driver', 'fuse-overlayfs', 'run', '--rm', '-v', 'etcvol:/etc', 'busybox', 'sh', '-c', 'stat -c %u /etc/passwd; head -c 5 /etc/passwd']);
+    expect(vol.stderr).toBe('');
+    expect(vol.stdout).toBe('0\nroot:');
+    expect((await env.cli(['volume', 'rm', 'etcvol'])).code).toBe(0);
     // The committed layer, run on the default driver (overlay): one store, both drivers.
     const r = await env.cli(['run', '--rm', 'f1:img', 'sh', '-c', 'stat -c %u:%g /srv/app/f; test -e /etc/passwd || echo gone']);
     expect(r.stdout).toBe('1000:1000\ngone\n');
