@@ -10,6 +10,7 @@
  * Foreground only (`runc run`); the exit status is the app's, runc's own failures (read from its
  * JSON log) map to 125/126/127 like the native sandbox's.
  */
+import { sandboxRootfs, type SandboxRootfs } from '../snapshots/mount.js';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -134,9 +135,13 @@ export async function startForegroundWithRunc(
   const rootfs = bundleRootfs(root, id);
   const logPath = join(cdir, 'runc.log');
   let acquired = false;
+  let live: SandboxRootfs | undefined;
   try {
-    const { spec, cgroup, rootlessNetwork } = await acquireResources(root, rec, o);
+    const { spec: made, cgroup, rootlessNetwork } = await acquireResources(root, rec, o);
     acquired = true;
+    // A fuse-overlayfs rootfs is mounted here and runc binds it (snapshots/mount.ts).
+    live = await sandboxRootfs(made.rootfs, o.signal ? { signal: o.signal } : {});
+    const spec = live.rootfs === made.rootfs ? made : { ...made, rootfs: live.rootfs };
     if (rootlessNetwork) {
       rootlessNetwork.close();
       throw new ImgbuildError('NOT_IMPLEMENTED', `--runtime runc cannot join a rootless ${rootlessNetwork.mode} network: use the default runtime, or --network none or host`);
@@ -170,6 +175,8 @@ export async function startForegroundWithRunc(
     throw e;
   } finally {
     await cleanupRuncBundle(root, id, { runc }).catch(() => {});
+    // runc has ended: ours is the rootfs's last mount.
+    await live?.release().catch(() => {});
     await rm(logPath, { force: true }).catch(() => {});
     // A kept container keeps its cgroup and network until `rm`, as with our runtime; a failed start releases them.
     if (!acquired) await releaseResources(rec, o).catch(() => {});

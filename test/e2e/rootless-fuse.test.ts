@@ -194,6 +194,10 @@ describe('fuse-overlayfs as root', () => {
     expect(ids[1]).toBe(ids[0]);
     const fg = await runCli(['--storage-driver', 'fuse-overlayfs', 'run', '--rm', 'r-fuse-overlayfs', 'cat', '/usr/sbin/tool'], { root });
     expect(fg.stdout).toBe('new\n');
+    const runc = await runCli(['--storage-driver', 'fuse-overlayfs', 'run', '--rm', '--runtime', 'runc', 'busybox', 'sh', '-c', 'grep " / " /proc/mounts | cut -d" " -f3'], { root });
+    expect(runc.stderr).toBe('');
+    expect(runc.stdout).toBe('fuse.fuse-overlayfs\n');
+    expect(fuseMounts()).toEqual([]);
     const d = await runCli(['--storage-driver', 'fuse-overlayfs', 'run', '-d', '--name', 'rf', 'busybox', 'sleep', '100'], { root });
     expect(d.stderr).toBe('');
     // The daemon serves the container's own copy of the mount: the host's was dropped at start.
