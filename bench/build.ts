@@ -124,7 +124,7 @@ async function main(): Promise<void> {
               spawnSync('sync');
               const t = b.build(dir);
               record(res, w.name, b.name, s, t);
-              say(`${w.name}: ${b.name} ${s} ${t.secs.toFixed(2)} s`);
+              say(`${w.name}: ${b.name} ${s} ${t.secs.toFixed(2)} s${t.rssKiB === undefined ? '' : `, peak RSS ${(t.rssKiB / 1024).toFixed(0)} MiB`}`);
               return t.last;
             };
             b.reset();
