@@ -12,7 +12,7 @@
  *
  *   npm run bench                                   # every area (BENCH_ONLY=build for this one)
  *   BENCH_QUICK=1 node --import tsx bench/build.ts  # small sizes (about 4 min): to check it works
- *   BENCH_LARGE=1 node --import tsx bench/build.ts  # adds 100k files and a 2 GB file (tens of minutes more)
+ *   BENCH_LARGE=1 node --import tsx bench/build.ts  # adds 100k files and a 2 GB file (61 min more at load 12-16)
  *   BENCH_RUNS=3                                    # repetitions per build, medians shown (default 1)
  *   BENCH_WORKLOADS=doc,files                       # workloads whose names start so (doc, node_modules, files-, bytes-)
  *   BENCH_NO_INSTRUCTIONS=1                         # skips the per-instruction scaling of imgbuild alone
