@@ -17,7 +17,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
  * an importer would pay whether or not it uses the package.
  */
 const LAZY_EXTERNALS = {
-  '@napi-rs/blake-hash': ['Blake3Hasher'],
+  '@napi-rs/blake-hash': ['Blake3Hasher', 'blake3'],
   '@mongodb-js/zstd': ['compress'],
   'fs-xattr': ['getAttributeSync', 'listAttributesSync', 'setAttributeSync'],
   fzstd: ['Decompress'],

@@ -8,7 +8,7 @@ import { open, readFile, mkdir, lstat } from 'node:fs/promises';
 import { closeSync, openSync, readSync, constants as fsc, type Stats } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { createMatcher, parseIgnoreFile, loadIgnore as loadDockerignore } from './frontend/dockerignore.js';
-import { createHasher, type Digest } from '../image/digest.js';
+import { blake3Of, createHasher, type Digest } from '../image/digest.js';
 import { writeFileAtomic } from '../atomic.js';
 
 export interface StatCacheEntry { dev: number; ino: number; size: number; mtime: number; ctime: number; hash: Digest }
@@ -46,19 +46,25 @@ let hashBuffer: Buffer | undefined;
  * than the reads, and memory stays one buffer whatever the files' sizes.
  */
 export function hashFileSync(path: string): Digest {
-  const h = createHasher('blake3');
   const buf = (hashBuffer ??= Buffer.allocUnsafe(1 << 20));
   const fd = openSync(path, fsc.O_RDONLY);
   try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
+    let n = readSync(fd, buf, 0, buf.length, null);
+    // Most files fit the buffer: hashed in one call, without a hasher object.
+    if (n < buf.length) {
+      const more = n === 0 ? 0 : readSync(fd, buf, n, buf.length - n, null);
+      if (more === 0) return blake3Of(buf.subarray(0, n));
+      n += more;
     }
+    const h = createHasher('blake3');
+    while (n > 0) {
+      h.update(buf.subarray(0, n));
+      n = readSync(fd, buf, 0, buf.length, null);
+    }
+    return h.digest();
   } finally {
     closeSync(fd);
   }
-  return h.digest();
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
 import { InvalidDigestError } from './errors.js';
 
 export type Algorithm = 'sha256' | 'sha512' | 'blake3';
@@ -76,6 +76,14 @@ class Blake3 implements Hasher {
   digest(): Digest {
     return `blake3:${this.h.digest('hex')}` as Digest;
   }
+}
+
+/**
+ * blake3 of bytes at hand in one call: no hasher object, whose native state (freed only when the
+ * garbage collector finalises it) grew a build's memory by kilobytes per small file hashed.
+ */
+export function blake3Of(data: Uint8Array): Digest {
+  return `blake3:${blake3(Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString('hex')}` as Digest;
 }
 
 export function createHasher(alg: Algorithm = 'sha256'): Hasher {

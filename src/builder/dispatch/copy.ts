@@ -64,7 +64,8 @@ export interface PlannedEntry {
   type: EntryType;
   /** Host path of the source (undefined for inline content). */
   src?: string;
-  st?: Stats;
+  /** `dev:ino` of a file with more than one link (hard links stay links); no Stats are kept per entry. */
+  inode?: string;
   linkTarget?: string;
   /** Inline content (heredoc source or downloaded file kept in memory). */
   data?: Buffer;
@@ -271,19 +272,20 @@ async function walkItem(
   // The item itself was resolved with symlinks followed (Docker follows the named source).
   const top = await stat(host(m.real));
   const out: PlannedEntry[] = [];
-  const addFile = (e: PlannedEntry): void => {
+  const addFile = (e: PlannedEntry, st: Stats): void => {
+    if (st.nlink > 1) e.inode = `${st.dev}:${st.ino}`;
     out.push(e);
-    if (o.hash && e.type === 'file' && e.src && e.st) {
+    if (o.hash && e.type === 'file' && e.src) {
       // Unchanged files are answered from the stat cache without I/O; only misses are read, with
       // synchronous reads into one buffer (see hashFileSync).
-      e.hash = o.tree.statCache ? o.tree.statCache.hashSync(e.src, e.st) : hashFileSync(e.src);
+      e.hash = o.tree.statCache ? o.tree.statCache.hashSync(e.src, st) : hashFileSync(e.src);
     }
   };
   const t = typeOf(top);
   if (t === 'file') {
-    addFile({ rel: '', type: 'file', src: host(m.real), st: top, mode: top.mode & 0o7777, ...ownerOf(top), mtimeMs: top.mtimeMs });
+    addFile({ rel: '', type: 'file', src: host(m.real), mode: top.mode & 0o7777, ...ownerOf(top), mtimeMs: top.mtimeMs }, top);
   } else if (t === 'dir') {
-    out.push({ rel: '', type: 'dir', src: host(m.real), st: top, mode: top.mode & 0o7777, ...ownerOf(top), mtimeMs: top.mtimeMs });
+    out.push({ rel: '', type: 'dir', src: host(m.real), mode: top.mode & 0o7777, ...ownerOf(top), mtimeMs: top.mtimeMs });
     const ignore = o.tree.ignore;
     // The walk is synchronous on purpose: thousands of short lstat calls cost far less inline
     // than as thread-pool round trips, which dominates a no-op rebuild of a large context.
@@ -302,7 +304,7 @@ async function walkItem(
         if (!type) continue;
         const ignored = (ignore?.ignores(cRel) ?? false) || (o.exclude?.ignores(rel) ?? false);
         if (ignored && !(type === 'dir' && (ignore?.mayReinclude(cRel) ?? false))) continue;
-        const base = { rel, type, src, st, mode: st.mode & 0o7777, ...ownerOf(st), mtimeMs: st.mtimeMs };
+        const base = { rel, type, src, mode: st.mode & 0o7777, ...ownerOf(st), mtimeMs: st.mtimeMs };
         if (type === 'dir') {
           // An excluded dir is still walked when exceptions exist; it is kept only as the parent
           // of re-included files (pruned below).
@@ -311,7 +313,7 @@ async function walkItem(
         } else if (!ignored) {
           if (type === 'symlink') out.push({ ...base, linkTarget: readlinkSync(src) });
           else if (socket) out.push({ rel, type, data: EMPTY, hash: digestData(EMPTY), mode: base.mode, uid: 0, gid: 0, mtimeMs: st.mtimeMs });
-          else addFile(base);
+          else addFile(base, st);
         }
       }
     };
@@ -603,7 +605,7 @@ async function applyPlan(plan: CopyPlan, o: ApplyOptions, copies: CopyWindow): P
         host = `${parent}/${posix.basename(e.rel)}`;
       }
       const inMade = !aliased && parent !== undefined && made.has(parent);
-      const key = e.st && e.st.nlink > 1 && e.type === 'file' ? `${e.st.dev}:${e.st.ino}` : undefined;
+      const key = e.type === 'file' ? e.inode : undefined;
       const first = key ? hardlinks.get(key) : undefined;
       if (key && !first) hardlinks.set(key, host);
       throwIfAborted(o.signal);
