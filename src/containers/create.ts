@@ -9,6 +9,7 @@ import { emitContainerEvent } from './events.js';
 import { existsSync } from 'node:fs';
 import { chown, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { seccompCacheDir } from '../store/paths.js';
 import type { OciStore } from '../store/store.js';
 import type { Descriptor, HealthConfig } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
@@ -349,7 +350,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     });
     const specWritten = Promise.all([
       writeFile(at('spec'), JSON.stringify(spec, null, 2)),
-      writeFile(at('config'), `${JSON.stringify(safeOciConfig(spec, { memory: o.memory, cpus: o.cpus, pidsLimit: o.pidsLimit, ...(o.cpuShares !== undefined ? { cpuShares: o.cpuShares } : {}) }, id), null, 2)}\n`),
+      writeFile(at('config'), `${JSON.stringify(safeOciConfig(spec, { memory: o.memory, cpus: o.cpus, pidsLimit: o.pidsLimit, ...(o.cpuShares !== undefined ? { cpuShares: o.cpuShares } : {}) }, id, seccompCacheDir(root)), null, 2)}\n`),
       mkdir(join(dir, BUNDLE_ROOTFS)),
     ]);
     specWritten.catch(() => {}); // awaited with the record below
@@ -490,9 +491,9 @@ export async function abandonCreate(dir: string): Promise<void> {
  * container's limits and its cgroup path. toOciConfig may not cover every field; the native
  * runtime never reads this file.
  */
-function safeOciConfig(spec: SandboxSpec, resources: { memory?: number; cpus?: number; pidsLimit?: number; cpuShares?: number }, id: string): object {
+function safeOciConfig(spec: SandboxSpec, resources: { memory?: number; cpus?: number; pidsLimit?: number; cpuShares?: number }, id: string, seccompCacheDir: string): object {
   try {
-    return toOciConfig(spec, { rootPath: BUNDLE_ROOTFS, rootfsInMounts: true, resources, cgroupsPath: `/imgbuild/${id}` });
+    return toOciConfig(spec, { rootPath: BUNDLE_ROOTFS, rootfsInMounts: true, resources, cgroupsPath: `/imgbuild/${id}`, seccompCacheDir });
   } catch (e) {
     return { ociVersion: '1.0.2', error: `not representable: ${(e as Error).message}` };
   }

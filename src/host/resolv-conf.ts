@@ -67,15 +67,20 @@ export function formatResolvConf(rc: ResolvConf): string {
   return lines.length ? `${lines.join('\n')}\n` : '';
 }
 
-/** 127.0.0.0/8 and ::1, IPv4-mapped forms included (Go's netip IsLoopback); never changed after load. */
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-
+/**
+ * 127.0.0.0/8 and ::1, IPv4-mapped forms included (Go's netip IsLoopback). A dotted IPv4 address
+ * is judged by its first octet; the BlockList, whose construction loads two of Node's modules
+ * every `run` would otherwise pay for, is made only for an IPv6 nameserver.
+ */
 export function isLoopbackAddress(a: string): boolean {
   const addr = a.split('%')[0] ?? '';
   const family = isIP(addr);
-  return family !== 0 && LOOPBACK.check(addr, family === 4 ? 'ipv4' : 'ipv6');
+  if (family === 4) return addr.startsWith('127.');
+  if (family !== 6) return false;
+  const loopback = new BlockList();
+  loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+  loopback.addAddress('::1', 'ipv6');
+  return loopback.check(addr, 'ipv6');
 }
 
 async function load(path: string): Promise<ResolvConf> {

@@ -8,8 +8,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { DEFAULT_CAPABILITIES, normalizeCapability } from './capabilities.js';
-import { DEFAULT_PROFILE } from './seccomp/default-profile.js';
-import { resolveProfile, toRuntimeSpec } from './seccomp/profile.js';
+import { seccompRuntimeSpec } from './seccomp/filter.js';
 import { DEFAULT_DEVICE_RULES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, type NamespaceKind, type SandboxSpec } from './spec.js';
 
 const NS_NAMES: Record<NamespaceKind, string> = {
@@ -31,6 +30,8 @@ export interface OciConfigOptions {
   resources?: { memory?: number; cpus?: number; pidsLimit?: number; cpuShares?: number };
   /** `linux.cgroupsPath`. */
   cgroupsPath?: string;
+  /** Where the resolved seccomp section is cached (the store's seccomp cache). */
+  seccompCacheDir?: string;
 }
 
 /** A devices.allow rule (`c 1:3 rwm`, `a *:* rwm`) as a runtime-spec device cgroup entry. */
@@ -111,7 +112,7 @@ export function toOciConfig(spec: SandboxSpec, o: OciConfigOptions = {}): object
   if (spec.devices?.length) linux.devices = spec.devices.map((d) => ({ ...d }));
   if (o.resources) linux.resources = resources(spec, o.resources);
   if (o.cgroupsPath) linux.cgroupsPath = o.cgroupsPath;
-  if (spec.seccomp !== false) linux.seccomp = toRuntimeSpec(resolveProfile(spec.seccomp ?? DEFAULT_PROFILE, { capabilities: caps }));
+  if (spec.seccomp !== false) linux.seccomp = seccompRuntimeSpec(spec.seccomp, caps, o.seccompCacheDir ? { cacheDir: o.seccompCacheDir } : {});
   if (spec.namespaces.includes('user')) {
     linux.uidMappings = spec.uidMappings ?? [];
     linux.gidMappings = spec.gidMappings ?? [];

@@ -41,8 +41,8 @@ describe('parseResolvConf / formatResolvConf', () => {
   });
 
   it('knows loopback addresses in every spelling', () => {
-    for (const a of ['127.0.0.1', '127.0.0.53', '127.255.0.9', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) expect(isLoopbackAddress(a), a).toBe(true);
-    for (const a of ['10.0.0.1', '128.0.0.1', '::2', 'fe80::1', '::ffff:10.0.0.1', 'nonsense']) expect(isLoopbackAddress(a), a).toBe(false);
+    for (const a of ['127.0.0.1', '127.0.0.53', '127.255.0.9', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:127.0.0.1', '::0001', '127.0.0.1%lo']) expect(isLoopbackAddress(a), a).toBe(true);
+    for (const a of ['10.0.0.1', '128.0.0.1', '::2', 'fe80::1', '::ffff:10.0.0.1', 'nonsense', '1.127.0.0', '']) expect(isLoopbackAddress(a), a).toBe(false);
   });
 });
 

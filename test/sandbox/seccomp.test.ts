@@ -7,11 +7,14 @@
  * FILTER_FORMAT, the key of the compiled-program cache.
  */
 import { createHash } from 'node:crypto';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeTmp } from '../helpers/tmp.js';
 import { describe, expect, it } from 'vitest';
 import { compileFilter } from '../../src/sandbox/seccomp/bpf.js';
 import { DEFAULT_PROFILE } from '../../src/sandbox/seccomp/default-profile.js';
-import { FILTER_FORMAT } from '../../src/sandbox/seccomp/filter.js';
-import { parseProfile, resolveProfile, type SeccompProfile } from '../../src/sandbox/seccomp/profile.js';
+import { FILTER_FORMAT, seccompRuntimeSpec } from '../../src/sandbox/seccomp/filter.js';
+import { parseProfile, resolveProfile, toRuntimeSpec, type SeccompProfile } from '../../src/sandbox/seccomp/profile.js';
 import { syscallsX86, syscallsX86_64 } from '../../src/sandbox/seccomp/syscalls-x86.js';
 import { DEFAULT_CAPABILITIES } from '../../src/sandbox/capabilities.js';
 
@@ -114,6 +117,27 @@ describe('seccomp profiles compiled to BPF', () => {
     expect(['getuid', 'getgid'].map((n) => allowed(admin, n))).toEqual([true, false]);
     expect(allowed(program(p, DEFAULT_CAPABILITIES, '6.2.1'), 'getppid')).toBe(true);
     expect(evaluate(plain, X86.getpid!, I386_ARCH)).toBe(0); // i386 not listed: killed, as libseccomp's bad-arch action
+  });
+
+  it("config.json's seccomp section is the resolved profile, kept in the cache beside the programs and made again when damaged", async () => {
+    const tmp = await makeTmp();
+    try {
+      const want = toRuntimeSpec(resolveProfile(DEFAULT_PROFILE, { capabilities: DEFAULT_CAPABILITIES }));
+      expect(seccompRuntimeSpec(undefined, DEFAULT_CAPABILITIES)).toEqual(want);
+      expect(seccompRuntimeSpec(undefined, DEFAULT_CAPABILITIES, { cacheDir: tmp.dir })).toEqual(want);
+      const [file, ...more] = readdirSync(tmp.dir).filter((f) => f.endsWith('.json'));
+      expect(more).toEqual([]);
+      // What the cache holds is what is used (read, not recomputed)...
+      writeFileSync(join(tmp.dir, file!), '{"defaultAction":"SCMP_ACT_ALLOW"}');
+      expect(seccompRuntimeSpec(undefined, [...DEFAULT_CAPABILITIES].reverse(), { cacheDir: tmp.dir })).toEqual({ defaultAction: 'SCMP_ACT_ALLOW' });
+      // ...a damaged file is replaced, and other capabilities have an entry of their own.
+      writeFileSync(join(tmp.dir, file!), '{"defaultAct');
+      expect(seccompRuntimeSpec(undefined, DEFAULT_CAPABILITIES, { cacheDir: tmp.dir })).toEqual(want);
+      expect(seccompRuntimeSpec(undefined, [...DEFAULT_CAPABILITIES, 'CAP_SYS_ADMIN'], { cacheDir: tmp.dir })).not.toEqual(want);
+      expect(readdirSync(tmp.dir).filter((f) => f.endsWith('.json'))).toHaveLength(2);
+    } finally {
+      await tmp.cleanup();
+    }
   });
 
   it('says in one line what is wrong with a profile', () => {
