@@ -6,9 +6,9 @@
  */
 import { open, readFile, mkdir, lstat } from 'node:fs/promises';
 import { closeSync, openSync, readSync, constants as fsc, type Stats } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { join, dirname, resolve } from 'node:path';
 import { createMatcher, parseIgnoreFile, loadIgnore as loadDockerignore } from './frontend/dockerignore.js';
-import { blake3Of, createHasher, type Digest } from '../image/digest.js';
+import { blake3Of, createHasher, digestOf, type Digest } from '../image/digest.js';
 import { writeFileAtomic } from '../atomic.js';
 
 export interface StatCacheEntry { dev: number; ino: number; size: number; mtime: number; ctime: number; hash: Digest }
@@ -170,7 +170,10 @@ export interface BuildContext {
  */
 export async function openContext(dir: string | undefined, o: { cacheDir?: string; dockerfilePath?: string; ignoreFile?: boolean } = {}): Promise<BuildContext> {
   const ignore = dir && o.ignoreFile !== false ? await loadIgnore(dir, o.dockerfilePath) : ignoreMatcher([]);
-  const stat = await StatCache.open(o.cacheDir ? join(o.cacheDir, 'stat-cache.json') : undefined);
+  // One file per context dir: a build loads and rewrites the entries of its own context only, not
+  // of every context ever built with this store (one shared file had grown to 100k+ entries,
+  // parsed and written again by every build).
+  const stat = await StatCache.open(o.cacheDir && dir ? join(o.cacheDir, `stat-cache-${digestOf(resolve(dir)).slice(7, 23)}.json`) : undefined);
   if (dir) await lstat(dir);
   return { dir, ignore, stat };
 }

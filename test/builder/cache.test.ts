@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
-import { mkdir, writeFile, stat, readFile } from 'node:fs/promises';
+import { mkdir, writeFile, stat, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { canonicalJson, stepKey, BuildCache, type StepKeyParts } from '../../src/builder/cache.js';
@@ -62,6 +62,22 @@ describe('cache keys', () => {
 });
 
 describe('build cache on real builds (scratch, COPY)', () => {
+  it('keeps a stat cache file per context: a build reads and rewrites only its own context\'s entries', async () => {
+    const root = join(tmp.dir, 'root');
+    const files = async (): Promise<string[]> => (await readdir(join(root, 'cache', 'build'))).filter((n) => n.startsWith('stat-cache-')).sort();
+    for (const [name, n] of [['one', 3], ['two', 5]] as const) {
+      const ctx = join(tmp.dir, name);
+      await mkdir(ctx, { recursive: true });
+      for (let i = 0; i < n; i++) await writeFile(join(ctx, `f${i}`), `${name} ${i}\n`);
+      await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY . /\n');
+      await build({ root, contextDir: ctx, tags: [name], reporter: recorder().reporter });
+    }
+    const [a, b] = await files();
+    const sizes = await Promise.all([a!, b!].map(async (f) => Object.keys((JSON.parse(await readFile(join(root, 'cache', 'build', f), 'utf8')) as { e: object }).e).length));
+    // each holds its own context's files (the Dockerfile included), never the other's
+    expect(sizes.sort()).toEqual([4, 6]);
+  });
+
   it('reuses steps, re-reads nothing on a no-op rebuild, and invalidates from a changed file on', async () => {
     const root = join(tmp.dir, 'root');
     const ctx = join(tmp.dir, 'ctx');
@@ -77,7 +93,9 @@ describe('build cache on real builds (scratch, COPY)', () => {
     await validateImage(store, first.descriptor);
 
     const metaBefore = await stat(join(root, 'overlay', 'metadata.json'));
-    const statCache = JSON.parse(await readFile(join(root, 'cache', 'build', 'stat-cache.json'), 'utf8')) as { e: Record<string, unknown> };
+    const statFiles = (await readdir(join(root, 'cache', 'build'))).filter((n) => /^stat-cache-[0-9a-f]{16}\.json$/.test(n));
+    expect(statFiles).toHaveLength(1);
+    const statCache = JSON.parse(await readFile(join(root, 'cache', 'build', statFiles[0]!), 'utf8')) as { e: Record<string, unknown> };
     expect(Object.keys(statCache.e).length).toBe(51);
 
     const r2 = recorder();
