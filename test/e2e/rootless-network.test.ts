@@ -5,14 +5,14 @@
  * ports with `-p` and `-P`, and its helper process ends with it whatever ends it. Every test checks
  * that no process of its own (found by the HOME only its commands have) is left.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { CLI_EXE, expectOneLineError } from '../helpers/cli.js';
-import { ensureTestUser, makeUserEnv, processesOf, type TestUser, type UserEnv } from '../helpers/rootless.js';
+import { useUserEnv, processesOf, type TestUser, type UserEnv } from '../helpers/rootless.js';
 
 type Helper = 'slirp4netns' | 'pasta';
 const installed = (name: string): boolean => spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
@@ -25,15 +25,9 @@ function hostLoopback(h: Helper): string {
 
 let user: TestUser;
 let env: UserEnv;
-
-beforeAll(() => {
-  user = ensureTestUser();
-});
-beforeEach(async () => {
-  env = await makeUserEnv(user);
-});
-afterEach(async () => {
-  await env.cleanup();
+useUserEnv((u, e) => {
+  user = u;
+  env = e;
 });
 
 /** The processes of this test's commands (not zombies): the helper's, its containers', the CLI's. */

@@ -5,23 +5,17 @@
  * Owners inside (root, 1000) must come out as the container sees them, never as the host's
  * subordinate ids; nothing may stay mounted or running afterwards (cleanup checks).
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureTestUser, makeUserEnv, type TestUser, type UserEnv } from '../helpers/rootless.js';
+import { useUserEnv, type TestUser, type UserEnv } from '../helpers/rootless.js';
 
 let user: TestUser;
 let env: UserEnv;
-
-beforeAll(() => {
-  user = ensureTestUser();
-});
-beforeEach(async () => {
-  env = await makeUserEnv(user);
-});
-afterEach(async () => {
-  await env.cleanup();
+useUserEnv((u, e) => {
+  user = u;
+  env = e;
 });
 
 /** `path uid/gid` of every entry of a tar file (GNU tar's numeric listing). */

@@ -4,24 +4,18 @@
  * have fails with one line naming the problem. Each test checks that the user has no process and
  * nothing mounted left.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chmod, mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { expectOneLineError, runCli } from '../helpers/cli.js';
-import { ensureTestUser, makeUserEnv, TEST_USER_NOSUB, type TestUser, type UserEnv } from '../helpers/rootless.js';
+import { ensureTestUser, makeUserEnv, useUserEnv, TEST_USER_NOSUB, type TestUser, type UserEnv } from '../helpers/rootless.js';
 
 let user: TestUser;
 let env: UserEnv;
-
-beforeAll(() => {
-  user = ensureTestUser();
-});
-beforeEach(async () => {
-  env = await makeUserEnv(user);
-});
-afterEach(async () => {
-  await env.cleanup();
+useUserEnv((u, e) => {
+  user = u;
+  env = e;
 });
 
 describe('rootless', () => {

@@ -6,6 +6,7 @@
  * rootless user gets by default; cleanup checks that the user has no process left and nothing is
  * mounted there.
  */
+import { afterEach, beforeAll, beforeEach } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chown, writeFile } from 'node:fs/promises';
@@ -116,4 +117,23 @@ export async function makeUserEnv(user: TestUser, o: { noNewPrivs?: boolean } = 
     },
   };
   return ue;
+}
+
+/**
+ * The hooks most rootless test files share: the test user once, a fresh environment of its own for
+ * each test, cleaned up after it. `bind` receives both (before every test).
+ */
+export function useUserEnv(bind: (user: TestUser, env: UserEnv) => void): void {
+  let user: TestUser;
+  let env: UserEnv;
+  beforeAll(() => {
+    user = ensureTestUser();
+  });
+  beforeEach(async () => {
+    env = await makeUserEnv(user);
+    bind(user, env);
+  });
+  afterEach(async () => {
+    await env.cleanup();
+  });
 }
