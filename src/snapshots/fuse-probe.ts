@@ -9,16 +9,13 @@
  * devices; `trusted.overlay.opaque`, or `user.overlay.opaque` in a user namespace, since 1.5), so
  * its layers are unpacked exactly as the kernel overlay's are.
  */
-import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { release } from 'node:os';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../atomic.js';
 import type { Mount } from '../sandbox/spec.js';
 import { mountAll, unmount } from './mount.js';
-import { inInitialUserNamespace } from './probe.js';
+import { cachedProbe, inInitialUserNamespace, unsupportedProbe } from './probe.js';
 import type { ProbeResult } from './snapshotter.js';
 
-const PROBE_FILE = 'probe.json';
 /** The mount type a fuse-overlayfs mount shows in mountinfo, and which mount.ts runs the binary for. */
 export const FUSE_OVERLAY_TYPE = 'fuse.fuse-overlayfs';
 
@@ -30,18 +27,7 @@ export function fuseOverlayMount(lowers: string[], cwd: string, upper?: { upperd
 
 async function runProbe(root: string): Promise<ProbeResult> {
   const userNamespace = !(await inInitialUserNamespace());
-  const base: ProbeResult = {
-    version: 1,
-    kernel: release(),
-    uid: process.getuid?.() ?? -1,
-    userNamespace,
-    supported: false,
-    multipleLowers: false,
-    userxattr: false,
-    opaqueXattr: userNamespace ? 'user.overlay.opaque' : 'trusted.overlay.opaque',
-    options: [],
-    checkedAt: new Date().toISOString(),
-  };
+  const base = unsupportedProbe(userNamespace, userNamespace ? 'user.overlay.opaque' : 'trusted.overlay.opaque');
   await mkdir(root, { recursive: true });
   const dir = await mkdtemp(join(root, `probe-${process.pid}-`));
   const merged = join(dir, 'merged');
@@ -71,19 +57,6 @@ async function runProbe(root: string): Promise<ProbeResult> {
 }
 
 /** Probes fuse-overlayfs for `root` (the fuse-overlayfs snapshot root), using the cached result when still valid. */
-export async function probeFuseOverlay(root: string, opts: { refresh?: boolean } = {}): Promise<ProbeResult> {
-  const path = join(root, PROBE_FILE);
-  if (!opts.refresh) {
-    try {
-      const cached = JSON.parse(await readFile(path, 'utf8')) as ProbeResult;
-      if (cached.version === 1 && cached.kernel === release() && cached.uid === (process.getuid?.() ?? -1) && cached.userNamespace === !(await inInitialUserNamespace())) {
-        return cached;
-      }
-    } catch {
-      // missing or unreadable: probe again
-    }
-  }
-  const result = await runProbe(root);
-  if (result.supported) await writeFileAtomic(path, JSON.stringify(result, null, 2) + '\n');
-  return result;
+export function probeFuseOverlay(root: string, opts: { refresh?: boolean } = {}): Promise<ProbeResult> {
+  return cachedProbe(root, runProbe, opts);
 }

@@ -72,18 +72,7 @@ async function tryMount(dir: string, lowers: string[], options: string[]): Promi
 
 async function runProbe(root: string): Promise<ProbeResult> {
   const userNamespace = !(await inInitialUserNamespace());
-  const base: ProbeResult = {
-    version: 1,
-    kernel: release(),
-    uid: process.getuid?.() ?? -1,
-    userNamespace,
-    supported: false,
-    multipleLowers: false,
-    userxattr: false,
-    opaqueXattr: 'trusted.overlay.opaque',
-    options: [],
-    checkedAt: new Date().toISOString(),
-  };
+  const base = unsupportedProbe(userNamespace, 'trusted.overlay.opaque');
   await mkdir(root, { recursive: true });
   const dir = await mkdtemp(join(root, `probe-${process.pid}-`));
   const fresh = async (): Promise<void> => {
@@ -132,7 +121,15 @@ async function runProbe(root: string): Promise<ProbeResult> {
 }
 
 /** Probes overlayfs for `root` (the overlay root), using the cached result when still valid. */
-export async function probeOverlay(root: string, opts: { refresh?: boolean } = {}): Promise<ProbeResult> {
+export function probeOverlay(root: string, opts: { refresh?: boolean } = {}): Promise<ProbeResult> {
+  return cachedProbe(root, runProbe, opts);
+}
+
+/**
+ * A probe's result for `root`, from `<root>/probe.json` while it was made by this kernel, uid and
+ * kind of namespace, else from `run` (the overlay and fuse-overlayfs probes share this).
+ */
+export async function cachedProbe(root: string, run: (root: string) => Promise<ProbeResult>, opts: { refresh?: boolean } = {}): Promise<ProbeResult> {
   const path = join(root, PROBE_FILE);
   if (!opts.refresh) {
     try {
@@ -149,9 +146,25 @@ export async function probeOverlay(root: string, opts: { refresh?: boolean } = {
       // missing or unreadable: probe again
     }
   }
-  const result = await runProbe(root);
+  const result = await run(root);
   // Only a positive result is kept: a failure may be passing (a full disk, a module not yet
   // loaded) and is cheap to find again.
   if (result.supported) await writeFileAtomic(path, JSON.stringify(result, null, 2) + '\n');
   return result;
+}
+
+/** What a probe reports before it has found anything (no support, no options). */
+export function unsupportedProbe(userNamespace: boolean, opaqueXattr: ProbeResult['opaqueXattr']): ProbeResult {
+  return {
+    version: 1,
+    kernel: release(),
+    uid: process.getuid?.() ?? -1,
+    userNamespace,
+    supported: false,
+    multipleLowers: false,
+    userxattr: false,
+    opaqueXattr,
+    options: [],
+    checkedAt: new Date().toISOString(),
+  };
 }
