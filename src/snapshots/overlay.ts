@@ -112,15 +112,7 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
     return true;
   }
 
-  prepare(key: string, parent?: string, o: PrepareOptions = {}): Promise<Mount[]> {
-    return this.create('active', key, parent, o);
-  }
-
-  view(key: string, parent?: string, o: SnapshotOptions = {}): Promise<Mount[]> {
-    return this.create('view', key, parent, o);
-  }
-
-  private async create(kind: 'active' | 'view', key: string, parent: string | undefined, o: PrepareOptions): Promise<Mount[]> {
+  protected async create(kind: 'active' | 'view', key: string, parent: string | undefined, o: PrepareOptions): Promise<Mount[]> {
     throwIfAborted(o.signal);
     if (kind === 'view' && o.init) throw new ImgbuildError('INVALID_ARGUMENT', 'a view cannot have an init layer');
     return this.meta.update(async (tx, save) => {

@@ -12,7 +12,8 @@ import { throwIfAborted } from '../errors.js';
 import type { Lease } from '../store/lease.js';
 import { SnapshotNotFoundError, SnapshotStateError } from './errors.js';
 import { MetadataStore, toInfo, type SnapshotRecord } from './metadata.js';
-import type { SnapshotInfo, Usage } from './snapshotter.js';
+import type { Mount } from '../sandbox/spec.js';
+import type { PrepareOptions, SnapshotInfo, SnapshotOptions, Usage } from './snapshotter.js';
 
 /**
  * Counts bytes (allocated blocks) and inodes under `dir`, each hard-linked inode once. The walk
@@ -61,6 +62,17 @@ export abstract class RecordedSnapshotter {
 
   /** Removes a leftover of this kind's own in the root (`name`); false when `name` is none. */
   protected abstract removeLeftover(name: string): Promise<boolean>;
+
+  /** Makes an active snapshot (or a read-only view) of `parent`, each kind in its own way. */
+  protected abstract create(kind: 'active' | 'view', key: string, parent: string | undefined, o: PrepareOptions): Promise<Mount[]>;
+
+  prepare(key: string, parent?: string, o: PrepareOptions = {}): Promise<Mount[]> {
+    return this.create('active', key, parent, o);
+  }
+
+  view(key: string, parent?: string, o: SnapshotOptions = {}): Promise<Mount[]> {
+    return this.create('view', key, parent, o);
+  }
 
   /**
    * Removes what an interrupted create/remove left behind (`new-*` and `rm-*` dirs, metadata

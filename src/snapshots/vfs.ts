@@ -62,15 +62,7 @@ export class VfsSnapshotter extends RecordedSnapshotter implements Snapshotter {
     return true;
   }
 
-  prepare(key: string, parent?: string, o: PrepareOptions = {}): Promise<Mount[]> {
-    return this.create('active', key, parent, o);
-  }
-
-  view(key: string, parent?: string, o: SnapshotOptions = {}): Promise<Mount[]> {
-    return this.create('view', key, parent, o);
-  }
-
-  private async create(kind: 'active' | 'view', key: string, parent: string | undefined, o: PrepareOptions): Promise<Mount[]> {
+  protected async create(kind: 'active' | 'view', key: string, parent: string | undefined, o: PrepareOptions): Promise<Mount[]> {
     throwIfAborted(o.signal);
     if (kind === 'view' && o.init) throw new ImgbuildError('INVALID_ARGUMENT', 'a view cannot have an init layer');
     // The copy is made outside the metadata lock (it can take seconds): the parent is committed,

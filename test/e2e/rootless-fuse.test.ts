@@ -9,7 +9,7 @@
  * - run (foreground and detached), exec, diff, cp, commit, inspect and info name and use it;
  * - nothing stays mounted and no fuse-overlayfs daemon outlives its container.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { expectOneLineError, runCli } from '../helpers/cli.js';
 import { ensureBusybox } from '../helpers/base-image.js';
 import { makeTmp } from '../helpers/tmp.js';
 import { writeContext } from '../helpers/context.js';
-import { ensureTestUser, makeUserEnv, type TestUser, type UserEnv } from '../helpers/rootless.js';
+import { useUserEnv, type TestUser, type UserEnv } from '../helpers/rootless.js';
 
 const DOCKERFILE = `FROM busybox
 RUN rm /etc/group && rm -rf /usr/sbin && mkdir /usr/sbin && echo new > /usr/sbin/tool && chown 1000:1000 /usr/sbin/tool
@@ -102,15 +102,13 @@ const EXPECTED_LAYER = [
 describe('fuse-overlayfs as the unprivileged user', () => {
   let user: TestUser;
   let env: UserEnv;
-  beforeAll(() => {
-    user = ensureTestUser();
+  useUserEnv((u, e) => {
+    user = u;
+    env = e;
   });
-  beforeEach(async () => {
-    env = await makeUserEnv(user);
-  });
+  // Runs before useUserEnv's cleanup (after-hooks run last-registered first).
   afterEach(async () => {
     expect(await noDaemonsLeft(user.uid, env.dir)).toEqual([]);
-    await env.cleanup();
   });
 
   it('a RUN deleting a file and replacing a directory makes the layer overlay makes, from either whiteout form', async () => {
