@@ -13,9 +13,10 @@
 import { cp, mkdir, mkdtemp, readFile, writeFile, chmod, chown, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, posix } from 'node:path';
-import { cacheMountsDir } from '../../store/paths.js';
+import { cacheMountDir } from '../cache-mounts.js';
+import type { CacheMountSeam } from './seams.js';
 import type { Mount } from '../../sandbox/spec.js';
-import type { RunMount } from '../frontend/instructions.js';
+import type { CacheMount, RunMount } from '../frontend/instructions.js';
 import { ImgbuildError } from '../../errors.js';
 import { withLock } from '../../atomic.js';
 import { resolveInRoot } from './fs-root.js';
@@ -90,6 +91,13 @@ export interface MountContext {
   /** `--ssh` agents, for `type=ssh`. */
   ssh?: SshForwards;
   workdir: string;
+  /** Imported content of cache mounts, restored into empty ones. */
+  cacheMounts?: CacheMountSeam;
+}
+
+/** The key of a cache mount: its `id=`, else its target against WORKDIR (BuildKit). */
+export function cacheMountId(m: CacheMount, workdir: string): string {
+  return m.id ?? mountTarget(m.target, workdir);
 }
 
 /**
@@ -112,9 +120,9 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
   for (const m of list) {
     switch (m.type) {
       case 'cache': {
+        const id = cacheMountId(m, c.workdir);
         const target = mountTarget(m.target, c.workdir);
-        const id = m.id ?? target;
-        const dir = join(cacheMountsDir(c.storeRoot), createHash('sha256').update(id).digest('hex').slice(0, 32));
+        const dir = cacheMountDir(c.storeRoot, id);
         let created = false;
         try {
           await stat(dir);
@@ -131,6 +139,8 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
             await cp(seed, dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true, force: true });
           }
         }
+        // An imported cache fills a mount this store never filled (builder/cache-mounts.ts).
+        if (c.cacheMounts) await c.cacheMounts.restore(id, dir);
         out.mounts.push({ type: 'bind', source: dir, destination: target, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
         // `private` would need a second dir per concurrent user; holding the lock is the safe subset.
         if (m.sharing === 'locked' || m.sharing === 'private') out.locks.push(dir);

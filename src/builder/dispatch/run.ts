@@ -16,7 +16,7 @@ import { resolveInRoot, resolveProcessUser } from './fs-root.js';
 import { inUserNamespace, withUpperInRange } from './run-userns.js';
 import { INIT_FILES, lineWriter, networkFiles, RunFailedError, sandboxSpec, type BuildNetwork } from './run-step.js';
 import { checkEntitlements, defaultStepNetwork, DEFAULT_RUN_SANDBOX, hostsFile, isResolutionFailure, noNetworkHint, proxyEnv, sandboxKey, StepNetworks, stepResolvConf } from './run-network.js';
-import { mountTarget, prepareRunMounts, sshTargets, withCacheLocks } from './mounts.js';
+import { cacheMountId, mountTarget, prepareRunMounts, sshTargets, withCacheLocks } from './mounts.js';
 import { loadBase } from './base-image.js';
 import type { ImageState } from './image-state.js';
 import { createWorkdir, layerStep, workdirStep } from './layer-step.js';
@@ -76,6 +76,8 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
     contextDigest = planDigest(await planCopy({ sources, tree, hash: true, ...(env.signal ? { signal: env.signal } : {}) }));
   }
   const workdir = s.image.config.config?.WorkingDir || '/';
+  // The build's cache mounts, exported with its cache whether this step runs or not.
+  for (const m of ins.mounts) if (m.type === 'cache') env.cacheMounts?.use(cacheMountId(m, workdir));
   // Mount targets are placeholders in the snapshot's init layer, so the sandbox creating them
   // never leaves empty dirs or files in the step's layer.
   const targets = await mountPlaceholders(ins, workdir, async () => false);
@@ -146,6 +148,7 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
         },
         secrets: env.secrets,
         ...(env.ssh ? { ssh: env.ssh } : {}),
+        ...(env.cacheMounts ? { cacheMounts: env.cacheMounts } : {}),
         workdir,
       });
       const extra = scriptFile

@@ -40,3 +40,17 @@ export interface StepCache {
   get(key: Digest): Promise<CacheRecord | undefined>;
   put(key: Digest, rec: Omit<CacheRecord, 'v'>): Promise<void>;
 }
+
+/**
+ * RUN cache mounts shared through a build cache (`--cache-to ...,cache-mounts=true`,
+ * builder/cache-mounts.ts): which mounts the build names, and their imported content.
+ */
+export interface CacheMountSeam {
+  /** A RUN of the build names the cache mount `id`, whether it runs or is served from the cache. */
+  use(id: string): void;
+  /**
+   * Fills the mount's directory `dir` (just made, or found empty) with imported content before a
+   * step runs with it, if the imported caches hold some; a failure is a warning, never thrown.
+   */
+  restore(id: string, dir: string): Promise<void>;
+}

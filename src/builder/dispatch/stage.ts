@@ -16,7 +16,7 @@ import type { BuildNetwork } from './run-step.js';
 import type { RunSandboxOptions, StepNetworks } from './run-network.js';
 import type { SecretSource } from './mounts.js';
 import type { SshForwards } from '../inputs/ssh-agent.js';
-import type { BuildSnapshotter, BuildStore, StepCache } from './seams.js';
+import type { BuildSnapshotter, BuildStore, CacheMountSeam, StepCache } from './seams.js';
 import type { Isolation } from '../../sandbox/spec.js';
 import { DEFAULT_PATH, isoTime, type DraftImage, type ImageState } from './image-state.js';
 
@@ -76,6 +76,8 @@ export interface DispatchEnv {
   signal?: AbortSignal;
   /** Pulls an image that is not in the store. */
   pullImage(ref: string, platform: Platform): Promise<void>;
+  /** RUN cache mounts a build cache exports or imports (absent: neither). */
+  cacheMounts?: CacheMountSeam;
 }
 
 /** Per-stage mutable dispatch state, the image's draft included (published when the stage ends). */

@@ -1,0 +1,199 @@
+/**
+ * RUN cache mounts that travel with a build cache (`--cache-to ...,cache-mounts=true`): the content
+ * of each `RUN --mount=type=cache` directory a build named becomes a layer (a deterministic tar of
+ * the directory, compressed as the cache export is) keyed by the mount's id (`id=`, else its
+ * target, as BuildKit keys them; the sharing mode plays no part), and a build importing such a
+ * cache fills an empty or absent mount from it before the first step that runs with it.
+ *
+ * The local content always wins: a mount that holds anything (a warm machine, a `from=` seed) is
+ * never replaced, as a Docker user's warm `/root/.cache` would not be. The restore is confined as
+ * any layer is (`tar/apply.ts`: nothing lands outside the directory, owners kept where the process
+ * may set them, device nodes refused) and made whole or not at all: the content is unpacked in the
+ * build's scratch dir and renamed over the empty directory, so a failed or refused restore leaves
+ * the mount empty and the step runs cold, with a warning, never a failed build.
+ */
+import { chmod, chown, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { cacheMountsDir } from '../store/paths.js';
+import type { OciStore } from '../store/store.js';
+import { writeLayerBlob, type LayerBlob } from '../store/layers.js';
+import { packDir } from '../tar/pack.js';
+import { applyLayer } from '../tar/apply.js';
+import { decompress } from '../compress/compress.js';
+import { layerCompression, type Compression } from '../image/media-types.js';
+import type { Descriptor } from '../image/types.js';
+import { throwIfAborted } from '../errors.js';
+import type { CacheMountSeam } from './dispatch/seams.js';
+
+/** `<root>/cache/mounts/<32 hex>`: the directory of the cache mount `id`. */
+export function cacheMountDir(root: string, id: string): string {
+  return join(cacheMountsDir(root), createHash('sha256').update(id).digest('hex').slice(0, 32));
+}
+
+/** Whether `dir` is absent or holds nothing. */
+export async function isEmptyOrAbsent(dir: string): Promise<boolean> {
+  try {
+    return (await readdir(dir)).length === 0;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw e;
+  }
+}
+
+/**
+ * Packs the cache mount directory `dir` into a layer blob in the store (plain mode: its entries as
+ * they are, `.wh.` names included, owners numeric, mtimes in seconds); undefined when `dir` is
+ * absent or empty, which is nothing worth exporting.
+ */
+export async function packCacheMount(
+  store: OciStore, dir: string, o: { compression: Compression; level?: number; signal?: AbortSignal },
+): Promise<LayerBlob | undefined> {
+  throwIfAborted(o.signal);
+  if (await isEmptyOrAbsent(dir)) return undefined;
+  return writeLayerBlob(store, packDir(dir, { mode: 'plain', ...(o.signal ? { signal: o.signal } : {}) }), {
+    compression: o.compression,
+    ...(o.level !== undefined ? { level: o.level } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
+}
+
+export type RestoreResult = 'restored' | 'kept-local';
+
+/**
+ * Fills the cache mount `dir` from `blob` (the layer's bytes as stored, compressed as its media
+ * type says) when `dir` is absent or empty; a `dir` holding anything is kept ('kept-local'). The
+ * content is unpacked into a directory of `scratch` (same filesystem as the store: the build's
+ * scratch dir is under `<root>/cache/build/tmp`) with `dir`'s mode and owner (or `owner` for an
+ * absent one), then renamed into place; rename(2) replaces only an empty directory, so a build that
+ * filled the mount meanwhile keeps its content. Throws when the layer is refused or unreadable;
+ * nothing is left behind then.
+ */
+export async function restoreCacheMount(
+  blob: Readable, layer: Pick<Descriptor, 'mediaType'>, dir: string,
+  o: { scratch: string; owner?: { mode: number; uid: number; gid: number }; signal?: AbortSignal },
+): Promise<RestoreResult> {
+  if (!(await isEmptyOrAbsent(dir))) {
+    blob.destroy();
+    return 'kept-local';
+  }
+  const st = await stat(dir).catch(() => undefined);
+  const mode = st ? st.mode & 0o7777 : o.owner?.mode ?? 0o755;
+  const tmp = await mkdtemp(join(o.scratch, 'cache-mount-'));
+  try {
+    await chmod(tmp, mode);
+    await chown(tmp, st?.uid ?? o.owner?.uid ?? 0, st?.gid ?? o.owner?.gid ?? 0);
+    const c = layerCompression(layer.mediaType);
+    const tar = c === 'none' ? blob : decompress(blob, c, o.signal ? { signal: o.signal } : {});
+    await applyLayer(tmp, tar, { mode: 'flat', plain: true, ...(o.signal ? { signal: o.signal } : {}) });
+    try {
+      await rename(tmp, dir);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') return 'kept-local';
+      if (code !== 'ENOENT') throw e;
+      // The mounts dir itself is missing on a fresh store.
+      await mkdir(join(dir, '..'), { recursive: true });
+      await rename(tmp, dir);
+    }
+    return 'restored';
+  } finally {
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/** A cache mount's content as a cache manifest holds it. */
+export interface CacheMountLayer {
+  /** The mount's id: its `id=`, else its target (an absolute path). */
+  id: string;
+  layer: Descriptor;
+}
+
+/** Where an imported cache mount's blob is read from (a registry or a local cache dir); verified as it is read. */
+export type OpenBlob = (layer: Descriptor, o: { signal?: AbortSignal }) => Promise<Readable>;
+
+export interface SharedCacheMountsOptions {
+  store: OciStore;
+  /** The build's scratch dir. */
+  scratch: string;
+  /** The cache mounts of the imported caches (the first cache naming an id wins). */
+  imported?: { layers: CacheMountLayer[]; open: OpenBlob }[];
+  /** Progress and warnings (a restore that failed: the step runs with an empty mount). */
+  say?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * The cache mounts of one build: the ids its RUN steps named (exported at the end) and the
+ * imported content restored into empty mounts (dispatch calls `restore` before a step that runs).
+ */
+export class SharedCacheMounts implements CacheMountSeam {
+  private readonly used = new Set<string>();
+  private readonly imported = new Map<string, { layer: Descriptor; open: OpenBlob }>();
+  /** One restore per id, shared by concurrent steps using the mount. */
+  private readonly restoring = new Map<string, Promise<void>>();
+
+  constructor(private readonly o: SharedCacheMountsOptions) {
+    for (const src of o.imported ?? []) {
+      for (const l of src.layers) if (!this.imported.has(l.id)) this.imported.set(l.id, { layer: l.layer, open: src.open });
+    }
+  }
+
+  use(id: string): void {
+    this.used.add(id);
+  }
+
+  /** The ids this build's RUN steps named, in the order first named. */
+  get ids(): string[] {
+    return [...this.used];
+  }
+
+  restore(id: string, dir: string): Promise<void> {
+    const imp = this.imported.get(id);
+    if (!imp) return Promise.resolve();
+    let p = this.restoring.get(id);
+    if (!p) {
+      p = this.restoreOne(id, dir, imp);
+      this.restoring.set(id, p);
+    }
+    return p;
+  }
+
+  private async restoreOne(id: string, dir: string, imp: { layer: Descriptor; open: OpenBlob }): Promise<void> {
+    const signal = this.o.signal;
+    try {
+      if (!(await isEmptyOrAbsent(dir))) {
+        this.o.say?.(`cache mount ${id}: the local content is kept (the imported one is not used)`);
+        return;
+      }
+      const blob = await imp.open(imp.layer, signal ? { signal } : {});
+      const r = await restoreCacheMount(blob, imp.layer, dir, { scratch: this.o.scratch, ...(signal ? { signal } : {}) });
+      this.o.say?.(r === 'restored' ? `cache mount ${id}: restored from the imported cache (${imp.layer.size} bytes)` : `cache mount ${id}: the local content is kept (the imported one is not used)`);
+    } catch (e) {
+      throwIfAborted(signal);
+      // What a half-made restore wrote went with its scratch dir: the mount is as empty as it was.
+      this.o.say?.(`warning: cache mount ${id}: not restored, the step runs with an empty mount: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * The layers to export for the mounts this build named: each non-empty local mount packed, else
+   * the imported layer for it (a mount this machine never filled, its steps served from the cache),
+   * else nothing.
+   */
+  async export(root: string, o: { compression: Compression; level?: number }): Promise<CacheMountLayer[]> {
+    const out: CacheMountLayer[] = [];
+    for (const id of this.used) {
+      const packed = await packCacheMount(this.o.store, cacheMountDir(root, id), { ...o, ...(this.o.signal ? { signal: this.o.signal } : {}) });
+      if (packed) {
+        const { diffId: _d, uncompressedSize: _u, ...layer } = packed;
+        out.push({ id, layer });
+        continue;
+      }
+      const imp = this.imported.get(id);
+      if (imp) out.push({ id, layer: imp.layer });
+    }
+    return out;
+  }
+}
