@@ -134,7 +134,7 @@ describe('cache mount layers', () => {
     fill(src);
     const good = (await packCacheMount(a, src, { compression: 'gzip' }))!;
     const lines: string[] = [];
-    const bad: Descriptor = { ...good, digest: `sha256:${'0'.repeat(64)}` };
+    const bad: Descriptor = { ...good, digest: `sha256:${'0'.repeat(64)}` as Descriptor['digest'] };
     const mounts = new SharedCacheMounts({
       store: b,
       scratch: join(tmp.dir, 'scratch'),
