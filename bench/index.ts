@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-const AREAS = ['layers', 'build', 'run', 'registry', 'rootless'];
+const AREAS = ['layers', 'build', 'cache', 'run', 'registry', 'rootless'];
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
 let failed = 0;
 for (const area of AREAS) {

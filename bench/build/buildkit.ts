@@ -118,7 +118,17 @@ export class BuildKit implements Builder {
   }
 
   build(ctx: string): Timing {
-    return timed([...this.docker(), 'build', '-q', '--network', 'host', '-t', 'bench', ctx], { env: this.env() });
+    return this.buildWith(ctx, []);
+  }
+
+  /** `build` with more flags (the cache bench's inline cache and `--cache-from`), tagged `tag`. */
+  buildWith(ctx: string, flags: string[], tag = 'bench'): Timing {
+    return timed([...this.docker(), 'build', '-q', '--network', 'host', ...flags, '-t', tag, ctx], { env: this.env() });
+  }
+
+  /** A docker command against the private daemon (`push`, `tag`); its stdout. */
+  cli(args: string[]): string {
+    return run([...this.docker(), ...args], this.env());
   }
 
   close(): void {

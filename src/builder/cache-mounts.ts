@@ -24,6 +24,7 @@ import { applyLayer } from '../tar/apply.js';
 import { decompress } from '../compress/compress.js';
 import { layerCompression, type Compression } from '../image/media-types.js';
 import type { Descriptor } from '../image/types.js';
+import type { Digest } from '../image/digest.js';
 import { throwIfAborted } from '../errors.js';
 import type { CacheMountSeam } from './dispatch/seams.js';
 
@@ -107,7 +108,10 @@ export async function restoreCacheMount(
 export interface CacheMountLayer {
   /** The mount's id: its `id=`, else its target (an absolute path). */
   id: string;
+  /** The blob as stored or pushed (compressed as the cache export is). */
   layer: Descriptor;
+  /** sha256 of the uncompressed tar. */
+  diffId: Digest;
 }
 
 /** Where an imported cache mount's blob is read from (a registry or a local cache dir); verified as it is read. */
@@ -130,13 +134,13 @@ export interface SharedCacheMountsOptions {
  */
 export class SharedCacheMounts implements CacheMountSeam {
   private readonly used = new Set<string>();
-  private readonly imported = new Map<string, { layer: Descriptor; open: OpenBlob }>();
+  private readonly imported = new Map<string, CacheMountLayer & { open: OpenBlob }>();
   /** One restore per id, shared by concurrent steps using the mount. */
   private readonly restoring = new Map<string, Promise<void>>();
 
   constructor(private readonly o: SharedCacheMountsOptions) {
     for (const src of o.imported ?? []) {
-      for (const l of src.layers) if (!this.imported.has(l.id)) this.imported.set(l.id, { layer: l.layer, open: src.open });
+      for (const l of src.layers) if (!this.imported.has(l.id)) this.imported.set(l.id, { ...l, open: src.open });
     }
   }
 
@@ -160,7 +164,7 @@ export class SharedCacheMounts implements CacheMountSeam {
     return p;
   }
 
-  private async restoreOne(id: string, dir: string, imp: { layer: Descriptor; open: OpenBlob }): Promise<void> {
+  private async restoreOne(id: string, dir: string, imp: CacheMountLayer & { open: OpenBlob }): Promise<void> {
     const signal = this.o.signal;
     try {
       if (!(await isEmptyOrAbsent(dir))) {
@@ -187,12 +191,12 @@ export class SharedCacheMounts implements CacheMountSeam {
     for (const id of this.used) {
       const packed = await packCacheMount(this.o.store, cacheMountDir(root, id), { ...o, ...(this.o.signal ? { signal: this.o.signal } : {}) });
       if (packed) {
-        const { diffId: _d, uncompressedSize: _u, ...layer } = packed;
-        out.push({ id, layer });
+        const { diffId, uncompressedSize: _u, ...layer } = packed;
+        out.push({ id, layer, diffId });
         continue;
       }
       const imp = this.imported.get(id);
-      if (imp) out.push({ id, layer: imp.layer });
+      if (imp) out.push({ id, layer: imp.layer, diffId: imp.diffId });
     }
     return out;
   }

@@ -138,7 +138,7 @@ describe('cache mount layers', () => {
     const mounts = new SharedCacheMounts({
       store: b,
       scratch: join(tmp.dir, 'scratch'),
-      imported: [{ layers: [{ id: '/cache', layer: good }, { id: 'broken', layer: bad }, { id: 'unused', layer: good }], open: open(a) }],
+      imported: [{ layers: [{ id: '/cache', layer: good, diffId: good.diffId }, { id: 'broken', layer: bad, diffId: good.diffId }, { id: 'unused', layer: good, diffId: good.diffId }], open: open(a) }],
       say: (l) => lines.push(l),
     });
     mounts.use('/cache');
@@ -162,6 +162,7 @@ describe('cache mount layers', () => {
     const out = await mounts.export(b.root, { compression: 'gzip' });
     expect(out.map((e) => e.id)).toEqual(['/cache', 'broken', 'local-only']);
     expect(out[0]!.layer.digest).toBe(good.digest);
+    expect(out[0]!.diffId).toBe(good.diffId);
     expect(out[1]!.layer.digest).toBe(bad.digest);
     expect(await b.info(out[2]!.layer.digest)).toBeDefined();
   });
