@@ -1,7 +1,8 @@
 /**
  * Build progress on the terminal. Two views:
  *  - plain: one line per event, BuildKit style (`#3 [build 2/4] RUN make`, output lines as
- *    `#3 0.125 line`, `#3 CACHED`, `#3 DONE 0.3s`), suitable for logs and CI;
+ *    `#3 0.125 line`, `#3 CACHED`, `#3 DONE 0.3s`), suitable for logs and CI, and at the end the
+ *    slowest steps that ran (`slowest steps: #3 RUN make 12.3s, ...`);
  *  - tty: one line per running step with its elapsed time, redrawn in place; output lines of a
  *    step are printed above the live block, after the step's `[stage n/N]`, so nothing is lost and
  *    concurrent steps' lines stay attributed; finished steps stay as one line.
@@ -68,6 +69,8 @@ export function createProgress(o: ProgressOptions): Progress {
  */
 function plainProgress(out: Writable, now: () => number): Progress {
   let n = 0;
+  let closed = false;
+  const ran: { id: number; label: string; ms: number }[] = [];
   return {
     task(label: string): ProgressTask {
       const id = ++n;
@@ -84,7 +87,9 @@ function plainProgress(out: Writable, now: () => number): Progress {
         done(note) {
           if (finished) return;
           finished = true;
-          out.write(note ? `#${id} ${note}\n` : `#${id} DONE ${secs(now() - start)}\n`);
+          const ms = now() - start;
+          if (!note) ran.push({ id, label, ms });
+          out.write(note ? `#${id} ${note}\n` : `#${id} DONE ${secs(ms)}\n`);
         },
         fail(msg) {
           if (finished) return;
@@ -93,8 +98,30 @@ function plainProgress(out: Writable, now: () => number): Progress {
         },
       };
     },
-    close() {},
+    close() {
+      if (closed) return;
+      closed = true;
+      const top = slowest(ran);
+      if (top) out.write(`\nslowest steps: ${top}\n`);
+    },
   };
+}
+
+/**
+ * The `SLOWEST` longest steps that ran, or '' for none: cache hits and failures are not listed,
+ * nor steps under 50 ms (a cached rebuild's FROM and export would be all it says).
+ */
+export function slowest(ran: readonly { id: number; label: string; ms: number }[], count = SLOWEST): string {
+  return ran.filter((r) => r.ms >= 50).sort((a, b) => b.ms - a.ms || a.id - b.id).slice(0, count)
+    .map((r) => `#${r.id} ${clipLabel(r.label.replace(/^\[[^\]]*\] /, ''))} ${secs(r.ms)}`).join(', ');
+}
+
+/** Steps listed by `slowest steps:`. */
+const SLOWEST = 5;
+
+function clipLabel(s: string): string {
+  const line = s.replace(/\s+/g, ' ');
+  return line.length > 40 ? `${line.slice(0, 39)}…` : line;
 }
 
 interface LiveTask {

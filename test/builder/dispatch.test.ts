@@ -226,6 +226,8 @@ describe('progress views', () => {
       '#3 [base 4/4] RUN false',
       '#3 ERROR: exit code: 1',
       '',
+      'slowest steps: #1 RUN make 0.3s',
+      '',
     ].join('\n'));
   });
   it('plain: lines of concurrent steps each carry their step; seconds as BuildKit prints them', () => {
