@@ -9,8 +9,9 @@
  * REC_FIRST_INFO is an error record (err = errno, msg = "syscall: detail") and the helper
  * exits 1; the others carry a value in `err`. Order: REC_PID (and REC_MONITOR when detached)
  * once the container process exists; then either one error record, or — when execve worked —
- * REC_EXIT with the wait status (foreground, exec) or plain EOF (detached: the monitor closes
- * fd 4 right after the execve, so EOF without an error record means the process is running).
+ * REC_EXECED (foreground run: when the process exec'd, for the build's trace) and REC_EXIT with
+ * the wait status (foreground, exec) or plain EOF (detached: the monitor closes fd 4 right after
+ * the execve, so EOF without an error record means the process is running).
  * src/sandbox/protocol.ts parses this header in a test to check that its constants match.
  *
  * fd 5 (optional control stream, terminal mode, announced by TAG_CONTROL): further WINSIZE
@@ -85,6 +86,7 @@ enum stage {
   REC_PID = 64,     /* err = host pid of the container process (sent before execve) */
   REC_MONITOR = 65, /* err = host pid of the detached monitor */
   REC_EXIT = 66,    /* err = wait status of the container process */
+  REC_EXECED = 67,  /* err = 0; msg = CLOCK_MONOTONIC nanoseconds (decimal) when execve succeeded */
 };
 
 /* Sync bytes on the internal parent→child pipe (uid/gid-map handshake). */

@@ -1214,6 +1214,16 @@ static int recv_fd(int sock) {
   return fd;
 }
 
+/* When the process exec'd (the monitor saw its exec pipe close), on the clock Node's
+ * process.hrtime reads: a build's trace splits the sandbox's set-up from the command by it. */
+static void send_exec_time(void) {
+  struct timespec ts;
+  char ns[32];
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  snprintf(ns, sizeof ns, "%llu", (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec);
+  send_rec(4, REC_EXECED, 0, ns);
+}
+
 /* Reads the child's exec pipe to EOF. Error records are forwarded to fd 4 (returns false). */
 static bool wait_exec(int exec_r) {
   char buf[4096];
@@ -1633,6 +1643,7 @@ static int run_container(const struct cfg *c) {
   }
   g_kill_on_bail = 0;
   if (detached) close(4); /* EOF: Node's startDetached returns */
+  else send_exec_time();
   /* The monitor copies the pty master, or the output pipe, into the log. */
   int st = monitor(child, master >= 0 ? master : outp[0], detached ? fifo : 0, master >= 0 ? master : in_w, detached ? logfd : 1, &times);
   if (detached) write_status(c, st);

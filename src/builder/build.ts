@@ -50,6 +50,8 @@ import type { BuildNetwork } from './dispatch/run-step.js';
 import type { SecretSource } from './dispatch/mounts.js';
 import { checkEntitlements, releaseStaleStepNetworks, runSandboxOptions, StepNetworks } from './dispatch/run-network.js';
 import type { HostDnsSource } from '../host/resolv-conf.js';
+import { timed, type BuildTrace } from '../phases.js';
+import { tracedReporter } from './trace.js';
 
 export type { BuildReporter, StepReporter } from './dispatch/stage.js';
 
@@ -107,6 +109,8 @@ export interface BuildOptions {
   /** Seconds since the epoch for `created`, history times and clamped layer mtimes. */
   sourceDateEpoch?: number;
   reporter?: BuildReporter;
+  /** `--trace`: the build's steps and their phases are recorded in it (src/phases.ts). */
+  trace?: BuildTrace;
   /** Concurrent layer steps (default: number of cores). */
   parallelism?: number;
   signal?: AbortSignal;
@@ -157,7 +161,10 @@ async function removeStaleTmp(base: string): Promise<void> {
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   // Tmp dirs under the root become bind-mount sources in the sandbox, whose cwd is not ours:
   // a relative `--root` is resolved once, here.
-  const o: BuildOptions = { ...opts, root: resolve(opts.root) };
+  const o: BuildOptions = {
+    ...opts, root: resolve(opts.root),
+    ...(opts.trace ? { reporter: tracedReporter(opts.reporter ?? NOOP_REPORTER, opts.trace) } : {}),
+  };
   // The build's scratch dir, made when first needed: a context from stdin, an archive, git or a
   // URL is materialized in it before the Dockerfile is read, and goes with it however the build ends.
   const tmpDir = join(tmpBaseOf(o.root), `${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -173,12 +180,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       await mkdir(tmpDir, { recursive: true });
       sshAuthSock = (await ssh.serve('default', tmpDir, 'ssh-default.sock')).path;
     }
-    const inputs = await openInputs({
+    const inputs = await timed(o.trace?.clock, 'inputs', () => openInputs({
       ...o,
       task: (label) => reporter.task(label),
       ...(o.contextSource ? { contextSource: o.contextSource } : {}),
       ...(sshAuthSock ? { sshAuthSock } : {}),
-    }, tmpDir);
+    }, tmpDir));
     return await buildWith(o, inputs, tmpDir, { ssh, ...(sshAuthSock ? { sshAuthSock } : {}) }, contexts);
   } finally {
     await ssh.close();
@@ -221,11 +228,11 @@ async function buildWith(
   const tmpBase = tmpBaseOf(o.root);
   await removeStaleTmp(tmpBase);
   await mkdir(tmpDir, { recursive: true });
-  const context = await openContext(inputs.contextDir ? resolve(inputs.contextDir) : undefined, {
+  const context = await timed(o.trace?.clock, 'context', () => openContext(inputs.contextDir ? resolve(inputs.contextDir) : undefined, {
     // A context made for this build has its own paths each time: no stat cache is kept for it.
     ...(inputs.materialized ? { ignoreFile: false } : { cacheDir: buildCacheDir(o.root) }),
     ...(dockerfilePath ? { dockerfilePath } : {}),
-  });
+  }));
   const cache = await BuildCache.open(store);
   // Images of OCI layouts named as contexts are read into the store first (buildx resolves them up front).
   const preloaded = new Map<string, ImageState>();
@@ -322,7 +329,7 @@ async function buildWith(
     const compression = o.compression ?? 'none';
     if (compression !== 'none') {
       const task = reporter.task(`compressing ${layers.length} layers (${compression})`);
-      layers = await Promise.all(layers.map((l) => ensureCompressed(store, l, compression, { ...(o.format ? { format: o.format } : {}), ...(signal ? { signal } : {}) })));
+      layers = await Promise.all(layers.map((l) => timed(o.trace?.clock, 'compress', () => ensureCompressed(store, l, compression, { ...(o.format ? { format: o.format } : {}), ...(signal ? { signal } : {}) }))));
       task.done();
     }
     // BuildKit's export step; the image id is printed once, by the caller (the CLI on stdout).
@@ -362,7 +369,7 @@ async function buildWith(
       else await writeOciLayout(store, first, o.output.dest, { refName: 'tag' });
       t.done();
     }
-    await context.stat.save();
+    await timed(o.trace?.clock, 'context', () => context.stat.save());
     return { descriptor, imageId, config, tags };
   } finally {
     await Promise.allSettled([...results.values()]);

@@ -59,6 +59,7 @@ export const Stage = {
   REC_PID: 64,
   REC_MONITOR: 65,
   REC_EXIT: 66,
+  REC_EXECED: 67,
 } as const;
 
 export const Sync = { USERMAP_PLS: 0x40, USERMAP_ACK: 0x41 } as const;

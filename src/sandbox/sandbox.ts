@@ -36,6 +36,8 @@ export interface SandboxIO {
    * terminal also a `resize` that changes the pty size (the process gets SIGWINCH).
    */
   onStart?: (info: { pid: number; resize?: (rows: number, cols: number) => void }) => void;
+  /** Called once the process has exec'd, with when (`performance.now()` milliseconds): the set-up is over. */
+  onExec?: (atMs: number) => void;
   /** Relay these signals received by this Node process to the container (`--sig-proxy`). */
   forwardSignals?: readonly NodeJS.Signals[];
   /** Initial terminal size when `terminal` is set. */
@@ -261,6 +263,7 @@ export async function runSandbox(spec: SandboxSpec, io: SandboxIO): Promise<Sand
     ...(io.stderr ? { stderr: io.stderr } : {}),
     ...(io.signal ? { signal: io.signal } : {}),
     ...startHooks(io, spec.process.terminal ?? false),
+    ...(io.onExec ? { onExec: io.onExec } : {}),
     ...(io.forwardSignals ? { forwardSignals: io.forwardSignals } : {}),
   });
   return mapWaitStatus(out.waitStatus ?? 0);

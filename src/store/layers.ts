@@ -87,7 +87,8 @@ export async function writeLayerBlob(
     const started = performance.now();
     await (pipeline as (...a: unknown[]) => Promise<void>)(...stages, ...(opts.signal ? [{ signal: opts.signal }] : []));
     // What the pass spent besides packing and hashing on this thread: the disk and the stream.
-    phases?.add('write', Math.max(0, performance.now() - started - hashed - ((phases.totalsMs.get('pack') ?? 0) - packedBefore)));
+    // Not one interval (it falls between the pack and hash pieces): a total, without a span.
+    phases?.addTotal('write', Math.max(0, performance.now() - started - hashed - ((phases.totalsMs.get('pack') ?? 0) - packedBefore)));
     const digest = w.digest();
     const size = w.offset;
     const diffId = diff ? diff.result().digest : comp && known ? opts.diffId! : digest;

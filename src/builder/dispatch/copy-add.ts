@@ -116,7 +116,7 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
           await withImageRoot(env, source.image, async (srcRoot) => {
             const p = await planCopy({ sources: localSources, tree: { root: srcRoot, kind: 'image' }, exclude: ins.exclude, parents: ins.parents, ...(env.signal ? { signal: env.signal } : {}) });
             await apply(p);
-          });
+          }, active.phases);
         } else {
           const plan = source.plan;
           const all: CopyPlan = { ...plan, multiple: plan.multiple || downloads.length + localSources.length + gits.length > 1 };

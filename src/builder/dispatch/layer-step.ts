@@ -41,6 +41,9 @@ export async function layerStep(
   const env = s.env;
   const key = stepKey(keyParts);
   const task = env.reporter.task(label);
+  // Made before the cache lookup: a cached COPY's context walk is the step's time too.
+  const phases = o.phases ?? new PhaseClock();
+  task.phases?.(phases);
   const chainOn = (diffId: Digest): Digest => chainIdOn(s.image.chainId, diffId);
   try {
     if (!env.noCache) {
@@ -53,12 +56,14 @@ export async function layerStep(
       }
     }
     const history = historyEntry(s, createdBy, false);
-    const phases = o.phases ?? new PhaseClock();
+    // Waiting for one of the build's step slots (--parallelism) is the step's time too.
+    const queued = phases.start('queue');
     const result = await env.stepLimit(async () => {
+      queued();
       throwIfAborted(env.signal);
       const sn = await env.snapshotter();
       // COPY --link writes into an empty snapshot; the stacked snapshot is unpacked on demand.
-      const parent = o.linked ? undefined : await ensureSnapshot(env, s.image);
+      const parent = o.linked ? undefined : await phases.time('unpack', () => ensureSnapshot(env, s.image));
       const activeKey = `build-${randomBytes(8).toString('hex')}`;
       // Placeholders of an init layer (made only on a cache miss: finding them may need a mount).
       const placeholders = o.init ? await o.init() : undefined;
@@ -67,11 +72,12 @@ export async function layerStep(
       let committed = false;
       try {
         await work({ key: activeKey, mounts, phases }, (l) => task.log(l));
-        const blob = await sn.diff(activeKey, {
+        // One span around the pass whose pack, hash and write pieces interleave.
+        const blob = await phases.group('diff', () => sn.diff(activeKey, {
           phases,
           ...(env.sourceDateEpoch !== undefined ? { sourceDateEpoch: env.sourceDateEpoch } : {}),
           ...(env.signal ? { signal: env.signal } : {}),
-        });
+        }));
         const chainId = chainOn(blob.diffId);
         // Committed or found, the chain's snapshot is leased until the build ends.
         const exists = o.linked || (await sn.acquire(chainId, env.store.lease));

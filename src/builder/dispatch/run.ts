@@ -8,6 +8,7 @@ import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ImgbuildError } from '../../errors.js';
+import { PhaseClock } from '../../phases.js';
 import { runSandbox } from '../../sandbox/sandbox.js';
 import { mountAll, sandboxRootfs, unmount, type SandboxRootfs } from '../../snapshots/mount.js';
 import type { BindMount, Run } from '../frontend/instructions.js';
@@ -70,10 +71,12 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
     if ((m.type === 'bind' || m.type === 'cache') && m.from) fromChains.push((await fromImage(m.from)).chainId ?? 'empty');
   }
   let contextDigest: string | undefined;
+  // The context's walk and hashing for a bind mount of it (the cache key) are the step's time too.
+  const phases = new PhaseClock();
   if (ins.mounts.some((m) => m.type === 'bind' && !m.from) && env.context.dir) {
     const tree: SourceTree = { root: env.context.dir, kind: 'context', ignore: env.context.ignore, statCache: env.context.stat };
     const sources = ins.mounts.filter((m) => m.type === 'bind' && !m.from).map((m) => (m as { source?: string }).source ?? '.');
-    contextDigest = planDigest(await planCopy({ sources, tree, hash: true, ...(env.signal ? { signal: env.signal } : {}) }));
+    contextDigest = planDigest(await phases.time('context', () => planCopy({ sources, tree, hash: true, ...(env.signal ? { signal: env.signal } : {}) })));
   }
   const workdir = s.image.config.config?.WorkingDir || '/';
   // The build's cache mounts, exported with its cache whether this step runs or not.
@@ -200,8 +203,7 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
           if (mode === 'none' && !unresolved && isResolutionFailure(line)) unresolved = true;
           log(line);
         });
-        // The sandbox's time covers its set-up (namespaces, the overlay mount) and the command.
-        const sandboxed = (): ReturnType<typeof runSandbox> => active.phases.time('sandbox', () => runSandbox(spec, { stdout: out, stderr: out, ...(env.signal ? { signal: env.signal } : {}), ...(net.lifeline ? { lifeline: net.lifeline } : {}) }));
+        const sandboxed = (): ReturnType<typeof runSandbox> => timeSandbox(active.phases, (onExec) => runSandbox(spec, { stdout: out, stderr: out, onExec, ...(env.signal ? { signal: env.signal } : {}), ...(net.lifeline ? { lifeline: net.lifeline } : {}) }));
         const r = await withCacheLocks(prepared.locks, () => (range ? withUpperInRange(upper, range, sandboxed, env.signal ? { signal: env.signal } : {}) : sandboxed()));
         await new Promise<void>((resolve) => out.end(resolve));
         if (r.exitCode !== 0 || r.signal) {
@@ -222,7 +224,7 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
       }
       await rm(scratch, { recursive: true, force: true }).catch(() => {});
     }
-  }, { init: placeholders });
+  }, { init: placeholders, phases });
   s.workdirPending = false;
 }
 
@@ -253,4 +255,24 @@ async function mountPlaceholders(ins: Run, workdir: string, isFile: (m: BindMoun
 async function isFileIn(root: string, path: string): Promise<boolean> {
   const st = await stat(await resolveInRoot(root, path)).catch(() => undefined);
   return st !== undefined && !st.isDirectory();
+}
+
+/**
+ * Times a sandbox run as 'sandbox', its set-up (the helper's namespaces, mounts and credentials,
+ * until the command execs), then 'command', the command itself until it exited. A run whose
+ * command never exec'd is all set-up.
+ */
+async function timeSandbox<T>(phases: PhaseClock, run: (onExec: (atMs: number) => void) => Promise<T>): Promise<T> {
+  const started = performance.now();
+  let execAt: number | undefined;
+  try {
+    return await run((t) => {
+      execAt = t;
+    });
+  } finally {
+    const end = performance.now();
+    const split = execAt === undefined ? end : Math.min(Math.max(execAt, started), end);
+    phases.span('sandbox', started, split);
+    if (execAt !== undefined) phases.span('command', split, end);
+  }
 }

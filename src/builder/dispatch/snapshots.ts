@@ -7,7 +7,7 @@ import { mkdtemp, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Mount } from '../../sandbox/spec.js';
-import type { PhaseClock } from '../../phases.js';
+import { timed, type PhaseClock } from '../../phases.js';
 import { mountAll, unmount } from '../../snapshots/mount.js';
 import type { ImageState } from './image-state.js';
 import type { DispatchEnv } from './stage.js';
@@ -50,8 +50,8 @@ export async function withHostMount<T>(env: DispatchEnv, mounts: Mount[], fn: (r
 }
 
 /** A read-only host view of an image's rootfs for the duration of fn. */
-export async function withImageRoot<T>(env: DispatchEnv, img: ImageState, fn: (root: string) => Promise<T>): Promise<T> {
-  const parent = await ensureSnapshot(env, img);
+export async function withImageRoot<T>(env: DispatchEnv, img: ImageState, fn: (root: string) => Promise<T>, phases?: PhaseClock): Promise<T> {
+  const parent = await timed(phases, 'unpack', () => ensureSnapshot(env, img));
   if (!parent) {
     const empty = await mkdtemp(join(env.tmpDir, 'empty-'));
     try {
@@ -62,9 +62,9 @@ export async function withImageRoot<T>(env: DispatchEnv, img: ImageState, fn: (r
   }
   const sn = await env.snapshotter();
   const key = `build-view-${randomBytes(8).toString('hex')}`;
-  const mounts = await sn.view(key, parent, { lease: env.store.lease });
+  const mounts = await timed(phases, 'snapshot', () => sn.view(key, parent, { lease: env.store.lease }));
   try {
-    return await withHostMount(env, mounts, fn);
+    return await withHostMount(env, mounts, fn, phases);
   } finally {
     await sn.remove(key).catch(() => {});
   }

@@ -4,6 +4,7 @@
  * Env list, history entries, the environment a step sees and the base of a step's cache key.
  */
 import type { BuildIdRange } from './run-userns.js';
+import type { PhaseClock } from '../../phases.js';
 import type { LimitFunction } from 'p-limit';
 import type { Descriptor, History, ImageConfig, Platform } from '../../image/types.js';
 import type { Digest } from '../../image/digest.js';
@@ -27,6 +28,8 @@ export interface StepReporter {
   update?(detail: string): void;
   done(note?: string): void;
   fail(msg?: string): void;
+  /** The clock timing the step's phases, for a reporter that shows them (a `--trace` file). */
+  phases?(clock: PhaseClock): void;
 }
 export interface BuildReporter {
   task(label: string): StepReporter;

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { writeFile } from 'node:fs/promises';
 import { subidFilesFromEnv } from '../../host/id-ranges.js';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
@@ -10,6 +11,8 @@ import { ISOLATION_ENV, parseIsolation } from '../../sandbox/isolation.js';
 import { parseSecretFlag } from '../../builder/dispatch/mounts.js';
 import { inputsFromArgs } from '../../builder/inputs/context-source.js';
 import { parseSshFlag } from '../../builder/inputs/ssh-agent.js';
+import { tracePush } from '../../builder/trace.js';
+import { BuildTrace } from '../../phases.js';
 
 interface BuildFlags {
   storageDriver?: string;
@@ -40,6 +43,7 @@ interface BuildFlags {
   push?: boolean;
   insecure?: boolean;
   compressionLevel?: string;
+  trace?: string;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -97,6 +101,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--push', 'push every -t tag to its registry after a successful build (layers go out compressed: --compression, or gzip)')
     .option('--insecure', 'with --push: allow plain http and unverified TLS')
     .option('--compression-level <n>', 'with --push: level of the compression done for the push (gzip 1-9, default 4; zstd 1-22, default 3)')
+    .option('--trace <file>', 'write the build\'s timeline to this file as Chrome trace events (open it in Perfetto or chrome://tracing): a span per step and per phase, cache hits marked; written also when the build fails')
     .action(async (contextArg: string, f: BuildFlags) => {
       if (!['none', 'gzip', 'zstd'].includes(f.compression)) throw new InvalidArgumentError(`--compression must be none, gzip or zstd, not ${f.compression}`);
       // `bridge` is what the default network is, under the name `run` and the classic builder use.
@@ -132,6 +137,9 @@ export default function register(program: Command, ctx: CliContext): void {
       // Progress goes to stderr so stdout carries only the image id (scriptable, like docker -q).
       const errTTY = Boolean((ctx.stderr as { isTTY?: boolean }).isTTY);
       const progress = createProgress({ mode: f.quiet ? 'quiet' : (f.progress as 'auto'), out: ctx.stderr, isTTY: errTTY });
+      const trace = f.trace !== undefined ? new BuildTrace({ name: 'imgbuild build', args: { context: contextArg, tags: f.tag } }) : undefined;
+      // The moment of a Ctrl-C: what follows in the trace is the build winding down.
+      if (trace) ctx.signal.addEventListener('abort', () => trace.instant('interrupted', { args: { reason: String((ctx.signal.reason as Error | undefined)?.message ?? ctx.signal.reason) } }), { once: true });
       try {
         const r = await build({
           root: ctx.root(),
@@ -161,13 +169,24 @@ export default function register(program: Command, ctx: CliContext): void {
           ...(f.iidfile ? { iidfile: f.iidfile } : {}),
           ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
           reporter: progress,
+          ...(trace ? { trace } : {}),
           signal: ctx.signal,
         });
         progress.close();
-        if (f.push) await pushTags(ctx, r.tags, f, level);
+        if (f.push) await pushTags(ctx, r.tags, f, level, trace);
+        if (trace) {
+          trace.finish({ image: r.imageId });
+          await writeFile(f.trace!, `${JSON.stringify(trace.toJSON())}\n`);
+        }
         ctx.stdout.write(`${r.imageId}\n`);
       } catch (e) {
         progress.close();
+        if (trace && !trace.finished) {
+          // What happened, also in a failed or interrupted build, before its error line; the
+          // build's own error is the one reported.
+          trace.finish({ error: e instanceof Error ? e.message : String(e) });
+          await writeFile(f.trace!, `${JSON.stringify(trace.toJSON())}\n`).catch(() => {});
+        }
         throw e;
       }
     });
@@ -179,7 +198,7 @@ export default function register(program: Command, ctx: CliContext): void {
  * finds the blobs there or mounts them. Progress goes to stderr like the build's, so stdout keeps
  * only the image id.
  */
-async function pushTags(ctx: CliContext, tags: string[], f: BuildFlags, level: number | undefined): Promise<void> {
+async function pushTags(ctx: CliContext, tags: string[], f: BuildFlags, level: number | undefined, trace: BuildTrace | undefined): Promise<void> {
   // The registry client loads on use: `--help` loads every command module (docs/architecture.md, Measurements).
   const [{ pushImage }, { createTransferRenderer }] = await Promise.all([
     import('../../registry/push.js'),
@@ -194,6 +213,7 @@ async function pushTags(ctx: CliContext, tags: string[], f: BuildFlags, level: n
   for (const tag of tags) {
     if (!quiet) ctx.stderr.write(`Pushing ${tag}\n`);
     const r = createTransferRenderer({ out: ctx.stderr, isTTY: errTTY, quiet, direction: 'push' });
+    const traced = trace ? tracePush(trace, tag) : undefined;
     try {
       const desc = await pushImage(store, tag, tag, {
         ...(compression ? { compression } : {}),
@@ -201,11 +221,16 @@ async function pushTags(ctx: CliContext, tags: string[], f: BuildFlags, level: n
         ...(f.insecure ? { insecure: true } : {}),
         signal: ctx.signal,
         env: ctx.env,
-        onProgress: (e) => r.onEvent(e),
+        onProgress: traced ? (e) => {
+          traced.onEvent(e);
+          r.onEvent(e);
+        } : (e) => r.onEvent(e),
       });
+      traced?.finish();
       r.close();
       if (!quiet) ctx.stderr.write(`${tag}: digest: ${desc.digest} size: ${desc.size}\n`);
     } catch (e) {
+      traced?.finish(e instanceof Error ? e.message : String(e));
       r.close();
       throw e;
     }
