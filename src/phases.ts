@@ -252,7 +252,13 @@ export class BuildTrace {
         end = Math.max(end, p.start + p.dur);
       }
       const dropped = s.clocks.reduce((n, c) => n + c.dropped, 0);
-      const args = { ...s.args, ...(s.end === undefined ? { unfinished: true } : {}), ...(dropped ? { phase_spans_dropped: dropped } : {}) };
+      // The totals too: a phase without a span of its own (write) or in many pieces shows there.
+      const totals: Record<string, number> = {};
+      for (const c of s.clocks) for (const [p, ms] of c.totalsMs) totals[p] = Math.round(((totals[p] ?? 0) + ms) * 1000) / 1000;
+      const args = {
+        ...s.args, ...(s.end === undefined ? { unfinished: true } : {}),
+        ...(Object.keys(totals).length ? { phases_ms: totals } : {}), ...(dropped ? { phase_spans_dropped: dropped } : {}),
+      };
       const n: Node = { name: s.name, cat: s.cat, ts: us(start), end: us(end), depth: parent ? parent.depth + 1 : 0, track: s.track, parent, args };
       nodes.push(n);
       for (const c of s.clocks) phaseNodes(c, n, us, nodes);

@@ -97,11 +97,14 @@ describe('build --trace', () => {
     const copy = t.slice(/COPY src \/src$/);
     const copyPhases = phasesOf(t, copy).map((p) => p.name);
     expect(copyPhases).toEqual(expect.arrayContaining(['context', 'snapshot', 'copy', 'diff', 'pack', 'hash', 'sync']));
+    // The totals, the write time too (no span: it falls between the pack and hash pieces).
+    expect(Object.keys(copy.args?.phases_ms as object)).toEqual(expect.arrayContaining(['context', 'copy', 'pack', 'hash', 'write', 'sync']));
     const diff = phasesOf(t, copy).find((p) => p.name === 'diff')!;
     for (const p of phasesOf(t, copy).filter((p) => p.name === 'pack' || p.name === 'hash' || p.name === 'sync')) expect(within(p, diff), p.name).toBe(true);
 
-    // A RUN: the sandbox's set-up, then the command (which holds the sleep).
+    // A RUN: its network and the sandbox's set-up, then the command (which holds the sleep).
     const run = t.slice(/RUN cat /);
+    expect(phasesOf(t, run).map((p) => p.name)).toEqual(expect.arrayContaining(['snapshot', 'isolation', 'network', 'sandbox', 'command', 'diff']));
     const sandbox = phasesOf(t, run).find((p) => p.name === 'sandbox')!;
     const command = phasesOf(t, run).find((p) => p.name === 'command')!;
     expect(command.ts).toBeGreaterThanOrEqual(sandbox.ts + sandbox.dur);

@@ -61,7 +61,8 @@ export async function layerStep(
     const result = await env.stepLimit(async () => {
       queued();
       throwIfAborted(env.signal);
-      const sn = await env.snapshotter();
+      // The first step opens the snapshotter (which probes the storage drivers).
+      const sn = await phases.time('snapshot', () => env.snapshotter());
       // COPY --link writes into an empty snapshot; the stacked snapshot is unpacked on demand.
       const parent = o.linked ? undefined : await phases.time('unpack', () => ensureSnapshot(env, s.image));
       const activeKey = `build-${randomBytes(8).toString('hex')}`;

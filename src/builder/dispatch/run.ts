@@ -157,19 +157,20 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
       const extra = scriptFile
         ? [{ type: 'bind' as const, source: scriptFile, destination: HEREDOC_SCRIPT_PATH, options: ['rbind', 'ro'] }]
         : [];
-      const isolation = (await env.isolation?.()) ?? 'oci';
+      // The first RUN probes what isolation the host allows; the others find it settled.
+      const isolation = (await active.phases.time('isolation', async () => env.isolation?.())) ?? 'oci';
       // Rootless, no bridge can be made: a user-mode helper's network stands in for it. Under
       // chroot isolation (a pod, where neither can be made) the step shares the pod's network,
       // which is the pod's own already (kaniko's RUN, buildah's chroot isolation).
       const mode = network === 'default' ? (isolation === 'chroot' ? 'host' : defaultStepNetwork(Boolean(process.env[ROOTLESS_ENV]))) : network;
       // The step's namespace, veth and lease go in the finally, whatever happened.
       const nets = env.networks ?? new StepNetworks(env.tmpDir, { spare: false, ...(env.signal ? { signal: env.signal } : {}) });
-      const net = await nets.acquire(mode);
+      const net = await active.phases.time('network', () => nets.acquire(mode));
       // A fuse-overlayfs rootfs is mounted here for the step and unmounted after it (the sandbox
       // binds it); any other passes through.
       let live: SandboxRootfs | undefined;
       try {
-        live = await sandboxRootfs(active.mounts, env.signal ? { signal: env.signal } : {});
+        live = await active.phases.time('mount', () => sandboxRootfs(active.mounts, env.signal ? { signal: env.signal } : {}));
         const files = await networkFiles(join(scratch, 'etc'), {
           hosts: hostsFile(sandbox.hostname, sandbox.extraHosts, net.gateway),
           resolvConf: await stepResolvConf(mode, sandbox.dns),
@@ -215,7 +216,7 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
         if (prepared.secretDir) await rm(prepared.secretDir, { recursive: true, force: true });
         await Promise.all((prepared.agents ?? []).map((a) => a.close()));
         // The step's processes are gone: ours is the last copy, unmounted now, its data flushed.
-        await live?.release();
+        if (live) await active.phases.time('mount', () => live!.release());
       }
     } finally {
       for (const v of viewKeys.splice(0)) {
