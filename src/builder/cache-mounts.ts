@@ -114,15 +114,15 @@ export interface CacheMountLayer {
   diffId: Digest;
 }
 
-/** Where an imported cache mount's blob is read from (a registry or a local cache dir); verified as it is read. */
-export type OpenBlob = (layer: Descriptor, o: { signal?: AbortSignal }) => Promise<Readable>;
+/** Brings an imported cache mount's blob into the store (from a registry or a cache dir), verified. */
+export type FetchBlob = (layer: Descriptor) => Promise<void>;
 
 export interface SharedCacheMountsOptions {
   store: OciStore;
   /** The build's scratch dir. */
   scratch: string;
   /** The cache mounts of the imported caches (the first cache naming an id wins). */
-  imported?: { layers: CacheMountLayer[]; open: OpenBlob }[];
+  imported?: { layers: CacheMountLayer[]; fetch: FetchBlob }[];
   /** Progress and warnings (a restore that failed: the step runs with an empty mount). */
   say?: (line: string) => void;
   signal?: AbortSignal;
@@ -134,13 +134,13 @@ export interface SharedCacheMountsOptions {
  */
 export class SharedCacheMounts implements CacheMountSeam {
   private readonly used = new Set<string>();
-  private readonly imported = new Map<string, CacheMountLayer & { open: OpenBlob }>();
+  private readonly imported = new Map<string, CacheMountLayer & { fetch: FetchBlob }>();
   /** One restore per id, shared by concurrent steps using the mount. */
   private readonly restoring = new Map<string, Promise<void>>();
 
   constructor(private readonly o: SharedCacheMountsOptions) {
     for (const src of o.imported ?? []) {
-      for (const l of src.layers) if (!this.imported.has(l.id)) this.imported.set(l.id, { ...l, open: src.open });
+      for (const l of src.layers) if (!this.imported.has(l.id)) this.imported.set(l.id, { ...l, fetch: src.fetch });
     }
   }
 
@@ -164,14 +164,16 @@ export class SharedCacheMounts implements CacheMountSeam {
     return p;
   }
 
-  private async restoreOne(id: string, dir: string, imp: CacheMountLayer & { open: OpenBlob }): Promise<void> {
+  private async restoreOne(id: string, dir: string, imp: CacheMountLayer & { fetch: FetchBlob }): Promise<void> {
     const signal = this.o.signal;
     try {
       if (!(await isEmptyOrAbsent(dir))) {
         this.o.say?.(`cache mount ${id}: the local content is kept (the imported one is not used)`);
         return;
       }
-      const blob = await imp.open(imp.layer, signal ? { signal } : {});
+      await imp.fetch(imp.layer);
+      // The store's reader verifies the digest at the end: bytes that fail it undo the restore.
+      const blob = await this.o.store.reader(imp.layer);
       const r = await restoreCacheMount(blob, imp.layer, dir, { scratch: this.o.scratch, ...(signal ? { signal } : {}) });
       this.o.say?.(r === 'restored' ? `cache mount ${id}: restored from the imported cache (${imp.layer.size} bytes)` : `cache mount ${id}: the local content is kept (the imported one is not used)`);
     } catch (e) {
@@ -182,21 +184,30 @@ export class SharedCacheMounts implements CacheMountSeam {
   }
 
   /**
-   * The layers to export for the mounts this build named: each non-empty local mount packed, else
-   * the imported layer for it (a mount this machine never filled, its steps served from the cache),
-   * else nothing.
+   * The layers to export for the mounts this build named, each in the store: a non-empty local
+   * mount packed (uncompressed: the export compresses it as it does step layers), else the imported
+   * layer for it, fetched (a mount this machine never filled because its steps were served from the
+   * cache: left out, the next cache written to the same ref would lose it), else nothing. A mount
+   * whose imported blob cannot be fetched is left out with a warning.
    */
-  async export(root: string, o: { compression: Compression; level?: number }): Promise<CacheMountLayer[]> {
+  async export(root: string): Promise<CacheMountLayer[]> {
     const out: CacheMountLayer[] = [];
     for (const id of this.used) {
-      const packed = await packCacheMount(this.o.store, cacheMountDir(root, id), { ...o, ...(this.o.signal ? { signal: this.o.signal } : {}) });
+      const packed = await packCacheMount(this.o.store, cacheMountDir(root, id), { compression: 'none', ...(this.o.signal ? { signal: this.o.signal } : {}) });
       if (packed) {
         const { diffId, uncompressedSize: _u, ...layer } = packed;
         out.push({ id, layer, diffId });
         continue;
       }
       const imp = this.imported.get(id);
-      if (imp) out.push({ id, layer: imp.layer, diffId: imp.diffId });
+      if (!imp) continue;
+      try {
+        await imp.fetch(imp.layer);
+        out.push({ id, layer: imp.layer, diffId: imp.diffId });
+      } catch (e) {
+        throwIfAborted(this.o.signal);
+        this.o.say?.(`warning: cache mount ${id}: the imported content cannot be fetched, it is not exported: ${(e as Error).message}`);
+      }
     }
     return out;
   }

@@ -42,7 +42,13 @@ function fill(dir: string): void {
   writeFileSync(join(dir, '.wh.not-a-whiteout'), 'kept as a file\n');
 }
 
-const open = (store: OciStore) => (l: Descriptor): Promise<Readable> => store.reader(l);
+/** A registry's part, played by store `from`: copies a blob into `to` (verified by the commit). */
+const fetchFrom = (from: OciStore, to: OciStore) => async (l: Descriptor): Promise<void> => {
+  if (await to.info(l.digest)) return;
+  const w = await to.writer('mount');
+  await w.write(await from.read(l));
+  await w.commit(l.size, l.digest);
+};
 
 describe('cache mount layers', () => {
   it('packs a mount deterministically and restores it with owners, modes and links on another store', async () => {
@@ -55,9 +61,7 @@ describe('cache mount layers', () => {
     expect(two!.digest).toBe(one!.digest);
     expect(one!.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
     // The blob travels (here: copied from one store to the other as a registry would carry it).
-    const w = await b.writer('mount');
-    await w.write(readFileSync(join(a.root, 'blobs', 'sha256', one!.digest.slice(7))));
-    await w.commit(one!.size, one!.digest);
+    await fetchFrom(a, b)(one!);
 
     const dst = cacheMountDir(b.root, '/cache');
     const r = await restoreCacheMount(await b.reader(one!), one!, dst, { scratch: join(tmp.dir, 'scratch'), owner: { mode: 0o755, uid: 0, gid: 0 } });
@@ -132,13 +136,21 @@ describe('cache mount layers', () => {
     const src = join(tmp.dir, 'src');
     mkdirSync(src);
     fill(src);
-    const good = (await packCacheMount(a, src, { compression: 'gzip' }))!;
+    const good = (await packCacheMount(a, src, { compression: 'none' }))!;
+    const other = join(tmp.dir, 'other');
+    mkdirSync(other);
+    writeFileSync(join(other, 'o'), 'other\n');
+    const unusedHere = (await packCacheMount(a, other, { compression: 'gzip' }))!;
     const lines: string[] = [];
     const bad: Descriptor = { ...good, digest: `sha256:${'0'.repeat(64)}` as Descriptor['digest'] };
     const mounts = new SharedCacheMounts({
       store: b,
       scratch: join(tmp.dir, 'scratch'),
-      imported: [{ layers: [{ id: '/cache', layer: good, diffId: good.diffId }, { id: 'broken', layer: bad, diffId: good.diffId }, { id: 'unused', layer: good, diffId: good.diffId }], open: open(a) }],
+      imported: [
+        { layers: [{ id: '/cache', layer: good, diffId: good.diffId }, { id: 'broken', layer: bad, diffId: good.diffId }, { id: 'unused', layer: good, diffId: good.diffId }], fetch: fetchFrom(a, b) },
+        // A later import naming the same id is not used for it.
+        { layers: [{ id: '/cache', layer: unusedHere, diffId: unusedHere.diffId }, { id: 'imported-only', layer: unusedHere, diffId: unusedHere.diffId }], fetch: fetchFrom(a, b) },
+      ],
       say: (l) => lines.push(l),
     });
     mounts.use('/cache');
@@ -154,16 +166,21 @@ describe('cache mount layers', () => {
     expect(lines.filter((l) => l.startsWith('warning: cache mount broken: not restored'))).toHaveLength(1);
     expect(lines.filter((l) => l.startsWith('cache mount /cache: restored'))).toHaveLength(1);
 
-    // Exported: /cache packed from its local content (identical bytes: the same tree), `broken`
-    // as imported (this machine has nothing of its own), `local-only` packed, `unused` not named.
+    // Exported: /cache packed from its local content (identical bytes: the same tree),
+    // `imported-only` as imported (never filled here: its blob fetched into the store), `broken`
+    // left out with a warning (its blob is nowhere), `local-only` packed, `unused` not named.
+    mounts.use('imported-only');
     const d3 = cacheMountDir(b.root, 'local-only');
     mkdirSync(d3, { recursive: true });
     writeFileSync(join(d3, 'f'), 'b\n');
-    const out = await mounts.export(b.root, { compression: 'gzip' });
-    expect(out.map((e) => e.id)).toEqual(['/cache', 'broken', 'local-only']);
+    const out = await mounts.export(b.root);
+    expect(out.map((e) => e.id)).toEqual(['/cache', 'local-only', 'imported-only']);
     expect(out[0]!.layer.digest).toBe(good.digest);
     expect(out[0]!.diffId).toBe(good.diffId);
-    expect(out[1]!.layer.digest).toBe(bad.digest);
-    expect(await b.info(out[2]!.layer.digest)).toBeDefined();
+    expect(out[1]!.layer.mediaType).toBe('application/vnd.oci.image.layer.v1.tar');
+    expect(await b.info(out[1]!.layer.digest)).toBeDefined();
+    expect(out[2]!.layer.digest).toBe(unusedHere.digest);
+    expect(await b.info(unusedHere.digest)).toBeDefined();
+    expect(lines.filter((l) => l.startsWith('warning: cache mount broken: the imported content cannot be fetched'))).toHaveLength(1);
   });
 });
