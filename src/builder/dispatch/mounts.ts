@@ -13,7 +13,7 @@
 import { cp, mkdir, mkdtemp, readFile, writeFile, chmod, chown, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, posix } from 'node:path';
-import { cacheMountDir } from '../cache-mounts.js';
+import { cacheMountsDir } from '../../store/paths.js';
 import type { CacheMountSeam } from './seams.js';
 import type { Mount } from '../../sandbox/spec.js';
 import type { CacheMount, RunMount } from '../frontend/instructions.js';
@@ -95,6 +95,11 @@ export interface MountContext {
   cacheMounts?: CacheMountSeam;
 }
 
+/** `<root>/cache/mounts/<32 hex>`: the directory of the cache mount `id`. */
+export function cacheMountDir(root: string, id: string): string {
+  return join(cacheMountsDir(root), createHash('sha256').update(id).digest('hex').slice(0, 32));
+}
+
 /** The key of a cache mount: its `id=`, else its target against WORKDIR (BuildKit). */
 export function cacheMountId(m: CacheMount, workdir: string): string {
   return m.id ?? mountTarget(m.target, workdir);
@@ -139,7 +144,7 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
             await cp(seed, dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true, force: true });
           }
         }
-        // An imported cache fills a mount this store never filled (builder/cache-mounts.ts).
+        // An imported cache fills a mount this store never filled (builder/remote-cache/mounts.ts).
         if (c.cacheMounts) await c.cacheMounts.restore(id, dir);
         out.mounts.push({ type: 'bind', source: dir, destination: target, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
         // `private` would need a second dir per concurrent user; holding the lock is the safe subset.

@@ -43,7 +43,7 @@ export interface StepCache {
 
 /**
  * RUN cache mounts shared through a build cache (`--cache-to ...,cache-mounts=true`,
- * builder/cache-mounts.ts): which mounts the build names, and their imported content.
+ * builder/remote-cache/mounts.ts): which mounts the build names, and their imported content.
  */
 export interface CacheMountSeam {
   /** A RUN of the build names the cache mount `id`, whether it runs or is served from the cache. */

@@ -13,25 +13,19 @@
  * the mount empty and the step runs cold, with a warning, never a failed build.
  */
 import { chmod, chown, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { cacheMountsDir } from '../store/paths.js';
-import type { OciStore } from '../store/store.js';
-import { writeLayerBlob, type LayerBlob } from '../store/layers.js';
-import { packDir } from '../tar/pack.js';
-import { applyLayer } from '../tar/apply.js';
-import { decompress } from '../compress/compress.js';
-import { layerCompression, type Compression } from '../image/media-types.js';
-import type { Descriptor } from '../image/types.js';
-import type { Digest } from '../image/digest.js';
-import { throwIfAborted } from '../errors.js';
-import type { CacheMountSeam } from './dispatch/seams.js';
-
-/** `<root>/cache/mounts/<32 hex>`: the directory of the cache mount `id`. */
-export function cacheMountDir(root: string, id: string): string {
-  return join(cacheMountsDir(root), createHash('sha256').update(id).digest('hex').slice(0, 32));
-}
+import type { OciStore } from '../../store/store.js';
+import { writeLayerBlob, type LayerBlob } from '../../store/layers.js';
+import { packDir } from '../../tar/pack.js';
+import { applyLayer } from '../../tar/apply.js';
+import { decompress } from '../../compress/compress.js';
+import { layerCompression, type Compression } from '../../image/media-types.js';
+import type { Descriptor } from '../../image/types.js';
+import type { Digest } from '../../image/digest.js';
+import { throwIfAborted } from '../../errors.js';
+import type { CacheMountSeam } from '../dispatch/seams.js';
+import { cacheMountDir } from '../dispatch/mounts.js';
 
 /** Whether `dir` is absent or holds nothing. */
 export async function isEmptyOrAbsent(dir: string): Promise<boolean> {

@@ -1,5 +1,5 @@
 /**
- * RUN cache mounts as layers (src/builder/cache-mounts.ts): a mount's directory packed
+ * RUN cache mounts as layers (src/builder/remote-cache/mounts.ts): a mount's directory packed
  * deterministically, restored on another store with its owners, modes, links and `.wh.` names, the
  * local content kept when there is any, and a hostile layer refused with nothing written outside
  * the mount and the mount left empty.
@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { snapshotTree, tar } from '../helpers/tar.js';
 import { OciStore } from '../../src/store/store.js';
-import { cacheMountDir, packCacheMount, restoreCacheMount, SharedCacheMounts } from '../../src/builder/cache-mounts.js';
+import { packCacheMount, restoreCacheMount, SharedCacheMounts } from '../../src/builder/remote-cache/mounts.js';
+import { cacheMountDir } from '../../src/builder/dispatch/mounts.js';
 import type { Descriptor } from '../../src/image/types.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
