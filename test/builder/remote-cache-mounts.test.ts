@@ -164,7 +164,7 @@ describe('cache mount layers', () => {
     mkdirSync(d2, { recursive: true });
     await mounts.restore('broken', d2);
     expect(readdirSync(d2)).toEqual([]);
-    expect(lines.filter((l) => l.startsWith('warning: cache mount broken: not restored'))).toHaveLength(1);
+    expect(lines.filter((l) => l.startsWith('WARNING: cache mount broken: not restored'))).toHaveLength(1);
     expect(lines.filter((l) => l.startsWith('cache mount /cache: restored'))).toHaveLength(1);
 
     // Exported: /cache packed from its local content (identical bytes: the same tree),
@@ -182,6 +182,6 @@ describe('cache mount layers', () => {
     expect(await b.info(out[1]!.layer.digest)).toBeDefined();
     expect(out[2]!.layer.digest).toBe(unusedHere.digest);
     expect(await b.info(unusedHere.digest)).toBeDefined();
-    expect(lines.filter((l) => l.startsWith('warning: cache mount broken: the imported content cannot be fetched'))).toHaveLength(1);
+    expect(lines.filter((l) => l.startsWith('WARNING: cache mount broken: the imported content cannot be fetched'))).toHaveLength(1);
   });
 });

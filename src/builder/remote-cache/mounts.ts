@@ -173,7 +173,7 @@ export class SharedCacheMounts implements CacheMountSeam {
     } catch (e) {
       throwIfAborted(signal);
       // What a half-made restore wrote went with its scratch dir: the mount is as empty as it was.
-      this.o.say?.(`warning: cache mount ${id}: not restored, the step runs with an empty mount: ${(e as Error).message}`);
+      this.o.say?.(`WARNING: cache mount ${id}: not restored, the step runs with an empty mount: ${(e as Error).message}`);
     }
   }
 
@@ -200,9 +200,49 @@ export class SharedCacheMounts implements CacheMountSeam {
         out.push({ id, layer: imp.layer, diffId: imp.diffId });
       } catch (e) {
         throwIfAborted(this.o.signal);
-        this.o.say?.(`warning: cache mount ${id}: the imported content cannot be fetched, it is not exported: ${(e as Error).message}`);
+        this.o.say?.(`WARNING: cache mount ${id}: the imported content cannot be fetched, it is not exported: ${(e as Error).message}`);
       }
     }
     return out;
   }
+}
+
+/** What the wiring needs of the imported caches (import.ts ImportedCache): their mount entries and a way to fetch a blob. */
+export interface ImportedMounts {
+  readonly mounts: readonly {
+    source: { fetch(store: OciStore, d: Descriptor): Promise<void> };
+    entry: { id: string; diffId: Digest };
+    blob: Descriptor;
+  }[];
+}
+
+/**
+ * The build's shared cache mounts, or undefined when no export asks for them and no import holds
+ * any (then a RUN does no extra work).
+ */
+export function openSharedCacheMounts(o: {
+  store: OciStore;
+  scratch: string;
+  imported?: ImportedMounts;
+  /** An export has `cache-mounts=true`. */
+  exporting: boolean;
+  say?: (line: string) => void;
+  signal?: AbortSignal;
+}): SharedCacheMounts | undefined {
+  const mounts = o.imported?.mounts ?? [];
+  if (!o.exporting && mounts.length === 0) return undefined;
+  // One import entry per source keeps the order of the imports: the first naming an id wins.
+  const bySource = new Map<ImportedMounts['mounts'][number]['source'], CacheMountLayer[]>();
+  for (const m of mounts) {
+    const list = bySource.get(m.source) ?? [];
+    list.push({ id: m.entry.id, layer: m.blob, diffId: m.entry.diffId });
+    bySource.set(m.source, list);
+  }
+  return new SharedCacheMounts({
+    store: o.store,
+    scratch: o.scratch,
+    imported: [...bySource].map(([source, layers]) => ({ layers, fetch: (d) => source.fetch(o.store, d) })),
+    ...(o.say ? { say: o.say } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
 }
