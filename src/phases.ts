@@ -290,7 +290,8 @@ export class BuildTrace {
     };
     const pid = 1;
     const events: TraceEvent[] = [];
-    for (const n of nodes) {
+    // Outer before inner in the file too, for a viewer that reads slices of equal start in order.
+    for (const n of [...nodes].sort((a, b) => a.ts - b.ts || b.end - a.end || a.depth - b.depth)) {
       const lane = lanes.get(n) ?? 0;
       events.push({ name: n.name, cat: n.cat, ph: 'X', ts: n.ts, dur: n.end - n.ts, pid, tid: tidOf(n.track, lane), ...(n.args && Object.keys(n.args).length ? { args: n.args } : {}) });
     }

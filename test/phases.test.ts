@@ -109,6 +109,10 @@ describe('BuildTrace', () => {
     expect(byName.get('#1 [a 2/3] COPY . /')).toMatchObject({ ts: 500, args: { cached: true } });
     const root = byName.get('imgbuild build')!;
     for (const s of got.slices) expect(within(s, root), s.name).toBe(true);
+    // In the file, by start, the outer of two with one start first.
+    const order = got.slices.map((s) => [s.ts, -s.dur]);
+    expect(order).toEqual([...order].sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!));
+    expect(got.slices.findIndex((s) => s === diff)).toBeLessThan(got.slices.findIndex((s) => s.name === 'pack'));
   });
 
   it('puts a span that only partly overlaps another of its track on a further lane, and ends what is still open', () => {

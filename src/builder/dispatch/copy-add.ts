@@ -45,10 +45,10 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
   const scratch = await mkdtemp(join(env.tmpDir, 'copy-'));
   try {
     const downloads: Download[] = [];
-    for (const u of urls) downloads.push(await download(u, scratch, (ins as Add).checksum, env.signal));
+    for (const u of urls) downloads.push(await phases.time('download', () => download(u, scratch, (ins as Add).checksum, env.signal)));
     const gitOpts = { scratch, secret: secretReader(env.secrets.values()), ...(env.sshAuthSock ? { sshAuthSock: env.sshAuthSock } : {}), ...(env.signal ? { signal: env.signal } : {}) };
     // Resolved to commits now (the cache key), checked out only when the step runs.
-    const gits: GitSource[] = gitWords.length ? await resolveGitSources(gitWords, ins as Add, gitOpts) : [];
+    const gits: GitSource[] = gitWords.length ? await phases.time('git', () => resolveGitSources(gitWords, ins as Add, gitOpts)) : [];
     if (from) {
       // A stage, else an image reference.
       const image = (await env.stage(from, s.stage)) ?? (await loadBase(env, from, env.platform));
@@ -129,7 +129,7 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
           // A repository's tree is copied into dest as a directory's contents are.
           for (const [i, g] of gits.entries()) {
             const dir = join(scratch, `git-${i}`);
-            await checkoutGitSource(g, dir, { ...gitOpts, scratch: join(scratch, `git-${i}.work`) });
+            await active.phases.time('git', () => checkoutGitSource(g, dir, { ...gitOpts, scratch: join(scratch, `git-${i}.work`) }));
             const p = await planCopy({ sources: ['/'], tree: { root: dir, kind: 'context' }, ...(env.signal ? { signal: env.signal } : {}) });
             all.items.push(...p.items.map((it) => ({ ...it, source: g.word })));
           }
