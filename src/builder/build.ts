@@ -32,6 +32,10 @@ import { parseUsernsMode, type SubidFiles } from '../host/id-ranges.js';
 import { BuildIdRange, checkBuildUserns } from './dispatch/run-userns.js';
 import type { Stage } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
+import { loadIgnore } from './frontend/dockerignore.js';
+import { lintDockerfile, violationOf, type LintWarning } from './lint/lint.js';
+import { storeBaseImages } from './lint/base-images.js';
+import { shortForm } from './lint/report.js';
 import { buildStageGraph, findStageRef, type StageGraph } from './frontend/stages.js';
 import { hostPlatformOf, parsePlatformSpec } from './frontend/platform.js';
 import { BuildCache } from './cache.js';
@@ -124,6 +128,8 @@ export interface BuildResult {
   config: ImageConfig;
   /** Full references tagged. */
   tags: string[];
+  /** What BuildKit's Dockerfile checks found (printed as the build went; see src/builder/lint). */
+  warnings: LintWarning[];
 }
 
 const NOOP_REPORTER: BuildReporter = { task: () => ({ log() {}, done() {}, fail() {} }) };
@@ -224,6 +230,10 @@ async function buildWith(
   for (const i of graph.needed) for (const ins of df.stages[i]!.instructions) if (ins.kind === 'run') checkEntitlements(ins, runSandbox.allow, network);
   // Opened once the Dockerfile is known good: a build that cannot start leaves no store behind.
   const store = await OciStore.open(o.root);
+  const warnings = await lintBuild(o, inputs, store, reporter).catch(async (e: unknown) => {
+    await store.release().catch(() => {});
+    throw e;
+  });
 
   const tmpBase = tmpBaseOf(o.root);
   await removeStaleTmp(tmpBase);
@@ -370,7 +380,7 @@ async function buildWith(
       t.done();
     }
     await timed(o.trace?.clock, 'context', () => context.stat.save());
-    return { descriptor, imageId, config, tags };
+    return { descriptor, imageId, config, tags, warnings };
   } finally {
     await Promise.allSettled([...results.values()]);
     // Before the scratch dir goes: it records the step networks until they are removed.
@@ -381,6 +391,35 @@ async function buildWith(
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length) await unmount(tmpDir).catch(() => {});
     if ((await mountPointsUnder(tmpDir).catch(() => [])).length === 0) await rm(tmpDir, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/**
+ * BuildKit's Dockerfile checks on the stages the build needs, printed as `WARN: Rule: message
+ * (line N)` under a step of their own; under `error=true` a finding fails the build before any
+ * step runs.
+ */
+async function lintBuild(o: BuildOptions, inputs: BuildInputs, store: OciStore, reporter: BuildReporter): Promise<LintWarning[]> {
+  const ignore = inputs.contextDir !== undefined && !inputs.materialized ? await loadIgnore(inputs.contextDir, inputs.dockerfilePath) : undefined;
+  const r = await lintDockerfile(inputs.dockerfileText, {
+    ...(inputs.dockerfileName ? { file: inputs.dockerfileName } : {}),
+    buildArgs: new Map(Object.entries(o.buildArgs ?? {})),
+    scope: 'build',
+    ...(o.target !== undefined ? { target: o.target } : {}),
+    ...(o.platform !== undefined ? { platform: o.platform } : {}),
+    baseImage: storeBaseImages(store),
+    ...(ignore ? { ignore } : {}),
+  });
+  if (r.warnings.length > 0) {
+    const t = reporter.task(`[internal] check ${inputs.dockerfileName ? inputs.dockerfileName.split('/').pop() : 'Dockerfile'}`);
+    for (const w of r.warnings) (t.warn ?? t.log).call(t, shortForm(w));
+    const v = violationOf(r);
+    if (v) {
+      t.fail(v.detail);
+      throw v;
+    }
+    t.done();
+  }
+  return r.warnings;
 }
 
 /** The store as dispatch uses it (dispatch/seams.ts). */

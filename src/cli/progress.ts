@@ -16,6 +16,8 @@ export type ProgressMode = 'auto' | 'tty' | 'plain' | 'quiet';
 export interface ProgressTask {
   log(line: string): void;
   update(detail: string): void;
+  /** A warning of the step (`#N WARN: line` in the plain view). */
+  warn(line: string): void;
   done(note?: string): void;
   fail(msg?: string): void;
 }
@@ -55,7 +57,7 @@ export function createProgress(o: ProgressOptions): Progress {
   const mode = o.mode === 'auto' ? (o.isTTY ? 'tty' : 'plain') : o.mode;
   const now = o.now ?? (() => performance.now());
   if (mode === 'quiet') {
-    const noop: ProgressTask = { log() {}, update() {}, done() {}, fail() {} };
+    const noop: ProgressTask = { log() {}, update() {}, warn() {}, done() {}, fail() {} };
     return { task: () => noop, close() {} };
   }
   if (mode === 'plain') return plainProgress(o.out, now);
@@ -83,6 +85,9 @@ function plainProgress(out: Writable, now: () => number): Progress {
         },
         update(detail) {
           out.write(`#${id} ${detail}\n`);
+        },
+        warn(line) {
+          out.write(`#${id} WARN: ${line}\n`);
         },
         done(note) {
           if (finished) return;
@@ -184,6 +189,9 @@ function ttyProgress(out: Writable, now: () => number, interval: number): Progre
         update(detail) {
           t.detail = detail;
           redraw();
+        },
+        warn(line) {
+          redraw(`WARN: ${line}\n`);
         },
         done(note) {
           finish(`=> ${note ? `${note} ` : ''}${label} ${secs(now() - t.start)}`);

@@ -333,7 +333,6 @@ describe('typed instructions', () => {
       [1, undefined, 'scratch', '$BUILDPLATFORM'],
     ]);
     expect(df.stages[0]!.from.comments).toEqual(['the builder']);
-    expect(df.warnings.map((w) => w.rule).sort()).toEqual(['NoEmptyContinuation', 'StageNameCasing']);
     expect(df.stages[0]!.instructions[0]!.range).toMatchObject({ file: 'Dockerfile', start: { line: 6, column: 1 }, end: { line: 8 } });
   });
 

@@ -26,6 +26,8 @@ export interface StepReporter {
   log(line: string): void;
   /** A status line of the step (`naming to ...`), when the reporter shows them. */
   update?(detail: string): void;
+  /** A warning of the step, `WARN: <line>` as BuildKit prints a vertex's warnings. */
+  warn?(line: string): void;
   done(note?: string): void;
   fail(msg?: string): void;
   /** The clock timing the step's phases, for a reporter that shows them (a `--trace` file). */

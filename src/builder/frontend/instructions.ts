@@ -47,8 +47,9 @@ export type CommandLine =
   | { form: 'exec'; args: string[] }
   | { form: 'shell'; command: string };
 
+/** A finding of the line parser (empty continuation lines); src/builder/lint reports it as BuildKit's rule. */
 export interface Warning {
-  /** buildkit lint rule name when one applies, e.g. 'NoEmptyContinuation', 'JSONArgsRecommended'. */
+  /** buildkit lint rule name, e.g. 'NoEmptyContinuation'. */
   rule?: string;
   message: string;
   range?: SourceRange;
@@ -300,7 +301,6 @@ export interface Dockerfile {
   /** ARGs before the first FROM (usable in FROM lines; see stages.ts). */
   metaArgs: Arg[];
   stages: Stage[];
-  warnings: Warning[];
 }
 
 function expandMount(m: RunMount, ex: (w: string) => string): RunMount {

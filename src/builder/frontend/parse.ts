@@ -17,7 +17,6 @@ import type {
   RunMount,
   SourceRange,
   Stage,
-  Warning,
 } from './instructions.js';
 import { BuildError, DockerfileSyntaxError, UnknownInstructionError } from '../errors.js';
 import { chompHeredocContent, lineRange, parseAst, type AstNode } from './ast.js';
@@ -298,35 +297,33 @@ export function parseTrigger(expression: string, o: { file?: string; escape?: '\
   return toInstruction(node, o.file);
 }
 
-/** Parses a Dockerfile into directives, meta ARGs and stages of typed instructions. */
-export function parseDockerfile(text: string, o: { file?: string } = {}): Dockerfile {
-  const ast = parseAst(text, o);
+/**
+ * Parses a Dockerfile into directives, meta ARGs and stages of typed instructions. Lint findings
+ * (casing, MAINTAINER, ...) are not made here: src/builder/lint runs BuildKit's rules on the
+ * result. `duplicateStages: 'allow'` lets lint read a Dockerfile that reuses a stage name (which
+ * a build refuses).
+ */
+export function parseDockerfile(text: string, o: { file?: string; duplicateStages?: 'error' | 'allow' } = {}): Dockerfile {
+  const ast = parseAst(text, o.file !== undefined ? { file: o.file } : {});
   const metaArgs: Arg[] = [];
   const stages: Stage[] = [];
-  const warnings: Warning[] = [...ast.warnings];
   const names = new Map<string, number>();
   for (const node of ast.nodes) {
     const ins = toInstruction(node, o.file);
     if (ins.kind === 'from') {
-      if (/[A-Z]/.test(node.args[2] ?? '')) {
-        warnings.push({ rule: 'StageNameCasing', message: `Stage name '${node.args[2]}' should be lowercase`, range: ins.range });
-      }
       const stage: Stage = { index: stages.length, from: ins, instructions: [] };
       if (ins.stageName !== undefined) {
-        if (names.has(ins.stageName)) {
+        if (names.has(ins.stageName) && o.duplicateStages !== 'allow') {
           throw new DockerfileSyntaxError(`duplicate stage name ${JSON.stringify(ins.stageName)} (first defined by stage ${names.get(ins.stageName)})`, {
             range: ins.range,
             instruction: 'FROM',
           });
         }
-        names.set(ins.stageName, stage.index);
+        if (!names.has(ins.stageName)) names.set(ins.stageName, stage.index);
         stage.name = ins.stageName;
       }
       stages.push(stage);
       continue;
-    }
-    if (ins.kind === 'maintainer') {
-      warnings.push({ rule: 'MaintainerDeprecated', message: 'Maintainer instruction is deprecated in favor of using label', range: ins.range });
     }
     const current = stages[stages.length - 1];
     if (!current) {
@@ -347,7 +344,7 @@ export function parseDockerfile(text: string, o: { file?: string } = {}): Docker
       range: lineRange(o.file, last.startLine, last.startColumn, last.endLine, last.endColumn),
     });
   }
-  const df: Dockerfile = { directives: ast.directives, metaArgs, stages, warnings };
+  const df: Dockerfile = { directives: ast.directives, metaArgs, stages };
   if (o.file !== undefined) df.file = o.file;
   return df;
 }

@@ -8,6 +8,7 @@ import { parseCompressionLevel } from './push.js';
 import { build } from '../../builder/build.js';
 import { parseStorageDriver } from '../../builder/build-snapshotter.js';
 import { ISOLATION_ENV, parseIsolation } from '../../sandbox/isolation.js';
+import { ExitError } from '../../errors.js';
 import { parseSecretFlag } from '../../builder/dispatch/mounts.js';
 import { inputsFromArgs } from '../../builder/inputs/context-source.js';
 import { parseSshFlag } from '../../builder/inputs/ssh-agent.js';
@@ -44,6 +45,8 @@ interface BuildFlags {
   insecure?: boolean;
   compressionLevel?: string;
   trace?: string;
+  check?: boolean;
+  call?: string;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -102,13 +105,16 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--insecure', 'with --push: allow plain http and unverified TLS')
     .option('--compression-level <n>', 'with --push: level of the compression done for the push (gzip 1-9, default 4; zstd 1-22, default 3)')
     .option('--trace <file>', 'write the build\'s timeline to this file as Chrome trace events (open it in Perfetto or chrome://tracing): a span per step and per phase, cache hits marked; written also when the build fails')
+    .option('--check', 'run BuildKit\'s Dockerfile checks and build nothing (same as --call=check); exit status 1 when a check fails')
+    .option('--call <method>', 'build (default) or check[,format=json]: what to do with the Dockerfile')
     .action(async (contextArg: string, f: BuildFlags) => {
+      const call = parseCall(f);
       if (!['none', 'gzip', 'zstd'].includes(f.compression)) throw new InvalidArgumentError(`--compression must be none, gzip or zstd, not ${f.compression}`);
       // `bridge` is what the default network is, under the name `run` and the classic builder use.
       if (f.network === 'bridge') f.network = 'default';
       if (!['none', 'host', 'default'].includes(f.network)) throw new InvalidArgumentError(`--network must be default, none or host, not ${f.network}`);
       if (!['auto', 'tty', 'plain', 'quiet'].includes(f.progress)) throw new InvalidArgumentError(`--progress must be auto, tty, plain or quiet`);
-      if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new InvalidArgumentError('--format must be oci or docker');
+      if (f.format && f.format !== 'oci' && f.format !== 'docker' && !(call.check && f.format === 'json')) throw new InvalidArgumentError('--format must be oci or docker');
       if (f.push && f.tag.length === 0) throw new InvalidArgumentError('--push needs at least one -t name to push to');
       if (f.insecure && !f.push) throw new InvalidArgumentError('--insecure only applies with --push');
       if (f.compressionLevel !== undefined && !f.push) throw new InvalidArgumentError('--compression-level only applies with --push');
@@ -133,6 +139,10 @@ export default function register(program: Command, ctx: CliContext): void {
         // Image times are RFC 3339 with a four-digit year.
         if (BigInt(epochText) > MAX_EPOCH) throw new InvalidArgumentError(`SOURCE_DATE_EPOCH ${JSON.stringify(epochText)} is after the year 9999`);
         sourceDateEpoch = Number(epochText);
+      }
+      if (call.check) {
+        await runCheck(ctx, inputs, buildArgs, f, call.json || f.format === 'json');
+        return;
       }
       // Progress goes to stderr so stdout carries only the image id (scriptable, like docker -q).
       const errTTY = Boolean((ctx.stderr as { isTTY?: boolean }).isTTY);
@@ -190,6 +200,51 @@ export default function register(program: Command, ctx: CliContext): void {
         throw e;
       }
     });
+}
+
+/** `--check` and `--call=check[,format=json]` (buildx's names); other buildx methods are refused. */
+function parseCall(f: BuildFlags): { check: boolean; json: boolean } {
+  if (f.call === undefined) return { check: Boolean(f.check), json: false };
+  const [method, ...opts] = f.call.split(',');
+  let json = false;
+  for (const o of opts) {
+    if (o === 'format=json') json = true;
+    else if (o !== 'format=text' && o !== '') throw new InvalidArgumentError(`--call: unsupported option ${JSON.stringify(o)} (format=json or format=text)`);
+  }
+  if (method === 'check') return { check: true, json };
+  if (method === 'build' && !f.check) return { check: false, json: false };
+  if (method === 'build') throw new InvalidArgumentError('--check and --call=build contradict each other');
+  throw new InvalidArgumentError(`--call: unsupported method ${JSON.stringify(method)} (build or check)`);
+}
+
+/**
+ * Prints the check's report on stdout as buildx does (text, or BuildKit's JSON) and sets the exit
+ * status: 0 when nothing was found, 1 when a check failed; a Dockerfile that cannot be built (or
+ * `error=true` with findings) fails with its one-line error after the report.
+ */
+async function runCheck(ctx: CliContext, inputs: Awaited<ReturnType<typeof inputsFromArgs>>, buildArgs: Record<string, string>, f: BuildFlags, json: boolean): Promise<void> {
+  const [{ checkDockerfile }, report, { violationOf }] = await Promise.all([
+    import('../../builder/check.js'),
+    import('../../builder/lint/report.js'),
+    import('../../builder/lint/lint.js'),
+  ]);
+  const r = await checkDockerfile({
+    root: ctx.root(),
+    ...inputs,
+    buildArgs,
+    ...(f.target ? { target: f.target } : {}),
+    ...(f.platform ? { platform: f.platform } : {}),
+    signal: ctx.signal,
+  });
+  const error = r.error ?? violationOf(r);
+  if (json) {
+    ctx.stdout.write(report.checkJson(r.text, r.file, r.warnings, error));
+    if (r.warnings.length > 0 || error) throw new ExitError(1);
+    return;
+  }
+  if (r.warnings.length > 0 || !error) ctx.stdout.write(report.checkReport(r.text, r.file, r.warnings));
+  if (error) throw error;
+  if (r.warnings.length > 0) throw new ExitError(1);
 }
 
 /**
