@@ -30,6 +30,7 @@ export function tracedReporter(inner: BuildReporter, trace: BuildTrace): BuildRe
       return {
         log: (line) => t.log(line),
         ...(t.update ? { update: (d: string) => t.update!(d) } : {}),
+        ...(t.warn ? { warn: (line: string) => t.warn!(line) } : {}),
         done(note) {
           span.finish(note === 'CACHED' ? { cached: true } : {});
           t.done(note);
