@@ -39,6 +39,9 @@ import { shortForm } from './lint/report.js';
 import { buildStageGraph, findStageRef, type StageGraph } from './frontend/stages.js';
 import { hostPlatformOf, parsePlatformSpec } from './frontend/platform.js';
 import { BuildCache } from './cache.js';
+import { CacheExchange } from './remote-cache/exchange.js';
+import { isBrokenCacheEntry } from './remote-cache/import.js';
+import type { CacheExport, CacheImport } from './remote-cache/options.js';
 import { openContext } from './context.js';
 import { openInputs, type BuildInputs } from './inputs/build-inputs.js';
 import type { ContextSource } from './inputs/context-source.js';
@@ -110,6 +113,12 @@ export interface BuildOptions {
   labels?: Record<string, string>;
   /** `--build-context name=value` values (inputs/named-contexts.ts); relative paths against the working directory. */
   buildContexts?: string[];
+  /** `--cache-from`: caches whose steps are reused when the local cache misses (remote-cache/). */
+  cacheFrom?: CacheImport[];
+  /** `--cache-to`: where the build's steps are written as a cache once the image is stored. */
+  cacheTo?: CacheExport[];
+  /** The environment registry credentials are read with (docker config, helpers); default process.env. */
+  env?: NodeJS.ProcessEnv;
   /** Seconds since the epoch for `created`, history times and clamped layer mtimes. */
   sourceDateEpoch?: number;
   reporter?: BuildReporter;
@@ -244,6 +253,10 @@ async function buildWith(
     ...(dockerfilePath ? { dockerfilePath } : {}),
   }));
   const cache = await BuildCache.open(store);
+  const exchange = await CacheExchange.open(store, {
+    ...(o.cacheFrom ? { cacheFrom: o.cacheFrom } : {}), ...(o.cacheTo ? { cacheTo: o.cacheTo } : {}),
+    useImports: !o.noCache, ...(o.env ? { env: o.env } : {}), reporter, ...(signal ? { signal } : {}),
+  });
   // Images of OCI layouts named as contexts are read into the store first (buildx resolves them up front).
   const preloaded = new Map<string, ImageState>();
   for (const c of contexts.values()) {
@@ -265,6 +278,8 @@ async function buildWith(
       return snP;
     },
     cache,
+    ...(exchange?.imported ? { remoteCache: exchange.imported } : {}),
+    ...(o.cacheTo?.length ? { stepLog: (e) => exchange?.steps.push(e) } : {}),
     noCache: o.noCache ?? false,
     pull: o.pull ?? false,
     context,
@@ -322,12 +337,30 @@ async function buildWith(
     return p;
   };
 
+  const dispatchAll = async (): Promise<ImageState> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // Start every stage the target needs right away, so independent ones run concurrently.
+        for (const i of neededStages(graph, (i) => named.find(df.stages[i]!.name ?? '') !== undefined)) void runStage(df.stages[i]!);
+        const img = await runStage(df.stages[graph.target]!);
+        throwIfAborted(signal);
+        await Promise.allSettled([...results.values()]);
+        // The image is complete in the store: layers of imported hits that nothing unpacked come now.
+        await exchange?.imported?.fetchLayers(img.layers);
+        return img;
+      } catch (e) {
+        await Promise.allSettled([...results.values()]);
+        // An imported layer that turned out broken once its content was needed: the stages start
+        // again without it (the steps that ran meanwhile are local hits now).
+        if (!isBrokenCacheEntry(e) || attempt >= 10 || signal?.aborted) throw e;
+        results.clear();
+        exchange?.restart();
+      }
+    }
+  };
+
   try {
-    // Start every stage the target needs right away, so independent ones run concurrently.
-    for (const i of neededStages(graph, (i) => named.find(df.stages[i]!.name ?? '') !== undefined)) void runStage(df.stages[i]!);
-    const finalImage = await runStage(df.stages[graph.target]!);
-    throwIfAborted(signal);
-    await Promise.allSettled([...results.values()]);
+    const finalImage = await dispatchAll();
 
     const config: ImageConfig = JSON.parse(JSON.stringify(finalImage.config)) as ImageConfig;
     // `--label`: on the image built, over the Dockerfile's, with no history entry (BuildKit).
@@ -380,8 +413,11 @@ async function buildWith(
       t.done();
     }
     await timed(o.trace?.clock, 'context', () => context.stat.save());
+    // After the image is stored: a failed export fails the build (unless ignore-error) with the image kept.
+    if (o.cacheTo?.length) await exchange?.exportAll(store, config.rootfs.diff_ids);
     return { descriptor, imageId, config, tags, warnings };
   } finally {
+    await exchange?.dispose().catch(() => {});
     await Promise.allSettled([...results.values()]);
     // Before the scratch dir goes: it records the step networks until they are removed.
     await networks.close().catch(() => {});

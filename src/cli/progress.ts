@@ -24,6 +24,8 @@ export interface ProgressTask {
 
 export interface Progress {
   task(label: string): ProgressTask;
+  /** A warning line of its own, not tied to a task. */
+  warn(line: string): void;
   close(): void;
 }
 
@@ -58,7 +60,7 @@ export function createProgress(o: ProgressOptions): Progress {
   const now = o.now ?? (() => performance.now());
   if (mode === 'quiet') {
     const noop: ProgressTask = { log() {}, update() {}, warn() {}, done() {}, fail() {} };
-    return { task: () => noop, close() {} };
+    return { task: () => noop, warn() {}, close() {} };
   }
   if (mode === 'plain') return plainProgress(o.out, now);
   return ttyProgress(o.out, now, o.interval ?? 100);
@@ -102,6 +104,9 @@ function plainProgress(out: Writable, now: () => number): Progress {
           out.write(`#${id} ERROR${msg ? `: ${msg}` : ''}\n`);
         },
       };
+    },
+    warn(line) {
+      out.write(`${line}\n`);
     },
     close() {
       if (closed) return;
@@ -200,6 +205,9 @@ function ttyProgress(out: Writable, now: () => number, interval: number): Progre
           finish(`=> ERROR ${label}${msg ? `: ${msg}` : ''}`);
         },
       };
+    },
+    warn(line) {
+      redraw(`${line}\n`);
     },
     close() {
       if (timer) clearInterval(timer);

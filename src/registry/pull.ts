@@ -182,7 +182,7 @@ function validateManifest(m: Manifest, ref: string): void {
  * where it has got to (a partial left by another process, a server that ignored the Range), the
  * verified file is checked instead. A refused layer's download is deleted, never kept for a resume.
  */
-async function downloadBlob(
+export async function downloadBlob(
   root: string,
   client: RegistryClient,
   repo: string,
@@ -293,7 +293,7 @@ async function fetchInto(
 }
 
 /** Fetches a small blob (config) into memory, verified. */
-async function fetchSmallBlob(client: RegistryClient, repo: string, desc: Descriptor, signal?: AbortSignal): Promise<Buffer> {
+export async function fetchSmallBlob(client: RegistryClient, repo: string, desc: Descriptor, signal?: AbortSignal): Promise<Buffer> {
   if (desc.size > MAX_MANIFEST_SIZE * 4) throw new ProtocolError(`config blob ${desc.digest} is implausibly large (${desc.size} bytes)`);
   const res = await client.request({
     method: 'GET',

@@ -70,7 +70,7 @@ class Counter extends Transform {
 /** Statuses with which a registry says it does not do this upload style (vs. a transient failure). */
 const REFUSED = new Set([400, 405, 411, 413, 416, 501]);
 
-interface UploadCtx {
+export interface UploadCtx {
   store: OciStore;
   client: RegistryClient;
   registry: string;
@@ -82,6 +82,8 @@ interface UploadCtx {
   retry: RetryPolicy;
   /** Styles the registry refused during this push; never tried again. */
   refused: Set<'chunked' | 'monolithic'>;
+  /** Brings a blob into the store before it is uploaded (one the registry neither has nor can mount). */
+  ensureLocal?: (d: Descriptor) => Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -220,7 +222,7 @@ async function putChunked(ctx: UploadCtx, d: Descriptor, loc: URL, meter: BlobMe
 }
 
 /** Makes one blob present in the destination repository. */
-async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter): Promise<'exists' | 'mounted' | 'uploaded'> {
+export async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter): Promise<'exists' | 'mounted' | 'uploaded'> {
   if (await blobExists(ctx, d)) {
     meter.phase('exists', d.size);
     return 'exists';
@@ -241,6 +243,7 @@ async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter): Prom
       if (!(e instanceof RegistryError)) throw e;
     }
   }
+  await ctx.ensureLocal?.(d);
   // A registry that refuses one upload style gets the other (at once, not as a retry); a
   // temporary failure starts a new upload session, as the retry policy allows.
   const once = async (): Promise<'mounted' | 'uploaded'> => {
@@ -286,7 +289,7 @@ async function convertLayer(store: OciStore, img: LoadedImage, l: Descriptor, o:
   return { ...c, ...(l.annotations ? { annotations: l.annotations } : {}) };
 }
 
-async function putManifest(client: RegistryClient, repo: string, reference: string, raw: Buffer, mediaType: string, digest: Digest, scopes: string[], signal?: AbortSignal): Promise<void> {
+export async function putManifest(client: RegistryClient, repo: string, reference: string, raw: Buffer, mediaType: string, digest: Digest, scopes: string[], signal?: AbortSignal): Promise<void> {
   const res = await client.request({
     method: 'PUT',
     path: `/v2/${repo}/manifests/${reference}`,

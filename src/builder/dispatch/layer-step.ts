@@ -12,7 +12,7 @@ import type { Mount } from '../../sandbox/spec.js';
 import { throwIfAborted } from '../../errors.js';
 import { PhaseClock } from '../../phases.js';
 import { BuildError } from '../errors.js';
-import { stepKey, type StepKeyParts } from '../cache.js';
+import { stepKey, type CacheRecord, type StepKeyParts } from '../cache.js';
 import { chainIdOn } from './image-state.js';
 import { resolveChown, resolveRel } from './fs-root.js';
 import { ensureSnapshot, withHostMount } from './snapshots.js';
@@ -47,10 +47,17 @@ export async function layerStep(
   const chainOn = (diffId: Digest): Digest => chainIdOn(s.image.chainId, diffId);
   try {
     if (!env.noCache) {
-      const rec = await env.cache.get(key);
+      let rec: Omit<CacheRecord, 'v'> | undefined = await env.cache.get(key);
+      const remote = !rec && env.remoteCache ? await env.remoteCache.get(key, (l) => task.log(l)) : undefined;
+      rec ??= remote;
       if (rec) {
-        // A linked layer is independent of its parent: its chain id depends on where it lands.
-        appendLayer(s, rec.layer, rec.diffId, o.linked ? chainOn(rec.diffId) : rec.chainId, rec.history);
+        // A linked layer is independent of its parent: its chain id depends on where it lands; an
+        // imported one's is computed here, never taken from the cache.
+        const chainId = o.linked || remote ? chainOn(rec.diffId) : rec.chainId;
+        appendLayer(s, rec.layer, rec.diffId, chainId, rec.history);
+        // Kept locally too: the record counts once its layer is in the store (BuildCache.get).
+        if (remote) await env.cache.put(key, { ...remote, chainId });
+        env.stepLog?.({ key, parent: keyParts.parent, chainId, diffId: rec.diffId, layer: rec.layer, history: rec.history });
         task.done('CACHED');
         return;
       }
@@ -99,6 +106,7 @@ export async function layerStep(
     });
     appendLayer(s, result.layer, result.diffId, result.chainId, history);
     await env.cache.put(key, { ...result, history });
+    env.stepLog?.({ key, parent: keyParts.parent, chainId: result.chainId, diffId: result.diffId, layer: result.layer, history });
     const times = phases.summary();
     if (times) task.update?.(`times: ${times}`);
     task.done();

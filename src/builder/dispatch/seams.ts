@@ -4,7 +4,7 @@
  * dispatch through them with fakes held in memory.
  */
 import type { PhaseClock } from '../../phases.js';
-import type { Descriptor, Platform } from '../../image/types.js';
+import type { Descriptor, History, Platform } from '../../image/types.js';
 import type { Digest } from '../../image/digest.js';
 import type { LoadedImage } from '../../image/model.js';
 import type { Lease } from '../../store/lease.js';
@@ -53,4 +53,23 @@ export interface CacheMountSeam {
    * step runs with it, if the imported caches hold some; a failure is a warning, never thrown.
    */
   restore(id: string, dir: string): Promise<void>;
+}
+
+/** Steps of imported caches (remote-cache/import.ts ImportedCache). */
+export interface RemoteStepCache {
+  /** The step `key`'s record, its layer blob perhaps not in the store; `warn` gets one line per unusable entry. */
+  get(key: Digest, warn: (line: string) => void): Promise<Omit<CacheRecord, 'v'> | undefined>;
+  /** Brings into the store the layers of imported hits it lacks (others are left as they are). */
+  fetchLayers(layers: readonly Descriptor[]): Promise<void>;
+}
+
+/** A layer step's result as an export writes it (remote-cache/export.ts). */
+export interface StepLogEntry {
+  key: Digest;
+  /** The chain the step ran on (its key's parent). */
+  parent: string;
+  chainId: Digest;
+  diffId: Digest;
+  layer: Descriptor;
+  history: History;
 }

@@ -21,7 +21,9 @@ export async function ensureSnapshot(env: DispatchEnv, img: ImageState): Promise
   if (inflight) await inflight.catch(() => {});
   // Leased when found (or unpacked), so a concurrent prune keeps it for the rest of the build.
   if (await sn.acquire(chain, env.store.lease, env.signal ? { signal: env.signal } : {})) return chain;
-  const p = sn.unpack([...img.layers], [...img.config.rootfs.diff_ids], { lease: env.store.lease, ...(env.signal ? { signal: env.signal } : {}) });
+  const unpack = (): Promise<void> => sn.unpack([...img.layers], [...img.config.rootfs.diff_ids], { lease: env.store.lease, ...(env.signal ? { signal: env.signal } : {}) });
+  // Layers of steps that were hits in an imported cache are fetched now that their content is needed.
+  const p = env.remoteCache ? env.remoteCache.fetchLayers(img.layers).then(unpack) : unpack();
   env.unpacking.set(chain, p);
   try {
     await p;

@@ -17,7 +17,7 @@ import type { BuildNetwork } from './run-step.js';
 import type { RunSandboxOptions, StepNetworks } from './run-network.js';
 import type { SecretSource } from './mounts.js';
 import type { SshForwards } from '../inputs/ssh-agent.js';
-import type { BuildSnapshotter, BuildStore, CacheMountSeam, StepCache } from './seams.js';
+import type { BuildSnapshotter, BuildStore, CacheMountSeam, RemoteStepCache, StepCache, StepLogEntry } from './seams.js';
 import type { Isolation } from '../../sandbox/spec.js';
 import { DEFAULT_PATH, isoTime, type DraftImage, type ImageState } from './image-state.js';
 
@@ -35,6 +35,8 @@ export interface StepReporter {
 }
 export interface BuildReporter {
   task(label: string): StepReporter;
+  /** One warning line of the build, not tied to a step (a cache that cannot be used). */
+  warn?(line: string): void;
 }
 
 /** Everything a stage's dispatch needs from the build (one per build, shared by stages). */
@@ -44,6 +46,10 @@ export interface DispatchEnv {
   root: string;
   snapshotter(): Promise<BuildSnapshotter>;
   cache: StepCache;
+  /** Caches imported with --cache-from, asked after `cache` misses (remote-cache/import.ts). */
+  remoteCache?: RemoteStepCache;
+  /** Told every layer step's result, hit or built (for --cache-to). */
+  stepLog?(entry: StepLogEntry): void;
   noCache: boolean;
   pull: boolean;
   context: BuildContext;

@@ -14,6 +14,7 @@ import { inputsFromArgs } from '../../builder/inputs/context-source.js';
 import { parseSshFlag } from '../../builder/inputs/ssh-agent.js';
 import { tracePush } from '../../builder/trace.js';
 import { BuildTrace } from '../../phases.js';
+import { parseCacheFrom, parseCacheTo } from '../../builder/remote-cache/options.js';
 
 interface BuildFlags {
   storageDriver?: string;
@@ -47,6 +48,8 @@ interface BuildFlags {
   trace?: string;
   check?: boolean;
   call?: string;
+  cacheFrom: string[];
+  cacheTo: string[];
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -98,6 +101,8 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--platform <os/arch>', 'target platform')
     .option('--output <type=oci|docker,dest=path>', 'also export the image: an OCI layout dir, or a tarball (dest ending in .tar, or type=docker)')
     .option('--compression <c>', 'layer compression: none (default), gzip or zstd', 'none')
+    .option('--cache-from <src>', 'reuse the steps of a build cache: type=registry,ref=REF (or REF alone) or type=local,src=DIR[,tag=T|digest=D] (repeatable)', collect, [])
+    .option('--cache-to <dest>', 'write the build\'s steps as a cache: type=registry,ref=REF or type=local,dest=DIR[,tag=T], with [,mode=min|max][,compression=gzip|zstd|uncompressed][,ignore-error=true] (repeatable)', collect, [])
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--format <f>', 'manifest format: oci (default) or docker')
     .option('-q, --quiet', 'print only the image id')
@@ -131,6 +136,8 @@ export default function register(program: Command, ctx: CliContext): void {
           if (v !== undefined) buildArgs[a] = v;
         } else buildArgs[a.slice(0, i)] = a.slice(i + 1);
       }
+      const cacheFrom = f.cacheFrom.flatMap(parseCacheFrom);
+      const cacheTo = f.cacheTo.flatMap(parseCacheTo);
       const inputs = await inputsFromArgs(contextArg, f.file, process.stdin, process.cwd());
       const epochText = ctx.env.SOURCE_DATE_EPOCH;
       let sourceDateEpoch: number | undefined;
@@ -178,6 +185,9 @@ export default function register(program: Command, ctx: CliContext): void {
           ...(f.output ? { output: parseOutput(f.output) } : {}),
           ...(f.iidfile ? { iidfile: f.iidfile } : {}),
           ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+          cacheFrom,
+          cacheTo,
+          env: ctx.env,
           reporter: progress,
           ...(trace ? { trace } : {}),
           signal: ctx.signal,
