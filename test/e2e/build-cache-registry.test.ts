@@ -13,6 +13,7 @@ import { makeTmp } from '../helpers/tmp.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { ensureBusybox } from '../helpers/base-image.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { outcomes } from '../helpers/build-outcomes.js';
 import { OciStore } from '../../src/store/store.js';
 import { findImage } from '../../src/store/images.js';
 import { validateImage } from '../conformance/validate-image.js';
@@ -41,20 +42,6 @@ async function context(name: string, files: Record<string, string>): Promise<str
   await mkdir(dir, { recursive: true });
   for (const [f, text] of Object.entries(files)) await writeFile(join(dir, f), text);
   return dir;
-}
-
-/** Each step's outcome in plain progress: `CACHED`, `DONE`, or `ERROR`, by the step's label. */
-export function outcomes(stderr: string): Map<string, string> {
-  const labels = new Map<string, string>();
-  const out = new Map<string, string>();
-  for (const line of stderr.split('\n')) {
-    const m = /^#(\d+) (.*)$/.exec(line);
-    if (!m) continue;
-    const [, id, rest] = m as unknown as [string, string, string];
-    if (!labels.has(id)) labels.set(id, rest);
-    else if (rest === 'CACHED' || /^DONE /.test(rest) || rest.startsWith('ERROR')) out.set(labels.get(id)!, rest.split(' ')[0]!);
-  }
-  return out;
 }
 
 async function build(root: string, ctx: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult & { id: string }> {
@@ -107,4 +94,69 @@ it('a fresh store with the cache runs no RUN, makes no snapshot, and gives the s
   const run = await runCli(['run', '--rm', '--network', 'none', 'app:1'], { root: m2 });
   expect(run.code, run.stderr).toBe(0);
   expect(run.stdout).toBe('A\nB\n');
+}, 90_000);
+
+it('after a context change only the steps whose keys changed run; later steps hit again', async () => {
+  // With SOURCE_DATE_EPOCH a RUN's layer is the same bytes each time it runs, so the step that
+  // reads the changed file rebuilds to the same layer and the RUN after it hits.
+  const env = { SOURCE_DATE_EPOCH: '1700000000' };
+  const df = [
+    'FROM busybox',
+    'RUN --mount=type=bind,source=input,target=/in cat /in > /dev/null && echo fixed > /f',
+    'RUN head -c 64 /dev/urandom > /r',
+    'COPY input /input',
+    'RUN head -c 64 /dev/urandom > /r2',
+    '',
+  ].join('\n');
+  const ctx = await context('partial', { Dockerfile: df, input: 'one\n' });
+  const ref = `${reg.host}/cache/partial:c`;
+  const m1 = await machine();
+  await build(m1, ctx, ['-t', 'p:1', '--cache-to', `type=registry,ref=${ref}`], env);
+  const r1 = await runCli(['run', '--rm', '--network', 'none', 'p:1', 'cat', '/r'], { root: m1 });
+
+  await writeFile(join(ctx, 'input'), 'two\n');
+  const m2 = await machine();
+  const second = await build(m2, ctx, ['-t', 'p:2', '--cache-from', `type=registry,ref=${ref}`], env);
+  const o = outcomes(second.stderr);
+  const status = (prefix: string): string | undefined => [...o].find(([l]) => l.includes(prefix))?.[1];
+  expect(status('RUN --mount=type=bind'), second.stderr).toBe('DONE');
+  expect(status('RUN head -c 64 /dev/urandom > /r\n') ?? status('/dev/urandom > /r'), second.stderr).toBe('CACHED');
+  expect(status('COPY input /input')).toBe('DONE');
+  expect(status('> /r2')).toBe('DONE');
+  // The hit's layer is the first machine's: the same random bytes.
+  const r2 = await runCli(['run', '--rm', '--network', 'none', 'p:2', 'cat', '/r'], { root: m2 });
+  expect(r2.code, r2.stderr).toBe(0);
+  expect(r2.stdout).toBe(r1.stdout);
+}, 90_000);
+
+it('mode=min keeps the image\'s steps, mode=max every stage\'s', async () => {
+  const df = [
+    'FROM busybox AS deps',
+    'RUN head -c 64 /dev/urandom > /deps && echo not-copied > /other',
+    'FROM busybox',
+    'COPY --from=deps /deps /deps',
+    'RUN head -c 64 /dev/urandom > /app',
+    '',
+  ].join('\n');
+  const ctx = await context('modes', { Dockerfile: df });
+  const m1 = await machine();
+  await build(m1, ctx, ['-t', 'modes:1', '--cache-to', `type=registry,ref=${reg.host}/cache/modes:min`, '--cache-to', `type=registry,ref=${reg.host}/cache/modes:max,mode=max`]);
+
+  // min: the deps stage's RUN is not in the cache, so it runs; the final stage's steps then miss
+  // too (the copied file differs), which is what min means for a multi-stage build.
+  const m2 = await machine();
+  const min = outcomes((await build(m2, ctx, ['-t', 'modes:1', '--cache-from', `${reg.host}/cache/modes:min`])).stderr);
+  expect([...min].find(([l]) => l.includes('> /deps'))?.[1]).toBe('DONE');
+  // max: every step hits, the same image.
+  const m3 = await machine();
+  const max = await build(m3, ctx, ['-t', 'modes:1', '--cache-from', `${reg.host}/cache/modes:max`]);
+  const steps = [...outcomes(max.stderr)].filter(([l]) => /\] (RUN|COPY)/.test(l));
+  expect(steps.length).toBe(3);
+  expect(steps.every(([, s]) => s === 'CACHED'), max.stderr).toBe(true);
+  expect(await manifestDigest(m3, 'modes:1')).toBe(await manifestDigest(m1, 'modes:1'));
+  // min on a machine that has the deps stage locally: the final stage hits from the cache.
+  const m4 = await machine();
+  await build(m4, ctx, ['--target', 'deps', '--cache-from', `${reg.host}/cache/modes:max`]);
+  const both = outcomes((await build(m4, ctx, ['-t', 'modes:1', '--cache-from', `${reg.host}/cache/modes:min`])).stderr);
+  expect([...both].filter(([l]) => /\] (RUN|COPY)/.test(l)).every(([, s]) => s === 'CACHED')).toBe(true);
 }, 90_000);

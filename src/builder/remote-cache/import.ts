@@ -106,7 +106,7 @@ export class ImportedCache {
     const id = `${c.at}|${c.blob.digest}`;
     if (this.bad.has(id)) return;
     this.bad.add(id);
-    this.warn(`WARNING: cache ${c.source.name}: blob ${c.blob.digest} ${why}; not using it`);
+    this.warn(`WARNING: cache ${c.source.name}: blob ${c.blob.digest}: ${why}; not using it`);
   }
 
   private has(c: Candidate): Promise<boolean> {
