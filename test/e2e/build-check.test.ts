@@ -130,6 +130,8 @@ describe('a build with findings', () => {
     expect(r.stderr).toContain("WARN: StageNameCasing: Stage name 'Build' should be lowercase (line 1)\n");
     expect(r.stderr).toMatch(/#\d+ WARN: MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label \(line 2\)\n/);
     expect(r.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    // buildx's summary at the end.
+    expect(r.stderr).toMatch(/\n 2 warnings found \(use --check to expand\):\n - StageNameCasing: Stage name 'Build' should be lowercase \(line 1\)\n - MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label \(line 2\)\n$/);
   });
 
   it('error=true stops it before any step, in one line, with a build failure\'s status', async () => {

@@ -77,3 +77,10 @@ export function checkJson(text: string, file: string, warnings: readonly LintWar
   }
   return `${JSON.stringify(out, null, 2)}\n`;
 }
+
+/** buildx's summary after a build with findings (the details are `build --check`'s). */
+export function buildSummary(warnings: readonly LintWarning[]): string {
+  if (warnings.length === 0) return '';
+  const n = warnings.length === 1 ? '1 warning found' : `${warnings.length} warnings found`;
+  return `\n ${n} (use --check to expand):\n${warnings.map((w) => ` - ${shortForm(w)}\n`).join('')}`;
+}

@@ -193,6 +193,7 @@ export default function register(program: Command, ctx: CliContext): void {
           signal: ctx.signal,
         });
         progress.close();
+        if (r.warnings.length > 0 && !f.quiet && f.progress !== 'quiet') ctx.stderr.write((await import('../../builder/lint/report.js')).buildSummary(r.warnings));
         if (f.push) await pushTags(ctx, r.tags, f, level, trace);
         if (trace) {
           trace.finish({ image: r.imageId });
