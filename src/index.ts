@@ -31,6 +31,8 @@ export type { Digest } from './image/digest.js';
 
 // Building, registries, archives.
 export { build, type BuildOptions, type BuildResult } from './builder/build.js';
+export { checkDockerfile, type CheckOptions, type CheckResult } from './builder/check.js';
+export { lintDockerfile, LintViolationError, type LintOptions, type LintResult, type LintWarning } from './builder/lint/lint.js';
 export { pullImage, pushImage, Keychain, type PullOptions, type PushOptions } from './registry/index.js';
 export { loadArchive, writeArchive, writeArchiveFile, type ArchiveImage, type LoadedArchiveImage } from './archive/archive.js';
 export { importRootfs, type ImportOptions } from './archive/rootfs.js';
