@@ -107,6 +107,7 @@ export async function writeOciLayout(store: OciStore, images: readonly ArchiveIm
       const to = join(dir, name);
       await mkdirp(dirname(to));
       await rm(to, { force: true });
+      await store.materialize(d.digest);
       await link(store.blobPath(d.digest), to).catch(() => copyFile(store.blobPath(d.digest), to));
     }
   }
@@ -573,6 +574,8 @@ export async function loadArchive(
 
 /** A stored blob's compression, from its first bytes. */
 async function compressionOf(store: OciStore, d: Descriptor): Promise<Compression> {
+  // A build layer kept unwritten (store/lazy.ts) is an uncompressed tar.
+  if ((await store.info(d.digest))?.lazy) return 'none';
   const fh = await open(store.blobPath(d.digest), 'r');
   const head = Buffer.alloc(16);
   try {

@@ -6,7 +6,7 @@
  */
 import { OverlayUnsupportedError } from '../snapshots/errors.js';
 import { OverlaySnapshotter } from '../snapshots/overlay.js';
-import { diffSnapshot } from '../snapshots/diff.js';
+import { diffSnapshot, hashSnapshotLayer, keepLazyLayer } from '../snapshots/diff.js';
 import { chooseDriver, openDriver, type StorageDriver } from '../snapshots/drivers.js';
 import { unpackImage } from '../snapshots/unpack.js';
 import { VfsSnapshotter } from '../snapshots/vfs.js';
@@ -40,7 +40,9 @@ export async function openBuildSnapshotter(
 function overlayBuildSnapshotter(store: OciStore, sn: OverlaySnapshotter): BuildSnapshotter {
   return {
     ...common(store, sn),
-    diff: (key, o) => diffSnapshot(store, sn, key, { compression: 'none', ...o }),
+    // A build's layer is hashed only, and written when something needs its bytes (store/lazy.ts).
+    diff: (key, { lazy, ...o }) => (lazy ? hashSnapshotLayer(sn, key, o) : diffSnapshot(store, sn, key, { compression: 'none', ...o })),
+    keepLazy: (name, blob) => keepLazyLayer(store, sn, name, blob),
   };
 }
 
@@ -49,7 +51,7 @@ function vfsBuildSnapshotter(store: OciStore, sn: VfsSnapshotter): BuildSnapshot
   return {
     ...common(store, sn),
     inPlace: true,
-    diff: (key, o) => diffVfsSnapshot(store, sn, key, { compression: 'none', ...o }),
+    diff: (key, { lazy: _lazy, ...o }) => diffVfsSnapshot(store, sn, key, { compression: 'none', ...o }),
   };
 }
 

@@ -79,6 +79,12 @@ export interface BuildOptions {
   buildArgs?: Record<string, string>;
   target?: string;
   noCache?: boolean;
+  /**
+   * Write each layer's blob at build time. By default a layer is only hashed and its blob written
+   * when something needs the bytes (push, save, `--output`: store/lazy.ts), so a tool reading
+   * the store root as an OCI layout (skopeo `oci:<root>`) sees a built image whole only then.
+   */
+  writeLayers?: boolean;
   pull?: boolean;
   /** The snapshotter: overlay, or vfs (copies, no mount); default overlay where it mounts, else vfs. */
   storageDriver?: StorageDriver;
@@ -281,6 +287,7 @@ async function buildWith(
     ...(exchange?.imported ? { remoteCache: exchange.imported } : {}),
     ...(o.cacheTo?.length ? { stepLog: (e) => exchange?.steps.push(e) } : {}),
     noCache: o.noCache ?? false,
+    writeLayers: o.writeLayers ?? false,
     pull: o.pull ?? false,
     context,
     tmpDir,

@@ -227,6 +227,9 @@ export async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter
     meter.phase('exists', d.size);
     return 'exists';
   }
+  // Uploads read the blob's file (by ranges, again on a retry): a build layer kept unwritten
+  // (store/lazy.ts) is written first, verified.
+  await ctx.store.materialize(d.digest, ctx.signal ? { signal: ctx.signal } : {});
   let loc: URL | undefined;
   const known = await sourcesOf(ctx.store.root, d.digest, ctx.registry);
   for (const from of [...new Set([...ctx.mountFrom, ...known])]) {

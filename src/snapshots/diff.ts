@@ -6,10 +6,13 @@
  * The init layer lives in its own lower dir, so its placeholders are never in the upper dir.
  */
 import { stat } from 'node:fs/promises';
+import { relative } from 'node:path';
 import { isLeaseAlive, LEASE_LABEL, readLiveLeases } from '../store/lease.js';
 import { listImages } from '../store/images.js';
 import { writeLayerBlob, type LayerBlob } from '../store/layers.js';
-import type { Compression } from '../image/media-types.js';
+import { listLazyLayers, writeLazyLayer, type LazyPack } from '../store/lazy.js';
+import { layerMediaType, type Compression } from '../image/media-types.js';
+import { createHasher } from '../image/digest.js';
 import { chainIds } from '../image/model.js';
 import type { OciStore } from '../store/store.js';
 import { packDir } from '../tar/pack.js';
@@ -51,6 +54,47 @@ export async function diffSnapshot(
   const o: Parameters<typeof writeLayerBlob>[2] = { compression: opts.compression, signal: opts.signal, ...ph };
   if (opts.format !== undefined) o.format = opts.format;
   return { ...(await writeLayerBlob(store, tar, o)), usage };
+}
+
+/**
+ * The layer of the active snapshot `key` without writing it: one pass over the upper dir that
+ * packs and hashes (the diffID, which is the digest of the uncompressed blob) and measures the
+ * snapshot's usage. `keepLazyLayer` then records, once the snapshot is committed, where the same
+ * bytes can be packed again when something needs them (store/lazy.ts).
+ */
+export async function hashSnapshotLayer(
+  sn: OverlaySnapshotter,
+  key: string,
+  opts: { sourceDateEpoch?: number; phases?: PhaseClock; signal?: AbortSignal },
+): Promise<LayerBlob & { usage: Usage; lazy: LazyPack }> {
+  const upper = await sn.upperDir(key);
+  const pack: LazyPack = { mode: sn.kind === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlay' };
+  if (opts.sourceDateEpoch !== undefined) pack.sourceDateEpoch = opts.sourceDateEpoch;
+  const usage = { size: 0, inodes: 0 };
+  const tar = packDir(upper, { ...pack, usage, ...(opts.phases ? { phases: opts.phases } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+  const h = createHasher('sha256');
+  let size = 0;
+  let hashed = 0;
+  for await (const c of tar) {
+    const t = performance.now();
+    h.update(c as Buffer);
+    hashed += performance.now() - t;
+    size += (c as Buffer).length;
+  }
+  opts.phases?.add('hash', hashed);
+  const digest = h.digest();
+  return { mediaType: layerMediaType('none', 'oci'), digest, size, diffId: digest, uncompressedSize: size, usage, lazy: pack };
+}
+
+/**
+ * Records that the layer `blob` (from hashSnapshotLayer) is packed from the committed snapshot
+ * `name`, leasing it for this process until an image names it. Nothing is recorded when the
+ * blob is in the store already.
+ */
+export async function keepLazyLayer(store: OciStore, sn: OverlaySnapshotter, name: string, blob: LayerBlob & { lazy: LazyPack }): Promise<void> {
+  if ((await store.protect([blob.digest])).length === 0 && (await store.info(blob.digest))?.lazy !== true) return;
+  const dir = relative(store.root, await sn.upperDir(name));
+  await writeLazyLayer(store.root, { v: 1, digest: blob.digest, size: blob.size, dir, snapshot: { driver: sn.kind, key: name }, pack: blob.lazy });
 }
 
 /** Whether an active snapshot or view is the leftover of a process that is gone. */
@@ -112,6 +156,9 @@ export async function pruneImageSnapshots(store: OciStore, opts: { signal?: Abor
         if (!li.image) return total;
         for (const c of chainIds(li.image.config.rootfs?.diff_ids ?? [])) keep.add(c);
       }
+      // A build layer kept unwritten is packed from its snapshot when needed (store gc, run
+      // before this, has removed the records nothing needs).
+      for (const rec of await listLazyLayers(store.root)) keep.add(rec.snapshot.key);
     }
     let sn: Pick<OverlaySnapshotter, 'removeWhere' | 'sweep'>;
     try {

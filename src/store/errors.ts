@@ -40,3 +40,22 @@ export class StoreNotWritableError extends ImgbuildError {
     this.name = 'StoreNotWritableError';
   }
 }
+
+/**
+ * A build layer kept unwritten (lazy.ts) whose snapshot no longer packs to the recorded diffID:
+ * the snapshot's files changed (edited by hand, or lost to a crash before the kernel wrote them).
+ */
+export class LazyLayerChangedError extends ImgbuildError {
+  constructor(readonly digest: string, readonly dir: string, detail: string) {
+    super('FAILED_PRECONDITION', `layer ${digest} no longer matches its build snapshot ${dir} (${detail}): the image is damaged, build it again`);
+    this.name = 'LazyLayerChangedError';
+  }
+}
+
+/** A build layer kept unwritten whose snapshot is gone: nothing can make its blob any more. */
+export class LazyLayerGoneError extends ImgbuildError {
+  constructor(readonly digest: string, readonly dir: string) {
+    super('NOT_FOUND', `layer ${digest} was never written as a blob and its build snapshot ${dir} is gone: the image is damaged, build it again`);
+    this.name = 'LazyLayerGoneError';
+  }
+}

@@ -42,6 +42,14 @@ export const leasesDir = (root: string): string => join(root, 'leases');
 /** `<root>/remote/sources`: which repositories hold each blob (registry/sources.ts). */
 export const sourcesDir = (root: string): string => join(root, 'remote', 'sources');
 
+/** `<root>/lazy-layers`: build layers not yet written as blobs, a record per digest (lazy.ts). */
+export const lazyLayersDir = (root: string): string => join(root, 'lazy-layers');
+/** `<root>/lazy-layers/<alg>/<hex>.json`: where the layer `<alg>:<hex>` can be packed from again. */
+export function lazyLayerPath(root: string, digest: string): string {
+  const i = digest.indexOf(':');
+  return join(root, 'lazy-layers', digest.slice(0, i), `${digest.slice(i + 1)}.json`);
+}
+
 // Caches.
 
 /** `<root>/cache/compressed`: layers converted to another compression (layers.ts). */

@@ -25,9 +25,10 @@ import { Lease, readLiveLeases } from './lease.js';
 import { isProcessAlive } from '../pid.js';
 import { mkdirp } from '../fs.js';
 import { Ingest, IngestWriter, type BlobWriter } from './ingest.js';
+import { availableLazyLayer, listLazyDigests, packLazyLayer, readLazyLayer, removeLazyLayer } from './lazy.js';
 import {
   blobAlgDir, blobPath, blobsDir, buildCacheDir, cacheMountsDir, compressedCacheDir, indexFile, ingestDir, layoutFile,
-  leasesDir, sourcesDir, stepCacheDir, versionFile,
+  lazyLayerPath, leasesDir, sourcesDir, stepCacheDir, versionFile,
 } from './paths.js';
 
 /** The on-disk format this code writes and understands. Bump on incompatible layout changes. */
@@ -188,24 +189,55 @@ export class OciStore {
     const all = [...new Set(digests)];
     if (all.length === 0) return [];
     await this.lease.add({ blobs: all });
-    // (Synchronous: one stat each, cheaper than a thread-pool round trip.)
-    return all.filter((d) => !existsSync(blobPath(this.root, d)));
+    // (Synchronous: one stat each, cheaper than a thread-pool round trip.) A build layer kept
+    // unwritten counts as present while its snapshot is there (lazy.ts).
+    return all.filter((d) => !existsSync(blobPath(this.root, d)) && !availableLazyLayer(this.root, d));
   }
 
   blobPath(d: Digest): string {
     return blobPath(this.root, d);
   }
 
-  info(d: Digest): Promise<{ digest: Digest; size: number } | undefined> {
-    return OciStore.infoAt(this.root, d);
+  /** The blob's size; a build layer kept unwritten (lazy.ts) is there while its snapshot is. */
+  async info(d: Digest): Promise<{ digest: Digest; size: number; lazy?: true } | undefined> {
+    const found = await OciStore.infoAt(this.root, d);
+    if (found) return found;
+    const rec = availableLazyLayer(this.root, d);
+    return rec ? { digest: d, size: rec.size, lazy: true } : undefined;
   }
 
-  async reader(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Readable> {
+  /**
+   * Writes a build layer kept unwritten (lazy.ts) as a blob, packed again from its snapshot and
+   * verified before it is placed; for readers that need a file. A no-op for a stored blob.
+   */
+  async materialize(d: Digest, o: { signal?: AbortSignal } = {}): Promise<void> {
+    if (existsSync(blobPath(this.root, d))) return;
+    const rec = readLazyLayer(this.root, d);
+    if (!rec) throw new BlobNotFoundError(d);
+    await this.lease.add({ blobs: [d] });
+    const tar = packLazyLayer(this.root, rec, o);
+    const w = await this.writer(d, { expected: d, total: rec.size });
+    try {
+      for await (const c of tar) await w.write(c as Buffer);
+      await w.commit(rec.size, d);
+    } catch (e) {
+      tar.destroy();
+      await w.abort().catch(() => {});
+      throw e;
+    }
+    await removeLazyLayer(this.root, d);
+  }
+
+  async reader(desc: Pick<Descriptor, 'digest' | 'size'>, o: { signal?: AbortSignal } = {}): Promise<Readable> {
     const p = blobPath(this.root, desc.digest);
     try {
       await stat(p);
     } catch {
-      throw new BlobNotFoundError(desc.digest);
+      const rec = readLazyLayer(this.root, desc.digest);
+      if (!rec) throw new BlobNotFoundError(desc.digest);
+      if (desc.size >= 0 && desc.size !== rec.size) throw new SizeMismatchError(desc.size, rec.size, desc.digest);
+      // Packed again and checked at EOF, as a stored blob is read (no blob is written for it).
+      return packLazyLayer(this.root, rec, o);
     }
     // 1 MiB reads: blobs are layers of many MB, and 64 KiB chunks cost more in per-chunk work than
     // I/O. Each read is a thread-pool job, queued behind ParallelGzip's compression jobs: sixteen
@@ -259,11 +291,14 @@ export class OciStore {
   async place(tmp: string, d: Digest): Promise<void> {
     const dest = blobPath(this.root, d);
     await mkdir(blobAlgDir(this.root, algorithmOf(d)), { recursive: true });
-    if ((await this.protect([d])).length > 0) await rename(tmp, dest);
+    // The file itself, not protect()'s answer: a lazy layer (lazy.ts) counts as present there.
+    await this.lease.add({ blobs: [d] });
+    if (!existsSync(dest)) await rename(tmp, dest);
   }
 
   async delete(d: Digest): Promise<void> {
     await rm(blobPath(this.root, d), { force: true });
+    await removeLazyLayer(this.root, d);
   }
 
   async readIndex(): Promise<Index> {
@@ -394,6 +429,11 @@ export class OciStore {
         await this.unhide(p, d);
         return true;
       }
+      const lazy = join(ingest, n, lazyHiddenName(d));
+      if (await stat(lazy).then(() => true, () => false)) {
+        await this.unhideLazy(lazy, d);
+        return (await this.info(d)) !== undefined;
+      }
     }
     return false;
   }
@@ -447,20 +487,37 @@ export class OciStore {
           if (isDigest(d) && !live.has(d as Digest)) candidates.push(d as Digest);
         }
       }
+      // Build layers kept unwritten (lazy.ts): a record whose blob has been written since is
+      // redundant; one that no image reaches is a candidate like a blob.
+      const lazyCandidates: Digest[] = [];
+      for (const d of await listLazyDigests(this.root)) {
+        if (kept.has(d)) await removeLazyLayer(this.root, d);
+        else if (!live.has(d)) lazyCandidates.push(d);
+      }
       const except = { except: this.lease.id };
       const leases = await readLiveLeases(this.root, except);
       const hidden = join(ingest, `${process.pid}-gc-${randomBytes(4).toString('hex')}`);
       const moved: { d: Digest; size: number }[] = [];
+      const movedLazy: Digest[] = [];
+      for (const d of lazyCandidates) {
+        if (leases.blobs.has(d)) continue;
+        if (moved.length + movedLazy.length === 0) await mkdir(hidden, { recursive: true });
+        if (await rename(lazyLayerPath(this.root, d), join(hidden, lazyHiddenName(d))).then(() => true, () => false)) movedLazy.push(d);
+      }
       for (const d of candidates) {
         if (leases.blobs.has(d)) continue;
         const p = blobPath(this.root, d);
         const st = await stat(p).catch(() => undefined);
         if (!st) continue;
         if (leases.legacySince !== undefined && st.mtimeMs >= leases.legacySince - 1000) continue;
-        if (moved.length === 0) await mkdir(hidden, { recursive: true });
+        if (moved.length + movedLazy.length === 0) await mkdir(hidden, { recursive: true });
         if (await rename(p, join(hidden, `${algorithmOf(d)}-${hexOf(d)}`)).then(() => true, () => false)) moved.push({ d, size: st.size });
       }
-      const again = moved.length > 0 ? await readLiveLeases(this.root, except) : leases;
+      const again = moved.length + movedLazy.length > 0 ? await readLiveLeases(this.root, except) : leases;
+      for (const d of movedLazy) {
+        if (again.blobs.has(d)) await this.unhideLazy(join(hidden, lazyHiddenName(d)), d);
+        else removed.push(d);
+      }
       for (const { d, size } of moved) {
         const p = join(hidden, `${algorithmOf(d)}-${hexOf(d)}`);
         if (again.blobs.has(d)) {
@@ -472,7 +529,7 @@ export class OciStore {
         removed.push(d);
         bytes += size;
       }
-      if (moved.length > 0) await rm(hidden, { recursive: true, force: true });
+      if (moved.length + movedLazy.length > 0) await rm(hidden, { recursive: true, force: true });
       // Registry source hints (<root>/remote/sources/<alg>/<hex>.json, see registry/sources.ts)
       // of blobs that are gone: one readdir per algorithm, no stat, so this stays cheap.
       const sources = sourcesDir(this.root);
@@ -489,6 +546,11 @@ export class OciStore {
         if (/^\d+-gc-/.test(n)) {
           // Blobs a killed gc had hidden: those an image or a live process still wants go back.
           for (const h of await readdir(p).catch(() => [] as string[])) {
+            if (h.startsWith('lazy-')) {
+              const ld = h.slice('lazy-'.length, -'.json'.length).replace('-', ':');
+              if (isDigest(ld) && (live.has(ld as Digest) || again.blobs.has(ld))) await this.unhideLazy(join(p, h), ld as Digest);
+              continue;
+            }
             const d = h.replace('-', ':');
             if (isDigest(d) && (live.has(d as Digest) || again.blobs.has(d))) await this.unhide(join(p, h), d as Digest);
           }
@@ -497,7 +559,7 @@ export class OciStore {
         bytes += st?.isFile() ? st.size : 0;
         await rm(p, { recursive: true, force: true });
       }
-      for (const dir of [this.root, buildCacheDir(this.root), stepCacheDir(this.root), compressedCacheDir(this.root)]) {
+      for (const dir of [this.root, buildCacheDir(this.root), stepCacheDir(this.root), compressedCacheDir(this.root), dirname(lazyLayerPath(this.root, 'sha256:'))]) {
         await sweepTempFiles(dir);
       }
     });
@@ -508,11 +570,24 @@ export class OciStore {
     return { removed, bytes };
   }
 
+  /** Puts a lazy layer record gc had hidden back in place (unless one was written anew meanwhile). */
+  private async unhideLazy(hiddenPath: string, d: Digest): Promise<void> {
+    const to = lazyLayerPath(this.root, d);
+    await mkdir(dirname(to), { recursive: true });
+    if (existsSync(to) || existsSync(blobPath(this.root, d))) await rm(hiddenPath, { force: true });
+    else await rename(hiddenPath, to);
+  }
+
   /** Puts a blob gc had hidden back in place (unless it was written anew meanwhile). */
   private async unhide(hiddenPath: string, d: Digest): Promise<void> {
     if (existsSync(blobPath(this.root, d))) await rm(hiddenPath, { force: true });
     else await rename(hiddenPath, blobPath(this.root, d));
   }
+}
+
+/** A lazy layer record's name among the files a gc has hidden (`lazy-<alg>-<hex>.json`). */
+function lazyHiddenName(d: Digest): string {
+  return `lazy-${algorithmOf(d)}-${hexOf(d)}.json`;
 }
 
 /**

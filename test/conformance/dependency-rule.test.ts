@@ -28,7 +28,8 @@ const ALLOWED: Record<string, string[]> = {
   image: [],
   compress: ['image'],
   tar: ['compress', 'image'],
-  store: ['compress', 'image'],
+  // store → tar: a build layer kept unwritten is packed again from its snapshot (store/lazy.ts).
+  store: ['tar', 'compress', 'image'],
   archive: ['store', 'tar', 'compress', 'image'],
   registry: ['store', 'tar', 'compress', 'image'],
   sandbox: [],

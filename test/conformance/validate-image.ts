@@ -131,7 +131,12 @@ async function readBlob(store: OciStore, d: Descriptor, what: string, errs: stri
   let raw: Buffer;
   try {
     const { readFile } = await import('node:fs/promises');
-    raw = await readFile(store.blobPath(d.digest));
+    if ((await store.info(d.digest))?.lazy) {
+      // A build layer kept unwritten (store/lazy.ts): the bytes its reader packs, checked here again.
+      const chunks: Buffer[] = [];
+      for await (const c of await store.reader({ digest: d.digest, size: -1 })) chunks.push(c as Buffer);
+      raw = Buffer.concat(chunks);
+    } else raw = await readFile(store.blobPath(d.digest));
   } catch (e) {
     errs.push(`${what} ${d.digest}: cannot read blob (${(e as Error).message})`);
     return undefined;

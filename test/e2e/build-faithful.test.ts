@@ -138,7 +138,8 @@ describe('our images run under podman', () => {
     const pRoot = join(tmp.dir, 'podman-root');
     const pRun = join(tmp.dir, 'podman-run');
     const ref = 'localhost/faithful-multistage:latest';
-    const r = await build({ root, contextDir: join(CASES_DIR, 'multistage'), tags: [ref] });
+    // skopeo reads the store root as an OCI layout: the layers' blobs must be written.
+    const r = await build({ root, contextDir: join(CASES_DIR, 'multistage'), tags: [ref], writeLayers: true });
     expect(r.tags).toEqual([ref]);
     sh('skopeo', ['copy', '-q', `oci:${root}:${ref}`, `containers-storage:[vfs@${pRoot}+${pRun}]${ref}`]);
     const out = sh('podman', [

@@ -63,9 +63,16 @@ export async function checkStore(root: string): Promise<string[]> {
     }
   }
 
-  // Every index entry is complete.
+  // Every index entry is complete. A build layer kept unwritten (store/lazy.ts) is there when
+  // its record names a snapshot directory that exists and the size the descriptor says.
   const need = async (d: Desc, from: string): Promise<boolean> => {
     if (!blobs.has(d.digest)) {
+      const [alg, hex] = d.digest.split(':');
+      const rec = (await readJson(join(root, 'lazy-layers', alg!, `${hex!}.json`), []).catch(() => undefined)) as { size?: number; dir?: string } | undefined;
+      if (rec?.dir !== undefined && (await exists(join(root, rec.dir)))) {
+        if (rec.size !== d.size) problems.push(`${from}: lazy layer ${d.digest} has ${rec.size} bytes, descriptor says ${d.size}`);
+        return false;
+      }
       problems.push(`${from} names missing blob ${d.digest}`);
       return false;
     }
@@ -133,7 +140,7 @@ export async function checkClean(root: string): Promise<string[]> {
   for (const n of await list(join(root, 'leases'))) problems.push(`leases/${n} left`);
   for (const n of await list(join(root, 'cache', 'build', 'tmp'))) problems.push(`cache/build/tmp/${n} left`);
   const leftover = /\.lock($|\.)|\.tmp$/;
-  const dirs = ['', 'overlay', 'overlay/unpack', 'cache', 'cache/build', 'cache/build/steps', 'cache/compressed', 'cache/mounts', 'remote/sources/sha256'];
+  const dirs = ['', 'lazy-layers/sha256', 'overlay', 'overlay/unpack', 'cache', 'cache/build', 'cache/build/steps', 'cache/compressed', 'cache/mounts', 'remote/sources/sha256'];
   for (const d of dirs) {
     for (const n of await list(join(root, d))) if (leftover.test(n)) problems.push(`${join(d, n)} left`);
   }

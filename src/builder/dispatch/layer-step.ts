@@ -1,7 +1,8 @@
 /**
  * The layer step (RUN, COPY, ADD, and the mkdir a WORKDIR implies): cache lookup by key, else
- * prepare an active snapshot on the stage's chain, do the work, pack the upper dir into an
- * uncompressed layer and commit the snapshot under the new chain id. A cache hit touches neither
+ * prepare an active snapshot on the stage's chain, do the work, hash the upper dir's layer (its
+ * blob is written only when something needs its bytes: store/lazy.ts) and commit the snapshot
+ * under the new chain id. A cache hit touches neither
  * snapshots nor file contents.
  */
 import { lchown, lstat, mkdir } from 'node:fs/promises';
@@ -80,9 +81,11 @@ export async function layerStep(
       let committed = false;
       try {
         await work({ key: activeKey, mounts, phases }, (l) => task.log(l));
-        // One span around the pass whose pack, hash and write pieces interleave.
+        // One span around the pass whose pack, hash and write pieces interleave. Hashed only
+        // (no blob written) unless linked: a linked layer's snapshot is not kept.
         const blob = await phases.group('diff', () => sn.diff(activeKey, {
           phases,
+          lazy: !o.linked && !env.writeLayers,
           ...(env.sourceDateEpoch !== undefined ? { sourceDateEpoch: env.sourceDateEpoch } : {}),
           ...(env.signal ? { signal: env.signal } : {}),
         }));
@@ -97,6 +100,10 @@ export async function layerStep(
             // A concurrent build may have committed the same chain meanwhile.
             if (!(await sn.acquire(chainId, env.store.lease))) throw e;
           }
+        }
+        if (blob.lazy && sn.keepLazy) {
+          const lazy = blob.lazy;
+          await phases.time('sync', () => sn.keepLazy!(chainId, { ...blob, lazy }));
         }
         const layer: Descriptor = { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
         return { layer, diffId: blob.diffId, chainId };

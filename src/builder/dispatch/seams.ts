@@ -9,6 +9,7 @@ import type { Digest } from '../../image/digest.js';
 import type { LoadedImage } from '../../image/model.js';
 import type { Lease } from '../../store/lease.js';
 import type { LayerBlob } from '../../store/layers.js';
+import type { LazyPack } from '../../store/lazy.js';
 import type { Snapshotter, Usage } from '../../snapshots/snapshotter.js';
 import type { CacheRecord } from '../cache.js';
 
@@ -29,8 +30,14 @@ export interface BuildSnapshotter extends Pick<Snapshotter, 'prepare' | 'view' |
   readonly inPlace?: boolean;
   /** Whether the committed snapshot `key` exists; with a lease, it is leased too. */
   acquire(key: string, lease?: Lease, o?: { signal?: AbortSignal }): Promise<boolean>;
-  /** Packs the changes of the active snapshot `key` into an uncompressed layer in the store. */
-  diff(key: string, o: { sourceDateEpoch?: number; phases?: PhaseClock; signal?: AbortSignal }): Promise<LayerBlob & { usage?: Usage }>;
+  /**
+   * The uncompressed layer of the changes of the active snapshot `key`. With `lazy` (where the
+   * snapshotter can) it is only hashed, and `lazy` in the result says how to pack it again:
+   * `keepLazy` records that once the snapshot is committed. Else it is written to the store.
+   */
+  diff(key: string, o: { sourceDateEpoch?: number; phases?: PhaseClock; signal?: AbortSignal; lazy?: boolean }): Promise<LayerBlob & { usage?: Usage; lazy?: LazyPack }>;
+  /** Records that the lazy layer `blob` is packed from the committed snapshot `name` (store/lazy.ts). */
+  keepLazy?(name: string, blob: LayerBlob & { lazy: LazyPack }): Promise<void>;
   /** Unpacks `layers` into committed snapshots named by their chain ids. */
   unpack(layers: Descriptor[], diffIds: Digest[], o: { lease: Lease; signal?: AbortSignal }): Promise<void>;
 }

@@ -51,6 +51,8 @@ export interface DispatchEnv {
   /** Told every layer step's result, hit or built (for --cache-to). */
   stepLog?(entry: StepLogEntry): void;
   noCache: boolean;
+  /** Write layer blobs at build time, not when first needed (BuildOptions.writeLayers). */
+  writeLayers?: boolean;
   pull: boolean;
   context: BuildContext;
   /** Scratch dir of this build (mount points, per-step files); removed at the end. */

@@ -25,6 +25,7 @@ interface BuildFlags {
   buildArg: string[];
   target?: string;
   cache: boolean;
+  writeLayers?: boolean;
   pull: boolean;
   progress: string;
   secret: string[];
@@ -85,6 +86,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage (and what it needs) only')
     .option('--no-cache', 'do not use the build cache')
+    .option('--write-layers', 'write each layer\'s blob as it is built (for tools that read the store root as an OCI layout); by default a blob is written when first needed: push, save, --output')
     .option('--pull', 'always pull base images', false)
     .option('--storage-driver <name>', 'snapshotter for the build: overlay, fuse-overlayfs or vfs (copies, needs no mount); default the global --storage-driver, else the first of them that works here')
     .option('--isolation <type>', `how RUN steps are isolated: oci (all namespaces, own /proc), chroot (what an unprivileged pod allows, then chroot), or auto, the strongest available (default: $${ISOLATION_ENV}, else auto)`)
@@ -167,6 +169,7 @@ export default function register(program: Command, ctx: CliContext): void {
           buildArgs,
           ...(f.target ? { target: f.target } : {}),
           noCache: !f.cache,
+          ...(f.writeLayers ? { writeLayers: true } : {}),
           pull: f.pull,
           ...((f.storageDriver ?? ctx.storageDriver()) ? { storageDriver: parseStorageDriver((f.storageDriver ?? ctx.storageDriver())!) } : {}),
           isolation: parseIsolation(f.isolation ?? ctx.env[ISOLATION_ENV] ?? 'auto'),
