@@ -16,7 +16,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { writeFileAtomic } from '../atomic.js';
 import { createHasher, isDigest, type Digest, type Hasher } from '../image/digest.js';
 import { packDir, type PackOptions } from '../tar/pack.js';
@@ -138,7 +138,8 @@ export function packLazyLayer(root: string, rec: LazyLayer, o: { signal?: AbortS
   const dir = join(root, rec.dir);
   if (!existsSync(dir)) throw new LazyLayerGoneError(rec.digest, rec.dir);
   const tar = packDir(dir, { ...rec.pack, ...(o.signal ? { signal: o.signal } : {}) });
-  const check = new LayerCheck(rec);
-  tar.once('error', (e) => check.destroy(e)); // pipe() does not pass a read error on
-  return tar.pipe(check);
+  // pipeline() passes a pack error on, stops the pack when the reader goes away, and keeps a
+  // listener on the check: a consumer that stopped listening (a push that failed elsewhere)
+  // must not turn its late error into an uncaught one.
+  return pipeline(tar, new LayerCheck(rec), () => {});
 }
