@@ -57,7 +57,7 @@ import type { BuildNetwork } from './dispatch/run-step.js';
 import type { SecretSource } from './dispatch/mounts.js';
 import { checkEntitlements, releaseStaleStepNetworks, runSandboxOptions, StepNetworks } from './dispatch/run-network.js';
 import type { HostDnsSource } from '../host/resolv-conf.js';
-import { timed, type BuildTrace } from '../phases.js';
+import { PhaseClock, timed, type BuildTrace } from '../phases.js';
 import { tracedReporter } from './trace.js';
 
 export type { BuildReporter, StepReporter } from './dispatch/stage.js';
@@ -379,7 +379,10 @@ async function buildWith(
     const compression = o.compression ?? 'none';
     if (compression !== 'none') {
       const task = reporter.task(`compressing ${layers.length} layers (${compression})`);
-      layers = await Promise.all(layers.map((l) => timed(o.trace?.clock, 'compress', () => ensureCompressed(store, l, compression, { ...(o.format ? { format: o.format } : {}), ...(signal ? { signal } : {}) }))));
+      // Traced, each layer's compression is shown in the task (they run at once: on lanes of their own).
+      const clock = o.trace ? new PhaseClock() : undefined;
+      if (clock) task.phases?.(clock);
+      layers = await Promise.all(layers.map((l) => timed(clock, 'compress', () => ensureCompressed(store, l, compression, { ...(o.format ? { format: o.format } : {}), ...(signal ? { signal } : {}) }))));
       task.done();
     }
     // BuildKit's export step; the image id is printed once, by the caller (the CLI on stdout).

@@ -132,6 +132,21 @@ describe('build --trace', () => {
     expect(r2.stderr).not.toMatch(/slowest steps: .*(COPY|RUN)/);
   });
 
+  it('shows each layer\'s compression for --compression inside the compressing task', async () => {
+    const ctx = await writeContext(tmp.dir, 'gz', { Dockerfile: 'FROM busybox\nRUN echo gz > /gz\n' });
+    const file = join(tmp.dir, 'gz.json');
+    const r = await runCli(['build', '-q', '--no-cache', '--compression', 'gzip', '--trace', file, ctx], { root });
+    expect(r.code, r.stderr).toBe(0);
+    const t = await readTrace(file);
+    const compress = t.slices.filter((s) => s.name === 'compress');
+    expect(compress).toHaveLength(2);
+    const task = t.slice(/compressing 2 layers \(gzip\)$/);
+    for (const c of compress) {
+      expect(t.threads.get(c.tid)).toMatch(/^build( \(\d+\))?$/);
+      expect(within(c, task)).toBe(true);
+    }
+  });
+
   it('writes the trace of a failed build, then the one-line error', async () => {
     const ctx = await writeContext(tmp.dir, 'fails', { Dockerfile: 'FROM busybox\nRUN echo one > /one\nRUN exit 3\n' });
     const file = join(tmp.dir, 'fails.json');
