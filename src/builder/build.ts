@@ -39,7 +39,8 @@ import { shortForm } from './lint/report.js';
 import { buildStageGraph, findStageRef, type StageGraph } from './frontend/stages.js';
 import { hostPlatformOf, parsePlatformSpec } from './frontend/platform.js';
 import { BuildCache } from './cache.js';
-import { CacheExchange } from './remote-cache/exchange.js';
+import { CacheExchange, warner } from './remote-cache/exchange.js';
+import { openSharedCacheMounts } from './remote-cache/mounts.js';
 import { isBrokenCacheEntry } from './remote-cache/import.js';
 import type { CacheExport, CacheImport } from './remote-cache/options.js';
 import { openContext } from './context.js';
@@ -263,6 +264,12 @@ async function buildWith(
     ...(o.cacheFrom ? { cacheFrom: o.cacheFrom } : {}), ...(o.cacheTo ? { cacheTo: o.cacheTo } : {}),
     useImports: !o.noCache, ...(o.env ? { env: o.env } : {}), reporter, ...(signal ? { signal } : {}),
   });
+  // RUN cache mounts travel with the cache when an export asks for them or an import holds some.
+  const exportMounts = (o.cacheTo ?? []).some((e) => e.cacheMounts);
+  const cacheMounts = openSharedCacheMounts({
+    store, scratch: tmpDir, exporting: exportMounts,
+    ...(exchange?.imported ? { imported: exchange.imported } : {}), say: warner(reporter), ...(signal ? { signal } : {}),
+  });
   // Images of OCI layouts named as contexts are read into the store first (buildx resolves them up front).
   const preloaded = new Map<string, ImageState>();
   for (const c of contexts.values()) {
@@ -286,6 +293,7 @@ async function buildWith(
     cache,
     ...(exchange?.imported ? { remoteCache: exchange.imported } : {}),
     ...(o.cacheTo?.length ? { stepLog: (e) => exchange?.steps.push(e) } : {}),
+    ...(cacheMounts ? { cacheMounts } : {}),
     noCache: o.noCache ?? false,
     writeLayers: o.writeLayers ?? false,
     pull: o.pull ?? false,
@@ -424,7 +432,7 @@ async function buildWith(
     }
     await timed(o.trace?.clock, 'context', () => context.stat.save());
     // After the image is stored: a failed export fails the build (unless ignore-error) with the image kept.
-    if (o.cacheTo?.length) await exchange?.exportAll(store, config.rootfs.diff_ids);
+    if (o.cacheTo?.length) await exchange?.exportAll(store, config.rootfs.diff_ids, exportMounts && cacheMounts ? await cacheMounts.export(o.root) : []);
     return { descriptor, imageId, config, tags, warnings };
   } finally {
     await exchange?.dispose().catch(() => {});

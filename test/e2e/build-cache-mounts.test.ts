@@ -84,6 +84,22 @@ describe('build --cache-to cache-mounts=true', () => {
     expect(await readFile(join(cacheMountDir(b, '/cache'), 'x'), 'utf8')).toBe('built\n');
   }, 90_000);
 
+  it('a machine whose steps all hit passes the imported mounts on to the cache it writes', async () => {
+    const ctx = await writeContext(tmp.dir, 'relay-ctx', { Dockerfile: DOCKERFILE, input: 'one\n' });
+    const first = `${reg.host}/cache/relay:first`;
+    const second = `${reg.host}/cache/relay:second`;
+    await build(await machine(), ctx, ['--cache-to', `type=registry,ref=${first},cache-mounts=true`]);
+    // B: every step hits, no RUN runs, its mounts stay empty; it writes the cache again.
+    const b = await machine();
+    const relay = await build(b, ctx, ['--cache-from', `type=registry,ref=${first}`, '--cache-to', `type=registry,ref=${second},cache-mounts=true`]);
+    expect(relay.stderr).not.toMatch(/cache mount \/cache: restored/);
+    // C: a changed context, imported from B's cache only: A's mount content arrives through B.
+    await writeFile(join(ctx, 'input'), 'changed\n');
+    const c = await machine();
+    await build(c, ctx, ['-t', 'app', '--cache-from', `type=registry,ref=${second}`]);
+    expect(await cat(c, 'app', '/result')).toBe('restored\nbuilt\npkg\n');
+  }, 90_000);
+
   it('keeps a local mount that holds anything; a cache without cache-mounts=true carries none', async () => {
     const ctx = await writeContext(tmp.dir, 'local-ctx', { Dockerfile: DOCKERFILE, input: 'one\n' });
     const dest = join(tmp.dir, 'layout');

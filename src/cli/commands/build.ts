@@ -104,7 +104,7 @@ export default function register(program: Command, ctx: CliContext): void {
     .option('--output <type=oci|docker,dest=path>', 'also export the image: an OCI layout dir, or a tarball (dest ending in .tar, or type=docker)')
     .option('--compression <c>', 'layer compression: none (default), gzip or zstd', 'none')
     .option('--cache-from <src>', 'reuse the steps of a build cache: type=registry,ref=REF (or REF alone) or type=local,src=DIR[,tag=T|digest=D] (repeatable)', collect, [])
-    .option('--cache-to <dest>', 'write the build\'s steps as a cache: type=registry,ref=REF or type=local,dest=DIR[,tag=T], with [,mode=min|max][,compression=gzip|zstd|uncompressed][,ignore-error=true] (repeatable)', collect, [])
+    .option('--cache-to <dest>', 'write the build\'s steps as a cache: type=registry,ref=REF or type=local,dest=DIR[,tag=T], with [,mode=min|max][,compression=gzip|zstd|uncompressed][,ignore-error=true][,cache-mounts=true: RUN --mount=type=cache contents too] (repeatable)', collect, [])
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--format <f>', 'manifest format: oci (default) or docker')
     .option('-q, --quiet', 'print only the image id')
