@@ -53,7 +53,7 @@ function report(e: unknown): number {
 // namespace, which the command learns once it has found the container (UserNamespaceNeeded).
 // `top` and `stats` read the container's processes in /proc, whose namespace links only the user
 // itself may read (host/proc-group.ts).
-const OUTSIDE_NAMESPACE: ReadonlySet<string> = new Set(['', 'version', 'help', 'login', 'logout', 'images', 'exec', 'stop', 'kill', 'logs', 'ps', 'wait', 'inspect', 'cp', 'top', 'stats']);
+const OUTSIDE_NAMESPACE: ReadonlySet<string> = new Set(['', 'version', 'help', 'login', 'logout', 'images', 'analyze', 'exec', 'stop', 'kill', 'logs', 'ps', 'wait', 'inspect', 'cp', 'top', 'stats']);
 
 /** The command word of a command line (after global options; `--root` takes a value). */
 function commandOf(args: string[]): string {

@@ -157,7 +157,7 @@ export async function fetchManifest(client: RegistryClient, repo: string, refOrD
   return { descriptor: { mediaType, digest: expected ?? actual, size: raw.length }, raw, doc };
 }
 
-function validateManifest(m: Manifest, ref: string): void {
+export function validateManifest(m: Manifest, ref: string): void {
   if (!m.config || typeof m.config.digest !== 'string' || !Array.isArray(m.layers)) {
     throw new ProtocolError(`manifest of ${ref} has no config or layers`);
   }

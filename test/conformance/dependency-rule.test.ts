@@ -38,8 +38,9 @@ const ALLOWED: Record<string, string[]> = {
   volumes: ['store'],
   containers: ['volumes', 'snapshots', 'host', 'sandbox', 'store', 'image'],
   builder: ['snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image'],
-  cli: ['builder', 'containers', 'volumes', 'snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image', 'root'],
-  root: ['builder', 'containers', 'volumes', 'snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image'],
+  analyze: ['registry', 'store', 'tar', 'compress', 'image'],
+  cli: ['builder', 'analyze', 'containers', 'volumes', 'snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image', 'root'],
+  root: ['builder', 'analyze', 'containers', 'volumes', 'snapshots', 'host', 'sandbox', 'registry', 'archive', 'store', 'tar', 'compress', 'image'],
 };
 
 /** Imports of the sandbox's spec for its types (the Mount and Rlimit shapes) that are allowed. */

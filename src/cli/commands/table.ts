@@ -43,6 +43,7 @@ export const commandModules: ReadonlyMap<string, Loader> = new Map<string, Loade
   ['images', () => import('./images.js')],
   ['inspect', () => import('./inspect.js')],
   ['history', () => import('./history.js')],
+  ['analyze', () => import('./analyze.js')],
   ['tag', () => import('./tag.js')],
   ['rmi', () => import('./rmi.js')],
   ['prune', () => import('./prune.js')],
