@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(build-essential busybox-static skopeo umoci docker-registry buildah podman runc oci-image-tool time
   zstd pigz iproute2 iptables uidmap apache2-utils jq attr hyperfine util-linux git openssh-client xz-utils bzip2 dropbear-bin debootstrap slirp4netns passt
-  fuse-overlayfs libcap2-bin)
+  fuse-overlayfs libcap2-bin chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -35,8 +35,10 @@ function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(1);
 }
 
-function stepOf(createdBy: string): string {
-  return createdBy.replace(/^\/bin\/sh -c #\(nop\) /, '').replace(/\s+/g, ' ').trim() || '(no history)';
+/** A layer's step as the page shows it: its command, else its history comment. */
+function stepOf(l: { createdBy: string; comment?: string } | undefined): string {
+  const step = (l?.createdBy ?? '').replace(/^\/bin\/sh -c #\(nop\) /, '').replace(/\s+/g, ' ').trim();
+  return step || (l?.comment ? `(${l.comment})` : '(no history)');
 }
 
 function treemapSvg(a: Analysis, o: HtmlOptions, boxes: TreemapBox[]): string {
@@ -45,7 +47,7 @@ function treemapSvg(a: Analysis, o: HtmlOptions, boxes: TreemapBox[]): string {
   for (const b of boxes) {
     if (b.w < 0.5 || b.h < 0.5) continue;
     const r = `x="${fmt(b.x)}" y="${fmt(b.y)}" width="${fmt(b.w)}" height="${fmt(b.h)}"`;
-    const step = b.layer >= 0 ? ` — layer ${b.layer}: ${stepOf(a.report.layers[b.layer]?.createdBy ?? '')}` : '';
+    const step = b.layer >= 0 ? ` — layer ${b.layer}: ${stepOf(a.report.layers[b.layer])}` : '';
     const title = esc(b.kind === 'group' ? `${b.path}: ${b.label}, ${size(b.bytes)}${step}` : `${b.path}, ${size(b.bytes)}${step}`);
     if (b.kind === 'dir') {
       parts.push(`<rect class="d" ${r}><title>${title}</title></rect>`);
@@ -88,7 +90,7 @@ export function renderHtml(a: Analysis, o: HtmlOptions): string {
   const r = a.report;
   const size = o.formatSize;
   const boxes = layoutTreemap(a.fs, { width: W, height: H });
-  const layerRows = r.layers.map((l) => `<tr data-layer="${l.index}"><td><span class="sw" style="background:${layerColour(l.index)}"></span>${l.index}</td><td>${esc(size(l.size))}</td><td>${l.added}</td><td>${l.modified}</td><td>${l.removed}</td><td>${esc(size(l.wastedBytes))}</td><td>${esc(size(l.hiddenBytes))}</td><td class="cmd">${esc(stepOf(l.createdBy))}</td></tr>`).join('');
+  const layerRows = r.layers.map((l) => `<tr data-layer="${l.index}"><td><span class="sw" style="background:${layerColour(l.index)}"></span>${l.index}</td><td>${esc(size(l.size))}</td><td>${l.added}</td><td>${l.modified}</td><td>${l.removed}</td><td>${esc(size(l.wastedBytes))}</td><td>${esc(size(l.hiddenBytes))}</td><td class="cmd">${esc(stepOf(l))}</td></tr>`).join('');
   const wasters = r.largestWasters.map((w) => {
     const why = w.kind === 'duplicate' ? `same content as ${esc(w.of ?? '')}` : `${w.kind} by layer ${w.by}`;
     return `<tr><td>${esc(size(w.bytes))}</td><td><span class="k ${w.kind}">${w.kind}</span></td><td class="p">${esc(w.path)}${w.files > 1 ? ` (${w.files} files)` : ''}</td><td>${w.layer}</td><td>${why}</td></tr>`;

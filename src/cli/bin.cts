@@ -45,7 +45,7 @@ const VALUE_OPTIONS = new Set(['--root']);
 export const COMMANDS: ReadonlySet<string> = new Set([
   'build', 'run', 'create', 'start', 'exec', 'ps', 'logs', 'stop', 'kill', 'restart', 'wait', 'pause', 'unpause',
   'rename', 'update', 'attach', 'rm', 'commit', 'cp', 'diff', 'export', 'top', 'stats', 'port', 'pull', 'push',
-  'login', 'logout', 'images', 'inspect', 'history', 'tag', 'rmi', 'prune', 'volume', 'generate', 'import', 'save',
+  'login', 'logout', 'images', 'inspect', 'history', 'analyze', 'tag', 'rmi', 'prune', 'volume', 'generate', 'import', 'save',
   'load', 'events', 'info', 'version', 'container', 'image', 'network', 'system', 'help',
 ]);
 

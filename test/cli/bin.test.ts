@@ -126,6 +126,11 @@ describe('the imgbuild executable (dist/cli/bin.cjs)', () => {
     expect(ps).toContain('// src/cli/commands/ps.ts');
     expect(ps).not.toContain('// src/cli/commands/build.ts');
     expect(ps).not.toContain('// node_modules/undici/');
+    // analyze's code (its own bundle) stays off run's path.
+    const analyze = readFileSync(join(dist, 'bundle-analyze.cjs'), 'latin1');
+    expect(analyze).toContain('// src/analyze/dive.ts');
+    expect(analyze).not.toContain('// src/cli/commands/run.ts');
+    expect(readFileSync(join(dist, 'bundle-run.cjs'), 'latin1')).not.toContain('// src/analyze/');
   });
 
   it('runs every command from its own bundle or the whole one alike', async () => {
