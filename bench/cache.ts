@@ -59,7 +59,7 @@ function makeContext(dir: string): { files: number } {
   writeFileSync(join(dir, 'Dockerfile'), [
     'FROM busybox',
     'COPY doc /src',
-    'RUN mkdir /out && cd /src && find . -type f | sort | xargs sha256sum > /out/sums && tar cf - . | gzip -9 > /out/src.tar.gz && cp -a /src /out/tree',
+    'RUN mkdir /out && cd /src && find . -type f -exec sha256sum {} + | sort > /out/sums && tar cf - . | gzip -9 > /out/src.tar.gz && cp -a /src /out/tree',
     'COPY app /app',
     '',
   ].join('\n'));

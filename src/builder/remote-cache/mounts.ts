@@ -24,6 +24,7 @@ import { layerCompression, type Compression } from '../../image/media-types.js';
 import type { Descriptor } from '../../image/types.js';
 import type { Digest } from '../../image/digest.js';
 import { throwIfAborted } from '../../errors.js';
+import { withLock } from '../../atomic.js';
 import type { CacheMountSeam } from '../dispatch/seams.js';
 import { cacheMountDir } from '../dispatch/mounts.js';
 
@@ -166,9 +167,11 @@ export class SharedCacheMounts implements CacheMountSeam {
         return;
       }
       await imp.fetch(imp.layer);
-      // The store's reader verifies the digest at the end: bytes that fail it undo the restore.
-      const blob = await this.o.store.reader(imp.layer);
-      const r = await restoreCacheMount(blob, imp.layer, dir, { scratch: this.o.scratch, ...(signal ? { signal } : {}) });
+      // Under the mount's lock, as a `sharing=locked` step of another build holds it: such a step never
+      // sees its empty directory replaced under it. The store's reader verifies the digest at the
+      // end: bytes that fail it undo the restore.
+      await mkdir(join(dir, '..'), { recursive: true });
+      const r = await withLock(dir, async () => restoreCacheMount(await this.o.store.reader(imp.layer), imp.layer, dir, { scratch: this.o.scratch, ...(signal ? { signal } : {}) }), signal ? { signal } : {});
       this.o.say?.(r === 'restored' ? `cache mount ${id}: restored from the imported cache (${imp.layer.size} bytes)` : `cache mount ${id}: the local content is kept (the imported one is not used)`);
     } catch (e) {
       throwIfAborted(signal);
@@ -186,8 +189,19 @@ export class SharedCacheMounts implements CacheMountSeam {
    */
   async export(root: string): Promise<CacheMountLayer[]> {
     const out: CacheMountLayer[] = [];
+    const signal = this.o.signal;
     for (const id of this.used) {
-      const packed = await packCacheMount(this.o.store, cacheMountDir(root, id), { compression: 'none', ...(this.o.signal ? { signal: this.o.signal } : {}) });
+      const dir = cacheMountDir(root, id);
+      let packed: LayerBlob | undefined;
+      try {
+        // Under the mount's lock: a `sharing=locked` step of another build does not change it meanwhile.
+        if (!(await isEmptyOrAbsent(dir))) packed = await withLock(dir, () => packCacheMount(this.o.store, dir, { compression: 'none', ...(signal ? { signal } : {}) }), signal ? { signal } : {});
+      } catch (e) {
+        // A mount another build is writing (a file shrank under the pack) is not worth a failed build.
+        throwIfAborted(signal);
+        this.o.say?.(`WARNING: cache mount ${id}: cannot be packed, it is not exported: ${(e as Error).message}`);
+        continue;
+      }
       if (packed) {
         const { diffId, uncompressedSize: _u, ...layer } = packed;
         out.push({ id, layer, diffId });
@@ -199,7 +213,7 @@ export class SharedCacheMounts implements CacheMountSeam {
         await imp.fetch(imp.layer);
         out.push({ id, layer: imp.layer, diffId: imp.diffId });
       } catch (e) {
-        throwIfAborted(this.o.signal);
+        throwIfAborted(signal);
         this.o.say?.(`WARNING: cache mount ${id}: the imported content cannot be fetched, it is not exported: ${(e as Error).message}`);
       }
     }
