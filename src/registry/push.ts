@@ -227,9 +227,6 @@ export async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter
     meter.phase('exists', d.size);
     return 'exists';
   }
-  // Uploads read the blob's file (by ranges, again on a retry): a build layer kept unwritten
-  // (store/lazy.ts) is written first, verified.
-  await ctx.store.materialize(d.digest, ctx.signal ? { signal: ctx.signal } : {});
   let loc: URL | undefined;
   const known = await sourcesOf(ctx.store.root, d.digest, ctx.registry);
   for (const from of [...new Set([...ctx.mountFrom, ...known])]) {
@@ -247,6 +244,9 @@ export async function uploadBlob(ctx: UploadCtx, d: Descriptor, meter: BlobMeter
     }
   }
   await ctx.ensureLocal?.(d);
+  // Uploads read the blob's file (by ranges, again on a retry): a build layer kept unwritten
+  // (store/lazy.ts) is written first, verified. A mount needs no file.
+  await ctx.store.materialize(d.digest, ctx.signal ? { signal: ctx.signal } : {});
   // A registry that refuses one upload style gets the other (at once, not as a retry); a
   // temporary failure starts a new upload session, as the retry policy allows.
   const once = async (): Promise<'mounted' | 'uploaded'> => {

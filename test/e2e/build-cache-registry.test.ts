@@ -82,7 +82,9 @@ it('a fresh store with the cache runs no RUN, makes no snapshot, and gives the s
   expect(first.stderr).toContain(`exporting cache to ${ref}`);
 
   const m2 = await machine();
-  const second = await build(m2, ctx, ['-t', 'app:1', '--cache-from', ref]);
+  // Importing and exporting one ref, as a CI job does: the layers are fetched once, at the end.
+  const second = await build(m2, ctx, ['-t', 'app:1', '--cache-from', ref, '--cache-to', `type=registry,ref=${ref}`]);
+  expect(second.stderr.match(/^#\d+ fetching cached layer /gm)).toHaveLength(4);
   const steps = [...outcomes(second.stderr)].filter(([l]) => /^\[\S+ \d+\/\d+\] (RUN|COPY)/.test(l));
   expect(steps.length).toBe(4);
   expect(steps.every(([, o]) => o === 'CACHED'), second.stderr).toBe(true);
@@ -94,6 +96,9 @@ it('a fresh store with the cache runs no RUN, makes no snapshot, and gives the s
   const run = await runCli(['run', '--rm', '--network', 'none', 'app:1'], { root: m2 });
   expect(run.code, run.stderr).toBe(0);
   expect(run.stdout).toBe('A\nB\n');
+  // The cache it wrote back serves a third machine as well.
+  const third = await build(await machine(), ctx, ['-t', 'app:1', '--cache-from', ref]);
+  expect(third.id).toBe(first.id);
 }, 90_000);
 
 it('after a context change only the steps whose keys changed run; later steps hit again', async () => {
@@ -154,6 +159,14 @@ it('mode=min keeps the image\'s steps, mode=max every stage\'s', async () => {
   expect(steps.length).toBe(3);
   expect(steps.every(([, s]) => s === 'CACHED'), max.stderr).toBe(true);
   expect(await manifestDigest(m3, 'modes:1')).toBe(await manifestDigest(m1, 'modes:1'));
+  // A machine that hit every step passes a mode=max cache on to another repository: the deps
+  // stage's layer, never needed there, is mounted from the imported repository, not fetched.
+  const m5 = await machine();
+  const relay = await build(m5, ctx, ['-t', 'modes:1', '--cache-from', `${reg.host}/cache/modes:max`, '--cache-to', `type=registry,ref=${reg.host}/relay/modes:max,mode=max`]);
+  expect(relay.stderr.match(/^#\d+ fetching cached layer /gm)).toHaveLength(2);
+  const m6 = await machine();
+  const relayed = await build(m6, ctx, ['-t', 'modes:1', '--cache-from', `${reg.host}/relay/modes:max`]);
+  expect([...outcomes(relayed.stderr)].filter(([l]) => /\] (RUN|COPY)/.test(l)).map(([, s]) => s)).toEqual(['CACHED', 'CACHED', 'CACHED']);
   // min on a machine that has the deps stage locally: the final stage hits from the cache.
   const m4 = await machine();
   await build(m4, ctx, ['--target', 'deps', '--cache-from', `${reg.host}/cache/modes:max`]);

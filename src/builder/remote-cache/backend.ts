@@ -31,6 +31,7 @@ export interface CacheWrite {
   ensureLocal(d: Descriptor): Promise<void>;
   /** Repositories of the target's registry that hold imported blobs (cross-repository mounts). */
   mountFrom: string[];
+  signal?: AbortSignal;
 }
 
 export interface CacheTarget {

@@ -75,6 +75,7 @@ export async function exportCache(store: OciStore, exp: CacheExport, target: Cac
       if (!(await store.info(d.digest))) await imported?.fetchBlob(d);
     },
     mountFrom: [...new Set(mountFrom)],
+    ...signal,
   });
 }
 

@@ -44,6 +44,7 @@ interface Candidate {
   blob: Descriptor;
 }
 
+const mib = (n: number): string => `${(n / 1048576).toFixed(n < 10485760 ? 2 : 1)} MiB`;
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 export class ImportedCache {
@@ -62,13 +63,14 @@ export class ImportedCache {
   private constructor(
     readonly sources: CacheSource[],
     private readonly store: OciStore,
+    private readonly reporter: BuildReporter,
     private readonly warn: (line: string) => void,
     private readonly signal?: AbortSignal,
   ) {}
 
   /** Reads every source (concurrently); one that cannot be read is one warning line and no entries. */
   static async open(sources: CacheSource[], store: OciStore, o: { reporter: BuildReporter; warn: (line: string) => void; signal?: AbortSignal }): Promise<ImportedCache> {
-    const c = new ImportedCache(sources, store, o.warn, o.signal);
+    const c = new ImportedCache(sources, store, o.reporter, o.warn, o.signal);
     const docs = await Promise.all(sources.map(async (s) => {
       const task = o.reporter.task(`importing cache manifest from ${s.name}`);
       try {
@@ -102,11 +104,11 @@ export class ImportedCache {
     return (list ?? []).filter((c) => !this.bad.has(`${c.at}|${c.blob.digest}`));
   }
 
-  private markBad(c: Candidate, why: string): void {
+  private markBad(c: Candidate, why: string, warn = this.warn): void {
     const id = `${c.at}|${c.blob.digest}`;
     if (this.bad.has(id)) return;
     this.bad.add(id);
-    this.warn(`WARNING: cache ${c.source.name}: blob ${c.blob.digest}: ${why}; not using it`);
+    warn(`WARNING: cache ${c.source.name}: blob ${c.blob.digest}: ${why}; not using it`);
   }
 
   private has(c: Candidate): Promise<boolean> {
@@ -160,17 +162,22 @@ export class ImportedCache {
 
   private async fetchLayer(l: Descriptor): Promise<void> {
     for (const c of this.usable(this.byLayer.get(l.digest))) {
+      const task = this.reporter.task(`fetching cached layer ${l.digest.slice(0, 19)} (${mib(c.blob.size)}) from ${c.source.name}`);
       try {
         await c.source.fetch(this.store, c.blob);
         const tar = layerCompression(c.blob.mediaType) === 'none'
           ? c.blob
           : await ensureCompressed(this.store, c.blob, 'none', { format: isDockerType(l.mediaType) ? 'docker' : 'oci', ...(this.signal ? { signal: this.signal } : {}) });
         if (tar.digest !== l.digest || tar.size !== l.size) throw new Error(`holds the layer ${tar.digest} (${tar.size} bytes), not ${l.digest}`);
-        if ((await this.store.protect([l.digest, c.blob.digest])).length === 0) return;
+        if ((await this.store.protect([l.digest, c.blob.digest])).length === 0) return task.done();
         throw new Error('was removed from the store meanwhile');
       } catch (e) {
-        if (this.signal?.aborted) throw e;
-        this.markBad(c, message(e));
+        if (this.signal?.aborted) {
+          task.fail(message(e));
+          throw e;
+        }
+        this.markBad(c, message(e), (line) => task.log(line));
+        task.done();
       }
     }
     throw new BrokenCacheEntryError(l.digest);

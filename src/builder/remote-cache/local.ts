@@ -97,6 +97,8 @@ export class LocalCache implements CacheSource, CacheTarget {
     for (const b of w.blobs) {
       if (await this.has(b)) continue;
       await w.ensureLocal(b);
+      // A build layer kept unwritten (store/lazy.ts) is written first: the copy reads its file.
+      await store.materialize(b.digest, w.signal ? { signal: w.signal } : {});
       await this.putBlob(b, store.blobPath(b.digest));
     }
     await this.putBlob(w.config, w.configBytes);
