@@ -31,6 +31,7 @@ export type { Digest } from './image/digest.js';
 
 // Building, registries, archives.
 export { build, type BuildOptions, type BuildResult } from './builder/build.js';
+export { parseCacheFrom, parseCacheTo, type CacheExport, type CacheImport, type CacheLocation } from './builder/remote-cache/options.js';
 export { checkDockerfile, type CheckOptions, type CheckResult } from './builder/check.js';
 export { lintDockerfile, LintViolationError, type LintOptions, type LintResult, type LintWarning } from './builder/lint/lint.js';
 export { pullImage, pushImage, Keychain, type PullOptions, type PushOptions } from './registry/index.js';

@@ -4,7 +4,8 @@
  * a cache ref that does not exist, a manifest that is not a cache or whose bytes were changed in
  * the registry's storage, a blob deleted from it or changed in place: each one warning line, the
  * affected steps built, the build successful; an export that fails (the build fails after storing
- * the image, or warns with ignore-error=true); and registries with Basic and token auth.
+ * the image, or warns with ignore-error=true); and registries with Basic and token auth (credentials
+ * from login and from a credential helper).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -174,7 +175,7 @@ it('an export that fails fails the build after the image is stored; ignore-error
   expect(warnings(ok.stderr)).toEqual([expect.stringMatching(/WARNING: failed to export the cache to 127\.0\.0\.1:1\/nowhere:c: /)]);
 }, 90_000);
 
-it('works through Basic and token auth with the credentials login saved; without them it is a warning', async () => {
+it('works through Basic and token auth with the credentials login saved or a credential helper gives; without them it is a warning', async () => {
   for (const mode of ['basic', 'token'] as const) {
     const r = await startRegistry({ mode });
     try {
@@ -186,8 +187,13 @@ it('works through Basic and token auth with the credentials login saved; without
       const ctx = await context(`auth-${mode}`, THREE);
       const ref = `${r.host}/auth/${mode}:c`;
       const first = await build(m1, ctx, ['-t', 'a:1', '--cache-to', `type=registry,ref=${ref}`], env);
+      // The importing machine reads its credentials from a credential helper (credHelpers).
+      const helper = join(tmp.dir, `helper-${mode}`);
+      await mkdir(join(helper, 'bin'), { recursive: true });
+      await writeFile(join(helper, 'bin', 'docker-credential-cachetest'), `#!/bin/sh\nread url\necho '{"ServerURL":"'$url'","Username":"alice","Secret":"wonderland"}'\n`, { mode: 0o755 });
+      await writeFile(join(helper, 'config.json'), JSON.stringify({ credHelpers: { [r.host]: 'cachetest' } }));
       const m2 = await machine();
-      const second = await build(m2, ctx, ['-t', 'a:1', '--cache-from', ref], env);
+      const second = await build(m2, ctx, ['-t', 'a:1', '--cache-from', ref], { DOCKER_CONFIG: helper, PATH: `${join(helper, 'bin')}:${process.env.PATH}` });
       expect(layerSteps(second.stderr).every(([, s]) => s === 'CACHED'), second.stderr).toBe(true);
       expect(second.id).toBe(first.id);
       const anon = await build(await machine(), ctx, ['--cache-from', ref], { DOCKER_CONFIG: join(tmp.dir, 'nobody') });
