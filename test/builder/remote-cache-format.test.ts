@@ -72,7 +72,8 @@ describe('cache manifest format', () => {
 
   it('refuses an image that is not a cache, and drops entries that do not check out', () => {
     const image = { schemaVersion: 2, mediaType: MediaTypes.OCI_MANIFEST, config: { mediaType: MediaTypes.OCI_CONFIG, digest: d('c'), size: 2 }, layers: [] };
-    expect(() => parseCacheManifest(JSON.stringify(image))).toThrow(CacheFormatError);
+    expect(() => parseCacheManifest(JSON.stringify(image))).toThrow(/an image, not an imgbuild build cache/);
+    expect(() => parseCacheManifest(JSON.stringify({ ...image, config: { ...image.config, mediaType: 'application/vnd.buildkit.cacheconfig.v0' } }))).toThrow(CacheFormatError);
     expect(() => parseCacheManifest('{')).toThrow(/not JSON/);
     const { configBytes, manifest } = encodeCache({ ...config, steps: [...config.steps, { ...config.steps[0]!, key: `blake3:${'2'.repeat(64)}` as Digest, layer: 5 }] }, [layer]);
     const doc = parseCacheConfig(configBytes, manifest);

@@ -8,7 +8,7 @@
  * the same reason). docs/architecture.md, "Build cache in a registry", describes the format.
  */
 import { createHasher, isDigest, type Digest } from '../../image/digest.js';
-import { isLayer, MediaTypes } from '../../image/media-types.js';
+import { isConfig, isLayer, MediaTypes } from '../../image/media-types.js';
 import type { Descriptor, History, Manifest } from '../../image/types.js';
 
 /** The manifest's artifactType: what a registry browser shows the cache as. */
@@ -90,6 +90,7 @@ export function parseCacheManifest(raw: Buffer | string): Manifest {
   }
   if (typeof m !== 'object' || m === null || m.schemaVersion !== 2) throw new CacheFormatError('the cache manifest is not an OCI manifest');
   if (m.mediaType !== undefined && m.mediaType !== MediaTypes.OCI_MANIFEST) throw new CacheFormatError(`the cache manifest is a ${m.mediaType}, not an imgbuild cache`);
+  if (isDescriptor(m.config) && isConfig(m.config.mediaType)) throw new CacheFormatError('an image, not an imgbuild build cache (images carry no step map: write a cache with --cache-to)');
   if (!isDescriptor(m.config) || m.config.mediaType !== CACHE_CONFIG_TYPE) throw new CacheFormatError('not an imgbuild build cache (its config is not application/vnd.imgbuild.cache.config.v1+json)');
   if (!Array.isArray(m.layers) || !m.layers.every((l) => isDescriptor(l) && isLayer(l.mediaType))) throw new CacheFormatError('the cache manifest has an invalid layer list');
   if (m.config.size > MAX_CACHE_CONFIG_SIZE) throw new CacheFormatError(`the cache config is too large (${m.config.size} bytes)`);
