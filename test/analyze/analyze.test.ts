@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
+import { compressorFor } from '../../src/compress/compress.js';
 import { tar } from '../helpers/tar.js';
 import { analyzeImage, layerHistory } from '../../src/analyze/analyze.js';
 import type { AnalysisSource } from '../../src/analyze/source.js';
@@ -137,6 +138,20 @@ describe("analyze: dive's own test vectors and quirks", () => {
     expect(report.dive.wastedBytes).toBe(0);
     expect(report.layers[1]!.added).toBe(1);
     expect(report.waste.overwrittenBytes).toBe(10);
+  });
+
+  it('reads a zstd layer as it reads an uncompressed one; links and symlinks carry no content', async () => {
+    const plain = await tar().dir('d').file('d/f', bytes(3000, 'f')).hardlink('d/h', 'd/f').symlink('d/s', 'f').file('d/g', bytes(3000, 'f')).buffer();
+    const chunks: Buffer[] = [];
+    for await (const c of Readable.from([plain]).pipe(compressorFor('zstd')!)) chunks.push(c as Buffer);
+    const zstd = Buffer.concat(chunks);
+    expect(zstd.readUInt32LE(0)).toBe(0xfd2fb528); // a zstd frame
+    const a = (await analyzeImage(source([plain]))).report;
+    const b = (await analyzeImage(source([zstd]))).report;
+    expect(b.layers.map((l) => [l.size, l.entries, l.added])).toEqual([[6000, 5, 4]]);
+    expect([b.waste, b.dive.efficiency]).toEqual([a.waste, a.dive.efficiency]);
+    // d/g is a copy of d/f's content; the hard link d/h is not.
+    expect(b.largestWasters.map((w) => [w.kind, w.path, w.of])).toEqual([['duplicate', '/d/g', '/d/f']]);
   });
 
   it('layerHistory takes the non-empty steps in order and leaves layers without one undefined', () => {
