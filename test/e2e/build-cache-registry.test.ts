@@ -173,3 +173,19 @@ it('mode=min keeps the image\'s steps, mode=max every stage\'s', async () => {
   const both = outcomes((await build(m4, ctx, ['-t', 'modes:1', '--cache-from', `${reg.host}/cache/modes:min`])).stderr);
   expect([...both].filter(([l]) => /\] (RUN|COPY)/.test(l)).every(([, s]) => s === 'CACHED')).toBe(true);
 }, 90_000);
+
+it('the same digest with --compression and --format docker, and with SOURCE_DATE_EPOCH', async () => {
+  const ctx = await context('formats', { Dockerfile: DOCKERFILE, a: 'A\n', b: 'B\n' });
+  for (const [i, args, env] of [
+    [1, ['--compression', 'gzip', '--format', 'docker'], {}],
+    [2, ['--compression', 'zstd'], { SOURCE_DATE_EPOCH: '1700000000' }],
+  ] as const) {
+    const ref = `${reg.host}/cache/formats:${i}`;
+    const m1 = await machine();
+    await build(m1, ctx, ['-t', 'f:1', ...args, '--cache-to', `type=registry,ref=${ref}`], env);
+    const m2 = await machine();
+    const r = await build(m2, ctx, ['-t', 'f:1', ...args, '--cache-from', ref], env);
+    expect([...outcomes(r.stderr)].filter(([l]) => /\] (RUN|COPY)/.test(l)).every(([, s]) => s === 'CACHED'), r.stderr).toBe(true);
+    expect(await manifestDigest(m2, 'f:1')).toBe(await manifestDigest(m1, 'f:1'));
+  }
+}, 90_000);
