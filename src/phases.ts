@@ -54,8 +54,10 @@ export class PhaseClock {
     const ms = Math.max(0, end - start);
     this.totals.set(phase, (this.totals.get(phase) ?? 0) + ms);
     const last = this.spans[this.spans.length - 1];
-    if (last && last.phase === phase && !last.group && start - (last.start + last.dur) < JOIN_MS && start >= last.start) {
-      last.dur = Math.max(last.dur, end - last.start);
+    // Joined only when it follows the last one: two at once (parallel compressions) stay two.
+    const gap = last ? start - (last.start + last.dur) : -1;
+    if (last && last.phase === phase && !last.group && gap >= 0 && gap < JOIN_MS) {
+      last.dur = end - last.start;
     } else if (this.spans.length < MAX_SPANS) this.spans.push({ phase, start, dur: ms });
     else this.dropped++;
   }
@@ -314,7 +316,8 @@ function phaseNodes(c: PhaseClock, step: Node, us: (ms: number) => number, out: 
   const open: Node[] = [];
   for (const p of spans) {
     while (open.length && !(open[open.length - 1]!.ts <= p.ts && p.end <= open[open.length - 1]!.end)) open.pop();
-    const parent = open[open.length - 1] ?? step;
+    // Not in one of its own phase: that is another run at the same time (a lane of its own).
+    const parent = [...open].reverse().find((o) => o.name !== p.s.phase) ?? step;
     const n: Node = { name: p.s.phase, cat: p.s.group ? 'group' : 'phase', ts: p.ts, end: p.end, depth: parent.depth + 1, track: step.track, parent };
     out.push(n);
     open.push(n);

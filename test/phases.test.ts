@@ -51,6 +51,11 @@ describe('PhaseClock spans', () => {
     c.span('pack', 3, 4); // after another phase: its own span
     c.addTotal('write', 7);
     expect(c.spanList.map((s) => [s.phase, s.start, s.dur])).toEqual([['pack', 0, 2], ['hash', 2, 1], ['pack', 3, 1]]);
+    // Two at once, recorded as they end: two spans.
+    const d = new PhaseClock(() => t);
+    d.span('compress', 0.5, 3);
+    d.span('compress', 0, 4);
+    expect(d.spanList.map((s) => [s.phase, s.start, s.dur])).toEqual([['compress', 0.5, 2.5], ['compress', 0, 4]]);
     expect(c.totalsMs.get('write')).toBe(7);
     for (let i = 0; i < 5000; i++) c.span(i % 2 ? 'a' : 'b', 10 + i, 10.5 + i);
     expect(c.spanList.length).toBe(4096);
@@ -141,6 +146,18 @@ describe('BuildTrace', () => {
     expect(within(s.get('upload layer')!, s.get('push x')!)).toBe(true);
     expect(s.get('upload layer')!.tid).toBe(s.get('push x')!.tid);
     expect(got.instants.map((i) => i.name)).toEqual(['interrupted']);
+    // Two compressions at once, one inside the other in time: side by side, not nested.
+    const c = new PhaseClock(() => t);
+    const task = trace.begin('compressing 2 layers');
+    task.attach(c);
+    c.span('compress', 21, 23);
+    c.span('compress', 20.5, 24);
+    t = 25;
+    task.finish();
+    const again = checkTrace(trace.toJSON());
+    expect(again.problems).toEqual([]);
+    const [x, y] = again.trace.slices.filter((z) => z.name === 'compress');
+    expect(x!.tid).not.toBe(y!.tid);
     void p2;
     void up;
   });
