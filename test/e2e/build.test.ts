@@ -268,7 +268,9 @@ describe('imgbuild build (e2e)', () => {
       expect(l.has('cache/log')).toBe(false);
       expect(l.has('t/x')).toBe(false);
     }
-    // The secret's bytes appear in no blob and no cache file.
+    // The secret's bytes appear in no layer (packed from its snapshot: a build writes no layer
+    // blob, store/lazy.ts), no blob and no cache file.
+    for (const m of layers) for (const v of m.values()) expect(v.includes('SUPERSECRET')).toBe(false);
     const needle = Buffer.from('SUPERSECRET');
     for (const dir of [join(root, 'blobs', 'sha256'), join(root, 'cache', 'build', 'steps')]) {
       for (const f of await readdir(dir)) expect((await readFile(join(dir, f))).includes(needle)).toBe(false);
