@@ -17,7 +17,7 @@ import { isIndex, isImage, MediaTypes } from '../image/media-types.js';
 import type { Descriptor, Index, Manifest } from '../image/types.js';
 import { REF_NAME_ANNOTATION, IMAGE_NAME_ANNOTATION } from '../image/types.js';
 import { formatReference, parseReference } from '../image/reference.js';
-import { BlobNotFoundError, CorruptStoreError, StoreNotWritableError, StoreVersionError } from './errors.js';
+import { BlobNotFoundError, CorruptStoreError, LazyLayerGoneError, StoreNotWritableError, StoreVersionError } from './errors.js';
 import { DigestMismatchError, SizeMismatchError } from '../image/errors.js';
 import { VerifyingStream } from './verify.js';
 import { sweepLocks, sweepTempFiles, writeFileAtomic, withLock } from '../atomic.js';
@@ -226,6 +226,12 @@ export class OciStore {
       throw e;
     }
     await removeLazyLayer(this.root, d);
+  }
+
+  /** Throws LazyLayerGoneError when `d` is a build layer never written whose snapshot is gone. */
+  lazyLayerGone(d: Digest): void {
+    const rec = readLazyLayer(this.root, d);
+    if (rec && !availableLazyLayer(this.root, d)) throw new LazyLayerGoneError(d, rec.dir);
   }
 
   async reader(desc: Pick<Descriptor, 'digest' | 'size'>, o: { signal?: AbortSignal } = {}): Promise<Readable> {

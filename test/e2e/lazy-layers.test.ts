@@ -158,10 +158,11 @@ describe('lazy build layers', () => {
 
     await rm(join(lazy, rec.dir), { recursive: true });
     await mkdir(join(tmp.dir, 'gone'), { recursive: true });
-    expectOneLineError(
-      await runCli(['save', '-o', join(tmp.dir, 'gone', 'three.tar'), 'lz:3'], { root: lazy }),
-      /^imgbuild: NOT_FOUND: layer sha256:[0-9a-f]{64} was never written as a blob and its build snapshot overlay\/snapshots\/\d+\/fs is gone: the image is damaged, build it again$/,
-    );
+    const gone = /^imgbuild: NOT_FOUND: layer sha256:[0-9a-f]{64} was never written as a blob and its build snapshot overlay\/snapshots\/\d+\/fs is gone: the image is damaged, build it again$/;
+    expectOneLineError(await runCli(['save', '-o', join(tmp.dir, 'gone', 'three.tar'), 'lz:3'], { root: lazy }), gone);
+    const pushed = await runCli(['push', 'lz:3', `${reg.host}/lazy/lz:3`], { root: lazy });
+    expect(pushed.code).not.toBe(0);
+    expect(pushed.stderr.trim()).toMatch(gone);
     expect(existsSync(blobFile(lazy, d!))).toBe(false);
   }, 60_000);
 });
