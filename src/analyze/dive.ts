@@ -24,7 +24,8 @@ interface Info {
 interface Node {
   name: string;
   info?: Info;
-  children: Map<string, Node>;
+  /** Made with the first child: most nodes are files (an empty Map costs ~200 bytes). */
+  children?: Map<string, Node>;
 }
 
 interface PathRecord {
@@ -64,11 +65,11 @@ function goCompare(a: string, b: string): number {
 }
 
 function sortedChildren(n: Node): Node[] {
-  return [...n.children.values()].sort((x, y) => goCompare(x.name, y.name));
+  return n.children ? [...n.children.values()].sort((x, y) => goCompare(x.name, y.name)) : [];
 }
 
 function newNode(name: string): Node {
-  return { name, children: new Map() };
+  return { name };
 }
 
 /** dive's AddPath: missing parents made with empty data; a `.wh..wh.` name stops the walk. */
@@ -76,11 +77,11 @@ function addPath(root: Node, parts: readonly string[], info: Info | undefined): 
   let node = root;
   for (let i = 0; i < parts.length; i++) {
     const name = parts[i]!;
-    let next = node.children.get(name);
+    let next = node.children?.get(name);
     if (!next) {
       if (name.startsWith(META)) return;
       next = newNode(name);
-      node.children.set(name, next);
+      (node.children ??= new Map()).set(name, next);
     }
     node = next;
     if (i === parts.length - 1) {
@@ -93,7 +94,7 @@ function addPath(root: Node, parts: readonly string[], info: Info | undefined): 
 function getNode(root: Node, parts: readonly string[]): Node | undefined {
   let n: Node | undefined = root;
   for (const p of parts) {
-    n = n.children.get(p);
+    n = n.children?.get(p);
     if (!n) return undefined;
   }
   return n;
@@ -134,7 +135,7 @@ export class DiveEfficiency {
     // is a copy of the first).
     const below = index === 0 ? tree : this.stack;
     visitChildFirst(tree, (n, parts) => {
-      if (n.children.size > 0) return true;
+      if (n.children && n.children.size > 0) return true;
       const path = `/${strip(parts).join('/')}`;
       let rec = this.records.get(path);
       if (!rec) {
@@ -157,7 +158,7 @@ export class DiveEfficiency {
       if (n.name.startsWith(WH)) {
         const target = strip(parts);
         const parent = getNode(this.stack, target.slice(0, -1));
-        parent?.children.delete(target[target.length - 1]!);
+        parent?.children?.delete(target[target.length - 1]!);
       } else addPath(this.stack, parts, n.info);
       return true;
     });
