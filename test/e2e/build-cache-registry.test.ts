@@ -162,11 +162,15 @@ it('mode=min keeps the image\'s steps, mode=max every stage\'s', async () => {
   // A machine that hit every step passes a mode=max cache on to another repository: the deps
   // stage's layer, never needed there, is mounted from the imported repository, not fetched.
   const m5 = await machine();
-  const relay = await build(m5, ctx, ['-t', 'modes:1', '--cache-from', `${reg.host}/cache/modes:max`, '--cache-to', `type=registry,ref=${reg.host}/relay/modes:max,mode=max`]);
+  // An OCI layout cannot mount: there the layer is fetched and copied.
+  const dir = join(tmp.dir, 'relay-layout');
+  const relay = await build(m5, ctx, ['-t', 'modes:1', '--cache-from', `${reg.host}/cache/modes:max`, '--cache-to', `type=registry,ref=${reg.host}/relay/modes:max,mode=max`, '--cache-to', `type=local,dest=${dir},mode=max`]);
   expect(relay.stderr.match(/^#\d+ fetching cached layer /gm)).toHaveLength(2);
-  const m6 = await machine();
-  const relayed = await build(m6, ctx, ['-t', 'modes:1', '--cache-from', `${reg.host}/relay/modes:max`]);
-  expect([...outcomes(relayed.stderr)].filter(([l]) => /\] (RUN|COPY)/.test(l)).map(([, s]) => s)).toEqual(['CACHED', 'CACHED', 'CACHED']);
+  for (const from of [`${reg.host}/relay/modes:max`, `type=local,src=${dir}`]) {
+    const relayed = await build(await machine(), ctx, ['-t', 'modes:1', '--cache-from', from]);
+    expect([...outcomes(relayed.stderr)].filter(([l]) => /\] (RUN|COPY)/.test(l)).map(([, s]) => s)).toEqual(['CACHED', 'CACHED', 'CACHED']);
+    expect(relayed.id).toBe(max.id);
+  }
   // min on a machine that has the deps stage locally: the final stage hits from the cache.
   const m4 = await machine();
   await build(m4, ctx, ['--target', 'deps', '--cache-from', `${reg.host}/cache/modes:max`]);
