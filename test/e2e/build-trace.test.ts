@@ -158,6 +158,18 @@ describe('build --trace', () => {
     expect(phasesOf(t, failed).map((p) => p.name)).toEqual(expect.arrayContaining(['sandbox', 'command']));
     expect(t.slice(/RUN echo one/).args?.error).toBeUndefined();
     expect(t.slice(/^imgbuild build$/).args?.error).toMatch(/exit code: 3/);
+
+    // Failing before any step (a Dockerfile that does not parse): the build's span and its error.
+    const bad = await writeContext(tmp.dir, 'unparsed', { Dockerfile: 'FROM busybox\nRUNN x\n' });
+    const r2 = await runCli(['build', '-q', '--trace', file, bad], { root });
+    expectOneLineError(r2, /unknown instruction: RUNN/);
+    const t2 = await readTrace(file);
+    expect(t2.slices.filter((s) => s.cat === 'step')).toEqual([]);
+    expect(t2.slice(/^imgbuild build$/).args?.error).toMatch(/unknown instruction: RUNN/);
+
+    // A trace that could not be written is said before the build.
+    const r3 = await runCli(['build', '-q', '--trace', join(tmp.dir, 'missing', 'x.json'), bad], { root });
+    expectOneLineError(r3, /^imgbuild: INVALID_ARGUMENT: --trace .*missing\/x\.json: no directory .*missing to write it in$/);
   });
 
   it('writes the trace of a build interrupted by SIGINT in a RUN', async () => {

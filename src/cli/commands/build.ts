@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { subidFilesFromEnv } from '../../host/id-ranges.js';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../errors.js';
@@ -140,6 +141,10 @@ export default function register(program: Command, ctx: CliContext): void {
       }
       const cacheFrom = f.cacheFrom.flatMap(parseCacheFrom);
       const cacheTo = f.cacheTo.flatMap(parseCacheTo);
+      // Said before the build rather than after it: the trace is written once it is over.
+      if (f.trace !== undefined && !(await stat(dirname(resolve(f.trace))).then((st) => st.isDirectory(), () => false))) {
+        throw new InvalidArgumentError(`--trace ${f.trace}: no directory ${dirname(resolve(f.trace))} to write it in`);
+      }
       const inputs = await inputsFromArgs(contextArg, f.file, process.stdin, process.cwd());
       const epochText = ctx.env.SOURCE_DATE_EPOCH;
       let sourceDateEpoch: number | undefined;
