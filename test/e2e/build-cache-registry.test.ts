@@ -85,6 +85,8 @@ it('a fresh store with the cache runs no RUN, makes no snapshot, and gives the s
   // Importing and exporting one ref, as a CI job does: the layers are fetched once, at the end.
   const second = await build(m2, ctx, ['-t', 'app:1', '--cache-from', ref, '--cache-to', `type=registry,ref=${ref}`]);
   expect(second.stderr.match(/^#\d+ fetching cached layer /gm)).toHaveLength(4);
+  // Not one before the last step: the steps needed descriptors only, the image its blobs.
+  expect(second.stderr.indexOf('fetching cached layer')).toBeGreaterThan(second.stderr.lastIndexOf('CACHED'));
   const steps = [...outcomes(second.stderr)].filter(([l]) => /^\[\S+ \d+\/\d+\] (RUN|COPY)/.test(l));
   expect(steps.length).toBe(4);
   expect(steps.every(([, o]) => o === 'CACHED'), second.stderr).toBe(true);

@@ -24,7 +24,7 @@ export type RemoteHit = Omit<CacheRecord, 'v'>;
 /** A layer taken from a cache as a hit turned out unusable when its content was needed. */
 export class BrokenCacheEntryError extends ImgbuildError {
   constructor(readonly layer: Digest) {
-    super('UNAVAILABLE', `no imported cache could give the layer ${layer} (see the warnings above)`);
+    super('UNAVAILABLE', `no imported cache could give the layer ${layer} (see the warning above); the build starts its stages again without it`);
     this.name = 'BrokenCacheEntryError';
   }
 }
