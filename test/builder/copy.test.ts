@@ -24,10 +24,13 @@ async function tree(dir: string, base = ''): Promise<string[]> {
   return out;
 }
 
-async function copy(sources: string[], dest: string, o: { workdir?: string; tree?: SourceTree; chown?: { uid: number; gid: number }; chmod?: number; exclude?: string[]; parents?: boolean } = {}): Promise<void> {
+interface CopyOpts { workdir?: string; tree?: SourceTree; chown?: { uid: number; gid: number }; chmod?: number; exclude?: string[]; parents?: boolean; keepEntries?: number; root?: string }
+
+async function copy(sources: string[], dest: string, o: CopyOpts = {}): Promise<string> {
   const t = o.tree ?? { root: ctx, kind: 'context' as const };
-  const plan = await planCopy({ sources, tree: t, ...(o.exclude ? { exclude: o.exclude } : {}), ...(o.parents ? { parents: true } : {}) });
-  await applyCopy(plan, { root: rootfs, dest, workdir: o.workdir ?? '/', ...(o.chown ? { chown: o.chown } : {}), ...(o.chmod !== undefined ? { chmod: o.chmod } : {}) });
+  const plan = await planCopy({ sources, tree: t, hash: true, ...(o.exclude ? { exclude: o.exclude } : {}), ...(o.parents ? { parents: true } : {}), ...(o.keepEntries !== undefined ? { keepEntries: o.keepEntries } : {}) });
+  await applyCopy(plan, { root: o.root ?? rootfs, dest, workdir: o.workdir ?? '/', ...(o.chown ? { chown: o.chown } : {}), ...(o.chmod !== undefined ? { chmod: o.chmod } : {}) });
+  return planDigest(plan);
 }
 
 beforeEach(async () => {
@@ -254,5 +257,64 @@ describe('COPY content digest', () => {
     expect(globToRegExp('[^a]*').test('abc')).toBe(false);
     expect(globToRegExp('f?o').test('foo')).toBe(true);
     expect(globToRegExp('a\\*').test('a*')).toBe(true);
+  });
+});
+
+describe('COPY of an item past the plan\'s memory budget', () => {
+  /** Every path below dir with its type, mode, owner, mtime, link count and content or target. */
+  async function listing(dir: string, base = ''): Promise<string[]> {
+    const out: string[] = [];
+    for (const n of (await readdir(join(dir, base))).sort()) {
+      const rel = base ? `${base}/${n}` : n;
+      const st = await lstat(join(dir, rel));
+      const what = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? `-> ${await readlink(join(dir, rel))}` : `${st.nlink} ${await readFile(join(dir, rel), 'utf8')}`;
+      out.push(`${rel} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${st.isSymbolicLink() ? '' : Math.floor(st.mtimeMs / 1000)} ${what}`);
+      if (st.isDirectory()) out.push(...(await listing(dir, rel)));
+    }
+    return out;
+  }
+
+  it('is walked again when written: the same files and the same digest as a plan that kept every entry', async () => {
+    await symlink('x', join(ctx, 'dir/lnk'));
+    await link(join(ctx, 'dir/x'), join(ctx, 'dir/x2'));
+    await mkdir(join(ctx, 'dir/keep/deep'), { recursive: true });
+    await writeFile(join(ctx, 'dir/keep/deep/k'), 'K');
+    await writeFile(join(ctx, 'dir/keep/drop.txt'), 'D');
+    await mkdir(join(ctx, 'dir/gone'));
+    await writeFile(join(ctx, 'dir/gone/g.txt'), 'G');
+    await chmod(join(ctx, 'dir/sub'), 0o750);
+    await utimes(join(ctx, 'dir/sub'), 1_000_000, 1_000_000);
+    for (let i = 0; i < 20; i++) await writeFile(join(ctx, 'dir', `n${i}`), `n${i}`);
+    // An image symlink where the source has a dir: two source dirs land in one host dir.
+    const cases: { sources: string[]; dest: string; o: CopyOpts; image?: (root: string) => Promise<void> }[] = [
+      { sources: ['dir'], dest: '/d', o: {} },
+      { sources: ['.'], dest: '/all', o: { tree: { root: ctx, kind: 'context', ignore: ignoreMatcher(['*.txt', 'dir', '!dir/keep/deep', '!dir/sub']) } } },
+      { sources: ['dir', 'a.txt'], dest: '/m/', o: { exclude: ['n1*'], chown: { uid: 7, gid: 8 }, chmod: 0o640 } },
+      { sources: ['dir'], dest: '/existing', o: {}, image: async (r) => { await mkdir(join(r, 'existing/sub'), { recursive: true }); await writeFile(join(r, 'existing/x'), 'old'); } },
+      { sources: ['dir'], dest: '/t', o: {}, image: async (r) => { await mkdir(join(r, 't')); await symlink('sub', join(r, 't/keep')); } },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const roots = [join(tmp.dir, `kept-${i}`), join(tmp.dir, `walked-${i}`)];
+      const digests: string[] = [];
+      for (const [j, root] of roots.entries()) {
+        await mkdir(join(root, 'existing'), { recursive: true });
+        await c.image?.(root);
+        digests.push(await copy(c.sources, c.dest, { ...c.o, root, keepEntries: j === 0 ? 1_000_000 : 0 }));
+      }
+      expect(await listing(roots[1]!), `case ${i}`).toEqual(await listing(roots[0]!));
+      expect(digests[1], `case ${i}`).toBe(digests[0]);
+    }
+    // The walked-again plan still made the implied parents of re-included paths, and only those.
+    expect((await listing(join(tmp.dir, 'walked-1', 'all'))).map((l) => l.split(' ')[0])).toEqual(['c.md', 'dir', 'dir/keep', 'dir/keep/deep', 'dir/keep/deep/k', 'dir/sub', 'dir/sub/y']);
+  });
+
+  it('gives the digest of the entries it walked, as planDigest of the kept entries does', async () => {
+    const plan = await planCopy({ sources: ['.'], tree: { root: ctx, kind: 'context' }, hash: true });
+    const { digest: _d, ...fresh } = plan;
+    expect(planDigest(fresh)).toBe(planDigest(plan));
+    const walked = await planCopy({ sources: ['.'], tree: { root: ctx, kind: 'context' }, hash: true, keepEntries: 2 });
+    expect(walked.items[0]!.entries).toHaveLength(1);
+    expect(walked.items[0]!.walk).toBeDefined();
+    expect(planDigest(walked)).toBe(planDigest(plan));
   });
 });

@@ -22,14 +22,17 @@
  * content part) and `applyCopy` (write into a rootfs mounted on the host).
  */
 import { lstat, stat, readdir, mkdir, lchown, chmod, open, copyFile } from 'node:fs/promises';
-import { constants, lstatSync, readdirSync, readlinkSync, unlinkSync, linkSync, symlinkSync, lchownSync, lutimesSync, writeFileSync, copyFileSync, chmodSync, mkdirSync, type Stats } from 'node:fs';
+import { constants, lstatSync, readdirSync, unlinkSync, linkSync, symlinkSync, lchownSync, lutimesSync, writeFileSync, copyFileSync, chmodSync, mkdirSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
-import { createHasher, type Digest } from '../../image/digest.js';
+import { createHasher, type Digest, type Hasher } from '../../image/digest.js';
 import { ImgbuildError, throwIfAborted } from '../../errors.js';
 import { resolveRel, resolveInRoot, cleanAbs } from './fs-root.js';
-import { patternMatcher, hashFileSync, type IgnoreMatcher, type StatCache } from '../context.js';
+import { patternMatcher, type IgnoreMatcher } from '../context.js';
 import { chmodOf, parseOctalChmod, type ChmodSpec } from './chmod.js';
 import { CopyWindow } from './copy-window.js';
+import { digestData, walkEntries, type Match, type PlannedEntry, type SourceTree, type WalkOptions } from './copy-walk.js';
+
+export type { EntryType, PlannedEntry, SourceTree } from './copy-walk.js';
 
 export class CopySourceNotFoundError extends ImgbuildError {
   constructor(readonly source: string, detail = 'no such file or directory') {
@@ -45,40 +48,6 @@ export class CopyDestinationError extends ImgbuildError {
   }
 }
 
-/** Where sources are read from: the build context, or a (mounted) rootfs of a stage or image. */
-export interface SourceTree {
-  /** Host directory that plays `/` for source lookup. */
-  root: string;
-  kind: 'context' | 'image';
-  /** `.dockerignore` of the context (context only). */
-  ignore?: IgnoreMatcher;
-  /** Content-hash cache; without it files are hashed from their bytes each time. */
-  statCache?: StatCache;
-}
-
-export type EntryType = 'file' | 'dir' | 'symlink';
-
-export interface PlannedEntry {
-  /** Path below the item's destination ('' for the item itself). */
-  rel: string;
-  type: EntryType;
-  /** Host path of the source (undefined for inline content). */
-  src?: string;
-  /** `dev:ino` of a file with more than one link (hard links stay links); no Stats are kept per entry. */
-  inode?: string;
-  linkTarget?: string;
-  /** Inline content (heredoc source or downloaded file kept in memory). */
-  data?: Buffer;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtimeMs: number;
-  /** blake3 of the content (files only, when hashed). */
-  hash?: Digest;
-  /** Walk-internal: an excluded dir kept only as the parent of re-included entries. */
-  implied?: boolean;
-}
-
 export interface PlannedItem {
   /** The source word that produced this item (for messages). */
   source: string;
@@ -89,7 +58,17 @@ export interface PlannedItem {
   isDir: boolean;
   /** ADD of a local archive: extract into the destination instead of copying. */
   archive?: boolean;
+  /**
+   * The item's entries, its own first; with `walk`, only that first one (see itemEntries).
+   */
   entries: PlannedEntry[];
+  /** A large item's entries, walked again from its source when written (memory stays bounded). */
+  walk?: () => Iterable<PlannedEntry>;
+}
+
+/** Every entry of an item, in walk order (a directory before what is below it). */
+export function itemEntries(item: PlannedItem): Iterable<PlannedEntry> {
+  return item.walk ? item.walk() : item.entries;
 }
 
 export interface CopyPlan {
@@ -98,7 +77,15 @@ export interface CopyPlan {
   multiple: boolean;
   /** `--parents`: the destination is a directory, made even when nothing matched (BuildKit). */
   parents?: boolean;
+  /** planDigest's value, taken as the sources were walked (an item walked again is not hashed twice). */
+  digest?: Digest;
 }
+
+/**
+ * Entries a plan keeps in memory, over all its items; an item that would pass this is walked
+ * again when it is written instead (about 200 bytes of heap an entry: 16k entries ~ 3 MiB).
+ */
+const KEEP_ENTRIES = 16384;
 
 export interface PlanOptions {
   /** Source words after expansion (heredoc words `<<NAME` are resolved through `inline`). */
@@ -112,6 +99,8 @@ export interface PlanOptions {
   detectArchives?: boolean;
   /** Hash file contents (needed for the cache key of context copies). */
   hash?: boolean;
+  /** Entries kept in memory over all items (default KEEP_ENTRIES; tests set it low). */
+  keepEntries?: number;
   signal?: AbortSignal;
 }
 
@@ -144,13 +133,6 @@ function hasGlob(s: string): boolean {
 /** Source word → clean relative path inside the root (`/a/../b` → `b`, `..` clamped). */
 function cleanSource(word: string): string {
   return cleanAbs(word).slice(1);
-}
-
-interface Match {
-  /** Path relative to the root as written/matched (before symlink resolution). */
-  rel: string;
-  /** Path relative to the root after following symlinks (confined). */
-  real: string;
 }
 
 /** Every directory below `m` (not through symlinks), `m` first: what a `**` component matches. */
@@ -254,101 +236,27 @@ export async function isArchive(path: string): Promise<boolean> {
   }
 }
 
-function typeOf(st: Stats): EntryType | undefined {
-  if (st.isDirectory()) return 'dir';
-  if (st.isFile()) return 'file';
-  if (st.isSymbolicLink()) return 'symlink';
-  return undefined; // sockets, fifos, devices are not copied from a context
-}
-
-/** Walks a source item (a dir, file or symlink) into planned entries, applying ignore/exclude. */
-async function walkItem(
-  root: string,
-  m: Match,
-  o: { tree: SourceTree; exclude: { ignores(p: string): boolean } | undefined; hash: boolean; signal?: AbortSignal },
-): Promise<PlannedEntry[]> {
-  const ownerOf = (st: Stats): { uid: number; gid: number } => (o.tree.kind === 'image' ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
-  const host = (real: string): string => (real === '' ? root : `${root}/${real}`);
-  // The item itself was resolved with symlinks followed (Docker follows the named source).
-  const top = await stat(host(m.real));
-  const out: PlannedEntry[] = [];
-  const addFile = (e: PlannedEntry, st: Stats): void => {
-    if (st.nlink > 1) e.inode = `${st.dev}:${st.ino}`;
-    out.push(e);
-    if (o.hash && e.type === 'file' && e.src) {
-      // Unchanged files are answered from the stat cache without I/O; only misses are read, with
-      // synchronous reads into one buffer (see hashFileSync).
-      e.hash = o.tree.statCache ? o.tree.statCache.hashSync(e.src, st) : hashFileSync(e.src);
-    }
-  };
-  const t = typeOf(top);
-  if (t === 'file') {
-    addFile({ rel: '', type: 'file', src: host(m.real), mode: top.mode & 0o7777, ...ownerOf(top), mtimeMs: top.mtimeMs }, top);
-  } else if (t === 'dir') {
-    out.push({ rel: '', type: 'dir', src: host(m.real), mode: top.mode & 0o7777, ...ownerOf(top), mtimeMs: top.mtimeMs });
-    const ignore = o.tree.ignore;
-    // The walk is synchronous on purpose: thousands of short lstat calls cost far less inline
-    // than as thread-pool round trips, which dominates a no-op rebuild of a large context.
-    const walk = (dirReal: string, dirRel: string, ctxRel: string): void => {
-      throwIfAborted(o.signal);
-      const dirHost = host(dirReal);
-      const names = readdirSync(dirHost).sort();
-      for (const n of names) {
-        const rel = dirRel === '' ? n : `${dirRel}/${n}`;
-        const cRel = ctxRel === '' ? n : `${ctxRel}/${n}`;
-        const src = `${dirHost}/${n}`;
-        const st = lstatSync(src);
-        // A socket in the context arrives as an empty regular file (BuildKit's context transfer).
-        const socket = o.tree.kind === 'context' && st.isSocket();
-        const type = socket ? 'file' : typeOf(st);
-        if (!type) continue;
-        const ignored = (ignore?.ignores(cRel) ?? false) || (o.exclude?.ignores(rel) ?? false);
-        if (ignored && !(type === 'dir' && (ignore?.mayReinclude(cRel) ?? false))) continue;
-        const base = { rel, type, src, mode: st.mode & 0o7777, ...ownerOf(st), mtimeMs: st.mtimeMs };
-        if (type === 'dir') {
-          // An excluded dir is still walked when exceptions exist; it is kept only as the parent
-          // of re-included files (pruned below).
-          out.push(ignored ? { ...base, implied: true } : base);
-          walk(dirReal === '' ? n : `${dirReal}/${n}`, rel, cRel);
-        } else if (!ignored) {
-          if (type === 'symlink') out.push({ ...base, linkTarget: readlinkSync(src) });
-          else if (socket) out.push({ rel, type, data: EMPTY, hash: digestData(EMPTY), mode: base.mode, uid: 0, gid: 0, mtimeMs: st.mtimeMs });
-          else addFile(base, st);
-        }
-      }
-    };
-    walk(m.real, '', m.rel);
-  } else {
-    throw new CopySourceNotFoundError(m.rel, 'not a regular file, directory or symlink');
-  }
-  if (!out.some((e) => e.implied)) return out;
-  const needed = new Set<string>();
-  for (const e of out) {
-    if (e.implied) continue;
-    for (let p = posix.dirname(e.rel); p !== '.' && p !== ''; p = posix.dirname(p)) needed.add(p);
-  }
-  return out.filter((e) => !e.implied || needed.has(e.rel)).map((e) => {
-    if (!e.implied) return e;
-    const { implied: _implied, ...rest } = e;
-    return rest;
-  });
-}
-
 /** Resolves the sources of a COPY/ADD into items and entries; reads no destination. */
 export async function planCopy(o: PlanOptions): Promise<CopyPlan> {
   const items: PlannedItem[] = [];
   const exclude = o.exclude && o.exclude.length ? patternMatcher(o.exclude) : undefined;
   let count = 0;
+  // planDigest's bytes, taken as each item is walked: a large item's entries are not kept.
+  const digest = digestWriter();
+  let keep = o.keepEntries ?? KEEP_ENTRIES;
   for (const word of o.sources) {
     throwIfAborted(o.signal);
     const heredoc = /^<<-?(["']?)([^"']+)\1$/.exec(word);
     if (heredoc && o.inline?.has(heredoc[2] as string)) {
       const name = heredoc[2] as string;
       const data = o.inline.get(name) as Buffer;
-      items.push({
+      const item: PlannedItem = {
         source: word, name, isDir: false,
         entries: [{ rel: '', type: 'file', data, mode: 0o644, uid: 0, gid: 0, mtimeMs: 0, hash: digestData(data) }],
-      });
+      };
+      digest.item(item);
+      for (const e of item.entries) digest.entry(e);
+      items.push(item);
       count++;
       continue;
     }
@@ -370,43 +278,66 @@ export async function planCopy(o: PlanOptions): Promise<CopyPlan> {
       throw new CopySourceNotFoundError(word);
     }
     count += matches.length;
+    const tree = o.tree;
+    const walkOpts: Omit<WalkOptions, 'hash'> = { tree, exclude, ...(o.signal ? { signal: o.signal } : {}) };
     for (const m of matches) {
-      const entries = await walkItem(root, m, { tree: o.tree, exclude, hash: o.hash ?? false, ...(o.signal ? { signal: o.signal } : {}) });
-      const isDir = entries[0]?.type === 'dir';
+      // The item itself is resolved with symlinks followed (Docker follows the named source).
+      const top = await stat(m.real === '' ? root : `${root}/${m.real}`);
+      if (!top.isFile() && !top.isDirectory()) throw new CopySourceNotFoundError(m.rel, 'not a regular file, directory or symlink');
+      const entries = walkEntries(root, m, top, { ...walkOpts, hash: o.hash ?? false });
+      const first = entries.next().value as PlannedEntry;
+      const isDir = first.type === 'dir';
       const name = m.rel === '' ? '' : posix.basename(m.rel);
-      const item: PlannedItem = { source: word, name, isDir, entries };
+      const item: PlannedItem = { source: word, name, isDir, entries: [first] };
       // The pivot's components (wildcards among them) each matched one component of the path.
       if (o.parents) item.parentsPath = pivot ? m.rel.split('/').slice(pivot.split('/').length).join('/') : m.rel;
-      if (o.detectArchives && !isDir && entries[0]?.src && (await isArchive(entries[0].src))) item.archive = true;
+      if (o.detectArchives && !isDir && first.src && (await isArchive(first.src))) item.archive = true;
+      digest.item(item);
+      digest.entry(first);
+      keep--;
+      for (const e of entries) {
+        digest.entry(e);
+        if (item.walk) continue;
+        if (keep > 0) {
+          item.entries.push(e);
+          keep--;
+          continue;
+        }
+        // Past the plan's budget: only the digest is taken now; the entries are walked again
+        // (without hashing) when the item is written.
+        keep += item.entries.length - 1;
+        item.entries.length = 1;
+        item.walk = () => walkEntries(root, m, top, { ...walkOpts, hash: false });
+      }
       items.push(item);
     }
   }
-  if (count === 0 && o.sources.length > 0 && items.length === 0) {
-    // every source was a wildcard matching nothing: nothing to copy, like BuildKit
-  }
-  return { items, multiple: o.sources.length > 1 || count > 1, ...(o.parents ? { parents: true } : {}) };
+  return { items, multiple: o.sources.length > 1 || count > 1, ...(o.parents ? { parents: true } : {}), digest: digest.end(o.sources.length > 1 || count > 1) };
 }
 
-const EMPTY = Buffer.alloc(0);
-
-function digestData(d: Buffer): Digest {
-  const h = createHasher('blake3');
-  h.update(d);
-  return h.digest();
+/** planDigest's byte stream, written item by item and entry by entry. */
+function digestWriter(): { item(it: PlannedItem): void; entry(e: PlannedEntry): void; end(multiple: boolean): Digest } {
+  const h: Hasher = createHasher('blake3');
+  const enc = (s: string): void => h.update(Buffer.from(`${s}\0`));
+  return {
+    item: (it) => enc(`item ${it.name} ${it.isDir ? 'd' : 'f'} ${it.archive ? 'a' : ''} ${it.parentsPath ?? ''}`),
+    entry: (e) => enc(`${e.rel} ${e.type} ${e.mode.toString(8)} ${e.uid}:${e.gid} ${e.type === 'file' ? (e.hash ?? 'nohash') : (e.linkTarget ?? '')}`),
+    end: (multiple) => {
+      enc(multiple ? 'multi' : 'single');
+      return h.digest();
+    },
+  };
 }
 
 /** The content part of a COPY cache key: names, types, modes, owners and content hashes. */
 export function planDigest(plan: CopyPlan): Digest {
-  const h = createHasher('blake3');
-  const enc = (s: string): void => h.update(Buffer.from(`${s}\0`));
+  if (plan.digest) return plan.digest;
+  const d = digestWriter();
   for (const it of plan.items) {
-    enc(`item ${it.name} ${it.isDir ? 'd' : 'f'} ${it.archive ? 'a' : ''} ${it.parentsPath ?? ''}`);
-    for (const e of it.entries) {
-      enc(`${e.rel} ${e.type} ${e.mode.toString(8)} ${e.uid}:${e.gid} ${e.type === 'file' ? (e.hash ?? 'nohash') : (e.linkTarget ?? '')}`);
-    }
+    d.item(it);
+    for (const e of itemEntries(it)) d.entry(e);
   }
-  enc(plan.multiple ? 'multi' : 'single');
-  return h.digest();
+  return d.end(plan.multiple);
 }
 
 export interface ApplyOptions {
@@ -534,9 +465,9 @@ async function applyPlan(plan: CopyPlan, o: ApplyOptions, copies: CopyWindow): P
     // Dirs this item made: empty when made, so its files in them need no look for what is there.
     const made = new Set<string>();
     let aliased = false;
-    // Synchronous calls in both loops on purpose: each is a short syscall on local disk, and for
-    // the many small files of a typical context the thread-pool round trips of the async forms
-    // cost more than the calls themselves (the same choice as tar/apply.ts).
+    // Synchronous calls on purpose: each is a short syscall on local disk, and for the many small
+    // files of a typical context the thread-pool round trips of the async forms cost more than
+    // the calls themselves (the same choice as tar/apply.ts).
     const lstatOrUndefined = (p: string): Stats | undefined => {
       try {
         return lstatSync(p);
@@ -545,73 +476,69 @@ async function applyPlan(plan: CopyPlan, o: ApplyOptions, copies: CopyWindow): P
         throw e;
       }
     };
-    for (const e of item.entries) {
-      if (e.type !== 'dir') continue;
+    // One pass in walk order (a directory comes before what is below it), so a large item walked
+    // again from its source is walked once.
+    for (const e of itemEntries(item)) {
       throwIfAborted(o.signal);
       let host: string;
       let parent: string | undefined;
       if (e.rel === '') {
-        host = target === '/' ? o.root : `${parentHost}/${base}`;
+        host = e.type === 'dir' && target === '/' ? o.root : `${parentHost}/${base}`;
       } else {
         parent = dirs.get(posix.dirname(e.rel) === '.' ? '' : posix.dirname(e.rel));
         if (parent === undefined) continue;
         host = `${parent}/${posix.basename(e.rel)}`;
       }
-      let st = !aliased && parent !== undefined && made.has(parent) ? undefined : lstatOrUndefined(host);
-      if (st?.isSymbolicLink()) {
-        // An existing symlink in the image where the source has a dir: follow it, confined.
-        const rel = host.slice(o.root.length);
-        host = await resolveInRoot(o.root, rel);
-        st = lstatOrUndefined(host);
-        // Two source dirs may now land in one host dir: look before writing everywhere.
-        aliased = true;
-      }
-      if (st && !st.isDirectory()) {
-        unlinkSync(host);
-        st = undefined;
-      }
-      if (!st && e.rel === '' && item.parentsPath === undefined) {
-        // A directory's contents go into the destination, which is made like a missing parent
-        // (0755 or --chmod, root or --chown, now), not as a copy of the source dir (BuildKit, moby).
-        mkdirSync(host);
-        lchownSync(host, rootOwner.uid, rootOwner.gid);
-        chmodSync(host, madeDirMode);
-        made.add(host);
-        written++;
-      } else if (!st) {
-        mkdirSync(host);
-        lchownSync(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
-        chmodSync(host, chmodOf(o.chmod, e.mode, true));
-        dirTimes.push({ host, mtimeMs: e.mtimeMs });
-        made.add(host);
-        written++;
-      } else if (e.rel !== '' && host !== o.root) {
-        // Merging into an existing dir of a copied tree: the copied dir's metadata wins (Docker).
-        lchownSync(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
-        chmodSync(host, chmodOf(o.chmod, e.mode, true));
-        dirTimes.push({ host, mtimeMs: e.mtimeMs });
-      }
-      dirs.set(e.rel, host);
-    }
-
-    for (const e of item.entries) {
-      if (e.type === 'dir') continue;
-      let host: string;
-      let parent: string | undefined;
-      if (e.rel === '') host = `${parentHost}/${base}`;
-      else {
-        parent = dirs.get(posix.dirname(e.rel) === '.' ? '' : posix.dirname(e.rel));
-        if (parent === undefined) continue;
-        host = `${parent}/${posix.basename(e.rel)}`;
+      if (e.type === 'dir') {
+        let st = !aliased && parent !== undefined && made.has(parent) ? undefined : lstatOrUndefined(host);
+        if (st?.isSymbolicLink()) {
+          // An existing symlink in the image where the source has a dir: follow it, confined.
+          const rel = host.slice(o.root.length);
+          host = await resolveInRoot(o.root, rel);
+          st = lstatOrUndefined(host);
+          // Two source dirs may now land in one host dir: look before writing everywhere, once
+          // the copies already started have ended.
+          if (!aliased) await copies.drain();
+          aliased = true;
+        }
+        if (st && !st.isDirectory()) {
+          unlinkSync(host);
+          st = undefined;
+        }
+        if (!st && e.rel === '' && item.parentsPath === undefined) {
+          // A directory's contents go into the destination, which is made like a missing parent
+          // (0755 or --chmod, root or --chown, now), not as a copy of the source dir (BuildKit, moby).
+          mkdirSync(host);
+          lchownSync(host, rootOwner.uid, rootOwner.gid);
+          chmodSync(host, madeDirMode);
+          made.add(host);
+          written++;
+        } else if (!st) {
+          mkdirSync(host);
+          lchownSync(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
+          chmodSync(host, chmodOf(o.chmod, e.mode, true));
+          dirTimes.push({ host, mtimeMs: e.mtimeMs });
+          made.add(host);
+          written++;
+        } else if (e.rel !== '' && host !== o.root) {
+          // Merging into an existing dir of a copied tree: the copied dir's metadata wins (Docker).
+          lchownSync(host, o.chown?.uid ?? e.uid, o.chown?.gid ?? e.gid);
+          chmodSync(host, chmodOf(o.chmod, e.mode, true));
+          dirTimes.push({ host, mtimeMs: e.mtimeMs });
+        }
+        dirs.set(e.rel, host);
+        continue;
       }
       const inMade = !aliased && parent !== undefined && made.has(parent);
       const key = e.type === 'file' ? e.inode : undefined;
       const first = key ? hardlinks.get(key) : undefined;
       if (key && !first) hardlinks.set(key, host);
-      throwIfAborted(o.signal);
       const existing = inMade ? undefined : lstatOrUndefined(host);
       if (existing?.isDirectory()) throw new CopyDestinationError(`cannot overwrite directory ${host.slice(o.root.length) || '/'} with a non-directory`);
-      if (existing) unlinkSync(host);
+      if (existing) {
+        await copies.done(host); // a copy to it may still be in flight (two sources reaching one path)
+        unlinkSync(host);
+      }
       written++;
       if (first) {
         await copies.done(first); // its first path must be there to link to
