@@ -437,6 +437,8 @@ async function buildWith(
   } finally {
     await exchange?.dispose().catch(() => {});
     await Promise.allSettled([...results.values()]);
+    // A failed build keeps the stat cache as it was (a saved one is closed already).
+    context.stat.close();
     // Before the scratch dir goes: it records the step networks until they are removed.
     await networks.close().catch(() => {});
     await idRange?.release().catch(() => {});

@@ -61,6 +61,11 @@ describe('cache keys', () => {
   });
 });
 
+/** The files a stat cache file holds (a header line, then a line of entries per directory). */
+function statCacheEntries(text: string): number {
+  return text.split('\n').slice(1).filter(Boolean).reduce((n, l) => n + (JSON.parse(l.slice(l.indexOf('\t') + 1)) as unknown[]).length, 0);
+}
+
 describe('build cache on real builds (scratch, COPY)', () => {
   it('keeps a stat cache file per context: a build reads and rewrites only its own context\'s entries', async () => {
     const root = join(tmp.dir, 'root');
@@ -73,7 +78,7 @@ describe('build cache on real builds (scratch, COPY)', () => {
       await build({ root, contextDir: ctx, tags: [name], reporter: recorder().reporter });
     }
     const [a, b] = await files();
-    const sizes = await Promise.all([a!, b!].map(async (f) => Object.keys((JSON.parse(await readFile(join(root, 'cache', 'build', f), 'utf8')) as { e: object }).e).length));
+    const sizes = await Promise.all([a!, b!].map(async (f) => statCacheEntries(await readFile(join(root, 'cache', 'build', f), 'utf8'))));
     // each holds its own context's files (the Dockerfile included), never the other's
     expect(sizes.sort()).toEqual([4, 6]);
   });
@@ -95,8 +100,7 @@ describe('build cache on real builds (scratch, COPY)', () => {
     const metaBefore = await stat(join(root, 'overlay', 'metadata.json'));
     const statFiles = (await readdir(join(root, 'cache', 'build'))).filter((n) => /^stat-cache-[0-9a-f]{16}\.json$/.test(n));
     expect(statFiles).toHaveLength(1);
-    const statCache = JSON.parse(await readFile(join(root, 'cache', 'build', statFiles[0]!), 'utf8')) as { e: Record<string, unknown> };
-    expect(Object.keys(statCache.e).length).toBe(51);
+    expect(statCacheEntries(await readFile(join(root, 'cache', 'build', statFiles[0]!), 'utf8'))).toBe(51);
 
     const r2 = recorder();
     const second = await build({ root, contextDir: ctx, tags: ['cachetest'], reporter: r2.reporter });
