@@ -165,6 +165,23 @@ it('a manifest whose bytes changed in storage, a deleted blob, a blob changed in
   expect(layerSteps(r2.stderr).map(([, s]) => s)).toEqual(['CACHED', 'DONE', 'DONE']);
 }, 90_000);
 
+it('a blob found broken when a step needs its content: the stages start again without it', async () => {
+  const ctx = await context('instep', `${THREE}COPY x /x\n`);
+  await writeFile(join(ctx, 'x'), '1\n');
+  const ref = `${reg.host}/faults/instep:c`;
+  await build(await machine(), ctx, ['--cache-to', `type=registry,ref=${ref},compression=uncompressed`]);
+  const layer = (await cacheManifest(ref)).layers[1]!;
+  await writeFile(blobData(layer.digest), randomBytes(layer.size));
+  // The COPY misses (x changed) and needs its parent's snapshot: the layers are fetched then.
+  await writeFile(join(ctx, 'x'), '2\n');
+  const r = await build(await machine(), ctx, ['-t', 'instep:1', '--cache-from', ref]);
+  expect(warnings(r.stderr)).toEqual([expect.stringMatching(new RegExp(`blob ${layer.digest}: .*; not using it`))]);
+  expect(r.stderr).toMatch(/ERROR: no imported cache could give the layer sha256:[0-9a-f]{64} \(see the warning above\); the build starts its stages again without it/);
+  expect(layerSteps(r.stderr).map(([, s]) => s)).toEqual(['CACHED', 'DONE', 'DONE', 'DONE']);
+  const run = await runCli(['run', '--rm', '--network', 'none', 'instep:1', 'cat', '/x'], { root: join(tmp.dir, `m${n}`) });
+  expect(run.stdout).toBe('2\n');
+}, 90_000);
+
 it('an export that fails fails the build after the image is stored; ignore-error=true makes it a warning', async () => {
   const ctx = await context('export-fails', 'FROM busybox\nRUN echo x > /x\n');
   const m = await machine();
