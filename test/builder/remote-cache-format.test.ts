@@ -45,6 +45,8 @@ describe('--cache-to and --cache-from values', () => {
     expect(() => parseCacheFrom('type=local,dest=/x')).toThrow(/unknown attribute "dest"/);
     expect(() => parseCacheFrom('type=registry,ref=r/UPPER')).toThrow(/ref "r\/UPPER"/);
     expect(() => parseCacheFrom('a,b=c')).toThrow(/invalid value "a"/);
+    expect(() => parseCacheTo(`type=registry,ref=r/x@sha256:${'a'.repeat(64)}`)).toThrow(/names a digest; a cache is written under a tag/);
+    expect(parseCacheFrom(`r/x@sha256:${'a'.repeat(64)}`)).toHaveLength(1);
   });
 });
 

@@ -44,7 +44,8 @@ it('a rootless build exports to a registry and a local layout; another rootless 
   expect(login.code, login.stderr).toBe(0);
   const ref = `${reg.host}/rootless/app:cache`;
   const local = join(env.dir, 'cache-dir');
-  const first = await env.cli(['build', '-q', '-t', 'app:1', '--cache-to', `type=registry,ref=${ref}`, '--cache-to', `type=local,dest=${local}`, ctx]);
+  // dest= relative to the working directory (the user's HOME), as the user typed it.
+  const first = await env.cli(['build', '-q', '-t', 'app:1', '--cache-to', `type=registry,ref=${ref}`, '--cache-to', 'type=local,dest=cache-dir', ctx], { cwd: env.dir });
   expect(first.code, first.stderr).toBe(0);
   const firstLayers = await env.cli(['inspect', '-f', '{{json .RootFS.Layers}}', 'app:1']);
   expect(JSON.parse(firstLayers.stdout)).toHaveLength(4);

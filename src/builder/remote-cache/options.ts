@@ -99,11 +99,14 @@ function checkKeys(flag: string, type: string, attrs: Attrs, known: string[]): v
 function registryRef(flag: string, attrs: Attrs): string {
   const ref = attrs.get('ref');
   if (!ref) throw new InvalidArgumentError(`${flag}: type=registry needs ref=REPOSITORY[:TAG]`);
+  let digest: string | undefined;
   try {
-    parseReference(ref);
+    digest = parseReference(ref).digest;
   } catch (e) {
     throw new InvalidArgumentError(`${flag}: ref ${JSON.stringify(ref)}: ${e instanceof Error ? e.message : String(e)}`);
   }
+  // A cache is written under a tag: a digest names content already written.
+  if (digest && flag === '--cache-to') throw new InvalidArgumentError(`${flag}: ref ${JSON.stringify(ref)} names a digest; a cache is written under a tag`);
   return ref;
 }
 
