@@ -5,7 +5,8 @@
  * against docs/analyze-report.schema.json, dive's figures derived by hand from dive's definition,
  * `--fail-waste`'s exit statuses, the HTML page rendered by a real browser (Debian's chromium,
  * headless), a registry reference read through the registry client with its credentials (streamed:
- * nothing stored), and a peak memory that does not follow the size of the image.
+ * nothing stored), a peak memory that does not follow the size of the image, and a rootless user's
+ * own store.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -17,6 +18,7 @@ import { makeTmp } from '../helpers/tmp.js';
 import { REPO_ROOT, expectOneLineError, runCli } from '../helpers/cli.js';
 import { ensureBusybox } from '../helpers/base-image.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { useUserEnv, type UserEnv } from '../helpers/rootless.js';
 import type { AnalysisReport } from '../../src/analyze/report.js';
 
 const tmp = await makeTmp('imgbuild-e2e-analyze-');
@@ -237,4 +239,20 @@ describe('memory', () => {
     // collector has not freed yet (measured: ~30 MB more, and the same for a layer of 768 MB).
     expect(big - small, `peak RSS ${small} bytes for the small image, ${big} for the big one`).toBeLessThan(64 * 1024 * 1024);
   }, 120_000);
+});
+
+describe('rootless', () => {
+  let ue: UserEnv;
+  useUserEnv((_, e) => {
+    ue = e;
+  });
+
+  it("analyzes an image of an unprivileged user's own store, as that user", async () => {
+    await ue.importBusybox();
+    const r = await ue.cli(['analyze', '--format', 'json', 'busybox']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as AnalysisReport;
+    expect([report.source, report.layers.length, report.wastedBytes]).toEqual(['store', 1, 0]);
+    expect(report.layers[0]!.added).toBeGreaterThan(100);
+  }, 60_000);
 });
