@@ -6,6 +6,8 @@
  * uid/gid only (no uname/gname), permission bits as stored, mtimes in whole seconds, clamped to
  * `sourceDateEpoch` when given; no atime/ctime, no pids in PAX header names. Hard links are kept
  * as links: a later path of an inode already written becomes a `link` entry naming the first.
+ * These bytes are part of the store's format: a build layer kept unwritten (store/lazy.ts) is
+ * packed again by this code and must give the digest recorded when it was built.
  * xattrs (e.g. `security.capability`) go into PAX `SCHILY.xattr.*` records as raw bytes.
  *
  * 'overlay' mode reads an overlay upper dir: a char device 0:0 is a whiteout and becomes an empty
