@@ -3,7 +3,8 @@
  * stand for two machines and a real docker-registry (or an OCI layout dir, type=local) carries the
  * cache between them. Machine A's RUN fills /cache; on machine B the context changed so the RUN
  * misses, and it finds A's /cache restored (content, owners, modes, links), keyed by id= or by
- * the target. A mount that already holds something on B is kept as it is. Privileged (root).
+ * the target. A mount that already holds something on B is kept as it is; a mount blob whose bytes
+ * were changed is a warning and the RUN runs with the mount empty. Privileged (root).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lstat, mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
@@ -98,6 +99,33 @@ describe('build --cache-to cache-mounts=true', () => {
     const c = await machine();
     await build(c, ctx, ['-t', 'app', '--cache-from', `type=registry,ref=${second}`]);
     expect(await cat(c, 'app', '/result')).toBe('restored\nbuilt\npkg\n');
+  }, 90_000);
+
+  it('a mount blob whose bytes were changed in the cache is one warning: the RUN runs with the mount empty', async () => {
+    const ctx = await writeContext(tmp.dir, 'fault-ctx', { Dockerfile: DOCKERFILE, input: 'one\n' });
+    const dest = join(tmp.dir, 'fault-layout');
+    await build(await machine(), ctx, ['--cache-to', `type=local,dest=${dest},cache-mounts=true`]);
+    // The mount layers of the layout's cache, found as a reader finds them, changed in place (same size).
+    const blob = (d: string): string => join(dest, 'blobs', 'sha256', d.slice('sha256:'.length));
+    const index = JSON.parse(await readFile(join(dest, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    const manifest = JSON.parse(await readFile(blob(index.manifests[0]!.digest), 'utf8')) as { config: { digest: string }; layers: { digest: string }[] };
+    const config = JSON.parse(await readFile(blob(manifest.config.digest), 'utf8')) as { mounts: { id: string; layer: number }[] };
+    expect(config.mounts.map((m) => m.id).sort()).toEqual(['/cache', 'pkgs']);
+    for (const m of config.mounts) {
+      const p = blob(manifest.layers[m.layer]!.digest);
+      const bytes = await readFile(p);
+      bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
+      await writeFile(p, bytes);
+    }
+    await writeFile(join(ctx, 'input'), 'two\n');
+    const b = await machine();
+    const r = await build(b, ctx, ['-t', 'app', '--cache-from', `type=local,src=${dest}`]);
+    expect(await cat(b, 'app', '/result')).toBe('cold\nbuilt\npkg\n');
+    const warned = r.stderr.split('\n').filter((l) => l.includes('WARNING'));
+    expect(warned).toHaveLength(2);
+    expect(warned.filter((l) => l.includes('WARNING: cache mount /cache: not restored, the step runs with an empty mount'))).toHaveLength(1);
+    expect(warned.filter((l) => l.includes('WARNING: cache mount pkgs: not restored, the step runs with an empty mount'))).toHaveLength(1);
+    expect(await readFile(join(cacheMountDir(b, '/cache'), 'x'), 'utf8')).toBe('built\n');
   }, 90_000);
 
   it('keeps a local mount that holds anything; a cache without cache-mounts=true carries none', async () => {
