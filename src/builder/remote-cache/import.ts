@@ -127,7 +127,8 @@ export class ImportedCache {
   /** The step `key` from the first import whose blob is there; `warn` gets a line per entry that is not. */
   async get(key: Digest, warn: (line: string) => void): Promise<RemoteHit | undefined> {
     for (const c of this.usable(this.byKey.get(key))) {
-      if (await this.has(c)) return { diffId: c.step.diffId, layer: c.step.image, chainId: c.step.chainId, history: c.step.history };
+      // A layer the store has already (an earlier import, another stage) needs no HEAD.
+      if ((await this.store.info(c.step.image.digest))?.size === c.step.image.size || (await this.has(c))) return { diffId: c.step.diffId, layer: c.step.image, chainId: c.step.chainId, history: c.step.history };
       const id = `${c.at}|${c.blob.digest}`;
       if (!this.bad.has(id)) {
         this.bad.add(id);
