@@ -172,8 +172,13 @@ describe('build trace reporter', () => {
     let t = 0;
     const trace = new BuildTrace({ now: () => t });
     const seen: string[] = [];
-    const r = tracedReporter({ task: (l) => ({ log: () => {}, done: (n) => seen.push(`${l} ${n ?? 'DONE'}`), fail: (m) => seen.push(`${l} ERROR ${m}`) }) }, trace);
+    const r = tracedReporter({
+      task: (l) => ({ log: () => {}, warn: (w) => seen.push(`${l} WARN ${w}`), done: (n) => seen.push(`${l} ${n ?? 'DONE'}`), fail: (m) => seen.push(`${l} ERROR ${m}`) }),
+      warn: (w) => seen.push(`WARN ${w}`),
+    }, trace);
+    r.warn?.('cache unusable');
     const a = r.task('[s 2/3] COPY a /a');
+    a.warn?.('FromAsCasing');
     a.phases?.(new PhaseClock(() => t));
     t = 3;
     a.done('CACHED');
@@ -181,7 +186,9 @@ describe('build trace reporter', () => {
     t = 4;
     b.fail('exit code: 1');
     const got = checkTrace(trace.toJSON()).trace.slices;
-    expect(seen).toEqual(['[s 2/3] COPY a /a CACHED', '[s 3/3] RUN false ERROR exit code: 1']);
+    expect(seen).toEqual(['WARN cache unusable', '[s 2/3] COPY a /a WARN FromAsCasing', '[s 2/3] COPY a /a CACHED', '[s 3/3] RUN false ERROR exit code: 1']);
+    const checked = checkTrace(trace.toJSON()).trace;
+    expect(checked.instants.map((i) => [checked.threads.get(i.tid), i.args?.line])).toEqual([['build', 'cache unusable'], ['stage s', 'FromAsCasing']]);
     expect(got.find((s) => s.name === '#1 [s 2/3] COPY a /a')!.args).toEqual({ id: 1, cached: true });
     expect(got.find((s) => s.name === '#2 [s 3/3] RUN false')!.args).toEqual({ id: 2, error: 'exit code: 1' });
   });

@@ -23,14 +23,27 @@ export function trackOf(label: string): string {
 export function tracedReporter(inner: BuildReporter, trace: BuildTrace): BuildReporter {
   let n = 0;
   return {
+    // Warnings are also moments of the trace, on the build's track or their step's.
+    ...(inner.warn ? {
+      warn: (line: string) => {
+        trace.instant('warning', { args: { line } });
+        inner.warn!(line);
+      },
+    } : {}),
     task(label: string): StepReporter {
       const id = ++n;
       const t = inner.task(label);
-      const span = trace.begin(`#${id} ${label}`, { track: trackOf(label), cat: /^\[[^\]]* (?:\d+\/\d+|ONBUILD)\]/.test(label) ? 'step' : 'task', args: { id } });
+      const track = trackOf(label);
+      const span = trace.begin(`#${id} ${label}`, { track, cat: /^\[[^\]]* (?:\d+\/\d+|ONBUILD)\]/.test(label) ? 'step' : 'task', args: { id } });
       return {
         log: (line) => t.log(line),
         ...(t.update ? { update: (d: string) => t.update!(d) } : {}),
-        ...(t.warn ? { warn: (line: string) => t.warn!(line) } : {}),
+        ...(t.warn ? {
+          warn: (line: string) => {
+            trace.instant('warning', { track, args: { line, step: id } });
+            t.warn!(line);
+          },
+        } : {}),
         done(note) {
           span.finish(note === 'CACHED' ? { cached: true } : {});
           t.done(note);
