@@ -76,6 +76,8 @@ describe('build --cache-to cache-mounts=true', () => {
     expect(await cat(b, 'app', '/result')).toBe('restored\nbuilt\npkg\n');
     expect(r.stderr).toMatch(/cache mount \/cache: restored/);
     expect(r.stderr).toMatch(/cache mount pkgs: restored/);
+    // The restore is a phase of the RUN that waited for it.
+    expect(r.stderr).toMatch(/#\d+ times: [^\n]*restore \d+\.\d\ds/);
     const pkgs = cacheMountDir(b, 'pkgs');
     const top = await lstat(pkgs);
     expect([top.mode & 0o7777, top.uid]).toEqual([0o700, 1000]);

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { join, posix } from 'node:path';
 import { cacheMountsDir } from '../../store/paths.js';
 import type { CacheMountSeam } from './seams.js';
+import type { PhaseClock } from '../../phases.js';
 import type { Mount } from '../../sandbox/spec.js';
 import type { CacheMount, RunMount } from '../frontend/instructions.js';
 import { ImgbuildError } from '../../errors.js';
@@ -93,6 +94,8 @@ export interface MountContext {
   workdir: string;
   /** Imported content of cache mounts, restored into empty ones. */
   cacheMounts?: CacheMountSeam;
+  /** The step's clock: a restore is its 'restore' phase. */
+  phases?: PhaseClock;
 }
 
 /** `<root>/cache/mounts/<32 hex>`: the directory of the cache mount `id`. */
@@ -145,7 +148,7 @@ export async function prepareRunMounts(list: RunMount[], c: MountContext): Promi
           }
         }
         // An imported cache fills a mount this store never filled (builder/remote-cache/mounts.ts).
-        if (c.cacheMounts) await c.cacheMounts.restore(id, dir);
+        if (c.cacheMounts) await c.cacheMounts.restore(id, dir, c.phases ? { phases: c.phases } : {});
         out.mounts.push({ type: 'bind', source: dir, destination: target, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
         // `private` would need a second dir per concurrent user; holding the lock is the safe subset.
         if (m.sharing === 'locked' || m.sharing === 'private') out.locks.push(dir);

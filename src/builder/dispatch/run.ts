@@ -151,7 +151,7 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
         },
         secrets: env.secrets,
         ...(env.ssh ? { ssh: env.ssh } : {}),
-        ...(env.cacheMounts ? { cacheMounts: env.cacheMounts } : {}),
+        ...(env.cacheMounts ? { cacheMounts: env.cacheMounts, phases: active.phases } : {}),
         workdir,
       });
       const extra = scriptFile

@@ -59,7 +59,7 @@ export interface CacheMountSeam {
    * Fills the mount's directory `dir` (just made, or found empty) with imported content before a
    * step runs with it, if the imported caches hold some; a failure is a warning, never thrown.
    */
-  restore(id: string, dir: string): Promise<void>;
+  restore(id: string, dir: string, o?: { phases?: PhaseClock }): Promise<void>;
 }
 
 /** Steps of imported caches (remote-cache/import.ts ImportedCache). */

@@ -26,6 +26,7 @@ import type { Digest } from '../../image/digest.js';
 import { throwIfAborted } from '../../errors.js';
 import { withLock } from '../../atomic.js';
 import type { CacheMountSeam } from '../dispatch/seams.js';
+import type { PhaseClock } from '../../phases.js';
 import { cacheMountDir } from '../dispatch/mounts.js';
 
 /** Whether `dir` is absent or holds nothing. */
@@ -148,12 +149,13 @@ export class SharedCacheMounts implements CacheMountSeam {
     return [...this.used];
   }
 
-  restore(id: string, dir: string): Promise<void> {
+  restore(id: string, dir: string, o: { phases?: PhaseClock } = {}): Promise<void> {
     const imp = this.imported.get(id);
     if (!imp) return Promise.resolve();
     let p = this.restoring.get(id);
     if (!p) {
-      p = this.restoreOne(id, dir, imp);
+      // The first step with the mount waits for it: its time is that step's 'restore' phase.
+      p = o.phases ? o.phases.time('restore', () => this.restoreOne(id, dir, imp)) : this.restoreOne(id, dir, imp);
       this.restoring.set(id, p);
     }
     return p;
