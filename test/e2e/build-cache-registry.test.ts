@@ -173,6 +173,10 @@ it('mode=min keeps the image\'s steps, mode=max every stage\'s', async () => {
     expect([...outcomes(relayed.stderr)].filter(([l]) => /\] (RUN|COPY)/.test(l)).map(([, s]) => s)).toEqual(['CACHED', 'CACHED', 'CACHED']);
     expect(relayed.id).toBe(max.id);
   }
+  // Several imports: each step from the first that has it (the deps stage's from max only).
+  const several = await build(await machine(), ctx, ['-t', 'modes:1', '--cache-from', `${reg.host}/cache/modes:min`, '--cache-from', `type=registry,ref=${reg.host}/cache/modes:max`]);
+  expect([...outcomes(several.stderr)].filter(([l]) => /\] (RUN|COPY)/.test(l)).map(([, s]) => s)).toEqual(['CACHED', 'CACHED', 'CACHED']);
+  expect(several.id).toBe(max.id);
   // min on a machine that has the deps stage locally: the final stage hits from the cache.
   const m4 = await machine();
   await build(m4, ctx, ['--target', 'deps', '--cache-from', `${reg.host}/cache/modes:max`]);
