@@ -19,7 +19,8 @@
  *  - destination paths are resolved through the image's own symlinks but never leave its root.
  *
  * The work is split into `planCopy` (walk the sources, no writes; its digest is the cache key's
- * content part) and `applyCopy` (write into a rootfs mounted on the host).
+ * content part) and `applyCopy` (write into a rootfs mounted on the host). A plan keeps a bounded
+ * number of entries: a larger item is walked again (copy-walk.ts) when it is written.
  */
 import { lstat, stat, readdir, mkdir, lchown, chmod, open, copyFile } from 'node:fs/promises';
 import { constants, lstatSync, readdirSync, unlinkSync, linkSync, symlinkSync, lchownSync, lutimesSync, writeFileSync, copyFileSync, chmodSync, mkdirSync, type Stats } from 'node:fs';
@@ -58,15 +59,16 @@ export interface PlannedItem {
   isDir: boolean;
   /** ADD of a local archive: extract into the destination instead of copying. */
   archive?: boolean;
-  /**
-   * The item's entries, its own first; with `walk`, only that first one (see itemEntries).
-   */
+  /** The item's entries, its own first; with `walk`, only that first one (see itemEntries). */
   entries: PlannedEntry[];
   /** A large item's entries, walked again from its source when written (memory stays bounded). */
   walk?: () => Iterable<PlannedEntry>;
 }
 
-/** Every entry of an item, in walk order (a directory before what is below it). */
+/**
+ * Every entry of an item, in walk order (a directory before what is below it). Entries walked
+ * again carry no content hash: the plan's digest was taken on the first walk.
+ */
 export function itemEntries(item: PlannedItem): Iterable<PlannedEntry> {
   return item.walk ? item.walk() : item.entries;
 }
