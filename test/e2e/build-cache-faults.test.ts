@@ -12,8 +12,8 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
-import { expectOneLineError, runCli, type CliResult } from '../helpers/cli.js';
-import { ensureBusybox } from '../helpers/base-image.js';
+import { buildOk, machineMaker, writeContext } from '../helpers/machines.js';
+import { expectOneLineError, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { MediaTypes } from '../../src/image/media-types.js';
 import { OciStore } from '../../src/store/store.js';
@@ -23,7 +23,6 @@ import { layerSteps } from '../helpers/build-outcomes.js';
 
 const tmp = await makeTmp('imgbuild-e2e-cache-faults-');
 let reg: TestRegistry;
-let n = 0;
 
 beforeAll(async () => {
   reg = await startRegistry({ mode: 'none' });
@@ -33,24 +32,9 @@ afterAll(async () => {
   await tmp.cleanup();
 });
 
-async function machine(): Promise<string> {
-  const root = join(tmp.dir, `m${++n}`);
-  await ensureBusybox(root);
-  return root;
-}
-
-async function context(name: string, dockerfile: string): Promise<string> {
-  const dir = join(tmp.dir, name);
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'Dockerfile'), dockerfile);
-  return dir;
-}
-
-async function build(root: string, ctx: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult & { id: string }> {
-  const r = await runCli(['build', '--progress=plain', ...args, ctx], { root, env });
-  expect(r.code, r.stderr).toBe(0);
-  return { ...r, id: r.stdout.trim() };
-}
+const machine = machineMaker(tmp.dir);
+const context = (name: string, dockerfile: string): Promise<string> => writeContext(tmp.dir, name, { Dockerfile: dockerfile });
+const build = buildOk;
 
 const warnings = (stderr: string): string[] => stderr.split('\n').filter((l) => l.includes('WARNING'));
 
@@ -174,11 +158,12 @@ it('a blob found broken when a step needs its content: the stages start again wi
   await writeFile(blobData(layer.digest), randomBytes(layer.size));
   // The COPY misses (x changed) and needs its parent's snapshot: the layers are fetched then.
   await writeFile(join(ctx, 'x'), '2\n');
-  const r = await build(await machine(), ctx, ['-t', 'instep:1', '--cache-from', ref]);
+  const m = await machine();
+  const r = await build(m, ctx, ['-t', 'instep:1', '--cache-from', ref]);
   expect(warnings(r.stderr)).toEqual([expect.stringMatching(new RegExp(`blob ${layer.digest}: .*; not using it`))]);
   expect(r.stderr).toMatch(/ERROR: no imported cache could give the layer sha256:[0-9a-f]{64} \(see the warning above\); the build starts its stages again without it/);
   expect(layerSteps(r.stderr).map(([, s]) => s)).toEqual(['CACHED', 'DONE', 'DONE', 'DONE']);
-  const run = await runCli(['run', '--rm', '--network', 'none', 'instep:1', 'cat', '/x'], { root: join(tmp.dir, `m${n}`) });
+  const run = await runCli(['run', '--rm', '--network', 'none', 'instep:1', 'cat', '/x'], { root: m });
   expect(run.stdout).toBe('2\n');
 }, 90_000);
 

@@ -7,11 +7,11 @@
  * steps hit again; mode=min keeps the image's steps, mode=max every stage's.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
-import { ensureBusybox } from '../helpers/base-image.js';
+import { buildOk, machineMaker, writeContext } from '../helpers/machines.js';
+import { runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { outcomes } from '../helpers/build-outcomes.js';
 import { OciStore } from '../../src/store/store.js';
@@ -20,7 +20,6 @@ import { validateImage } from '../conformance/validate-image.js';
 
 const tmp = await makeTmp('imgbuild-e2e-cache-registry-');
 let reg: TestRegistry;
-let n = 0;
 
 beforeAll(async () => {
   reg = await startRegistry({ mode: 'none' });
@@ -31,24 +30,9 @@ afterAll(async () => {
 });
 
 /** A fresh store with busybox: one machine. */
-async function machine(): Promise<string> {
-  const root = join(tmp.dir, `m${++n}`);
-  await ensureBusybox(root);
-  return root;
-}
-
-async function context(name: string, files: Record<string, string>): Promise<string> {
-  const dir = join(tmp.dir, name);
-  await mkdir(dir, { recursive: true });
-  for (const [f, text] of Object.entries(files)) await writeFile(join(dir, f), text);
-  return dir;
-}
-
-async function build(root: string, ctx: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult & { id: string }> {
-  const r = await runCli(['build', '--progress=plain', ...args, ctx], { root, env });
-  expect(r.code, r.stderr).toBe(0);
-  return { ...r, id: r.stdout.trim() };
-}
+const machine = machineMaker(tmp.dir);
+const context = (name: string, files: Record<string, string>): Promise<string> => writeContext(tmp.dir, name, files);
+const build = buildOk;
 
 async function manifestDigest(root: string, ref: string): Promise<string> {
   const store = await OciStore.open(root);
