@@ -484,6 +484,7 @@ function buildStore(store: OciStore): BuildStore {
     lease: store.lease,
     protect: (digests) => store.protect(digests),
     findImage: (ref, platform) => findImage(store, ref, { platform }),
+    materialize: (d, o) => store.materialize(d, o),
   };
 }
 

@@ -69,6 +69,9 @@ class MemoryStore implements BuildStore {
     return img;
   }
 
+  /** Config-only builds make no layers to write. */
+  async materialize(): Promise<void> {}
+
   async protect(digests: Iterable<Digest>): Promise<Digest[]> {
     this.protected.push(...digests);
     return [];

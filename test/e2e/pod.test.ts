@@ -167,7 +167,7 @@ describe.skipIf(podmanMissing !== undefined)(`imgbuild in an unprivileged podman
     expect(r.code, r.stderr).toBe(0);
     // Known before trying (the kernel asks a setuid newuidmap, uid 0, for CAP_SYS_ADMIN): nothing else on stderr.
     const warning = "imgbuild: warning: the subordinate ids of user builder cannot be mapped: a setuid newuidmap needs CAP_SYS_ADMIN, which the capability bounding set lacks (give newuidmap and newgidmap file capabilities instead: setcap cap_setuid+ep, cap_setgid+ep) (meanwhile only builder's own id is mapped: files of an image's other users become root's)";
-    expect(r.stderr.split('\n').filter((l) => !l.startsWith('#') && l !== '')).toEqual([warning, warning]);
+    expect(r.stderr.split('\n').filter((l) => !l.startsWith('#') && !l.startsWith('slowest steps:') && l !== '')).toEqual([warning, warning]);
     expect(r.stderr).toMatch(new RegExp(`^#\\d+ [\\d.]+\\s+0\\s+${POD_USER.uid}\\s+1$`, 'm'));
   });
 
@@ -180,7 +180,7 @@ describe.skipIf(podmanMissing !== undefined)(`imgbuild in an unprivileged podman
       printf 'FROM busybox\\nRUN cat /proc/1/comm && hostname\\n' | imgbuild build --progress plain -
       imgbuild info --format '{{.Isolation}}'`);
     expect(full.code, full.stderr).toBe(0);
-    expect(full.stderr).not.toMatch(/isolation/);
+    expect(full.stderr).not.toMatch(/RUN isolation:/);
     // Its own pid namespace and procfs, its own hostname: what the host's builds get.
     expect(full.stderr).toMatch(/^#\d+ [\d.]+ sh\n#\d+ [\d.]+ buildkitsandbox$/m);
     expect(full.stdout.trim().split('\n').at(-1)).toBe('rootless');

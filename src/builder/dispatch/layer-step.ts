@@ -58,6 +58,8 @@ export async function layerStep(
         appendLayer(s, rec.layer, rec.diffId, chainId, rec.history);
         // Kept locally too: the record counts once its layer is in the store (BuildCache.get).
         if (remote) await env.cache.put(key, { ...remote, chainId });
+        // --write-layers asks for every layer of the image as a blob, a hit on a lazy one too.
+        else if (env.writeLayers) await phases.time('write', () => env.store.materialize(rec.layer.digest, env.signal ? { signal: env.signal } : {}));
         env.stepLog?.({ key, parent: keyParts.parent, chainId, diffId: rec.diffId, layer: rec.layer, history: rec.history });
         task.done('CACHED');
         return;

@@ -20,6 +20,8 @@ export interface BuildStore {
   protect(digests: Iterable<Digest>): Promise<Digest[]>;
   /** The image `ref` (a reference or an id) for `platform`; ImageNotFoundError when absent. */
   findImage(ref: string, platform: Platform): Promise<LoadedImage>;
+  /** Writes the blob of a layer kept unwritten (a no-op for a stored blob). */
+  materialize(d: Digest, o?: { signal?: AbortSignal }): Promise<void>;
 }
 
 export interface BuildSnapshotter extends Pick<Snapshotter, 'prepare' | 'view' | 'commit' | 'remove' | 'upperDir'> {
