@@ -23,6 +23,14 @@ const LAZY_EXTERNALS = {
   fzstd: ['Decompress'],
 };
 
+/**
+ * napi-rs packages whose platform binding is loaded straight from its package on glibc Linux: their
+ * own loader tells glibc from musl with process.report.getReport(), about 5 of the 7 ms that
+ * loading @napi-rs/blake-hash took, which every build pays for its cache keys. Elsewhere, or when
+ * the binding is not where its package would look, the package's own loader runs.
+ */
+const NAPI_GNU_BINDINGS = new Set(['@napi-rs/blake-hash']);
+
 function run(cmd, args, what) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
   if (r.error && r.error.code === 'ENOENT') {
@@ -190,10 +198,23 @@ function lazyExternals(packages) {
           console.error(`imgbuild build: ${args.path} has no function ${missing.join(', ') || '(none listed)'} that scripts/build.mjs (LAZY_EXTERNALS) lists`);
           process.exit(1);
         }
+        const gnu = NAPI_GNU_BINDINGS.has(args.path);
         const lines = [
           'let pkg;',
+          ...(gnu ? [
+            'function gnuBinding() {',
+            "  const { platform, arch } = process;",
+            "  if (platform !== 'linux' || (arch !== 'x64' && arch !== 'arm64')) return undefined;",
+            "  if (require('node:fs').existsSync(`/lib/ld-musl-${arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`)) return undefined;",
+            '  try {',
+            `    return require('node:module').createRequire(require.resolve(${JSON.stringify(args.path)}))(\`${args.path}-linux-\${arch}-gnu\`);`,
+            '  } catch {',
+            '    return undefined;',
+            '  }',
+            '}',
+          ] : []),
           'function load() {',
-          `  pkg ??= require(${JSON.stringify(args.path)});`,
+          gnu ? `  pkg ??= gnuBinding() ?? require(${JSON.stringify(args.path)});` : `  pkg ??= require(${JSON.stringify(args.path)});`,
           ...names.map((n) => `  ${n} = pkg.${n};`),
           '  return pkg;',
           '}',
