@@ -12,13 +12,11 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
-import { buildOk, machineMaker, writeContext } from '../helpers/machines.js';
+import { buildOk, machineMaker, validImageDigest } from '../helpers/machines.js';
+import { writeContext } from '../helpers/context.js';
 import { expectOneLineError, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { MediaTypes } from '../../src/image/media-types.js';
-import { OciStore } from '../../src/store/store.js';
-import { findImage } from '../../src/store/images.js';
-import { validateImage } from '../conformance/validate-image.js';
 import { layerSteps } from '../helpers/build-outcomes.js';
 
 const tmp = await makeTmp('imgbuild-e2e-cache-faults-');
@@ -41,16 +39,7 @@ const warnings = (stderr: string): string[] => stderr.split('\n').filter((l) => 
 /** Three RUN steps writing random bytes: a step that ran again changes the image. */
 const THREE = 'FROM busybox\nRUN head -c 64 /dev/urandom > /1\nRUN head -c 4096 /dev/urandom > /2\nRUN head -c 64 /dev/urandom > /3\n';
 
-async function digestOf(root: string, ref: string): Promise<string> {
-  const store = await OciStore.open(root);
-  try {
-    const img = await findImage(store, ref);
-    await validateImage(store, img.descriptor);
-    return img.descriptor.digest;
-  } finally {
-    await store.release();
-  }
-}
+const digestOf = validImageDigest;
 
 /** The registry's file of a blob (distribution's filesystem driver). */
 function blobData(digest: string): string {

@@ -11,17 +11,19 @@ import { lstat, mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
-import { ensureBusybox } from '../helpers/base-image.js';
+import { machineMaker } from '../helpers/machines.js';
 import { writeContext } from '../helpers/context.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { cacheMountDir } from '../../src/builder/dispatch/mounts.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let reg: TestRegistry;
-let n = 0;
+/** A fresh machine: a store holding only the busybox base. */
+let machine: () => Promise<string>;
 
 beforeAll(async () => {
   tmp = await makeTmp('imgbuild-e2e-cache-mounts-');
+  machine = machineMaker(tmp.dir);
   reg = await startRegistry({ mode: 'none' });
 }, 60_000);
 afterAll(async () => {
@@ -29,12 +31,6 @@ afterAll(async () => {
   await tmp?.cleanup();
 });
 
-/** A fresh machine: a store holding only the busybox base. */
-async function machine(): Promise<string> {
-  const root = join(tmp.dir, `store-${n++}`);
-  await ensureBusybox(root);
-  return root;
-}
 
 async function build(root: string, ctx: string, args: string[]): Promise<{ id: string; stderr: string }> {
   const r = await runCli(['build', '--progress=plain', '--network', 'none', ...args, ctx], { root });

@@ -10,13 +10,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
-import { buildOk, machineMaker, writeContext } from '../helpers/machines.js';
+import { buildOk, machineMaker, validImageDigest } from '../helpers/machines.js';
+import { writeContext } from '../helpers/context.js';
 import { runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { outcomes } from '../helpers/build-outcomes.js';
-import { OciStore } from '../../src/store/store.js';
-import { findImage } from '../../src/store/images.js';
-import { validateImage } from '../conformance/validate-image.js';
 
 const tmp = await makeTmp('imgbuild-e2e-cache-registry-');
 let reg: TestRegistry;
@@ -34,16 +32,7 @@ const machine = machineMaker(tmp.dir);
 const context = (name: string, files: Record<string, string>): Promise<string> => writeContext(tmp.dir, name, files);
 const build = buildOk;
 
-async function manifestDigest(root: string, ref: string): Promise<string> {
-  const store = await OciStore.open(root);
-  try {
-    const img = await findImage(store, ref);
-    await validateImage(store, img.descriptor);
-    return img.descriptor.digest;
-  } finally {
-    await store.release();
-  }
-}
+const manifestDigest = validImageDigest;
 
 const DOCKERFILE = [
   'FROM busybox',
