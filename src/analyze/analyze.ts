@@ -43,7 +43,7 @@ export async function analyzeImage(src: AnalysisSource, o: AnalyzeOptions = {}):
     const raw = await src.openLayer(desc, o.signal ? { signal: o.signal } : {});
     const entries = await readLayerEntries(decompress(raw, undefined, o.signal ? { signal: o.signal } : {}), o.signal ? { signal: o.signal } : {});
     const changes = fs.apply(entries, index);
-    dive.addLayer(entries);
+    const size = dive.addLayer(entries);
     const h = history[index];
     layers.push({
       index,
@@ -52,7 +52,7 @@ export async function analyzeImage(src: AnalysisSource, o: AnalyzeOptions = {}):
       createdBy: h?.created_by ?? '',
       ...(h?.created ? { created: h.created } : {}),
       ...(h?.comment ? { comment: h.comment } : {}),
-      size: entries.reduce((s, e) => s + e.size, 0),
+      size,
       entries: entries.length,
       added: changes.added,
       modified: changes.modified,

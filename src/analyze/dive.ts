@@ -122,7 +122,8 @@ export class DiveEfficiency {
   private readonly stack: Node = newNode('');
   private readonly layerSizes: number[] = [];
 
-  addLayer(entries: readonly LayerEntry[]): void {
+  /** Returns the layer's size as dive counts it: the sum of its entries' sizes. */
+  addLayer(entries: readonly LayerEntry[]): number {
     const index = this.layerSizes.length;
     const tree = newNode('');
     let size = 0;
@@ -162,6 +163,7 @@ export class DiveEfficiency {
       } else addPath(this.stack, parts, n.info);
       return true;
     });
+    return size;
   }
 
   figures(): DiveFigures {

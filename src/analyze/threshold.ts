@@ -8,7 +8,7 @@ import type { AnalysisReport } from './report.js';
 
 export type WasteLimit = { bytes: number } | { percent: number };
 
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
 export function parseWasteLimit(value: string): WasteLimit {
   const v = value.trim();
@@ -18,7 +18,7 @@ export function parseWasteLimit(value: string): WasteLimit {
     if (percent > 100) throw new InvalidArgumentError(`invalid --fail-waste ${JSON.stringify(value)}: a percentage is at most 100%`);
     return { percent };
   }
-  const m = /^(\d+(?:\.\d+)?) ?([kmgt])?(?:i?b)?$/i.exec(v) ?? /^(\d+(?:\.\d+)?) ?(b)$/i.exec(v);
+  const m = /^(\d+(?:\.\d+)?) ?([kmgt])?(?:i?b)?$/i.exec(v);
   if (!m) throw new InvalidArgumentError(`invalid --fail-waste ${JSON.stringify(value)}: expected bytes (such as 50m, 1.5g, 2048) or a percentage (such as 10%)`);
   return { bytes: Math.floor(Number(m[1]) * UNITS[(m[2] ?? '').toLowerCase()]!) };
 }

@@ -36,8 +36,12 @@ function ownFailure(e: unknown): unknown {
   return err;
 }
 
+function columnWidths(rows: string[][]): number[] {
+  return rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+}
+
 function columns(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const widths = columnWidths(rows);
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('   ').trimEnd()).join('\n') + '\n';
 }
 
@@ -56,7 +60,7 @@ function table(r: AnalysisReport, trunc: boolean, width: number): string {
   }
   // CREATED BY fits the terminal (at least 30 characters) unless --no-trunc.
   if (trunc) {
-    const before = Math.max(...rows.map((row) => row.slice(0, -1).reduce((s, c, i) => s + Math.max(...rows.map((x) => x[i]!.length)) + 3, 0)));
+    const before = columnWidths(rows).slice(0, -1).reduce((s, w) => s + w + 3, 0);
     for (const row of rows.slice(1)) row[6] = ellipsis(row[6]!, Math.max(30, width - before));
   }
   let out = `${head}\n\n${columns(rows)}`;
