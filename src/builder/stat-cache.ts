@@ -214,10 +214,6 @@ export class StatCache {
     return undefined;
   }
 
-  async hash(path: string, st: Stats): Promise<Digest> {
-    return this.hashSync(path, st);
-  }
-
   /** The file's hash: from the cache when unchanged, else read (synchronously) and remembered. */
   hashSync(path: string, st: Stats): Digest {
     const cached = this.lookup(path, st);

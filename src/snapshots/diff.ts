@@ -5,6 +5,7 @@
  * device 0:0 → `.wh.<name>`, opaque xattr → `.wh..wh..opq`) and never walks the merged rootfs.
  * The init layer lives in its own lower dir, so its placeholders are never in the upper dir.
  */
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { isLeaseAlive, LEASE_LABEL, readLiveLeases } from '../store/lease.js';
@@ -20,7 +21,7 @@ import type { PhaseClock } from '../phases.js';
 import { OverlaySnapshotter, overlayRoot } from './overlay.js';
 import { OverlayUnsupportedError } from './errors.js';
 import { VfsSnapshotter, vfsRoot } from './vfs.js';
-import { fuseOverlayRoot } from '../store/paths.js';
+import { blobPath, fuseOverlayRoot } from '../store/paths.js';
 import type { SnapshotInfo, Usage } from './snapshotter.js';
 import { isStaleUnpack } from './unpack.js';
 
@@ -91,7 +92,8 @@ export async function hashSnapshotLayer(
  * blob is in the store already.
  */
 export async function keepLazyLayer(store: OciStore, sn: OverlaySnapshotter, name: string, blob: LayerBlob & { lazy: LazyPack }): Promise<void> {
-  if ((await store.protect([blob.digest])).length === 0 && (await store.info(blob.digest))?.lazy !== true) return;
+  await store.protect([blob.digest]);
+  if (existsSync(blobPath(store.root, blob.digest))) return;
   const dir = relative(store.root, await sn.upperDir(name));
   await writeLazyLayer(store.root, { v: 1, digest: blob.digest, size: blob.size, dir, snapshot: { driver: sn.kind, key: name }, pack: blob.lazy });
 }

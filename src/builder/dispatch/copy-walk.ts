@@ -60,10 +60,6 @@ export interface WalkOptions {
 
 export const EMPTY = Buffer.alloc(0);
 
-export function digestData(d: Buffer): Digest {
-  return blake3Of(d);
-}
-
 function typeOf(st: Stats): EntryType | undefined {
   if (st.isDirectory()) return 'dir';
   if (st.isFile()) return 'file';
@@ -136,7 +132,7 @@ export function* walkEntries(root: string, m: Match, top: Stats, o: WalkOptions)
         // Nothing below was kept: the excluded dir is not copied.
         if (pending.length > depth) pending.length = depth;
       } else if (type === 'symlink') yield* emit({ ...base, linkTarget: readlinkSync(src) });
-      else if (socket) yield* emit({ rel, type, data: EMPTY, hash: digestData(EMPTY), mode: base.mode, uid: 0, gid: 0, mtimeMs: st.mtimeMs });
+      else if (socket) yield* emit({ rel, type, data: EMPTY, hash: blake3Of(EMPTY), mode: base.mode, uid: 0, gid: 0, mtimeMs: st.mtimeMs });
       else yield* emit(file(base, st));
     }
   }

@@ -25,13 +25,13 @@
 import { lstat, stat, readdir, mkdir, lchown, chmod, open, copyFile } from 'node:fs/promises';
 import { constants, lstatSync, readdirSync, unlinkSync, linkSync, symlinkSync, lchownSync, lutimesSync, writeFileSync, copyFileSync, chmodSync, mkdirSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
-import { createHasher, type Digest, type Hasher } from '../../image/digest.js';
+import { blake3Of, createHasher, type Digest, type Hasher } from '../../image/digest.js';
 import { ImgbuildError, throwIfAborted } from '../../errors.js';
 import { resolveRel, resolveInRoot, cleanAbs } from './fs-root.js';
 import { patternMatcher, type IgnoreMatcher } from '../context.js';
 import { chmodOf, parseOctalChmod, type ChmodSpec } from './chmod.js';
 import { CopyWindow } from './copy-window.js';
-import { digestData, walkEntries, type Match, type PlannedEntry, type SourceTree, type WalkOptions } from './copy-walk.js';
+import { walkEntries, type Match, type PlannedEntry, type SourceTree, type WalkOptions } from './copy-walk.js';
 
 export type { EntryType, PlannedEntry, SourceTree } from './copy-walk.js';
 
@@ -254,7 +254,7 @@ export async function planCopy(o: PlanOptions): Promise<CopyPlan> {
       const data = o.inline.get(name) as Buffer;
       const item: PlannedItem = {
         source: word, name, isDir: false,
-        entries: [{ rel: '', type: 'file', data, mode: 0o644, uid: 0, gid: 0, mtimeMs: 0, hash: digestData(data) }],
+        entries: [{ rel: '', type: 'file', data, mode: 0o644, uid: 0, gid: 0, mtimeMs: 0, hash: blake3Of(data) }],
       };
       digest.item(item);
       for (const e of item.entries) digest.entry(e);
