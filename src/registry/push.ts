@@ -352,8 +352,10 @@ async function pushOne(t: PushTarget, img: LoadedImage, reference: string | unde
   for (const l of [...img.manifest.layers, img.manifest.config]) {
     const info = await store.info(l.digest);
     // A build layer whose snapshot is gone says so (the image is damaged), not just "missing".
-    if (!info) store.lazyLayerGone(l.digest);
-    if (!info) throw new InvalidArgumentError(`blob ${l.digest} of ${img.ref ?? img.descriptor.digest} is missing from the store`);
+    if (!info) {
+      store.lazyLayerGone(l.digest);
+      throw new InvalidArgumentError(`blob ${l.digest} of ${img.ref ?? img.descriptor.digest} is missing from the store`);
+    }
     if (info.size !== l.size) throw new InvalidArgumentError(`blob ${l.digest} is ${info.size} bytes in the store, manifest says ${l.size}`);
   }
   const uploads = pLimit(Math.max(1, o.concurrency ?? 5));

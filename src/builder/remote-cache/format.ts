@@ -7,7 +7,7 @@
  * Harbor) refuse an index whose entries are not manifests (BuildKit's `image-manifest=true` for
  * the same reason). docs/architecture.md, "Build cache in a registry", describes the format.
  */
-import { createHasher, isDigest, type Digest } from '../../image/digest.js';
+import { digestOf, isDigest, type Digest } from '../../image/digest.js';
 import { isConfig, isLayer, MediaTypes } from '../../image/media-types.js';
 import type { Descriptor, History, Manifest } from '../../image/types.js';
 
@@ -121,9 +121,7 @@ export function parseCacheConfig(raw: Buffer | string, manifest: Manifest): Cach
 /** What an export writes: the config blob's bytes and the manifest naming it and the layers. */
 export function encodeCache(config: CacheConfig, layers: Descriptor[]): { configBytes: Buffer; manifest: Manifest } {
   const configBytes = Buffer.from(JSON.stringify(config));
-  const h = createHasher('sha256');
-  h.update(configBytes);
-  const configDigest = h.digest();
+  const configDigest = digestOf(configBytes);
   const manifest: Manifest & { artifactType: string } = {
     schemaVersion: 2,
     mediaType: MediaTypes.OCI_MANIFEST,

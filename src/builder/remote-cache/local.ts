@@ -12,15 +12,13 @@ import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../../atomic.js';
 import { algorithmOf, digestOf, hexOf, isDigest, type Digest } from '../../image/digest.js';
 import { layerCompression, MediaTypes } from '../../image/media-types.js';
-import type { Descriptor, Index } from '../../image/types.js';
+import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../../image/types.js';
 import { DigestMismatchError } from '../../image/errors.js';
 import type { OciStore } from '../../store/store.js';
 import { checkLayerFile } from '../../tar/check.js';
 import { mayMakeDevices } from '../../tar/devices.js';
 import type { CacheSource, CacheTarget, CacheWrite } from './backend.js';
 import { CacheFormatError, MAX_CACHE_CONFIG_SIZE, parseCacheConfig, parseCacheManifest, type CacheDocument } from './format.js';
-
-const REF_NAME = 'org.opencontainers.image.ref.name';
 
 export class LocalCache implements CacheSource, CacheTarget {
   readonly name: string;
@@ -52,7 +50,7 @@ export class LocalCache implements CacheSource, CacheTarget {
 
   async read(): Promise<CacheDocument> {
     const index = await this.readIndex();
-    const entry = this.digest ? index.manifests.find((m) => m.digest === this.digest) : index.manifests.find((m) => m.annotations?.[REF_NAME] === this.tag);
+    const entry = this.digest ? index.manifests.find((m) => m.digest === this.digest) : index.manifests.find((m) => m.annotations?.[REF_NAME_ANNOTATION] === this.tag);
     if (!entry) throw new CacheFormatError(`no cache ${this.digest ?? `tagged ${this.tag}`} in ${this.dir}`);
     const manifest = parseCacheManifest(await this.readBlob(entry, 4 * 1024 * 1024));
     return parseCacheConfig(await this.readBlob(manifest.config, MAX_CACHE_CONFIG_SIZE), manifest);
@@ -105,8 +103,8 @@ export class LocalCache implements CacheSource, CacheTarget {
     await this.putBlob(w.manifestDescriptor, w.manifest);
     // Other tags of the layout stay; this tag names the new manifest.
     const old = await this.readIndex().catch(() => ({ schemaVersion: 2, manifests: [] }) as Index);
-    const manifests = old.manifests.filter((m) => m.annotations?.[REF_NAME] !== this.tag);
-    manifests.push({ mediaType: MediaTypes.OCI_MANIFEST, digest: w.manifestDescriptor.digest, size: w.manifestDescriptor.size, annotations: { [REF_NAME]: this.tag } });
+    const manifests = old.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== this.tag);
+    manifests.push({ mediaType: MediaTypes.OCI_MANIFEST, digest: w.manifestDescriptor.digest, size: w.manifestDescriptor.size, annotations: { [REF_NAME_ANNOTATION]: this.tag } });
     await writeFileAtomic(join(this.dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests } satisfies Index));
   }
 }
