@@ -30,9 +30,9 @@ import { writeArchiveFile, writeOciLayout } from '../archive/archive.js';
 import { throwIfAborted } from '../errors.js';
 import { parseUsernsMode, type SubidFiles } from '../host/id-ranges.js';
 import { BuildIdRange, checkBuildUserns } from './dispatch/run-userns.js';
-import type { Stage } from './frontend/instructions.js';
+import type { Dockerfile, Stage } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
-import { loadIgnore } from './frontend/dockerignore.js';
+import { loadIgnore, type LoadedIgnore } from './frontend/dockerignore.js';
 import { lintDockerfile, violationOf, type LintWarning } from './lint/lint.js';
 import { storeBaseImages } from './lint/base-images.js';
 import { shortForm } from './lint/report.js';
@@ -244,9 +244,11 @@ async function buildWith(
   checkBuildUserns(userns);
   // What a RUN may not do without an entitlement fails the build before any step runs (BuildKit).
   for (const i of graph.needed) for (const ins of df.stages[i]!.instructions) if (ins.kind === 'run') checkEntitlements(ins, runSandbox.allow, network);
+  // A local context's .dockerignore, read once for lint and the context.
+  const ignore = inputs.contextDir !== undefined && !inputs.materialized ? await loadIgnore(inputs.contextDir, inputs.dockerfilePath) : undefined;
   // Opened once the Dockerfile is known good: a build that cannot start leaves no store behind.
   const store = await OciStore.open(o.root);
-  const warnings = await lintBuild(o, inputs, store, reporter).catch(async (e: unknown) => {
+  const warnings = await lintBuild(o, inputs, store, reporter, { df, graph }, ignore).catch(async (e: unknown) => {
     await store.release().catch(() => {});
     throw e;
   });
@@ -257,6 +259,7 @@ async function buildWith(
   const context = await timed(o.trace?.clock, 'context', () => openContext(inputs.contextDir ? resolve(inputs.contextDir) : undefined, {
     // A context made for this build has its own paths each time: no stat cache is kept for it.
     ...(inputs.materialized ? { ignoreFile: false } : { cacheDir: buildCacheDir(o.root) }),
+    ...(ignore ? { loadedIgnore: ignore } : {}),
     ...(dockerfilePath ? { dockerfilePath } : {}),
   }));
   const cache = await BuildCache.open(store);
@@ -454,8 +457,9 @@ async function buildWith(
  * (line N)` under a step of their own; under `error=true` a finding fails the build before any
  * step runs.
  */
-async function lintBuild(o: BuildOptions, inputs: BuildInputs, store: OciStore, reporter: BuildReporter): Promise<LintWarning[]> {
-  const ignore = inputs.contextDir !== undefined && !inputs.materialized ? await loadIgnore(inputs.contextDir, inputs.dockerfilePath) : undefined;
+async function lintBuild(
+  o: BuildOptions, inputs: BuildInputs, store: OciStore, reporter: BuildReporter, parsed: { df: Dockerfile; graph: StageGraph }, ignore: LoadedIgnore | undefined,
+): Promise<LintWarning[]> {
   const r = await lintDockerfile(inputs.dockerfileText, {
     ...(inputs.dockerfileName ? { file: inputs.dockerfileName } : {}),
     buildArgs: new Map(Object.entries(o.buildArgs ?? {})),
@@ -463,6 +467,7 @@ async function lintBuild(o: BuildOptions, inputs: BuildInputs, store: OciStore, 
     ...(o.target !== undefined ? { target: o.target } : {}),
     ...(o.platform !== undefined ? { platform: o.platform } : {}),
     baseImage: storeBaseImages(store),
+    parsed,
     ...(ignore ? { ignore } : {}),
   });
   if (r.warnings.length > 0) {

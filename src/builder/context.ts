@@ -51,13 +51,16 @@ export interface IgnoreMatcher {
 
 /** A matcher from the lines of a `.dockerignore` file. */
 export function ignoreMatcher(lines: string[]): IgnoreMatcher {
-  const m = createMatcher(parseIgnoreFile(lines.join('\n')));
-  return { ignores: (rel) => rel !== '' && m.ignores(rel), mayReinclude: (rel) => m.mayReinclude(rel) };
+  return contextIgnore(createMatcher(parseIgnoreFile(lines.join('\n'))));
 }
 
 /** Reads `<Dockerfile>.dockerignore` or `<context>/.dockerignore` into a matcher. */
 export async function loadIgnore(contextDir: string, dockerfilePath?: string): Promise<IgnoreMatcher> {
-  const m = await loadDockerignore(contextDir, dockerfilePath);
+  return contextIgnore(await loadDockerignore(contextDir, dockerfilePath));
+}
+
+/** A loaded .dockerignore as a context applies it: the context root itself is never ignored. */
+function contextIgnore(m: IgnoreMatcher): IgnoreMatcher {
   return { ignores: (rel) => rel !== '' && m.ignores(rel), mayReinclude: (rel) => m.mayReinclude(rel) };
 }
 
@@ -71,10 +74,14 @@ export interface BuildContext {
 
 /**
  * Opens the context at `dir`. `ignoreFile: false` reads no `.dockerignore` (BuildKit applies one
- * to a local context only, never to one from git, a URL or an archive).
+ * to a local context only, never to one from git, a URL or an archive); `loadedIgnore` is that
+ * file as the build already read it.
  */
-export async function openContext(dir: string | undefined, o: { cacheDir?: string; dockerfilePath?: string; ignoreFile?: boolean } = {}): Promise<BuildContext> {
-  const ignore = dir && o.ignoreFile !== false ? await loadIgnore(dir, o.dockerfilePath) : ignoreMatcher([]);
+export async function openContext(
+  dir: string | undefined,
+  o: { cacheDir?: string; dockerfilePath?: string; ignoreFile?: boolean; loadedIgnore?: IgnoreMatcher } = {},
+): Promise<BuildContext> {
+  const ignore = !dir || o.ignoreFile === false ? ignoreMatcher([]) : o.loadedIgnore ? contextIgnore(o.loadedIgnore) : await loadIgnore(dir, o.dockerfilePath);
   // One file per context dir: a build loads and rewrites the entries of its own context only, not
   // of every context ever built with this store (one shared file had grown to 100k+ entries,
   // parsed and written again by every build).

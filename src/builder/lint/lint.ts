@@ -43,6 +43,8 @@ export interface LintOptions {
   baseImage?: (ref: string, platform: Platform) => Promise<BaseImage | undefined>;
   /** The context's .dockerignore, for CopyIgnoredFile. */
   ignore?: IgnoreMatcher;
+  /** The Dockerfile and stage graph a build has already made of `text` with these options. */
+  parsed?: { df: Dockerfile; graph: StageGraph };
 }
 
 export interface LintResult {
@@ -90,7 +92,7 @@ export async function lintDockerfile(text: string, o: LintOptions): Promise<Lint
 
   let df: Dockerfile;
   try {
-    df = parseDockerfile(text, { ...(file !== undefined ? { file } : {}), duplicateStages: 'allow' });
+    df = o.parsed?.df ?? parseDockerfile(text, { ...(file !== undefined ? { file } : {}), duplicateStages: 'allow' });
   } catch (e) {
     // BuildKit reports what it read before the instruction it could not parse.
     const line = (e as BuildError).range?.start.line ?? Infinity;
@@ -113,7 +115,7 @@ export async function lintDockerfile(text: string, o: LintOptions): Promise<Lint
       defaults = undefined;
     }
     lintFromLines(linter, df, { meta, defaults });
-    graph = buildStageGraph(df, { buildArgs, platform, ...(o.target !== undefined ? { target: o.target } : {}) });
+    graph = o.parsed?.graph ?? buildStageGraph(df, { buildArgs, platform, ...(o.target !== undefined ? { target: o.target } : {}) });
   } catch (e) {
     return done(e);
   }
