@@ -16,12 +16,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { writeFileAtomic } from '../atomic.js';
-import { createHasher, isDigest, type Digest, type Hasher } from '../image/digest.js';
+import { isDigest, type Digest } from '../image/digest.js';
 import { packDir, type PackOptions } from '../tar/pack.js';
 import { CorruptStoreError, LazyLayerChangedError, LazyLayerGoneError } from './errors.js';
 import { lazyLayerPath, lazyLayersDir } from './paths.js';
+import { VerifyingStream } from './verify.js';
 
 /** The pack options that made the layer: the same options give the same bytes. */
 export type LazyPack = Pick<PackOptions, 'mode' | 'sourceDateEpoch' | 'fromHostIds'>;
@@ -106,30 +107,6 @@ export async function listLazyLayers(root: string): Promise<LazyLayer[]> {
   return out;
 }
 
-/** Counts and hashes what passes; at EOF fails unless it is exactly the recorded layer. */
-class LayerCheck extends Transform {
-  private readonly h: Hasher;
-  private n = 0;
-  constructor(private readonly rec: LazyLayer) {
-    super();
-    this.h = createHasher('sha256');
-  }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.n += chunk.length;
-    if (this.n > this.rec.size) {
-      cb(new LazyLayerChangedError(this.rec.digest, this.rec.dir, `more than the ${this.rec.size} bytes recorded`));
-      return;
-    }
-    this.h.update(chunk);
-    cb(null, chunk);
-  }
-  override _flush(cb: TransformCallback): void {
-    const got = this.h.digest();
-    if (this.n !== this.rec.size || got !== this.rec.digest) cb(new LazyLayerChangedError(this.rec.digest, this.rec.dir, `it packs to ${got}, ${this.n} bytes`));
-    else cb();
-  }
-}
-
 /**
  * The layer's tar, packed again from its snapshot and checked at EOF (an error there, before the
  * end, so a consumer that commits on 'end' never commits other bytes).
@@ -141,5 +118,7 @@ export function packLazyLayer(root: string, rec: LazyLayer, o: { signal?: AbortS
   // pipeline() passes a pack error on, stops the pack when the reader goes away, and keeps a
   // listener on the check: a consumer that stopped listening (a push that failed elsewhere)
   // must not turn its late error into an uncaught one.
-  return pipeline(tar, new LayerCheck(rec), () => {});
+  const check = new VerifyingStream(rec.digest, rec.size, (actual, bytes) =>
+    new LazyLayerChangedError(rec.digest, rec.dir, actual === undefined ? `more than the ${rec.size} bytes recorded` : `it packs to ${actual}, ${bytes} bytes`));
+  return pipeline(tar, check, () => {});
 }

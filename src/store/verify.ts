@@ -11,8 +11,16 @@ export class VerifyingStream extends Transform {
   private readonly hasher: Hasher;
   private n = 0;
 
-  /** size < 0 means unknown (only the digest is checked). */
-  constructor(private readonly expected: Digest, private readonly size: number) {
+  /**
+   * size < 0 means unknown (only the digest is checked). `mismatch` makes the error of any
+   * mismatch instead of the size and digest errors: `actual` is undefined when more bytes came
+   * than `size`, else the digest of the `bytes` that came.
+   */
+  constructor(
+    private readonly expected: Digest,
+    private readonly size: number,
+    private readonly mismatch?: (actual: Digest | undefined, bytes: number) => Error,
+  ) {
     super();
     this.hasher = createHasher(algorithmOf(expected));
   }
@@ -20,7 +28,7 @@ export class VerifyingStream extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.n += chunk.length;
     if (this.size >= 0 && this.n > this.size) {
-      cb(new SizeMismatchError(this.size, this.n, this.expected));
+      cb(this.mismatch ? this.mismatch(undefined, this.n) : new SizeMismatchError(this.size, this.n, this.expected));
       return;
     }
     this.hasher.update(chunk);
@@ -28,6 +36,11 @@ export class VerifyingStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
+    if (this.mismatch) {
+      const actual = this.hasher.digest();
+      cb(actual !== this.expected || (this.size >= 0 && this.n !== this.size) ? this.mismatch(actual, this.n) : undefined);
+      return;
+    }
     if (this.size >= 0 && this.n !== this.size) {
       cb(new SizeMismatchError(this.size, this.n, this.expected));
       return;
