@@ -21,9 +21,13 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** The temp file beside `path` that an atomic write renames over it (`sweepTempFiles` knows the name). */
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
 export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = tempPathFor(path);
   const fh = await open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
@@ -40,7 +44,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, m
     await rm(tmp, { force: true });
     throw e;
   }
-  await fsyncDir(dir);
+  await fsyncDir(dirname(path));
 }
 
 

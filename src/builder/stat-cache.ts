@@ -15,10 +15,9 @@
  * of another version is read as empty (its files are hashed again once).
  */
 import { closeSync, constants as fsc, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
 import { blake3Of, createHasher, type Digest } from '../image/digest.js';
-import { fsyncDir } from '../atomic.js';
+import { fsyncDir, tempPathFor } from '../atomic.js';
 
 export interface StatCacheEntry { dev: number; ino: number; size: number; mtime: number; ctime: number; hash: Digest }
 
@@ -182,7 +181,7 @@ export class StatCache {
     if (!this.file) return;
     if (!this.next) {
       mkdirSync(dirname(this.file), { recursive: true });
-      const path = join(dirname(this.file), `.${basename(this.file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+      const path = tempPathFor(this.file);
       const fd = openSync(path, 'wx', 0o644);
       this.next = { fd, path, size: 0 };
       this.write(Buffer.from(HEADER));
