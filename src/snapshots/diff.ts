@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { relative } from 'node:path';
 import { isLeaseAlive, LEASE_LABEL, readLiveLeases } from '../store/lease.js';
 import { listImages } from '../store/images.js';
@@ -40,21 +41,28 @@ export async function diffSnapshot(
     signal?: AbortSignal;
   },
 ): Promise<LayerBlob & { usage: Usage }> {
-  const upper = await sn.upperDir(key);
-  const ph = opts.phases ? { phases: opts.phases } : {};
-  // Measured as it is packed: the commit that follows needs no walk of its own.
-  const usage = { size: 0, inodes: 0 };
-  const tar = packDir(upper, {
-    mode: sn.kind === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlay',
-    sourceDateEpoch: opts.sourceDateEpoch,
-    signal: opts.signal,
-    usage,
-    ...ph,
-    ...(opts.fromHostIds ? { fromHostIds: opts.fromHostIds } : {}),
-  });
-  const o: Parameters<typeof writeLayerBlob>[2] = { compression: opts.compression, signal: opts.signal, ...ph };
+  const { tar, usage } = await packUpper(sn, key, opts);
+  const o: Parameters<typeof writeLayerBlob>[2] = { compression: opts.compression, signal: opts.signal, ...(opts.phases ? { phases: opts.phases } : {}) };
   if (opts.format !== undefined) o.format = opts.format;
   return { ...(await writeLayerBlob(store, tar, o)), usage };
+}
+
+/**
+ * The active snapshot's upper dir packed as its layer, with how it was packed (what a lazy
+ * layer's record keeps) and the snapshot's usage, measured as it is packed: the commit that
+ * follows needs no walk of its own.
+ */
+async function packUpper(
+  sn: OverlaySnapshotter,
+  key: string,
+  o: { sourceDateEpoch?: number; fromHostIds?: { uid: number; gid: number; size: number }; phases?: PhaseClock; signal?: AbortSignal },
+): Promise<{ tar: Readable; usage: Usage; pack: LazyPack }> {
+  const pack: LazyPack = { mode: sn.kind === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlay' };
+  if (o.sourceDateEpoch !== undefined) pack.sourceDateEpoch = o.sourceDateEpoch;
+  if (o.fromHostIds) pack.fromHostIds = o.fromHostIds;
+  const usage = { size: 0, inodes: 0 };
+  const tar = packDir(await sn.upperDir(key), { ...pack, usage, ...(o.phases ? { phases: o.phases } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+  return { tar, usage, pack };
 }
 
 /**
@@ -68,11 +76,7 @@ export async function hashSnapshotLayer(
   key: string,
   opts: { sourceDateEpoch?: number; phases?: PhaseClock; signal?: AbortSignal },
 ): Promise<LayerBlob & { usage: Usage; lazy: LazyPack }> {
-  const upper = await sn.upperDir(key);
-  const pack: LazyPack = { mode: sn.kind === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlay' };
-  if (opts.sourceDateEpoch !== undefined) pack.sourceDateEpoch = opts.sourceDateEpoch;
-  const usage = { size: 0, inodes: 0 };
-  const tar = packDir(upper, { ...pack, usage, ...(opts.phases ? { phases: opts.phases } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+  const { tar, usage, pack } = await packUpper(sn, key, opts);
   const h = createHasher('sha256');
   let size = 0;
   const phases = opts.phases;
