@@ -243,8 +243,9 @@ export async function planCopy(o: PlanOptions): Promise<CopyPlan> {
   const items: PlannedItem[] = [];
   const exclude = o.exclude && o.exclude.length ? patternMatcher(o.exclude) : undefined;
   let count = 0;
-  // planDigest's bytes, taken as each item is walked: a large item's entries are not kept.
-  const digest = digestWriter();
+  // planDigest's bytes, taken as each item is walked: a large item's entries are not kept. Only a
+  // hashed plan is digested (a COPY --from or a git source never is).
+  const digest = o.hash ? digestWriter() : undefined;
   let keep = o.keepEntries ?? KEEP_ENTRIES;
   for (const word of o.sources) {
     throwIfAborted(o.signal);
@@ -256,8 +257,8 @@ export async function planCopy(o: PlanOptions): Promise<CopyPlan> {
         source: word, name, isDir: false,
         entries: [{ rel: '', type: 'file', data, mode: 0o644, uid: 0, gid: 0, mtimeMs: 0, hash: blake3Of(data) }],
       };
-      digest.item(item);
-      for (const e of item.entries) digest.entry(e);
+      digest?.item(item);
+      for (const e of item.entries) digest?.entry(e);
       items.push(item);
       count++;
       continue;
@@ -294,11 +295,11 @@ export async function planCopy(o: PlanOptions): Promise<CopyPlan> {
       // The pivot's components (wildcards among them) each matched one component of the path.
       if (o.parents) item.parentsPath = pivot ? m.rel.split('/').slice(pivot.split('/').length).join('/') : m.rel;
       if (o.detectArchives && !isDir && first.src && (await isArchive(first.src))) item.archive = true;
-      digest.item(item);
-      digest.entry(first);
+      digest?.item(item);
+      digest?.entry(first);
       keep--;
       for (const e of entries) {
-        digest.entry(e);
+        digest?.entry(e);
         if (item.walk) continue;
         if (keep > 0) {
           item.entries.push(e);
@@ -314,7 +315,7 @@ export async function planCopy(o: PlanOptions): Promise<CopyPlan> {
       items.push(item);
     }
   }
-  return { items, multiple: o.sources.length > 1 || count > 1, ...(o.parents ? { parents: true } : {}), digest: digest.end(o.sources.length > 1 || count > 1) };
+  return { items, multiple: o.sources.length > 1 || count > 1, ...(o.parents ? { parents: true } : {}), ...(digest ? { digest: digest.end(o.sources.length > 1 || count > 1) } : {}) };
 }
 
 /** planDigest's byte stream, written item by item and entry by entry. */
