@@ -6,6 +6,7 @@
  */
 import { posix, resolve } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
+import { parseBool } from '../strconv.js';
 
 export type MountType = 'bind' | 'volume' | 'tmpfs';
 
@@ -186,12 +187,6 @@ function ramInBytes(v: string): number | undefined {
 function tmpfsSize(bytes: number): string {
   for (const [suffix, d] of [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) if (bytes % d === 0) return `${bytes / d}${suffix}`;
   return String(bytes);
-}
-
-function parseBool(v: string): boolean | undefined {
-  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
-  return undefined;
 }
 
 /**

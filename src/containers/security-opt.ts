@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { fromSystemError, ImgbuildError, InvalidArgumentError } from '../errors.js';
 import { parseProfile, type SeccompProfile } from '../sandbox/seccomp/profile.js';
+import { parseBool } from '../strconv.js';
 
 export interface SecurityOptions {
   /** Set no_new_privs for the container's processes (exec'd ones included). */
@@ -20,12 +21,6 @@ export interface SecurityOptions {
 }
 
 export const DEFAULT_SECURITY: Readonly<SecurityOptions> = { noNewPrivileges: false, seccomp: true, systemPaths: true };
-
-/** Go's strconv.ParseBool, which Docker uses for `no-new-privileges=`. */
-const BOOLS: Readonly<Record<string, boolean>> = {
-  1: true, t: true, T: true, true: true, TRUE: true, True: true,
-  0: false, f: false, F: false, false: false, FALSE: false, False: false,
-};
 
 const ACCEPTED = 'no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json or systempaths=unconfined';
 
@@ -41,7 +36,7 @@ export function parseSecurityOpts(opts: readonly string[]): SecurityOptions {
     const unsupported = (why: string): ImgbuildError => new ImgbuildError('NOT_IMPLEMENTED', `--security-opt ${JSON.stringify(opt)}: ${why}`);
     switch (key) {
       case 'no-new-privileges': {
-        const b = value === undefined ? true : BOOLS[value];
+        const b = value === undefined ? true : parseBool(value);
         if (b === undefined) throw invalid('expected no-new-privileges, no-new-privileges=true or no-new-privileges=false');
         out.noNewPrivileges = b;
         break;

@@ -7,6 +7,7 @@
 import { BuildError } from '../errors.js';
 import type { SourceRange } from '../frontend/instructions.js';
 import type { LintRule } from './rules.js';
+import { parseBool } from '../../strconv.js';
 
 export interface LintConfig {
   skipAll: boolean;
@@ -25,13 +26,6 @@ export class CheckOptionError extends BuildError {
     super(detail);
     this.name = 'CheckOptionError';
   }
-}
-
-/** Go's strconv.ParseBool. */
-function parseBool(v: string): boolean | undefined {
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
-  return undefined;
 }
 
 const list = (v: string): string[] => v.split(',').map((r) => r.trim());

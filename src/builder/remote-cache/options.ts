@@ -8,6 +8,7 @@
 import { InvalidArgumentError } from '../../errors.js';
 import type { Compression } from '../../image/media-types.js';
 import { parseReference } from '../../image/reference.js';
+import { parseBool } from '../../strconv.js';
 
 export type CacheLocation = { type: 'registry'; ref: string } | { type: 'local'; dir: string; tag: string; digest?: string };
 
@@ -82,9 +83,8 @@ function entries(flag: string, value: string): { type: string; attrs: Attrs }[] 
 
 function bool(flag: string, key: string, v: string | undefined, dflt: boolean): boolean {
   if (v === undefined) return dflt;
-  // Go's strconv.ParseBool, as BuildKit reads these.
-  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
+  const b = parseBool(v);
+  if (b !== undefined) return b;
   throw new InvalidArgumentError(`${flag}: ${key} must be true or false, not ${JSON.stringify(v)}`);
 }
 
