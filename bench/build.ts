@@ -24,7 +24,10 @@
  * tiny files) and bytes-N (10 MB → 200 MB → 2 GB in one file), each copied in and copied again by
  * a RUN. Each is built cold (every tool emptied of images and cache but the base), as a no-op
  * rebuild, and after one file changed. The tools take turns in a rotating order, with a `sync`
- * (untimed) before each build so one tool's writeback does not land in another's time.
+ * (untimed) before each build so one tool's writeback does not land in another's time. Nothing is
+ * deleted while builds are timed: a tool starts over on new storage and the old goes into a trash
+ * emptied at the end (bench/build/trash.ts says why: ext4 without a journal makes file creation
+ * slow for minutes after many files were removed).
  * One pass of the default workloads took 10.5 min on 2 cores at load 10-14 (other work running).
  * Peak memory is GNU time's maximum RSS: the largest process of the command's tree (for imgbuild,
  * its Node process); BuildKit's is in dockerd, which the client's figure would not show.
@@ -42,6 +45,7 @@ import { GNU_TIME, removeTree, run } from './build/measure.js';
 import { bigFile, docTree, nodeModules, tinyFiles, type Workload, type WorkloadSpec } from './build/workloads.js';
 import { mainTable, record, seriesTable, summary, type Results, type Scenario } from './build/report.js';
 import { instructionScaling } from './build/instructions.js';
+import { Trash } from './build/trash.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const large = process.env.BENCH_LARGE === '1';
@@ -112,6 +116,7 @@ async function main(): Promise<void> {
     const workloads: Workload[] = [];
     const loadBefore = loadavg();
     const t0 = Date.now();
+    const trash = new Trash(join(work, 'trash'));
 
     for (const spec of specs()) {
       const dir = join(work, `ctx-${spec.name}`);
@@ -119,6 +124,13 @@ async function main(): Promise<void> {
       const w: Workload = { name: spec.name, dir, ...spec.make(dir) };
       workloads.push(w);
       say(`${w.name}: ${w.files} files, ${(w.bytes / 1e6).toFixed(1)} MB`);
+      // Each build may hold up to three copies of the context (BuildKit's own copy, the COPY, the
+      // RUN's copy), two builds a run per tool; the trash is emptied only when that would not fit.
+      const need = w.bytes * 6 * builders.length * RUNS + 2e9;
+      if (trash.free() < need) {
+        trash.empty();
+        process.stdout.write(`trash emptied before ${w.name} (${(need / 1e9).toFixed(1)} GB needed): its first builds carry the cost of files just removed\n`);
+      }
       let changes = 0;
       for (let rep = 0; rep < RUNS; rep++) {
         // A rotating order, so that no tool is always first after the context was written.
@@ -133,7 +145,7 @@ async function main(): Promise<void> {
               say(`${w.name}: ${b.name} ${s} ${t.secs.toFixed(2)} s${t.rssKiB === undefined ? '' : `, peak RSS ${(t.rssKiB / 1024).toFixed(0)} MiB`}`);
               return t.last;
             };
-            b.reset();
+            b.renew(trash);
             const cold = build('cold');
             const noop = build('no-op rebuild');
             w.change(changes++);
@@ -141,8 +153,6 @@ async function main(): Promise<void> {
             // The figures mean something only if the rebuild was served from cache and the change was seen.
             if (noop !== cold) process.stdout.write(`${b.name}: ${w.name}'s no-op rebuild made another image (${noop} after ${cold})\n`);
             if (changed === cold) process.stdout.write(`${b.name}: ${w.name}'s build after one file changed gave the same image\n`);
-            // Emptied again at once: the large workloads would otherwise hold three tools' copies on disk.
-            b.reset();
           } catch (e) {
             if (b.name === 'imgbuild') throw e;
             dropped.add(b.name);
@@ -150,7 +160,7 @@ async function main(): Promise<void> {
           }
         }
       }
-      removeTree(dir);
+      trash.put(dir);
     }
 
     const minutes = ((Date.now() - t0) / 60000).toFixed(1);

@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasCommand, removeTree, run, timed, type Timing } from './measure.js';
 import type { Builder } from './tools.js';
+import type { Trash } from './trash.js';
 
 export class Buildah implements Builder {
   readonly name = 'buildah';
@@ -16,7 +17,7 @@ export class Buildah implements Builder {
   private baseId = '';
   private closed = false;
 
-  private constructor(private readonly work: string) {
+  private constructor(private readonly work: string, private readonly baseArchive: string) {
     this.dir = join(work, 'buildah');
   }
 
@@ -24,13 +25,9 @@ export class Buildah implements Builder {
   static start(work: string, baseArchive: string): Buildah | string {
     if (!hasCommand('buildah')) return 'buildah not installed (Debian: apt-get install buildah)';
     if (!hasCommand('runc')) return 'runc not installed (Debian: apt-get install runc)';
-    const b = new Buildah(work);
+    const b = new Buildah(work, baseArchive);
     try {
-      mkdirSync(join(b.dir, 'tmp'), { recursive: true });
-      writeFileSync(join(b.dir, 'storage.conf'), `[storage]\ndriver = "overlay"\nrunroot = "${join(b.dir, 'run')}"\ngraphroot = "${join(b.dir, 'root')}"\n`);
-      const id = run([...b.cmd(), 'pull', '-q', `docker-archive:${baseArchive}`], b.env()).trim().split('\n').pop()!;
-      run([...b.cmd(), 'tag', id, 'docker.io/library/busybox:latest'], b.env());
-      b.baseId = id;
+      b.baseId = b.setUp();
       const version = run(['buildah', 'version', '--json'], b.env());
       const v = (JSON.parse(version) as { version?: string }).version ?? '?';
       b.about = `buildah ${v}: \`buildah bud --isolation oci --runtime runc --layers --network host\` on overlay storage`;
@@ -39,6 +36,15 @@ export class Buildah implements Builder {
       b.close();
       return (e as Error).message;
     }
+  }
+
+  /** A new store holding the base; its image id. */
+  private setUp(): string {
+    mkdirSync(join(this.dir, 'tmp'), { recursive: true });
+    writeFileSync(join(this.dir, 'storage.conf'), `[storage]\ndriver = "overlay"\nrunroot = "${join(this.dir, 'run')}"\ngraphroot = "${join(this.dir, 'root')}"\n`);
+    const id = run([...this.cmd(), 'pull', '-q', `docker-archive:${this.baseArchive}`], this.env()).trim().split('\n').pop()!;
+    run([...this.cmd(), 'tag', id, 'docker.io/library/busybox:latest'], this.env());
+    return id;
   }
 
   private cmd(): string[] {
@@ -54,6 +60,12 @@ export class Buildah implements Builder {
     run([...this.cmd(), 'rm', '--all'], this.env());
     const ids = run([...this.cmd(), 'images', '-aq', '--no-trunc'], this.env()).split('\n').map((s) => s.replace(/^sha256:/, '')).filter((id) => id && id !== this.baseId);
     if (ids.length > 0) run([...this.cmd(), 'rmi', '-f', ...new Set(ids)], this.env());
+  }
+
+  renew(trash: Trash): void {
+    run([...this.cmd(), 'rm', '--all'], this.env());
+    trash.put(this.dir);
+    this.baseId = this.setUp();
   }
 
   build(ctx: string): Timing {

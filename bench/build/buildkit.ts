@@ -10,6 +10,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join } from 'node:path';
 import { cgroupDirs, hasCommand, mountsUnder, removeTree, run, tail, timed, type Timing } from './measure.js';
 import type { Builder } from './tools.js';
+import type { Trash } from './trash.js';
 
 const DEBIAN_CLIENT = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -32,6 +33,7 @@ export class BuildKit implements Builder {
   private client = '';
   private daemonPid: number | undefined;
   private baseId = '';
+  private baseArchive = '';
   private readonly newCgroups: string[];
 
   private constructor(work: string) {
@@ -46,9 +48,8 @@ export class BuildKit implements Builder {
     if (!hasCommand('dockerd') || !hasCommand(DEBIAN_CLIENT)) return 'dockerd or docker not installed (Debian: apt-get install docker.io)';
     const bk = new BuildKit(work);
     try {
-      bk.startDaemon();
-      run([...bk.docker(), 'load', '-q', '-i', baseArchive], bk.env());
-      bk.baseId = run([...bk.docker(), 'image', 'inspect', '-f', '{{.Id}}', 'busybox:latest'], bk.env()).trim();
+      bk.baseArchive = baseArchive;
+      bk.startWithBase();
       bk.pickClient();
       const server = run([...bk.docker(), 'version', '-f', '{{.Server.Version}}'], bk.env()).trim();
       bk.about = `BuildKit in dockerd ${server} (private daemon, overlay2, cgroupfs): \`DOCKER_BUILDKIT=1 ${bk.client} build --network host\``;
@@ -57,6 +58,12 @@ export class BuildKit implements Builder {
       bk.close();
       return (e as Error).message;
     }
+  }
+
+  private startWithBase(): void {
+    this.startDaemon();
+    run([...this.docker(), 'load', '-q', '-i', this.baseArchive], this.env());
+    this.baseId = run([...this.docker(), 'image', 'inspect', '-f', '{{.Id}}', 'busybox:latest'], this.env()).trim();
   }
 
   private docker(client = this.client || DEBIAN_CLIENT): string[] {
@@ -117,6 +124,13 @@ export class BuildKit implements Builder {
     run([...this.docker(), 'builder', 'prune', '-af'], this.env());
   }
 
+  /** A new daemon on a new data root with the base loaded; the old daemon stopped and its directory moved into the trash. */
+  renew(trash: Trash): void {
+    this.stopDaemon();
+    trash.put(this.dir);
+    this.startWithBase();
+  }
+
   build(ctx: string): Timing {
     return this.buildWith(ctx, []);
   }
@@ -132,6 +146,19 @@ export class BuildKit implements Builder {
   }
 
   close(): void {
+    this.stopDaemon();
+    for (const d of this.newCgroups) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // Not made by this run's daemon after all, or still in use: left as found.
+      }
+    }
+    if (existsSync(this.dir)) removeTree(this.dir);
+  }
+
+  /** Stops dockerd (and its containerd) and unmounts what is left under its directory. */
+  private stopDaemon(): void {
     const pid = this.daemonPid;
     this.daemonPid = undefined;
     if (pid && alive(pid)) {
@@ -145,14 +172,6 @@ export class BuildKit implements Builder {
       if (cmd.includes(join(this.dir, 'exec'))) process.kill(p, 'SIGKILL');
     }
     for (const m of mountsUnder(this.dir)) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
-    for (const d of this.newCgroups) {
-      try {
-        rmdirSync(d);
-      } catch {
-        // Not made by this run's daemon after all, or still in use: left as found.
-      }
-    }
-    if (existsSync(this.dir)) removeTree(this.dir);
   }
 }
 

@@ -1,12 +1,13 @@
 /**
  * The builders the build bench runs side by side, behind one shape: imgbuild here, BuildKit in
  * `buildkit.ts`, buildah in `buildah.ts`. Each holds the local busybox base and nothing else after
- * `reset()`, so the next build is cold.
+ * `renew()` (or `reset()`), so the next build is cold.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { CLI_EXE } from '../../test/helpers/cli.js';
 import { removeTree, run, timed, type Timing } from './measure.js';
+import type { Trash } from './trash.js';
 
 export interface Builder {
   readonly name: string;
@@ -14,6 +15,11 @@ export interface Builder {
   readonly about: string;
   /** Drops everything built and every cache, keeping the base image: the next build is cold. */
   reset(): void;
+  /**
+   * Like `reset`, but on new storage holding only the base, the old storage moved into `trash`
+   * rather than deleted (see trash.ts: deleting would slow the next builds' file creation).
+   */
+  renew(trash: Trash): void;
   /** `FROM busybox` builds of the context's Dockerfile, tagged `bench`. */
   build(ctx: string): Timing;
   /** Stops what the tool runs and removes its storage. Safe to call twice. */
@@ -35,6 +41,11 @@ export class Imgbuild implements Builder {
   reset(): void {
     // A fresh store holding only the base: snapshots, layers, build cache all empty.
     removeTree(this.root);
+    run(['cp', '-a', this.base, this.root]);
+  }
+
+  renew(trash: Trash): void {
+    trash.put(this.root);
     run(['cp', '-a', this.base, this.root]);
   }
 
