@@ -6,7 +6,7 @@
  */
 
 import { emitEvents } from '../store/events.js';
-import { mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import { buildCacheDir, buildTmpDir } from '../store/paths.js';
@@ -34,7 +34,7 @@ import type { Dockerfile, Stage } from './frontend/instructions.js';
 import { parseDockerfile } from './frontend/parse.js';
 import { loadIgnore, type LoadedIgnore } from './frontend/dockerignore.js';
 import { lintDockerfile, violationOf, type LintWarning } from './lint/lint.js';
-import { storeBaseImages } from './lint/base-images.js';
+import { BaseLookups, storeBaseImages } from './lint/base-images.js';
 import { shortForm } from './lint/report.js';
 import { buildStageGraph, findStageRef, type StageGraph } from './frontend/stages.js';
 import { hostPlatformOf, parsePlatformSpec } from './frontend/platform.js';
@@ -175,9 +175,22 @@ async function removeStaleTmp(base: string): Promise<void> {
     if (!Number.isInteger(pid) || pid <= 0 || isProcessAlive(pid)) continue;
     const dir = join(base, n);
     await releaseStaleStepNetworks(dir).catch(() => {});
-    if ((await mountPointsUnder(dir)).length) await unmount(dir).catch(() => {});
-    if ((await mountPointsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true }).catch(() => {});
+    await removeScratch(dir);
   }
+}
+
+/**
+ * Unmounts what is left mounted under a build's scratch dir and removes it, unless something
+ * stays mounted. /proc/self/mountinfo is read once when nothing is mounted there (a cached
+ * build's case), and not at all when the dir is gone.
+ */
+async function removeScratch(dir: string): Promise<void> {
+  if (!(await lstat(dir).catch(() => undefined))) return;
+  if ((await mountPointsUnder(dir).catch(() => [])).length) {
+    await unmount(dir).catch(() => {});
+    if ((await mountPointsUnder(dir).catch(() => [])).length) return;
+  }
+  await rm(dir, { recursive: true, force: true }).catch(() => {});
 }
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
@@ -211,8 +224,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     return await buildWith(o, inputs, tmpDir, { ssh, ...(sshAuthSock ? { sshAuthSock } : {}) }, contexts);
   } finally {
     await ssh.close();
-    if ((await mountPointsUnder(tmpDir).catch(() => [])).length) await unmount(tmpDir).catch(() => {});
-    if ((await mountPointsUnder(tmpDir).catch(() => [])).length === 0) await rm(tmpDir, { recursive: true, force: true }).catch(() => {});
+    await removeScratch(tmpDir);
     // A build that could not start leaves no store behind: the dirs its scratch needed go (empty only).
     if (newRoot) for (let d = dirname(tmpDir); d.startsWith(o.root); d = dirname(d)) if (!(await rmdir(d).then(() => true, () => false))) break;
   }
@@ -248,7 +260,9 @@ async function buildWith(
   const ignore = inputs.contextDir !== undefined && !inputs.materialized ? await loadIgnore(inputs.contextDir, inputs.dockerfilePath) : undefined;
   // Opened once the Dockerfile is known good: a build that cannot start leaves no store behind.
   const store = await OciStore.open(o.root);
-  const warnings = await lintBuild(o, inputs, store, reporter, { df, graph }, ignore).catch(async (e: unknown) => {
+  // `--pull` looks every base up again after pulling it: nothing lint found is reused.
+  const bases = o.pull ? undefined : new BaseLookups(store);
+  const warnings = await lintBuild(o, inputs, store, reporter, { df, graph }, ignore, bases).catch(async (e: unknown) => {
     await store.release().catch(() => {});
     throw e;
   });
@@ -286,7 +300,7 @@ async function buildWith(
   const idRange = userns.kind === 'auto' ? new BuildIdRange(o.root, userns.size, { ...(o.subidFiles ? { files: o.subidFiles } : {}), ...(signal ? { signal } : {}) }) : undefined;
 
   const env: DispatchEnv = {
-    store: buildStore(store),
+    store: buildStore(store, bases),
     root: o.root,
     // Opened by the first step that needs a snapshot: a fully cached build never does.
     snapshotter: () => {
@@ -447,8 +461,7 @@ async function buildWith(
     await idRange?.release().catch(() => {});
     // The image is tagged (or the build failed): nothing needs protecting from prune any more.
     await store.release().catch(() => {});
-    if ((await mountPointsUnder(tmpDir).catch(() => [])).length) await unmount(tmpDir).catch(() => {});
-    if ((await mountPointsUnder(tmpDir).catch(() => [])).length === 0) await rm(tmpDir, { recursive: true, force: true }).catch(() => {});
+    await removeScratch(tmpDir);
   }
 }
 
@@ -459,6 +472,7 @@ async function buildWith(
  */
 async function lintBuild(
   o: BuildOptions, inputs: BuildInputs, store: OciStore, reporter: BuildReporter, parsed: { df: Dockerfile; graph: StageGraph }, ignore: LoadedIgnore | undefined,
+  bases: BaseLookups | undefined,
 ): Promise<LintWarning[]> {
   const r = await lintDockerfile(inputs.dockerfileText, {
     ...(inputs.dockerfileName ? { file: inputs.dockerfileName } : {}),
@@ -466,7 +480,7 @@ async function lintBuild(
     scope: 'build',
     ...(o.target !== undefined ? { target: o.target } : {}),
     ...(o.platform !== undefined ? { platform: o.platform } : {}),
-    baseImage: storeBaseImages(store),
+    baseImage: storeBaseImages(store, bases?.forLint),
     parsed,
     ...(ignore ? { ignore } : {}),
   });
@@ -484,11 +498,11 @@ async function lintBuild(
 }
 
 /** The store as dispatch uses it (dispatch/seams.ts). */
-function buildStore(store: OciStore): BuildStore {
+function buildStore(store: OciStore, bases: BaseLookups | undefined): BuildStore {
   return {
     lease: store.lease,
     protect: (digests) => store.protect(digests),
-    findImage: (ref, platform) => findImage(store, ref, { platform }),
+    findImage: bases ? bases.forBuild : (ref, platform) => findImage(store, ref, { platform }),
     materialize: (d, o) => store.materialize(d, o),
   };
 }
