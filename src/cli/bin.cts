@@ -52,6 +52,28 @@ export const COMMANDS: ReadonlySet<string> = new Set([
 /** The commands that make HTTP requests (registries, ADD URLs). */
 const HTTP_COMMANDS: ReadonlySet<string> = new Set(['pull', 'push', 'login', 'build']);
 
+/**
+ * The HTTP commands that often make no request at all (a build whose base image is in the store
+ * and that adds no URL): their flags change at their first request, not at start. At start it
+ * cost every build loading node:v8 and the Node modules of its last run (a cached rebuild after
+ * a build that pulled loaded net, tls and http for nothing).
+ */
+const LATE_HTTP_COMMANDS: ReadonlySet<string> = new Set(['build']);
+
+/**
+ * Runs `then` once, when the process's first HTTP request is made through undici (the bundled
+ * one or Node's fetch, which both publish `undici:request:create`), before its connection
+ * compiles llhttp's WebAssembly.
+ */
+function onFirstRequest(then: () => void): void {
+  const dc = require('node:diagnostics_channel') as typeof import('node:diagnostics_channel');
+  const first = (): void => {
+    dc.unsubscribe('undici:request:create', first);
+    then();
+  };
+  dc.subscribe('undici:request:create', first);
+}
+
 /** The commands that are mostly a transfer: their JavaScript is a short, hot loop per chunk. */
 const TRANSFER_COMMANDS: ReadonlySet<string> = new Set(['pull', 'push', 'login']);
 
@@ -241,12 +263,13 @@ function start(): void {
     return undefined;
   };
   const http = HTTP_COMMANDS.has(command);
-  if (http) {
+  /** Sets the flags of an HTTP command, after loading the Node modules its last run loaded. */
+  const httpFlags = (): void => {
     // undici parses HTTP with llhttp compiled to WebAssembly, whose huge state-machine function V8
     // soon tiers up to TurboFan on background threads, competing with the transfer on a small
     // machine; Liftoff's baseline code is fast enough (body bytes pass llhttp as spans). Only for
     // the commands that speak HTTP (node:v8 is not free to load), and before the bundle is
-    // compiled, as V8 keys code caches to its flags.
+    // compiled, as V8 keys code caches to its flags (LATE_HTTP_COMMANDS: before its first request).
     //
     // Node's own modules have code caches built under the default flags, so a module first loaded
     // after the change is compiled from source: the modules this command loaded on its last run
@@ -262,16 +285,27 @@ function start(): void {
     const v8 = require('node:v8') as typeof import('node:v8');
     v8.setFlagsFromString('--liftoff-only');
     if (TRANSFER_COMMANDS.has(command)) v8.setFlagsFromString(TRANSFER_FLAGS);
-  }
+  };
+  const late = http && LATE_HTTP_COMMANDS.has(command);
+  if (http && !late) httpFlags();
   const cachedData = readCache(`${name}${cacheKey}.bin`);
   // The same wrapper Node gives a CommonJS module, so the bundle sees require, module, __filename.
   const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: bundle,
     ...(cachedData ? { cachedData } : {}),
   });
-  if (cachedData === undefined || script.cachedDataRejected) {
+  const writing = cachedData === undefined || script.cachedDataRejected;
+  /** The code cache as it was before a late flag change: one made after it is refused under the default flags. */
+  let beforeFlags: Buffer | undefined;
+  if (late) {
+    onFirstRequest(() => {
+      if (writing) beforeFlags = script.createCachedData();
+      httpFlags();
+    });
+  }
+  if (writing) {
     process.once('exit', () => {
-      const files: [string, string | Buffer][] = [[`${name}${cacheKey}.bin`, script.createCachedData()]];
+      const files: [string, string | Buffer][] = [[`${name}${cacheKey}.bin`, beforeFlags ?? script.createCachedData()]];
       if (http) files.push([`${name}${cacheKey}.builtins`, `${loadedBuiltins((process as unknown as { moduleLoadList: string[] }).moduleLoadList).join('\n')}\n`]);
       for (const dir of cacheDirs) {
         if (writeCache(dir, files)) {

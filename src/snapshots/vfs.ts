@@ -16,7 +16,7 @@
  * A view copies nothing: it is the parent's directory, read-only.
  */
 import { mkdir, mkdtemp, readFile, rename, rm, rmdir, writeFile, lstat, chmod } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
+import { execFile, type ExecFileOptions } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join, posix, resolve } from 'node:path';
 import { ImgbuildError, throwIfAborted } from '../errors.js';
@@ -28,7 +28,10 @@ import { parentIdsOf, type SnapshotRecord } from './metadata.js';
 import { diskUsage, RecordedSnapshotter } from './records.js';
 import type { InitLayer, PrepareOptions, SnapshotOptions, Snapshotter } from './snapshotter.js';
 
-const run = promisify(execFile);
+/** execFile as a promise, made at each call: at module load it would load node:child_process for every command. */
+function run(file: string, args: string[], o: ExecFileOptions = {}): Promise<unknown> {
+  return promisify(execFile)(file, args, o);
+}
 
 export { vfsRoot } from '../store/paths.js';
 

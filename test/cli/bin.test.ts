@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:https';
@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
+import { ensureBusybox } from '../helpers/base-image.js';
 import { CLI_EXE, CLI_MAIN, REPO_ROOT, runCli } from '../helpers/cli.js';
 import { RegistrySession } from '../../src/registry/transport.js';
 import { httpRequest } from '../../src/registry/http.js';
@@ -257,6 +258,62 @@ process.on('exit', () => process.stderr.write('packages: ' + [...seen].sort().jo
       // A stale list naming a module this Node lacks is skipped.
       writeFileSync(list, 'net\nno_such_module\n');
       expect(await nodeAsync(cli.main, args)).toEqual(first);
+    } finally {
+      for (const s of servers) s.close();
+      await tmp.cleanup();
+    }
+  });
+
+  it('a build sets its HTTP flags at its first request: a cached build never loads node:v8, and the code cache a pulling build writes is accepted', async () => {
+    const tmp = await makeTmp();
+    const servers: Server[] = [];
+    try {
+      const cli = await privateCopy(tmp.dir);
+      const root = join(tmp.dir, 'root');
+      await ensureBusybox(root);
+      // The Node modules a run loaded, written at its exit by a module required before the CLI.
+      const probe = join(tmp.dir, 'probe.cjs');
+      const loaded = join(tmp.dir, 'loaded.txt');
+      writeFileSync(probe, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(loaded)}, process.moduleLoadList.join('\\n')));`);
+      const probed = async (args: string[]): Promise<{ status: number | null; stderr: string; modules: string[] }> => {
+        const r = await new Promise<{ status: number | null; stderr: string }>((res) => {
+          const p = spawn(process.execPath, ['-r', probe, cli.main, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+          let stderr = '';
+          p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          p.on('close', (status) => res({ status, stderr }));
+        });
+        return { ...r, modules: readFileSync(loaded, 'utf8').split('\n').map((l) => l.replace(/^NativeModule /, '')) };
+      };
+      const cached = join(tmp.dir, 'cached');
+      await mkdir(cached);
+      writeFileSync(join(cached, 'Dockerfile'), 'FROM busybox\n');
+      for (let i = 0; i < 2; i++) {
+        const r = await probed(['--root', root, 'build', '-q', cached]);
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.modules).not.toContain('v8');
+      }
+      // A registry that knows no image: the build's pull fails after its ping and manifest request.
+      const reg = createHttpServer((req, res) => {
+        if (req.url === '/v2/') res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        else res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
+      });
+      await new Promise<void>((res) => reg.listen(0, '127.0.0.1', res));
+      servers.push(reg);
+      const pulling = join(tmp.dir, 'pulling');
+      await mkdir(pulling);
+      writeFileSync(join(pulling, 'Dockerfile'), `FROM 127.0.0.1:${(reg.address() as { port: number }).port}/none/image:1\n`);
+      // A cache written by a build that pulled, made before its flags changed: the next run takes it.
+      const file = cli.cacheOf('build');
+      unlinkSync(file);
+      const first = await probed(['--root', root, 'build', '-q', pulling]);
+      expect(first.stderr).toMatch(/MANIFEST_UNKNOWN/);
+      expect(first.modules).toContain('v8');
+      const mtime = statSync(file).mtimeMs;
+      const second = await probed(['--root', root, 'build', '-q', pulling]);
+      expect(second.stderr).toBe(first.stderr);
+      expect(statSync(file).mtimeMs).toBe(mtime);
+      expect((await probed(['--root', root, 'build', '-q', cached])).modules).not.toContain('v8');
+      expect(statSync(file).mtimeMs).toBe(mtime);
     } finally {
       for (const s of servers) s.close();
       await tmp.cleanup();
