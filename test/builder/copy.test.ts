@@ -1,9 +1,11 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
-import { mkdir, writeFile, symlink, link, lstat, readFile, readlink, readdir, chmod, utimes } from 'node:fs/promises';
+import { mkdir, writeFile, symlink, link, lstat, lchown, readFile, readlink, readdir, chmod, utimes } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { makeTmp } from '../helpers/tmp.js';
 import { planCopy, applyCopy, planDigest, globToRegExp, parseChmod, CopySourceNotFoundError, CopyDestinationError, type SourceTree } from '../../src/builder/dispatch/copy.js';
 import { ignoreMatcher, StatCache } from '../../src/builder/context.js';
+import { SMALL_FILE_LIMIT } from '../../src/builder/dispatch/copy-file.js';
 import { resolveInRoot, resolveChown, resolveProcessUser } from '../../src/builder/dispatch/fs-root.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -127,7 +129,6 @@ describe('COPY destination rules', () => {
     const img = join(tmp.dir, 'img');
     await mkdir(join(img, 'opt'), { recursive: true });
     await writeFile(join(img, 'opt/f'), 'f');
-    const { lchown } = await import('node:fs/promises');
     await lchown(join(img, 'opt/f'), 7, 8);
     await copy(['/opt/f'], '/g', { tree: { root: img, kind: 'image' } });
     const st = await lstat(join(rootfs, 'g'));
@@ -148,6 +149,49 @@ describe('COPY destination rules', () => {
     const a = await lstat(join(rootfs, 'h/x'));
     const b = await lstat(join(rootfs, 'h/x2'));
     expect(a.ino).toBe(b.ino);
+  });
+  it('files either side of the small-file limit are copied byte-exactly with owner, mode and times', async () => {
+    // Up to SMALL_FILE_LIMIT a file goes through a buffer, above it through the kernel's copy.
+    const sizes = { empty: 0, one: 1, below: SMALL_FILE_LIMIT - 1, at: SMALL_FILE_LIMIT, above: SMALL_FILE_LIMIT + 1, big: 3 * SMALL_FILE_LIMIT + 7 };
+    const img = join(tmp.dir, 'img');
+    await mkdir(join(img, 'src/deep'), { recursive: true });
+    const bytes = new Map<string, Buffer>();
+    let i = 0;
+    for (const [name, size] of Object.entries(sizes)) {
+      const data = randomBytes(size);
+      bytes.set(name, data);
+      const p = join(img, 'src/deep', name);
+      await writeFile(p, data);
+      await lchown(p, 100 + i, 200 + i);
+      await chmod(p, i % 2 ? 0o4755 : 0o640);
+      await utimes(p, 1000, 1_500_000_000 + i);
+      i++;
+    }
+    await link(join(img, 'src/deep/below'), join(img, 'src/deep/below-link'));
+    await link(join(img, 'src/deep/above'), join(img, 'src/deep/above-link'));
+    const image = { tree: { root: img, kind: 'image' as const } };
+    await copy(['/src'], '/keep', image);
+    await copy(['/src'], '/owned', { ...image, chown: { uid: 7, gid: 8 }, chmod: 0o4711 });
+    // A destination already there: written over, in a dir the COPY did not make.
+    await mkdir(join(rootfs, 'over/deep'), { recursive: true });
+    for (const name of Object.keys(sizes)) await writeFile(join(rootfs, 'over/deep', name), 'old contents, longer than one byte');
+    await copy(['/src'], '/over', image);
+    i = 0;
+    for (const [name] of Object.entries(sizes)) {
+      for (const dir of ['keep', 'over']) {
+        const p = join(rootfs, dir, 'deep', name);
+        const st = await lstat(p);
+        expect(Buffer.compare(await readFile(p), bytes.get(name)!), `${dir}/${name}`).toBe(0);
+        expect([dir, name, st.uid, st.gid, st.mode & 0o7777, st.mtimeMs, st.atimeMs]).toEqual([dir, name, 100 + i, 200 + i, i % 2 ? 0o4755 : 0o640, (1_500_000_000 + i) * 1000, (1_500_000_000 + i) * 1000]);
+      }
+      const o = await lstat(join(rootfs, 'owned/deep', name));
+      expect(Buffer.compare(await readFile(join(rootfs, 'owned/deep', name)), bytes.get(name)!)).toBe(0);
+      expect([name, o.uid, o.gid, o.mode & 0o7777, o.mtimeMs]).toEqual([name, 7, 8, 0o4711, (1_500_000_000 + i) * 1000]);
+      i++;
+    }
+    for (const name of ['below', 'above']) {
+      expect((await lstat(join(rootfs, 'keep/deep', name))).ino).toBe((await lstat(join(rootfs, 'keep/deep', `${name}-link`))).ino);
+    }
   });
   it('--parents keeps the source path, with a /./ pivot', async () => {
     await copy(['dir/sub/y', 'a.txt'], '/p/', { parents: true });

@@ -38,6 +38,8 @@ export interface PlannedEntry {
   uid: number;
   gid: number;
   mtimeMs: number;
+  /** Size in bytes when walked (files from a source tree): picks how the file is copied. */
+  size?: number;
   /** blake3 of the content (files only, when hashed). */
   hash?: Digest;
 }
@@ -82,6 +84,7 @@ export function* walkEntries(root: string, m: Match, top: Stats, o: WalkOptions)
   const host = (real: string): string => (real === '' ? root : `${root}/${real}`);
   const file = (e: PlannedEntry, st: Stats): PlannedEntry => {
     if (st.nlink > 1) e.inode = `${st.dev}:${st.ino}`;
+    e.size = st.size;
     if (o.hash && e.src) {
       // Unchanged files are answered from the stat cache without I/O; only misses are read, with
       // synchronous reads into one buffer (see hashFileSync).

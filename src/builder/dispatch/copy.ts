@@ -31,6 +31,7 @@ import { resolveRel, resolveInRoot, cleanAbs } from './fs-root.js';
 import { patternMatcher, type IgnoreMatcher } from '../context.js';
 import { chmodOf, parseOctalChmod, type ChmodSpec } from './chmod.js';
 import { CopyWindow } from './copy-window.js';
+import { copyBuffer, copySmallFileSync, SMALL_FILE_LIMIT } from './copy-file.js';
 import { walkEntries, type Match, type PlannedEntry, type SourceTree, type WalkOptions } from './copy-walk.js';
 
 export type { EntryType, PlannedEntry, SourceTree } from './copy-walk.js';
@@ -434,6 +435,7 @@ async function applyPlan(plan: CopyPlan, o: ApplyOptions, copies: CopyWindow): P
   let written = 0;
   const hardlinks = new Map<string, string>();
   const dirTimes: { host: string; mtimeMs: number }[] = [];
+  let buf: Buffer | undefined; // copySmallFileSync's, made at the first small file
 
   for (const item of plan.items) {
     throwIfAborted(o.signal);
@@ -550,6 +552,10 @@ async function applyPlan(plan: CopyPlan, o: ApplyOptions, copies: CopyWindow): P
       }
       const uid = o.chown?.uid ?? e.uid;
       const gid = o.chown?.gid ?? e.gid;
+      if (e.type === 'file' && e.src && e.size !== undefined && e.size <= SMALL_FILE_LIMIT) {
+        copySmallFileSync(e.src, host, (buf ??= copyBuffer()), { uid, gid, mode: chmodOf(o.chmod, e.mode, false), mtimeMs: e.mtimeMs });
+        continue;
+      }
       const finish = (): void => {
         if (uid !== 0 || gid !== 0) lchownSync(host, uid, gid);
         chmodSync(host, chmodOf(o.chmod, e.mode, false));
@@ -563,8 +569,8 @@ async function applyPlan(plan: CopyPlan, o: ApplyOptions, copies: CopyWindow): P
         writeFileSync(host, e.data, { flag: 'wx' });
         finish();
       } else if (inMade) {
-        // In a dir this item made, no other entry can reach the path: the copy may run on the
-        // thread pool, one round trip per file, beside others (the kernel work is the cost).
+        // A large file in a dir this item made, which no other entry can reach: the kernel's copy
+        // runs on the thread pool, one round trip per file, beside others.
         await copies.start(host, copyFile(e.src as string, host, constants.COPYFILE_EXCL).then(finish));
       } else {
         copyFileSync(e.src as string, host, constants.COPYFILE_EXCL);
