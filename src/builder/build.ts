@@ -86,6 +86,11 @@ export interface BuildOptions {
    * the store root as an OCI layout (skopeo `oci:<root>`) sees a built image whole only then.
    */
   writeLayers?: boolean;
+  /**
+   * COPY and ADD always write through a host mount of the step's rootfs, also where writing its
+   * upper dir directly gives the same layer (dispatch/copy-direct.ts): the reference that is tested against.
+   */
+  mountForCopy?: boolean;
   pull?: boolean;
   /** The snapshotter: overlay, or vfs (copies, no mount); default overlay where it mounts, else vfs. */
   storageDriver?: StorageDriver;
@@ -313,6 +318,7 @@ async function buildWith(
     ...(cacheMounts ? { cacheMounts } : {}),
     noCache: o.noCache ?? false,
     writeLayers: o.writeLayers ?? false,
+    ...(o.mountForCopy ? { mountForCopy: true } : {}),
     pull: o.pull ?? false,
     context,
     tmpDir,

@@ -17,7 +17,8 @@ import { isHttpUrl } from '../inputs/git-url.js';
 import { secretReader } from '../inputs/git.js';
 import { loadBase } from './base-image.js';
 import type { ImageState } from './image-state.js';
-import { createWorkdir, layerStep } from './layer-step.js';
+import { createWorkdir, layerStep, pendingWorkdirs } from './layer-step.js';
+import { planDirectCopy } from './copy-direct.js';
 import { withHostMount, withImageRoot } from './snapshots.js';
 import { getter, keyBase, type StageCtx } from './stage.js';
 
@@ -90,52 +91,71 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
     const workdir = s.image.config.config?.WorkingDir || '/';
     const workdirPending = s.workdirPending && !ins.link;
     const parentImage = s.image;
+    // The context's plan with the downloads: known before the step writes anything.
+    let all: CopyPlan | undefined;
+    if ('plan' in source) {
+      const plan = source.plan;
+      // A URL is unpacked only when asked to (ADD --unpack=true), and only if it is an archive.
+      const unpackUrls = isAdd && (ins as Add).unpack === true;
+      all = { ...plan, items: [...plan.items], multiple: plan.multiple || downloads.length + localSources.length + gits.length > 1 };
+      for (const d of downloads) {
+        const archive = unpackUrls && (await isArchive(d.path));
+        all.items.push({ source: d.name, name: d.name, isDir: false, ...(archive ? { archive } : {}), entries: [{ rel: '', type: 'file', src: d.path, mode: 0o600, uid: 0, gid: 0, mtimeMs: d.mtimeMs }] });
+      }
+    }
     // With nothing below (scratch, or --link) the upper dir is the whole rootfs: write into it
     // directly and save the host mount and umount (docs/architecture.md, Measurements).
     const direct = ins.link || !parentImage.chainId;
     await layerStep(s, label, keyParts, createdBy, async (active) => {
-      const inRoot = async <T>(fn: (root: string) => Promise<T>): Promise<T> =>
-        direct ? fn(await (await env.snapshotter()).upperDir(active.key)) : withHostMount(env, active.mounts, fn, active.phases);
-      await inRoot(async (root) => {
-        if (workdirPending) await createWorkdir(s, root);
-        // Names in --chown come from the stage's /etc/passwd, also for a linked (empty) layer.
-        const chown = !ins.chown ? undefined
-          : ins.link && !/^\d+(:\d+)?$/.test(ins.chown) ? await withImageRoot(env, parentImage, (r) => resolveChown(r, ins.chown as string))
-            : await resolveChown(root, ins.chown);
-        const apply = async (p: CopyPlan): Promise<void> => {
+      /** Writes the planned files into the step's rootfs. */
+      const write = async (plan: CopyPlan): Promise<void> => {
+        // Over the image's layers, a copy that only adds new paths writes the upper dir too (copy-direct.ts).
+        const upper = !direct && !env.mountForCopy
+          ? await planDirectCopy({
+            mounts: active.mounts, plan, dest: ins.dest, workdir,
+            workdirs: workdirPending ? pendingWorkdirs(s) : [], ...(ins.chown ? { chown: ins.chown } : {}),
+          })
+          : undefined;
+        const inRoot = async <T>(fn: (root: string) => Promise<T>): Promise<T> => {
+          if (direct) return fn(await (await env.snapshotter()).upperDir(active.key));
+          if (!upper) return withHostMount(env, active.mounts, fn, active.phases);
+          // Its own phase in a --trace: the directories copied up in place of the mount.
+          active.phases.timeSync('copy-up', () => upper.prepare());
+          return fn(upper.root);
+        };
+        await inRoot(async (root) => {
+          if (workdirPending) await createWorkdir(s, root, upper);
+          // Names in --chown come from the stage's /etc/passwd, also for a linked (empty) layer.
+          const chown = !ins.chown ? undefined
+            : upper ? upper.chown
+              : ins.link && !/^\d+(:\d+)?$/.test(ins.chown) ? await withImageRoot(env, parentImage, (r) => resolveChown(r, ins.chown as string))
+                : await resolveChown(root, ins.chown);
           const copied = active.phases.start('copy');
-          await applyCopy(p, {
+          await applyCopy(plan, {
             root, dest: ins.dest, workdir,
             ...(chown ? { chown } : {}), ...(chmod !== undefined ? { chmod } : {}),
             extract: (archive, dir, owner) => extractArchive(archive, dir, env.signal, owner),
             ...(env.signal ? { signal: env.signal } : {}),
           });
           copied();
-        };
-        if ('image' in source) {
-          await withImageRoot(env, source.image, async (srcRoot) => {
-            const p = await planCopy({ sources: localSources, tree: { root: srcRoot, kind: 'image' }, exclude: ins.exclude, parents: ins.parents, ...(env.signal ? { signal: env.signal } : {}) });
-            await apply(p);
-          }, active.phases);
-        } else {
-          const plan = source.plan;
-          const all: CopyPlan = { ...plan, multiple: plan.multiple || downloads.length + localSources.length + gits.length > 1 };
-          // A URL is unpacked only when asked to (ADD --unpack=true), and only if it is an archive.
-          const unpackUrls = isAdd && (ins as Add).unpack === true;
-          for (const d of downloads) {
-            const archive = unpackUrls && (await isArchive(d.path));
-            all.items.push({ source: d.name, name: d.name, isDir: false, ...(archive ? { archive } : {}), entries: [{ rel: '', type: 'file', src: d.path, mode: 0o600, uid: 0, gid: 0, mtimeMs: d.mtimeMs }] });
-          }
-          // A repository's tree is copied into dest as a directory's contents are.
-          for (const [i, g] of gits.entries()) {
-            const dir = join(scratch, `git-${i}`);
-            await active.phases.time('git', () => checkoutGitSource(g, dir, { ...gitOpts, scratch: join(scratch, `git-${i}.work`) }));
-            const p = await planCopy({ sources: ['/'], tree: { root: dir, kind: 'context' }, ...(env.signal ? { signal: env.signal } : {}) });
-            all.items.push(...p.items.map((it) => ({ ...it, source: g.word })));
-          }
-          await apply(all);
+        });
+      };
+      if ('image' in source) {
+        // Planned on the source's rootfs first: the plan tells whether the destination needs a mount.
+        await withImageRoot(env, source.image, async (srcRoot) => {
+          await write(await planCopy({ sources: localSources, tree: { root: srcRoot, kind: 'image' }, exclude: ins.exclude, parents: ins.parents, ...(env.signal ? { signal: env.signal } : {}) }));
+        }, active.phases);
+      } else {
+        const plan = all as CopyPlan;
+        // A repository's tree is copied into dest as a directory's contents are.
+        for (const [i, g] of gits.entries()) {
+          const dir = join(scratch, `git-${i}`);
+          await active.phases.time('git', () => checkoutGitSource(g, dir, { ...gitOpts, scratch: join(scratch, `git-${i}.work`) }));
+          const p = await planCopy({ sources: ['/'], tree: { root: dir, kind: 'context' }, ...(env.signal ? { signal: env.signal } : {}) });
+          plan.items.push(...p.items.map((it) => ({ ...it, source: g.word })));
         }
-      });
+        await write(plan);
+      }
     }, { linked: ins.link, phases });
     if (!ins.link) s.workdirPending = false;
   } finally {

@@ -128,13 +128,12 @@ export async function layerStep(
 /**
  * Creates the pending WORKDIRs inside a mounted rootfs: missing dirs 0755, owned by the USER in
  * effect at their WORKDIR (its /etc/passwd entry, a number as uid and gid; root when unknown),
- * as BuildKit's mkdir with the stage's user does.
+ * as BuildKit's mkdir with the stage's user does. `direct`: written into an upper dir, the owners
+ * and the WORKDIRs still missing in the image as copy-direct.ts found them.
  */
-export async function createWorkdir(s: StageCtx, root: string): Promise<void> {
-  const wd = s.image.config.config?.WorkingDir;
-  const pending = s.pendingWorkdirs ?? (wd && wd !== '/' ? [{ path: wd }] : []);
-  for (const p of pending) {
-    const owner = p.user ? await resolveChown(root, p.user).catch(() => ({ uid: 0, gid: 0 })) : { uid: 0, gid: 0 };
+export async function createWorkdir(s: StageCtx, root: string, direct?: { ownerOf(user: string | undefined): Promise<{ uid: number; gid: number }>; workdirs: { path: string; user?: string }[] }): Promise<void> {
+  for (const p of direct?.workdirs ?? pendingWorkdirs(s)) {
+    const owner = direct ? await direct.ownerOf(p.user) : p.user ? await resolveChown(root, p.user).catch(() => ({ uid: 0, gid: 0 })) : { uid: 0, gid: 0 };
     const rel = await resolveRel(root, p.path, true);
     let cur = root;
     for (const comp of rel.split('/').filter(Boolean)) {
@@ -153,6 +152,12 @@ export async function createWorkdir(s: StageCtx, root: string): Promise<void> {
     }
   }
   s.pendingWorkdirs = [];
+}
+
+/** The WORKDIRs the next layer step creates (the image's own when none was set in this stage). */
+export function pendingWorkdirs(s: StageCtx): { path: string; user?: string }[] {
+  const wd = s.image.config.config?.WorkingDir;
+  return s.pendingWorkdirs ?? (wd && wd !== '/' ? [{ path: wd }] : []);
 }
 
 /** The layer step of a WORKDIR that no later layer step of the stage created. */

@@ -53,6 +53,8 @@ export interface DispatchEnv {
   noCache: boolean;
   /** Write layer blobs at build time, not when first needed (BuildOptions.writeLayers). */
   writeLayers?: boolean;
+  /** COPY/ADD never write the upper dir directly (BuildOptions.mountForCopy). */
+  mountForCopy?: boolean;
   pull: boolean;
   context: BuildContext;
   /** Scratch dir of this build (mount points, per-step files); removed at the end. */

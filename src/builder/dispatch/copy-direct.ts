@@ -1,0 +1,108 @@
+/**
+ * A COPY or ADD that only adds new paths writes its step's upper dir directly, without a host
+ * mount of the step's rootfs: the layer is the one a write through the mount gives (test
+ * build-copy-direct), for ~10-30 ms less a step (docs/architecture.md, Measurements).
+ *
+ * Taken only where that is provably the same: under the kernel's overlay, when every existing
+ * component of the destination (and of a WORKDIR the step creates) is a plain directory in the
+ * lower layers, and nothing the copy writes exists there yet; the directories it writes below are
+ * copied up first as overlayfs would. Anything else — a symlink or a file on the way, a target that
+ * replaces or merges into something of the image, `--parents`, a large walked-again item, a
+ * passwd/group file reached through a symlink — goes through the mount as before.
+ */
+import { posix } from 'node:path';
+import { resolveChownIds } from '../../image/users.js';
+import { UpperView } from '../../snapshots/upper-view.js';
+import type { Mount } from '../../sandbox/spec.js';
+import { cleanAbs } from './fs-root.js';
+import type { CopyPlan } from './copy.js';
+
+/** What a direct write needs decided before anything is written. */
+export interface DirectCopy {
+  /** The upper dir the copy writes. */
+  root: string;
+  /** `--chown`, resolved in the merged view. */
+  chown?: { uid: number; gid: number };
+  /** The pending WORKDIRs that are missing in the image (createWorkdir makes only these), */
+  workdirs: { path: string; user?: string }[];
+  /** and the owner of their new dirs, resolved in the merged view. */
+  ownerOf: (user: string | undefined) => Promise<{ uid: number; gid: number }>;
+  /** Copies up the image's directories the copy and the WORKDIRs write below; call first. */
+  prepare(): void;
+}
+
+class NeedsMount extends Error {}
+
+export interface DirectCopyOptions {
+  mounts: Mount[];
+  plan: CopyPlan;
+  dest: string;
+  workdir: string;
+  /** WORKDIRs the step creates (StageCtx.pendingWorkdirs). */
+  workdirs: { path: string; user?: string }[];
+  chown?: string;
+}
+
+/** The direct write of this copy, or undefined when only a mount is sure to give its layer. */
+export async function planDirectCopy(o: DirectCopyOptions): Promise<DirectCopy | undefined> {
+  const view = UpperView.of(o.mounts);
+  if (!view || o.plan.parents || o.plan.items.length === 0) return undefined;
+  const copyUps: string[] = [];
+  // A pending WORKDIR is made with mkdir -p: its existing components must be dirs, and only a
+  // missing one writes (so copies up those above it); one the image has is left alone.
+  const workdirs: { path: string; user?: string }[] = [];
+  for (const w of o.workdirs) {
+    const abs = cleanAbs(w.path);
+    const e = view.lookup(abs);
+    if (e.kind === 'missing') {
+      copyUps.push(abs);
+      workdirs.push(w);
+    } else if (e.kind !== 'dir') return undefined;
+  }
+  const destAbs = cleanAbs(o.dest.startsWith('/') ? o.dest : posix.join(o.workdir || '/', o.dest));
+  const dest = view.lookup(destAbs);
+  if (dest.kind === 'other' || dest.kind === 'blocked') return undefined;
+  const missing = (abs: string): boolean => view.lookup(abs).kind === 'missing';
+  for (const item of o.plan.items) {
+    if (dest.kind === 'missing') continue; // all the copy writes is below a new path
+    // Into an existing directory: a file lands at dest/name (or would replace dest: refused above).
+    if (!item.isDir && !item.archive) {
+      if (!missing(posix.join(destAbs, item.name))) return undefined;
+      continue;
+    }
+    // A directory's contents merge into dest: each top-level name must be new there, and there
+    // must be one (an empty one writes nothing, so copies nothing up). An archive's are unknown.
+    if (item.archive || item.walk) return undefined;
+    const top = item.entries.filter((e) => e.rel !== '' && !e.rel.includes('/'));
+    if (top.length === 0 || !top.every((e) => missing(posix.join(destAbs, e.rel)))) return undefined;
+  }
+  copyUps.push(destAbs);
+  // Names are read from the image's /etc/passwd and /etc/group, as through the mount.
+  const read = async (f: string): Promise<string | undefined> => {
+    const text = view.readFile(f);
+    if (text === 'blocked') throw new NeedsMount();
+    return text;
+  };
+  const owners = new Map<string, { uid: number; gid: number }>();
+  try {
+    for (const w of workdirs) {
+      if (w.user) owners.set(w.user, await resolveChownIds(w.user, read).catch((e: unknown) => {
+        if (e instanceof NeedsMount) throw e;
+        return { uid: 0, gid: 0 };
+      }));
+    }
+    const chown = o.chown ? await resolveChownIds(o.chown, read) : undefined;
+    return {
+      root: view.upper,
+      ...(chown ? { chown } : {}),
+      workdirs,
+      ownerOf: async (user) => (user ? owners.get(user) : undefined) ?? { uid: 0, gid: 0 },
+      prepare: () => {
+        for (const p of copyUps) view.copyUpDirs(p);
+      },
+    };
+  } catch (e) {
+    if (e instanceof NeedsMount) return undefined;
+    throw e;
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * An active overlay snapshot's merged view read from its layer dirs, without mounting it: lookups
+ * that follow the kernel overlayfs's rules (the topmost layer first; a whiteout or a non-directory
+ * ends the search below a name, an opaque directory ends it below itself; index, redirect_dir and
+ * metacopy are off in our mounts), and the copy-up of directories into the upper dir as overlayfs
+ * makes it (mode, owner, every xattr but overlay's own, times; the parent's times kept). A step
+ * that only adds new paths may so write its upper dir directly and get the layer a write through
+ * the mount gives, without the ~10-30 ms of a host mount and umount.
+ */
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, utimesSync, type Stats } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { getAttributeSync, listAttributesSync, setAttributeSync } from 'fs-xattr';
+import type { Mount } from '../sandbox/spec.js';
+
+/** What a path is in the merged view. */
+export type MergedEntry =
+  | { kind: 'missing' }
+  | { kind: 'dir'; /** its layer dirs' paths, topmost first (the first gives a copy-up its attributes) */ stack: string[] }
+  /** A non-directory (a symlink, a file...) at the path, `host` in its topmost layer. */
+  | { kind: 'other'; host: string; st: Stats }
+  /** A non-directory (a symlink included) met before the last component: only a mount resolves it. */
+  | { kind: 'blocked' };
+
+const OPAQUE = ['trusted.overlay.opaque', 'user.overlay.opaque'];
+
+/** overlayfs's own xattrs (never copied up; pack.ts leaves them out of layers too). */
+function isOverlayXattr(name: string): boolean {
+  return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
+}
+
+function lstatOrUndefined(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw e;
+  }
+}
+
+function xattrNames(p: string): string[] {
+  try {
+    return listAttributesSync(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return [];
+    throw e;
+  }
+}
+
+function isOpaque(p: string): boolean {
+  return xattrNames(p).some((n) => OPAQUE.includes(n) && getAttributeSync(p, n).toString() === 'y');
+}
+
+const isWhiteout = (st: Stats): boolean => st.isCharacterDevice() && st.rdev === 0;
+
+function components(abs: string): string[] {
+  return abs.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+export class UpperView {
+  private constructor(
+    /** The upper dir, which a step writes. */
+    readonly upper: string,
+    /** Every layer dir, the upper first. */
+    private readonly layers: string[],
+  ) {}
+
+  /**
+   * The view of a kernel overlay rootfs with an upper dir (an active snapshot's one mount);
+   * undefined for anything else (fuse-overlayfs marks whiteouts its own ways, a bind has no lowers).
+   */
+  static of(mounts: Mount[]): UpperView | undefined {
+    const m = mounts.length === 1 ? mounts[0]! : undefined;
+    if (m?.type !== 'overlay') return undefined;
+    const opt = (k: string): string | undefined => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
+    const abs = (p: string): string => (isAbsolute(p) ? p : resolve(m.cwd ?? '/', p));
+    const upper = opt('upperdir');
+    const lowers = (opt('lowerdir') ?? '').split(':').filter(Boolean);
+    // A layer dir named with a ':' or ',' is escaped in the options: not ours, not parsed here.
+    if (upper === undefined || lowers.length === 0 || m.options.some((o) => o.includes('\\'))) return undefined;
+    return new UpperView(abs(upper), [abs(upper), ...lowers.map(abs)]);
+  }
+
+  /** `abs` (an absolute path inside the rootfs, not followed through symlinks) in the merged view. */
+  lookup(abs: string): MergedEntry {
+    const comps = components(abs);
+    let stack = this.layers;
+    let rel = '';
+    for (const [i, c] of comps.entries()) {
+      if (c === '..') return { kind: 'blocked' }; // callers pass clean paths
+      rel += `/${c}`;
+      const next: string[] = [];
+      for (const layer of stack) {
+        const p = layer + rel;
+        const st = lstatOrUndefined(p);
+        if (!st) continue;
+        if (next.length === 0) {
+          if (isWhiteout(st)) return { kind: 'missing' };
+          if (!st.isDirectory()) return i === comps.length - 1 ? { kind: 'other', host: p, st } : { kind: 'blocked' };
+        } else if (!st.isDirectory()) {
+          break; // a lower whiteout or non-directory is hidden by the directory above it
+        }
+        next.push(layer);
+        if (isOpaque(p)) break;
+      }
+      if (next.length === 0) return { kind: 'missing' };
+      stack = next;
+    }
+    return { kind: 'dir', stack: stack.map((l) => l + rel) };
+  }
+
+  /** The content of the regular file `abs` in the merged view; undefined when there is none; 'blocked' through a symlink. */
+  readFile(abs: string): string | undefined | 'blocked' {
+    const e = this.lookup(abs);
+    if (e.kind === 'blocked' || (e.kind === 'other' && e.st.isSymbolicLink())) return 'blocked';
+    if (e.kind !== 'other' || !e.st.isFile()) return undefined;
+    return readFileSync(e.host, 'utf8');
+  }
+
+  /**
+   * Copies up the directories on the way to `abs` (and `abs` itself) that the lower layers hold
+   * and the upper dir does not, as overlayfs does before writing below them: mode, owner, xattrs
+   * and times of the topmost lower copy. Creating one changes its parent's times, which overlayfs
+   * restores: so are they here. The caller has checked that every component is a directory or
+   * missing (lookup); the first missing one ends the walk.
+   */
+  copyUpDirs(abs: string): void {
+    const made: { host: string; st: Stats }[] = [];
+    let parent: { host: string; st: Stats } | undefined;
+    let rel = '';
+    for (const c of components(abs)) {
+      rel += `/${c}`;
+      const e = this.lookup(rel);
+      if (e.kind !== 'dir') break;
+      const top = e.stack[0]!;
+      const host = this.upper + rel;
+      if (top === host) continue; // in the upper dir already
+      parent ??= { host: this.upper + rel.slice(0, rel.lastIndexOf('/')), st: lstatSync(this.upper + rel.slice(0, rel.lastIndexOf('/'))) };
+      const st = lstatSync(top);
+      mkdirSync(host);
+      chownSync(host, st.uid, st.gid);
+      chmodSync(host, st.mode & 0o7777);
+      for (const n of xattrNames(top)) if (!isOverlayXattr(n)) setAttributeSync(host, n, getAttributeSync(top, n));
+      made.push({ host, st });
+    }
+    // Deepest first: setting a dir's times does not touch its parent's.
+    for (const d of made.reverse()) utimesSync(d.host, d.st.atime, d.st.mtime);
+    if (parent) utimesSync(parent.host, parent.st.atime, parent.st.mtime);
+  }
+}
