@@ -7,7 +7,6 @@
  */
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
 import { relative } from 'node:path';
 import { isLeaseAlive, LEASE_LABEL, readLiveLeases } from '../store/lease.js';
 import { listImages } from '../store/images.js';
@@ -17,7 +16,7 @@ import { layerMediaType, type Compression } from '../image/media-types.js';
 import { createHasher } from '../image/digest.js';
 import { chainIds } from '../image/model.js';
 import type { OciStore } from '../store/store.js';
-import { packDir } from '../tar/pack.js';
+import { packDir, packDirChunks, type PackOptions } from '../tar/pack.js';
 import type { PhaseClock } from '../phases.js';
 import { OverlaySnapshotter, overlayRoot } from './overlay.js';
 import { OverlayUnsupportedError } from './errors.js';
@@ -41,7 +40,8 @@ export async function diffSnapshot(
     signal?: AbortSignal;
   },
 ): Promise<LayerBlob & { usage: Usage }> {
-  const { tar, usage } = await packUpper(sn, key, opts);
+  const { dir, pack: packOpts, usage } = await packUpper(sn, key, opts);
+  const tar = packDir(dir, packOpts);
   const o: Parameters<typeof writeLayerBlob>[2] = { compression: opts.compression, signal: opts.signal, ...(opts.phases ? { phases: opts.phases } : {}) };
   if (opts.format !== undefined) o.format = opts.format;
   return { ...(await writeLayerBlob(store, tar, o)), usage };
@@ -56,13 +56,13 @@ async function packUpper(
   sn: OverlaySnapshotter,
   key: string,
   o: { sourceDateEpoch?: number; fromHostIds?: { uid: number; gid: number; size: number }; phases?: PhaseClock; signal?: AbortSignal },
-): Promise<{ tar: Readable; usage: Usage; pack: LazyPack }> {
-  const pack: LazyPack = { mode: sn.kind === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlay' };
-  if (o.sourceDateEpoch !== undefined) pack.sourceDateEpoch = o.sourceDateEpoch;
-  if (o.fromHostIds) pack.fromHostIds = o.fromHostIds;
+): Promise<{ dir: string; pack: PackOptions; usage: Usage; lazy: LazyPack }> {
+  const lazy: LazyPack = { mode: sn.kind === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlay' };
+  if (o.sourceDateEpoch !== undefined) lazy.sourceDateEpoch = o.sourceDateEpoch;
+  if (o.fromHostIds) lazy.fromHostIds = o.fromHostIds;
   const usage = { size: 0, inodes: 0 };
-  const tar = packDir(await sn.upperDir(key), { ...pack, usage, ...(o.phases ? { phases: o.phases } : {}), ...(o.signal ? { signal: o.signal } : {}) });
-  return { tar, usage, pack };
+  const pack: PackOptions = { ...lazy, usage, ...(o.phases ? { phases: o.phases } : {}), ...(o.signal ? { signal: o.signal } : {}) };
+  return { dir: await sn.upperDir(key), pack, usage, lazy };
 }
 
 /**
@@ -76,18 +76,21 @@ export async function hashSnapshotLayer(
   key: string,
   opts: { sourceDateEpoch?: number; phases?: PhaseClock; signal?: AbortSignal },
 ): Promise<LayerBlob & { usage: Usage; lazy: LazyPack }> {
-  const { tar, usage, pack } = await packUpper(sn, key, opts);
+  const { dir, pack, usage, lazy } = await packUpper(sn, key, opts);
   const h = createHasher('sha256');
   let size = 0;
+  let chunks = 0;
   const phases = opts.phases;
-  for await (const c of tar) {
+  for (const c of packDirChunks(dir, pack)) {
     const t = phases ? performance.now() : 0;
-    h.update(c as Buffer);
+    h.update(c);
     phases?.add('hash', performance.now() - t);
-    size += (c as Buffer).length;
+    size += c.length;
+    // The pass is synchronous: progress output and signals get a turn every 16 MiB.
+    if (++chunks % 16 === 0) await new Promise(setImmediate);
   }
   const digest = h.digest();
-  return { mediaType: layerMediaType('none', 'oci'), digest, size, diffId: digest, uncompressedSize: size, usage, lazy: pack };
+  return { mediaType: layerMediaType('none', 'oci'), digest, size, diffId: digest, uncompressedSize: size, usage, lazy };
 }
 
 /**

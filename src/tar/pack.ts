@@ -163,7 +163,11 @@ function byteCompare(a: string, b: string): number {
  */
 const BATCH = 1024 * 1024;
 
-function* generate(dir: string, opts: PackOptions, name?: string): Generator<Buffer> {
+/**
+ * `reuse`: the consumer is done with each chunk before it asks for the next, so the batch and the
+ * read buffer are reused instead of allocated anew for every MiB.
+ */
+function* generate(dir: string, opts: PackOptions, name?: string, reuse = false): Generator<Buffer> {
   const fuse = opts.mode === 'fuse-overlayfs';
   const overlay = opts.mode === 'overlay' || fuse;
   const opaqueNames = fuse ? FUSE_OPAQUE_XATTRS : overlay ? OPAQUE_XATTRS : undefined;
@@ -189,11 +193,17 @@ function* generate(dir: string, opts: PackOptions, name?: string): Generator<Buf
   };
   let out = Buffer.allocUnsafe(BATCH);
   let used = 0;
+  const chunk = reuse ? Buffer.allocUnsafe(READ_CHUNK) : undefined;
 
   /** Hands the batch on (when it holds anything) and starts a new one. */
   function* flush(): Generator<Buffer> {
     if (used === 0) return;
     const full = out.subarray(0, used);
+    if (reuse) {
+      yield full;
+      used = 0;
+      return;
+    }
     out = Buffer.allocUnsafe(BATCH);
     used = 0;
     yield full;
@@ -331,7 +341,8 @@ function* generate(dir: string, opts: PackOptions, name?: string): Generator<Buf
       yield* flush();
       let left = st.size;
       while (left > 0) {
-        const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
+        const n = Math.min(READ_CHUNK, left);
+        const buf = chunk ? chunk.subarray(0, n) : Buffer.allocUnsafe(n);
         readFully(fd, p, buf, 0, buf.length, st.size - left, st.size);
         left -= buf.length;
         yield buf;
@@ -380,4 +391,14 @@ export function packPath(path: string, name: string, opts: PackOptions): Readabl
 /** An uncompressed, deterministic tar stream of `dir` (see the module comment). */
 export function packDir(dir: string, opts: PackOptions): Readable {
   return Readable.from(timed(generate(dir, opts), opts.phases), { objectMode: false, highWaterMark: READ_CHUNK });
+}
+
+/**
+ * packDir's bytes as chunks that are valid only until the next is asked for: two buffers are
+ * reused throughout. For a consumer that uses each chunk at once (a hash), so that packing a
+ * large file leaves no garbage of its size behind: a build's peak RSS was 126 MiB for a 200 MB
+ * COPY against 73 MiB for 10 MB, the collector running behind the freshly allocated chunks.
+ */
+export function packDirChunks(dir: string, opts: PackOptions): Generator<Buffer> {
+  return timed(generate(dir, opts, undefined, true), opts.phases);
 }
