@@ -12,10 +12,9 @@ import type { Descriptor } from '../image/types.js';
 import type { OciStore } from '../store/store.js';
 import { LayerCheck } from '../tar/check.js';
 import { mayMakeDevices } from '../tar/devices.js';
-import { discardBody } from './http.js';
 import { BlobMeter } from './progress.js';
 import { downloadBlob, fetchManifest, fetchSmallBlob, type FetchedManifest } from './pull.js';
-import { putManifest, uploadBlob, type UploadCtx } from './push.js';
+import { blobExists, CHUNK_SIZE, CHUNK_THRESHOLD, putManifest, uploadBlob, type UploadCtx } from './push.js';
 import { recordSources } from './sources.js';
 import { repositoryScope, type RegistryClient, type RegistrySession } from './transport.js';
 
@@ -46,18 +45,9 @@ export class RemoteRepository {
   }
 
   /** Whether the repository serves the blob, with the size the descriptor says (HEAD). */
-  async hasBlob(d: Descriptor): Promise<boolean> {
-    const res = await this.client.request({
-      method: 'HEAD',
-      path: `/v2/${this.ref.repository}/blobs/${d.digest}`,
-      scopes: [repositoryScope(this.ref.repository, ['pull'])],
-      expect: [200, 404],
-      what: `HEAD blob ${d.digest}`,
-      ...this.signal,
-    });
-    await discardBody(res.body);
-    const len = res.headers['content-length'];
-    return res.status === 200 && (len === undefined || Number(len) === d.size);
+  hasBlob(d: Descriptor): Promise<boolean> {
+    const ctx = { client: this.client, repo: this.ref.repository, scopes: [repositoryScope(this.ref.repository, ['pull'])], ...this.signal };
+    return blobExists(ctx, d, { sizeMustMatch: true });
   }
 
   /** Fetches a layer blob into the store as pull does, and records where it came from (for mounts). */
@@ -82,8 +72,8 @@ export class RemoteRepository {
       repo: this.ref.repository,
       scopes: [repositoryScope(this.ref.repository, ['pull', 'push'])],
       mountFrom: (o.mountFrom ?? []).filter((r) => r !== this.ref.repository),
-      chunkThreshold: 256 * 1024 * 1024,
-      chunkSize: 32 * 1024 * 1024,
+      chunkThreshold: CHUNK_THRESHOLD,
+      chunkSize: CHUNK_SIZE,
       retry: this.session.retry,
       refused: new Set(),
       ...(o.ensureLocal ? { ensureLocal: o.ensureLocal } : {}),

@@ -92,7 +92,19 @@ function blobStream(store: OciStore, d: Digest, start?: number, end?: number): R
   return createReadStream(store.blobPath(d), { highWaterMark: 1 << 20, ...(start !== undefined ? { start } : {}), ...(end !== undefined ? { end } : {}) });
 }
 
-async function blobExists(ctx: UploadCtx, d: Descriptor): Promise<boolean> {
+/** Above this size a blob is uploaded in chunks of CHUNK_SIZE (PATCH per chunk). */
+export const CHUNK_THRESHOLD = 256 * 1024 * 1024;
+export const CHUNK_SIZE = 32 * 1024 * 1024;
+
+/**
+ * Whether the repository serves the blob (HEAD). With `sizeMustMatch`, a blob whose length the
+ * registry gives and the descriptor disagrees with counts as absent.
+ */
+export async function blobExists(
+  ctx: Pick<UploadCtx, 'client' | 'repo' | 'scopes' | 'signal'>,
+  d: Descriptor,
+  o: { sizeMustMatch?: boolean } = {},
+): Promise<boolean> {
   const res = await ctx.client.request({
     method: 'HEAD',
     path: `/v2/${ctx.repo}/blobs/${d.digest}`,
@@ -102,7 +114,9 @@ async function blobExists(ctx: UploadCtx, d: Descriptor): Promise<boolean> {
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
   await discardBody(res.body);
-  return res.status === 200;
+  if (res.status !== 200) return false;
+  const len = res.headers['content-length'];
+  return !o.sizeMustMatch || len === undefined || Number(len) === d.size;
 }
 
 /** Starts an upload session, or mounts the blob from `from` (returns undefined when mounted). */
@@ -343,8 +357,8 @@ async function pushOne(t: PushTarget, img: LoadedImage, reference: string | unde
     repo: t.destRef.repository,
     scopes: t.scopes,
     mountFrom: t.mountFrom,
-    chunkThreshold: o.chunkThreshold ?? 256 * 1024 * 1024,
-    chunkSize: Math.max(1, o.chunkSize ?? 32 * 1024 * 1024),
+    chunkThreshold: o.chunkThreshold ?? CHUNK_THRESHOLD,
+    chunkSize: Math.max(1, o.chunkSize ?? CHUNK_SIZE),
     retry: t.retry,
     refused: new Set(),
     ...(signal ? { signal } : {}),

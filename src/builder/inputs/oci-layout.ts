@@ -5,7 +5,6 @@
  * platform. Its blobs are copied into the store, verified against their digests; the layout is
  * only read.
  */
-import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImgbuildError, NotFoundError } from '../../errors.js';
@@ -25,14 +24,9 @@ function blobFile(layout: string, d: string): string {
 
 /** Copies one blob of the layout into the store (the store verifies its digest and size). */
 async function copyBlob(store: OciStore, layout: string, desc: Pick<Descriptor, 'digest' | 'size'>): Promise<void> {
-  if ((await store.protect([desc.digest])).length === 0) return;
-  const file = blobFile(layout, desc.digest);
-  const w = await store.writer(desc.digest, { expected: desc.digest, total: desc.size });
   try {
-    for await (const chunk of createReadStream(file)) await w.write(chunk as Buffer);
-    await w.commit(desc.size, desc.digest);
+    await store.putFile(blobFile(layout, desc.digest), desc);
   } catch (e) {
-    await w.abort().catch(() => {});
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`OCI layout ${layout} has no blob ${desc.digest}`, { cause: e });
     throw e;
   }

@@ -5,7 +5,6 @@
  * renamed into place, `index.json` replaced last, so a reader (or a concurrent writer) finds the
  * previous cache or the new one complete.
  */
-import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
@@ -65,14 +64,7 @@ export class LocalCache implements CacheSource, CacheTarget {
     const path = this.blobPath(d.digest);
     // Checked as a pulled layer is before it enters the store; the store verifies the digest.
     await checkLayerFile(path, d.digest, layerCompression(d.mediaType), { allowDevices: mayMakeDevices() });
-    const w = await store.writer(`cache-${hexOf(d.digest)}`, { expected: d.digest, total: d.size });
-    try {
-      for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) await w.write(chunk as Buffer);
-      await w.commit(d.size, d.digest);
-    } catch (e) {
-      await w.abort().catch(() => {});
-      throw e;
-    }
+    await store.putFile(path, d);
   }
 
   private async putBlob(d: Descriptor, from: string | Buffer): Promise<void> {
