@@ -156,6 +156,19 @@ function byteCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
+/** Below the first surrogate, UTF-16 order is code point order, which is UTF-8's byte order. */
+const SURROGATE_OR_ABOVE = /[\ud800-\uffff]/;
+
+/**
+ * Sorts by the names' UTF-8 bytes (Go's order, and so BuildKit's). A directory whose names have
+ * no surrogate or character above them (nearly all) is sorted by comparing strings: encoding both
+ * names at every comparison took a tenth of the time of packing a tree of small files.
+ */
+function sortByName<T extends { name: string }>(list: T[]): void {
+  if (list.some((e) => SURROGATE_OR_ABOVE.test(e.name))) list.sort((a, b) => byteCompare(a.name, b.name));
+  else list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
 /**
  * Output is gathered into batches of BATCH bytes (headers, and the contents of files small enough
  * to be read straight into the batch), so a tree of small files is a few hundred stream chunks,
@@ -262,8 +275,8 @@ function* generate(dir: string, opts: PackOptions, name?: string, reuse = false)
         whiteouts.push({ name: target, st });
       }
     }
-    whiteouts.sort((a, b) => byteCompare(a.name, b.name));
-    others.sort((a, b) => byteCompare(a.name, b.name));
+    sortByName(whiteouts);
+    sortByName(others);
     for (const w of whiteouts) {
       throwIfAborted(opts.signal);
       yield* put(encodeHeader(whiteoutHeader(rel ? `${rel}/.wh.${w.name}` : `.wh.${w.name}`, clamp(w.st))));

@@ -92,6 +92,20 @@ describe('packDir', () => {
     }
   });
 
+  it('orders names by their UTF-8 bytes, where UTF-16 order differs (above U+FFFF against U+E000-U+FFFF)', async () => {
+    // UTF-16 puts '\u{1F600}' (a surrogate pair, 0xD83D...) before '\uE000'; UTF-8 (Go, BuildKit) after.
+    const names = ['b', 'a', 'z\u{1F600}', 'z\uE000', 'zé', 'z~', 'Z'];
+    for (const dir of ['plain', 'mixed']) {
+      const d = join(tmp.dir, dir);
+      mkdirSync(d);
+      for (const n of dir === 'plain' ? names.filter((x) => x.length === 1 || x === 'zé' || x === 'z~') : names) writeFileSync(join(d, n), n);
+      const got = (await listWithTarStream(await collect(packDir(d, { mode: 'plain' })))).map((h) => h.name);
+      const want = [...got].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+      expect(got).toEqual(want);
+      if (dir === 'mixed') expect(got.slice(-3)).toEqual(['zé', 'z\uE000', 'z\u{1F600}']);
+    }
+  });
+
   it('clamps mtimes to sourceDateEpoch so later touches do not change the bytes', async () => {
     const d = join(tmp.dir, 't');
     makeTree(d);
