@@ -87,8 +87,9 @@ export interface BuildOptions {
    */
   writeLayers?: boolean;
   /**
-   * COPY and ADD always write through a host mount of the step's rootfs, also where writing its
-   * upper dir directly gives the same layer (dispatch/copy-direct.ts): the reference that is tested against.
+   * COPY, ADD and a WORKDIR's mkdir always write through a host mount of the step's rootfs, also
+   * where writing its upper dir directly gives the same layer (dispatch/copy-direct.ts): the
+   * reference that is tested against.
    */
   mountForCopy?: boolean;
   pull?: boolean;

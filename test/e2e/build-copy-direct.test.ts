@@ -64,6 +64,8 @@ const STEPS: [string, '' | 'direct' | 'mount'][] = [
   ['ADD x.tar /etc/', 'mount'], // an archive into an existing dir
   ['COPY --parents d/sub /p/', 'mount'],
   ['COPY b /a', 'mount'], // replaces a file a COPY wrote
+  ['WORKDIR /var/tmp/wd2', ''],
+  ['WORKDIR /etc', 'direct'], // the stage's last WORKDIRs get a layer step of their own
 ];
 
 function xattrTar(): Buffer {

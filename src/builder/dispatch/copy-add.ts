@@ -112,7 +112,7 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
         // Over the image's layers, a copy that only adds new paths writes the upper dir too (copy-direct.ts).
         const upper = !direct && !env.mountForCopy
           ? await planDirectCopy({
-            mounts: active.mounts, plan, dest: ins.dest, workdir,
+            mounts: active.mounts, copy: { plan, dest: ins.dest, workdir },
             workdirs: workdirPending ? pendingWorkdirs(s) : [], ...(ins.chown ? { chown: ins.chown } : {}),
           })
           : undefined;

@@ -35,9 +35,8 @@ class NeedsMount extends Error {}
 
 export interface DirectCopyOptions {
   mounts: Mount[];
-  plan: CopyPlan;
-  dest: string;
-  workdir: string;
+  /** The files to write (none: a WORKDIR's layer step, which only makes `workdirs`). */
+  copy?: { plan: CopyPlan; dest: string; workdir: string };
   /** WORKDIRs the step creates (StageCtx.pendingWorkdirs). */
   workdirs: { path: string; user?: string }[];
   chown?: string;
@@ -46,7 +45,7 @@ export interface DirectCopyOptions {
 /** The direct write of this copy, or undefined when only a mount is sure to give its layer. */
 export async function planDirectCopy(o: DirectCopyOptions): Promise<DirectCopy | undefined> {
   const view = UpperView.of(o.mounts);
-  if (!view || o.plan.parents || o.plan.items.length === 0) return undefined;
+  if (!view || (o.copy && (o.copy.plan.parents || o.copy.plan.items.length === 0))) return undefined;
   const copyUps: string[] = [];
   // A pending WORKDIR is made with mkdir -p: its existing components must be dirs, and only a
   // missing one writes (so copies up those above it); one the image has is left alone.
@@ -59,24 +58,7 @@ export async function planDirectCopy(o: DirectCopyOptions): Promise<DirectCopy |
       workdirs.push(w);
     } else if (e.kind !== 'dir') return undefined;
   }
-  const destAbs = cleanAbs(o.dest.startsWith('/') ? o.dest : posix.join(o.workdir || '/', o.dest));
-  const dest = view.lookup(destAbs);
-  if (dest.kind === 'other' || dest.kind === 'blocked') return undefined;
-  const missing = (abs: string): boolean => view.lookup(abs).kind === 'missing';
-  for (const item of o.plan.items) {
-    if (dest.kind === 'missing') continue; // all the copy writes is below a new path
-    // Into an existing directory: a file lands at dest/name (or would replace dest: refused above).
-    if (!item.isDir && !item.archive) {
-      if (!missing(posix.join(destAbs, item.name))) return undefined;
-      continue;
-    }
-    // A directory's contents merge into dest: each top-level name must be new there, and there
-    // must be one (an empty one writes nothing, so copies nothing up). An archive's are unknown.
-    if (item.archive || item.walk) return undefined;
-    const top = item.entries.filter((e) => e.rel !== '' && !e.rel.includes('/'));
-    if (top.length === 0 || !top.every((e) => missing(posix.join(destAbs, e.rel)))) return undefined;
-  }
-  copyUps.push(destAbs);
+  if (o.copy && !checkCopy(view, o.copy, copyUps)) return undefined;
   // Names are read from the image's /etc/passwd and /etc/group, as through the mount.
   const read = async (f: string): Promise<string | undefined> => {
     const text = view.readFile(f);
@@ -105,4 +87,27 @@ export async function planDirectCopy(o: DirectCopyOptions): Promise<DirectCopy |
     if (e instanceof NeedsMount) return undefined;
     throw e;
   }
+}
+
+/** Whether everything the copy writes is new in the image; adds the dirs to copy up. */
+function checkCopy(view: UpperView, o: NonNullable<DirectCopyOptions['copy']>, copyUps: string[]): boolean {
+  const destAbs = cleanAbs(o.dest.startsWith('/') ? o.dest : posix.join(o.workdir || '/', o.dest));
+  const dest = view.lookup(destAbs);
+  if (dest.kind === 'other' || dest.kind === 'blocked') return false;
+  const missing = (abs: string): boolean => view.lookup(abs).kind === 'missing';
+  for (const item of o.plan.items) {
+    if (dest.kind === 'missing') continue; // all the copy writes is below a new path
+    // Into an existing directory: a file lands at dest/name (or would replace dest: refused above).
+    if (!item.isDir && !item.archive) {
+      if (!missing(posix.join(destAbs, item.name))) return false;
+      continue;
+    }
+    // A directory's contents merge into dest: each top-level name must be new there, and there
+    // must be one (an empty one writes nothing, so copies nothing up). An archive's are unknown.
+    if (item.archive || item.walk) return false;
+    const top = item.entries.filter((e) => e.rel !== '' && !e.rel.includes('/'));
+    if (top.length === 0 || !top.every((e) => missing(posix.join(destAbs, e.rel)))) return false;
+  }
+  copyUps.push(destAbs);
+  return true;
 }

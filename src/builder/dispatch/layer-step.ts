@@ -17,6 +17,7 @@ import { stepKey, type CacheRecord, type StepKeyParts } from '../cache.js';
 import { chainIdOn } from './image-state.js';
 import { resolveChown, resolveRel } from './fs-root.js';
 import { ensureSnapshot, withHostMount } from './snapshots.js';
+import { planDirectCopy } from './copy-direct.js';
 import { appendLayer, historyEntry, keyBase, type StageCtx } from './stage.js';
 
 /** The active snapshot a layer step works in. */
@@ -164,7 +165,11 @@ export function pendingWorkdirs(s: StageCtx): { path: string; user?: string }[] 
 export async function workdirStep(s: StageCtx): Promise<void> {
   const wd = s.image.config.config?.WorkingDir ?? '/';
   await layerStep(s, `[${s.label}] WORKDIR ${wd}`, keyBase(s, { kind: 'workdir-mkdir', path: wd }), `WORKDIR ${wd}`, async (active) => {
-    await withHostMount(s.env, active.mounts, (root) => createWorkdir(s, root), active.phases);
+    // Made in the upper dir where the image holds only dirs on the way (copy-direct.ts).
+    const upper = s.env.mountForCopy ? undefined : await planDirectCopy({ mounts: active.mounts, workdirs: pendingWorkdirs(s) });
+    if (!upper) return withHostMount(s.env, active.mounts, (root) => createWorkdir(s, root), active.phases);
+    active.phases.timeSync('copy-up', () => upper.prepare());
+    await createWorkdir(s, upper.root, upper);
   });
   s.workdirPending = false;
 }

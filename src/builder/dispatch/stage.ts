@@ -53,7 +53,7 @@ export interface DispatchEnv {
   noCache: boolean;
   /** Write layer blobs at build time, not when first needed (BuildOptions.writeLayers). */
   writeLayers?: boolean;
-  /** COPY/ADD never write the upper dir directly (BuildOptions.mountForCopy). */
+  /** COPY, ADD and WORKDIR never write the upper dir directly (BuildOptions.mountForCopy). */
   mountForCopy?: boolean;
   pull: boolean;
   context: BuildContext;
