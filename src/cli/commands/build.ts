@@ -145,7 +145,7 @@ export default function register(program: Command, ctx: CliContext): void {
       if (f.trace !== undefined && !(await stat(dirname(resolve(f.trace))).then((st) => st.isDirectory(), () => false))) {
         throw new InvalidArgumentError(`--trace ${f.trace}: no directory ${dirname(resolve(f.trace))} to write it in`);
       }
-      const inputs = await inputsFromArgs(contextArg, f.file, process.stdin, process.cwd());
+      const inputs = await inputsFromArgs(contextArg, f.file, () => process.stdin, process.cwd());
       const epochText = ctx.env.SOURCE_DATE_EPOCH;
       let sourceDateEpoch: number | undefined;
       if (epochText !== undefined && epochText !== '') {
