@@ -1,8 +1,12 @@
 /**
- * COPY's file copies in flight on the thread pool: one round trip per file (open, copy, close in
- * one libuv request) and several at once, where the synchronous form waits for each in turn.
+ * COPY's copies of large files in flight on the thread pool (small ones are copied synchronously,
+ * copy-file.ts): one round trip per file (open, kernel copy, close in one libuv request) and
+ * several at once, where the synchronous form waits for each in turn.
  */
-/** Copies running on the thread pool at once: enough to keep its 4 threads busy. */
+/**
+ * Copies running on the thread pool at once: enough to keep its 4 threads busy. On 2 cores, 40
+ * files of 4 MiB took 0.04-0.05 s at 8 against 0.06-0.07 s at 1 or 2.
+ */
 const COPY_WINDOW = 8;
 
 /**
