@@ -278,6 +278,8 @@ export function createMatcher(patterns: readonly string[], o: { file?: string } 
   const hasExclusions = compiled.some((p) => p.exclusion);
 
   const evaluate = (relPath: string, legacy: boolean): boolean => {
+    // No patterns (no .dockerignore, the common case): nothing to clean or split per path.
+    if (compiled.length === 0) return false;
     const file = relPath;
     const parent = goDir(file);
     const parentDirs = parent.split('/');
