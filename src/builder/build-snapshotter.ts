@@ -62,6 +62,7 @@ function common(store: OciStore, sn: OverlaySnapshotter | VfsSnapshotter): Omit<
     commit: (name, key, o) => sn.commit(name, key, o),
     remove: (key) => sn.remove(key),
     upperDir: (key) => sn.upperDir(key),
+    mounts: (key) => sn.mounts(key),
     acquire: (key, lease, o) => sn.acquire(key, lease, o),
     unpack: async (layers, diffIds, o) => {
       await unpackImage(store, sn, layers, diffIds, o);

@@ -58,28 +58,19 @@ function components(abs: string): string[] {
   return abs.split('/').filter((c) => c !== '' && c !== '.');
 }
 
-export class UpperView {
-  private constructor(
-    /** The upper dir, which a step writes. */
-    readonly upper: string,
-    /** Every layer dir, the upper first. */
-    private readonly layers: string[],
-  ) {}
+/** The merged view of read-only layer dirs, topmost first. */
+export class LayerView {
+  constructor(protected readonly layers: string[]) {}
 
   /**
-   * The view of a kernel overlay rootfs with an upper dir (an active snapshot's one mount);
-   * undefined for anything else (fuse-overlayfs marks whiteouts its own ways, a bind has no lowers).
+   * The view of a committed snapshot's or a view's mounts (a read-only overlay, or the bind of a
+   * single layer); undefined for anything else.
    */
-  static of(mounts: Mount[]): UpperView | undefined {
+  static ofImage(mounts: Mount[]): LayerView | undefined {
     const m = mounts.length === 1 ? mounts[0]! : undefined;
-    if (m?.type !== 'overlay') return undefined;
-    const opt = (k: string): string | undefined => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
-    const abs = (p: string): string => (isAbsolute(p) ? p : resolve(m.cwd ?? '/', p));
-    const upper = opt('upperdir');
-    const lowers = (opt('lowerdir') ?? '').split(':').filter(Boolean);
-    // A layer dir named with a ':' or ',' is escaped in the options: not ours, not parsed here.
-    if (upper === undefined || lowers.length === 0 || m.options.some((o) => o.includes('\\'))) return undefined;
-    return new UpperView(abs(upper), [abs(upper), ...lowers.map(abs)]);
+    if (m?.type === 'bind' && m.options.includes('ro')) return new LayerView([resolve(m.cwd ?? '/', m.source)]);
+    const layers = m ? overlayLayers(m) : undefined;
+    return layers && layers.upper === undefined ? new LayerView(layers.lowers) : undefined;
   }
 
   /** `abs` (an absolute path inside the rootfs, not followed through symlinks) in the merged view. */
@@ -119,6 +110,48 @@ export class UpperView {
   }
 
   /**
+   * The layer dir that alone holds each of `paths` and everything below it in the merged view —
+   * each a regular file, or a directory that no layer below adds to — or undefined (through a
+   * symlink, missing, or made of several layers). Read there, they are what the merged view shows,
+   * but for whiteouts of names no layer below has, which the caller must look for.
+   */
+  soleLayerOf(paths: string[]): string | undefined {
+    let root: string | undefined;
+    for (const p of paths) {
+      const rel = components(p).map((c) => `/${c}`).join('');
+      const e = this.lookup(rel);
+      const host = e.kind === 'dir' && e.stack.length === 1 ? e.stack[0]! : e.kind === 'other' && e.st.isFile() ? e.host : undefined;
+      if (host === undefined || rel === '') return undefined;
+      const layer = host.slice(0, host.length - rel.length);
+      if (root !== undefined && root !== layer) return undefined;
+      root = layer;
+    }
+    return root;
+  }
+}
+
+/** An active snapshot's view: its upper dir over its read-only layers, which a step writes. */
+export class UpperView extends LayerView {
+  private constructor(
+    /** The upper dir, which a step writes. */
+    readonly upper: string,
+    lowers: string[],
+  ) {
+    super([upper, ...lowers]);
+  }
+
+  /**
+   * The view of a kernel overlay rootfs with an upper dir (an active snapshot's one mount);
+   * undefined for anything else (fuse-overlayfs marks whiteouts its own ways, a bind has no lowers).
+   */
+  static of(mounts: Mount[]): UpperView | undefined {
+    const m = mounts.length === 1 ? mounts[0]! : undefined;
+    const layers = m ? overlayLayers(m) : undefined;
+    if (!layers?.upper) return undefined;
+    return new UpperView(layers.upper, layers.lowers);
+  }
+
+  /**
    * Copies up the directories on the way to `abs` (and `abs` itself) that the lower layers hold
    * and the upper dir does not, as overlayfs does before writing below them: mode, owner, xattrs
    * and times of the topmost lower copy. Creating one changes its parent's times, which overlayfs
@@ -148,4 +181,16 @@ export class UpperView {
     for (const d of made.reverse()) utimesSync(d.host, d.st.atime, d.st.mtime);
     if (parent) utimesSync(parent.host, parent.st.atime, parent.st.mtime);
   }
+}
+
+/** The layer dirs of a kernel overlay mount (absolute), its upper dir apart; undefined for another mount. */
+function overlayLayers(m: Mount): { upper?: string; lowers: string[] } | undefined {
+  if (m.type !== 'overlay') return undefined;
+  const opt = (k: string): string | undefined => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(m.cwd ?? '/', p));
+  const upper = opt('upperdir');
+  const lowers = (opt('lowerdir') ?? '').split(':').filter(Boolean);
+  // A layer dir named with a ':' or ',' is escaped in the options: not ours, not parsed here.
+  if (lowers.length === 0 || m.options.some((o) => o.includes('\\'))) return undefined;
+  return { ...(upper !== undefined ? { upper: abs(upper) } : {}), lowers: lowers.map(abs) };
 }

@@ -26,10 +26,15 @@ let tmp: { dir: string; cleanup: () => Promise<void> };
 let root: string;
 let ctx: string;
 
-/** Steps and how each must write: 'direct' (no mount), 'mount', or '' for a step not looked at. */
-const STEPS: [string, '' | 'direct' | 'mount'][] = [
+/**
+ * Steps and how each must write: 'direct' (no mount at all), 'mount' (the destination mounted),
+ * 'source-mount' (the destination written directly, the source image read through a mount), or ''
+ * for a step not looked at.
+ */
+const STEPS: [string, '' | 'direct' | 'mount' | 'source-mount'][] = [
   ['FROM busybox AS src', ''],
   ['RUN mkdir -p /out/in && echo s > /out/s && echo t > /out/in/t', ''],
+  ['RUN mkdir /two && echo 2 > /two/f && echo u > /out/in/u && ln -s /two /tlink', ''],
   ['FROM busybox', ''],
   ['RUN echo old > /f && mkdir -p /gone/sub /real /o && echo 1 > /o/f && ln -s /real /link && mkdir -m 1750 /odd && chown 5:6 /odd', ''],
   ['RUN rm -rf /gone && rm -rf /o && mkdir /o && echo 2 > /o/g', ''],
@@ -55,8 +60,12 @@ const STEPS: [string, '' | 'direct' | 'mount'][] = [
   ['COPY a ./', 'direct'], // a pending WORKDIR owned by the USER, below a copied-up /etc
   ['USER root', ''],
   ['ADD x.tar /fresh/', 'direct'], // an archive into a new dir
-  ['COPY --from=src /out /fromsrc', 'direct'], // another stage's dir into a new dir
-  ['COPY --from=src /out/s /out/in /etc/', 'direct'], // its file and dir's contents into /etc
+  ['COPY --from=src /two /fromsrc', 'direct'], // a dir one layer of another stage holds, into a new dir
+  ['COPY --from=src /out/s /sfile', 'direct'], // a file of a lower layer of it
+  ['COPY --from=src /out/in /fromin', 'source-mount'], // /out/in is in two layers: read through a mount
+  ['COPY --from=src /two/f /out/s /etc/fs/', 'source-mount'], // two layers hold the sources
+  ['COPY --from=src /out/in/* /glob/', 'source-mount'], // a wildcard
+  ['COPY --from=src /tlink /tl', 'source-mount'], // a symlink
   ['COPY --from=src /etc/passwd /etc/passwd', 'mount'], // replaces a file of the image
   ['COPY a /f', 'mount'], // replaces a file of a lower layer
   ['COPY a /link/', 'mount'], // through a symlinked dir
@@ -97,8 +106,11 @@ afterAll(async () => {
   await tmp.cleanup();
 });
 
-/** Builds the Dockerfile; returns the layers and, per step label, whether it mounted (no copy-up phase: copy-add.ts). */
-async function buildWith(o: { mountForCopy: boolean; sourceDateEpoch?: number }): Promise<{ layers: Descriptor[]; diffIds: string[]; mounted: Map<string, boolean> }> {
+/**
+ * Builds the Dockerfile; returns the layers and, per step label, how it wrote: a destination
+ * written directly has a copy-up phase (copy-add.ts), any mount a mount phase.
+ */
+async function buildWith(o: { mountForCopy: boolean; sourceDateEpoch?: number }): Promise<{ layers: Descriptor[]; diffIds: string[]; ways: Map<string, string> }> {
   const clocks: [string, PhaseClock][] = [];
   const reporter: BuildReporter = {
     task: (label) => ({ log() {}, done() {}, fail() {}, update() {}, phases: (c: PhaseClock) => clocks.push([label, c]) }),
@@ -109,7 +121,8 @@ async function buildWith(o: { mountForCopy: boolean; sourceDateEpoch?: number })
   });
   const store = await OciStore.open(root);
   const manifest = JSON.parse((await store.read(r.descriptor)).toString('utf8')) as { layers: Descriptor[] };
-  return { layers: manifest.layers, diffIds: r.config.rootfs.diff_ids, mounted: new Map(clocks.map(([l, c]) => [l, !c.totalsMs.has('copy-up')])) };
+  const way = (c: PhaseClock): string => (!c.totalsMs.has('copy-up') ? 'mount' : c.totalsMs.has('mount') ? 'source-mount' : 'direct');
+  return { layers: manifest.layers, diffIds: r.config.rootfs.diff_ids, ways: new Map(clocks.map(([l, c]) => [l, way(c)])) };
 }
 
 /** A layer's entries, an mtime at or after `since` (the build's own writes) as 'new'. */
@@ -135,10 +148,10 @@ describe('COPY into the upper dir without a mount', () => {
     // The way each step took.
     for (const [step, how] of STEPS) {
       if (!how) continue;
-      const label = [...direct.mounted.keys()].find((l) => l.endsWith(step));
+      const label = [...direct.ways.keys()].find((l) => l.endsWith(step));
       expect(label, step).toBeDefined();
-      expect(direct.mounted.get(label!) ? 'mount' : 'direct', step).toBe(how);
-      expect(mounted.mounted.get(label!), step).toBe(true);
+      expect(direct.ways.get(label!), step).toBe(how);
+      expect(mounted.ways.get(label!), step).toBe('mount');
     }
 
     // Without an epoch nothing is clamped: every time of every entry is compared.

@@ -18,8 +18,8 @@ import { secretReader } from '../inputs/git.js';
 import { loadBase } from './base-image.js';
 import type { ImageState } from './image-state.js';
 import { createWorkdir, layerStep, pendingWorkdirs } from './layer-step.js';
-import { planDirectCopy } from './copy-direct.js';
-import { withHostMount, withImageRoot } from './snapshots.js';
+import { planDirectCopy, planInLayer } from './copy-direct.js';
+import { soleLayerRoot, withHostMount, withImageRoot } from './snapshots.js';
 import { getter, keyBase, type StageCtx } from './stage.js';
 
 export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string): Promise<void> {
@@ -141,10 +141,13 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
         });
       };
       if ('image' in source) {
-        // Planned on the source's rootfs first: the plan tells whether the destination needs a mount.
-        await withImageRoot(env, source.image, async (srcRoot) => {
-          await write(await planCopy({ sources: localSources, tree: { root: srcRoot, kind: 'image' }, exclude: ins.exclude, parents: ins.parents, ...(env.signal ? { signal: env.signal } : {}) }));
-        }, active.phases);
+        const image = source.image;
+        const plan = (root: string): Promise<CopyPlan> => planCopy({ sources: localSources, tree: { root, kind: 'image' }, exclude: ins.exclude, parents: ins.parents, ...(env.signal ? { signal: env.signal } : {}) });
+        // Sources that one layer alone holds are read in its dir: no view snapshot, no mount.
+        const inLayer = env.mountForCopy ? undefined : await planInLayer(await soleLayerRoot(env, image, localSources, active.phases), localSources, plan);
+        // Else planned on the source's rootfs first: the plan tells whether the destination needs a mount.
+        if (inLayer) await write(inLayer);
+        else await withImageRoot(env, image, async (srcRoot) => write(await plan(srcRoot)), active.phases);
       } else {
         const plan = all as CopyPlan;
         // A repository's tree is copied into dest as a directory's contents are.

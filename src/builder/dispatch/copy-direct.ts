@@ -111,3 +111,14 @@ function checkCopy(view: UpperView, o: NonNullable<DirectCopyOptions['copy']>, c
   copyUps.push(destAbs);
   return true;
 }
+
+/**
+ * A COPY --from's plan made in the one layer dir of the source image that holds all its sources
+ * (soleLayerRoot), or undefined where only the merged rootfs gives the same plan: a wildcard is
+ * matched against the merged listing. (A whiteout in that layer, of a name no layer below has, is a
+ * device, which the copy's walk skips as the merged view hides it.)
+ */
+export async function planInLayer(layerRoot: string | undefined, sources: string[], plan: (root: string) => Promise<CopyPlan>): Promise<CopyPlan | undefined> {
+  if (layerRoot === undefined || sources.some((s) => /[*?[\\]/.test(s))) return undefined;
+  return plan(layerRoot);
+}

@@ -30,6 +30,8 @@ export interface BuildSnapshotter extends Pick<Snapshotter, 'prepare' | 'view' |
    * host for COPY or a read of an image, so a build needs no mount permission outside RUN.
    */
   readonly inPlace?: boolean;
+  /** The read-only mounts of the committed snapshot `key` (its layer dirs, for reading them in place). */
+  mounts?: Snapshotter['mounts'];
   /** Whether the committed snapshot `key` exists; with a lease, it is leased too. */
   acquire(key: string, lease?: Lease, o?: { signal?: AbortSignal }): Promise<boolean>;
   /**

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Mount } from '../../sandbox/spec.js';
 import { timed, type PhaseClock } from '../../phases.js';
 import { mountAll, unmount } from '../../snapshots/mount.js';
+import { LayerView } from '../../snapshots/upper-view.js';
 import type { ImageState } from './image-state.js';
 import type { DispatchEnv } from './stage.js';
 
@@ -49,6 +50,18 @@ export async function withHostMount<T>(env: DispatchEnv, mounts: Mount[], fn: (r
     await rmdir(target).catch(() => {});
     unmounted?.();
   }
+}
+
+/**
+ * The one layer dir of `img`'s chain that alone holds what `paths` name (LayerView.soleLayerOf),
+ * to be read in place of the whole rootfs: no view snapshot, no mount. Undefined when the image
+ * has no layers or the paths need the merged view.
+ */
+export async function soleLayerRoot(env: DispatchEnv, img: ImageState, paths: string[], phases?: PhaseClock): Promise<string | undefined> {
+  const chain = await timed(phases, 'unpack', () => ensureSnapshot(env, img));
+  const sn = await env.snapshotter();
+  if (!chain || !sn.mounts) return undefined;
+  return LayerView.ofImage(await sn.mounts(chain))?.soleLayerOf(paths);
 }
 
 /** A read-only host view of an image's rootfs for the duration of fn. */
