@@ -56,15 +56,27 @@ const TYPEFLAG: Record<EntryType, number> = {
 const MAX_OCT7 = 0o7777777; // uid, gid, mode, devmajor, devminor (8-byte fields)
 const MAX_OCT11 = 0o77777777777; // size, mtime (12-byte fields)
 
+/**
+ * `value` in octal, zero-padded to width - 1 digits and a NUL (width includes the terminating NUL,
+ * as GNU tar and Go write it). Digits are written in place (no string per field: a header is
+ * encoded for every entry of every layer); the value fits, as callers clamp it.
+ */
 function writeOctal(buf: Buffer, off: number, width: number, value: number): void {
-  // width includes the terminating NUL, as GNU tar and Go write it.
-  const s = value.toString(8).padStart(width - 1, '0');
-  buf.write(s, off, width - 1, 'ascii');
+  let v = value;
+  for (let i = off + width - 2; i >= off; i--) {
+    buf[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
   buf[off + width - 1] = 0;
 }
 
+// eslint-disable-next-line no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** The UTF-8 bytes of `s`, cut at `width` bytes (an ASCII string, nearly all, is written directly). */
 function writeString(buf: Buffer, off: number, width: number, s: string): void {
-  Buffer.from(s, 'utf8').copy(buf, off, 0, width);
+  if (s.length <= width && ASCII.test(s)) buf.write(s, off, s.length, 'latin1');
+  else Buffer.from(s, 'utf8').copy(buf, off, 0, width);
 }
 
 /** One PAX record: "<len> <key>=<value>\n" where len counts the whole record in bytes. */
@@ -83,7 +95,8 @@ function ustarBlock(h: {
   name: string; prefix: string; mode: number; uid: number; gid: number; size: number; mtime: number;
   typeflag: number; linkname: string; devmajor: number; devminor: number;
 }): Buffer {
-  const b = Buffer.alloc(BLOCK);
+  // From Node's pool and zeroed: a block of its own per header weighed on the garbage collector.
+  const b = Buffer.allocUnsafe(BLOCK).fill(0);
   writeString(b, 0, 100, h.name);
   writeOctal(b, 100, 8, h.mode);
   writeOctal(b, 108, 8, h.uid);

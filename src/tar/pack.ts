@@ -33,7 +33,7 @@
  * UTF-8 are not supported (Node decodes directory entries as UTF-8).
  */
 import { closeSync, lstatSync, openSync, readSync, readdirSync, constants as fsc, readlinkSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { join, normalize } from 'node:path';
 import { Readable } from 'node:stream';
 import { listAttributesSync, getAttributeSync } from 'fs-xattr';
 import { ImgbuildError, throwIfAborted } from '../errors.js';
@@ -260,11 +260,14 @@ function* generate(dir: string, opts: PackOptions, name?: string, reuse = false)
     } catch (e) {
       throw new PackError(abs, (e as Error).message, { cause: e });
     }
+    // join(abs, name) for each name, without normalising the whole path each time.
+    let base = normalize(abs);
+    base = base === './' || base === '.' ? '' : base.endsWith('/') ? base : `${base}/`;
     const whiteouts: { name: string; st: Stats }[] = [];
     const others: { name: string; st: Stats }[] = [];
     const whitedOut = new Set<string>();
     for (const name of names) {
-      const st = lstatSync(join(abs, name));
+      const st = lstatSync(base + name);
       count(st);
       // fuse-overlayfs's opaque markers were written as the directory's own entry (hasOpaqueFile).
       if (fuse && (name === OPAQUE_FILE || (name === OPAQUE_WHITEOUT_NAME && st.isCharacterDevice() && st.rdev === 0))) continue;
@@ -283,7 +286,7 @@ function* generate(dir: string, opts: PackOptions, name?: string, reuse = false)
     }
     for (const { name, st } of others) {
       throwIfAborted(opts.signal);
-      const p = join(abs, name);
+      const p = base + name;
       const r = rel ? `${rel}/${name}` : name;
       const type = typeOf(st);
       if (!type) continue;

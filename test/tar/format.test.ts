@@ -69,6 +69,24 @@ describe('header codec', () => {
     }
   });
 
+  it('writes each ustar field as GNU tar does: zero-padded octal and a NUL, names cut at their width', () => {
+    const h = encodeHeader({ ...base, name: 'n'.repeat(100), type: 'symlink', mode: 0o4755, uid: 0o7777777, gid: 8, size: 0o77777777777, mtime: 1700000000, linkname: `${'l'.repeat(99)}`, devmajor: 0, devminor: 7 });
+    expect(h.length).toBe(512);
+    const field = (off: number, len: number): string => h.toString('latin1', off, off + len);
+    expect(field(0, 100)).toBe('n'.repeat(100));
+    expect([field(100, 8), field(108, 8), field(116, 8), field(124, 12), field(136, 12)]).toEqual(['0004755\0', '7777777\0', '0000010\0', '77777777777\0', `${(1700000000).toString(8).padStart(11, '0')}\0`]);
+    expect([field(156, 1), field(157, 100), field(257, 8), field(329, 8), field(337, 8)]).toEqual(['2', `${'l'.repeat(99)}\0`, 'ustar\x0000', '0000000\0', '0000007\0']);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
+    expect(field(148, 8)).toBe(`${sum.toString(8).padStart(6, '0')}\0 `);
+    // Larger than a field holds: the ustar field keeps its maximum, the value goes to PAX.
+    const big = encodeHeader({ ...base, uid: 0o7777777 + 1, size: 0o77777777777 + 1 });
+    expect(big.length).toBe(3 * 512); // PAX header, its records, the ustar block
+    expect(big.toString('latin1', 1024 + 108, 1024 + 116)).toBe('7777777\0');
+    expect(big.toString('latin1', 1024 + 124, 1024 + 136)).toBe('77777777777\0');
+    expect(decodePax(big.subarray(512, 1024), 0).get('uid')!.toString()).toBe(String(0o7777777 + 1));
+  });
+
   it('GNU tar accepts what we write (long names, xattrs, big ids) and lists the same names', async () => {
     const hs: TarHeader[] = [
       { ...base, name: longFile, size: 3 },
