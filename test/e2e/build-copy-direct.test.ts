@@ -4,8 +4,9 @@
  * every case both ways (BuildOptions.mountForCopy is the reference) and compare the layers: the
  * same diffIDs with SOURCE_DATE_EPOCH, and without it the same entries (mode, owner, xattrs,
  * contents, and each mtime either equal or both the build's own). Each step is also checked to
- * have taken the way expected: a case that must fall back to the mount (a file it replaces, a
- * symlink on the way, a directory it merges into) did, and the others did not mount.
+ * have taken the way expected: a case that must fall back to the mount (a symlink on the way or as
+ * the destination, a directory it merges into or that replaces a file) did, and the others (a file
+ * replacing a file included) did not mount.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -36,7 +37,7 @@ const STEPS: [string, '' | 'direct' | 'mount' | 'source-mount'][] = [
   ['RUN mkdir -p /out/in && echo s > /out/s && echo t > /out/in/t', ''],
   ['RUN mkdir /two && echo 2 > /two/f && echo u > /out/in/u && ln -s /two /tlink', ''],
   ['FROM busybox', ''],
-  ['RUN echo old > /f && mkdir -p /gone/sub /real /o && echo 1 > /o/f && ln -s /real /link && mkdir -m 1750 /odd && chown 5:6 /odd', ''],
+  ['RUN echo old > /f && echo x > /f3 && mkdir -p /gone/sub /real /o && echo 1 > /o/f && ln -s /real /link && mkdir -m 1750 /odd && chown 5:6 /odd', ''],
   ['RUN rm -rf /gone && rm -rf /o && mkdir /o && echo 2 > /o/g', ''],
   ['ADD x.tar /', ''],
   ['COPY a /a', 'direct'], // a new file at the root
@@ -66,13 +67,17 @@ const STEPS: [string, '' | 'direct' | 'mount' | 'source-mount'][] = [
   ['COPY --from=src /two/f /out/s /etc/fs/', 'source-mount'], // two layers hold the sources
   ['COPY --from=src /out/in/* /glob/', 'source-mount'], // a wildcard
   ['COPY --from=src /tlink /tl', 'source-mount'], // a symlink
-  ['COPY --from=src /etc/passwd /etc/passwd', 'mount'], // replaces a file of the image
-  ['COPY a /f', 'mount'], // replaces a file of a lower layer
+  ['COPY --from=src /etc/passwd /etc/passwd', 'direct'], // replaces a file of the image
+  ['COPY a /f', 'direct'], // replaces a file of a lower layer
+  ['COPY d /f3', 'mount'], // a dir replaces a file of a lower layer
   ['COPY a /link/', 'mount'], // through a symlinked dir
+  ['COPY a /link', 'mount'], // onto a symlink to a dir (the copy goes into it)
+  ['COPY d/sub/f /etc/a', 'direct'], // replaces the file an earlier COPY put into /etc
+  ['COPY nsswitch.conf /etc/', 'direct'], // replaces busybox's file of that name in /etc
   ['COPY d/ /newdir/', 'mount'], // merges into a dir whose names exist
   ['ADD x.tar /etc/', 'mount'], // an archive into an existing dir
   ['COPY --parents d/sub /p/', 'mount'],
-  ['COPY b /a', 'mount'], // replaces a file a COPY wrote
+  ['COPY b /a', 'direct'], // replaces a file a COPY wrote
   ['WORKDIR /var/tmp/wd2', ''],
   ['WORKDIR /etc', 'direct'], // the stage's last WORKDIRs get a layer step of their own
 ];
@@ -96,6 +101,7 @@ beforeAll(async () => {
   await mkdir(join(ctx, 'd', 'sub'), { recursive: true });
   await writeFile(join(ctx, 'a'), 'a\n');
   await writeFile(join(ctx, 'b'), 'b\n');
+  await writeFile(join(ctx, 'nsswitch.conf'), 'hosts: files\n');
   await writeFile(join(ctx, 'd', 'passwd2'), 'p\n');
   await writeFile(join(ctx, 'd', 'sub', 'f'), 'f\n');
   await writeFile(join(ctx, 'x.tar'), xattrTar());

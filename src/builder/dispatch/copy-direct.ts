@@ -5,9 +5,10 @@
  *
  * Taken only where that is provably the same: under the kernel's overlay, when every existing
  * component of the destination (and of a WORKDIR the step creates) is a plain directory in the
- * lower layers, and nothing the copy writes exists there yet; the directories it writes below are
- * copied up first as overlayfs would. Anything else — a symlink or a file on the way, a target that
- * replaces or merges into something of the image, `--parents`, a large walked-again item, a
+ * lower layers, and what the copy writes is new there or a file replacing a non-directory (which
+ * through the mount is unlinked, then written anew); the directories it writes below are copied up
+ * first as overlayfs would. Anything else — a symlink or a file on the way, a symlink as the
+ * destination, a merge into a directory of the image, `--parents`, a large walked-again item, a
  * passwd/group file reached through a symlink — goes through the mount as before.
  */
 import { posix } from 'node:path';
@@ -93,13 +94,21 @@ export async function planDirectCopy(o: DirectCopyOptions): Promise<DirectCopy |
 function checkCopy(view: UpperView, o: NonNullable<DirectCopyOptions['copy']>, copyUps: string[]): boolean {
   const destAbs = cleanAbs(o.dest.startsWith('/') ? o.dest : posix.join(o.workdir || '/', o.dest));
   const dest = view.lookup(destAbs);
-  if (dest.kind === 'other' || dest.kind === 'blocked') return false;
+  if (dest.kind === 'blocked') return false;
+  if (dest.kind === 'other') {
+    // One file replacing a file of the image (through the mount: unlinked, then written anew).
+    // Spelt as a directory, or for several sources, the mount's copy fails on it: so must this.
+    const asDir = /(^|\/)\.?$/.test(o.dest);
+    const only = o.plan.items.length === 1 ? o.plan.items[0]! : undefined;
+    if (!dest.st.isFile() || asDir || o.plan.multiple || !only || only.isDir || only.archive) return false;
+  }
   const missing = (abs: string): boolean => view.lookup(abs).kind === 'missing';
   for (const item of o.plan.items) {
-    if (dest.kind === 'missing') continue; // all the copy writes is below a new path
-    // Into an existing directory: a file lands at dest/name (or would replace dest: refused above).
+    if (dest.kind !== 'dir') continue; // all the copy writes is below a new path, or replaces one file
+    // Into an existing directory: a file lands at dest/name, new or replacing a non-directory.
     if (!item.isDir && !item.archive) {
-      if (!missing(posix.join(destAbs, item.name))) return false;
+      const at = view.lookup(posix.join(destAbs, item.name)).kind;
+      if (at !== 'missing' && at !== 'other') return false;
       continue;
     }
     // A directory's contents merge into dest: each top-level name must be new there, and there
