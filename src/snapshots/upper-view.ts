@@ -112,8 +112,9 @@ export class LayerView {
   /**
    * The layer dir that alone holds each of `paths` and everything below it in the merged view —
    * each a regular file, or a directory that no layer below adds to — or undefined (through a
-   * symlink, missing, or made of several layers). Read there, they are what the merged view shows,
-   * but for whiteouts of names no layer below has, which the caller must look for.
+   * symlink, missing, or made of several layers). Read there, they are what the merged view shows:
+   * a whiteout there, of a name no layer below has, is a device, which a COPY's walk skips as the
+   * merged view hides it.
    */
   soleLayerOf(paths: string[]): string | undefined {
     let root: string | undefined;
