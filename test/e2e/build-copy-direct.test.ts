@@ -30,9 +30,9 @@ let ctx: string;
 /**
  * Steps and how each must write: 'direct' (no mount at all), 'mount' (the destination mounted),
  * 'source-mount' (the destination written directly, the source image read through a mount), or ''
- * for a step not looked at.
+ * for a step not looked at; 'linked': a --link step (always written directly) that mounted nothing.
  */
-const STEPS: [string, '' | 'direct' | 'mount' | 'source-mount'][] = [
+const STEPS: [string, '' | 'direct' | 'mount' | 'source-mount' | 'linked'][] = [
   ['FROM busybox AS src', ''],
   ['RUN mkdir -p /out/in && echo s > /out/s && echo t > /out/in/t', ''],
   ['RUN mkdir /two && echo 2 > /two/f && echo u > /out/in/u && ln -s /two /tlink', ''],
@@ -51,6 +51,7 @@ const STEPS: [string, '' | 'direct' | 'mount' | 'source-mount'][] = [
   ['COPY d/ /etc/', 'direct'], // a dir's contents into an existing dir, names all new
   ['COPY a /gone/sub/', 'direct'], // below a whited-out dir
   ['COPY a /o/f', 'direct'], // /o is opaque: the lower /o/f is gone
+  ['COPY --link --chown=nobody:nogroup a /linked', 'linked'], // names read from the layers, no view mounted
   ['WORKDIR /var', ''],
   ['COPY a /tmp/wd', 'direct'], // a pending WORKDIR the image has is left as it is
   ['WORKDIR /app', ''],
@@ -127,7 +128,10 @@ async function buildWith(o: { mountForCopy: boolean; sourceDateEpoch?: number })
   });
   const store = await OciStore.open(root);
   const manifest = JSON.parse((await store.read(r.descriptor)).toString('utf8')) as { layers: Descriptor[] };
-  const way = (c: PhaseClock): string => (!c.totalsMs.has('copy-up') ? 'mount' : c.totalsMs.has('mount') ? 'source-mount' : 'direct');
+  const way = (c: PhaseClock): string => {
+    if (!c.totalsMs.has('copy-up')) return c.totalsMs.has('mount') ? 'mount' : 'linked';
+    return c.totalsMs.has('mount') ? 'source-mount' : 'direct';
+  };
   return { layers: manifest.layers, diffIds: r.config.rootfs.diff_ids, ways: new Map(clocks.map(([l, c]) => [l, way(c)])) };
 }
 

@@ -19,7 +19,7 @@ import { loadBase } from './base-image.js';
 import type { ImageState } from './image-state.js';
 import { createWorkdir, layerStep, pendingWorkdirs } from './layer-step.js';
 import { planDirectCopy, planInLayer } from './copy-direct.js';
-import { soleLayerRoot, withHostMount, withImageRoot } from './snapshots.js';
+import { resolveImageChown, soleLayerRoot, withHostMount, withImageRoot } from './snapshots.js';
 import { getter, keyBase, type StageCtx } from './stage.js';
 
 export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string): Promise<void> {
@@ -128,7 +128,7 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
           // Names in --chown come from the stage's /etc/passwd, also for a linked (empty) layer.
           const chown = !ins.chown ? undefined
             : upper ? upper.chown
-              : ins.link && !/^\d+(:\d+)?$/.test(ins.chown) ? await withImageRoot(env, parentImage, (r) => resolveChown(r, ins.chown as string))
+              : ins.link && !/^\d+(:\d+)?$/.test(ins.chown) ? await resolveImageChown(env, parentImage, ins.chown, { phases: active.phases, ...(env.mountForCopy ? { mount: true } : {}) })
                 : await resolveChown(root, ins.chown);
           const copied = active.phases.start('copy');
           await applyCopy(plan, {

@@ -10,6 +10,8 @@ import type { Mount } from '../../sandbox/spec.js';
 import { timed, type PhaseClock } from '../../phases.js';
 import { mountAll, unmount } from '../../snapshots/mount.js';
 import { LayerView } from '../../snapshots/upper-view.js';
+import { resolveChownIds } from '../../image/users.js';
+import { resolveChown } from './fs-root.js';
 import type { ImageState } from './image-state.js';
 import type { DispatchEnv } from './stage.js';
 
@@ -62,6 +64,31 @@ export async function soleLayerRoot(env: DispatchEnv, img: ImageState, paths: st
   const sn = await env.snapshotter();
   if (!chain || !sn.mounts) return undefined;
   return LayerView.ofImage(await sn.mounts(chain))?.soleLayerOf(paths);
+}
+
+/**
+ * `--chown` names looked up in an image's /etc/passwd and /etc/group read from its layer dirs
+ * (LayerView): no view snapshot and no mount for two small files. Through the mounted rootfs where
+ * a symlink is on the way, and where `mount` asks for it.
+ */
+export async function resolveImageChown(env: DispatchEnv, img: ImageState, spec: string, o: { phases?: PhaseClock; mount?: boolean } = {}): Promise<{ uid: number; gid: number }> {
+  const chain = o.mount ? undefined : await timed(o.phases, 'unpack', () => ensureSnapshot(env, img));
+  const sn = await env.snapshotter();
+  const view = chain && sn.mounts ? LayerView.ofImage(await sn.mounts(chain)) : undefined;
+  if (view) {
+    const blocked = new Error('through a symlink');
+    const read = async (f: string): Promise<string | undefined> => {
+      const text = view.readFile(f);
+      if (text === 'blocked') throw blocked;
+      return text;
+    };
+    try {
+      return await resolveChownIds(spec, read);
+    } catch (e) {
+      if (e !== blocked) throw e;
+    }
+  }
+  return withImageRoot(env, img, (r) => resolveChown(r, spec), o.phases);
 }
 
 /** A read-only host view of an image's rootfs for the duration of fn. */
