@@ -118,7 +118,7 @@ export async function dispatchCopy(s: StageCtx, ins: Copy | Add, label: string):
           : undefined;
         const inRoot = async <T>(fn: (root: string) => Promise<T>): Promise<T> => {
           if (direct) return fn(await (await env.snapshotter()).upperDir(active.key));
-          if (!upper) return withHostMount(env, active.mounts, fn, active.phases);
+          if (!upper) return withHostMount(env, active.mounts, fn, active.phases, active.unmounted);
           // Its own phase in a --trace: the directories copied up in place of the mount.
           active.phases.timeSync('copy-up', () => upper.prepare());
           return fn(upper.root);

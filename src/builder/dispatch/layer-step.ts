@@ -18,6 +18,7 @@ import { chainIdOn } from './image-state.js';
 import { resolveChown, resolveRel } from './fs-root.js';
 import { ensureSnapshot, withHostMount } from './snapshots.js';
 import { planDirectCopy } from './copy-direct.js';
+import { syncFilesystem } from '../../snapshots/sync.js';
 import { appendLayer, historyEntry, keyBase, type StageCtx } from './stage.js';
 
 /** The active snapshot a layer step works in. */
@@ -26,6 +27,11 @@ export interface ActiveStep {
   mounts: Mount[];
   /** Where the step's time goes (printed as the step's `times:` line). */
   phases: PhaseClock;
+  /**
+   * Says the work wrote through a host mount that it has unmounted: the umount flushed the
+   * writes, so the step needs no flush of its own before its snapshot is committed.
+   */
+  unmounted(): void;
 }
 
 /**
@@ -82,8 +88,15 @@ export async function layerStep(
       const init = placeholders?.files.length || placeholders?.dirs.length ? { init: placeholders } : {};
       const mounts = await phases.time('snapshot', () => sn.prepare(activeKey, parent, { ...init, lease: env.store.lease }));
       let committed = false;
+      let flushed = false;
       try {
-        await work({ key: activeKey, mounts, phases }, (l) => task.log(l));
+        await work({ key: activeKey, mounts, phases, unmounted: () => void (flushed = true) }, (l) => task.log(l));
+        // What the work wrote reaches the disk before a snapshot and a cache record say it is
+        // there (a linked layer's snapshot is not kept: its blob is written and synced).
+        if (!flushed && !o.linked) {
+          const upper = await sn.upperDir(activeKey);
+          await phases.time('sync', () => syncFilesystem(upper, env.signal ? { signal: env.signal } : {}));
+        }
         // One span around the pass whose pack, hash and write pieces interleave. Hashed only
         // (no blob written) unless linked: a linked layer's snapshot is not kept.
         const blob = await phases.group('diff', () => sn.diff(activeKey, {
@@ -167,7 +180,7 @@ export async function workdirStep(s: StageCtx): Promise<void> {
   await layerStep(s, `[${s.label}] WORKDIR ${wd}`, keyBase(s, { kind: 'workdir-mkdir', path: wd }), `WORKDIR ${wd}`, async (active) => {
     // Made in the upper dir where the image holds only dirs on the way (copy-direct.ts).
     const upper = s.env.mountForCopy ? undefined : await planDirectCopy({ mounts: active.mounts, workdirs: pendingWorkdirs(s) });
-    if (!upper) return withHostMount(s.env, active.mounts, (root) => createWorkdir(s, root), active.phases);
+    if (!upper) return withHostMount(s.env, active.mounts, (root) => createWorkdir(s, root), active.phases, active.unmounted);
     active.phases.timeSync('copy-up', () => upper.prepare());
     await createWorkdir(s, upper.root, upper);
   });

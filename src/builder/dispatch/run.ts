@@ -210,6 +210,10 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
         if (r.exitCode !== 0 || r.signal) {
           throw new RunFailedError(args.join(' '), r.exitCode, r.signal, unresolved ? noNetworkHint(ins.network === 'none') : undefined);
         }
+        // A kernel overlay rootfs was mounted in the sandbox's own mount namespace, which ended
+        // with its last process: that umount flushed the upper file system (measured: 200 MB
+        // written by the RUN left nothing for a flush after it).
+        if (overlay) active.unmounted();
       } finally {
         net.release();
         if (nets !== env.networks) await nets.close();

@@ -36,8 +36,11 @@ export async function ensureSnapshot(env: DispatchEnv, img: ImageState): Promise
   return chain;
 }
 
-/** Mounts `mounts` on a fresh dir under the build tmp dir, runs fn, always unmounts. */
-export async function withHostMount<T>(env: DispatchEnv, mounts: Mount[], fn: (root: string) => Promise<T>, phases?: PhaseClock): Promise<T> {
+/**
+ * Mounts `mounts` on a fresh dir under the build tmp dir, runs fn, always unmounts; `unmounted`
+ * is told when a mount was made and undone (its umount flushed what fn wrote).
+ */
+export async function withHostMount<T>(env: DispatchEnv, mounts: Mount[], fn: (root: string) => Promise<T>, phases?: PhaseClock, unmounted?: () => void): Promise<T> {
   const only = mounts.length === 1 ? mounts[0]! : undefined;
   if (only?.type === 'bind' && (await env.snapshotter()).inPlace) return fn(only.source);
   const mounted = phases?.start('mount');
@@ -47,10 +50,11 @@ export async function withHostMount<T>(env: DispatchEnv, mounts: Mount[], fn: (r
   try {
     return await fn(target);
   } finally {
-    const unmounted = phases?.start('mount');
+    const unmounting = phases?.start('mount');
     await unmount(target);
-    await rmdir(target).catch(() => {});
     unmounted?.();
+    await rmdir(target).catch(() => {});
+    unmounting?.();
   }
 }
 
