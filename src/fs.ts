@@ -2,6 +2,7 @@
  * Small file-system helpers open to every area (they depend on nothing internal; see the
  * dependency rule in test/conformance/dependency-rule.test.ts).
  */
+import { lstatSync, type Stats } from 'node:fs';
 import { access, mkdir, readdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -69,5 +70,16 @@ export async function writeAllTo(chunks: AsyncIterable<Buffer | string>, out: No
     }
   } finally {
     out.off('error', onError);
+  }
+}
+
+/** `lstat` of a path that may be missing: undefined when it (or a directory on its way) is not there. */
+export function lstatIfThere(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw e;
   }
 }

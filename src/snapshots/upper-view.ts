@@ -11,6 +11,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, utimesSync, t
 import { isAbsolute, resolve } from 'node:path';
 import { getAttributeSync, listAttributesSync, setAttributeSync } from 'fs-xattr';
 import type { Mount } from '../sandbox/spec.js';
+import { lstatIfThere } from '../fs.js';
 
 /** What a path is in the merged view. */
 export type MergedEntry =
@@ -26,16 +27,6 @@ const OPAQUE = ['trusted.overlay.opaque', 'user.overlay.opaque'];
 /** overlayfs's own xattrs (never copied up; pack.ts leaves them out of layers too). */
 function isOverlayXattr(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
-}
-
-function lstatOrUndefined(p: string): Stats | undefined {
-  try {
-    return lstatSync(p);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw e;
-  }
 }
 
 function xattrNames(p: string): string[] {
@@ -84,7 +75,7 @@ export class LayerView {
       const next: string[] = [];
       for (const layer of stack) {
         const p = layer + rel;
-        const st = lstatOrUndefined(p);
+        const st = lstatIfThere(p);
         if (!st) continue;
         if (next.length === 0) {
           if (isWhiteout(st)) return { kind: 'missing' };

@@ -47,6 +47,7 @@ import type { TarHeader } from './format.js';
 import { readTar } from './reader.js';
 import { planEntry } from './rules.js';
 import { NotADirectoryError, SymlinkLoopError, resolveInRootSync } from './resolve.js';
+import { lstatIfThere } from '../fs.js';
 
 export interface ApplyOptions {
   mode: 'overlay' | 'flat';
@@ -126,16 +127,6 @@ class Applier {
     return r;
   }
 
-  private lstatOrUndef(p: string): Stats | undefined {
-    try {
-      return lstatSync(p);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-      throw e;
-    }
-  }
-
   /** Removes whatever is at `p` (never following it); invalidates cached resolutions if it mattered. */
   private removeExisting(p: string, st: Stats): void {
     if (st.isDirectory()) {
@@ -190,7 +181,7 @@ class Applier {
     const target = join(parent.path, base);
     const rel = parent.rel ? `${parent.rel}/${base}` : base;
     try {
-      const existing = this.lstatOrUndef(target);
+      const existing = lstatIfThere(target);
       if (this.opts.plain && existing && existing.isDirectory() !== (h.type === 'dir')) {
         const [what, by] = existing.isDirectory() ? ['directory', 'non-directory'] : ['non-directory', 'directory'];
         throw new LayerApplyError(h.name, `cannot overwrite ${what} ${JSON.stringify(`/${rel}`)} with ${by}`);
@@ -315,7 +306,7 @@ class Applier {
       const target = join(parent.path, name);
       const rel = parent.rel ? `${parent.rel}/${name}` : name;
       // A same-named entry of this layer already hides the lower one; keep it.
-      if (this.unpacked.has(rel) || this.lstatOrUndef(target)) return;
+      if (this.unpacked.has(rel) || lstatIfThere(target)) return;
       try {
         mknod(target, 'c', 0, 0);
       } catch (e) {
@@ -335,7 +326,7 @@ class Applier {
     const rel = parent.rel ? `${parent.rel}/${name}` : name;
     if (this.unpacked.has(rel) || this.unpackedDirs.has(rel)) return; // same layer: not hidden
     const target = join(parent.path, name);
-    const st = this.lstatOrUndef(target);
+    const st = lstatIfThere(target);
     if (!st) return;
     try {
       this.removeExisting(target, st);
@@ -357,7 +348,7 @@ class Applier {
       return;
     }
     const dir = resolveInRootSync(this.root, dirParts.join('/'));
-    const st = this.lstatOrUndef(dir.path);
+    const st = lstatIfThere(dir.path);
     if (!st?.isDirectory()) return;
     try {
       this.clearLower(dir.path, dir.rel);
@@ -387,7 +378,7 @@ class Applier {
     for (let i = this.dirTimes.length - 1; i >= 0; i--) {
       const d = this.dirTimes[i]!;
       const r = resolveInRootSync(this.root, d.rel, { followFinal: false });
-      const st = this.lstatOrUndef(r.path);
+      const st = lstatIfThere(r.path);
       if (!st || !st.isDirectory() || st.ino !== d.ino || st.dev !== d.dev) continue;
       lutimesSync(r.path, d.mtime, d.mtime);
     }
