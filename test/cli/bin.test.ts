@@ -193,6 +193,9 @@ const builtin = new Set(Module.builtinModules);
 const seen = new Set();
 Module._load = function (request, ...rest) {
   if (!request.startsWith('node:') && !builtin.has(request) && !/^[./]/.test(request)) seen.add(request);
+  // A package's file required by its path (a binding the build located) counts as that package.
+  const inPackage = /[/]node_modules[/]((?:@[^/]+[/])?[^/]+)[/]/.exec(request);
+  if (request.startsWith('/') && inPackage) seen.add(inPackage[1]);
   return load.call(this, request, ...rest);
 };
 process.on('exit', () => process.stderr.write('packages: ' + [...seen].sort().join(' ') + '\\n'));
