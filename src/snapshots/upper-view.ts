@@ -9,9 +9,10 @@
  */
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, utimesSync, type Stats } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { getAttributeSync, listAttributesSync, setAttributeSync } from 'fs-xattr';
+import { getAttributeSync, setAttributeSync } from 'fs-xattr';
 import type { Mount } from '../sandbox/spec.js';
 import { lstatIfThere } from '../fs.js';
+import { OPAQUE_XATTRS, xattrNames } from '../tar/pack.js';
 
 /** What a path is in the merged view. */
 export type MergedEntry =
@@ -22,25 +23,13 @@ export type MergedEntry =
   /** A non-directory (a symlink included) met before the last component: only a mount resolves it. */
   | { kind: 'blocked' };
 
-const OPAQUE = ['trusted.overlay.opaque', 'user.overlay.opaque'];
-
 /** overlayfs's own xattrs (never copied up; pack.ts leaves them out of layers too). */
 function isOverlayXattr(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
 }
 
-function xattrNames(p: string): string[] {
-  try {
-    return listAttributesSync(p);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return [];
-    throw e;
-  }
-}
-
 function isOpaque(p: string): boolean {
-  return xattrNames(p).some((n) => OPAQUE.includes(n) && getAttributeSync(p, n).toString() === 'y');
+  return xattrNames(p).some((n) => OPAQUE_XATTRS.includes(n) && getAttributeSync(p, n).toString() === 'y');
 }
 
 const isWhiteout = (st: Stats): boolean => st.isCharacterDevice() && st.rdev === 0;

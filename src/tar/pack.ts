@@ -71,7 +71,8 @@ export class PackError extends ImgbuildError {
 }
 
 const READ_CHUNK = 1024 * 1024;
-const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'];
+/** The xattrs by which the kernel's overlayfs marks a directory opaque (value `y`). */
+export const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'];
 const FUSE_OPAQUE_XATTRS = [...OPAQUE_XATTRS, 'user.fuseoverlayfs.opaque'];
 /** fuse-overlayfs's opaque marker file, and the name whose char 0:0 whiteout marks the same. */
 const OPAQUE_FILE = '.wh..wh..opq';
@@ -90,6 +91,17 @@ function minor(rdev: number): number {
   return Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
 }
 
+/** The names of `path`'s xattrs; none where the file system keeps none. */
+export function xattrNames(path: string): string[] {
+  try {
+    return listAttributesSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return [];
+    throw e;
+  }
+}
+
 /**
  * The xattrs of `path` worth recording, and (with `opaqueNames`) whether it is an opaque overlay
  * dir. One listxattr answers both: the opaque marker is read only when it is listed (not a
@@ -99,15 +111,7 @@ function minor(rdev: number): number {
 function readXattrs(path: string, opaqueNames?: readonly string[]): { xattrs: Map<string, Buffer>; opaque: boolean } {
   const xattrs = new Map<string, Buffer>();
   let opaque = false;
-  let names: string[];
-  try {
-    names = listAttributesSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return { xattrs, opaque };
-    throw e;
-  }
-  for (const n of names) {
+  for (const n of xattrNames(path)) {
     if (isOverlayPrivateXattr(n)) {
       if (!opaque && opaqueNames?.includes(n)) opaque = getOptional(path, n)?.toString() === 'y';
       continue;
