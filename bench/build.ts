@@ -47,6 +47,7 @@ import { bigFile, docTree, nodeModules, tinyFiles, type Workload, type WorkloadS
 import { mainTable, record, seriesTable, summary, type Results, type Scenario } from './build/report.js';
 import { instructionScaling } from './build/instructions.js';
 import { Trash } from './build/trash.js';
+import { Volumes, type Storage } from './build/volume.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const large = process.env.BENCH_LARGE === '1';
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
   // Short path: dockerd's containerd puts sockets under the exec root (108-byte limit).
   const work = mkdtempSync(join(process.env.IMGBUILD_TEST_TMP ?? tmpdir(), 'ib-bench-'));
   const builders: Builder[] = [];
+  let volumes: Volumes | string = 'not made yet';
   let cleaned = false;
   const cleanup = (): void => {
     if (cleaned) return;
@@ -83,6 +85,7 @@ async function main(): Promise<void> {
         say(`${b.name}: clean-up: ${(e as Error).message}`);
       }
     }
+    if (typeof volumes !== 'string') volumes.close();
     removeTree(work);
   };
   const onSignal = (): void => {
@@ -118,6 +121,9 @@ async function main(): Promise<void> {
     const loadBefore = loadavg();
     const t0 = Date.now();
     const trash = new Trash(join(work, 'trash'));
+    volumes = Volumes.open(join(work, 'volumes'));
+    const storage: Storage = typeof volumes === 'string' ? trash : volumes;
+    process.stdout.write(typeof volumes === 'string' ? `tools share one filesystem (no loop volumes: ${volumes}); old storage goes into a trash\n` : `${volumes.about}\n`);
     // Built on each tool's new storage before its cold build: a first build pays once for what a
     // tool sets up on first use (BuildKit's worker and databases in a new dockerd), which is not
     // what a cold build of a workload is about.
@@ -134,7 +140,7 @@ async function main(): Promise<void> {
       // Each build may hold up to three copies of the context (BuildKit's own copy, the COPY, the
       // RUN's copy), two builds a run per tool; the trash is emptied only when that would not fit.
       const need = w.bytes * 6 * builders.length * RUNS + 2e9;
-      if (trash.free() < need) {
+      if (storage === trash && trash.free() < need) {
         trash.empty();
         process.stdout.write(`trash emptied before ${w.name} (${(need / 1e9).toFixed(1)} GB needed): its first builds carry the cost of files just removed\n`);
       }
@@ -152,7 +158,7 @@ async function main(): Promise<void> {
               say(`${w.name}: ${b.name} ${s} ${t.secs.toFixed(2)} s${t.rssKiB === undefined ? '' : `, peak RSS ${(t.rssKiB / 1024).toFixed(0)} MiB`}`);
               return t.last;
             };
-            b.renew(trash);
+            b.renew(storage);
             b.build(probe);
             const cold = build('cold');
             const noop = build('no-op rebuild');

@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasCommand, removeTree, run, timed, type Timing } from './measure.js';
 import type { Builder } from './tools.js';
-import type { Trash } from './trash.js';
+import type { Storage } from './volume.js';
 
 export class Buildah implements Builder {
   readonly name = 'buildah';
@@ -62,9 +62,9 @@ export class Buildah implements Builder {
     if (ids.length > 0) run([...this.cmd(), 'rmi', '-f', ...new Set(ids)], this.env());
   }
 
-  renew(trash: Trash): void {
+  renew(storage: Storage): void {
     run([...this.cmd(), 'rm', '--all'], this.env());
-    trash.put(this.dir);
+    storage.clear(this.dir);
     this.baseId = this.setUp();
   }
 

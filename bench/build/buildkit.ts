@@ -10,7 +10,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join } from 'node:path';
 import { cgroupDirs, hasCommand, mountsUnder, removeTree, run, tail, timed, type Timing } from './measure.js';
 import type { Builder } from './tools.js';
-import type { Trash } from './trash.js';
+import type { Storage } from './volume.js';
 
 const DEBIAN_CLIENT = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -124,10 +124,10 @@ export class BuildKit implements Builder {
     run([...this.docker(), 'builder', 'prune', '-af'], this.env());
   }
 
-  /** A new daemon on a new data root with the base loaded; the old daemon stopped and its directory moved into the trash. */
-  renew(trash: Trash): void {
+  /** A new daemon on a new data root with the base loaded; the old daemon stopped and its directory cleared by `storage`. */
+  renew(storage: Storage): void {
     this.stopDaemon();
-    trash.put(this.dir);
+    storage.clear(this.dir);
     this.startWithBase();
   }
 

@@ -4,10 +4,11 @@
  * `renew()` (or `reset()`), so the next build is cold.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI_EXE } from '../../test/helpers/cli.js';
 import { removeTree, run, timed, type Timing } from './measure.js';
-import type { Trash } from './trash.js';
+import type { Storage } from './volume.js';
 
 export interface Builder {
   readonly name: string;
@@ -16,10 +17,10 @@ export interface Builder {
   /** Drops everything built and every cache, keeping the base image: the next build is cold. */
   reset(): void;
   /**
-   * Like `reset`, but on new storage holding only the base, the old storage moved into `trash`
-   * rather than deleted (see trash.ts: deleting would slow the next builds' file creation).
+   * Like `reset`, but on new storage holding only the base: `storage` moves the old away (a
+   * trash) or gives a new filesystem (volume.ts); neither deletes files while builds are timed.
    */
-  renew(trash: Trash): void;
+  renew(storage: Storage): void;
   /** `FROM busybox` builds of the context's Dockerfile, tagged `bench`. */
   build(ctx: string): Timing;
   /** Stops what the tool runs and removes its storage. Safe to call twice. */
@@ -44,9 +45,10 @@ export class Imgbuild implements Builder {
     run(['cp', '-a', this.base, this.root]);
   }
 
-  renew(trash: Trash): void {
-    trash.put(this.root);
-    run(['cp', '-a', this.base, this.root]);
+  renew(storage: Storage): void {
+    storage.clear(this.root);
+    mkdirSync(this.root, { recursive: true });
+    run(['cp', '-a', `${this.base}/.`, this.root]);
   }
 
   build(ctx: string): Timing {

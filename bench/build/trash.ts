@@ -12,8 +12,9 @@ import { mkdirSync, renameSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountsUnder, removeTree } from './measure.js';
 import { spawnSync } from 'node:child_process';
+import type { Storage } from './volume.js';
 
-export class Trash {
+export class Trash implements Storage {
   private n = 0;
 
   constructor(private readonly dir: string) {
@@ -30,6 +31,10 @@ export class Trash {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
+  }
+
+  clear(path: string): void {
+    this.put(path);
   }
 
   /** Bytes free on the trash's filesystem. */
