@@ -9,7 +9,7 @@ import { emitEvents } from '../store/events.js';
 import { lstat, mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
-import { buildCacheDir, buildTmpDir } from '../store/paths.js';
+import { buildCacheDir, buildTmpDir, isolationCacheFile } from '../store/paths.js';
 import pLimit from 'p-limit';
 import { availableParallelism } from 'node:os';
 import { OciStore } from '../store/store.js';
@@ -261,7 +261,14 @@ async function buildWith(
   const userns = parseUsernsMode(o.userns);
   checkBuildUserns(userns);
   // What a RUN may not do without an entitlement fails the build before any step runs (BuildKit).
-  for (const i of graph.needed) for (const ins of df.stages[i]!.instructions) if (ins.kind === 'run') checkEntitlements(ins, runSandbox.allow, network);
+  let runs = false;
+  for (const i of graph.needed) {
+    for (const ins of df.stages[i]!.instructions) {
+      if (ins.kind !== 'run') continue;
+      checkEntitlements(ins, runSandbox.allow, network);
+      runs = true;
+    }
+  }
   // A local context's .dockerignore, read once for lint and the context.
   const ignore = inputs.contextDir !== undefined && !inputs.materialized ? await loadIgnore(inputs.contextDir, inputs.dockerfilePath) : undefined;
   // Opened once the Dockerfile is known good: a build that cannot start leaves no store behind.
@@ -329,9 +336,11 @@ async function buildWith(
     ...(idRange ? { idRange } : {}),
     // Found by the first RUN that runs: a build without one (or fully cached) never probes.
     isolation: () => {
-      isolationP ??= chooseIsolation(o.isolation ?? 'auto', reporter, tmpDir, signal);
+      isolationP ??= chooseIsolation(o.isolation ?? 'auto', reporter, { tmpDir, cacheFile: isolationCacheFile(o.root), ...(signal ? { signal } : {}) });
       return isolationP;
     },
+    // The RUN that awaits the probe handles its failure; this start only moves it earlier.
+    ...(runs ? { warm: () => void env.isolation!().catch(() => {}) } : {}),
     networks,
     secrets: new Map((o.secrets ?? []).map((s) => [s.id, s])),
     ...agents,

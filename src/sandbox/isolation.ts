@@ -6,12 +6,14 @@
  * The probe is the real thing: the helper sets up a step's sandbox around an empty directory and
  * execs a program that is not there; failing at that execve means everything before it worked.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../atomic.js';
 import { InvalidArgumentError } from '../errors.js';
 import { SandboxError } from './errors.js';
-import { runSandbox } from './sandbox.js';
+import { helperPath, runSandbox } from './sandbox.js';
 import type { Isolation } from './spec.js';
 
 export type IsolationChoice = Isolation | 'auto';
@@ -59,7 +61,54 @@ export async function probeIsolation(o: { signal?: AbortSignal; tmpDir?: string 
   }
 }
 
-/** The isolation to use for `choice`: a fixed one as it is, `auto` as the probe finds. */
-export function resolveIsolation(choice: IsolationChoice, o: { signal?: AbortSignal; tmpDir?: string } = {}): Promise<IsolationProbe> {
-  return choice === 'auto' ? probeIsolation(o) : Promise.resolve({ isolation: choice });
+/**
+ * What the probe's answer depends on, as one digest: the kernel's boot, this process's
+ * namespaces, ids, capabilities, seccomp and no_new_privs state and security label, and the
+ * helper binary. Another pod, container or user (a store on a persistent volume moved between
+ * them) has other namespaces or rights, so its digest differs.
+ */
+export async function isolationEnvironment(): Promise<string> {
+  const read = (p: string): Promise<string> => readFile(p, 'utf8').catch(() => '-');
+  const parts = [await read('/proc/sys/kernel/random/boot_id')];
+  for (const ns of ['mnt', 'user', 'pid', 'cgroup', 'ipc', 'uts', 'net']) parts.push(await readlink(`/proc/self/ns/${ns}`).catch(() => '-'));
+  const status = await read('/proc/self/status');
+  parts.push(...status.split('\n').filter((l) => /^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|Seccomp_filters):/.test(l)));
+  parts.push(await read('/proc/self/attr/current'));
+  const h = await stat(helperPath()).then((st) => `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`, () => '-');
+  parts.push(h);
+  return createHash('sha256').update(parts.join('\n')).digest('hex');
+}
+
+interface CachedProbe extends IsolationProbe {
+  environment: string;
+}
+
+/**
+ * `probeIsolation`, its answer kept in `cacheFile` for the environment it was found in
+ * (`isolationEnvironment`): a helper start saved on every build after the first. A file that
+ * cannot be read or names another environment means probing again.
+ */
+export async function probeIsolationCached(cacheFile: string, o: { signal?: AbortSignal; tmpDir?: string } = {}): Promise<IsolationProbe> {
+  const environment = await isolationEnvironment();
+  const kept = await readFile(cacheFile, 'utf8').then((t) => JSON.parse(t) as Partial<CachedProbe> | null).catch(() => undefined);
+  if (kept?.environment === environment && (kept.isolation === 'oci' || kept.isolation === 'chroot')) {
+    return { isolation: kept.isolation, ...(typeof kept.reason === 'string' ? { reason: kept.reason } : {}) };
+  }
+  const r = await probeIsolation(o);
+  const rec: CachedProbe = { environment, ...r };
+  // Only a cache: a store that cannot take it probes again next time.
+  await mkdir(dirname(cacheFile), { recursive: true })
+    .then(() => writeFileAtomic(cacheFile, `${JSON.stringify(rec)}\n`))
+    .catch(() => {});
+  return r;
+}
+
+/**
+ * The isolation to use for `choice`: a fixed one as it is, `auto` as the probe finds (its answer
+ * kept in `cacheFile` when one is given).
+ */
+export function resolveIsolation(choice: IsolationChoice, o: { signal?: AbortSignal; tmpDir?: string; cacheFile?: string } = {}): Promise<IsolationProbe> {
+  if (choice !== 'auto') return Promise.resolve({ isolation: choice });
+  const { cacheFile, ...probe } = o;
+  return cacheFile ? probeIsolationCached(cacheFile, probe) : probeIsolation(probe);
 }

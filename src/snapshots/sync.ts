@@ -30,7 +30,7 @@ export function syncFilesystem(path: string, o: { signal?: AbortSignal } = {}): 
     });
     child.on('close', (status) => {
       if (status === 0) done();
-      else fail(new ImgbuildError('INTERNAL', `cannot flush the file system of ${path}: sync -f exited ${status}: ${stderr.trim().split('\n').pop() ?? ''}`));
+      else fail(new ImgbuildError('UNAVAILABLE', `cannot flush the file system of ${path}: sync -f exited ${status}: ${stderr.trim().split('\n').pop() ?? ''}`));
     });
   });
 }

@@ -62,6 +62,8 @@ export const stepCacheDir = (root: string): string => join(root, 'cache', 'build
 export const buildTmpDir = (root: string): string => join(root, 'cache', 'build', 'tmp');
 /** `<root>/cache/seccomp`: compiled seccomp programs (sandbox/seccomp/filter.ts). */
 export const seccompCacheDir = (root: string): string => join(root, 'cache', 'seccomp');
+/** `<root>/cache/isolation.json`: the build isolation probe's answer and the environment it holds for (sandbox/isolation.ts). */
+export const isolationCacheFile = (root: string): string => join(root, 'cache', 'isolation.json');
 /** `<root>/cache/mounts`: RUN --mount=type=cache directories and their locks. */
 export const cacheMountsDir = (root: string): string => join(root, 'cache', 'mounts');
 

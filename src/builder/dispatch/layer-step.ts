@@ -73,6 +73,7 @@ export async function layerStep(
       }
     }
     const history = historyEntry(s, createdBy, false);
+    env.warm?.();
     // Waiting for one of the build's step slots (--parallelism) is the step's time too.
     const queued = phases.start('queue');
     const result = await env.stepLimit(async () => {
@@ -92,11 +93,13 @@ export async function layerStep(
       try {
         await work({ key: activeKey, mounts, phases, unmounted: () => void (flushed = true) }, (l) => task.log(l));
         // What the work wrote reaches the disk before a snapshot and a cache record say it is
-        // there (a linked layer's snapshot is not kept: its blob is written and synced).
-        if (!flushed && !o.linked) {
-          const upper = await sn.upperDir(activeKey);
-          await phases.time('sync', () => syncFilesystem(upper, env.signal ? { signal: env.signal } : {}));
-        }
+        // there (a linked layer's snapshot is not kept: its blob is written and synced). The
+        // flush, mostly the disk's time, runs while the diff reads the same files from memory;
+        // the commit waits for it.
+        // Settled into a value at once, so that a failure while the diff runs is not unhandled.
+        const flushing = !flushed && !o.linked
+          ? sn.upperDir(activeKey).then((upper) => syncFilesystem(upper, env.signal ? { signal: env.signal } : {})).then(() => undefined, (e: unknown) => ({ error: e }))
+          : undefined;
         // One span around the pass whose pack, hash and write pieces interleave. Hashed only
         // (no blob written) unless linked: a linked layer's snapshot is not kept.
         const blob = await phases.group('diff', () => sn.diff(activeKey, {
@@ -104,7 +107,13 @@ export async function layerStep(
           lazy: !o.linked && !env.writeLayers,
           ...(env.sourceDateEpoch !== undefined ? { sourceDateEpoch: env.sourceDateEpoch } : {}),
           ...(env.signal ? { signal: env.signal } : {}),
-        }));
+        })).catch(async (e: unknown) => {
+          // The flush ends before the snapshot is removed.
+          await flushing;
+          throw e;
+        });
+        const flushFailed = flushing && (await phases.time('sync', () => flushing));
+        if (flushFailed) throw flushFailed.error;
         const chainId = chainOn(blob.diffId);
         // Committed or found, the chain's snapshot is leased until the build ends.
         const exists = o.linked || (await sn.acquire(chainId, env.store.lease));

@@ -67,6 +67,11 @@ export interface DispatchEnv {
   idRange?: BuildIdRange;
   /** How RUN steps are isolated (settled by the first one that runs). */
   isolation?(): Promise<Isolation>;
+  /**
+   * Called by a step that missed the cache: starts in the background what a later RUN waits for
+   * (the isolation probe, one helper start), so that it overlaps this step's own work.
+   */
+  warm?(): void;
   /** The bridged namespaces of RUN steps (one per step, removed by the build when it ends). */
   networks?: StepNetworks;
   secrets: Map<string, SecretSource>;
