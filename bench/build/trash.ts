@@ -6,7 +6,9 @@
  * files took 1.4-2.2 s of system time instead of 0.13 s. Removing each tool's store before the next
  * tool's build put that cost into whoever came next. So nothing is removed while builds are timed:
  * a store is renamed into the trash (same filesystem, one rename) and the trash is emptied at the
- * end, or before a workload that would not fit beside it.
+ * end, or before a workload that would not fit beside it. The tools' storage goes on file systems
+ * of their own where loop mounts can be made (volume.ts); the trash is the fallback, and holds the
+ * bench's contexts.
  */
 import { mkdirSync, renameSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
