@@ -334,7 +334,8 @@ async function buildWith(
     network,
     runSandbox,
     ...(idRange ? { idRange } : {}),
-    // Found by the first RUN that runs: a build without one (or fully cached) never probes.
+    // Found by the first RUN that runs, started at the first cache miss of a build that has one
+    // (`warm`): a build without a RUN, or fully cached, never probes.
     isolation: () => {
       isolationP ??= chooseIsolation(o.isolation ?? 'auto', reporter, { tmpDir, cacheFile: isolationCacheFile(o.root), ...(signal ? { signal } : {}) });
       return isolationP;

@@ -84,22 +84,24 @@ interface CachedProbe extends IsolationProbe {
 }
 
 /**
- * `probeIsolation`, its answer kept in `cacheFile` for the environment it was found in
- * (`isolationEnvironment`): a helper start saved on every build after the first. A file that
- * cannot be read or names another environment means probing again.
+ * `probeIsolation`, a full-isolation answer kept in `cacheFile` for the environment it was found
+ * in (`isolationEnvironment`): a helper start saved on every build after the first. Only `oci` is
+ * kept: a probe that failed for a passing reason (no memory, a pid limit) must not weaken later
+ * builds, so where the host allows only chroot every build probes. A file that cannot be read,
+ * says otherwise or names another environment means probing again.
  */
 export async function probeIsolationCached(cacheFile: string, o: { signal?: AbortSignal; tmpDir?: string } = {}): Promise<IsolationProbe> {
   const environment = await isolationEnvironment();
   const kept = await readFile(cacheFile, 'utf8').then((t) => JSON.parse(t) as Partial<CachedProbe> | null).catch(() => undefined);
-  if (kept?.environment === environment && (kept.isolation === 'oci' || kept.isolation === 'chroot')) {
-    return { isolation: kept.isolation, ...(typeof kept.reason === 'string' ? { reason: kept.reason } : {}) };
-  }
+  if (kept?.environment === environment && kept.isolation === 'oci') return { isolation: 'oci' };
   const r = await probeIsolation(o);
-  const rec: CachedProbe = { environment, ...r };
-  // Only a cache: a store that cannot take it probes again next time.
-  await mkdir(dirname(cacheFile), { recursive: true })
-    .then(() => writeFileAtomic(cacheFile, `${JSON.stringify(rec)}\n`))
-    .catch(() => {});
+  if (r.isolation === 'oci') {
+    const rec: CachedProbe = { environment, isolation: 'oci' };
+    // Only a cache: a store that cannot take it probes again next time.
+    await mkdir(dirname(cacheFile), { recursive: true })
+      .then(() => writeFileAtomic(cacheFile, `${JSON.stringify(rec)}\n`))
+      .catch(() => {});
+  }
   return r;
 }
 

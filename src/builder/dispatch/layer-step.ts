@@ -95,8 +95,8 @@ export async function layerStep(
         // What the work wrote reaches the disk before a snapshot and a cache record say it is
         // there (a linked layer's snapshot is not kept: its blob is written and synced). The
         // flush, mostly the disk's time, runs while the diff reads the same files from memory;
-        // the commit waits for it.
-        // Settled into a value at once, so that a failure while the diff runs is not unhandled.
+        // the commit waits for it. Settled into a value at once, so that its failure while the
+        // diff runs is not an unhandled rejection.
         const flushing = !flushed && !o.linked
           ? sn.upperDir(activeKey).then((upper) => syncFilesystem(upper, env.signal ? { signal: env.signal } : {})).then(() => undefined, (e: unknown) => ({ error: e }))
           : undefined;
