@@ -80,7 +80,8 @@ function typeOf(st: Stats): EntryType | undefined {
  */
 export function* walkEntries(root: string, m: Match, top: Stats, o: WalkOptions): Generator<PlannedEntry> {
   const kind = o.tree.kind;
-  const owner = (st: Stats): { uid: number; gid: number } => (kind === 'image' ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
+  const image = kind === 'image';
+  const owner = (st: Stats): { uid: number; gid: number } => (image ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
   const host = (real: string): string => (real === '' ? root : `${root}/${real}`);
   const file = (e: PlannedEntry, st: Stats): PlannedEntry => {
     if (st.nlink > 1) e.inode = `${st.dev}:${st.ino}`;
@@ -102,13 +103,6 @@ export function* walkEntries(root: string, m: Match, top: Stats, o: WalkOptions)
   const ignore = o.tree.ignore;
   // Excluded dirs walked for their exceptions, not yet given out (outermost first).
   const pending: PlannedEntry[] = [];
-  function* emit(e: PlannedEntry): Generator<PlannedEntry> {
-    if (pending.length) {
-      yield* pending;
-      pending.length = 0;
-    }
-    yield e;
-  }
   // The walk is synchronous on purpose: thousands of short lstat calls cost far less inline
   // than as thread-pool round trips, which dominates a no-op rebuild of a large context.
   function* walk(dirReal: string, dirRel: string, ctxRel: string): Generator<PlannedEntry> {
@@ -126,17 +120,24 @@ export function* walkEntries(root: string, m: Match, top: Stats, o: WalkOptions)
       if (!type) continue;
       const ignored = (ignore?.ignores(cRel) ?? false) || (o.exclude?.ignores(rel) ?? false);
       if (ignored && !(type === 'dir' && (ignore?.mayReinclude(cRel) ?? false))) continue;
-      const base: PlannedEntry = { rel, type, src, mode: st.mode & 0o7777, ...owner(st), mtimeMs: st.mtimeMs };
+      // Built field by field, with no generator per entry: this loop runs once per file of the
+      // context on every build, a no-op rebuild included.
+      const base: PlannedEntry = { rel, type, src, mode: st.mode & 0o7777, uid: image ? st.uid : 0, gid: image ? st.gid : 0, mtimeMs: st.mtimeMs };
+      if (!ignored && pending.length) {
+        // Excluded dirs above this kept entry come out first, where they stood in the walk.
+        yield* pending;
+        pending.length = 0;
+      }
       if (type === 'dir') {
         const depth = pending.length;
         if (ignored) pending.push(base);
-        else yield* emit(base);
+        else yield base;
         yield* walk(dirReal === '' ? n : `${dirReal}/${n}`, rel, cRel);
         // Nothing below was kept: the excluded dir is not copied.
         if (pending.length > depth) pending.length = depth;
-      } else if (type === 'symlink') yield* emit({ ...base, linkTarget: readlinkSync(src) });
-      else if (socket) yield* emit({ rel, type, data: EMPTY, hash: blake3Of(EMPTY), mode: base.mode, uid: 0, gid: 0, mtimeMs: st.mtimeMs });
-      else yield* emit(file(base, st));
+      } else if (type === 'symlink') yield { ...base, linkTarget: readlinkSync(src) };
+      else if (socket) yield { rel, type, data: EMPTY, hash: blake3Of(EMPTY), mode: base.mode, uid: 0, gid: 0, mtimeMs: st.mtimeMs };
+      else yield file(base, st);
     }
   }
   yield* walk(m.real, '', m.rel);
