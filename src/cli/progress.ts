@@ -10,6 +10,7 @@
  * CLI maps onto these tasks.
  */
 import type { Writable } from 'node:stream';
+import { monotonicMs } from '../phases.js';
 
 export type ProgressMode = 'auto' | 'tty' | 'plain' | 'quiet';
 
@@ -57,7 +58,7 @@ function stepTag(label: string): string {
 
 export function createProgress(o: ProgressOptions): Progress {
   const mode = o.mode === 'auto' ? (o.isTTY ? 'tty' : 'plain') : o.mode;
-  const now = o.now ?? (() => performance.now());
+  const now = o.now ?? monotonicMs;
   if (mode === 'quiet') {
     const noop: ProgressTask = { log() {}, update() {}, warn() {}, done() {}, fail() {} };
     return { task: () => noop, warn() {}, close() {} };

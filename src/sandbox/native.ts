@@ -19,7 +19,7 @@ export interface HelperOptions {
   signal?: AbortSignal;
   /** Called once with the host pid of the container process, before it execs. */
   onPid?: (pid: number) => void;
-  /** Called once the process has exec'd, with when (`performance.now()` milliseconds; foreground run). */
+  /** Called once the process has exec'd, with when (`monotonicMs()` milliseconds; foreground run). */
   onExec?: (atMs: number) => void;
   /** Open the control stream (fd 5) for terminal resizes; `onPid` then also gets `resize`. */
   control?: boolean;
@@ -151,8 +151,8 @@ export function runHelper(o: HelperOptions): Promise<HelperOutcome> {
         } else if (r.stage === Stage.REC_MONITOR) outcome.monitorPid = r.value;
         else if (r.stage === Stage.REC_EXIT) outcome.waitStatus = r.value;
         else if (r.stage === Stage.REC_EXECED && o.onExec && /^\d+$/.test(r.message)) {
-          // The helper's CLOCK_MONOTONIC is process.hrtime's: moved onto performance.now().
-          o.onExec(performance.now() - Number(process.hrtime.bigint() - BigInt(r.message)) / 1e6);
+          // The helper's CLOCK_MONOTONIC is process.hrtime's, the clock of monotonicMs.
+          o.onExec(Number(BigInt(r.message)) / 1e6);
         }
       }
     });

@@ -36,7 +36,7 @@ export interface SandboxIO {
    * terminal also a `resize` that changes the pty size (the process gets SIGWINCH).
    */
   onStart?: (info: { pid: number; resize?: (rows: number, cols: number) => void }) => void;
-  /** Called once the process has exec'd, with when (`performance.now()` milliseconds): the set-up is over. */
+  /** Called once the process has exec'd, with when (`monotonicMs()` milliseconds): the set-up is over. */
   onExec?: (atMs: number) => void;
   /** Relay these signals received by this Node process to the container (`--sig-proxy`). */
   forwardSignals?: readonly NodeJS.Signals[];

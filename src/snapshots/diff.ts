@@ -17,7 +17,7 @@ import { createHasher } from '../image/digest.js';
 import { chainIds } from '../image/model.js';
 import type { OciStore } from '../store/store.js';
 import { packDir, packDirChunks, type PackOptions } from '../tar/pack.js';
-import type { PhaseClock } from '../phases.js';
+import { monotonicMs, type PhaseClock } from '../phases.js';
 import { OverlaySnapshotter, overlayRoot } from './overlay.js';
 import { OverlayUnsupportedError } from './errors.js';
 import { VfsSnapshotter, vfsRoot } from './vfs.js';
@@ -82,9 +82,9 @@ export async function hashSnapshotLayer(
   let chunks = 0;
   const phases = opts.phases;
   for (const c of packDirChunks(dir, pack)) {
-    const t = phases ? performance.now() : 0;
+    const t = phases ? monotonicMs() : 0;
     h.update(c);
-    phases?.add('hash', performance.now() - t);
+    phases?.add('hash', monotonicMs() - t);
     size += c.length;
     // The pass is synchronous: progress output and signals get a turn every 16 MiB.
     if (++chunks % 16 === 0) await new Promise(setImmediate);

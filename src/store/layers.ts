@@ -12,7 +12,7 @@ import { compressedCacheDir } from './paths.js';
 import { Writable, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { throwIfAborted } from '../errors.js';
-import type { PhaseClock } from '../phases.js';
+import { monotonicMs, type PhaseClock } from '../phases.js';
 import { writeFileAtomic } from '../atomic.js';
 import { HashingTransform, hexOf, algorithmOf, parseDigest, type Digest } from '../image/digest.js';
 import { isDockerType, layerCompression, layerMediaType, type Compression } from '../image/media-types.js';
@@ -67,10 +67,10 @@ export async function writeLayerBlob(
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _e, cb) {
       // The writer hashes the chunk before its first await: that part is the hash.
-      const t = phases ? performance.now() : 0;
+      const t = phases ? monotonicMs() : 0;
       const written = w.write(chunk);
       if (phases) {
-        const ms = performance.now() - t;
+        const ms = monotonicMs() - t;
         hashed += ms;
         phases.add('hash', ms);
       }
@@ -84,11 +84,11 @@ export async function writeLayerBlob(
     if (comp) stages.push(comp);
     stages.push(sink);
     const packedBefore = phases?.totalsMs.get('pack') ?? 0;
-    const started = performance.now();
+    const started = monotonicMs();
     await (pipeline as (...a: unknown[]) => Promise<void>)(...stages, ...(opts.signal ? [{ signal: opts.signal }] : []));
     // What the pass spent besides packing and hashing on this thread: the disk and the stream.
     // Not one interval (it falls between the pack and hash pieces): a total, without a span.
-    phases?.addTotal('write', Math.max(0, performance.now() - started - hashed - ((phases.totalsMs.get('pack') ?? 0) - packedBefore)));
+    phases?.addTotal('write', Math.max(0, monotonicMs() - started - hashed - ((phases.totalsMs.get('pack') ?? 0) - packedBefore)));
     const digest = w.digest();
     const size = w.offset;
     const diffId = diff ? diff.result().digest : comp && known ? opts.diffId! : digest;

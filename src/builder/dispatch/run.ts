@@ -8,7 +8,7 @@ import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ImgbuildError } from '../../errors.js';
-import { PhaseClock } from '../../phases.js';
+import { monotonicMs, PhaseClock } from '../../phases.js';
 import { runSandbox } from '../../sandbox/sandbox.js';
 import { mountAll, sandboxRootfs, unmount, type SandboxRootfs } from '../../snapshots/mount.js';
 import type { BindMount, Run } from '../frontend/instructions.js';
@@ -268,14 +268,14 @@ async function isFileIn(root: string, path: string): Promise<boolean> {
  * command never exec'd is all set-up.
  */
 async function timeSandbox<T>(phases: PhaseClock, run: (onExec: (atMs: number) => void) => Promise<T>): Promise<T> {
-  const started = performance.now();
+  const started = monotonicMs();
   let execAt: number | undefined;
   try {
     return await run((t) => {
       execAt = t;
     });
   } finally {
-    const end = performance.now();
+    const end = monotonicMs();
     const split = execAt === undefined ? end : Math.min(Math.max(execAt, started), end);
     phases.span('sandbox', started, split);
     if (execAt !== undefined) phases.span('command', split, end);
