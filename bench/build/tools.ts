@@ -40,13 +40,17 @@ export class Imgbuild implements Builder {
   }
 
   reset(): void {
-    // A fresh store holding only the base: snapshots, layers, build cache all empty.
     removeTree(this.root);
-    run(['cp', '-a', this.base, this.root]);
+    this.copyBase();
   }
 
   renew(storage: Storage): void {
     storage.clear(this.root);
+    this.copyBase();
+  }
+
+  /** A fresh store holding only the base (snapshots, layers, build cache all empty) at the root, which may be an empty mount point. */
+  private copyBase(): void {
     mkdirSync(this.root, { recursive: true });
     run(['cp', '-a', `${this.base}/.`, this.root]);
   }

@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { removeTree } from './measure.js';
+import { removeTree, run } from './measure.js';
 
 /** What a tool's `renew` asks for: `path` afterwards is absent or an empty directory on storage no earlier build used. */
 export interface Storage {
@@ -77,11 +77,6 @@ export class Volumes implements Storage {
       }
     }
   }
-}
-
-function run(cmd: string[]): void {
-  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd.join(' ')}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').pop()}`);
 }
 
 /** The filesystem `dir` is on: whether it is ext4, and whether that has a journal (jbd2 lists the journaled devices). */
