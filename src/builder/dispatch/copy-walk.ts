@@ -80,8 +80,8 @@ function typeOf(st: Stats): EntryType | undefined {
  */
 export function* walkEntries(root: string, m: Match, top: Stats, o: WalkOptions): Generator<PlannedEntry> {
   const kind = o.tree.kind;
+  // An image's entries keep their owners; a context's are root's.
   const image = kind === 'image';
-  const owner = (st: Stats): { uid: number; gid: number } => (image ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
   const host = (real: string): string => (real === '' ? root : `${root}/${real}`);
   const file = (e: PlannedEntry, st: Stats): PlannedEntry => {
     if (st.nlink > 1) e.inode = `${st.dev}:${st.ino}`;
@@ -95,11 +95,11 @@ export function* walkEntries(root: string, m: Match, top: Stats, o: WalkOptions)
   };
   const t = typeOf(top);
   if (t === 'file') {
-    yield file({ rel: '', type: 'file', src: host(m.real), mode: top.mode & 0o7777, ...owner(top), mtimeMs: top.mtimeMs }, top);
+    yield file({ rel: '', type: 'file', src: host(m.real), mode: top.mode & 0o7777, uid: image ? top.uid : 0, gid: image ? top.gid : 0, mtimeMs: top.mtimeMs }, top);
     return;
   }
   if (t !== 'dir') return;
-  yield { rel: '', type: 'dir', src: host(m.real), mode: top.mode & 0o7777, ...owner(top), mtimeMs: top.mtimeMs };
+  yield { rel: '', type: 'dir', src: host(m.real), mode: top.mode & 0o7777, uid: image ? top.uid : 0, gid: image ? top.gid : 0, mtimeMs: top.mtimeMs };
   const ignore = o.tree.ignore;
   // Excluded dirs walked for their exceptions, not yet given out (outermost first).
   const pending: PlannedEntry[] = [];
