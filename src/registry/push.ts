@@ -13,7 +13,7 @@
 import { emitEvent } from '../store/events.js';
 import { addRepoDigest } from '../store/repo-digests.js';
 import { createReadStream } from 'node:fs';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import pLimit from 'p-limit';
 import { createHasher, type Digest } from '../image/digest.js';
 import { isImage, layerCompression, MediaTypes, type Compression } from '../image/media-types.js';
@@ -92,6 +92,17 @@ function blobStream(store: OciStore, d: Digest, start?: number, end?: number): R
   return createReadStream(store.blobPath(d), { highWaterMark: 1 << 20, ...(start !== undefined ? { start } : {}), ...(end !== undefined ? { end } : {}) });
 }
 
+/**
+ * An upload body: `src` through a byte counter. Joined with `pipeline`, not `pipe`, so that a read
+ * error reaches the request as the body's error, and the HTTP client destroying the body (a
+ * session closed while another upload failed) is an error someone listens to, not a crash.
+ */
+export function countedBody(src: Readable, onBytes: (n: number) => void): Readable {
+  const counter = new Counter(onBytes);
+  pipeline(src, counter, () => {});
+  return counter;
+}
+
 /** Above this size a blob is uploaded in chunks of CHUNK_SIZE (PATCH per chunk). */
 export const CHUNK_THRESHOLD = 256 * 1024 * 1024;
 export const CHUNK_SIZE = 32 * 1024 * 1024;
@@ -151,7 +162,7 @@ async function putMonolithic(ctx: UploadCtx, d: Descriptor, loc: URL, meter: Blo
     path: u.href,
     scopes: ctx.scopes,
     headers: { 'content-type': 'application/octet-stream', 'content-length': String(d.size) },
-    body: () => blobStream(ctx.store, d.digest).pipe(new Counter((n) => meter.bytes(n))),
+    body: () => countedBody(blobStream(ctx.store, d.digest), (n) => meter.bytes(n)),
     expect: [201],
     what: `upload blob ${d.digest}`,
     retry: false,
@@ -204,7 +215,7 @@ async function putChunked(ctx: UploadCtx, d: Descriptor, loc: URL, meter: BlobMe
         path: url.href,
         scopes: ctx.scopes,
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `${start}-${end}` },
-        body: () => blobStream(ctx.store, d.digest, base, end).pipe(new Counter((n) => meter.bytes(base + n))),
+        body: () => countedBody(blobStream(ctx.store, d.digest, base, end), (n) => meter.bytes(base + n)),
         expect: [202, 204],
         what: `upload chunk ${start}-${end} of ${d.digest}`,
         retry: false,

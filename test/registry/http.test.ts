@@ -10,6 +10,11 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Agent, discardBody, httpRequest, type ResponseBody } from '../../src/registry/http.js';
 import { RegistrySession } from '../../src/registry/transport.js';
+import { countedBody } from '../../src/registry/push.js';
+import { createReadStream } from 'node:fs';
+import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AbortedError } from '../../src/errors.js';
 
 const BIG = Buffer.alloc(8 * 1024 * 1024);
@@ -53,6 +58,9 @@ beforeAll(async () => {
       more();
     } else if (req.url === '/v2/') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    } else if (req.url === '/sink') {
+      // Takes the first bytes of an upload, then stops reading: the body stays in flight.
+      req.once('data', () => req.pause());
     } else if (req.url === '/small') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('hello');
     } else res.writeHead(404).end();
@@ -165,5 +173,61 @@ describe('a registry session', () => {
     await new Promise((r) => setTimeout(r, 100));
     // the ping's connection, which the request reused
     expect(closedSockets.length).toBeGreaterThan(before);
+  });
+
+  it('closing it while an upload body is in flight fails that upload, with no stray error from the body', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'imgbuild-upload-'));
+    try {
+      const file = join(dir, 'blob');
+      await writeFile(file, Buffer.alloc(64 * 1024 * 1024, 7));
+      const session = new RegistrySession();
+      const client = session.client(new URL(base).host);
+      let sent = 0;
+      // More uploads than the session has connections: some are in flight, the rest queued.
+      const uploads = Array.from({ length: 20 }, () =>
+        client
+          .request({
+            method: 'PUT',
+            path: '/sink',
+            scopes: [],
+            headers: { 'content-length': String(64 * 1024 * 1024) },
+            body: () => countedBody(createReadStream(file, { highWaterMark: 1 << 20 }), (n) => (sent = Math.max(sent, n))),
+            expect: [201],
+            what: 'upload',
+            retry: false,
+          })
+          .catch((e: unknown) => e),
+      );
+      while (sent === 0) await new Promise((r) => setTimeout(r, 5));
+      await session.close();
+      for (const err of await Promise.all(uploads)) expect(String(err)).toMatch(/upload: ABORTED: registry session closed$/);
+      expect(sent).toBeLessThan(64 * 1024 * 1024);
+      // An 'error' on the body with no listener would surface here as an uncaught exception.
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an upload body whose file cannot be read fails the request with that error', async () => {
+    const session = new RegistrySession();
+    const client = session.client(new URL(base).host);
+    try {
+      const err = await client
+        .request({
+          method: 'PUT',
+          path: '/sink',
+          scopes: [],
+          headers: { 'content-length': '10' },
+          body: () => countedBody(createReadStream('/nonexistent/imgbuild-blob'), () => {}),
+          expect: [201],
+          what: 'upload',
+          retry: false,
+        })
+        .catch((e: unknown) => e);
+      expect(String(err)).toMatch(/upload: .*ENOENT/);
+    } finally {
+      await session.close();
+    }
   });
 });
