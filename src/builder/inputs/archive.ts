@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ImgbuildError } from '../../errors.js';
 import { createZstdDecompressor } from '../../compress/zstd.js';
@@ -92,10 +92,11 @@ export function openArchive(path: string, kind: ArchiveKind, what: string, signa
   switch (kind) {
     case 'tar':
       return createReadStream(path);
+    // pipeline, not pipe: a read error must reach the reader instead of leaving it waiting.
     case 'gzip':
-      return createReadStream(path).pipe(createGunzip());
+      return pipeline(createReadStream(path), createGunzip(), () => {});
     case 'zstd':
-      return createReadStream(path).pipe(createZstdDecompressor(signal));
+      return pipeline(createReadStream(path), createZstdDecompressor(signal), () => {});
     case 'bzip2':
     case 'xz':
       return viaTool(kind, path, what, signal);
