@@ -342,7 +342,8 @@ describe('nothing left behind', () => {
     const tmpBase = join(root, 'cache', 'build', 'tmp');
     const recorded = (await readdir(tmpBase)).flatMap((d) => (existsSync(join(tmpBase, d, 'netns')) ? readdirSync(join(tmpBase, d, 'netns')) : []));
     expect(recorded.length).toBeGreaterThanOrEqual(1);
-    expect(recorded.some((id) => statSync(`/run/netns/imgbuild-${id}`).ino === seen.ino)).toBe(true);
+    // A spare whose making the kill cut short is recorded without a namespace file: not this one.
+    expect(recorded.some((id) => statSync(`/run/netns/imgbuild-${id}`, { throwIfNoEntry: false })?.ino === seen.ino)).toBe(true);
     const pruned = await cli(['prune']);
     expect(pruned.code, pruned.stderr).toBe(0);
     expect(netnsInodes().has(seen.ino)).toBe(false);

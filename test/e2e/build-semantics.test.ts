@@ -29,7 +29,19 @@ function sh(cmd: string, args: string[], o: { input?: string } = {}): string {
   return r.stdout.trim();
 }
 
-const buildah = (args: string[]): string => sh('buildah', ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, ...args]);
+/**
+ * buildah, tried once more when its re-exec fails sealing its memfd copy of itself (EBUSY): a
+ * transient of the peer's own start-up under load, not an answer about the Dockerfile.
+ */
+function buildah(args: string[]): string {
+  const argv = ['--storage-driver', 'vfs', '--root', bRoot, '--runroot', bRun, ...args];
+  try {
+    return sh('buildah', argv);
+  } catch (e) {
+    if (!/sealing memfd copy: Device or resource busy/.test(String(e))) throw e;
+    return sh('buildah', argv);
+  }
+}
 
 /** Copies an image of our store into buildah's (vfs) store. */
 function toBuildah(ref: string): void {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { Cgroup, detectCgroupVersion } from '../../src/host/cgroups.js';
 import { setupEnv, leftovers, NOTHING, waitFor, type Env } from './containers-env.js';
+import { okOut } from '../helpers/cli.js';
 
 let env: Env;
 let version: 1 | 2;
@@ -19,7 +20,7 @@ beforeAll(async () => {
 afterAll(async () => env?.cleanup());
 
 interface Inspected { Id: string; State: { OOMKilled: boolean; ExitCode: number; Pid: number }; Cgroup: { paths: string[] } }
-const inspect = async (name: string): Promise<Inspected> => (JSON.parse((await env.cli(['inspect', name])).stdout) as Inspected[])[0]!;
+const inspect = async (name: string): Promise<Inspected> => (JSON.parse(okOut(await env.cli(['inspect', name]))) as Inspected[])[0]!;
 
 describe('cgroups (this host)', () => {
   it('creates a group per controller with the limits and removes it', async () => {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { setupEnv, waitFor, type Env } from './containers-env.js';
-import { expectOneLineError } from '../helpers/cli.js';
+import { expectOneLineError, okOut } from '../helpers/cli.js';
 
 let env: Env;
 let id: string;
@@ -40,7 +40,7 @@ describe('logs with times', () => {
       return ns(m[1]!, m[2]!);
     });
     expect(times[0]! < times[1]! && times[1]! < times[2]!).toBe(true);
-    const created = JSON.parse((await env.cli(['inspect', 'talker'])).stdout)[0].Created as string;
+    const created = JSON.parse(okOut(await env.cli(['inspect', 'talker'])))[0].Created as string;
     expect(times[0]! >= BigInt(Date.parse(created)) * 1_000_000n).toBe(true);
     expect((await env.cli(['logs', '-t', '--tail', '1', 'talker'])).stdout).toMatch(/^\S+Z three\n$/);
   });

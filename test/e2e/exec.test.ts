@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { setupEnv, type Env } from './containers-env.js';
 import { onPty } from './pty.js';
+import { okOut } from '../helpers/cli.js';
 
 let env: Env;
 let id: string;
@@ -22,7 +23,7 @@ describe('exec', () => {
     const r = await env.cli(['exec', 'target', 'sh', '-c', 'echo $FROM_RUN; pwd; hostname; cat /proc/1/cmdline | tr "\\0" " "; echo']);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('1\n/srv\nexec-box\nsleep 300 \n');
-    const inspect = JSON.parse((await env.cli(['inspect', 'target'])).stdout) as { State: { Pid: number } }[];
+    const inspect = JSON.parse(okOut(await env.cli(['inspect', 'target']))) as { State: { Pid: number } }[];
     const pid = inspect[0]!.State.Pid;
     for (const ns of ['mnt', 'pid', 'net', 'uts', 'ipc', 'cgroup']) {
       const inside = (await env.cli(['exec', 'target', 'readlink', `/proc/self/ns/${ns}`])).stdout.trim();
@@ -38,7 +39,7 @@ describe('exec', () => {
     expect(r.stdout).toMatch(/^\d+:memory:\/$/m);
     // Seen from the host, an exec'd process is a member of each of the container's cgroups.
     const running = env.cli(['exec', 'target', 'sleep', '3']);
-    const inspect = JSON.parse((await env.cli(['inspect', 'target'])).stdout) as { State: { Pid: number } }[];
+    const inspect = JSON.parse(okOut(await env.cli(['inspect', 'target']))) as { State: { Pid: number } }[];
     const pidNs = readlinkSync(`/proc/${inspect[0]!.State.Pid}/ns/pid`);
     const execd = (ctl: string): number | undefined => readFileSync(`/sys/fs/cgroup/${ctl}/imgbuild/${id}/cgroup.procs`, 'utf8')
       .trim().split('\n').map(Number)

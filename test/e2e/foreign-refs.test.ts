@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tmpBusyboxStore } from '../helpers/base-image.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, okOut } from '../helpers/cli.js';
 
 let env: Awaited<ReturnType<typeof tmpBusyboxStore>>;
 const cli = (args: string[]) => runCli(args, { root: env.root });
@@ -35,7 +35,7 @@ describe('ref names written by skopeo', () => {
     const run = await cli(['run', '--rm', 'tagonly', 'echo', 'from tagonly']);
     expect(run.stderr).toBe('');
     expect(run.stdout).toBe('from tagonly\n');
-    const tags = JSON.parse((await cli(['inspect', '--format', '{{json .RepoTags}}', 'tagonly'])).stdout) as string[];
+    const tags = JSON.parse(okOut(await cli(['inspect', '--format', '{{json .RepoTags}}', 'tagonly']))) as string[];
     expect(tags.sort()).toEqual(['busybox:latest', 'tagonly:latest']);
     expect((await cli(['inspect', 'docker.io/library/tagonly:latest'])).code).toBe(0);
 

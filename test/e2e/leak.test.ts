@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { setupEnv, leftovers, NOTHING, waitFor, type Env } from './containers-env.js';
+import { okOut } from '../helpers/cli.js';
 
 let env: Env;
 beforeAll(async () => {
@@ -21,7 +22,7 @@ async function runningId(): Promise<string> {
   return waitFor(async () => {
     const id = (await env.cli(['ps', '-q', '--no-trunc'])).stdout.trim();
     if (!/^[0-9a-f]{64}$/.test(id)) return undefined;
-    const c = (JSON.parse((await env.cli(['inspect', id])).stdout) as { State: { Pid: number } }[])[0]!;
+    const c = (JSON.parse(okOut(await env.cli(['inspect', id]))) as { State: { Pid: number } }[])[0]!;
     return c.State.Pid > 0 ? id : undefined;
   }, 15_000);
 }
@@ -37,7 +38,7 @@ function containerDirs(): string[] {
 describe('no leaks', () => {
   it('a detached container mounts nothing on the host; rm -f leaves nothing', async () => {
     const id = (await env.cli(['run', '-d', '--network', 'bridge', 'busybox', 'sleep', '300'])).stdout.trim();
-    const c = (JSON.parse((await env.cli(['inspect', id])).stdout) as { State: { Pid: number } }[])[0]!;
+    const c = (JSON.parse(okOut(await env.cli(['inspect', id]))) as { State: { Pid: number } }[])[0]!;
     // Its rootfs is mounted in its own mount namespace only: the host's table does not have it,
     // the container's does.
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(`${env.root}/overlay`);

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readlink, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { expectOneLineError } from '../helpers/cli.js';
+import { expectOneLineError, okOut } from '../helpers/cli.js';
 import { OverlaySnapshotter } from '../../src/snapshots/overlay.js';
 import { setupEnv, waitFor, type Env } from './containers-env.js';
 
@@ -107,7 +107,7 @@ describe('a created container whose creator was killed', () => {
     await asLeftByKilledRun(id);
     expect((await env.cli(['ps', '-a'])).stdout).toMatch(/Created/);
     expect(existsSync(`/sys/fs/cgroup/pids/imgbuild/${id}`)).toBe(false);
-    const c = (JSON.parse((await env.cli(['inspect', id])).stdout) as { State: { Status: string; Error: string } }[])[0]!;
+    const c = (JSON.parse(okOut(await env.cli(['inspect', id]))) as { State: { Status: string; Error: string } }[])[0]!;
     expect(c.State).toMatchObject({ Status: 'created', Error: 'the imgbuild process starting it was killed before the container started' });
     expect(stateOf(id).monitorPid).toBeUndefined(); // settled: the next look leaves it as it is
     expect((await env.cli(['rm', id])).code).toBe(0);

@@ -8,6 +8,7 @@ import { findImage } from '../../src/store/images.js';
 import { openLayerTar } from '../../src/store/layers.js';
 import tar from 'tar-stream';
 import { pruneContainers } from '../../src/containers/list.js';
+import { okOut } from '../helpers/cli.js';
 
 let env: Env;
 beforeAll(async () => {
@@ -76,14 +77,14 @@ describe('lifecycle', () => {
     await waitFor(async () => (await env.cli(['exec', 'polite', 'true'])).code === 0 || undefined);
     expect((await env.cli(['stop', 'polite'])).stdout).toBe('polite\n');
     expect((await env.cli(['logs', 'polite'])).stdout).toBe('got-term\n');
-    const insp = JSON.parse((await env.cli(['inspect', 'polite'])).stdout) as { State: { ExitCode: number; Status: string } }[];
+    const insp = JSON.parse(okOut(await env.cli(['inspect', 'polite']))) as { State: { ExitCode: number; Status: string } }[];
     expect(insp[0]!.State).toMatchObject({ Status: 'exited', ExitCode: 0 });
 
     await env.cli(['run', '-d', '--name', 'stubborn', 'busybox', 'sleep', '300']);
     const t0 = Date.now();
     await env.cli(['stop', '-t', '1', 'stubborn']);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
-    const s = JSON.parse((await env.cli(['inspect', 'stubborn'])).stdout) as { State: { ExitCode: number } }[];
+    const s = JSON.parse(okOut(await env.cli(['inspect', 'stubborn']))) as { State: { ExitCode: number } }[];
     expect(s[0]!.State.ExitCode).toBe(137);
     await env.cli(['rm', 'polite', 'stubborn']);
   });
@@ -114,7 +115,7 @@ describe('lifecycle', () => {
     const host = join(env.dir, 'insp');
     await mkdir(host);
     const id = (await env.cli(['run', '-d', '--name', 'looked', '-v', `${host}:/v:ro`, '-e', 'K=V', 'busybox', 'sleep', '300'])).stdout.trim();
-    const doc = JSON.parse((await env.cli(['inspect', 'looked'])).stdout) as Record<string, any>[];
+    const doc = JSON.parse(okOut(await env.cli(['inspect', 'looked']))) as Record<string, any>[];
     const c = doc[0]!;
     expect(c.Id).toBe(id);
     expect(c.Name).toBe('/looked');

@@ -18,7 +18,7 @@ import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { setupEnv, leftovers, NOTHING, waitFor, type Env } from './containers-env.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
-import { REPO_ROOT } from '../helpers/cli.js';
+import { REPO_ROOT, okOut } from '../helpers/cli.js';
 import { OciStore } from '../../src/store/store.js';
 import { runContainer } from '../../src/containers/run.js';
 import { findPortProxies } from '../../src/containers/ports.js';
@@ -61,7 +61,7 @@ interface Inspected {
   HostConfig: { NetworkMode: string; PortBindings: Record<string, { HostIp: string; HostPort: string }[]>; PublishAllPorts: boolean };
   NetworkSettings: { IPAddress: string; Gateway: string; MacAddress: string; Ports: Record<string, { HostIp: string; HostPort: string }[] | null> };
 }
-const inspect = async (name: string): Promise<Inspected> => (JSON.parse((await env.cli(['inspect', name])).stdout) as Inspected[])[0]!;
+const inspect = async (name: string): Promise<Inspected> => (JSON.parse(okOut(await env.cli(['inspect', name]))) as Inspected[])[0]!;
 
 /** One line from a TCP server at host:port (busybox's httpd answers a GET). */
 function httpGet(host: string, port: number): Promise<string | undefined> {

@@ -9,6 +9,7 @@ import { request } from 'node:http';
 import { setupEnv, freePort, leftovers, NOTHING, waitFor, type Env } from './containers-env.js';
 import { listNetworkObjects, removeIdleBridge, setupNetwork, teardownNetwork } from '../../src/host/network.js';
 import { makeTmp } from '../helpers/tmp.js';
+import { okOut } from '../helpers/cli.js';
 
 let env: Env;
 beforeAll(async () => {
@@ -17,7 +18,7 @@ beforeAll(async () => {
 afterAll(async () => env?.cleanup());
 
 interface Inspected { Id: string; NetworkSettings: { IPAddress: string; Gateway: string; SandboxKey: string } }
-const inspect = async (name: string): Promise<Inspected> => (JSON.parse((await env.cli(['inspect', name])).stdout) as Inspected[])[0]!;
+const inspect = async (name: string): Promise<Inspected> => (JSON.parse(okOut(await env.cli(['inspect', name]))) as Inspected[])[0]!;
 
 function httpGet(port: number): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOneLineError } from '../helpers/cli.js';
+import { expectOneLineError, okOut } from '../helpers/cli.js';
 import { leftovers, NOTHING, setupEnv, type Env } from './containers-env.js';
 
 let env: Env;
@@ -95,7 +95,7 @@ describe('run --group-add, --shm-size, --label', () => {
     writeFileSync(join(env.dir, 'labels'), '# comment\nfrom.file=1\nboth=file\n');
     const c = await env.cli(['run', '-d', '--name', 'labelled', '-l', 'a=b', '--label', 'both=flag', '--label-file', join(env.dir, 'labels'), 'busybox', 'true']);
     expect(c.code).toBe(0);
-    const doc = JSON.parse((await env.cli(['inspect', 'labelled'])).stdout)[0];
+    const doc = JSON.parse(okOut(await env.cli(['inspect', 'labelled'])))[0];
     expect(doc.Config.Labels).toMatchObject({ a: 'b', both: 'flag', 'from.file': '1' });
     await env.cli(['rm', '-f', 'labelled']);
     const bad = await run(['--group-add', 'nosuchgroup'], 'true');

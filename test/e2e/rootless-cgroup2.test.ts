@@ -10,7 +10,7 @@ import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from
 import { chown, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { expectOneLineError, runCli, type CliResult } from '../helpers/cli.js';
+import { expectOneLineError, runCli, type CliResult, okOut } from '../helpers/cli.js';
 import { ensureTestUser, makeUserEnv, type TestUser, type UserEnv } from '../helpers/rootless.js';
 
 const UNIFIED = '/sys/fs/cgroup/unified';
@@ -68,7 +68,7 @@ describe.skipIf(!usable)('rootless on cgroup v2 with a delegated subtree', () =>
     expect(r.code).toBe(0);
     const id = r.stdout.trim();
     const dir = join('/sys/fs/cgroup', NAME, 'imgbuild', id);
-    const doc = JSON.parse((await cli(['inspect', id])).stdout) as { State: { Pid: number }; Cgroup: { version: number; paths: string[] } }[];
+    const doc = JSON.parse(okOut(await cli(['inspect', id]))) as { State: { Pid: number }; Cgroup: { version: number; paths: string[] } }[];
     expect(doc[0]!.Cgroup).toEqual({ version: 2, paths: [dir] });
     // The kernel's word, from the host: the container's pid 1 is in that group.
     expect((await readFile(`/proc/${doc[0]!.State.Pid}/cgroup`, 'utf8')).match(/^0::(.*)$/m)?.[1]).toBe(`/${NAME}/imgbuild/${id}`);

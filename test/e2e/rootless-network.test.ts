@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { get } from 'node:http';
 import { join } from 'node:path';
-import { CLI_EXE, expectOneLineError } from '../helpers/cli.js';
+import { CLI_EXE, expectOneLineError, okOut } from '../helpers/cli.js';
 import { useUserEnv, processesOf, type TestUser, type UserEnv } from '../helpers/rootless.js';
 
 type Helper = 'slirp4netns' | 'pasta';
@@ -131,7 +131,7 @@ describe.each(HELPERS)('rootless network with %s', (helper) => {
     const d = await env.cli(['start', 'c1']);
     expect(d.stderr).toBe('');
     const i = await env.cli(['inspect', '--format', '{{.HostConfig.NetworkMode}} {{.NetworkSettings.IPAddress}} {{.NetworkSettings.Gateway}}', 'c1']);
-    const [mode, ip, gw] = i.stdout.trim().split(' ');
+    const [mode, ip, gw] = okOut(i).trim().split(' ');
     expect({ mode, gw }).toEqual({ mode: helper, gw: hostLoopback(helper) });
     expect(ip).toMatch(helper === 'slirp4netns' ? /^10\.0\.2\.100$/ : /^\d+\.\d+\.\d+\.\d+$/);
     expect((await env.cli(['ps', '--format', '{{.Names}} {{.Networks}}'])).stdout).toBe(`c1 ${helper}\n`);

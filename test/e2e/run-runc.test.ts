@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { leftovers, NOTHING, setupEnv, type Env } from './containers-env.js';
+import { okOut } from '../helpers/cli.js';
 
 let env: Env;
 beforeAll(async () => {
@@ -88,7 +89,7 @@ describe('run --runtime runc', () => {
 
     const kept = await env.cli(['run', '--name', 'kept-runc', '--runtime', 'runc', 'busybox', 'sh', '-c', 'exit 3']);
     expect(kept.code).toBe(3);
-    const [info] = JSON.parse((await env.cli(['inspect', 'kept-runc'])).stdout) as { Id: string; State: { Status: string; ExitCode: number } }[];
+    const [info] = JSON.parse(okOut(await env.cli(['inspect', 'kept-runc']))) as { Id: string; State: { Status: string; ExitCode: number } }[];
     expect(info!.State).toMatchObject({ Status: 'exited', ExitCode: 3 });
     expect((await env.cli(['rm', 'kept-runc'])).code).toBe(0);
     expect(leftovers(info!.Id, env.root)).toEqual(NOTHING);

@@ -4,7 +4,7 @@
  * what has nothing to map onto is refused in one line before anything is made.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOneLineError } from '../helpers/cli.js';
+import { expectOneLineError, okOut } from '../helpers/cli.js';
 import { setupEnv, type Env } from './containers-env.js';
 
 let env: Env;
@@ -47,7 +47,7 @@ describe('run --security-opt', () => {
     try {
       expect(flags((await env.cli(['exec', 'nnp', ...STATUS])).stdout)).toEqual({ noNewPrivs: '1', seccomp: '0' });
       expect(flags((await env.cli(['exec', 'plain', ...STATUS])).stdout)).toEqual({ noNewPrivs: '0', seccomp: '2' });
-      const inspected = JSON.parse((await env.cli(['inspect', 'nnp', 'plain'])).stdout) as { HostConfig: { SecurityOpt: string[] | null } }[];
+      const inspected = JSON.parse(okOut(await env.cli(['inspect', 'nnp', 'plain']))) as { HostConfig: { SecurityOpt: string[] | null } }[];
       expect(inspected.map((c) => c.HostConfig.SecurityOpt)).toEqual([['no-new-privileges', 'seccomp=unconfined'], null]);
     } finally {
       await env.cli(['rm', '-f', 'nnp', 'plain']);

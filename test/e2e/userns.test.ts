@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setupEnv, leftovers, NOTHING, waitFor, type Env } from './containers-env.js';
-import { expectOneLineError, CLI_EXE, REPO_ROOT } from '../helpers/cli.js';
+import { expectOneLineError, CLI_EXE, REPO_ROOT, okOut } from '../helpers/cli.js';
 import { onPty } from './pty.js';
 
 // Room for exactly two ranges of the default size: a third container must wait for one to go.
@@ -33,7 +33,7 @@ interface Inspected {
   HostConfig: { UsernsMode: string; IDMappings?: { UidMap: string[]; GidMap: string[] } };
   GraphDriver: { Data: { UpperDir: string } };
 }
-const inspect = async (id: string): Promise<Inspected> => (JSON.parse((await cli(['inspect', id])).stdout) as Inspected[])[0]!;
+const inspect = async (id: string): Promise<Inspected> => (JSON.parse(okOut(await cli(['inspect', id]))) as Inspected[])[0]!;
 
 describe('run --userns=auto', () => {
   it('container root is not host root: the uid map shows the range, and the image\'s files are root\'s inside', async () => {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setupEnv, type Env } from './containers-env.js';
-import { expectOneLineError } from '../helpers/cli.js';
+import { expectOneLineError, okOut } from '../helpers/cli.js';
 import { mountsUnder } from '../helpers/tmp.js';
 import { listVolumeUsage } from '../../src/containers/volumes.js';
 
@@ -29,7 +29,7 @@ describe('volumes', () => {
     const w = await env.cli(['run', '--name', 'w1', '-v', 'shared:/d', 'busybox', 'sh', '-c', 'echo kept > /d/f']);
     expect(w.code).toBe(0);
     expect(await vols()).toContain('shared');
-    const ins = JSON.parse((await env.cli(['inspect', '--format', '{{json .Mounts}}', 'w1'])).stdout) as unknown[];
+    const ins = JSON.parse(okOut(await env.cli(['inspect', '--format', '{{json .Mounts}}', 'w1']))) as unknown[];
     expect(ins).toEqual([
       { Type: 'volume', Name: 'shared', Source: join(env.root, 'volumes', 'shared', '_data'), Destination: '/d', Driver: 'local', Mode: 'z', RW: true, Propagation: '' },
     ]);
@@ -69,7 +69,7 @@ describe('volumes', () => {
   it("an image's VOLUME gets an anonymous volume filled from the image, never part of a commit", async () => {
     const r = await env.cli(['run', '--name', 'a1', 'vimg', 'sh', '-c', 'stat -c "%u:%g %a" /data /data/seed; readlink /data/link; echo mine > /data/mine; echo up > /up']);
     expect(r.stdout).toBe('1000:1001 750\n1000:1001 644\nseed\n');
-    const [m] = JSON.parse((await env.cli(['inspect', '--format', '{{json .Mounts}}', 'a1'])).stdout) as { Name: string; Source: string; Mode: string; Type: string }[];
+    const [m] = JSON.parse(okOut(await env.cli(['inspect', '--format', '{{json .Mounts}}', 'a1']))) as { Name: string; Source: string; Mode: string; Type: string }[];
     expect(m).toMatchObject({ Type: 'volume', Mode: '', Source: join(env.root, 'volumes', m!.Name, '_data') });
     expect(m!.Name).toMatch(/^[0-9a-f]{64}$/);
     expect((await readFile(join(m!.Source, 'mine'), 'utf8'))).toBe('mine\n');
@@ -95,9 +95,9 @@ describe('volumes', () => {
     expect((await env.cli(['run', '--name', 'k1', '-v', '/anon', 'vimg', 'true'])).code).toBe(0);
     expect((await vols()).length).toBe(before.length + 2);
     // As docker's CLI does, -v /anon is a VOLUME of the container's config: commit keeps it.
-    expect(JSON.parse((await env.cli(['inspect', '--format', '{{json .Config.Volumes}}', 'k1'])).stdout)).toEqual({ '/data': {}, '/anon': {} });
+    expect(JSON.parse(okOut(await env.cli(['inspect', '--format', '{{json .Config.Volumes}}', 'k1'])))).toEqual({ '/data': {}, '/anon': {} });
     expect((await env.cli(['commit', 'k1', 'k1img'])).code).toBe(0);
-    expect(JSON.parse((await env.cli(['inspect', '--format', '{{json .Config.Volumes}}', 'k1img'])).stdout)).toEqual({ '/data': {}, '/anon': {} });
+    expect(JSON.parse(okOut(await env.cli(['inspect', '--format', '{{json .Config.Volumes}}', 'k1img'])))).toEqual({ '/data': {}, '/anon': {} });
     expect((await env.cli(['rm', '-v', 'k1'])).code).toBe(0);
     expect(await vols()).toEqual(before);
     // A named volume over the image's VOLUME: no anonymous one; nocopy leaves it empty.
@@ -123,12 +123,12 @@ describe('volumes', () => {
     expect(await readFile(join(host, 'f'), 'utf8')).toBe('hi\n');
     const c = await env.cli(['run', '--name', 'm1', '--mount', `type=bind,src=${host},dst=/b,readonly,bind-propagation=rslave`, '--mount', 'type=tmpfs,dst=/t,tmpfs-size=1m', '--mount', 'src=mv,dst=/v,volume-nocopy,volume-label=a=b', 'busybox', 'true']);
     expect(c.code).toBe(0);
-    expect(JSON.parse((await env.cli(['inspect', '--format', '{{json .HostConfig.Mounts}}', 'm1'])).stdout)).toEqual([
+    expect(JSON.parse(okOut(await env.cli(['inspect', '--format', '{{json .HostConfig.Mounts}}', 'm1'])))).toEqual([
       { Type: 'bind', Source: host, Target: '/b', ReadOnly: true, BindOptions: { Propagation: 'rslave' } },
       { Type: 'tmpfs', Target: '/t', TmpfsOptions: { SizeBytes: 1048576 } },
       { Type: 'volume', Source: 'mv', Target: '/v', VolumeOptions: { NoCopy: true, Labels: { a: 'b' } } },
     ]);
-    const mounts = JSON.parse((await env.cli(['inspect', '--format', '{{json .Mounts}}', 'm1'])).stdout) as { Type: string; Propagation: string; RW: boolean }[];
+    const mounts = JSON.parse(okOut(await env.cli(['inspect', '--format', '{{json .Mounts}}', 'm1']))) as { Type: string; Propagation: string; RW: boolean }[];
     expect(mounts.map((m) => [m.Type, m.RW, m.Propagation])).toEqual([['bind', false, 'rslave'], ['volume', true, ''], ['tmpfs', true, '']]);
     expect((await env.cli(['volume', 'inspect', '--format', '{{json .Labels}}', 'mv'])).stdout).toBe('{"a":"b"}\n');
     expect((await env.cli(['rm', '-v', 'm1'])).code).toBe(0);

@@ -67,3 +67,9 @@ export function expectOneLineError(r: CliResult, re: RegExp): void {
   if (lines.length !== 1) throw new Error(`expected a one-line error, got:\n${r.stderr}`);
   if (!re.test(lines[0]!)) throw new Error(`error line ${JSON.stringify(lines[0])} does not match ${re}`);
 }
+
+/** The stdout of a run that must succeed; a failure throws with its exit code and stderr. */
+export function okOut(r: CliResult): string {
+  if (r.code !== 0) throw new Error(`expected exit 0, got ${r.code}; stderr: ${r.stderr.trim()}; stdout: ${r.stdout.slice(0, 200)}`);
+  return r.stdout;
+}
