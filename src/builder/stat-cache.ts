@@ -35,13 +35,16 @@ let hashBuffer: Buffer | undefined;
  * files of a context, the thread-pool round trips of the async form (open, stat, read, close) cost
  * more than the reads, and memory stays one buffer whatever the files' sizes.
  */
-export function hashFileSync(path: string): Digest {
+export function hashFileSync(path: string, size?: number): Digest {
   const buf = (hashBuffer ??= Buffer.allocUnsafe(1 << 20));
   const fd = openSync(path, fsc.O_RDONLY);
   try {
     let n = readSync(fd, buf, 0, buf.length, null);
-    // Most files fit the buffer: hashed in one call, without a hasher object.
+    // Most files fit the buffer: hashed in one call, without a hasher object. A read of a
+    // regular file that returns less than asked for, and as much as lstat said it holds, ended
+    // at its end: the read that would return 0 is one syscall per file saved.
     if (n < buf.length) {
+      if (n === size) return blake3Of(buf.subarray(0, n));
       const more = n === 0 ? 0 : readSync(fd, buf, n, buf.length - n, null);
       if (more === 0) return blake3Of(buf.subarray(0, n));
       n += more;
@@ -218,7 +221,7 @@ export class StatCache {
     const cached = this.lookup(path, st);
     if (cached) return cached;
     this.misses++;
-    const hash = hashFileSync(path);
+    const hash = hashFileSync(path, st.size);
     const slash = path.lastIndexOf('/');
     const d = this.dir(path.slice(0, slash));
     const name = path.slice(slash + 1);

@@ -87,3 +87,25 @@ describe('StatCache', () => {
     expect(c3.hits).toBe(120);
   });
 });
+
+describe('hashFileSync and copySmallFileSync with the size the walk saw', () => {
+  it('read a file that grew since it was walked whole, and one that did not the same as without a size', async () => {
+    const { blake3Of } = await import('../../src/image/digest.js');
+    const { copySmallFileSync, copyBuffer } = await import('../../src/builder/dispatch/copy-file.js');
+    const p = files[0]!;
+    const walked = lstatSync(p).size;
+    expect(hashFileSync(p, walked)).toBe(hashFileSync(p));
+    appendFileSync(p, ' and more');
+    const now = readFileSync(p);
+    expect(now.length).toBeGreaterThan(walked);
+    expect(hashFileSync(p, walked)).toBe(blake3Of(now));
+    const attrs = { uid: 0, gid: 0, mode: 0o644, mtimeMs: 0, size: walked };
+    copySmallFileSync(p, join(tmp.dir, 'copied'), copyBuffer(), attrs);
+    expect(readFileSync(join(tmp.dir, 'copied'))).toEqual(now);
+    // A file that shrank is read to its (new) end too.
+    writeFileSync(p, 'x');
+    expect(hashFileSync(p, walked)).toBe(blake3Of(Buffer.from('x')));
+    copySmallFileSync(p, join(tmp.dir, 'copied2'), copyBuffer(), attrs);
+    expect(readFileSync(join(tmp.dir, 'copied2'), 'utf8')).toBe('x');
+  });
+});

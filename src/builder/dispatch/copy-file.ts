@@ -21,6 +21,8 @@ export interface FileAttrs {
   gid: number;
   mode: number;
   mtimeMs: number;
+  /** The size the walk saw: a read of that many bytes needs no read of the end after it. */
+  size?: number;
 }
 
 /** A buffer for copySmallFileSync, one per COPY (never shared across an await). */
@@ -43,6 +45,8 @@ export function copySmallFileSync(src: string, dst: string, buf: Buffer, a: File
         const n = readSync(from, buf, 0, buf.length, null);
         if (n === 0) break;
         for (let off = 0; off < n; ) off += writeSync(to, buf, off, n - off);
+        // A short read of as many bytes as the walk saw ended at the file's end (see hashFileSync).
+        if (n === a.size && n < buf.length) break;
       }
       if (a.uid !== 0 || a.gid !== 0) fchownSync(to, a.uid, a.gid);
       fchmodSync(to, a.mode);

@@ -89,7 +89,7 @@ export function* walkEntries(root: string, m: Match, top: Stats, o: WalkOptions)
     if (o.hash && e.src) {
       // Unchanged files are answered from the stat cache without I/O; only misses are read, with
       // synchronous reads into one buffer (see hashFileSync).
-      e.hash = o.tree.statCache ? o.tree.statCache.hashSync(e.src, st) : hashFileSync(e.src);
+      e.hash = o.tree.statCache ? o.tree.statCache.hashSync(e.src, st) : hashFileSync(e.src, st.size);
     }
     return e;
   };

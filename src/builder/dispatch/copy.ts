@@ -565,7 +565,7 @@ async function applyPlan(plan: CopyPlan, o: ApplyOptions, copies: CopyWindow): P
       const uid = o.chown?.uid ?? e.uid;
       const gid = o.chown?.gid ?? e.gid;
       if (e.type === 'file' && e.src && e.size !== undefined && e.size <= SMALL_FILE_LIMIT) {
-        copySmallFileSync(e.src, host, (buf ??= copyBuffer()), { uid, gid, mode: chmodOf(o.chmod, e.mode, false), mtimeMs: e.mtimeMs });
+        copySmallFileSync(e.src, host, (buf ??= copyBuffer()), { uid, gid, mode: chmodOf(o.chmod, e.mode, false), mtimeMs: e.mtimeMs, size: e.size });
         continue;
       }
       const finish = (): void => {
