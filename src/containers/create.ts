@@ -290,11 +290,13 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     if (userns.kind === 'auto') idMapping = await allocateContainerIds(root, id, userns.size, { files: o.subidFiles, signal: o.signal });
     const top = await topP;
     const key = snapshotKey(id);
-    const volumeDirs = [...binds.map((b) => b.destination), ...tmpfs.map((t) => t.destination), ...volumeRequests.map((v) => v.destination)];
+    // A bind of a file gets a file to mount on, as in Docker; anything else a directory.
+    const fileBinds = await bindsOfFiles(binds);
+    const volumeDirs = [...binds.filter((b) => !fileBinds.includes(b.destination)).map((b) => b.destination), ...tmpfs.map((t) => t.destination), ...volumeRequests.map((v) => v.destination)];
     prepared = true;
     const rootfs = await sn.prepare(key, top, {
       labels: { 'imgbuild.container': id },
-      init: { files: ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'], dirs: volumeDirs },
+      init: { files: ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname', ...fileBinds], dirs: volumeDirs },
       signal: o.signal,
     });
     // The upper dir's root is the merged root's: the container's root must own it to write there.
@@ -478,6 +480,12 @@ async function mountsOf(
   // docker's CLI makes `-v /path` a VOLUME of the container's config (commit keeps it).
   const anonymousV = fromV.filter((r) => r.type === 'volume' && r.source === '').map((r) => r.destination);
   return { binds, tmpfs, volumeRequests, anonymousV, dockerMounts: fromMount.map(dockerMount) };
+}
+
+/** The destinations of binds whose source (followed, as mount(2) follows it) is not a directory. */
+async function bindsOfFiles(binds: BindSpec[]): Promise<string[]> {
+  const kinds = await Promise.all(binds.map(async (b) => (await stat(b.source).catch(() => undefined))?.isDirectory() === false));
+  return binds.filter((_, i) => kinds[i]).map((b) => b.destination);
 }
 
 /** Removes the directory of a creation that failed (after its kernel objects: see run). */

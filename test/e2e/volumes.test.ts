@@ -25,6 +25,19 @@ beforeAll(async () => {
 afterAll(async () => env?.cleanup());
 
 describe('volumes', () => {
+  it('a bind of a host file onto a path the image lacks gets a file to mount on, kept out of diff and commit', async () => {
+    const f = join(env.dir, 'bound-file');
+    await writeFile(f, 'from the host\n');
+    const r = await env.cli(['run', '--name', 'fb1', '-v', `${f}:/new/dir/conf:ro`, '-v', `${f}:/etc/passwd`, 'busybox', 'sh', '-c', 'cat /new/dir/conf /etc/passwd; test -f /new/dir/conf && echo file']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('from the host\nfrom the host\nfile\n');
+    expect(okOut(await env.cli(['diff', 'fb1']))).toBe('');
+    expect((await env.cli(['commit', 'fb1', 'fb1img'])).code).toBe(0);
+    const back = await env.cli(['run', '--rm', 'fb1img', 'sh', '-c', 'ls /new 2>&1; grep -c root /etc/passwd']);
+    expect(back.stdout).toMatch(/No such file or directory\n1\n$/);
+    expect((await env.cli(['rm', 'fb1'])).code).toBe(0);
+  });
+
   it('a named volume is made on first use, outlives its containers and is shared between them', async () => {
     const w = await env.cli(['run', '--name', 'w1', '-v', 'shared:/d', 'busybox', 'sh', '-c', 'echo kept > /d/f']);
     expect(w.code).toBe(0);
