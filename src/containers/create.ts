@@ -296,7 +296,7 @@ export async function createContainer(store: OciStore, o: CreateOptions): Promis
     prepared = true;
     const rootfs = await sn.prepare(key, top, {
       labels: { 'imgbuild.container': id },
-      init: { files: ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname', ...fileBinds], dirs: volumeDirs },
+      init: { files: ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'], dirs: volumeDirs, mountFiles: fileBinds },
       signal: o.signal,
     });
     // The upper dir's root is the merged root's: the container's root must own it to write there.

@@ -128,7 +128,7 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
         if (parentIds[0] !== undefined) await copyAttrs(join(this.dirOf(parentIds[0]), 'fs'), fs);
         else await chmod(fs, 0o755);
         if (kind === 'active') await mkdir(join(tmp, 'work'), { mode: 0o700 });
-        const init = o.init && (o.init.files.length > 0 || o.init.dirs.length > 0);
+        const init = o.init && (o.init.files.length > 0 || o.init.dirs.length > 0 || (o.init.mountFiles?.length ?? 0) > 0);
         if (init) await this.makeInit(join(tmp, 'init'), o.init!, parentIds);
         const labels = { ...(o.labels ?? {}), ...(o.lease ? { [LEASE_LABEL]: o.lease.id } : {}) };
         const rec = tx.create(key, kind, parent, labels, !!init);
@@ -152,6 +152,15 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
    * Builds the init layer. Directories copy the attributes of the same directory in the parent
    * chain (an init `/tmp` must not turn the image's 1777 `/tmp` into 0755 in the merged view).
    */
+  /** Whether `rel` is in the parent chain's merged view (the topmost layer with an entry decides). */
+  private async inParents(rel: string, parentIds: number[]): Promise<boolean> {
+    for (const id of parentIds) {
+      const st = await lstat(join(this.dirOf(id), 'fs', rel)).catch(() => undefined);
+      if (st) return !(st.isCharacterDevice() && st.rdev === 0); // a whiteout: deleted above
+    }
+    return false;
+  }
+
   private async makeInit(dir: string, init: InitLayer, parentIds: number[]): Promise<void> {
     await mkdir(dir);
     await chmod(dir, 0o755);
@@ -175,6 +184,15 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
     for (const f of init.files) {
       const rel = normalizeInitPath(f);
       if (made.has(rel)) continue;
+      await ensureDir(posix.dirname(rel));
+      await writeFile(join(dir, rel), '', { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e;
+      });
+      await chmod(join(dir, rel), 0o644);
+    }
+    for (const f of init.mountFiles ?? []) {
+      const rel = normalizeInitPath(f);
+      if (made.has(rel) || (await this.inParents(rel, parentIds))) continue;
       await ensureDir(posix.dirname(rel));
       await writeFile(join(dir, rel), '', { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
         if (e.code !== 'EEXIST') throw e;

@@ -37,6 +37,11 @@ export interface Usage {
 export interface InitLayer {
   files: string[];
   dirs: string[];
+  /**
+   * Files to mount other files on (binds of a file): made only where no layer below has the path,
+   * so that the image's file, when there is one, is what a copy of the rootfs shows.
+   */
+  mountFiles?: string[];
 }
 
 export interface SnapshotOptions {

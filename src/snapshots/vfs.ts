@@ -83,7 +83,7 @@ export class VfsSnapshotter extends RecordedSnapshotter implements Snapshotter {
         await chmod(fs, 0o755);
       }
       if (kind === 'active') {
-        const init = o.init && (o.init.files.length > 0 || o.init.dirs.length > 0) ? o.init : undefined;
+        const init = o.init && (o.init.files.length > 0 || o.init.dirs.length > 0 || (o.init.mountFiles?.length ?? 0) > 0) ? o.init : undefined;
         // Written before the placeholders: what the run changes after it is newer.
         await writeFile(join(tmp, 'copied'), '');
         if (init) {
@@ -223,7 +223,7 @@ async function makePlaceholders(fs: string, init: InitLayer): Promise<VfsInit> {
     return true;
   };
   for (const d of init.dirs) await ensureDir(relOf(d));
-  for (const f of init.files) {
+  for (const f of [...init.files, ...(init.mountFiles ?? [])]) {
     const rel = relOf(f);
     if (!(await ensureDir(posix.dirname(rel)))) continue;
     if (await lstat(join(fs, rel)).then(() => true, () => false)) continue;

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { setupEnv, type Env } from './containers-env.js';
 import { expectOneLineError, okOut } from '../helpers/cli.js';
 import { mountsUnder } from '../helpers/tmp.js';
@@ -32,6 +33,11 @@ describe('volumes', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('from the host\nfrom the host\nfile\n');
     expect(okOut(await env.cli(['diff', 'fb1']))).toBe('');
+    // The image's own /etc/passwd is not shadowed by a placeholder: an export shows it.
+    const tar = join(env.dir, 'fb1.tar');
+    expect((await env.cli(['export', '-o', tar, 'fb1'])).code).toBe(0);
+    const passwd = spawnSync('tar', ['-xOf', tar, 'etc/passwd'], { encoding: 'utf8' });
+    expect(passwd.stdout).toMatch(/^root:/);
     expect((await env.cli(['commit', 'fb1', 'fb1img'])).code).toBe(0);
     const back = await env.cli(['run', '--rm', 'fb1img', 'sh', '-c', 'ls /new 2>&1; grep -c root /etc/passwd']);
     expect(back.stdout).toMatch(/No such file or directory\n1\n$/);
