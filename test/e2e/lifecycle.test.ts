@@ -131,6 +131,17 @@ describe('lifecycle', () => {
     await env.cli(['rm', '-f', 'looked']);
   });
 
+  it('inspect finds a container before an image whose id its name also prefixes, as docker inspect does', async () => {
+    const imageIdOf = okOut(await env.cli(['inspect', '--type', 'image', '--format', '{{.Id}}', 'busybox'])).trim();
+    const name = imageIdOf.slice('sha256:'.length, 'sha256:'.length + 4);
+    expect((await env.cli(['create', '--name', name, 'busybox', 'true'])).code).toBe(0);
+    expect(okOut(await env.cli(['inspect', '--format', '{{.Name}}', name]))).toBe(`/${name}\n`);
+    expect(okOut(await env.cli(['inspect', '--type', 'image', '--format', '{{.Id}}', name]))).toBe(`${imageIdOf}\n`);
+    // A name no container has still finds the image.
+    expect(okOut(await env.cli(['inspect', '--format', '{{.Id}}', imageIdOf.slice(7, 19)]))).toBe(`${imageIdOf}\n`);
+    expect((await env.cli(['rm', name])).code).toBe(0);
+  });
+
   it('commit makes an image of the container changes with config changes and history', async () => {
     const host = join(env.dir, 'vol-commit');
     await mkdir(host);

@@ -1,7 +1,7 @@
 /**
- * `imgbuild inspect NAME...`: a JSON array describing each image (Docker's `image inspect` fields,
- * plus the manifest descriptor, the manifest and the full config as stored). A name that is not an
- * image is looked up as a container.
+ * `imgbuild inspect NAME...`: a JSON array describing each container or image (Docker's `image
+ * inspect` fields, plus the manifest descriptor, the manifest and the full config as stored). A
+ * name is looked up as a container first, then as an image, in docker inspect's order.
  * `--format` is a Go template run over each object, as `docker inspect -f` does (a missing field
  * is an error there, not `<no value>`).
  */
@@ -39,6 +39,16 @@ export default function register(program: Command, ctx: CliContext): void {
       const out: unknown[] = [];
       let missing: string | undefined;
       for (const name of names) {
+        // A container first, as docker inspect looks: a container's name can also read as an
+        // image id prefix (`a1`, `c1`), and that image must not answer for it.
+        if (opts.type !== 'image') {
+          try {
+            out.push(await inspectContainer(ctx.root(), name));
+            continue;
+          } catch (e) {
+            if (!(isImgbuildError(e) && e.code === 'NOT_FOUND')) throw e;
+          }
+        }
         if (opts.type !== 'container') {
           try {
             const img = await findImage(store, name);
@@ -69,16 +79,7 @@ export default function register(program: Command, ctx: CliContext): void {
             if (!(e instanceof ImageNotFoundError)) throw e;
           }
         }
-        let container: object | undefined;
-        if (opts.type !== 'image') {
-          try {
-            container = await inspectContainer(ctx.root(), name);
-          } catch (e) {
-            if (!(isImgbuildError(e) && e.code === 'NOT_FOUND')) throw e;
-          }
-        }
-        if (container) out.push(container);
-        else missing ??= name;
+        missing ??= name;
       }
       if (render) {
         for (const o of out) ctx.stdout.write(`${render(o)}\n`);
