@@ -37,6 +37,7 @@ import { probeOverlay, PROBE_DIR } from './probe.js';
 import { fuseOverlayMount, probeFuseOverlay } from './fuse-probe.js';
 import { diskUsage, RecordedSnapshotter } from './records.js';
 import type { InitLayer, PrepareOptions, ProbeResult, SnapshotOptions, Snapshotter, Usage } from './snapshotter.js';
+import { LayerView, type MergedEntry } from './upper-view.js';
 
 /** The kernel's limit on mount data (one page) and on overlay stack depth (OVL_MAX_STACK). */
 const MOUNT_DATA_LIMIT = 4095;
@@ -151,19 +152,15 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
   /**
    * Builds the init layer. Directories copy the attributes of the same directory in the parent
    * chain (an init `/tmp` must not turn the image's 1777 `/tmp` into 0755 in the merged view).
+   * A file to mount a file on is made only where the parent chain's merged view lacks the path:
+   * it is not laid over the image's own file, and where a symlink is on the way the runtime
+   * resolves the path inside the rootfs at mount time instead, as Docker does.
    */
-  /** Whether `rel` is in the parent chain's merged view (the topmost layer with an entry decides). */
-  private async inParents(rel: string, parentIds: number[]): Promise<boolean> {
-    for (const id of parentIds) {
-      const st = await lstat(join(this.dirOf(id), 'fs', rel)).catch(() => undefined);
-      if (st) return !(st.isCharacterDevice() && st.rdev === 0); // a whiteout: deleted above
-    }
-    return false;
-  }
-
   private async makeInit(dir: string, init: InitLayer, parentIds: number[]): Promise<void> {
     await mkdir(dir);
     await chmod(dir, 0o755);
+    const view = new LayerView(parentIds.map((id) => join(this.dirOf(id), 'fs')));
+    const below = (rel: string): MergedEntry => view.lookup(`/${rel}`);
     const made = new Set<string>();
     const ensureDir = async (rel: string): Promise<void> => {
       if (rel === '.' || rel === '' || made.has(rel)) return;
@@ -172,42 +169,31 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
       await mkdir(p);
       await chmod(p, 0o755); // whatever the umask
       made.add(rel);
-      for (const id of parentIds) {
-        const src = join(this.dirOf(id), 'fs', rel);
-        const st = await lstat(src).catch(() => undefined);
-        if (!st) continue;
-        if (st.isDirectory()) await copyAttrs(src, p);
-        break;
-      }
+      const e = below(rel);
+      if (e.kind === 'dir') await copyAttrs(e.stack[0]!, p);
+    };
+    const makeFile = async (rel: string): Promise<void> => {
+      await ensureDir(posix.dirname(rel));
+      await writeFile(join(dir, rel), '', { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e;
+      });
+      await chmod(join(dir, rel), 0o644);
     };
     for (const d of init.dirs) await ensureDir(normalizeInitPath(d));
     for (const f of init.files) {
       const rel = normalizeInitPath(f);
-      if (made.has(rel)) continue;
-      await ensureDir(posix.dirname(rel));
-      await writeFile(join(dir, rel), '', { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'EEXIST') throw e;
-      });
-      await chmod(join(dir, rel), 0o644);
+      if (!made.has(rel)) await makeFile(rel);
     }
     for (const f of init.mountFiles ?? []) {
       const rel = normalizeInitPath(f);
-      if (made.has(rel) || (await this.inParents(rel, parentIds))) continue;
-      await ensureDir(posix.dirname(rel));
-      await writeFile(join(dir, rel), '', { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'EEXIST') throw e;
-      });
-      await chmod(join(dir, rel), 0o644);
+      if (!made.has(rel) && below(rel).kind === 'missing') await makeFile(rel);
     }
     // Parent dirs were created before their children changed their mtimes; restore them last.
     for (const rel of [...made].sort((a, b) => b.length - a.length)) {
-      for (const id of parentIds) {
-        const src = join(this.dirOf(id), 'fs', rel);
-        const st = await lstat(src).catch(() => undefined);
-        if (!st) continue;
-        if (st.isDirectory()) await utimes(join(dir, rel), st.atime, st.mtime);
-        break;
-      }
+      const e = below(rel);
+      if (e.kind !== 'dir') continue;
+      const st = await lstat(e.stack[0]!);
+      await utimes(join(dir, rel), st.atime, st.mtime);
     }
   }
 

@@ -42,6 +42,14 @@ describe('volumes', () => {
     const back = await env.cli(['run', '--rm', 'fb1img', 'sh', '-c', 'ls /new 2>&1; grep -c root /etc/passwd']);
     expect(back.stdout).toMatch(/No such file or directory\n1\n$/);
     expect((await env.cli(['rm', 'fb1'])).code).toBe(0);
+    // Through a symlink of the image the file lands at the link's target inside the rootfs, and
+    // the link stays a link (no placeholder hides it).
+    expect((await env.cli(['run', '--name', 'fbl', 'busybox', 'sh', '-c', 'mkdir /real && ln -s /real /lnk'])).code).toBe(0);
+    expect((await env.cli(['commit', 'fbl', 'fblimg'])).code).toBe(0);
+    const through = await env.cli(['run', '--rm', '-v', `${f}:/lnk/conf`, 'fblimg', 'sh', '-c', 'readlink /lnk; cat /real/conf']);
+    expect(through.code, through.stderr).toBe(0);
+    expect(through.stdout).toBe('/real\nfrom the host\n');
+    expect((await env.cli(['rm', 'fbl'])).code).toBe(0);
   });
 
   it('a named volume is made on first use, outlives its containers and is shared between them', async () => {
