@@ -36,7 +36,7 @@ import { mountPointsUnder, unmount } from './mount.js';
 import { probeOverlay, PROBE_DIR } from './probe.js';
 import { fuseOverlayMount, probeFuseOverlay } from './fuse-probe.js';
 import { diskUsage, RecordedSnapshotter } from './records.js';
-import type { InitLayer, PrepareOptions, ProbeResult, SnapshotOptions, Snapshotter, Usage } from './snapshotter.js';
+import { hasPlaceholders, type InitLayer, type PrepareOptions, type ProbeResult, type SnapshotOptions, type Snapshotter, type Usage } from './snapshotter.js';
 import { LayerView, type MergedEntry } from './upper-view.js';
 
 /** The kernel's limit on mount data (one page) and on overlay stack depth (OVL_MAX_STACK). */
@@ -129,7 +129,7 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
         if (parentIds[0] !== undefined) await copyAttrs(join(this.dirOf(parentIds[0]), 'fs'), fs);
         else await chmod(fs, 0o755);
         if (kind === 'active') await mkdir(join(tmp, 'work'), { mode: 0o700 });
-        const init = o.init && (o.init.files.length > 0 || o.init.dirs.length > 0 || (o.init.mountFiles?.length ?? 0) > 0);
+        const init = hasPlaceholders(o.init);
         if (init) await this.makeInit(join(tmp, 'init'), o.init!, parentIds);
         const labels = { ...(o.labels ?? {}), ...(o.lease ? { [LEASE_LABEL]: o.lease.id } : {}) };
         const rec = tx.create(key, kind, parent, labels, !!init);
@@ -161,16 +161,18 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
     await chmod(dir, 0o755);
     const view = new LayerView(parentIds.map((id) => join(this.dirOf(id), 'fs')));
     const below = (rel: string): MergedEntry => view.lookup(`/${rel}`);
-    const made = new Set<string>();
+    // Each dir made, with the parent chain's dir it took its attributes from (none: new).
+    const made = new Map<string, string | undefined>();
     const ensureDir = async (rel: string): Promise<void> => {
       if (rel === '.' || rel === '' || made.has(rel)) return;
       await ensureDir(posix.dirname(rel));
       const p = join(dir, rel);
       await mkdir(p);
       await chmod(p, 0o755); // whatever the umask
-      made.add(rel);
       const e = below(rel);
-      if (e.kind === 'dir') await copyAttrs(e.stack[0]!, p);
+      const src = e.kind === 'dir' ? e.stack[0]! : undefined;
+      made.set(rel, src);
+      if (src) await copyAttrs(src, p);
     };
     const makeFile = async (rel: string): Promise<void> => {
       await ensureDir(posix.dirname(rel));
@@ -189,10 +191,9 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
       if (!made.has(rel) && below(rel).kind === 'missing') await makeFile(rel);
     }
     // Parent dirs were created before their children changed their mtimes; restore them last.
-    for (const rel of [...made].sort((a, b) => b.length - a.length)) {
-      const e = below(rel);
-      if (e.kind !== 'dir') continue;
-      const st = await lstat(e.stack[0]!);
+    for (const [rel, src] of [...made].sort((a, b) => b[0].length - a[0].length)) {
+      if (!src) continue;
+      const st = await lstat(src);
       await utimes(join(dir, rel), st.atime, st.mtime);
     }
   }

@@ -44,6 +44,11 @@ export interface InitLayer {
   mountFiles?: string[];
 }
 
+/** Whether an init layer asks for any placeholder (none: the snapshot gets no init layer). */
+export function hasPlaceholders(init: InitLayer | undefined): init is InitLayer {
+  return !!init && (init.files.length > 0 || init.dirs.length > 0 || (init.mountFiles?.length ?? 0) > 0);
+}
+
 export interface SnapshotOptions {
   labels?: Record<string, string>;
   signal?: AbortSignal;

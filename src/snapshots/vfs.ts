@@ -26,7 +26,7 @@ import type { Mount } from '../sandbox/spec.js';
 import { SnapshotNotFoundError, SnapshotStateError } from './errors.js';
 import { parentIdsOf, type SnapshotRecord } from './metadata.js';
 import { diskUsage, RecordedSnapshotter } from './records.js';
-import type { InitLayer, PrepareOptions, SnapshotOptions, Snapshotter } from './snapshotter.js';
+import { hasPlaceholders, type InitLayer, type PrepareOptions, type SnapshotOptions, type Snapshotter } from './snapshotter.js';
 
 /** execFile as a promise, made at each call: at module load it would load node:child_process for every command. */
 function run(file: string, args: string[], o: ExecFileOptions = {}): Promise<unknown> {
@@ -83,7 +83,7 @@ export class VfsSnapshotter extends RecordedSnapshotter implements Snapshotter {
         await chmod(fs, 0o755);
       }
       if (kind === 'active') {
-        const init = o.init && (o.init.files.length > 0 || o.init.dirs.length > 0 || (o.init.mountFiles?.length ?? 0) > 0) ? o.init : undefined;
+        const init = hasPlaceholders(o.init) ? o.init : undefined;
         // Written before the placeholders: what the run changes after it is newer.
         await writeFile(join(tmp, 'copied'), '');
         if (init) {

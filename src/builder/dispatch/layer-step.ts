@@ -19,6 +19,7 @@ import { resolveChown, resolveRel } from './fs-root.js';
 import { ensureSnapshot, withHostMount } from './snapshots.js';
 import { planDirectCopy } from './copy-direct.js';
 import { syncFilesystem } from '../../snapshots/sync.js';
+import { hasPlaceholders } from '../../snapshots/snapshotter.js';
 import { appendLayer, historyEntry, keyBase, type StageCtx } from './stage.js';
 
 /** The active snapshot a layer step works in. */
@@ -86,7 +87,7 @@ export async function layerStep(
       const activeKey = `build-${randomBytes(8).toString('hex')}`;
       // Placeholders of an init layer (made only on a cache miss: finding them may need a mount).
       const placeholders = o.init ? await o.init() : undefined;
-      const init = placeholders?.files.length || placeholders?.dirs.length ? { init: placeholders } : {};
+      const init = hasPlaceholders(placeholders) ? { init: placeholders } : {};
       const mounts = await phases.time('snapshot', () => sn.prepare(activeKey, parent, { ...init, lease: env.store.lease }));
       let committed = false;
       let flushed = false;
