@@ -162,7 +162,7 @@ class Applier {
     }
     const under = this.opts.under ?? [];
     if (plan.kind === 'opaque') return this.opaque(h.name, [...under, ...plan.parts]);
-    if (plan.kind === 'whiteout') return this.whiteout(h.name, [...under, ...plan.parts], plan.name);
+    if (plan.kind === 'whiteout') return this.whiteout(h.name, [...under, ...plan.parts], plan.name, h.mtime);
     const parts = [...under, ...plan.parts];
     const base = plan.base;
     let linkSource: string | undefined;
@@ -294,7 +294,7 @@ class Applier {
   }
 
   /** `name` passed planEntry: a plain file name. */
-  private whiteout(entry: string, parts: string[], name: string): void {
+  private whiteout(entry: string, parts: string[], name: string, mtime: number): void {
     const dirParts = parts.slice(0, -1);
     if (this.opts.mode === 'overlay') {
       let parent: { path: string; rel: string };
@@ -309,6 +309,8 @@ class Applier {
       if (this.unpacked.has(rel) || lstatIfThere(target)) return;
       try {
         mknod(target, 'c', 0, 0);
+        // The entry's time, as a device node gets: packed again, the upper dir gives the same bytes.
+        lutimesSync(target, mtime, mtime);
       } catch (e) {
         throw wrap(entry, e);
       }

@@ -191,6 +191,8 @@ describe('packDir', () => {
     mkdirSync(join(d, 'a'), { recursive: true });
     writeFileSync(join(d, 'a/b'), 'b');
     mknod(join(d, 'a/gone'), 'c', '0', '0');
+    // A whiteout's time is in its entry: applying it must put it back, not leave the moment of mknod.
+    lutimesSync(join(d, 'a/gone'), 1_500_000_000, 1_500_000_000);
     setAttributeSync(join(d, 'a'), 'trusted.overlay.opaque', 'y');
     lutimesSync(join(d, 'a'), 1_600_000_000, 1_600_000_000);
     const buf = await collect(packDir(d, { mode: 'overlay' }));
