@@ -40,6 +40,7 @@ export async function openBuildSnapshotter(
 function overlayBuildSnapshotter(store: OciStore, sn: OverlaySnapshotter): BuildSnapshotter {
   return {
     ...common(store, sn),
+    volatileMounts: (mounts) => sn.volatileMounts(mounts),
     // A build's layer is hashed only, and written when something needs its bytes (store/lazy.ts).
     diff: (key, { lazy, ...o }) => (lazy ? hashSnapshotLayer(sn, key, o) : diffSnapshot(store, sn, key, { compression: 'none', ...o })),
     keepLazy: (name, blob) => keepLazyLayer(store, sn, name, blob),

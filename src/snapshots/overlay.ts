@@ -229,6 +229,18 @@ export class OverlaySnapshotter extends RecordedSnapshotter implements Snapshott
     return { type: 'overlay', source: 'overlay', options, cwd: this.snapshotsDir };
   }
 
+  /**
+   * `mounts` (an active snapshot's) with its overlay mounted `volatile`: no flush of the upper
+   * file system at its umount, and no mount of that upper dir after it (overlay marks its work
+   * dir). Undefined for fuse-overlayfs, a kernel without the option, or options that would not fit.
+   */
+  volatileMounts(mounts: Mount[]): Mount[] | undefined {
+    if (this.kind !== 'overlay' || !this.probe.volatile) return undefined;
+    const ov = mounts.find((m) => m.type === 'overlay' && m.options.some((o) => o.startsWith('upperdir=')));
+    if (!ov || [...ov.options, 'volatile'].join(',').length > MOUNT_DATA_LIMIT) return undefined;
+    return mounts.map((m) => (m === ov ? { ...m, options: [...m.options, 'volatile'] } : m));
+  }
+
   async mounts(key: string): Promise<Mount[]> {
     const doc = await this.meta.read();
     const rec = Object.hasOwn(doc.snapshots, key) ? doc.snapshots[key] : undefined;

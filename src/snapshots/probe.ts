@@ -106,6 +106,8 @@ async function runProbe(root: string): Promise<ProbeResult> {
     if (err !== undefined) return { ...base, reason: err };
     await fresh();
     const multi = (await tryMount(dir, ['l1', 'l0'], opts)) === undefined;
+    await fresh();
+    const volatile = (await tryMount(dir, ['l0'], [...opts, 'volatile'])) === undefined;
     return {
       ...base,
       supported: true,
@@ -113,6 +115,7 @@ async function runProbe(root: string): Promise<ProbeResult> {
       userxattr: userNamespace,
       opaqueXattr: userNamespace ? 'user.overlay.opaque' : 'trusted.overlay.opaque',
       options: opts,
+      volatile,
     };
   } finally {
     await unmount(join(dir, 'merged')).catch(() => {});
@@ -135,7 +138,7 @@ export async function cachedProbe(root: string, run: (root: string) => Promise<P
     try {
       const cached = JSON.parse(await readFile(path, 'utf8')) as ProbeResult;
       if (
-        cached.version === 1 &&
+        cached.version === 2 &&
         cached.kernel === release() &&
         cached.uid === (process.getuid?.() ?? -1) &&
         cached.userNamespace === !(await inInitialUserNamespace())
@@ -156,7 +159,7 @@ export async function cachedProbe(root: string, run: (root: string) => Promise<P
 /** What a probe reports before it has found anything (no support, no options). */
 export function unsupportedProbe(userNamespace: boolean, opaqueXattr: ProbeResult['opaqueXattr']): ProbeResult {
   return {
-    version: 1,
+    version: 2,
     kernel: release(),
     uid: process.getuid?.() ?? -1,
     userNamespace,
@@ -165,6 +168,7 @@ export function unsupportedProbe(userNamespace: boolean, opaqueXattr: ProbeResul
     userxattr: false,
     opaqueXattr,
     options: [],
+    volatile: false,
     checkedAt: new Date().toISOString(),
   };
 }

@@ -92,7 +92,8 @@ export type OpaqueXattr = 'trusted.overlay.opaque' | 'user.overlay.opaque';
 
 /** What the kernel's overlayfs can do for a snapshotter root (probe.ts finds it out). */
 export interface ProbeResult {
-  version: 1;
+  /** 2 since `volatile` is probed: a probe.json of version 1 is made again. */
+  version: 2;
   kernel: string;
   uid: number;
   /** True when not in the initial user namespace. */
@@ -107,5 +108,10 @@ export interface ProbeResult {
   opaqueXattr: OpaqueXattr;
   /** Extra options for every overlay mount, e.g. ['index=off', 'redirect_dir=off', 'metacopy=off']. */
   options: string[];
+  /**
+   * The kernel takes overlay's `volatile` (Linux 5.10): a mount so made does not flush its upper
+   * file system when it ends, so a build step can flush it beside the layer's hashing instead.
+   */
+  volatile: boolean;
   checkedAt: string;
 }

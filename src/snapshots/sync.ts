@@ -3,7 +3,8 @@
  * system that holds the upper dir, as containerd syncs once per layer rather than once per file.
  * Node has no call for syncfs, so coreutils' `sync -f` makes it. A mount's umount makes the same
  * flush (an overlay syncs its upper file system as it goes), so steps that unmounted their rootfs
- * need none of their own.
+ * need none of their own, unless it was mounted `volatile` (a RUN's, run.ts): then this flush runs
+ * beside the layer's hashing instead of before it.
  */
 import { spawn } from 'node:child_process';
 import { ImgbuildError, throwIfAborted } from '../errors.js';

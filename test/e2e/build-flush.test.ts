@@ -1,8 +1,8 @@
 /**
  * The flush before a step's snapshot is committed (builder/dispatch/layer-step.ts,
  * snapshots/sync.ts): a step written into its upper dir without a mount makes one syncfs of it
- * (`sync -f`), started beside the layer's hashing and waited for before the commit; a RUN, whose
- * overlay's umount flushed it, makes none. A `sync` first on PATH records its calls here, and
+ * (`sync -f`), started beside the layer's hashing and waited for before the commit; so does a RUN,
+ * whose overlay the sandbox mounted `volatile` (its umount flushed nothing). A `sync` first on PATH records its calls here, and
  * one that fails stands for a file system that cannot be flushed: the build fails with one line
  * and leaves neither the step's snapshot nor a cache record behind.
  */
@@ -44,14 +44,15 @@ async function storeState(): Promise<{ keys: string[]; steps: number }> {
 }
 
 describe('flush before commit', () => {
-  it('a COPY written into its upper dir makes one syncfs of it, a RUN none', async () => {
+  it('a COPY written into its upper dir and a RUN on a volatile overlay each make one syncfs of their upper dir', async () => {
     const log = join(tmp.dir, 'sync.log');
     const env = await fakeSync(`echo "$*" >> ${log}\nexec /bin/sync "$@"`);
     const r = await runCli(['build', '--no-cache', '-q', ctx], { root, env });
     expect(r.code, r.stderr).toBe(0);
     const calls = (await readFile(log, 'utf8')).trim().split('\n');
-    expect(calls).toHaveLength(1);
-    expect(calls[0]).toMatch(new RegExp(`^-f ${root}/overlay/snapshots/\\d+/fs$`));
+    expect(calls).toHaveLength(2);
+    for (const c of calls) expect(c).toMatch(new RegExp(`^-f ${root}/overlay/snapshots/\\d+/fs$`));
+    expect(calls[1]).not.toBe(calls[0]);
   });
 
   it('a flush that fails fails the build with one line and keeps nothing of the step', async () => {

@@ -109,6 +109,8 @@ describe('overlay snapshotter specifics', () => {
     expect(p.opaqueXattr).toBe('trusted.overlay.opaque');
     expect(p.options).toContain('index=off');
     expect(p.options).toContain('redirect_dir=off');
+    // Linux 5.10 and later (this machine's kernel is 6.x).
+    expect(p.volatile).toBe(true);
     const cached = JSON.parse(await readFile(join(sn.root, 'probe.json'), 'utf8')) as { checkedAt: string };
     expect(cached.checkedAt).toBe(p.checkedAt);
     expect((await probeOverlay(sn.root)).checkedAt).toBe(p.checkedAt);
@@ -451,6 +453,34 @@ describe('overlay snapshotter specifics', () => {
     expect((await pruneSnapshots(sn, new Set(), { storeRoot: store.root })).removed).toEqual([]);
     await lease.release();
     expect((await pruneSnapshots(sn, new Set(), { storeRoot: store.root })).removed).toEqual(['a']);
+  });
+
+  it('a volatile mount of an active snapshot writes its upper dir, is refused a second time, and commits like any other', async () => {
+    await sn.prepare('vb-a');
+    await writeFile(join(await sn.upperDir('vb-a'), 'base.txt'), 'b');
+    await sn.commit('vb', 'vb-a');
+    // A snapshot on no parent is a bind: nothing to make volatile.
+    expect(sn.volatileMounts(await sn.prepare('vbare'))).toBeUndefined();
+    const mounts = await sn.prepare('vstep', 'vb');
+    const vol = sn.volatileMounts(mounts)!;
+    expect(vol[0]!.options).toEqual([...mounts[0]!.options, 'volatile']);
+    await withMount(dir, vol, (r) => writeFile(join(r, 'step.txt'), 's'));
+    expect(await readFile(join(await sn.upperDir('vstep'), 'step.txt'), 'utf8')).toBe('s');
+    // Overlay marks the work dir: the upper is never mounted again (run.ts mounts it volatile last).
+    const err = await withMount(dir, mounts, () => undefined).then(() => undefined, (e: unknown) => e as Error);
+    expect(err?.message).toMatch(/^mount .* failed \(status 32\)/);
+    await sn.commit('vstepped', 'vstep');
+    await withMount(dir, await sn.view('vv', 'vstepped'), async (r) => {
+      expect(await readTree(r)).toEqual({ 'base.txt': 'b', 'step.txt': 's' });
+    });
+    // A probe cached before volatile was probed is made again.
+    const cachedPath = join(sn.root, 'probe.json');
+    const cached = JSON.parse(await readFile(cachedPath, 'utf8')) as { version: number; volatile?: boolean };
+    const { volatile: _v, ...old } = { ...cached, version: 1 };
+    await writeFile(cachedPath, JSON.stringify(old));
+    const again = await probeOverlay(sn.root);
+    expect(again.version).toBe(2);
+    expect(again.volatile).toBe(true);
   });
 
   it('a committed snapshot keeps no work and init dirs of its active one; prune sweeps those a killed commit left', async () => {

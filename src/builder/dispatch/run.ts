@@ -170,7 +170,10 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
       // binds it); any other passes through.
       let live: SandboxRootfs | undefined;
       try {
-        live = await active.phases.time('mount', () => sandboxRootfs(active.mounts, env.signal ? { signal: env.signal } : {}));
+        // The sandbox's mount of the rootfs is its last: volatile where the kernel allows, so
+        // that the flush runs beside the layer's hashing rather than in the umount before it.
+        const volatile = sn.volatileMounts?.(active.mounts);
+        live = await active.phases.time('mount', () => sandboxRootfs(volatile ?? active.mounts, env.signal ? { signal: env.signal } : {}));
         const files = await networkFiles(join(scratch, 'etc'), {
           hosts: hostsFile(sandbox.hostname, sandbox.extraHosts, net.gateway),
           resolvConf: await stepResolvConf(mode, sandbox.dns),
@@ -210,10 +213,10 @@ export async function dispatchRun(s: StageCtx, ins: Run, label: string): Promise
         if (r.exitCode !== 0 || r.signal) {
           throw new RunFailedError(args.join(' '), r.exitCode, r.signal, unresolved ? noNetworkHint(ins.network === 'none') : undefined);
         }
-        // A kernel overlay rootfs was mounted in the sandbox's own mount namespace, which ended
-        // with its last process: that umount flushed the upper file system (measured: 200 MB
-        // written by the RUN left nothing for a flush after it).
-        if (overlay) active.unmounted();
+        // A kernel overlay rootfs mounted without `volatile` in the sandbox's own mount
+        // namespace, which ended with its last process: that umount flushed the upper file
+        // system (measured: 200 MB written by the RUN left nothing for a flush after it).
+        if (overlay && !volatile) active.unmounted();
       } finally {
         net.release();
         if (nets !== env.networks) await nets.close();

@@ -10,7 +10,7 @@ import type { LoadedImage } from '../../image/model.js';
 import type { Lease } from '../../store/lease.js';
 import type { LayerBlob } from '../../store/layers.js';
 import type { LazyPack } from '../../store/lazy.js';
-import type { Snapshotter, Usage } from '../../snapshots/snapshotter.js';
+import type { Mount, Snapshotter, Usage } from '../../snapshots/snapshotter.js';
 import type { CacheRecord } from '../cache.js';
 
 export interface BuildStore {
@@ -30,6 +30,13 @@ export interface BuildSnapshotter extends Pick<Snapshotter, 'prepare' | 'view' |
    * host for COPY or a read of an image, so a build needs no mount permission outside RUN.
    */
   readonly inPlace?: boolean;
+  /**
+   * An active snapshot's mounts with its kernel overlay made `volatile`, for the last mount a RUN
+   * makes of it (overlay refuses to mount a volatile upper again): its umount then flushes
+   * nothing, and the step flushes the upper file system beside the layer's hashing. Undefined
+   * where the kernel lacks the option.
+   */
+  volatileMounts?(mounts: Mount[]): Mount[] | undefined;
   /** The read-only mounts of the committed snapshot `key` (its layer dirs, for reading them in place). */
   mounts?: Snapshotter['mounts'];
   /** Whether the committed snapshot `key` exists; with a lease, it is leased too. */
