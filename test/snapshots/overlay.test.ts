@@ -467,7 +467,7 @@ describe('overlay snapshotter specifics', () => {
     await withMount(dir, vol, (r) => writeFile(join(r, 'step.txt'), 's'));
     expect(await readFile(join(await sn.upperDir('vstep'), 'step.txt'), 'utf8')).toBe('s');
     // Overlay marks the work dir: the upper is never mounted again (run.ts mounts it volatile last).
-    const err = await withMount(dir, mounts, () => undefined).then(() => undefined, (e: unknown) => e as Error);
+    const err = await withMount(dir, mounts, async () => undefined).then(() => undefined, (e: unknown) => e as Error);
     expect(err?.message).toMatch(/^mount .* failed \(status 32\)/);
     await sn.commit('vstepped', 'vstep');
     await withMount(dir, await sn.view('vv', 'vstepped'), async (r) => {
