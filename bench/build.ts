@@ -26,7 +26,7 @@
  * rebuild, and after one file changed. The tools take turns in a rotating order, with a `sync`
  * (untimed) before each build so one tool's writeback does not land in another's time. Each cold
  * build starts on a new file system of the tool's own (bench/build/volume.ts: a loop-mounted ext4
- * made like the host's; without loop mounts, the old storage goes into a trash emptied at the
+ * made like the host's, with direct I/O; without loop mounts, the old storage goes into a trash emptied at the
  * end), so nothing is deleted while builds are timed and no tool's removals slow another's file
  * creation (trash.ts says why: ext4 without a journal makes file creation slow for minutes after
  * many files were removed); on that new storage each tool first builds a one-line probe

@@ -7,6 +7,10 @@
  * not help, as the removals are the tools' own. On its own filesystem a tool pays only for what it
  * removes itself, as it would on a machine of its own. The image is made like the host's
  * filesystem (no journal if the host's has none), and dropping it is one unlink on the host.
+ * The loop device does direct I/O where it can: buffered, every write is cached twice (in the
+ * volume and in the image file on the host), and what one build left dirty in the host's cache
+ * slowed the next build's writes however much `sync` ran between them (imgbuild's bytes-2G cold
+ * build took 11.0-13.6 s buffered against 3.7-4.1 s with direct I/O, in alternating runs).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
@@ -21,11 +25,13 @@ export interface Storage {
 export class Volumes implements Storage {
   private readonly images = new Map<string, string>();
   private n = 0;
+  /** Whether the loop devices do direct I/O (`losetup --direct-io`), found on the first volume. */
+  private directIo = true;
+  about = '';
 
   private constructor(
     private readonly dir: string,
     private readonly mkfsFlags: string[],
-    readonly about: string,
   ) {}
 
   /** Volumes with their images under `dir`, or a string saying why loop mounts cannot be made here. */
@@ -36,7 +42,7 @@ export class Volumes implements Storage {
     const host = hostFilesystem(dir);
     const noJournal = host.ext4 && !host.journal;
     const flags = ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', ...(noJournal ? ['-O', '^has_journal'] : [])];
-    const v = new Volumes(dir, flags, `each tool's storage on its own new ext4 (a loop-mounted sparse image${noJournal ? ', no journal, like the host\'s' : ''}) for every cold build`);
+    const v = new Volumes(dir, flags);
     const probe = join(dir, 'probe');
     try {
       v.clear(probe);
@@ -45,6 +51,8 @@ export class Volumes implements Storage {
       v.close();
       return (e as Error).message;
     }
+    const how = [...(noJournal ? ['no journal, like the host\'s'] : []), v.directIo ? 'direct I/O' : 'buffered: no direct I/O for loop devices here'];
+    v.about = `each tool's storage on its own new ext4 (a loop-mounted sparse image, ${how.join(', ')}) for every cold build`;
     return v;
   }
 
@@ -58,6 +66,10 @@ export class Volumes implements Storage {
     run(['mkfs.ext4', ...this.mkfsFlags, image]);
     run(['mount', '-o', 'loop', image, path]);
     this.images.set(path, image);
+    if (this.directIo) {
+      const dev = spawnSync('findmnt', ['-n', '-o', 'SOURCE', path], { encoding: 'utf8' }).stdout.trim();
+      this.directIo = dev.startsWith('/dev/loop') && spawnSync('losetup', ['--direct-io=on', dev], { stdio: 'ignore' }).status === 0;
+    }
   }
 
   /** Unmounts the volume at `path` (and whatever a tool left mounted in it) and removes its image. */
