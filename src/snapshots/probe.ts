@@ -11,6 +11,8 @@
  * - `redirect_dir=off`, `metacopy=off`: a renamed dir would be a redirect xattr and a chmod'ed
  *   file a metadata-only copy-up; neither can be expressed in an OCI layer diff of the upper dir,
  *   so both are switched off and the upper dir stays a complete record of the changes.
+ * - `volatile` (Linux 5.10): probed, not passed to every mount; a RUN's last mount of its upper
+ *   dir takes it (OverlaySnapshotter.volatileMounts).
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
 import { exists } from '../fs.js';
