@@ -19,7 +19,8 @@
  *
  * Cold means new storage holding the base image and one probe build (its snapshot unpacked, the
  * overlay probe's answer cached, a new dockerd's worker set up): no build cache of the workload.
- * Workloads (bench/build/workloads.ts): /usr/share/doc copied in, copied again by a RUN with
+ * Workloads (bench/build/workloads.ts): hello (one small file copied in and read by a RUN: the
+ * fixed cost alone); /usr/share/doc copied in, copied again by a RUN with
  * deletes and a RUN writing an 80 MB file; the project's node_modules; files-N (1k → 10k → 100k
  * tiny files) and bytes-N (10 MB → 200 MB → 2 GB in one file), each copied in and copied again by
  * a RUN. Each is built cold (every tool emptied of images and cache but the base), as a no-op
@@ -45,7 +46,7 @@ import { Imgbuild, type Builder } from './build/tools.js';
 import { BuildKit } from './build/buildkit.js';
 import { Buildah } from './build/buildah.js';
 import { GNU_TIME, removeTree, run } from './build/measure.js';
-import { bigFile, docTree, nodeModules, tinyFiles, type Workload, type WorkloadSpec } from './build/workloads.js';
+import { bigFile, docTree, hello, nodeModules, tinyFiles, type Workload, type WorkloadSpec } from './build/workloads.js';
 import { mainTable, record, seriesTable, summary, type Results, type Scenario } from './build/report.js';
 import { instructionScaling } from './build/instructions.js';
 import { Trash } from './build/trash.js';
@@ -58,8 +59,9 @@ const only = process.env.BENCH_WORKLOADS?.split(',').map((s) => s.trim()).filter
 
 function specs(): WorkloadSpec[] {
   const all = quick
-    ? [docTree(600, 8), nodeModules(REPO_ROOT, 400), ...[100, 1000, 5000].map(tinyFiles), ...[1, 10, 50].map(bigFile)]
+    ? [hello(), docTree(600, 8), nodeModules(REPO_ROOT, 400), ...[100, 1000, 5000].map(tinyFiles), ...[1, 10, 50].map(bigFile)]
     : [
+        hello(),
         docTree(undefined, 80),
         nodeModules(REPO_ROOT, undefined),
         ...[1000, 10000, ...(large ? [100000] : [])].map(tinyFiles),

@@ -7,7 +7,9 @@
  *  - node_modules: the project's own node_modules (a deep tree of real packages) copied in, and a
  *    RUN that walks it;
  *  - files-N: N tiny files (64 bytes, 100 per directory) copied in and copied again by a RUN;
- *  - bytes-N: one file of N MB of random bytes copied in and copied again by a RUN.
+ *  - bytes-N: one file of N MB of random bytes copied in and copied again by a RUN;
+ *  - hello: the smallest build that does something, one small file copied in and read by a RUN,
+ *    where a build's fixed cost (start-up, snapshots, sandbox, commit) is all there is.
  * The files-N and bytes-N series show how cost grows with the number of files and with size.
  */
 import { randomFillSync } from 'node:crypto';
@@ -109,6 +111,17 @@ export function nodeModules(repo: string, limitFiles: number | undefined): Workl
       ].join('\n'));
       const m = measure(join(dir, 'node_modules'));
       return { files: m.files, bytes: m.bytes, change: changer(m.first!) };
+    },
+  };
+}
+
+export function hello(): WorkloadSpec {
+  return {
+    name: 'hello',
+    make(dir) {
+      writeFileSync(join(dir, 'hello.txt'), 'hello\n');
+      writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt > /greeting\n');
+      return { files: 1, bytes: 6, change: changer(join(dir, 'hello.txt')) };
     },
   };
 }
