@@ -20,18 +20,18 @@
  * Cold means new storage holding the base image and one probe build (its snapshot unpacked, the
  * overlay probe's answer cached, a new dockerd's worker set up): no build cache of the workload.
  * Workloads (bench/build/workloads.ts): hello (one small file copied in and read by a RUN: the
- * fixed cost alone); /usr/share/doc copied in, copied again by a RUN with
- * deletes and a RUN writing an 80 MB file; the project's node_modules; files-N (1k → 10k → 100k
- * tiny files) and bytes-N (10 MB → 200 MB → 2 GB in one file), each copied in and copied again by
- * a RUN. Each is built cold (every tool emptied of images and cache but the base), as a no-op
- * rebuild, and after one file changed. The tools take turns in a rotating order, with a `sync`
- * (untimed) before each build so one tool's writeback does not land in another's time. Each cold
- * build starts on a new file system of the tool's own (bench/build/volume.ts: a loop-mounted ext4
- * made like the host's, with direct I/O; without loop mounts, the old storage goes into a trash emptied at the
- * end), so nothing is deleted while builds are timed and no tool's removals slow another's file
- * creation (trash.ts says why: ext4 without a journal makes file creation slow for minutes after
- * many files were removed); on that new storage each tool first builds a one-line probe
- * (untimed), so a cold build does not include a tool's first-use set-up.
+ * fixed cost alone); /usr/share/doc copied in, copied again by a RUN with deletes and a RUN writing
+ * an 80 MB file; the project's node_modules; files-N (1k → 10k → 100k tiny files) and bytes-N (10
+ * MB → 200 MB → 2 GB in one file), each copied in and copied again by a RUN. Each is built cold
+ * (every tool emptied of images and cache but the base), as a no-op rebuild, and after one file
+ * changed. The tools take turns in a rotating order, with a `sync` (untimed) before each build so
+ * one tool's writeback does not land in another's time. Each cold build starts on a new file system
+ * of the tool's own (bench/build/volume.ts: a loop-mounted ext4 made like the host's, with direct
+ * I/O; without loop mounts, the old storage goes into a trash emptied at the end), so nothing is
+ * deleted while builds are timed and no tool's removals slow another's file creation (trash.ts says
+ * why: ext4 without a journal makes file creation slow for minutes after many files were removed);
+ * on that new storage each tool first builds a one-line probe (untimed), so a cold build does not
+ * include a tool's first-use set-up.
  * One pass of the default workloads took 10.5 min on 2 cores at load 10-14 (other work running).
  * Peak memory is GNU time's maximum RSS: the largest process of the command's tree (for imgbuild,
  * its Node process); BuildKit's is in dockerd, which the client's figure would not show.

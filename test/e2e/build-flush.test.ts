@@ -2,9 +2,10 @@
  * The flush before a step's snapshot is committed (builder/dispatch/layer-step.ts,
  * snapshots/sync.ts): a step written into its upper dir without a mount makes one syncfs of it
  * (`sync -f`), started beside the layer's hashing and waited for before the commit; so does a RUN,
- * whose overlay the sandbox mounted `volatile` (its umount flushed nothing). A `sync` first on PATH records its calls here, and
- * one that fails stands for a file system that cannot be flushed: the build fails with one line
- * and leaves neither the step's snapshot nor a cache record behind.
+ * whose overlay the sandbox mounted `volatile` (its umount flushed nothing). A `sync` first on
+ * PATH records its calls here, and one that fails stands for a file system that cannot be
+ * flushed: the build fails with one line and leaves neither the step's snapshot nor a cache
+ * record behind.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
